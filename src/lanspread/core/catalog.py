@@ -1,0 +1,216 @@
+"""The game catalog: the allow-list of games every peer agrees on.
+
+A game id is a single path component of ``[a-z0-9._-]`` (never ``.`` or ``..``);
+it names the game's root folder in every peer's game directory. Any folder whose
+name is not a catalog id is invisible to the library, the wire and the UI.
+
+The catalog file is TOML::
+
+    [[game]]
+    id = "quake3"
+    name = "Quake III Arena"
+    description = "..."
+    size_bytes = 480_000_000
+    genre = "Shooter"
+    max_players = 16
+    executable = "quake3.exe"   # optional, relative to local/
+    cover = "quake3.png"        # optional
+
+This module parses text; reading files is the caller's job.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import PurePosixPath, PureWindowsPath
+from typing import Any
+
+from lanspread.errors import CatalogError
+
+# Long enough for any real title slug, short enough to keep paths and wire frames small.
+MAX_GAME_ID_LENGTH = 64
+MAX_NAME_LENGTH = 200
+MAX_DESCRIPTION_LENGTH = 4000
+MAX_PATH_FIELD_LENGTH = 260
+MAX_CATALOG_GAMES = 10_000
+
+_GAME_ID_RE = re.compile(r"[a-z0-9._-]+")
+
+
+def is_valid_game_id(value: object) -> bool:
+    """True when ``value`` may name a game root: one safe path component."""
+    return (
+        isinstance(value, str)
+        and 0 < len(value) <= MAX_GAME_ID_LENGTH
+        and value not in {".", ".."}
+        and _GAME_ID_RE.fullmatch(value) is not None
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogGame:
+    id: str
+    name: str
+    description: str
+    size_bytes: int
+    """Approximate installed size, shown to players before they download."""
+    genre: str
+    max_players: int
+    executable: str | None = None
+    """Path of the game's launcher relative to ``local/``; ``None`` when not playable from here."""
+    cover: str | None = None
+    """Cover image file name, relative to the catalog file's folder."""
+
+
+@dataclass(frozen=True, slots=True)
+class Catalog:
+    games: Mapping[str, CatalogGame]
+    source: str
+    """Where the catalog came from, for messages (a file path or ``<bundled>``)."""
+
+    def __contains__(self, game_id: object) -> bool:
+        return isinstance(game_id, str) and game_id in self.games
+
+    def __iter__(self) -> Iterator[CatalogGame]:
+        return iter(self.games.values())
+
+    def __len__(self) -> int:
+        return len(self.games)
+
+    def get(self, game_id: str) -> CatalogGame | None:
+        return self.games.get(game_id)
+
+    @property
+    def ids(self) -> frozenset[str]:
+        return frozenset(self.games)
+
+
+def parse_catalog(text: str, source: str) -> Catalog:
+    """Parse catalog TOML; any defect raises :class:`CatalogError` naming where and which field."""
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise CatalogError(f"{source}: not valid TOML: {exc}") from exc
+    unknown_top = sorted(set(document) - {"game"})
+    if unknown_top:
+        raise CatalogError(
+            f"{source}: unknown top-level key {unknown_top[0]!r} (expected [[game]])"
+        )
+    entries = document.get("game")
+    if not isinstance(entries, list) or not entries:
+        raise CatalogError(f"{source}: no [[game]] entries")
+    if len(entries) > MAX_CATALOG_GAMES:
+        raise CatalogError(
+            f"{source}: {len(entries)} games exceeds the limit of {MAX_CATALOG_GAMES}"
+        )
+    games: dict[str, CatalogGame] = {}
+    for index, entry in enumerate(entries, start=1):
+        game = _parse_entry(entry, _EntryContext(source, index))
+        if game.id in games:
+            raise CatalogError(f"{source}: game #{index}: field 'id': duplicate id {game.id!r}")
+        games[game.id] = game
+    return Catalog(games=games, source=source)
+
+
+@dataclass(frozen=True, slots=True)
+class _EntryContext:
+    source: str
+    index: int
+    game_id: str | None = None
+
+    def fail(self, field: str, problem: str) -> CatalogError:
+        where = f"game #{self.index}"
+        if self.game_id is not None:
+            where += f" ({self.game_id!r})"
+        return CatalogError(f"{self.source}: {where}: field {field!r}: {problem}")
+
+
+_KNOWN_FIELDS = frozenset(
+    {"id", "name", "description", "size_bytes", "genre", "max_players", "executable", "cover"}
+)
+
+
+def _parse_entry(entry: object, ctx: _EntryContext) -> CatalogGame:
+    if not isinstance(entry, dict):
+        raise ctx.fail("game", "expected a table")
+    game_id = entry.get("id")
+    if game_id is None:
+        raise ctx.fail("id", "missing")
+    if not is_valid_game_id(game_id):
+        raise ctx.fail(
+            "id",
+            f"{game_id!r} is not a single path component of [a-z0-9._-] "
+            f"(at most {MAX_GAME_ID_LENGTH} characters)",
+        )
+    assert isinstance(game_id, str)
+    ctx = _EntryContext(ctx.source, ctx.index, game_id)
+    unknown = sorted(set(entry) - _KNOWN_FIELDS)
+    if unknown:
+        raise ctx.fail(unknown[0], "unknown field")
+    executable = _optional_relative_path(entry, "executable", ctx)
+    cover = _optional_relative_path(entry, "cover", ctx)
+    return CatalogGame(
+        id=game_id,
+        name=_text(entry, "name", MAX_NAME_LENGTH, ctx),
+        description=_text(entry, "description", MAX_DESCRIPTION_LENGTH, ctx, required=False),
+        size_bytes=_whole_number(entry, "size_bytes", ctx, minimum=0),
+        genre=_text(entry, "genre", MAX_NAME_LENGTH, ctx),
+        max_players=_whole_number(entry, "max_players", ctx, minimum=1),
+        executable=executable,
+        cover=cover,
+    )
+
+
+def _text(
+    entry: Mapping[str, Any], field: str, limit: int, ctx: _EntryContext, *, required: bool = True
+) -> str:
+    value = entry.get(field)
+    if value is None:
+        if required:
+            raise ctx.fail(field, "missing")
+        return ""
+    if not isinstance(value, str):
+        raise ctx.fail(field, f"expected text, got {type(value).__name__}")
+    if required and not value.strip():
+        raise ctx.fail(field, "must not be empty")
+    if len(value) > limit:
+        raise ctx.fail(field, f"longer than {limit} characters")
+    return value
+
+
+def _whole_number(entry: Mapping[str, Any], field: str, ctx: _EntryContext, *, minimum: int) -> int:
+    value = entry.get(field)
+    if value is None:
+        raise ctx.fail(field, "missing")
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ctx.fail(field, f"expected a whole number, got {type(value).__name__}")
+    if value < minimum:
+        raise ctx.fail(field, f"must be at least {minimum}, got {value}")
+    return value
+
+
+def _optional_relative_path(entry: Mapping[str, Any], field: str, ctx: _EntryContext) -> str | None:
+    value = entry.get(field)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        raise ctx.fail(field, "expected a non-empty relative path")
+    if len(value) > MAX_PATH_FIELD_LENGTH:
+        raise ctx.fail(field, f"longer than {MAX_PATH_FIELD_LENGTH} characters")
+    if not is_safe_relative_path(value):
+        raise ctx.fail(field, f"{value!r} must be a relative path that stays inside its folder")
+    return value
+
+
+def is_safe_relative_path(value: str) -> bool:
+    """True for a relative path with no ``..``, no drive, no root, under both path rules."""
+    if "\x00" in value or "\\" in value:
+        return False
+    posix = PurePosixPath(value)
+    windows = PureWindowsPath(value)
+    if posix.is_absolute() or windows.is_absolute() or windows.drive or windows.root:
+        return False
+    return all(part not in {"", ".", ".."} for part in posix.parts) and bool(posix.parts)

@@ -1,0 +1,177 @@
+"""A peer's library: per-game summaries, revisions, digests, snapshots and deltas.
+
+Theory of operation
+-------------------
+:class:`LocalLibrary` holds the current summary of every catalog game that has a
+root in the game directory and is downloaded or installed. Each change bumps the
+**revision** by one and produces a :class:`LibraryDelta` from the previous
+revision; a peer that holds the snapshot at ``delta.base_revision`` applies the
+delta and gets exactly the new snapshot, checked by the **digest**. The digest of
+an empty library is computed like any other (it is not zero), so a scan that
+finds nothing produces no delta.
+
+The same :class:`GameSummary` and :class:`Availability` types are persisted in the
+local index and carried on the wire.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping
+from typing import Annotated
+
+import blake3
+import msgspec
+
+from lanspread.core.catalog import MAX_GAME_ID_LENGTH
+from lanspread.core.gameroot import MAX_VERSION_LENGTH
+
+GameId = Annotated[
+    str,
+    msgspec.Meta(pattern=rf"^(?!\.\.?$)[a-z0-9._-]{{1,{MAX_GAME_ID_LENGTH}}}$"),
+]
+"""A catalog-shaped game id, validated wherever it is decoded."""
+
+Version = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_VERSION_LENGTH)]
+
+# Far above any real catalog; bounds what one snapshot or delta may carry.
+MAX_LIBRARY_GAMES = 10_000
+
+
+class Availability(enum.Enum):
+    """Whether a peer can serve a game it reports."""
+
+    READY = "Ready"
+    """Downloaded: the root ``version.ini`` sentinel exists; peers may fetch it."""
+    LOCAL_ONLY = "LocalOnly"
+    """Installed here but not downloaded; never a download source."""
+
+
+class GameSummary(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """What a peer says about one of its games."""
+
+    id: GameId
+    availability: Availability
+    version: Version | None
+    """The version from the root ``version.ini``; ``None`` when unknown."""
+    installed: bool
+    size_bytes: Annotated[int, msgspec.Meta(ge=0)]
+    """Bytes of payload (archives and sentinel) in the game root."""
+
+    @property
+    def downloaded(self) -> bool:
+        return self.availability is Availability.READY
+
+
+class LibrarySnapshot(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    revision: Annotated[int, msgspec.Meta(ge=0)]
+    digest: str
+    games: Annotated[tuple[GameSummary, ...], msgspec.Meta(max_length=MAX_LIBRARY_GAMES)]
+    """Sorted by id, one entry per id."""
+
+    def by_id(self) -> dict[str, GameSummary]:
+        return {game.id: game for game in self.games}
+
+
+class LibraryDelta(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    base_revision: Annotated[int, msgspec.Meta(ge=0)]
+    revision: Annotated[int, msgspec.Meta(ge=0)]
+    digest: str
+    """Digest of the library after the delta is applied."""
+    upserts: Annotated[tuple[GameSummary, ...], msgspec.Meta(max_length=MAX_LIBRARY_GAMES)]
+    removals: Annotated[tuple[GameId, ...], msgspec.Meta(max_length=MAX_LIBRARY_GAMES)]
+
+
+class DeltaMismatch(Exception):
+    """A delta cannot be applied to this snapshot; the holder must resync."""
+
+
+_ENCODER = msgspec.msgpack.Encoder()
+
+
+def library_digest(games: Iterable[GameSummary]) -> str:
+    ordered = sorted(games, key=lambda game: game.id)
+    return blake3.blake3(_ENCODER.encode(ordered)).hexdigest()
+
+
+EMPTY_DIGEST = library_digest(())
+
+
+def make_snapshot(revision: int, games: Iterable[GameSummary]) -> LibrarySnapshot:
+    ordered = tuple(sorted(games, key=lambda game: game.id))
+    return LibrarySnapshot(revision=revision, digest=library_digest(ordered), games=ordered)
+
+
+def diff_snapshots(old: LibrarySnapshot, new: LibrarySnapshot) -> LibraryDelta:
+    old_games = old.by_id()
+    new_games = new.by_id()
+    upserts = tuple(game for game in new.games if old_games.get(game.id) != game)
+    removals = tuple(sorted(set(old_games) - set(new_games)))
+    return LibraryDelta(
+        base_revision=old.revision,
+        revision=new.revision,
+        digest=new.digest,
+        upserts=upserts,
+        removals=removals,
+    )
+
+
+def apply_delta(snapshot: LibrarySnapshot, delta: LibraryDelta) -> LibrarySnapshot:
+    """The snapshot after ``delta``; :class:`DeltaMismatch` when it does not fit."""
+    if delta.base_revision != snapshot.revision:
+        raise DeltaMismatch(
+            f"delta from revision {delta.base_revision} does not apply to revision "
+            f"{snapshot.revision}"
+        )
+    games = snapshot.by_id()
+    for game_id in delta.removals:
+        games.pop(game_id, None)
+    for game in delta.upserts:
+        games[game.id] = game
+    result = make_snapshot(delta.revision, games.values())
+    if result.digest != delta.digest:
+        raise DeltaMismatch("library digest after applying the delta does not match")
+    return result
+
+
+class LocalLibrary:
+    """This peer's own library: the current summaries plus revision bookkeeping."""
+
+    def __init__(self) -> None:
+        self._snapshot = make_snapshot(0, ())
+
+    @property
+    def snapshot(self) -> LibrarySnapshot:
+        return self._snapshot
+
+    @property
+    def games(self) -> Mapping[str, GameSummary]:
+        return self._snapshot.by_id()
+
+    def get(self, game_id: str) -> GameSummary | None:
+        for game in self._snapshot.games:
+            if game.id == game_id:
+                return game
+        return None
+
+    def replace_all(self, games: Iterable[GameSummary]) -> LibraryDelta | None:
+        """Set the whole library; a delta when anything changed, else ``None``."""
+        return self._commit({game.id: game for game in games})
+
+    def update(self, changes: Mapping[str, GameSummary | None]) -> LibraryDelta | None:
+        """Set or remove (``None``) some games; a delta when anything changed."""
+        games = self._snapshot.by_id()
+        for game_id, summary in changes.items():
+            if summary is None:
+                games.pop(game_id, None)
+            else:
+                games[game_id] = summary
+        return self._commit(games)
+
+    def _commit(self, games: Mapping[str, GameSummary]) -> LibraryDelta | None:
+        candidate = make_snapshot(self._snapshot.revision + 1, games.values())
+        if candidate.digest == self._snapshot.digest:
+            return None
+        delta = diff_snapshots(self._snapshot, candidate)
+        self._snapshot = candidate
+        return delta

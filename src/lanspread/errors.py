@@ -1,0 +1,95 @@
+"""The one exception tree of lanspread.
+
+::
+
+    LanspreadError
+    ├── CatalogError            a catalog file is malformed (names file, entry and field)
+    ├── ConfigError             a start option is unusable (game dir, state dir, listen address)
+    ├── OperationError          a local command cannot run as asked (local misuse)
+    │   ├── UnknownGame             the id is not in the catalog
+    │   ├── OperationInProgress     the game already has an active operation
+    │   └── InvalidGameState        the game is not in a state that allows the command
+    ├── StorageError            the disk refused (full, permissions, vanished paths)
+    ├── ProtocolError           a remote peer broke the wire protocol (remote violation)
+    │   ├── FrameTooLarge           a frame header announced more than the maximum
+    │   └── VersionMismatch         the peer speaks another PROTOCOL_VERSION
+    ├── PeerRefused             a remote peer answered a request with a typed error
+    ├── ConnectionClosed        the other side closed the connection in an orderly way
+    └── TransportError          the connection broke (reset, TLS failure, timeout)
+
+Local misuse (``OperationError``) is kept apart from remote violations
+(``ProtocolError``), and an orderly close (``ConnectionClosed``) apart from a broken
+one (``TransportError``). Third-party exceptions are translated at the edge with
+``raise ... from exc`` and never leak through the public API.
+"""
+
+from __future__ import annotations
+
+
+class LanspreadError(Exception):
+    """Base of every error lanspread raises on purpose."""
+
+
+class CatalogError(LanspreadError):
+    """A catalog file is malformed; the message names the file, entry and field."""
+
+
+class ConfigError(LanspreadError):
+    """A start option cannot be used."""
+
+
+class OperationError(LanspreadError):
+    """A local command cannot be carried out as asked."""
+
+    code = "operation-error"
+
+
+class UnknownGame(OperationError):
+    """The game id is not in the catalog (or is not a valid id at all)."""
+
+    code = "unknown-game"
+
+
+class OperationInProgress(OperationError):
+    """The game already has an active operation."""
+
+    code = "operation-in-progress"
+
+
+class InvalidGameState(OperationError):
+    """The game's files are not in a state that allows the command."""
+
+    code = "invalid-state"
+
+
+class StorageError(LanspreadError):
+    """The filesystem refused an operation (disk full, permissions, vanished paths)."""
+
+
+class ProtocolError(LanspreadError):
+    """A remote peer sent something the wire protocol does not allow."""
+
+
+class FrameTooLarge(ProtocolError):
+    """A frame header announced a payload larger than the maximum frame size."""
+
+
+class VersionMismatch(ProtocolError):
+    """The remote peer speaks another protocol version."""
+
+
+class PeerRefused(LanspreadError):
+    """A remote peer answered a request with a typed error response."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+class ConnectionClosed(LanspreadError):
+    """The other side closed the connection in an orderly way."""
+
+
+class TransportError(LanspreadError):
+    """The connection broke: reset, TLS failure or timeout."""
