@@ -1,0 +1,421 @@
+"""The serve gate: every refusal, its wire code, and the path syntax as properties."""
+
+from __future__ import annotations
+
+from pathlib import PurePosixPath, PureWindowsPath
+
+import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from lanspread.core.gameroot import RESERVED_NAMES
+from lanspread.core.servegate import (
+    MAX_CHUNK_LENGTH,
+    MAX_COMPONENT_BYTES,
+    MAX_PATH_DEPTH,
+    MAX_RELATIVE_PATH_BYTES,
+    NodeKind,
+    Refusal,
+    RefusalReason,
+    ResolvedPathFacts,
+    ServeErrorCode,
+    check_chunk_range,
+    check_game,
+    check_game_request,
+    check_relative_path,
+    check_resolved,
+    is_reserved_component,
+    split_relative_path,
+)
+
+CATALOG = frozenset({"quake3", "ut2004"})
+ROOT = PurePosixPath("/games/quake3")
+
+
+def _reason(refusal: Refusal | None) -> RefusalReason | None:
+    return None if refusal is None else refusal.reason
+
+
+# --- check_game ---------------------------------------------------------------
+
+
+def test_check_game_accepts_a_downloaded_idle_catalog_game() -> None:
+    """A catalog game with its sentinel and no operation passes."""
+    assert (
+        check_game(
+            "quake3", catalog_ids=CATALOG, active_operations=frozenset(), sentinel_present=True
+        )
+        is None
+    )
+
+
+def test_check_game_refuses_an_id_outside_the_catalog() -> None:
+    """A well-formed id that the catalog does not list is refused, answered GameNotFound."""
+    refusal = check_game(
+        "doom", catalog_ids=CATALOG, active_operations=frozenset(), sentinel_present=True
+    )
+    assert refusal == Refusal(RefusalReason.NOT_IN_CATALOG, "'doom' is not a catalog game")
+    assert refusal.code is ServeErrorCode.GAME_NOT_FOUND
+
+
+@pytest.mark.parametrize("game_id", ["", ".", "..", "../quake3", "Quake3", "a/b", "x" * 65])
+def test_check_game_refuses_malformed_ids_even_if_listed(game_id: str) -> None:
+    """A malformed id is refused even when the caller's id set contains it."""
+    refusal = check_game(
+        game_id,
+        catalog_ids=CATALOG | {game_id},
+        active_operations=frozenset(),
+        sentinel_present=True,
+    )
+    assert refusal == Refusal(RefusalReason.NOT_IN_CATALOG, f"{game_id!r} is not a catalog game")
+
+
+def test_check_game_refuses_a_game_with_an_active_operation() -> None:
+    """An active operation wins over the sentinel and answers OperationInProgress."""
+    refusal = check_game(
+        "quake3", catalog_ids=CATALOG, active_operations={"quake3"}, sentinel_present=False
+    )
+    assert refusal == Refusal(RefusalReason.OPERATION_ACTIVE, "quake3 has an active operation")
+    assert refusal.code is ServeErrorCode.OPERATION_IN_PROGRESS
+
+
+def test_check_game_refuses_a_game_without_its_sentinel() -> None:
+    """No root version.ini means not downloaded: answered GameNotFound."""
+    refusal = check_game(
+        "quake3", catalog_ids=CATALOG, active_operations=frozenset(), sentinel_present=False
+    )
+    assert refusal == Refusal(RefusalReason.NOT_DOWNLOADED, "quake3 has no root version.ini")
+    assert refusal.code is ServeErrorCode.GAME_NOT_FOUND
+
+
+def test_check_game_request_needs_no_sentinel_fact() -> None:
+    """The disk-free pre-check refuses the same ids and operations and passes the rest."""
+    assert check_game_request("quake3", catalog_ids=CATALOG, active_operations=()) is None
+    assert _reason(check_game_request("doom", catalog_ids=CATALOG, active_operations=())) is (
+        RefusalReason.NOT_IN_CATALOG
+    )
+    assert _reason(
+        check_game_request("ut2004", catalog_ids=CATALOG, active_operations={"ut2004": 1})
+    ) is (RefusalReason.OPERATION_ACTIVE)
+
+
+# --- check_relative_path --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "quake3.eti",
+        "version.ini",
+        "data/maps/q3dm17.eti",
+        "local2/x.eti",
+        "sub/local/x.eti",
+        "sub/.lanspread.json",
+        ".hidden.eti",
+        "a" * MAX_COMPONENT_BYTES,
+        "/".join(["d"] * MAX_PATH_DEPTH),
+        "Ünïcödé/gämé.eti",
+        "console.eti",
+    ],
+)
+def test_check_relative_path_accepts_payload_paths(path: str) -> None:
+    """Plain relative payload paths pass, including nested and reserved names below the root."""
+    assert check_relative_path(path) is None
+
+
+@pytest.mark.parametrize(
+    ("path", "detail"),
+    [
+        ("", "'' is not a relative path"),
+        ("/etc/passwd", "'/etc/passwd' is not a relative path"),
+        ("//server/share", "'//server/share' is not a relative path"),
+        ("../x.eti", "component '..' is not allowed"),
+        ("a/../../x", "component '..' is not allowed"),
+        ("./x.eti", "component '.' is not allowed"),
+        ("a//b", "component '' is not allowed"),
+        ("a/", "component '' is not allowed"),
+        ("a\x00b", "component 'a\\x00b' holds '\\x00'"),
+        ("a\\..\\b", "component 'a\\\\..\\\\b' holds '\\\\'"),
+        ("C:/Windows/x", "component 'C:' holds ':'"),
+        ("C:x", "component 'C:x' holds ':'"),
+        ("x.eti:stream", "component 'x.eti:stream' holds ':'"),
+        ("what?.eti", "component 'what?.eti' holds '?'"),
+        ("tab\there", "component 'tab\\there' holds '\\t'"),
+        ("local./x", "component 'local.' ends with a dot or space"),
+        ("local /x", "component 'local ' ends with a dot or space"),
+        ("...", "component '...' ends with a dot or space"),
+        ("NUL", "component 'NUL' names a device"),
+        ("sub/con.txt", "component 'con.txt' names a device"),
+        ("com1.eti", "component 'com1.eti' names a device"),
+        ("\ud800.eti", "'\\ud800.eti' is not valid Unicode"),
+    ],
+)
+def test_check_relative_path_refuses_unsafe_syntax(path: str, detail: str) -> None:
+    """Every unsafe form is refused as UNSAFE_PATH with a message naming the defect."""
+    refusal = check_relative_path(path)
+    assert refusal == Refusal(RefusalReason.UNSAFE_PATH, detail)
+    assert refusal.code is ServeErrorCode.GAME_NOT_FOUND
+
+
+@pytest.mark.parametrize("name", sorted(RESERVED_NAMES))
+def test_check_relative_path_refuses_every_reserved_name_and_what_is_under_it(name: str) -> None:
+    """Each reserved root name is refused alone and as a parent, in any letter case."""
+    for path in (name, f"{name}/x.eti", f"{name}/deep/.lanspread_owned", name.upper()):
+        refusal = check_relative_path(path)
+        assert refusal == Refusal(
+            RefusalReason.RESERVED_PATH, f"{path!r} is under reserved {path.split('/')[0]!r}"
+        )
+
+
+def test_check_relative_path_bounds_total_length() -> None:
+    """A path over the byte limit is refused before anything else is looked at."""
+    path = "/".join(["a" * 200] * 6)
+    assert len(path.encode()) > MAX_RELATIVE_PATH_BYTES
+    assert check_relative_path(path) == Refusal(
+        RefusalReason.PATH_TOO_LONG,
+        f"path of {len(path)} bytes exceeds {MAX_RELATIVE_PATH_BYTES}",
+    )
+
+
+def test_check_relative_path_counts_bytes_not_characters() -> None:
+    """A component of 128 two-byte characters is 256 bytes: one over the component limit."""
+    assert check_relative_path("é" * 127 + "a") is None
+    assert check_relative_path("é" * 128) == Refusal(
+        RefusalReason.PATH_TOO_LONG, f"a component is longer than {MAX_COMPONENT_BYTES} bytes"
+    )
+
+
+def test_check_relative_path_bounds_depth() -> None:
+    """One component more than the depth limit is refused."""
+    path = "/".join(["d"] * (MAX_PATH_DEPTH + 1))
+    assert check_relative_path(path) == Refusal(
+        RefusalReason.PATH_TOO_LONG,
+        f"path of {MAX_PATH_DEPTH + 1} components exceeds {MAX_PATH_DEPTH}",
+    )
+
+
+def test_split_relative_path_gives_components() -> None:
+    """An accepted path splits into its POSIX components."""
+    assert split_relative_path("a/b/c.eti") == ("a", "b", "c.eti")
+
+
+def test_is_reserved_component_folds_case() -> None:
+    """Reserved names match case-insensitively, as NTFS resolves them; payload names do not."""
+    assert is_reserved_component("LOCAL")
+    assert is_reserved_component(".Local.Backup")
+    assert not is_reserved_component("version.ini")
+
+
+_PATHISH = st.lists(
+    st.sampled_from(["a", "b", ".", "..", "/", "\\", ":", " ", "\x00", "é", "local", "LOCAL", "C"]),
+    max_size=20,
+).map("".join)
+
+
+@given(st.one_of(st.text(max_size=300), _PATHISH))
+@example("../etc/passwd")
+@example("local/x")
+@example("a/./b")
+def test_any_string_is_accepted_or_refused_never_raises(path: str) -> None:
+    """Any string either passes or yields a Refusal: the checker never raises."""
+    result = check_relative_path(path)
+    assert result is None or isinstance(result, Refusal)
+
+
+@given(st.one_of(st.text(max_size=300), _PATHISH))
+def test_accepted_paths_stay_inside_the_payload(path: str) -> None:
+    """An accepted path has no '..', is not absolute anywhere and starts with no reserved name."""
+    if check_relative_path(path) is not None:
+        return
+    parts = path.split("/")
+    assert ".." not in parts
+    assert not PurePosixPath(path).is_absolute()
+    windows = PureWindowsPath(path)
+    assert not windows.is_absolute()
+    assert not windows.drive
+    assert not windows.root
+    assert parts[0].casefold() not in {name.casefold() for name in RESERVED_NAMES}
+    assert ".." not in windows.parts
+
+
+# --- check_resolved -------------------------------------------------------------
+
+D, F, L, S, M = (
+    NodeKind.DIRECTORY,
+    NodeKind.REGULAR_FILE,
+    NodeKind.SYMLINK,
+    NodeKind.SPECIAL,
+    NodeKind.MISSING,
+)
+
+
+def _facts(
+    components: tuple[NodeKind, ...],
+    *,
+    depth: int | None = None,
+    root: NodeKind = D,
+    real: str | None = "/games/quake3/a/b.eti",
+    root_real: str | None = "/games/quake3",
+) -> ResolvedPathFacts:
+    return ResolvedPathFacts(
+        root=root,
+        components=components,
+        depth=len(components) if depth is None else depth,
+        root_real_path=None if root_real is None else PurePosixPath(root_real),
+        real_path=None if real is None else PurePosixPath(real),
+    )
+
+
+def test_check_resolved_accepts_real_directories_down_to_a_regular_file() -> None:
+    """Directories then a regular file, really inside the root, are served."""
+    assert check_resolved(_facts((D, F))) is None
+    assert check_resolved(_facts((F,), real="/games/quake3/b.eti")) is None
+
+
+@pytest.mark.parametrize(
+    ("facts", "expected"),
+    [
+        (_facts((D, F), root=L), Refusal(RefusalReason.SYMLINK, "the game root is a symlink")),
+        (
+            _facts((D, F), root=M),
+            Refusal(RefusalReason.NOT_DOWNLOADED, "the game root is missing"),
+        ),
+        (
+            _facts((D, F), root=F),
+            Refusal(RefusalReason.NOT_DOWNLOADED, "the game root is regular-file"),
+        ),
+        (
+            _facts((D, F), root=S),
+            Refusal(RefusalReason.NOT_DOWNLOADED, "the game root is special"),
+        ),
+        (_facts(()), Refusal(RefusalReason.UNSAFE_PATH, "the path names the game root itself")),
+        (_facts((L,)), Refusal(RefusalReason.SYMLINK, "component 1 is a symlink")),
+        (_facts((D, L)), Refusal(RefusalReason.SYMLINK, "component 2 is a symlink")),
+        (
+            _facts((S,)),
+            Refusal(RefusalReason.SPECIAL_FILE, "component 1 is a device, FIFO or socket"),
+        ),
+        (
+            _facts((D, S)),
+            Refusal(RefusalReason.SPECIAL_FILE, "component 2 is a device, FIFO or socket"),
+        ),
+        (_facts((M,)), Refusal(RefusalReason.FILE_NOT_FOUND, "component 1 does not exist")),
+        (
+            _facts((D,), depth=2),
+            Refusal(RefusalReason.FILE_NOT_FOUND, "component 2 does not exist"),
+        ),
+        (
+            _facts((F,), depth=2),
+            Refusal(RefusalReason.FILE_NOT_FOUND, "component 1 is a file, not a directory"),
+        ),
+        (_facts((D,)), Refusal(RefusalReason.NOT_A_REGULAR_FILE, "component 1 is a directory")),
+        (
+            _facts((D, F), real="/etc/passwd"),
+            Refusal(
+                RefusalReason.OUTSIDE_ROOT, "/etc/passwd is not inside the game root /games/quake3"
+            ),
+        ),
+        (
+            _facts((D, F), real="/games/quake3-other/a"),
+            Refusal(
+                RefusalReason.OUTSIDE_ROOT,
+                "/games/quake3-other/a is not inside the game root /games/quake3",
+            ),
+        ),
+        (
+            _facts((D, F), real="/games/quake3"),
+            Refusal(
+                RefusalReason.OUTSIDE_ROOT,
+                "/games/quake3 is not inside the game root /games/quake3",
+            ),
+        ),
+        (
+            _facts((D, F), real=None),
+            Refusal(RefusalReason.OUTSIDE_ROOT, "None is not inside the game root /games/quake3"),
+        ),
+        (
+            _facts((D, F), root_real=None),
+            Refusal(
+                RefusalReason.OUTSIDE_ROOT, "/games/quake3/a/b.eti is not inside the game root None"
+            ),
+        ),
+        (
+            _facts((D, F), real="/games/quake3/Local/game.exe"),
+            Refusal(
+                RefusalReason.RESERVED_PATH,
+                "/games/quake3/Local/game.exe resolves under reserved 'Local'",
+            ),
+        ),
+    ],
+)
+def test_check_resolved_refuses_every_unsafe_fact(
+    facts: ResolvedPathFacts, expected: Refusal
+) -> None:
+    """Each filesystem fact that could expose a file outside the payload has its refusal."""
+    assert check_resolved(facts) == expected
+    assert expected.code is ServeErrorCode.GAME_NOT_FOUND
+
+
+def test_check_resolved_refuses_a_reserved_real_path_under_windows_rules() -> None:
+    """A Windows real path whose first component is reserved (an alias resolved) is refused."""
+    facts = ResolvedPathFacts(
+        root=D,
+        components=(D, F),
+        depth=2,
+        root_real_path=PureWindowsPath("C:/Games/quake3"),
+        real_path=PureWindowsPath("C:/Games/quake3/.local.backup/x.eti"),
+    )
+    refusal = check_resolved(facts)
+    assert _reason(refusal) is RefusalReason.RESERVED_PATH
+
+
+# --- check_chunk_range ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("offset", "length", "size"),
+    [(0, 10, 10), (5, 5, 10), (0, 0, 0), (10, 0, 10), (0, MAX_CHUNK_LENGTH, MAX_CHUNK_LENGTH)],
+)
+def test_check_chunk_range_accepts_chunks_inside_the_file(
+    offset: int, length: int, size: int
+) -> None:
+    """A chunk that ends at or before the end of the file, within the maximum, is served."""
+    assert check_chunk_range(offset, length, size) is None
+
+
+@pytest.mark.parametrize(
+    ("offset", "length", "size"),
+    [(0, 11, 10), (10, 1, 10), (11, 0, 10), (-1, 1, 10), (0, -1, 10), (2**63, 1, 10)],
+)
+def test_check_chunk_range_refuses_chunks_outside_the_file(
+    offset: int, length: int, size: int
+) -> None:
+    """Negative values and chunks past the end are refused as InvalidRange."""
+    refusal = check_chunk_range(offset, length, size)
+    assert refusal == Refusal(
+        RefusalReason.CHUNK_OUT_OF_RANGE,
+        f"chunk at {offset} of {length} bytes is outside a file of {size} bytes",
+    )
+    assert refusal.code is ServeErrorCode.INVALID_RANGE
+
+
+def test_check_chunk_range_bounds_the_length() -> None:
+    """A chunk one byte over the maximum is refused even inside a larger file."""
+    refusal = check_chunk_range(0, 1025, 10_000, max_length=1024)
+    assert refusal == Refusal(RefusalReason.CHUNK_TOO_LARGE, "chunk of 1025 bytes exceeds 1024")
+    assert refusal.code is ServeErrorCode.INVALID_RANGE
+    assert _reason(check_chunk_range(0, MAX_CHUNK_LENGTH + 1, 2**40)) is (
+        RefusalReason.CHUNK_TOO_LARGE
+    )
+
+
+@given(
+    offset=st.integers(min_value=-(2**64), max_value=2**64),
+    length=st.integers(min_value=-(2**64), max_value=2**64),
+    size=st.integers(min_value=0, max_value=2**64),
+)
+def test_accepted_chunks_always_lie_inside_the_file(offset: int, length: int, size: int) -> None:
+    """Whatever the numbers, an accepted chunk is non-negative, bounded and inside the file."""
+    if check_chunk_range(offset, length, size) is None:
+        assert 0 <= offset <= offset + length <= size
+        assert length <= MAX_CHUNK_LENGTH
