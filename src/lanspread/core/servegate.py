@@ -235,7 +235,7 @@ class ResolvedPathFacts:
 
 
 def check_resolved(facts: ResolvedPathFacts) -> Refusal | None:
-    refusal = _check_root(facts.root)
+    refusal = check_game_root(facts.root)
     if refusal is not None:
         return refusal
     if facts.depth < 1:
@@ -248,7 +248,8 @@ def check_resolved(facts: ResolvedPathFacts) -> Refusal | None:
     return _check_containment(facts.root_real_path, facts.real_path)
 
 
-def _check_root(kind: NodeKind) -> Refusal | None:
+def check_game_root(kind: NodeKind) -> Refusal | None:
+    """The game root must be a real directory: a symlinked root could point anywhere."""
     if kind is NodeKind.DIRECTORY:
         return None
     if kind is NodeKind.SYMLINK:
