@@ -1,0 +1,542 @@
+"""Content manifests of a game's payload and the majority agreement between sources.
+
+A :class:`GameManifest` lists every payload file of a game root (relative POSIX
+paths, sorted) with its size and the BLAKE3 digest of each fixed-size chunk.
+Chunks tile a file exactly: chunk ``i`` starts at ``i * chunk_size`` and every
+chunk but the last is ``chunk_size`` long; an empty file has no chunks. The root
+``version.ini`` sentinel is an ordinary entry of the manifest, recognised by its
+path (:attr:`FileManifest.is_sentinel`), and every valid manifest has one.
+
+Manifests travel over the authenticated control channel, so their shapes carry
+decode bounds; :func:`validate_manifest` checks the rules a decoder cannot
+(tiling, order, path safety, totals) and must run on every manifest a peer sent
+before anything plans with it.
+
+Theory of agreement
+-------------------
+Every source that advertises the latest version sends its manifest, and
+:func:`agree_manifests` decides what the download will contain:
+
+1. A manifest that fails validation excludes its source (``INVALID_MANIFEST``).
+2. The *header* (game id, version, chunk size) held by the most sources wins;
+   sources with another header are excluded (``HEADER``).
+3. A path is part of the agreed manifest iff **more than half** of the remaining
+   sources hold it. Because two strict majorities always share a source, the
+   agreed paths never contain a file/folder or case collision that no single
+   valid manifest has. A path held by half or fewer is dropped and each holder
+   is reported (``EXTRA``); a source lacking an agreed path is reported
+   (``MISSING``).
+4. Among the holders of an agreed path, the file version (size and chunk
+   digests) held by the most sources wins; a tie goes to the version with the
+   smallest :func:`file_digest`, so every peer given the same manifests agrees.
+   Holders of another version are reported (``SIZE`` or ``CONTENT``).
+5. A source is eligible for a path iff it holds exactly the winning version.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Annotated
+
+import blake3
+import msgspec
+
+from lanspread.core.catalog import is_valid_game_id
+from lanspread.core.gameroot import (
+    MAX_VERSION_FILE_SIZE,
+    MAX_VERSION_LENGTH,
+    RESERVED_NAMES,
+    VERSION_FILE,
+)
+from lanspread.core.library import GameId, Version
+from lanspread.errors import ProtocolError
+
+MiB = 1024 * 1024
+
+# The downloads benchmark chooses this value (bench/): large chunks cut per-chunk
+# request, ticket and hash bookkeeping; small chunks balance better across peers and
+# waste less on a retry. 16 MiB is the starting point until it is measured.
+DEFAULT_CHUNK_SIZE = 16 * MiB
+# Below 1 MiB the per-chunk round trip and bookkeeping cost more than a percent of
+# the transfer on a LAN, and MAX_CHUNKS_PER_GAME would cap a game at 64 GiB.
+# It also keeps the sentinel (at most MAX_VERSION_FILE_SIZE bytes) in one chunk.
+MIN_CHUNK_SIZE = 1 * MiB
+# The original's largest chunk; above it one retried chunk wastes too much and a
+# small game cannot be spread across several peers at all.
+MAX_CHUNK_SIZE = 128 * MiB
+
+BLAKE3_DIGEST_SIZE = 32
+
+# A game's payload is a handful of archives plus a few nested payload folders; ten
+# thousand files is far beyond any real game and keeps a manifest small.
+MAX_FILES_PER_GAME = 10_000
+# 1 TiB at the default chunk size, 64 GiB at the smallest. Bounds the planner's
+# work and the encoded manifest (see MAX_MANIFEST_ENCODED_SIZE).
+MAX_CHUNKS_PER_GAME = 65_536
+# Implied by the two bounds above; named so the decoder can reject absurd sizes.
+MAX_FILE_SIZE = MAX_CHUNKS_PER_GAME * MAX_CHUNK_SIZE
+# UTF-8 bytes of one relative path. Windows tools choke far earlier (MAX_PATH is
+# 260 for the whole path); 1024 leaves room for long-path-enabled systems.
+MAX_PATH_BYTES = 1024
+# NAME_MAX on Linux, NTFS and every other filesystem a player is likely to use.
+MAX_COMPONENT_BYTES = 255
+# Upper bound of a manifest at the limits above (long paths, every chunk used),
+# with slack for the header and framing; a frame carrying one must allow this much.
+MAX_MANIFEST_ENCODED_SIZE = 16 * MiB
+
+Blake3Digest = Annotated[
+    bytes, msgspec.Meta(min_length=BLAKE3_DIGEST_SIZE, max_length=BLAKE3_DIGEST_SIZE)
+]
+RelativePath = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_PATH_BYTES)]
+"""A payload path relative to the game root; see :func:`check_relative_path`."""
+
+
+class ManifestError(ProtocolError):
+    """A manifest breaks the manifest rules, or no source sent a usable one."""
+
+
+class ChunkDigest(msgspec.Struct, frozen=True, array_like=True):
+    """One chunk of a file: where it sits and the BLAKE3 digest of its bytes."""
+
+    offset: Annotated[int, msgspec.Meta(ge=0, le=MAX_FILE_SIZE)]
+    length: Annotated[int, msgspec.Meta(ge=1, le=MAX_CHUNK_SIZE)]
+    blake3: Blake3Digest
+
+
+class FileManifest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One payload file: its path, its size and its chunks in offset order."""
+
+    path: RelativePath
+    size: Annotated[int, msgspec.Meta(ge=0, le=MAX_FILE_SIZE)]
+    chunks: Annotated[tuple[ChunkDigest, ...], msgspec.Meta(max_length=MAX_CHUNKS_PER_GAME)]
+
+    @property
+    def is_sentinel(self) -> bool:
+        """True for the root ``version.ini``: fetched last and committed through a temp file."""
+        return self.path == VERSION_FILE
+
+
+class GameManifest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Every payload file of one game at one version, sorted by path."""
+
+    game_id: GameId
+    version: Version | None
+    """The version the sources advertise; ``None`` when their sentinel names none."""
+    chunk_size: Annotated[int, msgspec.Meta(ge=MIN_CHUNK_SIZE, le=MAX_CHUNK_SIZE)]
+    files: Annotated[tuple[FileManifest, ...], msgspec.Meta(max_length=MAX_FILES_PER_GAME)]
+
+    @property
+    def sentinel(self) -> FileManifest | None:
+        """The root ``version.ini`` entry (always present in a valid manifest)."""
+        for file in self.files:
+            if file.is_sentinel:
+                return file
+        return None
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(file.size for file in self.files)
+
+    @property
+    def chunk_count(self) -> int:
+        return sum(len(file.chunks) for file in self.files)
+
+    def by_path(self) -> dict[str, FileManifest]:
+        return {file.path: file for file in self.files}
+
+
+def chunk_spans(size: int, chunk_size: int) -> tuple[tuple[int, int], ...]:
+    """The ``(offset, length)`` of each chunk of a ``size``-byte file.
+
+    An empty file has no chunks; the last chunk is shorter when ``chunk_size``
+    does not divide ``size``.
+    """
+    if size < 0:
+        raise ValueError(f"file size must not be negative, got {size}")
+    if chunk_size <= 0:
+        raise ValueError(f"chunk size must be positive, got {chunk_size}")
+    return tuple((offset, min(chunk_size, size - offset)) for offset in range(0, size, chunk_size))
+
+
+# --- canonical encoding and digests ---------------------------------------------------
+
+_ENCODER = msgspec.msgpack.Encoder()
+_DECODER = msgspec.msgpack.Decoder(GameManifest)
+
+
+def encode_manifest(manifest: GameManifest) -> bytes:
+    """The canonical MessagePack encoding: equal manifests give equal bytes."""
+    return _ENCODER.encode(manifest)
+
+
+def decode_manifest(data: bytes | bytearray | memoryview) -> GameManifest:
+    """Decode and validate a manifest; :class:`ManifestError` for anything unusable."""
+    if len(data) > MAX_MANIFEST_ENCODED_SIZE:
+        raise ManifestError(
+            f"manifest of {len(data)} bytes exceeds the limit of {MAX_MANIFEST_ENCODED_SIZE}"
+        )
+    try:
+        manifest = _DECODER.decode(data)
+    except msgspec.DecodeError as exc:
+        raise ManifestError(f"malformed manifest: {exc}") from exc
+    validate_manifest(manifest)
+    return manifest
+
+
+def manifest_digest(manifest: GameManifest) -> str:
+    """Hex BLAKE3 of the canonical encoding: compare manifests without walking them."""
+    return blake3.blake3(encode_manifest(manifest)).hexdigest()
+
+
+def file_digest(file: FileManifest) -> bytes:
+    """BLAKE3 of one file entry's canonical encoding (path, size and chunk digests)."""
+    return blake3.blake3(_ENCODER.encode(file)).digest()
+
+
+# --- validation -------------------------------------------------------------------------
+
+# Characters that separate paths, name drives or alternate data streams on Windows.
+_FORBIDDEN_CHARS = frozenset("\\:")
+# Names Windows maps to devices whatever the extension ("nul.txt" is the null device).
+_WINDOWS_DEVICE_NAMES = frozenset(
+    {"con", "prn", "aux", "nul"}
+    | {f"com{digit}" for digit in "123456789"}
+    | {f"lpt{digit}" for digit in "123456789"}
+)
+_RESERVED_FOLDED = frozenset(name.casefold() for name in RESERVED_NAMES)
+
+
+def check_relative_path(path: str) -> None:
+    """Raise :class:`ManifestError` unless ``path`` is a safe payload path.
+
+    Safe means: relative, POSIX separators, no empty, ``.`` or ``..`` component,
+    no character that is a separator, drive or stream marker on Windows, no control
+    character, no component Windows would rename (trailing dot or space) or map to a
+    device, and a first component that is not a reserved game-root name (compared
+    case-insensitively, because Windows would write ``LOCAL/x`` into ``local/``).
+    """
+    try:
+        encoded = path.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ManifestError(f"unsafe path {path!r}: not valid UTF-8") from None
+    if not path:
+        raise ManifestError("unsafe path '': empty")
+    if len(encoded) > MAX_PATH_BYTES:
+        raise ManifestError(
+            f"unsafe path {path[:64]!r}...: {len(encoded)} bytes exceeds {MAX_PATH_BYTES}"
+        )
+    if path.startswith("/"):
+        raise ManifestError(f"unsafe path {path!r}: absolute")
+    for char in path:
+        if char in _FORBIDDEN_CHARS or _is_control(char):
+            raise ManifestError(f"unsafe path {path!r}: forbidden character {char!r}")
+    components = path.split("/")
+    for component in components:
+        _check_component(path, component)
+    if components[0].casefold() in _RESERVED_FOLDED:
+        raise ManifestError(f"unsafe path {path!r}: {components[0]!r} is reserved")
+
+
+def _is_control(char: str) -> bool:
+    code = ord(char)
+    return code < 0x20 or 0x7F <= code <= 0x9F
+
+
+def _check_component(path: str, component: str) -> None:
+    if component in {"", ".", ".."}:
+        raise ManifestError(f"unsafe path {path!r}: component {component!r}")
+    if len(component.encode("utf-8")) > MAX_COMPONENT_BYTES:
+        raise ManifestError(
+            f"unsafe path {path!r}: a component exceeds {MAX_COMPONENT_BYTES} bytes"
+        )
+    if component.endswith((".", " ")):
+        raise ManifestError(f"unsafe path {path!r}: {component!r} ends with a dot or space")
+    if component.split(".", 1)[0].rstrip(" ").casefold() in _WINDOWS_DEVICE_NAMES:
+        raise ManifestError(f"unsafe path {path!r}: {component!r} is a Windows device name")
+
+
+def validate_manifest(manifest: GameManifest) -> None:
+    """Raise :class:`ManifestError` unless ``manifest`` follows every manifest rule.
+
+    The rules: a catalog-shaped game id, a chunk size within bounds, at most
+    :data:`MAX_FILES_PER_GAME` files and :data:`MAX_CHUNKS_PER_GAME` chunks, files
+    strictly sorted by path (so no path repeats), safe paths, no path that is both a
+    file and a folder, no two paths equal but for case, chunks that tile each file
+    exactly at the manifest's chunk size with 32-byte digests, and a root
+    ``version.ini`` no larger than ``MAX_VERSION_FILE_SIZE``.
+    """
+    where = f"manifest of {manifest.game_id!r}"
+    if not is_valid_game_id(manifest.game_id):
+        raise ManifestError(f"{where}: invalid game id")
+    if manifest.version is not None and not 0 < len(manifest.version) <= MAX_VERSION_LENGTH:
+        raise ManifestError(f"{where}: version must be 1 to {MAX_VERSION_LENGTH} characters")
+    if not MIN_CHUNK_SIZE <= manifest.chunk_size <= MAX_CHUNK_SIZE:
+        raise ManifestError(
+            f"{where}: chunk size {manifest.chunk_size} is outside "
+            f"[{MIN_CHUNK_SIZE}, {MAX_CHUNK_SIZE}]"
+        )
+    if len(manifest.files) > MAX_FILES_PER_GAME:
+        raise ManifestError(
+            f"{where}: {len(manifest.files)} files exceed the limit of {MAX_FILES_PER_GAME}"
+        )
+    chunk_count = manifest.chunk_count
+    if chunk_count > MAX_CHUNKS_PER_GAME:
+        raise ManifestError(
+            f"{where}: {chunk_count} chunks exceed the limit of {MAX_CHUNKS_PER_GAME}"
+        )
+    _check_order_and_collisions(where, manifest.files)
+    for file in manifest.files:
+        _check_file(where, file, manifest.chunk_size)
+    sentinel = manifest.sentinel
+    if sentinel is None:
+        raise ManifestError(f"{where}: no root {VERSION_FILE}")
+    if sentinel.size > MAX_VERSION_FILE_SIZE:
+        raise ManifestError(
+            f"{where}: {VERSION_FILE} of {sentinel.size} bytes exceeds {MAX_VERSION_FILE_SIZE}"
+        )
+
+
+def _check_order_and_collisions(where: str, files: tuple[FileManifest, ...]) -> None:
+    previous: str | None = None
+    folded: dict[str, str] = {}
+    for file in files:
+        if previous is not None and file.path == previous:
+            raise ManifestError(f"{where}: path repeats: {file.path!r}")
+        if previous is not None and file.path < previous:
+            raise ManifestError(f"{where}: {file.path!r} is listed after {previous!r}")
+        check_relative_path(file.path)
+        key = file.path.casefold()
+        if key in folded:
+            raise ManifestError(f"{where}: {file.path!r} and {folded[key]!r} differ only by case")
+        folded[key] = file.path
+        previous = file.path
+    for file in files:
+        parts = file.path.split("/")
+        for depth in range(1, len(parts)):
+            folder = "/".join(parts[:depth]).casefold()
+            if folder in folded:
+                raise ManifestError(
+                    f"{where}: {folded[folder]!r} is a file but {file.path!r} needs it as a folder"
+                )
+
+
+def _check_file(where: str, file: FileManifest, chunk_size: int) -> None:
+    if not 0 <= file.size <= MAX_FILE_SIZE:
+        raise ManifestError(f"{where}: {file.path!r} has size {file.size} out of bounds")
+    expected = chunk_spans(file.size, chunk_size)
+    actual = tuple((chunk.offset, chunk.length) for chunk in file.chunks)
+    if actual != expected:
+        raise ManifestError(
+            f"{where}: chunks of {file.path!r} do not tile {file.size} bytes at chunk size "
+            f"{chunk_size} (expected {len(expected)} chunks, got {len(actual)}"
+            f"{_first_difference(expected, actual)})"
+        )
+    for chunk in file.chunks:
+        if len(chunk.blake3) != BLAKE3_DIGEST_SIZE:
+            raise ManifestError(
+                f"{where}: chunk of {file.path!r} at offset {chunk.offset} has a "
+                f"{len(chunk.blake3)}-byte digest, expected {BLAKE3_DIGEST_SIZE}"
+            )
+
+
+def _first_difference(
+    expected: tuple[tuple[int, int], ...], actual: tuple[tuple[int, int], ...]
+) -> str:
+    for index, (want, got) in enumerate(zip(expected, actual, strict=False)):
+        if want != got:
+            return f"; chunk {index} is {got}, expected {want}"
+    return ""
+
+
+# --- majority agreement ---------------------------------------------------------------
+
+
+class DisagreementKind(enum.Enum):
+    INVALID_MANIFEST = "invalid-manifest"
+    """The source's manifest broke the manifest rules; it serves nothing."""
+    HEADER = "header"
+    """Game id, version or chunk size differ from the majority; it serves nothing."""
+    MISSING = "missing"
+    """The source lacks a file the majority holds."""
+    EXTRA = "extra"
+    """The source holds a file that half or fewer of the sources hold; it is dropped."""
+    SIZE = "size"
+    """The source's file has another size than the agreed one."""
+    CONTENT = "content"
+    """Same size, but some chunk digests differ from the agreed ones."""
+
+
+@dataclass(frozen=True, slots=True)
+class Disagreement:
+    """One way a source's manifest differs from the agreed one."""
+
+    source: str
+    path: str | None
+    """The file concerned; ``None`` when the whole manifest is concerned."""
+    kind: DisagreementKind
+    detail: str
+    """What differed, for the log and the UI."""
+
+
+@dataclass(frozen=True, slots=True)
+class Agreement:
+    """The result of :func:`agree_manifests`."""
+
+    manifest: GameManifest
+    """The agreed manifest (valid: it passes :func:`validate_manifest`)."""
+    eligible: Mapping[str, frozenset[str]]
+    """For each agreed path, the sources holding exactly the agreed file (never empty)."""
+    disagreements: tuple[Disagreement, ...]
+    """Sorted by source, then path."""
+    sources: frozenset[str]
+    """Sources whose manifest was valid and matched the agreed header."""
+
+
+def agree_manifests(by_source: Mapping[str, GameManifest]) -> Agreement:
+    """The majority manifest of the sources advertising the latest version.
+
+    See the module docstring for the rules. Raises :class:`ValueError` for an empty
+    mapping (the caller has no source at all) and :class:`ManifestError` when no
+    source sent a valid manifest.
+    """
+    if not by_source:
+        raise ValueError("agree_manifests needs at least one source")
+    disagreements: list[Disagreement] = []
+    valid = _valid_manifests(by_source, disagreements)
+    if not valid:
+        reasons = "; ".join(f"{item.source}: {item.detail}" for item in disagreements)
+        raise ManifestError(f"no source sent a valid manifest ({reasons})")
+    agreed_sources = _agree_header(valid, disagreements)
+    header = valid[min(agreed_sources)]
+    files: list[FileManifest] = []
+    eligible: dict[str, frozenset[str]] = {}
+    files_by_source = {src: valid[src].by_path() for src in sorted(agreed_sources)}
+    for path in sorted({path for held in files_by_source.values() for path in held}):
+        holders = {src: held.get(path) for src, held in files_by_source.items()}
+        winner = _agree_file(path, holders, disagreements)
+        if winner is not None:
+            files.append(winner)
+            eligible[path] = frozenset(src for src, held in holders.items() if held == winner)
+    manifest = GameManifest(
+        game_id=header.game_id,
+        version=header.version,
+        chunk_size=header.chunk_size,
+        files=tuple(files),
+    )
+    disagreements.sort(key=lambda item: (item.source, item.path or "", item.kind.value))
+    return Agreement(
+        manifest=manifest,
+        eligible=MappingProxyType(eligible),
+        disagreements=tuple(disagreements),
+        sources=frozenset(agreed_sources),
+    )
+
+
+def _valid_manifests(
+    by_source: Mapping[str, GameManifest], disagreements: list[Disagreement]
+) -> dict[str, GameManifest]:
+    valid: dict[str, GameManifest] = {}
+    for source, manifest in by_source.items():
+        try:
+            validate_manifest(manifest)
+        except ManifestError as exc:
+            disagreements.append(
+                Disagreement(source, None, DisagreementKind.INVALID_MANIFEST, str(exc))
+            )
+        else:
+            valid[source] = manifest
+    return valid
+
+
+def _header(manifest: GameManifest) -> tuple[str, str, int]:
+    return (manifest.game_id, manifest.version or "", manifest.chunk_size)
+
+
+def _agree_header(valid: Mapping[str, GameManifest], disagreements: list[Disagreement]) -> set[str]:
+    """Sources holding the most common header; ties go to the smallest header tuple."""
+    counts = Counter(_header(manifest) for manifest in valid.values())
+    winner = min(counts, key=lambda header: (-counts[header], header))
+    agreed: set[str] = set()
+    for source, manifest in valid.items():
+        if _header(manifest) == winner:
+            agreed.add(source)
+            continue
+        disagreements.append(
+            Disagreement(
+                source,
+                None,
+                DisagreementKind.HEADER,
+                f"game {manifest.game_id!r} version {manifest.version!r} chunk size "
+                f"{manifest.chunk_size}, agreed game {winner[0]!r} version "
+                f"{winner[1] or None!r} chunk size {winner[2]}",
+            )
+        )
+    return agreed
+
+
+def _agree_file(
+    path: str,
+    holders: Mapping[str, FileManifest | None],
+    disagreements: list[Disagreement],
+) -> FileManifest | None:
+    """The agreed version of ``path``, or ``None`` when half or fewer sources hold it."""
+    held = {source: file for source, file in holders.items() if file is not None}
+    if 2 * len(held) <= len(holders):
+        disagreements.extend(
+            Disagreement(
+                source,
+                path,
+                DisagreementKind.EXTRA,
+                f"held by {len(held)} of {len(holders)} sources; dropped",
+            )
+            for source in held
+        )
+        return None
+    counts = Counter(held.values())
+    winner = min(counts, key=lambda file: (-counts[file], file_digest(file)))
+    for source, file in holders.items():
+        if file is None:
+            disagreements.append(
+                Disagreement(
+                    source,
+                    path,
+                    DisagreementKind.MISSING,
+                    f"held by {len(held)} of {len(holders)} sources",
+                )
+            )
+        elif file != winner:
+            disagreements.append(_file_difference(source, file, winner))
+    return winner
+
+
+def _file_difference(source: str, file: FileManifest, agreed: FileManifest) -> Disagreement:
+    if file.size != agreed.size:
+        return Disagreement(
+            source,
+            file.path,
+            DisagreementKind.SIZE,
+            f"size {file.size}, agreed {agreed.size}",
+        )
+    differing = [
+        mine.offset
+        for mine, theirs in zip(file.chunks, agreed.chunks, strict=True)
+        if mine != theirs
+    ]
+    return Disagreement(
+        source,
+        file.path,
+        DisagreementKind.CONTENT,
+        f"{len(differing)} of {len(file.chunks)} chunks differ, first at offset {differing[0]}",
+    )
+
+
+def restrict_eligibility(
+    eligible: Mapping[str, Iterable[str]], live_sources: Iterable[str]
+) -> dict[str, frozenset[str]]:
+    """``eligible`` limited to ``live_sources`` (paths may end up with no source)."""
+    live = frozenset(live_sources)
+    return {path: frozenset(sources) & live for path, sources in eligible.items()}
