@@ -14,6 +14,7 @@
     │   ├── FrameTooLarge           a frame header announced more than the maximum
     │   └── VersionMismatch         the peer speaks another PROTOCOL_VERSION
     ├── PeerRefused             a remote peer answered a request with a typed error
+    ├── PeerIdMismatch          the peer at an address is not the peer id we dialed
     ├── ConnectionClosed        the other side closed the connection in an orderly way
     └── TransportError          the connection broke (reset, TLS failure, timeout)
 
@@ -85,6 +86,15 @@ class PeerRefused(LanspreadError):
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
+
+
+class PeerIdMismatch(LanspreadError):
+    """The listener's certificate proves another peer id than the one we dialed."""
+
+    def __init__(self, expected: str, actual: str) -> None:
+        super().__init__(f"expected peer {expected}, but the certificate proves peer {actual}")
+        self.expected = expected
+        self.actual = actual
 
 
 class ConnectionClosed(LanspreadError):

@@ -1,0 +1,115 @@
+"""A TLS stream that speaks frames: the asyncio shell around :class:`FrameDecoder`.
+
+Both ends of a connection use it. It translates every foreign exception at the
+edge: an end of stream between frames is :class:`ConnectionClosed`, inside a frame
+:class:`ProtocolError`, a reset or TLS failure :class:`TransportError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import ssl
+
+from lanspread.errors import ConnectionClosed, ProtocolError, TransportError
+from lanspread.net.wire import (
+    PREAMBLE_SIZE,
+    FrameDecoder,
+    Message,
+    check_preamble,
+    encode_frame,
+    encode_preamble,
+)
+
+log = logging.getLogger(__name__)
+
+# One read asks for this much; TLS hands out at most one 16 KiB record per call
+# anyway, so larger reads only matter for bursts of already-decrypted records.
+READ_CHUNK_SIZE = 256 * 1024
+# A graceful close (TLS close_notify) that the other side does not complete within
+# this time is cut short with an abort, so shutdown stays bounded.
+CLOSE_TIMEOUT = 2.0
+
+
+class FramedStream:
+    """Send and receive whole messages over one TLS connection."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._reader = reader
+        self._writer = writer
+        self._decoder = FrameDecoder()
+        self._ready: collections.deque[Message] = collections.deque()
+        self._send_lock = asyncio.Lock()
+        peer = writer.get_extra_info("peername")
+        self.remote_host: str = str(peer[0]) if peer else "?"
+        self.remote_port: int = int(peer[1]) if peer else 0
+
+    @property
+    def writer(self) -> asyncio.StreamWriter:
+        return self._writer
+
+    @property
+    def description(self) -> str:
+        return f"{self.remote_host}:{self.remote_port}"
+
+    async def exchange_preamble(self, version: int | None = None) -> None:
+        """Send our preamble, then read and check the remote one.
+
+        ``version`` overrides the announced version (tests impersonating other versions).
+        """
+        await self.send_bytes(encode_preamble() if version is None else encode_preamble(version))
+        try:
+            data = await self._reader.readexactly(PREAMBLE_SIZE)
+        except asyncio.IncompleteReadError as exc:
+            if not exc.partial:
+                raise ConnectionClosed(
+                    f"{self.description} closed the connection before its preamble"
+                ) from exc
+            raise ProtocolError(
+                f"{self.description} sent a truncated preamble ({len(exc.partial)} bytes)"
+            ) from exc
+        except (OSError, ssl.SSLError) as exc:
+            raise TransportError(f"connection to {self.description} broke: {exc}") from exc
+        check_preamble(data)
+
+    async def send(self, message: Message) -> None:
+        await self.send_bytes(encode_frame(message))
+
+    async def send_bytes(self, data: bytes) -> None:
+        async with self._send_lock:
+            try:
+                self._writer.write(data)
+                await self._writer.drain()
+            except (OSError, ssl.SSLError, RuntimeError) as exc:
+                # RuntimeError: asyncio refuses writes on a transport it is closing.
+                raise TransportError(f"cannot send to {self.description}: {exc}") from exc
+
+    async def receive(self) -> Message:
+        """The next message; raises when the stream ends or breaks."""
+        while not self._ready:
+            try:
+                data = await self._reader.read(READ_CHUNK_SIZE)
+            except (OSError, ssl.SSLError) as exc:
+                raise TransportError(f"connection to {self.description} broke: {exc}") from exc
+            if not data:
+                self._decoder.feed_eof()
+                raise ConnectionClosed(f"{self.description} closed the connection")
+            self._ready.extend(self._decoder.feed(data))
+        return self._ready.popleft()
+
+    async def close(self) -> None:
+        """Close gracefully (TLS close_notify, FIN); abort after :data:`CLOSE_TIMEOUT`."""
+        self._writer.close()
+        try:
+            async with asyncio.timeout(CLOSE_TIMEOUT):
+                await self._writer.wait_closed()
+        except (OSError, ssl.SSLError, TimeoutError) as exc:
+            log.debug("closing %s: %s; aborting", self.description, exc)
+            self._writer.transport.abort()
+        except BaseException:
+            self._writer.transport.abort()
+            raise
+
+    def abort(self) -> None:
+        self._writer.transport.abort()

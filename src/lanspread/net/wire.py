@@ -1,0 +1,430 @@
+"""The wire protocol: preamble, message types and the sans-IO frame codec.
+
+Theory of operation
+-------------------
+After the TLS 1.3 handshake both sides send the 8-byte **preamble** at once,
+without waiting: the magic ``b"LSPR"`` and ``PROTOCOL_VERSION`` as a big-endian
+u32. Its layout never changes, so a peer of any other version, whatever its
+message format, learns the mismatch from it (:func:`check_preamble` raises
+:class:`VersionMismatch` naming both versions) and the connection is closed.
+
+Everything after the preamble is **frames**: a big-endian u32 payload length,
+then that many bytes of MessagePack holding one :data:`Message` (a msgspec
+tagged union, the tag in the ``"type"`` field). Lengths above
+:data:`MAX_FRAME_SIZE` or of zero are refused before any payload is buffered.
+
+::
+
+    dialer (client)                                     listener (server)
+      |==== TCP connect + TLS 1.3 (server cert = server key) ===>|
+      |   client pins: peer id from the certificate == expected  |
+      |<============== preamble (magic, version) ================|  both sent at
+      |=============== preamble (magic, version) ===============>|  once, both checked
+      |<------- Challenge(version, nonce, server peer id) -------|
+      |-- Hello(version, peer id, public key, proof, announce) ->|  proof = signature over
+      |                                                          |  hello_proof_payload()
+      |<------------ HelloAck(version, peer id, announce) -------|  or ErrorResponse + close
+      |------------- RequestFrame(id, request) ----------------->|  several in flight,
+      |<------------ ResponseFrame(id, response) ---------------|  answered in any order
+
+Requests travel only from dialer to listener. Each :class:`RequestFrame` carries
+an id the dialer chose; the listener answers with a :class:`ResponseFrame` with the
+same id. A new request kind is one new struct in :data:`Request`, its answers in
+:data:`Response` and one row in :data:`RESPONSES`; nothing else changes.
+
+Decoding fails only with :class:`ProtocolError` or :class:`FrameTooLarge`.
+Encoding trusts the caller; the receiving peer validates every field.
+"""
+
+from __future__ import annotations
+
+import enum
+import struct
+from typing import Annotated, Final, TypeAlias
+
+import msgspec
+
+from lanspread.core.library import (
+    GameId,
+    LibraryDelta,
+    LibrarySnapshot,
+    Version,
+)
+from lanspread.errors import FrameTooLarge, ProtocolError, VersionMismatch
+
+PROTOCOL_VERSION: Final = 1
+
+PREAMBLE_MAGIC: Final = b"LSPR"
+_PREAMBLE = struct.Struct(">4sI")
+PREAMBLE_SIZE: Final = _PREAMBLE.size
+
+_FRAME_HEADER = struct.Struct(">I")
+FRAME_HEADER_SIZE: Final = _FRAME_HEADER.size
+
+# The largest legitimate message is a Hello or HelloAck carrying a LibrarySnapshot
+# of MAX_LIBRARY_GAMES games. One GameSummary, worst case, as a MessagePack map:
+#   map header 1 + "id" 3 + id (64 ASCII chars, str8) 66
+#   + "availability" 13 + "LocalOnly" 10
+#   + "version" 8 + version (64 chars x 4 UTF-8 bytes = 256, str16) 259
+#   + "installed" 10 + bool 1 + "size_bytes" 11 + uint64 9          = 391 bytes
+# 10,000 x 391 = 3,910,000 bytes; the rest of a Hello (keys, proof, name, host,
+# digest) is under 2 KB. 4 MiB = 4,194,304 bytes leaves ~280 KB of headroom and
+# bounds what one connection can make us buffer. GameFiles is kept below it too
+# (see MAX_GAME_FILES). tests/net/test_wire.py encodes both worst cases.
+MAX_FRAME_SIZE: Final = 4 * 1024 * 1024
+
+NONCE_SIZE: Final = 32
+"""Bytes of challenge nonce: 256 random bits never repeat."""
+PUBLIC_KEY_SIZE: Final = 32
+"""Bytes of a raw Ed25519 public key."""
+SIGNATURE_SIZE: Final = 64
+"""Bytes of an Ed25519 signature."""
+PEER_ID_LENGTH: Final = 64
+"""Hex characters of a peer id (SHA-256 of the public key, see ``identity``)."""
+# Shown on a game card and in peer lists; longer names are clutter, not identity.
+MAX_DISPLAY_NAME_LENGTH: Final = 64
+# The longest DNS name; any IPv4 or IPv6 literal (even with a zone) is shorter.
+MAX_HOST_LENGTH: Final = 253
+# Enough for a sentence naming a game, a path and a cause; error text is not a channel.
+MAX_ERROR_MESSAGE_LENGTH: Final = 1024
+# Windows MAX_PATH: a longer path inside a game root could not be extracted or run there.
+MAX_RELATIVE_PATH_LENGTH: Final = 260
+# A game root holds a handful of .eti archives plus the sentinel; 3,000 leaves room for
+# nested payload folders. Worst case per FileDescription (map): header 1
+# + "relative_path" 14 + 260 chars x 4 bytes (str16) 1,043 + "size" 5 + uint64 9
+# + "is_version_sentinel" 20 + bool 1 = 1,093 bytes; x 3,000 = 3,279,000 < MAX_FRAME_SIZE.
+MAX_GAME_FILES: Final = 3_000
+MAX_REQUEST_ID: Final = 2**32 - 1
+"""Request ids are u32; the dialer wraps around and skips ids still in flight."""
+# Carried in ResyncRequired; the reason is for logs only.
+MAX_REASON_LENGTH: Final = 256
+
+PeerId = Annotated[str, msgspec.Meta(pattern=rf"^[0-9a-f]{{{PEER_ID_LENGTH}}}$")]
+ProtocolVersion = Annotated[int, msgspec.Meta(ge=0, le=2**32 - 1)]
+Nonce = Annotated[bytes, msgspec.Meta(min_length=NONCE_SIZE, max_length=NONCE_SIZE)]
+PublicKey = Annotated[bytes, msgspec.Meta(min_length=PUBLIC_KEY_SIZE, max_length=PUBLIC_KEY_SIZE)]
+Signature = Annotated[bytes, msgspec.Meta(min_length=SIGNATURE_SIZE, max_length=SIGNATURE_SIZE)]
+DisplayName = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_DISPLAY_NAME_LENGTH)]
+Host = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_HOST_LENGTH)]
+Port = Annotated[int, msgspec.Meta(ge=1, le=65_535)]
+RequestId = Annotated[int, msgspec.Meta(ge=0, le=MAX_REQUEST_ID)]
+Revision = Annotated[int, msgspec.Meta(ge=0)]
+# A relative POSIX path: no leading "/", no backslash or NUL, no empty, "." or ".."
+# segment. The download side still checks it against the game-root contract.
+RelativePath = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=1,
+        max_length=MAX_RELATIVE_PATH_LENGTH,
+        pattern=r"^(?!/)(?!.*//)(?!(.*/)?\.\.?(/|$))[^\\\x00]*(?<!/)$",
+    ),
+]
+
+
+class ErrorCode(enum.StrEnum):
+    """Why a peer refused a handshake or a request."""
+
+    GAME_NOT_FOUND = "GameNotFound"
+    """The game is not in the catalog, not downloaded here or not servable now."""
+    OPERATION_IN_PROGRESS = "OperationInProgress"
+    """The game has an active operation on the serving peer."""
+    INTERNAL_PEER_ERROR = "InternalPeerError"
+    """The serving peer failed while handling the request (its log says why)."""
+    VERSION_MISMATCH = "VersionMismatch"
+    """The Hello declared another protocol version."""
+    BAD_REQUEST = "BadRequest"
+    """A malformed, oversized, unknown or out-of-place frame; the connection closes."""
+    UNAUTHORIZED = "Unauthorized"
+    """The Hello did not prove the claimed peer id."""
+
+
+class _Struct(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A value nested inside messages."""
+
+
+class _Message(_Struct, frozen=True, tag=True, tag_field="type"):
+    """A frame's top-level value or a request/response body; tagged by class name."""
+
+
+class Announcement(_Struct, frozen=True):
+    """What a peer tells about itself in ``Hello`` and ``HelloAck``."""
+
+    name: DisplayName
+    listen_host: Host
+    """The host the peer believes others reach its listener at (may be a wildcard)."""
+    listen_port: Port
+    """The stable port of the peer's listener, never a connection's source port."""
+    library: LibrarySnapshot
+
+
+class FileDescription(_Struct, frozen=True):
+    relative_path: RelativePath
+    """POSIX path relative to the game root."""
+    size: Annotated[int, msgspec.Meta(ge=0)]
+    is_version_sentinel: bool
+    """True for the root ``version.ini``, which a download writes last."""
+
+
+# --- handshake -------------------------------------------------------------------
+
+
+class Challenge(_Message, frozen=True):
+    """Listener to dialer, first frame: prove your id by signing this nonce."""
+
+    protocol_version: ProtocolVersion
+    nonce: Nonce
+    server_peer_id: PeerId
+
+
+class Hello(_Message, frozen=True):
+    """Dialer to listener: who I am, proven by ``proof``."""
+
+    protocol_version: ProtocolVersion
+    peer_id: PeerId
+    public_key: PublicKey
+    """Raw Ed25519 public key; ``peer_id`` must be derived from it."""
+    proof: Signature
+    """Signature of :func:`hello_proof_payload` by ``public_key``."""
+    announcement: Announcement
+
+
+class HelloAck(_Message, frozen=True):
+    """Listener to dialer: the handshake succeeded; who I am."""
+
+    protocol_version: ProtocolVersion
+    peer_id: PeerId
+    announcement: Announcement
+
+
+# --- request bodies ----------------------------------------------------------------
+
+
+class Ping(_Message, frozen=True):
+    """Liveness probe; answered by :class:`Pong`."""
+
+
+class Goodbye(_Message, frozen=True):
+    """The dialer is leaving the network; answered by :class:`GoodbyeAck`."""
+
+
+class PushLibraryDelta(_Message, frozen=True):
+    """A change of the dialer's library; answered by an ack or :class:`ResyncRequired`."""
+
+    delta: LibraryDelta
+
+
+class GetGame(_Message, frozen=True):
+    """Which files make up a game here; answered by :class:`GameFiles`."""
+
+    game_id: GameId
+
+
+# --- response bodies ---------------------------------------------------------------
+
+
+class Pong(_Message, frozen=True):
+    pass
+
+
+class GoodbyeAck(_Message, frozen=True):
+    pass
+
+
+class LibraryDeltaAck(_Message, frozen=True):
+    revision: Revision
+    """The dialer's library revision the listener now holds."""
+
+
+class ResyncRequired(_Message, frozen=True):
+    """The delta did not apply; the dialer must send its full snapshot (a new Hello)."""
+
+    known_revision: Revision | None
+    """The revision the listener holds for the dialer, ``None`` when it holds none."""
+    reason: Annotated[str, msgspec.Meta(max_length=MAX_REASON_LENGTH)]
+
+
+class GameFiles(_Message, frozen=True):
+    game_id: GameId
+    version: Version | None
+    files: Annotated[tuple[FileDescription, ...], msgspec.Meta(max_length=MAX_GAME_FILES)]
+
+
+class ErrorResponse(_Message, frozen=True):
+    """A refusal: a request's answer, or a top-level frame before the listener closes."""
+
+    code: ErrorCode
+    message: Annotated[str, msgspec.Meta(max_length=MAX_ERROR_MESSAGE_LENGTH)]
+
+
+Request: TypeAlias = Ping | Goodbye | PushLibraryDelta | GetGame
+Response: TypeAlias = (
+    Pong | GoodbyeAck | LibraryDeltaAck | ResyncRequired | GameFiles | ErrorResponse
+)
+
+RESPONSES: Final[dict[type[_Message], tuple[type[_Message], ...]]] = {
+    Ping: (Pong,),
+    Goodbye: (GoodbyeAck,),
+    PushLibraryDelta: (LibraryDeltaAck, ResyncRequired),
+    GetGame: (GameFiles,),
+}
+"""The successful answers of each request; :class:`ErrorResponse` answers any of them."""
+
+
+class RequestFrame(_Message, frozen=True):
+    id: RequestId
+    body: Request
+
+
+class ResponseFrame(_Message, frozen=True):
+    id: RequestId
+    """The id of the :class:`RequestFrame` this answers."""
+    body: Response
+
+
+Message: TypeAlias = Challenge | Hello | HelloAck | ErrorResponse | RequestFrame | ResponseFrame
+"""Everything a frame may hold at top level."""
+
+
+def is_answer_to(request: Request, response: Response) -> bool:
+    """True when ``response`` is an allowed answer to ``request``."""
+    return isinstance(response, (ErrorResponse, *RESPONSES[type(request)]))
+
+
+# --- preamble ------------------------------------------------------------------------
+
+
+def encode_preamble(version: int = PROTOCOL_VERSION) -> bytes:
+    """The preamble this peer sends (``version`` is a parameter only for tests)."""
+    return _PREAMBLE.pack(PREAMBLE_MAGIC, version)
+
+
+def check_preamble(data: bytes) -> None:
+    """Accept the remote preamble or raise :class:`ProtocolError` / :class:`VersionMismatch`."""
+    if len(data) != PREAMBLE_SIZE:
+        raise ProtocolError(f"preamble must be {PREAMBLE_SIZE} bytes, got {len(data)}")
+    magic, version = _PREAMBLE.unpack(data)
+    if magic != PREAMBLE_MAGIC:
+        raise ProtocolError(f"not a lanspread peer: preamble starts with {magic!r}")
+    if version != PROTOCOL_VERSION:
+        raise VersionMismatch(
+            f"the remote peer speaks protocol version {version}, "
+            f"this peer speaks version {PROTOCOL_VERSION}"
+        )
+
+
+# --- proof -----------------------------------------------------------------------------
+
+_PROOF_CONTEXT = b"lanspread hello proof\x00"
+
+
+def hello_proof_payload(nonce: bytes, server_peer_id: str, client_peer_id: str) -> bytes:
+    """The bytes a dialer signs to prove its id to one listener in one session.
+
+    Domain-separated by a context string and the protocol version, then the
+    listener's nonce (no replay across sessions), the listener's peer id as the
+    dialer verified it from the certificate (no relaying through a middle peer)
+    and the dialer's own id. Every part has a fixed length, so the concatenation
+    is unambiguous.
+    """
+    if len(nonce) != NONCE_SIZE:
+        raise ValueError(f"nonce must be {NONCE_SIZE} bytes")
+    return b"".join(
+        (
+            _PROOF_CONTEXT,
+            _FRAME_HEADER.pack(PROTOCOL_VERSION),
+            nonce,
+            server_peer_id.encode("ascii"),
+            client_peer_id.encode("ascii"),
+        )
+    )
+
+
+# --- frames ----------------------------------------------------------------------------
+
+_ENCODER = msgspec.msgpack.Encoder()
+
+
+def encode_frame(message: Message) -> bytes:
+    """One frame: the length header and the MessagePack payload.
+
+    Raises :class:`FrameTooLarge` when the payload exceeds :data:`MAX_FRAME_SIZE`
+    (the constants above keep every valid message below it).
+    """
+    payload = _ENCODER.encode(message)
+    if len(payload) > MAX_FRAME_SIZE:
+        raise FrameTooLarge(
+            f"refusing to send a frame of {len(payload)} bytes (the maximum is {MAX_FRAME_SIZE})"
+        )
+    return _FRAME_HEADER.pack(len(payload)) + payload
+
+
+class FrameDecoder:
+    """Sans-IO decoder: bytes in, validated messages out.
+
+    Holds at most one partial frame (bounded by ``max_frame_size``). After it has
+    raised once the byte stream is unusable and every later call raises again.
+    """
+
+    def __init__(self, max_frame_size: int = MAX_FRAME_SIZE) -> None:
+        self._max_frame_size = max_frame_size
+        self._buffer = bytearray()
+        self._decoder: msgspec.msgpack.Decoder[Message] = msgspec.msgpack.Decoder(Message)
+        self._failure: ProtocolError | None = None
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received but not yet part of a complete frame."""
+        return len(self._buffer)
+
+    def feed(self, data: bytes) -> list[Message]:
+        """Add received bytes; return every message they complete, in order."""
+        self._raise_if_failed()
+        self._buffer += data
+        messages: list[Message] = []
+        try:
+            while (message := self._next_message()) is not None:
+                messages.append(message)
+        except ProtocolError as exc:
+            self._failure = exc
+            self._buffer.clear()
+            raise
+        return messages
+
+    def feed_eof(self) -> None:
+        """The stream ended; raise :class:`ProtocolError` if it ended inside a frame."""
+        self._raise_if_failed()
+        if self._buffer:
+            self._failure = ProtocolError(
+                f"the connection ended inside a frame ({len(self._buffer)} bytes of an "
+                "incomplete frame received)"
+            )
+            raise self._failure
+
+    def _raise_if_failed(self) -> None:
+        if self._failure is not None:
+            raise ProtocolError(f"the frame stream failed earlier: {self._failure}")
+
+    def _next_message(self) -> Message | None:
+        if len(self._buffer) < FRAME_HEADER_SIZE:
+            return None
+        (length,) = _FRAME_HEADER.unpack_from(self._buffer)
+        if length > self._max_frame_size:
+            raise FrameTooLarge(
+                f"frame of {length} bytes exceeds the maximum of {self._max_frame_size}"
+            )
+        if length == 0:
+            raise ProtocolError("empty frame")
+        end = FRAME_HEADER_SIZE + length
+        if len(self._buffer) < end:
+            return None
+        payload = bytes(self._buffer[FRAME_HEADER_SIZE:end])
+        del self._buffer[:end]
+        return self._decode(payload)
+
+    def _decode(self, payload: bytes) -> Message:
+        try:
+            return self._decoder.decode(payload)
+        except msgspec.ValidationError as exc:
+            raise ProtocolError(f"invalid message: {exc}") from exc
+        except msgspec.DecodeError as exc:
+            raise ProtocolError(f"malformed frame: {exc}") from exc
