@@ -1,0 +1,99 @@
+"""The slice of libarchive the extractor uses, bound through ``libarchive-c``'s ffi.
+
+``libarchive-c`` opens one file at a time; a multi-volume RAR set must be
+opened as one stream of several files with ``archive_read_open_filenames``,
+which it does not wrap, so it is bound here with ctypes on the same library.
+
+Readers support only the formats a game archive comes in (RAR 4, RAR 5, 7z,
+zip, tar) and the in-process decompression filters. ``format_all`` is not used
+on purpose: it brings mtree, whose reader opens files named *by the archive*
+from the current directory, and program-backed filters that spawn processes.
+
+Every function here raises ``libarchive.exception.ArchiveError``; the
+extractor translates it at its edge.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from libarchive import ffi
+from libarchive.exception import ArchiveError
+
+READ_FORMATS = ("rar", "rar5", "7zip", "zip", "tar")
+READ_FILTERS = ("gzip", "bzip2", "xz", "lzma", "zstd", "lz4")
+
+# archive_write_disk options (archive.h).
+EXTRACT_PERM = 0x0002
+EXTRACT_TIME = 0x0004
+EXTRACT_SECURE_SYMLINKS = 0x0100
+EXTRACT_SECURE_NODOTDOT = 0x0200
+# ARCHIVE_EXTRACT_SECURE_NOABSOLUTEPATHS (0x10000) is not set: the extractor
+# hands libarchive absolute paths it built itself under the destination (the
+# disk writer resolves relative paths against the process-wide working
+# directory, which a worker thread must not change). Every entry name has been
+# checked to be relative before it is joined to the destination.
+DISK_FLAGS = EXTRACT_PERM | EXTRACT_TIME | EXTRACT_SECURE_SYMLINKS | EXTRACT_SECURE_NODOTDOT
+
+_open_filenames = ffi.libarchive.archive_read_open_filenames
+_open_filenames.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_char_p), ctypes.c_size_t]
+_open_filenames.restype = ctypes.c_int
+_open_filenames_w = getattr(ffi.libarchive, "archive_read_open_filenames_w", None)
+if _open_filenames_w is not None:
+    _open_filenames_w.argtypes = [
+        ctypes.c_void_p,
+        ctypes.POINTER(ctypes.c_wchar_p),
+        ctypes.c_size_t,
+    ]
+    _open_filenames_w.restype = ctypes.c_int
+
+
+@contextmanager
+def open_volumes(volumes: Sequence[Path], block_size: int) -> Iterator[int]:
+    """A read handle over ``volumes`` read in order as one archive."""
+    archive_p: int = ffi.read_new()
+    try:
+        for name in READ_FILTERS:
+            ffi.get_read_filter_function(name)(archive_p)
+        for name in READ_FORMATS:
+            ffi.get_read_format_function(name)(archive_p)
+        _open(archive_p, volumes, block_size)
+        yield archive_p
+    finally:
+        ffi.read_free(archive_p)
+
+
+def _open(archive_p: int, volumes: Sequence[Path], block_size: int) -> None:
+    if sys.platform == "win32" and _open_filenames_w is not None:
+        # The narrow API uses the ANSI code page on Windows; names need the wide one.
+        wide = (ctypes.c_wchar_p * (len(volumes) + 1))(*map(str, volumes), None)
+        status = _open_filenames_w(archive_p, wide, block_size)
+    else:
+        narrow = (ctypes.c_char_p * (len(volumes) + 1))(*map(os.fsencode, volumes), None)
+        status = _open_filenames(archive_p, narrow, block_size)
+    if status < ffi.ARCHIVE_WARN:
+        raise ffi.archive_error(archive_p, status)
+
+
+@contextmanager
+def disk_writer() -> Iterator[int]:
+    """A disk-writer handle; closing it applies deferred folder modes and times."""
+    writer_p: int = ffi.write_disk_new()
+    try:
+        ffi.write_disk_set_options(writer_p, DISK_FLAGS)
+        yield writer_p
+    finally:
+        ffi.write_free(writer_p)
+
+
+def error_message(exc: ArchiveError) -> str:
+    """libarchive's message without the pointer and return code noise."""
+    message = exc.msg
+    if isinstance(message, bytes):
+        message = message.decode("utf-8", "replace")
+    return str(message or "libarchive error")

@@ -1,0 +1,44 @@
+"""The errors of archive extraction, a branch of lanspread's one exception tree.
+
+::
+
+    StorageError                    (lanspread.errors)
+    └── ExtractionError             an archive set cannot be extracted
+        ├── HostileArchive              an entry would escape the destination or is a device
+        ├── CorruptArchive              unreadable, truncated or inconsistent archive data
+        └── NotEnoughSpace              the destination's disk lacks room for the game
+    LanspreadError                  (lanspread.errors)
+    └── ExtractionCancelled         the caller asked extraction to stop
+
+Every message names the archive (the first volume of its set) and, where one is
+to blame, the entry. libarchive's own exceptions never leave the install layer.
+"""
+
+from __future__ import annotations
+
+from lanspread.errors import LanspreadError, StorageError
+
+
+class ExtractionError(StorageError):
+    """An archive set cannot be extracted; the message names the archive and entry."""
+
+
+class HostileArchive(ExtractionError):
+    """An entry would land outside the destination, or is a device, FIFO or socket."""
+
+
+class CorruptArchive(ExtractionError):
+    """The archive data is unreadable, truncated, inconsistent or a volume is missing."""
+
+
+class NotEnoughSpace(ExtractionError):
+    """The destination's filesystem has less room than the extracted game needs."""
+
+    def __init__(self, message: str, *, needed: int, available: int) -> None:
+        super().__init__(message)
+        self.needed = needed
+        self.available = available
+
+
+class ExtractionCancelled(LanspreadError):
+    """``should_stop`` returned True; what was extracted so far has been removed."""
