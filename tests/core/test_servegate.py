@@ -13,7 +13,7 @@ from lanspread.core.servegate import (
     MAX_CHUNK_LENGTH,
     MAX_COMPONENT_BYTES,
     MAX_PATH_DEPTH,
-    MAX_RELATIVE_PATH_BYTES,
+    MAX_RELATIVE_PATH_LENGTH,
     NodeKind,
     Refusal,
     RefusalReason,
@@ -168,16 +168,19 @@ def test_check_relative_path_refuses_every_reserved_name_and_what_is_under_it(na
 
 
 def test_check_relative_path_bounds_total_length() -> None:
-    """A path over the byte limit is refused before anything else is looked at."""
-    path = "/".join(["a" * 200] * 6)
-    assert len(path.encode()) > MAX_RELATIVE_PATH_BYTES
+    """A path one character over the limit is refused before anything else is looked at."""
+    fits = "/".join(["a" * 100, "b" * 100, "c" * (MAX_RELATIVE_PATH_LENGTH - 202)])
+    assert len(fits) == MAX_RELATIVE_PATH_LENGTH
+    assert check_relative_path(fits) is None
+    path = fits + "d"
     assert check_relative_path(path) == Refusal(
         RefusalReason.PATH_TOO_LONG,
-        f"path of {len(path)} bytes exceeds {MAX_RELATIVE_PATH_BYTES}",
+        f"path of {MAX_RELATIVE_PATH_LENGTH + 1} characters exceeds {MAX_RELATIVE_PATH_LENGTH}",
     )
+    assert _reason(check_relative_path("../" * 100)) is RefusalReason.PATH_TOO_LONG
 
 
-def test_check_relative_path_counts_bytes_not_characters() -> None:
+def test_check_relative_path_counts_component_bytes_not_characters() -> None:
     """A component of 128 two-byte characters is 256 bytes: one over the component limit."""
     assert check_relative_path("é" * 127 + "a") is None
     assert check_relative_path("é" * 128) == Refusal(
@@ -212,7 +215,7 @@ _PATHISH = st.lists(
 ).map("".join)
 
 
-@given(st.one_of(st.text(max_size=300), _PATHISH))
+@given(st.one_of(st.text(max_size=2 * MAX_RELATIVE_PATH_LENGTH), _PATHISH))
 @example("../etc/passwd")
 @example("local/x")
 @example("a/./b")
@@ -222,7 +225,7 @@ def test_any_string_is_accepted_or_refused_never_raises(path: str) -> None:
     assert result is None or isinstance(result, Refusal)
 
 
-@given(st.one_of(st.text(max_size=300), _PATHISH))
+@given(st.one_of(st.text(max_size=2 * MAX_RELATIVE_PATH_LENGTH), _PATHISH))
 def test_accepted_paths_stay_inside_the_payload(path: str) -> None:
     """An accepted path has no '..', is not absolute anywhere and starts with no reserved name."""
     if check_relative_path(path) is not None:
@@ -390,20 +393,20 @@ def test_check_chunk_range_accepts_chunks_inside_the_file(
 def test_check_chunk_range_refuses_chunks_outside_the_file(
     offset: int, length: int, size: int
 ) -> None:
-    """Negative values and chunks past the end are refused as InvalidRange."""
+    """Negative values and chunks past the end are refused as BadRequest."""
     refusal = check_chunk_range(offset, length, size)
     assert refusal == Refusal(
         RefusalReason.CHUNK_OUT_OF_RANGE,
         f"chunk at {offset} of {length} bytes is outside a file of {size} bytes",
     )
-    assert refusal.code is ServeErrorCode.INVALID_RANGE
+    assert refusal.code is ServeErrorCode.BAD_REQUEST
 
 
 def test_check_chunk_range_bounds_the_length() -> None:
     """A chunk one byte over the maximum is refused even inside a larger file."""
     refusal = check_chunk_range(0, 1025, 10_000, max_length=1024)
     assert refusal == Refusal(RefusalReason.CHUNK_TOO_LARGE, "chunk of 1025 bytes exceeds 1024")
-    assert refusal.code is ServeErrorCode.INVALID_RANGE
+    assert refusal.code is ServeErrorCode.BAD_REQUEST
     assert _reason(check_chunk_range(0, MAX_CHUNK_LENGTH + 1, 2**40)) is (
         RefusalReason.CHUNK_TOO_LARGE
     )

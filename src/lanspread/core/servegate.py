@@ -30,8 +30,11 @@ reserved names, symlink targets, anything outside the root), with two exceptions
   only says "busy right now": it exposes no file, and it lets a downloader keep
   the peer as a source to retry later instead of dropping it as if the game had
   gone (a peer updating a game keeps advertising its previous version).
-* a bad chunk range answers :attr:`ServeErrorCode.INVALID_RANGE`: the file is
+* a bad chunk range answers :attr:`ServeErrorCode.BAD_REQUEST`: the file is
   served, the request is wrong (a stale manifest or a broken planner).
+
+The code values are the wire's ``ErrorCode`` spellings, so the network shell maps
+one onto the other by value.
 """
 
 from __future__ import annotations
@@ -44,9 +47,9 @@ from pathlib import PurePath
 from lanspread.core.catalog import is_valid_game_id
 from lanspread.core.gameroot import RESERVED_NAMES
 
-# Payload paths are archive names and a few nested folders; 1 KiB of UTF-8 is
-# several times any real one and keeps requests and GetGame listings small.
-MAX_RELATIVE_PATH_BYTES = 1024
+# Windows MAX_PATH: a longer payload path could not be written on a Windows peer.
+# The wire's RelativePath has the same bound, so every path served can be listed.
+MAX_RELATIVE_PATH_LENGTH = 260
 # NAME_MAX on ext4 and the NTFS component limit: a longer name cannot exist on disk.
 MAX_COMPONENT_BYTES = 255
 # Bounds the per-component open walk; real payload nests one or two folders deep.
@@ -73,7 +76,7 @@ class ServeErrorCode(enum.Enum):
 
     GAME_NOT_FOUND = "GameNotFound"
     OPERATION_IN_PROGRESS = "OperationInProgress"
-    INVALID_RANGE = "InvalidRange"
+    BAD_REQUEST = "BadRequest"
 
 
 class RefusalReason(enum.Enum):
@@ -96,8 +99,8 @@ class RefusalReason(enum.Enum):
 
 _CODE_FOR_REASON = {
     RefusalReason.OPERATION_ACTIVE: ServeErrorCode.OPERATION_IN_PROGRESS,
-    RefusalReason.CHUNK_OUT_OF_RANGE: ServeErrorCode.INVALID_RANGE,
-    RefusalReason.CHUNK_TOO_LARGE: ServeErrorCode.INVALID_RANGE,
+    RefusalReason.CHUNK_OUT_OF_RANGE: ServeErrorCode.BAD_REQUEST,
+    RefusalReason.CHUNK_TOO_LARGE: ServeErrorCode.BAD_REQUEST,
 }
 
 
@@ -149,15 +152,15 @@ def check_game(
 
 def check_relative_path(path: str) -> Refusal | None:
     """Refuse any path that could leave the payload; never raises."""
-    try:
-        encoded_length = len(path.encode("utf-8"))
-    except UnicodeEncodeError:
-        return Refusal(RefusalReason.UNSAFE_PATH, f"{path!r} is not valid Unicode")
-    if encoded_length > MAX_RELATIVE_PATH_BYTES:
+    if len(path) > MAX_RELATIVE_PATH_LENGTH:
         return Refusal(
             RefusalReason.PATH_TOO_LONG,
-            f"path of {encoded_length} bytes exceeds {MAX_RELATIVE_PATH_BYTES}",
+            f"path of {len(path)} characters exceeds {MAX_RELATIVE_PATH_LENGTH}",
         )
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return Refusal(RefusalReason.UNSAFE_PATH, f"{path!r} is not valid Unicode")
     if not path or path.startswith("/"):
         return Refusal(RefusalReason.UNSAFE_PATH, f"{path!r} is not a relative path")
     components = path.split("/")

@@ -52,9 +52,9 @@ from lanspread.core.servegate import (
 )
 from lanspread.errors import LanspreadError, StorageError
 
-# GetGame lists every payload file in one answer; real games ship a few dozen
-# archives, so this only stops a runaway tree from producing an unbounded listing.
-MAX_SERVED_FILES = 100_000
+# GetGame lists every payload file in one frame; the wire's MAX_GAME_FILES bounds
+# that answer to 3,000 entries, far above the few dozen archives a game ships.
+MAX_SERVED_FILES = 3_000
 
 _DIR_FD_WALK = (
     os.name == "posix"
@@ -143,7 +143,8 @@ def resolve_for_serving(
     """Open ``<game_dir>/<game_id>/<relative_path>`` for serving, or raise :class:`ServeRefused`.
 
     Raises :class:`~lanspread.errors.StorageError` when the disk fails for another
-    reason than the file not being there (permissions, I/O errors).
+    reason than the file not being there (permissions, I/O errors). Blocking: call
+    it through ``asyncio.to_thread``.
     """
     _refuse_if(
         check_game_request(
