@@ -10,13 +10,15 @@
     │   ├── OperationInProgress     the game already has an active operation
     │   └── InvalidGameState        the game is not in a state that allows the command
     ├── StorageError            the disk refused (full, permissions, vanished paths)
+    │   └── IntentLogCorrupt        a game root's install intent log cannot be read
     ├── ProtocolError           a remote peer broke the wire protocol (remote violation)
     │   ├── FrameTooLarge           a frame header announced more than the maximum
     │   └── VersionMismatch         the peer speaks another PROTOCOL_VERSION
     ├── PeerRefused             a remote peer answered a request with a typed error
     ├── PeerIdMismatch          the peer at an address is not the peer id we dialed
     ├── ConnectionClosed        the other side closed the connection in an orderly way
-    └── TransportError          the connection broke (reset, TLS failure, timeout)
+    ├── TransportError          the connection broke (reset, TLS failure, timeout)
+    └── DiscoveryError          mDNS discovery cannot run (no usable interface, duplicate peer id)
 
 Local misuse (``OperationError``) is kept apart from remote violations
 (``ProtocolError``), and an orderly close (``ConnectionClosed``) apart from a broken
@@ -67,6 +69,10 @@ class StorageError(LanspreadError):
     """The filesystem refused an operation (disk full, permissions, vanished paths)."""
 
 
+class IntentLogCorrupt(StorageError):
+    """A game root's ``.lanspread.json`` is malformed, foreign or of another format."""
+
+
 class ProtocolError(LanspreadError):
     """A remote peer sent something the wire protocol does not allow."""
 
@@ -103,3 +109,7 @@ class ConnectionClosed(LanspreadError):
 
 class TransportError(LanspreadError):
     """The connection broke: reset, TLS failure or timeout."""
+
+
+class DiscoveryError(LanspreadError):
+    """mDNS discovery cannot run: no usable interface, sockets refused, or our peer id taken."""

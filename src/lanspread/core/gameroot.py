@@ -27,6 +27,8 @@ LOCAL_DIR = "local"
 INSTALLING_DIR = ".local.installing"
 BACKUP_DIR = ".local.backup"
 INTENT_FILE = ".lanspread.json"
+INTENT_TMP_FILE = ".lanspread.json.tmp"
+"""The intent log's atomic-write temp file; a crash may leave it behind."""
 SOFTLAN_MARKER = ".softlan_game_installed"
 SYNC_DIR = ".sync"
 VERSION_TMP_FILE = ".version.ini.tmp"
@@ -44,7 +46,9 @@ INSTALLER_OWNED_NAMES = frozenset(
 )
 """Children that a download cleanup (cancel, discard, startup sweep) never touches."""
 
-TRANSIENT_NAMES = frozenset({VERSION_TMP_FILE, VERSION_DISCARDED_FILE, DOWNLOAD_JOURNAL_FILE})
+TRANSIENT_NAMES = frozenset(
+    {VERSION_TMP_FILE, VERSION_DISCARDED_FILE, DOWNLOAD_JOURNAL_FILE, INTENT_TMP_FILE}
+)
 
 RESERVED_NAMES = INSTALLER_OWNED_NAMES | TRANSIENT_NAMES
 """Children that are never payload: never served, never counted, never swept as payload."""
