@@ -1,0 +1,113 @@
+"""Game roots on disk for the install-layer tests, a fake unpacker and tree snapshots."""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from lanspread.errors import StorageError
+from lanspread.install.transaction import ProgressCallback
+
+GAME_ID = "quake3"
+
+ARCHIVES = {"quake3.eti": b"archive one" * 10, "quake3.part2.eti": b"archive two" * 10}
+OLD_INSTALL = {
+    "quake3.exe": b"old exe",
+    "baseq3/pak0.pk3": b"old pak",
+    "saves/slot1.sav": b"the user's own save",
+}
+NEW_FILES = {"quake3.exe": b"new exe", "baseq3/pak0.pk3": b"new pak", "baseq3/pak1.pk3": b"pak1"}
+
+Snapshot = dict[str, bytes | str]
+
+
+def write_tree(base: Path, files: Mapping[str, bytes]) -> None:
+    for relative, data in files.items():
+        path = base / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+
+
+def make_root(
+    game_dir: Path, *, installed: Mapping[str, bytes] | None = None, version: str = "1.0"
+) -> Path:
+    """A downloaded game root (archives and ``version.ini``), installed when asked."""
+    root = game_dir / GAME_ID
+    root.mkdir(parents=True)
+    write_tree(root, ARCHIVES)
+    (root / "version.ini").write_text(f"version = {version}\n")
+    if installed is not None:
+        (root / "local").mkdir()
+        write_tree(root / "local", installed)
+    return root
+
+
+def snapshot(base: Path) -> Snapshot:
+    """Every entry under ``base`` by relative path: file bytes, ``"<dir>"`` or ``"-> target"``."""
+    result: Snapshot = {}
+    for folder, dirs, files in os.walk(base):
+        for name in dirs + files:
+            path = Path(folder) / name
+            relative = path.relative_to(base).as_posix()
+            mode = os.lstat(path).st_mode
+            if stat.S_ISLNK(mode):
+                result[relative] = f"-> {path.readlink()}"
+            elif stat.S_ISDIR(mode):
+                result[relative] = "<dir>"
+            else:
+                result[relative] = path.read_bytes()
+    return result
+
+
+def installed_snapshot(files: Mapping[str, bytes], version: str = "1.0") -> Snapshot:
+    """What a settled root holding ``files`` in ``local/`` looks like."""
+    expected: Snapshot = {**ARCHIVES, "version.ini": f"version = {version}\n".encode()}
+    expected["local"] = "<dir>"
+    for relative, data in files.items():
+        parts = relative.split("/")
+        for depth in range(1, len(parts)):
+            expected["local/" + "/".join(parts[:depth])] = "<dir>"
+        expected["local/" + relative] = data
+    return expected
+
+
+def downloaded_snapshot(version: str = "1.0") -> Snapshot:
+    return {**ARCHIVES, "version.ini": f"version = {version}\n".encode()}
+
+
+class FakeUnpacker:
+    """Writes ``files`` into the destination, reporting progress after each one.
+
+    ``fail_after`` raises a :class:`StorageError` once that many files are
+    written; ``conflict`` creates a non-empty ``local/`` next to staging at the
+    end, as a racing writer would; ``on_file`` runs after each file.
+    """
+
+    def __init__(
+        self,
+        files: Mapping[str, bytes] = NEW_FILES,
+        *,
+        fail_after: int | None = None,
+        conflict: Mapping[str, bytes] | None = None,
+        on_file: Callable[[int], None] | None = None,
+    ) -> None:
+        self.files = dict(files)
+        self.fail_after = fail_after
+        self.conflict = conflict
+        self.on_file = on_file
+        self.calls: list[tuple[Path, Path]] = []
+
+    def __call__(self, archives_root: Path, destination: Path, progress: ProgressCallback) -> None:
+        self.calls.append((archives_root, destination))
+        total = len(self.files)
+        for done, (relative, data) in enumerate(self.files.items(), start=1):
+            if self.fail_after is not None and done > self.fail_after:
+                raise StorageError(f"fake archive is corrupt at {relative}")
+            write_tree(destination, {relative: data})
+            progress(done, total)
+            if self.on_file is not None:
+                self.on_file(done)
+        if self.conflict is not None:
+            write_tree(archives_root / "local", self.conflict)
