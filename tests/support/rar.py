@@ -113,6 +113,8 @@ class RarMember:
     mtime: int = FIXED_MTIME
     link_target: str = ""
     """Target of a symlink or hard link."""
+    declared_size: int | None = None
+    """Unpacked size to write in the header instead of the real one (to forge a liar)."""
 
 
 def rar4_archive(members: Iterable[RarMember]) -> bytes:
@@ -121,7 +123,7 @@ def rar4_archive(members: Iterable[RarMember]) -> bytes:
     out += _r4_main_header(0)
     for member in members:
         payload = _r4_payload(member)
-        out += _r4_file_header(member, payload, len(payload), zlib.crc32(payload), 0)
+        out += _r4_file_header(member, payload, _declared(member, payload), zlib.crc32(payload), 0)
         out += payload
     out += _r4_block(_R4_ENDARC_HEAD, 0, b"")
     return bytes(out)
@@ -197,6 +199,10 @@ def _layout(
     return volumes
 
 
+def _declared(member: RarMember, payload: bytes) -> int:
+    return len(payload) if member.declared_size is None else member.declared_size
+
+
 def _r4_payload(member: RarMember) -> bytes:
     if member.kind is RarKind.SYMLINK:
         return member.link_target.encode()
@@ -263,7 +269,7 @@ def rar5_archive(members: Iterable[RarMember]) -> bytes:
     out += _r5_header(_R5_MAIN, 0, _vint(0))
     for member in members:
         data = _r5_payload(member)
-        out += _r5_file_header(member, data, len(data), zlib.crc32(data), 0)
+        out += _r5_file_header(member, data, _declared(member, data), zlib.crc32(data), 0)
         out += data
     out += _r5_header(_R5_END, 0, _vint(0))
     return bytes(out)
