@@ -5,7 +5,7 @@ from __future__ import annotations
 import blake3
 import msgspec
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lanspread.core.gameroot import MAX_VERSION_FILE_SIZE, VERSION_FILE
@@ -107,6 +107,7 @@ def test_chunk_spans_rejects_nonsense(size: int, chunk_size: int, message: str) 
         chunk_spans(size, chunk_size)
 
 
+@settings(deadline=None)
 @given(st.integers(0, 10_000), st.integers(1, 1_000))
 def test_chunk_spans_tile_the_file(size: int, chunk_size: int) -> None:
     """Spans are contiguous, start at 0, end at size, and only the last may be short."""
@@ -655,6 +656,25 @@ def test_no_valid_manifest_is_an_error() -> None:
     )
 
 
+def test_majority_union_beyond_the_bounds_is_an_error() -> None:
+    """Each source within bounds, every file held by two of three, union too large."""
+    third = MAX_CHUNKS_PER_GAME // 2 - 1
+    x, y, z = (entry(name, third * CHUNK) for name in ("x.eti", "y.eti", "z.eti"))
+    by_source = {
+        "alpha": make_manifest(x, y),
+        "beta": make_manifest(y, z),
+        "gamma": make_manifest(x, z),
+    }
+    for manifest in by_source.values():
+        validate_manifest(manifest)
+    with pytest.raises(ManifestError) as caught:
+        agree_manifests(by_source)
+    assert str(caught.value) == (
+        f"the sources' majority manifest is unusable: {WHERE}: {3 * third + 1} chunks "
+        f"exceed the limit of {MAX_CHUNKS_PER_GAME}"
+    )
+
+
 def test_no_source_is_a_caller_error() -> None:
     """Agreeing on nothing is a caller bug, not a peer's fault."""
     with pytest.raises(ValueError, match=r"^agree_manifests needs at least one source$"):
@@ -692,6 +712,7 @@ def source_manifests(draw: st.DrawFn) -> GameManifest:
     return make_manifest(*by_path.values())
 
 
+@settings(deadline=None)
 @given(st.dictionaries(st.sampled_from("pqrst"), source_manifests(), min_size=1))
 def test_agreement_properties(by_source: dict[str, GameManifest]) -> None:
     """The agreed manifest is valid; eligible sources hold exactly the agreed file;

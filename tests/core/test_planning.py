@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 import blake3
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lanspread.core.gameroot import VERSION_FILE
@@ -225,6 +225,7 @@ def planning_inputs(
     return manifest, eligible, done
 
 
+@settings(deadline=None)
 @given(planning_inputs())
 def test_plan_properties(
     inputs: tuple[GameManifest, dict[str, frozenset[str]], frozenset[ChunkKey]],
@@ -481,6 +482,7 @@ def retry_inputs(
     return failures, eligible, attempts, dead, bad
 
 
+@settings(deadline=None)
 @given(retry_inputs())
 def test_retry_properties(
     inputs: tuple[

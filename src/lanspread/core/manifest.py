@@ -401,7 +401,9 @@ def agree_manifests(by_source: Mapping[str, GameManifest]) -> Agreement:
 
     See the module docstring for the rules. Raises :class:`ValueError` for an empty
     mapping (the caller has no source at all) and :class:`ManifestError` when no
-    source sent a valid manifest.
+    source sent a valid manifest, or when the majority files together break a
+    bound that each source kept (three sources holding two of three large files
+    each: every file has a majority, the union is too big).
     """
     if not by_source:
         raise ValueError("agree_manifests needs at least one source")
@@ -427,6 +429,10 @@ def agree_manifests(by_source: Mapping[str, GameManifest]) -> Agreement:
         chunk_size=header.chunk_size,
         files=tuple(files),
     )
+    try:
+        validate_manifest(manifest)
+    except ManifestError as exc:
+        raise ManifestError(f"the sources' majority manifest is unusable: {exc}") from exc
     disagreements.sort(key=lambda item: (item.source, item.path or "", item.kind.value))
     return Agreement(
         manifest=manifest,
