@@ -14,6 +14,7 @@ from tests.support.jsonl_process import CommandFailed, JsonlProcess, process_sta
 from tests.support.netns import (
     LOCK_DIR,
     Host,
+    NetnsError,
     Network,
     NetworkFactory,
     list_namespaces,
@@ -346,3 +347,66 @@ async def test_sweep_stale_removes_a_crashed_run_and_spares_live_ones(
     assert is_gone(sleeper)
     assert set(live.namespaces) <= set(list_namespaces())
     assert await live.ping(live.hosts[0], [live.hosts[0].address]) == {live.hosts[0].address}
+
+
+async def test_run_reports_failure_and_timeout(network_factory: NetworkFactory) -> None:
+    """run() returns output, and fails naming the command on a bad status or a hang."""
+    network = await network_factory(1)
+    host = network.hosts[0]
+    result = await network.run(host, ["ip", "-brief", "address", "show", "eth0"])
+    assert "10.213.0.1/24" in result.stdout
+    with pytest.raises(AssertionError, match=r"^\['false'\] in h1 exited with 1\n"):
+        await network.run(host, ["false"])
+    assert (await network.run(host, ["false"], check=False)).returncode == 1
+    with pytest.raises(
+        AssertionError, match=r"^\['sleep', '600'\] in h1 did not finish within 0.2s$"
+    ):
+        await network.run(host, ["sleep", "600"], timeout=0.2)
+
+
+async def test_failed_setup_leaves_nothing(netns_ready: list[str], tmp_path: Path) -> None:
+    """If ``ip`` fails halfway through setup, start() raises and removes what it made."""
+    network = Network(3, log_dir=tmp_path)
+    clash = network.hosts[1].namespace
+    # A namespace of the same name makes "netns add" fail after the switch and h1.
+    adding = await asyncio.create_subprocess_exec("ip", "netns", "add", clash)
+    assert await adding.wait() == 0
+    with pytest.raises(NetnsError, match=rf"^ip -batch - failed \(1\): .*{clash}"):
+        await network.start()
+    assert namespaces_of(network.prefix) == []
+    assert not lock_file(network.prefix).exists()
+
+
+async def test_fault_injection_on_an_unknown_host_fails_clearly(
+    network_factory: NetworkFactory,
+) -> None:
+    """cut_link on a host that is not in the network raises NetnsError naming the port."""
+    network = await network_factory(1)
+    ghost = Host("ghost", 9, f"{network.prefix}ghost", "10.213.0.9")
+    with pytest.raises(NetnsError, match=r'Cannot find device "v9"'):
+        await network.cut_link(ghost)
+    with pytest.raises(KeyError, match="no host 'ghost' in this network"):
+        network.host("ghost")
+
+
+@pytest.mark.parametrize(
+    ("hosts", "message"),
+    [
+        (0, "a network has 1 to 254 hosts, not 0"),
+        (["sw"], "host name 'sw' must be 1-12 lowercase letters or digits"),
+        (["Alpha"], "host name 'Alpha' must be 1-12 lowercase letters or digits"),
+        (["a", "a"], r"host names must be unique: \['a', 'a'\]"),
+    ],
+)
+def test_bad_host_lists_are_refused(hosts: int | list[str], message: str) -> None:
+    """Host lists that would make clashing or invalid names are refused before any setup."""
+    with pytest.raises(ValueError, match=message):
+        Network(hosts)
+
+
+async def test_wait_until_names_what_it_waited_for() -> None:
+    """wait_until fails with the condition's description once its timeout passes."""
+    with pytest.raises(
+        AssertionError, match=r"^timed out after 0.05s waiting until the moon is up$"
+    ):
+        await wait_until(lambda: False, timeout=0.05, what="the moon is up")

@@ -29,7 +29,7 @@ import os
 import sys
 from typing import Any
 
-from zeroconf import InterfaceChoice, ServiceStateChange, Zeroconf
+from zeroconf import Error, InterfaceChoice, ServiceStateChange, Zeroconf
 from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
 
 SERVICE_TYPE = "_lanspread-probe._tcp.local."
@@ -55,6 +55,14 @@ def parse_interfaces(value: str) -> InterfaceChoice | list[str]:
     if value == "default":
         return InterfaceChoice.Default
     return [address for address in value.split(",") if address]
+
+
+def parse_command(line: bytes) -> dict[str, Any]:
+    """One command line as a JSON object; anything else is a ValueError or TypeError."""
+    command = json.loads(line)
+    if not isinstance(command, dict):
+        raise TypeError(f"a command is a JSON object, not {type(command).__name__}")
+    return command
 
 
 class Probe:
@@ -142,10 +150,10 @@ async def read_commands(probe: Probe) -> None:
     while line := await reader.readline():
         command_id: Any = None
         try:
-            command = json.loads(line)
+            command = parse_command(line)
             command_id = command.get("id")
             fields = await probe.handle(command)
-        except (ValueError, KeyError, TypeError, OSError) as exc:
+        except (ValueError, KeyError, TypeError, OSError, Error) as exc:
             emit("error", id=command_id, message=f"{type(exc).__name__}: {exc}")
         else:
             emit("reply", id=command_id, **fields)
