@@ -1,0 +1,248 @@
+"""Startup and cancel sweeps of a game root.
+
+* :func:`recover_game_root` settles a root that a kill left mid-transaction: it
+  reads the facts (intent log, which reserved directories are real directories
+  and which carry lanspread's marker), asks
+  :func:`lanspread.core.recovery.decide_recovery` and carries the action out.
+  It also deletes a crash-left ``.version.ini.tmp`` and intent-log temp file.
+* :func:`drop_interrupted_update_sentinel` is the download layer's rule for a
+  parked ``.version.ini.discarded``.
+* :func:`discard_download` is the cancel/discard sweep: it deletes the peer-owned
+  payload of a root and keeps every installer-owned name.
+
+Nothing here follows a link: a link is unlinked, its target never touched.
+The runtime skips roots with an active operation; these functions assume they
+own the root while they run.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+from lanspread.core.gameroot import (
+    BACKUP_DIR,
+    DOWNLOAD_JOURNAL_FILE,
+    INSTALLER_OWNED_NAMES,
+    INSTALLING_DIR,
+    INTENT_TMP_FILE,
+    LOCAL_DIR,
+    VERSION_DISCARDED_FILE,
+    VERSION_FILE,
+    VERSION_TMP_FILE,
+)
+from lanspread.core.recovery import (
+    IntentLog,
+    RecordedIntent,
+    RecoveryAction,
+    RecoveryOutcome,
+    decide_recovery,
+)
+from lanspread.errors import IntentLogCorrupt, StorageError
+from lanspread.install.intent import clear_intent, has_marker, read_intent
+from lanspread.install.remove import remove_entry
+from lanspread.install.transaction import restore_backup
+from lanspread.storage.atomic import fsync_dir
+
+
+@dataclass(frozen=True, slots=True)
+class RootFacts:
+    """What recovery reads from a game root before deciding."""
+
+    intent: RecordedIntent
+    local_exists: bool
+    installing_exists: bool
+    installing_owned: bool
+    backup_exists: bool
+    backup_owned: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RecoveryReport:
+    root: Path
+    facts: RootFacts
+    action: RecoveryAction
+    outcome: RecoveryOutcome
+    """Usually ``action.outcome``; ``ROLLED_BACK`` when an uninstall could not be finished."""
+    problems: tuple[str, ...] = ()
+    """What went wrong but was handled: an unreadable log, a deletion that failed."""
+    removed_transients: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class DiscardReport:
+    removed: tuple[str, ...]
+    """Root children deleted, sorted."""
+    root_removed: bool
+    """The root ended up empty and was deleted too."""
+
+
+def read_root_facts(root: Path) -> tuple[RootFacts, str | None]:
+    """The facts recovery decides on, and why the intent is unreadable (if it is)."""
+    problem: str | None = None
+    intent: RecordedIntent
+    try:
+        intent = read_intent(root)
+    except IntentLogCorrupt as exc:
+        intent, problem = IntentLog.UNREADABLE, str(exc)
+    staging, backup = root / INSTALLING_DIR, root / BACKUP_DIR
+    staging_exists, backup_exists = _is_real_dir(staging), _is_real_dir(backup)
+    facts = RootFacts(
+        intent=intent,
+        local_exists=_is_real_dir(root / LOCAL_DIR),
+        installing_exists=staging_exists,
+        installing_owned=staging_exists and has_marker(staging),
+        backup_exists=backup_exists,
+        backup_owned=backup_exists and has_marker(backup),
+    )
+    return facts, problem
+
+
+def recover_game_root(root: Path) -> RecoveryReport:
+    """Settle ``root`` after a crash; raises :class:`StorageError` if a step fails.
+
+    A failed step leaves the intent recorded, so the next call retries from
+    whatever state the disk is then in.
+    """
+    removed = _remove_crash_temps(root)
+    facts, problem = read_root_facts(root)
+    action = decide_recovery(
+        facts.intent,
+        facts.local_exists,
+        facts.installing_exists,
+        facts.installing_owned,
+        facts.backup_exists,
+        facts.backup_owned,
+    )
+    problems = [problem] if problem is not None else []
+    outcome = _carry_out(root, action, problems)
+    return RecoveryReport(
+        root=root,
+        facts=facts,
+        action=action,
+        outcome=outcome,
+        problems=tuple(problems),
+        removed_transients=removed,
+    )
+
+
+def _carry_out(root: Path, action: RecoveryAction, problems: list[str]) -> RecoveryOutcome:
+    outcome = action.outcome
+    if action.remove_local:
+        remove_entry(root / LOCAL_DIR)
+    if action.remove_staging:
+        remove_entry(root / INSTALLING_DIR)
+    if action.remove_local or action.remove_staging:
+        _sync(root)
+    if action.drop_backup:
+        try:
+            remove_entry(root / BACKUP_DIR)
+            _sync(root)
+        except StorageError as exc:
+            if not action.restore_if_drop_fails:
+                raise
+            problems.append(str(exc))
+            restore_backup(root)
+            outcome = RecoveryOutcome.ROLLED_BACK
+    if action.restore_backup:
+        restore_backup(root)
+    if action.clear_intent:
+        clear_intent(root)
+    return outcome
+
+
+def _remove_crash_temps(root: Path) -> tuple[str, ...]:
+    """Delete the temp files an interrupted atomic write leaves (never a folder of that name)."""
+    return tuple(
+        name for name in (INTENT_TMP_FILE, VERSION_TMP_FILE) if _remove_if_not_dir(root / name)
+    )
+
+
+def drop_interrupted_update_sentinel(root: Path) -> bool:
+    """Delete a parked ``.version.ini.discarded`` that no download will ever resolve.
+
+    An update download parks the old sentinel as ``.version.ini.discarded`` and
+    then writes its journal. A parked sentinel with no ``version.ini`` and no
+    journal means the update was interrupted before it journaled: nothing can
+    resume it, so it is dropped. True when it was deleted.
+    """
+    parked = root / VERSION_DISCARDED_FILE
+    if _lexists(root / VERSION_FILE) or _lexists(root / DOWNLOAD_JOURNAL_FILE):
+        return False
+    return _remove_if_not_dir(parked)
+
+
+def discard_download(root: Path) -> DiscardReport:
+    """Delete everything in ``root`` but the installer-owned names; the root too if emptied.
+
+    Raises :class:`StorageError` when the root is a link (it is not followed) or
+    the disk refuses; a failure part-way leaves the rest for the next sweep.
+    """
+    try:
+        mode = os.lstat(root).st_mode
+    except FileNotFoundError:
+        return DiscardReport(removed=(), root_removed=False)
+    except OSError as exc:
+        raise StorageError(f"cannot inspect {root}: {exc.strerror or exc}") from exc
+    if stat.S_ISLNK(mode) or not stat.S_ISDIR(mode):
+        raise StorageError(f"{root} is not a directory; not discarding through it")
+    removed = []
+    for name in sorted(_list_names(root)):
+        if name in INSTALLER_OWNED_NAMES:
+            continue
+        if remove_entry(root / name):
+            removed.append(name)
+    _sync(root)
+    return DiscardReport(removed=tuple(removed), root_removed=_remove_if_empty(root))
+
+
+def _list_names(root: Path) -> list[str]:
+    try:
+        return [child.name for child in root.iterdir()]
+    except OSError as exc:
+        raise StorageError(f"cannot list {root}: {exc.strerror or exc}") from exc
+
+
+def _remove_if_empty(root: Path) -> bool:
+    try:
+        root.rmdir()
+    except OSError:
+        # Not empty (installer-owned names remain) or already gone: either way, kept.
+        return False
+    _sync(root.parent)
+    return True
+
+
+def _remove_if_not_dir(path: Path) -> bool:
+    try:
+        if stat.S_ISDIR(os.lstat(path).st_mode):
+            return False
+        path.unlink()
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise StorageError(f"cannot delete {path}: {exc.strerror or exc}") from exc
+    _sync(path.parent)
+    return True
+
+
+def _is_real_dir(path: Path) -> bool:
+    try:
+        return stat.S_ISDIR(os.lstat(path).st_mode)
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise StorageError(f"cannot inspect {path}: {exc.strerror or exc}") from exc
+
+
+def _lexists(path: Path) -> bool:
+    return os.path.lexists(path)
+
+
+def _sync(directory: Path) -> None:
+    try:
+        fsync_dir(directory)
+    except OSError as exc:
+        raise StorageError(f"cannot sync {directory}: {exc.strerror or exc}") from exc

@@ -1,0 +1,427 @@
+"""Install, update and uninstall as crash-safe transactions over a game root.
+
+Theory of operation
+-------------------
+Each transaction records its intent (``.lanspread.json``) before it moves any
+directory, creates its reserved directories with a ``.lanspread_owned`` marker,
+and clears the intent only once the root is settled. Startup recovery
+(:mod:`lanspread.core.recovery`, carried out by :mod:`lanspread.install.sweep`)
+settles a root that a kill left half way, from the intent and the directories.
+
+Steps, in order (``checkpoint(step)`` is called before each one)::
+
+    install    write-intent  create-staging  mark-staging  unpack  unmark-staging
+               promote*  clear-intent
+    update     write-intent  move-local-to-backup  mark-backup  create-staging
+               mark-staging  unpack  unmark-staging  promote*  drop-backup
+               clear-intent
+    uninstall  write-intent  move-local-to-backup  mark-backup  drop-backup*
+               clear-intent
+
+``*`` is the commit point. A failure before it undoes the transaction and
+re-raises: install removes staging and clears the intent (the downloaded
+archives are never touched); update removes staging (and any ``local/``
+conflict that blocked the promotion) and renames the backup back to ``local/``;
+uninstall renames the backup back. Uninstall's commit point is the deletion of
+the backup itself: when the deletion fails part-way, what is left is renamed
+back to ``local/`` (the user's files are never stranded in a hidden folder).
+A failure after the commit point leaves the new state in place and the intent
+recorded; recovery finishes the cleanup at the next start.
+
+If a rollback fails too, the intent stays recorded and a :class:`StorageError`
+says so; recovery takes over from there.
+
+The committed ``local/`` looks exactly like the user's game: staging's marker is
+removed *before* the promotion rename and a backup's marker before it is renamed
+back, so ``local/`` never carries one. The windows without a marker are covered
+by the intent, which proves ownership during recovery.
+
+All functions block; the runtime calls them with :func:`asyncio.to_thread`.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from lanspread.core.gameroot import BACKUP_DIR, INSTALLING_DIR, LOCAL_DIR
+from lanspread.core.recovery import Intent
+from lanspread.errors import IntentLogCorrupt, InvalidGameState, StorageError
+from lanspread.install.intent import (
+    clear_intent,
+    read_intent,
+    remove_marker,
+    write_intent,
+    write_marker,
+)
+from lanspread.install.remove import remove_entry
+from lanspread.storage.atomic import fsync_dir
+
+ProgressCallback = Callable[[int, int], None]
+"""``(done, total)`` in the unpacker's units (bytes of archive data read)."""
+
+Checkpoint = Callable[[str], None]
+"""Called with a step name before each durable step (tests inject failures and kills)."""
+
+WRITE_INTENT = "write-intent"
+CREATE_STAGING = "create-staging"
+MARK_STAGING = "mark-staging"
+UNPACK = "unpack"
+UNMARK_STAGING = "unmark-staging"
+PROMOTE = "promote"
+MOVE_LOCAL_TO_BACKUP = "move-local-to-backup"
+MARK_BACKUP = "mark-backup"
+DROP_BACKUP = "drop-backup"
+CLEAR_INTENT = "clear-intent"
+
+INSTALL_STEPS = (
+    WRITE_INTENT,
+    CREATE_STAGING,
+    MARK_STAGING,
+    UNPACK,
+    UNMARK_STAGING,
+    PROMOTE,
+    CLEAR_INTENT,
+)
+UPDATE_STEPS = (
+    WRITE_INTENT,
+    MOVE_LOCAL_TO_BACKUP,
+    MARK_BACKUP,
+    CREATE_STAGING,
+    MARK_STAGING,
+    UNPACK,
+    UNMARK_STAGING,
+    PROMOTE,
+    DROP_BACKUP,
+    CLEAR_INTENT,
+)
+UNINSTALL_STEPS = (WRITE_INTENT, MOVE_LOCAL_TO_BACKUP, MARK_BACKUP, DROP_BACKUP, CLEAR_INTENT)
+
+
+class Unpacker(Protocol):
+    """Extracts the archives of the game root ``archives_root`` into ``destination``.
+
+    ``destination`` exists and is empty but for lanspread's marker. Raises a
+    :class:`~lanspread.errors.LanspreadError` on a bad archive or a full disk.
+    """
+
+    def __call__(
+        self, archives_root: Path, destination: Path, progress: ProgressCallback
+    ) -> None: ...
+
+
+def _no_progress(done: int, total: int) -> None:
+    del done, total
+
+
+def _no_checkpoint(step: str) -> None:
+    del step
+
+
+@dataclass(frozen=True, slots=True)
+class _Paths:
+    root: Path
+    local: Path
+    staging: Path
+    backup: Path
+
+    @classmethod
+    def of(cls, root: Path) -> _Paths:
+        return cls(root, root / LOCAL_DIR, root / INSTALLING_DIR, root / BACKUP_DIR)
+
+    @property
+    def game_id(self) -> str:
+        return self.root.name
+
+
+def install_game(
+    root: Path,
+    unpacker: Unpacker,
+    *,
+    progress: ProgressCallback = _no_progress,
+    checkpoint: Checkpoint = _no_checkpoint,
+) -> None:
+    """Extract the downloaded archives of ``root`` into a new ``local/``."""
+    paths = _Paths.of(root)
+    _require_settled(paths)
+    if _exists(paths.local):
+        raise InvalidGameState(f"{paths.game_id} is already installed")
+    try:
+        checkpoint(WRITE_INTENT)
+        write_intent(root, Intent.INSTALLING)
+        _stage(paths, unpacker, progress, checkpoint)
+        checkpoint(PROMOTE)
+        _rename(paths.staging, paths.local)
+    except BaseException as exc:
+        _guarded_rollback("install", paths, exc, lambda: _roll_back_install(paths))
+        raise
+    _finish_committed("installed", paths, [(CLEAR_INTENT, lambda: clear_intent(root))], checkpoint)
+
+
+def update_game(
+    root: Path,
+    unpacker: Unpacker,
+    *,
+    progress: ProgressCallback = _no_progress,
+    checkpoint: Checkpoint = _no_checkpoint,
+) -> None:
+    """Replace ``local/`` with a fresh extraction; any failure before the swap keeps the old one."""
+    paths = _Paths.of(root)
+    _require_settled(paths)
+    _require_installed(paths)
+    moved = False
+    try:
+        checkpoint(WRITE_INTENT)
+        write_intent(root, Intent.UPDATING)
+        checkpoint(MOVE_LOCAL_TO_BACKUP)
+        _rename(paths.local, paths.backup)
+        moved = True
+        _sync(root)
+        checkpoint(MARK_BACKUP)
+        write_marker(paths.backup)
+        _stage(paths, unpacker, progress, checkpoint)
+        checkpoint(PROMOTE)
+        _rename(paths.staging, paths.local)
+    except BaseException as exc:
+        _guarded_rollback("update", paths, exc, lambda: _roll_back_update(paths, moved=moved))
+        raise
+    _finish_committed(
+        "updated",
+        paths,
+        [
+            (DROP_BACKUP, lambda: remove_entry(paths.backup)),
+            (CLEAR_INTENT, lambda: clear_intent(root)),
+        ],
+        checkpoint,
+    )
+
+
+def uninstall_game(root: Path, *, checkpoint: Checkpoint = _no_checkpoint) -> None:
+    """Delete ``local/``; if the deletion fails, put back whatever is left of it."""
+    paths = _Paths.of(root)
+    _require_settled(paths)
+    _require_installed(paths)
+    moved = deleting = False
+    try:
+        checkpoint(WRITE_INTENT)
+        write_intent(root, Intent.UNINSTALLING)
+        checkpoint(MOVE_LOCAL_TO_BACKUP)
+        _rename(paths.local, paths.backup)
+        moved = True
+        _sync(root)
+        checkpoint(MARK_BACKUP)
+        write_marker(paths.backup)
+        checkpoint(DROP_BACKUP)
+        deleting = True
+        remove_entry(paths.backup)
+    except BaseException as exc:
+        _guarded_rollback("uninstall", paths, exc, lambda: _roll_back_uninstall(paths, moved=moved))
+        if deleting and isinstance(exc, StorageError):
+            raise StorageError(
+                f"cannot uninstall {paths.game_id}: {exc}; "
+                f"what could not be deleted is back in {LOCAL_DIR}/"
+            ) from exc
+        raise
+    _finish_committed(
+        "uninstalled", paths, [(CLEAR_INTENT, lambda: clear_intent(root))], checkpoint
+    )
+
+
+def restore_backup(root: Path) -> None:
+    """Put ``.local.backup/`` back as ``local/`` (without its marker), durably."""
+    paths = _Paths.of(root)
+    remove_marker(paths.backup)
+    _rename(paths.backup, paths.local)
+    _sync(root)
+
+
+def _stage(
+    paths: _Paths, unpacker: Unpacker, progress: ProgressCallback, checkpoint: Checkpoint
+) -> None:
+    checkpoint(CREATE_STAGING)
+    _mkdir(paths.staging)
+    checkpoint(MARK_STAGING)
+    write_marker(paths.staging)
+    checkpoint(UNPACK)
+    try:
+        unpacker(paths.root, paths.staging, progress)
+    except OSError as exc:
+        raise StorageError(f"cannot unpack into {paths.staging}: {exc.strerror or exc}") from exc
+    checkpoint(UNMARK_STAGING)
+    remove_marker(paths.staging)
+    _flush_tree_to_disk(paths.staging)
+
+
+def _roll_back_install(paths: _Paths) -> None:
+    # Staging did not exist when the install began, so whatever is there now is ours.
+    remove_entry(paths.staging)
+    _sync(paths.root)
+    clear_intent(paths.root)
+
+
+def _roll_back_update(paths: _Paths, *, moved: bool) -> None:
+    if moved:
+        _evict_local_slot(paths)
+        remove_entry(paths.staging)
+        _sync(paths.root)
+        restore_backup(paths.root)
+    clear_intent(paths.root)
+
+
+def _evict_local_slot(paths: _Paths) -> None:
+    """Clear ``local/`` while the old install sits in the backup.
+
+    A promoted staging is renamed back first (one atomic step) so that a kill
+    part-way never leaves "local, backup, no staging", which recovery reads as a
+    committed update; a conflict next to staging is deleted in place.
+    """
+    if not _exists(paths.local):
+        return
+    if not _exists(paths.staging):
+        _rename(paths.local, paths.staging)
+        _sync(paths.root)
+        return
+    remove_entry(paths.local)
+
+
+def _roll_back_uninstall(paths: _Paths, *, moved: bool) -> None:
+    if moved and _exists(paths.backup):
+        restore_backup(paths.root)
+    clear_intent(paths.root)
+
+
+def _guarded_rollback(
+    verb: str, paths: _Paths, cause: BaseException, rollback: Callable[[], None]
+) -> None:
+    try:
+        rollback()
+    except StorageError as exc:
+        raise StorageError(
+            f"the {verb} of {paths.game_id} failed ({cause!s}) and so did its rollback: {exc}; "
+            "the next start recovers it"
+        ) from cause
+
+
+def _finish_committed(
+    past: str,
+    paths: _Paths,
+    steps: list[tuple[str, Callable[[], object]]],
+    checkpoint: Checkpoint,
+) -> None:
+    """Run the cleanup after a commit point; a failure leaves it for recovery."""
+    for name, action in steps:
+        checkpoint(name)
+        try:
+            action()
+        except StorageError as exc:
+            raise StorageError(
+                f"{paths.game_id} is {past} but cleanup failed: {exc}; the next start finishes it"
+            ) from exc
+
+
+def _require_settled(paths: _Paths) -> None:
+    game_id = paths.game_id
+    if not paths.root.is_dir():
+        raise InvalidGameState(f"{game_id} has no game folder")
+    try:
+        intent = read_intent(paths.root)
+    except IntentLogCorrupt as exc:
+        raise InvalidGameState(f"{game_id}: {exc}") from exc
+    if intent is not Intent.NONE:
+        raise InvalidGameState(
+            f"{game_id} has an unfinished {intent.value} transaction; the next start recovers it"
+        )
+    for path in (paths.staging, paths.backup):
+        if _exists(path):
+            raise InvalidGameState(
+                f"{game_id}: {path.name} is in the way; move it out of the game folder"
+            )
+
+
+def _require_installed(paths: _Paths) -> None:
+    if not _is_real_dir(paths.local):
+        raise InvalidGameState(f"{paths.game_id} is not installed")
+
+
+def _exists(path: Path) -> bool:
+    """True when anything, even a dangling link, holds the name."""
+    return os.path.lexists(path)
+
+
+def _is_real_dir(path: Path) -> bool:
+    try:
+        return stat.S_ISDIR(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
+def _rename(source: Path, target: Path) -> None:
+    try:
+        source.rename(target)
+    except OSError as exc:
+        raise StorageError(
+            f"cannot move {source.name} to {target.name} in {source.parent}: {exc.strerror or exc}"
+        ) from exc
+
+
+def _mkdir(path: Path) -> None:
+    try:
+        path.mkdir()
+    except OSError as exc:
+        raise StorageError(f"cannot create {path}: {exc.strerror or exc}") from exc
+
+
+def _sync(directory: Path) -> None:
+    try:
+        fsync_dir(directory)
+    except OSError as exc:
+        raise StorageError(f"cannot sync {directory}: {exc.strerror or exc}") from exc
+
+
+def _flush_tree_to_disk(directory: Path) -> None:
+    """Make the extracted files durable before the promotion rename publishes them."""
+    try:
+        if hasattr(os, "sync"):
+            os.sync()
+            return
+        for folder, _dirs, files in os.walk(directory):
+            for name in files:
+                _fsync_file(Path(folder) / name)
+    except OSError as exc:
+        raise StorageError(f"cannot flush {directory} to disk: {exc.strerror or exc}") from exc
+
+
+def _fsync_file(path: Path) -> None:
+    try:
+        handle = open(path, "rb+")  # noqa: SIM115 - closed right below, after the fsync
+    except PermissionError:
+        return  # read-only: cannot be opened to flush; left to the OS's lazy writer
+    with handle:
+        os.fsync(handle.fileno())
+
+
+__all__ = [
+    "CLEAR_INTENT",
+    "CREATE_STAGING",
+    "DROP_BACKUP",
+    "INSTALL_STEPS",
+    "MARK_BACKUP",
+    "MARK_STAGING",
+    "MOVE_LOCAL_TO_BACKUP",
+    "PROMOTE",
+    "UNINSTALL_STEPS",
+    "UNMARK_STAGING",
+    "UNPACK",
+    "UPDATE_STEPS",
+    "Checkpoint",
+    "ProgressCallback",
+    "Unpacker",
+    "install_game",
+    "restore_backup",
+    "uninstall_game",
+    "update_game",
+]
