@@ -74,9 +74,7 @@ def peer_id_from_certificate(der: bytes) -> str:
     except ValueError as exc:
         raise ProtocolError(f"the peer's certificate cannot be parsed: {exc}") from exc
     if not isinstance(public_key, ed25519.Ed25519PublicKey):
-        raise ProtocolError(
-            f"the peer's certificate holds a {type(public_key).__name__}, not an Ed25519 key"
-        )
+        raise ProtocolError("the peer's certificate does not hold an Ed25519 key")
     return peer_id_from_public_key(_raw_public_key(public_key))
 
 
@@ -155,8 +153,8 @@ def _read_private_key(key_path: Path) -> ed25519.Ed25519PrivateKey:
         ) from exc
     if not isinstance(private_key, ed25519.Ed25519PrivateKey):
         raise ConfigError(
-            f"the peer key {key_path} holds a {type(private_key).__name__}, not an Ed25519 "
-            "key; delete it to create a new identity (this peer will get a new peer id)"
+            f"the peer key {key_path} is not an Ed25519 key; delete it to create a new "
+            "identity (this peer will get a new peer id)"
         )
     return private_key
 

@@ -428,3 +428,6 @@ class FrameDecoder:
             raise ProtocolError(f"invalid message: {exc}") from exc
         except msgspec.DecodeError as exc:
             raise ProtocolError(f"malformed frame: {exc}") from exc
+        except UnicodeDecodeError as exc:
+            # msgspec reports a string that is not UTF-8 this way, not as DecodeError.
+            raise ProtocolError(f"malformed frame: a string is not UTF-8 ({exc.reason})") from exc

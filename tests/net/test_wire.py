@@ -1,0 +1,561 @@
+"""The sans-IO wire codec: round trips, splits, bounds and the only-defined-errors contract."""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import re
+import struct
+
+import msgspec
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lanspread.core.catalog import MAX_GAME_ID_LENGTH
+from lanspread.core.gameroot import MAX_VERSION_LENGTH
+from lanspread.core.library import (
+    MAX_LIBRARY_GAMES,
+    Availability,
+    GameSummary,
+    LibraryDelta,
+    LibrarySnapshot,
+    make_snapshot,
+)
+from lanspread.errors import FrameTooLarge, ProtocolError, VersionMismatch
+from lanspread.net.wire import (
+    MAX_DISPLAY_NAME_LENGTH,
+    MAX_ERROR_MESSAGE_LENGTH,
+    MAX_FRAME_SIZE,
+    MAX_GAME_FILES,
+    MAX_HOST_LENGTH,
+    MAX_RELATIVE_PATH_LENGTH,
+    MAX_REQUEST_ID,
+    NONCE_SIZE,
+    PREAMBLE_SIZE,
+    PROTOCOL_VERSION,
+    RESPONSES,
+    Announcement,
+    Challenge,
+    ErrorCode,
+    ErrorResponse,
+    FileDescription,
+    FrameDecoder,
+    GameFiles,
+    GetGame,
+    Goodbye,
+    GoodbyeAck,
+    Hello,
+    HelloAck,
+    LibraryDeltaAck,
+    Message,
+    Ping,
+    Pong,
+    PushLibraryDelta,
+    RequestFrame,
+    ResponseFrame,
+    ResyncRequired,
+    check_preamble,
+    encode_frame,
+    encode_preamble,
+    hello_proof_payload,
+    is_answer_to,
+)
+
+# --- strategies ----------------------------------------------------------------------
+
+game_ids = st.from_regex(r"\A[a-z0-9_-][a-z0-9._-]{0,20}\Z")
+versions = st.text(min_size=1, max_size=MAX_VERSION_LENGTH)
+peer_ids = st.from_regex(r"\A[0-9a-f]{64}\Z")
+revisions = st.integers(min_value=0, max_value=2**63)
+summaries = st.builds(
+    GameSummary,
+    id=game_ids,
+    availability=st.sampled_from(Availability),
+    version=st.none() | versions,
+    installed=st.booleans(),
+    size_bytes=st.integers(min_value=0, max_value=2**64 - 1),
+)
+snapshots = st.builds(
+    LibrarySnapshot,
+    revision=revisions,
+    digest=st.text(max_size=64),
+    games=st.lists(summaries, max_size=4).map(tuple),
+)
+announcements = st.builds(
+    Announcement,
+    name=st.text(min_size=1, max_size=MAX_DISPLAY_NAME_LENGTH),
+    listen_host=st.text(min_size=1, max_size=30),
+    listen_port=st.integers(min_value=1, max_value=65_535),
+    library=snapshots,
+)
+relative_paths = st.lists(
+    st.from_regex(r"\A[a-zA-Z0-9 _-][a-zA-Z0-9. _-]{0,10}\Z"), min_size=1, max_size=4
+).map("/".join)
+file_descriptions = st.builds(
+    FileDescription,
+    relative_path=relative_paths,
+    size=st.integers(min_value=0, max_value=2**64 - 1),
+    is_version_sentinel=st.booleans(),
+)
+deltas = st.builds(
+    LibraryDelta,
+    base_revision=revisions,
+    revision=revisions,
+    digest=st.text(max_size=64),
+    upserts=st.lists(summaries, max_size=3).map(tuple),
+    removals=st.lists(game_ids, max_size=3).map(tuple),
+)
+requests = st.one_of(
+    st.just(Ping()),
+    st.just(Goodbye()),
+    st.builds(PushLibraryDelta, delta=deltas),
+    st.builds(GetGame, game_id=game_ids),
+)
+error_responses = st.builds(
+    ErrorResponse,
+    code=st.sampled_from(ErrorCode),
+    message=st.text(max_size=MAX_ERROR_MESSAGE_LENGTH),
+)
+responses = st.one_of(
+    st.just(Pong()),
+    st.just(GoodbyeAck()),
+    st.builds(LibraryDeltaAck, revision=revisions),
+    st.builds(ResyncRequired, known_revision=st.none() | revisions, reason=st.text(max_size=50)),
+    st.builds(
+        GameFiles,
+        game_id=game_ids,
+        version=st.none() | versions,
+        files=st.lists(file_descriptions, max_size=4).map(tuple),
+    ),
+    error_responses,
+)
+request_ids = st.integers(min_value=0, max_value=MAX_REQUEST_ID)
+messages: st.SearchStrategy[Message] = st.one_of(
+    st.builds(
+        Challenge,
+        protocol_version=st.integers(min_value=0, max_value=2**32 - 1),
+        nonce=st.binary(min_size=NONCE_SIZE, max_size=NONCE_SIZE),
+        server_peer_id=peer_ids,
+    ),
+    st.builds(
+        Hello,
+        protocol_version=st.just(PROTOCOL_VERSION),
+        peer_id=peer_ids,
+        public_key=st.binary(min_size=32, max_size=32),
+        proof=st.binary(min_size=64, max_size=64),
+        announcement=announcements,
+    ),
+    st.builds(
+        HelloAck,
+        protocol_version=st.just(PROTOCOL_VERSION),
+        peer_id=peer_ids,
+        announcement=announcements,
+    ),
+    error_responses,
+    st.builds(RequestFrame, id=request_ids, body=requests),
+    st.builds(ResponseFrame, id=request_ids, body=responses),
+)
+
+DEFINED_ERRORS = ProtocolError
+"""The decoder's whole error contract (FrameTooLarge is a ProtocolError)."""
+
+
+def decode_all(chunks: list[bytes]) -> list[Message]:
+    decoder = FrameDecoder()
+    decoded: list[Message] = []
+    for chunk in chunks:
+        decoded.extend(decoder.feed(chunk))
+    decoder.feed_eof()
+    return decoded
+
+
+def split_at(data: bytes, cuts: list[int]) -> list[bytes]:
+    points = sorted({min(cut, len(data)) for cut in cuts})
+    bounds = [0, *points, len(data)]
+    return [data[start:end] for start, end in itertools.pairwise(bounds)]
+
+
+# --- round trips and splits -----------------------------------------------------------
+
+
+@settings(max_examples=300)
+@given(st.lists(messages, min_size=1, max_size=4))
+def test_every_message_round_trips(batch: list[Message]) -> None:
+    """Frames of any messages decode to equal messages, in order, from one feed."""
+    assert decode_all([b"".join(encode_frame(message) for message in batch)]) == batch
+
+
+@settings(max_examples=200)
+@given(st.lists(messages, min_size=1, max_size=3), st.lists(st.integers(0, 10_000), max_size=8))
+def test_random_splits_decode_identically(batch: list[Message], cuts: list[int]) -> None:
+    """However the byte stream is cut into reads, the same messages come out."""
+    data = b"".join(encode_frame(message) for message in batch)
+    assert decode_all(split_at(data, cuts)) == batch
+
+
+def test_frames_split_at_every_boundary_decode_identically() -> None:
+    """Every single cut point of a multi-frame stream, and byte-by-byte feeding, agree."""
+    batch: list[Message] = [
+        RequestFrame(id=1, body=GetGame(game_id="quake3")),
+        ResponseFrame(id=1, body=Pong()),
+        ErrorResponse(code=ErrorCode.BAD_REQUEST, message="no"),
+    ]
+    data = b"".join(encode_frame(message) for message in batch)
+    for cut in range(len(data) + 1):
+        assert decode_all([data[:cut], data[cut:]]) == batch
+    assert decode_all([bytes([byte]) for byte in data]) == batch
+
+
+# --- only defined errors --------------------------------------------------------------
+
+
+@settings(max_examples=1000)
+@given(st.binary(max_size=300), st.lists(st.integers(0, 300), max_size=6))
+def test_any_bytes_in_any_split_raise_only_protocol_errors(data: bytes, cuts: list[int]) -> None:
+    """Arbitrary input never raises anything but ProtocolError / FrameTooLarge."""
+    with contextlib.suppress(DEFINED_ERRORS):
+        decode_all(split_at(data, cuts))
+
+
+@settings(max_examples=1000)
+@given(st.binary(min_size=1, max_size=300))
+def test_well_framed_garbage_raises_only_protocol_errors(payload: bytes) -> None:
+    """A correct length header around random bytes is decoded or refused, never crashes."""
+    frame = struct.pack(">I", len(payload)) + payload
+    with contextlib.suppress(DEFINED_ERRORS):
+        decode_all([frame])
+
+
+@settings(max_examples=300)
+@given(messages, st.integers(0, 2**31), st.data())
+def test_mutated_valid_frames_raise_only_protocol_errors(
+    message: Message, position: int, data: st.DataObject
+) -> None:
+    """Flipping one byte of a valid payload never gives an undefined error."""
+    frame = bytearray(encode_frame(message))
+    index = 4 + position % (len(frame) - 4)
+    frame[index] = data.draw(st.integers(0, 255))
+    with contextlib.suppress(DEFINED_ERRORS):
+        decode_all([bytes(frame)])
+
+
+def test_oversized_header_is_refused_before_the_payload_arrives() -> None:
+    """Four header bytes announcing more than MAX_FRAME_SIZE raise FrameTooLarge at once."""
+    decoder = FrameDecoder()
+    with pytest.raises(FrameTooLarge) as caught:
+        decoder.feed(struct.pack(">I", MAX_FRAME_SIZE + 1))
+    assert str(caught.value) == (
+        f"frame of {MAX_FRAME_SIZE + 1} bytes exceeds the maximum of {MAX_FRAME_SIZE}"
+    )
+    assert decoder.buffered == 0
+
+
+def test_a_failed_decoder_keeps_failing() -> None:
+    """After an error the stream is unusable: later feeds raise instead of resyncing."""
+    decoder = FrameDecoder()
+    with pytest.raises(ProtocolError, match=r"^empty frame$"):
+        decoder.feed(b"\x00\x00\x00\x00")
+    with pytest.raises(ProtocolError, match=r"^the frame stream failed earlier: empty frame$"):
+        decoder.feed(encode_frame(ErrorResponse(code=ErrorCode.BAD_REQUEST, message="")))
+
+
+def test_truncated_frame_at_eof_is_a_protocol_error() -> None:
+    """An end of stream inside a frame says how much of the frame arrived."""
+    decoder = FrameDecoder()
+    frame = encode_frame(RequestFrame(id=7, body=Ping()))
+    assert decoder.feed(frame[:-3]) == []
+    with pytest.raises(ProtocolError) as caught:
+        decoder.feed_eof()
+    assert str(caught.value) == (
+        f"the connection ended inside a frame ({len(frame) - 3} bytes of an incomplete "
+        "frame received)"
+    )
+
+
+def test_eof_between_frames_is_clean() -> None:
+    """An end of stream at a frame boundary raises nothing."""
+    decoder = FrameDecoder()
+    assert decoder.feed(encode_frame(RequestFrame(id=7, body=Ping()))) == [
+        RequestFrame(id=7, body=Ping())
+    ]
+    decoder.feed_eof()
+
+
+def test_unknown_message_type_is_a_protocol_error() -> None:
+    """A frame whose tag names no message is refused as invalid."""
+    payload = msgspec.msgpack.encode({"type": "GetManifest", "game_id": "x"})
+    with pytest.raises(ProtocolError, match=r"^invalid message: Invalid value 'GetManifest'"):
+        FrameDecoder().feed(struct.pack(">I", len(payload)) + payload)
+
+
+def test_malformed_msgpack_is_a_protocol_error() -> None:
+    """Bytes that are not MessagePack are refused as malformed."""
+    with pytest.raises(ProtocolError, match=r"^malformed frame: "):
+        FrameDecoder().feed(b"\x00\x00\x00\x01\xc1")
+
+
+def test_a_string_that_is_not_utf8_is_a_protocol_error() -> None:
+    """msgspec raises UnicodeDecodeError for bad UTF-8; the decoder translates it."""
+    frame = bytearray(encode_frame(ErrorResponse(code=ErrorCode.BAD_REQUEST, message="ab")))
+    frame[-2] = 0x80
+    with pytest.raises(
+        ProtocolError, match=r"^malformed frame: a string is not UTF-8 \(invalid start byte\)$"
+    ):
+        FrameDecoder().feed(bytes(frame))
+
+
+def test_unknown_fields_are_refused() -> None:
+    """An extra field is a protocol violation, not silently ignored."""
+    payload = msgspec.msgpack.encode(
+        {"type": "ErrorResponse", "code": "BadRequest", "message": "", "extra": 1}
+    )
+    with pytest.raises(ProtocolError, match=r"^invalid message: Object contains unknown field"):
+        FrameDecoder().feed(struct.pack(">I", len(payload)) + payload)
+
+
+# --- field bounds --------------------------------------------------------------------
+
+
+def _frame_of(value: object) -> bytes:
+    payload = msgspec.msgpack.encode(value)
+    return struct.pack(">I", len(payload)) + payload
+
+
+def _hello_dict(**overrides: object) -> dict[str, object]:
+    hello = msgspec.to_builtins(
+        Hello(
+            protocol_version=PROTOCOL_VERSION,
+            peer_id="a" * 64,
+            public_key=bytes(32),
+            proof=bytes(64),
+            announcement=Announcement(
+                name="n", listen_host="h", listen_port=1, library=make_snapshot(0, ())
+            ),
+        ),
+        builtin_types=(bytes,),
+    )
+    assert isinstance(hello, dict)
+    announcement = hello["announcement"]
+    for key, value in overrides.items():
+        if key in announcement:
+            announcement[key] = value
+        else:
+            hello[key] = value
+    return hello
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "where"),
+    [
+        ("name", "x" * (MAX_DISPLAY_NAME_LENGTH + 1), "$.announcement.name"),
+        ("name", "", "$.announcement.name"),
+        ("listen_host", "h" * (MAX_HOST_LENGTH + 1), "$.announcement.listen_host"),
+        ("listen_port", 0, "$.announcement.listen_port"),
+        ("listen_port", 65_536, "$.announcement.listen_port"),
+        ("peer_id", "A" * 64, "$.peer_id"),
+        ("peer_id", "a" * 63, "$.peer_id"),
+        ("public_key", bytes(31), "$.public_key"),
+        ("proof", bytes(65), "$.proof"),
+    ],
+)
+def test_hello_fields_are_bounded(field: str, value: object, where: str) -> None:
+    """Each variable-size Hello field outside its bound makes the frame invalid."""
+    pattern = rf"^invalid message: .* - at `{re.escape(where)}`$"
+    with pytest.raises(ProtocolError, match=pattern):
+        FrameDecoder().feed(_frame_of(_hello_dict(**{field: value})))
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/etc/passwd", "../up", "a/../../b", "a//b", "a/", ".", "a\\b", "nul\x00", ""],
+)
+def test_game_file_paths_must_be_relative_and_clean(path: str) -> None:
+    """GameFiles never carries an absolute, traversing, empty-segment or backslash path."""
+    value = {
+        "type": "ResponseFrame",
+        "id": 1,
+        "body": {
+            "type": "GameFiles",
+            "game_id": "g",
+            "version": "1",
+            "files": [{"relative_path": path, "size": 1, "is_version_sentinel": False}],
+        },
+    }
+    with pytest.raises(ProtocolError, match=r"^invalid message: .*relative_path`$"):
+        FrameDecoder().feed(_frame_of(value))
+
+
+def test_game_file_paths_may_nest_and_contain_dots() -> None:
+    """Nested payload folders and dotted names are legitimate relative paths."""
+    message = ResponseFrame(
+        id=1,
+        body=GameFiles(
+            game_id="g",
+            version="1",
+            files=(
+                FileDescription(
+                    relative_path="data/.hidden/a..b.eti", size=1, is_version_sentinel=False
+                ),
+                FileDescription(relative_path="version.ini", size=1, is_version_sentinel=True),
+            ),
+        ),
+    )
+    assert FrameDecoder().feed(encode_frame(message)) == [message]
+
+
+def test_invalid_game_id_is_refused() -> None:
+    """GetGame only carries catalog-shaped ids (no path separators, no '..')."""
+    for game_id in ["..", "a/b", "UPPER", "x" * (MAX_GAME_ID_LENGTH + 1)]:
+        value = {"type": "RequestFrame", "id": 1, "body": {"type": "GetGame", "game_id": game_id}}
+        with pytest.raises(ProtocolError, match=r"^invalid message: .*game_id`$"):
+            FrameDecoder().feed(_frame_of(value))
+
+
+def test_request_ids_are_u32() -> None:
+    """A request id beyond u32 is refused."""
+    value = {"type": "RequestFrame", "id": MAX_REQUEST_ID + 1, "body": {"type": "Ping"}}
+    with pytest.raises(ProtocolError, match=r"^invalid message: .* - at `\$.id`$"):
+        FrameDecoder().feed(_frame_of(value))
+
+
+def test_a_snapshot_above_max_library_games_is_refused() -> None:
+    """A library of more than MAX_LIBRARY_GAMES entries is invalid even inside the frame bound."""
+    tiny = msgspec.to_builtins(
+        GameSummary(
+            id="g", availability=Availability.READY, version=None, installed=False, size_bytes=0
+        )
+    )
+    hello = _hello_dict()
+    announcement = hello["announcement"]
+    assert isinstance(announcement, dict)
+    announcement["library"]["games"] = [tiny] * (MAX_LIBRARY_GAMES + 1)
+    with pytest.raises(ProtocolError, match=r"^invalid message: Expected `array` of length <= "):
+        FrameDecoder().feed(_frame_of(hello))
+
+
+# --- the frame size arithmetic -------------------------------------------------------
+
+
+def _worst_summary(index: int) -> GameSummary:
+    game_id = f"{index:05d}".ljust(MAX_GAME_ID_LENGTH, "x")
+    return GameSummary(
+        id=game_id,
+        availability=Availability.LOCAL_ONLY,
+        version="\U0001f600" * MAX_VERSION_LENGTH,
+        installed=True,
+        size_bytes=2**64 - 1,
+    )
+
+
+def test_worst_case_hello_fits_in_one_frame() -> None:
+    """A Hello with MAX_LIBRARY_GAMES maximal games and maximal fields encodes and decodes."""
+    games = tuple(_worst_summary(index) for index in range(MAX_LIBRARY_GAMES))
+    hello = Hello(
+        protocol_version=PROTOCOL_VERSION,
+        peer_id="f" * 64,
+        public_key=bytes(32),
+        proof=bytes(64),
+        announcement=Announcement(
+            name="\U0001f600" * MAX_DISPLAY_NAME_LENGTH,
+            listen_host="h" * MAX_HOST_LENGTH,
+            listen_port=65_535,
+            library=LibrarySnapshot(revision=2**63, digest="d" * 64, games=games),
+        ),
+    )
+    frame = encode_frame(hello)
+    assert 3_900_000 < len(frame) <= MAX_FRAME_SIZE + 4
+    assert FrameDecoder().feed(frame) == [hello]
+
+
+def test_worst_case_game_files_fits_in_one_frame() -> None:
+    """GameFiles with MAX_GAME_FILES maximal paths stays below MAX_FRAME_SIZE."""
+    path = "\U0001f600" * (MAX_RELATIVE_PATH_LENGTH - 6)
+    files = tuple(
+        FileDescription(
+            relative_path=f"{index:05d}/{path}", size=2**64 - 1, is_version_sentinel=False
+        )
+        for index in range(MAX_GAME_FILES)
+    )
+    response = ResponseFrame(
+        id=MAX_REQUEST_ID,
+        body=GameFiles(
+            game_id="g" * MAX_GAME_ID_LENGTH, version="v" * MAX_VERSION_LENGTH, files=files
+        ),
+    )
+    frame = encode_frame(response)
+    assert len(frame) <= MAX_FRAME_SIZE + 4
+    assert FrameDecoder().feed(frame) == [response]
+
+
+def test_encoding_a_message_above_the_frame_bound_is_refused() -> None:
+    """encode_frame refuses to produce a frame the receiver would reject."""
+    games = tuple(_worst_summary(index) for index in range(MAX_LIBRARY_GAMES + 1_000))
+    ack = HelloAck(
+        protocol_version=PROTOCOL_VERSION,
+        peer_id="f" * 64,
+        announcement=Announcement(
+            name="n",
+            listen_host="h",
+            listen_port=1,
+            library=LibrarySnapshot(revision=0, digest="", games=games),
+        ),
+    )
+    with pytest.raises(
+        FrameTooLarge, match=r"^refusing to send a frame of \d+ bytes \(the maximum is 4194304\)$"
+    ):
+        encode_frame(ack)
+
+
+# --- preamble, proof and answer table ------------------------------------------------
+
+
+def test_preamble_round_trips() -> None:
+    """Our own preamble is 8 bytes and accepted."""
+    assert len(encode_preamble()) == PREAMBLE_SIZE
+    check_preamble(encode_preamble())
+
+
+def test_preamble_of_version_2_is_a_version_mismatch_naming_both() -> None:
+    """A version-2 preamble raises VersionMismatch with both versions in the message."""
+    with pytest.raises(VersionMismatch) as caught:
+        check_preamble(encode_preamble(2))
+    assert str(caught.value) == (
+        "the remote peer speaks protocol version 2, this peer speaks version 1"
+    )
+
+
+def test_foreign_preamble_is_a_protocol_error() -> None:
+    """Something that is not lanspread (here HTTP) is named as such."""
+    with pytest.raises(
+        ProtocolError, match=r"^not a lanspread peer: preamble starts with b'GET '$"
+    ):
+        check_preamble(b"GET / HT")
+    with pytest.raises(ProtocolError, match=r"^preamble must be 8 bytes, got 3$"):
+        check_preamble(b"LSP")
+
+
+def test_proof_payload_binds_every_part() -> None:
+    """Changing the nonce, the server id or the client id changes the signed bytes."""
+    nonce, server, client = bytes(32), "a" * 64, "b" * 64
+    base = hello_proof_payload(nonce, server, client)
+    assert base != hello_proof_payload(b"\x01" * 32, server, client)
+    assert base != hello_proof_payload(nonce, "c" * 64, client)
+    assert base != hello_proof_payload(nonce, server, "c" * 64)
+    with pytest.raises(ValueError, match=r"^nonce must be 32 bytes$"):
+        hello_proof_payload(bytes(31), server, client)
+
+
+def test_answer_table() -> None:
+    """Each request has its answers; ErrorResponse answers any; others do not."""
+    assert set(RESPONSES) == {Ping, Goodbye, PushLibraryDelta, GetGame}
+    assert is_answer_to(Ping(), Pong())
+    assert is_answer_to(
+        GetGame(game_id="g"), ErrorResponse(code=ErrorCode.GAME_NOT_FOUND, message="")
+    )
+    assert is_answer_to(
+        PushLibraryDelta(delta=LibraryDelta(0, 1, "", (), ())),
+        ResyncRequired(known_revision=None, reason=""),
+    )
+    assert not is_answer_to(GetGame(game_id="g"), Pong())
+    assert not is_answer_to(Ping(), GoodbyeAck())
