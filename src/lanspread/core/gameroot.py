@@ -142,7 +142,8 @@ def version_sort_key(version: str | None) -> tuple[tuple[int, int | str], ...]:
     key: list[tuple[int, int | str]] = []
     token = ""
     for ch in version:
-        if ch.isdigit() != (token[:1].isdigit() if token else ch.isdigit()):
+        # isdecimal, not isdigit: "²" is a digit that int() refuses.
+        if ch.isdecimal() != (token[:1].isdecimal() if token else ch.isdecimal()):
             key.append(_token_key(token))
             token = ""
         token += ch
@@ -153,6 +154,6 @@ def version_sort_key(version: str | None) -> tuple[tuple[int, int | str], ...]:
 
 def _token_key(token: str) -> tuple[int, int | str]:
     # Runs of digits compare as numbers; tagging keeps numbers and words comparable.
-    if token.isdigit():
+    if token.isdecimal():
         return (1, int(token))
     return (0, token.lower())
