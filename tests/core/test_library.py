@@ -1,0 +1,216 @@
+"""The local library: snapshots, digests, deltas and revision bookkeeping."""
+
+from __future__ import annotations
+
+import blake3
+import msgspec
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from lanspread.core.library import (
+    EMPTY_DIGEST,
+    Availability,
+    DeltaMismatch,
+    GameSummary,
+    LibraryDelta,
+    LibrarySnapshot,
+    LocalLibrary,
+    apply_delta,
+    diff_snapshots,
+    library_digest,
+    make_snapshot,
+)
+
+# A small id alphabet so that two generated libraries share ids often.
+game_ids = st.sampled_from(["a", "b", "c", "d", "e", "quake3", "x.y-z_1"])
+summaries = st.builds(
+    GameSummary,
+    id=game_ids,
+    availability=st.sampled_from(Availability),
+    version=st.one_of(st.none(), st.sampled_from(["1", "1.1", "2.0"])),
+    installed=st.booleans(),
+    size_bytes=st.integers(min_value=0, max_value=10**12),
+)
+libraries = st.lists(summaries, max_size=7, unique_by=lambda game: game.id)
+
+
+def summary(game_id: str, version: str | None = "1", size: int = 10) -> GameSummary:
+    return GameSummary(
+        id=game_id,
+        availability=Availability.READY,
+        version=version,
+        installed=False,
+        size_bytes=size,
+    )
+
+
+@given(libraries, libraries, st.integers(min_value=0, max_value=1000))
+def test_delta_reproduces_the_new_snapshot(
+    old_games: list[GameSummary], new_games: list[GameSummary], revision: int
+) -> None:
+    """apply_delta(old, diff_snapshots(old, new)) == new for arbitrary libraries."""
+    old = make_snapshot(revision, old_games)
+    new = make_snapshot(revision + 1, new_games)
+
+    assert apply_delta(old, diff_snapshots(old, new)) == new
+
+
+@given(st.lists(libraries, min_size=1, max_size=6))
+def test_follower_applying_every_delta_tracks_the_library(history: list[list[GameSummary]]) -> None:
+    """A peer applying each delta in turn always holds the owner's snapshot."""
+    owner = LocalLibrary()
+    follower = owner.snapshot
+    for games in history:
+        revision_before = owner.snapshot.revision
+        delta = owner.replace_all(games)
+        if delta is None:
+            assert owner.snapshot.revision == revision_before
+            continue
+        assert (delta.base_revision, delta.revision) == (revision_before, revision_before + 1)
+        follower = apply_delta(follower, delta)
+        assert follower == owner.snapshot
+
+
+def test_empty_digest_is_computed_not_blank() -> None:
+    """The empty library's digest is the digest of no games: not zero, not an empty string."""
+    assert library_digest(()) == EMPTY_DIGEST
+    assert blake3.blake3(msgspec.msgpack.encode([])).hexdigest() == EMPTY_DIGEST
+    assert EMPTY_DIGEST not in {"", "0", "0" * 64}
+    assert len(EMPTY_DIGEST) == 64
+    assert LocalLibrary().snapshot.digest == EMPTY_DIGEST
+
+
+def test_empty_scan_of_an_empty_library_is_no_change() -> None:
+    """A scan that finds nothing (only non-catalog roots) produces no delta at start."""
+    library = LocalLibrary()
+
+    assert library.replace_all([]) is None
+    assert library.update({"ghost": None}) is None
+    assert library.snapshot.revision == 0
+
+
+def test_update_without_change_returns_none() -> None:
+    """Setting a game to the summary it already has is no change and no revision."""
+    library = LocalLibrary()
+    library.update({"a": summary("a")})
+
+    assert library.update({"a": summary("a")}) is None
+    assert library.snapshot.revision == 1
+
+
+def test_revisions_increase_by_one_per_change() -> None:
+    """Each change bumps the revision by exactly one; deltas chain base to revision."""
+    library = LocalLibrary()
+
+    first = library.update({"a": summary("a")})
+    second = library.update({"b": summary("b")})
+    third = library.update({"a": None})
+    fourth = library.replace_all([summary("b", "2")])
+
+    deltas = [first, second, third, fourth]
+    assert [(d.base_revision, d.revision) for d in deltas if d is not None] == [
+        (0, 1),
+        (1, 2),
+        (2, 3),
+        (3, 4),
+    ]
+    assert library.snapshot.revision == 4
+
+
+def test_delta_carries_only_changes() -> None:
+    """A delta lists changed or new games as upserts and vanished ids as removals."""
+    library = LocalLibrary()
+    library.replace_all([summary("a"), summary("b"), summary("c")])
+
+    delta = library.replace_all([summary("a"), summary("b", "2"), summary("d")])
+
+    assert delta is not None
+    assert delta.upserts == (summary("b", "2"), summary("d"))
+    assert delta.removals == ("c",)
+    assert delta.digest == library.snapshot.digest
+
+
+def test_snapshot_is_sorted_and_looked_up_by_id() -> None:
+    """Snapshots hold games sorted by id; get and games find them."""
+    library = LocalLibrary()
+    library.replace_all([summary("c"), summary("a"), summary("b")])
+
+    assert [game.id for game in library.snapshot.games] == ["a", "b", "c"]
+    assert library.get("b") == summary("b")
+    assert library.get("z") is None
+    assert dict(library.games) == library.snapshot.by_id()
+
+
+def test_delta_with_wrong_base_raises() -> None:
+    """A delta built on another revision is refused with DeltaMismatch."""
+    base = make_snapshot(3, [summary("a")])
+    delta = diff_snapshots(make_snapshot(4, [summary("a")]), make_snapshot(5, []))
+
+    with pytest.raises(DeltaMismatch) as caught:
+        apply_delta(base, delta)
+
+    assert str(caught.value) == "delta from revision 4 does not apply to revision 3"
+
+
+def test_delta_with_wrong_digest_raises() -> None:
+    """A delta whose result does not hash to its digest is refused."""
+    base = make_snapshot(1, [summary("a")])
+    delta = LibraryDelta(
+        base_revision=1, revision=2, digest=EMPTY_DIGEST, upserts=(summary("b"),), removals=()
+    )
+
+    with pytest.raises(DeltaMismatch) as caught:
+        apply_delta(base, delta)
+
+    assert str(caught.value) == "library digest after applying the delta does not match"
+
+
+def test_digest_depends_on_content_not_order() -> None:
+    """Same games in any order give one digest; any field change gives another."""
+    games = [summary("a"), summary("b")]
+
+    assert library_digest(games) == library_digest(reversed(games))
+    assert library_digest(games) != library_digest([summary("a"), summary("b", size=11)])
+
+
+def test_downloaded_follows_availability() -> None:
+    """downloaded is True exactly for Ready summaries."""
+    local_only = msgspec.structs.replace(summary("a"), availability=Availability.LOCAL_ONLY)
+
+    assert summary("a").downloaded
+    assert not local_only.downloaded
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "error"),
+    [
+        ("id", "../x", "Expected `str` matching regex"),
+        ("id", "Quake", "Expected `str` matching regex"),
+        ("version", "", "Expected `str` of length >= 1"),
+        ("version", "v" * 65, "Expected `str` of length <= 64"),
+        ("size_bytes", -1, "Expected `int` >= 0"),
+        ("availability", "Downloading", "Invalid enum value 'Downloading'"),
+    ],
+)
+def test_summary_decoding_validates_fields(field: str, value: object, error: str) -> None:
+    """A summary from the wire or the index is validated: bad ids, versions and sizes fail."""
+    raw = msgspec.to_builtins(summary("a"))
+    raw[field] = value
+
+    with pytest.raises(msgspec.ValidationError) as caught:
+        msgspec.convert(raw, GameSummary)
+
+    assert str(caught.value).startswith(error)
+    assert str(caught.value).endswith(f"- at `$.{field}`")
+
+
+def test_snapshot_decoding_refuses_unknown_fields() -> None:
+    """Wire structs forbid unknown fields so a newer peer's extras are not silently dropped."""
+    raw = msgspec.to_builtins(make_snapshot(0, []))
+    raw["extra"] = 1
+
+    with pytest.raises(msgspec.ValidationError) as caught:
+        msgspec.convert(raw, LibrarySnapshot)
+
+    assert str(caught.value) == "Object contains unknown field `extra`"
