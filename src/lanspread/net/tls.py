@@ -157,9 +157,15 @@ async def _connect_tcp(host: str, port: int, connect_timeout: float) -> socket.s
             f"cannot connect to {host}:{port}: no answer within {connect_timeout} s"
         ) from exc
     except OSError as exc:
-        raise TransportError(f"cannot connect to {host}:{port}: {exc.strerror or exc}") from exc
-    reason = last_error.strerror or str(last_error) if last_error else "no address"
-    raise TransportError(f"cannot connect to {host}:{port}: {reason}")
+        raise TransportError(f"cannot connect to {host}:{port}: {_reason(exc)}") from exc
+    reason = _reason(last_error) if last_error is not None else "no address"
+    raise TransportError(f"cannot connect to {host}:{port}: {reason}") from last_error
+
+
+def _reason(exc: OSError) -> str:
+    # asyncio's connect errors carry "Connect call failed (...)" as strerror; the
+    # errno's own text ("Connection refused") is what a user understands.
+    return os.strerror(exc.errno) if exc.errno else str(exc)
 
 
 async def accept_tls_connection(
