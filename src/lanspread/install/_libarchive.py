@@ -9,6 +9,11 @@ zip, tar) and the in-process decompression filters. ``format_all`` is not used
 on purpose: it brings mtree, whose reader opens files named *by the archive*
 from the current directory, and program-backed filters that spawn processes.
 
+The per-entry calls are bound here too, without ``libarchive-c``'s result
+check: that check only logs ``ARCHIVE_WARN``, and libarchive reports a zip or
+7z CRC mismatch and a failed disk write (``EFBIG``, ``ENOSPC``) as warnings.
+:func:`check` treats anything below ``ARCHIVE_OK`` as the failure it is.
+
 Every function here raises ``libarchive.exception.ArchiveError``; the
 extractor translates it at its edge.
 """
@@ -21,6 +26,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from libarchive import ffi
 from libarchive.exception import ArchiveError
@@ -40,17 +46,51 @@ EXTRACT_SECURE_NODOTDOT = 0x0200
 # checked to be relative before it is joined to the destination.
 DISK_FLAGS = EXTRACT_PERM | EXTRACT_TIME | EXTRACT_SECURE_SYMLINKS | EXTRACT_SECURE_NODOTDOT
 
-_open_filenames = ffi.libarchive.archive_read_open_filenames
-_open_filenames.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_char_p), ctypes.c_size_t]
-_open_filenames.restype = ctypes.c_int
-_open_filenames_w = getattr(ffi.libarchive, "archive_read_open_filenames_w", None)
-if _open_filenames_w is not None:
-    _open_filenames_w.argtypes = [
-        ctypes.c_void_p,
-        ctypes.POINTER(ctypes.c_wchar_p),
-        ctypes.c_size_t,
-    ]
-    _open_filenames_w.restype = ctypes.c_int
+
+def _bind(name: str, argtypes: list[Any], restype: Any = ctypes.c_int) -> Any:
+    """A fresh function object (indexing does not share libarchive-c's cached ones)."""
+    function = ffi.libarchive["archive_" + name]
+    function.argtypes = argtypes
+    function.restype = restype
+    return function
+
+
+_void_p = ctypes.c_void_p
+_open_filenames = _bind(
+    "read_open_filenames", [_void_p, ctypes.POINTER(ctypes.c_char_p), ctypes.c_size_t]
+)
+_open_filenames_w = (
+    _bind("read_open_filenames_w", [_void_p, ctypes.POINTER(ctypes.c_wchar_p), ctypes.c_size_t])
+    if hasattr(ffi.libarchive, "archive_read_open_filenames_w")
+    else None
+)
+read_next_header2 = _bind("read_next_header2", [_void_p, _void_p])
+read_data_block = _bind(
+    "read_data_block",
+    [
+        _void_p,
+        ctypes.POINTER(_void_p),
+        ctypes.POINTER(ctypes.c_size_t),
+        ctypes.POINTER(ctypes.c_int64),
+    ],
+)
+write_header = _bind("write_header", [_void_p, _void_p])
+write_data_block = _bind(
+    "write_data_block", [_void_p, _void_p, ctypes.c_size_t, ctypes.c_int64], ctypes.c_ssize_t
+)
+write_finish_entry = _bind("write_finish_entry", [_void_p])
+write_close = _bind("write_close", [_void_p])
+# Freed without a result check: a free after a failure repeats the failure
+# (and libarchive-c would read its message from the freed handle).
+_write_free = _bind("write_free", [_void_p])
+_read_free = _bind("read_free", [_void_p])
+
+
+def check(archive_p: int, status: int) -> int:
+    """``status`` if it is ``ARCHIVE_OK`` or ``ARCHIVE_EOF``; anything lower raises."""
+    if status < ffi.ARCHIVE_OK:
+        raise ffi.archive_error(archive_p, status)
+    return status
 
 
 @contextmanager
@@ -65,7 +105,7 @@ def open_volumes(volumes: Sequence[Path], block_size: int) -> Iterator[int]:
         _open(archive_p, volumes, block_size)
         yield archive_p
     finally:
-        ffi.read_free(archive_p)
+        _read_free(archive_p)
 
 
 def _open(archive_p: int, volumes: Sequence[Path], block_size: int) -> None:
@@ -76,19 +116,19 @@ def _open(archive_p: int, volumes: Sequence[Path], block_size: int) -> None:
     else:
         narrow = (ctypes.c_char_p * (len(volumes) + 1))(*map(os.fsencode, volumes), None)
         status = _open_filenames(archive_p, narrow, block_size)
-    if status < ffi.ARCHIVE_WARN:
-        raise ffi.archive_error(archive_p, status)
+    check(archive_p, status)
 
 
 @contextmanager
 def disk_writer() -> Iterator[int]:
-    """A disk-writer handle; closing it applies deferred folder modes and times."""
+    """A disk-writer handle; a clean exit closes it, applying deferred folder modes and times."""
     writer_p: int = ffi.write_disk_new()
     try:
         ffi.write_disk_set_options(writer_p, DISK_FLAGS)
         yield writer_p
+        check(writer_p, write_close(writer_p))
     finally:
-        ffi.write_free(writer_p)
+        _write_free(writer_p)
 
 
 def error_message(exc: ArchiveError) -> str:

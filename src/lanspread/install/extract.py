@@ -33,7 +33,7 @@ import os
 import shutil
 import stat
 from collections.abc import Callable, Iterator, Sequence
-from ctypes import byref, c_longlong, c_size_t, c_void_p
+from ctypes import byref, c_int64, c_size_t, c_void_p
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -292,9 +292,7 @@ class _EntryChecker:
         if checked is not None:
             self.declared += checked.size
             if self._planned_bytes is not None and self.declared > self._planned_bytes:
-                raise ExtractionError(
-                    f"{archive}: the archives changed since extraction was planned"
-                )
+                raise ExtractionError(f"{archive}: the archives changed since they were planned")
             if checked.kind is EntryKind.SYMLINK:
                 self._origin[checked.parts] = archive
         return checked
@@ -367,7 +365,9 @@ class _Reader:
             if before_each is not None:
                 before_each()
             with self.translating():
-                status = ffi.read_next_header2(self.archive_p, entry._entry_p)
+                status = _libarchive.check(
+                    self.archive_p, _libarchive.read_next_header2(self.archive_p, entry._entry_p)
+                )
             if status == ffi.ARCHIVE_EOF:
                 return
             name = entry.pathname
@@ -409,17 +409,18 @@ class _Writer:
 
     def write(self, reader: _Reader, entry: ArchiveEntry, checked: _Checked, meter: _Meter) -> None:
         self._rewrite(entry, checked)
+        check = _libarchive.check
         with self._translating(checked):
-            ffi.write_header(self.writer_p, entry._entry_p)
+            check(self.writer_p, _libarchive.write_header(self.writer_p, entry._entry_p))
         if checked.kind is EntryKind.FILE and checked.size > 0:
             self._copy_data(reader, checked, meter)
         with self._translating(checked):
-            ffi.write_finish_entry(self.writer_p)
+            check(self.writer_p, _libarchive.write_finish_entry(self.writer_p))
 
     def _rewrite(self, entry: ArchiveEntry, checked: _Checked) -> None:
         entry.pathname = str(self.root.joinpath(*checked.parts))
         if checked.kind is EntryKind.SYMLINK:
-            entry.linkpath = "/".join(link_target_parts(checked.link_target))
+            entry.linkpath = "/".join(link_target_parts(checked.link_target)) or "."
             return
         if checked.kind is EntryKind.HARDLINK:
             entry.linkpath = str(self.root.joinpath(*entry_parts(checked.link_target)))
@@ -427,22 +428,27 @@ class _Writer:
         entry.perm = safe_mode(entry.perm, checked.kind)
 
     def _copy_data(self, reader: _Reader, checked: _Checked, meter: _Meter) -> None:
-        buff, size, offset = c_void_p(), c_size_t(), c_longlong()
+        buff, size, offset = c_void_p(), c_size_t(), c_int64()
         buff_p, size_p, offset_p = byref(buff), byref(size), byref(offset)
-        read_block = ffi.read_data_block
-        write_block = ffi.write_data_block
+        read_block, write_block = _libarchive.read_data_block, _libarchive.write_data_block
         read_p, writer_p = reader.archive_p, self.writer_p
+        eof, ok = ffi.ARCHIVE_EOF, ffi.ARCHIVE_OK
         while True:
-            with reader.translating():
-                if read_block(read_p, buff_p, size_p, offset_p) == ffi.ARCHIVE_EOF:
-                    return
+            status = read_block(read_p, buff_p, size_p, offset_p)
+            if status == eof:
+                return
+            if status < ok:
+                with reader.translating():
+                    _libarchive.check(read_p, status)
             if offset.value + size.value > checked.size:
                 raise CorruptArchive(
                     f"{self.archive}: entry {'/'.join(checked.parts)!r} holds more bytes"
                     f" than its header declares ({checked.size})"
                 )
-            with self._translating(checked):
-                write_block(writer_p, buff, size, offset)
+            status = write_block(writer_p, buff, size, offset)
+            if status < ok:
+                with self._translating(checked):
+                    _libarchive.check(writer_p, status)
             meter.advance(size.value)
 
     @contextlib.contextmanager
