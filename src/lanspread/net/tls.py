@@ -30,7 +30,7 @@ from lanspread.net.identity import PeerIdentity, peer_id_from_certificate
 # Large enough for a full LAN bandwidth-delay product at 10 Gbit/s and 1 ms with
 # room to spare, and for a maximum-size frame to be in flight at once.
 SOCKET_BUFFER_SIZE = 4 * 1024 * 1024
-# Connections a listener accepts before it pending ones wait in the kernel queue.
+# Connections the kernel queues for the accept loop; beyond this new SYNs wait or fail.
 LISTEN_BACKLOG = 128
 
 
