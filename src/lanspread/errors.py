@@ -8,7 +8,8 @@
     ├── OperationError          a local command cannot run as asked (local misuse)
     │   ├── UnknownGame             the id is not in the catalog
     │   ├── OperationInProgress     the game already has an active operation
-    │   └── InvalidGameState        the game is not in a state that allows the command
+    │   ├── InvalidGameState        the game is not in a state that allows the command
+    │   └── SelfConnect             a direct connect reached this very peer
     ├── StorageError            the disk refused (full, permissions, vanished paths)
     │   └── IntentLogCorrupt        a game root's install intent log cannot be read
     ├── ProtocolError           a remote peer broke the wire protocol (remote violation)
@@ -63,6 +64,12 @@ class InvalidGameState(OperationError):
     """The game's files are not in a state that allows the command."""
 
     code = "invalid-state"
+
+
+class SelfConnect(OperationError):
+    """A direct connect reached this very peer."""
+
+    code = "self-connect"
 
 
 class StorageError(LanspreadError):

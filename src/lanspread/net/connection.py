@@ -42,6 +42,7 @@ from lanspread.errors import (
     PeerIdMismatch,
     PeerRefused,
     ProtocolError,
+    SelfConnect,
     TransportError,
 )
 from lanspread.net.handshake import build_hello, check_challenge, check_hello_ack
@@ -93,14 +94,19 @@ async def dial(
     identity: PeerIdentity,
     expected_peer_id: str | None,
     announce: AnnouncementBuilder,
+    forbidden_peer_id: str | None = None,
     connect_timeout: float = CONNECT_TIMEOUT,
     handshake_timeout: float = HANDSHAKE_TIMEOUT,
 ) -> PeerConnection:
     """Connect to the listener at ``host:port`` and complete the handshake.
 
     ``expected_peer_id`` pins the listener's id (``None`` accepts any id, for a
-    first contact by address). Raises :class:`TransportError` (cannot connect, TLS
-    failure, timeout), :class:`PeerIdMismatch`, :class:`VersionMismatch`,
+    first contact by address). A listener whose certificate proves
+    ``forbidden_peer_id`` (our own id: the address is this very peer) is left at
+    once with :class:`SelfConnect`, before any Hello is sent.
+
+    Raises :class:`TransportError` (cannot connect, TLS failure, timeout),
+    :class:`PeerIdMismatch`, :class:`SelfConnect`, :class:`VersionMismatch`,
     :class:`ProtocolError`, :class:`PeerRefused` (the listener refused the Hello),
     or :class:`ConnectionClosed` (it hung up during the handshake).
     """
@@ -110,7 +116,9 @@ async def dial(
     stream = FramedStream(reader, writer)
     try:
         async with asyncio.timeout(handshake_timeout):
-            ack = await _client_handshake(stream, identity, expected_peer_id, announce)
+            ack = await _client_handshake(
+                stream, identity, expected_peer_id, forbidden_peer_id, announce
+            )
     except TimeoutError as exc:
         await stream.close()
         raise TransportError(
@@ -126,9 +134,12 @@ async def _client_handshake(
     stream: FramedStream,
     identity: PeerIdentity,
     expected_peer_id: str | None,
+    forbidden_peer_id: str | None,
     announce: AnnouncementBuilder,
 ) -> HelloAck:
     server_id = pinned_peer_id(stream.writer)
+    if server_id == forbidden_peer_id:
+        raise SelfConnect(f"the listener is this peer ({server_id}): self-connect refused")
     if expected_peer_id is not None and server_id != expected_peer_id:
         raise PeerIdMismatch(expected_peer_id, server_id)
     await stream.exchange_preamble()

@@ -1,0 +1,7 @@
+"""``python -m lanspread`` runs the ``lanspread`` command."""
+
+import sys
+
+from lanspread.cli.app import main
+
+sys.exit(main())

@@ -1,0 +1,288 @@
+"""``lanspread peer-cli``: a headless peer driven by JSON Lines.
+
+One JSON command per line on stdin (``{"cmd": "status", "id": 1}``), one JSON
+event per line on stdout (``{"event": "reply", "id": 1, "ok": true, "data": ...}``);
+logs go to stderr. A line that is not JSON, an unknown command, a missing field or
+a non-catalog game id produces an ``error`` event and the CLI keeps running. End
+of stdin shuts the peer down cleanly (goodbyes to peers, then exit).
+
+Commands run one at a time in arrival order, so a script can rely on a command's
+effect being visible to the next one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import msgspec
+
+from lanspread.errors import (
+    CatalogError,
+    ConfigError,
+    ConnectionClosed,
+    LanspreadError,
+    OperationError,
+    PeerRefused,
+    ProtocolError,
+    TransportError,
+)
+from lanspread.runtime.commands import AnyCommand
+from lanspread.runtime.events import Event
+from lanspread.runtime.options import RuntimeOptions
+from lanspread.runtime.runtime import PeerRuntime
+from lanspread.storage.catalog_file import load_catalog
+
+log = logging.getLogger("lanspread.peer_cli")
+
+# One command is a short JSON object; a megabyte-long line is garbage or an attack.
+MAX_COMMAND_LINE = 64 * 1024
+
+CorrelationId = str | int | None
+
+
+class CliEvent(msgspec.Struct, frozen=True, tag_field="event"):
+    """Events only the CLI emits (runtime events are written as they are)."""
+
+
+class CliStarted(CliEvent, frozen=True, tag="cli-started"):
+    peer_id: str
+    listen_addr: str
+    name: str
+
+
+class Reply(CliEvent, frozen=True, tag="reply"):
+    id: CorrelationId
+    ok: bool
+    data: Any
+
+
+class ErrorEvent(CliEvent, frozen=True, tag="error"):
+    id: CorrelationId
+    code: str
+    message: str
+
+
+class JsonlWriter:
+    """Writes one JSON object per line and flushes, so a driver sees each event at once."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self._stream = stream
+        self._encoder = msgspec.json.Encoder()
+
+    def write(self, event: Event | CliEvent) -> None:
+        self._stream.write(self._encoder.encode(event) + b"\n")
+        self._stream.flush()
+
+
+def error_code(exc: BaseException) -> str:
+    """The stable ``error`` event code for an exception."""
+    if isinstance(exc, OperationError):
+        return exc.code
+    codes: list[tuple[type[BaseException], str]] = [
+        (CatalogError, "catalog-error"),
+        (ConfigError, "config-error"),
+        (PeerRefused, "peer-refused"),
+        (ProtocolError, "protocol-error"),
+        (ConnectionClosed, "connection-closed"),
+        (TransportError, "connect-failed"),
+    ]
+    for kind, code in codes:
+        if isinstance(exc, kind):
+            return code
+    return "error" if isinstance(exc, LanspreadError) else "internal-error"
+
+
+class CommandReader:
+    """Reads stdin lines on a daemon thread (a blocked read never delays exit)."""
+
+    def __init__(self, stream: BinaryIO, loop: asyncio.AbstractEventLoop) -> None:
+        self._stream = stream
+        self._loop = loop
+        self._lines: asyncio.Queue[bytes | None] = asyncio.Queue()
+
+    def start(self) -> None:
+        threading.Thread(target=self._pump, name="peer-cli-stdin", daemon=True).start()
+
+    def _pump(self) -> None:
+        try:
+            while True:
+                line = self._stream.readline(MAX_COMMAND_LINE + 1)
+                if not line:
+                    break
+                if len(line) > MAX_COMMAND_LINE and not line.endswith(b"\n"):
+                    self._discard_rest_of_line()
+                    line = b"\x00too-long"
+                self._post(line)
+        except (OSError, ValueError):
+            pass
+        self._post(None)
+
+    def _discard_rest_of_line(self) -> None:
+        while True:
+            chunk = self._stream.readline(MAX_COMMAND_LINE)
+            if not chunk or chunk.endswith(b"\n"):
+                return
+
+    def _post(self, line: bytes | None) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop is gone: we are exiting
+            self._loop.call_soon_threadsafe(self._lines.put_nowait, line)
+
+    async def next_line(self) -> bytes | None:
+        return await self._lines.get()
+
+
+def parse_command(line: bytes) -> tuple[CorrelationId, AnyCommand]:
+    """Decode one line; raises :class:`CommandLineError` with the id when it is known."""
+    if line.startswith(b"\x00too-long"):
+        raise CommandLineError(None, "invalid-json", f"line longer than {MAX_COMMAND_LINE} bytes")
+    try:
+        raw = msgspec.json.decode(line)
+    except msgspec.DecodeError as exc:
+        raise CommandLineError(None, "invalid-json", f"not valid JSON: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise CommandLineError(None, "invalid-command", "a command must be a JSON object")
+    correlation = raw.pop("id", None)
+    if not isinstance(correlation, str | int) or isinstance(correlation, bool):
+        correlation = None
+    if "cmd" not in raw:
+        raise CommandLineError(correlation, "invalid-command", "missing field 'cmd'")
+    try:
+        command = msgspec.convert(raw, AnyCommand)
+    except msgspec.ValidationError as exc:
+        raise CommandLineError(correlation, "invalid-command", _explain(exc, raw)) from exc
+    return correlation, command
+
+
+def _explain(exc: msgspec.ValidationError, raw: dict[str, Any]) -> str:
+    text = str(exc)
+    if "`$.cmd`" in text:
+        return f"unknown command {raw.get('cmd')!r}"
+    return text
+
+
+class CommandLineError(Exception):
+    def __init__(self, correlation: CorrelationId, code: str, message: str) -> None:
+        super().__init__(message)
+        self.correlation = correlation
+        self.code = code
+        self.message = message
+
+
+async def serve_commands(
+    runtime: PeerRuntime, reader: CommandReader, write: Callable[[Event | CliEvent], None]
+) -> None:
+    while True:
+        line = await reader.next_line()
+        if line is None:
+            log.info("end of input: shutting down")
+            runtime.shutdown()
+            return
+        if not line.strip():
+            continue
+        await handle_line(runtime, line, write)
+
+
+async def handle_line(
+    runtime: PeerRuntime, line: bytes, write: Callable[[Event | CliEvent], None]
+) -> None:
+    try:
+        correlation, command = parse_command(line)
+    except CommandLineError as exc:
+        write(ErrorEvent(id=exc.correlation, code=exc.code, message=exc.message))
+        return
+    try:
+        data = await runtime.execute(command)
+    except LanspreadError as exc:
+        write(ErrorEvent(id=correlation, code=error_code(exc), message=str(exc)))
+    except Exception as exc:
+        log.exception("command %s failed unexpectedly", type(command).__name__)
+        write(ErrorEvent(id=correlation, code="internal-error", message=str(exc)))
+    else:
+        write(Reply(id=correlation, ok=True, data=data))
+
+
+async def run_peer_cli(options: RuntimeOptions, stdin: BinaryIO, stdout: BinaryIO) -> int:
+    writer = JsonlWriter(stdout)
+    runtime = PeerRuntime(options)
+    events = runtime.subscribe()
+    try:
+        await runtime.start()
+    except LanspreadError as exc:
+        writer.write(ErrorEvent(id=None, code=error_code(exc), message=str(exc)))
+        return 2
+    writer.write(
+        CliStarted(peer_id=runtime.peer_id, listen_addr=runtime.listen_addr, name=runtime.name)
+    )
+    reader = CommandReader(stdin, asyncio.get_running_loop())
+    reader.start()
+    async with asyncio.TaskGroup() as group:
+        commands = group.create_task(serve_commands(runtime, reader, writer.write))
+        async for event in events:
+            writer.write(event)
+        commands.cancel()
+    await runtime.wait_stopped()
+    return 0
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--name", required=True, help="display name other peers see")
+    parser.add_argument(
+        "--game-dir", required=True, type=Path, help="folder holding one folder per game"
+    )
+    parser.add_argument(
+        "--state-dir", required=True, type=Path, help="folder for identity and caches"
+    )
+    parser.add_argument("--catalog", type=Path, help="catalog TOML file (default: the bundled one)")
+    parser.add_argument("--listen", default="0.0.0.0:0", help="HOST:PORT of the peer listener")
+    parser.add_argument(
+        "--mdns-interface",
+        action="append",
+        dest="mdns_interfaces",
+        metavar="ADDR",
+        help="run mDNS only on the interface with this address (repeatable; default: all)",
+    )
+    parser.add_argument("--log-level", default="INFO", help="stderr log level (default INFO)")
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    host, sep, port_text = value.rpartition(":")
+    if not sep or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+        raise ConfigError(f"--listen {value!r}: expected HOST:PORT")
+    return host.strip("[]") or "0.0.0.0", int(port_text)
+
+
+def options_from_args(args: argparse.Namespace) -> RuntimeOptions:
+    host, port = parse_listen(args.listen)
+    interfaces = tuple(args.mdns_interfaces) if args.mdns_interfaces else None
+    return RuntimeOptions(
+        game_dir=args.game_dir,
+        state_dir=args.state_dir,
+        catalog=load_catalog(args.catalog),
+        name=args.name,
+        listen_host=host,
+        listen_port=port,
+        mdns_interfaces=interfaces,
+    )
+
+
+def main(args: argparse.Namespace) -> int:
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    writer = JsonlWriter(sys.stdout.buffer)
+    try:
+        options = options_from_args(args)
+    except LanspreadError as exc:
+        writer.write(ErrorEvent(id=None, code=error_code(exc), message=str(exc)))
+        return 2
+    return asyncio.run(run_peer_cli(options, sys.stdin.buffer, sys.stdout.buffer))

@@ -1,0 +1,55 @@
+"""Typed commands a :class:`~lanspread.runtime.PeerRuntime` accepts.
+
+Each command is a ``msgspec.Struct`` tagged with its JSON Lines name, so the peer
+CLI turns ``{"cmd": "connect", "addr": "10.0.0.2:7878"}`` into ``Connect(addr=...)``
+with one ``msgspec.convert`` and gets a precise error for a missing or mistyped
+field.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+
+# Paths and addresses typed by a person; far above any real value.
+MAX_PATH_LENGTH = 4096
+MAX_ADDR_LENGTH = 300
+
+GameIdArg = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+"""A game id as a caller typed it; the runtime checks it against the catalog."""
+
+
+class Command(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_field="cmd"):
+    """Base of every command."""
+
+
+class Status(Command, frozen=True, tag="status"):
+    """This peer's identity, addresses, game directory and counts."""
+
+
+class ListGames(Command, frozen=True, tag="list-games"):
+    """Every catalog game with its local state and what peers offer."""
+
+
+class ListPeers(Command, frozen=True, tag="list-peers"):
+    """The peers currently known, with their addresses and games."""
+
+
+class Connect(Command, frozen=True, tag="connect"):
+    """Dial a peer directly (for networks where multicast is blocked)."""
+
+    addr: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_ADDR_LENGTH)]
+
+
+class SetGameDir(Command, frozen=True, tag="set-game-dir"):
+    """Switch to another game directory; refused while operations run."""
+
+    path: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_PATH_LENGTH)]
+
+
+class Shutdown(Command, frozen=True, tag="shutdown"):
+    """Say goodbye to every peer and stop."""
+
+
+AnyCommand = Status | ListGames | ListPeers | Connect | SetGameDir | Shutdown

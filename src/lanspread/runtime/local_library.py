@@ -1,0 +1,246 @@
+"""The local library service: scans, the file monitor and the operation table.
+
+Theory of operation
+-------------------
+The service holds this peer's :class:`~lanspread.core.library.LocalLibrary` and
+its :class:`~lanspread.core.operations.OperationTable`. Facts reach the library
+through scans only, and every scan runs under one lock, so a full scan can never
+overwrite a newer single-game result.
+
+* A watcher notice for a game goes through the per-game :class:`RescanGate`; a
+  burst of notices costs one scan plus at most one more. Notices for a game with
+  an active operation are dropped: the operation owns the root.
+* A full scan (at start, every ``fallback_interval`` seconds, after a game-dir
+  change) skips games with an active operation and keeps their previous summary.
+* When an operation ends, the game is rescanned while the operation is still
+  active (exempt from the freeze), then the operation is cleared. So a snapshot
+  never shows an idle game with stale files.
+
+Every library change publishes ``LocalLibraryChanged`` with the whole library and
+hands the delta to ``on_delta`` (the network pushes it to peers); every operation
+change publishes ``ActiveOperationsChanged`` with the whole table.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from lanspread.core.catalog import Catalog
+from lanspread.core.library import GameSummary, LibraryDelta, LibrarySnapshot, LocalLibrary
+from lanspread.core.operations import OperationKind, OperationTable
+from lanspread.core.rescan_gate import RescanGate
+from lanspread.errors import OperationInProgress, StorageError, UnknownGame
+from lanspread.runtime.events import ActiveOperationsChanged, Event, LocalLibraryChanged
+from lanspread.storage.gamedir import prepare_game_dir
+from lanspread.storage.index import LibraryIndex
+from lanspread.storage.monitor import DirectoryMonitor
+from lanspread.storage.scanner import LibraryScanner
+
+log = logging.getLogger(__name__)
+
+DEFAULT_FALLBACK_SCAN_INTERVAL = 300.0
+INDEX_FILE_NAME = "library_index.json"
+
+
+@dataclass(frozen=True, slots=True)
+class _FullScan:
+    pass
+
+
+_FULL_SCAN = _FullScan()
+
+
+class LocalLibraryService:
+    def __init__(
+        self,
+        *,
+        game_dir: Path,
+        state_dir: Path,
+        catalog: Catalog,
+        publish: Callable[[Event], None],
+        on_delta: Callable[[LibraryDelta], None] | None = None,
+        fallback_interval: float = DEFAULT_FALLBACK_SCAN_INTERVAL,
+    ) -> None:
+        self._catalog = catalog
+        self._state_dir = state_dir
+        self._publish = publish
+        self._on_delta = on_delta
+        self._fallback_interval = fallback_interval
+        self.library = LocalLibrary()
+        self.operations = OperationTable()
+        self._gate = RescanGate()
+        self._scan_lock = asyncio.Lock()
+        self._requests: asyncio.Queue[str | _FullScan] = asyncio.Queue()
+        self._dir_changed = asyncio.Event()
+        self._monitor: DirectoryMonitor | None = None
+        self._game_dir = game_dir
+        self._scanner = self._make_scanner(game_dir)
+
+    # -- state -------------------------------------------------------------
+
+    @property
+    def game_dir(self) -> Path:
+        return self._game_dir
+
+    @property
+    def catalog(self) -> Catalog:
+        return self._catalog
+
+    @property
+    def snapshot(self) -> LibrarySnapshot:
+        return self.library.snapshot
+
+    def require_catalog_game(self, game_id: str) -> None:
+        if game_id not in self._catalog:
+            raise UnknownGame(f"{game_id!r} is not a game of the catalog")
+
+    # -- scans ---------------------------------------------------------------
+
+    async def full_scan(self) -> None:
+        async with self._scan_lock:
+            await self._full_scan_locked()
+
+    async def refresh_game(self, game_id: str) -> GameSummary | None:
+        """Rescan one game now, even while its operation is active."""
+        async with self._scan_lock:
+            return await self._scan_game_locked(game_id, exempt=True)
+
+    def notice(self, game_id: str) -> None:
+        """A watcher saw a change in ``game_id``'s root."""
+        if self.operations.is_active(game_id):
+            return
+        if self._gate.notice(game_id):
+            self._requests.put_nowait(game_id)
+
+    async def _full_scan_locked(self) -> bool:
+        skipped = set(self.operations.snapshot())
+        scanned = await asyncio.to_thread(self._scanner.scan_all, skipped)
+        previous = self.library.games
+        frozen = skipped | set(self.operations.snapshot())
+        games = {gid: summary for gid, summary in scanned.items() if gid not in frozen}
+        games.update({gid: previous[gid] for gid in frozen if gid in previous})
+        return self._commit(self.library.replace_all(games.values()))
+
+    async def _scan_game_locked(self, game_id: str, *, exempt: bool) -> GameSummary | None:
+        if not exempt and self.operations.is_active(game_id):
+            return self.library.get(game_id)
+        summary = await asyncio.to_thread(self._scanner.scan_game, game_id)
+        if not exempt and self.operations.is_active(game_id):
+            return self.library.get(game_id)
+        self._commit(self.library.update({game_id: summary}))
+        if self._monitor is not None and self._monitor.sync_root_watch(game_id):
+            self.notice(game_id)
+        return summary
+
+    def _commit(self, delta: LibraryDelta | None) -> bool:
+        """Publish a change; True when there was one."""
+        if delta is None:
+            return False
+        self._publish_library()
+        if self._on_delta is not None:
+            self._on_delta(delta)
+        return True
+
+    def _publish_library(self) -> None:
+        snapshot = self.library.snapshot
+        self._publish(LocalLibraryChanged(revision=snapshot.revision, games=snapshot.games))
+
+    # -- operations ----------------------------------------------------------
+
+    def begin_operation(self, game_id: str, kind: OperationKind) -> None:
+        self.require_catalog_game(game_id)
+        self.operations.begin(game_id, kind)
+        self._publish_operations()
+
+    def handoff(self, game_id: str, kind: OperationKind) -> None:
+        self.operations.handoff(game_id, kind)
+        self._publish_operations()
+
+    async def end_operation(self, game_id: str) -> None:
+        """Refresh the game while its operation is active, then clear the operation."""
+        try:
+            await self.refresh_game(game_id)
+        finally:
+            self.operations.end(game_id)
+            self._gate.forget(game_id)
+            self._publish_operations()
+
+    def _publish_operations(self) -> None:
+        table = self.operations.snapshot()
+        self._publish(
+            ActiveOperationsChanged(operations={gid: kind.value for gid, kind in table.items()})
+        )
+
+    # -- game directory ------------------------------------------------------
+
+    async def set_game_dir(self, path: Path) -> Path:
+        """Switch to another game directory; refused while any operation runs."""
+        if self.operations.snapshot():
+            busy = ", ".join(sorted(self.operations.snapshot()))
+            raise OperationInProgress(f"cannot change the game directory while busy: {busy}")
+        new_dir = await asyncio.to_thread(prepare_game_dir, path)
+        async with self._scan_lock:
+            if self.operations.snapshot():
+                raise OperationInProgress("cannot change the game directory while busy")
+            self._game_dir = new_dir
+            self._scanner = self._make_scanner(new_dir)
+            if not await self._full_scan_locked():
+                # The UI needs the new path's library even when it equals the old one.
+                self._publish_library()
+        self._dir_changed.set()
+        return new_dir
+
+    def _make_scanner(self, game_dir: Path) -> LibraryScanner:
+        index = LibraryIndex.load(self._state_dir / INDEX_FILE_NAME, game_dir)
+        return LibraryScanner(game_dir, self._catalog, index)
+
+    # -- service -------------------------------------------------------------
+
+    async def run(self) -> None:
+        """The monitor service: watch, rescan on notices, fallback-scan periodically."""
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self._scan_worker(), name="library:scan-worker")
+            group.create_task(self._fallback_loop(), name="library:fallback-scan")
+            await self._watch_loop()
+
+    async def _watch_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            self._dir_changed.clear()
+            monitor = DirectoryMonitor(self._game_dir, self._catalog.ids, self.notice, loop)
+            await asyncio.to_thread(monitor.start)
+            self._monitor = monitor
+            # Changes made before the watches existed were not seen: reconcile once.
+            self._requests.put_nowait(_FULL_SCAN)
+            try:
+                await self._dir_changed.wait()
+            finally:
+                self._monitor = None
+                monitor.stop()
+
+    async def _scan_worker(self) -> None:
+        while True:
+            request = await self._requests.get()
+            if isinstance(request, _FullScan):
+                try:
+                    await self.full_scan()
+                except (StorageError, OSError) as exc:
+                    log.warning("fallback scan failed: %s", exc)
+                continue
+            try:
+                async with self._scan_lock:
+                    await self._scan_game_locked(request, exempt=False)
+            except (StorageError, OSError) as exc:
+                log.warning("rescan of %s failed (the fallback scan retries): %s", request, exc)
+            finally:
+                if self._gate.finished(request):
+                    self._requests.put_nowait(request)
+
+    async def _fallback_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._fallback_interval)
+            self._requests.put_nowait(_FULL_SCAN)

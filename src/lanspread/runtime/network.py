@@ -1,0 +1,492 @@
+"""The peer-to-peer side of the runtime: server, links, discovery, library sync, liveness.
+
+Theory of operation
+-------------------
+* **Identity.** Peers are known by peer id (proven by TLS certificate and signed
+  Hello), never by address. A peer's listener address comes from mDNS or from its
+  Hello (the connection's source IP with the announced listen port), never from a
+  connection's ephemeral source port. An address change keeps identity and library.
+* **Links.** Requests travel from dialer to listener, so each side keeps its own
+  outbound *link* to every peer it knows: one reused TLS connection, dialled on
+  first use (single flight per peer) and re-dialled when it broke.
+* **Handshake = library sync.** Hello and HelloAck carry the whole library
+  snapshot; both sides record the other's library from the handshake. Later local
+  changes are pushed as ``PushLibraryDelta`` over the link, in order per peer; a
+  receiver that cannot apply a delta answers ``ResyncRequired`` and the sender
+  re-handshakes (a new Hello carries the full snapshot).
+* **Liveness.** Every ``ping_interval`` each peer is pinged over its link; any
+  answer or request from a peer counts as a sign of life. A peer silent for
+  ``peer_timeout`` is dropped with ``PeerLost(timeout)``; a Goodbye drops it at once.
+* **Ownership.** Short jobs (handshakes, pushes, pings) run in the task group of
+  the ``peers`` service; the server runs inside the ``server`` service. Nothing is
+  detached.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import ipaddress
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from lanspread.core.library import LibraryDelta
+from lanspread.core.peerdb import PeerChange, PeerDB, PeerRecord, RemoteGameView, aggregate
+from lanspread.core.peerdb import ResyncNeeded as DbResyncNeeded
+from lanspread.core.servegate import GateState
+from lanspread.errors import (
+    ConfigError,
+    LanspreadError,
+    PeerRefused,
+    SelfConnect,
+    TransportError,
+)
+from lanspread.net.connection import PeerConnection, dial
+from lanspread.net.discovery import DiscoveredPeer, Discovery
+from lanspread.net.identity import PeerIdentity, load_or_create_identity
+from lanspread.net.server import PeerServer
+from lanspread.net.wire import (
+    PROTOCOL_VERSION,
+    Announcement,
+    ErrorCode,
+    ErrorResponse,
+    FileDescription,
+    GameFiles,
+    GetGame,
+    Goodbye,
+    GoodbyeAck,
+    Hello,
+    LibraryDeltaAck,
+    Ping,
+    Pong,
+    PushLibraryDelta,
+    Request,
+    Response,
+    ResyncRequired,
+)
+from lanspread.runtime.events import (
+    Event,
+    PeerCountUpdated,
+    PeerDiscovered,
+    PeerLost,
+    RemoteGamesChanged,
+)
+from lanspread.runtime.options import RuntimeOptions
+from lanspread.runtime.replies import PeerView
+from lanspread.storage.serving import ServeRefused, list_served_files
+
+if TYPE_CHECKING:
+    from lanspread.runtime.local_library import LocalLibraryService
+
+log = logging.getLogger(__name__)
+
+# A ping is answered from memory; a peer that needs longer than this is not healthy.
+PING_TIMEOUT = 5.0
+
+Job = Callable[[], Awaitable[None]]
+
+
+def format_addr(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def parse_addr(text: str) -> tuple[str, int]:
+    host, sep, port_text = text.strip().rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+        raise ConfigError(f"{text!r} is not a HOST:PORT address")
+    return host, int(port_text)
+
+
+def is_wildcard(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_unspecified
+    except ValueError:
+        return False
+
+
+class PeerNetwork:
+    def __init__(
+        self, options: RuntimeOptions, identity: PeerIdentity, publish: Callable[[Event], None]
+    ) -> None:
+        self._options = options
+        self._identity = identity
+        self._publish = publish
+        self._db = PeerDB(options.catalog.ids)
+        self._library: LocalLibraryService | None = None
+        self._bound: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._jobs: asyncio.Queue[Job] = asyncio.Queue()
+        self._links: dict[str, PeerConnection] = {}
+        self._dialing: dict[str, asyncio.Future[PeerConnection]] = {}
+        self._push_locks: dict[str, asyncio.Lock] = {}
+        self._sent_revision: dict[str, int] = {}
+        self._handshaking: set[str] = set()
+
+    @classmethod
+    async def create(
+        cls, options: RuntimeOptions, state_dir: Path, publish: Callable[[Event], None]
+    ) -> PeerNetwork:
+        identity = await asyncio.to_thread(load_or_create_identity, state_dir)
+        return cls(options, identity, publish)
+
+    def attach_library(self, library: LocalLibraryService) -> None:
+        self._library = library
+
+    # -- facts -------------------------------------------------------------
+
+    @property
+    def peer_id(self) -> str:
+        return self._identity.peer_id
+
+    @property
+    def listen_port(self) -> int:
+        return self._bound.result() if self._bound.done() else 0
+
+    @property
+    def listen_addr(self) -> str:
+        return format_addr(self._options.listen_host, self.listen_port)
+
+    @property
+    def peer_count(self) -> int:
+        return len(self._db)
+
+    def remote_games(self) -> Mapping[str, RemoteGameView]:
+        return aggregate(self._db)
+
+    def peer_records(self) -> list[PeerRecord]:
+        return self._db.peers()
+
+    def peer_views(self) -> tuple[PeerView, ...]:
+        return tuple(_peer_view(record) for record in self._db.peers())
+
+    def _local(self) -> LocalLibraryService:
+        if self._library is None:
+            raise ConfigError("the network has no local library attached")
+        return self._library
+
+    def _announcement(self) -> Announcement:
+        return Announcement(
+            name=self._options.name,
+            listen_host=self._options.listen_host,
+            listen_port=self.listen_port,
+            library=self._local().snapshot,
+        )
+
+    # -- services ----------------------------------------------------------
+
+    async def wait_bound(self) -> int:
+        """The listener's port once the server service has bound it."""
+        return await asyncio.shield(self._bound)
+
+    async def serve(self) -> None:
+        """The ``server`` service: the TLS listener, until cancelled."""
+        server = PeerServer(
+            self._identity, self, host=self._options.listen_host, port=self._options.listen_port
+        )
+        try:
+            await server.__aenter__()
+        except (TransportError, OSError) as exc:
+            failure = ConfigError(str(exc))
+            self._bound.set_exception(failure)
+            raise failure from exc
+        async with contextlib.AsyncExitStack() as stack:
+            stack.push_async_exit(server)
+            self._bound.set_result(server.port)
+            await asyncio.Event().wait()
+
+    async def run_links(self) -> None:
+        """The ``peers`` service: runs handshakes, pushes and pings as owned jobs."""
+        async with asyncio.TaskGroup() as group:
+            while True:
+                job = await self._jobs.get()
+                group.create_task(self._guarded(job))
+
+    async def _guarded(self, job: Job) -> None:
+        try:
+            await job()
+        except LanspreadError as exc:
+            log.debug("peer job failed: %s", exc)
+        except Exception:
+            log.exception("peer job failed unexpectedly")
+
+    def _spawn(self, job: Job) -> None:
+        self._jobs.put_nowait(job)
+
+    async def run_discovery(self) -> None:
+        """The ``discovery`` service: mDNS announce and browse."""
+        port = await self.wait_bound()
+        interfaces = self._options.mdns_interfaces
+        discovery = Discovery(
+            peer_id=self.peer_id,
+            name=self._options.name,
+            port=port,
+            protocol_version=PROTOCOL_VERSION,
+            interfaces=list(interfaces) if interfaces is not None else None,
+        )
+        await discovery.run(self._on_discovered)
+
+    async def run_liveness(self) -> None:
+        """The ``liveness`` service: ping every peer, drop the silent ones."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self._options.ping_interval)
+            for record in self._db.peers():
+                self._spawn(functools.partial(self._ping, record.peer_id))
+            for peer_id in self._db.expired(loop.time(), self._options.peer_timeout):
+                await self._drop(peer_id, "timeout")
+
+    # -- discovery and handshakes -----------------------------------------
+
+    def _on_discovered(self, found: DiscoveredPeer) -> None:
+        if found.peer_id == self.peer_id:
+            return
+        if found.peer_id in self._db:
+            if self._db.update_address(found.peer_id, (found.host, found.port)):
+                log.info("peer %s moved to %s", found.peer_id, format_addr(found.host, found.port))
+                self._close_link(found.peer_id)
+            return
+        if found.peer_id in self._handshaking:
+            return
+        self._handshaking.add(found.peer_id)
+        self._spawn(functools.partial(self._first_contact, found))
+
+    async def _first_contact(self, found: DiscoveredPeer) -> None:
+        try:
+            await self._handshake(found.host, found.port, expected_peer_id=found.peer_id)
+        finally:
+            self._handshaking.discard(found.peer_id)
+
+    async def _handshake(
+        self, host: str, port: int, *, expected_peer_id: str | None
+    ) -> PeerConnection:
+        connection = await dial(
+            host,
+            port,
+            identity=self._identity,
+            expected_peer_id=expected_peer_id,
+            forbidden_peer_id=self.peer_id,
+            announce=self._announcement_with_revision,
+        )
+        peer_id = connection.peer_id
+        ack = connection.hello_ack.announcement
+        old = self._links.pop(peer_id, None)
+        self._links[peer_id] = connection
+        if old is not None and old is not connection:
+            await old.close()
+        self._sent_revision[peer_id] = self._last_announced_revision
+        self._record(peer_id, ack.name, (host, ack.listen_port), ack)
+        return connection
+
+    _last_announced_revision = 0
+
+    def _announcement_with_revision(self) -> Announcement:
+        announcement = self._announcement()
+        self._last_announced_revision = announcement.library.revision
+        return announcement
+
+    def _record(
+        self, peer_id: str, name: str, address: tuple[str, int], announcement: Announcement
+    ) -> PeerChange:
+        now = asyncio.get_running_loop().time()
+        change = self._db.upsert_from_handshake(peer_id, name, address, announcement.library, now)
+        record = change.record
+        if change.new:
+            log.info("peer %s (%s) at %s", name, peer_id, format_addr(*address))
+            self._publish(
+                PeerDiscovered(peer_id=peer_id, name=name, addr=format_addr(*record.address))
+            )
+            self._publish(PeerCountUpdated(count=len(self._db)))
+        if change.new or change.library_changed:
+            self._publish_remote_games(record)
+        return change
+
+    def _publish_remote_games(self, record: PeerRecord) -> None:
+        games = tuple(record.games[game_id] for game_id in sorted(record.games))
+        self._publish(RemoteGamesChanged(peer_id=record.peer_id, games=games))
+
+    async def connect(self, addr: str) -> PeerView:
+        """Dial ``addr`` directly (the ``connect`` command)."""
+        host, port = parse_addr(addr)
+        try:
+            connection = await self._handshake(host, port, expected_peer_id=None)
+        except SelfConnect as exc:
+            raise SelfConnect(f"{addr} is this peer: self-connect refused") from exc
+        record = self._db.get(connection.peer_id)
+        assert record is not None
+        return _peer_view(record)
+
+    # -- links ---------------------------------------------------------------
+
+    async def link(self, peer_id: str) -> PeerConnection:
+        """The open link to ``peer_id``, dialling it when needed (single flight)."""
+        connection = self._links.get(peer_id)
+        if connection is not None and not connection.is_closed:
+            return connection
+        pending = self._dialing.get(peer_id)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        record = self._db.get(peer_id)
+        if record is None:
+            raise LanspreadError(f"peer {peer_id} is not known")
+        future: asyncio.Future[PeerConnection] = asyncio.get_running_loop().create_future()
+        self._dialing[peer_id] = future
+        try:
+            connection = await self._handshake(*record.address, expected_peer_id=peer_id)
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: waiters re-raise it, nobody else must
+            raise
+        else:
+            future.set_result(connection)
+        finally:
+            del self._dialing[peer_id]
+        return connection
+
+    def _close_link(self, peer_id: str) -> None:
+        connection = self._links.pop(peer_id, None)
+        if connection is not None:
+            self._spawn(connection.close)
+
+    # -- library sync ----------------------------------------------------------
+
+    def push_library_delta(self, delta: LibraryDelta) -> None:
+        """Hand a local library change to every known peer (in order per peer)."""
+        for record in self._db.peers():
+            self._spawn(functools.partial(self._push, record.peer_id, delta))
+
+    async def _push(self, peer_id: str, delta: LibraryDelta) -> None:
+        lock = self._push_locks.setdefault(peer_id, asyncio.Lock())
+        async with lock:
+            if peer_id not in self._db:
+                return
+            if delta.revision <= self._sent_revision.get(peer_id, -1):
+                return  # the peer got a newer snapshot in a handshake already
+            connection = await self.link(peer_id)
+            if delta.revision <= self._sent_revision.get(peer_id, -1):
+                return  # dialling just now sent the snapshot with this change
+            answer = await connection.request(PushLibraryDelta(delta=delta))
+            if isinstance(answer, ResyncRequired):
+                log.info("peer %s asked for a resync: %s", peer_id, answer.reason)
+                self._close_link(peer_id)
+                await self.link(peer_id)
+            else:
+                self._sent_revision[peer_id] = delta.revision
+
+    # -- liveness ---------------------------------------------------------------
+
+    async def _ping(self, peer_id: str) -> None:
+        connection = await self.link(peer_id)
+        await connection.request(Ping(), timeout=PING_TIMEOUT)
+        self._db.mark_seen(peer_id, asyncio.get_running_loop().time())
+
+    async def _drop(self, peer_id: str, reason: str) -> None:
+        record = self._db.remove(peer_id)
+        if record is None:
+            return
+        log.info("peer %s (%s) lost: %s", record.name, peer_id, reason)
+        connection = self._links.pop(peer_id, None)
+        self._sent_revision.pop(peer_id, None)
+        self._push_locks.pop(peer_id, None)
+        self._publish(PeerLost(peer_id=peer_id, reason=reason))
+        self._publish(PeerCountUpdated(count=len(self._db)))
+        self._publish(RemoteGamesChanged(peer_id=peer_id, games=()))
+        if connection is not None:
+            await connection.close()
+
+    # -- the server's handler ----------------------------------------------------
+
+    async def on_hello(self, hello: Hello, transport_host: str) -> Announcement | ErrorResponse:
+        if hello.peer_id == self.peer_id:
+            return ErrorResponse(
+                code=ErrorCode.UNAUTHORIZED, message="self-connect refused: this is the same peer"
+            )
+        announced = hello.announcement
+        host = transport_host if is_wildcard(announced.listen_host) else announced.listen_host
+        self._record(hello.peer_id, announced.name, (host, announced.listen_port), announced)
+        return self._announcement()
+
+    async def on_request(self, peer_id: str, request: Request) -> Response:
+        self._db.mark_seen(peer_id, asyncio.get_running_loop().time())
+        match request:
+            case Ping():
+                return Pong()
+            case Goodbye():
+                await self._drop(peer_id, "goodbye")
+                return GoodbyeAck()
+            case PushLibraryDelta(delta=delta):
+                return self._apply_delta(peer_id, delta)
+            case GetGame(game_id=game_id):
+                return await self._game_files(game_id)
+        raise LanspreadError(f"unhandled request {type(request).__name__}")
+
+    async def on_disconnect(self, peer_id: str) -> None:
+        log.debug("inbound connection of peer %s ended", peer_id)
+
+    def _apply_delta(self, peer_id: str, delta: LibraryDelta) -> Response:
+        outcome = self._db.apply_library_delta(peer_id, delta, asyncio.get_running_loop().time())
+        if isinstance(outcome, DbResyncNeeded):
+            record = self._db.get(peer_id)
+            return ResyncRequired(
+                known_revision=record.library.revision if record is not None else None,
+                reason=outcome.detail[:200],
+            )
+        if outcome.library_changed:
+            self._publish_remote_games(outcome.record)
+        return LibraryDeltaAck(revision=outcome.record.library.revision)
+
+    async def _game_files(self, game_id: str) -> Response:
+        local = self._local()
+        state = GateState(
+            catalog_ids=self._options.catalog.ids,
+            active_operations=frozenset(local.operations.snapshot()),
+        )
+        try:
+            files = await asyncio.to_thread(list_served_files, local.game_dir, game_id, state)
+        except ServeRefused as exc:
+            return ErrorResponse(code=ErrorCode(exc.code.value), message=str(exc))
+        summary = local.library.get(game_id)
+        return GameFiles(
+            game_id=game_id,
+            version=summary.version if summary is not None else None,
+            files=tuple(
+                FileDescription(
+                    relative_path=path, size=size, is_version_sentinel=path == "version.ini"
+                )
+                for path, size in files
+            ),
+        )
+
+    # -- shutdown ------------------------------------------------------------------
+
+    async def close(self, *, goodbye_timeout: float) -> None:
+        """Say goodbye to every peer (bounded), then close every link."""
+        peers = [record.peer_id for record in self._db.peers()]
+        if peers:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(goodbye_timeout):
+                    await asyncio.gather(
+                        *(self._say_goodbye(peer_id) for peer_id in peers),
+                        return_exceptions=True,
+                    )
+        links, self._links = list(self._links.values()), {}
+        for connection in links:
+            await connection.close()
+
+    async def _say_goodbye(self, peer_id: str) -> None:
+        try:
+            connection = await self.link(peer_id)
+            await connection.request(Goodbye())
+        except (LanspreadError, PeerRefused) as exc:
+            log.debug("goodbye to %s not delivered: %s", peer_id, exc)
+
+
+def _peer_view(record: PeerRecord) -> PeerView:
+    return PeerView(
+        peer_id=record.peer_id,
+        name=record.name,
+        addr=format_addr(*record.address),
+        games=tuple(sorted(record.games)),
+    )

@@ -1,0 +1,39 @@
+"""Start options of a :class:`~lanspread.runtime.PeerRuntime`."""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lanspread.core.catalog import Catalog
+from lanspread.runtime.local_library import DEFAULT_FALLBACK_SCAN_INTERVAL
+
+DEFAULT_LISTEN_PORT = 0
+"""Any free port: mDNS tells peers where we listen."""
+
+MAX_DISPLAY_NAME_LENGTH = 64
+
+
+def default_display_name() -> str:
+    return socket.gethostname()[:MAX_DISPLAY_NAME_LENGTH] or "lanspread"
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeOptions:
+    game_dir: Path
+    state_dir: Path
+    catalog: Catalog
+    name: str = field(default_factory=default_display_name)
+    listen_host: str = "0.0.0.0"
+    listen_port: int = DEFAULT_LISTEN_PORT
+    mdns: bool = True
+    """Announce and browse with mDNS; tests that only use direct connects turn it off."""
+    mdns_interfaces: tuple[str, ...] | None = None
+    """Addresses to run mDNS on; ``None`` means every interface."""
+    fallback_scan_interval: float = DEFAULT_FALLBACK_SCAN_INTERVAL
+    ping_interval: float = 2.0
+    peer_timeout: float = 10.0
+    """A peer that has not answered for this long is dropped with ``PeerLost``."""
+    goodbye_timeout: float = 2.0
+    restart_delay: float = 5.0

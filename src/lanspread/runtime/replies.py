@@ -1,0 +1,84 @@
+"""Reply data of runtime commands: plain structs, ready for JSON."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import msgspec
+
+from lanspread.core.catalog import Catalog
+from lanspread.core.gameroot import version_sort_key
+from lanspread.core.library import LibrarySnapshot
+from lanspread.core.operations import OperationKind
+from lanspread.core.peerdb import RemoteGameView
+
+
+class StatusReply(msgspec.Struct, frozen=True):
+    peer_id: str
+    name: str
+    listen_addr: str
+    game_dir: str
+    library_revision: int
+    games: int
+    peers: int
+    operations: dict[str, str]
+
+
+class GameView(msgspec.Struct, frozen=True):
+    """One catalog game as this peer sees it: local state joined with what peers offer."""
+
+    id: str
+    name: str
+    downloaded: bool
+    installed: bool
+    local_version: str | None
+    operation: str | None
+    peer_count: int
+    """Peers that can serve the game (``Ready``)."""
+    latest_version: str | None
+    """The newest version any ready peer has."""
+    update_available: bool
+
+
+class PeerView(msgspec.Struct, frozen=True):
+    peer_id: str
+    name: str
+    addr: str
+    games: tuple[str, ...]
+    """Catalog games the peer reports, ready or local-only."""
+
+
+def game_views(
+    catalog: Catalog,
+    local: LibrarySnapshot,
+    operations: Mapping[str, OperationKind],
+    remote: Mapping[str, RemoteGameView],
+) -> tuple[GameView, ...]:
+    mine = local.by_id()
+    views = []
+    for game in sorted(catalog, key=lambda g: g.id):
+        summary = mine.get(game.id)
+        offer = remote.get(game.id)
+        local_version = summary.version if summary is not None else None
+        latest = offer.latest_version if offer is not None else None
+        downloaded = summary is not None and summary.downloaded
+        operation = operations.get(game.id)
+        views.append(
+            GameView(
+                id=game.id,
+                name=game.name,
+                downloaded=downloaded,
+                installed=summary is not None and summary.installed,
+                local_version=local_version,
+                operation=operation.value if operation is not None else None,
+                peer_count=offer.peer_count if offer is not None else 0,
+                latest_version=latest,
+                update_available=(
+                    summary is not None
+                    and offer is not None
+                    and offer.peer_count > 0
+                    and version_sort_key(latest) > version_sort_key(local_version)
+                ),
+            )
+        )
+    return tuple(views)

@@ -1,0 +1,229 @@
+"""PeerRuntime: the one runtime behind the desktop app, the peer CLI and the Python API.
+
+Lifecycle::
+
+    runtime = PeerRuntime(options)
+    await runtime.start()        # dirs, identity, first scan, listener bound, LocalReady
+    async for event in runtime.subscribe(): ...
+    reply = await runtime.execute(Connect(addr="10.0.0.2:7878"))
+    runtime.shutdown()           # or a Shutdown command, or a required service failing
+    await runtime.wait_stopped() # goodbyes sent (bounded), services joined
+
+``start`` runs the services under a :class:`Supervisor`: the peer server is
+required, discovery and liveness restart after a delay, the local monitor is best
+effort. The runtime owns its main task and joins it in ``wait_stopped``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import assert_never
+
+import msgspec
+
+from lanspread.errors import ConfigError, LanspreadError
+from lanspread.runtime.commands import (
+    AnyCommand,
+    Command,
+    Connect,
+    ListGames,
+    ListPeers,
+    SetGameDir,
+    Shutdown,
+    Status,
+)
+from lanspread.runtime.eventbus import EventBus, Subscription
+from lanspread.runtime.events import Event, LocalReady
+from lanspread.runtime.local_library import LocalLibraryService
+from lanspread.runtime.network import PeerNetwork
+from lanspread.runtime.options import RuntimeOptions
+from lanspread.runtime.replies import GameView, PeerView, StatusReply, game_views
+from lanspread.runtime.supervisor import Policy, Service, Supervisor
+from lanspread.storage.gamedir import prepare_game_dir, prepare_state_dir
+
+log = logging.getLogger(__name__)
+
+
+class PeerRuntime:
+    def __init__(self, options: RuntimeOptions) -> None:
+        self._options = options
+        self._bus = EventBus()
+        self._stop = asyncio.Event()
+        self._stopped = asyncio.Event()
+        self._main: asyncio.Task[None] | None = None
+        self._local: LocalLibraryService | None = None
+        self._network: PeerNetwork | None = None
+
+    # -- lifecycle ---------------------------------------------------------
+
+    async def start(self) -> None:
+        if self._main is not None:
+            raise ConfigError("runtime already started")
+        options = self._options
+        game_dir = await asyncio.to_thread(prepare_game_dir, options.game_dir)
+        state_dir = await asyncio.to_thread(prepare_state_dir, options.state_dir)
+        network = await PeerNetwork.create(options, state_dir, self._bus.publish)
+        local = LocalLibraryService(
+            game_dir=game_dir,
+            state_dir=state_dir,
+            catalog=options.catalog,
+            publish=self._bus.publish,
+            on_delta=network.push_library_delta,
+            fallback_interval=options.fallback_scan_interval,
+        )
+        network.attach_library(local)
+        await local.full_scan()
+        self._local, self._network = local, network
+        self._main = asyncio.create_task(self._run(), name="lanspread-runtime")
+        try:
+            await network.wait_bound()
+        except LanspreadError:
+            self.shutdown()
+            await self.wait_stopped()
+            raise
+        self._bus.publish(
+            LocalReady(
+                peer_id=network.peer_id,
+                listen_addr=network.listen_addr,
+                game_dir=str(local.game_dir),
+                games=len(local.snapshot.games),
+            )
+        )
+
+    async def _run(self) -> None:
+        local, network = self._require_started()
+        restart = self._options.restart_delay
+        services = [
+            Service("server", network.serve, Policy.REQUIRED),
+            Service("peers", network.run_links, Policy.REQUIRED),
+            Service("liveness", network.run_liveness, Policy.RESTART, restart),
+            Service("local-monitor", local.run, Policy.BEST_EFFORT),
+        ]
+        if self._options.mdns:
+            services.append(Service("discovery", network.run_discovery, Policy.RESTART, restart))
+        supervisor = Supervisor(self._bus.publish, self.shutdown)
+        try:
+            await supervisor.run(services, self._stop)
+        finally:
+            try:
+                await network.close(goodbye_timeout=self._options.goodbye_timeout)
+            finally:
+                self._bus.close()
+                self._stopped.set()
+
+    def shutdown(self) -> None:
+        """Ask the runtime to stop; returns at once (see :meth:`wait_stopped`)."""
+        self._stop.set()
+
+    async def wait_stopped(self) -> None:
+        if self._main is None:
+            return
+        await asyncio.shield(self._main)
+
+    async def __aenter__(self) -> PeerRuntime:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.shutdown()
+        await self.wait_stopped()
+
+    # -- observation -------------------------------------------------------
+
+    def subscribe(self) -> Subscription:
+        """A stream of every event published from now on (ends when the runtime stops)."""
+        return self._bus.subscribe()
+
+    def publish(self, event: Event) -> None:
+        self._bus.publish(event)
+
+    @property
+    def peer_id(self) -> str:
+        return self._require_started()[1].peer_id
+
+    @property
+    def listen_addr(self) -> str:
+        return self._require_started()[1].listen_addr
+
+    @property
+    def name(self) -> str:
+        return self._options.name
+
+    @property
+    def game_dir(self) -> Path:
+        return self._require_started()[0].game_dir
+
+    @property
+    def local(self) -> LocalLibraryService:
+        return self._require_started()[0]
+
+    @property
+    def network(self) -> PeerNetwork:
+        return self._require_started()[1]
+
+    def _require_started(self) -> tuple[LocalLibraryService, PeerNetwork]:
+        if self._local is None or self._network is None:
+            raise ConfigError("runtime not started")
+        return self._local, self._network
+
+    # -- commands ----------------------------------------------------------
+
+    async def execute(self, command: Command) -> msgspec.Struct | None:
+        """Carry out ``command``; returns reply data or raises a :class:`LanspreadError`."""
+        local, network = self._require_started()
+        if not isinstance(command, AnyCommand):
+            raise LanspreadError(f"unsupported command {type(command).__name__}")
+        match command:
+            case Status():
+                return self.status()
+            case ListGames():
+                return GameList(games=self.games())
+            case ListPeers():
+                return PeerList(peers=network.peer_views())
+            case Connect(addr=addr):
+                return await network.connect(addr)
+            case SetGameDir(path=path):
+                new_dir = await local.set_game_dir(Path(path))
+                return GameDirReply(game_dir=str(new_dir))
+            case Shutdown():
+                self.shutdown()
+                return None
+            case _:
+                assert_never(command)
+
+    def status(self) -> StatusReply:
+        local, network = self._require_started()
+        snapshot = local.snapshot
+        return StatusReply(
+            peer_id=network.peer_id,
+            name=self._options.name,
+            listen_addr=network.listen_addr,
+            game_dir=str(local.game_dir),
+            library_revision=snapshot.revision,
+            games=len(snapshot.games),
+            peers=network.peer_count,
+            operations={gid: kind.value for gid, kind in local.operations.snapshot().items()},
+        )
+
+    def games(self) -> tuple[GameView, ...]:
+        local, network = self._require_started()
+        return game_views(
+            local.catalog,
+            local.snapshot,
+            local.operations.snapshot(),
+            network.remote_games(),
+        )
+
+
+class GameList(msgspec.Struct, frozen=True):
+    games: tuple[GameView, ...]
+
+
+class PeerList(msgspec.Struct, frozen=True):
+    peers: tuple[PeerView, ...]
+
+
+class GameDirReply(msgspec.Struct, frozen=True):
+    game_dir: str
