@@ -18,6 +18,7 @@ from tests.support.install_roots import (
     installed_snapshot,
     make_root,
     snapshot,
+    write_tree,
 )
 
 import lanspread.install.transaction as transaction
@@ -27,6 +28,7 @@ from lanspread.install.intent import has_marker, read_intent, write_intent
 from lanspread.install.sweep import recover_game_root
 from lanspread.install.transaction import (
     CLEAR_INTENT,
+    CREATE_STAGING,
     DROP_BACKUP,
     INSTALL_STEPS,
     PROMOTE,
@@ -278,6 +280,38 @@ def test_update_commit_rename_conflict_restores_the_old_install(game_dir: Path) 
     assert str(caught.value) == (
         f"cannot move .local.installing to local in {root}: Directory not empty"
     )
+    assert snapshot(root) == installed_snapshot(OLD_INSTALL)
+
+
+def test_update_conflict_without_staging_is_evicted_through_staging(game_dir: Path) -> None:
+    """A local/ that appears before staging exists is moved aside atomically, then deleted.
+
+    Deleting it in place could be cut short by a kill, leaving "local, backup, no
+    staging", which recovery would take for a committed update.
+    """
+    root = make_root(game_dir, installed=OLD_INSTALL)
+    renames: list[tuple[str, str]] = []
+
+    def conflict_then_fail(step: str) -> None:
+        if step == CREATE_STAGING:
+            write_tree(root / "local", {"conflict.txt": b"in the way"})
+            raise InjectedFailure("injected after a conflict")
+
+    real_rename = Path.rename
+
+    def recording_rename(self: Path, target: Path) -> Path:
+        renames.append((self.name, Path(target).name))
+        return real_rename(self, target)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Path, "rename", recording_rename)
+        with pytest.raises(InjectedFailure):
+            update_game(root, FakeUnpacker(), checkpoint=conflict_then_fail)
+    assert renames == [
+        ("local", ".local.backup"),
+        ("local", ".local.installing"),
+        (".local.backup", "local"),
+    ]
     assert snapshot(root) == installed_snapshot(OLD_INSTALL)
 
 

@@ -110,7 +110,7 @@ class Unpacker(Protocol):
     """
 
     def __call__(
-        self, archives_root: Path, destination: Path, progress: ProgressCallback
+        self, archives_root: Path, destination: Path, progress: ProgressCallback, /
     ) -> None: ...
 
 
@@ -275,9 +275,10 @@ def _roll_back_update(paths: _Paths, *, moved: bool) -> None:
 def _evict_local_slot(paths: _Paths) -> None:
     """Clear ``local/`` while the old install sits in the backup.
 
-    A promoted staging is renamed back first (one atomic step) so that a kill
-    part-way never leaves "local, backup, no staging", which recovery reads as a
-    committed update; a conflict next to staging is deleted in place.
+    Whatever holds ``local/`` without a staging dir beside it is first renamed to
+    staging (one atomic step), so that a kill part-way through the deletion never
+    leaves "local, backup, no staging", which recovery reads as a committed
+    update. A conflict next to staging is deleted in place (recovery row 8).
     """
     if not _exists(paths.local):
         return
