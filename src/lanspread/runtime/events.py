@@ -77,3 +77,120 @@ class ServiceRestarting(Event, frozen=True, tag="service-restarting"):
     component: str
     error: str
     delay: float
+
+
+# -- downloads -------------------------------------------------------------------------
+
+
+class DownloadBegin(Event, frozen=True, tag="download-begin"):
+    """Sources agreed on a manifest and the transfer starts."""
+
+    game: str
+    version: str | None
+    total_bytes: int
+    sources: tuple[str, ...]
+    resumed_bytes: int
+    """Bytes already complete from an earlier, interrupted download or reused on disk."""
+
+
+class DownloadProgress(Event, frozen=True, tag="download-progress"):
+    game: str
+    downloaded_bytes: int
+    total_bytes: int
+    bytes_per_second: float
+    eta_seconds: float | None
+
+
+class ChunkFinished(Event, frozen=True, tag="chunk-finished"):
+    game: str
+    path: str
+    offset: int
+    length: int
+    peer_id: str
+
+
+class DownloadFinished(Event, frozen=True, tag="download-finished"):
+    game: str
+    version: str | None
+
+
+class DownloadFailed(Event, frozen=True, tag="download-failed"):
+    game: str
+    reason: str
+
+
+class DownloadCancelled(Event, frozen=True, tag="download-cancelled"):
+    game: str
+
+
+class DownloadAllPeersGone(Event, frozen=True, tag="download-all-peers-gone"):
+    """Every source vanished; the download is paused and can be resumed."""
+
+    game: str
+
+
+class SourceRejected(Event, frozen=True, tag="source-rejected"):
+    """A source was not used for some files (manifest disagreement or bad bytes)."""
+
+    game: str
+    peer_id: str
+    reason: str
+
+
+# -- install lifecycle --------------------------------------------------------------------
+
+
+class InstallBegin(Event, frozen=True, tag="install-begin"):
+    game: str
+    update: bool
+
+
+class InstallProgress(Event, frozen=True, tag="install-progress"):
+    game: str
+    extracted_bytes: int
+    total_bytes: int
+
+
+class InstallFinished(Event, frozen=True, tag="install-finished"):
+    game: str
+
+
+class InstallFailed(Event, frozen=True, tag="install-failed"):
+    game: str
+    reason: str
+
+
+class UninstallBegin(Event, frozen=True, tag="uninstall-begin"):
+    game: str
+
+
+class UninstallFinished(Event, frozen=True, tag="uninstall-finished"):
+    game: str
+
+
+class UninstallFailed(Event, frozen=True, tag="uninstall-failed"):
+    game: str
+    reason: str
+
+
+class RemoveBegin(Event, frozen=True, tag="remove-begin"):
+    game: str
+
+
+class RemoveFinished(Event, frozen=True, tag="remove-finished"):
+    game: str
+
+
+class RemoveFailed(Event, frozen=True, tag="remove-failed"):
+    game: str
+    reason: str
+
+
+class GameStarted(Event, frozen=True, tag="game-started"):
+    game: str
+    pid: int
+
+
+class GameExited(Event, frozen=True, tag="game-exited"):
+    game: str
+    returncode: int
