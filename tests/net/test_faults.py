@@ -32,7 +32,7 @@ from lanspread.errors import (
     TransportError,
     VersionMismatch,
 )
-from lanspread.net.connection import PeerConnection, dial
+from lanspread.net.connection import HANDSHAKE_TIMEOUT, PeerConnection, dial
 from lanspread.net.handshake import build_hello
 from lanspread.net.identity import PeerIdentity, load_or_create_identity
 from lanspread.net.server import PeerServer
@@ -55,14 +55,16 @@ from lanspread.net.wire import (
 OVERSIZED_HEADER = struct.pack(">I", MAX_FRAME_SIZE + 1)
 
 
-async def dial_to(port: int, identity: PeerIdentity, **timeouts: float) -> PeerConnection:
+async def dial_to(
+    port: int, identity: PeerIdentity, *, handshake_timeout: float = HANDSHAKE_TIMEOUT
+) -> PeerConnection:
     return await dial(
         "127.0.0.1",
         port,
         identity=identity,
         expected_peer_id=None,
         announce=lambda: announcement("bob"),
-        **timeouts,
+        handshake_timeout=handshake_timeout,
     )
 
 

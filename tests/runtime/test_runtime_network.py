@@ -13,6 +13,7 @@ from tests.support.peers import sideload
 from lanspread.errors import ConfigError, PeerRefused, SelfConnect
 from lanspread.net.wire import GameFiles, GetGame
 from lanspread.runtime.commands import Connect, ListGames, ListPeers, SetGameDir, Status
+from lanspread.runtime.eventbus import Subscription
 from lanspread.runtime.events import (
     Event,
     LocalLibraryChanged,
@@ -33,10 +34,11 @@ class Watcher:
     def __init__(self, runtime: PeerRuntime) -> None:
         self.events: list[Event] = []
         self._changed = asyncio.Event()
-        self._task = asyncio.create_task(self._collect(runtime))
+        # Subscribe now, not in the task: events published before it runs must count.
+        self._task = asyncio.create_task(self._collect(runtime.subscribe()))
 
-    async def _collect(self, runtime: PeerRuntime) -> None:
-        async for event in runtime.subscribe():
+    async def _collect(self, subscription: Subscription) -> None:
+        async for event in subscription:
             self.events.append(event)
             self._changed.set()
 

@@ -10,10 +10,16 @@ from lanspread.core.catalog import Catalog, CatalogGame
 from lanspread.runtime.options import RuntimeOptions
 
 
-def make_catalog(*ids: str) -> Catalog:
+def make_catalog(*ids: str, executable: str | None = "start.sh") -> Catalog:
     games = {
         gid: CatalogGame(
-            id=gid, name=gid.title(), description="", size_bytes=1, genre="Test", max_players=2
+            id=gid,
+            name=gid.title(),
+            description="",
+            size_bytes=1,
+            genre="Test",
+            max_players=2,
+            executable=executable,
         )
         for gid in ids
     }

@@ -36,7 +36,7 @@ from lanspread.errors import (
 )
 from lanspread.runtime.commands import AnyCommand
 from lanspread.runtime.events import Event
-from lanspread.runtime.options import RuntimeOptions
+from lanspread.runtime.options import InstallPolicy, RuntimeOptions
 from lanspread.runtime.runtime import PeerRuntime
 from lanspread.storage.catalog_file import load_catalog
 
@@ -249,6 +249,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="ADDR",
         help="run mDNS only on the interface with this address (repeatable; default: all)",
     )
+    parser.add_argument(
+        "--install-policy",
+        choices=[policy.value for policy in InstallPolicy],
+        default=InstallPolicy.AUTO.value,
+        help="install a game as soon as its download finishes (auto) or on command (manual)",
+    )
     parser.add_argument("--log-level", default="INFO", help="stderr log level (default INFO)")
 
 
@@ -270,6 +276,7 @@ def options_from_args(args: argparse.Namespace) -> RuntimeOptions:
         listen_host=host,
         listen_port=port,
         mdns_interfaces=interfaces,
+        install_policy=InstallPolicy(args.install_policy),
     )
 
 

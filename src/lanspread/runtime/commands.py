@@ -52,4 +52,39 @@ class Shutdown(Command, frozen=True, tag="shutdown"):
     """Say goodbye to every peer and stop."""
 
 
-AnyCommand = Status | ListGames | ListPeers | Connect | SetGameDir | Shutdown
+class Install(Command, frozen=True, tag="install"):
+    """Extract a downloaded game into ``local/``."""
+
+    game: GameIdArg
+
+
+class Uninstall(Command, frozen=True, tag="uninstall"):
+    """Delete ``local/`` only; the downloaded archives stay."""
+
+    game: GameIdArg
+
+
+class Remove(Command, frozen=True, tag="remove"):
+    """Delete the files of a downloaded game that is not installed."""
+
+    game: GameIdArg
+
+
+class Play(Command, frozen=True, tag="play"):
+    """Start the installed game's executable."""
+
+    game: GameIdArg
+
+
+AnyCommand = (
+    Status
+    | ListGames
+    | ListPeers
+    | Connect
+    | SetGameDir
+    | Shutdown
+    | Install
+    | Uninstall
+    | Remove
+    | Play
+)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +14,13 @@ DEFAULT_LISTEN_PORT = 0
 """Any free port: mDNS tells peers where we listen."""
 
 MAX_DISPLAY_NAME_LENGTH = 64
+
+
+class InstallPolicy(enum.Enum):
+    """Whether a finished download is installed right away."""
+
+    AUTO = "auto"
+    MANUAL = "manual"
 
 
 def default_display_name() -> str:
@@ -37,3 +45,4 @@ class RuntimeOptions:
     """A peer that has not answered for this long is dropped with ``PeerLost``."""
     goodbye_timeout: float = 2.0
     restart_delay: float = 5.0
+    install_policy: InstallPolicy = InstallPolicy.AUTO

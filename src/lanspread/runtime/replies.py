@@ -24,6 +24,20 @@ class StatusReply(msgspec.Struct, frozen=True):
     operations: dict[str, str]
 
 
+class OperationStarted(msgspec.Struct, frozen=True):
+    """The command's operation began; its outcome arrives as events."""
+
+    game: str
+    operation: str
+
+
+class Started(msgspec.Struct, frozen=True):
+    """A game process was started."""
+
+    game: str
+    pid: int
+
+
 class GameView(msgspec.Struct, frozen=True):
     """One catalog game as this peer sees it: local state joined with what peers offer."""
 

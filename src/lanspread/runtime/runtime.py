@@ -28,18 +28,32 @@ from lanspread.runtime.commands import (
     AnyCommand,
     Command,
     Connect,
+    Install,
     ListGames,
     ListPeers,
+    Play,
+    Remove,
     SetGameDir,
     Shutdown,
     Status,
+    Uninstall,
 )
 from lanspread.runtime.eventbus import EventBus, Subscription
 from lanspread.runtime.events import Event, LocalReady
+from lanspread.runtime.jobs import JobRunner
+from lanspread.runtime.lifecycle import Lifecycle
 from lanspread.runtime.local_library import LocalLibraryService
 from lanspread.runtime.network import PeerNetwork
 from lanspread.runtime.options import RuntimeOptions
-from lanspread.runtime.replies import GameView, PeerView, StatusReply, game_views
+from lanspread.runtime.replies import (
+    GameView,
+    OperationStarted,
+    PeerView,
+    Started,
+    StatusReply,
+    game_views,
+)
+from lanspread.runtime.startup import recover_install_state
 from lanspread.runtime.supervisor import Policy, Service, Supervisor
 from lanspread.storage.gamedir import prepare_game_dir, prepare_state_dir
 
@@ -55,6 +69,8 @@ class PeerRuntime:
         self._main: asyncio.Task[None] | None = None
         self._local: LocalLibraryService | None = None
         self._network: PeerNetwork | None = None
+        self._jobs = JobRunner("operation")
+        self._lifecycle: Lifecycle | None = None
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -74,8 +90,10 @@ class PeerRuntime:
             fallback_interval=options.fallback_scan_interval,
         )
         network.attach_library(local)
+        await asyncio.to_thread(recover_install_state, game_dir, options.catalog)
         await local.full_scan()
         self._local, self._network = local, network
+        self._lifecycle = Lifecycle(local, self._jobs, self._bus.publish)
         self._main = asyncio.create_task(self._run(), name="lanspread-runtime")
         try:
             await network.wait_bound()
@@ -100,6 +118,7 @@ class PeerRuntime:
             Service("peers", network.run_links, Policy.REQUIRED),
             Service("liveness", network.run_liveness, Policy.RESTART, restart),
             Service("local-monitor", local.run, Policy.BEST_EFFORT),
+            Service("operations", self._jobs.run, Policy.REQUIRED),
         ]
         if self._options.mdns:
             services.append(Service("discovery", network.run_discovery, Policy.RESTART, restart))
@@ -107,6 +126,7 @@ class PeerRuntime:
         try:
             await supervisor.run(services, self._stop)
         finally:
+            self.lifecycle.stop()
             try:
                 await network.close(goodbye_timeout=self._options.goodbye_timeout)
             finally:
@@ -163,6 +183,12 @@ class PeerRuntime:
     def network(self) -> PeerNetwork:
         return self._require_started()[1]
 
+    @property
+    def lifecycle(self) -> Lifecycle:
+        if self._lifecycle is None:
+            raise ConfigError("runtime not started")
+        return self._lifecycle
+
     def _require_started(self) -> tuple[LocalLibraryService, PeerNetwork]:
         if self._local is None or self._network is None:
             raise ConfigError("runtime not started")
@@ -190,6 +216,18 @@ class PeerRuntime:
             case Shutdown():
                 self.shutdown()
                 return None
+            case Install(game=game):
+                self.lifecycle.install(game)
+                return OperationStarted(game=game, operation="installing")
+            case Uninstall(game=game):
+                self.lifecycle.uninstall(game)
+                return OperationStarted(game=game, operation="uninstalling")
+            case Remove(game=game):
+                self.lifecycle.remove(game)
+                return OperationStarted(game=game, operation="removing")
+            case Play(game=game):
+                pid = await self.lifecycle.play(game)
+                return Started(game=game, pid=pid)
             case _:
                 assert_never(command)
 

@@ -1,0 +1,1 @@
+"""Platform-specific calls, one small portable helper per concern (Linux and Windows)."""

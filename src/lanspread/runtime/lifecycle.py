@@ -1,0 +1,189 @@
+"""Install, update, uninstall, remove and play: the local game lifecycle.
+
+Each command checks its preconditions, claims the game in the operation table
+(so a second command is refused with ``OperationInProgress``) and returns at once;
+the work runs as an owned job. Every job ends the same way: the game is rescanned
+while its operation is still active, the operation is cleared, and only then is
+the finished/failed event published, so the snapshot is always the truth.
+
+Disk work runs in worker threads; a shutdown asks a running extraction to stop,
+and the transaction rolls back to the previous state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from lanspread.core.gameroot import LOCAL_DIR
+from lanspread.core.library import GameSummary
+from lanspread.core.operations import OperationKind
+from lanspread.errors import InvalidGameState, LanspreadError, OperationInProgress
+from lanspread.install.extract import ProgressCallback, extract, plan_extraction
+from lanspread.install.remove import remove_downloaded_game
+from lanspread.install.transaction import install_game, uninstall_game, update_game
+from lanspread.platform.process import launch, resolve_executable
+from lanspread.runtime.events import (
+    Event,
+    GameExited,
+    GameStarted,
+    InstallBegin,
+    InstallFailed,
+    InstallFinished,
+    InstallProgress,
+    RemoveBegin,
+    RemoveFailed,
+    RemoveFinished,
+    UninstallBegin,
+    UninstallFailed,
+    UninstallFinished,
+)
+from lanspread.runtime.jobs import JobRunner
+from lanspread.runtime.local_library import LocalLibraryService
+
+log = logging.getLogger(__name__)
+
+
+class Lifecycle:
+    def __init__(
+        self, local: LocalLibraryService, jobs: JobRunner, publish: Callable[[Event], None]
+    ) -> None:
+        self._local = local
+        self._jobs = jobs
+        self._publish = publish
+        self._running: dict[str, asyncio.subprocess.Process] = {}
+        self._stop = threading.Event()
+
+    # -- facts -------------------------------------------------------------
+
+    @property
+    def running(self) -> frozenset[str]:
+        """Games started with ``play`` that have not exited yet."""
+        return frozenset(self._running)
+
+    def refuse_if_running(self, game_id: str, what: str) -> None:
+        if game_id in self._running:
+            raise OperationInProgress(f"cannot {what} {game_id} while it is running")
+
+    def stop(self) -> None:
+        """Ask running extractions to stop (shutdown)."""
+        self._stop.set()
+
+    def _summary(self, game_id: str) -> GameSummary | None:
+        self._local.require_catalog_game(game_id)
+        return self._local.library.get(game_id)
+
+    def _root(self, game_id: str) -> Path:
+        return self._local.game_dir / game_id
+
+    # -- install -----------------------------------------------------------
+
+    def install(self, game_id: str) -> None:
+        summary = self._summary(game_id)
+        if summary is None or not summary.downloaded:
+            raise InvalidGameState(f"{game_id} is not downloaded")
+        if summary.installed:
+            raise InvalidGameState(f"{game_id} is already installed")
+        self._local.begin_operation(game_id, OperationKind.INSTALLING)
+        self._jobs.spawn(lambda: self.run_install(game_id, update=False))
+
+    async def run_install(self, game_id: str, *, update: bool) -> None:
+        """Extract the game (its operation is already INSTALLING or UPDATING)."""
+        self._publish(InstallBegin(game=game_id, update=update))
+        loop = asyncio.get_running_loop()
+
+        def progress(done: int, total: int) -> None:
+            event = InstallProgress(game=game_id, extracted_bytes=done, total_bytes=total)
+            loop.call_soon_threadsafe(self._publish, event)
+
+        transaction = update_game if update else install_game
+        try:
+            await asyncio.to_thread(
+                transaction, self._root(game_id), self._unpacker, progress=progress
+            )
+        except LanspreadError as exc:
+            await self._local.end_operation(game_id)
+            self._publish(InstallFailed(game=game_id, reason=str(exc)))
+            return
+        await self._local.end_operation(game_id)
+        self._publish(InstallFinished(game=game_id))
+
+    def _unpacker(self, archives_root: Path, destination: Path, progress: ProgressCallback) -> None:
+        plan = plan_extraction(archives_root)
+        extract(plan, destination, progress=progress, should_stop=self._stop.is_set)
+
+    # -- uninstall and remove ------------------------------------------------
+
+    def uninstall(self, game_id: str) -> None:
+        summary = self._summary(game_id)
+        if summary is None or not summary.installed:
+            raise InvalidGameState(f"{game_id} is not installed")
+        self.refuse_if_running(game_id, "uninstall")
+        self._local.begin_operation(game_id, OperationKind.UNINSTALLING)
+        self._jobs.spawn(lambda: self._run_uninstall(game_id))
+
+    async def _run_uninstall(self, game_id: str) -> None:
+        self._publish(UninstallBegin(game=game_id))
+        try:
+            await asyncio.to_thread(uninstall_game, self._root(game_id))
+        except LanspreadError as exc:
+            await self._local.end_operation(game_id)
+            self._publish(UninstallFailed(game=game_id, reason=str(exc)))
+            return
+        await self._local.end_operation(game_id)
+        self._publish(UninstallFinished(game=game_id))
+
+    def remove(self, game_id: str) -> None:
+        summary = self._summary(game_id)
+        if summary is None or not summary.downloaded:
+            raise InvalidGameState(f"{game_id} is not downloaded")
+        if summary.installed:
+            raise InvalidGameState(f"{game_id} is installed: uninstall it first")
+        self.refuse_if_running(game_id, "remove")
+        self._local.begin_operation(game_id, OperationKind.REMOVING)
+        self._jobs.spawn(lambda: self._run_remove(game_id))
+
+    async def _run_remove(self, game_id: str) -> None:
+        self._publish(RemoveBegin(game=game_id))
+        try:
+            await asyncio.to_thread(
+                remove_downloaded_game, self._local.game_dir, game_id, self._local.catalog
+            )
+        except LanspreadError as exc:
+            await self._local.end_operation(game_id)
+            self._publish(RemoveFailed(game=game_id, reason=str(exc)))
+            return
+        await self._local.end_operation(game_id)
+        self._publish(RemoveFinished(game=game_id))
+
+    # -- play ----------------------------------------------------------------
+
+    async def play(self, game_id: str) -> int:
+        """Start the game's executable; returns its process id."""
+        summary = self._summary(game_id)
+        if summary is None or not summary.installed:
+            raise InvalidGameState(f"{game_id} is not installed")
+        if self._local.operations.is_active(game_id):
+            raise OperationInProgress(f"{game_id} is busy: wait for its operation to finish")
+        if game_id in self._running:
+            raise OperationInProgress(f"{game_id} is already running")
+        entry = self._local.catalog.get(game_id)
+        if entry is None or entry.executable is None:
+            raise InvalidGameState(f"the catalog names no executable for {game_id}")
+        local_dir = self._root(game_id) / LOCAL_DIR
+        executable = await asyncio.to_thread(resolve_executable, local_dir, entry.executable)
+        process = await launch(executable, local_dir)
+        self._running[game_id] = process
+        self._publish(GameStarted(game=game_id, pid=process.pid))
+        self._jobs.spawn(lambda: self._watch(game_id, process))
+        return process.pid
+
+    async def _watch(self, game_id: str, process: asyncio.subprocess.Process) -> None:
+        try:
+            returncode = await process.wait()
+        finally:
+            self._running.pop(game_id, None)
+        self._publish(GameExited(game=game_id, returncode=returncode))

@@ -1,0 +1,214 @@
+"""Install, uninstall, remove and play through a real runtime, with real archives."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.support.archives import ArchiveFormat, Kind, Member, write_game_root
+
+from lanspread.errors import InvalidGameState, OperationInProgress, UnknownGame
+from lanspread.runtime.commands import Install, Play, Remove, Uninstall
+from lanspread.runtime.eventbus import Subscription
+from lanspread.runtime.events import (
+    ActiveOperationsChanged,
+    Event,
+    GameExited,
+    GameStarted,
+    InstallBegin,
+    InstallFailed,
+    InstallFinished,
+    InstallProgress,
+    LocalLibraryChanged,
+    RemoveFinished,
+    UninstallFinished,
+)
+from lanspread.runtime.replies import OperationStarted, Started
+from lanspread.runtime.runtime import PeerRuntime
+
+Start = Callable[..., Any]
+WAIT = 10.0
+
+START_SCRIPT = b"#!/bin/sh\necho started > ran.txt\nexit 3\n"
+
+
+def sideload_playable(game_dir: Path, game_id: str = "quake3") -> Path:
+    """A downloaded game whose archives hold an executable start.sh and some data."""
+    return write_game_root(
+        game_dir / game_id,
+        {
+            "game.eti": (
+                ArchiveFormat.TAR,
+                [
+                    Member("start.sh", START_SCRIPT, mode=0o755),
+                    Member("data", kind=Kind.DIR, mode=0o755),
+                    Member("data/pak0.pk3", b"\x01" * 50_000),
+                ],
+            ),
+            "extra.eti": (ArchiveFormat.ZIP, {"maps/q3dm17.bsp": b"map" * 1000}),
+        },
+    )
+
+
+class Events:
+    def __init__(self, runtime: PeerRuntime) -> None:
+        self.seen: list[Event] = []
+        self._changed = asyncio.Event()
+        # Subscribe now, not in the task: events published before it runs must count.
+        self._task = asyncio.create_task(self._collect(runtime.subscribe()))
+
+    async def _collect(self, subscription: Subscription) -> None:
+        async for event in subscription:
+            self.seen.append(event)
+            self._changed.set()
+
+    async def wait_for(self, kind: type[Event], within: float = WAIT) -> int:
+        """Index of the first event of ``kind``."""
+
+        async def find() -> int:
+            while True:
+                for index, event in enumerate(self.seen):
+                    if isinstance(event, kind):
+                        return index
+                self._changed.clear()
+                await self._changed.wait()
+
+        try:
+            return await asyncio.wait_for(find(), within)
+        except TimeoutError:
+            names = [type(e).__name__ for e in self.seen]
+            raise AssertionError(f"no {kind.__name__} within {within}s; saw {names}") from None
+
+
+async def test_install_extracts_and_publishes_in_order(
+    start_runtime: Start, tmp_path: Path
+) -> None:
+    """Install extracts every archive; the snapshot settles before InstallFinished."""
+    sideload_playable(tmp_path / "alpha" / "games")
+    alpha = await start_runtime("alpha")
+    events = Events(alpha)
+    reply = await alpha.execute(Install(game="quake3"))
+    assert reply == OperationStarted(game="quake3", operation="installing")
+    finished = await events.wait_for(InstallFinished)
+    local = alpha.game_dir / "quake3" / "local"
+    assert (local / "start.sh").read_bytes() == START_SCRIPT
+    assert (local / "data" / "pak0.pk3").stat().st_size == 50_000
+    assert (local / "maps" / "q3dm17.bsp").exists()
+    assert not (alpha.game_dir / "quake3" / ".local.installing").exists()
+    assert (alpha.game_dir / "quake3" / "game.eti").exists()
+    before = events.seen[:finished]
+    assert isinstance(before[0], ActiveOperationsChanged)
+    assert before[0].operations == {"quake3": "installing"}
+    assert any(isinstance(e, InstallBegin) for e in before)
+    assert any(isinstance(e, InstallProgress) for e in before)
+    settled = [e for e in before if isinstance(e, LocalLibraryChanged)][-1]
+    assert settled.games[0].installed
+    assert before[-1] == ActiveOperationsChanged(operations={})
+    view = next(g for g in alpha.games() if g.id == "quake3")
+    assert (view.installed, view.downloaded, view.operation) == (True, True, None)
+
+
+async def test_install_preconditions(start_runtime: Start, tmp_path: Path) -> None:
+    """Install refuses non-catalog ids, games not downloaded, and games already busy."""
+    sideload_playable(tmp_path / "alpha" / "games")
+    alpha = await start_runtime("alpha")
+    with pytest.raises(UnknownGame, match="'doom' is not a game of the catalog"):
+        await alpha.execute(Install(game="doom"))
+    with pytest.raises(InvalidGameState, match="cs16 is not downloaded"):
+        await alpha.execute(Install(game="cs16"))
+    await alpha.execute(Install(game="quake3"))
+    with pytest.raises(OperationInProgress, match="quake3 is busy: installing"):
+        await alpha.execute(Install(game="quake3"))
+    events = Events(alpha)
+    await events.wait_for(InstallFinished)
+    with pytest.raises(InvalidGameState, match="quake3 is already installed"):
+        await alpha.execute(Install(game="quake3"))
+
+
+async def test_hostile_archive_fails_install_and_leaves_nothing(
+    start_runtime: Start, tmp_path: Path
+) -> None:
+    """An archive escaping the staging dir fails the install; no local/, no staging."""
+    root = write_game_root(
+        tmp_path / "alpha" / "games" / "quake3",
+        {"evil.eti": (ArchiveFormat.TAR, [Member("../../escaped.txt", b"gotcha")])},
+    )
+    alpha = await start_runtime("alpha")
+    events = Events(alpha)
+    await alpha.execute(Install(game="quake3"))
+    index = await events.wait_for(InstallFailed)
+    failed = events.seen[index]
+    assert isinstance(failed, InstallFailed)
+    assert "escaped.txt" in failed.reason
+    assert sorted(p.name for p in root.iterdir()) == ["evil.eti", "version.ini"]
+    assert not (tmp_path / "alpha" / "escaped.txt").exists()
+    assert alpha.local.operations.snapshot() == {}
+
+
+async def test_uninstall_keeps_archives_and_remove_deletes_root(
+    start_runtime: Start, tmp_path: Path
+) -> None:
+    """Uninstall deletes local/ only; remove then deletes the downloaded game."""
+    sideload_playable(tmp_path / "alpha" / "games")
+    alpha = await start_runtime("alpha")
+    events = Events(alpha)
+    await alpha.execute(Install(game="quake3"))
+    await events.wait_for(InstallFinished)
+    with pytest.raises(InvalidGameState, match="quake3 is installed: uninstall it first"):
+        await alpha.execute(Remove(game="quake3"))
+    await alpha.execute(Uninstall(game="quake3"))
+    await events.wait_for(UninstallFinished)
+    root = alpha.game_dir / "quake3"
+    assert sorted(p.name for p in root.iterdir()) == ["extra.eti", "game.eti", "version.ini"]
+    await alpha.execute(Remove(game="quake3"))
+    await events.wait_for(RemoveFinished)
+    assert not root.exists()
+    assert next(g for g in alpha.games() if g.id == "quake3").downloaded is False
+
+
+async def test_play_runs_in_local_and_blocks_uninstall(
+    start_runtime: Start, tmp_path: Path
+) -> None:
+    """Play starts the executable inside local/, reports exit; uninstall waits for it."""
+    sideload_playable(tmp_path / "alpha" / "games")
+    alpha = await start_runtime("alpha")
+    events = Events(alpha)
+    with pytest.raises(InvalidGameState, match="quake3 is not installed"):
+        await alpha.execute(Play(game="quake3"))
+    await alpha.execute(Install(game="quake3"))
+    await events.wait_for(InstallFinished)
+    local = alpha.game_dir / "quake3" / "local"
+    (local / "start.sh").write_bytes(b"#!/bin/sh\nread line\necho started > ran.txt\nexit 3\n")
+    reply = await alpha.execute(Play(game="quake3"))
+    assert isinstance(reply, Started)
+    await events.wait_for(GameStarted)
+    with pytest.raises(OperationInProgress, match="cannot uninstall quake3 while it is running"):
+        await alpha.execute(Uninstall(game="quake3"))
+    with pytest.raises(OperationInProgress, match="quake3 is already running"):
+        await alpha.execute(Play(game="quake3"))
+    # The script waits on stdin, which is /dev/null: it reads EOF and exits at once.
+    index = await events.wait_for(GameExited)
+    exited = events.seen[index]
+    assert exited == GameExited(game="quake3", returncode=3)
+    assert (local / "ran.txt").read_text() == "started\n"
+    await alpha.execute(Uninstall(game="quake3"))
+    await events.wait_for(UninstallFinished)
+
+
+async def test_startup_recovers_an_interrupted_install(
+    start_runtime: Start, tmp_path: Path
+) -> None:
+    """A root left mid-install by a crash is rolled back before the first scan."""
+    root = sideload_playable(tmp_path / "alpha" / "games")
+    (root / ".lanspread.json").write_text(
+        '{"format": 1, "game_id": "quake3", "intent": "Installing"}'
+    )
+    (root / ".local.installing").mkdir()
+    (root / ".local.installing" / "half.bin").write_bytes(b"half")
+    alpha = await start_runtime("alpha")
+    assert sorted(p.name for p in root.iterdir()) == ["extra.eti", "game.eti", "version.ini"]
+    view = next(g for g in alpha.games() if g.id == "quake3")
+    assert (view.downloaded, view.installed) == (True, False)
