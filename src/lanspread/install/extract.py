@@ -72,13 +72,15 @@ __all__ = [
 ]
 
 READ_BLOCK_SIZE = 1024 * 1024
-"""Bytes libarchive reads from an archive file per call. Large enough that the
-per-block Python overhead vanishes next to the copy (1 MiB blocks measure
-within noise of bsdtar), small enough to keep memory flat."""
+"""Bytes libarchive reads from an archive file per call, and so the largest block
+copied per Python iteration. Measured on 512 MiB of stored archives: 16 KiB
+blocks take 1.6x as long as 1 MiB blocks, 64 KiB blocks 1.3x; 1 MiB is on par
+with bsdtar while keeping memory flat."""
 
 PROGRESS_STEP_BYTES = 8 * 1024 * 1024
-"""Bytes extracted between two progress callbacks (and ``should_stop`` checks):
-about a hundred updates a second at disk speed, without a Python call per block."""
+"""Bytes extracted between two progress callbacks (and ``should_stop`` polls).
+With 1 MiB blocks even a callback per block measured no slower; the step keeps
+the event rate a UI can use (about a hundred a second at disk speed)."""
 
 SPACE_SAFETY_MARGIN_BYTES = 64 * 1024 * 1024
 """Room left free on top of the game's size: folder metadata, the intent log and
