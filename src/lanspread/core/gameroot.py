@@ -34,6 +34,8 @@ SYNC_DIR = ".sync"
 VERSION_TMP_FILE = ".version.ini.tmp"
 VERSION_DISCARDED_FILE = ".version.ini.discarded"
 DOWNLOAD_JOURNAL_FILE = ".lanspread.download.json"
+DOWNLOAD_JOURNAL_TMP_FILE = ".lanspread.download.json.tmp"
+"""The download journal's atomic-write temp file; a crash may leave it behind."""
 OWNED_MARKER = ".lanspread_owned"
 ARCHIVE_SUFFIX = ".eti"
 
@@ -47,7 +49,13 @@ INSTALLER_OWNED_NAMES = frozenset(
 """Children that a download cleanup (cancel, discard, startup sweep) never touches."""
 
 TRANSIENT_NAMES = frozenset(
-    {VERSION_TMP_FILE, VERSION_DISCARDED_FILE, DOWNLOAD_JOURNAL_FILE, INTENT_TMP_FILE}
+    {
+        VERSION_TMP_FILE,
+        VERSION_DISCARDED_FILE,
+        DOWNLOAD_JOURNAL_FILE,
+        DOWNLOAD_JOURNAL_TMP_FILE,
+        INTENT_TMP_FILE,
+    }
 )
 
 RESERVED_NAMES = INSTALLER_OWNED_NAMES | TRANSIENT_NAMES
