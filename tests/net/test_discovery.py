@@ -376,7 +376,11 @@ def test_change_queue_is_bounded() -> None:
         ({"peer_id": "a" * 65}, f"peer id {'a' * 65!r} is not 1-64 letters, digits, '-' or '_'"),
         ({"port": 0}, "listen port 0 is not a bound TCP port"),
         ({"port": 65536}, "listen port 65536 is not a bound TCP port"),
-        ({"protocol_version": -1}, "protocol version -1 is negative"),
+        ({"protocol_version": -1}, "protocol version -1 is outside 0-999999999"),
+        (
+            {"protocol_version": 10**9},
+            "protocol version 1000000000 is outside 0-999999999",
+        ),
         ({"interfaces": ["eth0"]}, "interface address 'eth0' is not an IP address"),
         ({"interfaces": ["::1"]}, "interface address '::1' is not an IPv4 address"),
         ({"interfaces": []}, "interface addresses must not be empty (pass None for the default)"),

@@ -307,8 +307,9 @@ class Discovery:
             )
         if not 1 <= port <= 65535:
             raise ConfigError(f"listen port {port} is not a bound TCP port")
-        if protocol_version < 0:
-            raise ConfigError(f"protocol version {protocol_version} is negative")
+        if not 0 <= protocol_version < 10**MAX_PROTOCOL_VERSION_DIGITS:
+            highest = 10**MAX_PROTOCOL_VERSION_DIGITS - 1
+            raise ConfigError(f"protocol version {protocol_version} is outside 0-{highest}")
         self._peer_id = peer_id
         self._name = bounded_name(name.encode()) or peer_id
         self._port = port
