@@ -15,6 +15,7 @@ from lanspread.core.library import (
     apply_delta,
     make_snapshot,
 )
+from lanspread.core.manifest import MIN_CHUNK_SIZE, ChunkDigest, FileManifest, GameManifest
 from lanspread.net.handshake import build_hello_ack, new_challenge
 from lanspread.net.identity import PeerIdentity
 from lanspread.net.stream import FramedStream
@@ -29,13 +30,13 @@ from lanspread.net.wire import (
     Announcement,
     ErrorCode,
     ErrorResponse,
-    FileDescription,
-    GameFiles,
     GetGame,
+    GetTicket,
     Goodbye,
     GoodbyeAck,
     Hello,
     LibraryDeltaAck,
+    ManifestResponse,
     Ping,
     Pong,
     PushLibraryDelta,
@@ -75,7 +76,7 @@ class RecordingHandler:
     """A ServerHandler that records what it sees and answers like a small peer."""
 
     own: Announcement
-    games: dict[str, GameFiles] = field(default_factory=dict)
+    games: dict[str, ManifestResponse] = field(default_factory=dict)
     behaviour: RequestBehaviour | None = None
     refuse_hello: ErrorResponse | None = None
     hellos: list[tuple[Hello, str]] = field(default_factory=list)
@@ -115,6 +116,10 @@ class RecordingHandler:
                 return ErrorResponse(
                     code=ErrorCode.GAME_NOT_FOUND, message=f"{game_id} is not served here"
                 )
+            case GetTicket(game_id=game_id):
+                return ErrorResponse(
+                    code=ErrorCode.GAME_NOT_FOUND, message=f"no ticket for {game_id} here"
+                )
             case PushLibraryDelta(delta=delta):
                 known = self.libraries.get(peer_id)
                 if known is None:
@@ -136,12 +141,14 @@ class RecordingHandler:
         await asyncio.wait_for(wait(), WAIT)
 
 
-def game_files(game_id: str, *paths: str) -> GameFiles:
+def game_files(game_id: str, *paths: str) -> ManifestResponse:
+    """A GetGame answer: a manifest of ``paths``, each one 10-byte chunk."""
     files = tuple(
-        FileDescription(relative_path=path, size=10, is_version_sentinel=path == "version.ini")
-        for path in paths
+        FileManifest(path=path, size=10, chunks=(ChunkDigest(0, 10, bytes(32)),))
+        for path in sorted(paths)
     )
-    return GameFiles(game_id=game_id, version="1.0", files=files)
+    manifest = GameManifest(game_id=game_id, version="1.0", chunk_size=MIN_CHUNK_SIZE, files=files)
+    return ManifestResponse(manifest=manifest)
 
 
 async def open_raw_client(port: int) -> FramedStream:

@@ -33,12 +33,12 @@ from lanspread.net.wire import (
     Challenge,
     ErrorCode,
     ErrorResponse,
-    GameFiles,
     GetGame,
     Goodbye,
     GoodbyeAck,
     Hello,
     LibraryDeltaAck,
+    ManifestResponse,
     Ping,
     Pong,
     PushLibraryDelta,
@@ -280,7 +280,7 @@ async def test_concurrent_requests_are_answered_out_of_order(
     handler = RecordingHandler(announcement("alice"), behaviour=behaviour)
     async with serving(alice, handler) as server, await connect(bob, server, alice.peer_id) as c:
 
-        async def fetch(game_id: str) -> GameFiles:
+        async def fetch(game_id: str) -> ManifestResponse:
             files = await c.request(GetGame(game_id=game_id))
             finished.append(game_id)
             return files

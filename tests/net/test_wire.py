@@ -22,14 +22,23 @@ from lanspread.core.library import (
     LibrarySnapshot,
     make_snapshot,
 )
+from lanspread.core.manifest import (
+    MAX_CHUNK_SIZE,
+    MAX_CHUNKS_PER_GAME,
+    MAX_FILES_PER_GAME,
+    MAX_PATH_BYTES,
+    MIN_CHUNK_SIZE,
+    ChunkDigest,
+    FileManifest,
+    GameManifest,
+)
+from lanspread.core.tickets import TICKET_TTL, TOKEN_SIZE
 from lanspread.errors import FrameTooLarge, ProtocolError, VersionMismatch
 from lanspread.net.wire import (
     MAX_DISPLAY_NAME_LENGTH,
     MAX_ERROR_MESSAGE_LENGTH,
     MAX_FRAME_SIZE,
-    MAX_GAME_FILES,
     MAX_HOST_LENGTH,
-    MAX_RELATIVE_PATH_LENGTH,
     MAX_REQUEST_ID,
     NONCE_SIZE,
     PREAMBLE_SIZE,
@@ -39,15 +48,15 @@ from lanspread.net.wire import (
     Challenge,
     ErrorCode,
     ErrorResponse,
-    FileDescription,
     FrameDecoder,
-    GameFiles,
     GetGame,
+    GetTicket,
     Goodbye,
     GoodbyeAck,
     Hello,
     HelloAck,
     LibraryDeltaAck,
+    ManifestResponse,
     Message,
     Ping,
     Pong,
@@ -55,6 +64,7 @@ from lanspread.net.wire import (
     RequestFrame,
     ResponseFrame,
     ResyncRequired,
+    Ticket,
     check_preamble,
     encode_frame,
     encode_preamble,
@@ -92,11 +102,24 @@ announcements = st.builds(
 relative_paths = st.lists(
     st.from_regex(r"\A[a-zA-Z0-9 _-][a-zA-Z0-9. _-]{0,10}\Z"), min_size=1, max_size=4
 ).map("/".join)
-file_descriptions = st.builds(
-    FileDescription,
-    relative_path=relative_paths,
-    size=st.integers(min_value=0, max_value=2**64 - 1),
-    is_version_sentinel=st.booleans(),
+chunk_digests = st.builds(
+    ChunkDigest,
+    offset=st.integers(min_value=0, max_value=2**40),
+    length=st.integers(min_value=1, max_value=MAX_CHUNK_SIZE),
+    blake3=st.binary(min_size=32, max_size=32),
+)
+file_manifests = st.builds(
+    FileManifest,
+    path=relative_paths,
+    size=st.integers(min_value=0, max_value=2**40),
+    chunks=st.lists(chunk_digests, max_size=3).map(tuple),
+)
+manifests = st.builds(
+    GameManifest,
+    game_id=game_ids,
+    version=st.none() | versions,
+    chunk_size=st.integers(min_value=MIN_CHUNK_SIZE, max_value=MAX_CHUNK_SIZE),
+    files=st.lists(file_manifests, max_size=4).map(tuple),
 )
 deltas = st.builds(
     LibraryDelta,
@@ -111,6 +134,7 @@ requests = st.one_of(
     st.just(Goodbye()),
     st.builds(PushLibraryDelta, delta=deltas),
     st.builds(GetGame, game_id=game_ids),
+    st.builds(GetTicket, game_id=game_ids),
 )
 error_responses = st.builds(
     ErrorResponse,
@@ -122,11 +146,12 @@ responses = st.one_of(
     st.just(GoodbyeAck()),
     st.builds(LibraryDeltaAck, revision=revisions),
     st.builds(ResyncRequired, known_revision=st.none() | revisions, reason=st.text(max_size=50)),
+    st.builds(ManifestResponse, manifest=manifests),
     st.builds(
-        GameFiles,
-        game_id=game_ids,
-        version=st.none() | versions,
-        files=st.lists(file_descriptions, max_size=4).map(tuple),
+        Ticket,
+        token=st.binary(min_size=TOKEN_SIZE, max_size=TOKEN_SIZE),
+        data_port=st.integers(min_value=1, max_value=65_535),
+        ttl_seconds=st.floats(min_value=0.001, max_value=TICKET_TTL),
     ),
     error_responses,
 )
@@ -367,41 +392,41 @@ def test_hello_fields_are_bounded(field: str, value: object, where: str) -> None
 
 
 @pytest.mark.parametrize(
-    "path",
-    ["/etc/passwd", "../up", "a/../../b", "a//b", "a/", ".", "a\\b", "nul\x00", ""],
+    ("field", "value"),
+    [("token", b"\x00" * (TOKEN_SIZE - 1)), ("ttl_seconds", 0.0), ("data_port", 0)],
 )
-def test_game_file_paths_must_be_relative_and_clean(path: str) -> None:
-    """GameFiles never carries an absolute, traversing, empty-segment or backslash path."""
+def test_ticket_fields_are_bounded(field: str, value: object) -> None:
+    """A Ticket carries a full-size token, a real port and a positive, bounded TTL."""
+    body: dict[str, object] = {
+        "type": "Ticket",
+        "token": b"\x01" * TOKEN_SIZE,
+        "data_port": 7879,
+        "ttl_seconds": 1.0,
+    }
+    body[field] = value
+    value_frame = {"type": "ResponseFrame", "id": 1, "body": body}
+    with pytest.raises(ProtocolError, match=rf"^invalid message: .*{field}`$"):
+        FrameDecoder().feed(_frame_of(value_frame))
+
+
+def test_manifest_shapes_are_bounded_at_decode() -> None:
+    """A manifest with more files than MAX_FILES_PER_GAME is refused by the decoder itself."""
+    entry = {"path": "a", "size": 0, "chunks": []}
     value = {
         "type": "ResponseFrame",
         "id": 1,
         "body": {
-            "type": "GameFiles",
-            "game_id": "g",
-            "version": "1",
-            "files": [{"relative_path": path, "size": 1, "is_version_sentinel": False}],
+            "type": "ManifestResponse",
+            "manifest": {
+                "game_id": "g",
+                "version": "1",
+                "chunk_size": MIN_CHUNK_SIZE,
+                "files": [entry] * (MAX_FILES_PER_GAME + 1),
+            },
         },
     }
-    with pytest.raises(ProtocolError, match=r"^invalid message: .*relative_path`$"):
+    with pytest.raises(ProtocolError, match=r"^invalid message: .*files`$"):
         FrameDecoder().feed(_frame_of(value))
-
-
-def test_game_file_paths_may_nest_and_contain_dots() -> None:
-    """Nested payload folders and dotted names are legitimate relative paths."""
-    message = ResponseFrame(
-        id=1,
-        body=GameFiles(
-            game_id="g",
-            version="1",
-            files=(
-                FileDescription(
-                    relative_path="data/.hidden/a..b.eti", size=1, is_version_sentinel=False
-                ),
-                FileDescription(relative_path="version.ini", size=1, is_version_sentinel=True),
-            ),
-        ),
-    )
-    assert FrameDecoder().feed(encode_frame(message)) == [message]
 
 
 def test_invalid_game_id_is_refused() -> None:
@@ -468,43 +493,43 @@ def test_worst_case_hello_fits_in_one_frame() -> None:
     assert FrameDecoder().feed(frame) == [hello]
 
 
-def test_worst_case_game_files_fits_in_one_frame() -> None:
-    """GameFiles with MAX_GAME_FILES maximal paths stays below MAX_FRAME_SIZE."""
-    path = "\U0001f600" * (MAX_RELATIVE_PATH_LENGTH - 6)
+def test_worst_case_manifest_fits_in_one_frame() -> None:
+    """A manifest at every manifest limit, wrapped in a ResponseFrame, fits MAX_FRAME_SIZE."""
+    digest = ChunkDigest(offset=0, length=MAX_CHUNK_SIZE, blake3=b"\xff" * 32)
+    per_file = MAX_CHUNKS_PER_GAME // MAX_FILES_PER_GAME + 1
     files = tuple(
-        FileDescription(
-            relative_path=f"{index:05d}/{path}", size=2**64 - 1, is_version_sentinel=False
+        FileManifest(
+            path=f"{index:05d}".ljust(MAX_PATH_BYTES, "x"),
+            size=2**40,
+            chunks=(digest,) * per_file,
         )
-        for index in range(MAX_GAME_FILES)
+        for index in range(MAX_FILES_PER_GAME)
     )
-    response = ResponseFrame(
-        id=MAX_REQUEST_ID,
-        body=GameFiles(
-            game_id="g" * MAX_GAME_ID_LENGTH, version="v" * MAX_VERSION_LENGTH, files=files
-        ),
+    manifest = GameManifest(
+        game_id="g" * MAX_GAME_ID_LENGTH,
+        version="v" * MAX_VERSION_LENGTH,
+        chunk_size=MAX_CHUNK_SIZE,
+        files=files,
     )
+    response = ResponseFrame(id=MAX_REQUEST_ID, body=ManifestResponse(manifest=manifest))
     frame = encode_frame(response)
-    assert len(frame) <= MAX_FRAME_SIZE + 4
+    assert 10_000_000 < len(frame) <= MAX_FRAME_SIZE + 4
     assert FrameDecoder().feed(frame) == [response]
 
 
 def test_encoding_a_message_above_the_frame_bound_is_refused() -> None:
     """encode_frame refuses to produce a frame the receiver would reject."""
-    games = tuple(_worst_summary(index) for index in range(MAX_LIBRARY_GAMES + 1_000))
-    ack = HelloAck(
-        protocol_version=PROTOCOL_VERSION,
-        peer_id="f" * 64,
-        announcement=Announcement(
-            name="n",
-            listen_host="h",
-            listen_port=1,
-            library=LibrarySnapshot(revision=0, digest="", games=games),
-        ),
+    # The encoder trusts its caller, so it encodes twice the file bound without complaint.
+    files = tuple(
+        FileManifest(path=f"{index:05d}".ljust(MAX_PATH_BYTES, "x"), size=0, chunks=())
+        for index in range(2 * MAX_FILES_PER_GAME)
     )
+    manifest = GameManifest(game_id="g", version=None, chunk_size=MIN_CHUNK_SIZE, files=files)
     with pytest.raises(
-        FrameTooLarge, match=r"^refusing to send a frame of \d+ bytes \(the maximum is 4194304\)$"
+        FrameTooLarge,
+        match=rf"^refusing to send a frame of \d+ bytes \(the maximum is {MAX_FRAME_SIZE}\)$",
     ):
-        encode_frame(ack)
+        encode_frame(ResponseFrame(id=1, body=ManifestResponse(manifest=manifest)))
 
 
 # --- preamble, proof and answer table ------------------------------------------------
@@ -548,7 +573,7 @@ def test_proof_payload_binds_every_part() -> None:
 
 def test_answer_table() -> None:
     """Each request has its answers; ErrorResponse answers any; others do not."""
-    assert set(RESPONSES) == {Ping, Goodbye, PushLibraryDelta, GetGame}
+    assert set(RESPONSES) == {Ping, Goodbye, PushLibraryDelta, GetGame, GetTicket}
     assert is_answer_to(Ping(), Pong())
     assert is_answer_to(
         GetGame(game_id="g"), ErrorResponse(code=ErrorCode.GAME_NOT_FOUND, message="")

@@ -16,7 +16,7 @@ Theory of operation
       |--- RequestFrame(1, GetGame) ----------------------->|
       |--- RequestFrame(2, Ping) -------------------------->|
       |<-- ResponseFrame(2, Pong) --------------------------|  matched by id,
-      |<-- ResponseFrame(1, GameFiles) ---------------------|  in any order
+      |<-- ResponseFrame(1, ManifestResponse) --------------|  in any order
 
 The connection owns one reader task that routes each response to the future of
 its request. When the stream ends, breaks or violates the protocol, the reader
@@ -54,12 +54,13 @@ from lanspread.net.wire import (
     Announcement,
     Challenge,
     ErrorResponse,
-    GameFiles,
     GetGame,
+    GetTicket,
     Goodbye,
     GoodbyeAck,
     HelloAck,
     LibraryDeltaAck,
+    ManifestResponse,
     Message,
     Ping,
     Pong,
@@ -69,6 +70,7 @@ from lanspread.net.wire import (
     Response,
     ResponseFrame,
     ResyncRequired,
+    Ticket,
     is_answer_to,
 )
 
@@ -229,7 +231,14 @@ class PeerConnection:
         message: GetGame,
         *,
         timeout: float = ...,  # noqa: ASYNC109
-    ) -> GameFiles: ...
+    ) -> ManifestResponse: ...
+    @overload
+    async def request(
+        self,
+        message: GetTicket,
+        *,
+        timeout: float = ...,  # noqa: ASYNC109
+    ) -> Ticket: ...
 
     async def request(
         self,

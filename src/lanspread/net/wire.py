@@ -48,8 +48,9 @@ from lanspread.core.library import (
     GameId,
     LibraryDelta,
     LibrarySnapshot,
-    Version,
 )
+from lanspread.core.manifest import MAX_MANIFEST_ENCODED_SIZE, GameManifest
+from lanspread.core.tickets import TICKET_TTL, TOKEN_SIZE
 from lanspread.errors import FrameTooLarge, ProtocolError, VersionMismatch
 
 PROTOCOL_VERSION: Final = 1
@@ -61,17 +62,21 @@ PREAMBLE_SIZE: Final = _PREAMBLE.size
 _FRAME_HEADER = struct.Struct(">I")
 FRAME_HEADER_SIZE: Final = _FRAME_HEADER.size
 
-# The largest legitimate message is a Hello or HelloAck carrying a LibrarySnapshot
-# of MAX_LIBRARY_GAMES games. One GameSummary, worst case, as a MessagePack map:
-#   map header 1 + "id" 3 + id (64 ASCII chars, str8) 66
-#   + "availability" 13 + "LocalOnly" 10
-#   + "version" 8 + version (64 chars x 4 UTF-8 bytes = 256, str16) 259
-#   + "installed" 10 + bool 1 + "size_bytes" 11 + uint64 9          = 391 bytes
-# 10,000 x 391 = 3,910,000 bytes; the rest of a Hello (keys, proof, name, host,
-# digest) is under 2 KB. 4 MiB = 4,194,304 bytes leaves ~280 KB of headroom and
-# bounds what one connection can make us buffer. GameFiles is kept below it too
-# (see MAX_GAME_FILES). tests/net/test_wire.py encodes both worst cases.
-MAX_FRAME_SIZE: Final = 4 * 1024 * 1024
+# The largest legitimate message is a ManifestResponse carrying a GameManifest at
+# every manifest limit: core/manifest.py bounds its canonical encoding by
+# MAX_MANIFEST_ENCODED_SIZE (16 MiB; tests/core/test_manifest.py encodes the worst
+# case, ~14 MB) and the envelope around it (ResponseFrame tag, id, body tag, field
+# name) is under 100 bytes; FRAME_ENVELOPE_SIZE leaves ample room for it. The next
+# largest, a Hello or HelloAck with a LibrarySnapshot of MAX_LIBRARY_GAMES games, is
+# under 4 MB (391 bytes per worst-case GameSummary x 10,000 plus under 2 KB of keys,
+# proof, name, host and digest). Splitting a manifest over several frames would keep
+# frames small but buys nothing: a requester needs the whole manifest before it can
+# plan, so it buffers that much either way. Only bytes that actually arrive are
+# held. (A listener only ever receives Hellos and small requests; FramedStream takes
+# one bound for both directions today, so it accepts this size from dialers too.)
+# tests/net/test_wire.py encodes both worst cases.
+FRAME_ENVELOPE_SIZE: Final = 64 * 1024
+MAX_FRAME_SIZE: Final = MAX_MANIFEST_ENCODED_SIZE + FRAME_ENVELOPE_SIZE
 
 NONCE_SIZE: Final = 32
 """Bytes of challenge nonce: 256 random bits never repeat."""
@@ -87,13 +92,6 @@ MAX_DISPLAY_NAME_LENGTH: Final = 64
 MAX_HOST_LENGTH: Final = 253
 # Enough for a sentence naming a game, a path and a cause; error text is not a channel.
 MAX_ERROR_MESSAGE_LENGTH: Final = 1024
-# Windows MAX_PATH: a longer path inside a game root could not be extracted or run there.
-MAX_RELATIVE_PATH_LENGTH: Final = 260
-# A game root holds a handful of .eti archives plus the sentinel; 3,000 leaves room for
-# nested payload folders. Worst case per FileDescription (map): header 1
-# + "relative_path" 14 + 260 chars x 4 bytes (str16) 1,043 + "size" 5 + uint64 9
-# + "is_version_sentinel" 20 + bool 1 = 1,093 bytes; x 3,000 = 3,279,000 < MAX_FRAME_SIZE.
-MAX_GAME_FILES: Final = 3_000
 MAX_REQUEST_ID: Final = 2**32 - 1
 """Request ids are u32; the dialer wraps around and skips ids still in flight."""
 # Carried in ResyncRequired; the reason is for logs only.
@@ -109,16 +107,6 @@ Host = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_HOST_LENGTH)]
 Port = Annotated[int, msgspec.Meta(ge=1, le=65_535)]
 RequestId = Annotated[int, msgspec.Meta(ge=0, le=MAX_REQUEST_ID)]
 Revision = Annotated[int, msgspec.Meta(ge=0)]
-# A relative POSIX path: no leading "/", no backslash or NUL, no empty, "." or ".."
-# segment. The download side still checks it against the game-root contract.
-RelativePath = Annotated[
-    str,
-    msgspec.Meta(
-        min_length=1,
-        max_length=MAX_RELATIVE_PATH_LENGTH,
-        pattern=r"^(?!/)(?!.*//)(?!(.*/)?\.\.?(/|$))[^\\\x00]*(?<!/)$",
-    ),
-]
 
 
 class ErrorCode(enum.StrEnum):
@@ -136,6 +124,8 @@ class ErrorCode(enum.StrEnum):
     """A malformed, oversized, unknown or out-of-place frame; the connection closes."""
     UNAUTHORIZED = "Unauthorized"
     """The Hello did not prove the claimed peer id."""
+    NOT_READY = "NotReady"
+    """The game is servable but its manifest is still being hashed: ask again later."""
 
 
 class _Struct(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -155,14 +145,6 @@ class Announcement(_Struct, frozen=True):
     listen_port: Port
     """The stable port of the peer's listener, never a connection's source port."""
     library: LibrarySnapshot
-
-
-class FileDescription(_Struct, frozen=True):
-    relative_path: RelativePath
-    """POSIX path relative to the game root."""
-    size: Annotated[int, msgspec.Meta(ge=0)]
-    is_version_sentinel: bool
-    """True for the root ``version.ini``, which a download writes last."""
 
 
 # --- handshake -------------------------------------------------------------------
@@ -214,7 +196,21 @@ class PushLibraryDelta(_Message, frozen=True):
 
 
 class GetGame(_Message, frozen=True):
-    """Which files make up a game here; answered by :class:`GameFiles`."""
+    """The content manifest of a game here; answered by :class:`ManifestResponse`.
+
+    Refused with ``NotReady`` while the game is still being hashed, and like any
+    file request (``GameNotFound``, ``OperationInProgress``) by the serve gate.
+    """
+
+    game_id: GameId
+
+
+class GetTicket(_Message, frozen=True):
+    """Permission to fetch chunks of a game on the data plane; answered by :class:`Ticket`.
+
+    Granted only for a game that passes the serve gate; the ticket is bound to
+    the requesting peer and this game, and admits one data connection.
+    """
 
     game_id: GameId
 
@@ -243,10 +239,20 @@ class ResyncRequired(_Message, frozen=True):
     reason: Annotated[str, msgspec.Meta(max_length=MAX_REASON_LENGTH)]
 
 
-class GameFiles(_Message, frozen=True):
-    game_id: GameId
-    version: Version | None
-    files: Annotated[tuple[FileDescription, ...], msgspec.Meta(max_length=MAX_GAME_FILES)]
+class ManifestResponse(_Message, frozen=True):
+    """The game's manifest. The requester validates it (``validate_manifest``, done by
+    ``agree_manifests``) before planning with it: decoding only checks shapes."""
+
+    manifest: GameManifest
+
+
+class Ticket(_Message, frozen=True):
+    token: Annotated[bytes, msgspec.Meta(min_length=TOKEN_SIZE, max_length=TOKEN_SIZE)]
+    """Sent as the first bytes of a data connection (see ``net/datawire``)."""
+    data_port: Port
+    """The data server's port on the host that answered this request."""
+    ttl_seconds: Annotated[float, msgspec.Meta(gt=0, le=TICKET_TTL)]
+    """The ticket admits nothing once this long has passed since it was issued."""
 
 
 class ErrorResponse(_Message, frozen=True):
@@ -256,16 +262,17 @@ class ErrorResponse(_Message, frozen=True):
     message: Annotated[str, msgspec.Meta(max_length=MAX_ERROR_MESSAGE_LENGTH)]
 
 
-Request: TypeAlias = Ping | Goodbye | PushLibraryDelta | GetGame
+Request: TypeAlias = Ping | Goodbye | PushLibraryDelta | GetGame | GetTicket
 Response: TypeAlias = (
-    Pong | GoodbyeAck | LibraryDeltaAck | ResyncRequired | GameFiles | ErrorResponse
+    Pong | GoodbyeAck | LibraryDeltaAck | ResyncRequired | ManifestResponse | Ticket | ErrorResponse
 )
 
 RESPONSES: Final[dict[type[_Message], tuple[type[_Message], ...]]] = {
     Ping: (Pong,),
     Goodbye: (GoodbyeAck,),
     PushLibraryDelta: (LibraryDeltaAck, ResyncRequired),
-    GetGame: (GameFiles,),
+    GetGame: (ManifestResponse,),
+    GetTicket: (Ticket,),
 }
 """The successful answers of each request; :class:`ErrorResponse` answers any of them."""
 
