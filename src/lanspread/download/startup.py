@@ -1,0 +1,196 @@
+"""Startup settling of the download state a crash left in a game root.
+
+Runs once per game root at startup, after install recovery
+(:func:`lanspread.install.sweep.recover_game_root`) and before the first
+scan, while no operation is active. :func:`classify_partial` reports a paused
+download for the UI; :func:`sweep_orphans` deletes what no download will ever
+resolve. Decision table (``S``: a regular root ``version.ini``; journal as
+:func:`lanspread.download.journal.load` reads it; intent: the install intent
+log, an unreadable log counting as recorded)::
+
+    S    journal   intent    payload   classify_partial   sweep_orphans
+    yes  any       any       any       None               drop the journal, its temp, the
+                                                          parked and temp sentinels (the
+                                                          download committed; keep payload)
+    no   valid     any       any       PartialDownload    drop a temp sentinel and journal
+                                                          temp (an interrupted commit is
+                                                          redone on resume); keep the rest
+    no   corrupt   none      any       None (logged)      discard the payload: nothing
+                                                          proves which chunks are complete
+    no   absent    none      yes       None               discard the payload (an orphan of
+                                                          a kill, or an update parked but
+                                                          never journaled)
+    no   any       recorded  any       None               nothing: install recovery owns it
+    no   absent    none      no        None               nothing
+
+"Payload" is any root child that is not installer-owned (transients count:
+a lone parked sentinel is an orphan too). A discard keeps every
+installer-owned name (``local/``, the install transaction's folders, the
+intent log, ``.softlan_game_installed``, ``.sync/``); the root goes only if
+it ends up empty. A discarded update of an installed game thus settles as
+local-only, as a cancelled one does (:mod:`lanspread.download.sentinel`).
+
+Both functions block; the runtime runs them through ``asyncio.to_thread``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from lanspread.core.gameroot import (
+    DOWNLOAD_JOURNAL_FILE,
+    DOWNLOAD_JOURNAL_TMP_FILE,
+    INSTALLER_OWNED_NAMES,
+    VERSION_DISCARDED_FILE,
+    VERSION_FILE,
+    VERSION_TMP_FILE,
+)
+from lanspread.core.recovery import Intent
+from lanspread.download.journal import DownloadJournal, JournalCorrupt, load
+from lanspread.download.storage import unlink_synced
+from lanspread.errors import IntentLogCorrupt, StorageError
+from lanspread.install.intent import read_intent
+from lanspread.install.sweep import discard_download
+
+log = logging.getLogger(__name__)
+
+_COMMITTED_LEFTOVERS = (
+    DOWNLOAD_JOURNAL_TMP_FILE,
+    DOWNLOAD_JOURNAL_FILE,
+    VERSION_TMP_FILE,
+    VERSION_DISCARDED_FILE,
+)
+_PAUSED_LEFTOVERS = (DOWNLOAD_JOURNAL_TMP_FILE, VERSION_TMP_FILE)
+
+
+@dataclass(frozen=True, slots=True)
+class PartialDownload:
+    """A download a restart interrupted; the runtime shows it as paused."""
+
+    game_id: str
+    version: str | None
+    done_bytes: int
+    """Bytes of the chunks the journal records as durable and verified."""
+    total_bytes: int
+    """Every payload byte of the manifest, the sentinel included."""
+    manifest_digest: str
+    """Compare with the manifest peers agree on now to decide whether it can resume."""
+    started_at: float
+    updated_at: float
+
+    @property
+    def percent(self) -> float:
+        """Done bytes as a percentage of the total, 0 to 100."""
+        if self.total_bytes <= 0:
+            return 0.0
+        return 100.0 * self.done_bytes / self.total_bytes
+
+
+def classify_partial(root: Path) -> PartialDownload | None:
+    """The paused download of ``root``, or ``None`` (see the module's table).
+
+    A corrupt journal gives ``None`` and a logged warning (:func:`sweep_orphans`
+    then discards it). Raises :class:`StorageError` when the disk refuses.
+    """
+    if not _is_real_dir(root) or _is_sentinel(root):
+        return None
+    journal = _load_or_none(root)
+    if journal is None:
+        return None
+    return PartialDownload(
+        game_id=journal.game_id,
+        version=journal.version,
+        done_bytes=journal.done_bytes,
+        total_bytes=journal.total_bytes,
+        manifest_digest=journal.manifest_digest,
+        started_at=journal.started_at,
+        updated_at=journal.updated_at,
+    )
+
+
+def sweep_orphans(root: Path) -> bool:
+    """Delete the download leftovers of ``root`` that nothing will resolve; True if any.
+
+    Never touches an installer-owned name, and never a root that is a link or
+    not a folder (False). Raises :class:`StorageError` when a deletion fails;
+    whatever is left is retried by the next start.
+    """
+    if not _is_real_dir(root):
+        return False
+    if _is_sentinel(root):
+        return _drop(root, _COMMITTED_LEFTOVERS)
+    try:
+        journal = load(root)
+    except JournalCorrupt as exc:
+        journal = None
+        log.warning("discarding the payload of %s: %s", root, exc)
+    else:
+        if journal is not None:
+            return _drop(root, _PAUSED_LEFTOVERS)
+    if _install_intent_recorded(root) or not _has_payload(root):
+        return False
+    report = discard_download(root)
+    if report.removed:
+        log.info("discarded orphaned download files of %s: %s", root, ", ".join(report.removed))
+    return bool(report.removed)
+
+
+def _load_or_none(root: Path) -> DownloadJournal | None:
+    try:
+        return load(root)
+    except JournalCorrupt as exc:
+        log.warning("ignoring the download journal of %s: %s", root, exc)
+        return None
+
+
+def _drop(root: Path, names: tuple[str, ...]) -> bool:
+    """Unlink the named files or links; a folder of such a name is not ours to delete."""
+    dropped = [
+        name
+        for name in names
+        if not _mode_test(root / name, stat.S_ISDIR) and unlink_synced(root / name)
+    ]
+    if dropped:
+        log.info("dropped leftovers of %s: %s", root, ", ".join(dropped))
+    return bool(dropped)
+
+
+def _install_intent_recorded(root: Path) -> bool:
+    try:
+        return read_intent(root) is not Intent.NONE
+    except IntentLogCorrupt:
+        return True
+
+
+def _has_payload(root: Path) -> bool:
+    try:
+        names = [child.name for child in root.iterdir()]
+    except OSError as exc:
+        raise StorageError(f"cannot list {root}: {exc.strerror or exc}") from exc
+    return any(name not in INSTALLER_OWNED_NAMES for name in names)
+
+
+def _is_real_dir(path: Path) -> bool:
+    return _mode_test(path, stat.S_ISDIR)
+
+
+def _is_sentinel(root: Path) -> bool:
+    return _mode_test(root / VERSION_FILE, stat.S_ISREG)
+
+
+def _mode_test(path: Path, test: Callable[[int], bool]) -> bool:
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise StorageError(f"cannot inspect {path}: {exc.strerror or exc}") from exc
+    return test(mode)
+
+
+__all__ = ["PartialDownload", "classify_partial", "sweep_orphans"]
