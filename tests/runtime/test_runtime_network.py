@@ -11,7 +11,7 @@ import pytest
 from tests.support.peers import sideload
 
 from lanspread.errors import ConfigError, PeerRefused, SelfConnect
-from lanspread.net.wire import GameFiles, GetGame
+from lanspread.net.wire import GetGame, ManifestResponse
 from lanspread.runtime.commands import Connect, ListGames, ListPeers, SetGameDir, Status
 from lanspread.runtime.eventbus import Subscription
 from lanspread.runtime.events import (
@@ -170,7 +170,7 @@ async def test_silent_peer_is_dropped_after_the_timeout(start_runtime: Start) ->
 
 
 async def test_get_game_lists_payload_and_hides_local(start_runtime: Start, tmp_path: Any) -> None:
-    """GetGame lists the payload with the sentinel flagged, never local/ or reserved files."""
+    """GetGame answers the hashed manifest of the payload, never local/ or reserved files."""
     root = sideload(tmp_path / "bravo" / "games", "quake3")
     (root / "local").mkdir()
     (root / "local" / "saves.dat").write_bytes(b"secret")
@@ -179,9 +179,10 @@ async def test_get_game_lists_payload_and_hides_local(start_runtime: Start, tmp_
     bravo = await start_runtime("bravo")
     await alpha.execute(Connect(addr=bravo.listen_addr))
     link = await alpha.network.link(bravo.peer_id)
+    await bravo.hashing.wait_hashed(1)
     files = await link.request(GetGame(game_id="quake3"))
-    assert isinstance(files, GameFiles)
-    assert [(f.relative_path, f.is_version_sentinel) for f in files.files] == [
+    assert isinstance(files, ManifestResponse)
+    assert [(f.path, f.is_sentinel) for f in files.manifest.files] == [
         ("data.eti", False),
         ("version.ini", True),
     ]

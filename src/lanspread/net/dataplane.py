@@ -387,10 +387,8 @@ class DataServer:
         self._bytes_sent += sent
 
 
-async def answer_ticket_request(
-    server: DataServer, peer_id: str, game_id: str, scope: ServeScope
-) -> Ticket | ErrorResponse:
-    """The control channel's answer to ``GetTicket``: a ticket iff the game passes the gate.
+async def check_servable(scope: ServeScope, game_id: str) -> ErrorResponse | None:
+    """``None`` when ``game_id`` passes the serve gate now, else the refusal to answer.
 
     The gate is the one file requests pass (catalog game, no active operation,
     a real root with a regular ``version.ini``); refusals name no file.
@@ -400,14 +398,24 @@ async def answer_ticket_request(
             resolve_for_serving, scope.game_dir, game_id, VERSION_FILE, scope.gate_state
         )
     except ServeRefused as exc:
-        log.debug("no ticket for %s to peer %s: %s", game_id, peer_id, exc)
+        log.debug("refusing %s: %s", game_id, exc)
         return ErrorResponse(code=ErrorCode(exc.code.value), message=_REFUSALS[exc.code](game_id))
     except StorageError as exc:
-        log.warning("no ticket for %s: %s", game_id, exc)
+        log.warning("cannot serve %s: %s", game_id, exc)
         return ErrorResponse(
             code=ErrorCode.INTERNAL_PEER_ERROR, message=f"{game_id} cannot be read here"
         )
     served.close()
+    return None
+
+
+async def answer_ticket_request(
+    server: DataServer, peer_id: str, game_id: str, scope: ServeScope
+) -> Ticket | ErrorResponse:
+    """The control channel's answer to ``GetTicket``: a ticket iff the game passes the gate."""
+    refusal = await check_servable(scope, game_id)
+    if refusal is not None:
+        return refusal
     try:
         issued = server.issue_ticket(peer_id, game_id)
     except TicketUnavailable as exc:

@@ -45,6 +45,7 @@ from lanspread.errors import (
     TransportError,
 )
 from lanspread.net.connection import PeerConnection, dial
+from lanspread.net.dataplane import DataServer, ServeScope, answer_ticket_request, check_servable
 from lanspread.net.discovery import DiscoveredPeer, Discovery
 from lanspread.net.identity import PeerIdentity, load_or_create_identity
 from lanspread.net.server import PeerServer
@@ -53,13 +54,13 @@ from lanspread.net.wire import (
     Announcement,
     ErrorCode,
     ErrorResponse,
-    FileDescription,
-    GameFiles,
     GetGame,
+    GetTicket,
     Goodbye,
     GoodbyeAck,
     Hello,
     LibraryDeltaAck,
+    ManifestResponse,
     Ping,
     Pong,
     PushLibraryDelta,
@@ -76,9 +77,9 @@ from lanspread.runtime.events import (
 )
 from lanspread.runtime.options import RuntimeOptions
 from lanspread.runtime.replies import PeerView
-from lanspread.storage.serving import ServeRefused, list_served_files
 
 if TYPE_CHECKING:
+    from lanspread.download.manifest_cache import HashingService
     from lanspread.runtime.local_library import LocalLibraryService
 
 log = logging.getLogger(__name__)
@@ -117,6 +118,8 @@ class PeerNetwork:
         self._publish = publish
         self._db = PeerDB(options.catalog.ids)
         self._library: LocalLibraryService | None = None
+        self._hashing: HashingService | None = None
+        self._data: DataServer | None = None
         self._bound: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._jobs: asyncio.Queue[Job] = asyncio.Queue()
         self._links: dict[str, PeerConnection] = {}
@@ -134,6 +137,15 @@ class PeerNetwork:
 
     def attach_library(self, library: LocalLibraryService) -> None:
         self._library = library
+
+    def attach_hashing(self, hashing: HashingService) -> None:
+        """The source of servable manifests for GetGame."""
+        self._hashing = hashing
+
+    @property
+    def data_server(self) -> DataServer | None:
+        """The chunk server while the ``server`` service runs (bytes sent, tickets)."""
+        return self._data
 
     # -- facts -------------------------------------------------------------
 
@@ -182,20 +194,28 @@ class PeerNetwork:
         return await asyncio.shield(self._bound)
 
     async def serve(self) -> None:
-        """The ``server`` service: the TLS listener, until cancelled."""
+        """The ``server`` service: the TLS listener and the data server, until cancelled."""
         server = PeerServer(
             self._identity, self, host=self._options.listen_host, port=self._options.listen_port
         )
-        try:
-            await server.__aenter__()
-        except (TransportError, OSError) as exc:
-            failure = ConfigError(str(exc))
-            self._bound.set_exception(failure)
-            raise failure from exc
+        # The data port is ephemeral: every Ticket names it.
+        data = DataServer(self._serve_scope, host=self._options.listen_host, port=0)
         async with contextlib.AsyncExitStack() as stack:
-            stack.push_async_exit(server)
+            try:
+                await server.__aenter__()
+                stack.push_async_exit(server)
+                await data.__aenter__()
+                stack.push_async_exit(data)
+            except (TransportError, OSError) as exc:
+                failure = ConfigError(str(exc))
+                self._bound.set_exception(failure)
+                raise failure from exc
+            self._data = data
             self._bound.set_result(server.port)
-            await asyncio.Event().wait()
+            try:
+                await asyncio.Event().wait()
+            finally:
+                self._data = None
 
     async def run_links(self) -> None:
         """The ``peers`` service: runs handshakes, pushes and pings as owned jobs."""
@@ -390,6 +410,8 @@ class PeerNetwork:
         connection = self._links.pop(peer_id, None)
         self._sent_revision.pop(peer_id, None)
         self._push_locks.pop(peer_id, None)
+        if self._data is not None:
+            self._data.tickets.revoke_peer(peer_id)
         self._publish(PeerLost(peer_id=peer_id, reason=reason))
         self._publish(PeerCountUpdated(count=len(self._db)))
         self._publish(RemoteGamesChanged(peer_id=peer_id, games=()))
@@ -419,7 +441,9 @@ class PeerNetwork:
             case PushLibraryDelta(delta=delta):
                 return self._apply_delta(peer_id, delta)
             case GetGame(game_id=game_id):
-                return await self._game_files(game_id)
+                return await self._game_manifest(game_id)
+            case GetTicket(game_id=game_id):
+                return await self._ticket(peer_id, game_id)
         raise LanspreadError(f"unhandled request {type(request).__name__}")
 
     async def on_disconnect(self, peer_id: str) -> None:
@@ -437,27 +461,33 @@ class PeerNetwork:
             self._publish_remote_games(outcome.record)
         return LibraryDeltaAck(revision=outcome.record.library.revision)
 
-    async def _game_files(self, game_id: str) -> Response:
+    def _serve_scope(self) -> ServeScope:
         local = self._local()
-        state = GateState(
-            catalog_ids=self._options.catalog.ids,
-            active_operations=frozenset(local.operations.snapshot()),
-        )
-        try:
-            files = await asyncio.to_thread(list_served_files, local.game_dir, game_id, state)
-        except ServeRefused as exc:
-            return ErrorResponse(code=ErrorCode(exc.code.value), message=str(exc))
-        summary = local.library.get(game_id)
-        return GameFiles(
-            game_id=game_id,
-            version=summary.version if summary is not None else None,
-            files=tuple(
-                FileDescription(
-                    relative_path=path, size=size, is_version_sentinel=path == "version.ini"
-                )
-                for path, size in files
+        return ServeScope(
+            game_dir=local.game_dir,
+            gate_state=GateState(
+                catalog_ids=self._options.catalog.ids,
+                active_operations=frozenset(local.operations.snapshot()),
             ),
         )
+
+    async def _game_manifest(self, game_id: str) -> Response:
+        refusal = await check_servable(self._serve_scope(), game_id)
+        if refusal is not None:
+            return refusal
+        manifest = None if self._hashing is None else await self._hashing.manifest_for(game_id)
+        if manifest is None:
+            return ErrorResponse(
+                code=ErrorCode.NOT_READY, message=f"{game_id} is still being hashed here"
+            )
+        return ManifestResponse(manifest=manifest)
+
+    async def _ticket(self, peer_id: str, game_id: str) -> Response:
+        if self._data is None:
+            return ErrorResponse(
+                code=ErrorCode.INTERNAL_PEER_ERROR, message="the data server is not running"
+            )
+        return await answer_ticket_request(self._data, peer_id, game_id, self._serve_scope())
 
     # -- shutdown ------------------------------------------------------------------
 

@@ -23,6 +23,8 @@ from typing import assert_never
 
 import msgspec
 
+from lanspread.core.library import LibraryDelta
+from lanspread.download.manifest_cache import HashingService, ManifestCache
 from lanspread.errors import ConfigError, LanspreadError
 from lanspread.runtime.commands import (
     AnyCommand,
@@ -71,6 +73,8 @@ class PeerRuntime:
         self._network: PeerNetwork | None = None
         self._jobs = JobRunner("operation")
         self._lifecycle: Lifecycle | None = None
+        self._manifests: ManifestCache | None = None
+        self._hashing: HashingService | None = None
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -86,10 +90,13 @@ class PeerRuntime:
             state_dir=state_dir,
             catalog=options.catalog,
             publish=self._bus.publish,
-            on_delta=network.push_library_delta,
+            on_delta=lambda delta: self._library_changed(network, delta),
             fallback_interval=options.fallback_scan_interval,
         )
         network.attach_library(local)
+        self._manifests = ManifestCache(state_dir)
+        self._hashing = HashingService(self._manifests, local)
+        network.attach_hashing(self._hashing)
         await asyncio.to_thread(recover_install_state, game_dir, options.catalog)
         await local.full_scan()
         self._local, self._network = local, network
@@ -120,6 +127,8 @@ class PeerRuntime:
             Service("local-monitor", local.run, Policy.BEST_EFFORT),
             Service("operations", self._jobs.run, Policy.REQUIRED),
         ]
+        if self._hashing is not None:
+            services.append(Service("hashing", self._hashing.run, Policy.RESTART, restart))
         if self._options.mdns:
             services.append(Service("discovery", network.run_discovery, Policy.RESTART, restart))
         supervisor = Supervisor(self._bus.publish, self.shutdown)
@@ -132,6 +141,11 @@ class PeerRuntime:
             finally:
                 self._bus.close()
                 self._stopped.set()
+
+    def _library_changed(self, network: PeerNetwork, delta: LibraryDelta) -> None:
+        network.push_library_delta(delta)
+        if self._hashing is not None:
+            self._hashing.library_changed()
 
     def shutdown(self) -> None:
         """Ask the runtime to stop; returns at once (see :meth:`wait_stopped`)."""
@@ -182,6 +196,19 @@ class PeerRuntime:
     @property
     def network(self) -> PeerNetwork:
         return self._require_started()[1]
+
+    @property
+    def manifest_cache(self) -> ManifestCache:
+        """Where the downloader stores the manifest of a game it completed."""
+        if self._manifests is None:
+            raise ConfigError("runtime not started")
+        return self._manifests
+
+    @property
+    def hashing(self) -> HashingService:
+        if self._hashing is None:
+            raise ConfigError("runtime not started")
+        return self._hashing
 
     @property
     def lifecycle(self) -> Lifecycle:
