@@ -1,0 +1,235 @@
+"""The UI state store: what the page needs beyond the runtime's snapshots.
+
+Theory of operation
+-------------------
+The runtime's game views and operation table are authoritative and are read fresh
+for every view. This store keeps only *overlays* derived from events, each one
+bounded in time by the snapshots:
+
+=================  =======================================  ==============================
+overlay            set by                                   dropped by
+=================  =======================================  ==============================
+download sample    ``DownloadBegin``, ``DownloadProgress``  a snapshot without
+                                                            ``downloading`` for the game
+install sample     ``InstallBegin``, ``InstallProgress``    a snapshot without
+                                                            ``installing``/``updating``
+paused percent     ``DownloadAllPeersGone`` (last percent)   a snapshot with any operation,
+                                                            the game downloaded,
+                                                            ``DownloadCancelled``,
+                                                            ``DownloadFinished``
+last error         ``*Failed`` events                       a snapshot showing a new
+                                                            operation, a new click,
+                                                            a ``*Finished`` event
+running            ``GameStarted``                          ``GameExited``, the runtime's
+                                                            set of running games
+pending click      :meth:`UiState.mark_pending`             the command's reply, a
+                                                            snapshot with an operation,
+                                                            a ``*Failed`` event
+=================  =======================================  ==============================
+
+Lifecycle events never change what a card *is*: they only feed overlays, and the
+view model draws an overlay only when the authoritative operation table agrees.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Set
+from dataclasses import dataclass
+
+from lanspread.runtime.events import (
+    ActiveOperationsChanged,
+    ChunkFinished,
+    DownloadAllPeersGone,
+    DownloadBegin,
+    DownloadCancelled,
+    DownloadFailed,
+    DownloadFinished,
+    DownloadProgress,
+    Event,
+    GameExited,
+    GameStarted,
+    InstallBegin,
+    InstallFailed,
+    InstallFinished,
+    InstallProgress,
+    LocalLibraryChanged,
+    RemoveFailed,
+    RemoveFinished,
+    ServiceRestarting,
+    SourceRejected,
+    UninstallFailed,
+    UninstallFinished,
+)
+from lanspread.web.viewmodel import DownloadSample, InstallSample, percent_of
+
+_FAILURE_PREFIX: Mapping[type[Event], str] = {
+    DownloadFailed: "Download failed",
+    InstallFailed: "Install failed",
+    UninstallFailed: "Uninstall failed",
+    RemoveFailed: "Removing files failed",
+}
+_INSTALL_OPERATIONS = frozenset({"installing", "updating"})
+
+# A failure reason comes from a peer or the disk; the card has room for a sentence.
+MAX_ERROR_LENGTH = 300
+
+
+@dataclass(frozen=True, slots=True)
+class GameOverlay:
+    download: DownloadSample | None = None
+    install: InstallSample | None = None
+    paused_percent: float | None = None
+    running: bool = False
+    last_error: str | None = None
+    pending: str | None = None
+
+
+_EMPTY = GameOverlay()
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= MAX_ERROR_LENGTH else text[: MAX_ERROR_LENGTH - 1] + "…"
+
+
+class UiState:
+    """Overlays per game id; every method returns True when the view may have changed."""
+
+    def __init__(self) -> None:
+        self._clear()
+
+    def _clear(self) -> None:
+        self._last_percent: dict[str, float] = {}
+        self._download: dict[str, DownloadSample] = {}
+        self._install: dict[str, InstallSample] = {}
+        self._paused: dict[str, float] = {}
+        self._errors: dict[str, str] = {}
+        self._running: dict[str, int] = {}
+        self._pending: dict[str, str] = {}
+        self._operations: dict[str, str] = {}
+
+    def overlay(self, game_id: str) -> GameOverlay:
+        if not any(
+            game_id in table
+            for table in (
+                self._download,
+                self._install,
+                self._paused,
+                self._errors,
+                self._running,
+                self._pending,
+            )
+        ):
+            return _EMPTY
+        return GameOverlay(
+            download=self._download.get(game_id),
+            install=self._install.get(game_id),
+            paused_percent=self._paused.get(game_id),
+            running=game_id in self._running,
+            last_error=self._errors.get(game_id),
+            pending=self._pending.get(game_id),
+        )
+
+    def reset(self) -> None:
+        """Forget everything: a new runtime starts from its own snapshots."""
+        self._clear()
+
+    # -- optimistic clicks -------------------------------------------------------------
+
+    def mark_pending(self, game_id: str, command: str) -> None:
+        """The page sent ``command`` for the game; a retry clears the last error."""
+        self._pending[game_id] = command
+        self._errors.pop(game_id, None)
+
+    def clear_pending(self, game_id: str, command: str) -> bool:
+        """The command was answered; only its own mark is cleared."""
+        if self._pending.get(game_id) != command:
+            return False
+        del self._pending[game_id]
+        return True
+
+    # -- snapshots -----------------------------------------------------------------------
+
+    def reconcile(
+        self, operations: Mapping[str, str | None], running: Set[str] | None = None
+    ) -> None:
+        """Apply an authoritative operation table (game id to kind or ``None``) and,
+        when known, the authoritative set of running games."""
+        if running is not None:
+            self._running = {game_id: self._running.get(game_id, 0) for game_id in sorted(running)}
+        active = {gid: kind for gid, kind in operations.items() if kind is not None}
+        for game_id in list(self._download):
+            if active.get(game_id) != "downloading":
+                del self._download[game_id]
+        for game_id in list(self._install):
+            if active.get(game_id) not in _INSTALL_OPERATIONS:
+                del self._install[game_id]
+        for game_id in active:
+            self._paused.pop(game_id, None)
+            self._pending.pop(game_id, None)
+            if game_id not in self._operations:
+                self._errors.pop(game_id, None)
+        self._operations = active
+
+    def _library_changed(self, downloaded: Iterable[str]) -> None:
+        for game_id in downloaded:
+            self._paused.pop(game_id, None)
+
+    # -- events ----------------------------------------------------------------------------
+
+    def apply(self, event: Event) -> bool:
+        """Feed one runtime event; True when the view may have changed."""
+        match event:
+            case ActiveOperationsChanged(operations=operations):
+                self.reconcile(operations)
+            case LocalLibraryChanged(games=games):
+                self._library_changed(game.id for game in games if game.downloaded)
+            case DownloadBegin(game=game, total_bytes=total, resumed_bytes=resumed):
+                self._download[game] = DownloadSample(resumed, total, 0.0, None)
+                self._last_percent[game] = percent_of(resumed, total)
+                self._paused.pop(game, None)
+            case DownloadProgress():
+                self._download[event.game] = DownloadSample(
+                    event.downloaded_bytes,
+                    event.total_bytes,
+                    event.bytes_per_second,
+                    event.eta_seconds,
+                )
+                self._last_percent[event.game] = percent_of(
+                    event.downloaded_bytes, event.total_bytes
+                )
+            case DownloadAllPeersGone(game=game):
+                self._pause(game)
+            case DownloadCancelled(game=game) | DownloadFinished(game=game):
+                self._paused.pop(game, None)
+                self._last_percent.pop(game, None)
+                self._errors.pop(game, None)
+            case InstallBegin(game=game):
+                self._install[game] = InstallSample(0, 0)
+            case InstallProgress(game=game, extracted_bytes=done, total_bytes=total):
+                self._install[game] = InstallSample(done, total)
+            case (
+                InstallFinished(game=game)
+                | UninstallFinished(game=game)
+                | RemoveFinished(game=game)
+            ):
+                self._errors.pop(game, None)
+                if isinstance(event, RemoveFinished):
+                    self._paused.pop(game, None)
+            case DownloadFailed() | InstallFailed() | UninstallFailed() | RemoveFailed():
+                prefix = _FAILURE_PREFIX[type(event)]
+                self._errors[event.game] = _clip(f"{prefix}: {event.reason}")
+                self._pending.pop(event.game, None)
+            case GameStarted(game=game, pid=pid):
+                self._running[game] = pid
+            case GameExited(game=game):
+                self._running.pop(game, None)
+            case ChunkFinished() | SourceRejected() | ServiceRestarting():
+                return False
+            case _:
+                pass
+        return True
+
+    def _pause(self, game_id: str) -> None:
+        """Every source left: remember how far the download got (the last sample survives
+        the operation's end, which the runtime publishes first)."""
+        self._paused[game_id] = self._last_percent.get(game_id, 0.0)

@@ -1,0 +1,684 @@
+"""The UI view model: facts in, everything the page draws out.
+
+Theory of operation
+-------------------
+The page is a thin renderer: it never decides what a card says. This module turns
+a :class:`ViewInput` (the catalog, the runtime's authoritative game views and
+operation table, and the overlays the UI state store keeps) into a
+:class:`ViewModel` of labels, action states and progress numbers, ready for JSON.
+No I/O and no clock: the same input always gives the same view.
+
+One card's primary action, first match wins:
+
+=========================  ======================================================
+fact                       action
+=========================  ======================================================
+operation ``downloading``  Downloading (fill: percent; detail: percent and speed)
+operation ``installing``   Installing (fill: percent once extraction reports it)
+operation ``updating``     Updating (likewise)
+operation ``uninstalling`` Uninstalling
+operation ``removing``     Removing files
+running                    Running
+pending download/update    Checking peers: the optimistic answer to a click only
+paused download            Resume (fill: the percentage already on disk)
+update available           Update
+installed                  Play (Installed when the catalog names no executable)
+downloaded                 Install
+a peer has it              Download
+otherwise                  Unavailable
+=========================  ======================================================
+
+Overlays never decide the state on their own. The operation table does: download
+progress is drawn only while the operation is ``downloading``, install progress
+only while it is ``installing`` or ``updating``, and a pending click only while no
+operation runs. So a missed lifecycle event can never leave a spinner behind: the
+next snapshot shows the truth.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import math
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import msgspec
+
+from lanspread.core.catalog import CatalogGame
+
+# -- facts in --------------------------------------------------------------------------
+
+
+class RuntimeState(enum.Enum):
+    STARTING = "starting"
+    RUNNING = "running"
+    FAILED = "failed"
+    STOPPED = "stopped"
+
+
+@dataclass(frozen=True, slots=True)
+class DownloadSample:
+    """The latest ``DownloadProgress`` of a game."""
+
+    downloaded_bytes: int
+    total_bytes: int
+    bytes_per_second: float
+    eta_seconds: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class InstallSample:
+    """The latest ``InstallProgress`` of a game."""
+
+    extracted_bytes: int
+    total_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class SourceFacts:
+    """One remote peer that reports a game."""
+
+    peer_id: str
+    name: str
+    addr: str
+    version: str | None
+    ready: bool
+    """Downloaded on that peer, so it can serve the files (``LocalOnly`` peers cannot)."""
+
+
+@dataclass(frozen=True, slots=True)
+class GameFacts:
+    """Everything known about one catalog game."""
+
+    game: CatalogGame
+    downloaded: bool = False
+    installed: bool = False
+    local_version: str | None = None
+    operation: str | None = None
+    """The operation table's kind for the game (authoritative), ``None`` when idle."""
+    peer_count: int = 0
+    latest_version: str | None = None
+    update_available: bool = False
+    sources: tuple[SourceFacts, ...] = ()
+    has_cover: bool = False
+    download: DownloadSample | None = None
+    install: InstallSample | None = None
+    paused_percent: float | None = None
+    """A resumable download's completed share (0-100), ``None`` when nothing is paused."""
+    running: bool = False
+    last_error: str | None = None
+    """Why the last operation on the game failed, until the next one starts."""
+    pending: str | None = None
+    """A download or update command sent from the page and not yet answered."""
+
+
+@dataclass(frozen=True, slots=True)
+class PeerFacts:
+    peer_id: str
+    name: str
+    addr: str
+    games: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SelfFacts:
+    name: str
+    peer_id: str
+    listen_addr: str
+    game_dir: str
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeFacts:
+    state: RuntimeState
+    component: str | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ViewInput:
+    games: tuple[GameFacts, ...]
+    runtime: RuntimeFacts
+    peers: tuple[PeerFacts, ...] = ()
+    me: SelfFacts | None = None
+    setup_needed: bool = False
+    """No settings saved yet: the page shows the first-run screen."""
+    setup_game_dir: str = ""
+    setup_name: str = ""
+
+
+# -- view out --------------------------------------------------------------------------
+
+
+class ActionKind(enum.Enum):
+    DOWNLOAD = "download"
+    CHECKING = "checking"
+    DOWNLOADING = "downloading"
+    PAUSED = "paused"
+    INSTALL = "install"
+    INSTALLING = "installing"
+    UPDATING = "updating"
+    UNINSTALLING = "uninstalling"
+    REMOVING = "removing"
+    PLAY = "play"
+    RUNNING = "running"
+    UPDATE = "update"
+    INSTALLED = "installed"
+    UNAVAILABLE = "unavailable"
+
+
+class Action(msgspec.Struct, frozen=True):
+    kind: str
+    label: str
+    command: str | None
+    """The command the button sends (``{"cmd": command, "game": id}``); ``None``: a state."""
+    busy: bool
+    percent: float | None = None
+    """Fill of the button, 0-100."""
+    detail: str | None = None
+    """Second text on the button: percent and speed, or the paused share."""
+
+
+class ProgressView(msgspec.Struct, frozen=True):
+    kind: str
+    """``download`` or ``install``."""
+    percent: float
+    percent_label: str
+    done_label: str
+    speed_label: str | None
+    eta_label: str | None
+    can_cancel: bool
+
+
+class SecondaryAction(msgspec.Struct, frozen=True):
+    id: str
+    label: str
+    command: str | None
+    """A runtime command, or ``None`` for ``view-files`` (a local UI action)."""
+    danger: bool = False
+    confirm: str | None = None
+    """When set, the page asks this question before sending the command."""
+
+
+class StatusView(msgspec.Struct, frozen=True):
+    label: str
+    tone: str
+    """``ok``, ``info``, ``warn``, ``busy``, ``error`` or ``muted``: the pill's colour."""
+
+
+class Artwork(msgspec.Struct, frozen=True):
+    cover_url: str | None
+    color_a: str
+    color_b: str
+    angle: int
+    pattern: int
+    monogram: str
+
+
+class SourceView(msgspec.Struct, frozen=True):
+    name: str
+    addr: str
+    version_label: str
+    ready: bool
+
+
+class CardView(msgspec.Struct, frozen=True):
+    id: str
+    name: str
+    genre: str
+    description: str
+    size_label: str
+    players_label: str
+    peer_count: int
+    peers_label: str
+    version_label: str
+    art: Artwork
+    status: StatusView
+    action: Action
+    progress: ProgressView | None
+    error: str | None
+    actions: tuple[SecondaryAction, ...]
+    sources: tuple[SourceView, ...]
+    installed: bool
+    downloadable: bool
+    update: bool
+    search: str
+    """Lower-case text the search box matches against."""
+
+
+class PeerView(msgspec.Struct, frozen=True):
+    peer_id: str
+    name: str
+    addr: str
+    initials: str
+    color: str
+    games: tuple[str, ...]
+    """Catalog names of the peer's games."""
+    games_label: str
+
+
+class SelfView(msgspec.Struct, frozen=True):
+    name: str
+    peer_id: str
+    listen_addr: str
+    game_dir: str
+
+
+class RuntimeView(msgspec.Struct, frozen=True):
+    state: str
+    message: str | None
+    can_restart: bool
+
+
+class SetupView(msgspec.Struct, frozen=True):
+    needed: bool
+    game_dir: str
+    display_name: str
+
+
+class FilterCounts(msgspec.Struct, frozen=True):
+    all: int
+    installed: int
+    downloadable: int
+    updates: int
+
+
+class ViewModel(msgspec.Struct, frozen=True):
+    games: tuple[CardView, ...]
+    peers: tuple[PeerView, ...]
+    me: SelfView | None
+    runtime: RuntimeView
+    setup: SetupView
+    counts: FilterCounts
+
+
+# -- labels ----------------------------------------------------------------------------
+
+_BYTE_UNITS = ("KB", "MB", "GB", "TB", "PB")
+_SECONDS_PER_MINUTE = 60
+_SECONDS_PER_HOUR = 3600
+# Beyond this an ETA is noise (a stalled or crawling link): say so instead of a number.
+MAX_ETA_HOURS = 99
+
+
+def format_bytes(count: int) -> str:
+    """Decimal units with at most three significant digits: ``"2.1 GB"``, ``"480 MB"``."""
+    if count < 1000:
+        return f"{max(count, 0)} B"
+    value = float(count)
+    for unit in _BYTE_UNITS:
+        value /= 1000
+        if value < 999.5 or unit == _BYTE_UNITS[-1]:
+            break
+    return f"{value:.1f} {unit}" if value < 99.95 else f"{value:.0f} {unit}"
+
+
+def format_speed(bytes_per_second: float) -> str:
+    """``"12.5 MB/s"``; a negative or non-finite speed reads as zero."""
+    if not math.isfinite(bytes_per_second) or bytes_per_second < 0:
+        bytes_per_second = 0.0
+    return f"{format_bytes(round(bytes_per_second))}/s"
+
+
+def format_eta(seconds: float | None) -> str | None:
+    """``"42s"``, ``"3m 05s"``, ``"1h 12m"``; ``None`` when unknown."""
+    if seconds is None or not math.isfinite(seconds) or seconds < 0:
+        return None
+    whole = math.ceil(seconds)
+    if whole >= MAX_ETA_HOURS * _SECONDS_PER_HOUR:
+        return f"more than {MAX_ETA_HOURS}h"
+    if whole < _SECONDS_PER_MINUTE:
+        return f"{whole}s"
+    if whole < _SECONDS_PER_HOUR:
+        minutes, rest = divmod(whole, _SECONDS_PER_MINUTE)
+        return f"{minutes}m {rest:02d}s"
+    hours, rest = divmod(whole, _SECONDS_PER_HOUR)
+    return f"{hours}h {rest // _SECONDS_PER_MINUTE:02d}m"
+
+
+def percent_of(done: int, total: int) -> float:
+    """Share of ``total`` done, clamped to 0-100 (0 for an empty total)."""
+    if total <= 0:
+        return 0.0
+    return min(max(done / total * 100.0, 0.0), 100.0)
+
+
+def format_percent(percent: float) -> str:
+    """Whole percent, rounded down: a bar never says 100% before it is done."""
+    return f"{math.floor(min(max(percent, 0.0), 100.0))}%"
+
+
+def count_label(count: int, one: str, many: str) -> str:
+    return f"{count} {one if count == 1 else many}"
+
+
+# -- artwork ---------------------------------------------------------------------------
+
+_STOP_WORDS = frozenset({"a", "an", "and", "of", "the", "to"})
+_WORD_RE = re.compile(r"[^\W_]+", re.UNICODE)
+ARTWORK_PATTERNS = 4
+
+
+def monogram(name: str) -> str:
+    """Up to two capitals for artwork and avatars: ``"Age of Empires II"`` gives ``"AE"``."""
+    words: list[str] = _WORD_RE.findall(name)
+    significant = [word for word in words if word.lower() not in _STOP_WORDS] or words
+    if not significant:
+        return "?"
+    if len(significant) == 1:
+        return significant[0][:2].upper()
+    return (significant[0][0] + significant[1][0]).upper()
+
+
+def _digest(key: str) -> bytes:
+    return hashlib.blake2b(key.encode("utf-8"), digest_size=8).digest()
+
+
+def artwork(game_id: str, name: str, cover_url: str | None) -> Artwork:
+    """A deterministic two-colour gradient and monogram derived from the game id."""
+    digest = _digest(game_id)
+    hue = int.from_bytes(digest[0:2], "big") % 360
+    shift = 35 + digest[2] % 60
+    return Artwork(
+        cover_url=cover_url,
+        color_a=f"hsl({hue} 70% 42%)",
+        color_b=f"hsl({(hue + shift) % 360} 75% 18%)",
+        angle=115 + digest[3] % 110,
+        pattern=digest[4] % ARTWORK_PATTERNS,
+        monogram=monogram(name),
+    )
+
+
+def avatar_color(peer_id: str) -> str:
+    return f"hsl({int.from_bytes(_digest(peer_id)[0:2], 'big') % 360} 60% 45%)"
+
+
+# -- cards -----------------------------------------------------------------------------
+
+_BUSY_OPERATIONS = {
+    "installing": (ActionKind.INSTALLING, "Installing"),
+    "updating": (ActionKind.UPDATING, "Updating"),
+    "uninstalling": (ActionKind.UNINSTALLING, "Uninstalling"),
+    "removing": (ActionKind.REMOVING, "Removing files"),
+}
+_OPTIMISTIC_COMMANDS = frozenset({"download", "update"})
+
+
+def download_percent(facts: GameFacts) -> float | None:
+    """Download progress, drawn only while the operation table says ``downloading``."""
+    if facts.operation != "downloading" or facts.download is None:
+        return None
+    return percent_of(facts.download.downloaded_bytes, facts.download.total_bytes)
+
+
+def install_percent(facts: GameFacts) -> float | None:
+    """Extraction progress, drawn only while the game installs or updates."""
+    if facts.operation not in {"installing", "updating"} or facts.install is None:
+        return None
+    return percent_of(facts.install.extracted_bytes, facts.install.total_bytes)
+
+
+def primary_action(facts: GameFacts) -> Action:
+    """The card's one button; see the table in the module docstring."""
+    operation = facts.operation
+    if operation == "downloading":
+        return _downloading_action(facts)
+    if operation in _BUSY_OPERATIONS:
+        kind, label = _BUSY_OPERATIONS[operation]
+        percent = install_percent(facts)
+        detail = format_percent(percent) if percent is not None else None
+        return Action(kind.value, label, None, busy=True, percent=percent, detail=detail)
+    if operation is not None:
+        return Action(ActionKind.CHECKING.value, operation.capitalize(), None, busy=True)
+    if facts.running:
+        return Action(ActionKind.RUNNING.value, "Running", None, busy=False)
+    if facts.pending in _OPTIMISTIC_COMMANDS:
+        return Action(ActionKind.CHECKING.value, "Checking peers", None, busy=True)
+    if facts.paused_percent is not None:
+        percent = min(max(facts.paused_percent, 0.0), 100.0)
+        detail = f"Paused at {format_percent(percent)}"
+        return Action(ActionKind.PAUSED.value, "Resume", "download", False, percent, detail)
+    return _idle_action(facts)
+
+
+def _downloading_action(facts: GameFacts) -> Action:
+    percent = download_percent(facts)
+    if percent is None or facts.download is None:
+        return Action(ActionKind.DOWNLOADING.value, "Downloading", None, busy=True, percent=0.0)
+    speed = format_speed(facts.download.bytes_per_second)
+    detail = f"{format_percent(percent)} · {speed}"
+    return Action(ActionKind.DOWNLOADING.value, "Downloading", None, True, percent, detail)
+
+
+def _idle_action(facts: GameFacts) -> Action:
+    if facts.update_available:
+        return Action(ActionKind.UPDATE.value, "Update", "update", busy=False)
+    if facts.installed:
+        if facts.game.executable is None:
+            return Action(ActionKind.INSTALLED.value, "Installed", None, busy=False)
+        return Action(ActionKind.PLAY.value, "Play", "play", busy=False)
+    if facts.downloaded:
+        return Action(ActionKind.INSTALL.value, "Install", "install", busy=False)
+    if facts.peer_count > 0:
+        return Action(ActionKind.DOWNLOAD.value, "Download", "download", busy=False)
+    return Action(ActionKind.UNAVAILABLE.value, "Unavailable", None, busy=False)
+
+
+def status_of(facts: GameFacts, action: Action) -> StatusView:
+    """The pill on the artwork: where the game stands, in one or two words."""
+    if action.busy:
+        return StatusView(action.label, "busy")
+    if facts.running:
+        return StatusView("Running", "ok")
+    if facts.paused_percent is not None:
+        return StatusView("Paused", "warn")
+    if facts.last_error is not None:
+        return StatusView("Failed", "error")
+    if facts.update_available:
+        return StatusView("Update available", "info")
+    if facts.installed:
+        return StatusView("Installed", "ok")
+    if facts.downloaded:
+        return StatusView("Ready to install", "info")
+    if facts.peer_count > 0:
+        return StatusView("Available", "muted")
+    return StatusView("No peer has it", "muted")
+
+
+def progress_of(facts: GameFacts) -> ProgressView | None:
+    """The detail view's progress panel: bytes, speed, ETA and percent."""
+    download = facts.download
+    percent = download_percent(facts)
+    if percent is not None and download is not None:
+        return ProgressView(
+            kind="download",
+            percent=percent,
+            percent_label=format_percent(percent),
+            done_label=(
+                f"{format_bytes(download.downloaded_bytes)} of {format_bytes(download.total_bytes)}"
+            ),
+            speed_label=format_speed(download.bytes_per_second),
+            eta_label=format_eta(download.eta_seconds),
+            can_cancel=True,
+        )
+    install = facts.install
+    percent = install_percent(facts)
+    if percent is not None and install is not None:
+        return ProgressView(
+            kind="install",
+            percent=percent,
+            percent_label=format_percent(percent),
+            done_label=(
+                f"{format_bytes(install.extracted_bytes)} of {format_bytes(install.total_bytes)}"
+            ),
+            speed_label=None,
+            eta_label=None,
+            can_cancel=False,
+        )
+    return None
+
+
+def secondary_actions(facts: GameFacts, primary: Action) -> tuple[SecondaryAction, ...]:
+    """The detail view's extra actions; the primary command is never repeated."""
+    actions: list[SecondaryAction] = []
+    idle = facts.operation is None and facts.pending is None
+    if facts.operation == "downloading":
+        actions.append(SecondaryAction("cancel", "Cancel download", "cancel", danger=True))
+    if idle and not facts.running:
+        if facts.installed and facts.game.executable is not None:
+            actions.append(SecondaryAction("play", "Play", "play"))
+        if facts.downloaded and not facts.installed:
+            actions.append(SecondaryAction("install", "Install", "install"))
+        if facts.installed:
+            actions.append(
+                SecondaryAction(
+                    "uninstall",
+                    "Uninstall",
+                    "uninstall",
+                    danger=True,
+                    confirm=(
+                        f"Uninstall {facts.game.name}? The downloaded files stay, "
+                        "so you can install it again without downloading."
+                    ),
+                )
+            )
+        if facts.downloaded and not facts.installed:
+            actions.append(
+                SecondaryAction(
+                    "remove",
+                    "Remove files",
+                    "remove",
+                    danger=True,
+                    confirm=(
+                        f"Remove the downloaded files of {facts.game.name}? Getting them "
+                        f"back means downloading {format_bytes(facts.game.size_bytes)} "
+                        "from peers again, which can take a long time."
+                    ),
+                )
+            )
+    if idle and facts.paused_percent is not None:
+        actions.append(
+            SecondaryAction(
+                "discard",
+                "Discard download",
+                "cancel",
+                danger=True,
+                confirm=f"Discard the paused download of {facts.game.name}?",
+            )
+        )
+    if facts.downloaded or facts.installed or facts.paused_percent is not None:
+        actions.append(SecondaryAction("view-files", "View files", None))
+    return tuple(
+        action for action in actions if action.command is None or action.command != primary.command
+    )
+
+
+def _version_label(facts: GameFacts) -> str:
+    if facts.local_version and facts.update_available and facts.latest_version:
+        return f"v{facts.local_version} → v{facts.latest_version}"
+    if facts.local_version:
+        return f"v{facts.local_version}"
+    if facts.latest_version:
+        return f"v{facts.latest_version} on the network"
+    return "version unknown"
+
+
+def _source_view(source: SourceFacts) -> SourceView:
+    version = f"v{source.version}" if source.version else "version unknown"
+    if not source.ready:
+        version += " · installed only"
+    return SourceView(name=source.name, addr=source.addr, version_label=version, ready=source.ready)
+
+
+def card(facts: GameFacts) -> CardView:
+    game = facts.game
+    action = primary_action(facts)
+    downloadable = not facts.downloaded and not facts.installed and facts.peer_count > 0
+    sources = sorted(facts.sources, key=lambda source: (not source.ready, source.name.lower()))
+    return CardView(
+        id=game.id,
+        name=game.name,
+        genre=game.genre,
+        description=game.description,
+        size_label=format_bytes(game.size_bytes),
+        players_label=f"Up to {count_label(game.max_players, 'player', 'players')}",
+        peer_count=facts.peer_count,
+        peers_label=count_label(facts.peer_count, "peer", "peers")
+        if facts.peer_count
+        else "No peers",
+        version_label=_version_label(facts),
+        art=artwork(game.id, game.name, f"/api/covers/{game.id}" if facts.has_cover else None),
+        status=status_of(facts, action),
+        action=action,
+        progress=progress_of(facts),
+        error=facts.last_error,
+        actions=secondary_actions(facts, action),
+        sources=tuple(_source_view(source) for source in sources),
+        installed=facts.installed,
+        downloadable=downloadable,
+        update=facts.update_available,
+        search=f"{game.name} {game.genre} {game.id}".lower(),
+    )
+
+
+# -- the whole view --------------------------------------------------------------------
+
+
+def _peer_view(peer: PeerFacts, names: dict[str, str]) -> PeerView:
+    games = tuple(sorted((names.get(gid, gid) for gid in peer.games), key=str.lower))
+    return PeerView(
+        peer_id=peer.peer_id,
+        name=peer.name,
+        addr=peer.addr,
+        initials=monogram(peer.name),
+        color=avatar_color(peer.peer_id),
+        games=games,
+        games_label=count_label(len(games), "game", "games") if games else "No games yet",
+    )
+
+
+def _runtime_view(runtime: RuntimeFacts) -> RuntimeView:
+    if runtime.state is RuntimeState.FAILED:
+        where = f" ({runtime.component})" if runtime.component else ""
+        message = f"The lanspread peer stopped{where}: {runtime.error or 'unknown error'}"
+        return RuntimeView(state=runtime.state.value, message=message, can_restart=True)
+    if runtime.state is RuntimeState.STARTING:
+        return RuntimeView(state=runtime.state.value, message="Starting…", can_restart=False)
+    if runtime.state is RuntimeState.STOPPED:
+        return RuntimeView(
+            state=runtime.state.value, message="The lanspread peer stopped.", can_restart=True
+        )
+    return RuntimeView(state=runtime.state.value, message=None, can_restart=False)
+
+
+def _counts(cards: Iterable[CardView]) -> FilterCounts:
+    cards = tuple(cards)
+    return FilterCounts(
+        all=len(cards),
+        installed=sum(card.installed for card in cards),
+        downloadable=sum(card.downloadable for card in cards),
+        updates=sum(card.update for card in cards),
+    )
+
+
+def build_view(facts: ViewInput) -> ViewModel:
+    cards = tuple(card(game) for game in sorted(facts.games, key=lambda g: g.game.name.lower()))
+    names = {game.game.id: game.game.name for game in facts.games}
+    peers = tuple(
+        _peer_view(peer, names) for peer in sorted(facts.peers, key=lambda p: p.name.lower())
+    )
+    me = facts.me
+    return ViewModel(
+        games=cards,
+        peers=peers,
+        me=SelfView(me.name, me.peer_id, me.listen_addr, me.game_dir) if me else None,
+        runtime=_runtime_view(facts.runtime),
+        setup=SetupView(
+            needed=facts.setup_needed,
+            game_dir=facts.setup_game_dir,
+            display_name=facts.setup_name,
+        ),
+        counts=_counts(cards),
+    )

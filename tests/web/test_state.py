@@ -1,0 +1,222 @@
+"""The UI state store: overlays from events, always bounded by authoritative snapshots."""
+
+from __future__ import annotations
+
+from lanspread.core.library import Availability, GameSummary
+from lanspread.runtime.events import (
+    ActiveOperationsChanged,
+    ChunkFinished,
+    DownloadAllPeersGone,
+    DownloadBegin,
+    DownloadCancelled,
+    DownloadFailed,
+    DownloadFinished,
+    DownloadProgress,
+    GameExited,
+    GameStarted,
+    InstallBegin,
+    InstallFailed,
+    InstallFinished,
+    InstallProgress,
+    LocalLibraryChanged,
+    PeerDiscovered,
+    RemoveFailed,
+    RemoveFinished,
+    UninstallFailed,
+)
+from lanspread.web.state import MAX_ERROR_LENGTH, GameOverlay, UiState
+from lanspread.web.viewmodel import DownloadSample, InstallSample
+
+
+def progress(done: int, total: int = 1000, speed: float = 50.0) -> DownloadProgress:
+    return DownloadProgress(
+        game="quake3",
+        downloaded_bytes=done,
+        total_bytes=total,
+        bytes_per_second=speed,
+        eta_seconds=(total - done) / speed,
+    )
+
+
+def downloading(store: UiState, game: str = "quake3") -> None:
+    store.apply(ActiveOperationsChanged(operations={game: "downloading"}))
+
+
+def test_progress_overlay_follows_events_while_downloading() -> None:
+    """DownloadBegin seeds the sample with resumed bytes; progress replaces it."""
+    store = UiState()
+    downloading(store)
+    store.apply(
+        DownloadBegin(
+            game="quake3", version="1.0", total_bytes=1000, sources=("p1",), resumed_bytes=200
+        )
+    )
+    assert store.overlay("quake3").download == DownloadSample(200, 1000, 0.0, None)
+    store.apply(progress(500))
+    assert store.overlay("quake3").download == DownloadSample(500, 1000, 50.0, 10.0)
+
+
+def test_snapshot_without_download_drops_progress() -> None:
+    """Progress is kept only while the snapshot says downloading."""
+    store = UiState()
+    downloading(store)
+    store.apply(progress(500))
+    store.apply(ActiveOperationsChanged(operations={}))
+    assert store.overlay("quake3") == GameOverlay()
+
+
+def test_reconcile_drops_install_progress_when_idle() -> None:
+    """Install progress survives while installing or updating, and not after."""
+    store = UiState()
+    store.apply(ActiveOperationsChanged(operations={"quake3": "installing"}))
+    store.apply(InstallBegin(game="quake3", update=False))
+    store.apply(InstallProgress(game="quake3", extracted_bytes=5, total_bytes=10))
+    store.reconcile({"quake3": "updating"})
+    assert store.overlay("quake3").install == InstallSample(5, 10)
+    store.reconcile({"quake3": None})
+    assert store.overlay("quake3").install is None
+
+
+def test_failure_sets_error_until_next_operation() -> None:
+    """A *Failed event sets the error line; a snapshot showing a new operation clears it."""
+    store = UiState()
+    store.apply(DownloadFailed(game="quake3", reason="every peer left"))
+    assert store.overlay("quake3").last_error == "Download failed: every peer left"
+    store.reconcile({})
+    assert store.overlay("quake3").last_error == "Download failed: every peer left"
+    store.reconcile({"quake3": "downloading"})
+    assert store.overlay("quake3").last_error is None
+
+
+def test_error_stays_while_same_operation_continues() -> None:
+    """An operation already running when the failure arrived does not clear it again."""
+    store = UiState()
+    store.reconcile({"quake3": "installing"})
+    store.apply(InstallFailed(game="quake3", reason="disk full"))
+    store.reconcile({"quake3": "installing"})
+    assert store.overlay("quake3").last_error == "Install failed: disk full"
+
+
+def test_every_failure_kind_has_its_prefix() -> None:
+    """Uninstall and remove failures are named too; a finished event clears the error."""
+    store = UiState()
+    store.apply(UninstallFailed(game="a", reason="busy"))
+    store.apply(RemoveFailed(game="b", reason="denied"))
+    assert store.overlay("a").last_error == "Uninstall failed: busy"
+    assert store.overlay("b").last_error == "Removing files failed: denied"
+    store.apply(InstallFinished(game="a"))
+    store.apply(RemoveFinished(game="b"))
+    assert store.overlay("a").last_error is None
+    assert store.overlay("b").last_error is None
+
+
+def test_long_failure_reason_is_clipped() -> None:
+    """A peer-supplied reason cannot flood the card."""
+    store = UiState()
+    store.apply(DownloadFailed(game="quake3", reason="x" * 5000))
+    error = store.overlay("quake3").last_error
+    assert error is not None
+    assert len(error) == MAX_ERROR_LENGTH
+    assert error.endswith("…")
+
+
+def test_pending_click_until_reply_or_snapshot() -> None:
+    """A click is pending until its reply, or until a snapshot shows the real operation."""
+    store = UiState()
+    store.apply(DownloadFailed(game="quake3", reason="no peers"))
+    store.mark_pending("quake3", "download")
+    assert store.overlay("quake3").pending == "download"
+    assert store.overlay("quake3").last_error is None
+    assert not store.clear_pending("quake3", "update")
+    assert store.clear_pending("quake3", "download")
+    assert store.overlay("quake3").pending is None
+
+    store.mark_pending("quake3", "download")
+    store.reconcile({"quake3": "downloading"})
+    assert store.overlay("quake3").pending is None
+    assert not store.clear_pending("quake3", "download")
+
+
+def test_failure_event_resolves_pending() -> None:
+    """A failure for the game ends its optimistic state at once."""
+    store = UiState()
+    store.mark_pending("quake3", "download")
+    store.apply(DownloadFailed(game="quake3", reason="no peer has it"))
+    assert store.overlay("quake3").pending is None
+
+
+def test_all_peers_gone_pauses_at_last_percent() -> None:
+    """Every source leaving pauses the game at its last percent, even after the op ended."""
+    store = UiState()
+    downloading(store)
+    store.apply(progress(430))
+    store.apply(ActiveOperationsChanged(operations={}))
+    store.apply(DownloadAllPeersGone(game="quake3"))
+    assert store.overlay("quake3").paused_percent == 43.0
+
+
+def test_pause_without_any_sample_is_zero() -> None:
+    """A pause before any progress reads 0%."""
+    store = UiState()
+    store.apply(DownloadAllPeersGone(game="quake3"))
+    assert store.overlay("quake3").paused_percent == 0.0
+
+
+def test_paused_cleared_by_resume_cancel_finish_remove_or_downloaded() -> None:
+    """A pause ends when the download resumes, is cancelled or finished, or files appear."""
+    for ending in (
+        ActiveOperationsChanged(operations={"quake3": "downloading"}),
+        DownloadCancelled(game="quake3"),
+        DownloadFinished(game="quake3", version="1.0"),
+        RemoveFinished(game="quake3"),
+        LocalLibraryChanged(
+            revision=3,
+            games=(
+                GameSummary(
+                    id="quake3",
+                    availability=Availability.READY,
+                    version="1.0",
+                    installed=False,
+                    size_bytes=1,
+                ),
+            ),
+        ),
+    ):
+        store = UiState()
+        store.apply(DownloadAllPeersGone(game="quake3"))
+        store.apply(ending)
+        assert store.overlay("quake3").paused_percent is None, ending
+
+
+def test_running_from_events_and_authoritative_set() -> None:
+    """GameStarted/GameExited track the running game; the runtime's set overrides them."""
+    store = UiState()
+    store.apply(GameStarted(game="quake3", pid=42))
+    assert store.overlay("quake3").running
+    store.apply(GameExited(game="quake3", returncode=0))
+    assert not store.overlay("quake3").running
+
+    store.apply(GameStarted(game="quake3", pid=42))
+    store.reconcile({}, running=frozenset())
+    assert not store.overlay("quake3").running, "a missed GameExited must not stick"
+    store.reconcile({}, running=frozenset({"cs16"}))
+    assert store.overlay("cs16").running
+
+
+def test_noise_events_do_not_redraw() -> None:
+    """Per-chunk events change nothing the page shows; other events ask for a redraw."""
+    store = UiState()
+    chunk = ChunkFinished(game="quake3", path="a.eti", offset=0, length=1, peer_id="p")
+    assert store.apply(chunk) is False
+    assert store.apply(PeerDiscovered(peer_id="p", name="bob", addr="10.0.0.2:1")) is True
+
+
+def test_reset_forgets_everything() -> None:
+    """A new runtime starts from a clean store."""
+    store = UiState()
+    store.apply(DownloadFailed(game="quake3", reason="x"))
+    store.mark_pending("cs16", "download")
+    store.apply(GameStarted(game="aoe2", pid=1))
+    store.reset()
+    for game in ("quake3", "cs16", "aoe2"):
+        assert store.overlay(game) == GameOverlay()

@@ -1,0 +1,466 @@
+"""The view model: every action state, its transitions, labels and artwork."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+import msgspec
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from lanspread.core.catalog import CatalogGame
+from lanspread.web.viewmodel import (
+    Action,
+    DownloadSample,
+    GameFacts,
+    InstallSample,
+    PeerFacts,
+    RuntimeFacts,
+    RuntimeState,
+    SelfFacts,
+    SourceFacts,
+    ViewInput,
+    artwork,
+    build_view,
+    card,
+    format_bytes,
+    format_eta,
+    format_percent,
+    format_speed,
+    monogram,
+    percent_of,
+    primary_action,
+)
+
+QUAKE = CatalogGame(
+    id="quake3",
+    name="Quake III Arena",
+    description="Fast arena shooter.",
+    size_bytes=480_000_000,
+    genre="Shooter",
+    max_players=16,
+    executable="quake3.exe",
+)
+HALFWAY = DownloadSample(
+    downloaded_bytes=240_000_000,
+    total_bytes=480_000_000,
+    bytes_per_second=12_500_000.0,
+    eta_seconds=19.2,
+)
+
+
+def facts(**changes: object) -> GameFacts:
+    return dataclasses.replace(GameFacts(game=QUAKE, peer_count=2), **changes)  # type: ignore[arg-type]
+
+
+def kinds(game: GameFacts) -> tuple[str, str, str | None, bool]:
+    action = primary_action(game)
+    return action.kind, action.label, action.command, action.busy
+
+
+# -- the action table ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("game", "expected"),
+    [
+        (facts(), ("download", "Download", "download", False)),
+        (facts(peer_count=0), ("unavailable", "Unavailable", None, False)),
+        (facts(pending="download"), ("checking", "Checking peers", None, True)),
+        (facts(pending="update"), ("checking", "Checking peers", None, True)),
+        (facts(operation="downloading"), ("downloading", "Downloading", None, True)),
+        (facts(downloaded=True), ("install", "Install", "install", False)),
+        (
+            facts(downloaded=True, operation="installing"),
+            ("installing", "Installing", None, True),
+        ),
+        (facts(downloaded=True, installed=True), ("play", "Play", "play", False)),
+        (facts(downloaded=True, installed=True, running=True), ("running", "Running", None, False)),
+        (
+            facts(downloaded=True, installed=True, update_available=True),
+            ("update", "Update", "update", False),
+        ),
+        (facts(installed=True, operation="updating"), ("updating", "Updating", None, True)),
+        (
+            facts(installed=True, operation="uninstalling"),
+            ("uninstalling", "Uninstalling", None, True),
+        ),
+        (facts(downloaded=True, operation="removing"), ("removing", "Removing files", None, True)),
+        (facts(paused_percent=43.0), ("paused", "Resume", "download", False)),
+        (
+            facts(installed=True, game=dataclasses.replace(QUAKE, executable=None)),
+            ("installed", "Installed", None, False),
+        ),
+        (facts(installed=True), ("play", "Play", "play", False)),
+    ],
+    ids=lambda value: value if isinstance(value, str) else None,
+)
+def test_primary_action_table(game: GameFacts, expected: tuple[str, str, str | None, bool]) -> None:
+    """Each fact combination maps to exactly the action the module's table names."""
+    assert kinds(game) == expected
+
+
+def test_downloading_fill_shows_percent_and_speed() -> None:
+    """A downloading card fills to the percent and reads percent plus the current speed."""
+    action = primary_action(facts(operation="downloading", download=HALFWAY))
+    assert action == Action(
+        kind="downloading",
+        label="Downloading",
+        command=None,
+        busy=True,
+        percent=50.0,
+        detail="50% · 12.5 MB/s",
+    )
+
+
+def test_progress_is_kept_only_while_downloading() -> None:
+    """A download sample is drawn only while the operation table says downloading."""
+    stale = facts(downloaded=True, operation=None, download=HALFWAY)
+    assert primary_action(stale).kind == "install"
+    assert card(stale).progress is None
+    installing = facts(downloaded=True, operation="installing", download=HALFWAY)
+    assert primary_action(installing).percent is None
+    assert card(installing).progress is None
+
+
+def test_stale_operation_is_cleared_by_the_snapshot() -> None:
+    """When the snapshot no longer lists an operation, no spinner remains, whatever the overlays."""
+    finished = facts(
+        downloaded=True,
+        installed=True,
+        operation=None,
+        download=HALFWAY,
+        install=InstallSample(10, 20),
+    )
+    view = card(finished)
+    assert view.action.kind == "play"
+    assert not view.action.busy
+    assert view.progress is None
+    assert view.status.tone == "ok"
+
+
+def test_checking_peers_is_only_optimistic() -> None:
+    """A pending click yields to a real operation, and disappears once nothing is pending."""
+    assert kinds(facts(pending="download", operation="downloading"))[0] == "downloading"
+    assert kinds(facts(pending="download", operation="downloading", download=HALFWAY))[0] == (
+        "downloading"
+    )
+    assert kinds(facts(pending=None))[0] == "download"
+    assert kinds(facts(pending="install", downloaded=True))[0] == "install"
+
+
+def test_paused_shows_resume_with_percentage() -> None:
+    """A paused download offers Resume, fills to its share and says where it stopped."""
+    action = primary_action(facts(paused_percent=43.7))
+    assert (action.label, action.detail, action.percent) == ("Resume", "Paused at 43%", 43.7)
+    assert card(facts(paused_percent=43.7)).status.label == "Paused"
+    assert primary_action(facts(paused_percent=43.7, operation="downloading")).kind == (
+        "downloading"
+    )
+
+
+def test_paused_percentage_is_clamped() -> None:
+    """A journal reporting more than 100% (or less than 0) still draws a sane button."""
+    assert primary_action(facts(paused_percent=140.0)).percent == 100.0
+    assert primary_action(facts(paused_percent=-3.0)).detail == "Paused at 0%"
+
+
+def test_running_game_blocks_other_actions() -> None:
+    """While a game runs, the card says Running and the detail offers no uninstall."""
+    view = card(facts(downloaded=True, installed=True, running=True))
+    assert view.action.kind == "running"
+    assert view.status.label == "Running"
+    assert [action.id for action in view.actions] == ["view-files"]
+
+
+def test_error_line_and_status() -> None:
+    """A failed last operation shows its reason on the card and a Failed pill."""
+    view = card(facts(last_error="Download failed: every peer left"))
+    assert view.error == "Download failed: every peer left"
+    assert view.status.label == "Failed"
+    assert view.status.tone == "error"
+    assert view.action.kind == "download"
+
+
+def test_update_available() -> None:
+    """An installed game with a newer version on the network offers Update, and Play aside."""
+    game = facts(
+        downloaded=True,
+        installed=True,
+        local_version="1.0",
+        latest_version="1.2",
+        update_available=True,
+    )
+    view = card(game)
+    assert view.action.command == "update"
+    assert view.version_label == "v1.0 → v1.2"
+    assert view.status.label == "Update available"
+    assert view.update
+    assert [action.id for action in view.actions] == ["play", "uninstall", "view-files"]
+
+
+def test_install_progress_shows_percent_without_speed() -> None:
+    """Extraction progress fills the button and the panel, with no speed or cancel."""
+    view = card(facts(downloaded=True, operation="installing", install=InstallSample(300, 1200)))
+    assert view.action.percent == 25.0
+    assert view.action.detail == "25%"
+    assert view.progress is not None
+    assert (view.progress.kind, view.progress.speed_label, view.progress.can_cancel) == (
+        "install",
+        None,
+        False,
+    )
+
+
+# -- the detail view -------------------------------------------------------------------------
+
+
+def test_detail_progress_has_bytes_speed_eta_percent_and_cancel() -> None:
+    """The detail progress panel carries every number the player wants, and Cancel."""
+    view = card(facts(operation="downloading", download=HALFWAY))
+    assert view.progress is not None
+    assert msgspec.structs.asdict(view.progress) == {
+        "kind": "download",
+        "percent": 50.0,
+        "percent_label": "50%",
+        "done_label": "240 MB of 480 MB",
+        "speed_label": "12.5 MB/s",
+        "eta_label": "20s",
+        "can_cancel": True,
+    }
+    assert [action.id for action in view.actions] == ["cancel"]
+
+
+def test_remove_files_asks_with_a_warning() -> None:
+    """Remove files is offered for a downloaded, uninstalled game behind a warning."""
+    view = card(facts(downloaded=True))
+    remove = next(action for action in view.actions if action.id == "remove")
+    assert remove.danger
+    assert remove.confirm == (
+        "Remove the downloaded files of Quake III Arena? Getting them back means "
+        "downloading 480 MB from peers again, which can take a long time."
+    )
+    assert [action.id for action in view.actions] == ["remove", "view-files"]
+
+
+def test_uninstall_keeps_downloaded_files() -> None:
+    """Uninstall is offered for an installed game, and says the files stay."""
+    view = card(facts(downloaded=True, installed=True))
+    uninstall = next(action for action in view.actions if action.id == "uninstall")
+    assert uninstall.command == "uninstall"
+    assert uninstall.confirm is not None
+    assert "downloaded files stay" in uninstall.confirm
+    assert "remove" not in [action.id for action in view.actions]
+
+
+def test_paused_download_can_be_discarded() -> None:
+    """A paused download can be resumed (primary) or discarded, and its files viewed."""
+    view = card(facts(paused_percent=20.0))
+    assert [action.id for action in view.actions] == ["discard", "view-files"]
+
+
+def test_no_files_no_view_files() -> None:
+    """A game with nothing on disk offers no View files."""
+    assert card(facts()).actions == ()
+
+
+def test_sources_list_ready_peers_first() -> None:
+    """Per-peer sources show name, address and version; installed-only peers come last."""
+    game = facts(
+        sources=(
+            SourceFacts("p2", "zed", "10.0.0.2:7000", None, ready=False),
+            SourceFacts("p1", "Bob", "10.0.0.3:7000", "1.2", ready=True),
+        )
+    )
+    sources = card(game).sources
+    assert [(s.name, s.addr, s.version_label, s.ready) for s in sources] == [
+        ("Bob", "10.0.0.3:7000", "v1.2", True),
+        ("zed", "10.0.0.2:7000", "version unknown · installed only", False),
+    ]
+
+
+def test_card_labels() -> None:
+    """Size, players, peers and search text are ready to print."""
+    view = card(facts(peer_count=1))
+    assert (view.size_label, view.players_label, view.peers_label) == (
+        "480 MB",
+        "Up to 16 players",
+        "1 peer",
+    )
+    assert card(facts(peer_count=0)).peers_label == "No peers"
+    assert view.search == "quake iii arena shooter quake3"
+    assert view.art.cover_url is None
+    assert card(facts(has_cover=True)).art.cover_url == "/api/covers/quake3"
+
+
+# -- labels -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("count", "text"),
+    [
+        (0, "0 B"),
+        (999, "999 B"),
+        (1000, "1.0 KB"),
+        (12_500_000, "12.5 MB"),
+        (480_000_000, "480 MB"),
+        (999_499, "999 KB"),
+        (999_950, "1.0 MB"),
+        (2_100_000_000, "2.1 GB"),
+        (11_500_000_000, "11.5 GB"),
+        (3 * 10**18, "3000 PB"),
+    ],
+)
+def test_format_bytes(count: int, text: str) -> None:
+    """Sizes read in decimal units with at most three significant digits."""
+    assert format_bytes(count) == text
+
+
+@given(st.integers(min_value=0, max_value=10**17))
+def test_format_bytes_never_shows_four_digits(count: int) -> None:
+    """Below a petabyte the number part is always under 1000 and parses as a number."""
+    number, unit = format_bytes(count).split(" ")
+    assert float(number) < 1000
+    assert unit in {"B", "KB", "MB", "GB", "TB", "PB"}
+
+
+@pytest.mark.parametrize(
+    ("speed", "text"),
+    [
+        (12_500_000.0, "12.5 MB/s"),
+        (0.0, "0 B/s"),
+        (-5.0, "0 B/s"),
+        (float("nan"), "0 B/s"),
+        (850.4, "850 B/s"),
+        (1_234_567_890.0, "1.2 GB/s"),
+    ],
+)
+def test_format_speed(speed: float, text: str) -> None:
+    """The speed label reads like "12.5 MB/s"; nonsense reads as zero."""
+    assert format_speed(speed) == text
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (None, None),
+        (float("inf"), None),
+        (-1.0, None),
+        (0.0, "0s"),
+        (0.2, "1s"),
+        (42.0, "42s"),
+        (59.5, "1m 00s"),
+        (185.0, "3m 05s"),
+        (3600.0, "1h 00m"),
+        (4320.0, "1h 12m"),
+        (99 * 3600.0, "more than 99h"),
+    ],
+)
+def test_format_eta(seconds: float | None, text: str | None) -> None:
+    """ETA rounds up to whole seconds and switches units at a minute and an hour."""
+    assert format_eta(seconds) == text
+
+
+def test_percent_helpers() -> None:
+    """Percent is clamped, empty totals read as zero and labels round down."""
+    assert percent_of(5, 0) == 0.0
+    assert percent_of(15, 10) == 100.0
+    assert percent_of(-1, 10) == 0.0
+    assert format_percent(99.99) == "99%"
+    assert format_percent(100.0) == "100%"
+
+
+# -- artwork -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "letters"),
+    [
+        ("Age of Empires II", "AE"),
+        ("Quake III Arena", "QI"),
+        ("OpenTTD", "OP"),
+        ("The Settlers", "SE"),
+        ("Battlefield: Bad Company 2", "BB"),
+        ("!!!", "?"),
+        ("The", "TH"),
+    ],
+)
+def test_monogram(name: str, letters: str) -> None:
+    """Monograms take the first letters of the significant words."""
+    assert monogram(name) == letters
+
+
+def test_artwork_is_deterministic_and_varies_by_id() -> None:
+    """The same id always draws the same art; different ids draw different colours."""
+    first = artwork("quake3", "Quake III Arena", None)
+    assert first == artwork("quake3", "Quake III Arena", None)
+    assert first.color_a != artwork("cs16", "Counter-Strike", None).color_a
+    assert re.fullmatch(r"hsl\(\d{1,3} 70% 42%\)", first.color_a)
+    assert 115 <= first.angle < 225
+    assert 0 <= first.pattern < 4
+
+
+# -- the whole view ----------------------------------------------------------------------------
+
+
+def test_build_view_counts_sorts_and_names_peer_games() -> None:
+    """The view sorts cards by name, counts the filters and names each peer's games."""
+    aoe = dataclasses.replace(QUAKE, id="aoe2", name="Age of Empires II", executable=None)
+    view = build_view(
+        ViewInput(
+            games=(
+                facts(downloaded=True, installed=True, update_available=True),
+                GameFacts(game=aoe, peer_count=1),
+            ),
+            runtime=RuntimeFacts(RuntimeState.RUNNING),
+            peers=(PeerFacts("p1", "bob", "10.0.0.3:7000", ("quake3", "aoe2")),),
+            me=SelfFacts("alice", "p0", "0.0.0.0:7000", "/games"),
+        )
+    )
+    assert [game.id for game in view.games] == ["aoe2", "quake3"]
+    assert msgspec.structs.asdict(view.counts) == {
+        "all": 2,
+        "installed": 1,
+        "downloadable": 1,
+        "updates": 1,
+    }
+    assert view.peers[0].games == ("Age of Empires II", "Quake III Arena")
+    assert view.peers[0].games_label == "2 games"
+    assert view.peers[0].initials == "BO"
+    assert view.runtime.message is None
+    assert view.me is not None
+    assert view.me.name == "alice"
+    assert msgspec.json.decode(msgspec.json.encode(view))["games"][0]["action"]["kind"] == (
+        "download"
+    )
+
+
+def test_runtime_failure_banner() -> None:
+    """A failed runtime yields a message naming the component and a restart offer."""
+    view = build_view(
+        ViewInput(games=(), runtime=RuntimeFacts(RuntimeState.FAILED, "server", "port in use"))
+    )
+    assert view.runtime.message == "The lanspread peer stopped (server): port in use"
+    assert view.runtime.can_restart
+    starting = build_view(ViewInput(games=(), runtime=RuntimeFacts(RuntimeState.STARTING)))
+    assert not starting.runtime.can_restart
+
+
+def test_setup_screen_facts_pass_through() -> None:
+    """The first-run screen gets the suggested folder and name."""
+    view = build_view(
+        ViewInput(
+            games=(),
+            runtime=RuntimeFacts(RuntimeState.RUNNING),
+            setup_needed=True,
+            setup_game_dir="/home/me/games",
+            setup_name="me",
+        )
+    )
+    assert (view.setup.needed, view.setup.game_dir, view.setup.display_name) == (
+        True,
+        "/home/me/games",
+        "me",
+    )
