@@ -11,7 +11,6 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import blake3
-import pytest
 
 from lanspread.core.manifest import (
     MIN_CHUNK_SIZE,
@@ -107,6 +106,8 @@ def mounted_tmpfs(size: str) -> Iterator[Path]:
         check=False,
     )
     if done.returncode != 0:
+        import pytest  # here, so the crash-test child never pays for importing pytest
+
         mount_point.rmdir()
         reason = (
             f"cannot mount a {size} tmpfs for the disk-full tests (they need root): "
