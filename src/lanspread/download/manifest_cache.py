@@ -364,9 +364,14 @@ class HashingService:
         log.info("hashing %s", game_id)
         began = self._clock()
         should_stop = _Throttle(stop, self._max_rate, self._clock, self._sleep)
-        manifest = hash_game_payload(
-            game_dir / game_id, game_id, version, self._cache.chunk_size, should_stop
-        )
+        try:
+            manifest = hash_game_payload(
+                game_dir / game_id, game_id, version, self._cache.chunk_size, should_stop
+            )
+        except StorageError:
+            if self._cache.fingerprint(game_dir, game_id) != fingerprint:
+                return False  # a file changed under the reader (it shrank): not a defect
+            raise
         if not self._cache.store(game_dir, manifest, fingerprint=fingerprint):
             return False
         log.info(
