@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -650,3 +651,43 @@ def test_rename_and_unlink_synced(tmp_path: Path) -> None:
     assert str(caught.value) == (
         f"cannot rename {tmp_path / 'a'} to {tmp_path / 'b'}: No such file or directory"
     )
+
+
+# --- the tmpfs helper itself --------------------------------------------------------------------
+
+
+def test_an_unmountable_tmpfs_fails_in_ci_with_the_reason(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under CI=true the disk-full tests never skip: a failed mount fails them, saying why."""
+
+    def refuse(args: list[str], **kwargs: object) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.CompletedProcess(args, 32, b"", b"mount: permission denied")
+
+    monkeypatch.setattr(subprocess, "run", refuse)
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception) as caught, mounted_tmpfs("4m"):
+        pass
+    assert str(caught.value) == (
+        "cannot mount a 4m tmpfs for the disk-full tests (they need root): mount: permission denied"
+    )
+
+
+def test_a_resume_prepare_syncs_nothing_and_a_fresh_one_syncs_what_it_changed(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fresh: every new file and every folder that gained an entry is synced; resume: nothing."""
+    manifest = build_manifest(game_files())
+    synced: list[str] = []
+    real = os.fsync
+
+    def spy(fd: int) -> None:
+        synced.append(str(Path(f"/proc/self/fd/{fd}").readlink()))
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", spy)
+    prepare_game_storage(root, manifest, margin=0)
+    sized = {str(root / file.path) for file in manifest.files if file.size and not file.is_sentinel}
+    folders = {str(root.parent), str(root), str(root / "maps"), str(root / "maps/extra")}
+    assert set(synced) == sized | folders
+    synced.clear()
+    prepare_game_storage(root, manifest, margin=0)
+    assert synced == []

@@ -19,8 +19,9 @@ bytes, in two phases:
    create or open each payload file but the sentinel, set it to its final size
    (``ftruncate``, keeping the bytes it already holds) and reserve its blocks
    (``posix_fallocate`` where the platform has it), so a full disk shows up
-   now and not mid-transfer. Files and folders are synced so the layout itself
-   survives a crash. A failure here (another program filled the disk in the
+   now and not mid-transfer. Files whose size or allocation changed and
+   folders that gained or lost an entry are synced, so the layout survives a
+   power loss; preparing an already prepared root (a resume) syncs nothing. A failure here (another program filled the disk in the
    meantime) raises :class:`StorageError` and leaves a partly prepared root that
    the cancel path (:mod:`lanspread.download.sentinel` rollback, then
    :func:`lanspread.install.sweep.discard_download`) or the next prepare settles;
@@ -134,11 +135,16 @@ def prepare_game_storage(
     _check_free_space(root, files, survey, margin)
     if not root_exists:
         _make_root(root)
+    changed_folders: set[Path] = set()
     for relative in survey.stale:
         remove_entry(root / relative)
+        changed_folders.add((root / relative).parent)
     for file in files:
         _allocate(root, file)
-    _sync_folders(root, files)
+        if file.path not in survey.allocated:
+            changed_folders.update(_folders_down_to(root, file.path))
+    for folder in sorted(changed_folders):
+        _sync(folder)
 
 
 def _require_root_or_absent(root: Path) -> bool:
@@ -263,13 +269,21 @@ def _make_root(root: Path) -> None:
 
 
 def _allocate(root: Path, file: FileManifest) -> None:
+    """Size and reserve one payload file; sync it only if that changed anything.
+
+    A resumed download's files are already prepared, so a resume costs no sync;
+    a resized file is synced so a power loss cannot bring back an old length.
+    """
     fd = _open_payload(root, file.path, _WRITE_FLAGS | os.O_CREAT, create_dirs=True)
     where = root / file.path
     try:
-        if os.fstat(fd).st_size != file.size:
+        before = os.fstat(fd)
+        if before.st_size != file.size:
             os.ftruncate(fd, file.size)
         _reserve(fd, file.size)
-        os.fsync(fd)
+        after = os.fstat(fd)
+        if (after.st_size, _blocks_of(after)) != (before.st_size, _blocks_of(before)):
+            os.fsync(fd)
     except OSError as exc:
         if exc.errno in _DISK_FULL_ERRNOS:
             raise DiskFull(f"disk full while allocating {where}: {exc.strerror}") from exc
@@ -290,10 +304,12 @@ def _reserve(fd: int, size: int) -> None:
             raise
 
 
-def _sync_folders(root: Path, files: Sequence[FileManifest]) -> None:
-    folders = {root} | {(root / file.path).parent for file in files}
-    for folder in sorted(folders):
-        _sync(folder)
+def _folders_down_to(root: Path, relative: str) -> list[Path]:
+    """The root and every folder on the way to ``relative``: where a new entry may appear."""
+    folders = [root]
+    for part in relative.split("/")[:-1]:
+        folders.append(folders[-1] / part)
+    return folders
 
 
 def _sync(folder: Path) -> None:
