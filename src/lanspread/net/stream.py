@@ -41,6 +41,8 @@ class FramedStream:
         self._decoder = FrameDecoder()
         self._ready: collections.deque[Message] = collections.deque()
         self._send_lock = asyncio.Lock()
+        self._close_started = False
+        self._close_done = asyncio.Event()
         peer = writer.get_extra_info("peername")
         self.remote_host: str = str(peer[0]) if peer else "?"
         self.remote_port: int = int(peer[1]) if peer else 0
@@ -99,9 +101,19 @@ class FramedStream:
         return self._ready.popleft()
 
     async def close(self) -> None:
-        """Close gracefully (TLS close_notify, FIN); abort after :data:`CLOSE_TIMEOUT`."""
-        self._writer.close()
+        """Close gracefully (TLS close_notify, FIN); abort after :data:`CLOSE_TIMEOUT`.
+
+        Only the first call waits on the transport; later or concurrent calls wait for
+        it to finish. ``wait_closed`` awaits the protocol's one close future, and a
+        timed-out wait cancels that future: a second wait on it would raise a
+        ``CancelledError`` nobody asked for into the caller.
+        """
+        if self._close_started:
+            await self._close_done.wait()
+            return
+        self._close_started = True
         try:
+            self._writer.close()
             async with asyncio.timeout(CLOSE_TIMEOUT):
                 await self._writer.wait_closed()
         except (OSError, ssl.SSLError, TimeoutError) as exc:
@@ -110,6 +122,8 @@ class FramedStream:
         except BaseException:
             self._writer.transport.abort()
             raise
+        finally:
+            self._close_done.set()
 
     def abort(self) -> None:
         self._writer.transport.abort()
