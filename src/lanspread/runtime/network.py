@@ -127,6 +127,10 @@ class PeerNetwork:
         self._push_locks: dict[str, asyncio.Lock] = {}
         self._sent_revision: dict[str, int] = {}
         self._handshaking: set[str] = set()
+        # The latest mDNS advertisement of every peer still advertised: a peer dropped
+        # after a timeout (a cut link) is dialled again from it until it answers or
+        # its advertisement goes away; zeroconf reports an unchanged instance only once.
+        self._advertised: dict[str, DiscoveredPeer] = {}
 
     @classmethod
     async def create(
@@ -246,7 +250,7 @@ class PeerNetwork:
             protocol_version=PROTOCOL_VERSION,
             interfaces=list(interfaces) if interfaces is not None else None,
         )
-        await discovery.run(self._on_discovered)
+        await discovery.run(self._on_discovered, self._on_gone)
 
     async def run_liveness(self) -> None:
         """The ``liveness`` service: ping every peer, drop the silent ones."""
@@ -257,12 +261,16 @@ class PeerNetwork:
                 self._spawn(functools.partial(self._ping, record.peer_id))
             for peer_id in self._db.expired(loop.time(), self._options.peer_timeout):
                 await self._drop(peer_id, "timeout")
+            for found in list(self._advertised.values()):
+                if found.peer_id not in self._db:
+                    self._on_discovered(found)
 
     # -- discovery and handshakes -----------------------------------------
 
     def _on_discovered(self, found: DiscoveredPeer) -> None:
         if found.peer_id == self.peer_id:
             return
+        self._advertised[found.peer_id] = found
         if found.peer_id in self._db:
             if self._db.update_address(found.peer_id, (found.host, found.port)):
                 log.info("peer %s moved to %s", found.peer_id, format_addr(found.host, found.port))
@@ -272,6 +280,9 @@ class PeerNetwork:
             return
         self._handshaking.add(found.peer_id)
         self._spawn(functools.partial(self._first_contact, found))
+
+    def _on_gone(self, peer_id: str) -> None:
+        self._advertised.pop(peer_id, None)
 
     async def _first_contact(self, found: DiscoveredPeer) -> None:
         try:
@@ -416,7 +427,9 @@ class PeerNetwork:
         self._publish(PeerCountUpdated(count=len(self._db)))
         self._publish(RemoteGamesChanged(peer_id=peer_id, games=()))
         if connection is not None:
-            await connection.close()
+            # A job, not awaited: closing a link to a silent peer waits out the TLS
+            # close timeout, which would hold up dropping the next silent peer.
+            self._spawn(connection.close)
 
     # -- the server's handler ----------------------------------------------------
 
