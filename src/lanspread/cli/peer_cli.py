@@ -292,4 +292,8 @@ def main(args: argparse.Namespace) -> int:
     except LanspreadError as exc:
         writer.write(ErrorEvent(id=None, code=error_code(exc), message=str(exc)))
         return 2
-    return asyncio.run(run_peer_cli(options, sys.stdin.buffer, sys.stdout.buffer))
+    # The stdin thread may still be blocked in a read when we exit. It reads through
+    # a private reader on fd 0, never closed: had it locked sys.stdin's own buffer,
+    # interpreter shutdown would abort on that lock ("could not acquire lock").
+    stdin = open(sys.stdin.fileno(), "rb", closefd=False)  # noqa: SIM115
+    return asyncio.run(run_peer_cli(options, stdin, sys.stdout.buffer))
