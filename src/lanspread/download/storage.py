@@ -21,11 +21,12 @@ bytes, in two phases:
    (``posix_fallocate`` where the platform has it), so a full disk shows up
    now and not mid-transfer. Files whose size or allocation changed and
    folders that gained or lost an entry are synced, so the layout survives a
-   power loss; preparing an already prepared root (a resume) syncs nothing. A failure here (another program filled the disk in the
-   meantime) raises :class:`StorageError` and leaves a partly prepared root that
-   the cancel path (:mod:`lanspread.download.sentinel` rollback, then
-   :func:`lanspread.install.sweep.discard_download`) or the next prepare settles;
-   it never changes a byte inside a file's final size.
+   power loss; preparing an already prepared root (a resume) syncs nothing.
+   A failure here (another program filled the disk in the meantime) raises
+   :class:`StorageError` and leaves a partly prepared root that the cancel path
+   (:mod:`lanspread.download.sentinel` rollback, then
+   :func:`lanspread.install.sweep.discard_download`) or the next prepare
+   settles; it never changes a byte a file already held within its final size.
 
 :func:`open_for_writing` and :func:`open_for_reading` reach a payload file by
 walking its path one component at a time from the root's descriptor, each step
