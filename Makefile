@@ -8,8 +8,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # Debian packages the app and its tests use: libarchive (archive extraction),
-# iproute2 (network-namespace peers in the multi-host tests).
-SYSTEM_PACKAGES := libarchive13 iproute2
+# iproute2 (network-namespace peers in the multi-host tests), chromium (the
+# browser tests drive the web UI in it through Playwright).
+SYSTEM_PACKAGES := libarchive13 iproute2 chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run test system-deps venv lint typecheck unit bench clean

@@ -419,7 +419,7 @@ def test_build_view_counts_sorts_and_names_peer_games() -> None:
             me=SelfFacts("alice", "p0", "0.0.0.0:7000", "/games"),
         )
     )
-    assert [game.id for game in view.games] == ["aoe2", "quake3"]
+    assert [game.id for game in view.games] == ["quake3", "aoe2"]
     assert msgspec.structs.asdict(view.counts) == {
         "all": 2,
         "installed": 1,
@@ -432,9 +432,32 @@ def test_build_view_counts_sorts_and_names_peer_games() -> None:
     assert view.runtime.message is None
     assert view.me is not None
     assert view.me.name == "alice"
-    assert msgspec.json.decode(msgspec.json.encode(view))["games"][0]["action"]["kind"] == (
+    assert msgspec.json.decode(msgspec.json.encode(view))["games"][1]["action"]["kind"] == (
         "download"
     )
+
+
+def test_cards_sort_by_shelf_then_name() -> None:
+    """Games on disk come first, then games peers offer, then the rest, each by name."""
+
+    def named(name: str, **changes: object) -> GameFacts:
+        game = dataclasses.replace(QUAKE, id=name.lower(), name=name)
+        return dataclasses.replace(GameFacts(game=game), **changes)  # type: ignore[arg-type]
+
+    view = build_view(
+        ViewInput(
+            games=(
+                named("Zeta", installed=True),
+                named("Alpha"),
+                named("Mid", peer_count=1),
+                named("Beta", paused_percent=3.0),
+                named("Busy", operation="downloading"),
+                named("Gamma", downloaded=True),
+            ),
+            runtime=RuntimeFacts(RuntimeState.RUNNING),
+        )
+    )
+    assert [game.name for game in view.games] == ["Beta", "Gamma", "Zeta", "Busy", "Mid", "Alpha"]
 
 
 def test_runtime_failure_banner() -> None:

@@ -1,4 +1,10 @@
-"""The ``lanspread`` command: the desktop app, and its ``peer-cli`` sibling."""
+"""The ``lanspread`` command: the desktop app, and its ``peer-cli`` sibling.
+
+``lanspread`` starts the peer and its web UI on 127.0.0.1 and opens the UI in the
+browser with the per-run access link (``--no-browser`` only prints the link, for
+headless hosts). The display name and game directory come from the command line,
+else from the saved settings, else from defaults the first-run screen offers.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +14,13 @@ import contextlib
 import logging
 import signal
 import sys
+import webbrowser
 from pathlib import Path
 
 from lanspread import __version__
 from lanspread.cli import peer_cli
 from lanspread.cli.paths import default_game_dir, default_state_dir
-from lanspread.errors import LanspreadError
+from lanspread.errors import ConfigError, LanspreadError
 from lanspread.runtime.events import (
     Event,
     LocalReady,
@@ -22,8 +29,10 @@ from lanspread.runtime.events import (
     RuntimeFailed,
 )
 from lanspread.runtime.options import RuntimeOptions, default_display_name
-from lanspread.runtime.runtime import PeerRuntime
 from lanspread.storage.catalog_file import load_catalog
+from lanspread.storage.settings import SettingsStore
+from lanspread.web.server import WebUI, describe
+from lanspread.web.viewmodel import RuntimeState
 
 log = logging.getLogger("lanspread")
 
@@ -44,6 +53,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--name", default=None, help="display name other players see")
     parser.add_argument("--listen", default="0.0.0.0:0", help="HOST:PORT of the peer listener")
     parser.add_argument("--log-level", default="INFO", help="log level (default INFO)")
+    parser.add_argument(
+        "--ui-port", type=int, default=0, help="port of the local web UI (default: any free one)"
+    )
+    parser.add_argument(
+        "--no-browser",
+        action="store_true",
+        help="do not open the browser; print the UI link instead (headless hosts)",
+    )
     sub = parser.add_subparsers(dest="command")
     cli = sub.add_parser("peer-cli", help="headless peer driven by JSON Lines on stdin/stdout")
     peer_cli.add_arguments(cli)
@@ -61,15 +78,29 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         host, port = peer_cli.parse_listen(args.listen)
+        if not 0 <= args.ui_port <= 65535:
+            raise ConfigError(f"--ui-port {args.ui_port}: expected 0-65535")
+        state_dir = args.state_dir or default_state_dir()
+        settings = SettingsStore(state_dir)
+        saved = settings.load_or_default()
         options = RuntimeOptions(
-            game_dir=args.game_dir or default_game_dir(),
-            state_dir=args.state_dir or default_state_dir(),
+            game_dir=args.game_dir or _saved_path(saved.game_dir) or default_game_dir(),
+            state_dir=state_dir,
             catalog=load_catalog(args.catalog),
-            name=args.name or default_display_name(),
+            name=args.name or saved.display_name or default_display_name(),
             listen_host=host,
             listen_port=port,
         )
-        return asyncio.run(run_app(options))
+        setup_needed = not saved.complete and not (args.game_dir and args.name)
+        return asyncio.run(
+            run_app(
+                options,
+                settings,
+                setup_needed=setup_needed,
+                ui_port=args.ui_port,
+                open_browser=not args.no_browser,
+            )
+        )
     except LanspreadError as exc:
         print(f"lanspread: {exc}", file=sys.stderr)
         return 2
@@ -77,20 +108,32 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-async def run_app(options: RuntimeOptions) -> int:
-    runtime = PeerRuntime(options)
-    events = runtime.subscribe()
-    await runtime.start()
+def _saved_path(value: str | None) -> Path | None:
+    return Path(value) if value else None
+
+
+async def run_app(
+    options: RuntimeOptions,
+    settings: SettingsStore,
+    *,
+    setup_needed: bool,
+    ui_port: int,
+    open_browser: bool,
+) -> int:
+    ui = WebUI(options, settings, setup_needed=setup_needed, on_event=report)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):  # Windows has no loop signal handlers
-            loop.add_signal_handler(sig, runtime.shutdown)
-    failed = False
-    async for event in events:
-        report(event)
-        failed = failed or isinstance(event, RuntimeFailed)
-    await runtime.wait_stopped()
-    return 1 if failed else 0
+            loop.add_signal_handler(sig, ui.stop)
+
+    async def ready(url: str) -> None:
+        print(f"lanspread is running; open {url}", file=sys.stderr, flush=True)
+        if open_browser and not await asyncio.to_thread(webbrowser.open, url):
+            log.warning("no browser could be started; open the link above yourself")
+
+    ended = await ui.serve(port=ui_port, on_ready=ready)
+    log.info("lanspread stopped: %s", describe(ended))
+    return 1 if ended.state is RuntimeState.FAILED else 0
 
 
 def report(event: Event) -> None:

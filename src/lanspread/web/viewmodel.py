@@ -205,7 +205,7 @@ class SecondaryAction(msgspec.Struct, frozen=True):
 class StatusView(msgspec.Struct, frozen=True):
     label: str
     tone: str
-    """``ok``, ``info``, ``warn``, ``busy``, ``error`` or ``muted``: the pill's colour."""
+    """``ok``, ``info``, ``warn``, ``busy``, ``error``, ``muted``; ``none``: no pill drawn."""
 
 
 class Artwork(msgspec.Struct, frozen=True):
@@ -220,6 +220,8 @@ class Artwork(msgspec.Struct, frozen=True):
 class SourceView(msgspec.Struct, frozen=True):
     name: str
     addr: str
+    initials: str
+    color: str
     version_label: str
     ready: bool
 
@@ -230,6 +232,7 @@ class CardView(msgspec.Struct, frozen=True):
     genre: str
     description: str
     size_label: str
+    max_players: int
     players_label: str
     peer_count: int
     peers_label: str
@@ -483,8 +486,8 @@ def status_of(facts: GameFacts, action: Action) -> StatusView:
     if facts.downloaded:
         return StatusView("Ready to install", "info")
     if facts.peer_count > 0:
-        return StatusView("Available", "muted")
-    return StatusView("No peer has it", "muted")
+        return StatusView("On the network", "muted")
+    return StatusView("Not on the network", "none")
 
 
 def progress_of(facts: GameFacts) -> ProgressView | None:
@@ -581,7 +584,7 @@ def _version_label(facts: GameFacts) -> str:
     if facts.local_version:
         return f"v{facts.local_version}"
     if facts.latest_version:
-        return f"v{facts.latest_version} on the network"
+        return f"v{facts.latest_version} available"
     return "version unknown"
 
 
@@ -589,7 +592,14 @@ def _source_view(source: SourceFacts) -> SourceView:
     version = f"v{source.version}" if source.version else "version unknown"
     if not source.ready:
         version += " · installed only"
-    return SourceView(name=source.name, addr=source.addr, version_label=version, ready=source.ready)
+    return SourceView(
+        name=source.name,
+        addr=source.addr,
+        initials=monogram(source.name),
+        color=avatar_color(source.peer_id),
+        version_label=version,
+        ready=source.ready,
+    )
 
 
 def card(facts: GameFacts) -> CardView:
@@ -603,6 +613,7 @@ def card(facts: GameFacts) -> CardView:
         genre=game.genre,
         description=game.description,
         size_label=format_bytes(game.size_bytes),
+        max_players=game.max_players,
         players_label=f"Up to {count_label(game.max_players, 'player', 'players')}",
         peer_count=facts.peer_count,
         peers_label=count_label(facts.peer_count, "peer", "peers")
@@ -663,8 +674,22 @@ def _counts(cards: Iterable[CardView]) -> FilterCounts:
     )
 
 
+def shelf(facts: GameFacts) -> int:
+    """Where a card sorts: games on this machine, then games peers offer, then the rest.
+
+    A click never moves a card (a download stays on its shelf until it is done), so
+    the grid only reshuffles when a game arrives on disk or a peer comes or goes.
+    """
+    if facts.downloaded or facts.installed or facts.paused_percent is not None:
+        return 0
+    if facts.peer_count > 0 or facts.operation is not None:
+        return 1
+    return 2
+
+
 def build_view(facts: ViewInput) -> ViewModel:
-    cards = tuple(card(game) for game in sorted(facts.games, key=lambda g: g.game.name.lower()))
+    ordered = sorted(facts.games, key=lambda g: (shelf(g), g.game.name.lower()))
+    cards = tuple(card(game) for game in ordered)
     names = {game.game.id: game.game.name for game in facts.games}
     peers = tuple(
         _peer_view(peer, names) for peer in sorted(facts.peers, key=lambda p: p.name.lower())

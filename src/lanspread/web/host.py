@@ -1,0 +1,271 @@
+"""The runtime behind the UI: started, watched and restarted in process.
+
+:class:`RuntimeHost` owns one :class:`PeerRuntime` at a time. It feeds every event
+to the :class:`UiState` store and tells the UI to redraw. When a required service
+fails, the runtime stops and the host waits in the ``failed`` state (the UI shows
+a banner) until :meth:`RuntimeHost.restart` starts a new runtime with the same
+options. A runtime that stops cleanly (a shutdown command or :meth:`stop`) ends
+:meth:`RuntimeHost.run`.
+
+:meth:`RuntimeHost.view_input` joins the runtime's authoritative views with the
+store's overlays into the view model's input.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from collections.abc import Callable
+
+from lanspread.core.library import Availability
+from lanspread.errors import ConfigError, LanspreadError, OperationInProgress
+from lanspread.runtime.events import Event, RuntimeFailed
+from lanspread.runtime.network import format_addr
+from lanspread.runtime.options import RuntimeOptions
+from lanspread.runtime.replies import GameView
+from lanspread.runtime.runtime import PeerRuntime
+from lanspread.web.state import GameOverlay, UiState
+from lanspread.web.viewmodel import (
+    GameFacts,
+    PeerFacts,
+    RuntimeFacts,
+    RuntimeState,
+    SelfFacts,
+    SourceFacts,
+    ViewInput,
+)
+
+log = logging.getLogger(__name__)
+
+RuntimeFactory = Callable[[RuntimeOptions], PeerRuntime]
+
+
+class RuntimeUnavailable(LanspreadError):
+    """The runtime is starting, failed or stopped; commands wait for a restart."""
+
+
+class RuntimeHost:
+    def __init__(
+        self,
+        options: RuntimeOptions,
+        store: UiState,
+        on_change: Callable[[], None],
+        *,
+        factory: RuntimeFactory = PeerRuntime,
+        on_event: Callable[[Event], None] | None = None,
+    ) -> None:
+        self.options = options
+        self._on_event = on_event
+        self._store = store
+        self._on_change = on_change
+        self._factory = factory
+        self._runtime: PeerRuntime | None = None
+        self._state = RuntimeFacts(RuntimeState.STARTING)
+        self._wake = asyncio.Event()
+        self._restart_requested = False
+        self._stop_requested = False
+
+    # -- state -------------------------------------------------------------------------
+
+    @property
+    def state(self) -> RuntimeFacts:
+        return self._state
+
+    @property
+    def runtime(self) -> PeerRuntime:
+        """The running runtime; :class:`RuntimeUnavailable` otherwise."""
+        if self._runtime is None or self._state.state is not RuntimeState.RUNNING:
+            raise RuntimeUnavailable(f"the lanspread peer is {self._state.state.value}")
+        return self._runtime
+
+    def _set_state(self, facts: RuntimeFacts) -> None:
+        self._state = facts
+        self._on_change()
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Run runtimes until one stops cleanly or :meth:`stop` is called."""
+        while not self._stopping():
+            failure = await self._run_once()
+            if self._stopping():
+                break
+            if self._restart_requested:
+                self._restart_requested = False
+                continue
+            if failure is None:
+                self._set_state(RuntimeFacts(RuntimeState.STOPPED))
+                return
+            self._set_state(RuntimeFacts(RuntimeState.FAILED, failure[0], failure[1]))
+            await self._wait_for_restart()
+        self._set_state(RuntimeFacts(RuntimeState.STOPPED))
+
+    def _stopping(self) -> bool:
+        return self._stop_requested
+
+    async def _run_once(self) -> tuple[str, str] | None:
+        """Start one runtime and follow it to its end; the failure, if it failed."""
+        self._set_state(RuntimeFacts(RuntimeState.STARTING))
+        runtime = self._factory(self.options)
+        events = runtime.subscribe()
+        try:
+            await runtime.start()
+        except LanspreadError as exc:
+            events.close()
+            log.error("the peer could not start: %s", exc)  # noqa: TRY400 (expected, no trace)
+            return ("start", str(exc))
+        self._store.reset()
+        self._runtime = runtime
+        self._set_state(RuntimeFacts(RuntimeState.RUNNING))
+        if self._stop_requested or self._restart_requested:
+            runtime.shutdown()
+        failure: tuple[str, str] | None = None
+        async for event in events:
+            if self._on_event is not None:
+                self._on_event(event)
+            if isinstance(event, RuntimeFailed):
+                failure = (event.component, event.error)
+            if self._store.apply(event):
+                self._on_change()
+        await runtime.wait_stopped()
+        return failure
+
+    async def _wait_for_restart(self) -> None:
+        self._wake.clear()
+        while not (self._restart_requested or self._stop_requested):
+            await self._wake.wait()
+            self._wake.clear()
+        self._restart_requested = False
+
+    def restart(self, options: RuntimeOptions | None = None) -> None:
+        """Replace the runtime with a new one (``options`` or the same as before).
+
+        Refused with :class:`OperationInProgress` while the running one has operations.
+        """
+        if self._state.state is RuntimeState.STARTING:
+            raise RuntimeUnavailable("the lanspread peer is starting; try again in a moment")
+        runtime = self._runtime
+        if runtime is not None and self._state.state is RuntimeState.RUNNING:
+            busy = sorted(runtime.local.operations.snapshot())
+            if busy:
+                raise OperationInProgress(f"cannot restart while busy: {', '.join(busy)}")
+        if options is not None:
+            self.options = options
+        self._restart_requested = True
+        self._wake.set()
+        if runtime is not None:
+            runtime.shutdown()
+
+    def stop(self) -> None:
+        self._stop_requested = True
+        self._wake.set()
+        if self._runtime is not None:
+            self._runtime.shutdown()
+
+    def update_options(self, **changes: object) -> None:
+        """Remember a change the running runtime already made (e.g. a new game dir)."""
+        self.options = dataclasses.replace(self.options, **changes)  # type: ignore[arg-type]
+
+    # -- facts for the view model ----------------------------------------------------------
+
+    def view_input(self, *, setup_needed: bool) -> ViewInput:
+        runtime = self._runtime
+        catalog = self.options.catalog
+        setup_dir, setup_name = str(self.options.game_dir), self.options.name
+        if runtime is None:
+            games = tuple(GameFacts(game=game) for game in catalog)
+            return ViewInput(
+                games=games,
+                runtime=self._state,
+                setup_needed=setup_needed,
+                setup_game_dir=setup_dir,
+                setup_name=setup_name,
+            )
+        views = runtime.games()
+        self._store.reconcile(
+            {view.id: view.operation for view in views}, running=runtime.lifecycle.running
+        )
+        sources = self._sources(runtime)
+        games = tuple(
+            game_facts(view, self._store.overlay(view.id), sources.get(view.id, ()), runtime)
+            for view in views
+        )
+        local = runtime.local
+        me = SelfFacts(
+            name=runtime.name,
+            peer_id=runtime.peer_id,
+            listen_addr=runtime.listen_addr,
+            game_dir=str(local.game_dir),
+        )
+        peers = tuple(
+            PeerFacts(peer.peer_id, peer.name, peer.addr, peer.games)
+            for peer in runtime.network.peer_views()
+        )
+        return ViewInput(
+            games=games,
+            runtime=self._state,
+            peers=peers,
+            me=me,
+            setup_needed=setup_needed,
+            setup_game_dir=str(local.game_dir),
+            setup_name=runtime.name,
+        )
+
+    @staticmethod
+    def _sources(runtime: PeerRuntime) -> dict[str, tuple[SourceFacts, ...]]:
+        network = runtime.network
+        peers = {record.peer_id: record for record in network.peer_records()}
+        result: dict[str, tuple[SourceFacts, ...]] = {}
+        for game_id, remote in network.remote_games().items():
+            facts = []
+            for peer_id, summary in remote.peers.items():
+                record = peers.get(peer_id)
+                if record is None:
+                    continue
+                facts.append(
+                    SourceFacts(
+                        peer_id=peer_id,
+                        name=record.name,
+                        addr=format_addr(*record.address),
+                        version=summary.version,
+                        ready=summary.availability is Availability.READY,
+                    )
+                )
+            result[game_id] = tuple(facts)
+        return result
+
+
+def game_facts(
+    view: GameView,
+    overlay: GameOverlay,
+    sources: tuple[SourceFacts, ...],
+    runtime: PeerRuntime,
+) -> GameFacts:
+    """One game's facts: the runtime's view plus the store's overlays.
+
+    Paused downloads, the running game and the last failure come from events today;
+    when the runtime reports them itself, its values replace the overlay's here.
+    """
+    catalog = runtime.local.catalog
+    game = catalog.get(view.id)
+    if game is None:
+        raise ConfigError(f"{view.id!r} is not a game of the catalog")
+    return GameFacts(
+        game=game,
+        downloaded=view.downloaded,
+        installed=view.installed,
+        local_version=view.local_version,
+        operation=view.operation,
+        peer_count=view.peer_count,
+        latest_version=view.latest_version,
+        update_available=view.update_available,
+        sources=sources,
+        has_cover=game.cover is not None,
+        download=overlay.download,
+        install=overlay.install,
+        paused_percent=overlay.paused_percent,
+        running=overlay.running,
+        last_error=overlay.last_error,
+        pending=overlay.pending,
+    )

@@ -1,0 +1,507 @@
+"""The local web UI server: the page, its API and its live view stream.
+
+Routes (all behind :func:`~lanspread.web.security.guard_middleware`)::
+
+    GET  /  /app.js  /app.css         the page (public: it holds no data)
+    POST /api/session                 trade the launch token for the session cookie
+    GET  /api/view                    the whole view model
+    GET  /api/stream                  WebSocket: the view model on connect and on change
+    POST /api/command                 any runtime command: {"cmd": "download", "game": "x"}
+    POST /api/settings                display name and game directory (first run, later)
+    POST /api/restart                 a new runtime with the same options
+    POST /api/games/{id}/open-folder  show the game root in the file manager
+    GET  /api/covers/{id}             a catalog game's cover image
+
+Replies are ``{"ok": true, "data": ...}`` or ``{"ok": false, "error": {"code", "message"}}``.
+
+The stream sends ``{"type": "view", "seq": n, "view": {...}}``. Changes are
+coalesced: the view is rebuilt at most every :data:`COALESCE_INTERVAL` seconds,
+and each stream sends only the newest view, so a slow tab never delays another.
+Progress samples are changes like any other and travel the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import msgspec
+from aiohttp import WSCloseCode, web
+
+from lanspread.core.catalog import is_valid_game_id
+from lanspread.errors import (
+    CatalogError,
+    ConfigError,
+    ConnectionClosed,
+    LanspreadError,
+    OperationError,
+    OperationInProgress,
+    PeerIdMismatch,
+    PeerRefused,
+    ProtocolError,
+    StorageError,
+    TransportError,
+    UnknownGame,
+)
+from lanspread.platform.files import open_folder, resolve_game_root
+from lanspread.runtime.commands import AnyCommand, SetGameDir
+from lanspread.runtime.events import Event
+from lanspread.runtime.options import RuntimeOptions
+from lanspread.runtime.runtime import GameDirReply, PeerRuntime
+from lanspread.storage.catalog_file import BUNDLED_SOURCE
+from lanspread.storage.settings import Settings, SettingsStore, clean_display_name
+from lanspread.web.host import RuntimeFactory, RuntimeHost, RuntimeUnavailable
+from lanspread.web.security import (
+    LOOPBACK_HOST,
+    AccessGuard,
+    add_security_headers,
+    guard_middleware,
+    refusal,
+)
+from lanspread.web.state import UiState
+from lanspread.web.viewmodel import RuntimeFacts, RuntimeState, ViewModel, build_view
+
+log = logging.getLogger(__name__)
+
+# Ten redraws a second look instant; more only burns CPU during a fast download.
+COALESCE_INTERVAL = 0.1
+# A command or settings body is a short JSON object.
+MAX_REQUEST_BYTES = 64 * 1024
+# The page never sends on the stream; anything beyond a ping frame is refused.
+MAX_STREAM_MESSAGE = 4 * 1024
+# A player has a tab or two open; a bound keeps a runaway reconnect loop harmless.
+MAX_STREAMS = 16
+# Detects a tab that vanished without closing its socket (laptop lid, killed browser).
+STREAM_HEARTBEAT = 20.0
+# Cover art is a picture of a box, not a data set.
+MAX_COVER_BYTES = 8 * 1024 * 1024
+COVER_TYPES = {
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".webp": "image/webp",
+    ".gif": "image/gif",
+}
+# Commands whose click shows "Checking peers" until a snapshot or the reply resolves it.
+OPTIMISTIC_COMMANDS = frozenset({"download", "update"})
+
+STATIC_FILES = {
+    "/": ("index.html", "text/html"),
+    "/index.html": ("index.html", "text/html"),
+    "/app.js": ("app.js", "text/javascript"),
+    "/app.css": ("app.css", "text/css"),
+}
+
+FolderOpener = Callable[[Path], Awaitable[None]]
+
+
+class StreamMessage(msgspec.Struct, frozen=True, tag_field="type", tag="view"):
+    seq: int
+    view: ViewModel
+
+
+class Ok(msgspec.Struct, frozen=True):
+    data: Any
+    ok: bool = True
+
+
+class SettingsReply(msgspec.Struct, frozen=True):
+    display_name: str
+    game_dir: str
+    restarting: bool
+
+
+class SettingsRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    display_name: str | None = None
+    game_dir: str | None = None
+
+
+class SessionRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    token: str
+
+
+class BadRequest(LanspreadError):
+    """The page sent something that is not a well-formed request."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+_ERROR_STATUS: list[tuple[type[BaseException], int, str]] = [
+    (UnknownGame, 404, "unknown-game"),
+    (RuntimeUnavailable, 503, "runtime-unavailable"),
+    (ConfigError, 400, "config-error"),
+    (CatalogError, 400, "catalog-error"),
+    (StorageError, 500, "storage-error"),
+    (PeerRefused, 502, "peer-refused"),
+    (PeerIdMismatch, 502, "peer-id-mismatch"),
+    (ProtocolError, 502, "protocol-error"),
+    (ConnectionClosed, 502, "connection-closed"),
+    (TransportError, 502, "connect-failed"),
+]
+
+
+def error_response(exc: LanspreadError) -> web.Response:
+    """A clear JSON error for an exception a command raised."""
+    if isinstance(exc, BadRequest):
+        return refusal(400, exc.code, str(exc))
+    if isinstance(exc, OperationError) and not isinstance(exc, UnknownGame):
+        return refusal(409, exc.code, str(exc))
+    for kind, status, code in _ERROR_STATUS:
+        if isinstance(exc, kind):
+            return refusal(status, code, str(exc))
+    return refusal(500, "error", str(exc))
+
+
+def ok_response(data: Any = None, status: int = 200) -> web.Response:
+    return web.Response(
+        body=msgspec.json.encode(Ok(data=data)), status=status, content_type="application/json"
+    )
+
+
+def parse_command(body: bytes) -> AnyCommand:
+    """One command from a request body; :class:`BadRequest` with the reason otherwise."""
+    raw = _decode_object(body)
+    if "cmd" not in raw:
+        raise BadRequest("invalid-command", "missing field 'cmd'")
+    try:
+        command: AnyCommand = msgspec.convert(raw, AnyCommand)
+    except msgspec.ValidationError as exc:
+        if "`$.cmd`" in str(exc):
+            raise BadRequest("unknown-command", f"unknown command {raw.get('cmd')!r}") from exc
+        raise BadRequest("invalid-command", str(exc)) from exc
+    return command
+
+
+def _decode_object(body: bytes) -> dict[str, Any]:
+    try:
+        raw = msgspec.json.decode(body)
+    except msgspec.DecodeError as exc:
+        raise BadRequest("invalid-json", f"not valid JSON: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise BadRequest("invalid-json", "expected a JSON object")
+    return raw
+
+
+def _decode(body: bytes, kind: type[Any]) -> Any:
+    try:
+        return msgspec.json.decode(body, type=kind)
+    except msgspec.ValidationError as exc:
+        raise BadRequest("invalid-request", str(exc)) from exc
+    except msgspec.DecodeError as exc:
+        raise BadRequest("invalid-json", f"not valid JSON: {exc}") from exc
+
+
+def _game_arg(raw_command: AnyCommand) -> str | None:
+    game = getattr(raw_command, "game", None)
+    return game if isinstance(game, str) else None
+
+
+def _static_dir() -> Any:
+    return resources.files("lanspread.web").joinpath("static")
+
+
+class _Stream:
+    def __init__(self, socket: web.WebSocketResponse) -> None:
+        self.socket = socket
+        self.wake = asyncio.Event()
+
+
+class WebUI:
+    """The runtime host plus the page, its API and its stream."""
+
+    def __init__(
+        self,
+        options: RuntimeOptions,
+        settings: SettingsStore,
+        *,
+        setup_needed: bool,
+        guard: AccessGuard | None = None,
+        factory: RuntimeFactory = PeerRuntime,
+        opener: FolderOpener = open_folder,
+        on_event: Callable[[Event], None] | None = None,
+    ) -> None:
+        self.guard = guard if guard is not None else AccessGuard()
+        self.store = UiState()
+        self.host = RuntimeHost(
+            options, self.store, self.notify, factory=factory, on_event=on_event
+        )
+        self._settings = settings
+        self._setup_needed = setup_needed
+        self._opener = opener
+        self._dirty = asyncio.Event()
+        self._seq = 0
+        self._latest: bytes | None = None
+        self._streams: set[_Stream] = set()
+        self._static = {
+            path: (_static_dir().joinpath(name).read_bytes(), kind)
+            for path, (name, kind) in STATIC_FILES.items()
+        }
+        self.app = self._build_app()
+
+    # -- wiring ------------------------------------------------------------------------
+
+    def _build_app(self) -> web.Application:
+        app = web.Application(
+            middlewares=[guard_middleware(self.guard)], client_max_size=MAX_REQUEST_BYTES
+        )
+        app.on_response_prepare.append(add_security_headers)
+        for path in STATIC_FILES:
+            app.router.add_get(path, self._static_file)
+        app.router.add_post("/api/session", self._session)
+        app.router.add_get("/api/view", self._view)
+        app.router.add_get("/api/stream", self._stream)
+        app.router.add_post("/api/command", self._command)
+        app.router.add_post("/api/settings", self._save_settings)
+        app.router.add_post("/api/restart", self._restart)
+        app.router.add_post("/api/games/{game}/open-folder", self._open_folder)
+        app.router.add_get("/api/covers/{game}", self._cover)
+        return app
+
+    async def serve(
+        self, *, port: int = 0, on_ready: Callable[[str], Awaitable[None]] | None = None
+    ) -> RuntimeFacts:
+        """Listen on 127.0.0.1, run until the runtime stops; returns how it ended."""
+        runner = web.AppRunner(self.app, access_log=None, handler_cancellation=False)
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, LOOPBACK_HOST, port)
+            try:
+                await site.start()
+            except OSError as exc:
+                raise ConfigError(
+                    f"cannot listen on {LOOPBACK_HOST}:{port}: {exc.strerror or exc}"
+                ) from exc
+            self.guard.bind(_bound_port(runner))
+            if on_ready is not None:
+                await on_ready(self.guard.launch_url)
+            await self.run_services()
+        finally:
+            await self.drop_streams()
+            await runner.cleanup()
+        return self.host.state
+
+    async def run_services(self) -> None:
+        """The runtime host and the view publisher; returns when the runtime stops."""
+        async with asyncio.TaskGroup() as group:
+            publisher = group.create_task(self._publish_views(), name="web:publisher")
+            try:
+                await self.host.run()
+            finally:
+                publisher.cancel()
+
+    def stop(self) -> None:
+        self.host.stop()
+
+    # -- views -----------------------------------------------------------------------------
+
+    def notify(self) -> None:
+        """Something the view shows may have changed; redraw soon."""
+        self._dirty.set()
+
+    def view(self) -> ViewModel:
+        return build_view(self.host.view_input(setup_needed=self._setup_needed))
+
+    def _encode_view(self) -> bytes:
+        self._seq += 1
+        return msgspec.json.encode(StreamMessage(seq=self._seq, view=self.view()))
+
+    async def _publish_views(self) -> None:
+        while True:
+            await self._dirty.wait()
+            self._dirty.clear()
+            self._latest = self._encode_view()
+            for stream in self._streams:
+                stream.wake.set()
+            await asyncio.sleep(COALESCE_INTERVAL)
+
+    async def drop_streams(self) -> None:
+        """Close every stream (the page reconnects by itself); used at shutdown and in tests."""
+        for stream in list(self._streams):
+            await stream.socket.close(code=WSCloseCode.SERVICE_RESTART, message=b"dropped")
+
+    @property
+    def stream_count(self) -> int:
+        return len(self._streams)
+
+    # -- handlers ----------------------------------------------------------------------------
+
+    async def _static_file(self, request: web.Request) -> web.Response:
+        body, kind = self._static[request.path]
+        return web.Response(
+            body=body, content_type=kind, charset="utf-8", headers={"Cache-Control": "no-cache"}
+        )
+
+    async def _session(self, request: web.Request) -> web.Response:
+        try:
+            session = _decode(await request.read(), SessionRequest)
+        except BadRequest as exc:
+            return error_response(exc)
+        if not self.guard.token_matches(session.token):
+            return refusal(401, "unauthorized", "this link's access key is not valid any more")
+        response = ok_response()
+        self.guard.set_session_cookie(response)
+        return response
+
+    async def _view(self, request: web.Request) -> web.Response:
+        return web.Response(body=msgspec.json.encode(self.view()), content_type="application/json")
+
+    async def _stream(self, request: web.Request) -> web.StreamResponse:
+        if len(self._streams) >= MAX_STREAMS:
+            return refusal(503, "too-many-streams", f"at most {MAX_STREAMS} open windows")
+        socket = web.WebSocketResponse(heartbeat=STREAM_HEARTBEAT, max_msg_size=MAX_STREAM_MESSAGE)
+        await socket.prepare(request)
+        stream = _Stream(socket)
+        self._streams.add(stream)
+        try:
+            async with asyncio.TaskGroup() as group:
+                sender = group.create_task(self._send_views(stream), name="web:stream-sender")
+                async for _message in socket:
+                    pass  # the page never sends; this loop ends when the socket closes
+                sender.cancel()
+        finally:
+            self._streams.discard(stream)
+        return socket
+
+    async def _send_views(self, stream: _Stream) -> None:
+        payload = self._encode_view()
+        while True:
+            try:
+                await stream.socket.send_str(payload.decode("utf-8"))
+            except (ConnectionError, RuntimeError):
+                return  # the socket closed under us; the handler's loop ends too
+            await stream.wake.wait()
+            stream.wake.clear()
+            if self._latest is not None:
+                payload = self._latest
+
+    async def _command(self, request: web.Request) -> web.Response:
+        try:
+            command = parse_command(await request.read())
+        except BadRequest as exc:
+            return error_response(exc)
+        name = type(command).__struct_config__.tag
+        game = _game_arg(command)
+        pending = (game, name) if game and isinstance(name, str) else None
+        if pending is not None and pending[1] in OPTIMISTIC_COMMANDS:
+            self.store.mark_pending(*pending)
+            self.notify()
+        else:
+            pending = None
+        try:
+            data = await self.host.runtime.execute(command)
+            if isinstance(command, SetGameDir) and isinstance(data, GameDirReply):
+                await self._remember_game_dir(data.game_dir)
+        except LanspreadError as exc:
+            return error_response(exc)
+        except Exception as exc:
+            log.exception("command %s failed unexpectedly", name)
+            return refusal(500, "internal-error", str(exc))
+        finally:
+            if pending is not None and self.store.clear_pending(*pending):
+                self.notify()
+        return ok_response(data)
+
+    async def _remember_game_dir(self, game_dir: str) -> None:
+        self.host.update_options(game_dir=Path(game_dir))
+        settings = await asyncio.to_thread(self._settings.load_or_default)
+        await asyncio.to_thread(self._settings.save, replace(settings, game_dir=game_dir))
+
+    async def _save_settings(self, request: web.Request) -> web.Response:
+        try:
+            reply = await self._apply_settings(_decode(await request.read(), SettingsRequest))
+        except LanspreadError as exc:
+            return error_response(exc)
+        return ok_response(reply)
+
+    async def _apply_settings(self, wanted: SettingsRequest) -> SettingsReply:
+        runtime = self.host.runtime
+        current_name = runtime.name
+        name = clean_display_name(wanted.display_name) if wanted.display_name else current_name
+        renaming = name != current_name
+        if renaming:
+            busy = sorted(runtime.local.operations.snapshot())
+            if busy:
+                raise OperationInProgress(
+                    f"cannot change the display name while busy: {', '.join(busy)}"
+                )
+        game_dir = str(runtime.local.game_dir)
+        if wanted.game_dir is not None:
+            if not wanted.game_dir.strip():
+                raise ConfigError("choose a folder for the games")
+            reply = await runtime.execute(SetGameDir(path=wanted.game_dir.strip()))
+            assert isinstance(reply, GameDirReply)
+            game_dir = reply.game_dir
+            self.host.update_options(game_dir=Path(game_dir))
+        settings = Settings(display_name=name, game_dir=game_dir)
+        await asyncio.to_thread(self._settings.save, settings)
+        self._setup_needed = False
+        if renaming:
+            self.host.restart(replace(self.host.options, name=name))
+        self.notify()
+        return SettingsReply(display_name=name, game_dir=game_dir, restarting=renaming)
+
+    async def _restart(self, request: web.Request) -> web.Response:
+        try:
+            self.host.restart()
+        except LanspreadError as exc:
+            return error_response(exc)
+        return ok_response(status=202)
+
+    async def _open_folder(self, request: web.Request) -> web.Response:
+        game_id = request.match_info["game"]
+        try:
+            runtime = self.host.runtime
+            local = runtime.local
+            root = await asyncio.to_thread(
+                resolve_game_root, local.game_dir, local.catalog, game_id
+            )
+            await self._opener(root)
+        except LanspreadError as exc:
+            return error_response(exc)
+        return ok_response({"path": str(root)})
+
+    async def _cover(self, request: web.Request) -> web.StreamResponse:
+        game_id = request.match_info["game"]
+        catalog = self.host.options.catalog
+        game = catalog.get(game_id) if is_valid_game_id(game_id) else None
+        if game is None or game.cover is None or catalog.source == BUNDLED_SOURCE:
+            return refusal(404, "no-cover", f"{game_id!r} has no cover image")
+        folder = Path(catalog.source).parent
+        path = await asyncio.to_thread(_cover_file, folder, game.cover)
+        if path is None:
+            return refusal(404, "no-cover", f"the cover of {game_id!r} cannot be read")
+        return web.FileResponse(path, headers={"Content-Type": COVER_TYPES[path.suffix.lower()]})
+
+
+def _cover_file(folder: Path, relative: str) -> Path | None:
+    """The cover file inside the catalog's folder, if it is a picture of a sane size."""
+    base = folder.resolve()
+    path = (base / relative).resolve()
+    if not path.is_relative_to(base) or path.suffix.lower() not in COVER_TYPES:
+        return None
+    with contextlib.suppress(OSError):
+        if path.is_file() and path.stat().st_size <= MAX_COVER_BYTES:
+            return path
+    return None
+
+
+def _bound_port(runner: web.AppRunner) -> int:
+    for address in runner.addresses:
+        if isinstance(address, tuple):
+            return int(address[1])
+    raise ConfigError("the UI server has no listening address")
+
+
+def describe(state: RuntimeFacts) -> str:
+    """How a runtime ended, for the command line."""
+    if state.state is RuntimeState.FAILED:
+        return f"failed in {state.component}: {state.error}"
+    return str(state.state.value)

@@ -1,0 +1,89 @@
+"""A real runtime behind a real web UI on loopback, for server and browser tests."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from lanspread.runtime.options import RuntimeOptions
+from lanspread.runtime.runtime import PeerRuntime
+from lanspread.storage.settings import SettingsStore
+from lanspread.web.server import WebUI
+from lanspread.web.viewmodel import RuntimeState
+from tests.support.peers import loopback_options
+
+DEFAULT_WAIT = 10.0
+_POLL = 0.01
+
+
+async def until(predicate: Callable[[], bool], what: str, within: float = DEFAULT_WAIT) -> None:
+    """Wait until ``predicate()`` holds, polling the loop; fail naming ``what`` after ``within``."""
+    deadline = time.monotonic() + within
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {within}s waiting for {what}")
+        await asyncio.sleep(_POLL)
+
+
+@dataclass
+class UiHarness:
+    ui: WebUI
+    options: RuntimeOptions
+    opened: list[Path] = field(default_factory=list)
+    """Folders the UI asked the file manager to show."""
+
+    @property
+    def runtime(self) -> PeerRuntime:
+        return self.ui.host.runtime
+
+    async def wait_running(self, other_than: PeerRuntime | None = None) -> PeerRuntime:
+        def running() -> bool:
+            state = self.ui.host.state.state
+            if state is not RuntimeState.RUNNING:
+                return False
+            return other_than is None or self.ui.host.runtime is not other_than
+
+        await until(running, "the UI's runtime to run")
+        return self.ui.host.runtime
+
+
+@contextlib.asynccontextmanager
+async def running_ui(
+    base: Path, name: str, *, setup_needed: bool = False, serve: bool = False, **overrides: Any
+) -> AsyncIterator[UiHarness]:
+    """A :class:`WebUI` with a started runtime.
+
+    ``serve=True`` binds the real server on 127.0.0.1 (for a browser); otherwise the
+    caller mounts ``harness.ui.app`` in aiohttp's test server and binds the guard.
+    """
+    options = replace(loopback_options(base, name), **overrides)
+    opened: list[Path] = []
+
+    async def opener(folder: Path) -> None:
+        opened.append(folder)
+
+    ui = WebUI(options, SettingsStore(options.state_dir), setup_needed=setup_needed, opener=opener)
+    harness = UiHarness(ui=ui, options=options, opened=opened)
+    ready = asyncio.Event()
+
+    async def on_ready(url: str) -> None:
+        ready.set()
+
+    task: asyncio.Task[Any]
+    if serve:
+        task = asyncio.create_task(ui.serve(on_ready=on_ready), name=f"ui:{name}")
+    else:
+        task = asyncio.create_task(ui.run_services(), name=f"ui:{name}")
+    try:
+        if serve:
+            await asyncio.wait_for(ready.wait(), DEFAULT_WAIT)
+        await harness.wait_running()
+        yield harness
+    finally:
+        ui.stop()
+        await asyncio.wait_for(task, DEFAULT_WAIT)

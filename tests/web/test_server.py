@@ -1,0 +1,415 @@
+"""The UI server against a real runtime on loopback, through aiohttp's test client."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from tests.support.peers import sideload
+from tests.support.webui import UiHarness, running_ui, until
+
+from lanspread.core.catalog import parse_catalog
+from lanspread.core.operations import OperationKind
+from lanspread.runtime.events import DownloadProgress, RuntimeFailed
+from lanspread.storage.settings import SettingsStore
+from lanspread.web.server import MAX_STREAMS
+from lanspread.web.viewmodel import RuntimeState
+
+Client = TestClient[web.Request, web.Application]
+
+
+class Api:
+    """A logged-in page: the token as a bearer header and this server's Origin."""
+
+    def __init__(self, harness: UiHarness, client: Client) -> None:
+        self.harness = harness
+        self.client = client
+        self.origin = f"http://127.0.0.1:{client.server.port}"
+        self.headers = {
+            "Authorization": f"Bearer {harness.ui.guard.token}",
+            "Origin": self.origin,
+        }
+
+    async def post(self, path: str, body: Any) -> tuple[int, Any]:
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        response = await self.client.post(path, data=data, headers=self.headers)
+        return response.status, await response.json()
+
+    async def post_plain(self, path: str, body: Any) -> tuple[int, Any]:
+        """A POST the way the page sends it before it has a session: Origin only."""
+        response = await self.client.post(
+            path, data=json.dumps(body).encode(), headers={"Origin": self.origin}
+        )
+        return response.status, await response.json()
+
+    async def view(self) -> Any:
+        response = await self.client.get("/api/view", headers=self.headers)
+        assert response.status == 200
+        return await response.json()
+
+    def stream(self, **headers: str) -> Any:
+        return self.client.ws_connect("/api/stream", headers=headers or self.headers)
+
+
+@pytest.fixture
+async def api(tmp_path: Path) -> AsyncIterator[Api]:
+    sideload(tmp_path / "alpha" / "games", "quake3")
+    async with running_ui(tmp_path, "alpha", setup_needed=True) as harness:
+        server = TestServer(harness.ui.app, host="127.0.0.1")
+        async with TestClient(server) as client:
+            assert server.port is not None
+            harness.ui.guard.bind(server.port)
+            yield Api(harness, client)
+
+
+def game(view: Any, game_id: str) -> Any:
+    return next(card for card in view["games"] if card["id"] == game_id)
+
+
+async def next_view(socket: aiohttp.ClientWebSocketResponse) -> Any:
+    message = await socket.receive(timeout=10)
+    assert message.type is aiohttp.WSMsgType.TEXT, message
+    payload = json.loads(message.data)
+    assert payload["type"] == "view"
+    return payload
+
+
+async def view_where(socket: aiohttp.ClientWebSocketResponse, check: Any) -> Any:
+    while True:
+        payload = await next_view(socket)
+        if check(payload["view"]):
+            return payload["view"]
+
+
+# -- access -----------------------------------------------------------------------------
+
+
+async def test_view_needs_the_token(api: Api) -> None:
+    """The snapshot endpoint answers 401 without the token and the view model with it."""
+    response = await api.client.get("/api/view")
+    assert response.status == 401
+    view = await api.view()
+    assert [card["id"] for card in view["games"]] == ["quake3", "aoe2", "cs16", "openttd"]
+    assert view["setup"]["needed"] is True
+    assert game(view, "quake3")["action"]["kind"] == "install"
+    assert view["me"]["name"] == "alpha"
+
+
+async def test_stream_needs_token_and_origin(api: Api) -> None:
+    """The stream refuses a missing token (401) and a foreign Origin (403)."""
+    with pytest.raises(aiohttp.WSServerHandshakeError) as no_token:
+        await api.stream(Origin=api.origin)
+    assert no_token.value.status == 401
+    with pytest.raises(aiohttp.WSServerHandshakeError) as foreign:
+        await api.stream(Origin="http://evil.example", Authorization=api.headers["Authorization"])
+    assert foreign.value.status == 403
+    async with api.stream() as socket:
+        first = await next_view(socket)
+        assert game(first["view"], "quake3")["name"] == "Quake3"
+
+
+async def test_wrong_host_and_foreign_origin_are_refused(api: Api) -> None:
+    """Host and Origin are checked on the real app, before any command runs."""
+    evil_host = await api.client.get("/api/view", headers={**api.headers, "Host": "evil.example"})
+    assert evil_host.status == 403
+    response = await api.client.post(
+        "/api/command",
+        data=b'{"cmd": "shutdown"}',
+        headers={**api.headers, "Origin": "http://evil.example"},
+    )
+    assert response.status == 403
+    assert api.harness.ui.host.state.state is RuntimeState.RUNNING
+
+
+async def test_session_trades_the_token_for_a_cookie(api: Api) -> None:
+    """A right token sets the session cookie; a wrong one is 401 and sets nothing."""
+    status, body = await api.post_plain("/api/session", {"token": "wrong"})
+    assert (status, body["error"]["code"]) == (401, "unauthorized")
+    status, body = await api.post_plain("/api/session", {"token": api.harness.ui.guard.token})
+    assert (status, body) == (200, {"data": None, "ok": True})
+    response = await api.client.get("/api/view")
+    assert response.status == 200
+
+
+async def test_page_is_served_with_its_headers(api: Api) -> None:
+    """The page and its assets load without the token, with the CSP that forbids inline code."""
+    for path, kind in (
+        ("/", "text/html"),
+        ("/app.js", "text/javascript"),
+        ("/app.css", "text/css"),
+    ):
+        response = await api.client.get(path)
+        assert response.status == 200
+        assert response.content_type == kind
+        assert "script-src 'self'" in response.headers["Content-Security-Policy"]
+        assert response.headers["Referrer-Policy"] == "no-referrer"
+
+
+# -- commands ------------------------------------------------------------------------------
+
+
+async def test_command_is_forwarded_to_the_runtime(api: Api) -> None:
+    """A command JSON runs on the runtime and its reply comes back as data."""
+    status, body = await api.post("/api/command", {"cmd": "status"})
+    assert status == 200
+    assert body["ok"] is True
+    assert body["data"]["peer_id"] == api.harness.runtime.peer_id
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code", "message"),
+    [
+        (b"{nope", 400, "invalid-json", None),
+        (b"[1]", 400, "invalid-json", "expected a JSON object"),
+        ({"game": "quake3"}, 400, "invalid-command", "missing field 'cmd'"),
+        ({"cmd": "warp", "game": "quake3"}, 400, "unknown-command", "unknown command 'warp'"),
+        (
+            {"cmd": "status", "extra": 1},
+            400,
+            "invalid-command",
+            "Object contains unknown field `extra`",
+        ),
+        (
+            {"cmd": "install", "game": "doom"},
+            404,
+            "unknown-game",
+            "'doom' is not a game of the catalog",
+        ),
+        ({"cmd": "uninstall", "game": "quake3"}, 409, "invalid-state", "quake3 is not installed"),
+        (
+            {"cmd": "connect", "addr": "127.0.0.1:1"},
+            502,
+            "connect-failed",
+            None,
+        ),
+    ],
+)
+async def test_command_errors_are_clear_json(
+    api: Api, body: Any, status: int, code: str, message: str | None
+) -> None:
+    """Malformed commands and runtime refusals map to a status, a code and the message."""
+    got_status, reply = await api.post("/api/command", body)
+    assert (got_status, reply["ok"], reply["error"]["code"]) == (status, False, code)
+    if message is not None:
+        assert reply["error"]["message"] == message
+
+
+async def test_busy_game_dir_change_is_refused(api: Api, tmp_path: Path) -> None:
+    """Changing the game folder while an operation runs answers 409 with the runtime's reason."""
+    api.harness.runtime.local.begin_operation("quake3", OperationKind.DOWNLOADING)
+    status, reply = await api.post(
+        "/api/settings", {"display_name": "alpha", "game_dir": str(tmp_path / "elsewhere")}
+    )
+    assert (status, reply["error"]["code"]) == (409, "operation-in-progress")
+    assert reply["error"]["message"] == "cannot change the game directory while busy: quake3"
+    assert not SettingsStore(api.harness.options.state_dir).path.exists()
+
+
+async def test_settings_finish_first_run_and_persist(api: Api, tmp_path: Path) -> None:
+    """Saving settings switches the game folder, stores both choices and ends the first run."""
+    new_dir = tmp_path / "lan-games"
+    status, reply = await api.post(
+        "/api/settings", {"display_name": "  alpha ", "game_dir": str(new_dir)}
+    )
+    assert status == 200
+    assert reply["data"] == {
+        "display_name": "alpha",
+        "game_dir": str(new_dir),
+        "restarting": False,
+    }
+    saved = SettingsStore(api.harness.options.state_dir).load()
+    assert (saved.display_name, saved.game_dir) == ("alpha", str(new_dir))
+    view = await api.view()
+    assert view["setup"]["needed"] is False
+    assert view["me"]["game_dir"] == str(new_dir)
+
+
+async def test_bad_settings_are_refused(api: Api, tmp_path: Path) -> None:
+    """An empty name, a file as game folder and unknown fields are clear 400 errors."""
+    status, reply = await api.post("/api/settings", {"display_name": "   "})
+    assert (status, reply["error"]["message"]) == (400, "the display name must not be empty")
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    status, reply = await api.post("/api/settings", {"game_dir": str(blocker)})
+    assert (status, reply["error"]["message"]) == (
+        400,
+        f"game directory {blocker} is a file, not a folder",
+    )
+    status, reply = await api.post("/api/settings", {"colour": "red"})
+    assert (status, reply["error"]["code"]) == (400, "invalid-request")
+
+
+async def test_rename_restarts_the_runtime_with_the_new_name(api: Api) -> None:
+    """A new display name takes effect through a fresh runtime, in process."""
+    old = api.harness.runtime
+    status, reply = await api.post("/api/settings", {"display_name": "Frag Master"})
+    assert (status, reply["data"]["restarting"]) == (200, True)
+    fresh = await api.harness.wait_running(other_than=old)
+    assert fresh.name == "Frag Master"
+    assert fresh.peer_id == old.peer_id
+    assert (await api.view())["me"]["name"] == "Frag Master"
+
+
+async def test_rename_is_refused_while_busy(api: Api) -> None:
+    """A rename would restart the runtime, so it waits until no operation runs."""
+    api.harness.runtime.local.begin_operation("quake3", OperationKind.DOWNLOADING)
+    status, reply = await api.post("/api/settings", {"display_name": "someone"})
+    assert (status, reply["error"]["message"]) == (
+        409,
+        "cannot change the display name while busy: quake3",
+    )
+
+
+# -- live updates and failures ---------------------------------------------------------------
+
+
+async def test_stream_follows_snapshots_and_progress(api: Api) -> None:
+    """An operation and its progress reach the page; the end of the operation clears both."""
+    runtime = api.harness.runtime
+    async with api.stream() as socket:
+        await next_view(socket)
+        runtime.local.begin_operation("cs16", OperationKind.DOWNLOADING)
+        runtime.publish(
+            DownloadProgress(
+                game="cs16",
+                downloaded_bytes=50,
+                total_bytes=200,
+                bytes_per_second=12_500_000.0,
+                eta_seconds=3.0,
+            )
+        )
+        view = await view_where(socket, lambda v: game(v, "cs16")["action"]["percent"] == 25.0)
+        assert game(view, "cs16")["action"]["detail"] == "25% · 12.5 MB/s"
+        await runtime.local.end_operation("cs16")
+        view = await view_where(
+            socket, lambda v: game(v, "cs16")["action"]["kind"] != "downloading"
+        )
+        assert game(view, "cs16")["progress"] is None
+
+
+async def test_dropped_stream_closes_and_a_new_one_gets_the_view(api: Api) -> None:
+    """A stream killed by the server closes; a reconnect gets the full view again."""
+    async with api.stream() as socket:
+        await next_view(socket)
+        await api.harness.ui.drop_streams()
+        closing = await socket.receive(timeout=10)
+        assert closing.type in {aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED}
+    await until(lambda: api.harness.ui.stream_count == 0, "the stream to be forgotten")
+    async with api.stream() as again:
+        assert (await next_view(again))["view"]["games"]
+
+
+async def test_stream_count_is_bounded(api: Api) -> None:
+    """More streams than the bound are refused with 503, the others keep working."""
+    sockets = [await api.stream() for _ in range(MAX_STREAMS)]
+    try:
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await api.stream()
+        assert refused.value.status == 503
+    finally:
+        for socket in sockets:
+            await socket.close()
+
+
+async def test_runtime_failure_shows_banner_and_restart_recovers(api: Api) -> None:
+    """A failed runtime is reported with its reason; commands say so; restart brings it back."""
+    old = api.harness.runtime
+    old.publish(RuntimeFailed(component="server", error="listener died"))
+    old.shutdown()
+    await until(lambda: api.harness.ui.host.state.state is RuntimeState.FAILED, "the failed state")
+    view = await api.view()
+    assert view["runtime"] == {
+        "state": "failed",
+        "message": "The lanspread peer stopped (server): listener died",
+        "can_restart": True,
+    }
+    status, reply = await api.post("/api/command", {"cmd": "status"})
+    assert (status, reply["error"]["code"]) == (503, "runtime-unavailable")
+    status, _ = await api.post("/api/restart", {})
+    assert status == 202
+    await api.harness.wait_running(other_than=old)
+    assert (await api.view())["runtime"]["message"] is None
+
+
+async def test_restart_is_refused_while_busy(api: Api) -> None:
+    """Restarting a working runtime would kill its operations: refused with the reason."""
+    api.harness.runtime.local.begin_operation("quake3", OperationKind.INSTALLING)
+    status, reply = await api.post("/api/restart", {})
+    assert (status, reply["error"]["message"]) == (409, "cannot restart while busy: quake3")
+
+
+async def test_view_files_never_follows_a_symlinked_root(api: Api, tmp_path: Path) -> None:
+    """A game root that is a symbolic link is not opened: it could point anywhere."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (api.harness.runtime.local.game_dir / "cs16").symlink_to(elsewhere, target_is_directory=True)
+    status, reply = await api.post("/api/games/cs16/open-folder", {})
+    assert (status, reply["error"]["message"]) == (
+        409,
+        "the folder of cs16 is a symbolic link; not opening it",
+    )
+    assert api.harness.opened == []
+
+
+# -- files and covers ---------------------------------------------------------------------------
+
+
+async def test_view_files_opens_the_game_root(api: Api) -> None:
+    """View files hands exactly the game's root folder to the file manager."""
+    status, reply = await api.post("/api/games/quake3/open-folder", {})
+    root = api.harness.runtime.local.game_dir / "quake3"
+    assert (status, reply["data"]) == (200, {"path": str(root)})
+    assert api.harness.opened == [root]
+
+
+@pytest.mark.parametrize(
+    ("game_id", "status", "message"),
+    [
+        ("doom", 404, "'doom' is not a game of the catalog"),
+        ("QUAKE3", 404, "'QUAKE3' is not a game of the catalog"),
+        ("cs16", 409, None),
+    ],
+)
+async def test_view_files_refuses_what_is_not_a_game_root(
+    api: Api, game_id: str, status: int, message: str | None
+) -> None:
+    """Non-catalog ids and games without files open nothing."""
+    got, reply = await api.post(f"/api/games/{game_id}/open-folder", {})
+    assert got == status
+    if message is not None:
+        assert reply["error"]["message"] == message
+    assert api.harness.opened == []
+
+
+async def test_cover_served_from_the_catalog_folder(tmp_path: Path) -> None:
+    """A catalog cover is served from beside the catalog file; a missing one is 404."""
+    folder = tmp_path / "catalog"
+    folder.mkdir()
+    (folder / "q3.png").write_bytes(b"\x89PNG fake")
+    catalog_file = folder / "catalog.toml"
+    text = (
+        '[[game]]\nid = "quake3"\nname = "Quake"\nsize_bytes = 1\ngenre = "Shooter"\n'
+        'max_players = 2\ncover = "q3.png"\n\n'
+        '[[game]]\nid = "cs16"\nname = "CS"\nsize_bytes = 1\ngenre = "Shooter"\n'
+        'max_players = 2\ncover = "missing.png"\n'
+    )
+    catalog_file.write_text(text)
+    catalog = parse_catalog(text, str(catalog_file))
+    async with running_ui(tmp_path, "alpha", catalog=catalog) as harness:
+        server = TestServer(harness.ui.app, host="127.0.0.1")
+        async with TestClient(server) as client:
+            assert server.port is not None
+            harness.ui.guard.bind(server.port)
+            auth = {"Authorization": f"Bearer {harness.ui.guard.token}"}
+            cover = await client.get("/api/covers/quake3", headers=auth)
+            assert (cover.status, cover.content_type) == (200, "image/png")
+            assert await cover.read() == b"\x89PNG fake"
+            assert (await client.get("/api/covers/cs16", headers=auth)).status == 404
+            assert (await client.get("/api/covers/doom", headers=auth)).status == 404
+            assert (await client.get("/api/covers/quake3")).status == 401
