@@ -42,6 +42,11 @@ class Service:
     restart_delay: float = DEFAULT_RESTART_DELAY
 
 
+def _being_cancelled() -> bool:
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
 class ServiceEnded(Exception):
     """A required service returned although the runtime had not asked it to stop."""
 
@@ -76,7 +81,11 @@ class Supervisor:
                 await service.run()
                 failure: BaseException = ServiceEnded(f"{service.name} stopped unexpectedly")
             except asyncio.CancelledError:
-                raise
+                if _being_cancelled():
+                    raise
+                # A cancellation nobody asked for (leaked from inside the service)
+                # must not make the service vanish silently.
+                failure = ServiceEnded(f"{service.name} was cancelled from within")
             except Exception as exc:
                 failure = exc
             if not self._handle_failure(service, failure):
