@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -181,7 +182,11 @@ async def test_play_runs_in_local_and_blocks_uninstall(
     await alpha.execute(Install(game="quake3"))
     await events.wait_for(InstallFinished)
     local = alpha.game_dir / "quake3" / "local"
-    (local / "start.sh").write_bytes(b"#!/bin/sh\nread line\necho started > ran.txt\nexit 3\n")
+    # The game runs until the test writes a line into its FIFO.
+    os.mkfifo(local / "release")
+    (local / "start.sh").write_bytes(
+        b"#!/bin/sh\nread line < release\necho started > ran.txt\nexit 3\n"
+    )
     reply = await alpha.execute(Play(game="quake3"))
     assert isinstance(reply, Started)
     await events.wait_for(GameStarted)
@@ -189,7 +194,7 @@ async def test_play_runs_in_local_and_blocks_uninstall(
         await alpha.execute(Uninstall(game="quake3"))
     with pytest.raises(OperationInProgress, match="quake3 is already running"):
         await alpha.execute(Play(game="quake3"))
-    # The script waits on stdin, which is /dev/null: it reads EOF and exits at once.
+    await asyncio.to_thread((local / "release").write_text, "go\n")
     index = await events.wait_for(GameExited)
     exited = events.seen[index]
     assert exited == GameExited(game="quake3", returncode=3)

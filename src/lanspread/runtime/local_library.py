@@ -123,7 +123,17 @@ class LocalLibraryService:
         frozen = skipped | set(self.operations.snapshot())
         games = {gid: summary for gid, summary in scanned.items() if gid not in frozen}
         games.update({gid: previous[gid] for gid in frozen if gid in previous})
-        return self._commit(self.library.replace_all(games.values()))
+        changed = self._commit(self.library.replace_all(games.values()))
+        self._sync_watches()
+        return changed
+
+    def _sync_watches(self) -> None:
+        """Watch every root a full scan may have found; a new watch means one more rescan."""
+        if self._monitor is None:
+            return
+        for game_id in sorted(self._catalog.ids):
+            if self._monitor.sync_root_watch(game_id):
+                self.notice(game_id)
 
     async def _scan_game_locked(self, game_id: str, *, exempt: bool) -> GameSummary | None:
         if not exempt and self.operations.is_active(game_id):
