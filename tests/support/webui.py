@@ -54,14 +54,23 @@ class UiHarness:
 
 @contextlib.asynccontextmanager
 async def running_ui(
-    base: Path, name: str, *, setup_needed: bool = False, serve: bool = False, **overrides: Any
+    base: Path,
+    name: str,
+    *,
+    setup_needed: bool = False,
+    serve: bool = False,
+    display_name: str | None = None,
+    **overrides: Any,
 ) -> AsyncIterator[UiHarness]:
     """A :class:`WebUI` with a started runtime.
 
     ``serve=True`` binds the real server on 127.0.0.1 (for a browser); otherwise the
     caller mounts ``harness.ui.app`` in aiohttp's test server and binds the guard.
+    ``name`` names the peer's folders; ``display_name`` is what players see.
     """
     options = replace(loopback_options(base, name), **overrides)
+    if display_name is not None:
+        options = replace(options, name=display_name)
     opened: list[Path] = []
 
     async def opener(folder: Path) -> None:

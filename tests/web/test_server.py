@@ -285,7 +285,8 @@ async def test_stream_follows_snapshots_and_progress(api: Api) -> None:
             )
         )
         view = await view_where(socket, lambda v: game(v, "cs16")["action"]["percent"] == 25.0)
-        assert game(view, "cs16")["action"]["detail"] == "25% · 12.5 MB/s"
+        assert game(view, "cs16")["action"]["label"] == "25%"
+        assert game(view, "cs16")["action"]["detail"] == "12.5 MB/s"
         await runtime.local.end_operation("cs16")
         view = await view_where(
             socket, lambda v: game(v, "cs16")["action"]["kind"] != "downloading"

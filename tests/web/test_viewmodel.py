@@ -71,6 +71,10 @@ def kinds(game: GameFacts) -> tuple[str, str, str | None, bool]:
         (facts(pending="download"), ("checking", "Checking peers", None, True)),
         (facts(pending="update"), ("checking", "Checking peers", None, True)),
         (facts(operation="downloading"), ("downloading", "Downloading", None, True)),
+        (
+            facts(operation="downloading", download=HALFWAY),
+            ("downloading", "50%", None, True),
+        ),
         (facts(downloaded=True), ("install", "Install", "install", False)),
         (
             facts(downloaded=True, operation="installing"),
@@ -107,12 +111,13 @@ def test_downloading_fill_shows_percent_and_speed() -> None:
     action = primary_action(facts(operation="downloading", download=HALFWAY))
     assert action == Action(
         kind="downloading",
-        label="Downloading",
+        label="50%",
         command=None,
         busy=True,
         percent=50.0,
-        detail="50% · 12.5 MB/s",
+        detail="12.5 MB/s",
     )
+    assert card(facts(operation="downloading", download=HALFWAY)).status.label == "Downloading"
 
 
 def test_progress_is_kept_only_while_downloading() -> None:

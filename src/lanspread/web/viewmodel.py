@@ -13,7 +13,7 @@ One card's primary action, first match wins:
 =========================  ======================================================
 fact                       action
 =========================  ======================================================
-operation ``downloading``  Downloading (fill: percent; detail: percent and speed)
+operation ``downloading``  Downloading (fill and label: percent; detail: speed)
 operation ``installing``   Installing (fill: percent once extraction reports it)
 operation ``updating``     Updating (likewise)
 operation ``uninstalling`` Uninstalling
@@ -178,7 +178,7 @@ class Action(msgspec.Struct, frozen=True):
     percent: float | None = None
     """Fill of the button, 0-100."""
     detail: str | None = None
-    """Second text on the button: percent and speed, or the paused share."""
+    """Second text on the button: the download speed, or the paused share."""
 
 
 class ProgressView(msgspec.Struct, frozen=True):
@@ -447,12 +447,12 @@ def primary_action(facts: GameFacts) -> Action:
 
 
 def _downloading_action(facts: GameFacts) -> Action:
+    """Percent as the label and the current speed beside it (the pill says "Downloading")."""
     percent = download_percent(facts)
     if percent is None or facts.download is None:
         return Action(ActionKind.DOWNLOADING.value, "Downloading", None, busy=True, percent=0.0)
     speed = format_speed(facts.download.bytes_per_second)
-    detail = f"{format_percent(percent)} · {speed}"
-    return Action(ActionKind.DOWNLOADING.value, "Downloading", None, True, percent, detail)
+    return Action(ActionKind.DOWNLOADING.value, format_percent(percent), None, True, percent, speed)
 
 
 def _idle_action(facts: GameFacts) -> Action:
@@ -471,6 +471,8 @@ def _idle_action(facts: GameFacts) -> Action:
 
 def status_of(facts: GameFacts, action: Action) -> StatusView:
     """The pill on the artwork: where the game stands, in one or two words."""
+    if action.kind == ActionKind.DOWNLOADING.value:
+        return StatusView("Downloading", "busy")
     if action.busy:
         return StatusView(action.label, "busy")
     if facts.running:

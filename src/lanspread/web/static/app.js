@@ -497,6 +497,7 @@
     $("detail-description").textContent = game.description;
     $("detail-description").hidden = !game.description;
     paintAction(detail.act, game.action);
+    detail.act.button.hidden = Boolean(game.progress);
     $("detail-error").hidden = !game.error;
     $("detail-error").textContent = game.error || "";
     renderProgress(game.progress);

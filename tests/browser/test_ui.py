@@ -1,0 +1,217 @@
+"""The desktop UI in real headless Chromium, against real peers on loopback."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.async_api import Page, expect
+from tests.browser.conftest import Lan, shoot
+from tests.support.webui import until
+
+from lanspread.core.operations import OperationKind
+from lanspread.runtime.events import DownloadProgress, InstallProgress, RuntimeFailed
+from lanspread.storage.settings import SettingsStore
+from lanspread.web.viewmodel import RuntimeState
+
+pytestmark = pytest.mark.browser
+
+
+async def visible_cards(page: Page) -> list[str]:
+    ids: list[str] = await page.locator("#grid .card:visible").evaluate_all(
+        "cards => cards.map(card => card.dataset.game)"
+    )
+    return ids
+
+
+async def test_first_run_then_library(first_run_lan: Lan) -> None:
+    """The first-run screen saves name and folder, then the grid shows bravo's games."""
+    lan = first_run_lan
+    page = await lan.page()
+    await expect(page.locator("#setup")).to_be_visible()
+    await expect(page.locator("#setup-name")).to_have_value("Frag Master")
+    await shoot(page, "01-first-run")
+
+    game_dir = lan.alpha.options.game_dir.parent / "lan-games"
+    await page.fill("#setup-name", "Frag Master")
+    await page.fill("#setup-dir", str(game_dir))
+    await page.click("#setup-submit")
+
+    await expect(page.locator("#app")).to_be_visible()
+    quake = page.locator('[data-game="quake3"]')
+    await expect(quake.locator(".peer-badge")).to_have_text("1 peer")
+    await expect(quake.locator(".act")).to_have_attribute("data-kind", "download")
+    await expect(page.locator('[data-game="bf1942"] .act')).to_have_attribute(
+        "data-kind", "unavailable"
+    )
+    saved = SettingsStore(lan.alpha.options.state_dir).load()
+    assert (saved.display_name, saved.game_dir) == ("Frag Master", str(game_dir))
+    assert lan.alpha.runtime.local.game_dir == game_dir
+
+
+async def test_library_search_and_filters(lan: Lan) -> None:
+    """Search narrows by name or genre; filters show installed, downloadable and updates."""
+    page = await lan.page()
+    aoe = page.locator('[data-game="aoe2"]')
+    await expect(aoe.locator(".act")).to_have_attribute("data-kind", "update")
+    await expect(page.locator('[data-game="quake3"] .peer-badge')).to_have_text("1 peer")
+    await expect(page.locator('[data-count="updates"]')).to_have_text("1")
+    await shoot(page, "02-library")
+
+    await page.fill("#search", "quake")
+    await expect(page.locator("#grid .card:visible")).to_have_count(1)
+    assert await visible_cards(page) == ["quake3"]
+    await page.fill("#search", "strategy")
+    assert set(await visible_cards(page)) >= {"aoe2", "warcraft3"}
+    await page.fill("#search", "no such game")
+    await expect(page.locator("#empty")).to_be_visible()
+    await page.fill("#search", "")
+
+    await page.click('[data-filter="installed"]')
+    await expect(page.locator("#view-title")).to_have_text("Installed")
+    assert await visible_cards(page) == ["aoe2"]
+    await page.click('[data-filter="downloadable"]')
+    assert await visible_cards(page) == ["cs16", "openttd", "quake3", "warcraft3"]
+    await page.click('[data-filter="updates"]')
+    assert await visible_cards(page) == ["aoe2"]
+    await page.click('[data-filter="all"]')
+    await expect(page.locator("#grid .card:visible")).to_have_count(len(lan.catalog))
+
+
+async def test_detail_view_with_live_progress_and_sources(lan: Lan) -> None:
+    """The detail view shows bytes, speed, ETA, percent, Cancel and the per-peer sources."""
+    page = await lan.page()
+    runtime = lan.alpha.runtime
+    runtime.local.begin_operation("quake3", OperationKind.DOWNLOADING)
+    runtime.publish(
+        DownloadProgress(
+            game="quake3",
+            downloaded_bytes=190_000_000,
+            total_bytes=480_000_000,
+            bytes_per_second=12_500_000.0,
+            eta_seconds=23.2,
+        )
+    )
+    runtime.local.begin_operation("cs16", OperationKind.INSTALLING)
+    runtime.publish(InstallProgress(game="cs16", extracted_bytes=300, total_bytes=1000))
+    act = page.locator('[data-game="quake3"] .act')
+    await expect(act).to_have_attribute("data-kind", "downloading")
+    await expect(act.locator(".act-label")).to_have_text("39%")
+    await expect(act.locator(".act-detail")).to_have_text("12.5 MB/s")
+    await expect(page.locator('[data-game="cs16"] .act .act-detail')).to_have_text("30%")
+    await shoot(page, "03-downloading")
+
+    await page.locator('[data-game="quake3"] .card-title').click()
+    await expect(page.locator("#detail")).to_be_visible()
+    await expect(page.locator("#detail-title")).to_have_text("Quake III Arena")
+    await expect(page.locator("#progress-percent")).to_have_text("39%")
+    await expect(page.locator("#progress-done")).to_have_text("190 MB of 480 MB")
+    await expect(page.locator("#progress-speed")).to_have_text("12.5 MB/s")
+    await expect(page.locator("#progress-eta")).to_have_text("24s left")
+    await expect(page.locator("#progress-cancel")).to_be_visible()
+    await expect(page.locator("#detail-sources .source")).to_have_count(1)
+    await expect(page.locator("#detail-sources .peer-name")).to_have_text("Jonas' Rig")
+    await shoot(page, "04-detail-downloading")
+
+    await runtime.local.end_operation("quake3")
+    await expect(page.locator("#detail-progress")).to_be_hidden()
+    await expect(page.locator("#detail-action")).to_have_attribute("data-kind", "download")
+    await page.keyboard.press("Escape")
+    await expect(page.locator("#detail")).to_be_hidden()
+
+
+async def test_remove_files_asks_first(lan: Lan) -> None:
+    """Remove files warns that re-downloading takes long, and Keep cancels it."""
+    page = await lan.page()
+    await page.locator('[data-game="teeworlds"] .card-title').click()
+    await page.click('#detail-secondary [data-action="remove"]')
+    await expect(page.locator("#confirm")).to_be_visible()
+    await expect(page.locator("#confirm-text")).to_contain_text("can take a long time")
+    await shoot(page, "05-remove-confirm")
+    await page.click("#confirm-no")
+    await expect(page.locator("#confirm")).to_be_hidden()
+    assert (lan.alpha.runtime.local.game_dir / "teeworlds").is_dir()
+
+
+async def test_peers_panel_lists_the_other_peer(lan: Lan) -> None:
+    """The peers panel shows bravo's name, address and games."""
+    page = await lan.page()
+    peer = page.locator(f'[data-peer="{lan.bravo.peer_id}"]')
+    await expect(peer.locator(".peer-name")).to_have_text("Jonas' Rig")
+    await expect(peer.locator(".peer-addr")).to_have_text(lan.bravo.listen_addr)
+    await expect(peer.locator(".peer-sub")).to_have_text("5 games")
+    await peer.locator(".peer-row").click()
+    await expect(peer.locator(".chip")).to_have_count(5)
+    await expect(peer.locator(".chip").first).to_have_text("Age of Empires II")
+    await expect(page.locator("#peer-count")).to_have_text("1")
+
+
+async def test_stream_drop_reconnects_by_itself(lan: Lan) -> None:
+    """When the server kills the stream, the page reconnects and follows new changes."""
+    page = await lan.page()
+    await expect(page.locator("#conn")).to_have_attribute("data-state", "live")
+    await until(lambda: lan.alpha.ui.stream_count == 1, "the page's stream")
+    await lan.alpha.ui.drop_streams()
+    await until(lambda: lan.alpha.ui.stream_count == 0, "the stream to close")
+    await until(lambda: lan.alpha.ui.stream_count == 1, "the page to reconnect")
+    await expect(page.locator("#conn")).to_have_attribute("data-state", "live")
+    lan.alpha.runtime.local.begin_operation("warcraft3", OperationKind.DOWNLOADING)
+    await expect(page.locator('[data-game="warcraft3"] .act')).to_have_attribute(
+        "data-kind", "downloading"
+    )
+
+
+async def test_page_without_the_token_is_refused(lan: Lan) -> None:
+    """Opening the address without the launch link's token shows the locked screen only."""
+    page = await lan.page(url=lan.base_url)
+    await expect(page.locator("#refused")).to_be_visible()
+    await expect(page.locator("#app")).to_be_hidden()
+    status = await page.evaluate("fetch('/api/view').then(r => r.status)")
+    assert status == 401
+    await shoot(page, "06-locked")
+
+
+async def test_token_leaves_the_address_bar(lan: Lan) -> None:
+    """After the page traded the token for its cookie, the URL no longer carries it."""
+    page = await lan.page()
+    await expect(page.locator("#app")).to_be_visible()
+    assert page.url == lan.base_url
+    assert "token" not in page.url
+
+
+async def test_busy_game_dir_change_is_shown(lan: Lan) -> None:
+    """Changing the game folder during an operation shows the runtime's refusal."""
+    page = await lan.page()
+    lan.alpha.runtime.local.begin_operation("quake3", OperationKind.DOWNLOADING)
+    await page.click("#open-settings")
+    await page.fill("#settings-dir", str(lan.alpha.options.game_dir.parent / "elsewhere"))
+    await page.click("#settings-save")
+    await expect(page.locator("#settings-error")).to_have_text(
+        "cannot change the game directory while busy: quake3"
+    )
+    await shoot(page, "07-settings-busy")
+
+
+async def test_runtime_failure_banner_and_restart(lan: Lan) -> None:
+    """A failed runtime raises a banner; Restart starts a new runtime and the banner goes."""
+    page = await lan.page()
+    old = lan.alpha.runtime
+    old.publish(RuntimeFailed(component="server", error="listener died"))
+    old.shutdown()
+    await expect(page.locator("#banner")).to_be_visible()
+    await expect(page.locator("#banner-text")).to_have_text(
+        "The lanspread peer stopped (server): listener died"
+    )
+    await shoot(page, "08-runtime-failed")
+    await page.click("#banner-restart")
+    await expect(page.locator("#banner")).to_be_hidden()
+    assert lan.alpha.ui.host.state.state is RuntimeState.RUNNING
+    assert lan.alpha.ui.host.runtime is not old
+
+
+async def test_narrow_window_stays_usable(lan: Lan) -> None:
+    """On a narrow window the grid reflows and the sidebar moves on top."""
+    page = await lan.page(viewport={"width": 760, "height": 1000})
+    await expect(page.locator('[data-game="quake3"] .peer-badge')).to_have_text("1 peer")
+    box = await page.locator("#grid .card").first.bounding_box()
+    assert box is not None
+    assert box["width"] > 200
+    await shoot(page, "09-narrow")
