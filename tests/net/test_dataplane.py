@@ -22,6 +22,7 @@ from lanspread.core.servegate import MAX_CHUNK_LENGTH, GateState
 from lanspread.core.tickets import TOKEN_SIZE
 from lanspread.download.hashing import hash_game_payload
 from lanspread.errors import PeerRefused, StorageError, TransportError
+from lanspread.net import sendfile as sendfile_module
 from lanspread.net.connection import PeerConnection, dial
 from lanspread.net.dataplane import (
     MAX_DATA_CONNECTIONS_PER_PEER,
@@ -47,6 +48,7 @@ from lanspread.net.datawire import (
     encode_request,
 )
 from lanspread.net.identity import load_or_create_identity
+from lanspread.net.sendfile import FileEndedEarly, pwrite_all
 from lanspread.net.server import PeerServer
 from lanspread.net.wire import GetTicket, Request, Response, Ticket
 
@@ -777,3 +779,56 @@ def test_header_decoding_checks_length_against_status() -> None:
     assert len(encode_header(DataStatus.GAME_NOT_FOUND)) == HEADER_SIZE
     with pytest.raises(ValueError, match=r"^only an OK header is followed by bytes$"):
         encode_header(DataStatus.GAME_NOT_FOUND, 1)
+
+
+# --- the portable helpers ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("native", [True, False], ids=["sendfile", "portable"])
+async def test_both_send_branches_send_exact_ranges_and_refuse_short_files(
+    tmp_path: Path, native: bool
+) -> None:
+    """The os.sendfile branch and the Windows branch send the same range, and both raise
+    FileEndedEarly when the file holds fewer bytes than asked."""
+    source = tmp_path / "source.bin"
+    data = os.urandom(3 * 65536 + 17)
+    source.write_bytes(data)
+    send = sendfile_module._sendfile_native if native else sendfile_module._sendfile_portable
+    left, right = socket.socketpair()
+    loop = asyncio.get_running_loop()
+    fd = os.open(source, os.O_RDONLY)
+    try:
+        left.setblocking(False)
+        right.setblocking(False)
+
+        async def receive(count: int) -> bytes:
+            got = bytearray()
+            while len(got) < count:
+                got += await loop.sock_recv(right, count - len(got))
+            return bytes(got)
+
+        async with asyncio.TaskGroup() as group:
+            reader = group.create_task(receive(len(data) - 100))
+            assert await send(left, fd, 100, len(data) - 100) == len(data) - 100
+        assert reader.result() == data[100:]
+        with pytest.raises(FileEndedEarly):
+            await send(left, fd, len(data) - 5, 10)
+    finally:
+        os.close(fd)
+        left.close()
+        right.close()
+
+
+@pytest.mark.parametrize("native", [True, False], ids=["pwrite", "seek-and-write"])
+def test_both_positional_write_branches_write_at_the_offset(tmp_path: Path, native: bool) -> None:
+    """pwrite and the Windows seek-and-write branch put the bytes at the offset asked."""
+    target = tmp_path / "target.bin"
+    target.write_bytes(bytes(10))
+    write = sendfile_module._pwrite_native if native else sendfile_module._pwrite_seeking
+    fd = os.open(target, os.O_WRONLY)
+    try:
+        write(fd, memoryview(b"abc"), 4)
+        pwrite_all(fd, b"z", 9)
+    finally:
+        os.close(fd)
+    assert target.read_bytes() == b"\0\0\0\0abc\0\0z"

@@ -21,11 +21,13 @@ counted in :attr:`DataServer.bytes_sent`.
 **Client.** :meth:`DataConnection.open` dials, sends the hello and waits for
 admission, all raced against a cancellation event and a timeout.
 :meth:`DataConnection.fetch` requests chunks keeping up to ``depth`` requests
-in flight, and for each answer receives into one reusable buffer of
-:data:`RECEIVE_BUFFER_SIZE` bytes, feeds a
-:class:`~lanspread.download.hashing.ChunkHasher` and writes with a positional
-write at the chunk's offset, in a worker thread owned by the connection (the
-event loop only schedules). Memory is one buffer per connection whatever the
+in flight. Each answer is received with ``recv_into`` into one of
+:data:`RECEIVE_BUFFERS` reusable buffers of :data:`RECEIVE_BUFFER_SIZE` bytes by
+the connection's receive thread, while its digest thread feeds the previous
+buffer to a :class:`~lanspread.download.hashing.ChunkHasher` and writes it with
+a positional write at its offset (the event loop only schedules; on two cores
+the socket copy overlaps the hash and the write, which bench/throughput.py
+showed is worth ~1.3x). Memory is two buffers per connection whatever the
 chunk or game size. It yields one :class:`ChunkResult` per task, in task
 order: written bytes are *not* fsynced; the caller fsyncs and journals.
 
@@ -117,6 +119,10 @@ REQUEST_READ_SIZE = 64 * 1024
 # The client's one receive buffer: hashing and writing 1 MiB per call keeps the
 # syscall and call overhead small next to the copy, and memory stays bounded.
 RECEIVE_BUFFER_SIZE = 1024 * 1024
+# Receive buffers per connection: one being filled from the socket while the other
+# is hashed and written; more would only help if hashing or writing were slower than
+# the network, and then the socket buffer already absorbs the bursts.
+RECEIVE_BUFFERS = 2
 # Requests the client keeps queued on one connection. The server answers in
 # order; two queued requests already hide the request round trip, four also cover
 # a slow gate check (bench/throughput.py measures depths 1 to 8).
@@ -537,9 +543,14 @@ class DataConnection:
         self._sock = sock
         self._description = description
         self._depth = depth
-        self._buffer = bytearray(buffer_size)
+        self._buffers = [bytearray(buffer_size) for _ in range(RECEIVE_BUFFERS)]
+        # One thread receives, the other hashes and writes what was received before:
+        # on two cores the copy out of the socket overlaps the hash and the write.
         self._executor = concurrent.futures.ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix=f"data-{description}"
+            max_workers=1, thread_name_prefix=f"data-recv-{description}"
+        )
+        self._digester = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix=f"data-digest-{description}"
         )
         self._lost: str | None = None
         self._busy = False
@@ -593,6 +604,7 @@ class DataConnection:
             self._sock.shutdown(socket.SHUT_RDWR)
         self._sock.close()
         self._executor.shutdown(wait=True)
+        self._digester.shutdown(wait=True)
 
     async def __aenter__(self) -> DataConnection:
         return self
@@ -700,31 +712,55 @@ class DataConnection:
         return self._receive_chunk(task, fd)
 
     def _receive_chunk(self, task: ChunkTask, fd: int) -> ChunkResult:
+        """Receive ``task``'s bytes; the digest thread hashes and writes them meanwhile."""
         hasher = ChunkHasher(task)
-        view = memoryview(self._buffer)
+        pending: collections.deque[concurrent.futures.Future[None]] = collections.deque()
         position = task.offset
-        while hasher.remaining:
-            want = min(hasher.remaining, len(view))
+        end = task.offset + task.length
+        turn = 0
+        while position < end:
+            if len(pending) == len(self._buffers):
+                pending.popleft().result()  # the buffer about to be reused is free again
+            buffer = self._buffers[turn % len(self._buffers)]
+            turn += 1
+            view = memoryview(buffer)[: min(end - position, len(buffer))]
             try:
-                got = self._fill(view[:want])
+                got = self._fill(view)
             except OSError as exc:
+                self._drain(pending)
                 self._mark_lost(f"connection to {self._description} lost: {_why(exc)}")
                 return ChunkResult(task, ChunkOutcome.SHORT_READ, detail=self._lost or "")
             if got:
-                hasher.update(view[:got])
-                self._write(fd, view[:got], position, task)
+                pending.append(
+                    self._digester.submit(self._digest, hasher, fd, view[:got], position, task)
+                )
                 position += got
-                self.bytes_received += got
-            if got < want:
+            if got < len(view):
+                self._drain(pending)
                 self._mark_lost(f"{self._description} closed the connection inside a chunk")
                 return ChunkResult(
                     task,
                     ChunkOutcome.SHORT_READ,
                     detail=f"{hasher.received} of {task.length} bytes arrived",
                 )
+        self._drain(pending)
         if not hasher.matches():
             return ChunkResult(task, ChunkOutcome.HASH_MISMATCH, detail="BLAKE3 digest differs")
         return ChunkResult(task, ChunkOutcome.OK)
+
+    @staticmethod
+    def _drain(pending: collections.deque[concurrent.futures.Future[None]]) -> None:
+        """Wait for every queued hash-and-write; the first failure is raised."""
+        while pending:
+            pending.popleft().result()
+
+    def _digest(
+        self, hasher: ChunkHasher, fd: int, data: memoryview, position: int, task: ChunkTask
+    ) -> None:
+        """On the digest thread: hash and write one received piece, in arrival order."""
+        hasher.update(data)
+        self._write(fd, data, position, task)
+        self.bytes_received += len(data)
 
     def _fill(self, view: memoryview) -> int:
         """Receive into ``view`` until it is full or the stream ends; the bytes received."""

@@ -104,13 +104,24 @@ _seek_locks_guard = threading.Lock()
 
 def pwrite_all(fd: int, data: Buffer, offset: int) -> None:
     """Write all of ``data`` at ``offset`` of ``fd`` (blocking; ``OSError`` on failure)."""
-    view = memoryview(data).cast("B")
     if HAS_PWRITE:
-        while view:
-            written = os.pwrite(fd, view, offset)
-            view = view[written:]
-            offset += written
-        return
+        _pwrite_native(fd, data, offset)
+    else:
+        _pwrite_seeking(fd, data, offset)
+
+
+def _pwrite_native(fd: int, data: Buffer, offset: int) -> None:
+    view = memoryview(data).cast("B")
+    while view:
+        written = os.pwrite(fd, view, offset)
+        view = view[written:]
+        offset += written
+
+
+def _pwrite_seeking(fd: int, data: Buffer, offset: int) -> None:
+    # Windows: no pwrite. Seek and write under a per-descriptor lock, so two writers
+    # of one descriptor never interleave their seeks and writes.
+    view = memoryview(data).cast("B")
     with _seek_lock(fd):
         os.lseek(fd, offset, os.SEEK_SET)
         while view:
