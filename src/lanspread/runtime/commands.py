@@ -52,6 +52,24 @@ class Shutdown(Command, frozen=True, tag="shutdown"):
     """Say goodbye to every peer and stop."""
 
 
+class Download(Command, frozen=True, tag="download"):
+    """Download (or resume downloading) a game from the peers that have its newest version."""
+
+    game: GameIdArg
+
+
+class Cancel(Command, frozen=True, tag="cancel"):
+    """Stop a running download, or discard a paused one."""
+
+    game: GameIdArg
+
+
+class Update(Command, frozen=True, tag="update"):
+    """Fetch the newest version from the peers advertising it, then install it."""
+
+    game: GameIdArg
+
+
 class Install(Command, frozen=True, tag="install"):
     """Extract a downloaded game into ``local/``."""
 
@@ -83,6 +101,9 @@ AnyCommand = (
     | Connect
     | SetGameDir
     | Shutdown
+    | Download
+    | Cancel
+    | Update
     | Install
     | Uninstall
     | Remove

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lanspread.core.library import LibraryDelta
+from lanspread.core.manifest import GameManifest
 from lanspread.core.peerdb import PeerChange, PeerDB, PeerRecord, RemoteGameView, aggregate
 from lanspread.core.peerdb import ResyncNeeded as DbResyncNeeded
 from lanspread.core.servegate import GateState
@@ -67,6 +68,7 @@ from lanspread.net.wire import (
     Request,
     Response,
     ResyncRequired,
+    Ticket,
 )
 from lanspread.runtime.events import (
     Event,
@@ -131,6 +133,7 @@ class PeerNetwork:
         # after a timeout (a cut link) is dialled again from it until it answers or
         # its advertisement goes away; zeroconf reports an unchanged instance only once.
         self._advertised: dict[str, DiscoveredPeer] = {}
+        self._lost_listeners: list[Callable[[str], None]] = []
 
     @classmethod
     async def create(
@@ -177,6 +180,36 @@ class PeerNetwork:
 
     def peer_views(self) -> tuple[PeerView, ...]:
         return tuple(_peer_view(record) for record in self._db.peers())
+
+    def known_peers(self) -> frozenset[str]:
+        return frozenset(record.peer_id for record in self._db.peers())
+
+    def add_peer_lost_listener(self, listener: Callable[[str], None]) -> None:
+        """Call ``listener(peer_id)`` whenever a peer is dropped."""
+        self._lost_listeners.append(listener)
+
+    def sources_for(self, game_id: str) -> tuple[str | None, tuple[str, ...]]:
+        """The newest version ready peers offer, and the peers offering exactly it."""
+        view = aggregate(self._db).get(game_id)
+        if view is None:
+            return None, ()
+        return view.latest_version, view.sources_at_latest
+
+    # -- requests a downloader makes ------------------------------------------
+
+    async def fetch_manifest(self, peer_id: str, game_id: str) -> GameManifest:
+        """The manifest ``peer_id`` serves for ``game_id``, asked fresh over TLS."""
+        connection = await self.link(peer_id)
+        answer = await connection.request(GetGame(game_id=game_id))
+        return answer.manifest
+
+    async def request_ticket(self, peer_id: str, game_id: str) -> tuple[str, Ticket]:
+        """A data-plane ticket from ``peer_id`` and the host to present it at."""
+        connection = await self.link(peer_id)
+        ticket = await connection.request(GetTicket(game_id=game_id))
+        record = self._db.get(peer_id)
+        host = record.address[0] if record is not None else connection.remote_address[0]
+        return host, ticket
 
     def _local(self) -> LocalLibraryService:
         if self._library is None:
@@ -426,6 +459,8 @@ class PeerNetwork:
         self._publish(PeerLost(peer_id=peer_id, reason=reason))
         self._publish(PeerCountUpdated(count=len(self._db)))
         self._publish(RemoteGamesChanged(peer_id=peer_id, games=()))
+        for listener in self._lost_listeners:
+            listener(peer_id)
         if connection is not None:
             # A job, not awaited: closing a link to a silent peer waits out the TLS
             # close timeout, which would hold up dropping the next silent peer.

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lanspread.core.catalog import Catalog
+from lanspread.core.manifest import DEFAULT_CHUNK_SIZE
 from lanspread.runtime.local_library import DEFAULT_FALLBACK_SCAN_INTERVAL
 
 DEFAULT_LISTEN_PORT = 0
@@ -46,3 +47,5 @@ class RuntimeOptions:
     goodbye_timeout: float = 2.0
     restart_delay: float = 5.0
     install_policy: InstallPolicy = InstallPolicy.AUTO
+    chunk_size: int = DEFAULT_CHUNK_SIZE
+    """Chunk size of the manifests this peer computes for the games it serves."""

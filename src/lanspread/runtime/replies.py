@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Set
 
 import msgspec
 
@@ -11,6 +11,7 @@ from lanspread.core.gameroot import version_sort_key
 from lanspread.core.library import LibrarySnapshot
 from lanspread.core.operations import OperationKind
 from lanspread.core.peerdb import RemoteGameView
+from lanspread.download.startup import PartialDownload
 
 
 class StatusReply(msgspec.Struct, frozen=True):
@@ -52,6 +53,11 @@ class GameView(msgspec.Struct, frozen=True):
     latest_version: str | None
     """The newest version any ready peer has."""
     update_available: bool
+    paused_bytes: int = 0
+    """Bytes already complete of a paused (resumable) download; 0 when none."""
+    paused_total_bytes: int = 0
+    running: bool = False
+    """The game was started with ``play`` and has not exited."""
 
 
 class PeerView(msgspec.Struct, frozen=True):
@@ -67,7 +73,10 @@ def game_views(
     local: LibrarySnapshot,
     operations: Mapping[str, OperationKind],
     remote: Mapping[str, RemoteGameView],
+    partials: Mapping[str, PartialDownload] | None = None,
+    running: Set[str] = frozenset(),
 ) -> tuple[GameView, ...]:
+    partials = partials or {}
     mine = local.by_id()
     views = []
     for game in sorted(catalog, key=lambda g: g.id):
@@ -77,6 +86,7 @@ def game_views(
         latest = offer.latest_version if offer is not None else None
         downloaded = summary is not None and summary.downloaded
         operation = operations.get(game.id)
+        partial = partials.get(game.id)
         views.append(
             GameView(
                 id=game.id,
@@ -93,6 +103,9 @@ def game_views(
                     and offer.peer_count > 0
                     and version_sort_key(latest) > version_sort_key(local_version)
                 ),
+                paused_bytes=partial.done_bytes if partial is not None else 0,
+                paused_total_bytes=partial.total_bytes if partial is not None else 0,
+                running=game.id in running,
             )
         )
     return tuple(views)

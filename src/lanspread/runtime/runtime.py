@@ -28,8 +28,10 @@ from lanspread.download.manifest_cache import HashingService, ManifestCache
 from lanspread.errors import ConfigError, LanspreadError
 from lanspread.runtime.commands import (
     AnyCommand,
+    Cancel,
     Command,
     Connect,
+    Download,
     Install,
     ListGames,
     ListPeers,
@@ -39,7 +41,9 @@ from lanspread.runtime.commands import (
     Shutdown,
     Status,
     Uninstall,
+    Update,
 )
+from lanspread.runtime.downloads import DownloadManager
 from lanspread.runtime.eventbus import EventBus, Subscription
 from lanspread.runtime.events import Event, LocalReady
 from lanspread.runtime.jobs import JobRunner
@@ -73,6 +77,7 @@ class PeerRuntime:
         self._network: PeerNetwork | None = None
         self._jobs = JobRunner("operation")
         self._lifecycle: Lifecycle | None = None
+        self._downloads: DownloadManager | None = None
         self._manifests: ManifestCache | None = None
         self._hashing: HashingService | None = None
 
@@ -94,13 +99,24 @@ class PeerRuntime:
             fallback_interval=options.fallback_scan_interval,
         )
         network.attach_library(local)
-        self._manifests = ManifestCache(state_dir)
+        self._manifests = ManifestCache(state_dir, chunk_size=options.chunk_size)
         self._hashing = HashingService(self._manifests, local)
         network.attach_hashing(self._hashing)
+        lifecycle = Lifecycle(local, self._jobs, self._bus.publish)
+        downloads = DownloadManager(
+            local=local,
+            network=network,
+            lifecycle=lifecycle,
+            jobs=self._jobs,
+            publish=self._bus.publish,
+            install_policy=options.install_policy,
+            manifests=self._manifests,
+        )
         await asyncio.to_thread(recover_install_state, game_dir, options.catalog)
+        await asyncio.to_thread(downloads.recover)
         await local.full_scan()
         self._local, self._network = local, network
-        self._lifecycle = Lifecycle(local, self._jobs, self._bus.publish)
+        self._lifecycle, self._downloads = lifecycle, downloads
         self._main = asyncio.create_task(self._run(), name="lanspread-runtime")
         try:
             await network.wait_bound()
@@ -211,6 +227,12 @@ class PeerRuntime:
         return self._hashing
 
     @property
+    def downloads(self) -> DownloadManager:
+        if self._downloads is None:
+            raise ConfigError("runtime not started")
+        return self._downloads
+
+    @property
     def lifecycle(self) -> Lifecycle:
         if self._lifecycle is None:
             raise ConfigError("runtime not started")
@@ -243,6 +265,15 @@ class PeerRuntime:
             case Shutdown():
                 self.shutdown()
                 return None
+            case Download(game=game):
+                self.downloads.download(game)
+                return OperationStarted(game=game, operation="downloading")
+            case Update(game=game):
+                self.downloads.download(game, update=True)
+                return OperationStarted(game=game, operation="downloading")
+            case Cancel(game=game):
+                self.downloads.cancel(game)
+                return OperationStarted(game=game, operation="cancelling")
             case Install(game=game):
                 self.lifecycle.install(game)
                 return OperationStarted(game=game, operation="installing")
@@ -279,6 +310,8 @@ class PeerRuntime:
             local.snapshot,
             local.operations.snapshot(),
             network.remote_games(),
+            self.downloads.partials,
+            self.lifecycle.running,
         )
 
 

@@ -1,0 +1,692 @@
+"""Downloads: from the download command to a committed version.ini sentinel.
+
+Theory of operation
+-------------------
+One download is one job that owns its game root through the operation table::
+
+    sources      ready peers advertising the newest version (aggregate view)
+      |  GetGame over TLS to each: manifests; agree_manifests -> agreed manifest,
+      |  per-file eligible sources, disagreements reported (SourceRejected)
+    resume?      a journal with the same manifest digest: its done chunks count;
+      |          another digest: the old partial is discarded, start over cleanly
+    update?      the existing version.ini is parked as .version.ini.discarded
+    storage      prepare_game_storage (final sizes, stale archives removed);
+      |          chunks already on disk with the right hash count as done
+    rounds       plan_download -> per source: ticket over TLS, plain-TCP data
+      |          connection, pipelined chunks written at their offsets and verified;
+      |          failures -> replan_failures -> next round on other sources
+      |          (bounded attempts); the journal is committed, after an fsync of
+      |          the data, about once a second
+    sentinel     version.ini fetched last into memory, verified, committed through
+      |          .version.ini.tmp + rename after every payload byte is durable
+    handoff      install policy auto (or an update of an installed game):
+                 DOWNLOADING -> INSTALLING/UPDATING in the same operation
+
+Endings: **finished** (sentinel committed, journal removed); **cancelled** (stops
+at the next chunk boundary, sentinel transaction rolled back, everything but the
+installer-owned names discarded, root removed if empty); **all peers gone**
+(paused: journal kept, resumable); **failed** (a reason; journal kept, resumable).
+Each ending refreshes the game while its operation is active, clears the
+operation, then publishes its event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lanspread.core.gameroot import version_sort_key
+from lanspread.core.manifest import Agreement, GameManifest, agree_manifests, manifest_digest
+from lanspread.core.operations import OperationKind
+from lanspread.core.planning import (
+    ChunkFailure,
+    ChunkKey,
+    ChunkTask,
+    FailureReason,
+    NoEligibleSource,
+    plan_download,
+    replan_failures,
+)
+from lanspread.core.progress import ProgressSampler, ProgressTracker
+from lanspread.download.journal import DownloadJournal, JournalCorrupt, should_commit
+from lanspread.download.journal import load as load_journal
+from lanspread.download.manifest_cache import ManifestCache
+from lanspread.download.reuse import reusable_chunks
+from lanspread.download.sentinel import begin_update, commit_sentinel, rollback
+from lanspread.download.startup import PartialDownload, classify_partial, sweep_orphans
+from lanspread.download.storage import open_for_writing, prepare_game_storage
+from lanspread.errors import (
+    InvalidGameState,
+    LanspreadError,
+    PeerRefused,
+    StorageError,
+    TransportError,
+)
+from lanspread.install.sweep import discard_download
+from lanspread.net.dataplane import ChunkOutcome, DataConnection
+from lanspread.net.wire import ErrorCode
+from lanspread.runtime.events import (
+    ChunkFinished,
+    DownloadAllPeersGone,
+    DownloadBegin,
+    DownloadCancelled,
+    DownloadFailed,
+    DownloadFinished,
+    DownloadProgress,
+    Event,
+    SourceRejected,
+)
+from lanspread.runtime.jobs import JobRunner
+from lanspread.runtime.options import InstallPolicy
+from lanspread.runtime.startup import catalog_roots
+
+if TYPE_CHECKING:
+    from lanspread.runtime.lifecycle import Lifecycle
+    from lanspread.runtime.local_library import LocalLibraryService
+    from lanspread.runtime.network import PeerNetwork
+
+log = logging.getLogger(__name__)
+
+# Rounds of re-planning before a chunk's failure is final; each round moves the
+# failed chunks to other sources, so four rounds cover three bad sources.
+MAX_CHUNK_ATTEMPTS = 4
+# GetGame is answered from a cached manifest; a peer slower than this is skipped.
+MANIFEST_TIMEOUT = 15.0
+
+
+# Outcomes where the chunk's bytes crossed the wire (speed counts retry waste too).
+_BYTES_ARRIVED = frozenset({ChunkOutcome.OK, ChunkOutcome.HASH_MISMATCH})
+
+
+class DownloadFailedError(LanspreadError):
+    """A download cannot complete; the message is what the player sees."""
+
+
+class _Cancelled(Exception):
+    """The player cancelled the download."""
+
+
+class _AllPeersGone(Exception):
+    """Every source of the game left the network."""
+
+
+@dataclass
+class _Active:
+    game_id: str
+    cancel: asyncio.Event = field(default_factory=asyncio.Event)
+    sources: frozenset[str] = frozenset()
+    gone: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class _FileSink:
+    """Open, writable descriptors of a download's payload files, opened on first use."""
+
+    def __init__(self, root: Path) -> None:
+        self._root = root
+        self._fds: dict[str, int] = {}
+
+    def fd_for(self, task: ChunkTask) -> int:
+        fd = self._fds.get(task.path)
+        if fd is None:
+            fd = open_for_writing(self._root, task.path)
+            self._fds[task.path] = fd
+        return fd
+
+    @property
+    def fds(self) -> list[int]:
+        return list(self._fds.values())
+
+    def close(self) -> None:
+        for fd in self._fds.values():
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._fds.clear()
+
+
+class _MemorySink:
+    """Receives the sentinel into an anonymous temporary file, then hands back its bytes."""
+
+    def __init__(self) -> None:
+        self._file = tempfile.TemporaryFile()  # noqa: SIM115 - closed in close()
+
+    def fd_for(self, task: ChunkTask) -> int:
+        del task
+        return self._file.fileno()
+
+    def read(self, length: int) -> bytes:
+        return os.pread(self._file.fileno(), length, 0)
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class DownloadManager:
+    def __init__(
+        self,
+        *,
+        local: LocalLibraryService,
+        network: PeerNetwork,
+        lifecycle: Lifecycle,
+        jobs: JobRunner,
+        publish: Callable[[Event], None],
+        install_policy: InstallPolicy,
+        manifests: ManifestCache,
+    ) -> None:
+        self._manifests = manifests
+        self._local = local
+        self._network = network
+        self._lifecycle = lifecycle
+        self._jobs = jobs
+        self._publish = publish
+        self._install_policy = install_policy
+        self._active: dict[str, _Active] = {}
+        self._partials: dict[str, PartialDownload] = {}
+        network.add_peer_lost_listener(self._on_peer_lost)
+
+    # -- facts -------------------------------------------------------------
+
+    @property
+    def partials(self) -> Mapping[str, PartialDownload]:
+        """Paused downloads (a journal in the root, no active download), by game id."""
+        return dict(self._partials)
+
+    def _root(self, game_id: str) -> Path:
+        return self._local.game_dir / game_id
+
+    # -- startup -------------------------------------------------------------
+
+    def recover(self) -> None:
+        """Sweep orphaned payload and find paused downloads. Blocking; runs at start."""
+        for root in catalog_roots(self._local.game_dir, self._local.catalog):
+            try:
+                sweep_orphans(root)
+                partial = classify_partial(root)
+            except StorageError as exc:
+                log.warning("cannot inspect the download state of %s: %s", root, exc)
+                continue
+            if partial is not None:
+                self._partials[root.name] = partial
+
+    # -- commands ------------------------------------------------------------
+
+    def download(self, game_id: str, *, update: bool = False) -> None:
+        """Start (or resume) downloading ``game_id``; ``update`` fetches the newest version."""
+        self._local.require_catalog_game(game_id)
+        summary = self._local.library.get(game_id)
+        latest, sources = self._network.sources_for(game_id)
+        if summary is not None and summary.installed:
+            update = True  # a download into an installed game is an update of it
+        if update:
+            if summary is None:
+                raise InvalidGameState(f"{game_id} is not here to update: download it")
+            if summary.downloaded and version_sort_key(latest) <= version_sort_key(summary.version):
+                raise InvalidGameState(f"{game_id} is up to date")
+            self._lifecycle.refuse_if_running(game_id, "update")
+        elif summary is not None and summary.downloaded:
+            raise InvalidGameState(f"{game_id} is already downloaded")
+        if not sources:
+            raise InvalidGameState(f"no peer offers {game_id} right now")
+        self._local.begin_operation(game_id, OperationKind.DOWNLOADING)
+        active = _Active(game_id)
+        self._active[game_id] = active
+        self._jobs.spawn(lambda: self._run(active, update=update))
+
+    def cancel(self, game_id: str) -> None:
+        """Stop a running download, or discard a paused one."""
+        self._local.require_catalog_game(game_id)
+        active = self._active.get(game_id)
+        if active is not None:
+            active.cancel.set()
+            return
+        if game_id not in self._partials:
+            raise InvalidGameState(f"{game_id} has no download to cancel")
+        self._local.begin_operation(game_id, OperationKind.DOWNLOADING)
+        self._jobs.spawn(lambda: self._discard_paused(game_id))
+
+    async def _discard_paused(self, game_id: str) -> None:
+        try:
+            await asyncio.to_thread(self._discard, game_id)
+        finally:
+            self._partials.pop(game_id, None)
+            await self._local.end_operation(game_id)
+        self._publish(DownloadCancelled(game=game_id))
+
+    def _discard(self, game_id: str) -> None:
+        root = self._root(game_id)
+        rollback(root)
+        discard_download(root)
+
+    # -- the job ---------------------------------------------------------------
+
+    async def _run(self, active: _Active, *, update: bool) -> None:
+        game_id = active.game_id
+        try:
+            outcome = await self._download(active, update=update)
+        except _Cancelled:
+            await asyncio.to_thread(self._discard, game_id)
+            self._partials.pop(game_id, None)
+            await self._finish(game_id)
+            self._publish(DownloadCancelled(game=game_id))
+            return
+        except _AllPeersGone:
+            await self._pause(game_id)
+            self._publish(DownloadAllPeersGone(game=game_id))
+            return
+        except (LanspreadError, OSError) as exc:
+            log.warning("download of %s failed: %s", game_id, exc)
+            await self._pause(game_id)
+            self._publish(DownloadFailed(game=game_id, reason=str(exc)))
+            return
+        finally:
+            self._active.pop(game_id, None)
+        self._partials.pop(game_id, None)
+        installed = outcome.installed_before
+        if installed or self._install_policy is InstallPolicy.AUTO:
+            self._local.handoff(
+                game_id, OperationKind.UPDATING if installed else OperationKind.INSTALLING
+            )
+            self._publish(DownloadFinished(game=game_id, version=outcome.version))
+            await self._lifecycle.run_install(game_id, update=installed)
+            return
+        await self._finish(game_id)
+        self._publish(DownloadFinished(game=game_id, version=outcome.version))
+
+    async def _finish(self, game_id: str) -> None:
+        await self._local.end_operation(game_id)
+
+    async def _pause(self, game_id: str) -> None:
+        partial = await asyncio.to_thread(classify_partial, self._root(game_id))
+        if partial is not None:
+            self._partials[game_id] = partial
+        await self._finish(game_id)
+
+    async def _download(self, active: _Active, *, update: bool) -> _Outcome:
+        game_id = active.game_id
+        root = self._root(game_id)
+        agreement = await self._agree(active)
+        manifest = agreement.manifest
+        summary = self._local.library.get(game_id)
+        installed_before = summary is not None and summary.installed
+        journal, done = await asyncio.to_thread(self._prepare, root, manifest, active.cancel.is_set)
+        if active.cancel.is_set():
+            raise _Cancelled
+        transfer = _Transfer(self, active, agreement, journal, done)
+        self._publish(
+            DownloadBegin(
+                game=game_id,
+                version=manifest.version,
+                total_bytes=manifest.total_bytes,
+                sources=tuple(sorted(active.sources)),
+                resumed_bytes=transfer.tracker.downloaded_bytes,
+            )
+        )
+        await transfer.run()
+        await self._remember(manifest)
+        del update
+        return _Outcome(version=manifest.version, installed_before=installed_before)
+
+    async def _remember(self, manifest: GameManifest) -> None:
+        """Cache the manifest we just verified, so serving this game costs no hashing."""
+        try:
+            await asyncio.to_thread(self._manifests.store, self._local.game_dir, manifest)
+        except StorageError as exc:
+            log.warning("cannot cache the manifest of %s: %s", manifest.game_id, exc)
+
+    async def _agree(self, active: _Active) -> Agreement:
+        """Manifests from every source at the newest version, and their majority."""
+        game_id = active.game_id
+        latest, sources = self._network.sources_for(game_id)
+        if not sources:
+            raise _AllPeersGone
+        manifests: dict[str, GameManifest] = {}
+        results = await asyncio.gather(*(self._manifest_of(peer, game_id) for peer in sources))
+        for peer, result in zip(sources, results, strict=True):
+            if isinstance(result, LanspreadError):
+                log.info("no manifest of %s from %s: %s", game_id, peer, result)
+            elif result.version != latest:
+                self._reject(game_id, peer, f"offered version {result.version}, not {latest}")
+            else:
+                manifests[peer] = result
+        if not manifests:
+            if results and all(_not_ready(result) for result in results):
+                raise DownloadFailedError(
+                    f"the peers are still preparing {game_id} for sharing; try again shortly"
+                )
+            raise DownloadFailedError(f"no peer could describe {game_id} right now")
+        agreement = agree_manifests(manifests)
+        for disagreement in agreement.disagreements:
+            self._reject(game_id, disagreement.source, disagreement.detail)
+        active.sources = frozenset(manifests)
+        return agreement
+
+    async def _manifest_of(self, peer_id: str, game_id: str) -> GameManifest | LanspreadError:
+        try:
+            async with asyncio.timeout(MANIFEST_TIMEOUT):
+                return await self._network.fetch_manifest(peer_id, game_id)
+        except TimeoutError:
+            return TransportError(f"{peer_id} did not describe {game_id} in {MANIFEST_TIMEOUT}s")
+        except LanspreadError as exc:
+            return exc
+
+    def _reject(self, game_id: str, peer_id: str, reason: str) -> None:
+        log.info("source %s not used for %s: %s", peer_id, game_id, reason)
+        self._publish(SourceRejected(game=game_id, peer_id=peer_id, reason=reason))
+
+    def _prepare(
+        self, root: Path, manifest: GameManifest, stopped: Callable[[], bool]
+    ) -> tuple[DownloadJournal, set[ChunkKey]]:
+        """Resume from a matching journal, or start a new one; blocking."""
+        try:
+            journal = load_journal(root)
+        except JournalCorrupt as exc:
+            log.warning("ignoring the download journal of %s: %s", root, exc)
+            journal = None
+        if journal is not None and journal.manifest_digest == manifest_digest(manifest):
+            prepare_game_storage(root, manifest)
+            return journal, set(journal.done_keys)
+        # Journal first: a crash from here on leaves a paused download, not an orphan.
+        begin_update(root)
+        fresh = DownloadJournal.create(root, manifest)
+        reused = reusable_chunks(root, manifest, stopped)
+        fresh.mark_done(reused)
+        fresh.commit_durable(sorted({path for path, _ in reused}))
+        prepare_game_storage(root, manifest)
+        return fresh, reused
+
+    def _on_peer_lost(self, peer_id: str) -> None:
+        for active in self._active.values():
+            if active.sources and not (active.sources - self._network.known_peers()):
+                active.gone.set()
+            del peer_id
+
+
+def _not_ready(result: GameManifest | LanspreadError) -> bool:
+    return isinstance(result, PeerRefused) and result.code == ErrorCode.NOT_READY
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    version: str | None
+    installed_before: bool
+
+
+class _Transfer:
+    """The rounds of one download: plan, fetch from every source, re-plan failures."""
+
+    def __init__(
+        self,
+        manager: DownloadManager,
+        active: _Active,
+        agreement: Agreement,
+        journal: DownloadJournal,
+        done: set[ChunkKey],
+    ) -> None:
+        self._manager = manager
+        self._network = manager._network
+        self._publish = manager._publish
+        self._active = active
+        self._agreement = agreement
+        self._manifest = agreement.manifest
+        self._journal = journal
+        self._done = done
+        self._root = manager._root(active.game_id)
+        self._sink = _FileSink(self._root)
+        self.tracker = ProgressTracker(self._manifest.total_bytes)
+        self.tracker.mark_done_from_resume(self._done_lengths(done))
+        self._sampler = ProgressSampler(self.tracker)
+        self._since_commit_chunks = 0
+        self._since_commit_bytes = 0
+        self._last_commit = asyncio.get_running_loop().time()
+
+    def _done_lengths(self, keys: Iterable[ChunkKey]) -> list[tuple[ChunkKey, int]]:
+        lengths = {
+            (file.path, chunk.offset): chunk.length
+            for file in self._manifest.files
+            for chunk in file.chunks
+        }
+        return [(key, lengths[key]) for key in keys if key in lengths]
+
+    async def run(self) -> None:
+        # The ticker is awaited here, not in a TaskGroup: a TaskGroup would wrap the
+        # rounds' _Cancelled/_AllPeersGone into an ExceptionGroup.
+        ticker = asyncio.ensure_future(self._report_progress())
+        try:
+            try:
+                await self._rounds()
+                sentinel = await self._fetch_sentinel()
+                await asyncio.to_thread(self._commit_all, sentinel)
+            finally:
+                ticker.cancel()
+                await asyncio.gather(ticker, return_exceptions=True)
+            self._publish_sample()
+        except BaseException:
+            with contextlib.suppress(StorageError):
+                await asyncio.shield(asyncio.to_thread(self._commit_journal))
+            raise
+        finally:
+            self._sink.close()
+
+    # -- rounds --------------------------------------------------------------
+
+    async def _rounds(self) -> None:
+        eligible = self._live_eligible()
+        try:
+            plan = plan_download(self._manifest, eligible, frozenset(self._done))
+        except NoEligibleSource as exc:
+            raise _AllPeersGone from exc
+        assignments: Mapping[str, Sequence[ChunkTask]] = plan.assignments
+        attempts: dict[ChunkKey, int] = {}
+        bad: dict[ChunkKey, frozenset[str]] = {}
+        while assignments:
+            failures = await self._round(assignments)
+            if not failures:
+                return
+            dead = frozenset(self._active.sources - self._network.known_peers())
+            if not self._active.sources - dead:
+                raise _AllPeersGone
+            retry = replan_failures(
+                failures,
+                self._agreement.eligible,
+                attempts,
+                dead,
+                MAX_CHUNK_ATTEMPTS,
+                bad_sources=bad,
+            )
+            for mismatch in retry.mismatches:
+                self._manager._reject(
+                    self._active.game_id,
+                    mismatch.source,
+                    f"sent corrupt bytes for {mismatch.task.path}",
+                )
+            if retry.terminal:
+                first = retry.terminal[0]
+                raise DownloadFailedError(
+                    f"{first.task.path} at {first.task.offset} could not be fetched: {first.reason}"
+                )
+            attempts = dict(retry.attempts)
+            bad = dict(retry.bad_sources)
+            assignments = retry.assignments
+
+    def _live_eligible(self) -> dict[str, frozenset[str]]:
+        live = self._network.known_peers()
+        return {path: sources & live for path, sources in self._agreement.eligible.items()}
+
+    async def _round(self, assignments: Mapping[str, Sequence[ChunkTask]]) -> list[ChunkFailure]:
+        """Fetch every assignment concurrently; stop early on cancel or when all sources left."""
+        failures: list[ChunkFailure] = []
+        fetch = asyncio.ensure_future(
+            asyncio.gather(
+                *(
+                    self._fetch_from(source, tasks, failures)
+                    for source, tasks in assignments.items()
+                    if tasks
+                )
+            )
+        )
+        stop = asyncio.ensure_future(self._stop_signal())
+        racing: list[asyncio.Future[Any]] = [fetch, stop]
+        try:
+            await asyncio.wait(racing, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (fetch, stop):
+                if not task.done():
+                    task.cancel()
+            await asyncio.gather(fetch, stop, return_exceptions=True)
+        if not stop.cancelled() and stop.exception() is None:
+            raise _Cancelled if stop.result() else _AllPeersGone
+        fetch.result()  # a storage failure while writing ends the download
+        return failures
+
+    async def _stop_signal(self) -> bool:
+        """Wait for a reason to stop: True for a cancel, False when every source left."""
+        waits = {
+            asyncio.ensure_future(self._active.cancel.wait()),
+            asyncio.ensure_future(self._active.gone.wait()),
+        }
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()
+            await asyncio.gather(*waits, return_exceptions=True)
+        return self._active.cancel.is_set()
+
+    async def _fetch_from(
+        self, source: str, tasks: Sequence[ChunkTask], failures: list[ChunkFailure]
+    ) -> None:
+        game_id = self._active.game_id
+        try:
+            host, ticket = await self._network.request_ticket(source, game_id)
+            connection = await DataConnection.open(
+                host, ticket.data_port, ticket.token, cancel=self._active.cancel
+            )
+        except LanspreadError as exc:
+            log.info("cannot fetch %s from %s: %s", game_id, source, exc)
+            failures.extend(
+                ChunkFailure(task, source, FailureReason.CONNECT, str(exc)) for task in tasks
+            )
+            return
+        async with connection:
+            async for result in connection.fetch(tasks, self._sink):
+                if result.outcome in _BYTES_ARRIVED:
+                    self.tracker.record_transferred(result.task.length)
+                failure = result.failure(source)
+                if failure is None:
+                    self._chunk_done(result.task, source)
+                else:
+                    failures.append(failure)
+                await self._maybe_commit()
+
+    def _chunk_done(self, task: ChunkTask, source: str) -> None:
+        key = task.key
+        self._done.add(key)
+        self._journal.mark_done([key])
+        self.tracker.record_chunk(key, task.length)
+        self._since_commit_chunks += 1
+        self._since_commit_bytes += task.length
+        self._publish(
+            ChunkFinished(
+                game=self._active.game_id,
+                path=task.path,
+                offset=task.offset,
+                length=task.length,
+                peer_id=source,
+            )
+        )
+
+    # -- durability ------------------------------------------------------------
+
+    async def _maybe_commit(self) -> None:
+        now = asyncio.get_running_loop().time()
+        if should_commit(
+            now=now,
+            last_commit_at=self._last_commit,
+            chunks_since=self._since_commit_chunks,
+            bytes_since=self._since_commit_bytes,
+        ):
+            self._since_commit_chunks = self._since_commit_bytes = 0
+            self._last_commit = now
+            await asyncio.to_thread(self._commit_journal)
+
+    def _commit_journal(self) -> None:
+        """Sync every payload file written so far, then record what is done. Blocking."""
+        self._journal.commit_durable(self._sink.fds)
+
+    async def _fetch_sentinel(self) -> bytes:
+        """The version.ini bytes, fetched last into memory and verified."""
+        sentinel = self._manifest.sentinel
+        assert sentinel is not None
+        tasks = [
+            ChunkTask(sentinel.path, chunk.offset, chunk.length, chunk.blake3)
+            for chunk in sentinel.chunks
+        ]
+        sources = sorted(self._agreement.eligible.get(sentinel.path, frozenset()))
+        live = self._network.known_peers()
+        for source in [peer for peer in sources if peer in live]:
+            data = await self._fetch_into_memory(source, tasks, sentinel.size)
+            if data is not None:
+                for task in tasks:
+                    self.tracker.record_transferred(task.length)
+                    self.tracker.record_chunk(task.key, task.length)
+                return data
+        if not any(peer in self._network.known_peers() for peer in sources):
+            raise _AllPeersGone
+        raise DownloadFailedError(f"no source delivered a valid {sentinel.path}")
+
+    async def _fetch_into_memory(
+        self, source: str, tasks: Sequence[ChunkTask], size: int
+    ) -> bytes | None:
+        if not tasks:
+            return b""
+        sink = _MemorySink()
+        try:
+            host, ticket = await self._network.request_ticket(source, self._active.game_id)
+            async with await DataConnection.open(
+                host, ticket.data_port, ticket.token, cancel=self._active.cancel
+            ) as connection:
+                async for result in connection.fetch(tasks, sink):
+                    if not result.ok:
+                        log.info("sentinel from %s failed: %s", source, result.detail)
+                        return None
+            return sink.read(size)
+        except LanspreadError as exc:
+            log.info("sentinel from %s failed: %s", source, exc)
+            return None
+        finally:
+            sink.close()
+
+    def _commit_all(self, sentinel: bytes) -> None:
+        """Make every byte durable, then the sentinel; the journal goes last. Blocking."""
+        self._journal.commit_durable(self._sink.fds)
+        commit_sentinel(self._root, sentinel)
+        self._journal.remove()
+
+    # -- progress ----------------------------------------------------------------
+
+    async def _report_progress(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._publish_sample()
+        while True:
+            due_at = self._sampler.next_due
+            await asyncio.sleep(0.0 if due_at is None else max(0.0, due_at - loop.time()))
+            if self._sampler.due(loop.time()):
+                self._publish_sample()
+
+    def _publish_sample(self) -> None:
+        snapshot = self._sampler.sample(asyncio.get_running_loop().time())
+        self._publish(
+            DownloadProgress(
+                game=self._active.game_id,
+                downloaded_bytes=snapshot.downloaded_bytes,
+                total_bytes=snapshot.total_bytes,
+                bytes_per_second=snapshot.bytes_per_second,
+                eta_seconds=snapshot.eta_seconds,
+            )
+        )

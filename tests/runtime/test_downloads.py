@@ -1,0 +1,369 @@
+"""Downloads between real runtimes on loopback: multi-source, cancel, resume, update, faults."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import random
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.support.archives import ArchiveFormat, Member, write_game_root
+
+from lanspread.core.gameroot import DOWNLOAD_JOURNAL_FILE
+from lanspread.download.manifest_cache import HashState
+from lanspread.errors import InvalidGameState, OperationInProgress, UnknownGame
+from lanspread.runtime.commands import Cancel, Connect, Download, Update
+from lanspread.runtime.eventbus import Subscription
+from lanspread.runtime.events import (
+    ChunkFinished,
+    DownloadAllPeersGone,
+    DownloadBegin,
+    DownloadCancelled,
+    DownloadFailed,
+    DownloadFinished,
+    DownloadProgress,
+    Event,
+    InstallFinished,
+    SourceRejected,
+)
+from lanspread.runtime.options import InstallPolicy
+from lanspread.runtime.runtime import PeerRuntime
+
+Start = Callable[..., Any]
+MiB = 1024 * 1024
+CHUNK = MiB
+WAIT = 20.0
+
+
+def noise(seed: int, size: int) -> bytes:
+    """Deterministic incompressible bytes."""
+    return random.Random(seed).randbytes(size)
+
+
+def make_game(
+    game_dir: Path, game_id: str = "quake3", *, version: str = "1.0", size: int = 3 * MiB + 123
+) -> Path:
+    """An installable game of two archives, larger than one chunk."""
+    return write_game_root(
+        game_dir / game_id,
+        {
+            "game.eti": (
+                ArchiveFormat.TAR,
+                [
+                    Member("start.sh", b"#!/bin/sh\nexit 0\n", mode=0o755),
+                    Member("pak0.pk3", noise(1, size)),
+                ],
+            ),
+            "extra.eti": (ArchiveFormat.ZIP, {"maps/dm17.bsp": noise(2, MiB // 2)}),
+        },
+        version=version,
+    )
+
+
+def tree_digest(root: Path, *, skip: tuple[str, ...] = ("local",)) -> dict[str, str]:
+    """SHA-256 of every file under ``root`` (relative paths), skipping top-level names."""
+    digests = {}
+    for path in sorted(root.rglob("*")):
+        relative = path.relative_to(root)
+        if relative.parts[0] in skip or not path.is_file():
+            continue
+        digests[str(relative)] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return digests
+
+
+class Events:
+    def __init__(self, runtime: PeerRuntime) -> None:
+        self.seen: list[Event] = []
+        self._changed = asyncio.Event()
+        self._task = asyncio.create_task(self._collect(runtime.subscribe()))
+
+    async def _collect(self, subscription: Subscription) -> None:
+        async for event in subscription:
+            self.seen.append(event)
+            self._changed.set()
+
+    def of(self, kind: type[Any]) -> list[Any]:
+        return [event for event in self.seen if isinstance(event, kind)]
+
+    async def first(
+        self, kind: type[Any], where: Callable[[Any], bool] = lambda _: True, within: float = WAIT
+    ) -> Any:
+        async def find() -> Any:
+            while True:
+                for event in self.seen:
+                    if isinstance(event, kind) and where(event):
+                        return event
+                self._changed.clear()
+                await self._changed.wait()
+
+        try:
+            return await asyncio.wait_for(find(), within)
+        except TimeoutError:
+            names = [type(e).__name__ for e in self.seen[-30:]]
+            raise AssertionError(f"no {kind.__name__} within {within}s; last: {names}") from None
+
+
+def rot_every_chunk(archive: Path) -> None:
+    """Flip one byte in every chunk of ``archive`` but keep its size and mtime."""
+    stat = archive.stat()
+    with open(archive, "r+b") as handle:
+        for offset in range(0, stat.st_size, CHUNK):
+            handle.seek(offset + 100)
+            handle.write(b"\xff")
+    os.utime(archive, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+
+async def hashed(runtime: PeerRuntime, game_id: str = "quake3") -> None:
+    """Wait until ``runtime`` can serve ``game_id`` (its manifest is hashed)."""
+    deadline = time.monotonic() + WAIT
+    while await runtime.hashing.state(game_id) is not HashState.READY:
+        assert time.monotonic() < deadline, f"{game_id} never got hashed"
+        await asyncio.sleep(0.02)
+
+
+async def peers(start: Start, *names: str, **options: Any) -> list[PeerRuntime]:
+    runtimes = [await start(name, chunk_size=CHUNK, **options) for name in names]
+    for other in runtimes[1:]:
+        await runtimes[0].execute(Connect(addr=other.listen_addr))
+    for other in runtimes[1:]:
+        for third in runtimes[1:]:
+            if third is not other and third.peer_id not in other.network.known_peers():
+                await other.execute(Connect(addr=third.listen_addr))
+    return runtimes
+
+
+async def offered(runtime: PeerRuntime, game_id: str = "quake3", count: int = 1) -> None:
+    """Wait until ``count`` peers offer ``game_id`` to ``runtime``."""
+    deadline = time.monotonic() + WAIT
+    while len(runtime.network.sources_for(game_id)[1]) < count:
+        assert time.monotonic() < deadline, f"{game_id} never offered by {count} peers"
+        await asyncio.sleep(0.02)
+
+
+async def test_single_source_download_installs_byte_exact(
+    start_runtime: Start, tmp_path: Path
+) -> None:
+    """A download fetches every byte, commits the sentinel last, then installs (policy auto)."""
+    source_root = make_game(tmp_path / "bravo" / "games")
+    alpha, bravo = await peers(start_runtime, "alpha", "bravo")
+    await hashed(bravo)
+    await offered(alpha)
+    events = Events(alpha)
+    await alpha.execute(Download(game="quake3"))
+    await events.first(InstallFinished)
+    root = alpha.game_dir / "quake3"
+    assert tree_digest(root) == tree_digest(source_root)
+    assert (root / "local" / "pak0.pk3").stat().st_size == 3 * MiB + 123
+    assert not (root / DOWNLOAD_JOURNAL_FILE).exists()
+    begin = events.of(DownloadBegin)[0]
+    assert begin.total_bytes == sum(p.stat().st_size for p in source_root.iterdir())
+    assert begin.sources == (bravo.peer_id,)
+    progress = events.of(DownloadProgress)
+    assert progress[0].bytes_per_second == 0.0
+    assert progress[-1].downloaded_bytes == progress[-1].total_bytes
+    chunks = events.of(ChunkFinished)
+    assert len(chunks) >= 4
+    assert {c.peer_id for c in chunks} == {bravo.peer_id}
+    order = [type(e) for e in events.seen if type(e) in (DownloadFinished, InstallFinished)]
+    assert order == [DownloadFinished, InstallFinished]
+    view = next(g for g in alpha.games() if g.id == "quake3")
+    assert (view.downloaded, view.installed, view.operation) == (True, True, None)
+
+
+async def test_multi_source_download_uses_every_source(
+    start_runtime: Start, tmp_path: Path
+) -> None:
+    """Chunks of one game come from several peers and the result matches each source."""
+    make_game(tmp_path / "bravo" / "games", size=6 * MiB)
+    source_root = make_game(tmp_path / "charlie" / "games", size=6 * MiB)
+    alpha, bravo, charlie = await peers(
+        start_runtime, "alpha", "bravo", "charlie", install_policy=InstallPolicy.MANUAL
+    )
+    await hashed(bravo)
+    await hashed(charlie)
+    await offered(alpha, count=2)
+    events = Events(alpha)
+    await alpha.execute(Download(game="quake3"))
+    await events.first(DownloadFinished)
+    assert tree_digest(alpha.game_dir / "quake3") == tree_digest(source_root)
+    assert {c.peer_id for c in events.of(ChunkFinished)} == {bravo.peer_id, charlie.peer_id}
+    view = next(g for g in alpha.games() if g.id == "quake3")
+    assert (view.downloaded, view.installed) == (True, False)
+
+
+async def test_command_preconditions(start_runtime: Start, tmp_path: Path) -> None:
+    """Non-catalog ids, games nobody offers, and duplicate downloads are refused."""
+    make_game(tmp_path / "bravo" / "games", size=32 * MiB)
+    alpha, bravo = await peers(start_runtime, "alpha", "bravo")
+    with pytest.raises(UnknownGame, match="'doom' is not a game of the catalog"):
+        await alpha.execute(Download(game="doom"))
+    with pytest.raises(InvalidGameState, match="no peer offers cs16 right now"):
+        await alpha.execute(Download(game="cs16"))
+    with pytest.raises(InvalidGameState, match="cs16 has no download to cancel"):
+        await alpha.execute(Cancel(game="cs16"))
+    await hashed(bravo)
+    await offered(alpha)
+    events = Events(alpha)
+    await alpha.execute(Download(game="quake3"))
+    with pytest.raises(OperationInProgress, match="quake3 is busy: downloading"):
+        await alpha.execute(Download(game="quake3"))
+    await alpha.execute(Cancel(game="quake3"))
+    await events.first(DownloadCancelled)
+
+
+async def test_cancel_fresh_download_leaves_nothing(start_runtime: Start, tmp_path: Path) -> None:
+    """Cancel mid-download removes the game root entirely, within a second."""
+    make_game(tmp_path / "bravo" / "games", size=96 * MiB)
+    alpha, bravo = await peers(start_runtime, "alpha", "bravo")
+    await hashed(bravo)
+    await offered(alpha)
+    events = Events(alpha)
+    await alpha.execute(Download(game="quake3"))
+    await events.first(ChunkFinished)
+    began = time.monotonic()
+    await alpha.execute(Cancel(game="quake3"))
+    await events.first(DownloadCancelled)
+    latency = time.monotonic() - began
+    assert not (alpha.game_dir / "quake3").exists()
+    assert latency < 1.0, f"cancel took {latency:.2f}s"
+    assert alpha.local.operations.snapshot() == {}
+    view = next(g for g in alpha.games() if g.id == "quake3")
+    assert (view.downloaded, view.paused_bytes) == (False, 0)
+
+
+async def test_update_then_cancel_keeps_the_install(start_runtime: Start, tmp_path: Path) -> None:
+    """Cancelling an update of an installed game keeps local/ and settles as local-only."""
+    root = make_game(tmp_path / "alpha" / "games", version="1.0", size=MiB)
+    (root / "local").mkdir()
+    (root / "local" / "savegame.dat").write_bytes(b"my progress")
+    make_game(tmp_path / "bravo" / "games", version="2.0", size=96 * MiB)
+    alpha, bravo = await peers(start_runtime, "alpha", "bravo")
+    await hashed(bravo)
+    await offered(alpha)
+    events = Events(alpha)
+    await alpha.execute(Update(game="quake3"))
+    await events.first(ChunkFinished)
+    await alpha.execute(Cancel(game="quake3"))
+    await events.first(DownloadCancelled)
+    assert sorted(p.name for p in root.iterdir()) == ["local"]
+    assert (root / "local" / "savegame.dat").read_bytes() == b"my progress"
+    view = next(g for g in alpha.games() if g.id == "quake3")
+    assert (view.installed, view.downloaded, view.update_available) == (True, False, True)
+
+
+async def test_update_installs_the_new_version_and_reuses_unchanged_bytes(
+    start_runtime: Start, tmp_path: Path
+) -> None:
+    """An update fetches only what changed and replaces local/ with the new version."""
+    old = make_game(tmp_path / "alpha" / "games", version="1.0", size=4 * MiB)
+    new = write_game_root(
+        tmp_path / "bravo" / "games" / "quake3",
+        {
+            "game.eti": (
+                ArchiveFormat.TAR,
+                [
+                    Member("start.sh", b"#!/bin/sh\nexit 0\n", mode=0o755),
+                    Member("pak0.pk3", noise(1, 4 * MiB)),
+                ],
+            ),
+            "extra.eti": (ArchiveFormat.ZIP, {"maps/dm17.bsp": noise(3, MiB)}),
+        },
+        version="2.0",
+    )
+    assert (old / "game.eti").read_bytes() == (new / "game.eti").read_bytes()
+    alpha, bravo = await peers(start_runtime, "alpha", "bravo")
+    events = Events(alpha)
+    from lanspread.runtime.commands import Install
+
+    await alpha.execute(Install(game="quake3"))
+    await events.first(InstallFinished)
+    await hashed(bravo)
+    await offered(alpha)
+    view = next(g for g in alpha.games() if g.id == "quake3")
+    assert view.update_available
+    await alpha.execute(Update(game="quake3"))
+    await events.first(InstallFinished, where=lambda e: len(events.of(InstallFinished)) >= 2)
+    assert tree_digest(old) == tree_digest(new)
+    begin = events.of(DownloadBegin)[0]
+    assert begin.resumed_bytes >= (new / "game.eti").stat().st_size
+    fetched = {c.path for c in events.of(ChunkFinished)}
+    assert "game.eti" not in fetched
+    assert (old / "local" / "maps" / "dm17.bsp").read_bytes() == noise(3, MiB)
+    view = next(g for g in alpha.games() if g.id == "quake3")
+    assert (view.local_version, view.update_available) == ("2.0", False)
+
+
+async def test_resume_after_shutdown_fetches_only_the_rest(
+    start_runtime: Start, tmp_path: Path
+) -> None:
+    """A download interrupted by a stop shows as paused and resumes where it left off."""
+    source_root = make_game(tmp_path / "bravo" / "games", size=96 * MiB)
+    alpha, bravo = await peers(start_runtime, "alpha", "bravo", install_policy=InstallPolicy.MANUAL)
+    await hashed(bravo)
+    await offered(alpha)
+    events = Events(alpha)
+    await alpha.execute(Download(game="quake3"))
+    await events.first(ChunkFinished, where=lambda _: len(events.of(ChunkFinished)) >= 8)
+    alpha.shutdown()
+    await alpha.wait_stopped()
+    assert (tmp_path / "alpha" / "games" / "quake3" / DOWNLOAD_JOURNAL_FILE).exists()
+    alpha = await start_runtime("alpha", chunk_size=CHUNK, install_policy=InstallPolicy.MANUAL)
+    view = next(g for g in alpha.games() if g.id == "quake3")
+    assert 0 < view.paused_bytes < view.paused_total_bytes
+    await alpha.execute(Connect(addr=bravo.listen_addr))
+    await offered(alpha)
+    events = Events(alpha)
+    await alpha.execute(Download(game="quake3"))
+    await events.first(DownloadFinished)
+    assert events.of(DownloadBegin)[0].resumed_bytes == view.paused_bytes
+    fetched = sum(c.length for c in events.of(ChunkFinished))
+    assert fetched == view.paused_total_bytes - view.paused_bytes - len(b"1.0\n")
+    assert tree_digest(alpha.game_dir / "quake3") == tree_digest(source_root)
+
+
+async def test_all_sources_gone_pauses_the_download(start_runtime: Start, tmp_path: Path) -> None:
+    """When the only source leaves mid-download, the download pauses (not a failure)."""
+    make_game(tmp_path / "bravo" / "games", size=128 * MiB)
+    alpha, bravo = await peers(start_runtime, "alpha", "bravo")
+    await hashed(bravo)
+    await offered(alpha)
+    events = Events(alpha)
+    await alpha.execute(Download(game="quake3"))
+    await events.first(ChunkFinished)
+    bravo.shutdown()
+    await bravo.wait_stopped()
+    await events.first(DownloadAllPeersGone)
+    assert events.of(DownloadFailed) == []
+    view = next(g for g in alpha.games() if g.id == "quake3")
+    assert view.paused_bytes > 0
+    assert view.operation is None
+
+
+async def test_corrupt_source_is_detected_and_bypassed(
+    start_runtime: Start, tmp_path: Path
+) -> None:
+    """Bytes that do not match the manifest hash are refetched from an honest source."""
+    honest = make_game(tmp_path / "bravo" / "games", size=6 * MiB)
+    liar = make_game(tmp_path / "charlie" / "games", size=6 * MiB)
+    alpha, bravo, charlie = await peers(
+        start_runtime, "alpha", "bravo", "charlie", install_policy=InstallPolicy.MANUAL
+    )
+    await hashed(bravo)
+    await hashed(charlie)
+    # Rot a byte in every chunk the liar serves, keeping size and mtime: its cached
+    # manifest still claims the honest hashes.
+    rot_every_chunk(liar / "game.eti")
+    await offered(alpha, count=2)
+    events = Events(alpha)
+    await alpha.execute(Download(game="quake3"))
+    await events.first(DownloadFinished)
+    assert tree_digest(alpha.game_dir / "quake3") == tree_digest(honest)
+    rejected = events.of(SourceRejected)
+    assert rejected
+    assert {r.peer_id for r in rejected} == {charlie.peer_id}
+    assert "corrupt" in rejected[0].reason
