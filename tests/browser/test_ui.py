@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from playwright.async_api import Page, expect
 from tests.browser.conftest import Lan, shoot
@@ -205,6 +207,10 @@ async def test_runtime_failure_banner_and_restart(lan: Lan) -> None:
     await expect(page.locator("#banner")).to_be_hidden()
     assert lan.alpha.ui.host.state.state is RuntimeState.RUNNING
     assert lan.alpha.ui.host.runtime is not old
+    # The new runtime scanned the disk again: the installed game is back to its action.
+    await expect(page.locator('[data-game="aoe2"] .act')).to_have_attribute(
+        "data-kind", re.compile("^(play|update)$")
+    )
 
 
 async def test_narrow_window_stays_usable(lan: Lan) -> None:

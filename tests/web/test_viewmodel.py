@@ -474,6 +474,7 @@ def test_runtime_failure_banner() -> None:
     assert view.runtime.can_restart
     starting = build_view(ViewInput(games=(), runtime=RuntimeFacts(RuntimeState.STARTING)))
     assert not starting.runtime.can_restart
+    assert starting.runtime.message == "Starting the lanspread peer…"
 
 
 def test_setup_screen_facts_pass_through() -> None:

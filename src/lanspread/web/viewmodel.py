@@ -658,7 +658,9 @@ def _runtime_view(runtime: RuntimeFacts) -> RuntimeView:
         message = f"The lanspread peer stopped{where}: {runtime.error or 'unknown error'}"
         return RuntimeView(state=runtime.state.value, message=message, can_restart=True)
     if runtime.state is RuntimeState.STARTING:
-        return RuntimeView(state=runtime.state.value, message="Starting…", can_restart=False)
+        return RuntimeView(
+            state=runtime.state.value, message="Starting the lanspread peer…", can_restart=False
+        )
     if runtime.state is RuntimeState.STOPPED:
         return RuntimeView(
             state=runtime.state.value, message="The lanspread peer stopped.", can_restart=True

@@ -188,13 +188,13 @@
   }
 
   function renderBanner(runtime) {
-    const show = runtime.state === "failed" || runtime.state === "stopped";
+    const show = runtime.state !== "running";
     $("banner").hidden = !show;
+    $("banner").dataset.state = runtime.state;
     if (show) {
       $("banner-text").textContent = runtime.message || "The lanspread peer stopped.";
       $("banner-restart").hidden = !runtime.can_restart;
     }
-    if (runtime.state === "starting") setConn("connecting", "Starting");
   }
 
   function renderCounts(counts) {
