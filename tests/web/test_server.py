@@ -338,6 +338,32 @@ async def test_runtime_failure_shows_banner_and_restart_recovers(api: Api) -> No
     assert (await api.view())["runtime"]["message"] is None
 
 
+async def test_settings_revive_a_peer_whose_folder_failed(api: Api, tmp_path: Path) -> None:
+    """When the peer cannot start in its folder, choosing another one starts it there."""
+    old = api.harness.runtime
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x")
+    api.harness.ui.host.update_options(game_dir=blocker)
+    old.publish(RuntimeFailed(component="server", error="listener died"))
+    old.shutdown()
+    await until(lambda: api.harness.ui.host.state.component == "server", "the first failure")
+    status, _ = await api.post("/api/restart", {})
+    assert status == 202
+    await until(lambda: api.harness.ui.host.state.component == "start", "the failed start")
+    view = await api.view()
+    assert view["runtime"]["message"] == (
+        f"The lanspread peer stopped (start): game directory {blocker} is a file, not a folder"
+    )
+    status, reply = await api.post("/api/settings", {"game_dir": str(blocker)})
+    assert (status, reply["error"]["code"]) == (400, "config-error")
+    good = tmp_path / "good-games"
+    status, reply = await api.post("/api/settings", {"game_dir": str(good)})
+    assert (status, reply["data"]["restarting"]) == (200, True)
+    fresh = await api.harness.wait_running(other_than=old)
+    assert fresh.local.game_dir == good
+    assert SettingsStore(api.harness.options.state_dir).load().game_dir == str(good)
+
+
 async def test_restart_is_refused_while_busy(api: Api) -> None:
     """Restarting a working runtime would kill its operations: refused with the reason."""
     api.harness.runtime.local.begin_operation("quake3", OperationKind.INSTALLING)

@@ -55,6 +55,7 @@ from lanspread.runtime.events import Event
 from lanspread.runtime.options import RuntimeOptions
 from lanspread.runtime.runtime import GameDirReply, PeerRuntime
 from lanspread.storage.catalog_file import BUNDLED_SOURCE
+from lanspread.storage.gamedir import prepare_game_dir
 from lanspread.storage.settings import Settings, SettingsStore, clean_display_name
 from lanspread.web.host import RuntimeFactory, RuntimeHost, RuntimeUnavailable
 from lanspread.web.security import (
@@ -422,6 +423,8 @@ class WebUI:
         return ok_response(reply)
 
     async def _apply_settings(self, wanted: SettingsRequest) -> SettingsReply:
+        if self.host.state.state in {RuntimeState.FAILED, RuntimeState.STOPPED}:
+            return await self._settings_for_stopped_peer(wanted)
         runtime = self.host.runtime
         current_name = runtime.name
         name = clean_display_name(wanted.display_name) if wanted.display_name else current_name
@@ -447,6 +450,23 @@ class WebUI:
             self.host.restart(replace(self.host.options, name=name))
         self.notify()
         return SettingsReply(display_name=name, game_dir=game_dir, restarting=renaming)
+
+    async def _settings_for_stopped_peer(self, wanted: SettingsRequest) -> SettingsReply:
+        """The peer is down (maybe its folder is unusable): validate, save, start it again."""
+        options = self.host.options
+        name = clean_display_name(wanted.display_name) if wanted.display_name else options.name
+        game_dir = options.game_dir
+        if wanted.game_dir is not None:
+            if not wanted.game_dir.strip():
+                raise ConfigError("choose a folder for the games")
+            game_dir = await asyncio.to_thread(prepare_game_dir, Path(wanted.game_dir.strip()))
+        await asyncio.to_thread(
+            self._settings.save, Settings(display_name=name, game_dir=str(game_dir))
+        )
+        self._setup_needed = False
+        self.host.restart(replace(options, name=name, game_dir=game_dir))
+        self.notify()
+        return SettingsReply(display_name=name, game_dir=str(game_dir), restarting=True)
 
     async def _restart(self, request: web.Request) -> web.Response:
         try:
