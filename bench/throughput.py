@@ -499,6 +499,7 @@ async def main(args: argparse.Namespace) -> None:
             for size in sizes:
                 ctx.manifests[size] = work / f"manifest-{size // MiB}.mpk"
                 write_manifest(ctx.game_dir, size, ctx.manifests[size])
+            ctx.manifest_path = ctx.manifests[ctx.chunk_size]
             reset_dest(ctx.dest)
             for measure in MEASUREMENTS:  # warm-up pass: page cache, memory, ARP
                 await measure(ctx)

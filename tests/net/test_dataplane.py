@@ -555,6 +555,30 @@ async def test_failed_local_write_raises_storage_error_and_closes(
         os.close(fd)
 
 
+async def test_a_stalled_server_fails_the_chunk_after_the_idle_timeout(
+    library: Library, sink: Sink
+) -> None:
+    """A server that stops sending mid-chunk: SHORT_READ once the idle timeout passes."""
+    task = chunk_of(library, "data.eti")
+
+    async def behaviour(sock: socket.socket, decoder: RequestDecoder) -> None:
+        await _receive_requests(sock, decoder, 1)
+        header = encode_header(DataStatus.OK, task.length)
+        await asyncio.get_running_loop().sock_sendall(sock, header + b"x" * 10)
+        await asyncio.Event().wait()
+
+    async with fake_data_server(behaviour) as port:
+        conn = await DataConnection.open("127.0.0.1", port, bytes(TOKEN_SIZE), idle_timeout=0.2)
+        async with conn:
+            results = await collect(conn, [task], sink)
+    assert [(r.outcome, r.detail) for r in results] == [
+        (
+            ChunkOutcome.SHORT_READ,
+            f"connection to 127.0.0.1:{port} lost: no data within the idle timeout",
+        )
+    ]
+
+
 # --- opening and cancelling -------------------------------------------------------------
 
 

@@ -54,6 +54,8 @@ import logging
 import os
 import secrets
 import socket
+import struct
+import sys
 import time
 from collections.abc import AsyncGenerator, Callable, Coroutine, Iterable, Iterator
 from dataclasses import dataclass
@@ -366,9 +368,7 @@ class DataServer:
         loop = asyncio.get_running_loop()
         scope = self._scope()
         try:
-            served = await asyncio.to_thread(
-                resolve_for_serving, scope.game_dir, game_id, request.path, scope.gate_state
-            )
+            served = await _resolve(scope, game_id, request.path)
         except ServeRefused as exc:
             log.debug("data request refused: %s", exc)
             await loop.sock_sendall(sock, encode_header(_STATUS_FOR_CODE[exc.code]))
@@ -393,6 +393,23 @@ class DataServer:
         self._bytes_sent += sent
 
 
+async def _resolve(scope: ServeScope, game_id: str, path: str) -> ServedFile:
+    """``resolve_for_serving`` in a thread; a result that arrives after cancellation is closed."""
+    future = asyncio.get_running_loop().run_in_executor(
+        None, resolve_for_serving, scope.game_dir, game_id, path, scope.gate_state
+    )
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        future.add_done_callback(_close_late_result)
+        raise
+
+
+def _close_late_result(future: asyncio.Future[ServedFile]) -> None:
+    if not future.cancelled() and future.exception() is None:
+        future.result().close()
+
+
 async def check_servable(scope: ServeScope, game_id: str) -> ErrorResponse | None:
     """``None`` when ``game_id`` passes the serve gate now, else the refusal to answer.
 
@@ -400,9 +417,7 @@ async def check_servable(scope: ServeScope, game_id: str) -> ErrorResponse | Non
     a real root with a regular ``version.ini``); refusals name no file.
     """
     try:
-        served = await asyncio.to_thread(
-            resolve_for_serving, scope.game_dir, game_id, VERSION_FILE, scope.gate_state
-        )
+        served = await _resolve(scope, game_id, VERSION_FILE)
     except ServeRefused as exc:
         log.debug("refusing %s: %s", game_id, exc)
         return ErrorResponse(code=ErrorCode(exc.code.value), message=_REFUSALS[exc.code](game_id))
@@ -556,7 +571,7 @@ class DataConnection:
         self._busy = False
         self.bytes_received = 0
         """Chunk bytes received and written (verified or not)."""
-        sock.settimeout(idle_timeout)
+        _make_blocking_with_idle_timeout(sock, idle_timeout)
 
     @classmethod
     async def open(
@@ -684,8 +699,7 @@ class DataConnection:
             self._mark_lost("cancelled")
             with contextlib.suppress(OSError):
                 self._sock.shutdown(socket.SHUT_RDWR)
-            with contextlib.suppress(BaseException):
-                await asyncio.wait([future])
+            await asyncio.wait([future])  # the cut socket ends the thread's work at once
             raise
 
     # -- worker thread ------------------------------------------------------------
@@ -766,7 +780,7 @@ class DataConnection:
         """Receive into ``view`` until it is full or the stream ends; the bytes received."""
         got = 0
         while got < len(view):
-            count = self._sock.recv_into(view[got:])
+            count = self._sock.recv_into(view[got:], 0, _WAIT_ALL)
             if not count:
                 break
             got += count
@@ -789,13 +803,37 @@ class DataConnection:
             ) from exc
 
 
+# Ask the kernel to return only once the whole buffer is filled (or the stream ends,
+# or the idle timeout passes): one wake-up per buffer instead of one per burst of
+# segments, which on a busy two-core machine is CPU the hash and the write need.
+_WAIT_ALL = getattr(socket, "MSG_WAITALL", 0)
+
+
+def _make_blocking_with_idle_timeout(sock: socket.socket, seconds: float) -> None:
+    """A blocking socket whose sends and receives fail after ``seconds`` without progress.
+
+    Python's own socket timeout polls before every call and makes the socket
+    non-blocking, which defeats ``MSG_WAITALL``; the kernel's SO_RCVTIMEO and
+    SO_SNDTIMEO keep the socket blocking (a timeout surfaces as an ``OSError``).
+    """
+    sock.settimeout(None)
+    if sys.platform == "win32":
+        value = struct.pack("=I", max(1, int(seconds * 1000)))  # a DWORD of milliseconds
+    else:
+        whole = int(seconds)
+        value = struct.pack("@ll", whole, int((seconds - whole) * 1_000_000))  # a timeval
+    for option in (socket.SO_RCVTIMEO, socket.SO_SNDTIMEO):
+        sock.setsockopt(socket.SOL_SOCKET, option, value)
+
+
 def _check_depth(depth: int) -> None:
     if not 1 <= depth <= MAX_PIPELINE_DEPTH:
         raise ValueError(f"depth must be 1 to {MAX_PIPELINE_DEPTH}, got {depth}")
 
 
 def _why(exc: BaseException) -> str:
-    if isinstance(exc, TimeoutError):
+    if isinstance(exc, (TimeoutError, BlockingIOError)):
+        # SO_RCVTIMEO expiring surfaces as EAGAIN on a blocking socket.
         return "no data within the idle timeout"
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror
