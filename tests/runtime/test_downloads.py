@@ -13,11 +13,12 @@ from typing import Any
 
 import pytest
 from tests.support.archives import ArchiveFormat, Member, write_game_root
+from tests.support.download_roots import mounted_tmpfs
 
 from lanspread.core.gameroot import DOWNLOAD_JOURNAL_FILE
 from lanspread.download.manifest_cache import HashState
 from lanspread.errors import InvalidGameState, OperationInProgress, UnknownGame
-from lanspread.runtime.commands import Cancel, Connect, Download, Update
+from lanspread.runtime.commands import Cancel, Connect, Download, SetGameDir, Update
 from lanspread.runtime.eventbus import Subscription
 from lanspread.runtime.events import (
     ChunkFinished,
@@ -367,3 +368,68 @@ async def test_corrupt_source_is_detected_and_bypassed(
     assert rejected
     assert {r.peer_id for r in rejected} == {charlie.peer_id}
     assert "corrupt" in rejected[0].reason
+
+
+async def test_source_vanishing_mid_download_fails_over(
+    start_runtime: Start, tmp_path: Path
+) -> None:
+    """A source that disappears without goodbye is replaced by the remaining one."""
+    source_root = make_game(tmp_path / "bravo" / "games", size=64 * MiB)
+    make_game(tmp_path / "charlie" / "games", size=64 * MiB)
+    alpha, bravo, charlie = await peers(
+        start_runtime, "alpha", "bravo", "charlie", install_policy=InstallPolicy.MANUAL
+    )
+    charlie_stops_silently = charlie  # no goodbye: like a crash
+    await hashed(bravo)
+    await hashed(charlie)
+    await offered(alpha, count=2)
+    events = Events(alpha)
+    await alpha.execute(Download(game="quake3"))
+    await events.first(ChunkFinished, where=lambda c: c.peer_id == charlie.peer_id)
+    await charlie_stops_silently.network.close(goodbye_timeout=0.0)
+    charlie_stops_silently.shutdown()
+    await events.first(DownloadFinished, within=40.0)
+    assert tree_digest(alpha.game_dir / "quake3") == tree_digest(source_root)
+    assert events.of(DownloadFailed) == []
+
+
+async def test_source_lying_about_sizes_is_outvoted(start_runtime: Start, tmp_path: Path) -> None:
+    """Two honest sources outvote one whose manifest disagrees; the liar is reported."""
+    honest = make_game(tmp_path / "bravo" / "games", size=2 * MiB)
+    make_game(tmp_path / "charlie" / "games", size=2 * MiB)
+    liar = make_game(tmp_path / "delta" / "games", size=2 * MiB)
+    (liar / "extra.eti").write_bytes(noise(9, 3 * MiB))
+    alpha, *sources = await peers(
+        start_runtime, "alpha", "bravo", "charlie", "delta", install_policy=InstallPolicy.MANUAL
+    )
+    for source in sources:
+        await hashed(source)
+    await offered(alpha, count=3)
+    events = Events(alpha)
+    await alpha.execute(Download(game="quake3"))
+    await events.first(DownloadFinished)
+    assert tree_digest(alpha.game_dir / "quake3") == tree_digest(honest)
+    rejected = events.of(SourceRejected)
+    assert {r.peer_id for r in rejected} == {sources[2].peer_id}
+    assert not any(
+        c.peer_id == sources[2].peer_id and c.path == "extra.eti" for c in events.of(ChunkFinished)
+    )
+
+
+async def test_disk_full_fails_cleanly(start_runtime: Start, tmp_path: Path) -> None:
+    """A download that does not fit fails with a clear reason and commits no sentinel."""
+    make_game(tmp_path / "bravo" / "games", size=8 * MiB)
+    with mounted_tmpfs("4m") as small:
+        alpha, bravo = await peers(start_runtime, "alpha", "bravo")
+        await alpha.execute(SetGameDir(path=str(small)))
+        await hashed(bravo)
+        await offered(alpha)
+        events = Events(alpha)
+        await alpha.execute(Download(game="quake3"))
+        failed = await events.first(DownloadFailed)
+        assert "free" in failed.reason or "space" in failed.reason
+        assert not (small / "quake3" / "version.ini").exists()
+        view = next(g for g in alpha.games() if g.id == "quake3")
+        assert (view.downloaded, view.operation) == (False, None)
+        alpha.shutdown()
+        await alpha.wait_stopped()

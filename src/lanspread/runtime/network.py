@@ -134,6 +134,7 @@ class PeerNetwork:
         # its advertisement goes away; zeroconf reports an unchanged instance only once.
         self._advertised: dict[str, DiscoveredPeer] = {}
         self._lost_listeners: list[Callable[[str], None]] = []
+        self._closing: set[PeerConnection] = set()
 
     @classmethod
     async def create(
@@ -412,7 +413,19 @@ class PeerNetwork:
     def _close_link(self, peer_id: str) -> None:
         connection = self._links.pop(peer_id, None)
         if connection is not None:
-            self._spawn(connection.close)
+            self._close_later(connection)
+
+    def _close_later(self, connection: PeerConnection) -> None:
+        """Close ``connection`` as a job; :meth:`close` finishes it if the job never ran."""
+        self._closing.add(connection)
+
+        async def close() -> None:
+            try:
+                await connection.close()
+            finally:
+                self._closing.discard(connection)
+
+        self._spawn(close)
 
     # -- library sync ----------------------------------------------------------
 
@@ -464,7 +477,7 @@ class PeerNetwork:
         if connection is not None:
             # A job, not awaited: closing a link to a silent peer waits out the TLS
             # close timeout, which would hold up dropping the next silent peer.
-            self._spawn(connection.close)
+            self._close_later(connection)
 
     # -- the server's handler ----------------------------------------------------
 
@@ -550,8 +563,9 @@ class PeerNetwork:
                         return_exceptions=True,
                     )
         links, self._links = list(self._links.values()), {}
-        for connection in links:
+        for connection in [*links, *self._closing]:
             await connection.close()
+        self._closing.clear()
 
     async def _say_goodbye(self, peer_id: str) -> None:
         try:
