@@ -433,3 +433,45 @@ async def test_disk_full_fails_cleanly(start_runtime: Start, tmp_path: Path) -> 
         assert (view.downloaded, view.operation) == (False, None)
         alpha.shutdown()
         await alpha.wait_stopped()
+
+
+async def test_unexpected_error_fails_the_download_and_releases_the_game(
+    start_runtime: Start, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug inside the download path still ends with download-failed and no stuck operation."""
+    make_game(tmp_path / "bravo" / "games")
+    alpha, bravo = await peers(start_runtime, "alpha", "bravo")
+    await hashed(bravo)
+    await offered(alpha)
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("simulated bug")
+
+    monkeypatch.setattr(alpha.downloads, "_prepare", broken)
+    events = Events(alpha)
+    await alpha.execute(Download(game="quake3"))
+    failed = await events.first(DownloadFailed)
+    assert failed.reason == "simulated bug"
+    assert alpha.local.operations.snapshot() == {}
+
+
+async def test_cancel_of_a_paused_download_discards_it(
+    start_runtime: Start, tmp_path: Path
+) -> None:
+    """Cancel on a paused download (no transfer running) removes its files and journal."""
+    make_game(tmp_path / "bravo" / "games", size=128 * MiB)
+    alpha, bravo = await peers(start_runtime, "alpha", "bravo")
+    await hashed(bravo)
+    await offered(alpha)
+    events = Events(alpha)
+    await alpha.execute(Download(game="quake3"))
+    await events.first(ChunkFinished)
+    bravo.shutdown()
+    await bravo.wait_stopped()
+    await events.first(DownloadAllPeersGone)
+    assert (alpha.game_dir / "quake3" / DOWNLOAD_JOURNAL_FILE).exists()
+    await alpha.execute(Cancel(game="quake3"))
+    await events.first(DownloadCancelled)
+    assert not (alpha.game_dir / "quake3").exists()
+    view = next(g for g in alpha.games() if g.id == "quake3")
+    assert (view.paused_bytes, view.operation) == (0, None)

@@ -236,7 +236,7 @@ class DownloadManager:
         self._local.begin_operation(game_id, OperationKind.DOWNLOADING)
         active = _Active(game_id)
         self._active[game_id] = active
-        self._jobs.spawn(lambda: self._run(active, update=update))
+        self._jobs.spawn(lambda: self._run(active))
 
     def cancel(self, game_id: str) -> None:
         """Stop a running download, or discard a paused one."""
@@ -251,37 +251,29 @@ class DownloadManager:
         self._jobs.spawn(lambda: self._discard_paused(game_id))
 
     async def _discard_paused(self, game_id: str) -> None:
-        try:
-            await asyncio.to_thread(self._discard, game_id)
-        finally:
-            self._partials.pop(game_id, None)
-            await self._local.end_operation(game_id)
+        await self._settle(game_id, _discard)
         self._publish(DownloadCancelled(game=game_id))
-
-    def _discard(self, game_id: str) -> None:
-        root = self._root(game_id)
-        rollback(root)
-        discard_download(root)
 
     # -- the job ---------------------------------------------------------------
 
-    async def _run(self, active: _Active, *, update: bool) -> None:
+    async def _run(self, active: _Active) -> None:
         game_id = active.game_id
         try:
-            outcome = await self._download(active, update=update)
+            outcome = await self._download(active)
         except _Cancelled:
-            await asyncio.to_thread(self._discard, game_id)
-            self._partials.pop(game_id, None)
-            await self._finish(game_id)
+            await self._settle(game_id, _discard)
             self._publish(DownloadCancelled(game=game_id))
             return
         except _AllPeersGone:
-            await self._pause(game_id)
+            await self._settle(game_id, classify_partial)
             self._publish(DownloadAllPeersGone(game=game_id))
             return
-        except (LanspreadError, OSError) as exc:
-            log.warning("download of %s failed: %s", game_id, exc)
-            await self._pause(game_id)
+        except Exception as exc:  # every failure, a bug included, must release the game
+            if isinstance(exc, LanspreadError | OSError):
+                log.warning("download of %s failed: %s", game_id, exc)
+            else:
+                log.exception("download of %s failed unexpectedly", game_id)
+            await self._settle(game_id, classify_partial)
             self._publish(DownloadFailed(game=game_id, reason=str(exc)))
             return
         finally:
@@ -295,19 +287,25 @@ class DownloadManager:
             self._publish(DownloadFinished(game=game_id, version=outcome.version))
             await self._lifecycle.run_install(game_id, update=installed)
             return
-        await self._finish(game_id)
+        await self._local.end_operation(game_id)
         self._publish(DownloadFinished(game=game_id, version=outcome.version))
 
-    async def _finish(self, game_id: str) -> None:
-        await self._local.end_operation(game_id)
+    async def _settle(self, game_id: str, step: Callable[[Path], PartialDownload | None]) -> None:
+        """Run an ending's disk step on the root, record the paused download it leaves
+        (if any), then release the game whatever happened."""
+        partial = None
+        try:
+            partial = await asyncio.to_thread(step, self._root(game_id))
+        except (StorageError, OSError) as exc:
+            log.warning("cleaning up after the download of %s failed: %s", game_id, exc)
+        finally:
+            if partial is None:
+                self._partials.pop(game_id, None)
+            else:
+                self._partials[game_id] = partial
+            await self._local.end_operation(game_id)
 
-    async def _pause(self, game_id: str) -> None:
-        partial = await asyncio.to_thread(classify_partial, self._root(game_id))
-        if partial is not None:
-            self._partials[game_id] = partial
-        await self._finish(game_id)
-
-    async def _download(self, active: _Active, *, update: bool) -> _Outcome:
+    async def _download(self, active: _Active) -> _Outcome:
         game_id = active.game_id
         root = self._root(game_id)
         agreement = await self._agree(active)
@@ -329,7 +327,6 @@ class DownloadManager:
         )
         await transfer.run()
         await self._remember(manifest)
-        del update
         return _Outcome(version=manifest.version, installed_before=installed_before)
 
     async def _remember(self, manifest: GameManifest) -> None:
@@ -401,10 +398,16 @@ class DownloadManager:
         return fresh, reused
 
     def _on_peer_lost(self, peer_id: str) -> None:
+        live = self._network.known_peers()
         for active in self._active.values():
-            if active.sources and not (active.sources - self._network.known_peers()):
+            if peer_id in active.sources and not active.sources & live:
                 active.gone.set()
-            del peer_id
+
+
+def _discard(root: Path) -> None:
+    """Roll the sentinel transaction back and remove the payload (blocking)."""
+    rollback(root)
+    discard_download(root)
 
 
 def _not_ready(result: GameManifest | LanspreadError) -> bool:

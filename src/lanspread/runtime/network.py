@@ -135,6 +135,8 @@ class PeerNetwork:
         self._advertised: dict[str, DiscoveredPeer] = {}
         self._lost_listeners: list[Callable[[str], None]] = []
         self._closing: set[PeerConnection] = set()
+        self._last_announced_revision = 0
+        """The library revision of the newest Hello we built (what a dialled peer got)."""
 
     @classmethod
     async def create(
@@ -344,8 +346,6 @@ class PeerNetwork:
         self._sent_revision[peer_id] = self._last_announced_revision
         self._record(peer_id, ack.name, (host, ack.listen_port), ack)
         return connection
-
-    _last_announced_revision = 0
 
     def _announcement_with_revision(self) -> Announcement:
         announcement = self._announcement()
