@@ -14,12 +14,12 @@ from typing import Any
 import pytest
 from tests.support.archives import ArchiveFormat, Member, write_game_root
 from tests.support.download_roots import mounted_tmpfs
+from tests.support.events import RuntimeEvents
 
 from lanspread.core.gameroot import DOWNLOAD_JOURNAL_FILE
 from lanspread.download.manifest_cache import HashState
 from lanspread.errors import InvalidGameState, OperationInProgress, UnknownGame
 from lanspread.runtime.commands import Cancel, Connect, Download, SetGameDir, Update
-from lanspread.runtime.eventbus import Subscription
 from lanspread.runtime.events import (
     ChunkFinished,
     DownloadAllPeersGone,
@@ -28,7 +28,6 @@ from lanspread.runtime.events import (
     DownloadFailed,
     DownloadFinished,
     DownloadProgress,
-    Event,
     InstallFinished,
     SourceRejected,
 )
@@ -77,38 +76,6 @@ def tree_digest(root: Path, *, skip: tuple[str, ...] = ("local",)) -> dict[str, 
     return digests
 
 
-class Events:
-    def __init__(self, runtime: PeerRuntime) -> None:
-        self.seen: list[Event] = []
-        self._changed = asyncio.Event()
-        self._task = asyncio.create_task(self._collect(runtime.subscribe()))
-
-    async def _collect(self, subscription: Subscription) -> None:
-        async for event in subscription:
-            self.seen.append(event)
-            self._changed.set()
-
-    def of(self, kind: type[Any]) -> list[Any]:
-        return [event for event in self.seen if isinstance(event, kind)]
-
-    async def first(
-        self, kind: type[Any], where: Callable[[Any], bool] = lambda _: True, within: float = WAIT
-    ) -> Any:
-        async def find() -> Any:
-            while True:
-                for event in self.seen:
-                    if isinstance(event, kind) and where(event):
-                        return event
-                self._changed.clear()
-                await self._changed.wait()
-
-        try:
-            return await asyncio.wait_for(find(), within)
-        except TimeoutError:
-            names = [type(e).__name__ for e in self.seen[-30:]]
-            raise AssertionError(f"no {kind.__name__} within {within}s; last: {names}") from None
-
-
 def rot_every_chunk(archive: Path) -> None:
     """Flip one byte in every chunk of ``archive`` but keep its size and mtime."""
     stat = archive.stat()
@@ -154,7 +121,7 @@ async def test_single_source_download_installs_byte_exact(
     alpha, bravo = await peers(start_runtime, "alpha", "bravo")
     await hashed(bravo)
     await offered(alpha)
-    events = Events(alpha)
+    events = RuntimeEvents(alpha)
     await alpha.execute(Download(game="quake3"))
     await events.first(InstallFinished)
     root = alpha.game_dir / "quake3"
@@ -188,7 +155,7 @@ async def test_multi_source_download_uses_every_source(
     await hashed(bravo)
     await hashed(charlie)
     await offered(alpha, count=2)
-    events = Events(alpha)
+    events = RuntimeEvents(alpha)
     await alpha.execute(Download(game="quake3"))
     await events.first(DownloadFinished)
     assert tree_digest(alpha.game_dir / "quake3") == tree_digest(source_root)
@@ -209,7 +176,7 @@ async def test_command_preconditions(start_runtime: Start, tmp_path: Path) -> No
         await alpha.execute(Cancel(game="cs16"))
     await hashed(bravo)
     await offered(alpha)
-    events = Events(alpha)
+    events = RuntimeEvents(alpha)
     await alpha.execute(Download(game="quake3"))
     with pytest.raises(OperationInProgress, match="quake3 is busy: downloading"):
         await alpha.execute(Download(game="quake3"))
@@ -223,7 +190,7 @@ async def test_cancel_fresh_download_leaves_nothing(start_runtime: Start, tmp_pa
     alpha, bravo = await peers(start_runtime, "alpha", "bravo")
     await hashed(bravo)
     await offered(alpha)
-    events = Events(alpha)
+    events = RuntimeEvents(alpha)
     await alpha.execute(Download(game="quake3"))
     await events.first(ChunkFinished)
     began = time.monotonic()
@@ -246,7 +213,7 @@ async def test_update_then_cancel_keeps_the_install(start_runtime: Start, tmp_pa
     alpha, bravo = await peers(start_runtime, "alpha", "bravo")
     await hashed(bravo)
     await offered(alpha)
-    events = Events(alpha)
+    events = RuntimeEvents(alpha)
     await alpha.execute(Update(game="quake3"))
     await events.first(ChunkFinished)
     await alpha.execute(Cancel(game="quake3"))
@@ -278,7 +245,7 @@ async def test_update_installs_the_new_version_and_reuses_unchanged_bytes(
     )
     assert (old / "game.eti").read_bytes() == (new / "game.eti").read_bytes()
     alpha, bravo = await peers(start_runtime, "alpha", "bravo")
-    events = Events(alpha)
+    events = RuntimeEvents(alpha)
     from lanspread.runtime.commands import Install
 
     await alpha.execute(Install(game="quake3"))
@@ -307,7 +274,7 @@ async def test_resume_after_shutdown_fetches_only_the_rest(
     alpha, bravo = await peers(start_runtime, "alpha", "bravo", install_policy=InstallPolicy.MANUAL)
     await hashed(bravo)
     await offered(alpha)
-    events = Events(alpha)
+    events = RuntimeEvents(alpha)
     await alpha.execute(Download(game="quake3"))
     await events.first(ChunkFinished, where=lambda _: len(events.of(ChunkFinished)) >= 8)
     alpha.shutdown()
@@ -318,7 +285,7 @@ async def test_resume_after_shutdown_fetches_only_the_rest(
     assert 0 < view.paused_bytes < view.paused_total_bytes
     await alpha.execute(Connect(addr=bravo.listen_addr))
     await offered(alpha)
-    events = Events(alpha)
+    events = RuntimeEvents(alpha)
     await alpha.execute(Download(game="quake3"))
     await events.first(DownloadFinished)
     assert events.of(DownloadBegin)[0].resumed_bytes == view.paused_bytes
@@ -333,7 +300,7 @@ async def test_all_sources_gone_pauses_the_download(start_runtime: Start, tmp_pa
     alpha, bravo = await peers(start_runtime, "alpha", "bravo")
     await hashed(bravo)
     await offered(alpha)
-    events = Events(alpha)
+    events = RuntimeEvents(alpha)
     await alpha.execute(Download(game="quake3"))
     await events.first(ChunkFinished)
     bravo.shutdown()
@@ -360,7 +327,7 @@ async def test_corrupt_source_is_detected_and_bypassed(
     # manifest still claims the honest hashes.
     rot_every_chunk(liar / "game.eti")
     await offered(alpha, count=2)
-    events = Events(alpha)
+    events = RuntimeEvents(alpha)
     await alpha.execute(Download(game="quake3"))
     await events.first(DownloadFinished)
     assert tree_digest(alpha.game_dir / "quake3") == tree_digest(honest)
@@ -383,7 +350,7 @@ async def test_source_vanishing_mid_download_fails_over(
     await hashed(bravo)
     await hashed(charlie)
     await offered(alpha, count=2)
-    events = Events(alpha)
+    events = RuntimeEvents(alpha)
     await alpha.execute(Download(game="quake3"))
     await events.first(ChunkFinished, where=lambda c: c.peer_id == charlie.peer_id)
     await charlie_stops_silently.network.close(goodbye_timeout=0.0)
@@ -405,7 +372,7 @@ async def test_source_lying_about_sizes_is_outvoted(start_runtime: Start, tmp_pa
     for source in sources:
         await hashed(source)
     await offered(alpha, count=3)
-    events = Events(alpha)
+    events = RuntimeEvents(alpha)
     await alpha.execute(Download(game="quake3"))
     await events.first(DownloadFinished)
     assert tree_digest(alpha.game_dir / "quake3") == tree_digest(honest)
@@ -424,7 +391,7 @@ async def test_disk_full_fails_cleanly(start_runtime: Start, tmp_path: Path) -> 
         await alpha.execute(SetGameDir(path=str(small)))
         await hashed(bravo)
         await offered(alpha)
-        events = Events(alpha)
+        events = RuntimeEvents(alpha)
         await alpha.execute(Download(game="quake3"))
         failed = await events.first(DownloadFailed)
         assert "free" in failed.reason or "space" in failed.reason
@@ -448,7 +415,7 @@ async def test_unexpected_error_fails_the_download_and_releases_the_game(
         raise RuntimeError("simulated bug")
 
     monkeypatch.setattr(alpha.downloads, "_prepare", broken)
-    events = Events(alpha)
+    events = RuntimeEvents(alpha)
     await alpha.execute(Download(game="quake3"))
     failed = await events.first(DownloadFailed)
     assert failed.reason == "simulated bug"
@@ -463,7 +430,7 @@ async def test_cancel_of_a_paused_download_discards_it(
     alpha, bravo = await peers(start_runtime, "alpha", "bravo")
     await hashed(bravo)
     await offered(alpha)
-    events = Events(alpha)
+    events = RuntimeEvents(alpha)
     await alpha.execute(Download(game="quake3"))
     await events.first(ChunkFinished)
     bravo.shutdown()

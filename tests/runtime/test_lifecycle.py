@@ -10,13 +10,12 @@ from typing import Any
 
 import pytest
 from tests.support.archives import ArchiveFormat, Kind, Member, write_game_root
+from tests.support.events import RuntimeEvents
 
 from lanspread.errors import InvalidGameState, OperationInProgress, UnknownGame
 from lanspread.runtime.commands import Install, Play, Remove, Uninstall
-from lanspread.runtime.eventbus import Subscription
 from lanspread.runtime.events import (
     ActiveOperationsChanged,
-    Event,
     GameExited,
     GameStarted,
     InstallBegin,
@@ -28,7 +27,6 @@ from lanspread.runtime.events import (
     UninstallFinished,
 )
 from lanspread.runtime.replies import OperationStarted, Started
-from lanspread.runtime.runtime import PeerRuntime
 
 Start = Callable[..., Any]
 WAIT = 10.0
@@ -54,46 +52,16 @@ def sideload_playable(game_dir: Path, game_id: str = "quake3") -> Path:
     )
 
 
-class Events:
-    def __init__(self, runtime: PeerRuntime) -> None:
-        self.seen: list[Event] = []
-        self._changed = asyncio.Event()
-        # Subscribe now, not in the task: events published before it runs must count.
-        self._task = asyncio.create_task(self._collect(runtime.subscribe()))
-
-    async def _collect(self, subscription: Subscription) -> None:
-        async for event in subscription:
-            self.seen.append(event)
-            self._changed.set()
-
-    async def wait_for(self, kind: type[Event], within: float = WAIT) -> int:
-        """Index of the first event of ``kind``."""
-
-        async def find() -> int:
-            while True:
-                for index, event in enumerate(self.seen):
-                    if isinstance(event, kind):
-                        return index
-                self._changed.clear()
-                await self._changed.wait()
-
-        try:
-            return await asyncio.wait_for(find(), within)
-        except TimeoutError:
-            names = [type(e).__name__ for e in self.seen]
-            raise AssertionError(f"no {kind.__name__} within {within}s; saw {names}") from None
-
-
 async def test_install_extracts_and_publishes_in_order(
     start_runtime: Start, tmp_path: Path
 ) -> None:
     """Install extracts every archive; the snapshot settles before InstallFinished."""
     sideload_playable(tmp_path / "alpha" / "games")
     alpha = await start_runtime("alpha")
-    events = Events(alpha)
+    events = RuntimeEvents(alpha)
     reply = await alpha.execute(Install(game="quake3"))
     assert reply == OperationStarted(game="quake3", operation="installing")
-    finished = await events.wait_for(InstallFinished)
+    finished = events.index(await events.first(InstallFinished))
     local = alpha.game_dir / "quake3" / "local"
     assert (local / "start.sh").read_bytes() == START_SCRIPT
     assert (local / "data" / "pak0.pk3").stat().st_size == 50_000
@@ -123,8 +91,8 @@ async def test_install_preconditions(start_runtime: Start, tmp_path: Path) -> No
     await alpha.execute(Install(game="quake3"))
     with pytest.raises(OperationInProgress, match="quake3 is busy: installing"):
         await alpha.execute(Install(game="quake3"))
-    events = Events(alpha)
-    await events.wait_for(InstallFinished)
+    events = RuntimeEvents(alpha)
+    await events.first(InstallFinished)
     with pytest.raises(InvalidGameState, match="quake3 is already installed"):
         await alpha.execute(Install(game="quake3"))
 
@@ -138,9 +106,9 @@ async def test_hostile_archive_fails_install_and_leaves_nothing(
         {"evil.eti": (ArchiveFormat.TAR, [Member("../../escaped.txt", b"gotcha")])},
     )
     alpha = await start_runtime("alpha")
-    events = Events(alpha)
+    events = RuntimeEvents(alpha)
     await alpha.execute(Install(game="quake3"))
-    index = await events.wait_for(InstallFailed)
+    index = events.index(await events.first(InstallFailed))
     failed = events.seen[index]
     assert isinstance(failed, InstallFailed)
     assert "escaped.txt" in failed.reason
@@ -155,17 +123,17 @@ async def test_uninstall_keeps_archives_and_remove_deletes_root(
     """Uninstall deletes local/ only; remove then deletes the downloaded game."""
     sideload_playable(tmp_path / "alpha" / "games")
     alpha = await start_runtime("alpha")
-    events = Events(alpha)
+    events = RuntimeEvents(alpha)
     await alpha.execute(Install(game="quake3"))
-    await events.wait_for(InstallFinished)
+    await events.first(InstallFinished)
     with pytest.raises(InvalidGameState, match="quake3 is installed: uninstall it first"):
         await alpha.execute(Remove(game="quake3"))
     await alpha.execute(Uninstall(game="quake3"))
-    await events.wait_for(UninstallFinished)
+    await events.first(UninstallFinished)
     root = alpha.game_dir / "quake3"
     assert sorted(p.name for p in root.iterdir()) == ["extra.eti", "game.eti", "version.ini"]
     await alpha.execute(Remove(game="quake3"))
-    await events.wait_for(RemoveFinished)
+    await events.first(RemoveFinished)
     assert not root.exists()
     assert next(g for g in alpha.games() if g.id == "quake3").downloaded is False
 
@@ -176,11 +144,11 @@ async def test_play_runs_in_local_and_blocks_uninstall(
     """Play starts the executable inside local/, reports exit; uninstall waits for it."""
     sideload_playable(tmp_path / "alpha" / "games")
     alpha = await start_runtime("alpha")
-    events = Events(alpha)
+    events = RuntimeEvents(alpha)
     with pytest.raises(InvalidGameState, match="quake3 is not installed"):
         await alpha.execute(Play(game="quake3"))
     await alpha.execute(Install(game="quake3"))
-    await events.wait_for(InstallFinished)
+    await events.first(InstallFinished)
     local = alpha.game_dir / "quake3" / "local"
     # The game runs until the test writes a line into its FIFO.
     os.mkfifo(local / "release")
@@ -189,18 +157,18 @@ async def test_play_runs_in_local_and_blocks_uninstall(
     )
     reply = await alpha.execute(Play(game="quake3"))
     assert isinstance(reply, Started)
-    await events.wait_for(GameStarted)
+    await events.first(GameStarted)
     with pytest.raises(OperationInProgress, match="cannot uninstall quake3 while it is running"):
         await alpha.execute(Uninstall(game="quake3"))
     with pytest.raises(OperationInProgress, match="quake3 is already running"):
         await alpha.execute(Play(game="quake3"))
     await asyncio.to_thread((local / "release").write_text, "go\n")
-    index = await events.wait_for(GameExited)
+    index = events.index(await events.first(GameExited))
     exited = events.seen[index]
     assert exited == GameExited(game="quake3", returncode=3)
     assert (local / "ran.txt").read_text() == "started\n"
     await alpha.execute(Uninstall(game="quake3"))
-    await events.wait_for(UninstallFinished)
+    await events.first(UninstallFinished)
 
 
 async def test_startup_recovers_an_interrupted_install(

@@ -8,12 +8,12 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from tests.support.events import RuntimeEvents
 from tests.support.peers import sideload
 
 from lanspread.errors import ConfigError, PeerRefused, SelfConnect
 from lanspread.net.wire import GetGame, ManifestResponse
 from lanspread.runtime.commands import Connect, ListGames, ListPeers, SetGameDir, Status
-from lanspread.runtime.eventbus import Subscription
 from lanspread.runtime.events import (
     Event,
     LocalLibraryChanged,
@@ -26,39 +26,6 @@ from lanspread.runtime.runtime import GameList, PeerList, PeerRuntime
 
 Start = Callable[..., Any]
 WAIT = 10.0
-
-
-class Watcher:
-    """Collects a runtime's events from the moment it is created."""
-
-    def __init__(self, runtime: PeerRuntime) -> None:
-        self.events: list[Event] = []
-        self._changed = asyncio.Event()
-        # Subscribe now, not in the task: events published before it runs must count.
-        self._task = asyncio.create_task(self._collect(runtime.subscribe()))
-
-    async def _collect(self, subscription: Subscription) -> None:
-        async for event in subscription:
-            self.events.append(event)
-            self._changed.set()
-
-    async def wait_for(self, predicate: Callable[[Event], bool], within: float = WAIT) -> Event:
-        async def find() -> Event:
-            while True:
-                for event in self.events:
-                    if predicate(event):
-                        return event
-                self._changed.clear()
-                await self._changed.wait()
-
-        try:
-            return await asyncio.wait_for(find(), within)
-        except TimeoutError:
-            names = [type(event).__name__ for event in self.events]
-            raise AssertionError(f"no matching event within {within}s; saw {names}") from None
-
-    def stop(self) -> None:
-        self._task.cancel()
 
 
 def has_remote_game(peer_id: str, game_id: str) -> Callable[[Event], bool]:
@@ -77,12 +44,12 @@ async def test_direct_connect_gives_both_sides_each_others_games(
     sideload(tmp_path / "bravo" / "games", "cs16")
     alpha = await start_runtime("alpha")
     bravo = await start_runtime("bravo")
-    watch_alpha, watch_bravo = Watcher(alpha), Watcher(bravo)
+    watch_alpha, watch_bravo = RuntimeEvents(alpha), RuntimeEvents(bravo)
     view = await alpha.execute(Connect(addr=bravo.listen_addr))
     assert view is not None
     assert view.peer_id == bravo.peer_id
-    await watch_alpha.wait_for(has_remote_game(bravo.peer_id, "cs16"))
-    await watch_bravo.wait_for(has_remote_game(alpha.peer_id, "quake3"))
+    await watch_alpha.first(Event, has_remote_game(bravo.peer_id, "cs16"))
+    await watch_bravo.first(Event, has_remote_game(alpha.peer_id, "quake3"))
     peers = await bravo.execute(ListPeers())
     assert isinstance(peers, PeerList)
     assert [(p.peer_id, p.name, p.games) for p in peers.peers] == [
@@ -102,10 +69,10 @@ async def test_mdns_discovery_is_symmetric_and_fast(start_runtime: Start, tmp_pa
     alpha, bravo = await asyncio.gather(
         start_runtime("alpha", mdns=True), start_runtime("bravo", mdns=True)
     )
-    watch_alpha, watch_bravo = Watcher(alpha), Watcher(bravo)
+    watch_alpha, watch_bravo = RuntimeEvents(alpha), RuntimeEvents(bravo)
     await asyncio.gather(
-        watch_alpha.wait_for(has_remote_game(bravo.peer_id, "cs16"), within=3.0),
-        watch_bravo.wait_for(has_remote_game(alpha.peer_id, "quake3"), within=3.0),
+        watch_alpha.first(Event, has_remote_game(bravo.peer_id, "cs16"), within=3.0),
+        watch_bravo.first(Event, has_remote_game(alpha.peer_id, "quake3"), within=3.0),
     )
     print(f"symmetric discovery took {time.monotonic() - began:.2f}s")
 
@@ -114,11 +81,11 @@ async def test_local_change_reaches_peer_as_delta(start_runtime: Start, tmp_path
     """A game copied in on one peer appears on the other without a new handshake."""
     alpha = await start_runtime("alpha")
     bravo = await start_runtime("bravo")
-    watch_bravo = Watcher(bravo)
+    watch_bravo = RuntimeEvents(bravo)
     await alpha.execute(Connect(addr=bravo.listen_addr))
-    await watch_bravo.wait_for(lambda e: isinstance(e, PeerDiscovered))
+    await watch_bravo.first(Event, lambda e: isinstance(e, PeerDiscovered))
     sideload(alpha.game_dir, "aoe2", "2.0")
-    event = await watch_bravo.wait_for(has_remote_game(alpha.peer_id, "aoe2"))
+    event = await watch_bravo.first(Event, has_remote_game(alpha.peer_id, "aoe2"))
     assert isinstance(event, RemoteGamesChanged)
     assert [g.version for g in event.games if g.id == "aoe2"] == ["2.0"]
 
@@ -146,12 +113,12 @@ async def test_goodbye_drops_the_peer_at_once(start_runtime: Start) -> None:
     """A clean shutdown is seen as PeerLost(goodbye) on the other side right away."""
     alpha = await start_runtime("alpha", peer_timeout=60.0)
     bravo = await start_runtime("bravo", peer_timeout=60.0)
-    watch_alpha = Watcher(alpha)
+    watch_alpha = RuntimeEvents(alpha)
     await alpha.execute(Connect(addr=bravo.listen_addr))
     began = time.monotonic()
     bravo.shutdown()
     await bravo.wait_stopped()
-    lost = await watch_alpha.wait_for(lambda e: isinstance(e, PeerLost), within=3.0)
+    lost = await watch_alpha.first(Event, lambda e: isinstance(e, PeerLost), within=3.0)
     assert lost == PeerLost(peer_id=bravo.peer_id, reason="goodbye")
     assert time.monotonic() - began < 3.0
     assert alpha.status().peers == 0
@@ -161,11 +128,11 @@ async def test_silent_peer_is_dropped_after_the_timeout(start_runtime: Start) ->
     """A peer that vanishes without goodbye is dropped as timed out."""
     alpha = await start_runtime("alpha", peer_timeout=1.0)
     bravo = await start_runtime("bravo", goodbye_timeout=0.0)
-    watch_alpha = Watcher(alpha)
+    watch_alpha = RuntimeEvents(alpha)
     await alpha.execute(Connect(addr=bravo.listen_addr))
     bravo.shutdown()
     await bravo.wait_stopped()
-    lost = await watch_alpha.wait_for(lambda e: isinstance(e, PeerLost), within=5.0)
+    lost = await watch_alpha.first(Event, lambda e: isinstance(e, PeerLost), within=5.0)
     assert lost == PeerLost(peer_id=bravo.peer_id, reason="timeout")
 
 
@@ -207,14 +174,15 @@ async def test_runtime_reports_status_and_ready(start_runtime: Start, tmp_path: 
 async def test_set_game_dir_command(start_runtime: Start, tmp_path: Any) -> None:
     """set-game-dir switches folders and the new library is published."""
     alpha = await start_runtime("alpha")
-    watch = Watcher(alpha)
+    watch = RuntimeEvents(alpha)
     other = tmp_path / "elsewhere"
     sideload(other, "openttd")
     reply = await alpha.execute(SetGameDir(path=str(other)))
     assert reply is not None
     assert alpha.game_dir == other.resolve()
-    await watch.wait_for(
-        lambda e: isinstance(e, LocalLibraryChanged) and [g.id for g in e.games] == ["openttd"]
+    await watch.first(
+        Event,
+        lambda e: isinstance(e, LocalLibraryChanged) and [g.id for g in e.games] == ["openttd"],
     )
 
 

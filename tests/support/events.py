@@ -6,7 +6,9 @@ import asyncio
 from collections.abc import Callable
 from typing import TypeVar
 
+from lanspread.runtime.eventbus import Subscription
 from lanspread.runtime.events import Event
+from lanspread.runtime.runtime import PeerRuntime
 
 E = TypeVar("E", bound=Event)
 
@@ -57,3 +59,53 @@ class EventLog:
             raise AssertionError(
                 f"no {kind.__name__} matching within {within}s; saw {seen}"
             ) from None
+
+
+class RuntimeEvents:
+    """Every event a runtime publishes from the moment this is created, with waits."""
+
+    def __init__(self, runtime: PeerRuntime) -> None:
+        self.seen: list[Event] = []
+        self._changed = asyncio.Event()
+        # Subscribe now, not in the task: events published before it runs must count.
+        self._task = asyncio.create_task(self._collect(runtime.subscribe()))
+
+    async def _collect(self, subscription: Subscription) -> None:
+        async for event in subscription:
+            self.seen.append(event)
+            self._changed.set()
+
+    def of(self, kind: type[E]) -> list[E]:
+        return [event for event in self.seen if isinstance(event, kind)]
+
+    async def first(
+        self,
+        kind: type[E],
+        where: Callable[[E], bool] = lambda _: True,
+        *,
+        within: float = DEFAULT_WAIT,
+    ) -> E:
+        """The first event of ``kind`` satisfying ``where`` (already seen or coming)."""
+
+        def find() -> E | None:
+            for event in self.seen:
+                if isinstance(event, kind) and where(event):
+                    return event
+            return None
+
+        async def wait() -> E:
+            while (found := find()) is None:
+                self._changed.clear()
+                await self._changed.wait()
+            return found
+
+        try:
+            return await asyncio.wait_for(wait(), within)
+        except TimeoutError:
+            names = [type(event).__name__ for event in self.seen[-30:]]
+            raise AssertionError(
+                f"no {kind.__name__} matching within {within}s; last events: {names}"
+            ) from None
+
+    def index(self, event: Event) -> int:
+        return self.seen.index(event)
