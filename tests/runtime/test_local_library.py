@@ -15,6 +15,7 @@ from lanspread.core.operations import OperationKind
 from lanspread.errors import OperationInProgress, UnknownGame
 from lanspread.runtime.events import ActiveOperationsChanged, LocalLibraryChanged
 from lanspread.runtime.local_library import LocalLibraryService
+from lanspread.storage.index import LibraryIndex
 
 CATALOG = make_catalog("quake3", "cs16", "aoe2")
 
@@ -189,3 +190,19 @@ async def test_set_game_dir_switches_and_publishes(harness: Harness, tmp_path: P
     assert [g.id for g in last.games] == ["aoe2"]
     await harness.service.set_game_dir(other)
     assert len(harness.log.of_type(LocalLibraryChanged)) == 2
+
+
+async def test_flush_persists_single_game_rescans(harness: Harness) -> None:
+    """A game found by a single-game rescan reaches the index file once flushed."""
+    await harness.service.full_scan()
+    sideload(harness.game_dir, "cs16")
+    await harness.service.refresh_game("cs16")
+    index_file = harness.state_dir / "library_index.json"
+    before = LibraryIndex.load(index_file, harness.game_dir)
+    assert before.get("cs16") is None
+    await harness.service.flush()
+    after = LibraryIndex.load(index_file, harness.game_dir)
+    entry = after.get("cs16")
+    assert entry is not None
+    assert entry.summary is not None
+    assert entry.summary.id == "cs16"

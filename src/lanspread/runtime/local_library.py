@@ -204,6 +204,14 @@ class LocalLibraryService:
         self._dir_changed.set()
         return new_dir
 
+    async def flush(self) -> None:
+        """Write single-game rescans to the persisted index (they are kept in memory)."""
+        async with self._scan_lock:
+            try:
+                await asyncio.to_thread(self._scanner.flush)
+            except (StorageError, OSError) as exc:
+                log.warning("cannot save the library index: %s", exc)
+
     def _make_scanner(self, game_dir: Path) -> LibraryScanner:
         index = LibraryIndex.load(self._state_dir / INDEX_FILE_NAME, game_dir)
         return LibraryScanner(game_dir, self._catalog, index)

@@ -152,6 +152,7 @@ class PeerRuntime:
             await supervisor.run(services, self._stop)
         finally:
             self.lifecycle.stop()
+            await local.flush()
             try:
                 await network.close(goodbye_timeout=self._options.goodbye_timeout)
             finally:
