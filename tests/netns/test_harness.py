@@ -320,12 +320,12 @@ def namespaces_of(prefix: str) -> list[str]:
 async def test_reaper_cleans_up_a_killed_run(netns_ready: list[str], tmp_path: Path) -> None:
     """When the test process is SIGKILLed, its reaper deletes the namespaces and processes."""
     prefix, sleeper = await crash_a_run(tmp_path, reaper=True)
+    # The reaper deletes the namespaces, then the processes' lock: wait for all of it.
     await wait_until(
-        lambda: not namespaces_of(prefix) and is_gone(sleeper),
+        lambda: not namespaces_of(prefix) and is_gone(sleeper) and not lock_file(prefix).exists(),
         timeout=5,
-        what=f"the reaper removed {prefix}*",
+        what=f"the reaper removed {prefix}* and its lock",
     )
-    assert not lock_file(prefix).exists()
 
 
 async def test_sweep_stale_removes_a_crashed_run_and_spares_live_ones(
