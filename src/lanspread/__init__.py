@@ -1,3 +1,58 @@
-"""lanspread: peer-to-peer game sharing for LAN parties."""
+"""lanspread: peer-to-peer game sharing for LAN parties.
 
-__version__ = "0.1.0"
+The Python API is :class:`PeerRuntime`: start it with :class:`RuntimeOptions`,
+send typed commands with :meth:`PeerRuntime.execute`, iterate typed events from
+:meth:`PeerRuntime.subscribe`, stop it with :meth:`PeerRuntime.shutdown` and
+:meth:`PeerRuntime.wait_stopped`. The desktop app and ``lanspread peer-cli`` are
+thin layers over it.
+"""
+
+from lanspread._version import __version__
+from lanspread.core.catalog import Catalog, CatalogGame
+from lanspread.errors import (
+    CatalogError,
+    ConfigError,
+    ConnectionClosed,
+    InvalidGameState,
+    LanspreadError,
+    OperationError,
+    OperationInProgress,
+    PeerRefused,
+    ProtocolError,
+    SelfConnect,
+    StorageError,
+    TransportError,
+    UnknownGame,
+    VersionMismatch,
+)
+from lanspread.runtime import commands, events
+from lanspread.runtime.options import InstallPolicy, RuntimeOptions
+from lanspread.runtime.runtime import PeerRuntime
+from lanspread.storage.catalog_file import load_bundled_catalog, load_catalog
+
+__all__ = [
+    "Catalog",
+    "CatalogError",
+    "CatalogGame",
+    "ConfigError",
+    "ConnectionClosed",
+    "InstallPolicy",
+    "InvalidGameState",
+    "LanspreadError",
+    "OperationError",
+    "OperationInProgress",
+    "PeerRefused",
+    "PeerRuntime",
+    "ProtocolError",
+    "RuntimeOptions",
+    "SelfConnect",
+    "StorageError",
+    "TransportError",
+    "UnknownGame",
+    "VersionMismatch",
+    "__version__",
+    "commands",
+    "events",
+    "load_bundled_catalog",
+    "load_catalog",
+]
