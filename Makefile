@@ -7,21 +7,29 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# Debian packages the app and its tests use: libarchive (archive extraction),
-# iproute2 (network-namespace peers in the multi-host tests), chromium (the
-# browser tests drive the web UI in it through Playwright).
-SYSTEM_PACKAGES := libarchive13 iproute2 chromium
+# Debian packages the app needs: libarchive (archive extraction).
+RUN_PACKAGES := libarchive13
+# ...and its tests: iproute2 (network-namespace peers in the multi-host tests),
+# chromium (the browser tests drive the web UI in it through Playwright).
+TEST_PACKAGES := $(RUN_PACKAGES) iproute2 chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test system-deps venv lint typecheck unit bench clean
+.PHONY: run test run-deps test-deps apt-install venv lint typecheck unit bench clean
 
-run: venv
+run: run-deps venv
 	$(BIN)/lanspread $(ARGS)
 
-test: system-deps venv lint typecheck unit
+test: test-deps venv lint typecheck unit
 
-system-deps:
-	@missing=""; for p in $(SYSTEM_PACKAGES); do \
+run-deps:
+	@$(MAKE) --no-print-directory apt-install PACKAGES="$(RUN_PACKAGES)"
+
+test-deps:
+	@$(MAKE) --no-print-directory apt-install PACKAGES="$(TEST_PACKAGES)"
+
+# Installs the Debian packages in PACKAGES that are missing (apt-get update first).
+apt-install:
+	@missing=""; for p in $(PACKAGES); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
