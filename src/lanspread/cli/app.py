@@ -4,6 +4,10 @@
 browser with the per-run access link (``--no-browser`` only prints the link, for
 headless hosts). The display name and game directory come from the command line,
 else from the saved settings, else from defaults the first-run screen offers.
+
+``lanspread demo`` (or ``--demo``) also starts a second local peer, the "Demo
+peer", offering a few small generated games (:mod:`lanspread.demo`). A first run
+with no games in the game directory gets it by itself; ``--no-demo`` turns that off.
 """
 
 from __future__ import annotations
@@ -15,11 +19,14 @@ import logging
 import signal
 import sys
 import webbrowser
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from pathlib import Path
 
 from lanspread import __version__
 from lanspread.cli import peer_cli
 from lanspread.cli.paths import default_game_dir, default_state_dir
+from lanspread.demo import DemoMode, DemoPeer, choose_demo_mode, with_demo_games
 from lanspread.errors import ConfigError, LanspreadError
 from lanspread.runtime.events import (
     Event,
@@ -32,7 +39,7 @@ from lanspread.runtime.options import RuntimeOptions, default_display_name
 from lanspread.storage.catalog_file import load_catalog
 from lanspread.storage.settings import SettingsStore
 from lanspread.web.server import WebUI, describe
-from lanspread.web.viewmodel import RuntimeState
+from lanspread.web.viewmodel import RuntimeFacts, RuntimeState
 
 log = logging.getLogger("lanspread")
 
@@ -43,28 +50,69 @@ def build_parser() -> argparse.ArgumentParser:
         description="Share, download, install and play the games of a LAN party, peer to peer.",
     )
     parser.add_argument("--version", action="version", version=f"lanspread {__version__}")
+    add_app_arguments(parser)
+    sub = parser.add_subparsers(dest="command")
+    cli = sub.add_parser("peer-cli", help="headless peer driven by JSON Lines on stdin/stdout")
+    peer_cli.add_arguments(cli)
+    demo = sub.add_parser(
+        "demo",
+        help="the app plus a local Demo peer offering a few small games to try everything",
+        description=(
+            "Start lanspread with a second peer on this computer, the Demo peer, which "
+            "offers a few small generated games: download, install and play one to see "
+            "how lanspread works. The Demo peer and its files go away when you quit."
+        ),
+    )
+    # Options given after "demo" win; options before it stay (SUPPRESS keeps the
+    # subcommand's defaults from overwriting them).
+    add_app_arguments(demo, defaults=False)
+    return parser
+
+
+def add_app_arguments(parser: argparse.ArgumentParser, *, defaults: bool = True) -> None:
+    """The desktop app's options, for the main command and for ``lanspread demo``."""
+
+    def default(value: object) -> object:
+        return value if defaults else argparse.SUPPRESS
+
     parser.add_argument(
-        "--game-dir", type=Path, default=None, help="folder with one folder per game"
+        "--game-dir", type=Path, default=default(None), help="folder with one folder per game"
     )
     parser.add_argument(
-        "--state-dir", type=Path, default=None, help="folder for identity and caches"
+        "--state-dir", type=Path, default=default(None), help="folder for identity and caches"
     )
-    parser.add_argument("--catalog", type=Path, help="catalog TOML file (default: the bundled one)")
-    parser.add_argument("--name", default=None, help="display name other players see")
-    parser.add_argument("--listen", default="0.0.0.0:0", help="HOST:PORT of the peer listener")
-    parser.add_argument("--log-level", default="INFO", help="log level (default INFO)")
     parser.add_argument(
-        "--ui-port", type=int, default=0, help="port of the local web UI (default: any free one)"
+        "--catalog",
+        type=Path,
+        default=default(None),
+        help="catalog TOML file (default: the bundled one)",
+    )
+    parser.add_argument("--name", default=default(None), help="display name other players see")
+    parser.add_argument(
+        "--listen", default=default("0.0.0.0:0"), help="HOST:PORT of the peer listener"
+    )
+    parser.add_argument("--log-level", default=default("INFO"), help="log level (default INFO)")
+    parser.add_argument(
+        "--ui-port",
+        type=int,
+        default=default(0),
+        help="port of the local web UI (default: any free one)",
     )
     parser.add_argument(
         "--no-browser",
         action="store_true",
+        default=default(False),
         help="do not open the browser; print the UI link instead (headless hosts)",
     )
-    sub = parser.add_subparsers(dest="command")
-    cli = sub.add_parser("peer-cli", help="headless peer driven by JSON Lines on stdin/stdout")
-    peer_cli.add_arguments(cli)
-    return parser
+    parser.add_argument(
+        "--demo",
+        action=argparse.BooleanOptionalAction,
+        default=default(None),
+        help=(
+            "also start the local Demo peer with a few small games (default: only on the "
+            "first run, when the game folder has no games yet)"
+        ),
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -92,6 +140,12 @@ def main(argv: list[str] | None = None) -> int:
             listen_port=port,
         )
         setup_needed = not saved.complete and not (args.game_dir and args.name)
+        demo = choose_demo_mode(
+            True if args.command == "demo" else args.demo,
+            first_run=setup_needed,
+            game_dir=options.game_dir,
+            catalog=options.catalog,
+        )
         return asyncio.run(
             run_app(
                 options,
@@ -99,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
                 setup_needed=setup_needed,
                 ui_port=args.ui_port,
                 open_browser=not args.no_browser,
+                demo=demo,
             )
         )
     except LanspreadError as exc:
@@ -119,21 +174,124 @@ async def run_app(
     setup_needed: bool,
     ui_port: int,
     open_browser: bool,
+    demo: DemoMode = DemoMode.OFF,
 ) -> int:
-    ui = WebUI(options, settings, setup_needed=setup_needed, on_event=report)
+    """Serve the UI until the runtime stops, with the demo peer beside it when asked.
+
+    SIGINT and SIGTERM stop everything cleanly: the user's peer says goodbye, then
+    the demo peer does and its temporary folder is deleted.
+    """
+    switch = _StopSwitch()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):  # Windows has no loop signal handlers
-            loop.add_signal_handler(sig, ui.stop)
+            loop.add_signal_handler(sig, switch)
+    try:
+        if demo is DemoMode.OFF:
+            return await serve_ui(options, settings, switch, setup_needed, ui_port, open_browser)
+        peer = await start_demo_peer(options, demo)
+        if peer is None:
+            return await serve_ui(options, settings, switch, setup_needed, ui_port, open_browser)
+        try:
+            if switch.requested:
+                return 0
+            demo_options = replace(options, catalog=peer.runtime.local.catalog)
+            return await serve_ui(
+                demo_options, settings, switch, setup_needed, ui_port, open_browser, peer
+            )
+        finally:
+            await peer.stop()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError):
+                loop.remove_signal_handler(sig)
+
+
+async def start_demo_peer(options: RuntimeOptions, demo: DemoMode) -> DemoPeer | None:
+    """The started demo peer; ``None`` when an automatic demo cannot start (logged)."""
+    try:
+        peer = DemoPeer(with_demo_games(options.catalog))
+        await peer.start()
+    except LanspreadError as exc:
+        if demo is DemoMode.ON:
+            raise
+        log.warning("starting without the demo peer: %s", exc)
+        return None
+    return peer
+
+
+async def serve_ui(
+    options: RuntimeOptions,
+    settings: SettingsStore,
+    switch: _StopSwitch,
+    setup_needed: bool,
+    ui_port: int,
+    open_browser: bool,
+    demo: DemoPeer | None = None,
+) -> int:
+    def on_event(event: Event) -> None:
+        report(event)
+        if demo is not None:
+            demo.watch(event)
+
+    ui = WebUI(options, settings, setup_needed=setup_needed, on_event=on_event)
+    switch.attach(ui.stop)
 
     async def ready(url: str) -> None:
+        if demo is not None:
+            print(
+                f"demo mode: the Demo peer offers {len(demo.runtime.local.snapshot.games)} "
+                "small games from this computer; it and its files go away when you quit",
+                file=sys.stderr,
+                flush=True,
+            )
         print(f"lanspread is running; open {url}", file=sys.stderr, flush=True)
         if open_browser and not await asyncio.to_thread(webbrowser.open, url):
             log.warning("no browser could be started; open the link above yourself")
 
-    ended = await ui.serve(port=ui_port, on_ready=ready)
+    if demo is None:
+        ended = await ui.serve(port=ui_port, on_ready=ready)
+    else:
+        ended = await _serve_linked(ui, demo, ui_port, ready)
     log.info("lanspread stopped: %s", describe(ended))
     return 1 if ended.state is RuntimeState.FAILED else 0
+
+
+async def _serve_linked(
+    ui: WebUI, demo: DemoPeer, ui_port: int, ready: Callable[[str], Awaitable[None]]
+) -> RuntimeFacts:
+    """``ui.serve`` while a task dials the demo peer from each runtime the UI starts."""
+    failure: LanspreadError | None = None
+    ended = ui.host.state
+    async with asyncio.TaskGroup() as group:
+        linker = group.create_task(demo.keep_linked(lambda: ui.host.runtime), name="demo:linker")
+        try:
+            ended = await ui.serve(port=ui_port, on_ready=ready)
+        except LanspreadError as exc:
+            failure = exc  # raised below: a task group would wrap it in an exception group
+        finally:
+            linker.cancel()
+    if failure is not None:
+        raise failure
+    return ended
+
+
+class _StopSwitch:
+    """The signal handler: remembers a stop asked for before the UI exists, then stops it."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._stop: Callable[[], None] | None = None
+
+    def attach(self, stop: Callable[[], None]) -> None:
+        self._stop = stop
+        if self.requested:
+            stop()
+
+    def __call__(self) -> None:
+        self.requested = True
+        if self._stop is not None:
+            self._stop()
 
 
 def report(event: Event) -> None:

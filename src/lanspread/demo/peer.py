@@ -176,6 +176,11 @@ class DemoPeer:
 
     # -- linking the user's peer -------------------------------------------------
 
+    @property
+    def link_wanted(self) -> bool:
+        """:meth:`watch` saw a reason to dial and :meth:`keep_linked` has not dialled yet."""
+        return self._dial.is_set()
+
     def watch(self, event: Event) -> None:
         """Look at one event of the user's runtime: dial again when it (re)started or lost us."""
         match event:
