@@ -447,6 +447,10 @@ class _Transfer:
         self._since_commit_chunks = 0
         self._since_commit_bytes = 0
         self._last_commit = asyncio.get_running_loop().time()
+        # Sources that could not be reached at all (refused, unreachable, silent):
+        # retrying them would burn every attempt in milliseconds, so this
+        # download counts them as gone, like peers the network has dropped.
+        self._unreachable: set[str] = set()
 
     def _done_lengths(self, keys: Iterable[ChunkKey]) -> list[tuple[ChunkKey, int]]:
         lengths = {
@@ -492,6 +496,7 @@ class _Transfer:
             if not failures:
                 return
             dead = frozenset(self._active.sources - self._network.known_peers())
+            dead |= self._unreachable
             if not self._active.sources - dead:
                 raise _AllPeersGone
             retry = replan_failures(
@@ -572,6 +577,8 @@ class _Transfer:
             )
         except LanspreadError as exc:
             log.info("cannot fetch %s from %s: %s", game_id, source, exc)
+            if isinstance(exc, TransportError):
+                self._unreachable.add(source)
             failures.extend(
                 ChunkFailure(task, source, FailureReason.CONNECT, str(exc)) for task in tasks
             )
