@@ -79,5 +79,7 @@ def test_demo_subcommand_takes_the_app_options_before_or_after_it() -> None:
     assert (before.name, before.ui_port) == ("Alex", 8123)
     after = parser.parse_args(["--name", "Alex", "demo", "--name", "Sam", "--no-browser"])
     assert (after.name, after.no_browser) == ("Sam", True)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["demo", "--no-demo"])
     assert parser.parse_args(["--no-demo"]).demo is False
     assert parser.parse_args(["--demo"]).demo is True

@@ -104,6 +104,8 @@ def add_app_arguments(parser: argparse.ArgumentParser, *, defaults: bool = True)
         default=default(False),
         help="do not open the browser; print the UI link instead (headless hosts)",
     )
+    if not defaults:
+        return  # "lanspread demo" is the demo: --demo/--no-demo would say nothing or contradict
     parser.add_argument(
         "--demo",
         action=argparse.BooleanOptionalAction,
