@@ -211,3 +211,19 @@ async def test_local_ready_is_the_first_event(tmp_path: Any) -> None:
     finally:
         runtime.shutdown()
         await runtime.wait_stopped()
+
+
+def test_mdns_runs_where_the_peer_listens(tmp_path: Any) -> None:
+    """A peer bound to one address announces only there; a wildcard means every interface."""
+    from dataclasses import replace
+
+    from tests.support.peers import loopback_options
+
+    from lanspread.runtime.network import mdns_interfaces
+
+    options = loopback_options(tmp_path, "alpha", mdns_interfaces=None)
+    assert mdns_interfaces(options) == ("127.0.0.1",)
+    assert mdns_interfaces(replace(options, listen_host="0.0.0.0")) is None
+    assert mdns_interfaces(replace(options, listen_host="::")) is None
+    chosen = replace(options, listen_host="0.0.0.0", mdns_interfaces=("10.0.0.5",))
+    assert mdns_interfaces(chosen) == ("10.0.0.5",)

@@ -104,6 +104,21 @@ def parse_addr(text: str) -> tuple[str, int]:
     return host, int(port_text)
 
 
+def mdns_interfaces(options: RuntimeOptions) -> tuple[str, ...] | None:
+    """Where to run mDNS: the configured interfaces, else the listen address when the
+    peer listens on one specific IPv4 address (nobody could reach it elsewhere), else
+    every interface (``None``)."""
+    if options.mdns_interfaces is not None:
+        return options.mdns_interfaces
+    try:
+        address = ipaddress.ip_address(options.listen_host)
+    except ValueError:
+        return None
+    if address.version == 4 and not address.is_unspecified:
+        return (options.listen_host,)
+    return None
+
+
 def is_wildcard(host: str) -> bool:
     try:
         return ipaddress.ip_address(host).is_unspecified
@@ -278,7 +293,7 @@ class PeerNetwork:
     async def run_discovery(self) -> None:
         """The ``discovery`` service: mDNS announce and browse."""
         port = await self.wait_bound()
-        interfaces = self._options.mdns_interfaces
+        interfaces = mdns_interfaces(self._options)
         discovery = Discovery(
             peer_id=self.peer_id,
             name=self._options.name,
