@@ -58,6 +58,7 @@ from lanspread.core.manifest import (
 from lanspread.download.hashing import HASH_BLOCK_SIZE, HashingStopped, hash_game_payload
 from lanspread.errors import StorageError
 from lanspread.storage.atomic import atomic_write_bytes
+from lanspread.storage.scanner import read_sentinel, version_from_sentinel
 
 log = logging.getLogger(__name__)
 
@@ -361,12 +362,19 @@ class HashingService:
         fingerprint = self._cache.fingerprint(game_dir, game_id)
         if fingerprint is None:
             raise StorageError(f"the payload of {game_id} cannot be described")
+        # The manifest names the version its own version.ini declares (read after the
+        # fingerprint, which covers that file): the library snapshot may predate an
+        # edit the files already hold, and a manifest labelled with the old version
+        # would be rejected by every downloader until the payload changed again.
+        declared = version_from_sentinel(read_sentinel(game_dir / game_id, time.time_ns()))
+        if declared != version:
+            log.info("%s declares version %s, the library says %s", game_id, declared, version)
         log.info("hashing %s", game_id)
         began = self._clock()
         should_stop = _Throttle(stop, self._max_rate, self._clock, self._sleep)
         try:
             manifest = hash_game_payload(
-                game_dir / game_id, game_id, version, self._cache.chunk_size, should_stop
+                game_dir / game_id, game_id, declared, self._cache.chunk_size, should_stop
             )
         except StorageError:
             if self._cache.fingerprint(game_dir, game_id) != fingerprint:
