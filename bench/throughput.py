@@ -23,6 +23,8 @@ payload into its state dir), it measures in the same run, medians of ``--rounds`
    (``--install-policy manual``), connected by address; timed from the
    ``download`` command to ``download-finished`` (the committed sentinel), then
    the game is removed again (``remove``) so every round is a fresh download;
+   ``setup_s`` is command -> ``download-begin`` (manifest, agreement, storage) and
+   ``tail_s`` the last ``chunk-finished`` -> ``download-finished`` (fsync, sentinel);
 7. **download, 3 sources -> 1**: the same with sources in ``src``, ``src2`` and
    ``src3``; the per-source byte split comes from ``chunk-finished`` events;
 
@@ -359,6 +361,7 @@ DOWNLOAD_ENDINGS = frozenset(
     {"download-finished", "download-failed", "download-cancelled", "download-all-peers-gone"}
 )
 BEGIN_OR_END = DOWNLOAD_ENDINGS | {"download-begin"}
+CHUNK_OR_END = DOWNLOAD_ENDINGS | {"chunk-finished"}
 REMOVE_ENDINGS = frozenset({"remove-finished", "remove-failed"})
 
 
@@ -391,6 +394,9 @@ class DownloadRun:
     setup: float
     """From the last attempt's ``download`` command to ``download-begin``: manifests,
     agreement, journal and storage preparation."""
+    tail: float
+    """From the last ``chunk-finished`` to ``download-finished``: the final fsync, the
+    sentinel fetch and its commit."""
     attempts: int
     total_bytes: int
     bytes_by_source: dict[str, int]
@@ -476,6 +482,10 @@ async def full_download(
         if source_state is None and not ctx.warming_up and run.attempts > 1:
             raise RuntimeError(f"a source had no cached manifest: {run.attempts} attempts")
         await remove_download(downloader)
+    # Every payload byte arrives as a chunk; only the sentinel is fetched apart.
+    sentinel = (ctx.payload / "version.ini").stat().st_size
+    if sum(run.bytes_by_source.values()) + sentinel != run.total_bytes:
+        raise RuntimeError(f"chunks {run.bytes_by_source} do not add up to {run.total_bytes}")
     run.hashed_seconds = hashed_seconds(peers[0])
     return run
 
@@ -494,18 +504,22 @@ async def timed_download(downloader: Peer, names: dict[str, str]) -> DownloadRun
             what="the start or the end of the download",
         )
         setup = time.perf_counter() - attempt_began
-        if ending["event"] == "download-begin":
+        last_chunk = time.perf_counter()
+        while ending["event"] not in DOWNLOAD_ENDINGS:
             ending = await downloader.process.wait_for(
-                lambda event: event["event"] in DOWNLOAD_ENDINGS and event.get("game") == GAME,
+                lambda event: event["event"] in CHUNK_OR_END and event.get("game") == GAME,
                 CHILD_TIMEOUT,
-                what="the end of the download",
+                what="the next chunk or the end of the download",
             )
+            if ending["event"] == "chunk-finished":
+                last_chunk = time.perf_counter()
         if ending["event"] == "download-finished":
             break
         if PREPARING not in str(ending.get("reason")):
             raise RuntimeError(downloader.process.report(f"download ended: {ending}"))
         await asyncio.sleep(PREPARING_RETRY_PAUSE)
-    seconds = time.perf_counter() - began
+    finished = time.perf_counter()
+    seconds = finished - began
     begin = [event for event in downloader.process.events if event["event"] == "download-begin"]
     if len(begin) != 1 or begin[0]["resumed_bytes"] != 0:
         raise RuntimeError(f"not one fresh download: {begin}")
@@ -513,6 +527,7 @@ async def timed_download(downloader: Peer, names: dict[str, str]) -> DownloadRun
         seconds=seconds,
         waited=attempt_began - began,
         setup=setup,
+        tail=finished - last_chunk,
         attempts=attempts,
         total_bytes=begin[0]["total_bytes"],
         bytes_by_source=chunk_bytes(downloader.process.events, names),
@@ -561,7 +576,11 @@ async def remove_download(downloader: Peer) -> None:
 async def measure_download(ctx: BenchContext) -> Result:
     """A source peer in the server namespace, the downloader in the client namespace."""
     run = await full_download(ctx, [ctx.server])
-    extra = {"setup_s": round(run.setup, 2), "peak_rss_mib": round(run.peak_rss_mib)}
+    extra = {
+        "setup_s": round(run.setup, 2),
+        "tail_s": round(run.tail, 2),
+        "peak_rss_mib": round(run.peak_rss_mib),
+    }
     return Result(
         "lanspread download, 1 source (command -> sentinel)", run.seconds, run.total_bytes, extra
     )
@@ -571,7 +590,7 @@ async def measure_download_many(ctx: BenchContext) -> Result:
     """Three source peers, one namespace each, and the downloader in a fourth."""
     run = await full_download(ctx, [ctx.server, *ctx.more_sources])
     name = f"lanspread download, {1 + len(ctx.more_sources)} sources -> 1 (command -> sentinel)"
-    extra = {"setup_s": round(run.setup, 2), "split": run.split()}
+    extra = {"setup_s": round(run.setup, 2), "tail_s": round(run.tail, 2), "split": run.split()}
     return Result(name, run.seconds, run.total_bytes, extra)
 
 
