@@ -44,6 +44,7 @@ BuildLan = Callable[[int], Awaitable[Lan]]
 
 @pytest.fixture(scope="session")
 def archive_cache(tmp_path_factory: pytest.TempPathFactory) -> ArchiveCache:
+    """Installable game roots built once per session, shared with the other scenario file."""
     return session_archive_cache(tmp_path_factory)
 
 
@@ -54,6 +55,7 @@ def build_lan(
     archive_cache: ArchiveCache,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> BuildLan:
+    """``await build_lan(hosts)``: a network of ``hosts`` hosts for this test's peers."""
     return lan_builder(
         network_factory, tmp_path / "peers", session_catalog(tmp_path_factory), archive_cache
     )
@@ -125,7 +127,7 @@ async def test_multi_source_download_uses_every_source(build_lan: BuildLan) -> N
 
 
 async def test_one_file_larger_than_a_chunk_comes_from_two_peers(build_lan: BuildLan) -> None:
-    """S22: the chunks of one 40 MiB archive are split between two sources.
+    """S22: the chunks of one 47 MiB archive are split between two sources.
 
     ``openttd.eti`` is three chunks (offsets 0, 16 and 32 MiB); both sources
     deliver at least one of them, and the reassembled file is byte exact.
@@ -136,7 +138,7 @@ async def test_one_file_larger_than_a_chunk_comes_from_two_peers(build_lan: Buil
     began = time.monotonic()
     await receiver.command("download", "openttd")
     await receiver.finished("openttd")
-    print(f"\n40 MiB from two sources in {time.monotonic() - began:.2f}s")
+    print(f"\n47 MiB from two sources in {time.monotonic() - began:.2f}s")
     assert payload_manifest(receiver.root("openttd")) == lan.cache.manifest(OPENTTD)
     big = {
         offset: peer
@@ -164,7 +166,7 @@ STALLED = "1mbit"
 async def test_killed_source_is_replaced_by_the_other_one(build_lan: BuildLan) -> None:
     """S23: kill -9 of one of two sources mid-download; the survivor delivers the rest.
 
-    Both sources are throttled, so neither has delivered any chunk of the 40 MiB
+    Both sources are throttled, so neither has delivered any chunk of the 47 MiB
     archive when one is killed right after ``download-begin`` (which names both).
     The planner had split the archive's three chunks between them; in the end all
     three come from the survivor, the download finishes without a failure and the

@@ -44,6 +44,7 @@ GAME_EXIT_STATUS = 7
 
 @pytest.fixture(scope="session")
 def archive_cache(tmp_path_factory: pytest.TempPathFactory) -> ArchiveCache:
+    """Installable game roots built once per session, shared with the other scenario file."""
     return session_archive_cache(tmp_path_factory)
 
 
@@ -54,6 +55,7 @@ def build_lan(
     archive_cache: ArchiveCache,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> BuildLan:
+    """``await build_lan(hosts)``: a network of ``hosts`` hosts for this test's peers."""
     return lan_builder(
         network_factory, tmp_path / "peers", session_catalog(tmp_path_factory), archive_cache
     )

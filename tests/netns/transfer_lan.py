@@ -12,8 +12,10 @@ Deterministic waits, no sleeps
   polls that lookup from the test process (a fresh cache each time, so no
   memo hides a change). Before it holds, a download fails with "the peers are
   still preparing ...": the tests never race that.
-* **A receiver sees a source** once a ``remote-games-changed`` of that peer
-  lists the game at the version, Ready (:meth:`Peer.sees`).
+* **A receiver sees a source** once the newest ``remote-games-changed`` of
+  that peer lists the game at the version, Ready, and ``list-peers`` shows the
+  peer at its current address (:meth:`Peer.sees`): a source restarted before
+  its old process timed out changes no event, only its address.
 * **Mid-transfer actions** (kill, cancel, shutdown) happen while the source's
   link is throttled (:meth:`Lan.throttle`, a ``tbf`` qdisc on the source
   host's ``eth0``) to a rate at which the rest of the game cannot arrive before
@@ -22,7 +24,8 @@ Deterministic waits, no sleeps
   speed.
 * **A download's durable progress** is the journal in its game root
   (``.lanspread.download.json``); :func:`journal_done_bytes` reads it the way
-  the restarted peer will.
+  the restarted peer will. A kill point is a journaled byte count; once it is
+  reached the link is stalled first, so nothing more completes before the kill.
 """
 
 # Harness calls take their own timeout (ASYNC109): failure messages name it.
@@ -59,9 +62,9 @@ from tests.support.netns import Host, Network, NetworkFactory
 START_TIMEOUT = 30.0
 # mDNS probing (~1.5 s) plus a handshake, generous for a slow runner.
 DISCOVERY_TIMEOUT = 20.0
-# Hashing a 40 MiB fixture game takes well under a second; a loaded runner more.
+# Hashing the 47 MiB fixture game takes well under a second; a loaded runner more.
 HASH_TIMEOUT = 20.0
-# The largest unthrottled transfer here is ~40 MiB over a veth: well under a
+# The largest unthrottled transfer here is ~47 MiB over a veth: well under a
 # second; the bound only turns a hang into a clear failure.
 TRANSFER_TIMEOUT = 30.0
 EXIT_TIMEOUT = 10.0
@@ -135,13 +138,15 @@ CS16 = InstallableGame(
         ),
     ),
 )
-# Larger than two chunks: openttd.eti holds one 40 MiB member, so the archive is
-# three chunks (16 + 16 + 8 MiB and a little); two sources each serve some of them.
+# Larger than two chunks: openttd.eti holds one 47 MiB member, so the archive is
+# three chunks of about 16 MiB each (the last one 15 MiB and its tar headers);
+# two sources each serve some of them, and at a throttled rate every chunk takes
+# about as long, which spaces the journal's commits evenly.
 OPENTTD = InstallableGame(
     "openttd",
     "14.1",
     (
-        ArchiveSpec("openttd.eti", ArchiveFormat.TAR, (("baseset/opengfx.tar", 40 * MiB),)),
+        ArchiveSpec("openttd.eti", ArchiveFormat.TAR, (("baseset/opengfx.tar", 47 * MiB),)),
         ArchiveSpec("lang.eti", ArchiveFormat.ZIP, (("lang/english.txt", 8 * KiB),)),
     ),
 )

@@ -352,7 +352,7 @@ class ArchiveCache:
         target = game_dir / game.id
         target.mkdir(parents=True, exist_ok=True)
         names = sorted(path.name for path in source.iterdir())
-        for name in sorted(names, key=lambda name: name == VERSION_FILE):
+        for name in sorted(names, key=lambda name: name == VERSION_FILE):  # sentinel last
             shutil.copyfile(source / name, target / name)
         return target
 
