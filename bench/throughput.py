@@ -397,6 +397,9 @@ class DownloadRun:
     tail: float
     """From the last ``chunk-finished`` to ``download-finished``: the final fsync, the
     sentinel fetch and its commit."""
+    user_cpu: float
+    system_cpu: float
+    """CPU seconds the downloader spent meanwhile (system: mostly new pages and copies)."""
     attempts: int
     total_bytes: int
     bytes_by_source: dict[str, int]
@@ -493,6 +496,7 @@ async def full_download(
 async def timed_download(downloader: Peer, names: dict[str, str]) -> DownloadRun:
     """``download`` (again while the sources are still preparing) until it finishes."""
     began = time.perf_counter()
+    cpu_before = cpu_seconds(downloader.process.pid)
     attempts = 0
     while True:
         attempts += 1
@@ -520,6 +524,7 @@ async def timed_download(downloader: Peer, names: dict[str, str]) -> DownloadRun
         await asyncio.sleep(PREPARING_RETRY_PAUSE)
     finished = time.perf_counter()
     seconds = finished - began
+    cpu_after = cpu_seconds(downloader.process.pid)
     begin = [event for event in downloader.process.events if event["event"] == "download-begin"]
     if len(begin) != 1 or begin[0]["resumed_bytes"] != 0:
         raise RuntimeError(f"not one fresh download: {begin}")
@@ -528,6 +533,8 @@ async def timed_download(downloader: Peer, names: dict[str, str]) -> DownloadRun
         waited=attempt_began - began,
         setup=setup,
         tail=finished - last_chunk,
+        user_cpu=cpu_after[0] - cpu_before[0],
+        system_cpu=cpu_after[1] - cpu_before[1],
         attempts=attempts,
         total_bytes=begin[0]["total_bytes"],
         bytes_by_source=chunk_bytes(downloader.process.events, names),
@@ -544,6 +551,15 @@ def chunk_bytes(events: Sequence[Event], names: dict[str, str]) -> dict[str, int
             name = names.get(peer_id, peer_id)
             totals[name] = totals.get(name, 0) + event["length"]
     return totals
+
+
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """User and system CPU time of a running process, from ``/proc/<pid>/stat``."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    # Fields after the command name (which may hold spaces) start at field 3.
+    fields = stat[stat.rindex(")") + 2 :].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
 
 
 def peak_rss_mib(pid: int) -> float:
@@ -579,6 +595,8 @@ async def measure_download(ctx: BenchContext) -> Result:
     extra = {
         "setup_s": round(run.setup, 2),
         "tail_s": round(run.tail, 2),
+        "cpu_s": round(run.user_cpu + run.system_cpu, 2),
+        "sys_s": round(run.system_cpu, 2),
         "peak_rss_mib": round(run.peak_rss_mib),
     }
     return Result(
