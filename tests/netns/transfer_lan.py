@@ -343,8 +343,8 @@ class Lan:
         game_dir = self.base / peer_name / "games"
         state_dir = self.base / peer_name / "state"
         game_dir.mkdir(parents=True, exist_ok=True)
-        for game in games:
-            self.cache.place(game_dir, game)
+        for game in games:  # the first copy of a game builds its archives: seconds of work
+            await asyncio.to_thread(self.cache.place, game_dir, game)
         argv = peer_cli_argv(
             name=peer_name,
             game_dir=game_dir,
