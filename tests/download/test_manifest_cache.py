@@ -357,3 +357,21 @@ async def _until(condition: Callable[[], bool]) -> None:
     async with asyncio.timeout(WAIT):
         while not condition():  # noqa: ASYNC110 (failures are recorded without an event)
             await asyncio.sleep(0.001)
+
+
+async def test_manifest_carries_the_version_on_disk_not_the_libraries_stale_one(
+    cache: ManifestCache, game_dir: Path
+) -> None:
+    """A hash that runs before the scan saw a new version.ini still labels the new version.
+
+    The library still says 1.0 while version.ini already says 2.0: the manifest must say
+    2.0, or every downloader would reject this source as offering the wrong version.
+    """
+    (game_dir / GAME / "version.ini").write_text("2.0")
+    stale_library = FakeLibrary(game_dir, ready(GAME))
+    service = HashingService(cache, stale_library)
+    async with running(service):
+        await asyncio.wait_for(service.wait_hashed(1), WAIT)
+        manifest = await service.manifest_for(GAME)
+    assert manifest is not None
+    assert manifest.version == "2.0"
