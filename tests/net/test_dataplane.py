@@ -847,11 +847,15 @@ async def test_open_times_out_and_reports_unreachable_servers() -> None:
     )
 
 
+@pytest.mark.parametrize("destination", ["sink", "prepared"], ids=["buffered", "mapped"])
 async def test_cancelling_a_fetch_mid_chunk_cuts_the_connection(
-    library: Library, sink: Sink
+    library: Library, destination: str, request: pytest.FixtureRequest
 ) -> None:
-    """Cancelling the consumer while a chunk is half received stops the worker promptly."""
+    """Cancelling the consumer while a chunk is half received stops the worker promptly, and
+    leaves no window of the destination file mapped."""
+    sink: Sink = request.getfixturevalue(destination)
     task = chunk_of(library, "data.eti")
+    target = str(sink.base / "data.eti")
     started = asyncio.Event()
 
     async def behaviour(sock: socket.socket, decoder: RequestDecoder) -> None:
@@ -866,11 +870,14 @@ async def test_cancelling_a_fetch_mid_chunk_cuts_the_connection(
         conn = await DataConnection.open("127.0.0.1", port, bytes(TOKEN_SIZE))
         consumer = asyncio.ensure_future(collect(conn, [task], sink))
         await asyncio.wait_for(started.wait(), WAIT)
+        if destination == "prepared":
+            await _wait_until(lambda: target in _mapped_files())
         consumer.cancel()
         with pytest.raises(asyncio.CancelledError):
             await consumer
         assert not conn.is_usable
         await conn.close()
+    assert target not in _mapped_files()
 
 
 # --- fuzzing the server -----------------------------------------------------------------

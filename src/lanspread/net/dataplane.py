@@ -789,11 +789,11 @@ class DataConnection:
             try:
                 got = self._fill(view)
             except OSError as exc:
-                self._drain(pending)
                 if window is not None:
                     window.close()
-                    if _is_memory_fault(exc):
-                        raise self._write_failed(task, position, exc) from exc
+                self._drain(pending)
+                if window is not None and _is_memory_fault(exc):
+                    raise self._write_failed(task, position, exc) from exc
                 self._mark_lost(f"connection to {self._description} lost: {_why(exc)}")
                 return ChunkResult(task, ChunkOutcome.SHORT_READ, detail=self._lost or "")
             if got:
