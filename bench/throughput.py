@@ -13,11 +13,15 @@ payload into its state dir), it measures in the same run, medians of ``--rounds`
 
 1. **reference**: plain TCP ``sendfile`` of the four files into ``recv_into`` +
    ``pwrite`` over kept files (the ceiling Python can reach, no verification);
-2. **fresh reference**: the same into new files, deleted before each round;
+2. **fresh reference**: the same into new files, deleted after each round;
 3. **fresh + fsync reference**: the same, each file fsynced before it is closed;
 4. **http**: ``python -m http.server`` + ``curl``;
 5. **dataplane**: lanspread's ``DataServer`` in ``src``, ``DataConnection``\\ s in
-   ``dst`` fetching every chunk of the manifest with BLAKE3 verification;
+   ``dst`` fetching every chunk of the manifest with BLAKE3 verification, into kept
+   files opened write-only (so through its buffers and ``pwrite``);
+   then the same into fresh files prepared as a download prepares them
+   (``prepare_game_storage``), once write-only (buffers) and once read-write as a
+   download opens them (received straight into mapped windows of the files);
 6. **download, 1 source**: real ``lanspread peer-cli`` processes, a source in
    ``src`` (manifest already cached in its state dir) and a downloader in ``dst``
    (``--install-policy manual``), connected by address; timed from the
@@ -76,6 +80,7 @@ from lanspread.core.manifest import GameManifest, MiB, decode_manifest, encode_m
 from lanspread.core.planning import ChunkTask, manifest_tasks
 from lanspread.core.servegate import GateState
 from lanspread.download.hashing import hash_game_payload
+from lanspread.download.storage import open_for_writing, prepare_game_storage
 from lanspread.net.dataplane import DEFAULT_PIPELINE_DEPTH, DataConnection, DataServer, ServeScope
 from lanspread.net.sendfile import pwrite_all
 
@@ -88,6 +93,16 @@ from tests.support.netns import Host, Network
 
 GOAL_RATIO = 0.70
 RSS_BOUND_MIB = 150
+# How dp-client opens its files (see _Sink).
+SINK_KEPT = "kept"
+SINK_BUFFERED = "buffered"
+SINK_MAPPED = "mapped"
+# Pages freed in this guest go back to the host within seconds (see BenchContext.dest)
+# and writing into memory the host must back again cost up to ~2 s of system time per
+# GiB in these runs. A download writes into such memory (its last copy was removed long
+# before), so every fresh-file transfer starts this long after the last delete rather
+# than recycling pages freed a moment before, which would flatter it.
+FRESH_SETTLE_SECONDS = 3.0
 # The many-sources download: this many source peers, one namespace each.
 MANY_SOURCES = 3
 GAME = "bench"
@@ -141,6 +156,8 @@ class BenchContext:
     """Hosts that serve the payload too in the many-sources download."""
     warming_up: bool = False
     """True during the warm-up pass, when sources may still be hashing the payload."""
+    freed_at: float = 0.0
+    """``time.monotonic()`` of the last delete of fresh files (see :func:`settle`)."""
 
     @property
     def payload(self) -> Path:
@@ -253,18 +270,44 @@ async def measure_reference(ctx: BenchContext) -> Result:
 
 
 async def measure_reference_fresh(ctx: BenchContext) -> Result:
-    """The reference writing new files (deleted before each round), as every download does."""
-    fresh = ctx.dest / "fresh"
-    reset_dest(fresh)
-    return await _reference(ctx, fresh, "reference into fresh files (deleted each round)")
+    """The reference writing new files (deleted after each round), as every download does."""
+    async with fresh_folder(ctx, "fresh") as fresh:
+        return await _reference(ctx, fresh, "reference into fresh files (deleted each round)")
 
 
 async def measure_reference_durable(ctx: BenchContext) -> Result:
     """The fresh-file reference plus an fsync of each file: what a download must pay too."""
-    fresh = ctx.dest / "fresh"
-    reset_dest(fresh)
-    name = "reference into fresh files + fsync"
-    return await _reference(ctx, fresh, name, role="ref-client-durable")
+    async with fresh_folder(ctx, "fresh") as fresh:
+        name = "reference into fresh files + fsync"
+        return await _reference(ctx, fresh, name, role="ref-client-durable")
+
+
+@contextlib.asynccontextmanager
+async def fresh_folder(ctx: BenchContext, name: str) -> AsyncIterator[Path]:
+    """An empty folder under ``dest`` whose new pages the host must back (see
+    :data:`FRESH_SETTLE_SECONDS`); deleted again afterwards, as a download's game is."""
+    folder = ctx.dest / name
+    discard(ctx, folder)
+    folder.mkdir(parents=True)
+    await settle(ctx)
+    try:
+        yield folder
+    finally:
+        discard(ctx, folder)
+
+
+def discard(ctx: BenchContext, path: Path) -> None:
+    """Delete fresh files of a measurement and note when their pages were freed."""
+    if path.exists():
+        shutil.rmtree(path)
+        ctx.freed_at = time.monotonic()
+
+
+async def settle(ctx: BenchContext) -> None:
+    """Wait until pages freed by the last delete have gone back to the host."""
+    left = ctx.freed_at + FRESH_SETTLE_SECONDS - time.monotonic()
+    if left > 0:
+        await asyncio.sleep(left)
 
 
 async def _reference(
@@ -308,6 +351,28 @@ async def measure_http(ctx: BenchContext) -> Result:
 
 async def measure_dataplane(ctx: BenchContext) -> Result:
     """DataServer in the server namespace; DataConnection(s) fetch and verify every chunk."""
+    name = (
+        f"lanspread data plane (chunk {ctx.chunk_size // MiB} MiB, depth {ctx.depth}, "
+        f"{ctx.connections} conn)"
+    )
+    return await _dataplane(ctx, ctx.dest, SINK_KEPT, name)
+
+
+async def measure_dataplane_buffered(ctx: BenchContext) -> Result:
+    """The data plane into fresh files prepared as a download's, through its buffers."""
+    async with fresh_folder(ctx, "prepared") as fresh:
+        name = "data plane into fresh prepared files, buffers + pwrite"
+        return await _dataplane(ctx, fresh / GAME, SINK_BUFFERED, name)
+
+
+async def measure_dataplane_mapped(ctx: BenchContext) -> Result:
+    """The same, opened read-write as a download opens them: received into mapped windows."""
+    async with fresh_folder(ctx, "prepared") as fresh:
+        name = "data plane into fresh prepared files, mapped (as a download)"
+        return await _dataplane(ctx, fresh / GAME, SINK_MAPPED, name)
+
+
+async def _dataplane(ctx: BenchContext, dest: Path, sink_mode: str, name: str) -> Result:
     args = ["--role", "dp-server", str(ctx.game_dir), ctx.server.address, str(ctx.connections)]
     async with server_child(ctx.network, ctx.server, args) as hello:
         out = await client_result(
@@ -320,14 +385,11 @@ async def measure_dataplane(ctx: BenchContext) -> Result:
                 str(hello["port"]),
                 ",".join(hello["tokens"]),
                 str(ctx.manifest_path),
-                str(ctx.dest),
+                str(dest),
                 str(ctx.depth),
+                sink_mode,
             ],
         )
-    name = (
-        f"lanspread data plane (chunk {ctx.chunk_size // MiB} MiB, depth {ctx.depth}, "
-        f"{ctx.connections} conn)"
-    )
     extra = {"rss_mib": round(out["rss_mib"]), "client_cpu_s": round(out["cpu_s"], 2)}
     return Result(name, out["seconds"], out["bytes"], extra)
 
@@ -481,10 +543,12 @@ async def full_download(
         ]
         for peer in peers:
             await downloader.command("connect", addr=peer.addr)
+        await settle(ctx)
         run = await timed_download(downloader, {peer.peer_id: peer.name for peer in peers})
         if source_state is None and not ctx.warming_up and run.attempts > 1:
             raise RuntimeError(f"a source had no cached manifest: {run.attempts} attempts")
         await remove_download(downloader)
+        ctx.freed_at = time.monotonic()
     # Every payload byte arrives as a chunk; only the sentinel is fetched apart.
     sentinel = (ctx.payload / "version.ini").stat().st_size
     if sum(run.bytes_by_source.values()) + sentinel != run.total_bytes:
@@ -620,6 +684,8 @@ MEASUREMENTS: list[Measurement] = [
     measure_reference_durable,
     measure_http,
     measure_dataplane,
+    measure_dataplane_buffered,
+    measure_dataplane_mapped,
     measure_download,
     measure_download_many,
 ]
@@ -695,14 +761,22 @@ async def role_dp_server(game_dir: str, host: str, tickets: int) -> None:
 
 
 class _Sink:
-    def __init__(self, dest: Path) -> None:
+    """Where ``dp-client`` writes: ``mapped`` opens prepared files read-write as a
+    download does (the data plane then receives into mapped windows of them); the
+    other modes open write-only, which ``mmap`` refuses (buffers + ``pwrite``)."""
+
+    def __init__(self, dest: Path, mode: str) -> None:
         self.dest = dest
+        self.mode = mode
         self.fds: dict[str, int] = {}
 
     def fd_for(self, task: ChunkTask) -> int:
         if task.path not in self.fds:
-            flags = os.O_WRONLY | os.O_CREAT
-            self.fds[task.path] = os.open(self.dest / task.path, flags, 0o644)
+            if self.mode == SINK_MAPPED and task.path != "version.ini":
+                self.fds[task.path] = open_for_writing(self.dest, task.path)
+            else:
+                flags = os.O_WRONLY | os.O_CREAT
+                self.fds[task.path] = os.open(self.dest / task.path, flags, 0o644)
         return self.fds[task.path]
 
     def close(self) -> None:
@@ -711,12 +785,20 @@ class _Sink:
 
 
 async def role_dp_client(
-    host: str, port: int, tokens: list[str], manifest_path: str, dest: str, depth: int
+    host: str,
+    port: int,
+    tokens: list[str],
+    manifest_path: str,
+    dest: str,
+    depth: int,
+    sink_mode: str,
 ) -> None:
     manifest = decode_manifest(await asyncio.to_thread(Path(manifest_path).read_bytes))
     tasks = list(manifest_tasks(manifest))
     shares = [tasks[index :: len(tokens)] for index in range(len(tokens))]
-    sink = _Sink(Path(dest))
+    if sink_mode != SINK_KEPT:  # as a download prepares its root: sized and allocated
+        await asyncio.to_thread(prepare_game_storage, Path(dest), manifest)
+    sink = _Sink(Path(dest), sink_mode)
     began = time.perf_counter()
     try:
         async with asyncio.TaskGroup() as group:
@@ -762,7 +844,7 @@ def run_role(argv: list[str]) -> None:
     elif role == "dp-client":
         asyncio.run(
             role_dp_client(
-                rest[0], int(rest[1]), rest[2].split(","), rest[3], rest[4], int(rest[5])
+                rest[0], int(rest[1]), rest[2].split(","), rest[3], rest[4], int(rest[5]), rest[6]
             )
         )
     else:
@@ -865,10 +947,11 @@ def report(trials: list[Trial], args: argparse.Namespace) -> None:
     """The table (medians), then the goals as the median of per-round paired ratios:
     a measurement and its reference ran in the same round, so load that comes and goes
     over the run (other work on the machine) hits both sides of each ratio alike."""
-    results = [trial.median() for trial in trials]
-    reference, fresh = results[0], results[1]
+    medians = {trial.measure: trial.median() for trial in trials}
+    by_measure = {trial.measure: trial for trial in trials}
+    reference, fresh = medians[measure_reference], medians[measure_reference_fresh]
     print(f"\n{args.gib:g} GiB in {FILES} files, medians of {args.rounds} after a warm-up pass")
-    for result in results:
+    for result in medians.values():
         ratios = (
             f"{result.mib_s / reference.mib_s:5.2f}x ref  {result.mib_s / fresh.mib_s:5.2f}x fresh"
         )
@@ -877,10 +960,11 @@ def report(trials: list[Trial], args: argparse.Namespace) -> None:
     print(
         "  x ref: against the reference overwriting kept files, like-for-like for the data plane"
         " and http rows;\n  x fresh: against the reference writing new files, like-for-like for"
-        " the download rows (a download always writes new files)"
+        " the fresh-file and download rows\n  (a download always writes new files; fresh-file"
+        f" transfers start {FRESH_SETTLE_SECONDS:g} s after the last delete, see"
+        " FRESH_SETTLE_SECONDS)"
     )
-    by_measure = {trial.measure: trial for trial in trials}
-    reference_trial, fresh_trial = trials[0], trials[1]
+    reference_trial = by_measure[measure_reference]
     print_goal(
         "data plane >= 70% of the reference",
         paired_ratio(by_measure[measure_dataplane], reference_trial),
@@ -888,7 +972,7 @@ def report(trials: list[Trial], args: argparse.Namespace) -> None:
     download = by_measure[measure_download]
     print_goal(
         "single-source at least 70% of the plain TCP reference, like-for-like (fresh files)",
-        paired_ratio(download, fresh_trial),
+        paired_ratio(download, by_measure[measure_reference_fresh]),
     )
     in_place = paired_ratio(download, reference_trial)
     durable = paired_ratio(download, by_measure[measure_reference_durable])
