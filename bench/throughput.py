@@ -1008,7 +1008,7 @@ async def measure_cold(ctx: BenchContext, gib: float) -> None:
     )
     print(
         f"  waiting while the source hashes: {run.waited:.1f} s, {run.waited / run.seconds:.0%}"
-        f" of it ({run.attempts} attempts; the source hashed for {run.hashed_seconds or 0:.1f} s,"
+        f" of it (attempts: {run.attempts}; the source hashed for {run.hashed_seconds or 0:.1f} s,"
         " starting at its own start-up)"
     )
     print(f"  transfer: {transfer:.1f} s ({run.mib_s(transfer):.0f} MiB/s)")
