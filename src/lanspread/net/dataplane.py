@@ -598,7 +598,7 @@ class DataConnection:
         self._description = description
         self._depth = depth
         self._buffer_size = buffer_size
-        self._buffers: list[bytearray] = []  # allocated on first use: mapped chunks need none
+        self._buffers: list[bytearray] = []
         # One thread receives, the other hashes and writes what was received before:
         # on two cores the copy out of the socket overlaps the hash and the write.
         self._executor = concurrent.futures.ThreadPoolExecutor(
@@ -778,12 +778,9 @@ class DataConnection:
         while position < end:
             if len(pending) == RECEIVE_BUFFERS:
                 pending.popleft().result()  # the piece two turns back is hashed and let go
-            window = None if file_size is None else _Window.map(fd, position, end, file_size)
+            view, window = self._piece(fd, position, end, file_size, turn)
             if window is None:
-                file_size = None  # mmap refused this file: buffers for the rest of the chunk
-                view = self._buffer(turn)[: min(end - position, self._buffer_size)]
-            else:
-                view = window.view
+                file_size = None  # buffers for the rest of the chunk once mmap refused
             turn += 1
             wanted = len(view)  # a window's view is released by the digest thread
             try:
@@ -818,10 +815,18 @@ class DataConnection:
             return ChunkResult(task, ChunkOutcome.HASH_MISMATCH, detail="BLAKE3 digest differs")
         return ChunkResult(task, ChunkOutcome.OK)
 
-    def _buffer(self, turn: int) -> memoryview:
-        if not self._buffers:
+    def _piece(
+        self, fd: int, position: int, end: int, file_size: int | None, turn: int
+    ) -> tuple[memoryview, _Window | None]:
+        """Where the bytes from ``position`` go: a mapped window of the file when it may be
+        mapped (``file_size`` is known) and mmap agrees, else this turn's buffer."""
+        window = None if file_size is None else _Window.map(fd, position, end, file_size)
+        if window is not None:
+            return window.view, window
+        if not self._buffers:  # allocated on first use: mapped chunks need none
             self._buffers = [bytearray(self._buffer_size) for _ in range(RECEIVE_BUFFERS)]
-        return memoryview(self._buffers[turn % RECEIVE_BUFFERS])
+        buffer = memoryview(self._buffers[turn % RECEIVE_BUFFERS])
+        return buffer[: min(end - position, self._buffer_size)], None
 
     @staticmethod
     def _drain(pending: collections.deque[concurrent.futures.Future[None]]) -> None:
