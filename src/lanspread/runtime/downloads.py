@@ -447,6 +447,7 @@ class _Transfer:
         self._since_commit_chunks = 0
         self._since_commit_bytes = 0
         self._last_commit = asyncio.get_running_loop().time()
+        self._committing: asyncio.Future[None] | None = None
         # Sources that could not be reached at all (refused, unreachable, silent):
         # retrying them would burn every attempt in milliseconds, so this
         # download counts them as gone, like peers the network has dropped.
@@ -467,6 +468,7 @@ class _Transfer:
         try:
             try:
                 await self._rounds()
+                await self._commit_in_flight()
                 sentinel = await self._fetch_sentinel()
                 await asyncio.to_thread(self._commit_all, sentinel)
             finally:
@@ -475,7 +477,7 @@ class _Transfer:
             self._publish_sample()
         except BaseException:
             with contextlib.suppress(StorageError):
-                await asyncio.shield(asyncio.to_thread(self._commit_journal))
+                await asyncio.shield(self._final_commit())
             raise
         finally:
             self._sink.close()
@@ -592,7 +594,7 @@ class _Transfer:
                     self._chunk_done(result.task, source)
                 else:
                     failures.append(failure)
-                await self._maybe_commit()
+                self._maybe_commit()
 
     def _chunk_done(self, task: ChunkTask, source: str) -> None:
         key = task.key
@@ -613,7 +615,18 @@ class _Transfer:
 
     # -- durability ------------------------------------------------------------
 
-    async def _maybe_commit(self) -> None:
+    def _maybe_commit(self) -> None:
+        """Start a journal commit in the background when one is due.
+
+        The fetch loop never waits for the fsync: at most one commit runs at a time
+        and the next one covers everything marked since. A failed commit (the disk
+        refused) surfaces here on the next chunk and ends the download.
+        """
+        if self._committing is not None:
+            if not self._committing.done():
+                return
+            committed, self._committing = self._committing, None
+            committed.result()
         now = asyncio.get_running_loop().time()
         if should_commit(
             now=now,
@@ -623,11 +636,23 @@ class _Transfer:
         ):
             self._since_commit_chunks = self._since_commit_bytes = 0
             self._last_commit = now
-            await asyncio.to_thread(self._commit_journal)
+            fds = self._sink.fds
+            self._committing = asyncio.ensure_future(
+                asyncio.to_thread(self._journal.commit_durable, fds)
+            )
 
-    def _commit_journal(self) -> None:
-        """Sync every payload file written so far, then record what is done. Blocking."""
-        self._journal.commit_durable(self._sink.fds)
+    async def _commit_in_flight(self) -> None:
+        """Wait for the background commit, if one runs (before descriptors close)."""
+        committing, self._committing = self._committing, None
+        if committing is not None:
+            await committing
+
+    async def _final_commit(self) -> None:
+        """Record everything verified so far, after any commit still running."""
+        try:
+            await self._commit_in_flight()
+        finally:
+            await asyncio.to_thread(self._journal.commit_durable, self._sink.fds)
 
     async def _fetch_sentinel(self) -> bytes:
         """The version.ini bytes, fetched last into memory and verified."""
