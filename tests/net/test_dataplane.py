@@ -24,6 +24,7 @@ from lanspread.core.tickets import TOKEN_SIZE
 from lanspread.download.hashing import hash_game_payload
 from lanspread.download.storage import prepare_game_storage
 from lanspread.errors import PeerRefused, StorageError, TransportError
+from lanspread.net import dataplane
 from lanspread.net import sendfile as sendfile_module
 from lanspread.net.connection import PeerConnection, dial
 from lanspread.net.dataplane import (
@@ -736,6 +737,31 @@ async def test_files_that_cannot_be_mapped_are_received_through_buffers(
         os.close(fd)
     assert [result.outcome for result in results] == [ChunkOutcome.OK] * 4
     assert target.read_bytes() == (library.root / "data.eti").read_bytes()
+
+
+@pytest.mark.parametrize(
+    "advice", [None, 0x7FFF], ids=["other-systems", "kernel-without-populate-write"]
+)
+async def test_without_fault_in_every_chunk_goes_through_buffers(
+    library: Library,
+    data_server: DataServer,
+    link: PeerConnection,
+    prepared: Sink,
+    monkeypatch: pytest.MonkeyPatch,
+    advice: int | None,
+) -> None:
+    """Where windows cannot be faulted in up front (no MADV_POPULATE_WRITE on the system,
+    or a kernel refusing it), prepared files are received through buffers, byte-exact, and
+    no mapping stays behind."""
+    monkeypatch.setattr(dataplane, "_MADV_POPULATE_WRITE", advice)
+    issued = await ticket(link)
+    tasks = _payload_tasks(library)
+    async with await DataConnection.open("127.0.0.1", issued.data_port, issued.token) as conn:
+        results = await collect(conn, tasks, prepared)
+        assert (conn.bytes_mapped, conn.bytes_received) == (0, sum(t.length for t in tasks))
+    assert [result.outcome for result in results] == [ChunkOutcome.OK] * len(tasks)
+    assert (prepared.base / "data.eti").read_bytes() == (library.root / "data.eti").read_bytes()
+    assert str(prepared.base / "data.eti") not in _mapped_files()
 
 
 async def test_a_pipe_is_never_mapped_and_its_write_fails(library: Library) -> None:
