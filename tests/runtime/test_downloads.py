@@ -113,14 +113,20 @@ async def offered(runtime: PeerRuntime, game_id: str = "quake3", count: int = 1)
         await asyncio.sleep(0.02)
 
 
+async def serving(downloader: PeerRuntime, *sources: PeerRuntime) -> None:
+    """Wait until every source can serve quake3 and the downloader sees them all offer it."""
+    for source in sources:
+        await hashed(source)
+    await offered(downloader, count=len(sources))
+
+
 async def test_single_source_download_installs_byte_exact(
     start_runtime: Start, tmp_path: Path
 ) -> None:
     """A download fetches every byte, commits the sentinel last, then installs (policy auto)."""
     source_root = make_game(tmp_path / "bravo" / "games")
     alpha, bravo = await peers(start_runtime, "alpha", "bravo")
-    await hashed(bravo)
-    await offered(alpha)
+    await serving(alpha, bravo)
     events = RuntimeEvents(alpha)
     await alpha.execute(Download(game="quake3"))
     await events.first(InstallFinished)
@@ -152,9 +158,7 @@ async def test_multi_source_download_uses_every_source(
     alpha, bravo, charlie = await peers(
         start_runtime, "alpha", "bravo", "charlie", install_policy=InstallPolicy.MANUAL
     )
-    await hashed(bravo)
-    await hashed(charlie)
-    await offered(alpha, count=2)
+    await serving(alpha, bravo, charlie)
     events = RuntimeEvents(alpha)
     await alpha.execute(Download(game="quake3"))
     await events.first(DownloadFinished)
@@ -174,8 +178,7 @@ async def test_command_preconditions(start_runtime: Start, tmp_path: Path) -> No
         await alpha.execute(Download(game="cs16"))
     with pytest.raises(InvalidGameState, match="cs16 has no download to cancel"):
         await alpha.execute(Cancel(game="cs16"))
-    await hashed(bravo)
-    await offered(alpha)
+    await serving(alpha, bravo)
     events = RuntimeEvents(alpha)
     await alpha.execute(Download(game="quake3"))
     with pytest.raises(OperationInProgress, match="quake3 is busy: downloading"):
@@ -188,8 +191,7 @@ async def test_cancel_fresh_download_leaves_nothing(start_runtime: Start, tmp_pa
     """Cancel mid-download removes the game root entirely, within a second."""
     make_game(tmp_path / "bravo" / "games", size=96 * MiB)
     alpha, bravo = await peers(start_runtime, "alpha", "bravo")
-    await hashed(bravo)
-    await offered(alpha)
+    await serving(alpha, bravo)
     events = RuntimeEvents(alpha)
     await alpha.execute(Download(game="quake3"))
     await events.first(ChunkFinished)
@@ -211,8 +213,7 @@ async def test_update_then_cancel_keeps_the_install(start_runtime: Start, tmp_pa
     (root / "local" / "savegame.dat").write_bytes(b"my progress")
     make_game(tmp_path / "bravo" / "games", version="2.0", size=96 * MiB)
     alpha, bravo = await peers(start_runtime, "alpha", "bravo")
-    await hashed(bravo)
-    await offered(alpha)
+    await serving(alpha, bravo)
     events = RuntimeEvents(alpha)
     await alpha.execute(Update(game="quake3"))
     await events.first(ChunkFinished)
@@ -250,8 +251,7 @@ async def test_update_installs_the_new_version_and_reuses_unchanged_bytes(
 
     await alpha.execute(Install(game="quake3"))
     await events.first(InstallFinished)
-    await hashed(bravo)
-    await offered(alpha)
+    await serving(alpha, bravo)
     view = next(g for g in alpha.games() if g.id == "quake3")
     assert view.update_available
     await alpha.execute(Update(game="quake3"))
@@ -272,8 +272,7 @@ async def test_resume_after_shutdown_fetches_only_the_rest(
     """A download interrupted by a stop shows as paused and resumes where it left off."""
     source_root = make_game(tmp_path / "bravo" / "games", size=96 * MiB)
     alpha, bravo = await peers(start_runtime, "alpha", "bravo", install_policy=InstallPolicy.MANUAL)
-    await hashed(bravo)
-    await offered(alpha)
+    await serving(alpha, bravo)
     events = RuntimeEvents(alpha)
     await alpha.execute(Download(game="quake3"))
     await events.first(ChunkFinished, where=lambda _: len(events.of(ChunkFinished)) >= 8)
@@ -298,8 +297,7 @@ async def test_all_sources_gone_pauses_the_download(start_runtime: Start, tmp_pa
     """When the only source leaves mid-download, the download pauses (not a failure)."""
     make_game(tmp_path / "bravo" / "games", size=128 * MiB)
     alpha, bravo = await peers(start_runtime, "alpha", "bravo")
-    await hashed(bravo)
-    await offered(alpha)
+    await serving(alpha, bravo)
     events = RuntimeEvents(alpha)
     await alpha.execute(Download(game="quake3"))
     await events.first(ChunkFinished)
@@ -347,9 +345,7 @@ async def test_source_vanishing_mid_download_fails_over(
         start_runtime, "alpha", "bravo", "charlie", install_policy=InstallPolicy.MANUAL
     )
     charlie_stops_silently = charlie  # no goodbye: like a crash
-    await hashed(bravo)
-    await hashed(charlie)
-    await offered(alpha, count=2)
+    await serving(alpha, bravo, charlie)
     events = RuntimeEvents(alpha)
     await alpha.execute(Download(game="quake3"))
     await events.first(ChunkFinished, where=lambda c: c.peer_id == charlie.peer_id)
@@ -369,9 +365,7 @@ async def test_source_lying_about_sizes_is_outvoted(start_runtime: Start, tmp_pa
     alpha, *sources = await peers(
         start_runtime, "alpha", "bravo", "charlie", "delta", install_policy=InstallPolicy.MANUAL
     )
-    for source in sources:
-        await hashed(source)
-    await offered(alpha, count=3)
+    await serving(alpha, *sources)
     events = RuntimeEvents(alpha)
     await alpha.execute(Download(game="quake3"))
     await events.first(DownloadFinished)
@@ -389,8 +383,7 @@ async def test_disk_full_fails_cleanly(start_runtime: Start, tmp_path: Path) -> 
     with mounted_tmpfs("4m") as small:
         alpha, bravo = await peers(start_runtime, "alpha", "bravo")
         await alpha.execute(SetGameDir(path=str(small)))
-        await hashed(bravo)
-        await offered(alpha)
+        await serving(alpha, bravo)
         events = RuntimeEvents(alpha)
         await alpha.execute(Download(game="quake3"))
         failed = await events.first(DownloadFailed)
@@ -408,8 +401,7 @@ async def test_unexpected_error_fails_the_download_and_releases_the_game(
     """A bug inside the download path still ends with download-failed and no stuck operation."""
     make_game(tmp_path / "bravo" / "games")
     alpha, bravo = await peers(start_runtime, "alpha", "bravo")
-    await hashed(bravo)
-    await offered(alpha)
+    await serving(alpha, bravo)
 
     def broken(*args: object) -> None:
         raise RuntimeError("simulated bug")
@@ -428,8 +420,7 @@ async def test_cancel_of_a_paused_download_discards_it(
     """Cancel on a paused download (no transfer running) removes its files and journal."""
     make_game(tmp_path / "bravo" / "games", size=128 * MiB)
     alpha, bravo = await peers(start_runtime, "alpha", "bravo")
-    await hashed(bravo)
-    await offered(alpha)
+    await serving(alpha, bravo)
     events = RuntimeEvents(alpha)
     await alpha.execute(Download(game="quake3"))
     await events.first(ChunkFinished)
