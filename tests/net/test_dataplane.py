@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequen
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import blake3
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -22,18 +21,14 @@ from lanspread.core.planning import ChunkFailure, ChunkTask, FailureReason, mani
 from lanspread.core.servegate import MAX_CHUNK_LENGTH, GateState
 from lanspread.core.tickets import TOKEN_SIZE
 from lanspread.download.hashing import hash_game_payload
-from lanspread.download.storage import prepare_game_storage
 from lanspread.errors import PeerRefused, StorageError, TransportError
-from lanspread.net import dataplane
 from lanspread.net import sendfile as sendfile_module
 from lanspread.net.connection import PeerConnection, dial
 from lanspread.net.dataplane import (
-    MAP_WINDOW_SIZE,
     MAX_DATA_CONNECTIONS_PER_PEER,
     AdmissionRefused,
     ChunkOutcome,
     ChunkResult,
-    ChunkSink,
     DataConnection,
     DataPlaneCancelled,
     DataServer,
@@ -129,18 +124,17 @@ def _describe_fd(fd: Path) -> str:
 
 
 class Sink:
-    """Writes chunks into files under ``base`` opened with ``flags``; closes them all on exit."""
+    """Writes chunks into files under ``base``; closes them all on exit."""
 
-    def __init__(self, base: Path, flags: int = os.O_WRONLY) -> None:
+    def __init__(self, base: Path) -> None:
         self.base = base
-        self.flags = flags
         self.fds: dict[str, int] = {}
 
     def fd_for(self, task: ChunkTask) -> int:
         if task.path not in self.fds:
             path = self.base / task.path
             path.parent.mkdir(parents=True, exist_ok=True)
-            self.fds[task.path] = os.open(path, self.flags | os.O_CREAT, 0o644)
+            self.fds[task.path] = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
         return self.fds[task.path]
 
     def close(self) -> None:
@@ -199,7 +193,7 @@ async def ticket(link: PeerConnection, game_id: str = GAME) -> Ticket:
 
 
 async def collect(
-    connection: DataConnection, tasks: Sequence[ChunkTask], sink: ChunkSink
+    connection: DataConnection, tasks: Sequence[ChunkTask], sink: Sink
 ) -> list[ChunkResult]:
     async with contextlib.aclosing(connection.fetch(tasks, sink)) as results:
         return [result async for result in results]
@@ -585,253 +579,6 @@ async def test_a_stalled_server_fails_the_chunk_after_the_idle_timeout(
     ]
 
 
-# --- receiving straight into mapped files ---------------------------------------------------
-
-
-@pytest.fixture
-def prepared(tmp_path: Path, library: Library) -> Iterator[Sink]:
-    """The downloader's destination: payload files sized and allocated by prepare_game_storage,
-    opened read-write like the runtime's sink opens them."""
-    base = tmp_path / "download"
-    prepare_game_storage(base, library.manifest, margin=0)
-    target = Sink(base, os.O_RDWR)
-    yield target
-    target.close()
-
-
-def _mapped_files() -> set[str]:
-    """Paths of the files this process has mapped right now."""
-    lines = Path("/proc/self/maps").read_text().splitlines()
-    return {line.split(maxsplit=5)[5] for line in lines if len(line.split(maxsplit=5)) == 6}
-
-
-def _payload_tasks(library: Library) -> list[ChunkTask]:
-    """Every chunk but the sentinel's (prepare_game_storage leaves the sentinel out)."""
-    return [task for task in manifest_tasks(library.manifest) if task.path != "version.ini"]
-
-
-def _exact_task(library: Library, path: str, offset: int, length: int) -> ChunkTask:
-    """A task for any byte range of a served file, with its real digest."""
-    data = (library.root / path).read_bytes()[offset : offset + length]
-    return ChunkTask(path, offset, length, blake3.blake3(data).digest())
-
-
-async def test_prepared_files_are_received_through_mappings_byte_exact(
-    library: Library, data_server: DataServer, link: PeerConnection, prepared: Sink
-) -> None:
-    """Files prepared for a download are received through mappings, every byte lands at its
-    offset, and no mapping outlives the fetch."""
-    issued = await ticket(link)
-    tasks = _payload_tasks(library)
-    async with await DataConnection.open("127.0.0.1", issued.data_port, issued.token) as conn:
-        results = await collect(conn, tasks, prepared)
-        assert conn.bytes_mapped == conn.bytes_received == sum(task.length for task in tasks)
-    assert [result.outcome for result in results] == [ChunkOutcome.OK] * len(tasks)
-    for path in ("data.eti", "sub/extra.eti"):
-        assert (prepared.base / path).read_bytes() == (library.root / path).read_bytes()
-    assert not {str(prepared.base / path) for path in ("data.eti", "sub/extra.eti")} & (
-        _mapped_files()
-    )
-
-
-async def test_chunks_across_window_boundaries_land_byte_exact(
-    library: Library, data_server: DataServer, link: PeerConnection, prepared: Sink
-) -> None:
-    """Chunks that start inside a window and span several windows, or end inside the file's
-    last partial page, are received through mappings at exactly their offsets."""
-    issued = await ticket(link)
-    second = MAP_WINDOW_SIZE + 5100  # inside the second window, which the file's end cuts
-    tasks = [
-        _exact_task(library, "data.eti", 100, second - 100),
-        _exact_task(library, "data.eti", second, DATA_SIZE - second),
-        _exact_task(library, "data.eti", 0, 100),
-    ]
-    async with await DataConnection.open("127.0.0.1", issued.data_port, issued.token) as conn:
-        results = await collect(conn, tasks, prepared)
-        assert conn.bytes_mapped == DATA_SIZE
-    assert [result.outcome for result in results] == [ChunkOutcome.OK] * 3
-    assert (prepared.base / "data.eti").read_bytes() == (library.root / "data.eti").read_bytes()
-
-
-async def test_corrupted_bytes_in_a_mapping_are_a_hash_mismatch(
-    library: Library, prepared: Sink
-) -> None:
-    """Wrong bytes received straight into the file are still caught by the digest."""
-    tasks = [chunk_of(library, "data.eti", 0), chunk_of(library, "data.eti", 1)]
-
-    async def behaviour(sock: socket.socket, decoder: RequestDecoder) -> None:
-        first, second = await _receive_requests(sock, decoder, 2)
-        await _answer_from_disk(sock, library.root, first, corrupt=True)
-        await _answer_from_disk(sock, library.root, second)
-
-    async with (
-        fake_data_server(behaviour) as port,
-        await DataConnection.open("127.0.0.1", port, bytes(TOKEN_SIZE)) as conn,
-    ):
-        results = await collect(conn, tasks, prepared)
-        assert conn.bytes_mapped == tasks[0].length + tasks[1].length
-    assert [(r.outcome, r.detail) for r in results] == [
-        (ChunkOutcome.HASH_MISMATCH, "BLAKE3 digest differs"),
-        (ChunkOutcome.OK, ""),
-    ]
-
-
-def _short_file(path: Path) -> int:
-    """A read-write file one byte shorter than the served one: its last chunk does not fit."""
-    path.write_bytes(bytes(DATA_SIZE - 1))
-    return os.open(path, os.O_RDWR)
-
-
-def _sparse_file(path: Path) -> int:
-    """A read-write file of the right size whose blocks were never allocated."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    os.ftruncate(fd, DATA_SIZE)
-    assert os.fstat(fd).st_blocks * 512 < DATA_SIZE
-    return fd
-
-
-def _write_only_file(path: Path) -> int:
-    """A sized and allocated file opened write-only: mmap needs read access too."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        os.posix_fallocate(fd, 0, DATA_SIZE)
-    finally:
-        os.close(fd)
-    return os.open(path, os.O_WRONLY)
-
-
-class OneFileSink:
-    """Hands out one descriptor made by a test for every task."""
-
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
-
-    def fd_for(self, task: ChunkTask) -> int:
-        return self.fd
-
-
-@pytest.mark.parametrize(
-    ("make", "mapped"),
-    [(_short_file, 3 * MIN_CHUNK_SIZE), (_sparse_file, 0), (_write_only_file, 0)],
-    ids=["shorter-than-the-last-chunk", "sparse", "write-only"],
-)
-async def test_files_that_cannot_be_mapped_are_received_through_buffers(
-    library: Library,
-    data_server: DataServer,
-    link: PeerConnection,
-    tmp_path: Path,
-    make: Callable[[Path], int],
-    mapped: int,
-) -> None:
-    """A chunk whose end is past the file's, one with unallocated blocks or a descriptor mmap
-    refuses is never mapped: its bytes arrive through buffers and positional writes."""
-    issued = await ticket(link)
-    target = tmp_path / "target.eti"
-    fd = make(target)
-    tasks = [chunk_of(library, "data.eti", index) for index in range(4)]
-    try:
-        async with await DataConnection.open("127.0.0.1", issued.data_port, issued.token) as conn:
-            results = await collect(conn, tasks, OneFileSink(fd))
-            assert (conn.bytes_mapped, conn.bytes_received) == (mapped, DATA_SIZE)
-    finally:
-        os.close(fd)
-    assert [result.outcome for result in results] == [ChunkOutcome.OK] * 4
-    assert target.read_bytes() == (library.root / "data.eti").read_bytes()
-
-
-@pytest.mark.parametrize(
-    "advice", [None, 0x7FFF], ids=["other-systems", "kernel-without-populate-write"]
-)
-async def test_without_fault_in_every_chunk_goes_through_buffers(
-    library: Library,
-    data_server: DataServer,
-    link: PeerConnection,
-    prepared: Sink,
-    monkeypatch: pytest.MonkeyPatch,
-    advice: int | None,
-) -> None:
-    """Where windows cannot be faulted in up front (no MADV_POPULATE_WRITE on the system,
-    or a kernel refusing it), prepared files are received through buffers, byte-exact, and
-    no mapping stays behind."""
-    monkeypatch.setattr(dataplane, "_MADV_POPULATE_WRITE", advice)
-    issued = await ticket(link)
-    tasks = _payload_tasks(library)
-    async with await DataConnection.open("127.0.0.1", issued.data_port, issued.token) as conn:
-        results = await collect(conn, tasks, prepared)
-        assert (conn.bytes_mapped, conn.bytes_received) == (0, sum(t.length for t in tasks))
-    assert [result.outcome for result in results] == [ChunkOutcome.OK] * len(tasks)
-    assert (prepared.base / "data.eti").read_bytes() == (library.root / "data.eti").read_bytes()
-    assert str(prepared.base / "data.eti") not in _mapped_files()
-
-
-async def test_a_pipe_is_never_mapped_and_its_write_fails(library: Library) -> None:
-    """A descriptor that is no regular file is written positionally, which a pipe refuses."""
-    reader, writer = os.pipe()
-
-    async def behaviour(sock: socket.socket, decoder: RequestDecoder) -> None:
-        (request,) = await _receive_requests(sock, decoder, 1)
-        await _answer_from_disk(sock, library.root, request)
-
-    try:
-        async with fake_data_server(behaviour) as port:
-            conn = await DataConnection.open("127.0.0.1", port, bytes(TOKEN_SIZE))
-            with pytest.raises(StorageError, match=r"^cannot write data.eti at offset 0: Illegal"):
-                await collect(conn, [chunk_of(library, "data.eti")], OneFileSink(writer))
-            assert (conn.bytes_mapped, conn.is_usable) == (0, False)
-            await conn.close()
-    finally:
-        os.close(reader)
-        os.close(writer)
-
-
-async def test_server_closing_mid_window_leaves_no_mapping(
-    library: Library, prepared: Sink
-) -> None:
-    """EOF inside a mapped piece: SHORT_READ, the bytes that came are hashed, and the window
-    is unmapped."""
-    task = chunk_of(library, "data.eti")
-
-    async def behaviour(sock: socket.socket, decoder: RequestDecoder) -> None:
-        await _receive_requests(sock, decoder, 1)
-        header = encode_header(DataStatus.OK, task.length)
-        await asyncio.get_running_loop().sock_sendall(sock, header + b"x" * 100)
-
-    async with (
-        fake_data_server(behaviour) as port,
-        await DataConnection.open("127.0.0.1", port, bytes(TOKEN_SIZE)) as conn,
-    ):
-        results = await collect(conn, [task], prepared)
-        assert conn.bytes_mapped == 100
-    assert [(r.outcome, r.detail) for r in results] == [
-        (ChunkOutcome.SHORT_READ, f"100 of {task.length} bytes arrived")
-    ]
-    assert str(prepared.base / "data.eti") not in _mapped_files()
-
-
-async def test_a_file_truncated_under_its_mapping_is_a_storage_error(
-    library: Library, prepared: Sink
-) -> None:
-    """A mapped page that cannot be written (here: another program truncated the file) fails
-    the receive inside the kernel with EFAULT, reported as a failed write, not a signal."""
-    task = chunk_of(library, "data.eti")
-    target = prepared.base / "data.eti"
-
-    async def behaviour(sock: socket.socket, decoder: RequestDecoder) -> None:
-        await _receive_requests(sock, decoder, 1)
-        await _send(sock, encode_header(DataStatus.OK, task.length))
-        await _wait_until(lambda: str(target) in _mapped_files())
-        os.truncate(target, 0)
-        await _send(sock, (library.root / task.path).read_bytes()[: task.length])
-
-    async with fake_data_server(behaviour) as port:
-        conn = await DataConnection.open("127.0.0.1", port, bytes(TOKEN_SIZE))
-        with pytest.raises(StorageError, match=r"^cannot write data.eti at offset 0: Bad address$"):
-            await collect(conn, [task], prepared)
-        assert not conn.is_usable
-        await conn.close()
-    assert str(target) not in _mapped_files()
-
-
 # --- opening and cancelling -------------------------------------------------------------
 
 
@@ -873,15 +620,11 @@ async def test_open_times_out_and_reports_unreachable_servers() -> None:
     )
 
 
-@pytest.mark.parametrize("destination", ["sink", "prepared"], ids=["buffered", "mapped"])
 async def test_cancelling_a_fetch_mid_chunk_cuts_the_connection(
-    library: Library, destination: str, request: pytest.FixtureRequest
+    library: Library, sink: Sink
 ) -> None:
-    """Cancelling the consumer while a chunk is half received stops the worker promptly, and
-    leaves no window of the destination file mapped."""
-    sink: Sink = request.getfixturevalue(destination)
+    """Cancelling the consumer while a chunk is half received stops the worker promptly."""
     task = chunk_of(library, "data.eti")
-    target = str(sink.base / "data.eti")
     started = asyncio.Event()
 
     async def behaviour(sock: socket.socket, decoder: RequestDecoder) -> None:
@@ -896,14 +639,11 @@ async def test_cancelling_a_fetch_mid_chunk_cuts_the_connection(
         conn = await DataConnection.open("127.0.0.1", port, bytes(TOKEN_SIZE))
         consumer = asyncio.ensure_future(collect(conn, [task], sink))
         await asyncio.wait_for(started.wait(), WAIT)
-        if destination == "prepared":
-            await _wait_until(lambda: target in _mapped_files())
         consumer.cancel()
         with pytest.raises(asyncio.CancelledError):
             await consumer
         assert not conn.is_usable
         await conn.close()
-    assert target not in _mapped_files()
 
 
 # --- fuzzing the server -----------------------------------------------------------------

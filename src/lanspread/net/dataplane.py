@@ -21,41 +21,15 @@ counted in :attr:`DataServer.bytes_sent`.
 **Client.** :meth:`DataConnection.open` dials, sends the hello and waits for
 admission, all raced against a cancellation event and a timeout.
 :meth:`DataConnection.fetch` requests chunks keeping up to ``depth`` requests
-in flight. Each answer is received piece by piece with ``recv_into`` by the
-connection's receive thread, while its digest thread feeds the previous piece
-to a :class:`~lanspread.download.hashing.ChunkHasher` (the event loop only
-schedules; on two cores the socket copy overlaps the hash, which
-bench/throughput.py showed is worth ~1.3x). A piece is, when the sink's file
-can be mapped (below), a window of that file mapped for writing: the socket
-copies the bytes straight into the page cache, the hash reads them there and
-the window is unmapped once hashed, one copy per byte. Otherwise it is one of
-:data:`RECEIVE_BUFFERS` reusable buffers of :data:`RECEIVE_BUFFER_SIZE` bytes,
-written with a positional write once hashed. Memory is two pieces per
-connection whatever the chunk or game size. It yields one :class:`ChunkResult`
-per task, in task order: written bytes are *not* fsynced; the caller fsyncs
-and journals (every window is unmapped before its chunk's result is yielded,
-and fsync flushes dirty mapped-then-unmapped pages like written ones, on Linux
-and Windows alike).
-
-**Which files are mapped.** A chunk is received through mappings only on Linux
-(5.14 or later: each window is faulted in writable with ``MADV_POPULATE_WRITE``
-before any byte is received, without which receiving into a fresh file measured
-up to 3x slower than the buffers), only when the sink's descriptor is a
-regular file that already holds the whole chunk (a mapping never reaches past
-the end of the file: touching such a page raises SIGBUS) and whose blocks are
-allocated (``st_blocks`` covers ``st_size``, as the ``posix_fallocate`` of
-``prepare_game_storage`` leaves it), and only when ``mmap`` accepts it (the
-descriptor must be open for reading and writing). Anything else, a pipe, a
-short, sparse or write-only file, a failed ``mmap`` or fault-in (no memory, no
-descriptor left, a page the disk cannot back), another system, is received
-through the buffers. Faulting in and receiving write the mapped pages from
-inside the kernel, so a page that cannot be made writable (a full
-copy-on-write disk, a file another program truncated meanwhile) is an error
-code, never a signal: the window is given up for the buffers, or, once bytes
-are arriving into it, the receive fails with ``EFAULT``, reported as a
-:class:`~lanspread.errors.StorageError` like a failed write. One hazard is
-shared by every writer through mappings: a file truncated by another program
-while its received bytes are being hashed ends the process with SIGBUS.
+in flight. Each answer is received with ``recv_into`` into one of
+:data:`RECEIVE_BUFFERS` reusable buffers of :data:`RECEIVE_BUFFER_SIZE` bytes by
+the connection's receive thread, while its digest thread feeds the previous
+buffer to a :class:`~lanspread.download.hashing.ChunkHasher` and writes it with
+a positional write at its offset (the event loop only schedules; on two cores
+the socket copy overlaps the hash and the write, which bench/throughput.py
+showed is worth ~1.3x). Memory is two buffers per connection whatever the
+chunk or game size. It yields one :class:`ChunkResult` per task, in task
+order: written bytes are *not* fsynced; the caller fsyncs and journals.
 
 ::
 
@@ -75,14 +49,11 @@ import collections
 import concurrent.futures
 import contextlib
 import enum
-import errno
 import functools
 import logging
-import mmap
 import os
 import secrets
 import socket
-import stat
 import struct
 import sys
 import time
@@ -150,23 +121,10 @@ REQUEST_READ_SIZE = 64 * 1024
 # The client's one receive buffer: hashing and writing 1 MiB per call keeps the
 # syscall and call overhead small next to the copy, and memory stays bounded.
 RECEIVE_BUFFER_SIZE = 1024 * 1024
-# Pieces in flight per connection: one being filled from the socket while the other
-# is hashed (and written); more would only help if hashing or writing were slower
-# than the network, and then the socket buffer already absorbs the bursts.
+# Receive buffers per connection: one being filled from the socket while the other
+# is hashed and written; more would only help if hashing or writing were slower than
+# the network, and then the socket buffer already absorbs the bursts.
 RECEIVE_BUFFERS = 2
-# A mapped piece is at most this much of the destination file, aligned to it in the
-# file. 2 MiB is the largest page-cache folio on x86-64: a mapping that covers a
-# folio only partly makes every 4 KiB write fault walk the whole folio (measured
-# 14x slower with 1 MiB windows). Mapped pages count toward the process's RSS while
-# mapped: a connection maps at most RECEIVE_BUFFERS windows at once.
-MAP_WINDOW_SIZE = 2 * 1024 * 1024
-# st_blocks counts 512-byte units on every POSIX system, whatever the block size.
-_STAT_BLOCK_SIZE = 512
-# Linux 5.14+ faults a whole range in writable in one call (Python 3.11's mmap does
-# not name it). Without it the socket faulted each page of a fresh file in from
-# inside recv, which measured up to 3x slower than the buffers; so where it is
-# missing (Windows, macOS, older kernels) every chunk goes through the buffers.
-_MADV_POPULATE_WRITE: int | None = 23 if sys.platform == "linux" else None
 # Requests the client keeps queued on one connection. The server answers in
 # order; two queued requests already hide the request round trip, four also cover
 # a slow gate check (bench/throughput.py measures depths 1 to 8).
@@ -573,12 +531,7 @@ class ChunkResult:
 
 
 class ChunkSink(Protocol):
-    """Where chunks are written: an open, writable descriptor per task's file.
-
-    A read-write descriptor of a regular file already sized and allocated (as
-    ``prepare_game_storage`` leaves payload files) is received into through
-    mappings; any other writable descriptor through buffers and positional writes.
-    """
+    """Where chunks are written: an open, writable descriptor per task's file."""
 
     def fd_for(self, task: ChunkTask) -> int:
         """The descriptor to write ``task``'s bytes into at ``task.offset``."""
@@ -605,8 +558,7 @@ class DataConnection:
         self._sock = sock
         self._description = description
         self._depth = depth
-        self._buffer_size = buffer_size
-        self._buffers: list[bytearray] = []
+        self._buffers = [bytearray(buffer_size) for _ in range(RECEIVE_BUFFERS)]
         # One thread receives, the other hashes and writes what was received before:
         # on two cores the copy out of the socket overlaps the hash and the write.
         self._executor = concurrent.futures.ThreadPoolExecutor(
@@ -619,8 +571,6 @@ class DataConnection:
         self._busy = False
         self.bytes_received = 0
         """Chunk bytes received and written (verified or not)."""
-        self.bytes_mapped = 0
-        """The part of :attr:`bytes_received` received straight into a mapping of its file."""
         _make_blocking_with_idle_timeout(sock, idle_timeout)
 
     @classmethod
@@ -776,41 +726,30 @@ class DataConnection:
         return self._receive_chunk(task, fd)
 
     def _receive_chunk(self, task: ChunkTask, fd: int) -> ChunkResult:
-        """Receive ``task``'s bytes; the digest thread hashes (and writes) each piece meanwhile."""
+        """Receive ``task``'s bytes; the digest thread hashes and writes them meanwhile."""
         hasher = ChunkHasher(task)
         pending: collections.deque[concurrent.futures.Future[None]] = collections.deque()
         position = task.offset
         end = task.offset + task.length
-        file_size = _mappable_size(fd, end)
         turn = 0
         while position < end:
-            if len(pending) == RECEIVE_BUFFERS:
-                pending.popleft().result()  # the piece two turns back is hashed and let go
-            view, window = self._piece(fd, position, end, file_size, turn)
-            if window is None:
-                file_size = None  # buffers for the rest of the chunk once mmap refused
+            if len(pending) == len(self._buffers):
+                pending.popleft().result()  # the buffer about to be reused is free again
+            buffer = self._buffers[turn % len(self._buffers)]
             turn += 1
-            wanted = len(view)  # a window's view is released by the digest thread
+            view = memoryview(buffer)[: min(end - position, len(buffer))]
             try:
                 got = self._fill(view)
             except OSError as exc:
-                if window is not None:
-                    window.close()
                 self._drain(pending)
-                if window is not None and _is_memory_fault(exc):
-                    raise self._write_failed(task, position, exc) from exc
                 self._mark_lost(f"connection to {self._description} lost: {_why(exc)}")
                 return ChunkResult(task, ChunkOutcome.SHORT_READ, detail=self._lost or "")
             if got:
                 pending.append(
-                    self._digester.submit(
-                        self._digest, hasher, fd, view[:got], position, task, window
-                    )
+                    self._digester.submit(self._digest, hasher, fd, view[:got], position, task)
                 )
                 position += got
-            elif window is not None:
-                window.close()
-            if got < wanted:
+            if got < len(view):
                 self._drain(pending)
                 self._mark_lost(f"{self._description} closed the connection inside a chunk")
                 return ChunkResult(
@@ -823,19 +762,6 @@ class DataConnection:
             return ChunkResult(task, ChunkOutcome.HASH_MISMATCH, detail="BLAKE3 digest differs")
         return ChunkResult(task, ChunkOutcome.OK)
 
-    def _piece(
-        self, fd: int, position: int, end: int, file_size: int | None, turn: int
-    ) -> tuple[memoryview, _Window | None]:
-        """Where the bytes from ``position`` go: a mapped window of the file when it may be
-        mapped (``file_size`` is known) and mmap agrees, else this turn's buffer."""
-        window = None if file_size is None else _Window.map(fd, position, end, file_size)
-        if window is not None:
-            return window.view, window
-        if not self._buffers:  # allocated on first use: mapped chunks need none
-            self._buffers = [bytearray(self._buffer_size) for _ in range(RECEIVE_BUFFERS)]
-        buffer = memoryview(self._buffers[turn % RECEIVE_BUFFERS])
-        return buffer[: min(end - position, self._buffer_size)], None
-
     @staticmethod
     def _drain(pending: collections.deque[concurrent.futures.Future[None]]) -> None:
         """Wait for every queued hash-and-write; the first failure is raised."""
@@ -843,27 +769,12 @@ class DataConnection:
             pending.popleft().result()
 
     def _digest(
-        self,
-        hasher: ChunkHasher,
-        fd: int,
-        data: memoryview,
-        position: int,
-        task: ChunkTask,
-        window: _Window | None,
+        self, hasher: ChunkHasher, fd: int, data: memoryview, position: int, task: ChunkTask
     ) -> None:
-        """On the digest thread: hash one received piece, in arrival order, then write it
-        (a buffer) or unmap it (a window: its bytes are in the file already)."""
-        try:
-            hasher.update(data)
-            if window is None:
-                self._write(fd, data, position, task)
-            else:
-                self.bytes_mapped += len(data)
-            self.bytes_received += len(data)
-        finally:
-            if window is not None:
-                data.release()
-                window.close()
+        """On the digest thread: hash and write one received piece, in arrival order."""
+        hasher.update(data)
+        self._write(fd, data, position, task)
+        self.bytes_received += len(data)
 
     def _fill(self, view: memoryview) -> int:
         """Receive into ``view`` until it is full or the stream ends; the bytes received."""
@@ -886,74 +797,10 @@ class DataConnection:
         try:
             pwrite_all(fd, data, position)
         except OSError as exc:
-            raise self._write_failed(task, position, exc) from exc
-
-    def _write_failed(self, task: ChunkTask, position: int, exc: OSError) -> StorageError:
-        self._mark_lost("a local write failed")
-        return StorageError(f"cannot write {task.path} at offset {position}: {exc.strerror or exc}")
-
-
-class _Window:
-    """Part of a destination file mapped for writing, and the piece of it to receive into.
-
-    The mapping covers the :data:`MAP_WINDOW_SIZE`-aligned window holding the
-    piece's first byte (never past the end of the file), all of it faulted in
-    writable before any byte is received; the piece runs from that byte to the
-    window's end or the chunk's end. :meth:`close` releases the piece's view, then
-    unmaps: every slice of the view must be released first.
-    """
-
-    def __init__(self, mapping: mmap.mmap, start: int, stop: int) -> None:
-        self._mapping = mapping
-        self._whole = memoryview(mapping)
-        self.view = self._whole[start:stop]
-
-    @classmethod
-    def map(cls, fd: int, position: int, end: int, file_size: int) -> _Window | None:
-        """A window for the bytes of ``fd`` from ``position`` (below ``end``); ``None`` when
-        ``mmap`` refuses (a write-only descriptor, no memory or descriptor left)."""
-        assert _MADV_POPULATE_WRITE is not None  # _mappable_size said no otherwise
-        base = position - position % MAP_WINDOW_SIZE
-        length = min(base + MAP_WINDOW_SIZE, file_size) - base
-        try:
-            mapping = mmap.mmap(fd, length, offset=base, access=mmap.ACCESS_WRITE)
-        except (OSError, ValueError) as exc:  # ValueError: the file shrank since fstat
-            log.debug("receiving at offset %d through buffers: cannot map: %s", position, exc)
-            return None
-        try:
-            mapping.madvise(_MADV_POPULATE_WRITE)
-        except OSError as exc:  # EFAULT: a page cannot be written (disk full); EINVAL: old kernel
-            mapping.close()
-            log.debug("receiving at offset %d through buffers: cannot fault in: %s", position, exc)
-            return None
-        return cls(mapping, position - base, min(end - base, length))
-
-    def close(self) -> None:
-        self.view.release()
-        self._whole.release()
-        self._mapping.close()
-
-
-def _mappable_size(fd: int, end: int) -> int | None:
-    """The size of ``fd``'s file when its bytes up to ``end`` may be received through
-    mappings (see "Which files are mapped" above); ``None`` when they may not."""
-    if _MADV_POPULATE_WRITE is None:
-        return None
-    try:
-        info = os.fstat(fd)
-    except OSError:
-        return None
-    if not stat.S_ISREG(info.st_mode) or info.st_size < end:
-        return None
-    blocks: int | None = getattr(info, "st_blocks", None)
-    if blocks is not None and blocks * _STAT_BLOCK_SIZE < info.st_size:
-        return None  # holes: a write fault there would have to allocate a block
-    return info.st_size
-
-
-def _is_memory_fault(exc: OSError) -> bool:
-    """True for a receive that could not write its destination memory (``EFAULT``)."""
-    return exc.errno in {errno.EFAULT, getattr(errno, "WSAEFAULT", errno.EFAULT)}
+            self._mark_lost("a local write failed")
+            raise StorageError(
+                f"cannot write {task.path} at offset {position}: {exc.strerror or exc}"
+            ) from exc
 
 
 # Ask the kernel to return only once the whole buffer is filled (or the stream ends,
