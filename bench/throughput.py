@@ -19,9 +19,8 @@ payload into its state dir), it measures in the same run, medians of ``--rounds`
 5. **dataplane**: lanspread's ``DataServer`` in ``src``, ``DataConnection``\\ s in
    ``dst`` fetching every chunk of the manifest with BLAKE3 verification, into kept
    files opened write-only (so through its buffers and ``pwrite``);
-   then the same into fresh files prepared as a download prepares them
-   (``prepare_game_storage``), once write-only (buffers) and once read-write as a
-   download opens them (received straight into mapped windows of the files);
+   then the same into fresh files prepared and opened as a download prepares and
+   opens them (``prepare_game_storage``, ``open_for_writing``);
 6. **download, 1 source**: real ``lanspread peer-cli`` processes, a source in
    ``src`` (manifest already cached in its state dir) and a downloader in ``dst``
    (``--install-policy manual``), connected by address; timed from the
@@ -95,8 +94,7 @@ GOAL_RATIO = 0.70
 RSS_BOUND_MIB = 150
 # How dp-client opens its files (see _Sink).
 SINK_KEPT = "kept"
-SINK_BUFFERED = "buffered"
-SINK_MAPPED = "mapped"
+SINK_PREPARED = "prepared"
 # Pages freed in this guest go back to the host within seconds (see BenchContext.dest)
 # and writing into memory the host must back again cost up to ~2 s of system time per
 # GiB in these runs. A download writes into such memory (its last copy was removed long
@@ -358,18 +356,11 @@ async def measure_dataplane(ctx: BenchContext) -> Result:
     return await _dataplane(ctx, ctx.dest, SINK_KEPT, name)
 
 
-async def measure_dataplane_buffered(ctx: BenchContext) -> Result:
-    """The data plane into fresh files prepared as a download's, through its buffers."""
+async def measure_dataplane_prepared(ctx: BenchContext) -> Result:
+    """The data plane into fresh files prepared and opened the way a download does."""
     async with fresh_folder(ctx, "prepared") as fresh:
-        name = "data plane into fresh prepared files, buffers + pwrite"
-        return await _dataplane(ctx, fresh / GAME, SINK_BUFFERED, name)
-
-
-async def measure_dataplane_mapped(ctx: BenchContext) -> Result:
-    """The same, opened read-write as a download opens them: received into mapped windows."""
-    async with fresh_folder(ctx, "prepared") as fresh:
-        name = "data plane into fresh prepared files, mapped (as a download)"
-        return await _dataplane(ctx, fresh / GAME, SINK_MAPPED, name)
+        name = "data plane into fresh prepared files (as a download writes)"
+        return await _dataplane(ctx, fresh / GAME, SINK_PREPARED, name)
 
 
 async def _dataplane(ctx: BenchContext, dest: Path, sink_mode: str, name: str) -> Result:
@@ -684,8 +675,7 @@ MEASUREMENTS: list[Measurement] = [
     measure_reference_durable,
     measure_http,
     measure_dataplane,
-    measure_dataplane_buffered,
-    measure_dataplane_mapped,
+    measure_dataplane_prepared,
     measure_download,
     measure_download_many,
 ]
@@ -761,9 +751,8 @@ async def role_dp_server(game_dir: str, host: str, tickets: int) -> None:
 
 
 class _Sink:
-    """Where ``dp-client`` writes: ``mapped`` opens prepared files read-write as a
-    download does (the data plane then receives into mapped windows of them); the
-    other modes open write-only, which ``mmap`` refuses (buffers + ``pwrite``)."""
+    """Where ``dp-client`` writes: ``prepared`` opens the prepared payload files the
+    way a download does; ``kept`` opens (and creates) plain files write-only."""
 
     def __init__(self, dest: Path, mode: str) -> None:
         self.dest = dest
@@ -772,7 +761,7 @@ class _Sink:
 
     def fd_for(self, task: ChunkTask) -> int:
         if task.path not in self.fds:
-            if self.mode == SINK_MAPPED and task.path != "version.ini":
+            if self.mode == SINK_PREPARED and task.path != "version.ini":
                 self.fds[task.path] = open_for_writing(self.dest, task.path)
             else:
                 flags = os.O_WRONLY | os.O_CREAT
