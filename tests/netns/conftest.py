@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import IN_CI, require_tool
+from tests.netns.transfer_lan import BuildLan, lan_builder, session_archive_cache, session_catalog
+from tests.support.fixtures import ArchiveCache
 from tests.support.netns import NetworkFactory, sweep_stale
 
 HERE = Path(__file__).parent
@@ -49,3 +51,22 @@ async def network_factory(netns_ready: list[str], tmp_path: Path) -> AsyncIterat
         yield factory
     finally:
         await factory.close_all()
+
+
+@pytest.fixture(scope="session")
+def archive_cache(tmp_path_factory: pytest.TempPathFactory) -> ArchiveCache:
+    """Installable game roots built once per session and shared by the scenario files."""
+    return session_archive_cache(tmp_path_factory)
+
+
+@pytest.fixture
+def build_lan(
+    network_factory: NetworkFactory,
+    tmp_path: Path,
+    archive_cache: ArchiveCache,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> BuildLan:
+    """``await build_lan(hosts)``: a network of ``hosts`` hosts for this test's peers."""
+    return lan_builder(
+        network_factory, tmp_path / "peers", session_catalog(tmp_path_factory), archive_cache
+    )

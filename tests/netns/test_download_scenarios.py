@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
-from pathlib import Path
 
 import pytest
 
@@ -24,41 +22,15 @@ from tests.netns.transfer_lan import (
     OPENTTD,
     QUAKE3,
     QUAKE3_V2,
-    Lan,
+    BuildLan,
     Peer,
     journal_done_bytes,
-    lan_builder,
     local_manifest,
     of_game,
     payload_manifest,
-    session_archive_cache,
-    session_catalog,
     sha256,
 )
-from tests.support.fixtures import ArchiveCache
 from tests.support.jsonl_process import wait_until
-from tests.support.netns import NetworkFactory
-
-BuildLan = Callable[[int], Awaitable[Lan]]
-
-
-@pytest.fixture(scope="session")
-def archive_cache(tmp_path_factory: pytest.TempPathFactory) -> ArchiveCache:
-    """Installable game roots built once per session, shared with the other scenario file."""
-    return session_archive_cache(tmp_path_factory)
-
-
-@pytest.fixture
-def build_lan(
-    network_factory: NetworkFactory,
-    tmp_path: Path,
-    archive_cache: ArchiveCache,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> BuildLan:
-    """``await build_lan(hosts)``: a network of ``hosts`` hosts for this test's peers."""
-    return lan_builder(
-        network_factory, tmp_path / "peers", session_catalog(tmp_path_factory), archive_cache
-    )
 
 
 def chunk_sources(receiver: Peer, game_id: str) -> dict[tuple[str, int], str]:

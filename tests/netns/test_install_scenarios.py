@@ -11,54 +11,28 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from tests.netns.transfer_lan import (
     INSTALL_ENDINGS,
     QUAKE3,
     QUAKE3_V2,
     RELEASE_FIFO,
-    Lan,
+    BuildLan,
     Peer,
-    lan_builder,
     local_manifest,
     of_game,
     payload_manifest,
-    session_archive_cache,
-    session_catalog,
 )
 from tests.support.fixtures import ArchiveCache, InstallableGame
-from tests.support.netns import NetworkFactory
 
-BuildLan = Callable[[int], Awaitable[Lan]]
 # Every game command of the peer CLI.
 GAME_COMMANDS = ("download", "cancel", "update", "install", "uninstall", "remove", "play")
 # The exit status the test makes the game's start script return.
 GAME_EXIT_STATUS = 7
-
-
-@pytest.fixture(scope="session")
-def archive_cache(tmp_path_factory: pytest.TempPathFactory) -> ArchiveCache:
-    """Installable game roots built once per session, shared with the other scenario file."""
-    return session_archive_cache(tmp_path_factory)
-
-
-@pytest.fixture
-def build_lan(
-    network_factory: NetworkFactory,
-    tmp_path: Path,
-    archive_cache: ArchiveCache,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> BuildLan:
-    """``await build_lan(hosts)``: a network of ``hosts`` hosts for this test's peers."""
-    return lan_builder(
-        network_factory, tmp_path / "peers", session_catalog(tmp_path_factory), archive_cache
-    )
 
 
 async def library_seen(watcher: Peer, subject: Peer, games: list[dict[str, Any]]) -> None:

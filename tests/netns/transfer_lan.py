@@ -402,6 +402,10 @@ class Lan:
             await self.network.run(near, ["ip", "route", "add", "prohibit", f"{far.address}/32"])
 
 
+BuildLan = Callable[[int], Awaitable["Lan"]]
+"""``await build_lan(hosts)``: a network of ``hosts`` hosts for one test's peers."""
+
+
 def session_archive_cache(factory: pytest.TempPathFactory) -> ArchiveCache:
     """The session's archive cache: one folder, so every scenario file shares its roots."""
     return ArchiveCache(factory.getbasetemp() / "fixture-archives")
