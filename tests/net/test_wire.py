@@ -321,13 +321,12 @@ def test_malformed_msgpack_is_a_protocol_error() -> None:
 
 
 def test_a_string_that_is_not_utf8_is_a_protocol_error() -> None:
-    """msgspec raises UnicodeDecodeError for bad UTF-8; the decoder translates it."""
+    """A string that is not UTF-8 is a malformed frame, whichever way the codec reports it."""
     frame = bytearray(encode_frame(ErrorResponse(code=ErrorCode.BAD_REQUEST, message="ab")))
     frame[-2] = 0x80
-    with pytest.raises(
-        ProtocolError, match=r"^malformed frame: a string is not UTF-8 \(invalid start byte\)$"
-    ):
+    with pytest.raises(ProtocolError, match=r"^malformed frame: ") as caught:
         FrameDecoder().feed(bytes(frame))
+    assert isinstance(caught.value.__cause__, msgspec.DecodeError | UnicodeDecodeError)
 
 
 def test_unknown_fields_are_refused() -> None:

@@ -433,8 +433,7 @@ class FrameDecoder:
             return self._decoder.decode(payload)
         except msgspec.ValidationError as exc:
             raise ProtocolError(f"invalid message: {exc}") from exc
-        except msgspec.DecodeError as exc:
+        except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+            # Some msgspec releases report a string that is not UTF-8 as UnicodeDecodeError,
+            # others as DecodeError: both are a malformed frame.
             raise ProtocolError(f"malformed frame: {exc}") from exc
-        except UnicodeDecodeError as exc:
-            # msgspec reports a string that is not UTF-8 this way, not as DecodeError.
-            raise ProtocolError(f"malformed frame: a string is not UTF-8 ({exc.reason})") from exc
