@@ -1,12 +1,24 @@
-# Two entry points for a newcomer on a fresh Debian machine:
+# Two entry points for a newcomer on a fresh Debian machine (./setup.sh calls them,
+# installing make itself first when it is missing):
 #   make run   -- set up a virtual environment, install lanspread and start it
 #   make test  -- install everything the tests need and run the whole suite
-# Every other target is a step of those two.
+# Every other target is a step of those two, or a tool for the developers
+# (make lock, make bundle, make bench).
+#
+# Python packages come only from the hashed lock files in requirements/
+# (`pip --require-hashes`); `make lock` is the one way to move a pin.
 
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+PIP := $(BIN)/python -m pip install -q --disable-pip-version-check --require-hashes --no-deps
+# lanspread itself, editable, built by the locked setuptools with nothing fetched (an
+# editable tree has no single file to hash, and needs none: it is this checkout).
+PIP_SELF := $(BIN)/python -m pip install -q --disable-pip-version-check --no-deps --no-index \
+	--no-build-isolation -e .
+APP_STAMP := $(VENV)/.installed-app
+TEST_STAMP := $(VENV)/.installed-test
+LOCK_STAMP := $(VENV)/.installed-lock
 # Debian packages the app needs: libarchive (archive extraction).
 RUN_PACKAGES := libarchive13
 # ...and its tests: iproute2 (network-namespace peers in the multi-host tests),
@@ -14,12 +26,26 @@ RUN_PACKAGES := libarchive13
 TEST_PACKAGES := $(RUN_PACKAGES) iproute2 chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test run-deps test-deps apt-install venv lint typecheck unit bench clean
+.PHONY: run test run-deps test-deps apt-install python-check lock-check app-venv test-venv \
+	lint typecheck unit lock bundle bench clean
 
-run: run-deps venv
+run: python-check run-deps app-venv
 	$(BIN)/lanspread $(ARGS)
 
-test: test-deps venv lint typecheck unit
+test: python-check lock-check test-deps test-venv lint typecheck unit
+
+# lanspread needs Python 3.11 or newer, with venv (Debian ships it apart as python3-venv).
+python-check:
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || { \
+	  echo "lanspread needs Python 3.11 or newer; '$(PYTHON)' is $$($(PYTHON) --version 2>&1 || echo missing)."; \
+	  echo "Install a newer Python (Debian 12 and Ubuntu 24.04 ship 3.11 and 3.12) or run: make PYTHON=python3.12 ..."; \
+	  exit 1; }
+	@[ -x $(BIN)/python ] || $(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || \
+	  $(MAKE) --no-print-directory apt-install PACKAGES="python3-venv"
+
+# pyproject.toml and the lock files must agree: a changed range needs `make lock`.
+lock-check:
+	@$(PYTHON) tools/lock.py check
 
 run-deps:
 	@$(MAKE) --no-print-directory apt-install PACKAGES="$(RUN_PACKAGES)"
@@ -37,25 +63,41 @@ apt-install:
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
 	fi
 
-venv: $(STAMP)
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
 
-$(STAMP): pyproject.toml
-	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test]'
-	@touch $(STAMP)
+# The app's locked set only; lanspread itself goes in editable, built with the locked setuptools.
+app-venv: $(APP_STAMP)
+$(APP_STAMP): requirements/app.txt pyproject.toml | $(BIN)/python
+	$(PIP) -r requirements/app.txt
+	$(PIP_SELF)
+	@touch $@
 
-lint: venv
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+test-venv: $(TEST_STAMP)
+$(TEST_STAMP): requirements/test.txt pyproject.toml | $(BIN)/python
+	$(PIP) -r requirements/test.txt
+	$(PIP_SELF)
+	@touch $@ $(APP_STAMP)
 
-typecheck: venv
+lint: test-venv
+	$(BIN)/ruff check src tests bench tools
+	$(BIN)/ruff format --check src tests bench tools
+
+typecheck: test-venv
 	$(BIN)/mypy
 
-unit: venv
+unit: test-venv
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-bench: venv
+# Moves the pins: resolve every lock anew from pyproject.toml (commit it on its own,
+# after a green `make test`).
+lock: $(LOCK_STAMP)
+	$(BIN)/python tools/lock.py lock --uv $(BIN)/uv
+$(LOCK_STAMP): requirements/lock.txt | $(BIN)/python
+	$(PIP) -r requirements/lock.txt
+	@touch $@
+
+bench: test-venv
 	$(BIN)/python bench/scan.py
 
 clean:
