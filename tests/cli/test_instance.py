@@ -23,10 +23,10 @@ from lanspread.cli.instance import (
     LOCK_FILE_NAME,
     UI_URL_FILE_NAME,
     UI_URL_HEADER,
-    AlreadyRunning,
     InstanceLock,
 )
 from lanspread.cli.logs import LOG_FILE_NAME
+from lanspread.errors import AlreadyRunning
 
 URL = "http://127.0.0.1:4321/#token=abc"
 

@@ -25,11 +25,11 @@ from pathlib import Path
 
 from lanspread import __version__
 from lanspread.cli import peer_cli
-from lanspread.cli.instance import EXIT_ALREADY_RUNNING, AlreadyRunning, InstanceLock
+from lanspread.cli.instance import EXIT_ALREADY_RUNNING, InstanceLock
 from lanspread.cli.logs import add_log_arguments, file_logging, stderr_logging
 from lanspread.cli.paths import default_game_dir, default_log_dir, default_state_dir
 from lanspread.demo import DemoMode, DemoPeer, choose_demo_mode, with_demo_games
-from lanspread.errors import ConfigError, LanspreadError
+from lanspread.errors import AlreadyRunning, ConfigError, LanspreadError
 from lanspread.runtime.events import (
     Event,
     LocalReady,

@@ -3,7 +3,8 @@
 Two peers on one state folder would share one identity, one settings file and one
 manifest cache, and step on each other. The first ``lanspread`` (or ``peer-cli``)
 holds an OS file lock on ``<state_dir>/lanspread.lock`` while it runs; a second one
-finds it held and exits with :data:`EXIT_ALREADY_RUNNING`, telling the user where
+finds it held (:class:`~lanspread.errors.AlreadyRunning`) and exits with
+:data:`EXIT_ALREADY_RUNNING`, telling the user where
 the running instance's UI is.
 
 The lock is :mod:`filelock`'s OS lock (``flock`` on POSIX, ``msvcrt.locking`` on
@@ -25,7 +26,7 @@ from types import TracebackType
 
 import filelock
 
-from lanspread.errors import LanspreadError
+from lanspread.errors import AlreadyRunning
 
 LOCK_FILE_NAME = "lanspread.lock"
 UI_URL_FILE_NAME = "ui-url"
@@ -40,10 +41,6 @@ EXIT_ALREADY_RUNNING = 3
 
 # The address file is a header line and one URL; anything longer is not ours.
 MAX_UI_URL_FILE_BYTES = 4096
-
-
-class AlreadyRunning(LanspreadError):
-    """Another instance holds the state folder."""
 
 
 class InstanceLock:

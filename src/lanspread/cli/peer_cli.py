@@ -25,10 +25,11 @@ from typing import Any, BinaryIO
 
 import msgspec
 
-from lanspread.cli.instance import EXIT_ALREADY_RUNNING, AlreadyRunning, InstanceLock
+from lanspread.cli.instance import EXIT_ALREADY_RUNNING, InstanceLock
 from lanspread.cli.logs import add_log_arguments, file_logging, stderr_logging
 from lanspread.cli.paths import default_log_dir
 from lanspread.errors import (
+    AlreadyRunning,
     CatalogError,
     ConfigError,
     ConnectionClosed,
