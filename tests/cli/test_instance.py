@@ -26,7 +26,7 @@ from lanspread.cli.instance import (
     InstanceLock,
 )
 from lanspread.cli.logs import LOG_FILE_NAME
-from lanspread.errors import AlreadyRunning
+from lanspread.errors import AlreadyRunning, ConfigError
 
 URL = "http://127.0.0.1:4321/#token=abc"
 
@@ -182,26 +182,43 @@ async def read_until(stream: asyncio.StreamReader, pattern: re.Pattern[str]) -> 
     raise AssertionError(f"the stream ended before a line matching {pattern.pattern}")
 
 
-async def test_a_second_app_points_at_the_running_ones_ui(private_home: Path) -> None:
-    """Default folders (a private home): the second ``lanspread`` exits 3 naming the first
-    one's UI address; a clean stop of the first removes the address file."""
-    state = private_home / "xdg_state_home" / "lanspread"
-    command = [sys.executable, "-m", "lanspread", "--no-browser", "--no-demo"]
-    first = await asyncio.create_subprocess_exec(
+async def start_app(command: list[str]) -> tuple[asyncio.subprocess.Process, str]:
+    """Start the app; return it and its UI address once both start-up lines are out."""
+    app = await asyncio.create_subprocess_exec(
         *command,
-        "--listen",
-        "127.0.0.1:0",
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
     )
+    assert app.stderr is not None
+    url = (await asyncio.wait_for(read_until(app.stderr, LINK), START_TIMEOUT)).group(1)
+    await asyncio.wait_for(read_until(app.stderr, LOGGING_TO), START_TIMEOUT)
+    return app, url
+
+
+LOGGING_TO = re.compile(r"^lanspread: logging to ")
+
+
+def text_or_none(path: Path) -> str | None:
+    """The file's text, or ``None`` while it does not exist (it may vanish meanwhile)."""
     try:
-        assert first.stderr is not None
-        url = (await asyncio.wait_for(read_until(first.stderr, LINK), START_TIMEOUT)).group(1)
-        log_file = state / "log" / LOG_FILE_NAME
-        logging_to = re.compile(re.escape(f"lanspread: logging to {log_file}"))
-        await asyncio.wait_for(read_until(first.stderr, logging_to), START_TIMEOUT)
-        url_file = state / UI_URL_FILE_NAME
+        return path.read_text()
+    except FileNotFoundError:
+        return None
+
+
+async def test_a_second_app_points_at_the_running_ones_ui(private_home: Path) -> None:
+    """Default folders (a private home): a second ``lanspread`` exits 3 naming the first
+    one's UI address; after SIGKILL of the first, a third starts and replaces the dead
+    one's address; its clean stop removes the file; all three log to one file."""
+    state = private_home / "xdg_state_home" / "lanspread"
+    url_file = state / UI_URL_FILE_NAME
+    log_file = state / "log" / LOG_FILE_NAME
+    command = [sys.executable, "-m", "lanspread", "--no-browser", "--no-demo"]
+    apps: list[asyncio.subprocess.Process] = []
+    try:
+        first, first_url = await start_app([*command, "--listen", "127.0.0.1:0"])
+        apps.append(first)
         await wait_until(url_file.exists, timeout=START_TIMEOUT, what="the UI address file")
 
         second = await asyncio.create_subprocess_exec(
@@ -210,15 +227,38 @@ async def test_a_second_app_points_at_the_running_ones_ui(private_home: Path) ->
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE,
         )
+        apps.append(second)
         _, err = await asyncio.wait_for(second.communicate(), REFUSAL_TIMEOUT)
         assert second.returncode == EXIT_ALREADY_RUNNING
-        assert err.decode() == f"lanspread: {ui_message(state, url)}\n"
+        assert err.decode() == f"lanspread: {ui_message(state, first_url)}\n"
 
-        first.send_signal(signal.SIGTERM)
-        assert await asyncio.wait_for(first.wait(), START_TIMEOUT) == 0
+        first.kill()
+        assert await asyncio.wait_for(first.wait(), START_TIMEOUT) == -signal.SIGKILL
+        assert url_file.read_text() == f"{UI_URL_HEADER}\n{first_url}\n", "left by the dead"
+
+        third, third_url = await start_app([*command, "--listen", "127.0.0.1:0"])
+        apps.append(third)
+        assert third_url != first_url, "a new access key per run"
+        await wait_until(
+            lambda: text_or_none(url_file) == f"{UI_URL_HEADER}\n{third_url}\n",
+            timeout=START_TIMEOUT,
+            what="the third app's address in the file",
+        )
+        third.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(third.wait(), START_TIMEOUT) == 0
         assert not url_file.exists()
-        assert log_file.stat().st_size > 0
+        assert log_file.read_text().count("lanspread stopped: ") == 1, "only the third stopped"
     finally:
-        if first.returncode is None:
-            first.kill()
-            await first.wait()
+        for app in apps:
+            if app.returncode is None:
+                app.kill()
+                await app.wait()
+
+
+def test_a_state_folder_that_cannot_be_locked_is_a_config_error(tmp_path: Path) -> None:
+    """A lock file that cannot be opened (here a folder in its place) is a clear start error."""
+    (tmp_path / LOCK_FILE_NAME).mkdir()
+    with pytest.raises(ConfigError) as refused:
+        InstanceLock(tmp_path).acquire()
+    # The reason after the colon is the OS's wording.
+    assert str(refused.value).startswith(f"cannot lock the state folder {tmp_path}: ")

@@ -26,7 +26,7 @@ from types import TracebackType
 
 import filelock
 
-from lanspread.errors import AlreadyRunning
+from lanspread.errors import AlreadyRunning, ConfigError
 
 LOCK_FILE_NAME = "lanspread.lock"
 UI_URL_FILE_NAME = "ui-url"
@@ -55,11 +55,18 @@ class InstanceLock:
         self._published: bytes | None = None
 
     def acquire(self) -> None:
-        """Hold the lock, or raise :class:`AlreadyRunning` saying where the UI is."""
+        """Hold the lock, or raise :class:`AlreadyRunning` saying where the UI is.
+
+        :class:`ConfigError` when the folder cannot be locked at all.
+        """
         try:
             self._lock.acquire()
         except filelock.Timeout:
             raise AlreadyRunning(self._running_message()) from None
+        except OSError as exc:  # no OS locks on this filesystem, no permission, ...
+            raise ConfigError(
+                f"cannot lock the state folder {self.state_dir}: {exc.strerror or exc}"
+            ) from exc
         if _read_own_url_file(self.url_file) is not None:
             # Written by an instance that died without cleaning up: the lock was free.
             self.url_file.unlink(missing_ok=True)
