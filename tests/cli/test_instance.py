@@ -82,6 +82,7 @@ def test_release_leaves_an_address_file_it_did_not_write(tmp_path: Path) -> None
     with InstanceLock(tmp_path) as running:
         running.publish_ui_url(URL)
         url_file.write_text("somebody else's notes\n")
+        running.publish_ui_url(URL)  # not ours any more: not replaced either
     assert url_file.read_text() == "somebody else's notes\n"
 
 
@@ -107,16 +108,27 @@ def test_a_dead_instances_address_file_is_cleared_on_start(tmp_path: Path) -> No
     ],
     ids=["foreign", "not-http", "extra-line", "oversized"],
 )
-def test_a_foreign_file_under_the_address_name_is_left_alone(tmp_path: Path, content: str) -> None:
-    """A file we cannot prove ours is neither removed nor shown as the running UI."""
+def test_a_foreign_file_under_the_address_name_is_left_alone(
+    tmp_path: Path, content: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A file we cannot prove ours is neither removed, replaced nor shown as the running UI."""
     url_file = tmp_path / UI_URL_FILE_NAME
     url_file.write_text(content)
-    with InstanceLock(tmp_path):
+    with InstanceLock(tmp_path) as running:
+        assert url_file.read_text() == content
+        running.publish_ui_url(URL)
         assert url_file.read_text() == content
         with pytest.raises(AlreadyRunning) as refused:
             InstanceLock(tmp_path).acquire()
         assert str(refused.value) == no_ui_message(tmp_path)
     assert url_file.read_text() == content
+    assert [record.getMessage() for record in caplog.records] == [
+        f"not writing the UI address: {url_file} is not a file of ours"
+    ]
+    assert sorted(entry.name for entry in tmp_path.iterdir()) in (
+        [UI_URL_FILE_NAME],
+        [LOCK_FILE_NAME, UI_URL_FILE_NAME],
+    ), "no temporary file left behind"
 
 
 async def test_a_second_peer_cli_is_refused_and_a_killed_one_blocks_nothing(

@@ -20,6 +20,7 @@ still holds exactly what this instance wrote.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from pathlib import Path
 from types import TracebackType
@@ -27,6 +28,8 @@ from types import TracebackType
 import filelock
 
 from lanspread.errors import AlreadyRunning, ConfigError
+
+log = logging.getLogger(__name__)
 
 LOCK_FILE_NAME = "lanspread.lock"
 UI_URL_FILE_NAME = "ui-url"
@@ -72,10 +75,18 @@ class InstanceLock:
             self.url_file.unlink(missing_ok=True)
 
     def publish_ui_url(self, url: str) -> None:
-        """Write ``url`` to the address file (owner-only), replacing an older one of ours."""
+        """Write ``url`` to the address file (owner-only), replacing an older one of ours.
+
+        Something else under that name is not ours to replace: it stays, a warning
+        says so, and a second start cannot show the address. Raises ``OSError``
+        when the disk refuses.
+        """
+        if os.path.lexists(self.url_file) and _read_own_url_file(self.url_file) is None:
+            log.warning("not writing the UI address: %s is not a file of ours", self.url_file)
+            return
         content = f"{UI_URL_HEADER}\n{url}\n".encode()
         temp = self.url_file.with_name(f"{UI_URL_FILE_NAME}.{os.getpid()}.tmp")
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
             with open(fd, "wb") as stream:
                 stream.write(content)
