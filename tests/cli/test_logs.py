@@ -107,3 +107,13 @@ def test_a_log_folder_that_cannot_exist_costs_only_the_file(
         assert path is None
     expected = f"no log file: cannot write to {blocker / LOG_FILE_NAME}: "
     assert [record.getMessage()[: len(expected)] for record in caplog.records] == [expected]
+
+
+@pytest.mark.parametrize(
+    "prefix", [[], ["demo"], PEER_CLI_ARGS], ids=["lanspread", "demo", "peer-cli"]
+)
+def test_log_dir_is_taken_by_every_command(prefix: list[str], tmp_path: Path) -> None:
+    """``--log-dir`` names the log folder; without it the command picks the default (None)."""
+    parser = build_parser()
+    assert parser.parse_args([*prefix, "--log-dir", str(tmp_path)]).log_dir == tmp_path
+    assert parser.parse_args(prefix).log_dir is None

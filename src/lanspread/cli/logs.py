@@ -41,7 +41,14 @@ def parse_log_level(value: str) -> str:
     return level
 
 
-def add_log_arguments(parser: argparse.ArgumentParser, *, defaults: bool = True) -> None:
+# Where the log goes without --log-dir, as --help says it.
+APP_LOG_DIR_HELP = "the platform's log folder, or STATE_DIR/log with --state-dir"
+PEER_CLI_LOG_DIR_HELP = "STATE_DIR/log"
+
+
+def add_log_arguments(
+    parser: argparse.ArgumentParser, *, defaults: bool = True, log_dir_help: str = APP_LOG_DIR_HELP
+) -> None:
     """``--log-level`` and ``--log-dir``, for every command."""
     parser.add_argument(
         "--log-level",
@@ -55,10 +62,7 @@ def add_log_arguments(parser: argparse.ArgumentParser, *, defaults: bool = True)
         "--log-dir",
         type=Path,
         default=None if defaults else argparse.SUPPRESS,
-        help=(
-            "folder of the rotating log file (default: the platform's log folder, or "
-            "STATE_DIR/log with --state-dir)"
-        ),
+        help=f"folder of the rotating log file (default: {log_dir_help})",
     )
 
 

@@ -26,7 +26,12 @@ from typing import Any, BinaryIO
 import msgspec
 
 from lanspread.cli.instance import EXIT_ALREADY_RUNNING, InstanceLock
-from lanspread.cli.logs import add_log_arguments, file_logging, stderr_logging
+from lanspread.cli.logs import (
+    PEER_CLI_LOG_DIR_HELP,
+    add_log_arguments,
+    file_logging,
+    stderr_logging,
+)
 from lanspread.cli.paths import default_log_dir
 from lanspread.errors import (
     AlreadyRunning,
@@ -262,7 +267,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=InstallPolicy.AUTO.value,
         help="install a game as soon as its download finishes (auto) or on command (manual)",
     )
-    add_log_arguments(parser)
+    add_log_arguments(parser, log_dir_help=PEER_CLI_LOG_DIR_HELP)
 
 
 def parse_listen(value: str) -> tuple[str, int]:
