@@ -5,6 +5,7 @@
     LanspreadError
     ├── CatalogError            a catalog file is malformed (names file, entry and field)
     ├── ConfigError             a start option is unusable (game dir, state dir, listen address)
+    │   └── AlreadyRunning          another instance holds the state folder
     ├── OperationError          a local command cannot run as asked (local misuse)
     │   ├── UnknownGame             the id is not in the catalog
     │   ├── OperationInProgress     the game already has an active operation
@@ -40,6 +41,10 @@ class CatalogError(LanspreadError):
 
 class ConfigError(LanspreadError):
     """A start option cannot be used."""
+
+
+class AlreadyRunning(ConfigError):
+    """Another lanspread instance runs with the same state folder."""
 
 
 class OperationError(LanspreadError):

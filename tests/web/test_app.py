@@ -123,7 +123,7 @@ def test_bad_ui_port_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_busy_ui_port_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """A UI port another program holds is reported, not a traceback."""
+    """A UI port another program holds is reported, not a traceback, as the last word."""
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
         holder.listen()
@@ -142,4 +142,5 @@ def test_busy_ui_port_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[s
             ]
         )
     assert code == 2
-    assert capsys.readouterr().err.startswith(f"lanspread: cannot listen on 127.0.0.1:{port}: ")
+    last_line = capsys.readouterr().err.splitlines()[-1]
+    assert last_line.startswith(f"lanspread: cannot listen on 127.0.0.1:{port}: ")

@@ -25,9 +25,11 @@ from pathlib import Path
 
 from lanspread import __version__
 from lanspread.cli import peer_cli
-from lanspread.cli.paths import default_game_dir, default_state_dir
+from lanspread.cli.instance import EXIT_ALREADY_RUNNING, InstanceLock
+from lanspread.cli.logs import add_log_arguments, file_logging, stderr_logging
+from lanspread.cli.paths import default_game_dir, default_log_dir, default_state_dir
 from lanspread.demo import DemoMode, DemoPeer, choose_demo_mode, with_demo_games
-from lanspread.errors import ConfigError, LanspreadError
+from lanspread.errors import AlreadyRunning, ConfigError, LanspreadError
 from lanspread.runtime.events import (
     Event,
     LocalReady,
@@ -37,6 +39,7 @@ from lanspread.runtime.events import (
 )
 from lanspread.runtime.options import RuntimeOptions, default_display_name
 from lanspread.storage.catalog_file import load_catalog
+from lanspread.storage.gamedir import prepare_state_dir
 from lanspread.storage.settings import SettingsStore
 from lanspread.web.server import WebUI, describe
 from lanspread.web.viewmodel import RuntimeFacts, RuntimeState
@@ -91,7 +94,7 @@ def add_app_arguments(parser: argparse.ArgumentParser, *, defaults: bool = True)
     parser.add_argument(
         "--listen", default=default("0.0.0.0:0"), help="HOST:PORT of the peer listener"
     )
-    parser.add_argument("--log-level", default=default("INFO"), help="log level (default INFO)")
+    add_log_arguments(parser, defaults=defaults)
     parser.add_argument(
         "--ui-port",
         type=int,
@@ -121,43 +124,64 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "peer-cli":
         return peer_cli.main(args)
-    logging.basicConfig(
-        stream=sys.stderr,
-        level=args.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    with stderr_logging(args.log_level):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
+    """The desktop app, once logging goes to stderr: options, instance lock, log file, UI."""
     try:
         host, port = peer_cli.parse_listen(args.listen)
         if not 0 <= args.ui_port <= 65535:
             raise ConfigError(f"--ui-port {args.ui_port}: expected 0-65535")
-        state_dir = args.state_dir or default_state_dir()
-        settings = SettingsStore(state_dir)
-        saved = settings.load_or_default()
-        options = RuntimeOptions(
-            game_dir=args.game_dir or _saved_path(saved.game_dir) or default_game_dir(),
-            state_dir=state_dir,
-            catalog=load_catalog(args.catalog),
-            name=args.name or saved.display_name or default_display_name(),
-            listen_host=host,
-            listen_port=port,
-        )
-        setup_needed = not saved.complete and not (args.game_dir and args.name)
-        demo = choose_demo_mode(
-            True if args.command == "demo" else args.demo,
-            first_run=setup_needed,
-            game_dir=options.game_dir,
-            catalog=options.catalog,
-        )
-        return asyncio.run(
-            run_app(
-                options,
-                settings,
-                setup_needed=setup_needed,
-                ui_port=args.ui_port,
-                open_browser=not args.no_browser,
-                demo=demo,
+        state_dir = prepare_state_dir(args.state_dir or default_state_dir())
+        # The lock comes before the log file: a second instance must not write to,
+        # or rotate, the running one's file.
+        log_dir = args.log_dir or default_log_dir(state_dir if args.state_dir else None)
+        with (
+            InstanceLock(state_dir) as instance,
+            file_logging(log_dir, args.log_level) as log_file,
+        ):
+            settings = SettingsStore(state_dir)
+            saved = settings.load_or_default()
+            options = RuntimeOptions(
+                game_dir=args.game_dir or _saved_path(saved.game_dir) or default_game_dir(),
+                state_dir=state_dir,
+                catalog=load_catalog(args.catalog),
+                name=args.name or saved.display_name or default_display_name(),
+                listen_host=host,
+                listen_port=port,
             )
-        )
+            setup_needed = not saved.complete and not (args.game_dir and args.name)
+            demo = choose_demo_mode(
+                True if args.command == "demo" else args.demo,
+                first_run=setup_needed,
+                game_dir=options.game_dir,
+                catalog=options.catalog,
+            )
+
+            def ui_ready(url: str) -> None:
+                if log_file is not None:
+                    print(f"lanspread: logging to {log_file}", file=sys.stderr, flush=True)
+                try:
+                    instance.publish_ui_url(url)
+                except OSError as exc:
+                    log.warning("cannot write the UI address for a second start: %s", exc)
+
+            return asyncio.run(
+                run_app(
+                    options,
+                    settings,
+                    setup_needed=setup_needed,
+                    ui_port=args.ui_port,
+                    open_browser=not args.no_browser,
+                    demo=demo,
+                    on_ui_ready=ui_ready,
+                )
+            )
+    except AlreadyRunning as exc:
+        print(f"lanspread: {exc}", file=sys.stderr)
+        return EXIT_ALREADY_RUNNING
     except LanspreadError as exc:
         print(f"lanspread: {exc}", file=sys.stderr)
         return 2
@@ -177,11 +201,13 @@ async def run_app(
     ui_port: int,
     open_browser: bool,
     demo: DemoMode = DemoMode.OFF,
+    on_ui_ready: Callable[[str], None] | None = None,
 ) -> int:
     """Serve the UI until the runtime stops, with the demo peer beside it when asked.
 
     SIGINT and SIGTERM stop everything cleanly: the user's peer says goodbye, then
-    the demo peer does and its temporary folder is deleted.
+    the demo peer does and its temporary folder is deleted. ``on_ui_ready`` gets the
+    UI address once it is printed.
     """
     switch = _StopSwitch()
     loop = asyncio.get_running_loop()
@@ -190,16 +216,27 @@ async def run_app(
             loop.add_signal_handler(sig, switch)
     try:
         if demo is DemoMode.OFF:
-            return await serve_ui(options, settings, switch, setup_needed, ui_port, open_browser)
+            return await serve_ui(
+                options, settings, switch, setup_needed, ui_port, open_browser, None, on_ui_ready
+            )
         peer = await start_demo_peer(options, demo)
         if peer is None:
-            return await serve_ui(options, settings, switch, setup_needed, ui_port, open_browser)
+            return await serve_ui(
+                options, settings, switch, setup_needed, ui_port, open_browser, None, on_ui_ready
+            )
         try:
             if switch.requested:
                 return 0
             demo_options = replace(options, catalog=peer.runtime.local.catalog)
             return await serve_ui(
-                demo_options, settings, switch, setup_needed, ui_port, open_browser, peer
+                demo_options,
+                settings,
+                switch,
+                setup_needed,
+                ui_port,
+                open_browser,
+                peer,
+                on_ui_ready,
             )
         finally:
             await peer.stop()
@@ -230,6 +267,7 @@ async def serve_ui(
     ui_port: int,
     open_browser: bool,
     demo: DemoPeer | None = None,
+    on_ui_ready: Callable[[str], None] | None = None,
 ) -> int:
     def on_event(event: Event) -> None:
         report(event)
@@ -248,6 +286,8 @@ async def serve_ui(
                 flush=True,
             )
         print(f"lanspread is running; open {url}", file=sys.stderr, flush=True)
+        if on_ui_ready is not None:
+            on_ui_ready(url)
         if open_browser and not await asyncio.to_thread(webbrowser.open, url):
             log.warning("no browser could be started; open the link above yourself")
 

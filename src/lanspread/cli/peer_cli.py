@@ -19,12 +19,22 @@ import logging
 import sys
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import msgspec
 
+from lanspread.cli.instance import EXIT_ALREADY_RUNNING, InstanceLock
+from lanspread.cli.logs import (
+    PEER_CLI_LOG_DIR_HELP,
+    add_log_arguments,
+    file_logging,
+    stderr_logging,
+)
+from lanspread.cli.paths import default_log_dir
 from lanspread.errors import (
+    AlreadyRunning,
     CatalogError,
     ConfigError,
     ConnectionClosed,
@@ -39,6 +49,7 @@ from lanspread.runtime.events import Event
 from lanspread.runtime.options import InstallPolicy, RuntimeOptions
 from lanspread.runtime.runtime import PeerRuntime
 from lanspread.storage.catalog_file import load_catalog
+from lanspread.storage.gamedir import prepare_state_dir
 
 log = logging.getLogger("lanspread.peer_cli")
 
@@ -87,6 +98,7 @@ def error_code(exc: BaseException) -> str:
     if isinstance(exc, OperationError):
         return exc.code
     codes: list[tuple[type[BaseException], str]] = [
+        (AlreadyRunning, "already-running"),
         (CatalogError, "catalog-error"),
         (ConfigError, "config-error"),
         (PeerRefused, "peer-refused"),
@@ -255,7 +267,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=InstallPolicy.AUTO.value,
         help="install a game as soon as its download finishes (auto) or on command (manual)",
     )
-    parser.add_argument("--log-level", default="INFO", help="stderr log level (default INFO)")
+    add_log_arguments(parser, log_dir_help=PEER_CLI_LOG_DIR_HELP)
 
 
 def parse_listen(value: str) -> tuple[str, int]:
@@ -281,19 +293,23 @@ def options_from_args(args: argparse.Namespace) -> RuntimeOptions:
 
 
 def main(args: argparse.Namespace) -> int:
-    logging.basicConfig(
-        stream=sys.stderr,
-        level=args.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    writer = JsonlWriter(sys.stdout.buffer)
-    try:
-        options = options_from_args(args)
-    except LanspreadError as exc:
-        writer.write(ErrorEvent(id=None, code=error_code(exc), message=str(exc)))
-        return 2
-    # The stdin thread may still be blocked in a read when we exit. It reads through
-    # a private reader on fd 0, never closed: had it locked sys.stdin's own buffer,
-    # interpreter shutdown would abort on that lock ("could not acquire lock").
-    stdin = open(sys.stdin.fileno(), "rb", closefd=False)  # noqa: SIM115
-    return asyncio.run(run_peer_cli(options, stdin, sys.stdout.buffer))
+    with stderr_logging(args.log_level), contextlib.ExitStack() as stack:
+        writer = JsonlWriter(sys.stdout.buffer)
+        try:
+            options = options_from_args(args)
+            options = replace(options, state_dir=prepare_state_dir(options.state_dir))
+            # The lock comes before the log file: a second instance must not write
+            # to, or rotate, the running one's file.
+            stack.enter_context(InstanceLock(options.state_dir))
+        except LanspreadError as exc:
+            writer.write(ErrorEvent(id=None, code=error_code(exc), message=str(exc)))
+            return EXIT_ALREADY_RUNNING if isinstance(exc, AlreadyRunning) else 2
+        log_dir = args.log_dir or default_log_dir(options.state_dir)
+        log_file = stack.enter_context(file_logging(log_dir, args.log_level))
+        if log_file is not None:
+            print(f"lanspread peer-cli: logging to {log_file}", file=sys.stderr, flush=True)
+        # The stdin thread may still be blocked in a read when we exit. It reads through
+        # a private reader on fd 0, never closed: had it locked sys.stdin's own buffer,
+        # interpreter shutdown would abort on that lock ("could not acquire lock").
+        stdin = open(sys.stdin.fileno(), "rb", closefd=False)  # noqa: SIM115
+        return asyncio.run(run_peer_cli(options, stdin, sys.stdout.buffer))
