@@ -8,6 +8,12 @@ of stdin shuts the peer down cleanly (goodbyes to peers, then exit).
 
 Commands run one at a time in arrival order, so a script can rely on a command's
 effect being visible to the next one.
+
+``--demo`` also starts the Demo peer (:mod:`lanspread.demo`) in the same process,
+on 127.0.0.1 and without mDNS, and adds the demo games to the catalog. Its
+address comes first, in a ``demo-started`` event; a script links to it with the
+``connect`` command. That gives a peer with nothing but this one program (a
+frozen bundle on a machine with no network) a source to download from.
 """
 
 from __future__ import annotations
@@ -19,11 +25,13 @@ import logging
 import sys
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import msgspec
 
+from lanspread.demo import DemoPeer, with_demo_games
 from lanspread.errors import (
     CatalogError,
     ConfigError,
@@ -56,6 +64,13 @@ class CliStarted(CliEvent, frozen=True, tag="cli-started"):
     peer_id: str
     listen_addr: str
     name: str
+
+
+class DemoStarted(CliEvent, frozen=True, tag="demo-started"):
+    """The Demo peer of ``--demo`` serves its games; ``connect`` to ``listen_addr`` to see them."""
+
+    peer_id: str
+    listen_addr: str
 
 
 class Reply(CliEvent, frozen=True, tag="reply"):
@@ -209,8 +224,30 @@ async def handle_line(
         write(Reply(id=correlation, ok=True, data=data))
 
 
-async def run_peer_cli(options: RuntimeOptions, stdin: BinaryIO, stdout: BinaryIO) -> int:
+async def run_peer_cli(
+    options: RuntimeOptions, stdin: BinaryIO, stdout: BinaryIO, *, demo: bool = False
+) -> int:
+    """Serve commands until the peer stops; with ``demo``, beside a started Demo peer.
+
+    ``options.catalog`` must already hold the demo games when ``demo`` is set.
+    """
     writer = JsonlWriter(stdout)
+    if not demo:
+        return await _serve_peer(options, stdin, writer)
+    peer = DemoPeer(options.catalog)
+    try:
+        await peer.start()
+    except LanspreadError as exc:
+        writer.write(ErrorEvent(id=None, code=error_code(exc), message=str(exc)))
+        return 2
+    try:
+        writer.write(DemoStarted(peer_id=peer.peer_id, listen_addr=peer.listen_addr))
+        return await _serve_peer(options, stdin, writer)
+    finally:
+        await peer.stop()
+
+
+async def _serve_peer(options: RuntimeOptions, stdin: BinaryIO, writer: JsonlWriter) -> int:
     runtime = PeerRuntime(options)
     events = runtime.subscribe()
     try:
@@ -255,6 +292,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=InstallPolicy.AUTO.value,
         help="install a game as soon as its download finishes (auto) or on command (manual)",
     )
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        help="also start the local Demo peer with a few small games (see the demo-started event)",
+    )
     parser.add_argument("--log-level", default="INFO", help="stderr log level (default INFO)")
 
 
@@ -289,6 +331,8 @@ def main(args: argparse.Namespace) -> int:
     writer = JsonlWriter(sys.stdout.buffer)
     try:
         options = options_from_args(args)
+        if args.demo:
+            options = replace(options, catalog=with_demo_games(options.catalog))
     except LanspreadError as exc:
         writer.write(ErrorEvent(id=None, code=error_code(exc), message=str(exc)))
         return 2
@@ -296,4 +340,4 @@ def main(args: argparse.Namespace) -> int:
     # a private reader on fd 0, never closed: had it locked sys.stdin's own buffer,
     # interpreter shutdown would abort on that lock ("could not acquire lock").
     stdin = open(sys.stdin.fileno(), "rb", closefd=False)  # noqa: SIM115
-    return asyncio.run(run_peer_cli(options, stdin, sys.stdout.buffer))
+    return asyncio.run(run_peer_cli(options, stdin, sys.stdout.buffer, demo=args.demo))
