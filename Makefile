@@ -14,7 +14,7 @@ RUN_PACKAGES := libarchive13
 TEST_PACKAGES := $(RUN_PACKAGES) iproute2 chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test run-deps test-deps apt-install venv lint typecheck unit bench clean
+.PHONY: run test run-deps test-deps apt-install venv lint typecheck unit bench bundle clean
 
 run: run-deps venv
 	$(BIN)/lanspread $(ARGS)
@@ -57,6 +57,14 @@ unit: venv
 
 bench: venv
 	$(BIN)/python bench/scan.py
+
+# The offline bundle (dist/lanspread/, one folder to copy to a USB stick): lanspread,
+# a Python runtime and the system's libarchive with the libraries it needs.
+PYINSTALLER := pyinstaller==6.22.3
+
+bundle: run-deps venv
+	$(BIN)/python -m pip install -q "$(PYINSTALLER)"
+	$(BIN)/python packaging/build_bundle.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache build src/*.egg-info

@@ -7,6 +7,7 @@ install it, play it, shut down. Each step waits for the event that proves it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,8 +43,13 @@ def offers(event: Event, peer_id: str, game_id: str) -> bool:
     )
 
 
-async def play_a_demo_game(cli: JsonlProcess, game_dir: Path) -> DemoSession:
-    """Link, download, install and play :data:`DEMO_GAME_ID`, then shut down (exit 0)."""
+async def play_a_demo_game(
+    cli: JsonlProcess, game_dir: Path, on_game_started: Callable[[int], None] | None = None
+) -> DemoSession:
+    """Link, download, install and play :data:`DEMO_GAME_ID`, then shut down (exit 0).
+
+    ``on_game_started`` gets the game's pid while it runs (it plays for seconds).
+    """
     demo = await cli.wait_for("demo-started", START_TIMEOUT)
     guest = await cli.wait_for("cli-started", START_TIMEOUT)
     await cli.wait_for("local-ready", START_TIMEOUT)
@@ -61,7 +67,9 @@ async def play_a_demo_game(cli: JsonlProcess, game_dir: Path) -> DemoSession:
             assert (local / name).stat().st_size == size, name
 
     await cli.request({"cmd": "play", "game": DEMO_GAME_ID}, STEP_TIMEOUT)
-    await cli.wait_for({"event": "game-started", "game": DEMO_GAME_ID}, STEP_TIMEOUT)
+    started = await cli.wait_for({"event": "game-started", "game": DEMO_GAME_ID}, STEP_TIMEOUT)
+    if on_game_started is not None:
+        on_game_started(started["pid"])
     exited = await cli.wait_for({"event": "game-exited", "game": DEMO_GAME_ID}, PLAY_TIMEOUT)
     assert exited["returncode"] == 0
     assert (local / PLAY_LOG).is_file()
