@@ -62,8 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     bundle = build(args.dist, args.work)
     print(
-        f"built {bundle} in {time.monotonic() - started:.0f} s: "
-        f"{size_bytes(bundle) / MiB:.0f} MiB",
+        f"built {bundle} in {time.monotonic() - started:.0f} s: {size_bytes(bundle) / MiB:.0f} MiB",
         file=sys.stderr,
     )
     return 0
