@@ -136,11 +136,8 @@ def is_system_glibc(library: Path) -> bool:
 
 
 def environment_of(pid: int) -> dict[str, str]:
-    """The environment process ``pid`` was started with; it must still be running."""
+    """The environment process ``pid`` was started with (empty while its exec is finishing)."""
     raw = Path(f"/proc/{pid}/environ").read_bytes()
-    if not raw:  # a process that has exited keeps its pid as a zombie, without memory
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        raise AssertionError(f"process {pid} shows no environment (state {state})")
     pairs = (item.decode().partition("=") for item in raw.split(b"\0") if item)
     return {name: value for name, _, value in pairs}
 
@@ -181,6 +178,16 @@ async def test_the_bundle_alone_downloads_installs_and_plays_a_demo_game(
         argv, name="bundle", stderr_path=tmp_path / "bundle.stderr", env=clean, cwd=tmp_path
     )
     game_env: dict[str, str] = {}
+
+    async def record(pid: int) -> None:
+        # The launcher hears of a successful exec when the kernel closes the
+        # close-on-exec pipe, a moment before the new program's environment is
+        # in place; until then /proc shows it empty.
+        await wait_until(
+            lambda: bool(environment_of(pid)), timeout=START_TIMEOUT, what="the game has started"
+        )
+        game_env.update(environment_of(pid))
+
     try:
         await wait_until(
             lambda: any(event["event"] == "local-ready" for event in cli.events),
@@ -188,7 +195,7 @@ async def test_the_bundle_alone_downloads_installs_and_plays_a_demo_game(
             what="the bundled peer is ready",
         )
         libraries = mapped_libraries(cli.pid)
-        await play_a_demo_game(cli, game_dir, lambda pid: game_env.update(environment_of(pid)))
+        await play_a_demo_game(cli, game_dir, record)
     finally:
         await cli.kill()
 
@@ -197,4 +204,4 @@ async def test_the_bundle_alone_downloads_installs_and_plays_a_demo_game(
     outside = [path for path in libraries if not path.is_relative_to(internal)]
     assert [path for path in outside if not is_system_glibc(path)] == []
     assert "LD_LIBRARY_PATH" not in game_env
-    assert game_env.get("HOME") == str(home), game_env
+    assert game_env["HOME"] == str(home)

@@ -7,7 +7,7 @@ install it, play it, shut down. Each step waits for the event that proves it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,8 +43,11 @@ def offers(event: Event, peer_id: str, game_id: str) -> bool:
     )
 
 
+GameStartedHook = Callable[[int], Awaitable[None]]
+
+
 async def play_a_demo_game(
-    cli: JsonlProcess, game_dir: Path, on_game_started: Callable[[int], None] | None = None
+    cli: JsonlProcess, game_dir: Path, on_game_started: GameStartedHook | None = None
 ) -> DemoSession:
     """Link, download, install and play :data:`DEMO_GAME_ID`, then shut down (exit 0).
 
@@ -69,7 +72,7 @@ async def play_a_demo_game(
     await cli.request({"cmd": "play", "game": DEMO_GAME_ID}, STEP_TIMEOUT)
     started = await cli.wait_for({"event": "game-started", "game": DEMO_GAME_ID}, STEP_TIMEOUT)
     if on_game_started is not None:
-        on_game_started(started["pid"])
+        await on_game_started(started["pid"])
     exited = await cli.wait_for({"event": "game-exited", "game": DEMO_GAME_ID}, PLAY_TIMEOUT)
     assert exited["returncode"] == 0
     assert (local / PLAY_LOG).is_file()
