@@ -8,7 +8,7 @@ path) and drives ``lanspread peer-cli --demo`` as a guest would use it: link
 to the Demo peer, download, install (libarchive, tar and zip) and play a demo
 game, shut down.
 
-A build takes about a minute, so the bundle is cached under ``.cache/bundle/``,
+A build takes up to a minute, so the bundle is cached under ``.cache/bundle/``,
 keyed by a hash of everything it is made of (``src/``, ``packaging/``,
 ``pyproject.toml`` and the installed distributions' versions): a change to the
 code or the spec builds it again, a rerun reuses it.
@@ -44,7 +44,7 @@ BUNDLE_INPUTS = ("src", "packaging", "pyproject.toml")
 # A cache entry is named by its key (a SHA-256 in hex); nothing else there is ours.
 CACHE_ENTRY = re.compile(r"[0-9a-f]{64}")
 PROGRAM = Path("lanspread") / "lanspread"
-# A cold build took about 30 s here on 2 shared cores; ten times that is a hang.
+# A cold build took 23 to 55 s here on 2 shared cores; five times the worst is a hang.
 BUILD_TIMEOUT = 300.0
 # Build (when not cached) plus a session that takes about 10 s.
 TEST_TIMEOUT = BUILD_TIMEOUT + 120.0
