@@ -100,5 +100,11 @@ $(LOCK_STAMP): requirements/lock.txt | $(BIN)/python
 bench: test-venv
 	$(BIN)/python bench/scan.py
 
+# The offline bundle (dist/lanspread/, one folder to copy to a USB stick): lanspread,
+# a Python runtime and the system's libarchive with the libraries it needs. PyInstaller
+# comes from the locked test set.
+bundle: run-deps test-venv
+	$(BIN)/python packaging/build_bundle.py
+
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache build src/*.egg-info
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .cache build dist src/*.egg-info

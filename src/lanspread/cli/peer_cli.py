@@ -8,6 +8,12 @@ of stdin shuts the peer down cleanly (goodbyes to peers, then exit).
 
 Commands run one at a time in arrival order, so a script can rely on a command's
 effect being visible to the next one.
+
+``--demo`` also starts the Demo peer (:mod:`lanspread.demo`) in the same process,
+on 127.0.0.1 and without mDNS, and adds the demo games to the catalog. Its
+address comes first, in a ``demo-started`` event; a script links to it with the
+``connect`` command. That gives a peer with nothing but this one program (a
+frozen bundle on a machine with no network) a source to download from.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from lanspread.cli.logs import (
     stderr_logging,
 )
 from lanspread.cli.paths import default_log_dir
+from lanspread.demo import DemoPeer, with_demo_games
 from lanspread.errors import (
     AlreadyRunning,
     CatalogError,
@@ -67,6 +74,13 @@ class CliStarted(CliEvent, frozen=True, tag="cli-started"):
     peer_id: str
     listen_addr: str
     name: str
+
+
+class DemoStarted(CliEvent, frozen=True, tag="demo-started"):
+    """The Demo peer of ``--demo`` serves its games; ``connect`` to ``listen_addr`` to see them."""
+
+    peer_id: str
+    listen_addr: str
 
 
 class Reply(CliEvent, frozen=True, tag="reply"):
@@ -221,8 +235,30 @@ async def handle_line(
         write(Reply(id=correlation, ok=True, data=data))
 
 
-async def run_peer_cli(options: RuntimeOptions, stdin: BinaryIO, stdout: BinaryIO) -> int:
+async def run_peer_cli(
+    options: RuntimeOptions, stdin: BinaryIO, stdout: BinaryIO, *, demo: bool = False
+) -> int:
+    """Serve commands until the peer stops; with ``demo``, beside a started Demo peer.
+
+    ``options.catalog`` must already hold the demo games when ``demo`` is set.
+    """
     writer = JsonlWriter(stdout)
+    if not demo:
+        return await _serve_peer(options, stdin, writer)
+    peer = DemoPeer(options.catalog)
+    try:
+        await peer.start()
+    except LanspreadError as exc:
+        writer.write(ErrorEvent(id=None, code=error_code(exc), message=str(exc)))
+        return 2
+    try:
+        writer.write(DemoStarted(peer_id=peer.peer_id, listen_addr=peer.listen_addr))
+        return await _serve_peer(options, stdin, writer)
+    finally:
+        await peer.stop()
+
+
+async def _serve_peer(options: RuntimeOptions, stdin: BinaryIO, writer: JsonlWriter) -> int:
     runtime = PeerRuntime(options)
     events = runtime.subscribe()
     try:
@@ -268,6 +304,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="install a game as soon as its download finishes (auto) or on command (manual)",
     )
     add_log_arguments(parser, log_dir_help=PEER_CLI_LOG_DIR_HELP)
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        help="also start the local Demo peer with a few small games (see the demo-started event)",
+    )
 
 
 def parse_listen(value: str) -> tuple[str, int]:
@@ -301,6 +342,8 @@ def main(args: argparse.Namespace) -> int:
             # The lock comes before the log file: a second instance must not write
             # to, or rotate, the running one's file.
             stack.enter_context(InstanceLock(options.state_dir))
+            if args.demo:
+                options = replace(options, catalog=with_demo_games(options.catalog))
         except LanspreadError as exc:
             writer.write(ErrorEvent(id=None, code=error_code(exc), message=str(exc)))
             return EXIT_ALREADY_RUNNING if isinstance(exc, AlreadyRunning) else 2
@@ -312,4 +355,4 @@ def main(args: argparse.Namespace) -> int:
         # a private reader on fd 0, never closed: had it locked sys.stdin's own buffer,
         # interpreter shutdown would abort on that lock ("could not acquire lock").
         stdin = open(sys.stdin.fileno(), "rb", closefd=False)  # noqa: SIM115
-        return asyncio.run(run_peer_cli(options, stdin, sys.stdout.buffer))
+        return asyncio.run(run_peer_cli(options, stdin, sys.stdout.buffer, demo=args.demo))
