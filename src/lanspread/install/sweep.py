@@ -38,10 +38,12 @@ from lanspread.core.recovery import (
     RecordedIntent,
     RecoveryAction,
     RecoveryOutcome,
+    decide_record_steps,
     decide_recovery,
 )
 from lanspread.errors import IntentLogCorrupt, StorageError
 from lanspread.install.intent import clear_intent, has_marker, read_intent
+from lanspread.install.record import commit_pending_record, drop_pending_record, drop_record
 from lanspread.install.remove import remove_entry
 from lanspread.install.transaction import restore_backup
 from lanspread.storage.atomic import fsync_dir
@@ -117,7 +119,7 @@ def recover_game_root(root: Path) -> RecoveryReport:
         facts.backup_owned,
     )
     problems = [problem] if problem is not None else []
-    outcome = _carry_out(root, action, problems)
+    outcome = _carry_out(root, facts.intent, action, problems)
     return RecoveryReport(
         root=root,
         facts=facts,
@@ -128,7 +130,9 @@ def recover_game_root(root: Path) -> RecoveryReport:
     )
 
 
-def _carry_out(root: Path, action: RecoveryAction, problems: list[str]) -> RecoveryOutcome:
+def _carry_out(
+    root: Path, intent: RecordedIntent, action: RecoveryAction, problems: list[str]
+) -> RecoveryOutcome:
     outcome = action.outcome
     if action.remove_local:
         remove_entry(root / LOCAL_DIR)
@@ -148,9 +152,21 @@ def _carry_out(root: Path, action: RecoveryAction, problems: list[str]) -> Recov
             outcome = RecoveryOutcome.ROLLED_BACK
     if action.restore_backup:
         restore_backup(root)
+    _settle_record(root, intent, outcome)
     if action.clear_intent:
         clear_intent(root)
     return outcome
+
+
+def _settle_record(root: Path, intent: RecordedIntent, outcome: RecoveryOutcome) -> None:
+    """Make the install record name what ``local/`` now holds (before the intent goes)."""
+    steps = decide_record_steps(intent, outcome)
+    if steps.commit_pending:
+        commit_pending_record(root)
+    if steps.drop_pending:
+        drop_pending_record(root)
+    if steps.drop_record:
+        drop_record(root)
 
 
 def _remove_crash_temps(root: Path) -> tuple[str, ...]:
