@@ -57,6 +57,10 @@ class GameSummary(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     installed: bool
     size_bytes: Annotated[int, msgspec.Meta(ge=0)]
     """Bytes of payload (archives and sentinel) in the game root."""
+    installed_version: Version | None = None
+    """The version ``local/`` holds, as its install record names it; ``None`` when not
+    installed or installed without a record. It differs from ``version`` when the
+    archives of a newer version are downloaded but not yet installed."""
 
     @property
     def downloaded(self) -> bool:
