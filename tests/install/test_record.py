@@ -196,3 +196,17 @@ def test_a_record_of_another_game_is_refused(tmp_path: Path) -> None:
     (root / ".lanspread.install.json").write_bytes(data)
     with pytest.raises(InstallRecordCorrupt, match=r"records game 'doom', not 'quake3'$"):
         read_record(root)
+
+
+def test_keeping_saves_needs_a_record(tmp_path: Path) -> None:
+    """Without a record the player's files cannot be told apart: keep_saves is refused."""
+    root = make_root(tmp_path, installed=OLD_INSTALL)
+    with pytest.raises(
+        InvalidGameState,
+        match=(
+            r"^quake3 has no install record, so its files cannot be told from yours; "
+            r"repair it first, or uninstall without keep_saves$"
+        ),
+    ):
+        uninstall_game(root, keep_saves=True)
+    assert snapshot(root) == installed_snapshot(OLD_INSTALL)

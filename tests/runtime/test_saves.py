@@ -16,7 +16,7 @@ from tests.support.archives import ArchiveFormat, write_game_root
 from tests.support.events import RuntimeEvents
 
 from lanspread.errors import InvalidGameState
-from lanspread.runtime.commands import Install, Repair, Uninstall, Update, Verify
+from lanspread.runtime.commands import Install, Remove, Repair, Uninstall, Update, Verify
 from lanspread.runtime.events import (
     InstallFailed,
     InstallFinished,
@@ -219,3 +219,36 @@ def test_finished_events_encode_their_kept_and_renamed_files() -> None:
         "kept": [SAVE],
         "renamed": [{"path": CONFIG, "kept_as": CONFIG + ".mine"}],
     }
+
+
+async def test_kept_files_block_remove_and_keep_saves_needs_a_record(
+    start_runtime: Start, tmp_path: Path
+) -> None:
+    """Remove refuses while local/ holds kept files; without a record keep_saves is refused
+    at once, dry run included."""
+    games = tmp_path / "alpha" / "games"
+    sideload(games, V1, "1.0")
+    alpha = await start_runtime("alpha")
+    await installed_with_saves(alpha)
+    events = RuntimeEvents(alpha)
+    await alpha.execute(Uninstall(game="quake3", keep_saves=True))
+    await events.first(UninstallFinished)
+    with pytest.raises(
+        InvalidGameState, match=r"^quake3: local/ still holds the files you kept; move them out"
+    ):
+        await alpha.execute(Remove(game="quake3"))
+    await alpha.execute(Install(game="quake3"))
+    await events.first(InstallFinished)
+    (games / "quake3" / ".lanspread.install.json").unlink()
+    await alpha.local.full_scan()
+    message = (
+        r"^quake3 has no install record, so its files cannot be told from yours; "
+        r"repair it first, or uninstall without keep_saves$"
+    )
+    with pytest.raises(InvalidGameState, match=message):
+        await alpha.execute(Uninstall(game="quake3", keep_saves=True))
+    with pytest.raises(InvalidGameState, match=message):
+        await alpha.execute(Uninstall(game="quake3", keep_saves=True, dry_run=True))
+    plan = await alpha.execute(Uninstall(game="quake3", dry_run=True))
+    assert isinstance(plan, UninstallPlan)
+    assert (plan.delete_files, plan.players_files) == (4, ())  # exe, config, .mine, save

@@ -366,6 +366,11 @@ def uninstall_game(
     _require_settled(paths)
     _require_installed(paths)
     if keep_saves:
+        if _old_record(paths) is None:
+            raise InvalidGameState(
+                f"{paths.game_id} has no install record, so its files cannot be told from "
+                "yours; repair it first, or uninstall without keep_saves"
+            )
         return _uninstall_keeping_saves(paths, checkpoint)
     _delete_local(paths, checkpoint)
     return InstallResult(version=None)

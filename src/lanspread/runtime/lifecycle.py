@@ -18,7 +18,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from lanspread.core.gameroot import LOCAL_DIR
+from lanspread.core.gameroot import INSTALL_RECORD_FILE, LOCAL_DIR
 from lanspread.core.install_record import local_update_pending
 from lanspread.core.library import GameSummary
 from lanspread.core.operations import OperationKind
@@ -157,6 +157,8 @@ class Lifecycle:
 
     def uninstall(self, game_id: str, *, keep_saves: bool = False) -> None:
         self._require_idle_install(game_id)
+        if keep_saves and not (self._root(game_id) / INSTALL_RECORD_FILE).is_file():
+            raise InvalidGameState(_no_record_to_keep_saves(game_id))
         self.refuse_if_running(game_id, "uninstall")
         self._local.begin_operation(game_id, OperationKind.UNINSTALLING)
         self._jobs.spawn(lambda: self._run_uninstall(game_id, keep_saves=keep_saves))
@@ -165,13 +167,14 @@ class Lifecycle:
         """What :meth:`uninstall` would delete and keep; changes nothing."""
         self._require_idle_install(game_id)
         found = await asyncio.to_thread(inspect_local, self._root(game_id))
-        players = found.diff.players
-        keeps = keep_saves and found.record is not None
+        if keep_saves and found.record is None:
+            raise InvalidGameState(_no_record_to_keep_saves(game_id))
+        players = found.diff.players if found.record is not None else ()
         return UninstallPlan(
             game=game_id,
             keep_saves=keep_saves,
-            delete_files=found.files - len(players) if keeps else found.files,
-            delete_bytes=found.bytes - found.players_bytes if keeps else found.bytes,
+            delete_files=found.files - len(players) if keep_saves else found.files,
+            delete_bytes=found.bytes - found.players_bytes if keep_saves else found.bytes,
             players_files=players,
         )
 
@@ -219,6 +222,10 @@ class Lifecycle:
             raise InvalidGameState(f"{game_id} is not downloaded")
         if summary.installed:
             raise InvalidGameState(f"{game_id} is installed: uninstall it first")
+        if (self._root(game_id) / LOCAL_DIR).is_dir():
+            raise InvalidGameState(
+                f"{game_id}: {LOCAL_DIR}/ still holds the files you kept; move them out first"
+            )
         self.refuse_if_running(game_id, "remove")
         self._local.begin_operation(game_id, OperationKind.REMOVING)
         self._jobs.spawn(lambda: self._run_remove(game_id))
@@ -264,6 +271,13 @@ class Lifecycle:
         finally:
             self._running.pop(game_id, None)
         self._publish(GameExited(game=game_id, returncode=returncode))
+
+
+def _no_record_to_keep_saves(game_id: str) -> str:
+    return (
+        f"{game_id} has no install record, so its files cannot be told from yours; "
+        "repair it first, or uninstall without keep_saves"
+    )
 
 
 def _finished(game_id: str, result: InstallResult) -> InstallFinished:
