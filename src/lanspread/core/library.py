@@ -47,8 +47,12 @@ class Availability(enum.Enum):
     """Installed here but not downloaded; never a download source."""
 
 
-class GameSummary(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """What a peer says about one of its games."""
+class GameSummary(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
+    """What a peer says about one of its games.
+
+    Defaults are omitted when encoded, so a game with no installed version encodes
+    (and digests) exactly as before that field existed.
+    """
 
     id: GameId
     availability: Availability
