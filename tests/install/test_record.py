@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -26,9 +28,12 @@ from tests.support.install_roots import (
 )
 
 from lanspread.core.install_record import Carry
+from lanspread.core.recovery import RecoveryOutcome
 from lanspread.errors import InstallRecordCorrupt, InvalidGameState, StorageError
 from lanspread.install.record import diff_tree, read_record
+from lanspread.install.sweep import recover_game_root
 from lanspread.install.transaction import (
+    COMMIT_RECORD,
     PROMOTE,
     UPDATE_STEPS,
     install_game,
@@ -210,3 +215,39 @@ def test_keeping_saves_needs_a_record(tmp_path: Path) -> None:
     ):
         uninstall_game(root, keep_saves=True)
     assert snapshot(root) == installed_snapshot(OLD_INSTALL)
+
+
+def test_player_files_are_copied_where_hard_links_are_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a filesystem without hard links (FAT, exFAT) the save is copied instead."""
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise PermissionError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", refuse)
+    root = _updatable(tmp_path)
+    update_game(root, FakeUnpacker())
+    assert snapshot(root) == installed_snapshot(UPDATED, "2.0")
+
+
+def test_recovery_drops_a_pending_record_no_transaction_owns(tmp_path: Path) -> None:
+    """A pending record (and its temp file) with no intent is a leftover: recovery deletes it
+    and keeps the committed record."""
+    root = _updatable(tmp_path)
+    (root / ".lanspread.install.next.json").write_bytes(b"{}")
+    (root / ".lanspread.install.next.json.tmp").write_bytes(b"{")
+    recover_game_root(root)
+    assert snapshot(root) == installed_snapshot(OLD_INSTALL, "2.0")
+    assert recorded(root) == ("1.0", digests(OLD_SHIPPED))
+
+
+def test_recovery_commits_the_pending_record_of_a_committed_update(tmp_path: Path) -> None:
+    """A failure right after the promotion leaves the pending record; recovery commits it."""
+    root = _updatable(tmp_path)
+    with pytest.raises(InjectedFailure, match=r"^injected at commit-record$"):
+        update_game(root, FakeUnpacker(), checkpoint=_fail_at(COMMIT_RECORD))
+    assert recorded(root) == ("1.0", digests(OLD_SHIPPED))
+    assert recover_game_root(root).outcome is RecoveryOutcome.ROLLED_FORWARD
+    assert recorded(root) == ("2.0", digests(NEW_FILES))
+    assert snapshot(root) == installed_snapshot(UPDATED, "2.0")

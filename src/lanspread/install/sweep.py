@@ -3,8 +3,11 @@
 * :func:`recover_game_root` settles a root that a kill left mid-transaction: it
   reads the facts (intent log, which reserved directories are real directories
   and which carry lanspread's marker), asks
-  :func:`lanspread.core.recovery.decide_recovery` and carries the action out.
-  It also deletes a crash-left ``.version.ini.tmp`` and intent-log temp file.
+  :func:`lanspread.core.recovery.decide_recovery` and carries the action out,
+  then settles the install record the way
+  :func:`lanspread.core.recovery.decide_record_steps` says (commit or drop a
+  pending record, drop the record of a finished uninstall). It also deletes a
+  crash-left ``.version.ini.tmp`` and intent-log temp file.
 * :func:`drop_interrupted_update_sentinel` is the download layer's rule for a
   parked ``.version.ini.discarded``.
 * :func:`discard_download` is the cancel/discard sweep: it deletes the peer-owned
