@@ -12,7 +12,8 @@
     │   ├── InvalidGameState        the game is not in a state that allows the command
     │   └── SelfConnect             a direct connect reached this very peer
     ├── StorageError            the disk refused (full, permissions, vanished paths)
-    │   └── IntentLogCorrupt        a game root's install intent log cannot be read
+    │   ├── IntentLogCorrupt        a game root's install intent log cannot be read
+    │   └── InstallRecordCorrupt    a game root's install record cannot be read
     ├── ProtocolError           a remote peer broke the wire protocol (remote violation)
     │   ├── FrameTooLarge           a frame header announced more than the maximum
     │   └── VersionMismatch         the peer speaks another PROTOCOL_VERSION
@@ -83,6 +84,10 @@ class StorageError(LanspreadError):
 
 class IntentLogCorrupt(StorageError):
     """A game root's ``.lanspread.json`` is malformed, foreign or of another format."""
+
+
+class InstallRecordCorrupt(StorageError):
+    """A game root's install record exists but cannot be trusted."""
 
 
 class ProtocolError(LanspreadError):

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.support.archives import ArchiveFormat, write_game_root
 from tests.support.fixtures import FixtureGame, build_library, peer_cli_argv, write_catalog
 from tests.support.jsonl_process import CommandFailed, Event, JsonlProcess, wait_until
 
@@ -317,3 +318,38 @@ async def test_set_game_dir_to_a_file_is_refused_and_keeps_the_old_dir(
     )
     status = await cli.request({"cmd": "status"})
     assert (status["data"]["game_dir"], status["data"]["games"]) == (str(tmp_path / "games"), 1)
+
+
+async def test_verify_reports_what_the_player_changed(start_cli: StartCli, tmp_path: Path) -> None:
+    """``verify`` over JSON Lines: changed, missing and added files against the install
+    record; a game that is not installed gets an ``invalid-state`` error."""
+    root = tmp_path / "games" / "quake3"
+    (root / "data.eti").unlink()
+    write_game_root(
+        root,
+        {"game.eti": (ArchiveFormat.ZIP, {"q3.exe": b"exe", "q3config.cfg": b"bind w"})},
+    )
+    cli = await start_cli()
+    await started(cli)
+    with pytest.raises(CommandFailed) as refused:
+        await cli.request({"cmd": "verify", "game": "quake3"})
+    assert (refused.value.event["code"], refused.value.event["message"]) == (
+        "invalid-state",
+        "quake3 is not installed",
+    )
+    await cli.request({"cmd": "install", "game": "quake3"})
+    finished = await cli.wait_for("install-finished", START_TIMEOUT)
+    assert finished["version"] == "1.0"
+    local = root / "local"
+    (local / "q3config.cfg").write_bytes(b"bind e")
+    (local / "q3.exe").unlink()
+    (local / "slot1.sav").write_bytes(b"level 7")
+    reply = await cli.request({"cmd": "verify", "game": "quake3"})
+    assert reply["data"] == {
+        "game": "quake3",
+        "version": "1.0",
+        "ok": False,
+        "changed": ["q3config.cfg"],
+        "missing": ["q3.exe"],
+        "added": ["slot1.sav"],
+    }

@@ -34,6 +34,8 @@ def test_reserved_names_cover_the_on_disk_contract() -> None:
         ".local.installing",
         ".local.backup",
         ".lanspread.json",
+        ".lanspread.install.json",
+        ".lanspread.install.next.json",
         ".softlan_game_installed",
         ".sync",
     } == INSTALLER_OWNED_NAMES
@@ -41,6 +43,7 @@ def test_reserved_names_cover_the_on_disk_contract() -> None:
         ".version.ini.tmp",
         ".version.ini.discarded",
         ".lanspread.download.json",
+        ".lanspread.install.next.json.tmp",
     } <= TRANSIENT_NAMES
     assert "version.ini" not in RESERVED_NAMES
 

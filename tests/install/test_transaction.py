@@ -13,10 +13,13 @@ from tests.conftest import require_tool
 from tests.support.install_roots import (
     NEW_FILES,
     OLD_INSTALL,
+    UPDATED_UNRECORDED,
     FakeUnpacker,
+    digests,
     downloaded_snapshot,
     installed_snapshot,
     make_root,
+    recorded,
     snapshot,
     write_tree,
 )
@@ -28,6 +31,7 @@ from lanspread.install.intent import has_marker, read_intent, write_intent
 from lanspread.install.sweep import recover_game_root
 from lanspread.install.transaction import (
     CLEAR_INTENT,
+    COMMIT_RECORD,
     CREATE_STAGING,
     DROP_BACKUP,
     INSTALL_STEPS,
@@ -111,7 +115,7 @@ def test_install_passes_progress_through_and_stages_in_a_marked_dir(game_dir: Pa
 
     install_game(root, unpacker, progress=lambda done, total: seen.append((done, total)))
     assert marked == [True]
-    assert seen == [(1, 3), (2, 3), (3, 3)]
+    assert seen == [(1, 4), (2, 4), (3, 4), (4, 4)]
 
 
 @pytest.mark.parametrize("step", INSTALL_STEPS[: INSTALL_STEPS.index(PROMOTE) + 1])
@@ -228,7 +232,7 @@ def test_transactions_refuse_a_missing_root(game_dir: Path) -> None:
 
 
 def test_update_replaces_local_and_settles(game_dir: Path) -> None:
-    """Update ends with only the new files in local/ and nothing else left behind."""
+    """Update of an install without a record ends with the new files and the player's save."""
     root = make_root(game_dir, installed=OLD_INSTALL)
     recorder = StepRecorder()
     progress: list[tuple[int, int]] = []
@@ -238,9 +242,9 @@ def test_update_replaces_local_and_settles(game_dir: Path) -> None:
         checkpoint=recorder,
         progress=lambda done, total: progress.append((done, total)),
     )
-    assert snapshot(root) == installed_snapshot(NEW_FILES)
+    assert snapshot(root) == installed_snapshot(UPDATED_UNRECORDED)
     assert recorder.steps == list(UPDATE_STEPS)
-    assert progress == [(1, 3), (2, 3), (3, 3)]
+    assert progress == [(1, 4), (2, 4), (3, 4), (4, 4)]
 
 
 @pytest.mark.parametrize("step", UPDATE_STEPS[: UPDATE_STEPS.index(PROMOTE) + 1])
@@ -252,7 +256,7 @@ def test_update_failure_before_commit_restores_the_old_install(game_dir: Path, s
     assert snapshot(root) == installed_snapshot(OLD_INSTALL)
 
 
-@pytest.mark.parametrize("step", [DROP_BACKUP, CLEAR_INTENT])
+@pytest.mark.parametrize("step", [COMMIT_RECORD, DROP_BACKUP, CLEAR_INTENT])
 def test_update_failure_after_commit_keeps_the_new_install(game_dir: Path, step: str) -> None:
     """After the promotion the update stands; recovery finishes the cleanup it left."""
     root = make_root(game_dir, installed=OLD_INSTALL)
@@ -261,7 +265,8 @@ def test_update_failure_after_commit_keeps_the_new_install(game_dir: Path, step:
     assert read_intent(root) is Intent.UPDATING
     assert (root / "local" / "baseq3" / "pak1.pk3").read_bytes() == b"pak1"
     recover_game_root(root)
-    assert snapshot(root) == installed_snapshot(NEW_FILES)
+    assert snapshot(root) == installed_snapshot(UPDATED_UNRECORDED)
+    assert recorded(root) == ("1.0", digests(NEW_FILES))
 
 
 def test_update_unpacker_failure_restores_the_old_install(game_dir: Path) -> None:

@@ -284,7 +284,10 @@ async def test_cancel_of_an_update_keeps_the_installed_game(build_lan: BuildLan)
     await receiver.process.wait_for({"event": "download-begin", "game": "quake3"})
     await receiver.command("cancel", "quake3")
     await receiver.finished("quake3", "download-cancelled")
-    assert sorted(path.name for path in receiver.root("quake3").iterdir()) == ["local"]
+    assert sorted(path.name for path in receiver.root("quake3").iterdir()) == [
+        ".lanspread.install.json",
+        "local",
+    ]
     assert local_manifest(receiver.root("quake3")) == installed
     view = (await receiver.games())["quake3"]
     assert (view["installed"], view["downloaded"], view["update_available"]) == (True, False, True)

@@ -65,7 +65,9 @@ def make_game(
     )
 
 
-def tree_digest(root: Path, *, skip: tuple[str, ...] = ("local",)) -> dict[str, str]:
+def tree_digest(
+    root: Path, *, skip: tuple[str, ...] = ("local", ".lanspread.install.json")
+) -> dict[str, str]:
     """SHA-256 of every file under ``root`` (relative paths), skipping top-level names."""
     digests = {}
     for path in sorted(root.rglob("*")):

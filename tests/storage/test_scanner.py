@@ -9,10 +9,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from lanspread.core.catalog import Catalog, parse_catalog
 from lanspread.core.gameroot import MAX_VERSION_FILE_SIZE, EntryKind
+from lanspread.core.install_record import make_record
 from lanspread.core.library import Availability, GameSummary
 from lanspread.errors import StorageError
 from lanspread.storage import scanner as scanner_module
@@ -775,3 +777,63 @@ def test_root_level_changes_reach_the_summary(
     expected_installed = (root / "local").is_dir()
     assert after.installed is expected_installed
     assert after.size_bytes == before.size_bytes
+
+
+# -- the install record --------------------------------------------------------
+
+
+def _record(root: Path, version: str | None, *, installed: bool = True) -> None:
+    record = make_record(root.name, version, [], installed=installed)
+    tmp = root / ".lanspread.install.json.new"
+    tmp.write_bytes(msgspec.json.encode(record))
+    tmp.replace(root / ".lanspread.install.json")
+
+
+def test_installed_version_comes_from_the_record(library: Library) -> None:
+    """The installed version is the record's, even when version.ini says another."""
+    root = library.downloaded("alpha", "2.0")
+    (root / "local").mkdir()
+    _record(root, "1.0")
+    summary = library.scanner().scan_game("alpha")
+    assert summary is not None
+    assert (summary.version, summary.installed, summary.installed_version) == ("2.0", True, "1.0")
+
+
+def test_a_replaced_record_is_seen_even_when_the_root_listing_looks_the_same(
+    library: Library, listings: Calls
+) -> None:
+    """A record renamed into place is a new inode: the stored summary is not reused."""
+    root = library.downloaded("alpha", "2.0")
+    (root / "local").mkdir()
+    _record(root, "1.0")
+    scanner = library.scanner()
+    scanner.scan_game("alpha")
+    library.now_ns = time.time_ns()  # the root's mtime is now unsettled: it is listed again
+    _record(root, "2.0")
+    summary = scanner.scan_game("alpha")
+    assert summary is not None
+    assert summary.installed_version == "2.0"
+
+
+def test_a_local_dir_of_kept_files_is_not_an_install(library: Library) -> None:
+    """local/ holding only the files a keep-saves uninstall left is not installed."""
+    root = library.downloaded("alpha", "1.0")
+    write(root / "local" / "saves" / "slot1.sav", b"save")
+    _record(root, None, installed=False)
+    summary = library.scanner().scan_game("alpha")
+    assert summary is not None
+    assert (summary.installed, summary.installed_version) == (False, None)
+
+
+def test_a_broken_record_costs_only_the_version_label(
+    library: Library, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A corrupt record is logged and the game still shows as installed, version unknown."""
+    root = library.downloaded("alpha", "1.0")
+    (root / "local").mkdir()
+    write(root / ".lanspread.install.json", b"{broken")
+    with caplog.at_level(logging.WARNING):
+        summary = library.scanner().scan_game("alpha")
+    assert summary is not None
+    assert (summary.installed, summary.installed_version) == (True, None)
+    assert "install record" in caplog.text

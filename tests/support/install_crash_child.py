@@ -1,7 +1,8 @@
 """Child process for the kill -9 tests: run one transaction and SIGKILL at a chosen point.
 
 Usage: ``python -m tests.support.install_crash_child KIND ROOT MODE:VALUE`` where
-KIND is install, update or uninstall and the stop point is one of ``step:NAME``
+KIND is install, update, uninstall or uninstall-keep (keeping the player's files)
+and the stop point is one of ``step:NAME``
 (before that checkpoint), ``file:N`` (after the Nth extracted file),
 ``unlink:N`` (the Nth file deletion once the backup is being dropped) or
 ``rollback:N`` (the Nth deletion of an update's rollback after a promotion conflict).
@@ -70,7 +71,7 @@ def _child_main(kind: str, root: Path, stop: str) -> None:
         elif kind == "update":
             update_game(root, unpacker, checkpoint=checkpoint)
         else:
-            uninstall_game(root, checkpoint=checkpoint)
+            uninstall_game(root, keep_saves=kind == "uninstall-keep", checkpoint=checkpoint)
     finally:
         sys.exit(SURVIVED_EXIT_CODE)
 

@@ -206,6 +206,22 @@ def test_update_available() -> None:
     assert [action.id for action in view.actions] == ["play", "uninstall", "view-files"]
 
 
+def test_a_downloaded_update_not_yet_installed_is_labelled_from_the_record() -> None:
+    """Installed 1.0 with 2.0 downloaded (an update that failed or was killed) reads
+    "v1.0 → v2.0" and offers Update, even with no peer online."""
+    game = facts(
+        downloaded=True,
+        installed=True,
+        local_version="2.0",
+        installed_version="1.0",
+        update_available=True,
+        peer_count=0,
+    )
+    view = card(game)
+    assert view.version_label == "v1.0 → v2.0"
+    assert view.action.command == "update"
+
+
 def test_install_progress_shows_percent_without_speed() -> None:
     """Extraction progress fills the button and the panel, with no speed or cancel."""
     view = card(facts(downloaded=True, operation="installing", install=InstallSample(300, 1200)))

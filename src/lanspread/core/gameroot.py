@@ -4,8 +4,11 @@ A game root is ``<game_dir>/<game_id>/``. Its children fall in three groups:
 
 * **installer-owned** names that survive every download cleanup: ``local/`` (the
   extracted game), the install transaction's ``.local.installing/`` and
-  ``.local.backup/``, the install intent log ``.lanspread.json``, an external
-  installer's ``.softlan_game_installed`` and external sync tooling's ``.sync/``;
+  ``.local.backup/``, the install intent log ``.lanspread.json``, the install
+  record ``.lanspread.install.json`` (what the install extracted, see
+  :mod:`lanspread.core.install_record`) and its pending successor
+  ``.lanspread.install.next.json``, an external installer's
+  ``.softlan_game_installed`` and external sync tooling's ``.sync/``;
 * **transients** of the version sentinel and download transactions:
   ``.version.ini.tmp``, ``.version.ini.discarded`` and the download journal;
 * everything else is **payload**, owned by the peer: the ``.eti`` archives, the
@@ -29,6 +32,12 @@ BACKUP_DIR = ".local.backup"
 INTENT_FILE = ".lanspread.json"
 INTENT_TMP_FILE = ".lanspread.json.tmp"
 """The intent log's atomic-write temp file; a crash may leave it behind."""
+INSTALL_RECORD_FILE = ".lanspread.install.json"
+"""What the committed install extracted: files, sizes, hashes and the installed version."""
+INSTALL_RECORD_NEXT_FILE = ".lanspread.install.next.json"
+"""The record of an install or update in flight; renamed over the record after the commit."""
+INSTALL_RECORD_TMP_FILE = ".lanspread.install.next.json.tmp"
+"""The pending record's atomic-write temp file; a crash may leave it behind."""
 SOFTLAN_MARKER = ".softlan_game_installed"
 SYNC_DIR = ".sync"
 VERSION_TMP_FILE = ".version.ini.tmp"
@@ -44,7 +53,16 @@ MAX_VERSION_FILE_SIZE = 4096
 MAX_VERSION_LENGTH = 64
 
 INSTALLER_OWNED_NAMES = frozenset(
-    {LOCAL_DIR, INSTALLING_DIR, BACKUP_DIR, INTENT_FILE, SOFTLAN_MARKER, SYNC_DIR}
+    {
+        LOCAL_DIR,
+        INSTALLING_DIR,
+        BACKUP_DIR,
+        INTENT_FILE,
+        INSTALL_RECORD_FILE,
+        INSTALL_RECORD_NEXT_FILE,
+        SOFTLAN_MARKER,
+        SYNC_DIR,
+    }
 )
 """Children that a download cleanup (cancel, discard, startup sweep) never touches."""
 
@@ -55,6 +73,7 @@ TRANSIENT_NAMES = frozenset(
         DOWNLOAD_JOURNAL_FILE,
         DOWNLOAD_JOURNAL_TMP_FILE,
         INTENT_TMP_FILE,
+        INSTALL_RECORD_TMP_FILE,
     }
 )
 

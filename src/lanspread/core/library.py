@@ -47,8 +47,12 @@ class Availability(enum.Enum):
     """Installed here but not downloaded; never a download source."""
 
 
-class GameSummary(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """What a peer says about one of its games."""
+class GameSummary(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
+    """What a peer says about one of its games.
+
+    Defaults are omitted when encoded, so a game with no installed version encodes
+    (and digests) exactly as before that field existed.
+    """
 
     id: GameId
     availability: Availability
@@ -57,6 +61,10 @@ class GameSummary(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     installed: bool
     size_bytes: Annotated[int, msgspec.Meta(ge=0)]
     """Bytes of payload (archives and sentinel) in the game root."""
+    installed_version: Version | None = None
+    """The version ``local/`` holds, as its install record names it; ``None`` when not
+    installed or installed without a record. It differs from ``version`` when the
+    archives of a newer version are downloaded but not yet installed."""
 
     @property
     def downloaded(self) -> bool:

@@ -72,8 +72,26 @@ and the outcome is :attr:`RecoveryOutcome.NEEDS_ATTENTION`. Otherwise the
 unreadable log is cleared once the root is settled.
 
 Steps run in this order: remove local, remove staging, drop backup, restore
-backup, clear intent. A failed step stops the run and keeps the intent, so the
-next start retries from the facts it then finds.
+backup, record steps, clear intent. A failed step stops the run and keeps the
+intent, so the next start retries from the facts it then finds.
+
+Install record rows (:func:`decide_record_steps`), from the intent and the
+outcome the directory steps reached. The pending record
+(``.lanspread.install.next.json``) describes the tree an install or update is
+about to commit; the record (``.lanspread.install.json``) the committed one::
+
+    intent                  outcome                     record steps
+    INSTALLING, UPDATING    rolled forward              commit the pending record
+    INSTALLING, UPDATING    rolled back, cleared        drop the pending record
+    UNINSTALLING            rolled forward, cleared     drop pending, drop the record
+    UNINSTALLING            rolled back                 drop the pending record
+    NONE, unreadable        any but needs-attention     drop the pending record
+    unreadable              needs-attention             nothing (either may be right)
+
+An update writes the pending record before its commit rename and commits it
+before it drops the backup, so "rolled forward" (``local/`` and a backup, no
+staging) is the only state in which a pending record can describe ``local/``;
+in every other state the committed record already does.
 """
 
 from __future__ import annotations
@@ -141,6 +159,30 @@ class RecoveryAction:
             or self.restore_backup
             or self.clear_intent
         )
+
+
+@dataclass(frozen=True, slots=True)
+class RecordSteps:
+    """What recovery does with the install record once the directories are settled."""
+
+    commit_pending: bool = False
+    """Rename the pending record over the record: it describes the committed ``local/``."""
+    drop_pending: bool = False
+    drop_record: bool = False
+    """The install it describes is gone (a finished uninstall)."""
+
+
+def decide_record_steps(intent: RecordedIntent, outcome: RecoveryOutcome) -> RecordSteps:
+    """The record rows of the module docstring; ``outcome`` is the one the steps reached."""
+    forward = outcome is RecoveryOutcome.ROLLED_FORWARD
+    if intent in (Intent.INSTALLING, Intent.UPDATING):
+        return RecordSteps(commit_pending=forward, drop_pending=not forward)
+    if intent is Intent.UNINSTALLING:
+        gone = forward or outcome is RecoveryOutcome.INTENT_CLEARED
+        return RecordSteps(drop_pending=True, drop_record=gone)
+    if outcome is RecoveryOutcome.NEEDS_ATTENTION:
+        return RecordSteps()
+    return RecordSteps(drop_pending=True)
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,8 +3,11 @@
 * :func:`recover_game_root` settles a root that a kill left mid-transaction: it
   reads the facts (intent log, which reserved directories are real directories
   and which carry lanspread's marker), asks
-  :func:`lanspread.core.recovery.decide_recovery` and carries the action out.
-  It also deletes a crash-left ``.version.ini.tmp`` and intent-log temp file.
+  :func:`lanspread.core.recovery.decide_recovery` and carries the action out,
+  then settles the install record the way
+  :func:`lanspread.core.recovery.decide_record_steps` says (commit or drop a
+  pending record, drop the record of a finished uninstall). It also deletes a
+  crash-left ``.version.ini.tmp`` and intent-log temp file.
 * :func:`drop_interrupted_update_sentinel` is the download layer's rule for a
   parked ``.version.ini.discarded``.
 * :func:`discard_download` is the cancel/discard sweep: it deletes the peer-owned
@@ -38,10 +41,12 @@ from lanspread.core.recovery import (
     RecordedIntent,
     RecoveryAction,
     RecoveryOutcome,
+    decide_record_steps,
     decide_recovery,
 )
 from lanspread.errors import IntentLogCorrupt, StorageError
 from lanspread.install.intent import clear_intent, has_marker, read_intent
+from lanspread.install.record import commit_pending_record, drop_pending_record, drop_record
 from lanspread.install.remove import remove_entry
 from lanspread.install.transaction import restore_backup
 from lanspread.storage.atomic import fsync_dir
@@ -117,7 +122,7 @@ def recover_game_root(root: Path) -> RecoveryReport:
         facts.backup_owned,
     )
     problems = [problem] if problem is not None else []
-    outcome = _carry_out(root, action, problems)
+    outcome = _carry_out(root, facts.intent, action, problems)
     return RecoveryReport(
         root=root,
         facts=facts,
@@ -128,7 +133,9 @@ def recover_game_root(root: Path) -> RecoveryReport:
     )
 
 
-def _carry_out(root: Path, action: RecoveryAction, problems: list[str]) -> RecoveryOutcome:
+def _carry_out(
+    root: Path, intent: RecordedIntent, action: RecoveryAction, problems: list[str]
+) -> RecoveryOutcome:
     outcome = action.outcome
     if action.remove_local:
         remove_entry(root / LOCAL_DIR)
@@ -148,9 +155,21 @@ def _carry_out(root: Path, action: RecoveryAction, problems: list[str]) -> Recov
             outcome = RecoveryOutcome.ROLLED_BACK
     if action.restore_backup:
         restore_backup(root)
+    _settle_record(root, intent, outcome)
     if action.clear_intent:
         clear_intent(root)
     return outcome
+
+
+def _settle_record(root: Path, intent: RecordedIntent, outcome: RecoveryOutcome) -> None:
+    """Make the install record name what ``local/`` now holds (before the intent goes)."""
+    steps = decide_record_steps(intent, outcome)
+    if steps.commit_pending:
+        commit_pending_record(root)
+    if steps.drop_pending:
+        drop_pending_record(root)
+    if steps.drop_record:
+        drop_record(root)
 
 
 def _remove_crash_temps(root: Path) -> tuple[str, ...]:

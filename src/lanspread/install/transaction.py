@@ -10,13 +10,27 @@ settles a root that a kill left half way, from the intent and the directories.
 
 Steps, in order (``checkpoint(step)`` is called before each one)::
 
-    install    write-intent  create-staging  mark-staging  unpack  unmark-staging
-               promote*  clear-intent
+    install    write-intent  create-staging  mark-staging  unpack  record-files
+               write-record  unmark-staging  promote*  commit-record  clear-intent
     update     write-intent  move-local-to-backup  mark-backup  create-staging
-               mark-staging  unpack  unmark-staging  promote*  drop-backup
-               clear-intent
+               mark-staging  unpack  record-files  carry-over  write-record
+               unmark-staging  promote*  commit-record  drop-backup  clear-intent
     uninstall  write-intent  move-local-to-backup  mark-backup  drop-backup*
-               clear-intent
+               drop-record  clear-intent
+
+The install record (:mod:`lanspread.core.install_record`) is computed by walking
+staging right after the unpack, before anything else enters it, and written as
+the *pending* record before the commit; ``commit-record`` renames it over the
+record. So the record always names the version in ``local/``: before the commit
+the old record describes the old tree, after it recovery finishes the rename
+(:func:`lanspread.core.recovery.decide_record_steps`).
+
+An update carries the player's files (``carry-over``) from the backup into
+staging before the commit, by hard link (or copy), so a kill at any point leaves
+them in the old tree, the new tree, or both, and never in neither. An uninstall
+that keeps the player's files is an update to an empty tree: it is recorded as
+an ``UPDATING`` intent, its record says ``installed: false``, and recovery treats
+it like any update. Installing over such a ``local/`` is an update too.
 
 ``*`` is the commit point. A failure before it undoes the transaction and
 re-raises: install removes staging and clears the intent (the downloaded
@@ -41,16 +55,24 @@ All functions block; the runtime calls them with :func:`asyncio.to_thread`.
 
 from __future__ import annotations
 
+import logging
 import os
 import stat
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from lanspread.core.gameroot import BACKUP_DIR, INSTALLING_DIR, LOCAL_DIR
+from lanspread.core.install_record import Carry, CarryConflict, InstallRecord, plan_carry
 from lanspread.core.recovery import Intent
-from lanspread.errors import IntentLogCorrupt, InvalidGameState, StorageError
+from lanspread.errors import (
+    InstallRecordCorrupt,
+    IntentLogCorrupt,
+    InvalidGameState,
+    StorageError,
+)
 from lanspread.install.intent import (
     clear_intent,
     read_intent,
@@ -58,8 +80,21 @@ from lanspread.install.intent import (
     write_intent,
     write_marker,
 )
+from lanspread.install.record import (
+    carry_over,
+    commit_pending_record,
+    drop_pending_record,
+    drop_record,
+    read_record,
+    record_tree,
+    scan_local,
+    write_pending_record,
+)
 from lanspread.install.remove import remove_entry
 from lanspread.storage.atomic import fsync_dir
+from lanspread.storage.scanner import read_sentinel, version_from_sentinel
+
+log = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[int, int], None]
 """``(done, total)`` in the unpacker's units (bytes of archive data read)."""
@@ -77,14 +112,23 @@ MOVE_LOCAL_TO_BACKUP = "move-local-to-backup"
 MARK_BACKUP = "mark-backup"
 DROP_BACKUP = "drop-backup"
 CLEAR_INTENT = "clear-intent"
+RECORD_FILES = "record-files"
+CARRY_OVER = "carry-over"
+WRITE_RECORD = "write-record"
+COMMIT_RECORD = "commit-record"
+DROP_RECORD = "drop-record"
+DROP_EMPTY_LOCAL = "drop-empty-local"
 
 INSTALL_STEPS = (
     WRITE_INTENT,
     CREATE_STAGING,
     MARK_STAGING,
     UNPACK,
+    RECORD_FILES,
+    WRITE_RECORD,
     UNMARK_STAGING,
     PROMOTE,
+    COMMIT_RECORD,
     CLEAR_INTENT,
 )
 UPDATE_STEPS = (
@@ -94,12 +138,25 @@ UPDATE_STEPS = (
     CREATE_STAGING,
     MARK_STAGING,
     UNPACK,
+    RECORD_FILES,
+    CARRY_OVER,
+    WRITE_RECORD,
     UNMARK_STAGING,
     PROMOTE,
+    COMMIT_RECORD,
     DROP_BACKUP,
     CLEAR_INTENT,
 )
-UNINSTALL_STEPS = (WRITE_INTENT, MOVE_LOCAL_TO_BACKUP, MARK_BACKUP, DROP_BACKUP, CLEAR_INTENT)
+UNINSTALL_STEPS = (
+    WRITE_INTENT,
+    MOVE_LOCAL_TO_BACKUP,
+    MARK_BACKUP,
+    DROP_BACKUP,
+    DROP_RECORD,
+    CLEAR_INTENT,
+)
+KEEP_SAVES_UNINSTALL_STEPS = UPDATE_STEPS
+"""An uninstall that keeps the player's files is an update to an empty tree."""
 
 
 class Unpacker(Protocol):
@@ -120,6 +177,22 @@ def _no_progress(done: int, total: int) -> None:
 
 def _no_checkpoint(step: str) -> None:
     del step
+
+
+def _unpack_nothing(archives_root: Path, destination: Path, progress: ProgressCallback) -> None:
+    del archives_root, destination, progress
+
+
+@dataclass(frozen=True, slots=True)
+class InstallResult:
+    """What a transaction left in ``local/``."""
+
+    version: str | None
+    """The version the committed record names (``None``: unknown, or nothing installed)."""
+    kept: tuple[str, ...] = ()
+    """The player's files carried to their own path."""
+    renamed: tuple[Carry, ...] = ()
+    """The player's files kept beside a new file of the same name (``<name>.mine``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,22 +217,43 @@ def install_game(
     *,
     progress: ProgressCallback = _no_progress,
     checkpoint: Checkpoint = _no_checkpoint,
-) -> None:
-    """Extract the downloaded archives of ``root`` into a new ``local/``."""
+) -> InstallResult:
+    """Extract the downloaded archives of ``root`` into a new ``local/``.
+
+    A ``local/`` that holds only the files an uninstall kept is updated instead,
+    so those files are carried into the new install.
+    """
     paths = _Paths.of(root)
     _require_settled(paths)
     if _exists(paths.local):
+        if _is_real_dir(paths.local) and _holds_kept_files_only(paths):
+            return _replace(paths, unpacker, progress, checkpoint, installed=True)
         raise InvalidGameState(f"{paths.game_id} is already installed")
+    version = archive_version(root)
     try:
         checkpoint(WRITE_INTENT)
         write_intent(root, Intent.INSTALLING)
-        _stage(paths, unpacker, progress, checkpoint)
+        _extract(paths, unpacker, progress, checkpoint)
+        checkpoint(RECORD_FILES)
+        record, _tree = record_tree(paths.staging, paths.game_id, version)
+        checkpoint(WRITE_RECORD)
+        write_pending_record(root, record)
+        _seal(paths, checkpoint)
         checkpoint(PROMOTE)
         _rename(paths.staging, paths.local)
     except BaseException as exc:
         _guarded_rollback("install", paths, exc, lambda: _roll_back_install(paths))
         raise
-    _finish_committed("installed", paths, [(CLEAR_INTENT, lambda: clear_intent(root))], checkpoint)
+    _finish_committed(
+        "installed",
+        paths,
+        [
+            (COMMIT_RECORD, lambda: commit_pending_record(root)),
+            (CLEAR_INTENT, lambda: clear_intent(root)),
+        ],
+        checkpoint,
+    )
+    return InstallResult(version=version)
 
 
 def update_game(
@@ -168,11 +262,29 @@ def update_game(
     *,
     progress: ProgressCallback = _no_progress,
     checkpoint: Checkpoint = _no_checkpoint,
-) -> None:
-    """Replace ``local/`` with a fresh extraction; any failure before the swap keeps the old one."""
+) -> InstallResult:
+    """Replace ``local/`` with a fresh extraction, carrying the player's files across.
+
+    Any failure before the swap keeps the old ``local/`` and its record.
+    """
     paths = _Paths.of(root)
     _require_settled(paths)
     _require_installed(paths)
+    return _replace(paths, unpacker, progress, checkpoint, installed=True)
+
+
+def _replace(
+    paths: _Paths,
+    unpacker: Unpacker,
+    progress: ProgressCallback,
+    checkpoint: Checkpoint,
+    *,
+    installed: bool,
+) -> InstallResult:
+    """Swap ``local/`` for a new tree (extracted, or empty) plus the player's files."""
+    root = paths.root
+    old_record = _old_record(paths)
+    version = archive_version(root) if installed else None
     moved = False
     try:
         checkpoint(WRITE_INTENT)
@@ -183,28 +295,105 @@ def update_game(
         _sync(root)
         checkpoint(MARK_BACKUP)
         write_marker(paths.backup)
-        _stage(paths, unpacker, progress, checkpoint)
+        _extract(paths, unpacker, progress, checkpoint)
+        checkpoint(RECORD_FILES)
+        record, tree = record_tree(paths.staging, paths.game_id, version, installed=installed)
+        checkpoint(CARRY_OVER)
+        result = _carry_players_files(paths, old_record, record, tree)
+        checkpoint(WRITE_RECORD)
+        write_pending_record(root, record)
+        _seal(paths, checkpoint)
         checkpoint(PROMOTE)
         _rename(paths.staging, paths.local)
     except BaseException as exc:
-        _guarded_rollback("update", paths, exc, lambda: _roll_back_update(paths, moved=moved))
+        verb = "update" if installed else "uninstall"
+        _guarded_rollback(verb, paths, exc, lambda: _roll_back_update(paths, moved=moved))
         raise
     _finish_committed(
-        "updated",
+        "updated" if installed else "uninstalled",
         paths,
         [
+            (COMMIT_RECORD, lambda: commit_pending_record(root)),
             (DROP_BACKUP, lambda: remove_entry(paths.backup)),
             (CLEAR_INTENT, lambda: clear_intent(root)),
         ],
         checkpoint,
     )
+    return result
 
 
-def uninstall_game(root: Path, *, checkpoint: Checkpoint = _no_checkpoint) -> None:
-    """Delete ``local/``; if the deletion fails, put back whatever is left of it."""
+def _carry_players_files(
+    paths: _Paths, old_record: InstallRecord | None, record: InstallRecord, tree: dict[str, bool]
+) -> InstallResult:
+    old_files = scan_local(paths.backup, old_record)
+    try:
+        plan = plan_carry(old_record, old_files, record.by_path(), tree)
+    except CarryConflict as exc:
+        raise InvalidGameState(f"{paths.game_id}: {exc}; your files are unchanged") from exc
+    carry_over(paths.backup, paths.staging, plan)
+    return InstallResult(version=record.version, kept=plan.kept, renamed=plan.renamed)
+
+
+def _old_record(paths: _Paths) -> InstallRecord | None:
+    """The record of the tree being replaced; an unusable one counts as none (logged)."""
+    try:
+        return read_record(paths.root)
+    except InstallRecordCorrupt as exc:
+        log.warning("%s: %s; files the new version ships are replaced", paths.game_id, exc)
+        return None
+
+
+def _holds_kept_files_only(paths: _Paths) -> bool:
+    record = _old_record(paths)
+    return record is not None and not record.installed
+
+
+def archive_version(root: Path) -> str | None:
+    """The version the root ``version.ini`` declares (the archives being extracted)."""
+    return version_from_sentinel(read_sentinel(root, time.time_ns()))
+
+
+def uninstall_game(
+    root: Path, *, keep_saves: bool = False, checkpoint: Checkpoint = _no_checkpoint
+) -> InstallResult:
+    """Delete ``local/``; if the deletion fails, put back whatever is left of it.
+
+    With ``keep_saves`` the player's own files (those the record does not list,
+    and shipped files they changed) stay in ``local/``; when there are none,
+    ``local/`` goes too.
+    """
     paths = _Paths.of(root)
     _require_settled(paths)
     _require_installed(paths)
+    if keep_saves:
+        if _old_record(paths) is None:
+            raise InvalidGameState(
+                f"{paths.game_id} has no install record, so its files cannot be told from "
+                "yours; repair it first, or uninstall without keep_saves"
+            )
+        return _uninstall_keeping_saves(paths, checkpoint)
+    _delete_local(paths, checkpoint)
+    return InstallResult(version=None)
+
+
+def _uninstall_keeping_saves(paths: _Paths, checkpoint: Checkpoint) -> InstallResult:
+    result = _replace(paths, _unpack_nothing, _no_progress, checkpoint, installed=False)
+    if not result.kept:
+        # Nothing to keep: an empty local/ would still look like an install.
+        _finish_committed(
+            "uninstalled",
+            paths,
+            [
+                (DROP_EMPTY_LOCAL, lambda: _rmdir(paths.local)),
+                (DROP_RECORD, lambda: drop_record(paths.root)),
+            ],
+            checkpoint,
+        )
+    return result
+
+
+def _delete_local(paths: _Paths, checkpoint: Checkpoint) -> None:
+    root = paths.root
     moved = deleting = False
     try:
         checkpoint(WRITE_INTENT)
@@ -227,7 +416,13 @@ def uninstall_game(root: Path, *, checkpoint: Checkpoint = _no_checkpoint) -> No
             ) from exc
         raise
     _finish_committed(
-        "uninstalled", paths, [(CLEAR_INTENT, lambda: clear_intent(root))], checkpoint
+        "uninstalled",
+        paths,
+        [
+            (DROP_RECORD, lambda: drop_record(root)),
+            (CLEAR_INTENT, lambda: clear_intent(root)),
+        ],
+        checkpoint,
     )
 
 
@@ -239,7 +434,7 @@ def restore_backup(root: Path) -> None:
     _sync(root)
 
 
-def _stage(
+def _extract(
     paths: _Paths, unpacker: Unpacker, progress: ProgressCallback, checkpoint: Checkpoint
 ) -> None:
     checkpoint(CREATE_STAGING)
@@ -251,6 +446,10 @@ def _stage(
         unpacker(paths.root, paths.staging, progress)
     except OSError as exc:
         raise StorageError(f"cannot unpack into {paths.staging}: {exc.strerror or exc}") from exc
+
+
+def _seal(paths: _Paths, checkpoint: Checkpoint) -> None:
+    """Strip staging's marker and make the whole tree durable before the promotion."""
     checkpoint(UNMARK_STAGING)
     remove_marker(paths.staging)
     _flush_tree_to_disk(paths.staging)
@@ -260,6 +459,7 @@ def _roll_back_install(paths: _Paths) -> None:
     # Staging did not exist when the install began, so whatever is there now is ours.
     remove_entry(paths.staging)
     _sync(paths.root)
+    drop_pending_record(paths.root)
     clear_intent(paths.root)
 
 
@@ -269,6 +469,7 @@ def _roll_back_update(paths: _Paths, *, moved: bool) -> None:
         remove_entry(paths.staging)
         _sync(paths.root)
         restore_backup(paths.root)
+    drop_pending_record(paths.root)
     clear_intent(paths.root)
 
 
@@ -376,6 +577,14 @@ def _mkdir(path: Path) -> None:
         raise StorageError(f"cannot create {path}: {exc.strerror or exc}") from exc
 
 
+def _rmdir(path: Path) -> None:
+    try:
+        path.rmdir()
+    except OSError as exc:
+        raise StorageError(f"cannot delete {path}: {exc.strerror or exc}") from exc
+    _sync(path.parent)
+
+
 def _sync(directory: Path) -> None:
     try:
         fsync_dir(directory)
@@ -406,21 +615,30 @@ def _fsync_file(path: Path) -> None:
 
 
 __all__ = [
+    "CARRY_OVER",
     "CLEAR_INTENT",
+    "COMMIT_RECORD",
     "CREATE_STAGING",
     "DROP_BACKUP",
+    "DROP_EMPTY_LOCAL",
+    "DROP_RECORD",
     "INSTALL_STEPS",
+    "KEEP_SAVES_UNINSTALL_STEPS",
     "MARK_BACKUP",
     "MARK_STAGING",
     "MOVE_LOCAL_TO_BACKUP",
     "PROMOTE",
+    "RECORD_FILES",
     "UNINSTALL_STEPS",
     "UNMARK_STAGING",
     "UNPACK",
     "UPDATE_STEPS",
+    "WRITE_RECORD",
     "Checkpoint",
+    "InstallResult",
     "ProgressCallback",
     "Unpacker",
+    "archive_version",
     "install_game",
     "restore_backup",
     "uninstall_game",

@@ -80,6 +80,22 @@ class Uninstall(Command, frozen=True, tag="uninstall"):
     """Delete ``local/`` only; the downloaded archives stay."""
 
     game: GameIdArg
+    keep_saves: bool = False
+    """Leave the player's own files (saves, mods, edited configs) in ``local/``."""
+    dry_run: bool = False
+    """Only report what the uninstall would delete and keep."""
+
+
+class Verify(Command, frozen=True, tag="verify"):
+    """Compare ``local/`` with its install record: changed, missing and added files."""
+
+    game: GameIdArg
+
+
+class Repair(Command, frozen=True, tag="repair"):
+    """Re-extract the installed game, keeping the player's files (edited ones as ``.mine``)."""
+
+    game: GameIdArg
 
 
 class Remove(Command, frozen=True, tag="remove"):
@@ -106,6 +122,8 @@ AnyCommand = (
     | Update
     | Install
     | Uninstall
+    | Verify
+    | Repair
     | Remove
     | Play
 )

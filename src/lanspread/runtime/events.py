@@ -151,8 +151,21 @@ class InstallProgress(Event, frozen=True, tag="install-progress"):
     total_bytes: int
 
 
+class RenamedFile(msgspec.Struct, frozen=True):
+    """A player's file kept beside a new file of the same name."""
+
+    path: str
+    kept_as: str
+
+
 class InstallFinished(Event, frozen=True, tag="install-finished"):
     game: str
+    version: str | None = None
+    """The version now installed, as its install record names it."""
+    kept: tuple[str, ...] = ()
+    """The player's files (in ``local/``) carried across the update at their own path."""
+    renamed: tuple[RenamedFile, ...] = ()
+    """The player's copies of files the new version ships, kept as ``<name>.mine``."""
 
 
 class InstallFailed(Event, frozen=True, tag="install-failed"):
@@ -166,6 +179,8 @@ class UninstallBegin(Event, frozen=True, tag="uninstall-begin"):
 
 class UninstallFinished(Event, frozen=True, tag="uninstall-finished"):
     game: str
+    kept: tuple[str, ...] = ()
+    """The player's files left in ``local/`` (an uninstall with ``keep_saves``)."""
 
 
 class UninstallFailed(Event, frozen=True, tag="uninstall-failed"):

@@ -18,13 +18,20 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from lanspread.core.gameroot import LOCAL_DIR
+from lanspread.core.gameroot import INSTALL_RECORD_FILE, LOCAL_DIR
+from lanspread.core.install_record import local_update_pending
 from lanspread.core.library import GameSummary
 from lanspread.core.operations import OperationKind
 from lanspread.errors import InvalidGameState, LanspreadError, OperationInProgress
 from lanspread.install.extract import ProgressCallback, extract, plan_extraction
+from lanspread.install.record import inspect_local
 from lanspread.install.remove import remove_downloaded_game
-from lanspread.install.transaction import install_game, uninstall_game, update_game
+from lanspread.install.transaction import (
+    InstallResult,
+    install_game,
+    uninstall_game,
+    update_game,
+)
 from lanspread.platform.process import launch, resolve_executable
 from lanspread.runtime.events import (
     Event,
@@ -37,12 +44,14 @@ from lanspread.runtime.events import (
     RemoveBegin,
     RemoveFailed,
     RemoveFinished,
+    RenamedFile,
     UninstallBegin,
     UninstallFailed,
     UninstallFinished,
 )
 from lanspread.runtime.jobs import JobRunner
 from lanspread.runtime.local_library import LocalLibraryService
+from lanspread.runtime.replies import UninstallPlan, VerifyReply
 
 log = logging.getLogger(__name__)
 
@@ -81,14 +90,43 @@ class Lifecycle:
 
     # -- install -----------------------------------------------------------
 
-    def install(self, game_id: str) -> None:
+    def install(self, game_id: str) -> OperationKind:
+        """Install a downloaded game; over another installed version, install the update.
+
+        Returns the operation started (installing, or updating).
+        """
         summary = self._summary(game_id)
         if summary is None or not summary.downloaded:
             raise InvalidGameState(f"{game_id} is not downloaded")
         if summary.installed:
-            raise InvalidGameState(f"{game_id} is already installed")
+            if not self.local_update_pending(game_id):
+                raise InvalidGameState(f"{game_id} is already installed")
+            self._start_update(game_id)
+            return OperationKind.UPDATING
         self._local.begin_operation(game_id, OperationKind.INSTALLING)
         self._jobs.spawn(lambda: self.run_install(game_id, update=False))
+        return OperationKind.INSTALLING
+
+    def local_update_pending(self, game_id: str) -> bool:
+        """The downloaded archives are another version than the installed one."""
+        summary = self._summary(game_id)
+        return summary is not None and local_update_pending(
+            summary.installed, summary.downloaded, summary.installed_version, summary.version
+        )
+
+    def repair(self, game_id: str) -> None:
+        """Re-extract an installed game from its archives, keeping the player's files."""
+        summary = self._summary(game_id)
+        if summary is None or not summary.installed:
+            raise InvalidGameState(f"{game_id} is not installed")
+        if not summary.downloaded:
+            raise InvalidGameState(f"{game_id} has no downloaded archives to repair from")
+        self._start_update(game_id)
+
+    def _start_update(self, game_id: str) -> None:
+        self.refuse_if_running(game_id, "update")
+        self._local.begin_operation(game_id, OperationKind.UPDATING)
+        self._jobs.spawn(lambda: self.run_install(game_id, update=True))
 
     async def run_install(self, game_id: str, *, update: bool) -> None:
         """Extract the game (its operation is already INSTALLING or UPDATING)."""
@@ -101,7 +139,7 @@ class Lifecycle:
 
         transaction = update_game if update else install_game
         try:
-            await asyncio.to_thread(
+            result = await asyncio.to_thread(
                 transaction, self._root(game_id), self._unpacker, progress=progress
             )
         except LanspreadError as exc:
@@ -109,7 +147,7 @@ class Lifecycle:
             self._publish(InstallFailed(game=game_id, reason=str(exc)))
             return
         await self._local.end_operation(game_id)
-        self._publish(InstallFinished(game=game_id))
+        self._publish(_finished(game_id, result))
 
     def _unpacker(self, archives_root: Path, destination: Path, progress: ProgressCallback) -> None:
         plan = plan_extraction(archives_root)
@@ -117,24 +155,66 @@ class Lifecycle:
 
     # -- uninstall and remove ------------------------------------------------
 
-    def uninstall(self, game_id: str) -> None:
+    def uninstall(self, game_id: str, *, keep_saves: bool = False) -> None:
+        self._require_idle_install(game_id)
+        if keep_saves and not (self._root(game_id) / INSTALL_RECORD_FILE).is_file():
+            raise InvalidGameState(_no_record_to_keep_saves(game_id))
+        self.refuse_if_running(game_id, "uninstall")
+        self._local.begin_operation(game_id, OperationKind.UNINSTALLING)
+        self._jobs.spawn(lambda: self._run_uninstall(game_id, keep_saves=keep_saves))
+
+    async def uninstall_plan(self, game_id: str, *, keep_saves: bool) -> UninstallPlan:
+        """What :meth:`uninstall` would delete and keep; changes nothing."""
+        self._require_idle_install(game_id)
+        found = await asyncio.to_thread(inspect_local, self._root(game_id))
+        if keep_saves and found.record is None:
+            raise InvalidGameState(_no_record_to_keep_saves(game_id))
+        players = found.diff.players if found.record is not None else ()
+        return UninstallPlan(
+            game=game_id,
+            keep_saves=keep_saves,
+            delete_files=found.files - len(players) if keep_saves else found.files,
+            delete_bytes=found.bytes - found.players_bytes if keep_saves else found.bytes,
+            players_files=players,
+        )
+
+    async def verify(self, game_id: str) -> VerifyReply:
+        """Compare ``local/`` with its install record (hashing every shipped file)."""
+        self._require_idle_install(game_id)
+        found = await asyncio.to_thread(inspect_local, self._root(game_id))
+        if found.record is None:
+            raise InvalidGameState(
+                f"{game_id} has no install record (installed without one); repair it to make one"
+            )
+        diff = found.diff
+        return VerifyReply(
+            game=game_id,
+            version=found.record.version,
+            ok=not (diff.changed or diff.missing),
+            changed=diff.changed,
+            missing=diff.missing,
+            added=diff.added,
+        )
+
+    def _require_idle_install(self, game_id: str) -> None:
         summary = self._summary(game_id)
         if summary is None or not summary.installed:
             raise InvalidGameState(f"{game_id} is not installed")
-        self.refuse_if_running(game_id, "uninstall")
-        self._local.begin_operation(game_id, OperationKind.UNINSTALLING)
-        self._jobs.spawn(lambda: self._run_uninstall(game_id))
+        if self._local.operations.is_active(game_id):
+            raise OperationInProgress(f"{game_id} is busy: wait for its operation to finish")
 
-    async def _run_uninstall(self, game_id: str) -> None:
+    async def _run_uninstall(self, game_id: str, *, keep_saves: bool) -> None:
         self._publish(UninstallBegin(game=game_id))
         try:
-            await asyncio.to_thread(uninstall_game, self._root(game_id))
+            result = await asyncio.to_thread(
+                uninstall_game, self._root(game_id), keep_saves=keep_saves
+            )
         except LanspreadError as exc:
             await self._local.end_operation(game_id)
             self._publish(UninstallFailed(game=game_id, reason=str(exc)))
             return
         await self._local.end_operation(game_id)
-        self._publish(UninstallFinished(game=game_id))
+        self._publish(UninstallFinished(game=game_id, kept=result.kept))
 
     def remove(self, game_id: str) -> None:
         summary = self._summary(game_id)
@@ -142,6 +222,10 @@ class Lifecycle:
             raise InvalidGameState(f"{game_id} is not downloaded")
         if summary.installed:
             raise InvalidGameState(f"{game_id} is installed: uninstall it first")
+        if (self._root(game_id) / LOCAL_DIR).is_dir():
+            raise InvalidGameState(
+                f"{game_id}: {LOCAL_DIR}/ still holds the files you kept; move them out first"
+            )
         self.refuse_if_running(game_id, "remove")
         self._local.begin_operation(game_id, OperationKind.REMOVING)
         self._jobs.spawn(lambda: self._run_remove(game_id))
@@ -187,3 +271,19 @@ class Lifecycle:
         finally:
             self._running.pop(game_id, None)
         self._publish(GameExited(game=game_id, returncode=returncode))
+
+
+def _no_record_to_keep_saves(game_id: str) -> str:
+    return (
+        f"{game_id} has no install record, so its files cannot be told from yours; "
+        "repair it first, or uninstall without keep_saves"
+    )
+
+
+def _finished(game_id: str, result: InstallResult) -> InstallFinished:
+    return InstallFinished(
+        game=game_id,
+        version=result.version,
+        kept=result.kept,
+        renamed=tuple(RenamedFile(path=c.source, kept_as=c.target) for c in result.renamed),
+    )

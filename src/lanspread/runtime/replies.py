@@ -8,6 +8,7 @@ import msgspec
 
 from lanspread.core.catalog import Catalog
 from lanspread.core.gameroot import version_sort_key
+from lanspread.core.install_record import local_update_pending
 from lanspread.core.library import LibrarySnapshot
 from lanspread.core.operations import OperationKind
 from lanspread.core.peerdb import RemoteGameView
@@ -47,6 +48,7 @@ class GameView(msgspec.Struct, frozen=True):
     downloaded: bool
     installed: bool
     local_version: str | None
+    """The downloaded version (the root ``version.ini``)."""
     operation: str | None
     peer_count: int
     """Peers that can serve the game (``Ready``)."""
@@ -58,6 +60,37 @@ class GameView(msgspec.Struct, frozen=True):
     paused_total_bytes: int = 0
     running: bool = False
     """The game was started with ``play`` and has not exited."""
+    installed_version: str | None = None
+    """The version in ``local/`` as its install record names it (``None``: not installed,
+    or installed without a record)."""
+
+
+class VerifyReply(msgspec.Struct, frozen=True):
+    """How ``local/`` compares with its install record (paths relative to ``local/``)."""
+
+    game: str
+    version: str | None
+    """The version the record names."""
+    ok: bool
+    """Every shipped file is present and unchanged (the player's own files do not count)."""
+    changed: tuple[str, ...]
+    """Shipped files whose bytes differ: edited by the player, or damaged."""
+    missing: tuple[str, ...]
+    added: tuple[str, ...]
+    """Files the install did not ship: the player's own."""
+
+
+class UninstallPlan(msgspec.Struct, frozen=True):
+    """What an uninstall would do (``dry_run``); nothing has been deleted."""
+
+    game: str
+    keep_saves: bool
+    delete_files: int
+    """Files the uninstall deletes."""
+    delete_bytes: int
+    players_files: tuple[str, ...]
+    """The player's files (added, or shipped and edited): kept with ``keep_saves``,
+    deleted without it."""
 
 
 class PeerView(msgspec.Struct, frozen=True):
@@ -102,10 +135,20 @@ def game_views(
                     and offer is not None
                     and offer.peer_count > 0
                     and version_sort_key(latest) > version_sort_key(local_version)
+                )
+                or (
+                    summary is not None
+                    and local_update_pending(
+                        summary.installed,
+                        summary.downloaded,
+                        summary.installed_version,
+                        summary.version,
+                    )
                 ),
                 paused_bytes=partial.done_bytes if partial is not None else 0,
                 paused_total_bytes=partial.total_bytes if partial is not None else 0,
                 running=game.id in running,
+                installed_version=summary.installed_version if summary is not None else None,
             )
         )
     return tuple(views)

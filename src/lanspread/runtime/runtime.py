@@ -23,6 +23,7 @@ from typing import assert_never
 
 import msgspec
 
+from lanspread.core.gameroot import version_sort_key
 from lanspread.core.library import LibraryDelta
 from lanspread.download.manifest_cache import HashingService, ManifestCache
 from lanspread.errors import ConfigError, LanspreadError
@@ -37,11 +38,13 @@ from lanspread.runtime.commands import (
     ListPeers,
     Play,
     Remove,
+    Repair,
     SetGameDir,
     Shutdown,
     Status,
     Uninstall,
     Update,
+    Verify,
 )
 from lanspread.runtime.downloads import DownloadManager
 from lanspread.runtime.eventbus import EventBus, Subscription
@@ -270,17 +273,26 @@ class PeerRuntime:
                 self.downloads.download(game)
                 return OperationStarted(game=game, operation="downloading")
             case Update(game=game):
+                if self._install_downloaded_update(game):
+                    return OperationStarted(game=game, operation="updating")
                 self.downloads.download(game, update=True)
                 return OperationStarted(game=game, operation="downloading")
             case Cancel(game=game):
                 self.downloads.cancel(game)
                 return OperationStarted(game=game, operation="cancelling")
             case Install(game=game):
-                self.lifecycle.install(game)
-                return OperationStarted(game=game, operation="installing")
-            case Uninstall(game=game):
-                self.lifecycle.uninstall(game)
+                kind = self.lifecycle.install(game)
+                return OperationStarted(game=game, operation=kind.value)
+            case Uninstall(game=game, keep_saves=keep_saves, dry_run=True):
+                return await self.lifecycle.uninstall_plan(game, keep_saves=keep_saves)
+            case Uninstall(game=game, keep_saves=keep_saves):
+                self.lifecycle.uninstall(game, keep_saves=keep_saves)
                 return OperationStarted(game=game, operation="uninstalling")
+            case Verify(game=game):
+                return await self.lifecycle.verify(game)
+            case Repair(game=game):
+                self.lifecycle.repair(game)
+                return OperationStarted(game=game, operation="updating")
             case Remove(game=game):
                 self.lifecycle.remove(game)
                 return OperationStarted(game=game, operation="removing")
@@ -289,6 +301,18 @@ class PeerRuntime:
                 return Started(game=game, pid=pid)
             case _:
                 assert_never(command)
+
+    def _install_downloaded_update(self, game_id: str) -> bool:
+        """Install the downloaded newer version when no peer offers one newer still."""
+        if not self.lifecycle.local_update_pending(game_id):
+            return False
+        summary = self.local.library.get(game_id)
+        latest, _sources = self.network.sources_for(game_id)
+        downloaded = summary.version if summary is not None else None
+        if version_sort_key(latest) > version_sort_key(downloaded):
+            return False
+        self.lifecycle.install(game_id)
+        return True
 
     def status(self) -> StatusReply:
         local, network = self._require_started()

@@ -58,6 +58,15 @@ class SentinelPrint(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     so a later rewrite must move size or mtime. An unsettled sentinel is re-read."""
 
 
+class RecordPrint(msgspec.Struct, frozen=True, array_like=True, forbid_unknown_fields=True):
+    """The root install record as ``lstat`` saw it: a transaction replaces it by a rename,
+    so a new record is a new inode even when size and mtime tick alike."""
+
+    size: int
+    mtime_ns: int
+    inode: int
+
+
 class Fingerprint(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """What must be unchanged for a stored summary to still be true."""
 
@@ -72,6 +81,8 @@ class Fingerprint(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     root_settled: bool
     """The root's mtime was older than the coarse-timestamp window when it was listed,
     so the set of names may be trusted while that mtime is unchanged."""
+    record: RecordPrint | None = None
+    """The install record, when there is one."""
 
 
 class IndexEntry(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -51,6 +51,7 @@ import msgspec
 
 from lanspread.core.catalog import Catalog
 from lanspread.core.gameroot import (
+    INSTALL_RECORD_FILE,
     LOCAL_DIR,
     MAX_VERSION_FILE_SIZE,
     RESERVED_NAMES,
@@ -61,6 +62,11 @@ from lanspread.core.gameroot import (
     classify_root,
     parse_version_text,
 )
+from lanspread.core.install_record import (
+    INSTALL_RECORD_FORMAT,
+    MAX_INSTALL_RECORD_SIZE,
+    RecordHeader,
+)
 from lanspread.core.library import Availability, GameSummary
 from lanspread.errors import StorageError
 from lanspread.storage.index import (
@@ -68,6 +74,7 @@ from lanspread.storage.index import (
     Fingerprint,
     IndexEntry,
     LibraryIndex,
+    RecordPrint,
     SentinelPrint,
 )
 
@@ -77,6 +84,7 @@ __all__ = [
     "LibraryScanner",
     "RootScan",
     "payload_size",
+    "read_record_header",
     "read_root",
     "read_sentinel",
     "root_unchanged",
@@ -117,6 +125,8 @@ class RootScan:
     local_is_dir: bool
     mtime_ns: int
     """The root folder's own mtime, read before the listing."""
+    record: RecordPrint | None = None
+    """The install record, when it is a regular file."""
 
     @property
     def state(self) -> RootState:
@@ -127,7 +137,11 @@ class RootScan:
 
     def matches(self, fingerprint: Fingerprint) -> bool:
         """True when the payload and ``local`` look exactly as when ``fingerprint`` was taken."""
-        return self.local_is_dir == fingerprint.local_is_dir and self.payload == fingerprint.entries
+        return (
+            self.local_is_dir == fingerprint.local_is_dir
+            and self.payload == fingerprint.entries
+            and self.record == fingerprint.record
+        )
 
 
 def read_root(game_dir: Path, game_id: str) -> RootScan | None:
@@ -139,6 +153,7 @@ def read_root(game_dir: Path, game_id: str) -> RootScan | None:
     root = game_dir / game_id
     payload: list[EntryPrint] = []
     local_is_dir = False
+    record: RecordPrint | None = None
     try:
         with _listing(root) as (mtime_ns, entries):
             for entry in entries:
@@ -147,6 +162,8 @@ def read_root(game_dir: Path, game_id: str) -> RootScan | None:
                     local_is_dir = local_is_dir or (
                         name == LOCAL_DIR and entry.is_dir(follow_symlinks=False)
                     )
+                    if name == INSTALL_RECORD_FILE:
+                        record = _record_print(entry)
                     continue
                 with contextlib.suppress(FileNotFoundError):
                     info = entry.stat(follow_symlinks=False)
@@ -159,7 +176,63 @@ def read_root(game_dir: Path, game_id: str) -> RootScan | None:
         log.warning("game root %s cannot be listed, treated as absent: %s", root, exc)
         return None
     payload.sort(key=lambda entry: entry.name)
-    return RootScan(payload=tuple(payload), local_is_dir=local_is_dir, mtime_ns=mtime_ns)
+    return RootScan(
+        payload=tuple(payload), local_is_dir=local_is_dir, mtime_ns=mtime_ns, record=record
+    )
+
+
+def _record_print(entry: os.DirEntry[str]) -> RecordPrint | None:
+    try:
+        info = entry.stat(follow_symlinks=False)
+    except FileNotFoundError:
+        return None
+    if not stat.S_ISREG(info.st_mode):
+        return None
+    return RecordPrint(size=info.st_size, mtime_ns=info.st_mtime_ns, inode=info.st_ino)
+
+
+def read_record_header(root: Path) -> RecordHeader | None:
+    """What the install record of ``root`` says about the install; ``None`` when there is
+    no usable record (a broken one is logged: it only costs the version label)."""
+    path = root / INSTALL_RECORD_FILE
+    try:
+        fd = os.open(path, _SENTINEL_FLAGS)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        log.warning("install record %s unreadable: %s", path, exc)
+        return None
+    try:
+        info = os.fstat(fd)
+        data = (
+            _read_at_most(fd, MAX_INSTALL_RECORD_SIZE)
+            if stat.S_ISREG(info.st_mode) and info.st_size <= MAX_INSTALL_RECORD_SIZE
+            else None
+        )
+    except OSError as exc:
+        log.warning("install record %s unreadable: %s", path, exc)
+        return None
+    finally:
+        os.close(fd)
+    return _decode_header(path, root.name, data)
+
+
+_HEADER_DECODER = msgspec.json.Decoder(RecordHeader)
+
+
+def _decode_header(path: Path, game_id: str, data: bytes | None) -> RecordHeader | None:
+    if data is None:
+        log.warning("install record %s ignored: not a regular file of bounded size", path)
+        return None
+    try:
+        header = _HEADER_DECODER.decode(data)
+    except msgspec.DecodeError as exc:
+        log.warning("install record %s ignored: %s", path, exc)
+        return None
+    if header.format != INSTALL_RECORD_FORMAT or header.game_id != game_id:
+        log.warning("install record %s ignored: another format or game", path)
+        return None
+    return header
 
 
 def root_unchanged(root: str | Path, fingerprint: Fingerprint) -> bool:
@@ -256,12 +329,21 @@ def payload_size(root: Path, payload: Collection[EntryPrint]) -> int:
 
 
 def summarize(
-    game_id: str, state: RootState, version: str | None, size_bytes: int
+    game_id: str,
+    state: RootState,
+    version: str | None,
+    size_bytes: int,
+    record: RecordHeader | None = None,
 ) -> GameSummary | None:
-    """The summary a peer reports; ``None`` when neither downloaded nor installed."""
+    """The summary a peer reports; ``None`` when neither downloaded nor installed.
+
+    A ``local/`` whose record says it holds only the files an uninstall kept is
+    not an install.
+    """
+    installed = state.installed and (record is None or record.installed)
     if state.downloaded:
         availability = Availability.READY
-    elif state.installed:
+    elif installed:
         availability = Availability.LOCAL_ONLY
     else:
         return None
@@ -269,8 +351,9 @@ def summarize(
         id=game_id,
         availability=availability,
         version=version if state.downloaded else None,
-        installed=state.installed,
+        installed=installed,
         size_bytes=size_bytes,
+        installed_version=record.version if installed and record is not None else None,
     )
 
 
@@ -402,11 +485,13 @@ class LibraryScanner:
     def _read_cold(self, game_root: Path, game_id: str, root: RootScan, now_ns: int) -> IndexEntry:
         state = root.state
         sentinel = read_sentinel(game_root, now_ns) if state.downloaded else None
+        record = read_record_header(game_root) if root.record is not None else None
         summary = summarize(
             game_id,
             state,
             version_from_sentinel(sentinel),
             payload_size(game_root, root.payload),
+            record,
         )
         return IndexEntry(fingerprint=_fingerprint(root, sentinel, now_ns), summary=summary)
 
@@ -429,6 +514,7 @@ def _fingerprint(root: RootScan, sentinel: SentinelPrint | None, now_ns: int) ->
         local_is_dir=root.local_is_dir,
         root_mtime_ns=root.mtime_ns,
         root_settled=_settled(root.mtime_ns, now_ns),
+        record=root.record,
     )
 
 

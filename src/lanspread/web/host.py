@@ -260,6 +260,7 @@ def game_facts(
         peer_count=view.peer_count,
         latest_version=view.latest_version,
         update_available=view.update_available,
+        installed_version=view.installed_version,
         sources=sources,
         has_cover=game.cover is not None,
         download=overlay.download,

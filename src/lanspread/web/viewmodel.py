@@ -101,6 +101,8 @@ class GameFacts:
     peer_count: int = 0
     latest_version: str | None = None
     update_available: bool = False
+    installed_version: str | None = None
+    """The version ``local/`` holds (its install record); may trail ``local_version``."""
     sources: tuple[SourceFacts, ...] = ()
     has_cover: bool = False
     download: DownloadSample | None = None
@@ -581,6 +583,10 @@ def secondary_actions(facts: GameFacts, primary: Action) -> tuple[SecondaryActio
 
 
 def _version_label(facts: GameFacts) -> str:
+    installed = facts.installed_version if facts.installed else None
+    if installed and facts.local_version and installed != facts.local_version:
+        # The newer version is downloaded but not installed (yet, or its install failed).
+        return f"v{installed} → v{facts.local_version}"
     if facts.local_version and facts.update_available and facts.latest_version:
         return f"v{facts.local_version} → v{facts.latest_version}"
     if facts.local_version:

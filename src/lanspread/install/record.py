@@ -1,0 +1,330 @@
+"""The install record on disk: walking and hashing trees, reading and committing records.
+
+The rules live in :mod:`lanspread.core.install_record`; this module feeds them
+facts from the disk and carries out their plans. Links are never followed: a
+walk lists a link as a non-folder and never hashes through it, and the player's
+files are carried by hard link (a copy where the filesystem has none), so the
+old tree keeps its names until the transaction's commit has made the new tree
+durable.
+
+The record is committed in two renames: a transaction writes the new record
+atomically to ``.lanspread.install.next.json`` before its commit rename and
+renames it over ``.lanspread.install.json`` after; startup recovery finishes or
+drops that second step from the intent (:func:`lanspread.core.recovery.decide_record_steps`).
+
+All functions block; the runtime calls them in worker threads.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import stat
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import blake3
+import msgspec
+
+from lanspread.core.gameroot import (
+    INSTALL_RECORD_FILE,
+    INSTALL_RECORD_NEXT_FILE,
+    INSTALL_RECORD_TMP_FILE,
+    LOCAL_DIR,
+    OWNED_MARKER,
+)
+from lanspread.core.install_record import (
+    INSTALL_RECORD_FORMAT,
+    MAX_INSTALL_RECORD_SIZE,
+    CarryPlan,
+    InstallRecord,
+    LocalDiff,
+    LocalFile,
+    RecordedFile,
+    diff_local,
+    make_record,
+    needs_hash,
+)
+from lanspread.errors import InstallRecordCorrupt, StorageError
+from lanspread.storage.atomic import atomic_write_bytes, fsync_dir
+
+# Large enough that hashing runs at BLAKE3 speed, small enough to stay out of the way.
+HASH_READ_SIZE = 1024 * 1024
+
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_READ_FLAGS = os.O_RDONLY | _NOFOLLOW | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
+
+_ENCODER = msgspec.json.Encoder()
+_DECODER = msgspec.json.Decoder(InstallRecord)
+
+
+@dataclass(frozen=True, slots=True)
+class TreeEntry:
+    path: str
+    """Relative, ``/``-separated."""
+    is_dir: bool
+    is_file: bool
+    size: int
+
+
+def record_path(root: Path) -> Path:
+    return root / INSTALL_RECORD_FILE
+
+
+def walk(base: Path, *, skip_top: frozenset[str] = frozenset()) -> Iterator[TreeEntry]:
+    """Every entry under ``base`` (links and other non-files reported, never followed)."""
+    pending = [(base, "")]
+    while pending:
+        folder, prefix = pending.pop()
+        try:
+            with os.scandir(folder) as entries:
+                children = list(entries)
+        except OSError as exc:
+            raise StorageError(f"cannot list {folder}: {exc.strerror or exc}") from exc
+        for child in children:
+            if not prefix and child.name in skip_top:
+                continue
+            relative = prefix + child.name
+            info = _lstat(Path(child.path))
+            if info is None:
+                continue
+            is_dir = stat.S_ISDIR(info.st_mode)
+            yield TreeEntry(relative, is_dir, stat.S_ISREG(info.st_mode), info.st_size)
+            if is_dir:
+                pending.append((Path(child.path), relative + "/"))
+
+
+def hash_file(path: Path) -> str:
+    """The BLAKE3 hex digest of a regular file, read without following a link."""
+    try:
+        fd = os.open(path, _READ_FLAGS)
+    except OSError as exc:
+        raise StorageError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    hasher = blake3.blake3()
+    try:
+        while chunk := os.read(fd, HASH_READ_SIZE):
+            hasher.update(chunk)
+    except OSError as exc:
+        raise StorageError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    finally:
+        os.close(fd)
+    return hasher.hexdigest()
+
+
+def record_tree(
+    tree_dir: Path, game_id: str, version: str | None, *, installed: bool = True
+) -> tuple[InstallRecord, dict[str, bool]]:
+    """The record of every regular file under ``tree_dir`` (a staging dir's marker
+    excluded), and every path it holds mapped to whether it is a folder."""
+    files: list[RecordedFile] = []
+    tree: dict[str, bool] = {}
+    for entry in walk(tree_dir, skip_top=frozenset({OWNED_MARKER})):
+        tree[entry.path] = entry.is_dir
+        if entry.is_file:
+            digest = hash_file(tree_dir / entry.path)
+            files.append(RecordedFile(path=entry.path, size=entry.size, blake3=digest))
+    return make_record(game_id, version, files, installed=installed), tree
+
+
+def scan_local(
+    local_dir: Path, record: InstallRecord | None, *, hash_all: bool = False
+) -> list[LocalFile]:
+    """The regular files of ``local_dir``, hashed where classifying needs it (or all)."""
+    recorded = record.by_path() if record is not None else {}
+    found = []
+    for entry in walk(local_dir, skip_top=frozenset({OWNED_MARKER})):
+        if not entry.is_file:
+            continue
+        wanted = hash_all or needs_hash(recorded.get(entry.path), entry.size)
+        digest = hash_file(local_dir / entry.path) if wanted else None
+        found.append(LocalFile(path=entry.path, size=entry.size, blake3=digest))
+    return found
+
+
+def diff_tree(local_dir: Path, record: InstallRecord | None) -> LocalDiff:
+    """How ``local_dir`` differs from ``record``."""
+    return diff_local(record, scan_local(local_dir, record))
+
+
+@dataclass(frozen=True, slots=True)
+class LocalInspection:
+    """``local/`` against its record, with what deleting it would free."""
+
+    record: InstallRecord | None
+    diff: LocalDiff
+    files: int
+    bytes: int
+    players_bytes: int
+    """Bytes of the player's files (added, or shipped and edited)."""
+
+
+def inspect_local(root: Path) -> LocalInspection:
+    """Compare ``<root>/local`` with the record; an unusable record counts as none."""
+    try:
+        record = read_record(root)
+    except InstallRecordCorrupt:
+        record = None
+    found = scan_local(root / LOCAL_DIR, record)
+    diff = diff_local(record, found)
+    players = set(diff.players)
+    return LocalInspection(
+        record=record,
+        diff=diff,
+        files=len(found),
+        bytes=sum(f.size for f in found),
+        players_bytes=sum(f.size for f in found if f.path in players),
+    )
+
+
+def carry_over(old_dir: Path, new_dir: Path, plan: CarryPlan) -> None:
+    """Put the planned player files into the new tree; the old tree keeps them too."""
+    for carry in plan.carries:
+        source = old_dir / carry.source
+        target = new_dir / carry.target
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            _link_or_copy(source, target)
+        except OSError as exc:
+            raise StorageError(
+                f"cannot keep your file {carry.source}: {exc.strerror or exc}"
+            ) from exc
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    try:
+        os.link(source, target, follow_symlinks=False)
+    except OSError as exc:
+        if exc.errno not in {errno.EXDEV, errno.EPERM, errno.ENOTSUP, errno.EMLINK}:
+            raise
+        shutil.copy2(source, target, follow_symlinks=False)
+
+
+def read_record(root: Path) -> InstallRecord | None:
+    """The committed record of ``root``; ``None`` when there is none.
+
+    Raises :class:`InstallRecordCorrupt` when it cannot be trusted and
+    :class:`StorageError` when it cannot be read.
+    """
+    path = record_path(root)
+    data = _read_bounded(path)
+    if data is None:
+        return None
+    try:
+        record = _DECODER.decode(data)
+    except msgspec.DecodeError as exc:
+        raise InstallRecordCorrupt(f"{path}: not an install record: {exc}") from exc
+    _check_header(path, root, record.format, record.game_id)
+    return record
+
+
+def _check_header(path: Path, root: Path, format_version: int, game_id: str) -> None:
+    if format_version != INSTALL_RECORD_FORMAT:
+        raise InstallRecordCorrupt(
+            f"{path}: format {format_version} is not supported (expected {INSTALL_RECORD_FORMAT})"
+        )
+    if game_id != root.name:
+        raise InstallRecordCorrupt(f"{path}: records game {game_id!r}, not {root.name!r}")
+
+
+def write_pending_record(root: Path, record: InstallRecord) -> None:
+    """Durably store the record of the tree about to be committed."""
+    atomic_write_bytes(
+        root / INSTALL_RECORD_NEXT_FILE,
+        _ENCODER.encode(record),
+        temp=root / INSTALL_RECORD_TMP_FILE,
+    )
+
+
+def commit_pending_record(root: Path) -> bool:
+    """Rename the pending record over the record, durably; False when none is pending."""
+    pending = root / INSTALL_RECORD_NEXT_FILE
+    try:
+        if not stat.S_ISREG(os.lstat(pending).st_mode):
+            return False
+        pending.replace(record_path(root))
+        fsync_dir(root)
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise StorageError(f"cannot commit {pending}: {exc.strerror or exc}") from exc
+    return True
+
+
+def drop_pending_record(root: Path) -> bool:
+    """Delete the pending record and its temp file (idempotent); True when one was deleted."""
+    dropped = _unlink_file(root / INSTALL_RECORD_NEXT_FILE)
+    _unlink_file(root / INSTALL_RECORD_TMP_FILE)
+    return dropped
+
+
+def drop_record(root: Path) -> bool:
+    """Delete the committed record (idempotent), durably."""
+    return _unlink_file(record_path(root))
+
+
+def _unlink_file(path: Path) -> bool:
+    try:
+        if stat.S_ISDIR(os.lstat(path).st_mode):
+            return False  # a folder of that name is not ours
+        path.unlink()
+        fsync_dir(path.parent)
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise StorageError(f"cannot delete {path}: {exc.strerror or exc}") from exc
+    return True
+
+
+def _lstat(path: Path) -> os.stat_result | None:
+    try:
+        return os.lstat(path)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise StorageError(f"cannot inspect {path}: {exc.strerror or exc}") from exc
+
+
+def _read_bounded(path: Path) -> bytes | None:
+    try:
+        fd = os.open(path, _READ_FLAGS)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise InstallRecordCorrupt(f"{path}: not a regular file") from exc
+        raise StorageError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise InstallRecordCorrupt(f"{path}: not a regular file")
+        if info.st_size > MAX_INSTALL_RECORD_SIZE:
+            raise InstallRecordCorrupt(f"{path}: larger than {MAX_INSTALL_RECORD_SIZE} bytes")
+        chunks = []
+        while chunk := os.read(fd, HASH_READ_SIZE):
+            chunks.append(chunk)
+    except OSError as exc:
+        raise StorageError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    finally:
+        os.close(fd)
+    return b"".join(chunks)
+
+
+__all__ = [
+    "LocalInspection",
+    "TreeEntry",
+    "carry_over",
+    "commit_pending_record",
+    "diff_tree",
+    "drop_pending_record",
+    "drop_record",
+    "hash_file",
+    "inspect_local",
+    "read_record",
+    "record_path",
+    "record_tree",
+    "scan_local",
+    "walk",
+    "write_pending_record",
+]
