@@ -12,7 +12,6 @@ own files in ``local/`` kept whenever the old install survives.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -27,6 +26,7 @@ from tests.support.install_roots import (
     make_root,
     snapshot,
 )
+from tests.support.platforms import KILLED_RETURNCODE
 
 from lanspread.core.recovery import RecoveryOutcome
 from lanspread.install.sweep import recover_game_root
@@ -57,7 +57,7 @@ def _kill_at(kind: str, root: Path, stop: str) -> None:
         timeout=CHILD_TIMEOUT_SECONDS,
         check=False,
     )
-    assert done.returncode == -signal.SIGKILL, (
+    assert done.returncode == KILLED_RETURNCODE, (
         f"child exited {done.returncode} instead of being killed: {done.stderr.decode()}"
     )
 

@@ -10,12 +10,12 @@ from pathlib import Path
 def user_data_dir() -> Path:
     """The per-user data folder: ``%LOCALAPPDATA%\\lanspread`` or ``$XDG_DATA_HOME/lanspread``."""
     if sys.platform == "win32":
-        base = os.environ.get("LOCALAPPDATA") or str(Path.home() / "AppData" / "Local")
-        return Path(base) / "lanspread"
-    if sys.platform == "darwin":
-        return Path.home() / "Library" / "Application Support" / "lanspread"
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "lanspread"
+        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
+    elif sys.platform == "darwin":
+        base = Path.home() / "Library" / "Application Support"
+    else:
+        base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return base / "lanspread"
 
 
 def default_game_dir() -> Path:

@@ -59,6 +59,7 @@ from lanspread.install.intent import (
     write_marker,
 )
 from lanspread.install.remove import remove_entry
+from lanspread.platform import fileio
 from lanspread.storage.atomic import fsync_dir
 
 ProgressCallback = Callable[[int, int], None]
@@ -386,8 +387,7 @@ def _sync(directory: Path) -> None:
 def _flush_tree_to_disk(directory: Path) -> None:
     """Make the extracted files durable before the promotion rename publishes them."""
     try:
-        if hasattr(os, "sync"):
-            os.sync()
+        if fileio.sync_all():
             return
         for folder, _dirs, files in os.walk(directory):
             for name in files:
