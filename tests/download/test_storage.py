@@ -6,6 +6,7 @@ import errno
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -46,6 +47,11 @@ INSTALLER_STATE = {
     ".softlan_game_installed": b"",
     ".sync/state": b"sync tool",
 }
+
+# macOS and Windows have no posix_fallocate: their files are sized by truncation alone.
+NEEDS_FALLOCATE = pytest.mark.skipif(
+    sys.platform in {"darwin", "win32"}, reason="this platform has no posix_fallocate"
+)
 
 
 @pytest.fixture
@@ -268,6 +274,7 @@ def test_an_unlistable_folder_is_a_storage_error(
     assert str(caught.value) == f"cannot list {root}: Permission denied"
 
 
+@NEEDS_FALLOCATE
 def test_a_filesystem_without_fallocate_is_not_an_error(
     root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -282,6 +289,7 @@ def test_a_filesystem_without_fallocate_is_not_an_error(
     assert _payload_sizes(root, manifest)["quake3.eti"] == len(game_files()["quake3.eti"])
 
 
+@NEEDS_FALLOCATE
 def test_another_allocation_error_is_a_storage_error(
     root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from tests.support.platforms import allocated_bytes, fd_is_blocking
 
 from lanspread.platform import fileio
 
@@ -78,3 +79,23 @@ def test_directory_sync_reports_a_missing_folder(tmp_path: Path) -> None:
     """A folder that does not exist is an OSError on POSIX, never a silent success."""
     with pytest.raises(FileNotFoundError):
         fileio.fsync_directory(tmp_path / "missing")
+
+
+def test_make_blocking_undoes_a_non_blocking_open(tmp_path: Path) -> None:
+    """A descriptor opened with O_NONBLOCK blocks again after make_blocking."""
+    path = tmp_path / "file.bin"
+    path.write_bytes(b"x")
+    fd = os.open(path, os.O_RDONLY | fileio.O_NONBLOCK)
+    try:
+        fileio.make_blocking(fd)
+        assert fd_is_blocking(fd)
+    finally:
+        os.close(fd)
+
+
+def test_reserve_blocks_reports_whether_it_reserved(fd: int) -> None:
+    """Blocks are reserved where the platform has posix_fallocate, and only there."""
+    reserved = fileio.reserve_blocks(fd, 1 << 20)
+    assert reserved is (sys.platform not in {"darwin", "win32"})
+    if reserved:
+        assert allocated_bytes(os.fstat(fd)) >= 1 << 20

@@ -294,14 +294,8 @@ def _allocate(root: Path, file: FileManifest) -> None:
 
 def _reserve(fd: int, size: int) -> None:
     """Reserve the blocks of ``size`` bytes where the platform can; unsupported is not an error."""
-    fallocate = getattr(os, "posix_fallocate", None)
-    if fallocate is None or size == 0:
-        return
-    try:
-        fallocate(fd, 0, size)
-    except OSError as exc:
-        if exc.errno not in {errno.EOPNOTSUPP, errno.EINVAL, getattr(errno, "ENOTSUP", -1)}:
-            raise
+    if size > 0:
+        fileio.reserve_blocks(fd, size)
 
 
 def _folders_down_to(root: Path, relative: str) -> list[Path]:

@@ -17,6 +17,10 @@ so the type checker proves each branch against that platform's ``os`` module:
   metadata itself), so there it does nothing.
 * :func:`sync_all`: ``sync()`` where it exists; ``False`` on Windows, whose
   callers sync file by file instead.
+* :func:`reserve_blocks`: ``posix_fallocate`` where it exists (not on macOS or
+  Windows, whose files are then sized by truncation alone).
+* :func:`make_blocking`: puts a descriptor opened with ``O_NONBLOCK`` back in
+  blocking mode (Windows has no such flag: its descriptors always block).
 
 The calls go through the ``os`` module at call time, so a test that wraps
 ``os.pwrite`` or ``os.fdatasync`` sees them.
@@ -24,6 +28,7 @@ The calls go through the ``os`` module at call time, so a test that wraps
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 import threading
@@ -98,6 +103,29 @@ def _pread_seeking(fd: int, length: int, offset: int) -> bytes:
     with _seek_lock(fd):
         os.lseek(fd, offset, os.SEEK_SET)
         return os.read(fd, length)
+
+
+def make_blocking(fd: int) -> None:
+    """Read and write ``fd`` the blocking way from now on."""
+    if sys.platform != "win32":
+        os.set_blocking(fd, True)
+
+
+def reserve_blocks(fd: int, size: int) -> bool:
+    """Reserve the disk blocks of the first ``size`` bytes of ``fd``; ``False`` where the
+    platform or the file system cannot (an ``OSError`` for any other failure)."""
+    if sys.platform == "win32" or sys.platform == "darwin":
+        reserved = False
+    else:
+        try:
+            os.posix_fallocate(fd, 0, size)
+            reserved = True
+        except OSError as exc:
+            # What posix_fallocate answers on a file system that cannot reserve blocks.
+            if exc.errno not in {errno.EOPNOTSUPP, errno.EINVAL, errno.ENOTSUP}:
+                raise
+            reserved = False
+    return reserved
 
 
 # --- durability ---------------------------------------------------------------------------

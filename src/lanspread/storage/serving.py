@@ -245,8 +245,7 @@ def _fstat(fd: int, where: Path) -> os.stat_result:
 def _set_blocking(fd: int) -> None:
     # Opened non-blocking so a FIFO swapped in could not hang the open; a regular
     # file is read the ordinary way from here on.
-    if hasattr(os, "set_blocking"):
-        os.set_blocking(fd, True)
+    fileio.make_blocking(fd)
 
 
 def _fd_real_path(fd: int, fallback: Path) -> PurePath:
