@@ -30,6 +30,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+# CPU time of the bsdtar children comes from getrusage, which Windows lacks.
+assert sys.platform != "win32"
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # the archive writers live in the test support package
 

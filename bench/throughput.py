@@ -90,6 +90,10 @@ from tests.support.fixtures import peer_cli_argv, write_catalog
 from tests.support.jsonl_process import Event, JsonlProcess
 from tests.support.netns import Host, Network
 
+# The peers run in Linux network namespaces (tests.support.netns), measured with
+# sysconf, sendfile and getrusage: this benchmark exists on Linux only.
+assert sys.platform == "linux"
+
 GOAL_RATIO = 0.70
 RSS_BOUND_MIB = 150
 # How dp-client opens its files (see _Sink).

@@ -7,6 +7,8 @@ send typed commands with :meth:`PeerRuntime.execute`, iterate typed events from
 thin layers over it.
 """
 
+from typing import TYPE_CHECKING
+
 from lanspread._version import __version__
 from lanspread.core.catalog import Catalog, CatalogGame
 from lanspread.errors import (
@@ -27,8 +29,10 @@ from lanspread.errors import (
 )
 from lanspread.runtime import commands, events
 from lanspread.runtime.options import InstallPolicy, RuntimeOptions
-from lanspread.runtime.runtime import PeerRuntime
 from lanspread.storage.catalog_file import load_bundled_catalog, load_catalog
+
+if TYPE_CHECKING:
+    from lanspread.runtime.runtime import PeerRuntime
 
 __all__ = [
     "Catalog",
@@ -56,3 +60,14 @@ __all__ = [
     "load_bundled_catalog",
     "load_catalog",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # PeerRuntime brings the installer and so libarchive: it is imported on first
+    # use, so that importing lanspread (as the command does first) never fails on a
+    # system without libarchive, and the command can say how to install it.
+    if name == "PeerRuntime":
+        from lanspread.runtime.runtime import PeerRuntime
+
+        return PeerRuntime
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

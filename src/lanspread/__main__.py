@@ -2,6 +2,6 @@
 
 import sys
 
-from lanspread.cli.app import main
+from lanspread.cli.entry import main
 
 sys.exit(main())

@@ -21,7 +21,8 @@
     ├── PeerIdMismatch          the peer at an address is not the peer id we dialed
     ├── ConnectionClosed        the other side closed the connection in an orderly way
     ├── TransportError          the connection broke (reset, TLS failure, timeout)
-    └── DiscoveryError          mDNS discovery cannot run (no usable interface, duplicate peer id)
+    ├── DiscoveryError          mDNS discovery cannot run (no usable interface, duplicate peer id)
+    └── ArchiveLibraryMissing   libarchive cannot be loaded (says how to get it on this OS)
 
 Local misuse (``OperationError``) is kept apart from remote violations
 (``ProtocolError``), and an orderly close (``ConnectionClosed``) apart from a broken
@@ -130,3 +131,7 @@ class TransportError(LanspreadError):
 
 class DiscoveryError(LanspreadError):
     """mDNS discovery cannot run: no usable interface, sockets refused, or our peer id taken."""
+
+
+class ArchiveLibraryMissing(LanspreadError):
+    """The libarchive shared library cannot be loaded; the message says how to get it."""

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from tests.support.fixtures import FixtureGame, build_library, peer_cli_argv, write_catalog
 from tests.support.jsonl_process import JsonlProcess, wait_until
+from tests.support.platforms import KILLED_RETURNCODE
 
 from lanspread.cli.instance import (
     EXIT_ALREADY_RUNNING,
@@ -170,7 +171,7 @@ async def test_a_second_peer_cli_is_refused_and_a_killed_one_blocks_nothing(
             ("error", "already-running", no_ui_message(state))
         ]
 
-        assert await first.kill() == -signal.SIGKILL
+        assert await first.kill() == KILLED_RETURNCODE
         third = await start("third")
         started = await third.wait_for("cli-started", START_TIMEOUT)
         assert started["name"] == "solo"
@@ -245,7 +246,7 @@ async def test_a_second_app_points_at_the_running_ones_ui(private_home: Path) ->
         assert err.decode() == f"lanspread: {ui_message(state, first_url)}\n"
 
         first.kill()
-        assert await asyncio.wait_for(first.wait(), START_TIMEOUT) == -signal.SIGKILL
+        assert await asyncio.wait_for(first.wait(), START_TIMEOUT) == KILLED_RETURNCODE
         assert url_file.read_text() == f"{UI_URL_HEADER}\n{first_url}\n", "left by the dead"
 
         third, third_url = await start_app([*command, "--listen", "127.0.0.1:0"])

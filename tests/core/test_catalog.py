@@ -9,10 +9,12 @@ from hypothesis import strategies as st
 from lanspread.core.catalog import (
     MAX_CATALOG_GAMES,
     MAX_GAME_ID_LENGTH,
+    WINDOWS_RESERVED_NAMES,
     CatalogGame,
     is_safe_relative_path,
     is_valid_game_id,
     parse_catalog,
+    windows_name_problem,
 )
 from lanspread.errors import CatalogError
 
@@ -86,6 +88,24 @@ BAD_CATALOGS = [
         game("id = 5\n" + REST),
         "game #1: field 'id': 5 is not a single path component of [a-z0-9._-] "
         "(at most 64 characters)",
+    ),
+    (
+        "id-windows-device",
+        game('id = "con"\n' + REST),
+        "game #1: field 'id': 'con' is a device name Windows reserves (con, prn, aux, nul, "
+        "com1-com9, lpt1-lpt9, also with an extension); no folder can have that name there",
+    ),
+    (
+        "id-windows-device-with-extension",
+        game('id = "quake3"\n' + REST) + game('id = "lpt1.games"\n' + REST),
+        "game #2: field 'id': 'lpt1.games' is a device name Windows reserves (con, prn, aux, "
+        "nul, com1-com9, lpt1-lpt9, also with an extension); no folder can have that name there",
+    ),
+    (
+        "id-trailing-dot",
+        game('id = "quake3."\n' + REST),
+        "game #1: field 'id': 'quake3.' ends with a dot or a space, which Windows drops from "
+        "folder names",
     ),
     (
         "duplicate-id",
@@ -223,12 +243,26 @@ def test_too_many_games_is_refused() -> None:
         ("Quake", False),
         ("spa ce", False),
         ("caf\u00e9", False),
+        ("con", False),
+        ("nul.tar", False),
+        ("com1", False),
+        ("com9.x", False),
+        ("lpt5", False),
+        ("aux", False),
+        ("prn.", False),
+        ("quake3.", False),
+        ("quake3\n", False),
+        ("console", True),
+        ("com0", True),
+        ("x.con", True),
+        ("auxiliary", True),
         (None, False),
         (5, False),
     ],
 )
 def test_is_valid_game_id(value: object, valid: bool) -> None:
-    """A game id is one short path component of [a-z0-9._-], never . or .."""
+    """A game id is one short path component of [a-z0-9._-], never . or .., never a
+    Windows device name (also with an extension) and never ending with a dot."""
     assert is_valid_game_id(value) is valid
 
 
@@ -261,3 +295,31 @@ def test_valid_ids_are_single_safe_components(value: str) -> None:
     if is_valid_game_id(value):
         assert is_safe_relative_path(value)
         assert "/" not in value
+
+
+@pytest.mark.parametrize("name", sorted(WINDOWS_RESERVED_NAMES))
+def test_every_windows_device_name_is_refused_in_any_case_and_with_an_extension(
+    name: str,
+) -> None:
+    """Each reserved device name is a Windows problem in any case and with an extension."""
+    for variant in (name, name.upper(), f"{name}.txt", f"{name.capitalize()}.tar.gz"):
+        assert windows_name_problem(variant) == (
+            f"{variant!r} is a device name Windows reserves (con, prn, aux, nul, com1-com9, "
+            "lpt1-lpt9, also with an extension); no folder can have that name there"
+        )
+    assert not is_valid_game_id(name)
+    assert not is_valid_game_id(f"{name}.txt")
+
+
+@pytest.mark.parametrize("name", ["quake3.", "quake3 ", "a. "])
+def test_a_trailing_dot_or_space_is_a_windows_problem(name: str) -> None:
+    """Windows drops a trailing dot or space from folder names, so such a name is refused."""
+    assert windows_name_problem(name) == (
+        f"{name!r} ends with a dot or a space, which Windows drops from folder names"
+    )
+
+
+@pytest.mark.parametrize("name", ["quake3", "console", "com0", "x.con", "lpt10"])
+def test_ordinary_names_are_no_windows_problem(name: str) -> None:
+    """Names that merely start with or contain a device name are fine folder names."""
+    assert windows_name_problem(name) is None

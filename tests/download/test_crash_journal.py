@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 import random
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -27,6 +26,7 @@ import pytest
 from tests.support.download_crash_child import SURVIVED_EXIT_CODE, crash_game_files
 from tests.support.download_roots import GAME_ID, build_manifest
 from tests.support.install_roots import Snapshot, snapshot
+from tests.support.platforms import KILLED_RETURNCODE, kill_hard
 
 from lanspread.core.planning import manifest_tasks
 from lanspread.download.hashing import verify_chunk
@@ -55,7 +55,7 @@ def _run_until_killed(root: Path, seed: int, stop: str) -> None:
     child = _child(root, seed, stop)
     _, stderr = child.communicate(timeout=CHILD_TIMEOUT_SECONDS)
     assert child.returncode != SURVIVED_EXIT_CODE, f"kill point {stop} was never reached"
-    assert child.returncode == -signal.SIGKILL, (
+    assert child.returncode == KILLED_RETURNCODE, (
         f"child exited {child.returncode} instead of being killed: {stderr.decode()}"
     )
 
@@ -67,10 +67,10 @@ def _kill_after_lines(root: Path, seed: int, lines: int) -> bool:
     for _ in range(lines):
         if not child.stdout.readline():
             break
-    child.send_signal(signal.SIGKILL)
+    kill_hard(child.pid)
     _, stderr = child.communicate(timeout=CHILD_TIMEOUT_SECONDS)
-    assert child.returncode in {0, -signal.SIGKILL}, stderr.decode()
-    return child.returncode == -signal.SIGKILL
+    assert child.returncode in {0, KILLED_RETURNCODE}, stderr.decode()
+    return child.returncode == KILLED_RETURNCODE
 
 
 def _run_to_completion(root: Path, seed: int) -> None:

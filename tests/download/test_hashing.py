@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import stat
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -11,6 +10,7 @@ from types import TracebackType
 
 import blake3
 import pytest
+from tests.support.platforms import make_fifo, make_null_device
 
 from lanspread.core.gameroot import VERSION_FILE
 from lanspread.core.manifest import (
@@ -153,7 +153,7 @@ def test_missing_root_is_a_storage_error(tmp_path: Path) -> None:
 
 def test_fifo_is_refused(game_root: Path) -> None:
     """A FIFO in the payload is refused rather than read (it could block forever)."""
-    os.mkfifo(game_root / "pipe")
+    make_fifo(game_root / "pipe")
     with pytest.raises(StorageError) as caught:
         hash_game_payload(game_root, "quake3", "1.0", C)
     assert str(caught.value) == (
@@ -164,7 +164,7 @@ def test_fifo_is_refused(game_root: Path) -> None:
 def test_device_file_is_refused(game_root: Path) -> None:
     """A device node in the payload is refused (it could be endless or harmful to read)."""
     try:
-        os.mknod(game_root / "null", stat.S_IFCHR | 0o600, os.makedev(1, 3))
+        make_null_device(game_root / "null")
     except PermissionError:
         pytest.skip("creating device nodes needs root")
     with pytest.raises(StorageError) as caught:
@@ -290,7 +290,7 @@ def test_file_swapped_for_a_fifo_after_the_scan_is_refused(game_root: Path) -> N
 
     def swap() -> None:
         victim.unlink()
-        os.mkfifo(victim)
+        make_fifo(victim)
 
     with pytest.raises(StorageError) as caught:
         hash_game_payload(game_root, "quake3", "1.0", C, stop_after(99, swap))

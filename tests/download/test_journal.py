@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from tests.support.download_roots import GAME_ID, build_manifest, game_files
+from tests.support.platforms import make_fifo
 
 from lanspread.core.manifest import encode_manifest, manifest_digest
 from lanspread.core.planning import manifest_tasks
@@ -30,6 +31,7 @@ from lanspread.download.journal import (
 )
 from lanspread.download.storage import prepare_game_storage
 from lanspread.errors import StorageError
+from lanspread.platform import fileio
 
 MANIFEST = build_manifest(game_files())
 TASKS = manifest_tasks(MANIFEST)
@@ -235,7 +237,7 @@ def test_commit_durable_syncs_payload_before_renaming_the_journal(
     prepare_game_storage(root, MANIFEST, margin=0)
     journal = DownloadJournal.create(root, MANIFEST)
     events: list[str] = []
-    real_sync, real_replace = os.fdatasync, os.replace
+    real_sync, real_replace = fileio.data_sync, os.replace
 
     def sync(fd: int) -> None:
         events.append(f"sync:{os.fstat(fd).st_size}")
@@ -245,7 +247,7 @@ def test_commit_durable_syncs_payload_before_renaming_the_journal(
         events.append(f"rename:{Path(target).name}")
         real_replace(source, target)
 
-    monkeypatch.setattr(os, "fdatasync", sync)
+    monkeypatch.setattr(fileio, "data_sync", sync)
     monkeypatch.setattr(os, "replace", replace)
     journal.mark_done([PAYLOAD_KEYS[0]])
     journal.commit_durable(["quake3.eti"])
@@ -261,13 +263,13 @@ def test_a_chunk_marked_during_the_sync_waits_for_the_next_commit(
     """The done set is snapshotted before the sync, so a later mark is never journaled early."""
     prepare_game_storage(root, MANIFEST, margin=0)
     journal = DownloadJournal.create(root, MANIFEST)
-    real_sync = os.fdatasync
+    real_sync = fileio.data_sync
 
     def sync_while_another_chunk_completes(fd: int) -> None:
         journal.mark_done([PAYLOAD_KEYS[1]])
         real_sync(fd)
 
-    monkeypatch.setattr(os, "fdatasync", sync_while_another_chunk_completes)
+    monkeypatch.setattr(fileio, "data_sync", sync_while_another_chunk_completes)
     journal.mark_done([PAYLOAD_KEYS[0]])
     journal.commit_durable(["quake3.eti"])
     loaded = load(root)
@@ -437,7 +439,7 @@ def test_a_journal_that_is_not_a_regular_file_is_corrupt(
     elif kind == "folder":
         _journal_file(root).mkdir()
     else:
-        os.mkfifo(_journal_file(root))
+        make_fifo(_journal_file(root))
     with pytest.raises(JournalCorrupt) as caught:
         load(root)
     assert str(caught.value) == f"{_journal_file(root)}: not a regular file"

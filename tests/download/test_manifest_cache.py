@@ -12,6 +12,7 @@ from pathlib import Path
 
 import msgspec
 import pytest
+from tests.support.platforms import make_fifo
 
 from lanspread.core.library import Availability, GameSummary, LibrarySnapshot, make_snapshot
 from lanspread.core.manifest import MIN_CHUNK_SIZE, GameManifest
@@ -104,7 +105,7 @@ def test_reserved_and_symlinked_entries_do_not_affect_the_fingerprint(game_dir: 
 def test_special_file_or_missing_root_has_no_fingerprint(game_dir: Path) -> None:
     """A FIFO in the payload (hashing refuses it) or a missing root cannot be keyed."""
     root = game_dir / GAME
-    os.mkfifo(root / "pipe")
+    make_fifo(root / "pipe")
     assert payload_fingerprint(root, MIN_CHUNK_SIZE) is None
     assert payload_fingerprint(game_dir / "absent", MIN_CHUNK_SIZE) is None
 

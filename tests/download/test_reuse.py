@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 from tests.support.download_roots import CHUNK, GAME_ID, blob, build_manifest, game_files
+from tests.support.platforms import make_fifo
 
 import lanspread.download.reuse as reuse
 from lanspread.core.planning import manifest_tasks
@@ -85,7 +86,7 @@ def test_links_are_never_followed(root: Path, tmp_path: Path) -> None:
 
 def test_a_fifo_at_a_payload_path_is_skipped_without_blocking(root: Path) -> None:
     """A special file is not payload: it is skipped, never read (so never blocked on)."""
-    os.mkfifo(root / "quake3.eti")
+    make_fifo(root / "quake3.eti")
     _write(root, {"quake3.part2.eti": FILES["quake3.part2.eti"]})
     assert reusable_chunks(root, MANIFEST) == {("quake3.part2.eti", 0)}
 

@@ -6,6 +6,7 @@ import errno
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,8 +20,8 @@ from tests.support.download_roots import (
     mounted_tmpfs,
 )
 from tests.support.install_roots import snapshot
+from tests.support.platforms import allocated_bytes, make_fifo
 
-import lanspread.download.storage as storage
 from lanspread.core.manifest import GameManifest
 from lanspread.download.storage import (
     FREE_SPACE_MARGIN,
@@ -36,6 +37,7 @@ from lanspread.download.storage import (
     write_synced_file,
 )
 from lanspread.errors import StorageError
+from lanspread.platform import fileio
 
 INSTALLER_STATE = {
     "local/game.exe": b"installed",
@@ -45,6 +47,11 @@ INSTALLER_STATE = {
     ".softlan_game_installed": b"",
     ".sync/state": b"sync tool",
 }
+
+# macOS and Windows have no posix_fallocate: their files are sized by truncation alone.
+NEEDS_FALLOCATE = pytest.mark.skipif(
+    sys.platform in {"darwin", "win32"}, reason="this platform has no posix_fallocate"
+)
 
 
 @pytest.fixture
@@ -119,7 +126,7 @@ def test_prepare_creates_the_root_folders_and_full_size_files_but_not_the_sentin
     assert not (root / "version.ini").exists()
     assert (root / "maps/extra").is_dir()
     big = (root / "quake3.eti").stat()
-    assert big.st_blocks * 512 >= big.st_size, "posix_fallocate should reserve every block"
+    assert allocated_bytes(big) >= big.st_size, "posix_fallocate should reserve every block"
 
 
 def test_prepare_keeps_the_bytes_of_files_that_already_exist(root: Path) -> None:
@@ -198,8 +205,8 @@ def test_a_link_in_place_of_a_payload_folder_is_replaced_never_followed(
 def test_special_files_at_payload_paths_are_removed(root: Path) -> None:
     """A FIFO at a payload path is stale: it is removed and a regular file takes its place."""
     root.mkdir()
-    os.mkfifo(root / "quake3.eti")
-    os.mkfifo(root / "leftover.fifo")
+    make_fifo(root / "quake3.eti")
+    make_fifo(root / "leftover.fifo")
     prepare_game_storage(root, build_manifest(game_files()), margin=0)
     assert (root / "quake3.eti").is_file()
     assert not (root / "leftover.fifo").exists()
@@ -267,6 +274,7 @@ def test_an_unlistable_folder_is_a_storage_error(
     assert str(caught.value) == f"cannot list {root}: Permission denied"
 
 
+@NEEDS_FALLOCATE
 def test_a_filesystem_without_fallocate_is_not_an_error(
     root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -281,6 +289,7 @@ def test_a_filesystem_without_fallocate_is_not_an_error(
     assert _payload_sizes(root, manifest)["quake3.eti"] == len(game_files()["quake3.eti"])
 
 
+@NEEDS_FALLOCATE
 def test_another_allocation_error_is_a_storage_error(
     root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -305,7 +314,7 @@ def test_disk_full_fails_early_with_the_numbers_and_changes_nothing(tmpfs: Path)
     before = snapshot(root)
     manifest = build_manifest(_big_game())
     to_allocate = sum(file.size for file in manifest.files if not file.is_sentinel)
-    to_allocate -= (root / "quake3.eti").stat().st_blocks * 512  # the old file's blocks are reused
+    to_allocate -= allocated_bytes((root / "quake3.eti").stat())  # the old file's blocks are reused
     available = shutil.disk_usage(tmpfs).free
     with pytest.raises(DiskFull) as caught:
         prepare_game_storage(root, manifest, margin=0)
@@ -456,7 +465,7 @@ def test_open_for_writing_refuses_what_is_not_a_regular_file(prepared: Path, kin
     """A FIFO (never blocked on) or a folder at a payload path is not a payload file."""
     target = prepared / "odd.eti"
     if kind == "fifo":
-        os.mkfifo(target)
+        make_fifo(target)
     else:
         target.mkdir()
     with pytest.raises(StorageError) as caught:
@@ -504,12 +513,12 @@ def test_an_open_error_other_than_a_link_is_reported(
 
 def test_write_at_finishes_short_writes(prepared: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A positional write that writes fewer bytes than asked is continued until all are written."""
-    real = storage._positional_write
+    real = fileio.pwrite
 
-    def one_byte_at_a_time(fd: int, data: memoryview, offset: int) -> int:
+    def one_byte_at_a_time(fd: int, data: fileio.Buffer, offset: int) -> int:
         return real(fd, data[:1], offset)
 
-    monkeypatch.setattr(storage, "_positional_write", one_byte_at_a_time)
+    monkeypatch.setattr(fileio, "pwrite", one_byte_at_a_time)
     fd = open_for_writing(prepared, "quake3.part2.eti")
     try:
         write_at(fd, b"abcdef", 10)
@@ -558,13 +567,13 @@ def test_fsync_files_syncs_each_payload_file(
 ) -> None:
     """Every named file gets a data sync on a descriptor of that very file."""
     synced: list[int] = []
-    real = os.fdatasync
+    real = fileio.data_sync
 
     def spy(fd: int) -> None:
         synced.append(os.fstat(fd).st_ino)
         real(fd)
 
-    monkeypatch.setattr(os, "fdatasync", spy)
+    monkeypatch.setattr(fileio, "data_sync", spy)
     fsync_files(prepared, ["quake3.eti", "maps/extra/dm1.eti"])
     assert synced == [
         (prepared / "quake3.eti").stat().st_ino,

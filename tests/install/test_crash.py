@@ -16,7 +16,6 @@ says 2.0 while ``local/`` and its record hold 1.0.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -37,6 +36,7 @@ from tests.support.install_roots import (
     recorded,
     snapshot,
 )
+from tests.support.platforms import KILLED_RETURNCODE
 
 from lanspread.core.recovery import RecoveryOutcome
 from lanspread.install.sweep import recover_game_root
@@ -78,7 +78,7 @@ def _kill_at(kind: str, root: Path, stop: str) -> None:
         timeout=CHILD_TIMEOUT_SECONDS,
         check=False,
     )
-    assert done.returncode == -signal.SIGKILL, (
+    assert done.returncode == KILLED_RETURNCODE, (
         f"child exited {done.returncode} instead of being killed: {done.stderr.decode()}"
     )
 

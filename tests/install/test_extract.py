@@ -27,6 +27,7 @@ from tests.support.archives import (
     build_volumes,
     write_game_root,
 )
+from tests.support.platforms import is_root
 from tests.support.rar import RarMember, rar4_archive
 
 from lanspread.install import extract as extract_module
@@ -682,7 +683,7 @@ def test_a_write_failure_is_an_extraction_error_and_cleans_up(
 
 def test_a_disk_filling_up_mid_way_is_not_enough_space(game_root: Path, tmp_path: Path) -> None:
     """ENOSPC from a real (tmpfs) filesystem becomes NotEnoughSpace, and the partial game goes."""
-    if os.geteuid() != 0:
+    if not is_root():
         pytest.skip("mounting a small tmpfs needs root")
     unshare = require_tool("unshare")
     write_game_root(game_root, {"game.eti": (ArchiveFormat.TAR, {"big.bin": b"x" * 3_000_000})})

@@ -51,6 +51,7 @@ from lanspread.net.identity import load_or_create_identity
 from lanspread.net.sendfile import FileEndedEarly, pwrite_all
 from lanspread.net.server import PeerServer
 from lanspread.net.wire import GetTicket, Request, Response, Ticket
+from lanspread.platform import fileio
 
 GAME = "quake3"
 OTHER_GAME = "doom"
@@ -741,10 +742,15 @@ async def _receive_requests(
 
 
 def _nothing_pending(sock: socket.socket) -> bool:
+    # A non-blocking peek (Windows has no MSG_DONTWAIT), then the socket's own mode again.
+    timeout = sock.gettimeout()
+    sock.setblocking(False)
     try:
-        sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        sock.recv(1, socket.MSG_PEEK)
     except BlockingIOError:
         return True
+    finally:
+        sock.settimeout(timeout)
     return False
 
 
@@ -812,12 +818,12 @@ def test_header_decoding_checks_length_against_status() -> None:
 async def test_both_send_branches_send_exact_ranges_and_refuse_short_files(
     tmp_path: Path, native: bool
 ) -> None:
-    """The os.sendfile branch and the Windows branch send the same range, and both raise
-    FileEndedEarly when the file holds fewer bytes than asked."""
+    """The platform's branch (os.sendfile off Windows) and the Windows branch send the same
+    range, and both raise FileEndedEarly when the file holds fewer bytes than asked."""
     source = tmp_path / "source.bin"
     data = os.urandom(3 * 65536 + 17)
     source.write_bytes(data)
-    send = sendfile_module._sendfile_native if native else sendfile_module._sendfile_portable
+    send = sendfile_module.send_file_range if native else sendfile_module._sendfile_portable
     left, right = socket.socketpair()
     loop = asyncio.get_running_loop()
     fd = os.open(source, os.O_RDONLY)
@@ -848,7 +854,7 @@ def test_both_positional_write_branches_write_at_the_offset(tmp_path: Path, nati
     """pwrite and the Windows seek-and-write branch put the bytes at the offset asked."""
     target = tmp_path / "target.bin"
     target.write_bytes(bytes(10))
-    write = sendfile_module._pwrite_native if native else sendfile_module._pwrite_seeking
+    write = fileio.pwrite if native else fileio._pwrite_seeking
     fd = os.open(target, os.O_WRONLY)
     try:
         write(fd, memoryview(b"abc"), 4)

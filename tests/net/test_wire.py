@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lanspread.core.catalog import MAX_GAME_ID_LENGTH
+from lanspread.core.catalog import MAX_GAME_ID_LENGTH, is_valid_game_id
 from lanspread.core.gameroot import MAX_VERSION_LENGTH
 from lanspread.core.library import (
     MAX_LIBRARY_GAMES,
@@ -74,7 +74,8 @@ from lanspread.net.wire import (
 
 # --- strategies ----------------------------------------------------------------------
 
-game_ids = st.from_regex(r"\A[a-z0-9_-][a-z0-9._-]{0,20}\Z")
+# Catalog-shaped ids; the filter drops the few Windows cannot hold (con, a trailing dot).
+game_ids = st.from_regex(r"\A[a-z0-9_-][a-z0-9._-]{0,20}\Z").filter(is_valid_game_id)
 versions = st.text(min_size=1, max_size=MAX_VERSION_LENGTH)
 peer_ids = st.from_regex(r"\A[0-9a-f]{64}\Z")
 revisions = st.integers(min_value=0, max_value=2**63)
@@ -434,6 +435,14 @@ def test_invalid_game_id_is_refused() -> None:
         value = {"type": "RequestFrame", "id": 1, "body": {"type": "GetGame", "game_id": game_id}}
         with pytest.raises(ProtocolError, match=r"^invalid message: .*game_id`$"):
             FrameDecoder().feed(_frame_of(value))
+
+
+@pytest.mark.parametrize("game_id", ["con", "nul.x", "com7", "lpt1.games", "quake3."])
+def test_a_peer_game_id_windows_cannot_hold_is_refused(game_id: str) -> None:
+    """Ids a peer sends go through the catalog's rule: no Windows device name, no trailing dot."""
+    value = {"type": "RequestFrame", "id": 1, "body": {"type": "GetGame", "game_id": game_id}}
+    with pytest.raises(ProtocolError, match=r"^invalid message: .*game_id`$"):
+        FrameDecoder().feed(_frame_of(value))
 
 
 def test_request_ids_are_u32() -> None:

@@ -6,7 +6,6 @@ under ``CI=true`` it fails, so CI can never pass by silently skipping them.
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from tests.conftest import IN_CI, require_tool
 from tests.netns.transfer_lan import BuildLan, lan_builder, session_archive_cache, session_catalog
 from tests.support.fixtures import ArchiveCache
 from tests.support.netns import NetworkFactory, sweep_stale
+from tests.support.platforms import is_root
 
 HERE = Path(__file__).parent
 
@@ -30,7 +30,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def require_netns() -> None:
     """Skip (or in CI fail) unless namespaces can be made here: root and ``ip``."""
     require_tool("ip")
-    if os.geteuid() != 0:
+    if not is_root():
         if IN_CI:
             pytest.fail("network-namespace tests need root; CI must run them as root")
         pytest.skip("network-namespace tests need root")

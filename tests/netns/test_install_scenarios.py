@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from lanspread.platform import fileio
 from tests.netns.transfer_lan import (
     INSTALL_ENDINGS,
     QUAKE3,
@@ -28,6 +29,7 @@ from tests.netns.transfer_lan import (
     payload_manifest,
 )
 from tests.support.fixtures import ArchiveCache, InstallableGame
+from tests.support.platforms import make_fifo
 
 # Every game command of the peer CLI.
 GAME_COMMANDS = ("download", "cancel", "update", "install", "uninstall", "remove", "play")
@@ -58,8 +60,8 @@ def release_valve(local: Path) -> Iterator[int]:
     status line into it lets the running game exit with that status.
     """
     fifo = local / RELEASE_FIFO
-    os.mkfifo(fifo)
-    fd = os.open(fifo, os.O_RDWR | os.O_CLOEXEC)
+    make_fifo(fifo)
+    fd = os.open(fifo, os.O_RDWR | fileio.O_CLOEXEC)
     try:
         yield fd
     finally:

@@ -26,6 +26,7 @@ from typing import Any
 import pytest
 
 from lanspread.net.discovery import instance_name
+from lanspread.platform import fileio
 from tests.support.fixtures import (
     FIXTURE_CATALOG_IDS,
     FixtureGame,
@@ -39,6 +40,7 @@ from tests.support.fixtures import (
 )
 from tests.support.jsonl_process import CommandFailed, Event, JsonlProcess, wait_until
 from tests.support.netns import Host, Network, NetworkFactory
+from tests.support.platforms import make_fifo
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 FOREIGN_PEER = REPO_ROOT / "tests" / "support" / "foreign_peer.py"
@@ -112,9 +114,9 @@ class Gate:
     """
 
     def __init__(self, path: Path) -> None:
-        os.mkfifo(path)
+        make_fifo(path)
         self.path = path
-        self._fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+        self._fd = os.open(path, os.O_RDWR | fileio.O_CLOEXEC)
 
     def wrap(self, argv: Sequence[str]) -> list[str]:
         """``argv`` run only once the gate opens (the shell execs it: same pid)."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,6 +10,7 @@ from typing import Any
 import pytest
 from tests.support.archives import ArchiveFormat, Kind, Member, write_game_root
 from tests.support.events import RuntimeEvents
+from tests.support.platforms import make_fifo
 
 from lanspread.errors import InvalidGameState, OperationInProgress, UnknownGame
 from lanspread.runtime.commands import Install, Play, Remove, Uninstall
@@ -151,7 +151,7 @@ async def test_play_runs_in_local_and_blocks_uninstall(
     await events.first(InstallFinished)
     local = alpha.game_dir / "quake3" / "local"
     # The game runs until the test writes a line into its FIFO.
-    os.mkfifo(local / "release")
+    make_fifo(local / "release")
     (local / "start.sh").write_bytes(
         b"#!/bin/sh\nread line < release\necho started > ran.txt\nexit 3\n"
     )

@@ -10,6 +10,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
+from lanspread.core.catalog import GAME_ID_PATTERN
 from lanspread.core.gameroot import EntryKind
 from lanspread.core.library import Availability, GameSummary
 from lanspread.errors import StorageError
@@ -187,8 +188,8 @@ def test_entry_with_unsafe_id_is_refused(
     assert index.ids() == frozenset()
     assert warnings == [
         f"library index {index_path} ignored, the next scan rebuilds it: "
-        "malformed entry: Expected `str` matching regex "
-        r"'^(?!\\.\\.?$)[a-z0-9._-]{1,64}$' - at `key` in `$.games`"
+        f"malformed entry: Expected `str` matching regex {GAME_ID_PATTERN!r} "
+        "- at `key` in `$.games`"
     ]
 
 

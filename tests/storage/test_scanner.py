@@ -11,6 +11,7 @@ from pathlib import Path
 
 import msgspec
 import pytest
+from tests.support.platforms import make_fifo
 
 from lanspread.core.catalog import Catalog, parse_catalog
 from lanspread.core.gameroot import MAX_VERSION_FILE_SIZE, EntryKind
@@ -405,7 +406,7 @@ def test_fifo_in_payload_counts_nothing(library: Library) -> None:
     """A special file at the root is recorded as OTHER and adds no bytes."""
     root = library.downloaded("alpha")
     base = library.scanner().scan_game("alpha")
-    os.mkfifo(root / "pipe")
+    make_fifo(root / "pipe")
 
     listing = read_root(library.game_dir, "alpha")
     summary = library.scanner().scan_game("alpha")

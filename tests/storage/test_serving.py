@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.support.platforms import fd_is_blocking, make_fifo
 
 from lanspread.core.servegate import (
     MAX_PATH_DEPTH,
@@ -18,6 +19,7 @@ from lanspread.core.servegate import (
     ServeErrorCode,
 )
 from lanspread.errors import LanspreadError, StorageError
+from lanspread.platform import fileio
 from lanspread.storage import serving
 from lanspread.storage.serving import (
     ServedFile,
@@ -85,7 +87,7 @@ def _refused(game_dir: Path, path: str, state: GateState = STATE, game: str = GA
 
 
 def _read_all(served: ServedFile) -> bytes:
-    return os.pread(served.fd, served.size + 1, 0)
+    return fileio.pread(served.fd, served.size + 1, 0)
 
 
 # --- what is served -------------------------------------------------------------
@@ -109,7 +111,7 @@ def test_payload_files_are_opened_read_only_with_their_size(
         assert served.path == game_dir / GAME / path
         assert served.size == len(content)
         assert _read_all(served) == content
-        assert os.get_blocking(served.fd)
+        assert fd_is_blocking(served.fd)
         with pytest.raises(OSError, match="Bad file descriptor"):
             os.write(served.fd, b"x")
     assert served.closed
@@ -274,7 +276,7 @@ def test_a_symlinked_parent_directory_is_refused(
 @pytest.mark.usefixtures("walker", "no_fd_leak")
 def test_a_fifo_is_refused_without_blocking(game_dir: Path) -> None:
     """A FIFO is a special file: refused, and never opened (an open would wait for a writer)."""
-    os.mkfifo(game_dir / GAME / "pipe.eti")
+    make_fifo(game_dir / GAME / "pipe.eti")
     refused = _refused(game_dir, "pipe.eti")
     assert (refused.reason, refused.detail) == (
         RefusalReason.SPECIAL_FILE,
@@ -362,7 +364,7 @@ def test_a_file_swapped_for_a_fifo_after_lstat_does_not_block(
     game_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A FIFO swapped in is opened non-blocking, recognised by fstat and refused."""
-    os.mkfifo(game_dir / GAME / "pipe.eti")
+    make_fifo(game_dir / GAME / "pipe.eti")
     _lie_about(monkeypatch, "pipe.eti", NodeKind.REGULAR_FILE)
     assert _refused(game_dir, "pipe.eti").reason is RefusalReason.SPECIAL_FILE
 
@@ -429,7 +431,7 @@ def _populate_listing_tree(game_dir: Path, outside: Path) -> None:
     (root / "link.eti").symlink_to(outside / "passwd")
     (root / "linkdir").symlink_to(outside)
     (root / "maps" / "inner-link.eti").symlink_to("deep/q3dm17.eti")
-    os.mkfifo(root / "pipe.eti")
+    make_fifo(root / "pipe.eti")
     (root / "what?.eti").write_text("unportable")
     (root / "maps" / "local").mkdir()
     (root / "maps" / "local" / "nested-local.eti").write_bytes(b"12345")

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import os
 import random
-import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -38,6 +37,7 @@ from lanspread.download.reuse import reusable_chunks
 from lanspread.download.sentinel import begin_update, commit_sentinel
 from lanspread.download.storage import open_for_writing, prepare_game_storage, write_at
 from tests.support.download_roots import CHUNK, blob, build_manifest
+from tests.support.platforms import kill_hard
 
 SURVIVED_EXIT_CODE = 3
 """Exit code when a ``call:`` or ``step:`` kill point was never reached."""
@@ -58,7 +58,7 @@ def crash_game_files(seed: int) -> dict[str, bytes]:
 
 
 def _die() -> None:
-    os.kill(os.getpid(), signal.SIGKILL)
+    kill_hard(os.getpid())
 
 
 def _say(line: str) -> None:

@@ -12,7 +12,6 @@ Kept apart from the test module so the child does not pay for importing pytest.
 from __future__ import annotations
 
 import os
-import signal
 import sys
 from pathlib import Path
 
@@ -24,13 +23,14 @@ from lanspread.install.transaction import (
     update_game,
 )
 from tests.support.install_roots import FakeUnpacker
+from tests.support.platforms import kill_hard
 
 SURVIVED_EXIT_CODE = 3
 """Exit code when the kill point was never reached: the case itself is wrong."""
 
 
 def _die() -> None:
-    os.kill(os.getpid(), signal.SIGKILL)
+    kill_hard(os.getpid())
 
 
 def _child_main(kind: str, root: Path, stop: str) -> None:

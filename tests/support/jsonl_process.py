@@ -26,10 +26,11 @@ import asyncio
 import itertools
 import json
 import os
-import signal
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from tests.support.platforms import KILL_SIGNAL, continue_signal, stop_signal
 
 Event = dict[str, Any]
 EventMatch = str | Mapping[str, Any] | Callable[[Event], bool]
@@ -217,7 +218,7 @@ class JsonlProcess:
             raise CommandFailed(self.name, sent, answer)
         return answer
 
-    def signal(self, signum: signal.Signals) -> None:
+    def signal(self, signum: int) -> None:
         """Send ``signum`` unless the child has already been reaped (its pid may be reused)."""
         if self.returncode is None:
             try:
@@ -227,7 +228,7 @@ class JsonlProcess:
 
     async def freeze(self) -> None:
         """SIGSTOP the child and return once the kernel shows it stopped."""
-        self.signal(signal.SIGSTOP)
+        self.signal(stop_signal())
         await wait_until(
             lambda: process_state(self.pid) in ("T", "Z", None),
             timeout=CLOSE_TIMEOUT,
@@ -236,7 +237,7 @@ class JsonlProcess:
 
     async def thaw(self) -> None:
         """SIGCONT the child and return once the kernel shows it running again."""
-        self.signal(signal.SIGCONT)
+        self.signal(continue_signal())
         await wait_until(
             lambda: process_state(self.pid) != "T",
             timeout=CLOSE_TIMEOUT,
@@ -245,7 +246,7 @@ class JsonlProcess:
 
     async def kill(self) -> int:
         """SIGKILL the child, reap it and finish reading its output; return its status."""
-        self.signal(signal.SIGKILL)
+        self.signal(KILL_SIGNAL)
         return await self._finish(self._process.wait())
 
     async def close(self, timeout: float = CLOSE_TIMEOUT) -> int:
@@ -257,7 +258,7 @@ class JsonlProcess:
             async with asyncio.timeout(timeout):
                 await self._process.wait()
         except TimeoutError:
-            self.signal(signal.SIGKILL)
+            self.signal(KILL_SIGNAL)
         return await self._finish(self._process.wait())
 
     def report(self, headline: str) -> str:

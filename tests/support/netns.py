@@ -65,14 +65,12 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import errno
-import fcntl
 import functools
 import json
 import os
 import re
 import secrets
 import shutil
-import signal
 import socket
 import struct
 import subprocess
@@ -84,7 +82,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from lanspread.platform import fileio
 from tests.support.jsonl_process import JsonlProcess, wait_until
+from tests.support.platforms import kill_hard, try_lock_exclusive
 
 if TYPE_CHECKING:
     from typing import Self
@@ -475,9 +475,9 @@ def pids_in(identities: Collection[tuple[int, int]]) -> list[int]:
 
 def open_socket_in(namespace: str, family: int, kind: int, proto: int = 0) -> socket.socket:
     """Create a socket inside ``namespace`` from this thread, then switch back."""
-    own = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    own = os.open("/proc/thread-self/ns/net", os.O_RDONLY | fileio.O_CLOEXEC)
     try:
-        target = os.open(NAMESPACE_DIR / namespace, os.O_RDONLY | os.O_CLOEXEC)
+        target = os.open(NAMESPACE_DIR / namespace, os.O_RDONLY | fileio.O_CLOEXEC)
         try:
             _setns(target)
             try:
@@ -612,7 +612,7 @@ def _existing(namespaces: Iterable[str]) -> tuple[list[str], set[tuple[int, int]
 def _kill_all(pids: Iterable[int]) -> None:
     for pid in pids:
         try:
-            os.kill(pid, signal.SIGKILL)
+            kill_hard(pid)
         except ProcessLookupError:
             continue
 
@@ -625,9 +625,9 @@ def _create_lock(token: str) -> int:
     """Create the run's lock file already locked, so no sweeper ever sees it unlocked."""
     LOCK_DIR.mkdir(parents=True, exist_ok=True)
     staging = LOCK_DIR / f".{token}.{os.getpid()}.staging"
-    fd = os.open(staging, os.O_CREAT | os.O_EXCL | os.O_RDWR | os.O_CLOEXEC, 0o600)
+    fd = os.open(staging, os.O_CREAT | os.O_EXCL | os.O_RDWR | fileio.O_CLOEXEC, 0o600)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        _lock_at_once(fd, staging)
         os.link(staging, _lock_path(token))
     except BaseException:
         os.close(fd)
@@ -637,21 +637,22 @@ def _create_lock(token: str) -> int:
     return fd
 
 
+def _lock_at_once(fd: int, path: Path) -> None:
+    if not try_lock_exclusive(fd):
+        raise OSError(errno.EWOULDBLOCK, f"{path} is locked by another process")
+
+
 def _sweep_run(token: str, names: Sequence[str]) -> bool:
     """Remove one run's namespaces and lock file if its owner is gone."""
     path = _lock_path(token)
     try:
-        fd = os.open(path, os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o600)
+        fd = os.open(path, os.O_CREAT | os.O_RDWR | fileio.O_CLOEXEC, 0o600)
     except FileNotFoundError:
         LOCK_DIR.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o600)
+        fd = os.open(path, os.O_CREAT | os.O_RDWR | fileio.O_CLOEXEC, 0o600)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
-                return False
-            raise
+        if not try_lock_exclusive(fd):
+            return False
         _remove_namespaces_now(names)
         path.unlink(missing_ok=True)
         return True

@@ -1,7 +1,9 @@
 """The game catalog: the allow-list of games every peer agrees on.
 
-A game id is a single path component of ``[a-z0-9._-]`` (never ``.`` or ``..``);
-it names the game's root folder in every peer's game directory. Any folder whose
+A game id is a single path component of ``[a-z0-9._-]`` (never ``.`` or ``..``)
+that every OS accepts as a folder name (never a Windows device name such as
+``con`` or ``com1.x``, never a trailing dot); it names the game's root folder in
+every peer's game directory. Any folder whose
 name is not a catalog id is invisible to the library, the wire and the UI.
 
 The catalog file is TOML::
@@ -37,17 +39,49 @@ MAX_DESCRIPTION_LENGTH = 4000
 MAX_PATH_FIELD_LENGTH = 260
 MAX_CATALOG_GAMES = 10_000
 
-_GAME_ID_RE = re.compile(r"[a-z0-9._-]+")
+# Device names Windows reserves in every folder, with or without an extension
+# ("con", "con.txt"): a game root by that name cannot be created there. The catalog
+# is shared by all players, so such an id is refused on every OS.
+WINDOWS_RESERVED_NAMES = frozenset(
+    {"con", "prn", "aux", "nul"}
+    | {f"com{digit}" for digit in range(1, 10)}
+    | {f"lpt{digit}" for digit in range(1, 10)}
+)
+_RESERVED_ALTERNATIVES = "|".join(sorted(WINDOWS_RESERVED_NAMES))
+
+GAME_ID_PATTERN = (
+    r"^(?!\.\.?$)"  # never . or ..
+    rf"(?!(?i:{_RESERVED_ALTERNATIVES})(?:\.|$))"  # never a Windows device name
+    r"(?!.*[. ]$)"  # never a trailing dot or space (Windows drops them)
+    rf"[a-z0-9._-]{{1,{MAX_GAME_ID_LENGTH}}}\Z"  # \Z: "$" would let a final newline through
+)
+"""The whole rule for a game id, shared by the catalog and the wire decoder."""
+_GAME_ID_FULL_RE = re.compile(GAME_ID_PATTERN)
+
+
+def windows_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot be a folder name on Windows, or ``None`` when it can."""
+    if name.split(".", 1)[0].lower() in WINDOWS_RESERVED_NAMES:
+        return (
+            f"{name!r} is a device name Windows reserves (con, prn, aux, nul, com1-com9, "
+            "lpt1-lpt9, also with an extension); no folder can have that name there"
+        )
+    if name.endswith((".", " ")):
+        return f"{name!r} ends with a dot or a space, which Windows drops from folder names"
+    return None
+
+
+_PLAIN_COMPONENT_RE = re.compile(rf"(?!\.\.?\Z)[a-z0-9._-]{{1,{MAX_GAME_ID_LENGTH}}}")
+
+
+def _is_plain_component(value: object) -> bool:
+    """One path component of the id alphabet, before the Windows rules are applied."""
+    return isinstance(value, str) and _PLAIN_COMPONENT_RE.fullmatch(value) is not None
 
 
 def is_valid_game_id(value: object) -> bool:
-    """True when ``value`` may name a game root: one safe path component."""
-    return (
-        isinstance(value, str)
-        and 0 < len(value) <= MAX_GAME_ID_LENGTH
-        and value not in {".", ".."}
-        and _GAME_ID_RE.fullmatch(value) is not None
-    )
+    """True when ``value`` may name a game root on every OS: one safe path component."""
+    return isinstance(value, str) and _GAME_ID_FULL_RE.fullmatch(value) is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,9 +174,11 @@ def _parse_entry(entry: object, ctx: _EntryContext) -> CatalogGame:
     if game_id is None:
         raise ctx.fail("id", "missing")
     if not is_valid_game_id(game_id):
+        problem = windows_name_problem(game_id) if _is_plain_component(game_id) else None
         raise ctx.fail(
             "id",
-            f"{game_id!r} is not a single path component of [a-z0-9._-] "
+            problem
+            or f"{game_id!r} is not a single path component of [a-z0-9._-] "
             f"(at most {MAX_GAME_ID_LENGTH} characters)",
         )
     assert isinstance(game_id, str)

@@ -23,13 +23,10 @@ from typing import Annotated
 import blake3
 import msgspec
 
-from lanspread.core.catalog import MAX_GAME_ID_LENGTH
+from lanspread.core.catalog import GAME_ID_PATTERN
 from lanspread.core.gameroot import MAX_VERSION_LENGTH
 
-GameId = Annotated[
-    str,
-    msgspec.Meta(pattern=rf"^(?!\.\.?$)[a-z0-9._-]{{1,{MAX_GAME_ID_LENGTH}}}$"),
-]
+GameId = Annotated[str, msgspec.Meta(pattern=GAME_ID_PATTERN)]
 """A catalog-shaped game id, validated wherever it is decoded."""
 
 Version = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_VERSION_LENGTH)]

@@ -35,6 +35,7 @@ from lanspread.core.manifest import (
     validate_manifest,
 )
 from lanspread.errors import LanspreadError, ProtocolError, StorageError
+from lanspread.platform import fileio
 
 # One read per MiB keeps the syscall cost far below the hashing cost (BLAKE3 runs
 # at about 4 GiB/s on one core here) while the buffer stays small.
@@ -44,12 +45,7 @@ Buffer = bytes | bytearray | memoryview
 
 # Never block on a FIFO swapped in after the scan, never follow a final symlink,
 # and read Windows files as bytes. Flags a platform lacks are simply left out.
-_OPEN_FLAGS = (
-    os.O_RDONLY
-    | getattr(os, "O_BINARY", 0)
-    | getattr(os, "O_NOFOLLOW", 0)
-    | getattr(os, "O_NONBLOCK", 0)
-)
+_OPEN_FLAGS = os.O_RDONLY | fileio.O_BINARY | fileio.O_NOFOLLOW | fileio.O_NONBLOCK
 
 
 class HashingStopped(LanspreadError):

@@ -82,6 +82,7 @@ from lanspread.download.storage import (
     write_synced_file,
 )
 from lanspread.errors import StorageError
+from lanspread.platform import fileio
 
 JOURNAL_FORMAT_VERSION = 1
 
@@ -105,12 +106,7 @@ COMMIT_EVERY_CHUNKS = 64
 COMMIT_EVERY_BYTES = 512 * MiB
 
 # Never follow a link, never block on a FIFO put in the journal's place.
-_READ_FLAGS = (
-    os.O_RDONLY
-    | getattr(os, "O_NOFOLLOW", 0)
-    | getattr(os, "O_NONBLOCK", 0)
-    | getattr(os, "O_BINARY", 0)
-)
+_READ_FLAGS = os.O_RDONLY | fileio.O_NOFOLLOW | fileio.O_NONBLOCK | fileio.O_BINARY
 _HEX_DIGEST_LENGTH = 64
 
 

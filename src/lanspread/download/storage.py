@@ -45,8 +45,6 @@ import errno
 import os
 import shutil
 import stat
-import sys
-import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,6 +59,7 @@ from lanspread.core.manifest import (
 )
 from lanspread.errors import StorageError
 from lanspread.install.remove import remove_entry
+from lanspread.platform import fileio
 from lanspread.storage.atomic import fsync_dir
 
 MiB = 1024 * 1024
@@ -75,13 +74,13 @@ FREE_SPACE_MARGIN = 64 * MiB
 _STAT_BLOCK_SIZE = 512
 
 _IS_POSIX = os.name == "posix"
-_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
-_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
-_BINARY = getattr(os, "O_BINARY", 0)
+_CLOEXEC = fileio.O_CLOEXEC
+_NOFOLLOW = fileio.O_NOFOLLOW
+_BINARY = fileio.O_BINARY
 # O_NONBLOCK: opening a FIFO swapped in for a payload file must fail, not hang.
-_DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | _NOFOLLOW | _CLOEXEC
-_READ_FLAGS = os.O_RDONLY | _NOFOLLOW | _CLOEXEC | _BINARY | getattr(os, "O_NONBLOCK", 0)
-_WRITE_FLAGS = os.O_RDWR | _NOFOLLOW | _CLOEXEC | _BINARY | getattr(os, "O_NONBLOCK", 0)
+_DIR_FLAGS = os.O_RDONLY | fileio.O_DIRECTORY | _NOFOLLOW | _CLOEXEC
+_READ_FLAGS = os.O_RDONLY | _NOFOLLOW | _CLOEXEC | _BINARY | fileio.O_NONBLOCK
+_WRITE_FLAGS = os.O_RDWR | _NOFOLLOW | _CLOEXEC | _BINARY | fileio.O_NONBLOCK
 # Errors that mean "a component is a link or not a folder": the path is refused.
 _LINK_ERRNOS = frozenset({errno.ELOOP, errno.ENOTDIR, errno.EMLINK})
 _DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)})
@@ -295,14 +294,8 @@ def _allocate(root: Path, file: FileManifest) -> None:
 
 def _reserve(fd: int, size: int) -> None:
     """Reserve the blocks of ``size`` bytes where the platform can; unsupported is not an error."""
-    fallocate = getattr(os, "posix_fallocate", None)
-    if fallocate is None or size == 0:
-        return
-    try:
-        fallocate(fd, 0, size)
-    except OSError as exc:
-        if exc.errno not in {errno.EOPNOTSUPP, errno.EINVAL, getattr(errno, "ENOTSUP", -1)}:
-            raise
+    if size > 0:
+        fileio.reserve_blocks(fd, size)
 
 
 def _folders_down_to(root: Path, relative: str) -> list[Path]:
@@ -365,27 +358,12 @@ def write_at(fd: int, data: Buffer, offset: int, *, name: str = "payload file") 
     written = 0
     try:
         while written < len(view):
-            written += _positional_write(fd, view[written:], offset + written)
+            written += fileio.pwrite(fd, view[written:], offset + written)
     except OSError as exc:
         where = f"{name} at offset {offset + written}"
         if exc.errno in _DISK_FULL_ERRNOS:
             raise DiskFull(f"disk full while writing {where}: {exc.strerror}") from exc
         raise StorageError(f"cannot write {where}: {exc.strerror or exc}") from exc
-
-
-if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
-    _SEEK_LOCK = threading.Lock()
-
-    def _positional_write(fd: int, data: memoryview, offset: int) -> int:
-        # Windows has no pwrite: seek and write must not interleave across threads.
-        with _SEEK_LOCK:
-            os.lseek(fd, offset, os.SEEK_SET)
-            return os.write(fd, data)
-
-else:
-
-    def _positional_write(fd: int, data: memoryview, offset: int) -> int:
-        return os.pwrite(fd, data, offset)
 
 
 def fsync_files(root: Path, paths: Iterable[str]) -> None:
@@ -409,9 +387,8 @@ _SYNC_FLAGS = _READ_FLAGS if _IS_POSIX else _WRITE_FLAGS
 
 def sync_fd(fd: int, *, name: str = "payload file") -> None:
     """``fdatasync`` where it exists (the size is fixed by preparation), else ``fsync``."""
-    sync = getattr(os, "fdatasync", os.fsync)
     try:
-        sync(fd)
+        fileio.data_sync(fd)
     except OSError as exc:
         raise StorageError(f"cannot sync {name}: {exc.strerror or exc}") from exc
 

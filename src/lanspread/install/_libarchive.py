@@ -15,7 +15,9 @@ check: that check only logs ``ARCHIVE_WARN``, and libarchive reports a zip or
 :func:`check` treats anything below ``ARCHIVE_OK`` as the failure it is.
 
 Every function here raises ``libarchive.exception.ArchiveError``; the
-extractor translates it at its edge.
+extractor translates it at its edge. Importing this module raises
+:class:`~lanspread.errors.ArchiveLibraryMissing` when libarchive cannot be loaded;
+every other module reaches libarchive-c through it.
 """
 
 from __future__ import annotations
@@ -28,8 +30,17 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from libarchive import ffi
-from libarchive.exception import ArchiveError
+from lanspread.errors import ArchiveLibraryMissing
+from lanspread.platform.archive_library import LOAD_ERRORS, missing_libarchive_message
+
+# The one place lanspread imports libarchive-c, which loads the shared library on
+# import: a system without it gets the typed error saying how to install it.
+try:
+    from libarchive import ffi as ffi
+    from libarchive.entry import ArchiveEntry as ArchiveEntry
+    from libarchive.exception import ArchiveError as ArchiveError
+except LOAD_ERRORS as exc:
+    raise ArchiveLibraryMissing(missing_libarchive_message()) from exc
 
 READ_FORMATS = ("rar", "rar5", "7zip", "zip", "tar")
 READ_FILTERS = ("gzip", "bzip2", "xz", "lzma", "zstd", "lz4")

@@ -37,11 +37,8 @@ from ctypes import byref, c_int64, c_size_t, c_void_p
 from dataclasses import dataclass
 from pathlib import Path
 
-from libarchive import ffi
-from libarchive.entry import ArchiveEntry
-from libarchive.exception import ArchiveError
-
 from lanspread.install import _libarchive
+from lanspread.install._libarchive import ArchiveEntry, ArchiveError, ffi
 from lanspread.install.archive_errors import (
     CorruptArchive,
     ExtractionCancelled,

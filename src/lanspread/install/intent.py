@@ -29,6 +29,7 @@ import msgspec
 from lanspread.core.gameroot import INTENT_FILE, INTENT_TMP_FILE, OWNED_MARKER
 from lanspread.core.recovery import Intent
 from lanspread.errors import IntentLogCorrupt, StorageError
+from lanspread.platform import fileio
 from lanspread.storage.atomic import atomic_write_bytes, fsync_dir
 
 INTENT_FORMAT_VERSION = 1
@@ -37,7 +38,7 @@ INTENT_FORMAT_VERSION = 1
 MAX_INTENT_FILE_SIZE = 4096
 
 # Windows has no O_NOFOLLOW; there the lstat checks below are the guard.
-_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_NOFOLLOW = fileio.O_NOFOLLOW
 
 _MARKER_TEXT = b"created by lanspread; removed when its transaction settles\n"
 

@@ -91,6 +91,7 @@ from lanspread.install.record import (
     write_pending_record,
 )
 from lanspread.install.remove import remove_entry
+from lanspread.platform import fileio
 from lanspread.storage.atomic import fsync_dir
 from lanspread.storage.scanner import read_sentinel, version_from_sentinel
 
@@ -595,8 +596,7 @@ def _sync(directory: Path) -> None:
 def _flush_tree_to_disk(directory: Path) -> None:
     """Make the extracted files durable before the promotion rename publishes them."""
     try:
-        if hasattr(os, "sync"):
-            os.sync()
+        if fileio.sync_all():
             return
         for folder, _dirs, files in os.walk(directory):
             for name in files:

@@ -9,10 +9,9 @@ event loop waits for the socket to become writable. Elsewhere (Windows) the
 loop's ``sock_sendfile`` is used: the proactor loop sends with ``TransmitFile``
 and falls back to read + send.
 
-:func:`pwrite_all` is ``os.pwrite`` in a loop until every byte is written; on
-Windows, which has no ``pwrite``, it seeks and writes under a lock per file
-descriptor (a positional write there moves the file position, so concurrent
-writers of one descriptor must not interleave).
+:func:`pwrite_all` is :func:`lanspread.platform.fileio.pwrite` in a loop until
+every byte is written (on Windows, which has no ``pwrite``, that seeks and
+writes under a lock per file descriptor).
 """
 
 from __future__ import annotations
@@ -21,13 +20,13 @@ import asyncio
 import io
 import os
 import socket
-import threading
+import sys
 from typing import Final
+
+from lanspread.platform import fileio
 
 Buffer = bytes | bytearray | memoryview
 
-HAS_SENDFILE: Final = hasattr(os, "sendfile")
-HAS_PWRITE: Final = hasattr(os, "pwrite")
 
 # One sendfile call moves at most this much. The kernel caps a call near 2 GiB
 # anyway; a bound in between lets the loop serve other connections between calls
@@ -46,25 +45,29 @@ async def send_file_range(sock: socket.socket, fd: int, offset: int, count: int)
     (the bytes already sent stay sent: the caller must close the connection) and
     ``OSError`` when the socket breaks.
     """
-    if HAS_SENDFILE:
-        return await _sendfile_native(sock, fd, offset, count)
-    return await _sendfile_portable(sock, fd, offset, count)
-
-
-async def _sendfile_native(sock: socket.socket, fd: int, offset: int, count: int) -> int:
-    loop = asyncio.get_running_loop()
-    out = sock.fileno()
-    sent = 0
-    while sent < count:
-        try:
-            done = os.sendfile(out, fd, offset + sent, min(count - sent, SENDFILE_BLOCK))
-        except (BlockingIOError, InterruptedError):
-            await _writable(loop, sock)
-            continue
-        if done == 0:
-            raise FileEndedEarly(f"the file ended after {offset + sent} bytes")
-        sent += done
+    if sys.platform == "win32":
+        sent = await _sendfile_portable(sock, fd, offset, count)
+    else:
+        sent = await _sendfile_native(sock, fd, offset, count)
     return sent
+
+
+if sys.platform != "win32":
+
+    async def _sendfile_native(sock: socket.socket, fd: int, offset: int, count: int) -> int:
+        loop = asyncio.get_running_loop()
+        out = sock.fileno()
+        sent = 0
+        while sent < count:
+            try:
+                done = os.sendfile(out, fd, offset + sent, min(count - sent, SENDFILE_BLOCK))
+            except (BlockingIOError, InterruptedError):
+                await _writable(loop, sock)
+                continue
+            if done == 0:
+                raise FileEndedEarly(f"the file ended after {offset + sent} bytes")
+            sent += done
+        return sent
 
 
 async def _writable(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> None:
@@ -98,37 +101,11 @@ async def _sendfile_portable(sock: socket.socket, fd: int, offset: int, count: i
 
 # --- positional writes -------------------------------------------------------------------
 
-_seek_locks: dict[int, threading.Lock] = {}
-_seek_locks_guard = threading.Lock()
-
 
 def pwrite_all(fd: int, data: Buffer, offset: int) -> None:
     """Write all of ``data`` at ``offset`` of ``fd`` (blocking; ``OSError`` on failure)."""
-    if HAS_PWRITE:
-        _pwrite_native(fd, data, offset)
-    else:
-        _pwrite_seeking(fd, data, offset)
-
-
-def _pwrite_native(fd: int, data: Buffer, offset: int) -> None:
     view = memoryview(data).cast("B")
     while view:
-        written = os.pwrite(fd, view, offset)
+        written = fileio.pwrite(fd, view, offset)
         view = view[written:]
         offset += written
-
-
-def _pwrite_seeking(fd: int, data: Buffer, offset: int) -> None:
-    # Windows: no pwrite. Seek and write under a per-descriptor lock, so two writers
-    # of one descriptor never interleave their seeks and writes.
-    view = memoryview(data).cast("B")
-    with _seek_lock(fd):
-        os.lseek(fd, offset, os.SEEK_SET)
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
-
-
-def _seek_lock(fd: int) -> threading.Lock:
-    with _seek_locks_guard:
-        return _seek_locks.setdefault(fd, threading.Lock())

@@ -33,7 +33,7 @@ async def launch(executable: Path, cwd: Path) -> asyncio.subprocess.Process:
     try:
         if sys.platform == "win32":
             flags = subprocess.CREATE_NEW_PROCESS_GROUP | subprocess.DETACHED_PROCESS
-            return await asyncio.create_subprocess_exec(
+            process = await asyncio.create_subprocess_exec(
                 str(executable),
                 cwd=cwd,
                 stdin=subprocess.DEVNULL,
@@ -41,13 +41,15 @@ async def launch(executable: Path, cwd: Path) -> asyncio.subprocess.Process:
                 stderr=subprocess.DEVNULL,
                 creationflags=flags,
             )
-        return await asyncio.create_subprocess_exec(
-            str(executable),
-            cwd=cwd,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+        else:
+            process = await asyncio.create_subprocess_exec(
+                str(executable),
+                cwd=cwd,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
     except OSError as exc:
         raise InvalidGameState(f"cannot start {executable.name}: {exc.strerror or exc}") from exc
+    return process

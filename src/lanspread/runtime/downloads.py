@@ -72,6 +72,7 @@ from lanspread.errors import (
 from lanspread.install.sweep import discard_download
 from lanspread.net.dataplane import ChunkOutcome, DataConnection
 from lanspread.net.wire import ErrorCode
+from lanspread.platform import fileio
 from lanspread.runtime.events import (
     ChunkFinished,
     DownloadAllPeersGone,
@@ -161,7 +162,7 @@ class _MemorySink:
         return self._file.fileno()
 
     def read(self, length: int) -> bytes:
-        return os.pread(self._file.fileno(), length, 0)
+        return fileio.pread(self._file.fileno(), length, 0)
 
     def close(self) -> None:
         self._file.close()

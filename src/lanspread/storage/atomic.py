@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 from lanspread.errors import StorageError
+from lanspread.platform import fileio
 
 TEMP_SUFFIX = ".tmp"
 
@@ -22,13 +23,7 @@ def temp_path_for(path: Path) -> Path:
 
 def fsync_dir(directory: Path) -> None:
     """Make a rename or unlink inside ``directory`` durable (a no-op where unsupported)."""
-    if os.name != "posix":
-        return
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fileio.fsync_directory(directory)
 
 
 def atomic_write_bytes(path: Path, data: bytes, *, temp: Path | None = None) -> None:

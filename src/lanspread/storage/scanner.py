@@ -69,6 +69,7 @@ from lanspread.core.install_record import (
 )
 from lanspread.core.library import Availability, GameSummary
 from lanspread.errors import StorageError
+from lanspread.platform import fileio
 from lanspread.storage.index import (
     EntryPrint,
     Fingerprint,
@@ -99,20 +100,11 @@ log = logging.getLogger(__name__)
 COARSE_MTIME_WINDOW_NS = 2_000_000_000
 
 _USE_DIR_FD = os.scandir in os.supports_fd and hasattr(os, "O_DIRECTORY")
-_DIR_FLAGS = (
-    os.O_RDONLY
-    | getattr(os, "O_DIRECTORY", 0)
-    | getattr(os, "O_NOFOLLOW", 0)
-    | getattr(os, "O_CLOEXEC", 0)
-)
+_DIR_FLAGS = os.O_RDONLY | fileio.O_DIRECTORY | fileio.O_NOFOLLOW | fileio.O_CLOEXEC
 # NOFOLLOW: a sentinel swapped for a symlink is never read through; NONBLOCK: a
 # FIFO swapped in after the lstat cannot hang the scan.
 _SENTINEL_FLAGS = (
-    os.O_RDONLY
-    | getattr(os, "O_NOFOLLOW", 0)
-    | getattr(os, "O_NONBLOCK", 0)
-    | getattr(os, "O_CLOEXEC", 0)
-    | getattr(os, "O_BINARY", 0)
+    os.O_RDONLY | fileio.O_NOFOLLOW | fileio.O_NONBLOCK | fileio.O_CLOEXEC | fileio.O_BINARY
 )
 
 

@@ -51,6 +51,7 @@ from lanspread.core.servegate import (
     split_relative_path,
 )
 from lanspread.errors import LanspreadError, StorageError
+from lanspread.platform import fileio
 
 # GetGame lists every payload file in one frame; the wire's MAX_GAME_FILES bounds
 # that answer to 3,000 entries, far above the few dozen archives a game ships.
@@ -67,13 +68,13 @@ _DIR_FD_WALK = (
 
 _OPEN_FLAGS = (
     os.O_RDONLY
-    | getattr(os, "O_NOFOLLOW", 0)
-    | getattr(os, "O_CLOEXEC", 0)
-    | getattr(os, "O_NOCTTY", 0)
-    | getattr(os, "O_NONBLOCK", 0)
-    | getattr(os, "O_BINARY", 0)
+    | fileio.O_NOFOLLOW
+    | fileio.O_CLOEXEC
+    | fileio.O_NOCTTY
+    | fileio.O_NONBLOCK
+    | fileio.O_BINARY
 )
-_DIR_FLAGS = _OPEN_FLAGS | getattr(os, "O_DIRECTORY", 0)
+_DIR_FLAGS = _OPEN_FLAGS | fileio.O_DIRECTORY
 _MISSING_ERRNOS = frozenset({errno.ENOENT, errno.ENOTDIR, errno.ENAMETOOLONG})
 # What an open that fails after lstat said "file" or "directory" tells: the entry
 # was swapped (for a link, for nothing, or for a socket) in between.
@@ -244,8 +245,7 @@ def _fstat(fd: int, where: Path) -> os.stat_result:
 def _set_blocking(fd: int) -> None:
     # Opened non-blocking so a FIFO swapped in could not hang the open; a regular
     # file is read the ordinary way from here on.
-    if hasattr(os, "set_blocking"):
-        os.set_blocking(fd, True)
+    fileio.make_blocking(fd)
 
 
 def _fd_real_path(fd: int, fallback: Path) -> PurePath:
@@ -297,7 +297,7 @@ class _FdRoot(_Root):
         self._fd: int | None = None
         try:
             # The game directory itself is the user's choice and may be a link.
-            parent = os.open(game_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            parent = os.open(game_dir, os.O_RDONLY | fileio.O_DIRECTORY | fileio.O_CLOEXEC)
         except OSError as exc:
             if exc.errno in _MISSING_ERRNOS:
                 return
