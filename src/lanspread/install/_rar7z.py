@@ -397,7 +397,7 @@ def _failure(
 ) -> ExtractionError:
     """Our own words for what 7-Zip reported."""
     text = "\n".join(exc.lines)
-    if "Wrong password" in text or "encrypted" in text.lower():
+    if "Wrong password" in text or "Cannot open encrypted archive" in text:
         return EncryptedArchive(
             f"{archive}: the archive is password-protected;"
             " lanspread cannot install a game that needs a password"

@@ -10,7 +10,7 @@ Three operations, each one child process started with an argument list (never
 a shell), no standard input (``-p`` with an empty password: 7-Zip never waits
 for one) and its output decoded as UTF-8:
 
-* :func:`list_entries`: the machine-readable listing (``l -slt -ba``), parsed
+* :func:`list_entries`: the machine-readable listing (``l -slt``), parsed
   into :class:`Listed` records, one per entry, in archive order;
 * :func:`read_member`: one small entry's bytes (a symlink whose target the
   listing does not show is stored as the target's text);
@@ -126,17 +126,29 @@ def _run(arguments: list[str], limit: int) -> tuple[int, bytes]:
 
 
 def list_entries(archive: Path) -> list[Listed]:
-    """Every entry of ``archive`` (the first volume of a set), in archive order."""
+    """Every entry of ``archive`` (the first volume of a set), in archive order.
+
+    The listing runs without ``-ba``: that switch also hides the error block
+    (a truncated archive lists its entries and only then says so). The
+    archive's own properties come before a ``----------`` line, the entries
+    after it.
+    """
     code, output = _run(
-        _command("l", "-slt", "-ba", "-bse1", *_COMMON, "--", str(archive)), LISTING_LIMIT_BYTES
+        _command("l", "-slt", "-bse1", *_COMMON, "--", str(archive)), LISTING_LIMIT_BYTES
     )
     text = output.decode("utf-8", "replace")
+    _, separator, body = text.rpartition("\n----------\n")
     if code != 0:
-        raise SevenZipFailed(code, _error_lines(text))
-    return _parse_listing(text)
+        entries = _parse_listing(body, strict=False) if separator else []
+        current = entries[-1].path if entries else ""
+        raise SevenZipFailed(code, _error_lines(text), current)
+    if not separator:
+        raise SevenZipFailed(code, ["no listing in the output"])
+    return _parse_listing(body)
 
 
-def _parse_listing(text: str) -> list[Listed]:
+def _parse_listing(text: str, *, strict: bool = True) -> list[Listed]:
+    """``Key = Value`` records, one per entry; any other line is an error when ``strict``."""
     entries: list[Listed] = []
     fields: dict[str, str] | None = None
     for line in text.splitlines():
@@ -146,12 +158,16 @@ def _parse_listing(text: str) -> list[Listed]:
         if not separator:
             if line.endswith(" ="):
                 key, value = line[:-2], ""
-            else:
+            elif strict:
                 raise SevenZipFailed(0, [f"unexpected listing line {line!r}"])
+            else:
+                continue
         if key == "Path":
             fields = {}
             entries.append(Listed(fields))
         if fields is None:
+            if not strict:
+                continue
             raise SevenZipFailed(0, [f"listing field before any path: {line!r}"])
         fields[key] = value
     return entries
@@ -259,9 +275,9 @@ class _OutputWatcher:
             self._in_error_block = True
         elif line.startswith("ERROR: "):
             self._keep(line[len("ERROR: ") :])
-        elif self._in_error_block and line:
+        elif self._in_error_block and line and " = " not in line:
             self._keep(line)
-        elif not line:
+        else:
             self._in_error_block = False
 
     def _keep(self, line: str) -> None:
@@ -281,8 +297,8 @@ def _error_lines(text: str) -> list[str]:
             in_block = True
         elif line.startswith("ERROR: "):
             watcher_lines.append(line[len("ERROR: ") :])
-        elif in_block and line:
+        elif in_block and line and " = " not in line:
             watcher_lines.append(line)
-        elif not line:
+        else:
             in_block = False
     return watcher_lines[:ERROR_LINES_KEPT]

@@ -191,6 +191,7 @@ def extract(
         for volumes in plan.archive_sets:
             if _rar7z.is_rar(volumes[0]):
                 _extract_rar(volumes, root, checker, meter)
+                checker.check_written(volumes[0].name, root)
                 continue
             with _reading(volumes) as (reader, entry), _writing(volumes, root) as writer:
                 for checked in reader.entries(entry, checker, meter.check_stop):
@@ -333,6 +334,22 @@ class _EntryChecker:
             raise UnsafeEntry(f"would overwrite {parts[0]!r}, which was there before extraction")
         self._namespace.add(parts, kind, link_target)
         return _Checked(parts, kind, size, link_target)
+
+    def check_written(self, archive: str, root: Path) -> None:
+        """Refuse anything under ``root`` that no checked entry declared (7-Zip wrote it)."""
+        for folder, dirs, files in os.walk(root):
+            base = Path(folder).relative_to(root).parts
+            for name in (*dirs, *files):
+                parts = (*base, name)
+                if parts[0] in self._existing:
+                    continue
+                if parts not in self._namespace.kinds:
+                    shown = "/".join(parts)
+                    raise CorruptArchive(
+                        f"{archive}: 7-Zip wrote {shown!r}, which its listing did not show"
+                    )
+            if not base:
+                dirs[:] = [name for name in dirs if name not in self._existing]
 
     def check_symlinks(self) -> None:
         try:
