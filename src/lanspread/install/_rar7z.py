@@ -11,7 +11,8 @@ Theory of operation, per set:
 1. **List.** 7-Zip's machine-readable listing gives every entry's name, kind,
    size, link target and flags. Old versions of a file (``rar -ver``: RAR 5's
    ``[VER]/N/name`` items, RAR 3's ``name;N``) are left out: the archive's
-   newest version is the one installed. An encrypted entry, or headers 7-Zip
+   newest version is the one installed. NTFS alternate streams (``rar -os``)
+   are left out too: a game's files are their main streams. An encrypted entry, or headers 7-Zip
    cannot open without a password, refuse the set as password-protected.
    Every kept entry passes the extractor's checker (:mod:`entry_rules`) before
    anything is written, at plan time and again right before extraction.
@@ -185,7 +186,7 @@ def list_set(archive: str, opened_path: Path, checker: Checker) -> SetListing:
                 f"{archive}: the archive is password-protected (entry {name!r});"
                 " lanspread cannot install a game that needs a password"
             )
-        if _is_old_version(item, names):
+        if _is_old_version(item, names) or item.get("Alternate Stream") == "+":
             result.skipped.append(name)
             continue
         description = _Describer(archive, opened_path, item)
@@ -300,8 +301,10 @@ def extract_set(
             raise _failure(archive, exc, root) from exc
         except _sevenzip.SevenZipMissing as exc:
             raise ExtractionError(f"{archive}: cannot read RAR archives: {exc}") from exc
-    for entry in listing.entries:
-        _materialise(archive, root, entry)
+    final = {entry.checked.parts: index for index, entry in enumerate(listing.entries)}
+    for index, entry in enumerate(listing.entries):
+        if final[entry.checked.parts] == index:  # a name listed twice holds its last entry
+            _materialise(archive, root, entry)
     on_percent(100)
 
 
