@@ -245,7 +245,8 @@ def rss_probe(root: Path, dest: Path) -> None:
         nonlocal children_peak
         while not done.wait(RSS_POLL_SECONDS):
             for pid in _child_pids():
-                children_peak = max(children_peak, _vm_hwm_kib(pid))
+                if _command_name(pid) == "7zz":  # not a fork that has yet to exec 7zz
+                    children_peak = max(children_peak, _vm_hwm_kib(pid))
 
     poller = threading.Thread(target=poll_children)
     poller.start()
@@ -263,6 +264,13 @@ def _child_pids() -> list[int]:
         with contextlib.suppress(OSError):
             pids += [int(pid) for pid in children.read_text().split()]
     return pids
+
+
+def _command_name(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
 
 
 def _vm_hwm_kib(pid: int) -> int:

@@ -255,3 +255,21 @@ def test_the_packaged_binary_is_found() -> None:
     path = _sevenzip.binary()
     assert path.name in ("7zz", "7zz.exe")
     assert os.access(path, os.X_OK)
+
+
+def test_a_file_the_listing_did_not_show_is_refused(
+    corpus: Path, game_root: Path, dest: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever 7-Zip writes beyond the checked listing fails the set and is removed."""
+    place(corpus, game_root, ["rar3-solid.rar"])
+    plan = plan_extraction(game_root)
+    real_listing = _sevenzip.list_entries
+
+    def listing_without_the_last(archive: Path) -> list[_sevenzip.Listed]:
+        return real_listing(archive)[:-1]
+
+    monkeypatch.setattr(_sevenzip, "list_entries", listing_without_the_last)
+    message = "rar3-solid.eti: 7-Zip wrote 'stest2.txt', which its listing did not show"
+    with pytest.raises(CorruptArchive, match=f"^{re.escape(message)}$"):
+        extract(plan, dest)
+    assert [child.name for child in dest.iterdir()] == [MARKER]
