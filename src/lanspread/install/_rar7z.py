@@ -335,7 +335,10 @@ def _materialise(archive: str, root: Path, entry: _Entry) -> None:
     name = "/".join(checked.parts)
     try:
         if checked.kind is EntryKind.SYMLINK:
-            _replace_with(path, lambda: path.symlink_to(_native_target(checked.link_target)))
+            target = _native_target(checked.link_target)
+            # Windows makes file and folder symlinks differently; the target exists by now.
+            is_dir = (path.parent / target).is_dir()
+            _replace_with(path, lambda: path.symlink_to(target, target_is_directory=is_dir))
             return
         if checked.kind is EntryKind.HARDLINK:
             source = root.joinpath(*entry_parts(checked.link_target))

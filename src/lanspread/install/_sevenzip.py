@@ -127,13 +127,18 @@ def _run(arguments: list[str], limit: int) -> tuple[int, bytes]:
         stderr=subprocess.STDOUT,
         env=utf8_child_environment(),
     ) as child:
-        assert child.stdout is not None
-        output = child.stdout.read(limit + 1)
-        if len(output) > limit:
-            child.kill()
-            child.wait()
-            raise SevenZipFailed(-1, [f"output longer than {limit} bytes"])
-        return child.wait(), output
+        assert isinstance(child.stdout, io.BufferedReader)
+        chunks: list[bytes] = []
+        size = 0
+        # Chunk by chunk: read(limit) would allocate the whole limit up front.
+        while chunk := child.stdout.read1(OUTPUT_CHUNK_BYTES):
+            size += len(chunk)
+            if size > limit:
+                child.kill()
+                child.wait()
+                raise SevenZipFailed(-1, [f"output longer than {limit} bytes"])
+            chunks.append(chunk)
+        return child.wait(), b"".join(chunks)
 
 
 def list_entries(archive: Path) -> list[Listed]:
