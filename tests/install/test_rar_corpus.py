@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import sys
+import tempfile
 import tomllib
 import zlib
 from pathlib import Path
@@ -273,3 +274,34 @@ def test_a_file_the_listing_did_not_show_is_refused(
     with pytest.raises(CorruptArchive, match=f"^{re.escape(message)}$"):
         extract(plan, dest)
     assert [child.name for child in dest.iterdir()] == [MARKER]
+
+
+def test_old_volume_naming_is_read_through_aliases_that_are_removed(
+    corpus: Path, game_root: Path, dest: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``STEM.eti`` + ``STEM.r00.eti`` installs; the alias folder and exclusion list are gone.
+
+    The hard links of the second set are left out of 7-Zip's run through an
+    exclusion list, which must be removed too.
+    """
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    place(corpus, game_root, archive("rar3-old")["volumes"])
+    place(corpus, game_root, archive("rar5-hlink")["volumes"])
+    plan = plan_extraction(game_root)
+    assert [[volume.name for volume in volumes] for volumes in plan.archive_sets] == [
+        ["rar3-old.eti", "rar3-old.r00.eti", "rar3-old.r01.eti"],
+        ["rar5-hlink.eti"],
+    ]
+    extract(plan, dest)
+    assert (dest / "vols" / "bigfile.txt").stat().st_size > 0
+    assert (dest / "stest3.txt").read_bytes() == (dest / "stest1.txt").read_bytes()
+    assert list(scratch.iterdir()) == []
+    assert sorted(child.name for child in game_root.iterdir()) == [
+        ".local.installing",
+        "rar3-old.eti",
+        "rar3-old.r00.eti",
+        "rar3-old.r01.eti",
+        "rar5-hlink.eti",
+    ]
