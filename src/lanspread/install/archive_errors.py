@@ -6,12 +6,13 @@
     └── ExtractionError             an archive set cannot be extracted
         ├── HostileArchive              an entry would escape the destination or is a device
         ├── CorruptArchive              unreadable, truncated or inconsistent archive data
+        ├── EncryptedArchive            the archive needs a password
         └── NotEnoughSpace              the destination's disk lacks room for the game
     LanspreadError                  (lanspread.errors)
     └── ExtractionCancelled         the caller asked extraction to stop
 
 Every message names the archive (the first volume of its set) and, where one is
-to blame, the entry. libarchive's own exceptions never leave the install layer.
+to blame, the entry. libarchive's and 7-Zip's own errors never leave the install layer.
 """
 
 from __future__ import annotations
@@ -29,6 +30,10 @@ class HostileArchive(ExtractionError):
 
 class CorruptArchive(ExtractionError):
     """The archive data is unreadable, truncated, inconsistent or a volume is missing."""
+
+
+class EncryptedArchive(ExtractionError):
+    """An entry or the headers are encrypted: the game cannot be installed without a password."""
 
 
 class NotEnoughSpace(ExtractionError):

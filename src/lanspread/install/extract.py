@@ -5,12 +5,15 @@ Theory of operation:
 1. :func:`plan_extraction` lists the ``.eti`` files at the game root (regular
    files only, never a symlink), groups multi-volume sets
    (:mod:`lanspread.install.volumes`) and reads every header of every set
-   without extracting. Each entry is checked against
+   without extracting (RAR sets through 7-Zip, see
+   :mod:`lanspread.install._rar7z`; zip, 7z and tar through libarchive). Each
+   entry is checked against
    :mod:`lanspread.install.entry_rules`; a hostile or unreadable archive fails
    here, before anything is written. The plan carries the uncompressed total
    for progress and for the space check.
-2. :func:`extract` checks free space, then streams each set through
-   libarchive (one multi-file open per set: the format is detected from the
+2. :func:`extract` checks free space, then extracts each RAR set with 7-Zip
+   (its entries listed and checked again first) and streams each other set
+   through libarchive (one multi-file open per set: the format is detected from the
    content) into ``dest``. Every entry is checked again as it is read (the
    files may have changed since the plan), its path is rebuilt from its
    checked components under ``dest``, its mode is made safe, and its data is
@@ -37,10 +40,13 @@ from ctypes import byref, c_int64, c_size_t, c_void_p
 from dataclasses import dataclass
 from pathlib import Path
 
-from lanspread.install import _libarchive
+from lanspread.install import _libarchive, _rar7z
 from lanspread.install._libarchive import ArchiveEntry, ArchiveError, ffi
+from lanspread.install._rar7z import Checked as _Checked
+from lanspread.install._rar7z import Description
 from lanspread.install.archive_errors import (
     CorruptArchive,
+    EncryptedArchive,
     ExtractionCancelled,
     ExtractionError,
     HostileArchive,
@@ -59,6 +65,7 @@ from lanspread.install.volumes import group_volumes, is_archive_name
 
 __all__ = [
     "CorruptArchive",
+    "EncryptedArchive",
     "ExtractionCancelled",
     "ExtractionError",
     "ExtractionPlan",
@@ -122,16 +129,6 @@ class ExtractionPlan:
         )
 
 
-@dataclass(frozen=True)
-class _Checked:
-    """An entry that passed the rules."""
-
-    parts: Parts
-    kind: EntryKind
-    size: int
-    link_target: str
-
-
 def plan_extraction(game_root: Path) -> ExtractionPlan:
     """Find and group the root's ``.eti`` archives and check every header.
 
@@ -145,6 +142,10 @@ def plan_extraction(game_root: Path) -> ExtractionPlan:
     checker = _EntryChecker()
     total = 0
     for volumes in archive_sets:
+        if _rar7z.is_rar(volumes[0]):
+            with _rar7z.opened(volumes) as opened:
+                total += _rar7z.list_set(volumes[0].name, opened, checker).total_bytes
+            continue
         with _reading(volumes) as (reader, entry):
             for checked in reader.entries(entry, checker):
                 total += checked.size
@@ -185,6 +186,10 @@ def extract(
     checker = _EntryChecker(existing=frozenset(before), planned_bytes=plan.total_bytes)
     try:
         for volumes in plan.archive_sets:
+            if _rar7z.is_rar(volumes[0]):
+                _extract_rar(volumes, root, checker, meter)
+                checker.check_written(volumes[0].name, root)
+                continue
             with _reading(volumes) as (reader, entry), _writing(volumes, root) as writer:
                 for checked in reader.entries(entry, checker, meter.check_stop):
                     writer.write(reader, entry, checked, meter)
@@ -193,6 +198,16 @@ def extract(
     except BaseException:
         _remove_new_children(root, before)
         raise
+
+
+def _extract_rar(
+    volumes: Sequence[Path], root: Path, checker: _EntryChecker, meter: _Meter
+) -> None:
+    archive = volumes[0].name
+    with _rar7z.opened(volumes) as opened:
+        listing = _rar7z.list_set(archive, opened, checker)
+        meter.check_stop()
+        _rar7z.extract_set(archive, opened, listing, root, meter.advance, meter.should_stop)
 
 
 def _prepare_dest(dest: Path) -> Path:
@@ -254,8 +269,11 @@ class _Meter:
             if self._progress is not None:
                 self._progress(self.done, self.total)
 
+    def should_stop(self) -> bool:
+        return self._should_stop is not None and self._should_stop()
+
     def check_stop(self) -> None:
-        if self._should_stop is not None and self._should_stop():
+        if self.should_stop():
             raise ExtractionCancelled("extraction was cancelled")
 
     def finish(self) -> None:
@@ -281,11 +299,17 @@ class _EntryChecker:
         name = entry.pathname
         if not isinstance(name, str):
             raise HostileArchive(f"{archive}: refused entry {name!r}: name is not valid UTF-8")
+        return self.check_described(archive, name, lambda: _describe(entry))
+
+    def check_described(
+        self, archive: str, name: str, describe: Callable[[], Description]
+    ) -> _Checked | None:
+        """Like :meth:`check`, for an entry whose kind, size and target ``describe`` gives."""
         self.count += 1
         if self.count > MAX_ENTRIES:
             raise HostileArchive(f"{archive}: more than {MAX_ENTRIES} entries")
         try:
-            checked = self._check(entry, name)
+            checked = self._check(name, describe)
         except UnsafeEntry as exc:
             raise HostileArchive(f"{archive}: refused entry {name!r}: {exc}") from exc
         if checked is not None:
@@ -296,8 +320,8 @@ class _EntryChecker:
                 self._origin[checked.parts] = archive
         return checked
 
-    def _check(self, entry: ArchiveEntry, name: str) -> _Checked | None:
-        kind = _kind_of(entry)
+    def _check(self, name: str, describe: Callable[[], Description]) -> _Checked | None:
+        kind, size, link_target = describe()
         parts = entry_parts(name)
         if not parts:
             if kind is EntryKind.DIR:
@@ -305,15 +329,24 @@ class _EntryChecker:
             raise UnsafeEntry("names the destination folder itself")
         if parts[0] in self._existing:
             raise UnsafeEntry(f"would overwrite {parts[0]!r}, which was there before extraction")
-        link_target = _link_target(entry, kind)
-        size = 0
-        if kind is EntryKind.FILE:
-            declared = entry.size
-            if declared is None or declared < 0:
-                raise UnsafeEntry("regular file without a size in its header")
-            size = int(declared)
         self._namespace.add(parts, kind, link_target)
         return _Checked(parts, kind, size, link_target)
+
+    def check_written(self, archive: str, root: Path) -> None:
+        """Refuse anything under ``root`` that no checked entry declared (7-Zip wrote it)."""
+        for folder, dirs, files in os.walk(root):
+            base = Path(folder).relative_to(root).parts
+            for name in (*dirs, *files):
+                parts = (*base, name)
+                if parts[0] in self._existing:
+                    continue
+                if parts not in self._namespace.kinds:
+                    shown = "/".join(parts)
+                    raise CorruptArchive(
+                        f"{archive}: 7-Zip wrote {shown!r}, which its listing did not show"
+                    )
+            if not base:
+                dirs[:] = [name for name in dirs if name not in self._existing]
 
     def check_symlinks(self) -> None:
         try:
@@ -321,6 +354,18 @@ class _EntryChecker:
         except UnsafeEntry as exc:
             archive = self._origin.get(exc.entry, "archive")
             raise HostileArchive(f"{archive}: refused {exc}") from exc
+
+
+def _describe(entry: ArchiveEntry) -> Description:
+    kind = _kind_of(entry)
+    link_target = _link_target(entry, kind)
+    size = 0
+    if kind is EntryKind.FILE:
+        declared = entry.size
+        if declared is None or declared < 0:
+            raise UnsafeEntry("regular file without a size in its header")
+        size = int(declared)
+    return kind, size, link_target
 
 
 def _kind_of(entry: ArchiveEntry) -> EntryKind:
