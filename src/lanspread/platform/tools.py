@@ -27,29 +27,21 @@ from pathlib import Path
 def utf8_child_environment() -> dict[str, str]:
     """The environment a tool child runs with, so that it reads and prints names as UTF-8."""
     environment = dict(os.environ)
-    if sys.platform == "win32":
-        return environment
     if sys.platform == "darwin":
-        locale = "en_US.UTF-8"
-    else:
-        locale = "C.UTF-8"
-    environment["LC_ALL"] = locale
-    environment["LANG"] = locale
+        environment["LC_ALL"] = environment["LANG"] = "en_US.UTF-8"
+    elif sys.platform != "win32":
+        environment["LC_ALL"] = environment["LANG"] = "C.UTF-8"
     return environment
 
 
 def executable_name(stem: str) -> str:
     """A tool's file name on this platform (``7zz`` or ``7zz.exe``)."""
-    if sys.platform == "win32":
-        return stem + ".exe"
-    return stem
+    return stem + ".exe" if sys.platform == "win32" else stem
 
 
 def alias_folder_parent(archive_folder: Path) -> Path | None:
     """Where a folder of volume aliases must be created (None: the system's temporary folder)."""
-    if sys.platform == "win32":
-        return archive_folder
-    return None
+    return archive_folder if sys.platform == "win32" else None
 
 
 def create_alias(source: Path, alias: Path) -> None:
