@@ -495,7 +495,9 @@ async def test_direct_connect_works_without_multicast(scenario_factory: Any) -> 
     """
     scenario = await scenario_factory(2)
     h1, h2 = scenario.network.hosts
-    assert await multicast_reaches(scenario.network, h1, h2)
+    # A fresh bridge may drop the very first datagram of a group it has not yet
+    # seen a membership report for; one probe of three getting through proves the path.
+    assert any([await multicast_reaches(scenario.network, h1, h2) for _ in range(3)])
     await block_multicast(scenario.network, [h1, h2])
     assert not await multicast_reaches(scenario.network, h1, h2)
     assert not await multicast_reaches(scenario.network, h2, h1)

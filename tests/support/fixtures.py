@@ -310,14 +310,20 @@ class InstallableGame:
         return {path: _sha256(data) for path, data in self.extracted().items()}
 
     def summary(self, *, size_bytes: int, installed: bool = False) -> dict[str, object]:
-        """The ``GameSummary`` JSON a peer reports for this root (``size_bytes`` from disk)."""
-        return {
+        """The ``GameSummary`` JSON a peer reports for this root (``size_bytes`` from disk).
+
+        An installed root also names the version its install record holds.
+        """
+        summary: dict[str, object] = {
             "id": self.id,
             "availability": "Ready",
             "version": self.version,
             "installed": installed,
             "size_bytes": size_bytes,
         }
+        if installed:
+            summary["installed_version"] = self.version
+        return summary
 
 
 class ArchiveCache:
