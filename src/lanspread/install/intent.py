@@ -84,8 +84,30 @@ def write_intent(root: Path, intent: Intent) -> None:
     if intent is Intent.NONE:
         clear_intent(root)
         return
+    temp = root / INTENT_TMP_FILE
+    if os.path.lexists(temp) and not is_our_intent_temp(root):
+        raise StorageError(f"{temp} is not a file lanspread wrote; move it out of the game folder")
     record = IntentRecord(format=INTENT_FORMAT_VERSION, game_id=root.name, intent=intent)
     atomic_write_bytes(intent_path(root), msgspec.json.encode(record), temp=root / INTENT_TMP_FILE)
+
+
+def is_our_intent_temp(root: Path) -> bool:
+    """True when the intent log's temp file holds what :func:`write_intent` writes.
+
+    A kill during the atomic write leaves an empty file, a prefix of the record
+    or the whole record; its first bytes name the format and this game (the
+    field order is fixed). Anything else, or anything but a regular file, is
+    the player's and is never overwritten or deleted.
+    """
+    temp = root / INTENT_TMP_FILE
+    try:
+        data = _read_bounded_regular_file(temp)
+    except (IntentLogCorrupt, StorageError):
+        return False
+    if data is None:
+        return False
+    head = msgspec.json.encode({"format": INTENT_FORMAT_VERSION, "game_id": root.name})[:-1]
+    return head.startswith(data) or data.startswith(head + b",")
 
 
 def clear_intent(root: Path) -> None:

@@ -8,7 +8,7 @@ import msgspec
 
 from lanspread.core.catalog import Catalog
 from lanspread.core.gameroot import version_sort_key
-from lanspread.core.library import LibrarySnapshot
+from lanspread.core.library import FoundGame, LibrarySnapshot
 from lanspread.core.operations import OperationKind
 from lanspread.core.peerdb import RemoteGameView
 from lanspread.download.startup import PartialDownload
@@ -58,6 +58,9 @@ class GameView(msgspec.Struct, frozen=True):
     paused_total_bytes: int = 0
     running: bool = False
     """The game was started with ``play`` and has not exited."""
+    found: str | None = None
+    """Why a folder named like the game is *found, not from lanspread* (never
+    touched); ``None`` when lanspread accounts for the folder or there is none."""
 
 
 class PeerView(msgspec.Struct, frozen=True):
@@ -75,8 +78,10 @@ def game_views(
     remote: Mapping[str, RemoteGameView],
     partials: Mapping[str, PartialDownload] | None = None,
     running: Set[str] = frozenset(),
+    found: Mapping[str, FoundGame] | None = None,
 ) -> tuple[GameView, ...]:
     partials = partials or {}
+    found = found or {}
     mine = local.by_id()
     views = []
     for game in sorted(catalog, key=lambda g: g.id):
@@ -106,6 +111,7 @@ def game_views(
                 paused_bytes=partial.done_bytes if partial is not None else 0,
                 paused_total_bytes=partial.total_bytes if partial is not None else 0,
                 running=game.id in running,
+                found=found[game.id].reason if game.id in found else None,
             )
         )
     return tuple(views)
