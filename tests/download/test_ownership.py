@@ -235,3 +235,19 @@ def test_a_resumed_claim_keeps_identities_and_a_freed_name_is_claimed_afresh(
     assert kept == record.get("quake3.eti")
     assert freed is not None
     assert not freed.identified
+
+
+@pytest.mark.parametrize(
+    "name",
+    [".lanspread.download.json", ".lanspread.download.json.tmp", ".version.ini.tmp"],
+)
+def test_a_players_file_at_a_transient_name_refuses_the_download(game_dir: Path, name: str) -> None:
+    """The journal and sentinel helpers replace and delete their names: the claim refuses
+    to start while the player's file holds one, so those helpers never meet it."""
+    root = game_dir / GAME_ID
+    root.mkdir()
+    (root / name).write_bytes(b"the player's")
+    with pytest.raises(InTheWay) as caught:
+        claim_download(root, MANIFEST, adopt=True)
+    assert str(caught.value).startswith(f"quake3: {name} already in the game folder")
+    assert (root / name).read_bytes() == b"the player's"

@@ -42,6 +42,7 @@ from typing import Any
 
 import pytest
 
+from lanspread.core.gameroot import OWNERSHIP_FILE
 from lanspread.download.journal import JournalCorrupt
 from lanspread.download.journal import load as load_journal
 from lanspread.download.manifest_cache import ManifestCache
@@ -193,9 +194,12 @@ def of_game(events: Iterable[Event], name: str, game_id: str) -> list[Event]:
 
 
 def payload_manifest(root: Path) -> dict[str, str]:
-    """SHA-256 per path of a game root, without the installer-owned ``local/``."""
+    """SHA-256 per path of a game root, without the installer-owned ``local/`` and the
+    download's ownership record (its bytes hold inode numbers)."""
     return {
-        path: digest for path, digest in manifest(root).items() if path.split("/")[0] != "local"
+        path: digest
+        for path, digest in manifest(root).items()
+        if path.split("/")[0] not in {"local", OWNERSHIP_FILE}
     }
 
 
