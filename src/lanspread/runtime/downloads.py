@@ -7,10 +7,14 @@ One download is one job that owns its game root through the operation table::
     sources      ready peers advertising the newest version (aggregate view)
       |  GetGame over TLS to each: manifests; agree_manifests -> agreed manifest,
       |  per-file eligible sources, disagreements reported (SourceRejected)
+    ownership    every name the download will create is claimed in the root's
+      |          ownership record before anything is created (a player's file in
+      |          the way refuses the download; download/ownership.py)
     resume?      a journal with the same manifest digest: its done chunks count;
       |          another digest: the old partial is discarded, start over cleanly
     update?      the existing version.ini is parked as .version.ini.discarded
-    storage      prepare_game_storage (final sizes, stale archives removed);
+    storage      prepare_game_storage (final sizes, stale archives it recorded
+      |          removed), then the created names' identities are recorded;
       |          chunks already on disk with the right hash count as done
     rounds       plan_download -> per source: ticket over TLS, plain-TCP data
       |          connection, pipelined chunks written at their offsets and verified;
@@ -23,8 +27,9 @@ One download is one job that owns its game root through the operation table::
                  DOWNLOADING -> INSTALLING/UPDATING in the same operation
 
 Endings: **finished** (sentinel committed, journal removed); **cancelled** (stops
-at the next chunk boundary, sentinel transaction rolled back, everything but the
-installer-owned names discarded, root removed if empty); **all peers gone**
+at the next chunk boundary, sentinel transaction rolled back, what the ownership
+record proves the download created discarded, the root removed only if the
+download created it and it is empty); **all peers gone**
 (paused: journal kept, resumable); **failed** (a reason; journal kept, resumable).
 Each ending refreshes the game while its operation is active, clears the
 operation, then publishes its event.
