@@ -21,6 +21,7 @@ from lanspread.download.ownership import (
     load_record_or_none,
     sweep_owned,
 )
+from lanspread.download.sentinel import commit_sentinel
 from lanspread.download.storage import prepare_game_storage
 from lanspread.platform.identity import file_generation
 
@@ -251,3 +252,39 @@ def test_a_players_file_at_a_transient_name_refuses_the_download(game_dir: Path,
         claim_download(root, MANIFEST, adopt=True)
     assert str(caught.value).startswith(f"quake3: {name} already in the game folder")
     assert (root / name).read_bytes() == b"the player's"
+
+
+def test_a_version_ini_the_player_puts_in_a_downloading_root_survives(game_dir: Path) -> None:
+    """The sentinel is created last by the commit: until it is identified no version.ini
+    is ours, so a cancel keeps the player's."""
+    root = game_dir / GAME_ID
+    record = _download_layout(root)
+    (root / "version.ini").write_bytes(b"v")
+    report = sweep_owned(root, record)
+    assert "version.ini" not in report.removed
+    assert (root / "version.ini").read_bytes() == b"v"
+
+
+def test_a_committed_sentinel_is_identified_and_swept(game_dir: Path) -> None:
+    """Once the commit made it and identify recorded it, the sentinel is ours."""
+    root = game_dir / GAME_ID
+    _download_layout(root)
+    commit_sentinel(root, FILES["version.ini"])
+    record = load_record(root)
+    assert record is not None
+    record = identify(root, record)
+    assert "version.ini" in sweep_owned(root, record).removed
+
+
+def test_identify_releases_the_claims_of_names_never_made(game_dir: Path) -> None:
+    """Preparation failed before creating a file: its claim goes, so a file the player
+    later puts at that path is never taken for ours."""
+    root = game_dir / GAME_ID
+    record = claim_download(root, MANIFEST, adopt=False)
+    released = identify(root, record)
+    assert released.get("quake3.eti") is None
+    assert released.get("version.ini") is not None
+    assert released.get(".lanspread.download.json") is not None
+    (root / "quake3.eti").write_bytes(b"the player's copy")
+    sweep_owned(root, released)
+    assert (root / "quake3.eti").read_bytes() == b"the player's copy"

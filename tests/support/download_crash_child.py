@@ -34,7 +34,12 @@ from typing import Any
 from lanspread.core.planning import ChunkTask, manifest_tasks
 from lanspread.download.hashing import ChunkHasher
 from lanspread.download.journal import DownloadJournal, load
-from lanspread.download.ownership import OwnershipRecord, claim_download, identify
+from lanspread.download.ownership import (
+    OwnershipRecord,
+    claim_download,
+    identify,
+    load_record_or_none,
+)
 from lanspread.download.reuse import reusable_chunks
 from lanspread.download.sentinel import begin_update, commit_sentinel
 from lanspread.download.storage import open_for_writing, prepare_game_storage, write_at
@@ -137,7 +142,7 @@ def _child_main(root: Path, seed: int, stop: str) -> None:
     files = crash_game_files(seed)
     journal, record = _start(root, files, checkpoint)
     prepare_game_storage(root, journal.manifest, margin=0, owned=record)
-    identify(root, record)
+    identify(root, load_record_or_none(root) or record)
     rng = random.Random(seed * 7919 + len(journal.done_keys))
     pending = [
         task
@@ -156,6 +161,7 @@ def _child_main(root: Path, seed: int, stop: str) -> None:
             since.clear()
     journal.commit_durable(sorted({done.path for done in since}))
     commit_sentinel(root, files["version.ini"], checkpoint=checkpoint)
+    identify(root, load_record_or_none(root) or record)
     checkpoint("before-journal-remove")
     journal.remove()
     _say("complete")

@@ -64,6 +64,7 @@ from lanspread.core.gameroot import (
     OWNERSHIP_FILE,
     OWNERSHIP_TMP_FILE,
     VERSION_DISCARDED_FILE,
+    VERSION_FILE,
     VERSION_TMP_FILE,
 )
 from lanspread.core.manifest import MAX_FILES_PER_GAME, MAX_MANIFEST_ENCODED_SIZE, GameManifest
@@ -244,6 +245,14 @@ def claim_download(root: Path, manifest: GameManifest, *, adopt: bool) -> Owners
         if mode is None:
             # Free now: claimed afresh (an identity recorded for an earlier file is stale).
             names[path] = OwnedName(path=path, kind=kind, max_size=size)
+        elif (
+            path == VERSION_FILE
+            and stat.S_ISREG(mode)
+            and (adopt or (held is not None and is_ours(root, held)))
+        ):
+            # The sentinel the update replaces: parked before the new one is committed,
+            # which is identified then. Until then no version.ini is ours.
+            names[path] = OwnedName(path=path, kind="file", max_size=size)
         elif held is not None and held.kind == kind and _stat_if_within(root, held) is not None:
             names[path] = msgspec.structs.replace(held, max_size=max(held.max_size, size))
         elif kind == "dir" and stat.S_ISDIR(mode):
@@ -303,8 +312,11 @@ def identify(root: Path, record: OwnershipRecord) -> OwnershipRecord:
     """Record the identity of every claimed name that now exists; durable on return.
 
     Call once the download created its files and folders, before its first
-    payload byte. A claimed name that exists but is not within its bound is left
-    unidentified (and so is never deleted).
+    payload byte (and again if preparing them failed, to release the claims of
+    names never made), and once the sentinel is committed. A claimed name that
+    exists but is not within its bound is left unidentified; the sentinel is
+    ours only once identified (it is created last, by the commit), so a
+    ``version.ini`` the player puts in a downloading root is never deleted.
     """
     names = []
     changed = False
@@ -319,6 +331,9 @@ def identify(root: Path, record: OwnershipRecord) -> OwnershipRecord:
                     generation=file_generation(root / name.path),
                 )
                 changed = True
+            elif name.path != VERSION_FILE and not os.path.lexists(root / name.path):
+                changed = True  # never made (preparation failed): the claim is released
+                continue
         names.append(name)
     if not changed:
         return record
@@ -329,7 +344,7 @@ def identify(root: Path, record: OwnershipRecord) -> OwnershipRecord:
 
 def is_ours(root: Path, name: OwnedName) -> bool:
     """True when what sits at ``name.path`` is still provably what the download created."""
-    if name.adopted:
+    if name.adopted or (name.path == VERSION_FILE and not name.identified):
         return False
     return _stat_if_within(root, name) is not None
 

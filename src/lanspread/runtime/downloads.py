@@ -64,7 +64,7 @@ from lanspread.core.progress import ProgressSampler, ProgressTracker
 from lanspread.download.journal import DownloadJournal, JournalCorrupt, should_commit
 from lanspread.download.journal import load as load_journal
 from lanspread.download.manifest_cache import ManifestCache
-from lanspread.download.ownership import claim_download, identify
+from lanspread.download.ownership import claim_download, identify, load_record_or_none
 from lanspread.download.reuse import reusable_chunks
 from lanspread.download.sentinel import begin_update, commit_sentinel, rollback
 from lanspread.download.startup import (
@@ -433,8 +433,10 @@ class DownloadManager:
             log.warning("ignoring the download journal of %s: %s", root, exc)
             journal = None
         if journal is not None and journal.manifest_digest == manifest_digest(manifest):
-            prepare_game_storage(root, manifest, owned=record)
-            identify(root, record)
+            try:
+                prepare_game_storage(root, manifest, owned=record)
+            finally:
+                identify(root, record)  # releases the claims of names never made
             return journal, set(journal.done_keys)
         # Journal first: a crash from here on leaves a paused download, not an orphan.
         begin_update(root)
@@ -442,8 +444,10 @@ class DownloadManager:
         reused = reusable_chunks(root, manifest, stopped)
         fresh.mark_done(reused)
         fresh.commit_durable(sorted({path for path, _ in reused}))
-        prepare_game_storage(root, manifest, owned=record)
-        identify(root, record)
+        try:
+            prepare_game_storage(root, manifest, owned=record)
+        finally:
+            identify(root, record)  # releases the claims of names never made
         return fresh, reused
 
     def _on_peer_lost(self, peer_id: str) -> None:
@@ -754,6 +758,9 @@ class _Transfer:
         """Make every byte durable, then the sentinel; the journal goes last. Blocking."""
         self._journal.commit_durable(self._sink.fds)
         commit_sentinel(self._root, sentinel)
+        record = load_record_or_none(self._root)
+        if record is not None:
+            identify(self._root, record)  # the sentinel is ours once identified
         self._journal.remove()
 
     # -- progress ----------------------------------------------------------------
