@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from lanspread.core.gameroot import (
     INSTALLER_OWNED_NAMES,
     MAX_VERSION_LENGTH,
+    OWNERSHIP_NAMES,
     RESERVED_NAMES,
     TRANSIENT_NAMES,
     EntryKind,
@@ -27,8 +28,10 @@ def entry(name: str, kind: EntryKind = EntryKind.FILE) -> RootEntry:
 
 
 def test_reserved_names_cover_the_on_disk_contract() -> None:
-    """The reserved set is installer-owned plus transient names, with every contract name."""
-    assert RESERVED_NAMES == INSTALLER_OWNED_NAMES | TRANSIENT_NAMES
+    """The reserved set is installer-owned, transient and ownership-record names, with every
+    contract name."""
+    assert RESERVED_NAMES == INSTALLER_OWNED_NAMES | TRANSIENT_NAMES | OWNERSHIP_NAMES
+    assert {".lanspread.files.json", ".lanspread.files.json.tmp"} == OWNERSHIP_NAMES
     assert {
         "local",
         ".local.installing",

@@ -17,9 +17,11 @@ from tests.support.download_roots import (
     mounted_tmpfs,
     write_all_chunks,
 )
-from tests.support.install_roots import snapshot
+from tests.support.install_roots import Snapshot, snapshot
+from tests.support.ownership import record_as_downloaded
 
-from lanspread.core.gameroot import MAX_VERSION_FILE_SIZE
+from lanspread.core.gameroot import MAX_VERSION_FILE_SIZE, OWNERSHIP_FILE
+from lanspread.download.ownership import claim_download, identify
 from lanspread.download.sentinel import (
     COMMIT_STEPS,
     DROP_PARKED,
@@ -41,6 +43,10 @@ def root(tmp_path: Path) -> Path:
     path = tmp_path / "games" / GAME_ID
     path.mkdir(parents=True)
     return path
+
+
+def _without_record(tree: Snapshot) -> Snapshot:
+    return {path: data for path, data in tree.items() if path != OWNERSHIP_FILE}
 
 
 def _names(root: Path) -> set[str]:
@@ -150,18 +156,22 @@ def test_commit_refuses_an_oversized_sentinel(root: Path) -> None:
     assert _names(root) == set()
 
 
-def test_a_failed_rename_leaves_no_temp_and_the_root_not_downloaded(root: Path) -> None:
-    """A folder in version.ini's place makes the rename fail: no temp file stays behind."""
-    (root / "version.ini").mkdir()
-    (root / "version.ini" / "keep").write_bytes(b"x")
+def test_a_failed_rename_leaves_no_temp_and_the_root_not_downloaded(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rename the disk refuses: no temp file stays behind, the parked sentinel stays."""
     (root / ".version.ini.discarded").write_bytes(OLD_SENTINEL)
+
+    def refuse(self: Path, target: Path) -> Path:
+        raise PermissionError(errno.EACCES, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "replace", refuse)
     with pytest.raises(StorageError) as caught:
         commit_sentinel(root, SENTINEL_TEXT)
-    assert str(caught.value).startswith(
-        f"cannot rename {root / '.version.ini.tmp'} to {root / 'version.ini'}: "
+    assert str(caught.value) == (
+        f"cannot rename {root / '.version.ini.tmp'} to {root / 'version.ini'}: Permission denied"
     )
-    assert _names(root) == {"version.ini", ".version.ini.discarded"}
-    assert (root / "version.ini").is_dir()
+    assert _names(root) == {".version.ini.discarded"}
 
 
 @pytest.fixture
@@ -201,7 +211,8 @@ def _fill_disk(path: Path) -> None:
 
 
 def test_rollback_deletes_both_transients_and_nothing_else(root: Path) -> None:
-    """The temp and parked sentinels go; version.ini and payload are left for the discard."""
+    """The temp and parked sentinels the download claimed go; version.ini and payload are
+    left for the discard."""
     files = {
         ".version.ini.tmp": b"half",
         ".version.ini.discarded": OLD_SENTINEL,
@@ -210,20 +221,32 @@ def test_rollback_deletes_both_transients_and_nothing_else(root: Path) -> None:
     }
     for name, data in files.items():
         (root / name).write_bytes(data)
+    record_as_downloaded(root)
     rollback(root)
-    assert snapshot(root) == {"version.ini": SENTINEL_TEXT, "quake3.eti": b"payload"}
+    assert _without_record(snapshot(root)) == {
+        "version.ini": SENTINEL_TEXT,
+        "quake3.eti": b"payload",
+    }
     rollback(root)
     rollback(root.parent / "missing")
 
 
-def test_rollback_refuses_a_folder_at_a_transient_name(root: Path) -> None:
-    """A folder named like a transient is not ours to delete: the rollback says so."""
+def test_rollback_never_deletes_the_players_files_of_those_names(root: Path) -> None:
+    """Without an ownership record claiming them, files named like the transients stay."""
+    files = {".version.ini.tmp": b"the player's", ".version.ini.discarded": b"also theirs"}
+    for name, data in files.items():
+        (root / name).write_bytes(data)
+    rollback(root)
+    assert snapshot(root) == files
+
+
+def test_rollback_leaves_a_folder_at_a_transient_name(root: Path) -> None:
+    """A folder named like a transient is not ours to delete: the rollback leaves it."""
     (root / ".version.ini.tmp").mkdir()
-    with pytest.raises(StorageError) as caught:
-        rollback(root)
-    assert str(caught.value) == (
-        f"{root / '.version.ini.tmp'} is a folder; refusing to replace or delete it"
-    )
+    (root / ".version.ini.tmp" / "inside").write_bytes(b"x")
+    record_as_downloaded(root)
+    rollback(root)
+    assert (root / ".version.ini.tmp" / "inside").read_bytes() == b"x"
 
 
 def test_a_cancelled_update_of_an_installed_game_settles_as_local_only(root: Path) -> None:
@@ -233,9 +256,13 @@ def test_a_cancelled_update_of_an_installed_game_settles_as_local_only(root: Pat
     (root / "local").mkdir()
     (root / "local" / "save.sav").write_bytes(b"the user's own save")
     (root / ".lanspread.json").write_bytes(b"{}")
+    record_as_downloaded(root)
     files = game_files()
+    manifest = build_manifest(files)
+    record = claim_download(root, manifest, adopt=True)
     begin_update(root)
-    prepare_game_storage(root, build_manifest(files), margin=0)
+    prepare_game_storage(root, manifest, margin=0, owned=record)
+    identify(root, record)
     write_all_chunks(root, {"quake3.eti": files["quake3.eti"]})
     rollback(root)
     discard_download(root)
@@ -244,3 +271,15 @@ def test_a_cancelled_update_of_an_installed_game_settles_as_local_only(root: Pat
         "local/save.sav": b"the user's own save",
         ".lanspread.json": b"{}",
     }
+
+
+def test_commit_never_replaces_a_version_ini_that_appeared_meanwhile(root: Path) -> None:
+    """The download parked the old sentinel (or there was none): a version.ini that exists
+    at commit time is someone else's and stays."""
+    (root / "version.ini").write_bytes(b"the player's")
+    with pytest.raises(StorageError) as caught:
+        commit_sentinel(root, SENTINEL_TEXT)
+    assert str(caught.value) == (
+        f"{root / 'version.ini'} appeared during the download; not replacing it"
+    )
+    assert (root / "version.ini").read_bytes() == b"the player's"

@@ -14,15 +14,24 @@ from tests.support.download_roots import (
     write_all_chunks,
 )
 from tests.support.install_roots import snapshot
+from tests.support.ownership import record_as_downloaded
 
+from lanspread.core.gameroot import DOWNLOAD_JOURNAL_FILE, OWNERSHIP_FILE
 from lanspread.core.manifest import manifest_digest
 from lanspread.core.planning import manifest_tasks
 from lanspread.core.recovery import Intent
 from lanspread.download.journal import DownloadJournal
+from lanspread.download.ownership import claim_download, identify, load_record
 from lanspread.download.sentinel import begin_update, commit_sentinel
-from lanspread.download.startup import PartialDownload, classify_partial, sweep_orphans
+from lanspread.download.startup import (
+    PartialDownload,
+    classify_partial,
+    probe_found,
+    sweep_orphans,
+)
 from lanspread.download.storage import prepare_game_storage
 from lanspread.install.intent import write_intent
+from lanspread.install.sweep import discard_download, drop_interrupted_update_sentinel
 
 FILES = game_files()
 MANIFEST = build_manifest(FILES)
@@ -55,9 +64,11 @@ def _write(root: Path, files: dict[str, bytes]) -> None:
 def _paused(root: Path, *, done: int = 3) -> DownloadJournal:
     """A download interrupted after ``done`` durable chunks (an update: a parked sentinel)."""
     (root / "version.ini").write_bytes(b"version = 1.0\n")
+    record = claim_download(root, MANIFEST, adopt=True)
     begin_update(root)
     journal = DownloadJournal.create(root, MANIFEST, clock=lambda: STARTED_AT)
-    prepare_game_storage(root, MANIFEST, margin=0)
+    prepare_game_storage(root, MANIFEST, margin=0, owned=record)
+    identify(root, record)
     write_all_chunks(root, FILES)
     journal.mark_done(task.key for task in TASKS[:done])
     journal.commit_durable(sorted({task.path for task in TASKS[:done]}))
@@ -156,7 +167,7 @@ def test_leftovers_of_a_finished_download_are_dropped(root: Path) -> None:
     payload = {name: data for name, data in FILES.items() if data}
     assert sweep_orphans(root)
     after = snapshot(root)
-    assert {path for path in after if path.startswith(".")} == set()
+    assert {path for path in after if path.startswith(".")} == {OWNERSHIP_FILE}
     assert {path: after[path] for path in payload} == payload
     assert not sweep_orphans(root)
 
@@ -203,26 +214,96 @@ def test_a_corrupt_journal_discards_the_payload_but_no_installer_name(
     assert "discarding the payload of" in caplog.text
 
 
+def _claimed_and_prepared(root: Path) -> None:
+    """A download killed after claiming and preparing, before its journal mattered."""
+    record = claim_download(root, MANIFEST, adopt=False)
+    prepare_game_storage(root, MANIFEST, margin=0, owned=record)
+    identify(root, record)
+    (root / DOWNLOAD_JOURNAL_FILE).unlink(missing_ok=True)
+
+
 def test_payload_without_journal_sentinel_or_intent_is_swept(root: Path) -> None:
-    """The crash gap: orphan archives of a killed download are discarded; the empty root too."""
-    _write(root, {"quake3.eti": b"half an archive", "maps/extra/dm1.eti": b"half"})
+    """The crash gap: the recorded files of a killed download are discarded; the root
+    too, since the download created it."""
+    root.rmdir()
+    _claimed_and_prepared(root)
     assert sweep_orphans(root)
     assert not root.exists()
 
 
 def test_orphans_next_to_an_install_are_swept_around_it(root: Path) -> None:
-    """Orphan payload goes; every installer-owned name stays, so the root stays."""
-    _write(root, {"quake3.eti": b"orphan", **INSTALLER_STATE})
+    """Recorded orphans go; every installer-owned name stays, so the root stays."""
+    _claimed_and_prepared(root)
+    _write(root, INSTALLER_STATE)
     assert sweep_orphans(root)
     assert snapshot(root) == _installer_snapshot()
 
 
 def test_an_update_parked_but_never_journaled_settles_as_local_only(root: Path) -> None:
-    """Killed between parking and journaling: old archives and the parked sentinel go."""
-    _write(root, {**FILES, "local/game.exe": b"installed"})
+    """Killed between parking and journaling: recorded archives and the parked sentinel go."""
+    _write(root, FILES)
+    record_as_downloaded(root)
+    _write(root, {"local/game.exe": b"installed"})
     begin_update(root)
     assert sweep_orphans(root)
     assert snapshot(root) == {"local": "<dir>", "local/game.exe": b"installed"}
+
+
+PLAYERS_FOLDER = {
+    "saves/my-world-400h.zip": b"four hundred hours",
+    "bin/x64/factorio": b"installed by hand",
+    "my-mod.txt": b"a mod the player dropped in",
+    "user-maps/map1.d2": b"the player's map",
+    "quake3.eti": b"copied from a USB stick, the copy still running",
+    ".lanspread.json": b'{"the player": "named a file like ours"}',
+    ".lanspread.files.json": b"also the player's",
+    ".version.ini.discarded": b"and this one",
+}
+
+
+def test_a_catalog_named_folder_without_proof_is_never_touched(root: Path) -> None:
+    """No version.ini, no ownership record: start-up sweep and discard leave every byte,
+    and the folder is reported as found, not from lanspread, naming what is missing."""
+    _write(root, PLAYERS_FOLDER)
+    before = snapshot(root)
+    assert not sweep_orphans(root)
+    assert discard_download(root).removed == ()
+    assert not drop_interrupted_update_sentinel(root)
+    assert snapshot(root) == before
+    found = probe_found(root)
+    assert found is not None
+    assert found.label == "Found, not from lanspread"
+    assert found.reason == (
+        "no version.ini, no download record (.lanspread.files.json); "
+        "not lanspread's: .lanspread.files.json, .lanspread.json; left as it is"
+    )
+
+
+def test_a_recorded_file_the_player_replaced_survives(root: Path) -> None:
+    """A recorded name whose file was replaced (another inode) is not ours any more."""
+    _claimed_and_prepared(root)
+    (root / "quake3.eti").unlink()
+    (root / "quake3.eti").write_bytes(b"the player's own copy")
+    (root / "maps" / "mine.bsp").write_bytes(b"the player's map")
+    assert sweep_orphans(root)
+    after = snapshot(root)
+    del after[OWNERSHIP_FILE]
+    assert after == {
+        "quake3.eti": b"the player's own copy",
+        "maps": "<dir>",
+        "maps/mine.bsp": b"the player's map",
+    }
+    record = load_record(root)
+    assert record is not None
+    assert [name.path for name in record.names] == ["maps"]  # removed once it is empty
+
+
+def test_a_downloaded_or_paused_root_is_not_found(root: Path) -> None:
+    """Roots lanspread accounts for are never reported as found."""
+    _paused(root)
+    assert probe_found(root) is None
+    commit_sentinel(root, SENTINEL_TEXT)
+    assert probe_found(root) is None
 
 
 @pytest.mark.parametrize("intent", ["recorded", "unreadable"])

@@ -20,9 +20,11 @@ from tests.support.download_roots import (
     mounted_tmpfs,
 )
 from tests.support.install_roots import snapshot
+from tests.support.ownership import record_as_downloaded
 from tests.support.platforms import allocated_bytes, make_fifo
 
 from lanspread.core.manifest import GameManifest
+from lanspread.download.ownership import InTheWay, claim_download
 from lanspread.download.storage import (
     FREE_SPACE_MARGIN,
     DiskFull,
@@ -146,7 +148,9 @@ def test_prepare_keeps_the_bytes_of_files_that_already_exist(root: Path) -> None
 def test_prepare_removes_stale_payload_and_keeps_installer_names_sentinel_and_transients(
     root: Path,
 ) -> None:
-    """Old archives and folders go; installer-owned names, transients and version.ini stay."""
+    """Old archives and folders lanspread recorded go; installer-owned names, transients,
+    version.ini and the player's own files (a mod in the root, a save in a payload
+    folder) stay byte for byte."""
     kept = {
         **INSTALLER_STATE,
         ".version.ini.discarded": b"version = 1.0\n",
@@ -155,61 +159,84 @@ def test_prepare_removes_stale_payload_and_keeps_installer_names_sentinel_and_tr
     }
     _write(root, {**kept, "quake3.v1.eti": b"stale archive", "oldmaps/a.eti": b"stale"})
     _write(root, {"maps/stale.eti": b"stale nested"})
-    prepare_game_storage(root, build_manifest(game_files()), margin=0)
+    record = record_as_downloaded(root)
+    players = {"my-mod.pak": b"the player's mod", "maps/mine.bsp": b"the player's map"}
+    _write(root, players)
+    prepare_game_storage(root, build_manifest(game_files()), margin=0, owned=record)
     after = snapshot(root)
     assert {path: after[path] for path in kept} == kept
+    assert {path: after[path] for path in players} == players
     for stale in ("quake3.v1.eti", "oldmaps", "oldmaps/a.eti", "maps/stale.eti"):
         assert stale not in after
+
+
+def test_without_a_record_prepare_deletes_nothing(root: Path) -> None:
+    """No ownership record, no proof: every entry that is not the manifest's stays."""
+    players = {"quake3.v1.eti": b"copied by hand", "saves/slot1.sav": b"a save"}
+    _write(root, players)
+    prepare_game_storage(root, build_manifest(game_files()), margin=0)
+    after = snapshot(root)
+    assert {path: after[path] for path in players} == players
 
 
 def test_a_folder_where_a_file_belongs_and_a_file_where_a_folder_belongs_are_replaced(
     root: Path,
 ) -> None:
-    """Payload of the wrong kind is stale: a folder at a file path, a file at a folder path."""
+    """Our own payload of the wrong kind (a folder at a file path, a file at a folder
+    path) is replaced when the download claims the root."""
     _write(root, {"quake3.eti/inner.bin": b"x", "maps": b"a file, not a folder"})
+    record_as_downloaded(root)
     manifest = build_manifest(game_files())
-    prepare_game_storage(root, manifest, margin=0)
+    record = claim_download(root, manifest, adopt=False)
+    prepare_game_storage(root, manifest, margin=0, owned=record)
     assert (root / "quake3.eti").is_file()
     assert (root / "maps").is_dir()
     assert (root / "maps/extra/dm1.eti").stat().st_size == len(game_files()["maps/extra/dm1.eti"])
 
 
-def test_a_link_in_place_of_a_payload_file_is_replaced_never_followed(
-    root: Path, tmp_path: Path
-) -> None:
-    """A link at a payload path is unlinked; its target outside the root keeps its bytes."""
+def test_a_link_in_place_of_a_payload_file_refuses_the_download(root: Path, tmp_path: Path) -> None:
+    """A link lanspread did not make at a payload path refuses the claim; link and target stay."""
     outside = tmp_path / "outside.bin"
     outside.write_bytes(b"not yours")
     root.mkdir()
     (root / "quake3.eti").symlink_to(outside)
-    prepare_game_storage(root, build_manifest(game_files()), margin=0)
-    assert not (root / "quake3.eti").is_symlink()
-    assert (root / "quake3.eti").stat().st_size == len(game_files()["quake3.eti"])
+    with pytest.raises(InTheWay) as caught:
+        claim_download(root, build_manifest(game_files()), adopt=True)
+    assert str(caught.value) == (
+        "quake3: quake3.eti already in the game folder and not created by lanspread; "
+        "move it out of the game folder to download"
+    )
+    assert (root / "quake3.eti").is_symlink()
     assert outside.read_bytes() == b"not yours"
 
 
-def test_a_link_in_place_of_a_payload_folder_is_replaced_never_followed(
+def test_a_link_in_place_of_a_payload_folder_refuses_the_download(
     root: Path, tmp_path: Path
 ) -> None:
-    """A link where a payload folder belongs is unlinked; nothing is created through it."""
+    """A link where a payload folder belongs refuses the claim; nothing is created through it."""
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     root.mkdir()
     (root / "maps").symlink_to(elsewhere, target_is_directory=True)
-    prepare_game_storage(root, build_manifest(game_files()), margin=0)
-    assert (root / "maps").is_dir()
-    assert not (root / "maps").is_symlink()
+    with pytest.raises(InTheWay) as caught:
+        claim_download(root, build_manifest(game_files()), adopt=False)
+    assert str(caught.value).startswith("quake3: maps already in the game folder")
+    assert (root / "maps").is_symlink()
     assert list(elsewhere.iterdir()) == []
 
 
-def test_special_files_at_payload_paths_are_removed(root: Path) -> None:
-    """A FIFO at a payload path is stale: it is removed and a regular file takes its place."""
+def test_special_files_at_payload_paths_are_never_removed(root: Path) -> None:
+    """A FIFO at a payload path refuses the claim; an unrecorded one elsewhere survives prepare."""
     root.mkdir()
     make_fifo(root / "quake3.eti")
     make_fifo(root / "leftover.fifo")
-    prepare_game_storage(root, build_manifest(game_files()), margin=0)
+    with pytest.raises(InTheWay):
+        claim_download(root, build_manifest(game_files()), adopt=True)
+    (root / "quake3.eti").unlink()
+    record = claim_download(root, build_manifest(game_files()), adopt=False)
+    prepare_game_storage(root, build_manifest(game_files()), margin=0, owned=record)
     assert (root / "quake3.eti").is_file()
-    assert not (root / "leftover.fifo").exists()
+    assert (root / "leftover.fifo").exists()
 
 
 def test_prepare_twice_is_idempotent(root: Path) -> None:
@@ -346,8 +373,9 @@ def test_space_freed_by_stale_archives_counts(tmpfs: Path) -> None:
     """Replacing a 3 MiB old archive by a 3 MiB new one fits a 4 MiB disk: the old one is freed."""
     root = tmpfs / GAME_ID
     _write(root, {"old.eti": blob(4, 3 * CHUNK)})
+    record = record_as_downloaded(root)
     manifest = build_manifest({"new.eti": blob(5, 3 * CHUNK), "version.ini": b"v"})
-    prepare_game_storage(root, manifest, margin=0)
+    prepare_game_storage(root, manifest, margin=0, owned=record)
     assert not (root / "old.eti").exists()
     assert (root / "new.eti").stat().st_size == 3 * CHUNK
 

@@ -185,3 +185,17 @@ def test_marker_in_a_missing_directory_is_a_storage_error(root: Path) -> None:
     """Marking a directory that does not exist is a StorageError."""
     with pytest.raises(StorageError, match=r"^cannot mark .*\.local\.backup: "):
         write_marker(root / ".local.backup")
+
+
+def test_a_players_file_named_like_the_marker_proves_nothing_and_stays(tmp_path: Path) -> None:
+    """Only the exact text lanspread writes is a marker: the player's file of that name
+    neither proves ownership nor is overwritten or removed."""
+    folder = tmp_path / ".local.backup"
+    folder.mkdir()
+    (folder / ".lanspread_owned").write_bytes(b"the player's file")
+    assert not has_marker(folder)
+    with pytest.raises(StorageError) as caught:
+        write_marker(folder)
+    assert str(caught.value).startswith(f"cannot mark {folder}: ")
+    remove_marker(folder)
+    assert (folder / ".lanspread_owned").read_bytes() == b"the player's file"

@@ -139,10 +139,10 @@ def test_none_intent_rows(facts: Facts, expected: RecoveryAction) -> None:
 
 
 UNREADABLE_ROWS = [
-    ("nothing", facts(BAD), act(Out.INTENT_CLEARED, "clear")),
-    ("user-dirs", facts(BAD, "L S B"), act(Out.INTENT_CLEARED, "clear")),
-    ("marked-staging", facts(BAD, "S*"), act(Out.CLEANED_STALE, "rm-staging", "clear")),
-    ("marked-backup-no-local", facts(BAD, "B*"), act(Out.CLEANED_STALE, "restore", "clear")),
+    ("nothing", facts(BAD), act(Out.NEEDS_ATTENTION)),
+    ("user-dirs", facts(BAD, "L S B"), act(Out.NEEDS_ATTENTION)),
+    ("marked-staging", facts(BAD, "S*"), act(Out.CLEANED_STALE, "rm-staging")),
+    ("marked-backup-no-local", facts(BAD, "B*"), act(Out.CLEANED_STALE, "restore")),
     ("marked-backup-with-local", facts(BAD, "L B*"), act(Out.NEEDS_ATTENTION)),
     ("marked-all-with-local", facts(BAD, "L S* B*"), act(Out.NEEDS_ATTENTION, "rm-staging")),
 ]
@@ -154,7 +154,8 @@ UNREADABLE_ROWS = [
     ids=[row[0] for row in UNREADABLE_ROWS],
 )
 def test_unreadable_intent_rows(facts: Facts, expected: RecoveryAction) -> None:
-    """An unreadable log proves nothing: markers decide, and an ambiguous backup is kept."""
+    """An unreadable log proves nothing and is never cleared (it is not lanspread's):
+    markers decide, and an ambiguous backup is kept."""
     assert facts.decide() == expected
 
 
@@ -248,9 +249,9 @@ def test_an_install_is_never_lost(f: Facts) -> None:
 
 @given(facts_strategy)
 def test_intent_is_cleared_exactly_when_a_record_exists_and_the_root_is_settled(f: Facts) -> None:
-    """Every recorded or unreadable intent is cleared, unless the unreadable case is ambiguous."""
+    """Every recorded intent is cleared; an unreadable log never is (it is not lanspread's)."""
     action = f.decide()
-    expected = f.intent is not NONE and action.outcome is not Out.NEEDS_ATTENTION
+    expected = f.intent is not NONE and f.intent is not BAD
     assert action.clear_intent == expected
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from tests.support.install_roots import GAME_ID, make_root, snapshot
+from tests.support.ownership import record_as_downloaded
 
 from lanspread.core.catalog import Catalog, CatalogGame
 from lanspread.errors import InvalidGameState, StorageError, UnknownGame
@@ -32,13 +33,12 @@ def game_dir(tmp_path: Path) -> Path:
 
 
 def test_removes_a_downloaded_root_and_nothing_else(game_dir: Path, tmp_path: Path) -> None:
-    """The root goes; its sibling and the target of a link inside it stay."""
+    """The root lanspread downloaded goes; its sibling and the target of a link stay."""
     root = make_root(game_dir)
+    (root / "nested").mkdir()
+    record_as_downloaded(root, root_created=True)
     outside = tmp_path / "outside.txt"
     outside.write_text("not ours")
-    (root / "nested").mkdir()
-    (root / "nested" / "link").symlink_to(outside)
-    (root / "dirlink").symlink_to(tmp_path, target_is_directory=True)
     before_doom = snapshot(game_dir / "doom")
 
     remove_downloaded_game(game_dir, GAME_ID, CATALOG)
@@ -46,6 +46,43 @@ def test_removes_a_downloaded_root_and_nothing_else(game_dir: Path, tmp_path: Pa
     assert not os.path.lexists(root)
     assert outside.read_text() == "not ours"
     assert snapshot(game_dir / "doom") == before_doom
+
+
+def test_remove_keeps_the_players_files_and_links(game_dir: Path, tmp_path: Path) -> None:
+    """Only what the record proves ours goes: saves, mods and links the player added stay,
+    byte for byte, and the root with them."""
+    root = make_root(game_dir)
+    (root / "nested").mkdir()
+    record_as_downloaded(root, root_created=True)
+    outside = tmp_path / "outside.txt"
+    outside.write_text("not ours")
+    players = {"my-mod.pak": b"a mod", "nested/slot1.sav": b"a save"}
+    for relative, data in players.items():
+        (root / relative).write_bytes(data)
+    (root / "nested" / "link").symlink_to(outside)
+    (root / "dirlink").symlink_to(tmp_path, target_is_directory=True)
+
+    report = remove_downloaded_game(game_dir, GAME_ID, CATALOG)
+
+    assert "version.ini" in report.removed
+    assert not report.root_removed
+    after = snapshot(root)
+    assert {path: after[path] for path in players} == players
+    assert (root / "nested" / "link").is_symlink()
+    assert (root / "dirlink").is_symlink()
+    assert outside.read_text() == "not ours"
+
+
+def test_remove_refuses_a_root_lanspread_has_no_record_of(game_dir: Path) -> None:
+    """A complete copy made by hand (version.ini but no record) is never deleted."""
+    root = make_root(game_dir)
+    before = snapshot(root)
+    with pytest.raises(InvalidGameState) as caught:
+        remove_downloaded_game(game_dir, GAME_ID, CATALOG)
+    assert str(caught.value) == (
+        "quake3 was not downloaded by lanspread (no .lanspread.files.json); nothing was removed"
+    )
+    assert snapshot(root) == before
 
 
 @pytest.mark.parametrize("game_id", ["../quake3", "a/b", "", ".", "..", "Quake3", "x" * 65])

@@ -17,8 +17,10 @@ from tests.support.install_roots import (
     snapshot,
     write_tree,
 )
+from tests.support.ownership import record_as_downloaded
 
 import lanspread.install.sweep as sweep
+from lanspread.core.gameroot import OWNERSHIP_FILE
 from lanspread.core.recovery import Intent, IntentLog, RecoveryOutcome
 from lanspread.errors import StorageError
 from lanspread.install.intent import has_marker, read_intent, write_intent, write_marker
@@ -185,16 +187,28 @@ def test_unreadable_intent_with_ambiguous_backup_needs_attention(game_dir: Path)
 
 
 def test_unreadable_intent_never_touches_unmarked_dirs(game_dir: Path) -> None:
-    """A corrupt log proves nothing: markerless reserved dirs stay; the log itself is cleared."""
+    """A corrupt log proves nothing: markerless reserved dirs stay, and so does the log
+    (it is not lanspread's); the report says the root needs attention."""
     root = make_root(game_dir)
     (root / ".lanspread.json").write_text('{"format": 9}')
     _dir(root, ".local.installing", {"x": b"x"})
     _dir(root, ".local.backup", OLD_INSTALL)
     before = snapshot(root)
     report = recover_game_root(root)
-    assert report.outcome is RecoveryOutcome.INTENT_CLEARED
-    del before[".lanspread.json"]
+    assert report.outcome is RecoveryOutcome.NEEDS_ATTENTION
     assert snapshot(root) == before
+
+
+def test_the_players_own_lanspread_json_survives_recovery(game_dir: Path) -> None:
+    """A file the player named .lanspread.json is never cleared, and is reported."""
+    root = make_root(game_dir)
+    (root / ".lanspread.json").write_text("my notes about this game")
+    report = recover_game_root(root)
+    assert report.outcome is RecoveryOutcome.NEEDS_ATTENTION
+    assert report.problems[0].endswith(
+        ": not valid JSON: JSON is malformed: invalid character (byte 0)"
+    )
+    assert (root / ".lanspread.json").read_text() == "my notes about this game"
 
 
 def test_unreadable_intent_restores_a_marked_backup(game_dir: Path) -> None:
@@ -204,7 +218,7 @@ def test_unreadable_intent_restores_a_marked_backup(game_dir: Path) -> None:
     _dir(root, ".local.backup", OLD_INSTALL, marked=True)
     report = recover_game_root(root)
     assert report.outcome is RecoveryOutcome.CLEANED_STALE
-    assert snapshot(root) == installed_snapshot(OLD_INSTALL)
+    assert snapshot(root) == {**installed_snapshot(OLD_INSTALL), ".lanspread.json": b""}
 
 
 def test_reserved_names_that_are_not_directories_are_never_touched(
@@ -228,17 +242,37 @@ def test_reserved_names_that_are_not_directories_are_never_touched(
 
 
 def test_crash_left_temp_files_are_deleted(game_dir: Path) -> None:
-    """``.version.ini.tmp`` and the intent log's temp file go; a parked sentinel stays."""
+    """``.version.ini.tmp`` (claimed by the ownership record) and the intent log's temp
+    file (a prefix of our record) go; a parked sentinel stays."""
     root = make_root(game_dir)
+    record_as_downloaded(root)
     (root / ".version.ini.tmp").write_text("version = 2")
-    (root / ".lanspread.json.tmp").write_text("{")
+    (root / ".lanspread.json.tmp").write_text('{"format":1,"game_id":"qua')
     (root / ".version.ini.discarded").write_text("version = 1")
     report = recover_game_root(root)
     assert report.removed_transients == (".lanspread.json.tmp", ".version.ini.tmp")
-    assert snapshot(root) == {
-        **downloaded_snapshot(),
-        ".version.ini.discarded": b"version = 1",
-    }
+    after = snapshot(root)
+    del after[OWNERSHIP_FILE]
+    assert after == {**downloaded_snapshot(), ".version.ini.discarded": b"version = 1"}
+
+
+def test_the_players_files_at_temp_names_survive_recovery(game_dir: Path) -> None:
+    """Without proof (no record claiming it, bytes that are not our intent record) a
+    file at a temp name is the player's: left alone, and write_intent refuses to
+    overwrite it."""
+    root = make_root(game_dir)
+    (root / ".version.ini.tmp").write_text("the player's")
+    (root / ".lanspread.json.tmp").write_text("also the player's")
+    before = snapshot(root)
+    assert recover_game_root(root).removed_transients == ()
+    assert snapshot(root) == before
+    with pytest.raises(StorageError) as caught:
+        write_intent(root, Intent.INSTALLING)
+    assert str(caught.value) == (
+        f"{root / '.lanspread.json.tmp'} is not a file lanspread wrote; "
+        "move it out of the game folder"
+    )
+    assert snapshot(root) == before
 
 
 def test_a_folder_at_a_temp_name_is_not_deleted(game_dir: Path) -> None:
@@ -256,9 +290,19 @@ def test_parked_sentinel_without_sentinel_or_journal_is_dropped(game_dir: Path) 
     """An update interrupted before it journaled leaves a parked sentinel nobody resumes."""
     root = make_root(game_dir)
     (root / "version.ini").unlink()
+    record_as_downloaded(root)
     (root / ".version.ini.discarded").write_text("version = 1")
     assert drop_interrupted_update_sentinel(root)
     assert not (root / ".version.ini.discarded").exists()
+
+
+def test_a_players_parked_sentinel_name_is_never_dropped(game_dir: Path) -> None:
+    """No ownership record claims it: a .version.ini.discarded is the player's."""
+    root = make_root(game_dir)
+    (root / "version.ini").unlink()
+    (root / ".version.ini.discarded").write_text("version = 1")
+    assert not drop_interrupted_update_sentinel(root)
+    assert (root / ".version.ini.discarded").read_text() == "version = 1"
 
 
 @pytest.mark.parametrize("blocker", ["version.ini", ".lanspread.download.json"])
@@ -288,9 +332,10 @@ def test_parked_sentinel_rule_ignores_absent_and_folder_entries(game_dir: Path) 
 
 
 def test_discard_of_a_fresh_download_removes_the_root(game_dir: Path) -> None:
-    """Cancelling a first download leaves nothing behind, not even the root."""
+    """Cancelling a first download leaves nothing behind, not even the root it created."""
     root = make_root(game_dir)
     _dir(root, "nested", {"deep/part.bin": b"x"})
+    record_as_downloaded(root, root_created=True)
     (root / ".version.ini.tmp").write_text("2")
     (root / ".lanspread.download.json").write_text("{}")
     report = discard_download(root)
@@ -299,6 +344,8 @@ def test_discard_of_a_fresh_download_removes_the_root(game_dir: Path) -> None:
         ".lanspread.download.json",
         ".version.ini.tmp",
         "nested",
+        "nested/deep",
+        "nested/deep/part.bin",
         "quake3.eti",
         "quake3.part2.eti",
         "version.ini",
@@ -315,8 +362,11 @@ def test_discard_of_an_update_keeps_installer_owned_names(game_dir: Path) -> Non
     _dir(root, ".local.installing", {"s": b"s"})
     _dir(root, ".sync", {"state": b"s"})
     (root / ".softlan_game_installed").write_text("")
+    record_as_downloaded(root)
     kept = {
-        k: v for k, v in snapshot(root).items() if not k.endswith(".eti") and k != "version.ini"
+        k: v
+        for k, v in snapshot(root).items()
+        if not k.endswith(".eti") and k not in {"version.ini", OWNERSHIP_FILE}
     }
     report = discard_download(root)
     assert not report.root_removed
@@ -324,29 +374,35 @@ def test_discard_of_an_update_keeps_installer_owned_names(game_dir: Path) -> Non
     assert snapshot(root) == kept
 
 
-def test_discard_unlinks_symlink_children_without_touching_targets(
-    game_dir: Path, tmp_path: Path
-) -> None:
-    """A link child is removed as a link: neither a linked file nor a linked tree is touched."""
+def test_discard_never_touches_links_or_the_players_files(game_dir: Path, tmp_path: Path) -> None:
+    """Links are never recorded, so never removed or followed; a recorded folder holding
+    the player's file stays (rmdir only), and so does the root."""
     root = make_root(game_dir)
-    outside_file = tmp_path / "outside.eti"
-    outside_file.write_bytes(b"not ours")
+    _dir(root, "payload", {"ours.bin": b"downloaded"})
+    record_as_downloaded(root, root_created=True)
     outside_dir = tmp_path / "outside-dir"
     write_tree(outside_dir, {"a/b.bin": b"not ours either"})
-    (root / "linked.eti").symlink_to(outside_file)
     (root / "linked-dir").symlink_to(outside_dir, target_is_directory=True)
-    (root / "dangling").symlink_to(tmp_path / "nowhere")
-    _dir(root, "payload", {})
     (root / "payload" / "inner-link").symlink_to(outside_dir, target_is_directory=True)
+    (root / "payload" / "my-save.sav").write_bytes(b"the player's save")
     before_outside = snapshot(outside_dir)
 
     report = discard_download(root)
 
-    assert report.root_removed
-    assert "linked-dir" in report.removed
-    assert "dangling" in report.removed
-    assert outside_file.read_bytes() == b"not ours"
+    assert not report.root_removed
+    assert "payload/ours.bin" in report.removed
+    assert sorted(p.name for p in root.iterdir()) == [OWNERSHIP_FILE, "linked-dir", "payload"]
+    assert (root / "payload" / "my-save.sav").read_bytes() == b"the player's save"
+    assert (root / "payload" / "inner-link").is_symlink()
     assert snapshot(outside_dir) == before_outside
+
+
+def test_discard_without_a_record_deletes_nothing(game_dir: Path) -> None:
+    """A catalog-named folder lanspread has no record of is left exactly as it is."""
+    root = make_root(game_dir)
+    before = snapshot(root)
+    assert discard_download(root).removed == ()
+    assert snapshot(root) == before
 
 
 def test_discard_refuses_to_sweep_through_a_linked_root(game_dir: Path, tmp_path: Path) -> None:
@@ -374,6 +430,7 @@ def test_discard_failure_is_a_storage_error(
 ) -> None:
     """A payload entry the disk refuses to delete surfaces as StorageError naming it."""
     root = make_root(game_dir)
+    record_as_downloaded(root)
     real_unlink = os.unlink
 
     def refuse_archive(path: str, *, dir_fd: int | None = None) -> None:

@@ -262,10 +262,12 @@ async def test_cancel_of_an_update_keeps_the_installed_game(build_lan: BuildLan)
 
     The receiver installed quake3 1.0 and wrote a save game into ``local/``; a
     source offers 2.0 through a throttled link. ``update`` starts, ``cancel`` ends
-    it with ``download-cancelled``: every payload file is discarded (a cancelled
-    update settles local-only), ``local/`` holds exactly the 1.0 install plus the
-    save game, and ``list-games`` shows the game installed, not downloaded, with
-    the update still available.
+    it with ``download-cancelled``: the sentinel transaction is rolled back (a
+    cancelled update settles local-only), ``local/`` holds exactly the 1.0 install
+    plus the save game, and ``list-games`` shows the game installed, not
+    downloaded, with the update still available. The 1.0 archives were placed
+    by hand, not created by lanspread: the update adopted them (it may rewrite
+    them) but the cancel never deletes them.
     """
     lan = await build_lan(2)
     receiver, source = await lan.start([("h1", (QUAKE3,)), ("h2", (QUAKE3_V2,))])
@@ -285,8 +287,13 @@ async def test_cancel_of_an_update_keeps_the_installed_game(build_lan: BuildLan)
     await receiver.command("cancel", "quake3")
     await receiver.finished("quake3", "download-cancelled")
     assert sorted(path.name for path in receiver.root("quake3").iterdir()) == [
+        ".lanspread.files.json",
         ".lanspread.install.json",
+        "docs.eti",
+        "game.eti",
         "local",
+        "maps.eti",
+        "music.eti",
     ]
     assert local_manifest(receiver.root("quake3")) == installed
     view = (await receiver.games())["quake3"]

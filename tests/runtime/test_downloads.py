@@ -13,11 +13,13 @@ from typing import Any
 
 import pytest
 from tests.support.archives import ArchiveFormat, Member, write_game_root
-from tests.support.download_roots import mounted_tmpfs
+from tests.support.download_roots import build_manifest, mounted_tmpfs
 from tests.support.events import RuntimeEvents
+from tests.support.ownership import record_as_downloaded
 
-from lanspread.core.gameroot import DOWNLOAD_JOURNAL_FILE
+from lanspread.core.gameroot import DOWNLOAD_JOURNAL_FILE, INSTALL_RECORD_FILE, OWNERSHIP_FILE
 from lanspread.download.manifest_cache import HashState
+from lanspread.download.ownership import claim_download
 from lanspread.errors import InvalidGameState, OperationInProgress, UnknownGame
 from lanspread.runtime.commands import Cancel, Connect, Download, SetGameDir, Update
 from lanspread.runtime.events import (
@@ -66,9 +68,12 @@ def make_game(
 
 
 def tree_digest(
-    root: Path, *, skip: tuple[str, ...] = ("local", ".lanspread.install.json")
+    root: Path, *, skip: tuple[str, ...] = ("local", INSTALL_RECORD_FILE, OWNERSHIP_FILE)
 ) -> dict[str, str]:
-    """SHA-256 of every file under ``root`` (relative paths), skipping top-level names."""
+    """SHA-256 of every file under ``root`` (relative paths), skipping top-level names.
+
+    The ownership record is skipped by default: its bytes hold inode numbers.
+    """
     digests = {}
     for path in sorted(root.rglob("*")):
         relative = path.relative_to(root)
@@ -211,6 +216,7 @@ async def test_cancel_fresh_download_leaves_nothing(start_runtime: Start, tmp_pa
 async def test_update_then_cancel_keeps_the_install(start_runtime: Start, tmp_path: Path) -> None:
     """Cancelling an update of an installed game keeps local/ and settles as local-only."""
     root = make_game(tmp_path / "alpha" / "games", version="1.0", size=MiB)
+    record_as_downloaded(root, root_created=True)
     (root / "local").mkdir()
     (root / "local" / "savegame.dat").write_bytes(b"my progress")
     make_game(tmp_path / "bravo" / "games", version="2.0", size=96 * MiB)
@@ -435,3 +441,57 @@ async def test_cancel_of_a_paused_download_discards_it(
     assert not (alpha.game_dir / "quake3").exists()
     view = next(g for g in alpha.games() if g.id == "quake3")
     assert (view.paused_bytes, view.operation) == (0, None)
+
+
+async def test_a_changed_game_folder_forgets_the_old_paused_download(
+    start_runtime: Start, tmp_path: Path
+) -> None:
+    """Paused in folder A, switched to folder B holding a complete quake3 of the player's:
+    the paused record does not survive the switch, so cancel cannot wipe B's copy."""
+    make_game(tmp_path / "bravo" / "games", size=128 * MiB)
+    alpha, bravo = await peers(start_runtime, "alpha", "bravo")
+    await serving(alpha, bravo)
+    events = RuntimeEvents(alpha)
+    await alpha.execute(Download(game="quake3"))
+    await events.first(ChunkFinished)
+    bravo.shutdown()
+    await bravo.wait_stopped()
+    await events.first(DownloadAllPeersGone)
+    other = make_game(tmp_path / "folder-b", version="1.0", size=MiB)
+    (other / "saves").mkdir()
+    (other / "saves" / "slot1.sav").write_bytes(b"the player's save")
+    before = tree_digest(other, skip=())
+    await alpha.execute(SetGameDir(path=str(tmp_path / "folder-b")))
+    assert alpha.downloads.partials == {}
+    with pytest.raises(InvalidGameState) as caught:
+        await alpha.execute(Cancel(game="quake3"))
+    assert str(caught.value) == "quake3 has no download to cancel"
+    assert tree_digest(other, skip=()) == before
+
+
+async def test_a_changed_game_folder_is_settled_like_a_start(
+    start_runtime: Start, tmp_path: Path
+) -> None:
+    """The new folder gets install recovery, proven orphan settling, paused and found
+    detection before anything acts on it."""
+    (alpha,) = await peers(start_runtime, "alpha")
+    folder = tmp_path / "folder-b"
+    orphan = folder / "quake3"
+    orphan.mkdir(parents=True)
+    claim_download(orphan, build_manifest({"a.eti": b"x", "version.ini": b"v"}), adopt=False)
+    (orphan / "a.eti").write_bytes(b"x")
+    (orphan / "local").mkdir()
+    (orphan / "local" / "game.exe").write_bytes(b"installed")
+    (orphan / ".lanspread.json").write_text('{"format":1,"game_id":"quake3","intent":"Installing"}')
+    players = folder / "openttd"
+    (players / "saves").mkdir(parents=True)
+    (players / "saves" / "my-world.zip").write_bytes(b"four hundred hours")
+    await alpha.execute(SetGameDir(path=str(folder)))
+    assert not (orphan / "a.eti").exists()
+    assert not (orphan / ".lanspread.json").exists()
+    assert (orphan / "local" / "game.exe").read_bytes() == b"installed"
+    assert (players / "saves" / "my-world.zip").read_bytes() == b"four hundred hours"
+    view = next(g for g in alpha.games() if g.id == "openttd")
+    assert view.found == (
+        "no version.ini, no download record (.lanspread.files.json); left as it is"
+    )

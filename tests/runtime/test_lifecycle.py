@@ -10,8 +10,10 @@ from typing import Any
 import pytest
 from tests.support.archives import ArchiveFormat, Kind, Member, write_game_root
 from tests.support.events import RuntimeEvents
+from tests.support.ownership import record_as_downloaded
 from tests.support.platforms import make_fifo
 
+from lanspread.core.gameroot import OWNERSHIP_FILE
 from lanspread.errors import InvalidGameState, OperationInProgress, UnknownGame
 from lanspread.runtime.commands import Install, Play, Remove, Uninstall
 from lanspread.runtime.events import (
@@ -121,7 +123,7 @@ async def test_uninstall_keeps_archives_and_remove_deletes_root(
     start_runtime: Start, tmp_path: Path
 ) -> None:
     """Uninstall deletes local/ only; remove then deletes the downloaded game."""
-    sideload_playable(tmp_path / "alpha" / "games")
+    record_as_downloaded(sideload_playable(tmp_path / "alpha" / "games"))
     alpha = await start_runtime("alpha")
     events = RuntimeEvents(alpha)
     await alpha.execute(Install(game="quake3"))
@@ -131,7 +133,12 @@ async def test_uninstall_keeps_archives_and_remove_deletes_root(
     await alpha.execute(Uninstall(game="quake3"))
     await events.first(UninstallFinished)
     root = alpha.game_dir / "quake3"
-    assert sorted(p.name for p in root.iterdir()) == ["extra.eti", "game.eti", "version.ini"]
+    assert sorted(p.name for p in root.iterdir()) == [
+        OWNERSHIP_FILE,
+        "extra.eti",
+        "game.eti",
+        "version.ini",
+    ]
     await alpha.execute(Remove(game="quake3"))
     await events.first(RemoveFinished)
     assert not root.exists()

@@ -33,6 +33,12 @@ from typing import Any
 from lanspread.core.planning import ChunkTask, manifest_tasks
 from lanspread.download.hashing import ChunkHasher
 from lanspread.download.journal import DownloadJournal, load
+from lanspread.download.ownership import (
+    OwnershipRecord,
+    claim_download,
+    identify,
+    load_record_or_none,
+)
 from lanspread.download.reuse import reusable_chunks
 from lanspread.download.sentinel import begin_update, commit_sentinel
 from lanspread.download.storage import open_for_writing, prepare_game_storage, write_at
@@ -90,11 +96,14 @@ def _step_killer(stop: str) -> Callable[[str], None]:
 
 def _start(
     root: Path, files: dict[str, bytes], checkpoint: Callable[[str], None]
-) -> DownloadJournal:
+) -> tuple[DownloadJournal, OwnershipRecord]:
     manifest = build_manifest(files)
+    # As the runtime does: claim every name first; an update of a ready game adopts
+    # the manifest's own paths.
+    record = claim_download(root, manifest, adopt=(root / "version.ini").is_file())
     journal = load(root)
     if journal is not None:
-        return journal
+        return journal, record
     begin_update(root)
     checkpoint("after-park")
     journal = DownloadJournal.create(root, manifest)
@@ -102,7 +111,7 @@ def _start(
     if reused:
         journal.mark_done(reused)
         journal.commit_durable(sorted({path for path, _ in reused}))
-    return journal
+    return journal, record
 
 
 def _fetch(root: Path, task: ChunkTask, data: bytes, rng: random.Random) -> None:
@@ -131,8 +140,9 @@ def _child_main(root: Path, seed: int, stop: str) -> None:
         _arm_call(name, int(nth))
     checkpoint = _step_killer(stop)
     files = crash_game_files(seed)
-    journal = _start(root, files, checkpoint)
-    prepare_game_storage(root, journal.manifest, margin=0)
+    journal, record = _start(root, files, checkpoint)
+    prepare_game_storage(root, journal.manifest, margin=0, owned=record)
+    identify(root, load_record_or_none(root) or record)
     rng = random.Random(seed * 7919 + len(journal.done_keys))
     pending = [
         task
@@ -151,6 +161,7 @@ def _child_main(root: Path, seed: int, stop: str) -> None:
             since.clear()
     journal.commit_durable(sorted({done.path for done in since}))
     commit_sentinel(root, files["version.ini"], checkpoint=checkpoint)
+    identify(root, load_record_or_none(root) or record)
     checkpoint("before-journal-remove")
     journal.remove()
     _say("complete")

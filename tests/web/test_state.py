@@ -155,6 +155,21 @@ def test_all_peers_gone_pauses_at_last_percent() -> None:
     assert store.overlay("quake3").paused_percent == 43.0
 
 
+def test_a_changed_game_folder_forgets_the_old_folders_pause_and_failure() -> None:
+    """A pause or failure seen in the old folder never shows on the new one; a game
+    still running from the old folder stays running."""
+    store = UiState()
+    downloading(store)
+    store.apply(progress(430))
+    store.apply(ActiveOperationsChanged(operations={}))
+    store.apply(DownloadAllPeersGone(game="quake3"))
+    store.mark_pending("cs16", "download")
+    assert store.game_dir_changed()
+    assert store.overlay("quake3") == GameOverlay()
+    assert store.overlay("cs16").pending == "download"
+    assert not store.game_dir_changed()
+
+
 def test_pause_without_any_sample_is_zero() -> None:
     """A pause before any progress reads 0%."""
     store = UiState()

@@ -189,6 +189,20 @@ def test_error_line_and_status() -> None:
     assert view.action.kind == "download"
 
 
+def test_a_found_folder_shows_its_label_and_reason() -> None:
+    """A folder lanspread did not make shows "Found, not from lanspread" and why, and the
+    card still offers what the network allows."""
+    reason = "no version.ini, no download record (.lanspread.files.json); left as it is"
+    view = card(facts(found_reason=reason))
+    assert (view.status.label, view.status.tone, view.status.reason) == (
+        "Found, not from lanspread",
+        "warn",
+        reason,
+    )
+    assert view.action.kind == "download"
+    assert card(facts()).status.reason is None
+
+
 def test_update_available() -> None:
     """An installed game with a newer version on the network offers Update, and Play aside."""
     game = facts(

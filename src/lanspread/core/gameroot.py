@@ -11,6 +11,9 @@ A game root is ``<game_dir>/<game_id>/``. Its children fall in three groups:
   ``.softlan_game_installed`` and external sync tooling's ``.sync/``;
 * **transients** of the version sentinel and download transactions:
   ``.version.ini.tmp``, ``.version.ini.discarded`` and the download journal;
+* the download **ownership record** ``.lanspread.files.json``
+  (:mod:`lanspread.download.ownership`): what a download created, the only
+  proof any sweep deletes by;
 * everything else is **payload**, owned by the peer: the ``.eti`` archives, the
   root ``version.ini`` sentinel and any nested payload folders.
 
@@ -46,6 +49,10 @@ DOWNLOAD_JOURNAL_FILE = ".lanspread.download.json"
 DOWNLOAD_JOURNAL_TMP_FILE = ".lanspread.download.json.tmp"
 """The download journal's atomic-write temp file; a crash may leave it behind."""
 OWNED_MARKER = ".lanspread_owned"
+OWNERSHIP_FILE = ".lanspread.files.json"
+"""The download ownership record: every name a download claimed before creating it."""
+OWNERSHIP_TMP_FILE = ".lanspread.files.json.tmp"
+"""The ownership record's atomic-write temp file; a crash may leave it behind."""
 ARCHIVE_SUFFIX = ".eti"
 
 # A version.ini is a few bytes; anything larger is not a sentinel we read whole.
@@ -77,7 +84,10 @@ TRANSIENT_NAMES = frozenset(
     }
 )
 
-RESERVED_NAMES = INSTALLER_OWNED_NAMES | TRANSIENT_NAMES
+OWNERSHIP_NAMES = frozenset({OWNERSHIP_FILE, OWNERSHIP_TMP_FILE})
+"""The ownership record and its temp file: lanspread's proof, never payload, never swept."""
+
+RESERVED_NAMES = INSTALLER_OWNED_NAMES | TRANSIENT_NAMES | OWNERSHIP_NAMES
 """Children that are never payload: never served, never counted, never swept as payload."""
 
 

@@ -17,7 +17,8 @@ local index and carried on the wire.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Annotated
 
 import blake3
@@ -180,3 +181,69 @@ class LocalLibrary:
         delta = diff_snapshots(self._snapshot, candidate)
         self._snapshot = candidate
         return delta
+
+
+class LocalState(enum.Enum):
+    """How this peer holds a catalog game folder that is not in its library."""
+
+    FOUND = "Found"
+    """A folder named like the game that lanspread has no proof of creating (the
+    player's copy, a hand install, a partial USB copy): shown, never served, and
+    never touched by any sweep."""
+
+
+FOUND_LABEL = "Found, not from lanspread"
+
+
+@dataclass(frozen=True, slots=True)
+class FoundGame:
+    """A catalog-named folder lanspread did not make: what the player sees and why."""
+
+    id: str
+    missing: tuple[str, ...]
+    """What would make it lanspread's: e.g. ``version.ini``, the download record."""
+    foreign_names: tuple[str, ...] = ()
+    """Reserved names in the folder that lanspread did not write (left alone)."""
+    state: LocalState = LocalState.FOUND
+
+    @property
+    def label(self) -> str:
+        return FOUND_LABEL
+
+    @property
+    def reason(self) -> str:
+        parts = [f"no {name}" for name in self.missing]
+        text = ", ".join(parts) if parts else "lanspread did not create it"
+        if self.foreign_names:
+            text += "; not lanspread's: " + ", ".join(self.foreign_names)
+        return text + "; left as it is"
+
+
+def found_not_from_lanspread(
+    game_id: str,
+    *,
+    has_sentinel: bool,
+    installed: bool,
+    has_record: bool,
+    paused: bool,
+    payload_names: Collection[str],
+    foreign_names: Collection[str] = (),
+    sentinel_name: str = "version.ini",
+    record_name: str = "download record",
+) -> FoundGame | None:
+    """The found state of a game folder, or ``None`` when lanspread accounts for it.
+
+    Pure. A folder is *found, not from lanspread* when it is neither downloaded
+    (no root sentinel) nor installed nor a paused download, lanspread holds no
+    record of creating anything in it, and it holds something: payload-named
+    entries or reserved names lanspread did not write.
+    """
+    if has_sentinel or installed or paused or has_record:
+        return None
+    if not payload_names and not foreign_names:
+        return None
+    return FoundGame(
+        id=game_id,
+        missing=(sentinel_name, record_name),
+        foreign_names=tuple(sorted(foreign_names)),
+    )

@@ -67,9 +67,11 @@ Marker rules, for directories no intent covers (``NONE`` and the rest)::
 
 An unreadable intent log (:data:`IntentLog.UNREADABLE`) proves nothing: only
 marker rules apply, except that a marked backup next to a ``local/`` is left
-alone too (it might be the only good copy) and then the log is kept as it is
-and the outcome is :attr:`RecoveryOutcome.NEEDS_ATTENTION`. Otherwise the
-unreadable log is cleared once the root is settled.
+alone too (it might be the only good copy). An unreadable log is never
+cleared: lanspread writes its log atomically, so a file of that name it cannot
+read is not lanspread's (the player's own ``.lanspread.json``, or a newer
+format) and is left as it is; with nothing stale to settle the outcome is
+:attr:`RecoveryOutcome.NEEDS_ATTENTION`, which reports it.
 
 Steps run in this order: remove local, remove staging, drop backup, restore
 backup, record steps, clear intent. A failed step stops the run and keeps the
@@ -131,8 +133,9 @@ class RecoveryOutcome(enum.Enum):
     CLEANED_STALE = "cleaned-stale"
     """No operation was in flight; marked lanspread leftovers were cleaned up."""
     NEEDS_ATTENTION = "needs-attention"
-    """The log is unreadable and a marked backup sits next to ``local/``: nothing is
-    deleted and the log is kept, because either copy might be the one to keep."""
+    """The log is unreadable (never lanspread's to delete) and kept as it is; with a
+    marked backup next to ``local/`` nothing is deleted, as either copy might be
+    the one to keep."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,10 +297,9 @@ def _unreadable(d: _Dirs) -> RecoveryAction:
         )
     stale = d.staging_owned or d.backup_owned
     return RecoveryAction(
-        outcome=RecoveryOutcome.CLEANED_STALE if stale else RecoveryOutcome.INTENT_CLEARED,
+        outcome=RecoveryOutcome.CLEANED_STALE if stale else RecoveryOutcome.NEEDS_ATTENTION,
         remove_staging=d.staging_owned,
         restore_backup=d.backup_owned,
-        clear_intent=True,
     )
 
 

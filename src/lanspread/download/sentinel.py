@@ -20,6 +20,10 @@ one disappear first:
    ``.version.ini.discarded``; the caller then discards the payload
    (:func:`lanspread.install.sweep.discard_download`).
 
+Every step here writes or deletes only names the download claimed first in its
+ownership record (:func:`lanspread.download.ownership.claim_download`, which
+refuses to start over a player's file of such a name).
+
 Tradeoff, kept from the original: rollback does **not** restore the parked
 sentinel. A cancelled update of an installed game therefore *settles as
 local-only*: ``local/`` stays playable but the game is no longer flagged as
@@ -48,6 +52,7 @@ from lanspread.core.gameroot import (
     VERSION_FILE,
     VERSION_TMP_FILE,
 )
+from lanspread.download.ownership import load_record_or_none, owned_transient
 from lanspread.download.storage import rename_synced, unlink_synced, write_synced_file
 from lanspread.errors import StorageError
 
@@ -98,6 +103,10 @@ def commit_sentinel(root: Path, data: bytes, *, checkpoint: Checkpoint | None = 
         raise ValueError(
             f"a {VERSION_FILE} of {len(data)} bytes exceeds the limit of {MAX_VERSION_FILE_SIZE}"
         )
+    if os.path.lexists(root / VERSION_FILE):
+        # Parked or never there when the download began: whatever appeared since is
+        # not ours to replace.
+        raise StorageError(f"{root / VERSION_FILE} appeared during the download; not replacing it")
     step = checkpoint or _no_checkpoint
     temp = root / VERSION_TMP_FILE
     step(WRITE_TMP)
@@ -115,12 +124,18 @@ def commit_sentinel(root: Path, data: bytes, *, checkpoint: Checkpoint | None = 
 def rollback(root: Path) -> None:
     """Delete ``.version.ini.tmp`` and ``.version.ini.discarded`` (idempotent).
 
+    Only when the root's ownership record claims them
+    (:mod:`lanspread.download.ownership`): a file of either name the player put
+    there is never deleted.
+
     The parked sentinel is deleted, not restored: a cancelled update settles
     as local-only (see the module docstring). ``version.ini`` itself is left
     alone: the payload discard that follows a rollback removes it with the rest.
     """
-    unlink_synced(root / VERSION_TMP_FILE)
-    unlink_synced(root / VERSION_DISCARDED_FILE)
+    record = load_record_or_none(root)
+    for name in (VERSION_TMP_FILE, VERSION_DISCARDED_FILE):
+        if owned_transient(root, record, name):
+            unlink_synced(root / name)
 
 
 __all__ = [

@@ -23,12 +23,16 @@ log, an unreadable log counting as recorded)::
     no   any       recorded  any       None               nothing: install recovery owns it
     no   absent    none      no        None               nothing
 
-"Payload" is any root child that is not installer-owned (transients count:
-a lone parked sentinel is an orphan too). A discard keeps every
-installer-owned name (``local/``, the install transaction's folders, the
-intent log, ``.softlan_game_installed``, ``.sync/``); the root goes only if
-it ends up empty. A discarded update of an installed game thus settles as
-local-only, as a cancelled one does (:mod:`lanspread.download.sentinel`).
+Every deletion in the table needs proof: only names the root's ownership
+record lists (:mod:`lanspread.download.ownership`) and that are still what
+lanspread created are deleted; a root without a record (a folder the player
+made, copied or installed by hand) is never touched, whatever the table says.
+"Payload" is any recorded name that is not installer-owned; a discard keeps
+every installer-owned name (``local/``, the install transaction's folders,
+the intent log, ``.softlan_game_installed``, ``.sync/``), and the root goes
+only if the download created it and it ends up empty. A discarded update of
+an installed game thus settles as local-only, as a cancelled one does
+(:mod:`lanspread.download.sentinel`).
 
 Both functions block; the runtime runs them through ``asyncio.to_thread``.
 """
@@ -43,19 +47,33 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lanspread.core.gameroot import (
+    BACKUP_DIR,
     DOWNLOAD_JOURNAL_FILE,
     DOWNLOAD_JOURNAL_TMP_FILE,
-    INSTALLER_OWNED_NAMES,
+    INSTALLING_DIR,
+    INTENT_FILE,
+    INTENT_TMP_FILE,
+    LOCAL_DIR,
+    OWNERSHIP_FILE,
     VERSION_DISCARDED_FILE,
     VERSION_FILE,
     VERSION_TMP_FILE,
+    is_reserved_name,
 )
+from lanspread.core.library import FoundGame, found_not_from_lanspread
 from lanspread.core.recovery import Intent
 from lanspread.download.journal import DownloadJournal, JournalCorrupt, load
+from lanspread.download.ownership import (
+    InTheWay,
+    OwnershipRecord,
+    load_record,
+    load_record_or_none,
+    owned_transient,
+    sweep_owned,
+)
 from lanspread.download.storage import unlink_synced
 from lanspread.errors import IntentLogCorrupt, StorageError
-from lanspread.install.intent import read_intent
-from lanspread.install.sweep import discard_download
+from lanspread.install.intent import has_marker, is_our_intent_temp, read_intent
 
 log = logging.getLogger(__name__)
 
@@ -116,14 +134,19 @@ def classify_partial(root: Path) -> PartialDownload | None:
 def sweep_orphans(root: Path) -> bool:
     """Delete the download leftovers of ``root`` that nothing will resolve; True if any.
 
-    Never touches an installer-owned name, and never a root that is a link or
-    not a folder (False). Raises :class:`StorageError` when a deletion fails;
-    whatever is left is retried by the next start.
+    Deletes only what the root's ownership record proves lanspread created
+    (:mod:`lanspread.download.ownership`): a root without a record, or with a
+    record that is not ours, is never touched, whatever it holds. Never a root
+    that is a link or not a folder (False). Raises :class:`StorageError` when a
+    deletion fails; whatever is left is retried by the next start.
     """
     if not _is_real_dir(root):
         return False
+    record = load_record_or_none(root)
+    if record is None:
+        return False
     if _is_sentinel(root):
-        return _drop(root, _COMMITTED_LEFTOVERS)
+        return _drop(root, record, _COMMITTED_LEFTOVERS)
     try:
         journal = load(root)
     except JournalCorrupt as exc:
@@ -131,13 +154,57 @@ def sweep_orphans(root: Path) -> bool:
         log.warning("discarding the payload of %s: %s", root, exc)
     else:
         if journal is not None:
-            return _drop(root, _PAUSED_LEFTOVERS)
-    if _install_intent_recorded(root) or not _has_payload(root):
+            return _drop(root, record, _PAUSED_LEFTOVERS)
+    if _install_intent_recorded(root):
         return False
-    report = discard_download(root)
+    report = sweep_owned(root, record)
     if report.removed:
         log.info("discarded orphaned download files of %s: %s", root, ", ".join(report.removed))
     return bool(report.removed)
+
+
+def probe_found(root: Path) -> FoundGame | None:
+    """The *found, not from lanspread* state of ``root`` (see :func:`found_not_from_lanspread`).
+
+    Reads only. Reports the reserved names lanspread did not write: an intent
+    log or ownership record it cannot read, an intent temp that is not its own,
+    and install folders without its marker. Raises :class:`StorageError` when
+    the disk refuses.
+    """
+    if not _is_real_dir(root):
+        return None
+    try:
+        names = {child.name for child in root.iterdir()}
+    except OSError as exc:
+        raise StorageError(f"cannot list {root}: {exc.strerror or exc}") from exc
+    foreign: list[str] = []
+    try:
+        has_record = load_record(root) is not None
+    except InTheWay:
+        has_record = False
+        foreign.append(OWNERSHIP_FILE)
+    try:
+        read_intent(root)
+    except IntentLogCorrupt:
+        foreign.append(INTENT_FILE)
+    if INTENT_TMP_FILE in names and not is_our_intent_temp(root):
+        foreign.append(INTENT_TMP_FILE)
+    foreign.extend(
+        folder
+        for folder in (INSTALLING_DIR, BACKUP_DIR)
+        if _is_real_dir(root / folder) and not has_marker(root / folder)
+    )
+    return found_not_from_lanspread(
+        root.name,
+        has_sentinel=_is_sentinel(root),
+        installed=_is_real_dir(root / LOCAL_DIR),
+        has_record=has_record,
+        paused=DOWNLOAD_JOURNAL_FILE in names,
+        payload_names=[name for name in names if not is_reserved_name(name)],
+        foreign_names=foreign,
+        sentinel_name=VERSION_FILE,
+        record_name=f"download record ({OWNERSHIP_FILE})",
+    )
 
 
 def _load_or_none(root: Path) -> DownloadJournal | None:
@@ -148,12 +215,10 @@ def _load_or_none(root: Path) -> DownloadJournal | None:
         return None
 
 
-def _drop(root: Path, names: tuple[str, ...]) -> bool:
-    """Unlink the named files or links; a folder of such a name is not ours to delete."""
+def _drop(root: Path, record: OwnershipRecord, names: tuple[str, ...]) -> bool:
+    """Unlink the named transients the record proves ours; anything else is left alone."""
     dropped = [
-        name
-        for name in names
-        if not _mode_test(root / name, stat.S_ISDIR) and unlink_synced(root / name)
+        name for name in names if owned_transient(root, record, name) and unlink_synced(root / name)
     ]
     if dropped:
         log.info("dropped leftovers of %s: %s", root, ", ".join(dropped))
@@ -165,14 +230,6 @@ def _install_intent_recorded(root: Path) -> bool:
         return read_intent(root) is not Intent.NONE
     except IntentLogCorrupt:
         return True
-
-
-def _has_payload(root: Path) -> bool:
-    try:
-        names = [child.name for child in root.iterdir()]
-    except OSError as exc:
-        raise StorageError(f"cannot list {root}: {exc.strerror or exc}") from exc
-    return any(name not in INSTALLER_OWNED_NAMES for name in names)
 
 
 def _is_real_dir(path: Path) -> bool:
@@ -193,4 +250,4 @@ def _mode_test(path: Path, test: Callable[[int], bool]) -> bool:
     return test(mode)
 
 
-__all__ = ["PartialDownload", "classify_partial", "sweep_orphans"]
+__all__ = ["PartialDownload", "classify_partial", "probe_found", "sweep_orphans"]

@@ -9,13 +9,20 @@ bytes, in two phases:
    links and sort every payload entry: a manifest file that is a regular file is
    kept (its bytes may be reused by an update or a resume), a folder a manifest
    path needs is walked, anything else is *stale* (an old version's archive, a
-   link or a folder where the manifest wants a file, any other kind of entry).
-   Installer-owned and transient root names and the root ``version.ini``
-   sentinel are never looked at. Then count the bytes still to allocate and
-   compare them, plus :data:`FREE_SPACE_MARGIN`, with the free space (plus what
-   deleting the stale entries frees). Too little raises :class:`DiskFull`
-   naming both numbers, before anything was created, deleted or resized.
-2. **Apply.** Create the root and the nested folders, delete the stale entries,
+   player's mod, a link or a folder where the manifest wants a file). A stale
+   entry is deleted only when the download's ownership record
+   (:mod:`lanspread.download.ownership`) proves lanspread created it; every
+   other one is left alone and logged. Installer-owned, transient and
+   ownership names and the root ``version.ini`` sentinel are never looked at.
+   Then count the bytes still to allocate and compare them, plus
+   :data:`FREE_SPACE_MARGIN`, with the free space (plus what deleting the
+   proven-ours stale files frees). Too little raises :class:`DiskFull` naming
+   both numbers, before anything was created, deleted or resized. The caller
+   claimed the manifest's names first
+   (:func:`~lanspread.download.ownership.claim_download`), which refuses a
+   download whose paths the player's files hold: preparation writes only into
+   files the claim covers.
+2. **Apply.** Create the root and the nested folders, delete the proven stale entries,
    create or open each payload file but the sentinel, set it to its final size
    (``ftruncate``, keeping the bytes it already holds) and reserve its blocks
    (``posix_fallocate`` where the platform has it), so a full disk shows up
@@ -42,6 +49,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import logging
 import os
 import shutil
 import stat
@@ -57,10 +65,17 @@ from lanspread.core.manifest import (
     check_relative_path,
     validate_manifest,
 )
+from lanspread.download.ownership import (
+    TRANSIENT_BOUNDS,
+    OwnershipRecord,
+    is_ours,
+    sweep_owned,
+)
 from lanspread.errors import StorageError
-from lanspread.install.remove import remove_entry
 from lanspread.platform import fileio
 from lanspread.storage.atomic import fsync_dir
+
+log = logging.getLogger(__name__)
 
 MiB = 1024 * 1024
 
@@ -114,12 +129,18 @@ class _Survey:
 
 
 def prepare_game_storage(
-    root: Path, manifest: GameManifest, *, margin: int = FREE_SPACE_MARGIN
+    root: Path,
+    manifest: GameManifest,
+    *,
+    margin: int = FREE_SPACE_MARGIN,
+    owned: OwnershipRecord | None = None,
 ) -> None:
     """Make ``root`` hold every payload file of ``manifest`` (but the sentinel) at full size.
 
-    Existing bytes of manifest files are kept; stale payload entries are deleted;
-    installer-owned names, transients and ``version.ini`` are never touched.
+    Existing bytes of manifest files are kept; stale payload entries are deleted
+    only when ``owned`` proves lanspread created them (without a record nothing
+    is deleted); installer-owned names, transients and ``version.ini`` are never
+    touched.
     Raises :class:`DiskFull` (before changing anything) when the free space is
     below the bytes still to allocate plus ``margin``, and :class:`StorageError`
     when the root is a link or not a folder, the manifest is invalid, or the disk
@@ -132,19 +153,53 @@ def prepare_game_storage(
     files = tuple(file for file in manifest.files if not file.is_sentinel)
     root_exists = _require_root_or_absent(root)
     survey = _survey(root, files) if root_exists else _Survey()
+    keep = {file.path for file in manifest.files} | set(TRANSIENT_BOUNDS) | _folders_of(files)
+    stale_owned = _stale_owned(root, owned, keep, survey.stale)
+    survey.freed_bytes = sum(_freed_bytes(root / path) for path in stale_owned)
     _check_free_space(root, files, survey, margin)
     if not root_exists:
         _make_root(root)
     changed_folders: set[Path] = set()
-    for relative in survey.stale:
-        remove_entry(root / relative)
-        changed_folders.add((root / relative).parent)
+    if owned is not None and stale_owned:
+        sweep_owned(root, owned, keep=keep, drop_record=False)  # syncs what it changed
     for file in files:
         _allocate(root, file)
         if file.path not in survey.allocated:
             changed_folders.update(_folders_down_to(root, file.path))
     for folder in sorted(changed_folders):
         _sync(folder)
+
+
+def _folders_of(files: Sequence[FileManifest]) -> set[str]:
+    return {
+        "/".join(parts[:depth])
+        for parts in (file.path.split("/") for file in files)
+        for depth in range(1, len(parts))
+    }
+
+
+def _stale_owned(
+    root: Path, owned: OwnershipRecord | None, keep: set[str], stale: Sequence[str]
+) -> list[str]:
+    """The recorded names outside ``keep`` still provably ours; logs the stale rest."""
+    ours = (
+        [
+            name.path
+            for name in owned.names
+            if name.path not in keep and name.kind == "file" and is_ours(root, name)
+        ]
+        if owned is not None
+        else []
+    )
+    recorded = {name.path for name in owned.names} if owned is not None else set()
+    foreign = [path for path in stale if path not in recorded]
+    if foreign:
+        log.info(
+            "%s: left alone, not created by lanspread: %s",
+            root,
+            ", ".join(foreign[:20]) + (" ..." if len(foreign) > 20 else ""),
+        )
+    return ours
 
 
 def _require_root_or_absent(root: Path) -> bool:
@@ -181,7 +236,6 @@ def _survey(root: Path, files: Sequence[FileManifest]) -> _Survey:
                 pending.append(f"{relative}/")
             else:
                 survey.stale.append(relative)
-                survey.freed_bytes += _freed_bytes(root / relative)
     survey.stale.sort()
     return survey
 

@@ -85,8 +85,30 @@ def write_intent(root: Path, intent: Intent) -> None:
     if intent is Intent.NONE:
         clear_intent(root)
         return
+    temp = root / INTENT_TMP_FILE
+    if os.path.lexists(temp) and not is_our_intent_temp(root):
+        raise StorageError(f"{temp} is not a file lanspread wrote; move it out of the game folder")
     record = IntentRecord(format=INTENT_FORMAT_VERSION, game_id=root.name, intent=intent)
     atomic_write_bytes(intent_path(root), msgspec.json.encode(record), temp=root / INTENT_TMP_FILE)
+
+
+def is_our_intent_temp(root: Path) -> bool:
+    """True when the intent log's temp file holds what :func:`write_intent` writes.
+
+    A kill during the atomic write leaves an empty file, a prefix of the record
+    or the whole record; its first bytes name the format and this game (the
+    field order is fixed). Anything else, or anything but a regular file, is
+    the player's and is never overwritten or deleted.
+    """
+    temp = root / INTENT_TMP_FILE
+    try:
+        data = _read_bounded_regular_file(temp)
+    except (IntentLogCorrupt, StorageError):
+        return False
+    if data is None:
+        return False
+    head = msgspec.json.encode({"format": INTENT_FORMAT_VERSION, "game_id": root.name})[:-1]
+    return head.startswith(data) or data.startswith(head + b",")
 
 
 def clear_intent(root: Path) -> None:
@@ -103,7 +125,8 @@ def write_marker(directory: Path) -> None:
     """Mark ``directory`` as created by lanspread, durably."""
     marker = directory / OWNED_MARKER
     try:
-        fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | _NOFOLLOW, 0o644)
+        # O_EXCL: a file of that name is not ours (the player's, in a renamed local/).
+        fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o644)
         try:
             os.write(fd, _MARKER_TEXT)
             os.fsync(fd)
@@ -115,21 +138,33 @@ def write_marker(directory: Path) -> None:
 
 
 def has_marker(directory: Path) -> bool:
-    """True when ``directory`` holds a regular-file ownership marker (links never count)."""
-    try:
-        return stat.S_ISREG(os.lstat(directory / OWNED_MARKER).st_mode)
-    except OSError:
-        return False
+    """True when ``directory`` holds lanspread's ownership marker: a regular file (links
+    never count) holding exactly the text :func:`write_marker` writes."""
+    return _is_our_marker(directory / OWNED_MARKER)
 
 
 def remove_marker(directory: Path) -> None:
-    """Drop the ownership marker (idempotent), durably."""
+    """Drop the ownership marker (idempotent), durably; only a marker lanspread wrote.
+
+    A file of that name holding anything but the marker text is the player's
+    and stays.
+    """
     marker = directory / OWNED_MARKER
+    if not _is_our_marker(marker):
+        return
     try:
         marker.unlink(missing_ok=True)
         fsync_dir(directory)
     except OSError as exc:
         raise StorageError(f"cannot unmark {directory}: {exc.strerror or exc}") from exc
+
+
+def _is_our_marker(marker: Path) -> bool:
+    try:
+        data = _read_bounded_regular_file(marker)
+    except (IntentLogCorrupt, StorageError):
+        return False
+    return data is not None and data == _MARKER_TEXT
 
 
 def _read_bounded_regular_file(path: Path) -> bytes | None:

@@ -5,23 +5,33 @@ or file is unlinked (a link's target is never touched), a directory is removed
 recursively with :func:`shutil.rmtree`, which unlinks the links it meets inside
 rather than descending into them.
 
-:func:`remove_downloaded_game` is the *Remove files* command: it deletes a whole
-game root, so it refuses unless every guard holds (catalog id, one path
-component, a direct child of the game directory, not a link, a root-level
-``version.ini`` sentinel, and no install state at all).
+:func:`remove_downloaded_game` is the *Remove files* command: it deletes what
+the root's ownership record proves lanspread downloaded, and refuses unless
+every guard holds (catalog id, one path component, a direct child of the game
+directory, not a link, a root-level ``version.ini`` sentinel, no install state
+at all, and an ownership record of lanspread's).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import stat
 from pathlib import Path
 
 from lanspread.core.catalog import Catalog, is_valid_game_id
-from lanspread.core.gameroot import BACKUP_DIR, INSTALLING_DIR, LOCAL_DIR, VERSION_FILE
+from lanspread.core.gameroot import (
+    BACKUP_DIR,
+    INSTALLING_DIR,
+    LOCAL_DIR,
+    OWNERSHIP_FILE,
+    VERSION_FILE,
+)
+from lanspread.download.ownership import InTheWay, SweepReport, load_record, sweep_owned
 from lanspread.errors import InvalidGameState, StorageError, UnknownGame
-from lanspread.storage.atomic import fsync_dir
+
+log = logging.getLogger(__name__)
 
 INSTALL_STATE_DIRS = (LOCAL_DIR, INSTALLING_DIR, BACKUP_DIR)
 """A root holding any of these is (being) installed: *Remove files* refuses it."""
@@ -51,8 +61,12 @@ def remove_entry(path: Path) -> bool:
     return True
 
 
-def remove_downloaded_game(game_dir: Path, game_id: str, catalog: Catalog) -> None:
-    """Delete the downloaded, never installed game root ``<game_dir>/<game_id>``.
+def remove_downloaded_game(game_dir: Path, game_id: str, catalog: Catalog) -> SweepReport:
+    """Delete what lanspread downloaded into ``<game_dir>/<game_id>`` (never installed).
+
+    Only names the root's ownership record proves lanspread created go
+    (:func:`lanspread.download.ownership.sweep_owned`); the player's own files
+    stay, and so does the root while it holds any.
 
     Raises :class:`UnknownGame` for an id that is not a catalog game or not one
     path component, :class:`InvalidGameState` when the root is not a plain
@@ -77,11 +91,22 @@ def remove_downloaded_game(game_dir: Path, game_id: str, catalog: Catalog) -> No
     for name in INSTALL_STATE_DIRS:
         if _lstat_mode(root / name) is not None:
             raise InvalidGameState(f"{game_id} has install state ({name}); uninstall it first")
-    remove_entry(root)
     try:
-        fsync_dir(game_dir)
-    except OSError as exc:
-        raise StorageError(f"cannot sync {game_dir}: {exc.strerror or exc}") from exc
+        record = load_record(root)
+    except InTheWay as exc:
+        raise InvalidGameState(f"{game_id}: {exc}; nothing was removed") from exc
+    if record is None:
+        raise InvalidGameState(
+            f"{game_id} was not downloaded by lanspread (no {OWNERSHIP_FILE}); nothing was removed"
+        )
+    report = sweep_owned(root, record)
+    if report.kept or not report.root_removed:
+        log.info(
+            "removed %s but kept what lanspread did not create: %s",
+            game_id,
+            ", ".join(report.kept) or "the game folder",
+        )
+    return report
 
 
 def _require_direct_child(game_dir: Path, root: Path) -> None:

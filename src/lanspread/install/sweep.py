@@ -10,8 +10,8 @@
   crash-left ``.version.ini.tmp`` and intent-log temp file.
 * :func:`drop_interrupted_update_sentinel` is the download layer's rule for a
   parked ``.version.ini.discarded``.
-* :func:`discard_download` is the cancel/discard sweep: it deletes the peer-owned
-  payload of a root and keeps every installer-owned name.
+* :func:`discard_download` is the cancel/discard sweep: it deletes what the
+  root's download ownership record proves lanspread created, nothing else.
 
 Nothing here follows a link: a link is unlinked, its target never touched.
 The runtime skips roots with an active operation; these functions assume they
@@ -28,7 +28,6 @@ from pathlib import Path
 from lanspread.core.gameroot import (
     BACKUP_DIR,
     DOWNLOAD_JOURNAL_FILE,
-    INSTALLER_OWNED_NAMES,
     INSTALLING_DIR,
     INTENT_TMP_FILE,
     LOCAL_DIR,
@@ -44,8 +43,9 @@ from lanspread.core.recovery import (
     decide_record_steps,
     decide_recovery,
 )
+from lanspread.download.ownership import load_record_or_none, owned_transient, sweep_owned
 from lanspread.errors import IntentLogCorrupt, StorageError
-from lanspread.install.intent import clear_intent, has_marker, read_intent
+from lanspread.install.intent import clear_intent, has_marker, is_our_intent_temp, read_intent
 from lanspread.install.record import commit_pending_record, drop_pending_record, drop_record
 from lanspread.install.remove import remove_entry
 from lanspread.install.transaction import restore_backup
@@ -79,9 +79,11 @@ class RecoveryReport:
 @dataclass(frozen=True, slots=True)
 class DiscardReport:
     removed: tuple[str, ...]
-    """Root children deleted, sorted."""
+    """Recorded names deleted (relative paths), sorted."""
     root_removed: bool
-    """The root ended up empty and was deleted too."""
+    """The download created the root, it ended up empty and was deleted too."""
+    kept: tuple[str, ...] = ()
+    """Recorded names left because they are no longer provably lanspread's."""
 
 
 def read_root_facts(root: Path) -> tuple[RootFacts, str | None]:
@@ -173,10 +175,21 @@ def _settle_record(root: Path, intent: RecordedIntent, outcome: RecoveryOutcome)
 
 
 def _remove_crash_temps(root: Path) -> tuple[str, ...]:
-    """Delete the temp files an interrupted atomic write leaves (never a folder of that name)."""
-    return tuple(
-        name for name in (INTENT_TMP_FILE, VERSION_TMP_FILE) if _remove_if_not_dir(root / name)
-    )
+    """Delete the temp files an interrupted atomic write of lanspread's left behind.
+
+    Only with proof: the intent log's temp when its bytes are (a prefix of) an
+    intent record of this game, the sentinel's temp when the ownership record
+    claims it. A file of either name the player made is left alone.
+    """
+    removed = []
+    if is_our_intent_temp(root) and _remove_if_not_dir(root / INTENT_TMP_FILE):
+        removed.append(INTENT_TMP_FILE)
+    record = load_record_or_none(root)
+    if owned_transient(root, record, VERSION_TMP_FILE) and _remove_if_not_dir(
+        root / VERSION_TMP_FILE
+    ):
+        removed.append(VERSION_TMP_FILE)
+    return tuple(removed)
 
 
 def drop_interrupted_update_sentinel(root: Path) -> bool:
@@ -185,19 +198,27 @@ def drop_interrupted_update_sentinel(root: Path) -> bool:
     An update download parks the old sentinel as ``.version.ini.discarded`` and
     then writes its journal. A parked sentinel with no ``version.ini`` and no
     journal means the update was interrupted before it journaled: nothing can
-    resume it, so it is dropped. True when it was deleted.
+    resume it, so it is dropped, when the ownership record claims it (a file of
+    that name the player made is left alone). True when it was deleted.
     """
     parked = root / VERSION_DISCARDED_FILE
     if _lexists(root / VERSION_FILE) or _lexists(root / DOWNLOAD_JOURNAL_FILE):
+        return False
+    if not owned_transient(root, load_record_or_none(root), VERSION_DISCARDED_FILE):
         return False
     return _remove_if_not_dir(parked)
 
 
 def discard_download(root: Path) -> DiscardReport:
-    """Delete everything in ``root`` but the installer-owned names; the root too if emptied.
+    """Delete what a download provably created in ``root``; the root too if it made it.
 
-    Raises :class:`StorageError` when the root is a link (it is not followed) or
-    the disk refuses; a failure part-way leaves the rest for the next sweep.
+    Only names the root's ownership record lists and that are still what
+    lanspread created go (:func:`lanspread.download.ownership.sweep_owned`);
+    installer-owned names are never recorded, so they stay. A root without a
+    record (or with one that is not lanspread's) is left as it is. Raises
+    :class:`StorageError` when the root is a link (it is not followed) or the
+    disk refuses; a failure part-way leaves the rest, still recorded, for the
+    next sweep.
     """
     try:
         mode = os.lstat(root).st_mode
@@ -207,31 +228,11 @@ def discard_download(root: Path) -> DiscardReport:
         raise StorageError(f"cannot inspect {root}: {exc.strerror or exc}") from exc
     if stat.S_ISLNK(mode) or not stat.S_ISDIR(mode):
         raise StorageError(f"{root} is not a directory; not discarding through it")
-    removed = []
-    for name in sorted(_list_names(root)):
-        if name in INSTALLER_OWNED_NAMES:
-            continue
-        if remove_entry(root / name):
-            removed.append(name)
-    _sync(root)
-    return DiscardReport(removed=tuple(removed), root_removed=_remove_if_empty(root))
-
-
-def _list_names(root: Path) -> list[str]:
-    try:
-        return [child.name for child in root.iterdir()]
-    except OSError as exc:
-        raise StorageError(f"cannot list {root}: {exc.strerror or exc}") from exc
-
-
-def _remove_if_empty(root: Path) -> bool:
-    try:
-        root.rmdir()
-    except OSError:
-        # Not empty (installer-owned names remain) or already gone: either way, kept.
-        return False
-    _sync(root.parent)
-    return True
+    record = load_record_or_none(root)
+    if record is None:
+        return DiscardReport(removed=(), root_removed=False)
+    report = sweep_owned(root, record)
+    return DiscardReport(removed=report.removed, root_removed=report.root_removed, kept=report.kept)
 
 
 def _remove_if_not_dir(path: Path) -> bool:

@@ -7,10 +7,14 @@ One download is one job that owns its game root through the operation table::
     sources      ready peers advertising the newest version (aggregate view)
       |  GetGame over TLS to each: manifests; agree_manifests -> agreed manifest,
       |  per-file eligible sources, disagreements reported (SourceRejected)
+    ownership    every name the download will create is claimed in the root's
+      |          ownership record before anything is created (a player's file in
+      |          the way refuses the download; download/ownership.py)
     resume?      a journal with the same manifest digest: its done chunks count;
       |          another digest: the old partial is discarded, start over cleanly
     update?      the existing version.ini is parked as .version.ini.discarded
-    storage      prepare_game_storage (final sizes, stale archives removed);
+    storage      prepare_game_storage (final sizes, stale archives it recorded
+      |          removed), then the created names' identities are recorded;
       |          chunks already on disk with the right hash count as done
     rounds       plan_download -> per source: ticket over TLS, plain-TCP data
       |          connection, pipelined chunks written at their offsets and verified;
@@ -23,8 +27,9 @@ One download is one job that owns its game root through the operation table::
                  DOWNLOADING -> INSTALLING/UPDATING in the same operation
 
 Endings: **finished** (sentinel committed, journal removed); **cancelled** (stops
-at the next chunk boundary, sentinel transaction rolled back, everything but the
-installer-owned names discarded, root removed if empty); **all peers gone**
+at the next chunk boundary, sentinel transaction rolled back, what the ownership
+record proves the download created discarded, the root removed only if the
+download created it and it is empty); **all peers gone**
 (paused: journal kept, resumable); **failed** (a reason; journal kept, resumable).
 Each ending refreshes the game while its operation is active, clears the
 operation, then publishes its event.
@@ -43,6 +48,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lanspread.core.gameroot import version_sort_key
+from lanspread.core.library import FoundGame
 from lanspread.core.manifest import Agreement, GameManifest, agree_manifests, manifest_digest
 from lanspread.core.operations import OperationKind
 from lanspread.core.planning import (
@@ -58,9 +64,15 @@ from lanspread.core.progress import ProgressSampler, ProgressTracker
 from lanspread.download.journal import DownloadJournal, JournalCorrupt, should_commit
 from lanspread.download.journal import load as load_journal
 from lanspread.download.manifest_cache import ManifestCache
+from lanspread.download.ownership import claim_download, identify, load_record_or_none
 from lanspread.download.reuse import reusable_chunks
 from lanspread.download.sentinel import begin_update, commit_sentinel, rollback
-from lanspread.download.startup import PartialDownload, classify_partial, sweep_orphans
+from lanspread.download.startup import (
+    PartialDownload,
+    classify_partial,
+    probe_found,
+    sweep_orphans,
+)
 from lanspread.download.storage import open_for_writing, prepare_game_storage
 from lanspread.errors import (
     InvalidGameState,
@@ -189,6 +201,7 @@ class DownloadManager:
         self._install_policy = install_policy
         self._active: dict[str, _Active] = {}
         self._partials: dict[str, PartialDownload] = {}
+        self._found: dict[str, FoundGame] = {}
         network.add_peer_lost_listener(self._on_peer_lost)
 
     # -- facts -------------------------------------------------------------
@@ -203,17 +216,36 @@ class DownloadManager:
 
     # -- startup -------------------------------------------------------------
 
-    def recover(self) -> None:
-        """Sweep orphaned payload and find paused downloads. Blocking; runs at start."""
-        for root in catalog_roots(self._local.game_dir, self._local.catalog):
+    @property
+    def found(self) -> Mapping[str, FoundGame]:
+        """Catalog-named folders lanspread did not make, by game id (never touched)."""
+        return dict(self._found)
+
+    def recover(self, game_dir: Path | None = None) -> None:
+        """Settle ``game_dir`` (the current one by default) as at a start. Blocking.
+
+        Sweeps what the ownership records prove orphaned, finds paused downloads
+        and found folders. Whatever was remembered of another folder is dropped
+        first: it must never act on this one. Runs at start and on a change of
+        game directory, while no download is active.
+        """
+        if self._active:
+            raise InvalidGameState("cannot settle the game directory while downloading")
+        self._partials.clear()
+        self._found.clear()
+        for root in catalog_roots(game_dir or self._local.game_dir, self._local.catalog):
             try:
                 sweep_orphans(root)
                 partial = classify_partial(root)
+                found = probe_found(root)
             except StorageError as exc:
                 log.warning("cannot inspect the download state of %s: %s", root, exc)
                 continue
             if partial is not None:
                 self._partials[root.name] = partial
+            if found is not None:
+                log.warning("%s: %s: %s", root, found.label, found.reason)
+                self._found[root.name] = found
 
     # -- commands ------------------------------------------------------------
 
@@ -294,9 +326,11 @@ class DownloadManager:
     async def _settle(self, game_id: str, step: Callable[[Path], PartialDownload | None]) -> None:
         """Run an ending's disk step on the root, record the paused download it leaves
         (if any), then release the game whatever happened."""
-        partial = None
+        partial = found = None
+        root = self._root(game_id)
         try:
-            partial = await asyncio.to_thread(step, self._root(game_id))
+            partial = await asyncio.to_thread(step, root)
+            found = await asyncio.to_thread(probe_found, root)
         except (StorageError, OSError) as exc:
             log.warning("cleaning up after the download of %s failed: %s", game_id, exc)
         finally:
@@ -304,6 +338,10 @@ class DownloadManager:
                 self._partials.pop(game_id, None)
             else:
                 self._partials[game_id] = partial
+            if found is None:
+                self._found.pop(game_id, None)
+            else:
+                self._found[game_id] = found
             await self._local.end_operation(game_id)
 
     async def _download(self, active: _Active) -> _Outcome:
@@ -313,7 +351,10 @@ class DownloadManager:
         manifest = agreement.manifest
         summary = self._local.library.get(game_id)
         installed_before = summary is not None and summary.installed
-        journal, done = await asyncio.to_thread(self._prepare, root, manifest, active.cancel.is_set)
+        adopt = summary is not None and summary.downloaded
+        journal, done = await asyncio.to_thread(
+            self._prepare, root, manifest, active.cancel.is_set, adopt
+        )
         if active.cancel.is_set():
             raise _Cancelled
         transfer = _Transfer(self, active, agreement, journal, done)
@@ -378,16 +419,25 @@ class DownloadManager:
         self._publish(SourceRejected(game=game_id, peer_id=peer_id, reason=reason))
 
     def _prepare(
-        self, root: Path, manifest: GameManifest, stopped: Callable[[], bool]
+        self, root: Path, manifest: GameManifest, stopped: Callable[[], bool], adopt: bool
     ) -> tuple[DownloadJournal, set[ChunkKey]]:
-        """Resume from a matching journal, or start a new one; blocking."""
+        """Resume from a matching journal, or start a new one; blocking.
+
+        Ownership first: every name the download creates is claimed durably
+        before anything is created (a player's file in the way refuses the
+        download), and identified once created, before the first payload byte.
+        """
+        record = claim_download(root, manifest, adopt=adopt)
         try:
             journal = load_journal(root)
         except JournalCorrupt as exc:
             log.warning("ignoring the download journal of %s: %s", root, exc)
             journal = None
         if journal is not None and journal.manifest_digest == manifest_digest(manifest):
-            prepare_game_storage(root, manifest)
+            try:
+                prepare_game_storage(root, manifest, owned=record)
+            finally:
+                identify(root, record)  # releases the claims of names never made
             return journal, set(journal.done_keys)
         # Journal first: a crash from here on leaves a paused download, not an orphan.
         begin_update(root)
@@ -395,7 +445,10 @@ class DownloadManager:
         reused = reusable_chunks(root, manifest, stopped)
         fresh.mark_done(reused)
         fresh.commit_durable(sorted({path for path, _ in reused}))
-        prepare_game_storage(root, manifest)
+        try:
+            prepare_game_storage(root, manifest, owned=record)
+        finally:
+            identify(root, record)  # releases the claims of names never made
         return fresh, reused
 
     def _on_peer_lost(self, peer_id: str) -> None:
@@ -406,7 +459,11 @@ class DownloadManager:
 
 
 def _discard(root: Path) -> None:
-    """Roll the sentinel transaction back and remove the payload (blocking)."""
+    """Roll the sentinel transaction back and remove the payload (blocking).
+
+    Both delete only what the root's ownership record proves the download
+    created; the player's files in the root survive, and so does the root.
+    """
     rollback(root)
     discard_download(root)
 
@@ -702,6 +759,9 @@ class _Transfer:
         """Make every byte durable, then the sentinel; the journal goes last. Blocking."""
         self._journal.commit_durable(self._sink.fds)
         commit_sentinel(self._root, sentinel)
+        record = load_record_or_none(self._root)
+        if record is not None:
+            identify(self._root, record)  # the sentinel is ours once identified
         self._journal.remove()
 
     # -- progress ----------------------------------------------------------------

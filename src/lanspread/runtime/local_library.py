@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,6 +76,7 @@ class LocalLibraryService:
         self._scan_lock = asyncio.Lock()
         self._requests: asyncio.Queue[str | _FullScan] = asyncio.Queue()
         self._dir_changed = asyncio.Event()
+        self._switching = False
         self._monitor: DirectoryMonitor | None = None
         self._game_dir = game_dir
         self._scanner = self._make_scanner(game_dir)
@@ -163,6 +164,8 @@ class LocalLibraryService:
 
     def begin_operation(self, game_id: str, kind: OperationKind) -> None:
         self.require_catalog_game(game_id)
+        if self._switching:
+            raise OperationInProgress(f"cannot start on {game_id}: the game directory is changing")
         self.operations.begin(game_id, kind)
         self._publish_operations()
 
@@ -187,20 +190,36 @@ class LocalLibraryService:
 
     # -- game directory ------------------------------------------------------
 
-    async def set_game_dir(self, path: Path) -> Path:
-        """Switch to another game directory; refused while any operation runs."""
+    async def set_game_dir(
+        self, path: Path, settle: Callable[[Path], Awaitable[None]] | None = None
+    ) -> Path:
+        """Switch to another game directory; refused while any operation runs.
+
+        ``settle`` runs on the new directory before it is scanned or watched,
+        exactly as at a start (install recovery, ownership-proven orphan
+        settling, paused detection), while no operation may begin: the old
+        directory's state must never act on the new one.
+        """
         if self.operations.snapshot():
             busy = ", ".join(sorted(self.operations.snapshot()))
             raise OperationInProgress(f"cannot change the game directory while busy: {busy}")
-        new_dir = await asyncio.to_thread(prepare_game_dir, path)
-        async with self._scan_lock:
-            if self.operations.snapshot():
-                raise OperationInProgress("cannot change the game directory while busy")
-            self._game_dir = new_dir
-            self._scanner = self._make_scanner(new_dir)
-            if not await self._full_scan_locked():
-                # The UI needs the new path's library even when it equals the old one.
-                self._publish_library()
+        if self._switching:
+            raise OperationInProgress("the game directory is already changing")
+        self._switching = True
+        try:
+            new_dir = await asyncio.to_thread(prepare_game_dir, path)
+            async with self._scan_lock:
+                if self.operations.snapshot():
+                    raise OperationInProgress("cannot change the game directory while busy")
+                if settle is not None:
+                    await settle(new_dir)
+                self._game_dir = new_dir
+                self._scanner = self._make_scanner(new_dir)
+                if not await self._full_scan_locked():
+                    # The UI needs the new path's library even when it equals the old one.
+                    self._publish_library()
+        finally:
+            self._switching = False
         self._dir_changed.set()
         return new_dir
 

@@ -9,7 +9,7 @@ import msgspec
 from lanspread.core.catalog import Catalog
 from lanspread.core.gameroot import version_sort_key
 from lanspread.core.install_record import local_update_pending
-from lanspread.core.library import LibrarySnapshot
+from lanspread.core.library import FoundGame, LibrarySnapshot
 from lanspread.core.operations import OperationKind
 from lanspread.core.peerdb import RemoteGameView
 from lanspread.download.startup import PartialDownload
@@ -63,6 +63,9 @@ class GameView(msgspec.Struct, frozen=True):
     installed_version: str | None = None
     """The version in ``local/`` as its install record names it (``None``: not installed,
     or installed without a record)."""
+    found: str | None = None
+    """Why a folder named like the game is *found, not from lanspread* (never
+    touched); ``None`` when lanspread accounts for the folder or there is none."""
 
 
 class VerifyReply(msgspec.Struct, frozen=True):
@@ -108,8 +111,10 @@ def game_views(
     remote: Mapping[str, RemoteGameView],
     partials: Mapping[str, PartialDownload] | None = None,
     running: Set[str] = frozenset(),
+    found: Mapping[str, FoundGame] | None = None,
 ) -> tuple[GameView, ...]:
     partials = partials or {}
+    found = found or {}
     mine = local.by_id()
     views = []
     for game in sorted(catalog, key=lambda g: g.id):
@@ -149,6 +154,7 @@ def game_views(
                 paused_total_bytes=partial.total_bytes if partial is not None else 0,
                 running=game.id in running,
                 installed_version=summary.installed_version if summary is not None else None,
+                found=found[game.id].reason if game.id in found else None,
             )
         )
     return tuple(views)

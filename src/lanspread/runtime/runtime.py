@@ -264,7 +264,7 @@ class PeerRuntime:
             case Connect(addr=addr):
                 return await network.connect(addr)
             case SetGameDir(path=path):
-                new_dir = await local.set_game_dir(Path(path))
+                new_dir = await local.set_game_dir(Path(path), settle=self._settle_game_dir)
                 return GameDirReply(game_dir=str(new_dir))
             case Shutdown():
                 self.shutdown()
@@ -314,6 +314,12 @@ class PeerRuntime:
         self.lifecycle.install(game_id)
         return True
 
+    async def _settle_game_dir(self, game_dir: Path) -> None:
+        """Settle a new game directory exactly as a start settles the first one."""
+        local = self._require_started()[0]
+        await asyncio.to_thread(recover_install_state, game_dir, local.catalog)
+        await asyncio.to_thread(self.downloads.recover, game_dir)
+
     def status(self) -> StatusReply:
         local, network = self._require_started()
         snapshot = local.snapshot
@@ -337,6 +343,7 @@ class PeerRuntime:
             network.remote_games(),
             self.downloads.partials,
             self.lifecycle.running,
+            self.downloads.found,
         )
 
 

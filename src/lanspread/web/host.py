@@ -269,4 +269,5 @@ def game_facts(
         running=overlay.running,
         last_error=overlay.last_error,
         pending=overlay.pending,
+        found_reason=view.found,
     )

@@ -411,6 +411,8 @@ class WebUI:
         return ok_response(data)
 
     async def _remember_game_dir(self, game_dir: str) -> None:
+        if self.store.game_dir_changed():
+            self.notify()
         self.host.update_options(game_dir=Path(game_dir))
         settings = await asyncio.to_thread(self._settings.load_or_default)
         await asyncio.to_thread(self._settings.save, replace(settings, game_dir=game_dir))
@@ -442,6 +444,8 @@ class WebUI:
             reply = await runtime.execute(SetGameDir(path=wanted.game_dir.strip()))
             assert isinstance(reply, GameDirReply)
             game_dir = reply.game_dir
+            if self.store.game_dir_changed():
+                self.notify()
             self.host.update_options(game_dir=Path(game_dir))
         settings = Settings(display_name=name, game_dir=game_dir)
         await asyncio.to_thread(self._settings.save, settings)

@@ -133,6 +133,16 @@ class UiState:
         """Forget everything: a new runtime starts from its own snapshots."""
         self._clear()
 
+    def game_dir_changed(self) -> bool:
+        """Forget what belonged to the old game folder (paused downloads, progress,
+        failures): none of it may show on, or be acted on for, the new one. The
+        running games and the pending clicks stay: they are the process's."""
+        tables = (self._last_percent, self._download, self._install, self._paused, self._errors)
+        changed = any(tables)
+        for table in tables:
+            table.clear()
+        return changed
+
     # -- optimistic clicks -------------------------------------------------------------
 
     def mark_pending(self, game_id: str, command: str) -> None:

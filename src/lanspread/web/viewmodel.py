@@ -47,6 +47,7 @@ from dataclasses import dataclass
 import msgspec
 
 from lanspread.core.catalog import CatalogGame
+from lanspread.core.library import FOUND_LABEL
 
 # -- facts in --------------------------------------------------------------------------
 
@@ -114,6 +115,8 @@ class GameFacts:
     """Why the last operation on the game failed, until the next one starts."""
     pending: str | None = None
     """A download or update command sent from the page and not yet answered."""
+    found_reason: str | None = None
+    """Why a folder named like the game is *found, not from lanspread* (left alone)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,6 +211,8 @@ class StatusView(msgspec.Struct, frozen=True):
     label: str
     tone: str
     """``ok``, ``info``, ``warn``, ``busy``, ``error``, ``muted``; ``none``: no pill drawn."""
+    reason: str | None = None
+    """Why the game stands so, when the label alone does not say (a found folder)."""
 
 
 class Artwork(msgspec.Struct, frozen=True):
@@ -483,6 +488,8 @@ def status_of(facts: GameFacts, action: Action) -> StatusView:
         return StatusView("Paused", "warn")
     if facts.last_error is not None:
         return StatusView("Failed", "error")
+    if facts.found_reason is not None:
+        return StatusView(FOUND_LABEL, "warn", facts.found_reason)
     if facts.update_available:
         return StatusView("Update available", "info")
     if facts.installed:

@@ -361,6 +361,7 @@
   function paintPill(pill, status, always) {
     pill.className = `pill tone-${status.tone}`;
     pill.textContent = status.label;
+    pill.title = status.reason || "";
     pill.hidden = status.tone === "none" && !always;
   }
 
