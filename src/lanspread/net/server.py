@@ -17,6 +17,26 @@ Theory of operation
       |<-- ResponseFrame(id, response) --------------------|  up to MAX_IN_FLIGHT_REQUESTS at once
       |--- (EOF) ---------------------------------------->|  handler.on_disconnect(peer id)
 
+Strangers are bounded at every step (``core/admission`` decides, this shell applies):
+
+* **Before TLS.** Right after ``accept`` a connection needs a pending-handshake
+  slot: at most :data:`MAX_PENDING_HANDSHAKES_PER_ADDRESS` per source address
+  (over it, the socket is closed at once) and :data:`MAX_PENDING_HANDSHAKES` in
+  all (over it, the oldest pending handshake of the biggest holder is cut).
+* **Until the Hello.** Frames above ``MAX_HANDSHAKE_FRAME_SIZE`` are refused, and
+  TLS, preamble and Hello must complete within ``handshake_timeout``. So pending
+  handshakes hold at most ``MAX_PENDING_HANDSHAKES x MAX_HANDSHAKE_FRAME_SIZE``
+  of frame buffers, whatever the number of connections.
+* **After the Hello.** A proven link takes a link slot (at most
+  :data:`MAX_LINKS_PER_ADDRESS` per address, ``max_connections`` in all; over
+  either the Hello is refused with ``Busy``); frames up to ``MAX_FRAME_SIZE`` are
+  accepted; a link that sends nothing for ``idle_timeout`` is closed (the
+  dialer pings every couple of seconds, so a silent link is a dead one). A peer
+  id holds **one** link: a second proven link for the same id replaces the first.
+  Replacing, not refusing, because only the key holder can prove the id, and the
+  usual cause is an honest peer whose old connection died without a FIN
+  (restart, cable, sleep): refusing would lock it out until the idle timeout.
+
 A handler exception becomes ``ErrorResponse(InternalPeerError)`` for that request
 and is logged; a malformed, oversized or unknown frame gets a top-level
 ``ErrorResponse(BadRequest)`` where the stream still allows it, then the
@@ -38,6 +58,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Protocol
 
+from lanspread.core.admission import Refused, SlotTable
 from lanspread.errors import (
     ConnectionClosed,
     FrameTooLarge,
@@ -51,12 +72,15 @@ from lanspread.net.stream import FramedStream
 from lanspread.net.tls import accept_tls_connection, create_listener, server_context
 from lanspread.net.wire import (
     MAX_ERROR_MESSAGE_LENGTH,
+    MAX_FRAME_SIZE,
+    MAX_HANDSHAKE_FRAME_SIZE,
     NONCE_SIZE,
     Announcement,
     Challenge,
     ErrorCode,
     ErrorResponse,
     Hello,
+    Message,
     Request,
     RequestFrame,
     Response,
@@ -67,13 +91,30 @@ from lanspread.net.wire import (
 log = logging.getLogger(__name__)
 
 # From accept to a received Hello: TLS, preamble and one signature. A LAN peer
-# needs milliseconds (plus a 4 MiB snapshot); a silent socket is dropped after this.
-SERVER_HANDSHAKE_TIMEOUT = 10.0
+# needs milliseconds, plus a 4 MiB snapshot (0.3 s even at 100 Mbit/s); a socket
+# that has not proven itself by then is dropped and frees its pending slot.
+SERVER_HANDSHAKE_TIMEOUT = 5.0
+# Pending handshakes of one source address. A peer dials another once (single
+# flight per peer) and re-dials only after a failure; several peers on one host
+# (a test rig, the demo) start dialling together. Each may pin up to
+# MAX_HANDSHAKE_FRAME_SIZE, so one address pins at most 8 x 4 MiB.
+MAX_PENDING_HANDSHAKES_PER_ADDRESS = 8
+# Pending handshakes in all: 32 x MAX_HANDSHAKE_FRAME_SIZE = 128 MiB worst case.
+# Honest handshakes take milliseconds, so even a party starting at once rarely has
+# more in flight; beyond it, the oldest of the biggest holder is cut.
+MAX_PENDING_HANDSHAKES = 32
+# Proven links from one source address: a host runs one peer, a test rig or the
+# demo a couple of dozen on loopback. Self-made identities on one machine share this.
+MAX_LINKS_PER_ADDRESS = 32
+# The dialer pings its link every ping interval (2 s by default) and the runtime
+# drops a peer silent for 10 s; a link that carried nothing for this long is dead
+# (or held open by someone who never pings) and is closed.
+LINK_IDLE_TIMEOUT = 30.0
 # Requests one connection may have in progress; the next frame is not read until
 # one finishes, so a fast dialer gets back-pressure instead of unbounded tasks.
 MAX_IN_FLIGHT_REQUESTS = 32
-# A LAN party of a hundred peers needs about one inbound connection each; this bounds
-# the sockets, TLS sessions and buffers (up to MAX_FRAME_SIZE each) one server holds.
+# A LAN party of a hundred peers needs about one inbound link each; this bounds the
+# proven links (sockets, TLS sessions, buffers up to MAX_FRAME_SIZE) one server holds.
 MAX_CONNECTIONS = 256
 # A failed accept (usually out of file descriptors) is retried after this pause
 # instead of spinning; established connections keep being served meanwhile.
@@ -117,6 +158,10 @@ class PeerServer:
         port: int,
         handshake_timeout: float = SERVER_HANDSHAKE_TIMEOUT,
         max_connections: int = MAX_CONNECTIONS,
+        idle_timeout: float = LINK_IDLE_TIMEOUT,
+        pending_per_address: int = MAX_PENDING_HANDSHAKES_PER_ADDRESS,
+        max_pending: int = MAX_PENDING_HANDSHAKES,
+        links_per_address: int = MAX_LINKS_PER_ADDRESS,
         nonce_source: Callable[[int], bytes] = secrets.token_bytes,
     ) -> None:
         self._identity = identity
@@ -124,7 +169,16 @@ class PeerServer:
         self._host = host
         self._requested_port = port
         self._handshake_timeout = handshake_timeout
-        self._max_connections = max_connections
+        self._idle_timeout = idle_timeout
+        self._pending = SlotTable(
+            per_address=pending_per_address, total=max_pending, evict_when_full=True
+        )
+        self._links = SlotTable(
+            per_address=links_per_address, total=max_connections, evict_when_full=False
+        )
+        self._pending_tasks: dict[int, asyncio.Task[None]] = {}
+        self._link_of_peer: dict[str, asyncio.Task[None]] = {}
+        self._streams: set[FramedStream] = set()
         self._nonce_source = nonce_source
         self._listener: socket.socket | None = None
         self._task_group: asyncio.TaskGroup | None = None
@@ -145,6 +199,21 @@ class PeerServer:
     @property
     def connection_count(self) -> int:
         return len(self._connections)
+
+    @property
+    def pending_handshakes(self) -> int:
+        """Connections admitted before TLS that have not sent a proven Hello yet."""
+        return len(self._pending)
+
+    @property
+    def link_count(self) -> int:
+        """Proven links being served."""
+        return len(self._links)
+
+    @property
+    def buffered_bytes(self) -> int:
+        """Bytes of incomplete frames held over every connection right now."""
+        return sum(stream.buffered for stream in self._streams)
 
     async def __aenter__(self) -> PeerServer:
         context = await asyncio.to_thread(server_context, self._identity)
@@ -202,40 +271,65 @@ class PeerServer:
                 log.warning("accepting a connection failed: %s", exc)
                 await asyncio.sleep(ACCEPT_RETRY_DELAY)
                 continue
-            if len(self._connections) >= self._max_connections:
-                log.warning("refusing %s: %d connections already", address, len(self._connections))
+            host = str(address[0])
+            outcome = self._pending.admit(host, loop.time())
+            if isinstance(outcome, Refused):
+                # Debug only: a flood would otherwise flood the log too.
+                log.debug("refusing a connection from %s: %s", host, outcome.reason.value)
                 sock.close()
                 continue
+            if outcome.evicted is not None:
+                evicted = self._pending_tasks.pop(outcome.evicted, None)
+                if evicted is not None:
+                    log.debug("cutting a pending handshake to make room for %s", host)
+                    evicted.cancel()
             task = task_group.create_task(
-                self._serve_connection(sock, context), name=f"lanspread-conn-{address}"
+                self._serve_connection(sock, context, host, outcome.slot),
+                name=f"lanspread-conn-{address}",
             )
+            self._pending_tasks[outcome.slot] = task
             self._connections.add(task)
             task.add_done_callback(self._connections.discard)
 
-    async def _serve_connection(self, sock: socket.socket, context: ssl.SSLContext) -> None:
+    async def _serve_connection(
+        self, sock: socket.socket, context: ssl.SSLContext, host: str, pending_slot: int
+    ) -> None:
         stream: FramedStream | None = None
         framing = False  # True once both preambles passed: frames may be sent
         peer_id: str | None = None
+        link_slot: int | None = None
+        this_task = asyncio.current_task()
         try:
             async with asyncio.timeout(self._handshake_timeout):
                 reader, writer = await accept_tls_connection(
                     sock, context, handshake_timeout=self._handshake_timeout
                 )
-                stream = FramedStream(reader, writer)
+                stream = FramedStream(reader, writer, max_frame_size=MAX_HANDSHAKE_FRAME_SIZE)
+                self._streams.add(stream)
                 await stream.exchange_preamble()
                 framing = True
                 challenge = new_challenge(self._identity, self._nonce_source(NONCE_SIZE))
                 await stream.send(challenge)
                 hello = await self._receive_hello(stream)
+            self._end_pending(pending_slot)
+            link = self._links.admit(host, asyncio.get_running_loop().time())
+            if isinstance(link, Refused):
+                log.info("refusing a link from %s: %s", host, link.reason.value)
+                await _refuse(stream, ErrorCode.BUSY, f"too many connections from {host}")
+                return
+            link_slot = link.slot
             announcement = await self._admit(stream, hello, challenge)
             if announcement is None:
                 return
             peer_id = hello.peer_id
+            self._replace_link(peer_id, this_task)
             await stream.send(build_hello_ack(self._identity, announcement))
+            stream.allow_frames_up_to(MAX_FRAME_SIZE)
             await self._serve_requests(stream, peer_id)
         except TimeoutError:
             log.info(
-                "dropped a connection: handshake did not complete within %s s",
+                "dropped a connection from %s: handshake did not complete within %s s",
+                host,
                 self._handshake_timeout,
             )
         except ConnectionClosed as exc:
@@ -247,10 +341,29 @@ class PeerServer:
         except (TransportError, OSError, ssl.SSLError) as exc:
             log.info("connection (peer %s) broke: %s", peer_id or "unproven", exc)
         finally:
+            self._end_pending(pending_slot)
+            if link_slot is not None:
+                self._links.release(link_slot)
+            if peer_id is not None and self._link_of_peer.get(peer_id) is this_task:
+                del self._link_of_peer[peer_id]
             if stream is not None:
+                self._streams.discard(stream)
                 await stream.close()
             if peer_id is not None:
                 await self._notify_disconnect(peer_id)
+
+    def _end_pending(self, slot: int) -> None:
+        self._pending.release(slot)
+        self._pending_tasks.pop(slot, None)
+
+    def _replace_link(self, peer_id: str, task: asyncio.Task[None] | None) -> None:
+        """Make ``task`` the one link of ``peer_id``; an older one is cut."""
+        assert task is not None
+        old = self._link_of_peer.get(peer_id)
+        self._link_of_peer[peer_id] = task
+        if old is not None and old is not task:
+            log.info("peer %s proved a new link; closing its old one", peer_id)
+            old.cancel()
 
     async def _receive_hello(self, stream: FramedStream) -> Hello:
         message = await stream.receive()
@@ -286,7 +399,7 @@ class PeerServer:
         async with asyncio.TaskGroup() as task_group:
             try:
                 while True:
-                    frame = await stream.receive()
+                    frame = await self._receive_within_idle_timeout(stream, peer_id)
                     if not isinstance(frame, RequestFrame):
                         raise ProtocolError(f"expected a request, got {type(frame).__name__}")
                     await slots.acquire()
@@ -300,6 +413,14 @@ class PeerServer:
                     task.cancel()
         if failure is not None:
             raise failure
+
+    async def _receive_within_idle_timeout(self, stream: FramedStream, peer_id: str) -> Message:
+        try:
+            async with asyncio.timeout(self._idle_timeout):
+                return await stream.receive()
+        except TimeoutError:
+            log.info("peer %s sent nothing for %s s: closing its link", peer_id, self._idle_timeout)
+            raise ConnectionClosed(f"the link of peer {peer_id} was idle") from None
 
     async def _answer(
         self,
