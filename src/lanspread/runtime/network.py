@@ -148,6 +148,8 @@ class PeerNetwork:
         # after a timeout (a cut link) is dialled again from it until it answers or
         # its advertisement goes away; zeroconf reports an unchanged instance only once.
         self._advertised: dict[str, DiscoveredPeer] = {}
+        # Where each peer's inbound link comes from: its tickets admit only there.
+        self._inbound_host: dict[str, str] = {}
         self._lost_listeners: list[Callable[[str], None]] = []
         self._closing: set[PeerConnection] = set()
         self._last_announced_revision = 0
@@ -479,6 +481,7 @@ class PeerNetwork:
         if record is None:
             return
         log.info("peer %s (%s) lost: %s", record.name, peer_id, reason)
+        self._inbound_host.pop(peer_id, None)
         connection = self._links.pop(peer_id, None)
         self._sent_revision.pop(peer_id, None)
         self._push_locks.pop(peer_id, None)
@@ -503,6 +506,7 @@ class PeerNetwork:
             )
         announced = hello.announcement
         host = transport_host if is_wildcard(announced.listen_host) else announced.listen_host
+        self._inbound_host[hello.peer_id] = transport_host
         self._record(hello.peer_id, announced.name, (host, announced.listen_port), announced)
         return self._announcement()
 
@@ -563,7 +567,20 @@ class PeerNetwork:
             return ErrorResponse(
                 code=ErrorCode.INTERNAL_PEER_ERROR, message="the data server is not running"
             )
-        return await answer_ticket_request(self._data, peer_id, game_id, self._serve_scope())
+        record = self._db.get(peer_id)
+        address = self._inbound_host.get(peer_id)
+        if record is None or address is None:
+            return ErrorResponse(code=ErrorCode.UNAUTHORIZED, message="unknown peer; say Hello")
+        # PeerDB's times are the loop's clock, time.monotonic, which the data server
+        # uses too: first_seen is comparable with its clock.
+        return await answer_ticket_request(
+            self._data,
+            peer_id,
+            game_id,
+            self._serve_scope(),
+            address=address,
+            known_since=record.first_seen,
+        )
 
     # -- shutdown ------------------------------------------------------------------
 
