@@ -356,6 +356,8 @@ class DataServer:
             task = task_group.create_task(
                 self._serve(sock, host, outcome.slot), name=f"data-conn-{address}"
             )
+            # A task cut (evicted) before it ever ran never reaches its own cleanup.
+            task.add_done_callback(functools.partial(_close_socket, sock))
             self._unadmitted_tasks[outcome.slot] = task
             self._connections.add(task)
             task.add_done_callback(self._connections.discard)
@@ -551,6 +553,10 @@ def _range_status(request: ChunkRequest, served: ServedFile) -> DataStatus:
     if refusal.reason is RefusalReason.CHUNK_OUT_OF_RANGE:
         return DataStatus.SHORT_FILE
     return DataStatus.BAD_REQUEST
+
+
+def _close_socket(sock: socket.socket, _: asyncio.Task[None]) -> None:
+    sock.close()  # a no-op when the connection already closed it
 
 
 async def _send_refusal(sock: socket.socket, status: DataStatus) -> None:

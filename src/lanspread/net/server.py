@@ -50,6 +50,7 @@ connections and returns only once all of them have finished.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import secrets
 import socket
@@ -287,6 +288,8 @@ class PeerServer:
                 self._serve_connection(sock, context, host, outcome.slot),
                 name=f"lanspread-conn-{address}",
             )
+            # A task cut (evicted) before it ever ran never reaches its own cleanup.
+            task.add_done_callback(functools.partial(_close_socket, sock))
             self._pending_tasks[outcome.slot] = task
             self._connections.add(task)
             task.add_done_callback(self._connections.discard)
@@ -464,6 +467,10 @@ class PeerServer:
             await self._handler.on_disconnect(peer_id)
         except Exception:
             log.exception("the handler failed on the disconnect of peer %s", peer_id)
+
+
+def _close_socket(sock: socket.socket, _: asyncio.Task[None]) -> None:
+    sock.close()  # a no-op when the connection already closed it
 
 
 async def _refuse(stream: FramedStream, code: ErrorCode, message: str) -> None:
