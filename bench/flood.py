@@ -5,9 +5,10 @@ Usage: ``.venv/bin/python bench/flood.py [--mib 256] [--rounds 3]``
 The attacked peer runs in a child process (so its RSS is its own): a
 ``PeerServer`` and a ``DataServer`` whose handler answers pings and
 ``GetTicket`` the way the runtime does (ticket bound to the link's address,
-freshness from the peer's first Hello). The parent is both the honest peer, at
-127.0.0.1, and the stranger, at addresses of 127.0.1.0/24 and up (Linux routes
-all of 127.0.0.0/8 over loopback, so these are other source addresses).
+freshness from the peer's first Hello). The parent is the honest peer, at
+127.0.0.1; the stranger (``tests/support/stranger.py``) is another child, at
+127.0.1.1-60 (Linux routes all of 127.0.0.0/8 over loopback, so these are
+other source addresses).
 
 1. **unflooded**: the honest peer downloads the ``--mib`` MiB game over one data
    connection, ``--rounds`` times; median MiB/s;
@@ -25,11 +26,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import collections
 import contextlib
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -44,8 +43,7 @@ from lanspread.core.planning import ChunkTask, manifest_tasks
 from lanspread.core.servegate import GateState
 from lanspread.core.tickets import FRESH_PEER_AGE
 from lanspread.download.hashing import hash_game_payload
-from lanspread.errors import LanspreadError
-from lanspread.net.connection import PeerConnection, _client_handshake, dial
+from lanspread.net.connection import PeerConnection, dial
 from lanspread.net.dataplane import (
     ChunkOutcome,
     DataConnection,
@@ -53,10 +51,8 @@ from lanspread.net.dataplane import (
     ServeScope,
     answer_ticket_request,
 )
-from lanspread.net.identity import PeerIdentity, load_or_create_identity
+from lanspread.net.identity import load_or_create_identity
 from lanspread.net.server import PeerServer
-from lanspread.net.stream import FramedStream
-from lanspread.net.tls import client_context
 from lanspread.net.wire import (
     Announcement,
     ErrorCode,
@@ -72,23 +68,14 @@ from lanspread.net.wire import (
 
 GAME = "flood"
 HONEST = "127.0.0.1"
-IDLE_SOCKETS = 600
-SYBILS = 256
-SYBILS_PER_ADDRESS = 32
+# The stranger's addresses: sixty, so its 600 idle sockets per port come ten per
+# address and its 256 identities 32 per address (tests/support/stranger.py).
+STRANGERS = tuple(f"127.0.1.{n}" for n in range(1, 61))
+STRANGER = Path(__file__).resolve().parent.parent / "tests" / "support" / "stranger.py"
 # The honest peer pings its link like the runtime does, so the idle timeout spares it.
 PING_INTERVAL = 2.0
-# A stranger re-opens the sockets the peer cut this often.
-REFLOOD_INTERVAL = 0.2
-# A Sybil asks for a ticket again this often.
-SYBIL_ASK_INTERVAL = 0.05
-# Connects per burst stay below the listen backlog so the kernel drops no SYN.
-CONNECT_BURST = 50
 # Any one step of the benchmark that takes longer than this has failed.
 STEP_TIMEOUT = 120.0
-
-
-def stranger(number: int) -> str:
-    return f"127.0.{1 + number // 250}.{1 + number % 250}"
 
 
 def announce(name: str) -> Announcement:
@@ -196,133 +183,6 @@ async def keep_pinging(link: PeerConnection) -> None:
         await link.request(Ping())
 
 
-# --- the stranger ---------------------------------------------------------------------------
-
-
-async def connect_from(source: str, port: int) -> socket.socket:
-    sock = socket.socket()
-    sock.setblocking(False)
-    try:
-        sock.bind((source, 0))
-        await asyncio.get_running_loop().sock_connect(sock, (HONEST, port))
-    except BaseException:
-        sock.close()
-        raise
-    return sock
-
-
-async def idle_flood(port: int, stats: collections.Counter[str]) -> None:
-    """Keep IDLE_SOCKETS sockets open to ``port`` from stranger addresses, re-opening cut ones."""
-    sockets: dict[int, socket.socket] = {}
-    try:
-        while True:
-            missing = [n for n in range(IDLE_SOCKETS) if n not in sockets]
-            for start in range(0, len(missing), CONNECT_BURST):
-                batch = missing[start : start + CONNECT_BURST]
-                opened = await asyncio.gather(
-                    *(connect_from(stranger(n // 10), port) for n in batch),
-                    return_exceptions=True,
-                )
-                for number, sock in zip(batch, opened, strict=True):
-                    if isinstance(sock, socket.socket):
-                        sockets[number] = sock
-                        stats["opened"] += 1
-            await asyncio.sleep(REFLOOD_INTERVAL)
-            for number, sock in list(sockets.items()):
-                try:
-                    cut = sock.recv(1, socket.MSG_PEEK) == b""
-                except BlockingIOError:
-                    cut = False
-                except OSError:
-                    cut = True
-                if cut:
-                    sock.close()
-                    del sockets[number]
-    finally:
-        for sock in sockets.values():
-            sock.close()
-
-
-async def sybil(
-    identity: PeerIdentity, source: str, port: int, stats: collections.Counter[str]
-) -> None:
-    """Hold a link from ``source`` and ask for tickets in a loop, re-dialling when cut."""
-    while True:
-        try:
-            link = await sybil_dial(identity, source, port)
-        except (LanspreadError, OSError) as exc:
-            stats[f"dial refused: {type(exc).__name__}"] += 1
-            await asyncio.sleep(1.0)
-            continue
-        stats["links"] += 1
-        try:
-            while True:
-                try:
-                    await link.request(GetTicket(game_id=GAME))
-                    stats["tickets granted"] += 1
-                except LanspreadError as exc:
-                    if link.is_closed:
-                        raise
-                    stats[f"tickets refused: {exc}"] += 1
-                await asyncio.sleep(SYBIL_ASK_INTERVAL)
-        except LanspreadError:
-            stats["links cut"] += 1
-        finally:
-            await link.close()
-
-
-async def sybil_dial(identity: PeerIdentity, source: str, port: int) -> PeerConnection:
-    sock = await connect_from(source, port)
-    try:
-        reader, writer = await asyncio.open_connection(
-            sock=sock, ssl=client_context(), server_hostname=HONEST
-        )
-    except BaseException:
-        sock.close()
-        raise
-    stream = FramedStream(reader, writer)
-    try:
-        ack = await _client_handshake(stream, identity, None, None, lambda: announce("sybil"))
-    except BaseException:
-        await stream.close()
-        raise
-    return PeerConnection._start(stream, ack)
-
-
-@contextlib.asynccontextmanager
-async def flooding(
-    control: int, data: int, identities: list[PeerIdentity], stats: collections.Counter[str]
-) -> AsyncIterator[None]:
-    async with asyncio.TaskGroup() as group:
-        tasks = [
-            group.create_task(idle_flood(control, stats)),
-            group.create_task(idle_flood(data, stats)),
-            *(
-                group.create_task(
-                    sybil(identity, stranger(200 + n // SYBILS_PER_ADDRESS), control, stats)
-                )
-                for n, identity in enumerate(identities)
-            ),
-        ]
-        try:
-            yield
-        finally:
-            for task in tasks:
-                task.cancel()
-
-
-async def run_stranger(control: int, data: int, sybil_dir: Path) -> None:
-    """The stranger's process: flood until stdin closes, then print what it got as JSON."""
-    identities = await asyncio.to_thread(
-        lambda: [load_or_create_identity(sybil_dir / str(n)) for n in range(SYBILS)]
-    )
-    stats: collections.Counter[str] = collections.Counter()
-    print(json.dumps({"ready": True}), flush=True)
-    async with flooding(control, data, identities, stats):
-        await asyncio.to_thread(sys.stdin.read)
-    print(json.dumps(dict(stats)), flush=True)
-
-
 # --- driver -----------------------------------------------------------------------------------
 
 
@@ -356,6 +216,7 @@ class Child:
         assert self.process.stdout is not None
         line = await asyncio.wait_for(self.process.stdout.readline(), STEP_TIMEOUT)
         result: dict[str, int] = json.loads(line)
+        result.pop("event", None)
         return result
 
     def stop(self) -> None:
@@ -365,9 +226,9 @@ class Child:
 
 
 @contextlib.asynccontextmanager
-async def child(*args: str) -> AsyncIterator[Child]:
+async def child(*args: str, script: Path = Path(__file__)) -> AsyncIterator[Child]:
     process = await asyncio.create_subprocess_exec(
-        sys.executable, __file__, *args, stdin=subprocess.PIPE, stdout=subprocess.PIPE
+        sys.executable, str(script), *args, stdin=subprocess.PIPE, stdout=subprocess.PIPE
     )
     role = Child(process)
     try:
@@ -390,9 +251,20 @@ async def measure(
         quiet = [await download(link, manifest, base / f"quiet{n}") for n in range(rounds)]
         rss_before = status_kib(victim.pid, "VmRSS")
         data_port = (await link.request(GetTicket(game_id=GAME))).data_port
-        stranger_args = ("--stranger", str(control), str(data_port), str(base / "sybils"))
-        async with child(*stranger_args) as attacker:
-            await attacker.read()
+        stranger_args = (
+            "--target",
+            HONEST,
+            "--port",
+            str(control),
+            "--sources",
+            ",".join(STRANGERS),
+            "--state-dir",
+            str(base / "sybils"),
+            "--game",
+            GAME,
+        )
+        async with child(*stranger_args, script=STRANGER) as attacker:
+            assert (await attacker.read())["data_port"] == data_port
             await asyncio.sleep(max(0.0, first_hello + FRESH_PEER_AGE + 1 - time.monotonic()))
             await asyncio.sleep(3.0)  # let the flood reach its steady state
             flooded = [await download(link, manifest, base / f"flood{n}") for n in range(rounds)]
@@ -424,14 +296,9 @@ def main() -> None:
     parser.add_argument("--mib", type=int, default=256)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--victim", nargs=2, metavar=("GAME_DIR", "STATE_DIR"), help="internal")
-    parser.add_argument("--stranger", nargs=3, metavar=("CONTROL", "DATA", "DIR"), help="internal")
     args = parser.parse_args()
     if args.victim:
         asyncio.run(run_victim(Path(args.victim[0]), Path(args.victim[1])))
-        return
-    if args.stranger:
-        control, data, sybil_dir = args.stranger
-        asyncio.run(run_stranger(int(control), int(data), Path(sybil_dir)))
         return
     asyncio.run(bench(args.mib, args.rounds))
 
