@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from lanspread.core.tickets import (
     FRESH_PEER_AGE,
     MAX_FRESH_TICKETS,
+    MAX_FRESH_TICKETS_PER_ADDRESS,
     MAX_TICKETS_PER_ADDRESS,
     MAX_TICKETS_PER_PEER,
     TICKET_TTL,
@@ -226,6 +227,21 @@ def test_fresh_identities_share_one_small_pool() -> None:
     assert isinstance(veteran, IssuedTicket)
 
 
+def test_fresh_identities_of_one_address_hold_one_peers_worth_of_the_pool() -> None:
+    """A swarm of new identities on one host gets MAX_FRESH_TICKETS_PER_ADDRESS; others get more."""
+    book = TicketBook()
+    now = 1000.0
+    for number in range(MAX_FRESH_TICKETS_PER_ADDRESS):
+        issued = book.issue(
+            token(number), f"{number:064x}", "g", now, address="10.6.6.6", known_since=now
+        )
+        assert isinstance(issued, IssuedTicket)
+    swarm = book.issue(token(99), "e" * 64, "g", now, address="10.6.6.6", known_since=now)
+    assert swarm == TicketRefusal(TicketRefusalReason.FRESH_POOL_FULL)
+    newcomer = book.issue(token(100), ALICE, "g", now, address="10.0.0.9", known_since=now)
+    assert isinstance(newcomer, IssuedTicket)
+
+
 def test_the_fresh_pool_frees_as_its_tickets_expire() -> None:
     """Fresh tickets expire like any other, and then a new fresh peer gets one."""
     book = TicketBook(ttl=5.0, max_fresh=1)
@@ -258,7 +274,13 @@ def test_every_bound_holds_under_any_mix(
 ) -> None:
     """Per-peer, per-address, fresh-pool and total bounds all hold after any issue/admit mix."""
     book = TicketBook(
-        ttl=4.0, max_per_peer=3, max_per_address=5, max_fresh=4, max_outstanding=9, fresh_age=2.0
+        ttl=4.0,
+        max_per_peer=3,
+        max_per_address=5,
+        max_fresh=4,
+        max_fresh_per_address=3,
+        max_outstanding=9,
+        fresh_age=2.0,
     )
     issued: dict[bytes, tuple[str, str, bool, float]] = {}
     now = 0.0
@@ -285,3 +307,6 @@ def test_every_bound_holds_under_any_mix(
         assert all(sum(v[0] == p for v in live.values()) <= 3 for p, *_ in live.values())
         assert all(sum(v[1] == a for v in live.values()) <= 5 for _, a, *_ in live.values())
         assert sum(v[2] for v in live.values()) <= 4
+        assert all(
+            sum(v[2] and v[1] == a for v in live.values()) <= 3 for _, a, *_ in live.values()
+        )

@@ -22,7 +22,7 @@ from tests.net.helpers import WAIT, RecordingHandler, announcement
 from lanspread.core.manifest import MIN_CHUNK_SIZE, GameManifest
 from lanspread.core.planning import ChunkTask, manifest_tasks
 from lanspread.core.servegate import GateState
-from lanspread.core.tickets import MAX_TICKETS_PER_ADDRESS
+from lanspread.core.tickets import MAX_FRESH_TICKETS_PER_ADDRESS, MAX_TICKETS_PER_PEER
 from lanspread.download.hashing import hash_game_payload
 from lanspread.errors import PeerRefused
 from lanspread.net.connection import PeerConnection, dial
@@ -348,7 +348,7 @@ async def test_a_ticket_presented_from_another_address_admits_nothing(
 async def test_sybil_identities_cannot_starve_a_known_peer_of_tickets(
     game: tuple[ServeScope, GameManifest], tmp_path: Path
 ) -> None:
-    """256 fresh identities from one host get at most its share; the known peer downloads."""
+    """256 fresh identities from one host hold one peer's worth; the known peer downloads."""
     scope, manifest = game
     async with DataServer(lambda: scope, host=HONEST, port=0) as server:
         now = time.monotonic()
@@ -361,8 +361,9 @@ async def test_sybil_identities_cannot_starve_a_known_peer_of_tickets(
                     )
                 except TicketUnavailable:
                     refused += 1
-        assert len(server.tickets) == MAX_TICKETS_PER_ADDRESS
-        assert refused == (256 - MAX_TICKETS_PER_ADDRESS // 8) * 16
+        # The first identity holds its own cap, which is the swarm's whole share.
+        assert len(server.tickets) == MAX_FRESH_TICKETS_PER_ADDRESS == MAX_TICKETS_PER_PEER
+        assert refused == 255 * 16
         outcomes = await honest_download(server, manifest, tmp_path / "down")
         assert outcomes == [ChunkOutcome.OK] * len(manifest_tasks(manifest))
 

@@ -23,8 +23,10 @@ address that connection came from.
   once expired ones are pruned).
 * Identities are free to make, so a peer first seen less than
   :data:`FRESH_PEER_AGE` seconds ago is *fresh*: all fresh peers together hold at
-  most :data:`MAX_FRESH_TICKETS`. A swarm of new identities then competes only
-  with itself and cannot starve the peers known for longer.
+  most :data:`MAX_FRESH_TICKETS`, and those of one address at most
+  :data:`MAX_FRESH_TICKETS_PER_ADDRESS`. A swarm of new identities then competes
+  only with itself, cannot starve the peers known for longer, and from one host
+  leaves room for newcomers on others.
 * :meth:`~TicketBook.revoke_peer` and :meth:`~TicketBook.revoke_game` drop
   tickets of a peer that left or of a game that stopped being servable.
 
@@ -62,6 +64,10 @@ FRESH_PEER_AGE = 30.0
 # Tickets all fresh peers hold together: four downloaders' worth, so a joining
 # honest peer can start while a swarm of new identities cannot take more.
 MAX_FRESH_TICKETS = 4 * MAX_TICKETS_PER_PEER
+# Of those, what the fresh peers of one address hold together: one peer's worth.
+# New identities on one machine are worth one newcomer, so a swarm from one host
+# leaves most of the pool to newcomers elsewhere.
+MAX_FRESH_TICKETS_PER_ADDRESS = MAX_TICKETS_PER_PEER
 
 
 class TicketRefusalReason(enum.Enum):
@@ -74,7 +80,8 @@ class TicketRefusalReason(enum.Enum):
     ADDRESS_FULL = "address-full"
     """Issuing: the address holds :data:`MAX_TICKETS_PER_ADDRESS` live tickets."""
     FRESH_POOL_FULL = "fresh-pool-full"
-    """Issuing: the peer is fresh and fresh peers hold :data:`MAX_FRESH_TICKETS`."""
+    """Issuing: the peer is fresh, and fresh peers hold :data:`MAX_FRESH_TICKETS`
+    (or those of its address :data:`MAX_FRESH_TICKETS_PER_ADDRESS`)."""
     WRONG_ADDRESS = "wrong-address"
     """Admitting: the token came from another address than the one that asked."""
     DUPLICATE_TOKEN = "duplicate-token"  # noqa: S105 (a reason, not a secret)
@@ -122,9 +129,10 @@ class TicketBook:
         max_outstanding: int = MAX_OUTSTANDING_TICKETS,
         max_per_address: int = MAX_TICKETS_PER_ADDRESS,
         max_fresh: int = MAX_FRESH_TICKETS,
+        max_fresh_per_address: int = MAX_FRESH_TICKETS_PER_ADDRESS,
         fresh_age: float = FRESH_PEER_AGE,
     ) -> None:
-        bounds = (max_per_peer, max_outstanding, max_per_address, max_fresh)
+        bounds = (max_per_peer, max_outstanding, max_per_address, max_fresh, max_fresh_per_address)
         if ttl <= 0 or fresh_age < 0 or min(bounds) < 1:
             raise ValueError("ttl and every bound must be positive")
         self._ttl = ttl
@@ -132,6 +140,7 @@ class TicketBook:
         self._max_outstanding = max_outstanding
         self._max_per_address = max_per_address
         self._max_fresh = max_fresh
+        self._max_fresh_per_address = max_fresh_per_address
         self._fresh_age = fresh_age
         self._entries: OrderedDict[bytes, _Entry] = OrderedDict()
 
@@ -182,6 +191,9 @@ class TicketBook:
         if sum(entry.address == address for entry in entries) >= self._max_per_address:
             return TicketRefusalReason.ADDRESS_FULL
         if fresh and sum(entry.fresh for entry in entries) >= self._max_fresh:
+            return TicketRefusalReason.FRESH_POOL_FULL
+        fresh_here = sum(entry.fresh and entry.address == address for entry in entries)
+        if fresh and fresh_here >= self._max_fresh_per_address:
             return TicketRefusalReason.FRESH_POOL_FULL
         if len(self._entries) >= self._max_outstanding:
             return TicketRefusalReason.BOOK_FULL
