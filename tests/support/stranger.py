@@ -18,8 +18,9 @@ Usage (inside a namespace, driven by ``JsonlProcess``)::
         [--idle 600] [--sybils 256] [--game quake3]
 
 Events on stdout, one JSON object per line: ``flooding`` (``data_port``) once
-every flood runs, and ``stats`` (counters of what the stranger got) after end
-of stdin, which stops the flood; then it exits with status 0.
+every flood runs (two rounds of idle sockets on each port, every Sybil
+dialled), and ``stats`` (counters of what the stranger got) after end of
+stdin, which stops the flood; then it exits with status 0.
 """
 
 from __future__ import annotations
@@ -102,6 +103,7 @@ async def idle_flood(
                     if isinstance(sock, socket.socket):
                         sockets[number] = sock
                         stats[f"idle sockets opened on {port}"] += 1
+            stats[f"idle rounds on {port}"] += 1
             await asyncio.sleep(REFLOOD_INTERVAL)
             for number, sock in list(sockets.items()):
                 if _cut(sock):
@@ -148,6 +150,7 @@ async def sybil(
 ) -> None:
     """Hold a link and ask for tickets in a loop, re-dialling when refused or cut."""
     while True:
+        stats["sybil dials"] += 1
         try:
             link = await sybil_dial(identity, source, host, port)
         except (LanspreadError, OSError) as exc:
@@ -218,6 +221,17 @@ def make_identities(state_dir: Path, count: int) -> list[PeerIdentity]:
     return [load_or_create_identity(state_dir / f"sybil-{n}") for n in range(count)]
 
 
+async def steady(stats: Stats, ports: Sequence[int], sybils: int) -> None:
+    """Return once every port had two rounds of idle sockets and every Sybil dialled."""
+
+    def ready() -> bool:
+        rounds = all(stats[f"idle rounds on {port}"] >= 2 for port in ports)
+        return rounds and stats["sybil dials"] >= sybils
+
+    while not ready():  # noqa: ASYNC110 (no event exists for these counters)
+        await asyncio.sleep(REFLOOD_INTERVAL)
+
+
 def emit(event: str, **fields: object) -> None:
     print(json.dumps({"event": event, **fields}), flush=True)
 
@@ -237,6 +251,7 @@ async def main(args: argparse.Namespace) -> None:
         game=args.game,
         idle=args.idle,
     ):
+        await steady(stats, (args.port, data_port), len(identities))
         emit("flooding", data_port=data_port)
         await asyncio.to_thread(sys.stdin.read)
     emit("stats", **stats)
