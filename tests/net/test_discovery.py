@@ -362,11 +362,11 @@ def test_parse_advertisement_never_raises(
 async def test_change_queue_collapses_changes_and_serialises_each_name() -> None:
     """The newest change wins; a held name is not handed out again until released."""
     changes = ChangeQueue(limit=2)
-    assert changes.put("a", Change.RESOLVE)
-    assert changes.put("a", Change.REMOVE)
+    assert changes.put("a", Change.RESOLVE) is None
+    assert changes.put("a", Change.REMOVE) is None
     assert await changes.take() == ("a", Change.REMOVE)
-    assert changes.put("a", Change.RESOLVE)
-    assert changes.put("b", Change.RESOLVE)
+    assert changes.put("a", Change.RESOLVE) is None
+    assert changes.put("b", Change.RESOLVE) is None
     assert await changes.take() == ("b", Change.RESOLVE)
     waiting = asyncio.ensure_future(changes.take())
     await asyncio.sleep(0)
@@ -375,12 +375,15 @@ async def test_change_queue_collapses_changes_and_serialises_each_name() -> None
     assert await asyncio.wait_for(waiting, WAIT_TIMEOUT) == ("a", Change.RESOLVE)
 
 
-def test_change_queue_is_bounded() -> None:
-    """Beyond its limit of pending names the queue drops new names, not updates to known ones."""
-    changes = ChangeQueue(limit=1)
-    assert changes.put("a", Change.RESOLVE)
-    assert not changes.put("b", Change.RESOLVE)
-    assert changes.put("a", Change.REMOVE)
+async def test_change_queue_is_bounded_and_serves_the_newest_first() -> None:
+    """Beyond its limit the queue drops its oldest pending name; the newest is taken first."""
+    changes = ChangeQueue(limit=2)
+    assert changes.put("flood1", Change.RESOLVE) is None
+    assert changes.put("flood2", Change.RESOLVE) is None
+    assert changes.put("flood2", Change.REMOVE) is None  # an update drops nothing
+    assert changes.put("newcomer", Change.RESOLVE) == "flood1"
+    assert await changes.take() == ("newcomer", Change.RESOLVE)
+    assert await changes.take() == ("flood2", Change.REMOVE)
 
 
 @pytest.mark.parametrize(

@@ -108,8 +108,9 @@ MAX_NAME_BYTES = 64
 # The protocol version is a small decimal integer; more digits are garbage.
 MAX_PROTOCOL_VERSION_DIGITS = 9
 # A LAN party is tens to a few hundred machines. These bounds cap memory when a
-# host floods the network with advertisements: instances with a pending change,
-# and instances reported (beyond it the one reported longest ago is forgotten).
+# host floods the network with advertisements: instances with a pending change
+# (beyond it the oldest pending one is dropped), and instances reported (beyond
+# it the one reported longest ago is forgotten).
 MAX_PENDING_CHANGES = 512
 MAX_TRACKED_PEERS = 512
 # zeroconf answers a two-question request within about 1.35 s on a healthy LAN
@@ -245,7 +246,10 @@ class ChangeQueue:
     """The latest pending change per instance name, handed to one worker at a time.
 
     Browser callbacks only ``put``; a name is never processed by two workers at
-    once, and changes that arrive meanwhile collapse into the newest one.
+    once, and changes that arrive meanwhile collapse into the newest one. The
+    newest pending name is taken first, and a full queue drops its oldest pending
+    name: a flood of records that do not resolve cannot make a newcomer wait
+    behind all of them, nor be dropped itself.
     """
 
     def __init__(self, limit: int) -> None:
@@ -254,18 +258,20 @@ class ChangeQueue:
         self._busy: set[str] = set()
         self._ready = asyncio.Event()
 
-    def put(self, name: str, change: Change) -> bool:
-        """Record ``change`` for ``name``; False when the queue is full and it was dropped."""
-        if name not in self._latest and len(self._latest) >= self._limit:
-            return False
+    def put(self, name: str, change: Change) -> str | None:
+        """Record ``change`` for ``name``; returns the pending name dropped to make room."""
+        dropped = None
+        if self._latest.pop(name, None) is None and len(self._latest) >= self._limit:
+            dropped = next(iter(self._latest))
+            del self._latest[dropped]
         self._latest[name] = change
         self._ready.set()
-        return True
+        return dropped
 
     async def take(self) -> tuple[str, Change]:
-        """Wait for a pending name that no worker holds, and hold it."""
+        """Wait for the newest pending name that no worker holds, and hold it."""
         while True:
-            for name in self._latest:
+            for name in reversed(self._latest):
                 if name not in self._busy:
                     self._busy.add(name)
                     return name, self._latest.pop(name)
@@ -476,8 +482,9 @@ class Discovery:
             log.debug("ignoring our own advertisement %s", name)
             return
         change = Change.REMOVE if state_change is ServiceStateChange.Removed else Change.RESOLVE
-        if not changes.put(name, change):
-            log.warning("ignoring %s: %d instances already pending", name, MAX_PENDING_CHANGES)
+        dropped = changes.put(name, change)
+        if dropped is not None:
+            log.debug("dropping the pending change of %s: %d pending", dropped, MAX_PENDING_CHANGES)
 
     async def _work(
         self,
