@@ -398,14 +398,14 @@ async def test_a_silent_dialer_is_dropped_after_the_handshake_timeout(
 
 
 async def test_connections_beyond_the_maximum_are_closed_at_once(
-    alice: PeerIdentity, bob: PeerIdentity
+    alice: PeerIdentity, bob: PeerIdentity, carol: PeerIdentity
 ) -> None:
-    """With max_connections=1 a second link is refused as Busy; the first keeps working."""
+    """With max_connections=1 another peer's link is refused as Busy; the first keeps working."""
     handler = RecordingHandler(announcement("alice"))
     server = PeerServer(alice, handler, host="127.0.0.1", port=0, max_connections=1)
     async with server, await dial_to(server.port, bob) as first:
         with pytest.raises(PeerRefused) as caught:
-            await dial_to(server.port, bob)
+            await dial_to(server.port, carol)
         assert str(caught.value) == "Busy: too many connections from 127.0.0.1"
         assert await first.request(Ping()) == Pong()
 

@@ -227,6 +227,26 @@ async def test_a_second_link_for_the_same_id_replaces_the_first(
         assert server.link_count == 1
 
 
+async def test_a_peer_re_dialling_at_the_cap_takes_over_its_own_slot(
+    alice: PeerIdentity, bob: PeerIdentity, tmp_path: Path
+) -> None:
+    """At the address cap, bob's new proven link replaces his old one; a stranger gets Busy."""
+    handler = RecordingHandler(announcement("alice"))
+    sybil = load_or_create_identity(tmp_path / "sybil")
+    async with (
+        PeerServer(alice, handler, host=HONEST, port=0, links_per_address=1) as server,
+        await honest_dial(server.port, bob) as first,
+        await honest_dial(server.port, bob) as second,
+    ):
+        async with asyncio.timeout(WAIT):
+            await first.wait_closed()
+        assert await second.request(Ping()) == Pong()
+        with pytest.raises(PeerRefused) as caught:
+            await honest_dial(server.port, sybil)
+        assert str(caught.value) == f"Busy: too many connections from {HONEST}"
+        await wait_until("the old link gone", lambda: server.link_count == 1)
+
+
 async def test_links_per_address_are_capped_whatever_the_identities(
     alice: PeerIdentity, bob: PeerIdentity, tmp_path: Path
 ) -> None:

@@ -32,7 +32,8 @@ Strangers are bounded at every step (``core/admission`` decides, this shell appl
   either the Hello is refused with ``Busy``); frames up to ``MAX_FRAME_SIZE`` are
   accepted; a link that sends nothing for ``idle_timeout`` is closed (the
   dialer pings every couple of seconds, so a silent link is a dead one). A peer
-  id holds **one** link: a second proven link for the same id replaces the first.
+  id holds **one** link: a second proven link for the same id replaces the first
+  (and, from the same address, takes over its slot even when a cap is reached).
   Replacing, not refusing, because only the key holder can prove the id, and the
   usual cause is an honest peer whose old connection died without a FIN
   (restart, cable, sleep): refusing would lock it out until the idle timeout.
@@ -59,7 +60,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Protocol
 
-from lanspread.core.admission import Refused, SlotTable
+from lanspread.core.admission import Admitted, Refused, SlotTable, normalize_address
 from lanspread.errors import (
     ConnectionClosed,
     FrameTooLarge,
@@ -179,6 +180,8 @@ class PeerServer:
         )
         self._pending_tasks: dict[int, asyncio.Task[None]] = {}
         self._link_of_peer: dict[str, asyncio.Task[None]] = {}
+        self._link_hosts: dict[str, str] = {}  # peer id -> source address of its link
+        self._link_slots: dict[asyncio.Task[None], int] = {}  # link task -> its link slot
         self._streams: set[FramedStream] = set()
         self._nonce_source = nonce_source
         self._listener: socket.socket | None = None
@@ -300,8 +303,8 @@ class PeerServer:
         stream: FramedStream | None = None
         framing = False  # True once both preambles passed: frames may be sent
         peer_id: str | None = None
-        link_slot: int | None = None
         this_task = asyncio.current_task()
+        assert this_task is not None
         try:
             async with asyncio.timeout(self._handshake_timeout):
                 reader, writer = await accept_tls_connection(
@@ -316,16 +319,17 @@ class PeerServer:
                 hello = await self._receive_hello(stream)
             self._end_pending(pending_slot)
             link = self._links.admit(host, asyncio.get_running_loop().time())
-            if isinstance(link, Refused):
+            if isinstance(link, Admitted):
+                self._link_slots[this_task] = link.slot
+            elif not self._may_take_over(hello.peer_id, host):
                 log.info("refusing a link from %s: %s", host, link.reason.value)
                 await _refuse(stream, ErrorCode.BUSY, f"too many connections from {host}")
                 return
-            link_slot = link.slot
             announcement = await self._admit(stream, hello, challenge)
             if announcement is None:
                 return
             peer_id = hello.peer_id
-            self._replace_link(peer_id, this_task)
+            self._replace_link(peer_id, host, this_task)
             await stream.send(build_hello_ack(self._identity, announcement))
             stream.allow_frames_up_to(MAX_FRAME_SIZE)
             await self._serve_requests(stream, peer_id)
@@ -345,10 +349,12 @@ class PeerServer:
             log.info("connection (peer %s) broke: %s", peer_id or "unproven", exc)
         finally:
             self._end_pending(pending_slot)
+            link_slot = self._link_slots.pop(this_task, None)
             if link_slot is not None:
                 self._links.release(link_slot)
             if peer_id is not None and self._link_of_peer.get(peer_id) is this_task:
                 del self._link_of_peer[peer_id]
+                del self._link_hosts[peer_id]
             if stream is not None:
                 self._streams.discard(stream)
                 await stream.close()
@@ -359,13 +365,28 @@ class PeerServer:
         self._pending.release(slot)
         self._pending_tasks.pop(slot, None)
 
-    def _replace_link(self, peer_id: str, task: asyncio.Task[None] | None) -> None:
-        """Make ``task`` the one link of ``peer_id``; an older one is cut."""
-        assert task is not None
+    def _may_take_over(self, claimed_peer_id: str, host: str) -> bool:
+        """At a cap, a Hello claiming an id linked from this same address may replace it.
+
+        Only a claim: the Hello is verified next, and only a proven one replaces.
+        """
+        old = self._link_of_peer.get(claimed_peer_id)
+        same_host = self._link_hosts.get(claimed_peer_id) == normalize_address(host)
+        return old is not None and same_host and old in self._link_slots
+
+    def _replace_link(self, peer_id: str, host: str, task: asyncio.Task[None]) -> None:
+        """Make ``task`` the one link of ``peer_id``; an older one is cut.
+
+        A link admitted over a cap (see :meth:`_may_take_over`) takes the old link's
+        slot, so a peer re-dialling never needs a second one.
+        """
         old = self._link_of_peer.get(peer_id)
         self._link_of_peer[peer_id] = task
+        self._link_hosts[peer_id] = normalize_address(host)
         if old is not None and old is not task:
             log.info("peer %s proved a new link; closing its old one", peer_id)
+            if task not in self._link_slots and old in self._link_slots:
+                self._link_slots[task] = self._link_slots.pop(old)
             old.cancel()
 
     async def _receive_hello(self, stream: FramedStream) -> Hello:
