@@ -24,7 +24,7 @@ from lanspread.core.planning import ChunkTask, manifest_tasks
 from lanspread.core.servegate import GateState
 from lanspread.core.tickets import MAX_FRESH_TICKETS_PER_ADDRESS, MAX_TICKETS_PER_PEER
 from lanspread.download.hashing import hash_game_payload
-from lanspread.errors import PeerRefused
+from lanspread.errors import LanspreadError, PeerRefused
 from lanspread.net.connection import PeerConnection, dial
 from lanspread.net.dataplane import (
     MAX_UNADMITTED,
@@ -160,6 +160,42 @@ async def test_partial_frames_before_the_hello_pin_bounded_memory(
             bound = MAX_PENDING_HANDSHAKES_PER_ADDRESS * MAX_HANDSHAKE_FRAME_SIZE
             assert server.buffered_bytes <= bound
             assert rss() - before <= bound + RSS_SLACK
+            async with await honest_dial(server.port, bob) as link:
+                assert await link.request(Ping()) == Pong()
+        finally:
+            for stream in streams:
+                stream.abort()
+
+
+async def test_partial_frames_from_many_addresses_stay_within_the_total_bound(
+    alice: PeerIdentity, bob: PeerIdentity
+) -> None:
+    """128 partial-frame connections from 64 addresses: the oldest are cut, buffers stay bounded.
+
+    Every connection gets past accept (two per address), so the total cap evicts;
+    at no point do pending handshakes hold more than MAX_PENDING_HANDSHAKES frames.
+    """
+    handler = RecordingHandler(announcement("alice"))
+    server = PeerServer(alice, handler, host=HONEST, port=0, handshake_timeout=WAIT)
+    streams: list[FramedStream] = []
+    payload = (MAX_HANDSHAKE_FRAME_SIZE - 1).to_bytes(4, "big") + b"\x00" * PARTIAL_BYTES
+    bound = MAX_PENDING_HANDSHAKES * MAX_HANDSHAKE_FRAME_SIZE
+    peak = 0
+    async with server:
+        try:
+            for number in range(2 * 64):
+                try:
+                    stream = await _tls_from(stranger(number % 64), server.port)
+                    await stream.exchange_preamble()
+                    assert isinstance(await stream.receive(), Challenge)
+                    await stream.send_bytes(payload)
+                except (OSError, ssl.SSLError, LanspreadError):  # cut while we sent
+                    continue
+                streams.append(stream)
+                peak = max(peak, server.buffered_bytes)
+                assert server.pending_handshakes <= MAX_PENDING_HANDSHAKES
+            assert peak <= bound
+            assert server.buffered_bytes <= bound
             async with await honest_dial(server.port, bob) as link:
                 assert await link.request(Ping()) == Pong()
         finally:

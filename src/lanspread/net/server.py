@@ -179,6 +179,8 @@ class PeerServer:
             per_address=links_per_address, total=max_connections, evict_when_full=False
         )
         self._pending_tasks: dict[int, asyncio.Task[None]] = {}
+        # Pending handshakes cut to make room: aborted, no graceful close owed.
+        self._evicted: set[asyncio.Task[None]] = set()
         self._link_of_peer: dict[str, asyncio.Task[None]] = {}
         self._link_hosts: dict[str, str] = {}  # peer id -> source address of its link
         self._link_slots: dict[asyncio.Task[None], int] = {}  # link task -> its link slot
@@ -286,6 +288,7 @@ class PeerServer:
                 evicted = self._pending_tasks.pop(outcome.evicted, None)
                 if evicted is not None:
                     log.debug("cutting a pending handshake to make room for %s", host)
+                    self._evicted.add(evicted)
                     evicted.cancel()
             task = task_group.create_task(
                 self._serve_connection(sock, context, host, outcome.slot),
@@ -357,7 +360,11 @@ class PeerServer:
                 del self._link_hosts[peer_id]
             if stream is not None:
                 self._streams.discard(stream)
-                await stream.close()
+                if this_task in self._evicted:
+                    stream.abort()  # its TLS and socket buffers go now, not after a close
+                else:
+                    await stream.close()
+            self._evicted.discard(this_task)
             if peer_id is not None:
                 await self._notify_disconnect(peer_id)
 

@@ -128,6 +128,10 @@ class FramedStream:
             await self._close_done.wait()
             return
         self._close_started = True
+        # A partial frame (up to the frame bound) is garbage now; free it before the
+        # graceful close waits, or connections cut in a flood hold theirs meanwhile.
+        self._decoder.discard()
+        self._ready.clear()
         try:
             self._writer.close()
             async with asyncio.timeout(CLOSE_TIMEOUT):
@@ -142,4 +146,7 @@ class FramedStream:
             self._close_done.set()
 
     def abort(self) -> None:
+        """Cut the connection at once (no close_notify); a partial frame is freed."""
+        self._decoder.discard()
+        self._ready.clear()
         self._writer.transport.abort()

@@ -413,6 +413,12 @@ class FrameDecoder:
             raise
         return messages
 
+    def discard(self) -> None:
+        """Drop a partial frame and fail every later call: the stream is being closed."""
+        self._buffer = bytearray()
+        if self._failure is None:
+            self._failure = ProtocolError("the frame stream was closed")
+
     def feed_eof(self) -> None:
         """The stream ended; raise :class:`ProtocolError` if it ended inside a frame."""
         self._raise_if_failed()
