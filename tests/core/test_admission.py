@@ -10,6 +10,7 @@ from lanspread.core.admission import (
     AdmissionRefusal,
     Admitted,
     Refused,
+    RequestBudget,
     SlotTable,
     normalize_address,
 )
@@ -112,3 +113,46 @@ def test_caps_hold_under_any_mix(ops: list[tuple[int, bool, int]], evict: bool) 
         assert len(table) == len(live) <= 7
         for held in set(live.values()):
             assert table.held_by(held) == list(live.values()).count(held) <= 3
+
+
+def test_a_request_budget_lets_a_burst_through_then_paces_the_rest() -> None:
+    """Within the burst there is no wait; beyond it each request waits its share of the rate."""
+    budget = RequestBudget(rate=10.0, burst=3.0, max_addresses=4)
+    assert [budget.delay("10.0.0.1", 0.0) for _ in range(3)] == [0.0, 0.0, 0.0]
+    assert budget.delay("10.0.0.1", 0.0) == pytest.approx(0.1)
+    assert budget.delay("10.0.0.1", 0.0) == pytest.approx(0.2)
+    assert budget.delay("10.0.0.2", 0.0) == 0.0  # another address has its own bucket
+    assert budget.delay("10.0.0.1", 1.0) == 0.0  # a second refills ten tokens, up to the burst
+
+
+def test_a_request_budget_keeps_a_bounded_number_of_addresses() -> None:
+    """A new address evicts the one idle longest; the count never exceeds the bound."""
+    budget = RequestBudget(rate=1.0, burst=1.0, max_addresses=2)
+    budget.delay("10.0.0.1", 0.0)
+    budget.delay("10.0.0.2", 1.0)
+    budget.delay("10.0.0.1", 2.0)
+    budget.delay("10.0.0.3", 2.0)  # evicts 10.0.0.2, idle since 1.0
+    assert len(budget) == 2
+    assert budget.delay("10.0.0.1", 2.0) == pytest.approx(1.0)  # still in debt: kept
+
+
+def test_a_request_budget_needs_positive_bounds() -> None:
+    """A zero rate, burst or address bound is a caller bug."""
+    with pytest.raises(ValueError, match="rate, burst and max_addresses must be positive"):
+        RequestBudget(rate=0.0, burst=1.0, max_addresses=1)
+
+
+@given(st.lists(st.tuples(st.integers(0, 3), st.floats(0, 0.5)), max_size=200))
+def test_a_request_budget_never_serves_faster_than_its_rate(ops: list[tuple[int, float]]) -> None:
+    """Requests served by their due time never exceed burst + rate x elapsed, per address."""
+    budget = RequestBudget(rate=4.0, burst=2.0, max_addresses=8)
+    now = 0.0
+    due: dict[str, list[float]] = {}
+    for host, step in ops:
+        now += step
+        address = f"10.0.0.{host}"
+        due.setdefault(address, []).append(now + budget.delay(address, now))
+    for times in due.values():
+        start = times[0]
+        for count, served in enumerate(sorted(times), start=1):
+            assert count <= 2.0 + 4.0 * (served - start) + 1e-6

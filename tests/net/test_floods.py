@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from tests.net.helpers import WAIT, RecordingHandler, announcement
+from tests.support.stranger import sybil_dial
 
 from lanspread.core.manifest import MIN_CHUNK_SIZE, GameManifest
 from lanspread.core.planning import ChunkTask, manifest_tasks
@@ -297,6 +298,30 @@ async def test_links_per_address_are_capped_whatever_the_identities(
             await honest_dial(server.port, sybil)
         assert str(caught.value) == f"Busy: too many connections from {HONEST}"
         assert await link.request(Ping()) == Pong()
+
+
+async def test_a_request_flood_from_one_address_is_paced_and_others_are_not(
+    alice: PeerIdentity, bob: PeerIdentity, tmp_path: Path
+) -> None:
+    """60 requests at once from a stranger address take their paced time; bob is answered now."""
+    handler = RecordingHandler(announcement("alice"))
+    sybil = load_or_create_identity(tmp_path / "sybil")
+    server = PeerServer(
+        alice, handler, host=HONEST, port=0, requests_per_second=50.0, request_burst=10.0
+    )
+    async with (
+        server,
+        await sybil_dial(sybil, "127.0.8.8", HONEST, server.port) as flood,
+        await honest_dial(server.port, bob) as link,
+    ):
+        began = time.monotonic()
+        flooding = asyncio.gather(*(flood.request(Ping()) for _ in range(60)))
+        assert await link.request(Ping()) == Pong()
+        honest_wait = time.monotonic() - began
+        assert await flooding == [Pong()] * 60
+        flood_time = time.monotonic() - began
+        assert flood_time >= (60 - 10) / 50.0 * 0.9  # the burst, then 50 a second
+        assert honest_wait < flood_time / 2
 
 
 # --- the data port ------------------------------------------------------------------------

@@ -127,3 +127,43 @@ class SlotTable:
             if self._held[held.address] == biggest
         )
         return min(candidates)[1]
+
+
+class RequestBudget:
+    """Requests per source address: one token bucket each, shared by all its links.
+
+    :meth:`delay` takes a token for a request that just arrived and says how long
+    the shell waits before serving it (and before reading that link's next frame):
+    zero within the budget, else the time the bucket needs to pay its debt. So a
+    flood of cheap requests from one machine, over however many links, costs at
+    most ``rate`` answers a second, and only its own links slow down. At most
+    ``max_addresses`` buckets are kept; a new address evicts the one idle longest
+    (a full bucket, usually, which is what a new one starts as anyway).
+    """
+
+    def __init__(self, *, rate: float, burst: float, max_addresses: int) -> None:
+        if rate <= 0 or burst < 1 or max_addresses < 1:
+            raise ValueError("rate, burst and max_addresses must be positive")
+        self._rate = rate
+        self._burst = burst
+        self._max_addresses = max_addresses
+        self._buckets: dict[str, tuple[float, float]] = {}  # address -> (tokens, at)
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+    def delay(self, address: str, now: float) -> float:
+        """Take a token for a request from ``address`` at ``now``; the seconds to wait first."""
+        address = normalize_address(address)
+        held = self._buckets.pop(address, None)
+        if held is None:
+            if len(self._buckets) >= self._max_addresses:
+                idle = min(self._buckets, key=lambda key: self._buckets[key][1])
+                del self._buckets[idle]
+            tokens = self._burst
+        else:
+            tokens, at = held
+            tokens = min(self._burst, tokens + max(0.0, now - at) * self._rate)
+        tokens -= 1
+        self._buckets[address] = (tokens, now)
+        return 0.0 if tokens >= 0 else -tokens / self._rate

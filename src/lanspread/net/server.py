@@ -31,7 +31,9 @@ Strangers are bounded at every step (``core/admission`` decides, this shell appl
   :data:`MAX_LINKS_PER_ADDRESS` per address, ``max_connections`` in all; over
   either the Hello is refused with ``Busy``); frames up to ``MAX_FRAME_SIZE`` are
   accepted; a link that sends nothing for ``idle_timeout`` is closed (the
-  dialer pings every couple of seconds, so a silent link is a dead one). A peer
+  dialer pings every couple of seconds, so a silent link is a dead one); the
+  requests of one address are paced by a token bucket
+  (:data:`MAX_REQUESTS_PER_SECOND_PER_ADDRESS`, ``core/admission.RequestBudget``). A peer
   id holds **one** link: a second proven link for the same id replaces the first
   (and, from the same address, takes over its slot even when a cap is reached).
   Replacing, not refusing, because only the key holder can prove the id, and the
@@ -60,7 +62,13 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Protocol
 
-from lanspread.core.admission import Admitted, Refused, SlotTable, normalize_address
+from lanspread.core.admission import (
+    Admitted,
+    Refused,
+    RequestBudget,
+    SlotTable,
+    normalize_address,
+)
 from lanspread.errors import (
     ConnectionClosed,
     FrameTooLarge,
@@ -112,6 +120,15 @@ MAX_LINKS_PER_ADDRESS = 32
 # drops a peer silent for 10 s; a link that carried nothing for this long is dead
 # (or held open by someone who never pings) and is closed.
 LINK_IDLE_TIMEOUT = 30.0
+# Requests answered per second for one source address, over all its links. A peer
+# pings each link every 2 s and asks a few manifests and tickets per download; a
+# test rig or the demo with a dozen peers on one loopback address pinging every
+# 0.2 s asks about 60. Beyond it that address's links are read more slowly, so a
+# swarm of identities on one machine cannot make this peer answer without end.
+MAX_REQUESTS_PER_SECOND_PER_ADDRESS = 100.0
+# A download starting (a manifest, several tickets) together with library pushes
+# and pings from every peer of that address, with room to spare.
+REQUEST_BURST_PER_ADDRESS = 200.0
 # Requests one connection may have in progress; the next frame is not read until
 # one finishes, so a fast dialer gets back-pressure instead of unbounded tasks.
 MAX_IN_FLIGHT_REQUESTS = 32
@@ -164,6 +181,8 @@ class PeerServer:
         pending_per_address: int = MAX_PENDING_HANDSHAKES_PER_ADDRESS,
         max_pending: int = MAX_PENDING_HANDSHAKES,
         links_per_address: int = MAX_LINKS_PER_ADDRESS,
+        requests_per_second: float = MAX_REQUESTS_PER_SECOND_PER_ADDRESS,
+        request_burst: float = REQUEST_BURST_PER_ADDRESS,
         nonce_source: Callable[[int], bytes] = secrets.token_bytes,
     ) -> None:
         self._identity = identity
@@ -181,6 +200,9 @@ class PeerServer:
         self._pending_tasks: dict[int, asyncio.Task[None]] = {}
         # Pending handshakes cut to make room: aborted, no graceful close owed.
         self._evicted: set[asyncio.Task[None]] = set()
+        self._budget = RequestBudget(
+            rate=requests_per_second, burst=request_burst, max_addresses=max_connections
+        )
         self._link_of_peer: dict[str, asyncio.Task[None]] = {}
         self._link_hosts: dict[str, str] = {}  # peer id -> source address of its link
         self._link_slots: dict[asyncio.Task[None], int] = {}  # link task -> its link slot
@@ -335,7 +357,7 @@ class PeerServer:
             self._replace_link(peer_id, host, this_task)
             await stream.send(build_hello_ack(self._identity, announcement))
             stream.allow_frames_up_to(MAX_FRAME_SIZE)
-            await self._serve_requests(stream, peer_id)
+            await self._serve_requests(stream, peer_id, host)
         except TimeoutError:
             log.info(
                 "dropped a connection from %s: handshake did not complete within %s s",
@@ -423,7 +445,7 @@ class PeerServer:
         await _refuse(stream, refusal.code, refusal.message)
         return None
 
-    async def _serve_requests(self, stream: FramedStream, peer_id: str) -> None:
+    async def _serve_requests(self, stream: FramedStream, peer_id: str, host: str) -> None:
         slots = asyncio.Semaphore(MAX_IN_FLIGHT_REQUESTS)
         answering: set[asyncio.Task[None]] = set()
         failure: LanspreadError | None = None
@@ -433,6 +455,9 @@ class PeerServer:
                     frame = await self._receive_within_idle_timeout(stream, peer_id)
                     if not isinstance(frame, RequestFrame):
                         raise ProtocolError(f"expected a request, got {type(frame).__name__}")
+                    wait = self._budget.delay(host, asyncio.get_running_loop().time())
+                    if wait > 0:
+                        await asyncio.sleep(wait)  # over budget: this address waits, not others
                     await slots.acquire()
                     task = task_group.create_task(self._answer(stream, peer_id, frame, slots))
                     answering.add(task)
