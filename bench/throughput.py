@@ -368,7 +368,14 @@ async def measure_dataplane_prepared(ctx: BenchContext) -> Result:
 
 
 async def _dataplane(ctx: BenchContext, dest: Path, sink_mode: str, name: str) -> Result:
-    args = ["--role", "dp-server", str(ctx.game_dir), ctx.server.address, str(ctx.connections)]
+    args = [
+        "--role",
+        "dp-server",
+        str(ctx.game_dir),
+        ctx.server.address,
+        str(ctx.connections),
+        ctx.client.address,
+    ]
     async with server_child(ctx.network, ctx.server, args) as hello:
         out = await client_result(
             ctx.network,
@@ -746,10 +753,13 @@ def _connect_retry(host: str, port: int) -> socket.socket:
             time.sleep(0.01)
 
 
-async def role_dp_server(game_dir: str, host: str, tickets: int) -> None:
+async def role_dp_server(game_dir: str, host: str, tickets: int, client: str) -> None:
     scope = ServeScope(Path(game_dir), GateState(frozenset({GAME}), frozenset()))
     async with DataServer(lambda: scope, host=host, port=0) as server:
-        tokens = [server.issue_ticket("c" * 64, GAME).token.hex() for _ in range(tickets)]
+        tokens = [
+            server.issue_ticket("c" * 64, GAME, address=client, known_since=-1e9).token.hex()
+            for _ in range(tickets)
+        ]
         print(json.dumps({"port": server.port, "tokens": tokens}), flush=True)
         await asyncio.to_thread(sys.stdin.read)
 
@@ -833,7 +843,7 @@ def run_role(argv: list[str]) -> None:
     elif role == "ref-client-durable":
         role_ref_client(rest[0], rest[1], rest[2:], durable=True)
     elif role == "dp-server":
-        asyncio.run(role_dp_server(rest[0], rest[1], int(rest[2])))
+        asyncio.run(role_dp_server(rest[0], rest[1], int(rest[2]), rest[3]))
     elif role == "dp-client":
         asyncio.run(
             role_dp_client(

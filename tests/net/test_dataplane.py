@@ -54,6 +54,8 @@ from lanspread.net.wire import GetTicket, Request, Response, Ticket
 from lanspread.platform import fileio
 
 GAME = "quake3"
+OLD = -1e9
+"""When the peer asking for tickets was first seen: long ago, so it is not fresh."""
 OTHER_GAME = "doom"
 DATA_SIZE = 3 * MIN_CHUNK_SIZE + 12_345  # four chunks, the last one short
 FD_DIR = Path("/proc/self/fd")
@@ -166,7 +168,9 @@ async def control_channel(
 
     async def behaviour(peer_id: str, request: Request) -> Response:
         assert isinstance(request, GetTicket)
-        return await answer_ticket_request(server, peer_id, request.game_id, gate())
+        return await answer_ticket_request(
+            server, peer_id, request.game_id, gate(), address="127.0.0.1", known_since=OLD
+        )
 
     handler = RecordingHandler(announcement("alice"), behaviour=behaviour)
     async with PeerServer(alice, handler, host="127.0.0.1", port=0) as peer_server:
@@ -284,7 +288,7 @@ async def test_requests_are_pipelined_up_to_the_depth(library: Library, sink: Si
 
 async def test_depth_out_of_bounds_is_refused(library: Library, data_server: DataServer) -> None:
     """A pipeline depth of zero is a programming error, said before dialing leaks anything."""
-    issued = data_server.issue_ticket("b" * 64, GAME)
+    issued = data_server.issue_ticket("b" * 64, GAME, address="127.0.0.1", known_since=OLD)
     with pytest.raises(ValueError, match=r"^depth must be 1 to 32, got 0$"):
         await DataConnection.open("127.0.0.1", data_server.port, issued.token, depth=0)
 
@@ -319,7 +323,7 @@ async def test_expired_ticket_is_refused(library: Library) -> None:
     now = [1000.0]
     server = DataServer(library.gate, host="127.0.0.1", port=0, clock=lambda: now[0])
     async with server:
-        issued = server.issue_ticket("b" * 64, GAME)
+        issued = server.issue_ticket("b" * 64, GAME, address="127.0.0.1", known_since=OLD)
         now[0] += server.tickets.ttl
         with pytest.raises(AdmissionRefused) as caught:
             await DataConnection.open("127.0.0.1", server.port, issued.token)
@@ -346,9 +350,10 @@ async def test_connections_per_peer_are_bounded(data_server: DataServer) -> None
     """One connection more than MAX_DATA_CONNECTIONS_PER_PEER is refused for that peer only."""
     peer = "b" * 64
     tokens = [
-        data_server.issue_ticket(peer, GAME).token for _ in range(MAX_DATA_CONNECTIONS_PER_PEER + 1)
+        data_server.issue_ticket(peer, GAME, address="127.0.0.1", known_since=OLD).token
+        for _ in range(MAX_DATA_CONNECTIONS_PER_PEER + 1)
     ]
-    other = data_server.issue_ticket("c" * 64, GAME).token
+    other = data_server.issue_ticket("c" * 64, GAME, address="127.0.0.1", known_since=OLD).token
     async with contextlib.AsyncExitStack() as stack:
         for token in tokens[:-1]:
             await stack.enter_async_context(
@@ -364,7 +369,7 @@ async def test_connections_per_peer_are_bounded(data_server: DataServer) -> None
 
 async def test_other_protocol_version_is_refused(data_server: DataServer) -> None:
     """A hello of another data protocol version gets VERSION_MISMATCH, then the close."""
-    token = data_server.issue_ticket("b" * 64, GAME).token
+    token = data_server.issue_ticket("b" * 64, GAME, address="127.0.0.1", known_since=OLD).token
     async with _raw_socket(data_server.port) as sock:
         await _send(sock, encode_hello(token, version=2))
         assert await _read_all(sock) == encode_header(DataStatus.VERSION_MISMATCH)
@@ -419,7 +424,7 @@ async def test_every_request_passes_the_gate_and_refusals_keep_the_connection(
 
 async def test_chunk_longer_than_the_bound_is_a_bad_request(data_server: DataServer) -> None:
     """A request above MAX_CHUNK_LENGTH is refused with BAD_REQUEST; the connection goes on."""
-    token = data_server.issue_ticket("b" * 64, GAME).token
+    token = data_server.issue_ticket("b" * 64, GAME, address="127.0.0.1", known_since=OLD).token
     too_long = struct.pack(">QI", 0, MAX_CHUNK_LENGTH + 1) + b"data.eti"
     async with _raw_socket(data_server.port) as sock:
         await _send(sock, encode_hello(token))
@@ -439,7 +444,7 @@ async def test_chunk_longer_than_the_bound_is_a_bad_request(data_server: DataSer
 
 async def test_oversized_request_frame_closes_the_connection(data_server: DataServer) -> None:
     """A frame header above MAX_REQUEST_FRAME_SIZE ends the connection at once."""
-    token = data_server.issue_ticket("b" * 64, GAME).token
+    token = data_server.issue_ticket("b" * 64, GAME, address="127.0.0.1", known_since=OLD).token
     async with _raw_socket(data_server.port) as sock:
         await _send(sock, encode_hello(token))
         await _send(sock, struct.pack(">I", MAX_REQUEST_FRAME_SIZE + 1))
@@ -658,7 +663,7 @@ def fuzz_library(tmp_path_factory: pytest.TempPathFactory) -> Library:
 
 async def _fuzz_once(library: Library, data: bytes, framed: bool) -> None:
     async with DataServer(library.gate, host="127.0.0.1", port=0) as server:
-        token = server.issue_ticket("b" * 64, GAME).token
+        token = server.issue_ticket("b" * 64, GAME, address="127.0.0.1", known_since=OLD).token
         loop = asyncio.get_running_loop()
         async with _raw_socket(server.port) as sock:
             sock.setblocking(False)
@@ -669,7 +674,7 @@ async def _fuzz_once(library: Library, data: bytes, framed: bool) -> None:
             async with asyncio.timeout(WAIT):
                 while await loop.sock_recv(sock, 1 << 20):
                     pass
-        good = server.issue_ticket("b" * 64, GAME).token
+        good = server.issue_ticket("b" * 64, GAME, address="127.0.0.1", known_since=OLD).token
         async with await DataConnection.open("127.0.0.1", server.port, good) as conn:
             sink = Sink(library.gate.game_dir.parent / "fuzz-out")
             try:

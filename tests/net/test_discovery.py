@@ -14,7 +14,6 @@ import contextlib
 import errno
 import logging
 import os
-import re
 import secrets
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -23,7 +22,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from zeroconf import NotRunningException, Zeroconf
+from zeroconf import NonUniqueNameException, NotRunningException, Zeroconf
 from zeroconf._dns import DNSPointer
 from zeroconf._protocol.outgoing import DNSOutgoing
 from zeroconf._utils import net as zeroconf_net
@@ -33,6 +32,7 @@ from lanspread.errors import ConfigError, DiscoveryError
 from lanspread.net import discovery
 from lanspread.net.discovery import (
     MAX_NAME_BYTES,
+    REGISTER_ATTEMPTS,
     SERVICE_TYPE,
     Change,
     ChangeQueue,
@@ -45,6 +45,7 @@ from lanspread.net.discovery import (
     instance_label,
     instance_name,
     parse_advertisement,
+    suffixed_instance_name,
 )
 
 PROTOCOL = 7
@@ -319,6 +320,19 @@ def test_instance_label_accepts_only_lanspread_instances() -> None:
     assert instance_label("abc._http._tcp.local.") is None
 
 
+def test_a_conflict_suffix_is_not_part_of_the_label() -> None:
+    """``<label>~<hex>`` names the same id as ``<label>``; any other suffix is not ours."""
+    peer_id = "ab" * 32
+    renamed = suffixed_instance_name(peer_id, "0f3a9c1d")
+    assert renamed == f"{'ab' * 16}~0f3a9c1d._lanspread._tcp.local."
+    assert instance_label(renamed) == "ab" * 16
+    assert instance_label("abc~._lanspread._tcp.local.") is None
+    assert instance_label("abc~xyz._lanspread._tcp.local.") is None
+    assert instance_label("abc~123456789._lanspread._tcp.local.") is None
+    result = parse_advertisement(renamed, good_txt(peer_id), 4000, ["10.0.0.1"], protocol_version=7)
+    assert result == DiscoveredPeer(peer_id=peer_id, name="Alice", host="10.0.0.1", port=4000)
+
+
 @given(
     name=st.text(max_size=80),
     properties=st.dictionaries(
@@ -348,11 +362,11 @@ def test_parse_advertisement_never_raises(
 async def test_change_queue_collapses_changes_and_serialises_each_name() -> None:
     """The newest change wins; a held name is not handed out again until released."""
     changes = ChangeQueue(limit=2)
-    assert changes.put("a", Change.RESOLVE)
-    assert changes.put("a", Change.REMOVE)
+    assert changes.put("a", Change.RESOLVE) is None
+    assert changes.put("a", Change.REMOVE) is None
     assert await changes.take() == ("a", Change.REMOVE)
-    assert changes.put("a", Change.RESOLVE)
-    assert changes.put("b", Change.RESOLVE)
+    assert changes.put("a", Change.RESOLVE) is None
+    assert changes.put("b", Change.RESOLVE) is None
     assert await changes.take() == ("b", Change.RESOLVE)
     waiting = asyncio.ensure_future(changes.take())
     await asyncio.sleep(0)
@@ -361,12 +375,15 @@ async def test_change_queue_collapses_changes_and_serialises_each_name() -> None
     assert await asyncio.wait_for(waiting, WAIT_TIMEOUT) == ("a", Change.RESOLVE)
 
 
-def test_change_queue_is_bounded() -> None:
-    """Beyond its limit of pending names the queue drops new names, not updates to known ones."""
-    changes = ChangeQueue(limit=1)
-    assert changes.put("a", Change.RESOLVE)
-    assert not changes.put("b", Change.RESOLVE)
-    assert changes.put("a", Change.REMOVE)
+async def test_change_queue_is_bounded_and_serves_the_newest_first() -> None:
+    """Beyond its limit the queue drops its oldest pending name; the newest is taken first."""
+    changes = ChangeQueue(limit=2)
+    assert changes.put("flood1", Change.RESOLVE) is None
+    assert changes.put("flood2", Change.RESOLVE) is None
+    assert changes.put("flood2", Change.REMOVE) is None  # an update drops nothing
+    assert changes.put("newcomer", Change.RESOLVE) == "flood1"
+    assert await changes.take() == ("newcomer", Change.RESOLVE)
+    assert await changes.take() == ("flood2", Change.REMOVE)
 
 
 @pytest.mark.parametrize(
@@ -542,30 +559,53 @@ async def test_goodbye_timeout_still_closes_everything(
     assert open_fds() == fds_before
 
 
-async def test_peer_id_announced_while_we_probe_is_fatal(
+async def test_a_squatted_name_is_answered_by_registering_under_another(
     logs: LogWatcher, raw_zeroconf: AsyncZeroconf
 ) -> None:
-    """Another responder announcing our id during our probe fails run() with a DiscoveryError.
+    """Another responder announcing our name during our probe makes us take a suffixed name.
 
     zeroconf notices a conflict only when the other holder's pointer record reaches
-    its cache while it probes, so the other holder announces right after we opened.
+    its cache while it probes, so the squatter announces right after we opened. The
+    peer is then still discovered, under ``<label>~<random hex>``, with its real port.
     """
     peer_id = new_peer_id()
+    squatted = instance_name(peer_id)
 
     async def announce_once_open() -> None:
-        await logs.wait_for(f"mDNS open for {instance_name(peer_id)}")
+        await logs.wait_for(f"mDNS open for {squatted}")
         rival = raw_service(peer_id, port=40017, properties=valid_txt(peer_id))
         await (await raw_zeroconf.async_register_service(rival, cooperating_responders=True))
 
-    async def run_against_rival() -> None:
-        async with asyncio.timeout(WAIT_TIMEOUT), asyncio.TaskGroup() as group:
-            group.create_task(announce_once_open())
-            await loopback_discovery(peer_id, 40018).run(Sightings().on_found)
+    victim = loopback_discovery(peer_id, 40018)
+    observer, seen = loopback_discovery(new_peer_id(), 40019), Sightings()
+    async with asyncio.timeout(WAIT_TIMEOUT), asyncio.TaskGroup() as group:
+        squatter = group.create_task(announce_once_open())
+        async with running((victim, Sightings()), (observer, seen)):
+            await squatter
+            await seen.wait_for(
+                "the victim under its new name",
+                lambda: any(peer.port == 40018 for peer in seen.found_for(peer_id)),
+            )
+    assert victim.instance_name != squatted
+    assert instance_label(victim.instance_name) == instance_label(squatted)
+    assert (
+        f"another responder holds {squatted} (attempt 1 of {REGISTER_ATTEMPTS}); "
+        "taking another name"
+    ) in logs.messages
 
-    with pytest.raises(ExceptionGroup) as caught:
-        await run_against_rival()
-    message = f"another peer on the network already advertises peer id {peer_id}"
-    assert caught.group_contains(DiscoveryError, match=f"^{re.escape(message)}$")
+
+async def test_a_squatter_taking_every_name_is_fatal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """After REGISTER_ATTEMPTS conflicts run() fails with a DiscoveryError (and is restarted)."""
+    peer_id = new_peer_id()
+
+    async def always_taken(self: AsyncZeroconf, info: AsyncServiceInfo) -> None:
+        raise NonUniqueNameException
+
+    monkeypatch.setattr(AsyncZeroconf, "async_register_service", always_taken)
+    with pytest.raises(DiscoveryError) as caught:
+        async with asyncio.timeout(WAIT_TIMEOUT):
+            await loopback_discovery(peer_id, 40020).run(Sightings().on_found)
+    assert str(caught.value) == f"another responder took every name tried for peer id {peer_id}"
 
 
 async def test_interface_that_is_not_ours_is_fatal() -> None:
@@ -654,10 +694,10 @@ async def test_failing_callback_ends_run_with_a_discovery_error(
     assert str(caught.value) == f"discovery stopped: ValueError('cannot take {other_id}')"
 
 
-async def test_tracked_peers_are_bounded(
+async def test_tracked_peers_are_bounded_and_a_newcomer_is_still_reported(
     logs: LogWatcher, raw_zeroconf: AsyncZeroconf, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Beyond MAX_TRACKED_PEERS peers, new ones are logged and not reported."""
+    """Beyond MAX_TRACKED_PEERS, the instance reported longest ago is forgotten, not the new."""
     monkeypatch.setattr(discovery, "MAX_TRACKED_PEERS", 1)
     first_id, second_id, protocol = new_peer_id(), new_peer_id(), private_protocol()
     first_txt = valid_txt(first_id, protocol_version=protocol)
@@ -668,8 +708,11 @@ async def test_tracked_peers_are_bounded(
         await seen.wait_for("the first peer", lambda: first_id in seen.found_ids())
         second_txt = valid_txt(second_id, protocol_version=protocol)
         await register_raw(raw_zeroconf, raw_service(second_id, port=40027, properties=second_txt))
-        await logs.wait_for(f"ignoring {instance_name(second_id)}: already tracking 1 peers")
-    assert seen.found_ids() == {first_id}
+        await seen.wait_for("the newcomer", lambda: second_id in seen.found_ids())
+    assert (
+        f"forgetting {instance_name(first_id)} to track {instance_name(second_id)}: "
+        "already tracking 1 peers"
+    ) in logs.messages
 
 
 def test_advertised_addresses_leave_out_loopback_unless_it_is_all_there_is() -> None:

@@ -39,6 +39,7 @@ from lanspread.net.server import PeerServer
 from lanspread.net.stream import FramedStream
 from lanspread.net.wire import (
     MAX_FRAME_SIZE,
+    MAX_HANDSHAKE_FRAME_SIZE,
     Challenge,
     ErrorCode,
     ErrorResponse,
@@ -294,7 +295,10 @@ async def _handshaken_raw_client(port: int, identity: PeerIdentity) -> FramedStr
 async def test_an_oversized_frame_header_gets_bad_request_and_the_connection_closes(
     alice: PeerIdentity, bob: PeerIdentity, handshaken: bool
 ) -> None:
-    """Before or after the handshake, FrameTooLarge is reported as BadRequest, then EOF."""
+    """Before or after the handshake, FrameTooLarge is reported as BadRequest, then EOF.
+
+    Before the Hello the bound is the handshake's, after it the full frame bound.
+    """
     handler = RecordingHandler(announcement("alice"))
     async with PeerServer(alice, handler, host="127.0.0.1", port=0) as server:
         if handshaken:
@@ -305,9 +309,8 @@ async def test_an_oversized_frame_header_gets_bad_request_and_the_connection_clo
             assert isinstance(await stream.receive(), Challenge)
         try:
             await stream.send_bytes(OVERSIZED_HEADER)
-            too_large = (
-                f"frame of {MAX_FRAME_SIZE + 1} bytes exceeds the maximum of {MAX_FRAME_SIZE}"
-            )
+            bound = MAX_FRAME_SIZE if handshaken else MAX_HANDSHAKE_FRAME_SIZE
+            too_large = f"frame of {MAX_FRAME_SIZE + 1} bytes exceeds the maximum of {bound}"
             assert await stream.receive() == ErrorResponse(
                 code=ErrorCode.BAD_REQUEST, message=too_large
             )
@@ -395,15 +398,15 @@ async def test_a_silent_dialer_is_dropped_after_the_handshake_timeout(
 
 
 async def test_connections_beyond_the_maximum_are_closed_at_once(
-    alice: PeerIdentity, bob: PeerIdentity
+    alice: PeerIdentity, bob: PeerIdentity, carol: PeerIdentity
 ) -> None:
-    """With max_connections=1 a second dialer is cut off; the first keeps working."""
+    """With max_connections=1 another peer's link is refused as Busy; the first keeps working."""
     handler = RecordingHandler(announcement("alice"))
     server = PeerServer(alice, handler, host="127.0.0.1", port=0, max_connections=1)
     async with server, await dial_to(server.port, bob) as first:
-        with pytest.raises(TransportError) as caught:
-            await dial_to(server.port, bob)
-        assert str(caught.value).startswith(f"TLS handshake with 127.0.0.1:{server.port} failed: ")
+        with pytest.raises(PeerRefused) as caught:
+            await dial_to(server.port, carol)
+        assert str(caught.value) == "Busy: too many connections from 127.0.0.1"
         assert await first.request(Ping()) == Pong()
 
 

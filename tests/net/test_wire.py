@@ -592,3 +592,17 @@ def test_answer_table() -> None:
     )
     assert not is_answer_to(GetGame(game_id="g"), Pong())
     assert not is_answer_to(Ping(), GoodbyeAck())
+
+
+def test_a_discarded_decoder_frees_its_partial_frame_and_refuses_more() -> None:
+    """discard() drops the bytes of a partial frame at once; the stream is unusable after."""
+    decoder = FrameDecoder()
+    frame = encode_frame(ErrorResponse(code=ErrorCode.BAD_REQUEST, message="x" * 100))
+    assert decoder.feed(frame[:-10]) == []
+    assert decoder.buffered == len(frame) - 10
+    decoder.discard()
+    assert decoder.buffered == 0
+    with pytest.raises(
+        ProtocolError, match=r"^the frame stream failed earlier: the frame stream was closed$"
+    ):
+        decoder.feed(frame[-10:])

@@ -50,6 +50,8 @@ from lanspread.net.identity import PeerIdentity
 from lanspread.net.stream import FramedStream
 from lanspread.net.tls import open_tls_connection, pinned_peer_id
 from lanspread.net.wire import (
+    MAX_FRAME_SIZE,
+    MAX_HANDSHAKE_FRAME_SIZE,
     MAX_REQUEST_ID,
     Announcement,
     Challenge,
@@ -115,7 +117,8 @@ async def dial(
     reader, writer = await open_tls_connection(
         host, port, connect_timeout=connect_timeout, handshake_timeout=handshake_timeout
     )
-    stream = FramedStream(reader, writer)
+    # Until the HelloAck proves the listener, nothing larger than a handshake is held.
+    stream = FramedStream(reader, writer, max_frame_size=MAX_HANDSHAKE_FRAME_SIZE)
     try:
         async with asyncio.timeout(handshake_timeout):
             ack = await _client_handshake(
@@ -129,6 +132,7 @@ async def dial(
     except BaseException:
         await stream.close()
         raise
+    stream.allow_frames_up_to(MAX_FRAME_SIZE)
     return PeerConnection._start(stream, ack)
 
 

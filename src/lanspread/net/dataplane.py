@@ -4,12 +4,18 @@ Theory of operation
 -------------------
 The wire format is in :mod:`lanspread.net.datawire`; this module is its shell.
 
-**Server.** :class:`DataServer` listens on its own port. A connection must send
-its hello (magic, version, ticket token) within :data:`ADMISSION_TIMEOUT`; the
-ticket is consumed from the server's :class:`~lanspread.core.tickets.TicketBook`
-(known, unexpired, not revoked) and binds the connection to one peer and one
-game. A peer holds at most :data:`MAX_DATA_CONNECTIONS_PER_PEER` data
-connections at once. Then requests are answered strictly in order: each passes
+**Server.** :class:`DataServer` listens on its own port. Right after ``accept``,
+before reading a byte, a connection needs an admission slot
+(``core/admission``): at most :data:`MAX_UNADMITTED_PER_ADDRESS` per source
+address and :data:`MAX_UNADMITTED` in all (the oldest of the biggest holder is
+cut to make room). It must send its hello (magic, version, ticket token) within
+:data:`ADMISSION_TIMEOUT`; the ticket is consumed from the server's
+:class:`~lanspread.core.tickets.TicketBook` (known, unexpired, not revoked,
+presented from the address that asked for it) and binds the connection to one
+peer and one game. Admitted connections are capped per source address
+(:data:`MAX_DATA_CONNECTIONS_PER_ADDRESS`), per peer
+(:data:`MAX_DATA_CONNECTIONS_PER_PEER`) and in all (:data:`MAX_DATA_CONNECTIONS`).
+Then requests are answered strictly in order: each passes
 the serve gate again (``resolve_for_serving`` with the gate state of that
 moment, so a game that became busy is refused at once), then
 ``check_chunk_range`` against the opened file's size, and an OK header is
@@ -63,6 +69,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol, TypeVar
 
+from lanspread.core.admission import Refused, SlotTable
 from lanspread.core.gameroot import VERSION_FILE
 from lanspread.core.planning import ChunkFailure, ChunkTask, FailureReason
 from lanspread.core.servegate import GateState, RefusalReason, ServeErrorCode, check_chunk_range
@@ -102,9 +109,17 @@ from lanspread.storage.serving import ServedFile, ServeRefused, resolve_for_serv
 
 log = logging.getLogger(__name__)
 
-# From accept to a received hello: one small write on a LAN. A silent socket is
-# dropped after this so it cannot hold a connection slot.
-ADMISSION_TIMEOUT = 10.0
+# From accept to a received hello: one 40-byte write right after connect, which
+# takes a millisecond on a LAN. A silent socket is dropped after this, so it holds
+# an admission slot for two seconds at most.
+ADMISSION_TIMEOUT = 2.0
+# Connections of one address that have not presented a ticket yet: a downloader
+# opens a few per source at once; several peers may share a host.
+MAX_UNADMITTED_PER_ADDRESS = 8
+# Unadmitted connections in all. Each holds a socket and a 40-byte read; beyond
+# this the oldest of the biggest holder is cut, so a flood from many addresses
+# only churns itself while an honest connection is admitted within milliseconds.
+MAX_UNADMITTED = 64
 # Dialing a LAN peer and being admitted takes milliseconds; an unreachable host
 # would otherwise hang for the kernel's SYN retries (minutes).
 CONNECT_TIMEOUT = 10.0
@@ -116,6 +131,9 @@ IDLE_TIMEOUT = 60.0
 MAX_DATA_CONNECTIONS_PER_PEER = 4
 # Every peer of a large party downloading from this one at once, with margin.
 MAX_DATA_CONNECTIONS = 256
+# Admitted connections of one address: four peers' worth (a host runs one peer, a
+# test rig a few); self-made identities on one machine share this.
+MAX_DATA_CONNECTIONS_PER_ADDRESS = 4 * MAX_DATA_CONNECTIONS_PER_PEER
 # Requests are tiny (at most MAX_REQUEST_FRAME_SIZE); one read takes many at once.
 REQUEST_READ_SIZE = 64 * 1024
 # The client's one receive buffer: hashing and writing 1 MiB per call keeps the
@@ -129,6 +147,8 @@ RECEIVE_BUFFERS = 2
 # order; two queued requests already hide the request round trip, four also cover
 # a slow gate check (bench/throughput.py measures depths 1 to 8).
 DEFAULT_PIPELINE_DEPTH = 4
+# A refusal is one 8-byte header; a client that does not take it is not waited for.
+REFUSAL_SEND_TIMEOUT = 2.0
 # More queued requests buy nothing and only delay noticing a failed connection.
 MAX_PIPELINE_DEPTH = 32
 
@@ -196,6 +216,10 @@ class DataServer:
         token_source: Callable[[int], bytes] = secrets.token_bytes,
         max_per_peer: int = MAX_DATA_CONNECTIONS_PER_PEER,
         max_connections: int = MAX_DATA_CONNECTIONS,
+        max_per_address: int = MAX_DATA_CONNECTIONS_PER_ADDRESS,
+        unadmitted_per_address: int = MAX_UNADMITTED_PER_ADDRESS,
+        max_unadmitted: int = MAX_UNADMITTED,
+        admission_timeout: float = ADMISSION_TIMEOUT,
     ) -> None:
         self._scope = scope
         self._host = host
@@ -204,7 +228,14 @@ class DataServer:
         self._clock = clock
         self._token_source = token_source
         self._max_per_peer = max_per_peer
-        self._max_connections = max_connections
+        self._admission_timeout = admission_timeout
+        self._unadmitted = SlotTable(
+            per_address=unadmitted_per_address, total=max_unadmitted, evict_when_full=True
+        )
+        self._admitted = SlotTable(
+            per_address=max_per_address, total=max_connections, evict_when_full=False
+        )
+        self._unadmitted_tasks: dict[int, asyncio.Task[None]] = {}
         self._per_peer: collections.Counter[str] = collections.Counter()
         self._connections: set[asyncio.Task[None]] = set()
         self._listener: socket.socket | None = None
@@ -232,14 +263,28 @@ class DataServer:
         """Admitted data connections of ``peer_id`` right now."""
         return self._per_peer[peer_id]
 
-    def issue_ticket(self, peer_id: str, game_id: str) -> IssuedTicket:
-        """A fresh single-use ticket for ``peer_id`` to fetch ``game_id``.
+    @property
+    def unadmitted_count(self) -> int:
+        """Connections that have not presented an admitted ticket yet."""
+        return len(self._unadmitted)
 
-        The caller has checked the serve gate. Raises :class:`TicketUnavailable`
-        when the book is full.
+    def issue_ticket(
+        self, peer_id: str, game_id: str, *, address: str, known_since: float
+    ) -> IssuedTicket:
+        """A fresh single-use ticket for ``peer_id`` at ``address`` to fetch ``game_id``.
+
+        ``address`` is where the request came from; only a data connection from it
+        is admitted. ``known_since`` is when the peer was first seen (on this
+        server's clock). The caller has checked the serve gate. Raises
+        :class:`TicketUnavailable` when the book has no room for this peer.
         """
         outcome = self.tickets.issue(
-            self._token_source(TOKEN_SIZE), peer_id, game_id, self._clock()
+            self._token_source(TOKEN_SIZE),
+            peer_id,
+            game_id,
+            self._clock(),
+            address=address,
+            known_since=known_since,
         )
         if isinstance(outcome, TicketRefusal):
             raise TicketUnavailable(f"no ticket for {game_id}: {outcome.reason.value}")
@@ -297,21 +342,36 @@ class DataServer:
                 log.warning("accepting a data connection failed: %s", exc)
                 await asyncio.sleep(0.1)
                 continue
-            if len(self._connections) >= self._max_connections:
-                log.warning("refusing data connection from %s: server full", address)
+            host = str(address[0])
+            outcome = self._unadmitted.admit(host, self._clock())
+            if isinstance(outcome, Refused):
+                # Debug only: a flood would otherwise flood the log too.
+                log.debug("refusing a data connection from %s: %s", host, outcome.reason.value)
                 sock.close()
                 continue
-            task = task_group.create_task(self._serve(sock), name=f"data-conn-{address}")
+            if outcome.evicted is not None:
+                evicted = self._unadmitted_tasks.pop(outcome.evicted, None)
+                if evicted is not None:
+                    evicted.cancel()
+            task = task_group.create_task(
+                self._serve(sock, host, outcome.slot), name=f"data-conn-{address}"
+            )
+            # A task cut (evicted) before it ever ran never reaches its own cleanup.
+            task.add_done_callback(functools.partial(_close_socket, sock))
+            self._unadmitted_tasks[outcome.slot] = task
             self._connections.add(task)
             task.add_done_callback(self._connections.discard)
 
-    async def _serve(self, sock: socket.socket) -> None:
+    async def _serve(self, sock: socket.socket, host: str, unadmitted_slot: int) -> None:
         peer_id: str | None = None
+        admitted_slot: int | None = None
         try:
             tune_data_socket(sock, nodelay=False)
-            async with asyncio.timeout(ADMISSION_TIMEOUT):
+            async with asyncio.timeout(self._admission_timeout):
                 hello = await _recv_exactly(sock, HELLO_SIZE)
-            peer_id, game_id = await self._admit(sock, hello)
+            self._end_unadmitted(unadmitted_slot)
+            admitted_slot = await self._take_slot(sock, host)
+            peer_id, game_id = await self._admit(sock, hello, host)
             await self._serve_requests(sock, game_id)
         except TimeoutError:
             log.info("dropped a data connection (peer %s): idle or no hello", peer_id or "unknown")
@@ -322,20 +382,34 @@ class DataServer:
         except (ConnectionClosed, OSError) as exc:
             log.debug("data connection (peer %s) ended: %s", peer_id or "unknown", exc)
         finally:
+            self._end_unadmitted(unadmitted_slot)
+            if admitted_slot is not None:
+                self._admitted.release(admitted_slot)
             if peer_id is not None:
                 self._per_peer[peer_id] -= 1
                 if not self._per_peer[peer_id]:
                     del self._per_peer[peer_id]
             sock.close()
 
-    async def _admit(self, sock: socket.socket, hello: bytes) -> tuple[str, str]:
+    async def _take_slot(self, sock: socket.socket, host: str) -> int:
+        slot = self._admitted.admit(host, self._clock())
+        if isinstance(slot, Refused):
+            await _send_refusal(sock, DataStatus.TOO_MANY_CONNECTIONS)
+            raise _Refused(f"{host} has too many data connections ({slot.reason.value})")
+        return slot.slot
+
+    def _end_unadmitted(self, slot: int) -> None:
+        self._unadmitted.release(slot)
+        self._unadmitted_tasks.pop(slot, None)
+
+    async def _admit(self, sock: socket.socket, hello: bytes, host: str) -> tuple[str, str]:
         """Register the connection for the ticket's peer; refuse and raise otherwise."""
         try:
             token = decode_hello(hello)
         except VersionMismatch as exc:
             await _send_refusal(sock, DataStatus.VERSION_MISMATCH)
             raise _Refused(str(exc)) from exc
-        grant = self.tickets.admit(token, self._clock())
+        grant = self.tickets.admit(token, self._clock(), address=host)
         if isinstance(grant, TicketRefusal):
             await _send_refusal(
                 sock, _STATUS_FOR_TICKET.get(grant.reason, DataStatus.TICKET_UNKNOWN)
@@ -431,19 +505,27 @@ async def check_servable(scope: ServeScope, game_id: str) -> ErrorResponse | Non
 
 
 async def answer_ticket_request(
-    server: DataServer, peer_id: str, game_id: str, scope: ServeScope
+    server: DataServer,
+    peer_id: str,
+    game_id: str,
+    scope: ServeScope,
+    *,
+    address: str,
+    known_since: float,
 ) -> Ticket | ErrorResponse:
-    """The control channel's answer to ``GetTicket``: a ticket iff the game passes the gate."""
+    """The control channel's answer to ``GetTicket``: a ticket iff the game passes the gate.
+
+    ``address`` is the control connection's source; ``known_since`` when the peer
+    was first seen (the data server's clock).
+    """
     refusal = await check_servable(scope, game_id)
     if refusal is not None:
         return refusal
     try:
-        issued = server.issue_ticket(peer_id, game_id)
+        issued = server.issue_ticket(peer_id, game_id, address=address, known_since=known_since)
     except TicketUnavailable as exc:
-        log.warning("%s", exc)
-        return ErrorResponse(
-            code=ErrorCode.INTERNAL_PEER_ERROR, message="too many tickets outstanding; retry"
-        )
+        log.info("%s", exc)
+        return ErrorResponse(code=ErrorCode.BUSY, message="too many tickets outstanding; retry")
     return Ticket(token=issued.token, data_port=server.port, ttl_seconds=server.tickets.ttl)
 
 
@@ -473,9 +555,13 @@ def _range_status(request: ChunkRequest, served: ServedFile) -> DataStatus:
     return DataStatus.BAD_REQUEST
 
 
+def _close_socket(sock: socket.socket, _: asyncio.Task[None]) -> None:
+    sock.close()  # a no-op when the connection already closed it
+
+
 async def _send_refusal(sock: socket.socket, status: DataStatus) -> None:
     with contextlib.suppress(OSError, TimeoutError):
-        async with asyncio.timeout(ADMISSION_TIMEOUT):
+        async with asyncio.timeout(REFUSAL_SEND_TIMEOUT):
             await asyncio.get_running_loop().sock_sendall(sock, encode_header(status))
 
 

@@ -7,11 +7,15 @@ that advertises its bound listener port, its addresses and three TXT entries:
 ``proto`` (the wire protocol version), ``peer_id`` (the full id) and ``name``
 (the display name, bounded). The label is the peer id itself, cut to its first
 32 characters because a DNS label holds at most 63 bytes and a peer id is a
-64-character hex SHA-256. So two peers can only clash on a name if their ids
-share 128 bits; when zeroconf's probe notices a clash, it becomes a
-:class:`~lanspread.errors.DiscoveryError` instead of a silent rename.
-The probe is best effort: zeroconf counts a conflict only when the other
-holder's pointer record reaches our cache during the ~1.2 s of probing.
+64-character hex SHA-256. Two honest peers can only clash on a name if their
+ids share 128 bits, but anyone can *squat* a peer's name (advertise it first).
+When zeroconf's probe notices a clash, the peer registers again under
+``<label>~<random hex>`` (up to :data:`REGISTER_ATTEMPTS` names), which a
+squatter cannot predict; an advertisement's name only has to start with the
+label of the id its TXT record claims. The id itself is proven by the handshake,
+never by mDNS (see ``core/sightings``). The probe is best effort: zeroconf counts
+a conflict only when the other holder's pointer record reaches our cache during
+the ~1.2 s of probing.
 
 :class:`Discovery` is built from the port and addresses of a listener that is
 already bound, so it cannot advertise or browse before the peer can accept a
@@ -24,7 +28,10 @@ Browser callbacks only record the latest change per instance in a bounded
 :class:`ChangeQueue`; a few worker tasks resolve each instance with
 ``AsyncServiceInfo.async_request``, check it with the pure
 :func:`parse_advertisement` and call ``on_found`` on the event loop, again
-whenever the advertised port or address changes. Instances that are ours, speak
+whenever the advertised port or address changes. The instances reported are
+bounded by :data:`MAX_TRACKED_PEERS`; a new one evicts the one reported longest
+ago (which only costs it a duplicate report later), so a flood of records cannot
+keep an honest newcomer from being reported. Instances that are ours, speak
 another protocol version, carry no peer id or do not resolve are logged at debug
 level and skipped. ``on_gone`` is only a hint that a goodbye arrived; liveness
 decides whether a peer is really gone.
@@ -57,6 +64,7 @@ import enum
 import ipaddress
 import logging
 import re
+import secrets
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -85,14 +93,24 @@ _PEER_ID_PATTERN = re.compile(rf"[A-Za-z0-9_-]{{1,{MAX_PEER_ID_LENGTH}}}")
 # A DNS label holds at most 63 bytes, so an instance is named by the first 32
 # characters of its peer id: 128 bits, which no two peers share by chance.
 INSTANCE_LABEL_LENGTH = 32
+# Between the label and the suffix of a name taken after a conflict; not a
+# character of a peer id.
+NAME_SUFFIX_SEPARATOR = "~"
+# Random hex characters of that suffix: 32 bits a squatter cannot guess ahead.
+NAME_SUFFIX_LENGTH = 8
+# Our own name, then fresh random names: a squatter who reacts to every probe can
+# make each fail, and after this many the peer runs undiscoverable rather than
+# probing forever (others still learn its address from its Hellos).
+REGISTER_ATTEMPTS = 4
 # A display name only labels a peer in a list; 64 bytes fits any sensible machine
 # or player name and keeps the TXT record far below one 255-byte TXT string.
 MAX_NAME_BYTES = 64
 # The protocol version is a small decimal integer; more digits are garbage.
 MAX_PROTOCOL_VERSION_DIGITS = 9
 # A LAN party is tens to a few hundred machines. These bounds cap memory when a
-# host floods the network with advertisements: instances with a pending change,
-# and peers reported at once.
+# host floods the network with advertisements: instances with a pending change
+# (beyond it the oldest pending one is dropped), and instances reported (beyond
+# it the one reported longest ago is forgotten).
 MAX_PENDING_CHANGES = 512
 MAX_TRACKED_PEERS = 512
 # zeroconf answers a two-question request within about 1.35 s on a healthy LAN
@@ -146,12 +164,25 @@ def instance_name(peer_id: str) -> str:
     return f"{peer_label(peer_id)}.{SERVICE_TYPE}"
 
 
+def suffixed_instance_name(peer_id: str, suffix: str) -> str:
+    """The instance name taken when ``instance_name(peer_id)`` is held by someone else."""
+    return f"{peer_label(peer_id)}{NAME_SUFFIX_SEPARATOR}{suffix}.{SERVICE_TYPE}"
+
+
+_SUFFIX_PATTERN = re.compile(rf"[0-9a-f]{{1,{NAME_SUFFIX_LENGTH}}}")
+
+
 def instance_label(name: str) -> str | None:
-    """The (lowercased) label of a lanspread instance name, or None for any other name."""
-    suffix = f".{SERVICE_TYPE}"
-    if not name.lower().endswith(suffix):
+    """The (lowercased) peer-id label of a lanspread instance name, or None for any other.
+
+    A conflict suffix (``~`` and a few hex digits) is not part of the label.
+    """
+    end = f".{SERVICE_TYPE}"
+    if not name.lower().endswith(end):
         return None
-    label = name[: -len(suffix)].lower()
+    label, separator, suffix = name[: -len(end)].lower().partition(NAME_SUFFIX_SEPARATOR)
+    if separator and _SUFFIX_PATTERN.fullmatch(suffix) is None:
+        return None
     valid = is_valid_peer_id(label) and len(label) <= INSTANCE_LABEL_LENGTH
     return label if valid else None
 
@@ -215,7 +246,10 @@ class ChangeQueue:
     """The latest pending change per instance name, handed to one worker at a time.
 
     Browser callbacks only ``put``; a name is never processed by two workers at
-    once, and changes that arrive meanwhile collapse into the newest one.
+    once, and changes that arrive meanwhile collapse into the newest one. The
+    newest pending name is taken first, and a full queue drops its oldest pending
+    name: a flood of records that do not resolve cannot make a newcomer wait
+    behind all of them, nor be dropped itself.
     """
 
     def __init__(self, limit: int) -> None:
@@ -224,18 +258,20 @@ class ChangeQueue:
         self._busy: set[str] = set()
         self._ready = asyncio.Event()
 
-    def put(self, name: str, change: Change) -> bool:
-        """Record ``change`` for ``name``; False when the queue is full and it was dropped."""
-        if name not in self._latest and len(self._latest) >= self._limit:
-            return False
+    def put(self, name: str, change: Change) -> str | None:
+        """Record ``change`` for ``name``; returns the pending name dropped to make room."""
+        dropped = None
+        if self._latest.pop(name, None) is None and len(self._latest) >= self._limit:
+            dropped = next(iter(self._latest))
+            del self._latest[dropped]
         self._latest[name] = change
         self._ready.set()
-        return True
+        return dropped
 
     async def take(self) -> tuple[str, Change]:
-        """Wait for a pending name that no worker holds, and hold it."""
+        """Wait for the newest pending name that no worker holds, and hold it."""
         while True:
-            for name in self._latest:
+            for name in reversed(self._latest):
                 if name not in self._busy:
                     self._busy.add(name)
                     return name, self._latest.pop(name)
@@ -318,11 +354,12 @@ class Discovery:
         self._addresses = _check_addresses(addresses, "advertised address", ipv4_only=False)
         self._resolve_timeout = resolve_timeout
         self._known: dict[str, DiscoveredPeer] = {}
+        self._instance_name = instance_name(peer_id)
 
     @property
     def instance_name(self) -> str:
-        """The instance this peer registers."""
-        return instance_name(self._peer_id)
+        """The instance this peer registers (another one after a conflict)."""
+        return self._instance_name
 
     async def run(
         self,
@@ -378,30 +415,39 @@ class Discovery:
         log.debug("mDNS open for %s", self.instance_name)
 
     async def _register(self, aiozc: AsyncZeroconf) -> asyncio.Future[None]:
-        """Probe for our instance name and start announcing it."""
+        """Probe for our instance name and start announcing it; another name on a conflict."""
         addresses = (
             self._addresses or self._interfaces or tuple(advertisable_ipv4(host_ipv4_addresses()))
         )
-        info = AsyncServiceInfo(
-            SERVICE_TYPE,
-            self.instance_name,
-            port=self._port,
-            parsed_addresses=list(addresses),
-            server=f"{peer_label(self._peer_id)}.local.",
-            properties={
-                TXT_PROTOCOL_VERSION: str(self._protocol_version),
-                TXT_PEER_ID: self._peer_id,
-                TXT_NAME: self._name,
-            },
-        )
-        try:
-            announced = await aiozc.async_register_service(info)
-        except NonUniqueNameException as exc:
-            raise DiscoveryError(
-                f"another peer on the network already advertises peer id {self._peer_id}"
-            ) from exc
-        log.debug("registered %s on port %d at %s", self.instance_name, self._port, addresses)
-        return asyncio.ensure_future(announced)
+        self._instance_name = instance_name(self._peer_id)
+        for attempt in range(1, REGISTER_ATTEMPTS + 1):
+            info = AsyncServiceInfo(
+                SERVICE_TYPE,
+                self._instance_name,
+                port=self._port,
+                parsed_addresses=list(addresses),
+                server=f"{peer_label(self._peer_id)}.local.",
+                properties={
+                    TXT_PROTOCOL_VERSION: str(self._protocol_version),
+                    TXT_PEER_ID: self._peer_id,
+                    TXT_NAME: self._name,
+                },
+            )
+            try:
+                announced = await aiozc.async_register_service(info)
+            except NonUniqueNameException:
+                log.warning(
+                    "another responder holds %s (attempt %d of %d); taking another name",
+                    self._instance_name,
+                    attempt,
+                    REGISTER_ATTEMPTS,
+                )
+                suffix = secrets.token_hex(NAME_SUFFIX_LENGTH // 2)
+                self._instance_name = suffixed_instance_name(self._peer_id, suffix)
+                continue
+            log.debug("registered %s on port %d at %s", self._instance_name, self._port, addresses)
+            return asyncio.ensure_future(announced)
+        raise DiscoveryError(f"another responder took every name tried for peer id {self._peer_id}")
 
     async def _report(
         self,
@@ -436,8 +482,9 @@ class Discovery:
             log.debug("ignoring our own advertisement %s", name)
             return
         change = Change.REMOVE if state_change is ServiceStateChange.Removed else Change.RESOLVE
-        if not changes.put(name, change):
-            log.warning("ignoring %s: %d instances already pending", name, MAX_PENDING_CHANGES)
+        dropped = changes.put(name, change)
+        if dropped is not None:
+            log.debug("dropping the pending change of %s: %d pending", dropped, MAX_PENDING_CHANGES)
 
     async def _work(
         self,
@@ -475,9 +522,16 @@ class Discovery:
             return
         if self._known.get(name) == result:
             return
-        if name not in self._known and len(self._known) >= MAX_TRACKED_PEERS:
-            log.warning("ignoring %s: already tracking %d peers", name, MAX_TRACKED_PEERS)
-            return
+        self._known.pop(name, None)  # re-inserted last: the newest report
+        if len(self._known) >= MAX_TRACKED_PEERS:
+            oldest = next(iter(self._known))
+            del self._known[oldest]
+            log.debug(
+                "forgetting %s to track %s: already tracking %d peers",
+                oldest,
+                name,
+                MAX_TRACKED_PEERS,
+            )
         self._known[name] = result
         on_found(result)
 

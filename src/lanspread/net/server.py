@@ -17,6 +17,29 @@ Theory of operation
       |<-- ResponseFrame(id, response) --------------------|  up to MAX_IN_FLIGHT_REQUESTS at once
       |--- (EOF) ---------------------------------------->|  handler.on_disconnect(peer id)
 
+Strangers are bounded at every step (``core/admission`` decides, this shell applies):
+
+* **Before TLS.** Right after ``accept`` a connection needs a pending-handshake
+  slot: at most :data:`MAX_PENDING_HANDSHAKES_PER_ADDRESS` per source address
+  (over it, the socket is closed at once) and :data:`MAX_PENDING_HANDSHAKES` in
+  all (over it, the oldest pending handshake of the biggest holder is cut).
+* **Until the Hello.** Frames above ``MAX_HANDSHAKE_FRAME_SIZE`` are refused, and
+  TLS, preamble and Hello must complete within ``handshake_timeout``. So pending
+  handshakes hold at most ``MAX_PENDING_HANDSHAKES x MAX_HANDSHAKE_FRAME_SIZE``
+  of frame buffers, whatever the number of connections.
+* **After the Hello.** A proven link takes a link slot (at most
+  :data:`MAX_LINKS_PER_ADDRESS` per address, ``max_connections`` in all; over
+  either the Hello is refused with ``Busy``); frames up to ``MAX_FRAME_SIZE`` are
+  accepted; a link that sends nothing for ``idle_timeout`` is closed (the
+  dialer pings every couple of seconds, so a silent link is a dead one); the
+  requests of one address are paced by a token bucket
+  (:data:`MAX_REQUESTS_PER_SECOND_PER_ADDRESS`, ``core/admission.RequestBudget``). A peer
+  id holds **one** link: a second proven link for the same id replaces the first
+  (and, from the same address, takes over its slot even when a cap is reached).
+  Replacing, not refusing, because only the key holder can prove the id, and the
+  usual cause is an honest peer whose old connection died without a FIN
+  (restart, cable, sleep): refusing would lock it out until the idle timeout.
+
 A handler exception becomes ``ErrorResponse(InternalPeerError)`` for that request
 and is logged; a malformed, oversized or unknown frame gets a top-level
 ``ErrorResponse(BadRequest)`` where the stream still allows it, then the
@@ -30,6 +53,7 @@ connections and returns only once all of them have finished.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import secrets
 import socket
@@ -38,6 +62,13 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Protocol
 
+from lanspread.core.admission import (
+    Admitted,
+    Refused,
+    RequestBudget,
+    SlotTable,
+    normalize_address,
+)
 from lanspread.errors import (
     ConnectionClosed,
     FrameTooLarge,
@@ -51,12 +82,15 @@ from lanspread.net.stream import FramedStream
 from lanspread.net.tls import accept_tls_connection, create_listener, server_context
 from lanspread.net.wire import (
     MAX_ERROR_MESSAGE_LENGTH,
+    MAX_FRAME_SIZE,
+    MAX_HANDSHAKE_FRAME_SIZE,
     NONCE_SIZE,
     Announcement,
     Challenge,
     ErrorCode,
     ErrorResponse,
     Hello,
+    Message,
     Request,
     RequestFrame,
     Response,
@@ -67,13 +101,39 @@ from lanspread.net.wire import (
 log = logging.getLogger(__name__)
 
 # From accept to a received Hello: TLS, preamble and one signature. A LAN peer
-# needs milliseconds (plus a 4 MiB snapshot); a silent socket is dropped after this.
-SERVER_HANDSHAKE_TIMEOUT = 10.0
+# needs milliseconds, plus a 4 MiB snapshot (0.3 s even at 100 Mbit/s); a socket
+# that has not proven itself by then is dropped and frees its pending slot.
+SERVER_HANDSHAKE_TIMEOUT = 5.0
+# Pending handshakes of one source address. A peer dials another once (single
+# flight per peer) and re-dials only after a failure; several peers on one host
+# (a test rig, the demo) start dialling together. Each may pin up to
+# MAX_HANDSHAKE_FRAME_SIZE, so one address pins at most 8 x 4 MiB.
+MAX_PENDING_HANDSHAKES_PER_ADDRESS = 8
+# Pending handshakes in all: 32 x MAX_HANDSHAKE_FRAME_SIZE = 128 MiB worst case.
+# Honest handshakes take milliseconds, so even a party starting at once rarely has
+# more in flight; beyond it, the oldest of the biggest holder is cut.
+MAX_PENDING_HANDSHAKES = 32
+# Proven links from one source address: a host runs one peer, a test rig or the
+# demo a couple of dozen on loopback. Self-made identities on one machine share this.
+MAX_LINKS_PER_ADDRESS = 32
+# The dialer pings its link every ping interval (2 s by default) and the runtime
+# drops a peer silent for 10 s; a link that carried nothing for this long is dead
+# (or held open by someone who never pings) and is closed.
+LINK_IDLE_TIMEOUT = 30.0
+# Requests answered per second for one source address, over all its links. A peer
+# pings each link every 2 s and asks a few manifests and tickets per download; a
+# test rig or the demo with a dozen peers on one loopback address pinging every
+# 0.2 s asks about 60. Beyond it that address's links are read more slowly, so a
+# swarm of identities on one machine cannot make this peer answer without end.
+MAX_REQUESTS_PER_SECOND_PER_ADDRESS = 100.0
+# A download starting (a manifest, several tickets) together with library pushes
+# and pings from every peer of that address, with room to spare.
+REQUEST_BURST_PER_ADDRESS = 200.0
 # Requests one connection may have in progress; the next frame is not read until
 # one finishes, so a fast dialer gets back-pressure instead of unbounded tasks.
 MAX_IN_FLIGHT_REQUESTS = 32
-# A LAN party of a hundred peers needs about one inbound connection each; this bounds
-# the sockets, TLS sessions and buffers (up to MAX_FRAME_SIZE each) one server holds.
+# A LAN party of a hundred peers needs about one inbound link each; this bounds the
+# proven links (sockets, TLS sessions, buffers up to MAX_FRAME_SIZE) one server holds.
 MAX_CONNECTIONS = 256
 # A failed accept (usually out of file descriptors) is retried after this pause
 # instead of spinning; established connections keep being served meanwhile.
@@ -117,6 +177,12 @@ class PeerServer:
         port: int,
         handshake_timeout: float = SERVER_HANDSHAKE_TIMEOUT,
         max_connections: int = MAX_CONNECTIONS,
+        idle_timeout: float = LINK_IDLE_TIMEOUT,
+        pending_per_address: int = MAX_PENDING_HANDSHAKES_PER_ADDRESS,
+        max_pending: int = MAX_PENDING_HANDSHAKES,
+        links_per_address: int = MAX_LINKS_PER_ADDRESS,
+        requests_per_second: float = MAX_REQUESTS_PER_SECOND_PER_ADDRESS,
+        request_burst: float = REQUEST_BURST_PER_ADDRESS,
         nonce_source: Callable[[int], bytes] = secrets.token_bytes,
     ) -> None:
         self._identity = identity
@@ -124,7 +190,23 @@ class PeerServer:
         self._host = host
         self._requested_port = port
         self._handshake_timeout = handshake_timeout
-        self._max_connections = max_connections
+        self._idle_timeout = idle_timeout
+        self._pending = SlotTable(
+            per_address=pending_per_address, total=max_pending, evict_when_full=True
+        )
+        self._links = SlotTable(
+            per_address=links_per_address, total=max_connections, evict_when_full=False
+        )
+        self._pending_tasks: dict[int, asyncio.Task[None]] = {}
+        # Pending handshakes cut to make room: aborted, no graceful close owed.
+        self._evicted: set[asyncio.Task[None]] = set()
+        self._budget = RequestBudget(
+            rate=requests_per_second, burst=request_burst, max_addresses=max_connections
+        )
+        self._link_of_peer: dict[str, asyncio.Task[None]] = {}
+        self._link_hosts: dict[str, str] = {}  # peer id -> source address of its link
+        self._link_slots: dict[asyncio.Task[None], int] = {}  # link task -> its link slot
+        self._streams: set[FramedStream] = set()
         self._nonce_source = nonce_source
         self._listener: socket.socket | None = None
         self._task_group: asyncio.TaskGroup | None = None
@@ -145,6 +227,21 @@ class PeerServer:
     @property
     def connection_count(self) -> int:
         return len(self._connections)
+
+    @property
+    def pending_handshakes(self) -> int:
+        """Connections admitted before TLS that have not sent a proven Hello yet."""
+        return len(self._pending)
+
+    @property
+    def link_count(self) -> int:
+        """Proven links being served."""
+        return len(self._links)
+
+    @property
+    def buffered_bytes(self) -> int:
+        """Bytes of incomplete frames held over every connection right now."""
+        return sum(stream.buffered for stream in self._streams)
 
     async def __aenter__(self) -> PeerServer:
         context = await asyncio.to_thread(server_context, self._identity)
@@ -202,40 +299,69 @@ class PeerServer:
                 log.warning("accepting a connection failed: %s", exc)
                 await asyncio.sleep(ACCEPT_RETRY_DELAY)
                 continue
-            if len(self._connections) >= self._max_connections:
-                log.warning("refusing %s: %d connections already", address, len(self._connections))
+            host = str(address[0])
+            outcome = self._pending.admit(host, loop.time())
+            if isinstance(outcome, Refused):
+                # Debug only: a flood would otherwise flood the log too.
+                log.debug("refusing a connection from %s: %s", host, outcome.reason.value)
                 sock.close()
                 continue
+            if outcome.evicted is not None:
+                evicted = self._pending_tasks.pop(outcome.evicted, None)
+                if evicted is not None:
+                    log.debug("cutting a pending handshake to make room for %s", host)
+                    self._evicted.add(evicted)
+                    evicted.cancel()
             task = task_group.create_task(
-                self._serve_connection(sock, context), name=f"lanspread-conn-{address}"
+                self._serve_connection(sock, context, host, outcome.slot),
+                name=f"lanspread-conn-{address}",
             )
+            # A task cut (evicted) before it ever ran never reaches its own cleanup.
+            task.add_done_callback(functools.partial(_close_socket, sock))
+            self._pending_tasks[outcome.slot] = task
             self._connections.add(task)
             task.add_done_callback(self._connections.discard)
 
-    async def _serve_connection(self, sock: socket.socket, context: ssl.SSLContext) -> None:
+    async def _serve_connection(
+        self, sock: socket.socket, context: ssl.SSLContext, host: str, pending_slot: int
+    ) -> None:
         stream: FramedStream | None = None
         framing = False  # True once both preambles passed: frames may be sent
         peer_id: str | None = None
+        this_task = asyncio.current_task()
+        assert this_task is not None
         try:
             async with asyncio.timeout(self._handshake_timeout):
                 reader, writer = await accept_tls_connection(
                     sock, context, handshake_timeout=self._handshake_timeout
                 )
-                stream = FramedStream(reader, writer)
+                stream = FramedStream(reader, writer, max_frame_size=MAX_HANDSHAKE_FRAME_SIZE)
+                self._streams.add(stream)
                 await stream.exchange_preamble()
                 framing = True
                 challenge = new_challenge(self._identity, self._nonce_source(NONCE_SIZE))
                 await stream.send(challenge)
                 hello = await self._receive_hello(stream)
+            self._end_pending(pending_slot)
+            link = self._links.admit(host, asyncio.get_running_loop().time())
+            if isinstance(link, Admitted):
+                self._link_slots[this_task] = link.slot
+            elif not self._may_take_over(hello.peer_id, host):
+                log.info("refusing a link from %s: %s", host, link.reason.value)
+                await _refuse(stream, ErrorCode.BUSY, f"too many connections from {host}")
+                return
             announcement = await self._admit(stream, hello, challenge)
             if announcement is None:
                 return
             peer_id = hello.peer_id
+            self._replace_link(peer_id, host, this_task)
             await stream.send(build_hello_ack(self._identity, announcement))
-            await self._serve_requests(stream, peer_id)
+            stream.allow_frames_up_to(MAX_FRAME_SIZE)
+            await self._serve_requests(stream, peer_id, host)
         except TimeoutError:
             log.info(
-                "dropped a connection: handshake did not complete within %s s",
+                "dropped a connection from %s: handshake did not complete within %s s",
+                host,
                 self._handshake_timeout,
             )
         except ConnectionClosed as exc:
@@ -247,10 +373,50 @@ class PeerServer:
         except (TransportError, OSError, ssl.SSLError) as exc:
             log.info("connection (peer %s) broke: %s", peer_id or "unproven", exc)
         finally:
+            self._end_pending(pending_slot)
+            link_slot = self._link_slots.pop(this_task, None)
+            if link_slot is not None:
+                self._links.release(link_slot)
+            if peer_id is not None and self._link_of_peer.get(peer_id) is this_task:
+                del self._link_of_peer[peer_id]
+                del self._link_hosts[peer_id]
             if stream is not None:
-                await stream.close()
+                self._streams.discard(stream)
+                if this_task in self._evicted:
+                    stream.abort()  # its TLS and socket buffers go now, not after a close
+                else:
+                    await stream.close()
+            self._evicted.discard(this_task)
             if peer_id is not None:
                 await self._notify_disconnect(peer_id)
+
+    def _end_pending(self, slot: int) -> None:
+        self._pending.release(slot)
+        self._pending_tasks.pop(slot, None)
+
+    def _may_take_over(self, claimed_peer_id: str, host: str) -> bool:
+        """At a cap, a Hello claiming an id linked from this same address may replace it.
+
+        Only a claim: the Hello is verified next, and only a proven one replaces.
+        """
+        old = self._link_of_peer.get(claimed_peer_id)
+        same_host = self._link_hosts.get(claimed_peer_id) == normalize_address(host)
+        return old is not None and same_host and old in self._link_slots
+
+    def _replace_link(self, peer_id: str, host: str, task: asyncio.Task[None]) -> None:
+        """Make ``task`` the one link of ``peer_id``; an older one is cut.
+
+        A link admitted over a cap (see :meth:`_may_take_over`) takes the old link's
+        slot, so a peer re-dialling never needs a second one.
+        """
+        old = self._link_of_peer.get(peer_id)
+        self._link_of_peer[peer_id] = task
+        self._link_hosts[peer_id] = normalize_address(host)
+        if old is not None and old is not task:
+            log.info("peer %s proved a new link; closing its old one", peer_id)
+            if task not in self._link_slots and old in self._link_slots:
+                self._link_slots[task] = self._link_slots.pop(old)
+            old.cancel()
 
     async def _receive_hello(self, stream: FramedStream) -> Hello:
         message = await stream.receive()
@@ -279,16 +445,19 @@ class PeerServer:
         await _refuse(stream, refusal.code, refusal.message)
         return None
 
-    async def _serve_requests(self, stream: FramedStream, peer_id: str) -> None:
+    async def _serve_requests(self, stream: FramedStream, peer_id: str, host: str) -> None:
         slots = asyncio.Semaphore(MAX_IN_FLIGHT_REQUESTS)
         answering: set[asyncio.Task[None]] = set()
         failure: LanspreadError | None = None
         async with asyncio.TaskGroup() as task_group:
             try:
                 while True:
-                    frame = await stream.receive()
+                    frame = await self._receive_within_idle_timeout(stream, peer_id)
                     if not isinstance(frame, RequestFrame):
                         raise ProtocolError(f"expected a request, got {type(frame).__name__}")
+                    wait = self._budget.delay(host, asyncio.get_running_loop().time())
+                    if wait > 0:
+                        await asyncio.sleep(wait)  # over budget: this address waits, not others
                     await slots.acquire()
                     task = task_group.create_task(self._answer(stream, peer_id, frame, slots))
                     answering.add(task)
@@ -300,6 +469,14 @@ class PeerServer:
                     task.cancel()
         if failure is not None:
             raise failure
+
+    async def _receive_within_idle_timeout(self, stream: FramedStream, peer_id: str) -> Message:
+        try:
+            async with asyncio.timeout(self._idle_timeout):
+                return await stream.receive()
+        except TimeoutError:
+            log.info("peer %s sent nothing for %s s: closing its link", peer_id, self._idle_timeout)
+            raise ConnectionClosed(f"the link of peer {peer_id} was idle") from None
 
     async def _answer(
         self,
@@ -343,6 +520,10 @@ class PeerServer:
             await self._handler.on_disconnect(peer_id)
         except Exception:
             log.exception("the handler failed on the disconnect of peer %s", peer_id)
+
+
+def _close_socket(sock: socket.socket, _: asyncio.Task[None]) -> None:
+    sock.close()  # a no-op when the connection already closed it
 
 
 async def _refuse(stream: FramedStream, code: ErrorCode, message: str) -> None:

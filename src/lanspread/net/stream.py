@@ -14,6 +14,7 @@ import ssl
 
 from lanspread.errors import ConnectionClosed, ProtocolError, TransportError
 from lanspread.net.wire import (
+    MAX_FRAME_SIZE,
     PREAMBLE_SIZE,
     FrameDecoder,
     Message,
@@ -35,10 +36,16 @@ CLOSE_TIMEOUT = 2.0
 class FramedStream:
     """Send and receive whole messages over one TLS connection."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        *,
+        max_frame_size: int = MAX_FRAME_SIZE,
+    ) -> None:
         self._reader = reader
         self._writer = writer
-        self._decoder = FrameDecoder()
+        self._decoder = FrameDecoder(max_frame_size)
         self._ready: collections.deque[Message] = collections.deque()
         self._send_lock = asyncio.Lock()
         self._close_started = False
@@ -50,6 +57,15 @@ class FramedStream:
     @property
     def writer(self) -> asyncio.StreamWriter:
         return self._writer
+
+    @property
+    def buffered(self) -> int:
+        """Bytes of an incomplete frame held right now."""
+        return self._decoder.buffered
+
+    def allow_frames_up_to(self, size: int) -> None:
+        """Accept frames of up to ``size`` bytes from now on (after the Hello proved the peer)."""
+        self._decoder.max_frame_size = size
 
     @property
     def description(self) -> str:
@@ -112,6 +128,10 @@ class FramedStream:
             await self._close_done.wait()
             return
         self._close_started = True
+        # A partial frame (up to the frame bound) is garbage now; free it before the
+        # graceful close waits, or connections cut in a flood hold theirs meanwhile.
+        self._decoder.discard()
+        self._ready.clear()
         try:
             self._writer.close()
             async with asyncio.timeout(CLOSE_TIMEOUT):
@@ -126,4 +146,7 @@ class FramedStream:
             self._close_done.set()
 
     def abort(self) -> None:
+        """Cut the connection at once (no close_notify); a partial frame is freed."""
+        self._decoder.discard()
+        self._ready.clear()
         self._writer.transport.abort()

@@ -112,24 +112,29 @@ async def open_tls_connection(
     """Dial ``host:port`` over TCP (tuned socket) and run the TLS 1.3 client handshake."""
     sock = await _connect_tcp(host, port, connect_timeout)
     try:
+        reader, writer = await asyncio.open_connection(sock=sock)
+    except BaseException:
+        sock.close()  # no transport, or asyncio closed the one it made
+        raise
+    # TLS on top of the plain transport, undone by closing the transport, never the
+    # socket under it (see accept_tls_connection: the dialled listener may stall).
+    try:
         async with asyncio.timeout(handshake_timeout):
-            return await asyncio.open_connection(
-                sock=sock,
-                ssl=client_context(),
-                server_hostname=host,
-                ssl_handshake_timeout=handshake_timeout,
+            await writer.start_tls(
+                client_context(), server_hostname=host, ssl_handshake_timeout=handshake_timeout
             )
     except TimeoutError as exc:
-        sock.close()
+        writer.transport.abort()
         raise TransportError(
             f"TLS handshake with {host}:{port} did not complete within {handshake_timeout} s"
         ) from exc
     except (OSError, ssl.SSLError) as exc:
-        sock.close()
+        writer.transport.abort()
         raise TransportError(f"TLS handshake with {host}:{port} failed: {exc}") from exc
     except BaseException:
-        sock.close()
+        writer.transport.abort()
         raise
+    return reader, writer
 
 
 async def _connect_tcp(host: str, port: int, connect_timeout: float) -> socket.socket:
@@ -171,19 +176,43 @@ def _reason(exc: OSError) -> str:
 async def accept_tls_connection(
     sock: socket.socket, context: ssl.SSLContext, *, handshake_timeout: float
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    """Run the TLS 1.3 server handshake on an accepted socket (closed on failure)."""
+    """Run the TLS 1.3 server handshake on an accepted socket (closed on failure).
+
+    Two steps, plain transport first and TLS on top (``loop.start_tls``), so that a
+    failed or cancelled handshake is undone by closing the *transport*: closing the
+    socket under a transport that is not closing yet frees its descriptor number
+    while the loop still maps it to that transport, and the next socket to get the
+    number is refused by asyncio ("File descriptor ... is used by transport").
+    Pending handshakes are cut routinely under a flood, so this must be exact.
+    """
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
     protocol = asyncio.StreamReaderProtocol(reader)
     try:
         tune_socket(sock)
-        transport, _ = await loop.connect_accepted_socket(
-            lambda: protocol, sock, ssl=context, ssl_handshake_timeout=handshake_timeout
-        )
-    except (OSError, ssl.SSLError) as exc:
-        sock.close()
+        transport, _ = await loop.connect_accepted_socket(lambda: protocol, sock)
+    except OSError as exc:
+        sock.close()  # no transport, or asyncio closed the one it made
         raise TransportError(f"TLS handshake failed: {exc}") from exc
     except BaseException:
         sock.close()
         raise
-    return reader, asyncio.StreamWriter(transport, protocol, reader, loop)
+    try:
+        tls_transport = await loop.start_tls(
+            transport, protocol, context, server_side=True, ssl_handshake_timeout=handshake_timeout
+        )
+    except (OSError, ssl.SSLError) as exc:
+        transport.abort()
+        raise TransportError(f"TLS handshake failed: {exc}") from exc
+    except BaseException:
+        transport.abort()
+        raise
+    if tls_transport is None:  # only for a transport that was closed meanwhile
+        transport.abort()
+        raise TransportError("TLS handshake failed: the connection closed")
+    writer = asyncio.StreamWriter(tls_transport, protocol, reader, loop)
+    # What StreamWriter.start_tls does after loop.start_tls: the protocol then knows
+    # it runs over TLS (no half-close on EOF). Its start_tls cannot be used here: it
+    # only does the server side for protocols made by asyncio.start_server.
+    protocol._replace_writer(writer)  # type: ignore[attr-defined]
+    return reader, writer

@@ -77,6 +77,11 @@ FRAME_HEADER_SIZE: Final = _FRAME_HEADER.size
 # tests/net/test_wire.py encodes both worst cases.
 FRAME_ENVELOPE_SIZE: Final = 64 * 1024
 MAX_FRAME_SIZE: Final = MAX_MANIFEST_ENCODED_SIZE + FRAME_ENVELOPE_SIZE
+# The largest frame of a handshake (Challenge, Hello, HelloAck, ErrorResponse): the
+# worst-case Hello above is under 3.95 MB. Until the Hello has proven who is
+# talking, nothing larger is buffered, so a stranger pins at most this much per
+# pending handshake instead of MAX_FRAME_SIZE.
+MAX_HANDSHAKE_FRAME_SIZE: Final = 4 * 1024 * 1024
 
 NONCE_SIZE: Final = 32
 """Bytes of challenge nonce: 256 random bits never repeat."""
@@ -126,6 +131,8 @@ class ErrorCode(enum.StrEnum):
     """The Hello did not prove the claimed peer id."""
     NOT_READY = "NotReady"
     """The game is servable but its manifest is still being hashed: ask again later."""
+    BUSY = "Busy"
+    """The peer has no room for another connection from this address now."""
 
 
 class _Struct(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -379,6 +386,15 @@ class FrameDecoder:
         self._failure: ProtocolError | None = None
 
     @property
+    def max_frame_size(self) -> int:
+        return self._max_frame_size
+
+    @max_frame_size.setter
+    def max_frame_size(self, size: int) -> None:
+        """Change the bound for frames not yet started (a proven peer may send larger)."""
+        self._max_frame_size = size
+
+    @property
     def buffered(self) -> int:
         """Bytes received but not yet part of a complete frame."""
         return len(self._buffer)
@@ -396,6 +412,12 @@ class FrameDecoder:
             self._buffer.clear()
             raise
         return messages
+
+    def discard(self) -> None:
+        """Drop a partial frame and fail every later call: the stream is being closed."""
+        self._buffer = bytearray()
+        if self._failure is None:
+            self._failure = ProtocolError("the frame stream was closed")
 
     def feed_eof(self) -> None:
         """The stream ended; raise :class:`ProtocolError` if it ended inside a frame."""

@@ -17,6 +17,12 @@ Theory of operation
 * **Liveness.** Every ``ping_interval`` each peer is pinged over its link; any
   answer or request from a peer counts as a sign of life. A peer silent for
   ``peer_timeout`` is dropped with ``PeerLost(timeout)``; a Goodbye drops it at once.
+* **mDNS is a hint, the handshake is proof.** Anyone can advertise any id at any
+  address, so an advertisement only ever causes a dial that expects the id it
+  names (``core/sightings``: bounded, rate-limited, backing off). A record for a
+  proven peer at another address never moves it by itself: the peer is dialled
+  there and moves only when that handshake proves its id; otherwise the proven
+  address and link stay.
 * **Ownership.** Short jobs (handshakes, pushes, pings) run in the task group of
   the ``peers`` service; the server runs inside the ``server`` service. Nothing is
   detached.
@@ -38,6 +44,7 @@ from lanspread.core.manifest import GameManifest
 from lanspread.core.peerdb import PeerChange, PeerDB, PeerRecord, RemoteGameView, aggregate
 from lanspread.core.peerdb import ResyncNeeded as DbResyncNeeded
 from lanspread.core.servegate import GateState
+from lanspread.core.sightings import Sighting, Sightings
 from lanspread.errors import (
     ConfigError,
     LanspreadError,
@@ -143,11 +150,12 @@ class PeerNetwork:
         self._dialing: dict[str, asyncio.Future[PeerConnection]] = {}
         self._push_locks: dict[str, asyncio.Lock] = {}
         self._sent_revision: dict[str, int] = {}
-        self._handshaking: set[str] = set()
-        # The latest mDNS advertisement of every peer still advertised: a peer dropped
-        # after a timeout (a cut link) is dialled again from it until it answers or
-        # its advertisement goes away; zeroconf reports an unchanged instance only once.
-        self._advertised: dict[str, DiscoveredPeer] = {}
+        # Unproven mDNS claims, dialled within a budget. A peer dropped after a
+        # timeout (a cut link) goes back here at its last proven address and is
+        # dialled again until it answers or its advertisement goes away.
+        self._sightings = Sightings()
+        # Where each peer's inbound link comes from: its tickets admit only there.
+        self._inbound_host: dict[str, str] = {}
         self._lost_listeners: list[Callable[[str], None]] = []
         self._closing: set[PeerConnection] = set()
         self._last_announced_revision = 0
@@ -301,7 +309,7 @@ class PeerNetwork:
             protocol_version=PROTOCOL_VERSION,
             interfaces=list(interfaces) if interfaces is not None else None,
         )
-        await discovery.run(self._on_discovered, self._on_gone)
+        await discovery.run(self.on_advertised, self.on_advertisement_gone)
 
     async def run_liveness(self) -> None:
         """The ``liveness`` service: ping every peer, drop the silent ones."""
@@ -312,34 +320,55 @@ class PeerNetwork:
                 self._spawn(functools.partial(self._ping, record.peer_id))
             for peer_id in self._db.expired(loop.time(), self._options.peer_timeout):
                 await self._drop(peer_id, "timeout")
-            for found in list(self._advertised.values()):
-                if found.peer_id not in self._db:
-                    self._on_discovered(found)
+            self._dial_sightings()
 
     # -- discovery and handshakes -----------------------------------------
 
-    def _on_discovered(self, found: DiscoveredPeer) -> None:
+    def on_advertised(self, found: DiscoveredPeer) -> None:
+        """An mDNS record claims ``found.peer_id`` listens at its address: a hint to dial."""
         if found.peer_id == self.peer_id:
             return
-        self._advertised[found.peer_id] = found
-        if found.peer_id in self._db:
-            if self._db.update_address(found.peer_id, (found.host, found.port)):
-                log.info("peer %s moved to %s", found.peer_id, format_addr(found.host, found.port))
-                self._close_link(found.peer_id)
+        address = (found.host, found.port)
+        record = self._db.get(found.peer_id)
+        if record is not None and record.address == address:
+            self._sightings.forget(found.peer_id)
             return
-        if found.peer_id in self._handshaking:
-            return
-        self._handshaking.add(found.peer_id)
-        self._spawn(functools.partial(self._first_contact, found))
+        now = asyncio.get_running_loop().time()
+        evicted = self._sightings.saw(found.peer_id, address, now, proven_peer=record is not None)
+        if evicted is not None:
+            log.debug("forgot the advertisement of %s to make room", evicted)
+        self._dial_sightings()
 
-    def _on_gone(self, peer_id: str) -> None:
-        self._advertised.pop(peer_id, None)
+    def on_advertisement_gone(self, peer_id: str) -> None:
+        """A record of ``peer_id`` went away: stop dialling it (liveness decides the rest)."""
+        self._sightings.forget(peer_id)
 
-    async def _first_contact(self, found: DiscoveredPeer) -> None:
+    @property
+    def sightings(self) -> int:
+        """Unproven advertisements held (bounded by ``core.sightings.MAX_SIGHTINGS``)."""
+        return len(self._sightings)
+
+    def _dial_sightings(self) -> None:
+        """Dial the advertisements that are due, within the dial budget."""
+        for sighting in self._sightings.due(asyncio.get_running_loop().time()):
+            self._spawn(functools.partial(self._contact, sighting))
+
+    async def _contact(self, sighting: Sighting) -> None:
+        """Dial an advertised address expecting its id; only success moves or adds the peer."""
+        proven = False
         try:
-            await self._handshake(found.host, found.port, expected_peer_id=found.peer_id)
+            await self._handshake(*sighting.address, expected_peer_id=sighting.peer_id)
+            proven = True
+            if sighting.proven_peer:
+                log.info(
+                    "peer %s proved its new address %s",
+                    sighting.peer_id,
+                    format_addr(*sighting.address),
+                )
         finally:
-            self._handshaking.discard(found.peer_id)
+            self._sightings.dialled(
+                sighting.peer_id, asyncio.get_running_loop().time(), proven=proven
+            )
 
     async def _handshake(
         self, host: str, port: int, *, expected_peer_id: str | None
@@ -373,6 +402,9 @@ class PeerNetwork:
         now = asyncio.get_running_loop().time()
         change = self._db.upsert_from_handshake(peer_id, name, address, announcement.library, now)
         record = change.record
+        sighting = self._sightings.get(peer_id)
+        if sighting is not None and sighting.address == address and not sighting.dialling:
+            self._sightings.forget(peer_id)
         if change.new:
             log.info("peer %s (%s) at %s", name, peer_id, format_addr(*address))
             self._publish(
@@ -479,6 +511,12 @@ class PeerNetwork:
         if record is None:
             return
         log.info("peer %s (%s) lost: %s", record.name, peer_id, reason)
+        if reason == "timeout":
+            # Its last proven address: dialled again (in the budget) until it answers.
+            self._sightings.saw(
+                peer_id, record.address, asyncio.get_running_loop().time(), proven_peer=False
+            )
+        self._inbound_host.pop(peer_id, None)
         connection = self._links.pop(peer_id, None)
         self._sent_revision.pop(peer_id, None)
         self._push_locks.pop(peer_id, None)
@@ -503,6 +541,7 @@ class PeerNetwork:
             )
         announced = hello.announcement
         host = transport_host if is_wildcard(announced.listen_host) else announced.listen_host
+        self._inbound_host[hello.peer_id] = transport_host
         self._record(hello.peer_id, announced.name, (host, announced.listen_port), announced)
         return self._announcement()
 
@@ -563,7 +602,20 @@ class PeerNetwork:
             return ErrorResponse(
                 code=ErrorCode.INTERNAL_PEER_ERROR, message="the data server is not running"
             )
-        return await answer_ticket_request(self._data, peer_id, game_id, self._serve_scope())
+        record = self._db.get(peer_id)
+        address = self._inbound_host.get(peer_id)
+        if record is None or address is None:
+            return ErrorResponse(code=ErrorCode.UNAUTHORIZED, message="unknown peer; say Hello")
+        # PeerDB's times are the loop's clock, time.monotonic, which the data server
+        # uses too: first_seen is comparable with its clock.
+        return await answer_ticket_request(
+            self._data,
+            peer_id,
+            game_id,
+            self._serve_scope(),
+            address=address,
+            known_since=record.first_seen,
+        )
 
     # -- shutdown ------------------------------------------------------------------
 
