@@ -23,11 +23,26 @@ One download is one job that owns its game root through the operation table::
                  DOWNLOADING -> INSTALLING/UPDATING in the same operation
 
 Endings: **finished** (sentinel committed, journal removed); **cancelled** (stops
-at the next chunk boundary, sentinel transaction rolled back, everything but the
-installer-owned names discarded, root removed if empty); **all peers gone**
-(paused: journal kept, resumable); **failed** (a reason; journal kept, resumable).
-Each ending refreshes the game while its operation is active, clears the
-operation, then publishes its event.
+at once in every phase: the source check, the transfer and the sentinel fetch race
+the cancel; sentinel transaction rolled back, everything but the installer-owned
+names discarded, root removed if empty); **paused** (every source left the
+network or stopped answering: journal kept, resumable); **failed**
+(a reason; journal kept, resumable). Each ending refreshes the game while its
+operation is active, clears the operation, then publishes its event.
+
+What the player sees of a download that is not running comes from
+:attr:`DownloadManager.halted`, part of every game snapshot, never from events:
+
+==============================  ==========  ===============  ===========================
+how it stopped                  state       reason           until
+==============================  ==========  ===============  ===========================
+every source left or went mute  paused      all-peers-gone   the next download or cancel
+a journal found at start        paused      restart          likewise
+any failure                     failed      failed           likewise
+==============================  ==========  ===============  ===========================
+
+A paused or failed download with a journal on disk is discardable: ``cancel``
+runs the same sweep as a cancelled download.
 """
 
 from __future__ import annotations
@@ -37,10 +52,10 @@ import contextlib
 import logging
 import os
 import tempfile
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from lanspread.core.gameroot import version_sort_key
 from lanspread.core.manifest import Agreement, GameManifest, agree_manifests, manifest_digest
@@ -86,6 +101,7 @@ from lanspread.runtime.events import (
 )
 from lanspread.runtime.jobs import JobRunner
 from lanspread.runtime.options import InstallPolicy
+from lanspread.runtime.replies import DownloadState
 from lanspread.runtime.startup import catalog_roots
 
 if TYPE_CHECKING:
@@ -102,6 +118,20 @@ MAX_CHUNK_ATTEMPTS = 4
 MANIFEST_TIMEOUT = 15.0
 
 
+PAUSED = "paused"
+FAILED = "failed"
+# Why a download is paused (DownloadState.reason), with the words the player reads.
+# A source that leaves with a goodbye often refuses its connections before the
+# goodbye arrives, so "left" and "stopped answering" are one reason, not a race.
+ALL_PEERS_GONE = "all-peers-gone"
+RESTART = "restart"
+PAUSE_MESSAGES: Mapping[str, str] = {
+    ALL_PEERS_GONE: "every source left or stopped answering",
+    RESTART: "interrupted by a restart",
+}
+
+_T = TypeVar("_T")
+
 # Outcomes where the chunk's bytes crossed the wire (speed counts retry waste too).
 _BYTES_ARRIVED = frozenset({ChunkOutcome.OK, ChunkOutcome.HASH_MISMATCH})
 
@@ -115,7 +145,16 @@ class _Cancelled(Exception):
 
 
 class _AllPeersGone(Exception):
-    """Every source of the game left the network."""
+    """Every source of the game left the network or cannot be reached."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Halt:
+    """How a download that is not running ended: paused or failed, and why."""
+
+    state: str
+    reason: str
+    message: str
 
 
 @dataclass
@@ -189,6 +228,7 @@ class DownloadManager:
         self._install_policy = install_policy
         self._active: dict[str, _Active] = {}
         self._partials: dict[str, PartialDownload] = {}
+        self._halts: dict[str, _Halt] = {}
         network.add_peer_lost_listener(self._on_peer_lost)
 
     # -- facts -------------------------------------------------------------
@@ -197,6 +237,23 @@ class DownloadManager:
     def partials(self) -> Mapping[str, PartialDownload]:
         """Paused downloads (a journal in the root, no active download), by game id."""
         return dict(self._partials)
+
+    @property
+    def halted(self) -> Mapping[str, DownloadState]:
+        """Paused and failed downloads that are not running, by game id, with why and how far."""
+        result: dict[str, DownloadState] = {}
+        for game_id in sorted(set(self._halts) | set(self._partials)):
+            partial = self._partials.get(game_id)
+            halt = self._halts.get(game_id) or _paused(RESTART)
+            result[game_id] = DownloadState(
+                state=halt.state,
+                reason=halt.reason,
+                message=halt.message,
+                done_bytes=partial.done_bytes if partial is not None else 0,
+                total_bytes=partial.total_bytes if partial is not None else 0,
+                discardable=partial is not None,
+            )
+        return result
 
     def _root(self, game_id: str) -> Path:
         return self._local.game_dir / game_id
@@ -214,6 +271,7 @@ class DownloadManager:
                 continue
             if partial is not None:
                 self._partials[root.name] = partial
+                self._halts[root.name] = _paused(RESTART)
 
     # -- commands ------------------------------------------------------------
 
@@ -237,6 +295,7 @@ class DownloadManager:
         self._local.begin_operation(game_id, OperationKind.DOWNLOADING)
         active = _Active(game_id)
         self._active[game_id] = active
+        self._halts.pop(game_id, None)
         self._jobs.spawn(lambda: self._run(active))
 
     def cancel(self, game_id: str) -> None:
@@ -252,7 +311,7 @@ class DownloadManager:
         self._jobs.spawn(lambda: self._discard_paused(game_id))
 
     async def _discard_paused(self, game_id: str) -> None:
-        await self._settle(game_id, _discard)
+        await self._settle(game_id, _discard, None)
         self._publish(DownloadCancelled(game=game_id))
 
     # -- the job ---------------------------------------------------------------
@@ -262,11 +321,11 @@ class DownloadManager:
         try:
             outcome = await self._download(active)
         except _Cancelled:
-            await self._settle(game_id, _discard)
+            await self._settle(game_id, _discard, None)
             self._publish(DownloadCancelled(game=game_id))
             return
         except _AllPeersGone:
-            await self._settle(game_id, classify_partial)
+            await self._settle(game_id, classify_partial, _paused(ALL_PEERS_GONE))
             self._publish(DownloadAllPeersGone(game=game_id))
             return
         except Exception as exc:  # every failure, a bug included, must release the game
@@ -274,12 +333,14 @@ class DownloadManager:
                 log.warning("download of %s failed: %s", game_id, exc)
             else:
                 log.exception("download of %s failed unexpectedly", game_id)
-            await self._settle(game_id, classify_partial)
-            self._publish(DownloadFailed(game=game_id, reason=str(exc)))
+            reason = str(exc) or type(exc).__name__
+            await self._settle(game_id, classify_partial, _Halt(FAILED, FAILED, reason))
+            self._publish(DownloadFailed(game=game_id, reason=reason))
             return
         finally:
             self._active.pop(game_id, None)
         self._partials.pop(game_id, None)
+        self._halts.pop(game_id, None)
         installed = outcome.installed_before
         if installed or self._install_policy is InstallPolicy.AUTO:
             self._local.handoff(
@@ -291,9 +352,18 @@ class DownloadManager:
         await self._local.end_operation(game_id)
         self._publish(DownloadFinished(game=game_id, version=outcome.version))
 
-    async def _settle(self, game_id: str, step: Callable[[Path], PartialDownload | None]) -> None:
+    async def _settle(
+        self,
+        game_id: str,
+        step: Callable[[Path], PartialDownload | None],
+        halt: _Halt | None,
+    ) -> None:
         """Run an ending's disk step on the root, record the paused download it leaves
-        (if any), then release the game whatever happened."""
+        (if any) and how it ended (``halt``), then release the game whatever happened.
+
+        A paused ending that left no journal has nothing to resume: it shows as
+        nothing at all. A failure shows with or without files on disk.
+        """
         partial = None
         try:
             partial = await asyncio.to_thread(step, self._root(game_id))
@@ -304,6 +374,10 @@ class DownloadManager:
                 self._partials.pop(game_id, None)
             else:
                 self._partials[game_id] = partial
+            if halt is None or (partial is None and halt.state == PAUSED):
+                self._halts.pop(game_id, None)
+            else:
+                self._halts[game_id] = halt
             await self._local.end_operation(game_id)
 
     async def _download(self, active: _Active) -> _Outcome:
@@ -344,7 +418,9 @@ class DownloadManager:
         if not sources:
             raise _AllPeersGone
         manifests: dict[str, GameManifest] = {}
-        results = await asyncio.gather(*(self._manifest_of(peer, game_id) for peer in sources))
+        results = await _unless_cancelled(
+            asyncio.gather(*(self._manifest_of(peer, game_id) for peer in sources)), active
+        )
         for peer, result in zip(sources, results, strict=True):
             if isinstance(result, LanspreadError):
                 log.info("no manifest of %s from %s: %s", game_id, peer, result)
@@ -403,6 +479,27 @@ class DownloadManager:
         for active in self._active.values():
             if peer_id in active.sources and not active.sources & live:
                 active.gone.set()
+
+
+def _paused(reason: str) -> _Halt:
+    return _Halt(PAUSED, reason, PAUSE_MESSAGES[reason])
+
+
+async def _unless_cancelled(work: Awaitable[_T], active: _Active) -> _T:
+    """``work``'s result, or :class:`_Cancelled` the moment the player cancels
+    (``work`` is then cancelled and joined)."""
+    task = asyncio.ensure_future(work)
+    stop = asyncio.ensure_future(active.cancel.wait())
+    try:
+        await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for future in (task, stop):
+            if not future.done():
+                future.cancel()
+        await asyncio.gather(task, stop, return_exceptions=True)
+    if active.cancel.is_set():
+        raise _Cancelled
+    return task.result()
 
 
 def _discard(root: Path) -> None:
@@ -470,7 +567,9 @@ class _Transfer:
             try:
                 await self._rounds()
                 await self._commit_in_flight()
-                sentinel = await self._fetch_sentinel()
+                sentinel = await _unless_cancelled(self._fetch_sentinel(), self._active)
+                if self._active.cancel.is_set():
+                    raise _Cancelled
                 await asyncio.to_thread(self._commit_all, sentinel)
             finally:
                 ticker.cancel()

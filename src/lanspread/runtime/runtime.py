@@ -337,6 +337,7 @@ class PeerRuntime:
             network.remote_games(),
             self.downloads.partials,
             self.lifecycle.running,
+            self.downloads.halted,
         )
 
 
