@@ -101,7 +101,7 @@ from lanspread.runtime.events import (
 )
 from lanspread.runtime.jobs import JobRunner
 from lanspread.runtime.options import InstallPolicy
-from lanspread.runtime.replies import DownloadState
+from lanspread.runtime.replies import FAILED, PAUSED, DownloadState
 from lanspread.runtime.startup import catalog_roots
 
 if TYPE_CHECKING:
@@ -118,8 +118,6 @@ MAX_CHUNK_ATTEMPTS = 4
 MANIFEST_TIMEOUT = 15.0
 
 
-PAUSED = "paused"
-FAILED = "failed"
 # Why a download is paused (DownloadState.reason), with the words the player reads.
 # A source that leaves with a goodbye often refuses its connections before the
 # goodbye arrives, so "left" and "stopped answering" are one reason, not a race.

@@ -40,6 +40,10 @@ class Started(msgspec.Struct, frozen=True):
     pid: int
 
 
+PAUSED = "paused"
+FAILED = "failed"
+
+
 class DownloadState(msgspec.Struct, frozen=True):
     """A download that is not running but left something to act on: paused or failed.
 
