@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -10,11 +11,13 @@ from typing import Any
 
 import pytest
 from tests.runtime.test_downloads import CHUNK, MiB, make_game, peers, serving
+from tests.support.download_roots import paused_root
 from tests.support.events import RuntimeEvents
 
 from lanspread.core.gameroot import DOWNLOAD_JOURNAL_FILE
+from lanspread.errors import InvalidGameState
 from lanspread.runtime import downloads as downloads_module
-from lanspread.runtime.commands import Cancel, Download
+from lanspread.runtime.commands import Cancel, Download, SetGameDir
 from lanspread.runtime.events import (
     ChunkFinished,
     DownloadAllPeersGone,
@@ -22,6 +25,7 @@ from lanspread.runtime.events import (
     DownloadCancelled,
     DownloadFailed,
     DownloadFinished,
+    InstallBegin,
 )
 from lanspread.runtime.options import InstallPolicy
 from lanspread.runtime.replies import DownloadState, GameView
@@ -236,3 +240,59 @@ async def test_cancel_during_the_sentinel_phase_answers_at_once(
     assert events.of(ChunkFinished) != []
     assert events.of(DownloadFinished) == []
     assert not (alpha.game_dir / "quake3").exists()
+
+
+async def test_cancel_during_the_sentinel_commit_keeps_the_download_and_installs_nothing(
+    start_runtime: Start, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cancel that arrives while version.ini is being committed cannot undo the commit:
+    the download finishes at once after it, stays downloaded and is not installed (the
+    policy is auto), and the game is released."""
+    make_game(tmp_path / "bravo" / "games", size=2 * MiB)
+    alpha, bravo = await peers(start_runtime, "alpha", "bravo")
+    await serving(alpha, bravo)
+    loop = asyncio.get_running_loop()
+    entered = asyncio.Event()
+    release = threading.Event()
+    commit_all = downloads_module._Transfer._commit_all
+
+    def held_commit(self: Any, sentinel: bytes) -> None:
+        loop.call_soon_threadsafe(entered.set)
+        release.wait(timeout=20.0)
+        commit_all(self, sentinel)
+
+    monkeypatch.setattr(downloads_module._Transfer, "_commit_all", held_commit)
+    events = RuntimeEvents(alpha)
+    await alpha.execute(Download(game="quake3"))
+    await asyncio.wait_for(entered.wait(), 20.0)
+    began = time.monotonic()
+    await alpha.execute(Cancel(game="quake3"))
+    release.set()
+    await events.first(DownloadFinished, within=5.0)
+    latency = time.monotonic() - began
+    assert latency < CANCEL_BUDGET / 2, f"cancel took {latency:.2f}s"
+    assert events.of(DownloadCancelled) == []
+    assert events.of(InstallBegin) == []
+    game = quake(alpha)
+    assert (game.downloaded, game.installed, game.operation) == (True, False, None)
+    assert game.download_state is None
+
+
+async def test_a_new_game_dir_forgets_the_old_paused_download(
+    start_runtime: Start, tmp_path: Path
+) -> None:
+    """After a switch of game folder the old folder's paused download is not shown and
+    cannot be discarded (which would act on the new folder); switching back finds it."""
+    old_dir = tmp_path / "alpha" / "games"
+    done, total = paused_root(old_dir, done=2)
+    alpha = await start_runtime("alpha", chunk_size=CHUNK)
+    assert quake(alpha).download_state is not None
+    new_dir = tmp_path / "elsewhere"
+    await alpha.execute(SetGameDir(path=str(new_dir)))
+    assert quake(alpha).download_state is None
+    with pytest.raises(InvalidGameState, match="quake3 has no download to cancel"):
+        await alpha.execute(Cancel(game="quake3"))
+    await alpha.execute(SetGameDir(path=str(old_dir)))
+    state = quake(alpha).download_state
+    assert state is not None
+    assert (state.reason, state.done_bytes, state.total_bytes) == ("restart", done, total)

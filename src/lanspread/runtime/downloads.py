@@ -22,7 +22,8 @@ One download is one job that owns its game root through the operation table::
     handoff      install policy auto (or an update of an installed game):
                  DOWNLOADING -> INSTALLING/UPDATING in the same operation
 
-Endings: **finished** (sentinel committed, journal removed); **cancelled** (stops
+Endings: **finished** (sentinel committed, journal removed; a cancel that arrives
+during the commit itself only stops the install hand-off); **cancelled** (stops
 at once in every phase: the source check, the transfer and the sentinel fetch race
 the cancel; sentinel transaction rolled back, everything but the installer-owned
 names discarded, root removed if empty); **paused** (every source left the
@@ -260,9 +261,21 @@ class DownloadManager:
 
     def recover(self) -> None:
         """Sweep orphaned payload and find paused downloads. Blocking; runs at start."""
-        for root in catalog_roots(self._local.game_dir, self._local.catalog):
+        self._find_partials(self._local.game_dir, sweep=True)
+
+    async def game_dir_changed(self) -> None:
+        """The game directory changed (no operation runs): forget the old folder's paused
+        and failed downloads, so a discard can never act on the new folder's roots, and
+        find the new folder's paused downloads (nothing is swept there)."""
+        self._partials.clear()
+        self._halts.clear()
+        await asyncio.to_thread(self._find_partials, self._local.game_dir, sweep=False)
+
+    def _find_partials(self, game_dir: Path, *, sweep: bool) -> None:
+        for root in catalog_roots(game_dir, self._local.catalog):
             try:
-                sweep_orphans(root)
+                if sweep:
+                    sweep_orphans(root)
                 partial = classify_partial(root)
             except StorageError as exc:
                 log.warning("cannot inspect the download state of %s: %s", root, exc)
@@ -340,7 +353,11 @@ class DownloadManager:
         self._partials.pop(game_id, None)
         self._halts.pop(game_id, None)
         installed = outcome.installed_before
-        if installed or self._install_policy is InstallPolicy.AUTO:
+        # A cancel that arrived while the sentinel was being committed came too late to
+        # stop the download, but it still says "do no more": the complete download stays
+        # and nothing is installed on the player's behalf.
+        late_cancel = active.cancel.is_set()
+        if not late_cancel and (installed or self._install_policy is InstallPolicy.AUTO):
             self._local.handoff(
                 game_id, OperationKind.UPDATING if installed else OperationKind.INSTALLING
             )

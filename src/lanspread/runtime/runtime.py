@@ -265,6 +265,7 @@ class PeerRuntime:
                 return await network.connect(addr)
             case SetGameDir(path=path):
                 new_dir = await local.set_game_dir(Path(path))
+                await self.downloads.game_dir_changed()
                 return GameDirReply(game_dir=str(new_dir))
             case Shutdown():
                 self.shutdown()
