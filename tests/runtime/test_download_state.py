@@ -15,7 +15,7 @@ from tests.support.download_roots import paused_root
 from tests.support.events import RuntimeEvents
 
 from lanspread.core.gameroot import DOWNLOAD_JOURNAL_FILE
-from lanspread.errors import InvalidGameState
+from lanspread.errors import InvalidGameState, StorageError
 from lanspread.runtime import downloads as downloads_module
 from lanspread.runtime.commands import Cancel, Download, SetGameDir
 from lanspread.runtime.events import (
@@ -296,3 +296,33 @@ async def test_a_new_game_dir_forgets_the_old_paused_download(
     state = quake(alpha).download_state
     assert state is not None
     assert (state.reason, state.done_bytes, state.total_bytes) == ("restart", done, total)
+
+
+async def test_a_discard_the_disk_refuses_keeps_showing_the_download(
+    start_runtime: Start, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When the discard sweep fails, the files it left still show, as failed with the
+    reason, and can be discarded again."""
+    done, total = paused_root(tmp_path / "alpha" / "games", done=2)
+    alpha = await start_runtime("alpha", chunk_size=CHUNK)
+
+    def refused(root: Path) -> None:
+        raise StorageError("cannot remove quake3.eti: Permission denied")
+
+    events = RuntimeEvents(alpha)
+    with monkeypatch.context() as patch:
+        patch.setattr(downloads_module, "_discard", refused)
+        await alpha.execute(Cancel(game="quake3"))
+        await events.first(DownloadCancelled)
+    assert quake(alpha).download_state == DownloadState(
+        state="failed",
+        reason="failed",
+        message="discarding the download failed: cannot remove quake3.eti: Permission denied",
+        done_bytes=done,
+        total_bytes=total,
+        discardable=True,
+    )
+    await alpha.execute(Cancel(game="quake3"))
+    await events.first(DownloadCancelled, lambda _: len(events.of(DownloadCancelled)) >= 2)
+    assert not (alpha.game_dir / "quake3").exists()
+    assert quake(alpha).download_state is None

@@ -380,10 +380,15 @@ class DownloadManager:
         nothing at all. A failure shows with or without files on disk.
         """
         partial = None
+        root = self._root(game_id)
         try:
-            partial = await asyncio.to_thread(step, self._root(game_id))
+            partial = await asyncio.to_thread(step, root)
         except (StorageError, OSError) as exc:
             log.warning("cleaning up after the download of %s failed: %s", game_id, exc)
+            # Whatever the step left is still the truth to show (and to discard again).
+            partial = await asyncio.to_thread(_classify_or_none, root)
+            if partial is not None and halt is None:
+                halt = _Halt(FAILED, FAILED, f"discarding the download failed: {exc}")
         finally:
             if partial is None:
                 self._partials.pop(game_id, None)
@@ -515,6 +520,15 @@ async def _unless_cancelled(work: Awaitable[_T], active: _Active) -> _T:
     if active.cancel.is_set():
         raise _Cancelled
     return task.result()
+
+
+def _classify_or_none(root: Path) -> PartialDownload | None:
+    """The paused download of ``root``, or ``None`` when the disk refuses to tell."""
+    try:
+        return classify_partial(root)
+    except StorageError as exc:
+        log.warning("cannot inspect the download state of %s: %s", root, exc)
+        return None
 
 
 def _discard(root: Path) -> None:
