@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 import pytest
 from playwright.async_api import Page, expect
 from tests.browser.conftest import Lan, shoot
+from tests.support.download_roots import paused_root
 from tests.support.webui import until
 
 from lanspread.core.operations import OperationKind
@@ -211,6 +213,40 @@ async def test_runtime_failure_banner_and_restart(lan: Lan) -> None:
     await expect(page.locator('[data-game="aoe2"] .act')).to_have_attribute(
         "data-kind", re.compile("^(play|update)$")
     )
+
+
+async def test_a_download_paused_across_a_restart_resumes_or_discards(lan: Lan) -> None:
+    """A download journaled before a restart shows paused with how far and why, Resume on
+    the card and Discard in the detail view; Discard asks first and deletes it."""
+    page = await lan.page()
+    old = lan.alpha.runtime
+    game_dir = old.local.game_dir
+    done, total = await asyncio.to_thread(paused_root, game_dir, done=2)
+    percent = int(done * 100 / total)
+    old.publish(RuntimeFailed(component="server", error="listener died"))
+    old.shutdown()
+    await page.click("#banner-restart")
+    await expect(page.locator("#banner")).to_be_hidden()
+    card = page.locator('[data-game="quake3"]')
+    await expect(card.locator(".act")).to_have_attribute("data-kind", "paused")
+    await expect(card.locator(".act .act-label")).to_have_text("Resume")
+    await expect(card.locator(".card-note")).to_have_text(
+        f"Paused at {percent}% — interrupted by a restart"
+    )
+    await expect(card.locator(".pill")).to_have_text("Paused")
+    await shoot(page, "10-paused-after-restart")
+
+    await card.locator(".card-title").click()
+    await expect(page.locator("#detail-note")).to_have_text(
+        f"Paused at {percent}% — interrupted by a restart"
+    )
+    await page.click('#detail-secondary [data-action="discard"]')
+    await expect(page.locator("#confirm-text")).to_contain_text("Discard the paused download")
+    await page.click("#confirm-yes")
+    # The new runtime has not dialled bravo again: nothing offers the game now.
+    await expect(page.locator("#detail-action")).to_have_attribute("data-kind", "unavailable")
+    await expect(page.locator("#detail-note")).to_be_hidden()
+    assert not (game_dir / "quake3").exists()
 
 
 async def test_narrow_window_stays_usable(lan: Lan) -> None:

@@ -8,6 +8,7 @@ options must give one ``error`` event naming the problem and exit status 2.
 
 from __future__ import annotations
 
+import shutil
 import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -16,6 +17,7 @@ from typing import Any
 
 import pytest
 from tests.support.archives import ArchiveFormat, write_game_root
+from tests.support.download_roots import paused_root
 from tests.support.fixtures import FixtureGame, build_library, peer_cli_argv, write_catalog
 from tests.support.jsonl_process import CommandFailed, Event, JsonlProcess, wait_until
 
@@ -353,3 +355,31 @@ async def test_verify_reports_what_the_player_changed(start_cli: StartCli, tmp_p
         "missing": ["q3.exe"],
         "added": ["slot1.sav"],
     }
+
+
+async def test_list_games_reports_a_download_paused_by_a_restart(
+    start_cli: StartCli, tmp_path: Path
+) -> None:
+    """``list-games`` carries a journaled download's state as facts to render: paused, why,
+    how far and that ``cancel`` can discard it; ``cancel`` then deletes it."""
+    shutil.rmtree(tmp_path / "games" / "quake3")
+    done, total = paused_root(tmp_path / "games", done=2)
+    cli = await start_cli()
+    await started(cli)
+    reply = await cli.request({"cmd": "list-games"})
+    game = next(g for g in reply["data"]["games"] if g["id"] == "quake3")
+    assert game["download_state"] == {
+        "state": "paused",
+        "reason": "restart",
+        "message": "interrupted by a restart",
+        "done_bytes": done,
+        "total_bytes": total,
+        "discardable": True,
+    }
+    assert (game["paused_bytes"], game["paused_total_bytes"]) == (done, total)
+    await cli.request({"cmd": "cancel", "game": "quake3"})
+    await cli.wait_for("download-cancelled", START_TIMEOUT)
+    assert not (tmp_path / "games" / "quake3").exists()
+    reply = await cli.request({"cmd": "list-games"})
+    game = next(g for g in reply["data"]["games"] if g["id"] == "quake3")
+    assert game["download_state"] is None

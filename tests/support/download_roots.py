@@ -19,8 +19,11 @@ from lanspread.core.manifest import (
     GameManifest,
     chunk_spans,
 )
+from lanspread.core.planning import manifest_tasks
+from lanspread.download.journal import DownloadJournal
 from lanspread.download.sentinel import begin_update, commit_sentinel
 from lanspread.download.storage import open_for_writing, prepare_game_storage, write_at
+from tests.support.ownership import record_as_downloaded
 
 GAME_ID = "quake3"
 CHUNK = MIN_CHUNK_SIZE
@@ -90,6 +93,23 @@ def downloaded_root(game_dir: Path, files: Mapping[str, bytes]) -> Path:
     write_all_chunks(root, files)
     commit_sentinel(root, files["version.ini"])
     return root
+
+
+def paused_root(game_dir: Path, *, done: int) -> tuple[int, int]:
+    """A fresh download of :func:`game_files` a stop interrupted after ``done`` journaled
+    chunks, as a restart finds it: (done bytes, total bytes)."""
+    files = game_files()
+    manifest = build_manifest(files)
+    tasks = manifest_tasks(manifest)
+    root = game_dir / GAME_ID
+    root.mkdir(parents=True)
+    journal = DownloadJournal.create(root, manifest)
+    prepare_game_storage(root, manifest, margin=0)
+    write_all_chunks(root, files)
+    journal.mark_done(task.key for task in tasks[:done])
+    journal.commit_durable(sorted({task.path for task in tasks[:done]}))
+    record_as_downloaded(root)  # the proof a real download writes before its first byte
+    return sum(task.length for task in tasks[:done]), manifest.total_bytes
 
 
 @contextlib.contextmanager

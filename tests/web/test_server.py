@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -11,12 +12,13 @@ import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from tests.support.download_roots import paused_root
 from tests.support.peers import sideload
 from tests.support.webui import UiHarness, running_ui, until
 
 from lanspread.core.catalog import parse_catalog
 from lanspread.core.operations import OperationKind
-from lanspread.runtime.events import DownloadProgress, RuntimeFailed
+from lanspread.runtime.events import DownloadCancelled, DownloadProgress, RuntimeFailed
 from lanspread.storage.settings import SettingsStore
 from lanspread.web.server import MAX_STREAMS
 from lanspread.web.viewmodel import RuntimeState
@@ -440,3 +442,38 @@ async def test_cover_served_from_the_catalog_folder(tmp_path: Path) -> None:
             assert (await client.get("/api/covers/cs16", headers=auth)).status == 404
             assert (await client.get("/api/covers/doom", headers=auth)).status == 404
             assert (await client.get("/api/covers/quake3")).status == 401
+
+
+async def test_a_download_paused_before_the_start_shows_resume_and_discards(
+    tmp_path: Path,
+) -> None:
+    """A fresh runtime and page (no event ever seen) show the journaled download as
+    paused with how far and why, Resume as the action, Discard aside; Discard deletes it."""
+    done, total = paused_root(tmp_path / "alpha" / "games", done=2)
+    percent = int(done * 100 / total)
+    async with running_ui(tmp_path, "alpha") as harness:
+        server = TestServer(harness.ui.app, host="127.0.0.1")
+        async with TestClient(server) as client:
+            assert server.port is not None
+            harness.ui.guard.bind(server.port)
+            api = Api(harness, client)
+            card = game(await api.view(), "quake3")
+            assert card["note"] == f"Paused at {percent}% — interrupted by a restart"
+            assert (card["action"]["label"], card["action"]["command"]) == ("Resume", "download")
+            assert card["action"]["detail"] == f"{percent}%"
+            assert card["status"]["label"] == "Paused"
+            discard = next(action for action in card["actions"] if action["id"] == "discard")
+            runtime = harness.runtime
+            cancelled = runtime.subscribe()
+            status, reply = await api.post(
+                "/api/command", {"cmd": discard["command"], "game": "quake3"}
+            )
+            assert (status, reply["ok"]) == (200, True)
+            async with asyncio.timeout(10):
+                async for event in cancelled:
+                    if isinstance(event, DownloadCancelled):
+                        break
+            assert not (runtime.game_dir / "quake3").exists()
+            card = game(await api.view(), "quake3")
+            assert card["note"] is None
+            assert card["action"]["label"] in {"Download", "Unavailable"}

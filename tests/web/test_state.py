@@ -80,12 +80,19 @@ def test_reconcile_drops_install_progress_when_idle() -> None:
 def test_failure_sets_error_until_next_operation() -> None:
     """A *Failed event sets the error line; a snapshot showing a new operation clears it."""
     store = UiState()
-    store.apply(DownloadFailed(game="quake3", reason="every peer left"))
-    assert store.overlay("quake3").last_error == "Download failed: every peer left"
+    store.apply(InstallFailed(game="quake3", reason="disk full"))
+    assert store.overlay("quake3").last_error == "Install failed: disk full"
     store.reconcile({})
-    assert store.overlay("quake3").last_error == "Download failed: every peer left"
-    store.reconcile({"quake3": "downloading"})
+    assert store.overlay("quake3").last_error == "Install failed: disk full"
+    store.reconcile({"quake3": "installing"})
     assert store.overlay("quake3").last_error is None
+
+
+def test_a_download_failure_is_no_overlay() -> None:
+    """A failed download is the runtime snapshot's fact: the event sets no error line."""
+    store = UiState()
+    store.apply(DownloadFailed(game="quake3", reason="every peer left"))
+    assert store.overlay("quake3") == GameOverlay()
 
 
 def test_error_stays_while_same_operation_continues() -> None:
@@ -113,7 +120,7 @@ def test_every_failure_kind_has_its_prefix() -> None:
 def test_long_failure_reason_is_clipped() -> None:
     """A peer-supplied reason cannot flood the card."""
     store = UiState()
-    store.apply(DownloadFailed(game="quake3", reason="x" * 5000))
+    store.apply(InstallFailed(game="quake3", reason="x" * 5000))
     error = store.overlay("quake3").last_error
     assert error is not None
     assert len(error) == MAX_ERROR_LENGTH
@@ -123,7 +130,7 @@ def test_long_failure_reason_is_clipped() -> None:
 def test_pending_click_until_reply_or_snapshot() -> None:
     """A click is pending until its reply, or until a snapshot shows the real operation."""
     store = UiState()
-    store.apply(DownloadFailed(game="quake3", reason="no peers"))
+    store.apply(InstallFailed(game="quake3", reason="no archives"))
     store.mark_pending("quake3", "download")
     assert store.overlay("quake3").pending == "download"
     assert store.overlay("quake3").last_error is None
@@ -145,42 +152,16 @@ def test_failure_event_resolves_pending() -> None:
     assert store.overlay("quake3").pending is None
 
 
-def test_all_peers_gone_pauses_at_last_percent() -> None:
-    """Every source leaving pauses the game at its last percent, even after the op ended."""
+def test_events_never_make_a_game_paused() -> None:
+    """Every source leaving, then any other download event, leaves no paused overlay:
+    paused is the runtime snapshot's fact, true after a restart as well."""
     store = UiState()
     downloading(store)
     store.apply(progress(430))
     store.apply(ActiveOperationsChanged(operations={}))
     store.apply(DownloadAllPeersGone(game="quake3"))
-    assert store.overlay("quake3").paused_percent == 43.0
-
-
-def test_a_changed_game_folder_forgets_the_old_folders_pause_and_failure() -> None:
-    """A pause or failure seen in the old folder never shows on the new one; a game
-    still running from the old folder stays running."""
-    store = UiState()
-    downloading(store)
-    store.apply(progress(430))
-    store.apply(ActiveOperationsChanged(operations={}))
-    store.apply(DownloadAllPeersGone(game="quake3"))
-    store.mark_pending("cs16", "download")
-    assert store.game_dir_changed()
     assert store.overlay("quake3") == GameOverlay()
-    assert store.overlay("cs16").pending == "download"
-    assert not store.game_dir_changed()
-
-
-def test_pause_without_any_sample_is_zero() -> None:
-    """A pause before any progress reads 0%."""
-    store = UiState()
-    store.apply(DownloadAllPeersGone(game="quake3"))
-    assert store.overlay("quake3").paused_percent == 0.0
-
-
-def test_paused_cleared_by_resume_cancel_finish_remove_or_downloaded() -> None:
-    """A pause ends when the download resumes, is cancelled or finished, or files appear."""
     for ending in (
-        ActiveOperationsChanged(operations={"quake3": "downloading"}),
         DownloadCancelled(game="quake3"),
         DownloadFinished(game="quake3", version="1.0"),
         RemoveFinished(game="quake3"),
@@ -197,10 +178,8 @@ def test_paused_cleared_by_resume_cancel_finish_remove_or_downloaded() -> None:
             ),
         ),
     ):
-        store = UiState()
-        store.apply(DownloadAllPeersGone(game="quake3"))
         store.apply(ending)
-        assert store.overlay("quake3").paused_percent is None, ending
+        assert store.overlay("quake3") == GameOverlay(), ending
 
 
 def test_running_from_events_and_authoritative_set() -> None:
@@ -235,3 +214,18 @@ def test_reset_forgets_everything() -> None:
     store.reset()
     for game in ("quake3", "cs16", "aoe2"):
         assert store.overlay(game) == GameOverlay()
+
+
+def test_a_changed_game_folder_forgets_the_old_folders_progress_and_failure() -> None:
+    """Progress or a failure seen in the old folder never shows on the new one; a
+    click still pending stays, it belongs to the process."""
+    store = UiState()
+    downloading(store)
+    store.apply(progress(430))
+    store.apply(InstallFailed(game="cs16", reason="no archives"))
+    store.mark_pending("ut99", "download")
+    assert store.game_dir_changed()
+    assert store.overlay("quake3") == GameOverlay()
+    assert store.overlay("cs16") == GameOverlay()
+    assert store.overlay("ut99").pending == "download"
+    assert not store.game_dir_changed()

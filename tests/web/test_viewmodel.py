@@ -159,8 +159,9 @@ def test_checking_peers_is_only_optimistic() -> None:
 def test_paused_shows_resume_with_percentage() -> None:
     """A paused download offers Resume, fills to its share and says where it stopped."""
     action = primary_action(facts(paused_percent=43.7))
-    assert (action.label, action.detail, action.percent) == ("Resume", "Paused at 43%", 43.7)
+    assert (action.label, action.detail, action.percent) == ("Resume", "43%", 43.7)
     assert card(facts(paused_percent=43.7)).status.label == "Paused"
+    assert card(facts(paused_percent=43.7)).note == "Paused at 43%"
     assert primary_action(facts(paused_percent=43.7, operation="downloading")).kind == (
         "downloading"
     )
@@ -169,7 +170,8 @@ def test_paused_shows_resume_with_percentage() -> None:
 def test_paused_percentage_is_clamped() -> None:
     """A journal reporting more than 100% (or less than 0) still draws a sane button."""
     assert primary_action(facts(paused_percent=140.0)).percent == 100.0
-    assert primary_action(facts(paused_percent=-3.0)).detail == "Paused at 0%"
+    assert primary_action(facts(paused_percent=-3.0)).detail == "0%"
+    assert card(facts(paused_percent=140.0)).note == "Paused at 100%"
 
 
 def test_running_game_blocks_other_actions() -> None:
@@ -292,8 +294,82 @@ def test_uninstall_keeps_downloaded_files() -> None:
 
 def test_paused_download_can_be_discarded() -> None:
     """A paused download can be resumed (primary) or discarded, and its files viewed."""
-    view = card(facts(paused_percent=20.0))
+    view = card(facts(paused_percent=20.0, discardable=True))
     assert [action.id for action in view.actions] == ["discard", "view-files"]
+    discard = view.actions[0]
+    assert (discard.label, discard.command, discard.danger) == ("Discard download", "cancel", True)
+    assert discard.confirm == (
+        "Discard the paused download of Quake III Arena? The part already downloaded "
+        "is deleted; getting it back means downloading it again."
+    )
+
+
+def test_paused_card_says_how_far_and_why() -> None:
+    """The runtime's reason follows the share on the card: "Paused at N% — why"; Resume is
+    the main action even with no peer online (the click then says why it cannot start)."""
+    view = card(
+        facts(
+            peer_count=0,
+            paused_percent=62.5,
+            paused_reason="interrupted by a restart",
+            discardable=True,
+        )
+    )
+    assert view.note == "Paused at 62% — interrupted by a restart"
+    assert (view.action.kind, view.action.label, view.action.command) == (
+        "paused",
+        "Resume",
+        "download",
+    )
+    assert (view.status.label, view.status.tone) == ("Paused", "warn")
+    assert view.error is None
+    assert "discard" in [action.id for action in view.actions]
+
+
+def test_paused_note_hides_while_an_operation_runs() -> None:
+    """A resumed download draws progress, not the old pause, and offers no discard."""
+    view = card(
+        facts(operation="downloading", paused_percent=40.0, paused_reason="x", discardable=True)
+    )
+    assert view.note is None
+    assert view.action.kind == "downloading"
+    assert [action.id for action in view.actions] == ["cancel", "view-files"]
+
+
+def test_failed_download_offers_retry_and_discard() -> None:
+    """A failed download shows its reason, Retry as the main action and Discard aside."""
+    view = card(facts(failed_reason="disk full", discardable=True))
+    assert (view.action.kind, view.action.label, view.action.command, view.action.busy) == (
+        "failed",
+        "Retry",
+        "download",
+        False,
+    )
+    assert view.error == "Download failed: disk full"
+    assert (view.status.label, view.status.tone) == ("Failed", "error")
+    assert view.note is None
+    assert [action.id for action in view.actions] == ["discard", "view-files"]
+    assert view.actions[0].confirm is not None
+    assert view.actions[0].confirm.startswith("Discard the failed download of Quake III Arena?")
+
+
+def test_failed_update_of_a_downloaded_game_retries_the_update() -> None:
+    """A downloaded game refuses a plain download, so Retry sends update."""
+    view = card(facts(downloaded=True, failed_reason="no peer could describe quake3"))
+    assert (view.action.label, view.action.command) == ("Retry", "update")
+
+
+def test_failure_without_files_offers_no_discard() -> None:
+    """A download that failed before anything reached the disk has nothing to discard."""
+    view = card(facts(failed_reason="simulated bug"))
+    assert view.action.label == "Retry"
+    assert view.actions == ()
+
+
+def test_a_newer_failure_of_another_operation_wins_the_error_line() -> None:
+    """The last operation's failure (an overlay) is shown before an older download failure."""
+    view = card(facts(failed_reason="disk full", last_error="Install failed: bad archive"))
+    assert view.error == "Install failed: bad archive"
 
 
 def test_no_files_no_view_files() -> None:

@@ -26,13 +26,29 @@ One download is one job that owns its game root through the operation table::
     handoff      install policy auto (or an update of an installed game):
                  DOWNLOADING -> INSTALLING/UPDATING in the same operation
 
-Endings: **finished** (sentinel committed, journal removed); **cancelled** (stops
-at the next chunk boundary, sentinel transaction rolled back, what the ownership
-record proves the download created discarded, the root removed only if the
-download created it and it is empty); **all peers gone**
-(paused: journal kept, resumable); **failed** (a reason; journal kept, resumable).
-Each ending refreshes the game while its operation is active, clears the
-operation, then publishes its event.
+Endings: **finished** (sentinel committed, journal removed; a cancel that arrives
+during the commit itself only stops the install hand-off); **cancelled** (stops
+at once in every phase: the source check, the transfer and the sentinel fetch race
+the cancel; sentinel transaction rolled back, what the ownership record proves
+the download created discarded, the root removed only if the download created it
+and it is empty); **paused** (every source left the
+network or stopped answering: journal kept, resumable); **failed**
+(a reason; journal kept, resumable). Each ending refreshes the game while its
+operation is active, clears the operation, then publishes its event.
+
+What the player sees of a download that is not running comes from
+:attr:`DownloadManager.halted`, part of every game snapshot, never from events:
+
+==============================  ==========  ===============  ===========================
+how it stopped                  state       reason           until
+==============================  ==========  ===============  ===========================
+every source left or went mute  paused      all-peers-gone   the next download or cancel
+a journal found at start        paused      restart          likewise
+any failure                     failed      failed           likewise
+==============================  ==========  ===============  ===========================
+
+A paused or failed download with a journal on disk is discardable: ``cancel``
+runs the same sweep as a cancelled download.
 """
 
 from __future__ import annotations
@@ -42,10 +58,10 @@ import contextlib
 import logging
 import os
 import tempfile
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from lanspread.core.gameroot import version_sort_key
 from lanspread.core.library import FoundGame
@@ -98,6 +114,7 @@ from lanspread.runtime.events import (
 )
 from lanspread.runtime.jobs import JobRunner
 from lanspread.runtime.options import InstallPolicy
+from lanspread.runtime.replies import FAILED, PAUSED, DownloadState
 from lanspread.runtime.startup import catalog_roots
 
 if TYPE_CHECKING:
@@ -114,6 +131,18 @@ MAX_CHUNK_ATTEMPTS = 4
 MANIFEST_TIMEOUT = 15.0
 
 
+# Why a download is paused (DownloadState.reason), with the words the player reads.
+# A source that leaves with a goodbye often refuses its connections before the
+# goodbye arrives, so "left" and "stopped answering" are one reason, not a race.
+ALL_PEERS_GONE = "all-peers-gone"
+RESTART = "restart"
+PAUSE_MESSAGES: Mapping[str, str] = {
+    ALL_PEERS_GONE: "every source left or stopped answering",
+    RESTART: "interrupted by a restart",
+}
+
+_T = TypeVar("_T")
+
 # Outcomes where the chunk's bytes crossed the wire (speed counts retry waste too).
 _BYTES_ARRIVED = frozenset({ChunkOutcome.OK, ChunkOutcome.HASH_MISMATCH})
 
@@ -127,7 +156,16 @@ class _Cancelled(Exception):
 
 
 class _AllPeersGone(Exception):
-    """Every source of the game left the network."""
+    """Every source of the game left the network or cannot be reached."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Halt:
+    """How a download that is not running ended: paused or failed, and why."""
+
+    state: str
+    reason: str
+    message: str
 
 
 @dataclass
@@ -202,6 +240,7 @@ class DownloadManager:
         self._active: dict[str, _Active] = {}
         self._partials: dict[str, PartialDownload] = {}
         self._found: dict[str, FoundGame] = {}
+        self._halts: dict[str, _Halt] = {}
         network.add_peer_lost_listener(self._on_peer_lost)
 
     # -- facts -------------------------------------------------------------
@@ -210,6 +249,23 @@ class DownloadManager:
     def partials(self) -> Mapping[str, PartialDownload]:
         """Paused downloads (a journal in the root, no active download), by game id."""
         return dict(self._partials)
+
+    @property
+    def halted(self) -> Mapping[str, DownloadState]:
+        """Paused and failed downloads that are not running, by game id, with why and how far."""
+        result: dict[str, DownloadState] = {}
+        for game_id in sorted(set(self._halts) | set(self._partials)):
+            partial = self._partials.get(game_id)
+            halt = self._halts.get(game_id) or _paused(RESTART)
+            result[game_id] = DownloadState(
+                state=halt.state,
+                reason=halt.reason,
+                message=halt.message,
+                done_bytes=partial.done_bytes if partial is not None else 0,
+                total_bytes=partial.total_bytes if partial is not None else 0,
+                discardable=partial is not None,
+            )
+        return result
 
     def _root(self, game_id: str) -> Path:
         return self._local.game_dir / game_id
@@ -232,6 +288,7 @@ class DownloadManager:
         if self._active:
             raise InvalidGameState("cannot settle the game directory while downloading")
         self._partials.clear()
+        self._halts.clear()
         self._found.clear()
         for root in catalog_roots(game_dir or self._local.game_dir, self._local.catalog):
             try:
@@ -243,6 +300,7 @@ class DownloadManager:
                 continue
             if partial is not None:
                 self._partials[root.name] = partial
+                self._halts[root.name] = _paused(RESTART)
             if found is not None:
                 log.warning("%s: %s: %s", root, found.label, found.reason)
                 self._found[root.name] = found
@@ -269,6 +327,7 @@ class DownloadManager:
         self._local.begin_operation(game_id, OperationKind.DOWNLOADING)
         active = _Active(game_id)
         self._active[game_id] = active
+        self._halts.pop(game_id, None)
         self._jobs.spawn(lambda: self._run(active))
 
     def cancel(self, game_id: str) -> None:
@@ -284,7 +343,7 @@ class DownloadManager:
         self._jobs.spawn(lambda: self._discard_paused(game_id))
 
     async def _discard_paused(self, game_id: str) -> None:
-        await self._settle(game_id, _discard)
+        await self._settle(game_id, _discard, None)
         self._publish(DownloadCancelled(game=game_id))
 
     # -- the job ---------------------------------------------------------------
@@ -294,11 +353,11 @@ class DownloadManager:
         try:
             outcome = await self._download(active)
         except _Cancelled:
-            await self._settle(game_id, _discard)
+            await self._settle(game_id, _discard, None)
             self._publish(DownloadCancelled(game=game_id))
             return
         except _AllPeersGone:
-            await self._settle(game_id, classify_partial)
+            await self._settle(game_id, classify_partial, _paused(ALL_PEERS_GONE))
             self._publish(DownloadAllPeersGone(game=game_id))
             return
         except Exception as exc:  # every failure, a bug included, must release the game
@@ -306,14 +365,20 @@ class DownloadManager:
                 log.warning("download of %s failed: %s", game_id, exc)
             else:
                 log.exception("download of %s failed unexpectedly", game_id)
-            await self._settle(game_id, classify_partial)
-            self._publish(DownloadFailed(game=game_id, reason=str(exc)))
+            reason = str(exc) or type(exc).__name__
+            await self._settle(game_id, classify_partial, _Halt(FAILED, FAILED, reason))
+            self._publish(DownloadFailed(game=game_id, reason=reason))
             return
         finally:
             self._active.pop(game_id, None)
         self._partials.pop(game_id, None)
+        self._halts.pop(game_id, None)
         installed = outcome.installed_before
-        if installed or self._install_policy is InstallPolicy.AUTO:
+        # A cancel that arrived while the sentinel was being committed came too late to
+        # stop the download, but it still says "do no more": the complete download stays
+        # and nothing is installed on the player's behalf.
+        late_cancel = active.cancel.is_set()
+        if not late_cancel and (installed or self._install_policy is InstallPolicy.AUTO):
             self._local.handoff(
                 game_id, OperationKind.UPDATING if installed else OperationKind.INSTALLING
             )
@@ -323,9 +388,18 @@ class DownloadManager:
         await self._local.end_operation(game_id)
         self._publish(DownloadFinished(game=game_id, version=outcome.version))
 
-    async def _settle(self, game_id: str, step: Callable[[Path], PartialDownload | None]) -> None:
+    async def _settle(
+        self,
+        game_id: str,
+        step: Callable[[Path], PartialDownload | None],
+        halt: _Halt | None,
+    ) -> None:
         """Run an ending's disk step on the root, record the paused download it leaves
-        (if any), then release the game whatever happened."""
+        (if any) and how it ended (``halt``), then release the game whatever happened.
+
+        A paused ending that left no journal has nothing to resume: it shows as
+        nothing at all. A failure shows with or without files on disk.
+        """
         partial = found = None
         root = self._root(game_id)
         try:
@@ -333,6 +407,10 @@ class DownloadManager:
             found = await asyncio.to_thread(probe_found, root)
         except (StorageError, OSError) as exc:
             log.warning("cleaning up after the download of %s failed: %s", game_id, exc)
+            # Whatever the step left is still the truth to show (and to discard again).
+            partial = await asyncio.to_thread(_classify_or_none, root)
+            if partial is not None and halt is None:
+                halt = _Halt(FAILED, FAILED, f"discarding the download failed: {exc}")
         finally:
             if partial is None:
                 self._partials.pop(game_id, None)
@@ -342,6 +420,10 @@ class DownloadManager:
                 self._found.pop(game_id, None)
             else:
                 self._found[game_id] = found
+            if halt is None or (partial is None and halt.state == PAUSED):
+                self._halts.pop(game_id, None)
+            else:
+                self._halts[game_id] = halt
             await self._local.end_operation(game_id)
 
     async def _download(self, active: _Active) -> _Outcome:
@@ -385,7 +467,9 @@ class DownloadManager:
         if not sources:
             raise _AllPeersGone
         manifests: dict[str, GameManifest] = {}
-        results = await asyncio.gather(*(self._manifest_of(peer, game_id) for peer in sources))
+        results = await _unless_cancelled(
+            asyncio.gather(*(self._manifest_of(peer, game_id) for peer in sources)), active
+        )
         for peer, result in zip(sources, results, strict=True):
             if isinstance(result, LanspreadError):
                 log.info("no manifest of %s from %s: %s", game_id, peer, result)
@@ -458,6 +542,36 @@ class DownloadManager:
                 active.gone.set()
 
 
+def _paused(reason: str) -> _Halt:
+    return _Halt(PAUSED, reason, PAUSE_MESSAGES[reason])
+
+
+async def _unless_cancelled(work: Awaitable[_T], active: _Active) -> _T:
+    """``work``'s result, or :class:`_Cancelled` the moment the player cancels
+    (``work`` is then cancelled and joined)."""
+    task = asyncio.ensure_future(work)
+    stop = asyncio.ensure_future(active.cancel.wait())
+    try:
+        await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for future in (task, stop):
+            if not future.done():
+                future.cancel()
+        await asyncio.gather(task, stop, return_exceptions=True)
+    if active.cancel.is_set():
+        raise _Cancelled
+    return task.result()
+
+
+def _classify_or_none(root: Path) -> PartialDownload | None:
+    """The paused download of ``root``, or ``None`` when the disk refuses to tell."""
+    try:
+        return classify_partial(root)
+    except StorageError as exc:
+        log.warning("cannot inspect the download state of %s: %s", root, exc)
+        return None
+
+
 def _discard(root: Path) -> None:
     """Roll the sentinel transaction back and remove the payload (blocking).
 
@@ -527,7 +641,9 @@ class _Transfer:
             try:
                 await self._rounds()
                 await self._commit_in_flight()
-                sentinel = await self._fetch_sentinel()
+                sentinel = await _unless_cancelled(self._fetch_sentinel(), self._active)
+                if self._active.cancel.is_set():
+                    raise _Cancelled
                 await asyncio.to_thread(self._commit_all, sentinel)
             finally:
                 ticker.cancel()

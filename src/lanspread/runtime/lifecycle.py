@@ -2,9 +2,11 @@
 
 Each command checks its preconditions, claims the game in the operation table
 (so a second command is refused with ``OperationInProgress``) and returns at once;
-the work runs as an owned job. Every job ends the same way: the game is rescanned
-while its operation is still active, the operation is cleared, and only then is
-the finished/failed event published, so the snapshot is always the truth.
+the work runs as an owned job. Every job ends the same way, whatever happened (an
+unexpected exception included, reported in plain words and logged with its
+traceback): the game is rescanned while its operation is still active, the
+operation is cleared, and only then is the finished/failed event published, so
+the snapshot is always the truth and no game stays locked.
 
 Disk work runs in worker threads; a shutdown asks a running extraction to stop,
 and the transaction rolls back to the previous state.
@@ -15,16 +17,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from lanspread.core.gameroot import INSTALL_RECORD_FILE, LOCAL_DIR
 from lanspread.core.install_record import local_update_pending
 from lanspread.core.library import GameSummary
 from lanspread.core.operations import OperationKind
-from lanspread.errors import InvalidGameState, LanspreadError, OperationInProgress
+from lanspread.errors import (
+    InvalidGameState,
+    LanspreadError,
+    OperationError,
+    OperationInProgress,
+)
 from lanspread.install.extract import ProgressCallback, extract, plan_extraction
-from lanspread.install.record import inspect_local
+from lanspread.install.record import LocalInspection, inspect_local
 from lanspread.install.remove import remove_downloaded_game
 from lanspread.install.transaction import (
     InstallResult,
@@ -130,24 +137,49 @@ class Lifecycle:
 
     async def run_install(self, game_id: str, *, update: bool) -> None:
         """Extract the game (its operation is already INSTALLING or UPDATING)."""
-        self._publish(InstallBegin(game=game_id, update=update))
-        loop = asyncio.get_running_loop()
 
-        def progress(done: int, total: int) -> None:
-            event = InstallProgress(game=game_id, extracted_bytes=done, total_bytes=total)
-            loop.call_soon_threadsafe(self._publish, event)
+        async def work() -> Event:
+            self._publish(InstallBegin(game=game_id, update=update))
+            loop = asyncio.get_running_loop()
 
-        transaction = update_game if update else install_game
-        try:
+            def progress(done: int, total: int) -> None:
+                event = InstallProgress(game=game_id, extracted_bytes=done, total_bytes=total)
+                loop.call_soon_threadsafe(self._publish, event)
+
+            transaction = update_game if update else install_game
             result = await asyncio.to_thread(
                 transaction, self._root(game_id), self._unpacker, progress=progress
             )
-        except LanspreadError as exc:
+            return _finished(game_id, result)
+
+        await self._operate(
+            game_id,
+            "update" if update else "install",
+            work,
+            lambda reason: InstallFailed(game=game_id, reason=reason),
+        )
+
+    async def _operate(
+        self,
+        game_id: str,
+        what: str,
+        work: Callable[[], Awaitable[Event]],
+        failed: Callable[[str], Event],
+    ) -> None:
+        """Run an operation's work, then release the game and publish how it ended.
+
+        Every ending goes through here: success, an expected failure and a bug alike
+        rescan the game, clear its operation and publish one finished/failed event.
+        """
+        try:
+            ending = await work()
+        except Exception as exc:
+            ending = failed(_failure_reason(exc, what, game_id))
+        try:
             await self._local.end_operation(game_id)
-            self._publish(InstallFailed(game=game_id, reason=str(exc)))
-            return
-        await self._local.end_operation(game_id)
-        self._publish(_finished(game_id, result))
+        except Exception:
+            log.exception("rescanning %s after its %s failed", game_id, what)
+        self._publish(ending)
 
     def _unpacker(self, archives_root: Path, destination: Path, progress: ProgressCallback) -> None:
         plan = plan_extraction(archives_root)
@@ -166,7 +198,7 @@ class Lifecycle:
     async def uninstall_plan(self, game_id: str, *, keep_saves: bool) -> UninstallPlan:
         """What :meth:`uninstall` would delete and keep; changes nothing."""
         self._require_idle_install(game_id)
-        found = await asyncio.to_thread(inspect_local, self._root(game_id))
+        found = await self._inspect(game_id, "uninstall check")
         if keep_saves and found.record is None:
             raise InvalidGameState(_no_record_to_keep_saves(game_id))
         players = found.diff.players if found.record is not None else ()
@@ -181,7 +213,7 @@ class Lifecycle:
     async def verify(self, game_id: str) -> VerifyReply:
         """Compare ``local/`` with its install record (hashing every shipped file)."""
         self._require_idle_install(game_id)
-        found = await asyncio.to_thread(inspect_local, self._root(game_id))
+        found = await self._inspect(game_id, "verify")
         if found.record is None:
             raise InvalidGameState(
                 f"{game_id} has no install record (installed without one); repair it to make one"
@@ -196,6 +228,19 @@ class Lifecycle:
             added=diff.added,
         )
 
+    async def _inspect(self, game_id: str, what: str) -> LocalInspection:
+        """``local/`` against its install record; a bug becomes a plain refusal.
+
+        Nothing is claimed here, so there is nothing to release: the caller gets
+        an :class:`OperationError` it can show instead of an internal error.
+        """
+        try:
+            return await asyncio.to_thread(inspect_local, self._root(game_id))
+        except LanspreadError:
+            raise
+        except Exception as exc:
+            raise OperationError(_failure_reason(exc, what, game_id)) from exc
+
     def _require_idle_install(self, game_id: str) -> None:
         summary = self._summary(game_id)
         if summary is None or not summary.installed:
@@ -204,17 +249,19 @@ class Lifecycle:
             raise OperationInProgress(f"{game_id} is busy: wait for its operation to finish")
 
     async def _run_uninstall(self, game_id: str, *, keep_saves: bool) -> None:
-        self._publish(UninstallBegin(game=game_id))
-        try:
+        async def work() -> Event:
+            self._publish(UninstallBegin(game=game_id))
             result = await asyncio.to_thread(
                 uninstall_game, self._root(game_id), keep_saves=keep_saves
             )
-        except LanspreadError as exc:
-            await self._local.end_operation(game_id)
-            self._publish(UninstallFailed(game=game_id, reason=str(exc)))
-            return
-        await self._local.end_operation(game_id)
-        self._publish(UninstallFinished(game=game_id, kept=result.kept))
+            return UninstallFinished(game=game_id, kept=result.kept)
+
+        await self._operate(
+            game_id,
+            "uninstall",
+            work,
+            lambda reason: UninstallFailed(game=game_id, reason=reason),
+        )
 
     def remove(self, game_id: str) -> None:
         summary = self._summary(game_id)
@@ -231,17 +278,19 @@ class Lifecycle:
         self._jobs.spawn(lambda: self._run_remove(game_id))
 
     async def _run_remove(self, game_id: str) -> None:
-        self._publish(RemoveBegin(game=game_id))
-        try:
+        async def work() -> Event:
+            self._publish(RemoveBegin(game=game_id))
             await asyncio.to_thread(
                 remove_downloaded_game, self._local.game_dir, game_id, self._local.catalog
             )
-        except LanspreadError as exc:
-            await self._local.end_operation(game_id)
-            self._publish(RemoveFailed(game=game_id, reason=str(exc)))
-            return
-        await self._local.end_operation(game_id)
-        self._publish(RemoveFinished(game=game_id))
+            return RemoveFinished(game=game_id)
+
+        await self._operate(
+            game_id,
+            "removal",
+            work,
+            lambda reason: RemoveFailed(game=game_id, reason=reason),
+        )
 
     # -- play ----------------------------------------------------------------
 
@@ -278,6 +327,17 @@ def _no_record_to_keep_saves(game_id: str) -> str:
         f"{game_id} has no install record, so its files cannot be told from yours; "
         "repair it first, or uninstall without keep_saves"
     )
+
+
+def _failure_reason(exc: Exception, what: str, game_id: str) -> str:
+    """What the player reads: our own errors as they are, a bug in plain words (the
+    traceback goes to the log)."""
+    if isinstance(exc, LanspreadError | OSError) and str(exc):
+        log.warning("%s of %s failed: %s", what, game_id, exc)
+        return str(exc)
+    log.exception("%s of %s failed unexpectedly", what, game_id)
+    detail = str(exc) or type(exc).__name__
+    return f"the {what} stopped on an unexpected error ({detail}); the log has the details"
 
 
 def _finished(game_id: str, result: InstallResult) -> InstallFinished:

@@ -40,6 +40,32 @@ class Started(msgspec.Struct, frozen=True):
     pid: int
 
 
+PAUSED = "paused"
+FAILED = "failed"
+
+
+class DownloadState(msgspec.Struct, frozen=True):
+    """A download that is not running but left something to act on: paused or failed.
+
+    Everything a front end draws comes from here; none of it is derived from events.
+    """
+
+    state: str
+    """``paused`` (resume it) or ``failed`` (retry it)."""
+    reason: str
+    """Why, as a code: ``all-peers-gone`` (every source left or stopped answering) or
+    ``restart`` (a journal found at start) for a paused download, ``failed`` for a
+    failed one."""
+    message: str
+    """Why, in words for a person ("interrupted by a restart", or the failure)."""
+    done_bytes: int
+    """Bytes already complete on disk (journaled and verified)."""
+    total_bytes: int
+    """Every byte of the download; 0 when nothing of it reached the disk."""
+    discardable: bool
+    """Files of it are on disk; ``cancel`` discards them (through the download's sweep)."""
+
+
 class GameView(msgspec.Struct, frozen=True):
     """One catalog game as this peer sees it: local state joined with what peers offer."""
 
@@ -66,6 +92,8 @@ class GameView(msgspec.Struct, frozen=True):
     found: str | None = None
     """Why a folder named like the game is *found, not from lanspread* (never
     touched); ``None`` when lanspread accounts for the folder or there is none."""
+    download_state: DownloadState | None = None
+    """A paused or failed download while no operation runs on the game; ``None`` otherwise."""
 
 
 class VerifyReply(msgspec.Struct, frozen=True):
@@ -112,9 +140,11 @@ def game_views(
     partials: Mapping[str, PartialDownload] | None = None,
     running: Set[str] = frozenset(),
     found: Mapping[str, FoundGame] | None = None,
+    halted: Mapping[str, DownloadState] | None = None,
 ) -> tuple[GameView, ...]:
     partials = partials or {}
     found = found or {}
+    halted = halted or {}
     mine = local.by_id()
     views = []
     for game in sorted(catalog, key=lambda g: g.id):
@@ -155,6 +185,7 @@ def game_views(
                 running=game.id in running,
                 installed_version=summary.installed_version if summary is not None else None,
                 found=found[game.id].reason if game.id in found else None,
+                download_state=halted.get(game.id) if operation is None else None,
             )
         )
     return tuple(views)

@@ -344,6 +344,7 @@ class PeerRuntime:
             self.downloads.partials,
             self.lifecycle.running,
             self.downloads.found,
+            self.downloads.halted,
         )
 
 

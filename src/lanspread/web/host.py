@@ -23,7 +23,7 @@ from lanspread.errors import ConfigError, LanspreadError, OperationInProgress
 from lanspread.runtime.events import Event, RuntimeFailed
 from lanspread.runtime.network import format_addr
 from lanspread.runtime.options import RuntimeOptions
-from lanspread.runtime.replies import GameView
+from lanspread.runtime.replies import FAILED, PAUSED, GameView
 from lanspread.runtime.runtime import PeerRuntime
 from lanspread.web.state import GameOverlay, UiState
 from lanspread.web.viewmodel import (
@@ -34,6 +34,7 @@ from lanspread.web.viewmodel import (
     SelfFacts,
     SourceFacts,
     ViewInput,
+    percent_of,
 )
 
 log = logging.getLogger(__name__)
@@ -244,9 +245,11 @@ def game_facts(
 ) -> GameFacts:
     """One game's facts: the runtime's view plus the store's overlays.
 
-    Paused downloads, the running game and the last failure come from events today;
-    when the runtime reports them itself, its values replace the overlay's here.
+    A paused or failed download is the runtime's own fact (``download_state``);
+    the overlays only add what events carry between snapshots.
     """
+    stopped = view.download_state
+    paused = stopped is not None and stopped.state == PAUSED
     catalog = runtime.local.catalog
     game = catalog.get(view.id)
     if game is None:
@@ -265,7 +268,14 @@ def game_facts(
         has_cover=game.cover is not None,
         download=overlay.download,
         install=overlay.install,
-        paused_percent=overlay.paused_percent,
+        paused_percent=(
+            percent_of(stopped.done_bytes, stopped.total_bytes)
+            if stopped is not None and paused
+            else None
+        ),
+        paused_reason=stopped.message if stopped is not None and paused else None,
+        failed_reason=stopped.message if stopped is not None and stopped.state == FAILED else None,
+        discardable=stopped is not None and stopped.discardable,
         running=overlay.running,
         last_error=overlay.last_error,
         pending=overlay.pending,

@@ -13,12 +13,8 @@ download sample    ``DownloadBegin``, ``DownloadProgress``  a snapshot without
                                                             ``downloading`` for the game
 install sample     ``InstallBegin``, ``InstallProgress``    a snapshot without
                                                             ``installing``/``updating``
-paused percent     ``DownloadAllPeersGone`` (last percent)   a snapshot with any operation,
-                                                            the game downloaded,
-                                                            ``DownloadCancelled``,
-                                                            ``DownloadFinished``
-last error         ``*Failed`` events                       a snapshot showing a new
-                                                            operation, a new click,
+last error         ``InstallFailed``, ``UninstallFailed``,  a snapshot showing a new
+                   ``RemoveFailed``                         operation, a new click,
                                                             a ``*Finished`` event
 running            ``GameStarted``                          ``GameExited``, the runtime's
                                                             set of running games
@@ -29,17 +25,18 @@ pending click      :meth:`UiState.mark_pending`             the command's reply,
 
 Lifecycle events never change what a card *is*: they only feed overlays, and the
 view model draws an overlay only when the authoritative operation table agrees.
+A paused or failed download is no overlay at all: the runtime's game snapshot
+carries it (``GameView.download_state``), so it is true after any restart.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Set
+from collections.abc import Mapping, Set
 from dataclasses import dataclass
 
 from lanspread.runtime.events import (
     ActiveOperationsChanged,
     ChunkFinished,
-    DownloadAllPeersGone,
     DownloadBegin,
     DownloadCancelled,
     DownloadFailed,
@@ -60,10 +57,9 @@ from lanspread.runtime.events import (
     UninstallFailed,
     UninstallFinished,
 )
-from lanspread.web.viewmodel import DownloadSample, InstallSample, percent_of
+from lanspread.web.viewmodel import DownloadSample, InstallSample
 
 _FAILURE_PREFIX: Mapping[type[Event], str] = {
-    DownloadFailed: "Download failed",
     InstallFailed: "Install failed",
     UninstallFailed: "Uninstall failed",
     RemoveFailed: "Removing files failed",
@@ -78,7 +74,6 @@ MAX_ERROR_LENGTH = 300
 class GameOverlay:
     download: DownloadSample | None = None
     install: InstallSample | None = None
-    paused_percent: float | None = None
     running: bool = False
     last_error: str | None = None
     pending: str | None = None
@@ -98,10 +93,8 @@ class UiState:
         self._clear()
 
     def _clear(self) -> None:
-        self._last_percent: dict[str, float] = {}
         self._download: dict[str, DownloadSample] = {}
         self._install: dict[str, InstallSample] = {}
-        self._paused: dict[str, float] = {}
         self._errors: dict[str, str] = {}
         self._running: dict[str, int] = {}
         self._pending: dict[str, str] = {}
@@ -113,7 +106,6 @@ class UiState:
             for table in (
                 self._download,
                 self._install,
-                self._paused,
                 self._errors,
                 self._running,
                 self._pending,
@@ -123,7 +115,6 @@ class UiState:
         return GameOverlay(
             download=self._download.get(game_id),
             install=self._install.get(game_id),
-            paused_percent=self._paused.get(game_id),
             running=game_id in self._running,
             last_error=self._errors.get(game_id),
             pending=self._pending.get(game_id),
@@ -134,10 +125,10 @@ class UiState:
         self._clear()
 
     def game_dir_changed(self) -> bool:
-        """Forget what belonged to the old game folder (paused downloads, progress,
+        """Forget what belonged to the old game folder (progress, install samples,
         failures): none of it may show on, or be acted on for, the new one. The
         running games and the pending clicks stay: they are the process's."""
-        tables = (self._last_percent, self._download, self._install, self._paused, self._errors)
+        tables = (self._download, self._install, self._errors)
         changed = any(tables)
         for table in tables:
             table.clear()
@@ -174,15 +165,10 @@ class UiState:
             if active.get(game_id) not in _INSTALL_OPERATIONS:
                 del self._install[game_id]
         for game_id in active:
-            self._paused.pop(game_id, None)
             self._pending.pop(game_id, None)
             if game_id not in self._operations:
                 self._errors.pop(game_id, None)
         self._operations = active
-
-    def _library_changed(self, downloaded: Iterable[str]) -> None:
-        for game_id in downloaded:
-            self._paused.pop(game_id, None)
 
     # -- events ----------------------------------------------------------------------------
 
@@ -191,12 +177,10 @@ class UiState:
         match event:
             case ActiveOperationsChanged(operations=operations):
                 self.reconcile(operations)
-            case LocalLibraryChanged(games=games):
-                self._library_changed(game.id for game in games if game.downloaded)
+            case LocalLibraryChanged():
+                pass
             case DownloadBegin(game=game, total_bytes=total, resumed_bytes=resumed):
                 self._download[game] = DownloadSample(resumed, total, 0.0, None)
-                self._last_percent[game] = percent_of(resumed, total)
-                self._paused.pop(game, None)
             case DownloadProgress():
                 self._download[event.game] = DownloadSample(
                     event.downloaded_bytes,
@@ -204,15 +188,11 @@ class UiState:
                     event.bytes_per_second,
                     event.eta_seconds,
                 )
-                self._last_percent[event.game] = percent_of(
-                    event.downloaded_bytes, event.total_bytes
-                )
-            case DownloadAllPeersGone(game=game):
-                self._pause(game)
             case DownloadCancelled(game=game) | DownloadFinished(game=game):
-                self._paused.pop(game, None)
-                self._last_percent.pop(game, None)
                 self._errors.pop(game, None)
+            case DownloadFailed(game=game):
+                # The failure itself is in the game snapshot; only the click is answered.
+                self._pending.pop(game, None)
             case InstallBegin(game=game):
                 self._install[game] = InstallSample(0, 0)
             case InstallProgress(game=game, extracted_bytes=done, total_bytes=total):
@@ -223,9 +203,7 @@ class UiState:
                 | RemoveFinished(game=game)
             ):
                 self._errors.pop(game, None)
-                if isinstance(event, RemoveFinished):
-                    self._paused.pop(game, None)
-            case DownloadFailed() | InstallFailed() | UninstallFailed() | RemoveFailed():
+            case InstallFailed() | UninstallFailed() | RemoveFailed():
                 prefix = _FAILURE_PREFIX[type(event)]
                 self._errors[event.game] = _clip(f"{prefix}: {event.reason}")
                 self._pending.pop(event.game, None)
@@ -238,8 +216,3 @@ class UiState:
             case _:
                 pass
         return True
-
-    def _pause(self, game_id: str) -> None:
-        """Every source left: remember how far the download got (the last sample survives
-        the operation's end, which the runtime publishes first)."""
-        self._paused[game_id] = self._last_percent.get(game_id, 0.0)

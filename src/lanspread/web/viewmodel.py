@@ -20,13 +20,20 @@ operation ``uninstalling`` Uninstalling
 operation ``removing``     Removing files
 running                    Running
 pending download/update    Checking peers: the optimistic answer to a click only
-paused download            Resume (fill: the percentage already on disk)
+paused download            Resume (fill: the percentage already on disk; the card
+                           notes "Paused at N% — why")
+failed download            Retry (the card shows the failure)
 update available           Update
 installed                  Play (Installed when the catalog names no executable)
 downloaded                 Install
 a peer has it              Download
 otherwise                  Unavailable
 =========================  ======================================================
+
+A paused or failed download comes from the runtime's game snapshot
+(``GameView.download_state``), never from events, so it survives a restart of the
+runtime and of the page alike; Discard (the ``cancel`` command, which runs the
+download's own sweep) is offered in the detail view whenever files of it are on disk.
 
 Overlays never decide the state on their own. The operation table does: download
 progress is drawn only while the operation is ``downloading``, install progress
@@ -110,9 +117,15 @@ class GameFacts:
     install: InstallSample | None = None
     paused_percent: float | None = None
     """A resumable download's completed share (0-100), ``None`` when nothing is paused."""
+    paused_reason: str | None = None
+    """Why the download is paused, in the runtime's words ("interrupted by a restart")."""
+    failed_reason: str | None = None
+    """Why the last download failed (from the runtime's snapshot), ``None`` otherwise."""
+    discardable: bool = False
+    """Files of a paused or failed download are on disk; ``cancel`` discards them."""
     running: bool = False
     last_error: str | None = None
-    """Why the last operation on the game failed, until the next one starts."""
+    """Why the last install, uninstall or removal failed, until the next one starts."""
     pending: str | None = None
     """A download or update command sent from the page and not yet answered."""
     found_reason: str | None = None
@@ -162,6 +175,7 @@ class ActionKind(enum.Enum):
     CHECKING = "checking"
     DOWNLOADING = "downloading"
     PAUSED = "paused"
+    FAILED = "failed"
     INSTALL = "install"
     INSTALLING = "installing"
     UPDATING = "updating"
@@ -249,6 +263,8 @@ class CardView(msgspec.Struct, frozen=True):
     action: Action
     progress: ProgressView | None
     error: str | None
+    note: str | None
+    """A line under the button: where a paused download stopped and why."""
     actions: tuple[SecondaryAction, ...]
     sources: tuple[SourceView, ...]
     installed: bool
@@ -448,9 +464,31 @@ def primary_action(facts: GameFacts) -> Action:
         return Action(ActionKind.CHECKING.value, "Checking peers", None, busy=True)
     if facts.paused_percent is not None:
         percent = min(max(facts.paused_percent, 0.0), 100.0)
-        detail = f"Paused at {format_percent(percent)}"
-        return Action(ActionKind.PAUSED.value, "Resume", "download", False, percent, detail)
+        return Action(
+            ActionKind.PAUSED.value, "Resume", "download", False, percent, format_percent(percent)
+        )
+    if facts.failed_reason is not None:
+        # A downloaded game (its update failed) is refused a plain download: retry the update.
+        command = "update" if facts.downloaded else "download"
+        return Action(ActionKind.FAILED.value, "Retry", command, busy=False)
     return _idle_action(facts)
+
+
+def paused_note(facts: GameFacts) -> str | None:
+    """ "Paused at N% — why" for a paused download while nothing runs on the game."""
+    if facts.paused_percent is None or facts.operation is not None:
+        return None
+    where = f"Paused at {format_percent(min(max(facts.paused_percent, 0.0), 100.0))}"
+    return f"{where} — {facts.paused_reason}" if facts.paused_reason else where
+
+
+def error_of(facts: GameFacts) -> str | None:
+    """The failure the card shows: the last operation's, else the failed download's."""
+    if facts.last_error is not None:
+        return facts.last_error
+    if facts.failed_reason is not None and facts.operation is None:
+        return f"Download failed: {facts.failed_reason}"
+    return None
 
 
 def _downloading_action(facts: GameFacts) -> Action:
@@ -486,7 +524,7 @@ def status_of(facts: GameFacts, action: Action) -> StatusView:
         return StatusView("Running", "ok")
     if facts.paused_percent is not None:
         return StatusView("Paused", "warn")
-    if facts.last_error is not None:
+    if facts.last_error is not None or facts.failed_reason is not None:
         return StatusView("Failed", "error")
     if facts.found_reason is not None:
         return StatusView(FOUND_LABEL, "warn", facts.found_reason)
@@ -572,21 +610,29 @@ def secondary_actions(facts: GameFacts, primary: Action) -> tuple[SecondaryActio
                     ),
                 )
             )
-    if idle and facts.paused_percent is not None:
+    if idle and facts.discardable:
+        which = "failed" if facts.failed_reason is not None else "paused"
         actions.append(
             SecondaryAction(
                 "discard",
                 "Discard download",
                 "cancel",
                 danger=True,
-                confirm=f"Discard the paused download of {facts.game.name}?",
+                confirm=(
+                    f"Discard the {which} download of {facts.game.name}? The part already "
+                    "downloaded is deleted; getting it back means downloading it again."
+                ),
             )
         )
-    if facts.downloaded or facts.installed or facts.paused_percent is not None:
+    if facts.downloaded or facts.installed or _partial_on_disk(facts):
         actions.append(SecondaryAction("view-files", "View files", None))
     return tuple(
         action for action in actions if action.command is None or action.command != primary.command
     )
+
+
+def _partial_on_disk(facts: GameFacts) -> bool:
+    return facts.paused_percent is not None or facts.discardable
 
 
 def _version_label(facts: GameFacts) -> str:
@@ -639,7 +685,8 @@ def card(facts: GameFacts) -> CardView:
         status=status_of(facts, action),
         action=action,
         progress=progress_of(facts),
-        error=facts.last_error,
+        error=error_of(facts),
+        note=paused_note(facts),
         actions=secondary_actions(facts, action),
         sources=tuple(_source_view(source) for source in sources),
         installed=facts.installed,
@@ -697,7 +744,7 @@ def shelf(facts: GameFacts) -> int:
     A click never moves a card (a download stays on its shelf until it is done), so
     the grid only reshuffles when a game arrives on disk or a peer comes or goes.
     """
-    if facts.downloaded or facts.installed or facts.paused_percent is not None:
+    if facts.downloaded or facts.installed or _partial_on_disk(facts):
         return 0
     if facts.peer_count > 0 or facts.operation is not None:
         return 1

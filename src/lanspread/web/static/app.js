@@ -29,7 +29,7 @@
     off: svg('<circle cx="12" cy="12" r="9"/><path d="m5.6 5.6 12.8 12.8"/>'),
   };
   const ACTION_ICONS = {
-    download: "download", paused: "download", install: "install", play: "play",
+    download: "download", paused: "download", failed: "update", install: "install", play: "play",
     update: "update", installed: "check", unavailable: "off",
   };
   const SECONDARY_ICONS = {
@@ -323,10 +323,13 @@
     players.append(icon("users"), playersText);
     meta.append(genre, size, players);
     const act = makeActionButton();
+    const note = el("p", "card-note");
+    const noteText = el("span");
+    note.append(icon("clock"), noteText);
     const error = el("p", "card-error");
     const errorText = el("span");
     error.append(icon("alert"), errorText);
-    body.append(title, meta, act.button, error);
+    body.append(title, meta, act.button, note, error);
     root.append(art, body);
     root.addEventListener("click", () => openDetail(gameId));
     root.addEventListener("keydown", (event) => {
@@ -337,7 +340,8 @@
       runAction(act, gameId);
     });
     return {
-      root, art, mono, cover, pill, badge, badgeText, title, genre, size, playersText, act, error, errorText,
+      root, art, mono, cover, pill, badge, badgeText, title, genre, size, playersText, act, note, noteText,
+      error, errorText,
     };
   }
 
@@ -379,6 +383,8 @@
     card.playersText.textContent = String(game.max_players);
     card.playersText.parentElement.title = game.players_label;
     paintAction(card.act, game.action);
+    card.note.hidden = !game.note;
+    card.noteText.textContent = game.note || "";
     card.error.hidden = !game.error;
     card.errorText.textContent = game.error || "";
   }
@@ -499,6 +505,8 @@
     $("detail-description").hidden = !game.description;
     paintAction(detail.act, game.action);
     detail.act.button.hidden = Boolean(game.progress);
+    $("detail-note").hidden = !game.note;
+    $("detail-note").textContent = game.note || "";
     $("detail-error").hidden = !game.error;
     $("detail-error").textContent = game.error || "";
     renderProgress(game.progress);

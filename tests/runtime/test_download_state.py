@@ -1,0 +1,328 @@
+"""What a stopped download looks like in the game snapshot, and cancel in every phase."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.runtime.test_downloads import CHUNK, MiB, make_game, peers, serving
+from tests.support.download_roots import paused_root
+from tests.support.events import RuntimeEvents
+
+from lanspread.core.gameroot import DOWNLOAD_JOURNAL_FILE
+from lanspread.errors import InvalidGameState, StorageError
+from lanspread.runtime import downloads as downloads_module
+from lanspread.runtime.commands import Cancel, Download, SetGameDir
+from lanspread.runtime.events import (
+    ChunkFinished,
+    DownloadAllPeersGone,
+    DownloadBegin,
+    DownloadCancelled,
+    DownloadFailed,
+    DownloadFinished,
+    InstallBegin,
+)
+from lanspread.runtime.options import InstallPolicy
+from lanspread.runtime.replies import DownloadState, GameView
+from lanspread.runtime.runtime import PeerRuntime
+
+Start = Callable[..., Any]
+# The promise to the player: a cancel is answered within a second in every phase.
+CANCEL_BUDGET = 1.0
+
+
+def quake(runtime: PeerRuntime) -> GameView:
+    return next(g for g in runtime.games() if g.id == "quake3")
+
+
+async def paused_by_departure(
+    start_runtime: Start, tmp_path: Path
+) -> tuple[PeerRuntime, PeerRuntime, RuntimeEvents]:
+    make_game(tmp_path / "bravo" / "games", size=128 * MiB)
+    alpha, bravo = await peers(start_runtime, "alpha", "bravo")
+    await serving(alpha, bravo)
+    events = RuntimeEvents(alpha)
+    await alpha.execute(Download(game="quake3"))
+    await events.first(ChunkFinished)
+    bravo.shutdown()
+    await bravo.wait_stopped()
+    await events.first(DownloadAllPeersGone)
+    return alpha, bravo, events
+
+
+async def test_departed_sources_pause_with_why_and_how_far(
+    start_runtime: Start, tmp_path: Path
+) -> None:
+    """When every source leaves, the snapshot itself says paused, why, and the journaled bytes."""
+    alpha, _bravo, _events = await paused_by_departure(start_runtime, tmp_path)
+    game = quake(alpha)
+    assert game.download_state == DownloadState(
+        state="paused",
+        reason="all-peers-gone",
+        message="every source left or stopped answering",
+        done_bytes=game.paused_bytes,
+        total_bytes=game.paused_total_bytes,
+        discardable=True,
+    )
+    assert 0 < game.paused_bytes < game.paused_total_bytes
+
+
+async def test_a_restart_shows_the_download_paused_and_discard_removes_it(
+    start_runtime: Start, tmp_path: Path
+) -> None:
+    """After a restart the snapshot shows the download paused "interrupted by a restart"
+    (with no peer online); cancel discards it through the download's sweep."""
+    make_game(tmp_path / "bravo" / "games", size=96 * MiB)
+    alpha, bravo = await peers(start_runtime, "alpha", "bravo", install_policy=InstallPolicy.MANUAL)
+    await serving(alpha, bravo)
+    events = RuntimeEvents(alpha)
+    await alpha.execute(Download(game="quake3"))
+    await events.first(ChunkFinished, where=lambda _: len(events.of(ChunkFinished)) >= 4)
+    alpha.shutdown()
+    await alpha.wait_stopped()
+    bravo.shutdown()
+    await bravo.wait_stopped()
+    alpha = await start_runtime("alpha", chunk_size=CHUNK, install_policy=InstallPolicy.MANUAL)
+    game = quake(alpha)
+    assert (game.peer_count, game.operation) == (0, None)
+    state = game.download_state
+    assert state is not None
+    assert (state.state, state.reason, state.message) == (
+        "paused",
+        "restart",
+        "interrupted by a restart",
+    )
+    assert 0 < state.done_bytes < state.total_bytes
+    assert state.discardable
+    events = RuntimeEvents(alpha)
+    await alpha.execute(Cancel(game="quake3"))
+    await events.first(DownloadCancelled)
+    assert not (alpha.game_dir / "quake3").exists()
+    assert quake(alpha).download_state is None
+
+
+async def test_a_failed_download_shows_failed_and_can_be_discarded(
+    start_runtime: Start, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failure after the journal exists shows as failed with its reason and the bytes on
+    disk; cancel discards the files; a retry clears the failure."""
+    make_game(tmp_path / "bravo" / "games", size=8 * MiB)
+    alpha, bravo = await peers(start_runtime, "alpha", "bravo", install_policy=InstallPolicy.MANUAL)
+    await serving(alpha, bravo)
+
+    async def broken(self: Any) -> None:
+        raise RuntimeError("simulated bug")
+
+    events = RuntimeEvents(alpha)
+    with monkeypatch.context() as patch:
+        patch.setattr(downloads_module._Transfer, "run", broken)
+        await alpha.execute(Download(game="quake3"))
+        await events.first(DownloadFailed)
+    assert (alpha.game_dir / "quake3" / DOWNLOAD_JOURNAL_FILE).exists()
+    state = quake(alpha).download_state
+    assert state is not None
+    assert (state.state, state.reason, state.message, state.discardable) == (
+        "failed",
+        "failed",
+        "simulated bug",
+        True,
+    )
+    assert state.total_bytes > 0
+    await alpha.execute(Cancel(game="quake3"))
+    await events.first(DownloadCancelled)
+    assert not (alpha.game_dir / "quake3").exists()
+    assert quake(alpha).download_state is None
+    await alpha.execute(Download(game="quake3"))
+    await events.first(DownloadFinished)
+    assert quake(alpha).download_state is None
+
+
+async def test_a_failure_without_files_shows_failed_but_not_discardable(
+    start_runtime: Start, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failure before anything reached the disk shows the reason, nothing to discard."""
+    make_game(tmp_path / "bravo" / "games", size=MiB)
+    alpha, bravo = await peers(start_runtime, "alpha", "bravo")
+    await serving(alpha, bravo)
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("simulated bug")
+
+    monkeypatch.setattr(alpha.downloads, "_prepare", broken)
+    events = RuntimeEvents(alpha)
+    await alpha.execute(Download(game="quake3"))
+    await events.first(DownloadFailed)
+    assert quake(alpha).download_state == DownloadState(
+        state="failed",
+        reason="failed",
+        message="simulated bug",
+        done_bytes=0,
+        total_bytes=0,
+        discardable=False,
+    )
+
+
+class Stall:
+    """An awaitable step that never finishes on its own; ``entered`` tells it was reached."""
+
+    def __init__(self) -> None:
+        self.entered = asyncio.Event()
+        self._never = asyncio.Event()
+
+    async def __call__(self, *args: object) -> Any:
+        self.entered.set()
+        await self._never.wait()
+
+
+async def cancel_latency(runtime: PeerRuntime, events: RuntimeEvents, stall: Stall) -> float:
+    await asyncio.wait_for(stall.entered.wait(), 20.0)
+    began = time.monotonic()
+    await runtime.execute(Cancel(game="quake3"))
+    await events.first(DownloadCancelled, within=5.0)
+    return time.monotonic() - began
+
+
+async def test_cancel_during_the_source_check_answers_at_once(
+    start_runtime: Start, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A source that never answers the manifest request (the check would wait its full
+    timeout) does not hold a cancel: it completes well within a second."""
+    make_game(tmp_path / "bravo" / "games", size=MiB)
+    alpha, bravo = await peers(start_runtime, "alpha", "bravo")
+    await serving(alpha, bravo)
+    stall = Stall()
+    monkeypatch.setattr(alpha.network, "fetch_manifest", stall)
+    events = RuntimeEvents(alpha)
+    await alpha.execute(Download(game="quake3"))
+    latency = await cancel_latency(alpha, events, stall)
+    assert latency < CANCEL_BUDGET / 2, f"cancel took {latency:.2f}s"
+    assert events.of(DownloadBegin) == []
+    assert alpha.local.operations.snapshot() == {}
+    assert quake(alpha).download_state is None
+
+
+async def test_cancel_during_a_stalled_transfer_answers_at_once(
+    start_runtime: Start, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A source that never hands out a data ticket does not hold a cancel."""
+    make_game(tmp_path / "bravo" / "games", size=4 * MiB)
+    alpha, bravo = await peers(start_runtime, "alpha", "bravo")
+    await serving(alpha, bravo)
+    stall = Stall()
+    monkeypatch.setattr(alpha.network, "request_ticket", stall)
+    events = RuntimeEvents(alpha)
+    await alpha.execute(Download(game="quake3"))
+    latency = await cancel_latency(alpha, events, stall)
+    assert latency < CANCEL_BUDGET / 2, f"cancel took {latency:.2f}s"
+    assert events.of(DownloadBegin) != []
+    assert not (alpha.game_dir / "quake3").exists()
+
+
+async def test_cancel_during_the_sentinel_phase_answers_at_once(
+    start_runtime: Start, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every payload byte is in, the sentinel fetch stalls: a cancel still completes
+    within a second, commits no version.ini and leaves nothing behind."""
+    make_game(tmp_path / "bravo" / "games", size=2 * MiB)
+    alpha, bravo = await peers(start_runtime, "alpha", "bravo", install_policy=InstallPolicy.MANUAL)
+    await serving(alpha, bravo)
+    stall = Stall()
+    monkeypatch.setattr(downloads_module._Transfer, "_fetch_into_memory", stall)
+    events = RuntimeEvents(alpha)
+    await alpha.execute(Download(game="quake3"))
+    latency = await cancel_latency(alpha, events, stall)
+    assert latency < CANCEL_BUDGET / 2, f"cancel took {latency:.2f}s"
+    assert events.of(ChunkFinished) != []
+    assert events.of(DownloadFinished) == []
+    assert not (alpha.game_dir / "quake3").exists()
+
+
+async def test_cancel_during_the_sentinel_commit_keeps_the_download_and_installs_nothing(
+    start_runtime: Start, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cancel that arrives while version.ini is being committed cannot undo the commit:
+    the download finishes at once after it, stays downloaded and is not installed (the
+    policy is auto), and the game is released."""
+    make_game(tmp_path / "bravo" / "games", size=2 * MiB)
+    alpha, bravo = await peers(start_runtime, "alpha", "bravo")
+    await serving(alpha, bravo)
+    loop = asyncio.get_running_loop()
+    entered = asyncio.Event()
+    release = threading.Event()
+    commit_all = downloads_module._Transfer._commit_all
+
+    def held_commit(self: Any, sentinel: bytes) -> None:
+        loop.call_soon_threadsafe(entered.set)
+        release.wait(timeout=20.0)
+        commit_all(self, sentinel)
+
+    monkeypatch.setattr(downloads_module._Transfer, "_commit_all", held_commit)
+    events = RuntimeEvents(alpha)
+    await alpha.execute(Download(game="quake3"))
+    await asyncio.wait_for(entered.wait(), 20.0)
+    began = time.monotonic()
+    await alpha.execute(Cancel(game="quake3"))
+    release.set()
+    await events.first(DownloadFinished, within=5.0)
+    latency = time.monotonic() - began
+    assert latency < CANCEL_BUDGET / 2, f"cancel took {latency:.2f}s"
+    assert events.of(DownloadCancelled) == []
+    assert events.of(InstallBegin) == []
+    game = quake(alpha)
+    assert (game.downloaded, game.installed, game.operation) == (True, False, None)
+    assert game.download_state is None
+
+
+async def test_a_new_game_dir_forgets_the_old_paused_download(
+    start_runtime: Start, tmp_path: Path
+) -> None:
+    """After a switch of game folder the old folder's paused download is not shown and
+    cannot be discarded (which would act on the new folder); switching back finds it."""
+    old_dir = tmp_path / "alpha" / "games"
+    done, total = paused_root(old_dir, done=2)
+    alpha = await start_runtime("alpha", chunk_size=CHUNK)
+    assert quake(alpha).download_state is not None
+    new_dir = tmp_path / "elsewhere"
+    await alpha.execute(SetGameDir(path=str(new_dir)))
+    assert quake(alpha).download_state is None
+    with pytest.raises(InvalidGameState, match="quake3 has no download to cancel"):
+        await alpha.execute(Cancel(game="quake3"))
+    await alpha.execute(SetGameDir(path=str(old_dir)))
+    state = quake(alpha).download_state
+    assert state is not None
+    assert (state.reason, state.done_bytes, state.total_bytes) == ("restart", done, total)
+
+
+async def test_a_discard_the_disk_refuses_keeps_showing_the_download(
+    start_runtime: Start, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When the discard sweep fails, the files it left still show, as failed with the
+    reason, and can be discarded again."""
+    done, total = paused_root(tmp_path / "alpha" / "games", done=2)
+    alpha = await start_runtime("alpha", chunk_size=CHUNK)
+
+    def refused(root: Path) -> None:
+        raise StorageError("cannot remove quake3.eti: Permission denied")
+
+    events = RuntimeEvents(alpha)
+    with monkeypatch.context() as patch:
+        patch.setattr(downloads_module, "_discard", refused)
+        await alpha.execute(Cancel(game="quake3"))
+        await events.first(DownloadCancelled)
+    assert quake(alpha).download_state == DownloadState(
+        state="failed",
+        reason="failed",
+        message="discarding the download failed: cannot remove quake3.eti: Permission denied",
+        done_bytes=done,
+        total_bytes=total,
+        discardable=True,
+    )
+    await alpha.execute(Cancel(game="quake3"))
+    await events.first(DownloadCancelled, lambda _: len(events.of(DownloadCancelled)) >= 2)
+    assert not (alpha.game_dir / "quake3").exists()
+    assert quake(alpha).download_state is None
