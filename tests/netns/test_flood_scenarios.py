@@ -1,4 +1,4 @@
-"""A stranger in its own namespace floods a source while an honest download runs (S73).
+"""A stranger in its own namespace floods a source while an honest download runs (S80).
 
 The stranger (``tests/support/stranger.py``) runs on the third host with two
 extra addresses, so it plays three strangers: it keeps idle sockets on the
@@ -31,7 +31,7 @@ STRANGER_EXIT_TIMEOUT = 10.0
 async def test_a_flood_from_a_namespace_does_not_stop_an_honest_download(
     build_lan: BuildLan, tmp_path: Path
 ) -> None:
-    """S73: idle sockets on both ports and Sybil links from three addresses; the download ends.
+    """S80: idle sockets on both ports and Sybil links from three addresses; the download ends.
 
     The stranger reports ``flooding`` once every flood runs; the receiver then
     downloads quake3 from the source, which ends with ``download-finished`` and a
