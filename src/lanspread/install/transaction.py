@@ -85,6 +85,7 @@ from lanspread.install.record import (
     commit_pending_record,
     drop_pending_record,
     drop_record,
+    foreign_record_files,
     read_record,
     record_tree,
     scan_local,
@@ -543,6 +544,11 @@ def _require_settled(paths: _Paths) -> None:
             raise InvalidGameState(
                 f"{game_id}: {path.name} is in the way; move it out of the game folder"
             )
+    # The transaction writes, renames and drops the record files: only over its own.
+    for name in foreign_record_files(paths.root):
+        raise InvalidGameState(
+            f"{game_id}: {name} is not a file lanspread wrote; move it out of the game folder"
+        )
 
 
 def _require_installed(paths: _Paths) -> None:
