@@ -384,3 +384,66 @@ def test_recovery_commits_the_pending_record_of_a_committed_update(tmp_path: Pat
     assert recover_game_root(root).outcome is RecoveryOutcome.ROLLED_FORWARD
     assert recorded(root) == ("2.0", digests(NEW_FILES))
     assert snapshot(root) == installed_snapshot(UPDATED, "2.0")
+
+
+def test_an_update_keeps_the_players_links(tmp_path: Path) -> None:
+    """The record lists regular files only, so a symbolic link the player made in local/
+    (here a mods folder kept elsewhere, one nested in their own folder) is carried into the
+    new version with its target, and reported as kept; the target is never touched."""
+    root = _updatable(tmp_path)
+    elsewhere = tmp_path / "my-mods"
+    write_tree(elsewhere, {"mod.pk3": b"the player's mod"})
+    (root / "local" / "mods").symlink_to(elsewhere)
+    (root / "local" / "saves" / "latest").symlink_to("slot1.sav")
+    result = update_game(root, FakeUnpacker())
+    assert snapshot(root) == {
+        **installed_snapshot(UPDATED, "2.0"),
+        "local/mods": f"-> {elsewhere}",
+        "local/saves/latest": "-> slot1.sav",
+    }
+    assert result.kept == ("mods", "saves/latest", "saves/slot1.sav")
+    assert snapshot(elsewhere) == {"mod.pk3": b"the player's mod"}
+
+
+def test_uninstall_keeping_saves_keeps_a_link_that_is_all_the_player_has(
+    tmp_path: Path,
+) -> None:
+    """A keep-saves uninstall of a game whose only player entry is a link keeps local/ with
+    that link in it, instead of deleting it with the shipped files."""
+    root = make_root(tmp_path, installed=OLD_SHIPPED, recorded=OLD_SHIPPED)
+    (root / "local" / "mods").symlink_to("/srv/mods")
+    result = uninstall_game(root, keep_saves=True)
+    assert snapshot(root) == {
+        **downloaded_snapshot(),
+        "local": "<dir>",
+        "local/mods": "-> /srv/mods",
+    }
+    assert result.kept == ("mods",)
+
+
+def test_a_link_at_a_path_the_new_version_ships_gives_way_to_it(tmp_path: Path) -> None:
+    """Without a record of links, a link at a path the new version ships is taken as the old
+    version's (like a file without a record): the new file takes the path."""
+    root = _updatable(tmp_path)
+    (root / "local" / "baseq3" / "pak1.pk3").symlink_to("pak0.pk3")
+    update_game(root, FakeUnpacker())
+    assert snapshot(root) == installed_snapshot(UPDATED, "2.0")
+
+
+def test_a_link_inside_a_folder_the_new_version_has_as_a_file_refuses_the_update(
+    tmp_path: Path,
+) -> None:
+    """A player's link whose folder the new version ships as a file cannot be kept: the update
+    is refused with the reason and the old install stays exactly as it was."""
+    root = _updatable(tmp_path)
+    (root / "local" / "baseq3" / "pak0.pk3").unlink()
+    (root / "local" / "baseq3" / "pak0.pk3").mkdir()
+    (root / "local" / "baseq3" / "pak0.pk3" / "inside").symlink_to("../q3config.cfg")
+    before = snapshot(root)
+    with pytest.raises(StorageError) as caught:
+        update_game(root, FakeUnpacker())
+    assert str(caught.value) == (
+        "cannot keep your link baseq3/pak0.pk3/inside: "
+        "the new version has a file named baseq3/pak0.pk3"
+    )
+    assert snapshot(root) == before

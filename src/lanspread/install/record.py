@@ -23,7 +23,7 @@ import shutil
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import blake3
 import msgspec
@@ -198,6 +198,42 @@ def carry_over(old_dir: Path, new_dir: Path, plan: CarryPlan) -> None:
             raise StorageError(
                 f"cannot keep your file {carry.source}: {exc.strerror or exc}"
             ) from exc
+
+
+def carry_links(old_dir: Path, new_dir: Path, new_tree: dict[str, bool]) -> tuple[str, ...]:
+    """Recreate in the new tree the old tree's symbolic links the new version does not ship.
+
+    The record lists regular files only, so a link in ``local/`` is the
+    player's (a mods folder kept elsewhere, say) unless the new version ships
+    that very path: it is made again with the same target, never followed and
+    never over anything, so dropping the old tree afterwards loses none of
+    them. A link whose folder the new version has as a file or link is a
+    conflict (:class:`StorageError`). Returns the carried paths.
+    """
+    carried = []
+    for entry in walk(old_dir, skip_top=frozenset({OWNED_MARKER})):
+        if entry.is_dir or entry.is_file or entry.path in new_tree:
+            continue
+        source = old_dir / entry.path
+        if not source.is_symlink():
+            continue  # a fifo or socket: not a file a game or a player keeps
+        for parent in PurePosixPath(entry.path).parents:
+            if new_tree.get(parent.as_posix()) is False:
+                raise StorageError(
+                    f"cannot keep your link {entry.path}: "
+                    f"the new version has a file named {parent.as_posix()}"
+                )
+        target = new_dir / entry.path
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            # Windows makes file and folder links differently; POSIX ignores the flag.
+            target.symlink_to(source.readlink(), target_is_directory=source.is_dir())
+        except OSError as exc:
+            raise StorageError(
+                f"cannot keep your link {entry.path}: {exc.strerror or exc}"
+            ) from exc
+        carried.append(entry.path)
+    return tuple(sorted(carried))
 
 
 def _link_or_copy(source: Path, target: Path) -> None:
@@ -435,6 +471,7 @@ def _read_bounded(path: Path) -> bytes | None:
 __all__ = [
     "LocalInspection",
     "TreeEntry",
+    "carry_links",
     "carry_over",
     "commit_pending_record",
     "diff_tree",

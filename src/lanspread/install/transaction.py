@@ -27,7 +27,9 @@ the old record describes the old tree, after it recovery finishes the rename
 
 An update carries the player's files (``carry-over``) from the backup into
 staging before the commit, by hard link (or copy), so a kill at any point leaves
-them in the old tree, the new tree, or both, and never in neither. An uninstall
+them in the old tree, the new tree, or both, and never in neither. Symbolic
+links the new version does not ship are the player's too (the record lists
+regular files only) and are made again in staging with the same target. An uninstall
 that keeps the player's files is an update to an empty tree: it is recorded as
 an ``UPDATING`` intent, its record says ``installed: false``, and recovery treats
 it like any update. Installing over such a ``local/`` is an update too.
@@ -83,6 +85,7 @@ from lanspread.install.intent import (
     write_marker,
 )
 from lanspread.install.record import (
+    carry_links,
     carry_over,
     commit_pending_record,
     drop_pending_record,
@@ -194,7 +197,7 @@ class InstallResult:
     version: str | None
     """The version the committed record names (``None``: unknown, or nothing installed)."""
     kept: tuple[str, ...] = ()
-    """The player's files carried to their own path."""
+    """The player's files (and symbolic links) carried to their own path."""
     renamed: tuple[Carry, ...] = ()
     """The player's files kept beside a new file of the same name (``<name>.mine``)."""
 
@@ -335,7 +338,9 @@ def _carry_players_files(
     except CarryConflict as exc:
         raise InvalidGameState(f"{paths.game_id}: {exc}; your files are unchanged") from exc
     carry_over(paths.backup, paths.staging, plan)
-    return InstallResult(version=record.version, kept=plan.kept, renamed=plan.renamed)
+    links = carry_links(paths.backup, paths.staging, tree)
+    kept = tuple(sorted(plan.kept + links))
+    return InstallResult(version=record.version, kept=kept, renamed=plan.renamed)
 
 
 def _old_record(paths: _Paths) -> InstallRecord | None:
