@@ -31,7 +31,11 @@ from lanspread.download.startup import (
 )
 from lanspread.download.storage import prepare_game_storage
 from lanspread.install.intent import write_intent
-from lanspread.install.sweep import discard_download, drop_interrupted_update_sentinel
+from lanspread.install.sweep import (
+    discard_download,
+    drop_interrupted_update_sentinel,
+    recover_game_root,
+)
 
 FILES = game_files()
 MANIFEST = build_manifest(FILES)
@@ -258,14 +262,17 @@ PLAYERS_FOLDER = {
     ".lanspread.json": b'{"the player": "named a file like ours"}',
     ".lanspread.files.json": b"also the player's",
     ".version.ini.discarded": b"and this one",
+    ".lanspread.install.json": b"and the install record's name",
+    ".lanspread.install.next.json.tmp": b"and its pending temp",
 }
 
 
 def test_a_catalog_named_folder_without_proof_is_never_touched(root: Path) -> None:
-    """No version.ini, no ownership record: start-up sweep and discard leave every byte,
-    and the folder is reported as found, not from lanspread, naming what is missing."""
+    """No version.ini, no ownership record: start-up recovery, sweep and discard leave every
+    byte, and the folder is reported as found, not from lanspread, naming what is missing."""
     _write(root, PLAYERS_FOLDER)
     before = snapshot(root)
+    recover_game_root(root)
     assert not sweep_orphans(root)
     assert discard_download(root).removed == ()
     assert not drop_interrupted_update_sentinel(root)
@@ -275,7 +282,8 @@ def test_a_catalog_named_folder_without_proof_is_never_touched(root: Path) -> No
     assert found.label == "Found, not from lanspread"
     assert found.reason == (
         "no version.ini, no download record (.lanspread.files.json); "
-        "not lanspread's: .lanspread.files.json, .lanspread.json; left as it is"
+        "not lanspread's: .lanspread.files.json, .lanspread.install.json, "
+        ".lanspread.install.next.json.tmp, .lanspread.json; left as it is"
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -27,10 +28,17 @@ from tests.support.install_roots import (
     write_tree,
 )
 
-from lanspread.core.install_record import Carry
+from lanspread.core.install_record import Carry, CarryPlan
 from lanspread.core.recovery import RecoveryOutcome
 from lanspread.errors import InstallRecordCorrupt, InvalidGameState, StorageError
-from lanspread.install.record import diff_tree, read_record
+from lanspread.install.record import (
+    carry_over,
+    commit_pending_record,
+    diff_tree,
+    drop_record,
+    read_record,
+    write_pending_record,
+)
 from lanspread.install.sweep import recover_game_root
 from lanspread.install.transaction import (
     COMMIT_RECORD,
@@ -235,11 +243,136 @@ def test_recovery_drops_a_pending_record_no_transaction_owns(tmp_path: Path) -> 
     """A pending record (and its temp file) with no intent is a leftover: recovery deletes it
     and keeps the committed record."""
     root = _updatable(tmp_path)
-    (root / ".lanspread.install.next.json").write_bytes(b"{}")
-    (root / ".lanspread.install.next.json.tmp").write_bytes(b"{")
+    ours = (root / ".lanspread.install.json").read_bytes()
+    (root / ".lanspread.install.next.json").write_bytes(ours)
+    (root / ".lanspread.install.next.json.tmp").write_bytes(ours[:20])
     recover_game_root(root)
     assert snapshot(root) == installed_snapshot(OLD_INSTALL, "2.0")
     assert recorded(root) == ("1.0", digests(OLD_SHIPPED))
+
+
+_PLAYERS_BYTES = b"the player's own notes"
+
+
+@pytest.mark.parametrize(
+    "name", [".lanspread.install.next.json", ".lanspread.install.next.json.tmp"]
+)
+def test_recovery_keeps_the_players_file_at_a_pending_record_name(
+    tmp_path: Path, name: str
+) -> None:
+    """A file the player made at a pending record name is no record of this game: every start's
+    recovery leaves it exactly as it is."""
+    root = _updatable(tmp_path)
+    (root / name).write_bytes(_PLAYERS_BYTES)
+    recover_game_root(root)
+    assert (root / name).read_bytes() == _PLAYERS_BYTES
+    assert recorded(root) == ("1.0", digests(OLD_SHIPPED))
+
+
+def test_recovery_keeps_a_pending_record_of_another_game(tmp_path: Path) -> None:
+    """A valid record naming another game is not this root's: recovery never deletes it."""
+    root = _updatable(tmp_path)
+    other = (root / ".lanspread.install.json").read_bytes().replace(b'"quake3"', b'"doom"')
+    (root / ".lanspread.install.next.json").write_bytes(other)
+    recover_game_root(root)
+    assert (root / ".lanspread.install.next.json").read_bytes() == other
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        ".lanspread.install.json",
+        ".lanspread.install.next.json",
+        ".lanspread.install.next.json.tmp",
+    ],
+)
+def test_transactions_refuse_the_players_file_at_a_record_name(tmp_path: Path, name: str) -> None:
+    """Install, update and uninstall would write, rename or drop the record files: a file the
+    player made at one of those names refuses them all, and stays as it is."""
+    root = make_root(tmp_path, installed=OLD_INSTALL, version="2.0")
+    (root / name).write_bytes(_PLAYERS_BYTES)
+    before = snapshot(root, with_record=True)
+    message = (
+        f"^quake3: {re.escape(name)} is not a file lanspread wrote; move it out of the game folder$"
+    )
+    with pytest.raises(InvalidGameState, match=message):
+        update_game(root, FakeUnpacker())
+    with pytest.raises(InvalidGameState, match=message):
+        uninstall_game(root)
+    with pytest.raises(InvalidGameState, match=message):
+        uninstall_game(root, keep_saves=True)
+    (root / "local").rename(root / "parked")
+    with pytest.raises(InvalidGameState, match=message):
+        install_game(root, FakeUnpacker())
+    (root / "parked").rename(root / "local")
+    assert snapshot(root, with_record=True) == before
+    assert (root / name).read_bytes() == _PLAYERS_BYTES
+
+
+def test_uninstall_never_drops_a_record_of_another_game(tmp_path: Path) -> None:
+    """The record an uninstall drops must be this game's; one naming another game stays."""
+    other = make_root(tmp_path / "a", recorded=OLD_SHIPPED)
+    root = make_root(tmp_path / "b", installed=OLD_INSTALL)
+    data = (other / ".lanspread.install.json").read_bytes().replace(b'"quake3"', b'"doom"')
+    (root / ".lanspread.install.json").write_bytes(data)
+    assert not drop_record(root)
+    assert (root / ".lanspread.install.json").read_bytes() == data
+
+
+def test_write_pending_record_refuses_the_players_temp_file(tmp_path: Path) -> None:
+    """The pending record's temp name holding the player's bytes is never truncated or
+    replaced: the write is refused with the path to move."""
+    root = _updatable(tmp_path)
+    temp = root / ".lanspread.install.next.json.tmp"
+    temp.write_bytes(_PLAYERS_BYTES)
+    record = read_record(root)
+    assert record is not None
+    with pytest.raises(StorageError) as caught:
+        write_pending_record(root, record)
+    assert (
+        str(caught.value) == f"{temp} is not a file lanspread wrote; move it out of the game folder"
+    )
+    assert temp.read_bytes() == _PLAYERS_BYTES
+    assert not (root / ".lanspread.install.next.json").exists()
+
+
+def test_commit_never_replaces_the_players_file_at_the_record_name(tmp_path: Path) -> None:
+    """Committing a pending record over a file the player put at the record name is refused;
+    both files stay as they are."""
+    root = _updatable(tmp_path)
+    ours = (root / ".lanspread.install.json").read_bytes()
+    (root / ".lanspread.install.next.json").write_bytes(ours)
+    (root / ".lanspread.install.json").write_bytes(_PLAYERS_BYTES)
+    with pytest.raises(StorageError) as caught:
+        commit_pending_record(root)
+    assert str(caught.value) == (
+        f"{root / '.lanspread.install.json'} is not a file lanspread wrote; "
+        "move it out of the game folder"
+    )
+    assert (root / ".lanspread.install.json").read_bytes() == _PLAYERS_BYTES
+    assert (root / ".lanspread.install.next.json").read_bytes() == ours
+
+
+def test_a_players_file_at_a_carried_name_is_never_overwritten_by_the_copy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where hard links are refused the carry copies, and the copy never opens an existing
+    target: a file already at the carried name stays and the carry fails with its reason."""
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise PermissionError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", refuse)
+    old = tmp_path / "old"
+    new = tmp_path / "new"
+    write_tree(old, SAVE)
+    write_tree(new, {"saves/slot1.sav": _PLAYERS_BYTES})
+    plan = CarryPlan(carries=(Carry("saves/slot1.sav", "saves/slot1.sav"),))
+    with pytest.raises(
+        StorageError, match=r"^cannot keep your file saves/slot1\.sav: File exists$"
+    ):
+        carry_over(old, new, plan)
+    assert (new / "saves/slot1.sav").read_bytes() == _PLAYERS_BYTES
 
 
 def test_recovery_commits_the_pending_record_of_a_committed_update(tmp_path: Path) -> None:
@@ -251,3 +384,66 @@ def test_recovery_commits_the_pending_record_of_a_committed_update(tmp_path: Pat
     assert recover_game_root(root).outcome is RecoveryOutcome.ROLLED_FORWARD
     assert recorded(root) == ("2.0", digests(NEW_FILES))
     assert snapshot(root) == installed_snapshot(UPDATED, "2.0")
+
+
+def test_an_update_keeps_the_players_links(tmp_path: Path) -> None:
+    """The record lists regular files only, so a symbolic link the player made in local/
+    (here a mods folder kept elsewhere, one nested in their own folder) is carried into the
+    new version with its target, and reported as kept; the target is never touched."""
+    root = _updatable(tmp_path)
+    elsewhere = tmp_path / "my-mods"
+    write_tree(elsewhere, {"mod.pk3": b"the player's mod"})
+    (root / "local" / "mods").symlink_to(elsewhere)
+    (root / "local" / "saves" / "latest").symlink_to("slot1.sav")
+    result = update_game(root, FakeUnpacker())
+    assert snapshot(root) == {
+        **installed_snapshot(UPDATED, "2.0"),
+        "local/mods": f"-> {elsewhere}",
+        "local/saves/latest": "-> slot1.sav",
+    }
+    assert result.kept == ("mods", "saves/latest", "saves/slot1.sav")
+    assert snapshot(elsewhere) == {"mod.pk3": b"the player's mod"}
+
+
+def test_uninstall_keeping_saves_keeps_a_link_that_is_all_the_player_has(
+    tmp_path: Path,
+) -> None:
+    """A keep-saves uninstall of a game whose only player entry is a link keeps local/ with
+    that link in it, instead of deleting it with the shipped files."""
+    root = make_root(tmp_path, installed=OLD_SHIPPED, recorded=OLD_SHIPPED)
+    (root / "local" / "mods").symlink_to("/srv/mods")
+    result = uninstall_game(root, keep_saves=True)
+    assert snapshot(root) == {
+        **downloaded_snapshot(),
+        "local": "<dir>",
+        "local/mods": "-> /srv/mods",
+    }
+    assert result.kept == ("mods",)
+
+
+def test_a_link_at_a_path_the_new_version_ships_gives_way_to_it(tmp_path: Path) -> None:
+    """Without a record of links, a link at a path the new version ships is taken as the old
+    version's (like a file without a record): the new file takes the path."""
+    root = _updatable(tmp_path)
+    (root / "local" / "baseq3" / "pak1.pk3").symlink_to("pak0.pk3")
+    update_game(root, FakeUnpacker())
+    assert snapshot(root) == installed_snapshot(UPDATED, "2.0")
+
+
+def test_a_link_inside_a_folder_the_new_version_has_as_a_file_refuses_the_update(
+    tmp_path: Path,
+) -> None:
+    """A player's link whose folder the new version ships as a file cannot be kept: the update
+    is refused with the reason and the old install stays exactly as it was."""
+    root = _updatable(tmp_path)
+    (root / "local" / "baseq3" / "pak0.pk3").unlink()
+    (root / "local" / "baseq3" / "pak0.pk3").mkdir()
+    (root / "local" / "baseq3" / "pak0.pk3" / "inside").symlink_to("../q3config.cfg")
+    before = snapshot(root)
+    with pytest.raises(StorageError) as caught:
+        update_game(root, FakeUnpacker())
+    assert str(caught.value) == (
+        "cannot keep your link baseq3/pak0.pk3/inside: "
+        "the new version has a file named baseq3/pak0.pk3"
+    )
+    assert snapshot(root) == before

@@ -61,7 +61,6 @@ def facts(intent: RecordedIntent, dirs: str = "") -> Facts:
 
 
 _STEP_FIELDS = {
-    "rm-local": "remove_local",
     "rm-staging": "remove_staging",
     "drop": "drop_backup",
     "restore": "restore_backup",
@@ -84,7 +83,7 @@ INTENT_ROWS = [
     ("5", facts(UPD, "L"), act(Out.INTENT_CLEARED, "clear")),
     ("6", facts(UPD, "L S"), act(Out.ROLLED_BACK, "rm-staging", "clear")),
     ("7", facts(UPD, "L B"), act(Out.ROLLED_FORWARD, "drop", "clear")),
-    ("8", facts(UPD, "L S B"), act(Out.ROLLED_BACK, "rm-local", "rm-staging", "restore", "clear")),
+    ("8", facts(UPD, "L S B"), act(Out.NEEDS_ATTENTION)),
     ("9-staging", facts(UPD, "S B"), act(Out.ROLLED_BACK, "rm-staging", "restore", "clear")),
     ("9-no-staging", facts(UPD, "B"), act(Out.ROLLED_BACK, "restore", "clear")),
     ("10", facts(UPD, "S"), act(Out.ROLLED_BACK, "rm-staging", "clear")),
@@ -209,8 +208,6 @@ class Disk:
 def _apply(f: Facts, action: RecoveryAction) -> Disk:
     """What the root looks like after the shell carries ``action`` out (no step failing)."""
     local, staging, backup = f.local, f.staging, f.backup
-    if action.remove_local:
-        local = False
     if action.remove_staging:
         staging = False
     if action.drop_backup:
@@ -231,8 +228,6 @@ def test_never_touches_what_it_cannot_prove_is_ours(f: Facts) -> None:
     if action.drop_backup or action.restore_backup:
         assert f.backup
         assert _owns_backup(f)
-    if action.remove_local:
-        assert (f.intent, f.local, f.staging, f.backup) == (UPD, True, True, True)
 
 
 @given(facts_strategy)
@@ -241,7 +236,7 @@ def test_an_install_is_never_lost(f: Facts) -> None:
     action = f.decide()
     assert not (action.drop_backup and action.restore_backup)
     if action.restore_backup:
-        assert not f.local or action.remove_local
+        assert not f.local
     if action.drop_backup and not f.local:
         assert f.intent is UNINST
         assert action.restore_if_drop_fails
@@ -249,9 +244,11 @@ def test_an_install_is_never_lost(f: Facts) -> None:
 
 @given(facts_strategy)
 def test_intent_is_cleared_exactly_when_a_record_exists_and_the_root_is_settled(f: Facts) -> None:
-    """Every recorded intent is cleared; an unreadable log never is (it is not lanspread's)."""
+    """Every recorded intent is cleared, but an update whose ``local/`` appeared from outside
+    (row 8: kept until the player moves it); an unreadable log never is (not lanspread's)."""
     action = f.decide()
-    expected = f.intent is not NONE and f.intent is not BAD
+    foreign_local = f.intent is UPD and f.local and f.staging and f.backup
+    expected = f.intent is not NONE and f.intent is not BAD and not foreign_local
     assert action.clear_intent == expected
 
 

@@ -94,15 +94,25 @@ def test_interrupted_update_with_markerless_backup_is_restored(game_dir: Path) -
     assert snapshot(root) == installed_snapshot(OLD_INSTALL)
 
 
-def test_update_promotion_conflict_row_removes_the_conflict(game_dir: Path) -> None:
-    """Updating with local, staging and backup: local is an aborted promotion's conflict."""
+def test_update_promotion_conflict_row_keeps_the_players_local(game_dir: Path) -> None:
+    """Updating with local, staging and backup: staging proves the promotion never ran, so
+    local/ is the player's. Nothing is touched, the intent stays and the report says what to
+    do; once local/ is moved out the next start restores the old install."""
     root = make_root(game_dir)
     write_intent(root, Intent.UPDATING)
-    _dir(root, "local", {"conflict.txt": b"in the way"})
+    _dir(root, "local", {"conflict.txt": b"the player's own"})
     _dir(root, ".local.installing", NEW_FILES, marked=True)
     _dir(root, ".local.backup", OLD_INSTALL, marked=True)
     report = recover_game_root(root)
-    assert report.outcome is RecoveryOutcome.ROLLED_BACK
+    assert report.outcome is RecoveryOutcome.NEEDS_ATTENTION
+    assert report.problems == (
+        f"{root / 'local'} appeared during the update and is not lanspread's; "
+        "move it out of the game folder",
+    )
+    assert (root / "local" / "conflict.txt").read_bytes() == b"the player's own"
+    assert read_intent(root) is Intent.UPDATING
+    (root / "local").rename(game_dir / "moved-out")
+    assert recover_game_root(root).outcome is RecoveryOutcome.ROLLED_BACK
     assert snapshot(root) == installed_snapshot(OLD_INSTALL)
 
 

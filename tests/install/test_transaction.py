@@ -25,7 +25,7 @@ from tests.support.install_roots import (
 )
 
 import lanspread.install.transaction as transaction
-from lanspread.core.recovery import Intent
+from lanspread.core.recovery import Intent, RecoveryOutcome
 from lanspread.errors import InvalidGameState, StorageError
 from lanspread.install.intent import has_marker, read_intent, write_intent
 from lanspread.install.sweep import recover_game_root
@@ -277,29 +277,46 @@ def test_update_unpacker_failure_restores_the_old_install(game_dir: Path) -> Non
     assert snapshot(root) == installed_snapshot(OLD_INSTALL)
 
 
-def test_update_commit_rename_conflict_restores_the_old_install(game_dir: Path) -> None:
-    """A non-empty local/ appearing after extraction fails the promotion; the old one returns."""
-    root = make_root(game_dir, installed=OLD_INSTALL)
-    with pytest.raises(StorageError) as caught:
-        update_game(root, FakeUnpacker(conflict={"conflict.txt": b"in the way"}))
-    assert str(caught.value) == (
-        f"cannot move .local.installing to local in {root}: Directory not empty"
+def _foreign_local_failure(root: Path, cause: str) -> str:
+    return (
+        f"the update of quake3 failed ({cause}) and so did its rollback: {root / 'local'} "
+        "appeared during the update and is not lanspread's; move it out of the game folder; "
+        "the next start recovers it"
     )
-    assert snapshot(root) == installed_snapshot(OLD_INSTALL)
 
 
-def test_update_conflict_without_staging_is_evicted_through_staging(game_dir: Path) -> None:
-    """A local/ that appears before staging exists is moved aside atomically, then deleted.
-
-    Deleting it in place could be cut short by a kill, leaving "local, backup, no
-    staging", which recovery would take for a committed update.
-    """
+def test_update_promotion_conflict_keeps_the_players_local(game_dir: Path) -> None:
+    """A non-empty local/ appearing after extraction fails the promotion; it is not lanspread's,
+    so it survives the rollback and recovery untouched, and the old install returns once the
+    player moves it out."""
     root = make_root(game_dir, installed=OLD_INSTALL)
+    conflict = {"conflict.txt": b"the player's own"}
+    with pytest.raises(StorageError) as caught:
+        update_game(root, FakeUnpacker(conflict=conflict))
+    assert str(caught.value) == _foreign_local_failure(
+        root, f"cannot move .local.installing to local in {root}: Directory not empty"
+    )
+    assert read_intent(root) is Intent.UPDATING
+    assert snapshot(root / "local") == conflict
+    assert recover_game_root(root).outcome is RecoveryOutcome.NEEDS_ATTENTION
+    assert snapshot(root / "local") == conflict
+    (root / "local").rename(game_dir / "moved-out")
+    assert recover_game_root(root).outcome is RecoveryOutcome.ROLLED_BACK
+    assert snapshot(root) == installed_snapshot(OLD_INSTALL)
+    assert snapshot(game_dir / "moved-out") == conflict
+
+
+def test_update_conflict_without_staging_keeps_the_players_local(game_dir: Path) -> None:
+    """A local/ that appears before staging exists is never moved or deleted: the rollback
+    creates marked staging beside it, so recovery never reads "local, backup, no staging"
+    (a committed update, whose backup it would drop)."""
+    root = make_root(game_dir, installed=OLD_INSTALL)
+    conflict = {"conflict.txt": b"the player's own"}
     renames: list[tuple[str, str]] = []
 
     def conflict_then_fail(step: str) -> None:
         if step == CREATE_STAGING:
-            write_tree(root / "local", {"conflict.txt": b"in the way"})
+            write_tree(root / "local", conflict)
             raise InjectedFailure("injected after a conflict")
 
     real_rename = Path.rename
@@ -310,13 +327,16 @@ def test_update_conflict_without_staging_is_evicted_through_staging(game_dir: Pa
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(Path, "rename", recording_rename)
-        with pytest.raises(InjectedFailure):
+        with pytest.raises(StorageError) as caught:
             update_game(root, FakeUnpacker(), checkpoint=conflict_then_fail)
-    assert renames == [
-        ("local", ".local.backup"),
-        ("local", ".local.installing"),
-        (".local.backup", "local"),
-    ]
+    assert str(caught.value) == _foreign_local_failure(root, "injected after a conflict")
+    assert renames == [("local", ".local.backup")]
+    assert has_marker(root / ".local.installing")
+    assert snapshot(root / "local") == conflict
+    assert recover_game_root(root).outcome is RecoveryOutcome.NEEDS_ATTENTION
+    assert snapshot(root / "local") == conflict
+    (root / "local").rename(game_dir / "moved-out")
+    recover_game_root(root)
     assert snapshot(root) == installed_snapshot(OLD_INSTALL)
 
 
@@ -351,24 +371,22 @@ def test_update_rollback_failure_keeps_the_intent_for_recovery(game_dir: Path) -
     """When even the rollback fails, the intent stays so the next start restores the old one."""
     root = make_root(game_dir, installed=OLD_INSTALL)
     chattr = require_tool("chattr")
-    stuck = root / "local" / "stuck"
+    stuck = root / ".local.installing" / "quake3.exe"
 
-    def freeze_conflict_before_promotion(step: str) -> None:
+    def freeze_staging_then_fail(step: str) -> None:
         if step == PROMOTE:
             subprocess.run([chattr, "+i", str(stuck)], check=True)
+            raise InjectedFailure("injected before the promotion")
 
-    conflict = {"stuck/file.bin": b"cannot delete"}
     try:
         with pytest.raises(StorageError) as caught:
-            update_game(
-                root, FakeUnpacker(conflict=conflict), checkpoint=freeze_conflict_before_promotion
-            )
+            update_game(root, FakeUnpacker(), checkpoint=freeze_staging_then_fail)
     finally:
         subprocess.run([chattr, "-i", str(stuck)], check=False)
     assert str(caught.value) == (
-        f"the update of quake3 failed (cannot move .local.installing to local in {root}: "
-        f"Directory not empty) and so did its rollback: cannot delete {root / 'local'}: "
-        "Operation not permitted (file.bin); the next start recovers it"
+        "the update of quake3 failed (injected before the promotion) and so did its rollback: "
+        f"cannot delete {root / '.local.installing'}: Operation not permitted (quake3.exe); "
+        "the next start recovers it"
     )
     assert read_intent(root) is Intent.UPDATING
     assert (root / ".local.backup" / "saves" / "slot1.sav").read_bytes() == b"the user's own save"

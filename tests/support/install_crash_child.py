@@ -5,7 +5,8 @@ KIND is install, update, uninstall or uninstall-keep (keeping the player's files
 and the stop point is one of ``step:NAME``
 (before that checkpoint), ``file:N`` (after the Nth extracted file),
 ``unlink:N`` (the Nth file deletion once the backup is being dropped) or
-``rollback:N`` (the Nth deletion of an update's rollback after a promotion conflict).
+``rollback:N`` (the Nth deletion of an update's rollback of staging, after a
+failure right before the promotion).
 Kept apart from the test module so the child does not pay for importing pytest.
 """
 
@@ -44,6 +45,8 @@ def _child_main(kind: str, root: Path, stop: str) -> None:
             _die()
         if (mode == "unlink" and step == DROP_BACKUP) or (mode == "rollback" and step == PROMOTE):
             armed = True
+        if mode == "rollback" and step == PROMOTE:
+            raise RuntimeError("injected before the promotion")
 
     if mode in {"unlink", "rollback"}:
         real_unlink = os.unlink
@@ -63,7 +66,6 @@ def _child_main(kind: str, root: Path, stop: str) -> None:
 
     unpacker = FakeUnpacker(
         on_file=(lambda n: _die() if n == int(value) else None) if mode == "file" else None,
-        conflict={"c1.txt": b"conflict", "c2.txt": b"conflict"} if mode == "rollback" else None,
     )
     try:
         if kind == "install":

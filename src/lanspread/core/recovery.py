@@ -16,12 +16,11 @@ directories are real directories and marked) and asks :func:`decide_recovery`
 what to do. Ownership is proven in one of two ways:
 
 * **the intent proves it** for the directories its transaction creates: an
-  ``INSTALLING`` intent owns staging; an ``UPDATING`` intent owns staging, backup
-  and the ``local/`` slot (an update moved the old install away, so whatever
-  sits at ``local/`` next to a staging dir is an aborted promotion's conflict);
-  an ``UNINSTALLING`` intent owns backup. Transactions refuse to start while any
-  reserved directory exists, so this covers the crash windows before a marker
-  is written and after one is removed;
+  ``INSTALLING`` intent owns staging; an ``UPDATING`` intent owns staging and
+  backup (never a ``local/`` next to staging: the promotion did not happen, so
+  that one is not lanspread's); an ``UNINSTALLING`` intent owns backup.
+  Transactions refuse to start while any reserved directory exists, so this
+  covers the crash windows before a marker is written and after one is removed;
 * **a marker proves it** for every other case. A markerless reserved directory
   that no intent covers belongs to the user and is never touched.
 
@@ -35,8 +34,7 @@ Intent-driven rows (``S``: staging, ``B``: backup; ``-``: either)::
     5   UPDATING      yes    n  n    clear intent                            intent cleared
     6   UPDATING      yes    y  n    remove S, clear intent                  rolled back
     7   UPDATING      yes    n  y    drop B, clear intent                    rolled forward
-    8   UPDATING      yes    y  y    remove local (conflict) and S,
-                                     restore B, clear intent                 rolled back
+    8   UPDATING      yes    y  y    nothing: local is not ours, keep all    needs attention
     9   UPDATING      no     -  y    remove S, restore B, clear intent       rolled back
     10  UPDATING      no     y  n    remove S, clear intent                  rolled back
     11  UPDATING      no     n  n    clear intent                            intent cleared
@@ -47,11 +45,15 @@ Intent-driven rows (``S``: staging, ``B``: backup; ``-``: either)::
     15  UNINSTALLING  yes    .  y    drop B, clear (local is not ours)       rolled forward
 
 A ``.`` column is a directory the intent does not cover: it follows the marker
-rules below. Row 8 is the only row that deletes a ``local/``: while an update
-is recorded, staging still existing proves the promotion never happened (the
-promotion is one atomic rename), so ``local/`` is not the committed install.
-An update's own rollback removes such a conflict *before* it removes staging,
-so the state "local, backup, no staging" (row 7) always means committed.
+rules below. No row deletes a ``local/``. In row 8 staging still existing
+proves the promotion never happened (the promotion is one atomic rename), so
+``local/`` appeared during the update from outside lanspread: it is the
+player's, and the old install cannot go back while it holds the name. Nothing
+is touched and the intent stays; once the player moves ``local/`` out of the
+game folder, the next start finds row 9 and restores the old install. An
+update's own rollback that meets such a ``local/`` leaves it, creates (marked)
+staging if there was none, and keeps the intent, so the state "local, backup,
+no staging" (row 7) always means committed.
 Row 13 rolls forward: the user asked for the deletion and a kill during it
 leaves a partly deleted backup, which restored would be a broken install; only
 when the deletion itself fails is the rest put back (as the in-process
@@ -88,7 +90,7 @@ about to commit; the record (``.lanspread.install.json``) the committed one::
     UNINSTALLING            rolled forward, cleared     drop pending, drop the record
     UNINSTALLING            rolled back                 drop the pending record
     NONE, unreadable        any but needs-attention     drop the pending record
-    unreadable              needs-attention             nothing (either may be right)
+    any                     needs-attention             nothing (either may be right)
 
 An update writes the pending record before its commit rename and commits it
 before it drops the backup, so "rolled forward" (``local/`` and a backup, no
@@ -135,7 +137,9 @@ class RecoveryOutcome(enum.Enum):
     NEEDS_ATTENTION = "needs-attention"
     """The log is unreadable (never lanspread's to delete) and kept as it is; with a
     marked backup next to ``local/`` nothing is deleted, as either copy might be
-    the one to keep."""
+    the one to keep. Or an update is recorded and a ``local/`` that is not the
+    committed install holds the name the old install goes back to (row 8):
+    nothing moves until the player moves it out."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,8 +147,6 @@ class RecoveryAction:
     """The steps to carry out, in field order, and what they amount to."""
 
     outcome: RecoveryOutcome
-    remove_local: bool = False
-    """Delete ``local/``: only an aborted update promotion's conflict (row 8)."""
     remove_staging: bool = False
     drop_backup: bool = False
     restore_backup: bool = False
@@ -155,13 +157,7 @@ class RecoveryAction:
 
     @property
     def changes_anything(self) -> bool:
-        return (
-            self.remove_local
-            or self.remove_staging
-            or self.drop_backup
-            or self.restore_backup
-            or self.clear_intent
-        )
+        return self.remove_staging or self.drop_backup or self.restore_backup or self.clear_intent
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,14 +173,14 @@ class RecordSteps:
 
 def decide_record_steps(intent: RecordedIntent, outcome: RecoveryOutcome) -> RecordSteps:
     """The record rows of the module docstring; ``outcome`` is the one the steps reached."""
+    if outcome is RecoveryOutcome.NEEDS_ATTENTION:
+        return RecordSteps()
     forward = outcome is RecoveryOutcome.ROLLED_FORWARD
     if intent in (Intent.INSTALLING, Intent.UPDATING):
         return RecordSteps(commit_pending=forward, drop_pending=not forward)
     if intent is Intent.UNINSTALLING:
         gone = forward or outcome is RecoveryOutcome.INTENT_CLEARED
         return RecordSteps(drop_pending=True, drop_record=gone)
-    if outcome is RecoveryOutcome.NEEDS_ATTENTION:
-        return RecordSteps()
     return RecordSteps(drop_pending=True)
 
 
@@ -251,10 +247,12 @@ def _updating(d: _Dirs) -> RecoveryAction:
         return RecoveryAction(
             outcome=RecoveryOutcome.ROLLED_FORWARD, drop_backup=True, clear_intent=True
         )
+    if d.backup and d.local:
+        # Row 8: staging proves the promotion never ran, so local/ came from outside.
+        return RecoveryAction(outcome=RecoveryOutcome.NEEDS_ATTENTION)
     if d.backup:
         return RecoveryAction(
             outcome=RecoveryOutcome.ROLLED_BACK,
-            remove_local=d.local,
             remove_staging=d.staging,
             restore_backup=True,
             clear_intent=True,

@@ -74,6 +74,7 @@ from lanspread.download.ownership import (
 from lanspread.download.storage import unlink_synced
 from lanspread.errors import IntentLogCorrupt, StorageError
 from lanspread.install.intent import has_marker, is_our_intent_temp, read_intent
+from lanspread.install.record import foreign_record_files
 
 log = logging.getLogger(__name__)
 
@@ -189,6 +190,15 @@ def probe_found(root: Path) -> FoundGame | None:
         foreign.append(INTENT_FILE)
     if INTENT_TMP_FILE in names and not is_our_intent_temp(root):
         foreign.append(INTENT_TMP_FILE)
+    accounted = (
+        has_record
+        or DOWNLOAD_JOURNAL_FILE in names
+        or _is_sentinel(root)
+        or _is_real_dir(root / LOCAL_DIR)
+    )
+    if not accounted:
+        # Decoding a large install record costs; only a found folder reports it.
+        foreign.extend(foreign_record_files(root))
     foreign.extend(
         folder
         for folder in (INSTALLING_DIR, BACKUP_DIR)

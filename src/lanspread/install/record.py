@@ -23,7 +23,7 @@ import shutil
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import blake3
 import msgspec
@@ -55,6 +55,14 @@ HASH_READ_SIZE = 1024 * 1024
 
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _READ_FLAGS = os.O_RDONLY | _NOFOLLOW | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
+_CREATE_FLAGS = (
+    os.O_WRONLY
+    | os.O_CREAT
+    | os.O_EXCL
+    | _NOFOLLOW
+    | getattr(os, "O_BINARY", 0)
+    | getattr(os, "O_CLOEXEC", 0)
+)
 
 _ENCODER = msgspec.json.Encoder()
 _DECODER = msgspec.json.Decoder(InstallRecord)
@@ -192,13 +200,66 @@ def carry_over(old_dir: Path, new_dir: Path, plan: CarryPlan) -> None:
             ) from exc
 
 
+def carry_links(old_dir: Path, new_dir: Path, new_tree: dict[str, bool]) -> tuple[str, ...]:
+    """Recreate in the new tree the old tree's symbolic links the new version does not ship.
+
+    The record lists regular files only, so a link in ``local/`` is the
+    player's (a mods folder kept elsewhere, say) unless the new version ships
+    that very path: it is made again with the same target, never followed and
+    never over anything, so dropping the old tree afterwards loses none of
+    them. A link whose folder the new version has as a file or link is a
+    conflict (:class:`StorageError`). Returns the carried paths.
+    """
+    carried = []
+    for entry in walk(old_dir, skip_top=frozenset({OWNED_MARKER})):
+        if entry.is_dir or entry.is_file or entry.path in new_tree:
+            continue
+        source = old_dir / entry.path
+        if not source.is_symlink():
+            continue  # a fifo or socket: not a file a game or a player keeps
+        for parent in PurePosixPath(entry.path).parents:
+            if new_tree.get(parent.as_posix()) is False:
+                raise StorageError(
+                    f"cannot keep your link {entry.path}: "
+                    f"the new version has a file named {parent.as_posix()}"
+                )
+        target = new_dir / entry.path
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            # Windows makes file and folder links differently; POSIX ignores the flag.
+            target.symlink_to(source.readlink(), target_is_directory=source.is_dir())
+        except OSError as exc:
+            raise StorageError(
+                f"cannot keep your link {entry.path}: {exc.strerror or exc}"
+            ) from exc
+        carried.append(entry.path)
+    return tuple(sorted(carried))
+
+
 def _link_or_copy(source: Path, target: Path) -> None:
     try:
         os.link(source, target, follow_symlinks=False)
     except OSError as exc:
         if exc.errno not in {errno.EXDEV, errno.EPERM, errno.ENOTSUP, errno.EMLINK}:
             raise
-        shutil.copy2(source, target, follow_symlinks=False)
+        _copy_exclusive(source, target)
+
+
+def _copy_exclusive(source: Path, target: Path) -> None:
+    """Copy ``source`` to a new ``target``; never over a file already there (``O_EXCL``)."""
+    reader = os.open(source, _READ_FLAGS)
+    try:
+        writer = os.open(target, _CREATE_FLAGS, 0o644)
+        try:
+            while chunk := os.read(reader, HASH_READ_SIZE):
+                view = memoryview(chunk)
+                while view:
+                    view = view[os.write(writer, view) :]
+        finally:
+            os.close(writer)
+    finally:
+        os.close(reader)
+    shutil.copystat(source, target, follow_symlinks=False)
 
 
 def read_record(root: Path) -> InstallRecord | None:
@@ -229,7 +290,14 @@ def _check_header(path: Path, root: Path, format_version: int, game_id: str) -> 
 
 
 def write_pending_record(root: Path, record: InstallRecord) -> None:
-    """Durably store the record of the tree about to be committed."""
+    """Durably store the record of the tree about to be committed.
+
+    Only over names that are absent or provably lanspread's
+    (:func:`foreign_record_files`); a file the player made there raises
+    :class:`StorageError` and stays.
+    """
+    _refuse_foreign(root, (INSTALL_RECORD_NEXT_FILE, INSTALL_RECORD_TMP_FILE))
+    _unlink_file(root / INSTALL_RECORD_TMP_FILE)
     atomic_write_bytes(
         root / INSTALL_RECORD_NEXT_FILE,
         _ENCODER.encode(record),
@@ -238,11 +306,17 @@ def write_pending_record(root: Path, record: InstallRecord) -> None:
 
 
 def commit_pending_record(root: Path) -> bool:
-    """Rename the pending record over the record, durably; False when none is pending."""
+    """Rename the pending record over the record, durably; False when none is pending.
+
+    Only a pending record of this game is committed, and only over a record of
+    this game (or none): a file of either name the player made is never moved
+    or replaced (the latter raises :class:`StorageError`).
+    """
     pending = root / INSTALL_RECORD_NEXT_FILE
+    if not is_our_record_file(root, INSTALL_RECORD_NEXT_FILE):
+        return False
+    _refuse_foreign(root, (INSTALL_RECORD_FILE,))
     try:
-        if not stat.S_ISREG(os.lstat(pending).st_mode):
-            return False
         pending.replace(record_path(root))
         fsync_dir(root)
     except FileNotFoundError:
@@ -253,18 +327,85 @@ def commit_pending_record(root: Path) -> bool:
 
 
 def drop_pending_record(root: Path) -> bool:
-    """Delete the pending record and its temp file (idempotent); True when one was deleted."""
-    dropped = _unlink_file(root / INSTALL_RECORD_NEXT_FILE)
-    _unlink_file(root / INSTALL_RECORD_TMP_FILE)
+    """Delete the pending record and its temp file (idempotent); True when one was deleted.
+
+    Each only with proof: the pending record when it is a record of this game,
+    the temp file when its bytes are (a prefix of) one. The player's files of
+    those names stay.
+    """
+    dropped = False
+    if is_our_record_file(root, INSTALL_RECORD_NEXT_FILE):
+        dropped = _unlink_file(root / INSTALL_RECORD_NEXT_FILE)
+    if is_our_record_temp(root):
+        _unlink_file(root / INSTALL_RECORD_TMP_FILE)
     return dropped
 
 
 def drop_record(root: Path) -> bool:
-    """Delete the committed record (idempotent), durably."""
+    """Delete the committed record (idempotent), durably; only a record of this game."""
+    if not is_our_record_file(root, INSTALL_RECORD_FILE):
+        return False
     return _unlink_file(record_path(root))
 
 
+def is_our_record_file(root: Path, name: str) -> bool:
+    """True when ``root/name`` is a regular file holding a valid install record of this game.
+
+    lanspread writes its records atomically, so a file of that name it cannot
+    read as one is not lanspread's: never replaced or deleted.
+    """
+    path = root / name
+    try:
+        data = _read_bounded(path)
+        if data is None:
+            return False
+        record = _DECODER.decode(data)
+        _check_header(path, root, record.format, record.game_id)
+    except (InstallRecordCorrupt, StorageError, msgspec.DecodeError):
+        return False
+    return True
+
+
+def is_our_record_temp(root: Path) -> bool:
+    """True when the pending record's temp file holds what :func:`write_pending_record` writes.
+
+    A kill during the atomic write leaves an empty file, a prefix of the record
+    or the whole record; its first bytes name the format and this game (the
+    field order is fixed). Anything else, or anything but a regular file, is
+    the player's.
+    """
+    head = msgspec.json.encode({"format": INSTALL_RECORD_FORMAT, "game_id": root.name})[:-1]
+    data = _read_head(root / INSTALL_RECORD_TMP_FILE, len(head) + 1)
+    if data is None:
+        return False
+    return head.startswith(data) or data.startswith(head + b",")
+
+
+def foreign_record_files(root: Path) -> tuple[str, ...]:
+    """The record names in ``root`` that something other than lanspread holds."""
+    foreign = []
+    for name in (INSTALL_RECORD_FILE, INSTALL_RECORD_NEXT_FILE, INSTALL_RECORD_TMP_FILE):
+        if not os.path.lexists(root / name):
+            continue
+        if name == INSTALL_RECORD_TMP_FILE:
+            ours = is_our_record_temp(root)
+        else:
+            ours = is_our_record_file(root, name)
+        if not ours:
+            foreign.append(name)
+    return tuple(foreign)
+
+
+def _refuse_foreign(root: Path, names: tuple[str, ...]) -> None:
+    for name in foreign_record_files(root):
+        if name in names:
+            raise StorageError(
+                f"{root / name} is not a file lanspread wrote; move it out of the game folder"
+            )
+
+
 def _unlink_file(path: Path) -> bool:
+    """Unlink a file whose ownership the caller proved; a folder there is never ours."""
     try:
         if stat.S_ISDIR(os.lstat(path).st_mode):
             return False  # a folder of that name is not ours
@@ -284,6 +425,22 @@ def _lstat(path: Path) -> os.stat_result | None:
         return None
     except OSError as exc:
         raise StorageError(f"cannot inspect {path}: {exc.strerror or exc}") from exc
+
+
+def _read_head(path: Path, size: int) -> bytes | None:
+    """The first ``size`` bytes of a regular file; ``None`` when absent or anything else."""
+    try:
+        fd = os.open(path, _READ_FLAGS)
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        return os.read(fd, size)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
 
 
 def _read_bounded(path: Path) -> bytes | None:
@@ -314,13 +471,17 @@ def _read_bounded(path: Path) -> bytes | None:
 __all__ = [
     "LocalInspection",
     "TreeEntry",
+    "carry_links",
     "carry_over",
     "commit_pending_record",
     "diff_tree",
     "drop_pending_record",
     "drop_record",
+    "foreign_record_files",
     "hash_file",
     "inspect_local",
+    "is_our_record_file",
+    "is_our_record_temp",
     "read_record",
     "record_path",
     "record_tree",

@@ -36,6 +36,7 @@ from lanspread.core.gameroot import (
     VERSION_TMP_FILE,
 )
 from lanspread.core.recovery import (
+    Intent,
     IntentLog,
     RecordedIntent,
     RecoveryAction,
@@ -48,7 +49,7 @@ from lanspread.errors import IntentLogCorrupt, StorageError
 from lanspread.install.intent import clear_intent, has_marker, is_our_intent_temp, read_intent
 from lanspread.install.record import commit_pending_record, drop_pending_record, drop_record
 from lanspread.install.remove import remove_entry
-from lanspread.install.transaction import restore_backup
+from lanspread.install.transaction import foreign_local_problem, restore_backup
 from lanspread.storage.atomic import fsync_dir
 
 
@@ -139,11 +140,10 @@ def _carry_out(
     root: Path, intent: RecordedIntent, action: RecoveryAction, problems: list[str]
 ) -> RecoveryOutcome:
     outcome = action.outcome
-    if action.remove_local:
-        remove_entry(root / LOCAL_DIR)
+    if outcome is RecoveryOutcome.NEEDS_ATTENTION and intent is Intent.UPDATING:
+        problems.append(foreign_local_problem(root))
     if action.remove_staging:
         remove_entry(root / INSTALLING_DIR)
-    if action.remove_local or action.remove_staging:
         _sync(root)
     if action.drop_backup:
         try:

@@ -27,7 +27,9 @@ the old record describes the old tree, after it recovery finishes the rename
 
 An update carries the player's files (``carry-over``) from the backup into
 staging before the commit, by hard link (or copy), so a kill at any point leaves
-them in the old tree, the new tree, or both, and never in neither. An uninstall
+them in the old tree, the new tree, or both, and never in neither. Symbolic
+links the new version does not ship are the player's too (the record lists
+regular files only) and are made again in staging with the same target. An uninstall
 that keeps the player's files is an update to an empty tree: it is recorded as
 an ``UPDATING`` intent, its record says ``installed: false``, and recovery treats
 it like any update. Installing over such a ``local/`` is an update too.
@@ -35,7 +37,9 @@ it like any update. Installing over such a ``local/`` is an update too.
 ``*`` is the commit point. A failure before it undoes the transaction and
 re-raises: install removes staging and clears the intent (the downloaded
 archives are never touched); update removes staging (and any ``local/``
-conflict that blocked the promotion) and renames the backup back to ``local/``;
+and renames the backup back to ``local/``; a ``local/`` that appeared during the
+update (and blocked the promotion) is never ours: it stays, and so do staging,
+the backup and the intent, until the player moves it out;
 uninstall renames the backup back. Uninstall's commit point is the deletion of
 the backup itself: when the deletion fails part-way, what is left is renamed
 back to ``local/`` (the user's files are never stranded in a hidden folder).
@@ -81,10 +85,12 @@ from lanspread.install.intent import (
     write_marker,
 )
 from lanspread.install.record import (
+    carry_links,
     carry_over,
     commit_pending_record,
     drop_pending_record,
     drop_record,
+    foreign_record_files,
     read_record,
     record_tree,
     scan_local,
@@ -191,7 +197,7 @@ class InstallResult:
     version: str | None
     """The version the committed record names (``None``: unknown, or nothing installed)."""
     kept: tuple[str, ...] = ()
-    """The player's files carried to their own path."""
+    """The player's files (and symbolic links) carried to their own path."""
     renamed: tuple[Carry, ...] = ()
     """The player's files kept beside a new file of the same name (``<name>.mine``)."""
 
@@ -332,7 +338,9 @@ def _carry_players_files(
     except CarryConflict as exc:
         raise InvalidGameState(f"{paths.game_id}: {exc}; your files are unchanged") from exc
     carry_over(paths.backup, paths.staging, plan)
-    return InstallResult(version=record.version, kept=plan.kept, renamed=plan.renamed)
+    links = carry_links(paths.backup, paths.staging, tree)
+    kept = tuple(sorted(plan.kept + links))
+    return InstallResult(version=record.version, kept=kept, renamed=plan.renamed)
 
 
 def _old_record(paths: _Paths) -> InstallRecord | None:
@@ -466,7 +474,8 @@ def _roll_back_install(paths: _Paths) -> None:
 
 def _roll_back_update(paths: _Paths, *, moved: bool) -> None:
     if moved:
-        _evict_local_slot(paths)
+        if _exists(paths.local):
+            _keep_foreign_local(paths)
         remove_entry(paths.staging)
         _sync(paths.root)
         restore_backup(paths.root)
@@ -474,21 +483,29 @@ def _roll_back_update(paths: _Paths, *, moved: bool) -> None:
     clear_intent(paths.root)
 
 
-def _evict_local_slot(paths: _Paths) -> None:
-    """Clear ``local/`` while the old install sits in the backup.
+def _keep_foreign_local(paths: _Paths) -> None:
+    """Stop the rollback: a ``local/`` appeared while the old install sat in the backup.
 
-    Whatever holds ``local/`` without a staging dir beside it is first renamed to
-    staging (one atomic step), so that a kill part-way through the deletion never
-    leaves "local, backup, no staging", which recovery reads as a committed
-    update. A conflict next to staging is deleted in place (recovery row 8).
+    The promotion is one atomic rename, so this ``local/`` is not lanspread's
+    (the player's, or something they run): it is never deleted or moved. The
+    intent stays, and staging is created (marked) if the update had not made it
+    yet, so that recovery reads "local, staging, backup" (row 8: nothing moves
+    until the player moves ``local/`` out) and never "local, backup, no
+    staging", which means a committed update. Raises :class:`StorageError`.
     """
-    if not _exists(paths.local):
-        return
     if not _exists(paths.staging):
-        _rename(paths.local, paths.staging)
+        _mkdir(paths.staging)
+        write_marker(paths.staging)
         _sync(paths.root)
-        return
-    remove_entry(paths.local)
+    raise StorageError(foreign_local_problem(paths.root))
+
+
+def foreign_local_problem(root: Path) -> str:
+    """What to tell the player when a ``local/`` appeared during an update of ``root``."""
+    return (
+        f"{root / LOCAL_DIR} appeared during the update and is not lanspread's; "
+        "move it out of the game folder"
+    )
 
 
 def _roll_back_uninstall(paths: _Paths, *, moved: bool) -> None:
@@ -543,6 +560,11 @@ def _require_settled(paths: _Paths) -> None:
             raise InvalidGameState(
                 f"{game_id}: {path.name} is in the way; move it out of the game folder"
             )
+    # The transaction writes, renames and drops the record files: only over its own.
+    for name in foreign_record_files(paths.root):
+        raise InvalidGameState(
+            f"{game_id}: {name} is not a file lanspread wrote; move it out of the game folder"
+        )
 
 
 def _require_installed(paths: _Paths) -> None:
@@ -639,6 +661,7 @@ __all__ = [
     "ProgressCallback",
     "Unpacker",
     "archive_version",
+    "foreign_local_problem",
     "install_game",
     "restore_backup",
     "uninstall_game",
