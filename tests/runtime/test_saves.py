@@ -158,6 +158,7 @@ async def test_verify_reports_changed_missing_and_added(
         changed=(CONFIG,),
         missing=("q3.exe",),
         added=(SAVE,),
+        shipped_files=2,
     )
     events = RuntimeEvents(alpha)
     await alpha.execute(Repair(game="quake3"))

@@ -226,6 +226,7 @@ class Lifecycle:
             changed=diff.changed,
             missing=diff.missing,
             added=diff.added,
+            shipped_files=len(found.record.files),
         )
 
     async def _inspect(self, game_id: str, what: str) -> LocalInspection:

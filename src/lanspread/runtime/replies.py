@@ -109,6 +109,8 @@ class VerifyReply(msgspec.Struct, frozen=True):
     missing: tuple[str, ...]
     added: tuple[str, ...]
     """Files the install did not ship: the player's own."""
+    shipped_files: int = 0
+    """Files the install record lists (what "all N game files are intact" counts)."""
 
 
 class UninstallPlan(msgspec.Struct, frozen=True):
