@@ -528,8 +528,8 @@ async def test_uninstall_plan_is_the_dialog_from_the_dry_run(saves_api: Api) -> 
     assert (status, reply["ok"]) == (200, True)
     dialog = reply["data"]
     assert dialog["title"] == "Uninstall Quake3?"
-    assert dialog["delete_label"] == "Deletes 3 files, 29 B"
-    assert dialog["keep_delete_label"] == "Deletes 1 file, 7 B"
+    assert dialog["delete_label"] == "Deletes 3 files, 29 B, yours included"
+    assert dialog["keep_delete_label"] == "Deletes 1 file, 7 B; your 2 stay"
     assert dialog["players_title"] == "Your own files here (saves, settings): 2"
     assert dialog["players"] == {"paths": [CONFIG, SAVE], "more_label": None}
     assert (dialog["keep_offered"], dialog["keep_default"]) == (True, True)

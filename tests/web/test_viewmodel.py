@@ -676,8 +676,11 @@ def test_uninstall_dialog_says_what_it_deletes_and_lists_the_players_files() -> 
         plan(1_234, 2_090_000_000, SAVES, keep=True),
     )
     assert dialog.title == "Uninstall Quake III Arena?"
-    assert dialog.delete_label == "Deletes 1,242 files, 2.1 GB"
-    assert dialog.keep_delete_label == "Deletes 1,234 files, 2.1 GB"
+    assert dialog.text == (
+        "The downloaded files stay, so you can install it again without downloading."
+    )
+    assert dialog.delete_label == "Deletes 1,242 files, 2.1 GB, yours included"
+    assert dialog.keep_delete_label == "Deletes 1,234 files, 2.1 GB; your 8 stay"
     assert dialog.players_title == "Your own files here (saves, settings): 8"
     assert dialog.players.paths == SAVES[:MAX_LISTED_FILES]
     assert dialog.players.more_label == "and 3 more"
@@ -751,10 +754,11 @@ def test_verify_lists_changed_and_missing_and_offers_repair() -> None:
     assert result.players_label is None
     assert (result.can_repair, result.repair_note) == (True, None)
     assert result.repair_aria_label == "Repair Quake III Arena"
+    assert result.repair_title == "Repair Quake III Arena?"
     assert result.repair_confirm == (
-        "Repair Quake III Arena? Changed and missing game files are extracted again from the "
-        "downloaded files. Your own files stay where they are; a game file you changed "
-        "(a config) is kept beside the new one as <name>.mine."
+        "Changed and missing game files are extracted again from the downloaded files. "
+        "Your own files stay where they are, and a game file you changed (a config) is "
+        "kept beside the fresh one as q3config.cfg.mine."
     )
 
 
@@ -763,6 +767,7 @@ def test_verify_only_missing_and_no_archives_to_repair_from() -> None:
     and the note says why."""
     result = verify_view("Quake III Arena", verify(missing=("a", "b")), downloaded=False)
     assert result.headline == "2 missing"
+    assert result.repair_confirm.endswith("kept beside the fresh one as <its name>.mine.")
     assert result.can_repair is False
     assert result.repair_note == (
         "Repair needs the downloaded files, and they are gone: download the game again."

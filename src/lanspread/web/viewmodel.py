@@ -830,11 +830,16 @@ def file_list(paths: tuple[str, ...]) -> FileListView:
     return FileListView(paths=shown, more_label=f"and {rest:,} more" if rest else None)
 
 
-def deletes_label(files: int, size: int) -> str:
-    """ "Deletes 1,234 files, 2.1 GB"."""
+def deletes_label(files: int, size: int, players: int = 0, *, kept: bool = False) -> str:
+    """ "Deletes 1,234 files, 2.1 GB", and what becomes of the player's ``players`` files."""
     if files == 0:
         return "Deletes nothing: the folder holds only your files"
-    return f"Deletes {count_label(files, 'file', 'files')}, {format_bytes(size)}"
+    label = f"Deletes {count_label(files, 'file', 'files')}, {format_bytes(size)}"
+    if players and kept:
+        return f"{label}; your {players:,} stay"
+    if players:
+        return f"{label}, yours included"
+    return label
 
 
 def uninstall_dialog(
@@ -847,9 +852,11 @@ def uninstall_dialog(
     return UninstallDialogView(
         game=everything.game,
         title=f"Uninstall {name}?",
-        text=uninstall_text(name),
-        delete_label=deletes_label(everything.delete_files, everything.delete_bytes),
-        keep_delete_label=deletes_label(kept.delete_files, kept.delete_bytes),
+        text="The downloaded files stay, so you can install it again without downloading.",
+        delete_label=deletes_label(everything.delete_files, everything.delete_bytes, len(players)),
+        keep_delete_label=deletes_label(
+            kept.delete_files, kept.delete_bytes, len(players), kept=keeping is not None
+        ),
         players_title=(
             f"Your own files here (saves, settings): {len(players):,}" if players else None
         ),
@@ -897,11 +904,11 @@ def verify_view(name: str, reply: VerifyReply, *, downloaded: bool) -> VerifyVie
         ),
         repair_label="Repair",
         repair_aria_label=f"Repair {name}",
-        repair_title=f"Repair {name}",
+        repair_title=f"Repair {name}?",
         repair_confirm=(
-            f"Repair {name}? Changed and missing game files are extracted again from the "
-            "downloaded files. Your own files stay where they are; a game file you changed "
-            "(a config) is kept beside the new one as <name>.mine."
+            "Changed and missing game files are extracted again from the downloaded files. "
+            "Your own files stay where they are, and a game file you changed (a config) is "
+            f"kept beside the fresh one as {_mine_example(changed)}."
         ),
     )
 
@@ -928,6 +935,11 @@ def notice_view(notice: NoticeFacts, names: dict[str, str]) -> NoticeView:
         title=names.get(notice.game_id, notice.game_id),
         text=text[:1].upper() + text[1:],
     )
+
+
+def _mine_example(changed: tuple[str, ...]) -> str:
+    """ "config.ini.mine" for the first changed file, or the rule in words."""
+    return f"{_base(changed[0])}.mine" if changed else "<its name>.mine"
 
 
 def _base(path: str) -> str:
