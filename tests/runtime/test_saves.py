@@ -185,6 +185,7 @@ async def test_uninstall_keeping_saves_and_reinstalling(
         delete_files=1,
         delete_bytes=len(V1["q3.exe"]),
         players_files=(CONFIG, SAVE),
+        players_bytes=len(b"level 7") + len(b"bind e +forward"),
     )
     assert (local / "q3.exe").exists()
     events = RuntimeEvents(alpha)

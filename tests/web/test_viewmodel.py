@@ -654,13 +654,14 @@ def test_an_installed_game_offers_verify_named_for_the_game() -> None:
     assert "verify" not in [action.id for action in card(facts(downloaded=True)).actions]
 
 
-def plan(files: int, size: int, players: tuple[str, ...], *, keep: bool = False) -> UninstallPlan:
+def plan(files: int, size: int, players: tuple[str, ...], players_bytes: int = 0) -> UninstallPlan:
     return UninstallPlan(
         game="quake3",
-        keep_saves=keep,
+        keep_saves=False,
         delete_files=files,
         delete_bytes=size,
         players_files=players,
+        players_bytes=players_bytes,
     )
 
 
@@ -670,11 +671,7 @@ SAVES = (*(f"saves/slot{n}.sav" for n in range(1, 8)), "baseq3/q3config.cfg")
 def test_uninstall_dialog_says_what_it_deletes_and_lists_the_players_files() -> None:
     """The dialog counts files and bytes for both choices, lists the first five of the
     player's files with "and N more", and ticks Keep by default."""
-    dialog = uninstall_dialog(
-        "Quake III Arena",
-        plan(1_242, 2_100_000_000, SAVES),
-        plan(1_234, 2_090_000_000, SAVES, keep=True),
-    )
+    dialog = uninstall_dialog("Quake III Arena", plan(1_242, 2_100_000_000, SAVES, 10_000_000))
     assert dialog.title == "Uninstall Quake III Arena?"
     assert dialog.text == (
         "The downloaded files stay, so you can install it again without downloading."
@@ -695,7 +692,7 @@ def test_uninstall_dialog_says_what_it_deletes_and_lists_the_players_files() -> 
 def test_uninstall_dialog_without_players_files_offers_no_checkbox() -> None:
     """With nothing of the player's in the folder there is nothing to keep: no list, no
     checkbox, one file counted in the singular."""
-    dialog = uninstall_dialog("Quake III Arena", plan(1, 480, ()), None)
+    dialog = uninstall_dialog("Quake III Arena", plan(1, 480, ()))
     assert dialog.delete_label == "Deletes 1 file, 480 B"
     assert (dialog.players_title, dialog.players.paths, dialog.players.more_label) == (
         None,
@@ -707,9 +704,7 @@ def test_uninstall_dialog_without_players_files_offers_no_checkbox() -> None:
 
 def test_uninstall_dialog_when_only_the_players_files_remain() -> None:
     """Keeping everything there is deletes nothing, and the dialog says so plainly."""
-    dialog = uninstall_dialog(
-        "Quake III Arena", plan(2, 30, SAVES[:2]), plan(0, 0, SAVES[:2], keep=True)
-    )
+    dialog = uninstall_dialog("Quake III Arena", plan(2, 30, SAVES[:2], 30))
     assert dialog.keep_delete_label == "Deletes nothing: the folder holds only your files"
     assert dialog.players.more_label is None
 

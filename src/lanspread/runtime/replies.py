@@ -124,6 +124,9 @@ class UninstallPlan(msgspec.Struct, frozen=True):
     players_files: tuple[str, ...]
     """The player's files (added, or shipped and edited): kept with ``keep_saves``,
     deleted without it."""
+    players_bytes: int = 0
+    """Bytes of ``players_files``: with one dry run a front end can say what either
+    choice deletes."""
 
 
 class PeerView(msgspec.Struct, frozen=True):

@@ -514,17 +514,12 @@ class WebUI:
         return ok_response(dialog)
 
     async def _uninstall_dialog(self, game_id: str) -> UninstallDialogView:
-        """Both dry runs: everything, and (when the player has files here) keeping them."""
+        """One dry run (it reads every game file): what goes, and what keeping would keep."""
         runtime = self.host.runtime
         name = _game_name(runtime, game_id)
-        everything = await runtime.execute(Uninstall(game=game_id, dry_run=True))
-        assert isinstance(everything, UninstallPlan)
-        keeping: UninstallPlan | None = None
-        if everything.players_files:
-            kept = await runtime.execute(Uninstall(game=game_id, dry_run=True, keep_saves=True))
-            assert isinstance(kept, UninstallPlan)
-            keeping = kept
-        return uninstall_dialog(name, everything, keeping)
+        plan = await runtime.execute(Uninstall(game=game_id, dry_run=True))
+        assert isinstance(plan, UninstallPlan)
+        return uninstall_dialog(name, plan)
 
     async def _verify(self, request: web.Request) -> web.Response:
         try:

@@ -842,28 +842,26 @@ def deletes_label(files: int, size: int, players: int = 0, *, kept: bool = False
     return label
 
 
-def uninstall_dialog(
-    name: str, everything: UninstallPlan, keeping: UninstallPlan | None
-) -> UninstallDialogView:
-    """The confirmation from the dry runs: without keep_saves, and with it when the
-    install record tells the player's files apart (``keeping``)."""
+def uninstall_dialog(name: str, everything: UninstallPlan) -> UninstallDialogView:
+    """The confirmation from the dry run without keep_saves (one scan of the folder:
+    keeping deletes the same minus the player's files, which only an install record
+    can tell apart, so there are none without one)."""
     players = everything.players_files
-    kept = keeping if keeping is not None else everything
+    keep_files = everything.delete_files - len(players)
+    keep_bytes = everything.delete_bytes - everything.players_bytes
     return UninstallDialogView(
         game=everything.game,
         title=f"Uninstall {name}?",
         text="The downloaded files stay, so you can install it again without downloading.",
         delete_label=deletes_label(everything.delete_files, everything.delete_bytes, len(players)),
-        keep_delete_label=deletes_label(
-            kept.delete_files, kept.delete_bytes, len(players), kept=keeping is not None
-        ),
+        keep_delete_label=deletes_label(keep_files, keep_bytes, len(players), kept=True),
         players_title=(
             f"Your own files here (saves, settings): {len(players):,}" if players else None
         ),
         players=file_list(players),
         keep_label=KEEP_LABEL,
-        keep_offered=keeping is not None and bool(players),
-        keep_default=keeping is not None and bool(players),
+        keep_offered=bool(players),
+        keep_default=bool(players),
         confirm_label="Uninstall",
         keep_aria_label=f"{KEEP_LABEL} of {name}",
     )

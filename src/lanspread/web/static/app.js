@@ -687,7 +687,16 @@
   }
 
   async function askUninstall(gameId) {
-    const reply = await post(`/api/games/${encodeURIComponent(gameId)}/uninstall-plan`);
+    // The plan reads every game file: say so on the button while it comes.
+    const button = document.querySelector('#detail-secondary [data-action="uninstall"]');
+    if (button) { button.disabled = true; button.setAttribute("aria-busy", "true"); }
+    let reply;
+    try {
+      reply = await post(`/api/games/${encodeURIComponent(gameId)}/uninstall-plan`);
+    } finally {
+      if (button) { button.disabled = false; button.removeAttribute("aria-busy"); }
+    }
+    if (state.detail !== gameId) return undefined;
     if (!reply.ok) return toast(reply.error.message);
     const plan = reply.data;
     askConfirm(plan.confirm_label, plan.text, () => {
