@@ -379,6 +379,14 @@ async def test_verify_repair_and_uninstall_keeping_saves(keeper_lan: Lan) -> Non
         *SAVES,
     ]
 
+    # Each notice is shown once: not again after a reload, nor in a tab opened later.
+    await page.reload()
+    await expect(page.locator("#conn")).to_have_attribute("data-state", "live")
+    await expect(page.locator(".toast")).to_have_count(0)
+    later = await lan.page()
+    await expect(later.locator("#conn")).to_have_attribute("data-state", "live")
+    await expect(later.locator(".toast")).to_have_count(0)
+
 
 async def test_a_found_folder_is_left_alone(keeper_lan: Lan) -> None:
     """A folder lanspread did not make reads "Found — not from lanspread" with why, offers

@@ -79,7 +79,8 @@
     setupFilled: false,
     confirmAction: null,
     verify: null,
-    noticeSeen: Number(sessionStorage.getItem(NOTICE_KEY) || "0"),
+    // null in a fresh tab: what happened before it opened is old news, not a toast.
+    noticeSeen: sessionStorage.getItem(NOTICE_KEY) === null ? null : Number(sessionStorage.getItem(NOTICE_KEY)),
   };
   const cards = new Map();
   const peers = new Map();
@@ -197,6 +198,7 @@
 
   function renderNotices(notices) {
     const newest = notices.reduce((top, notice) => Math.max(top, notice.id), 0);
+    if (state.noticeSeen === null) state.noticeSeen = newest;
     // A restarted lanspread counts from 1 again: forget the old count.
     if (newest < state.noticeSeen) state.noticeSeen = 0;
     for (const notice of notices) {
