@@ -627,3 +627,24 @@ async def test_a_found_folder_offers_only_view_files(tmp_path: Path) -> None:
             assert status == 200
             assert harness.opened == [found]
             assert (found / "hl.exe").read_bytes() == b"someone else's"
+
+
+async def test_verify_of_an_install_without_a_record_offers_repair(tmp_path: Path) -> None:
+    """A game installed before install records existed cannot be checked: Verify says so
+    instead of failing, and offers the Repair that records it."""
+    root = sideload(tmp_path / "alpha" / "games", "quake3")
+    (root / "local").mkdir()
+    (root / "local" / "q3.exe").write_bytes(b"old install")
+    async with running_ui(tmp_path, "alpha") as harness:
+        server = TestServer(harness.ui.app, host="127.0.0.1")
+        async with TestClient(server) as client:
+            assert server.port is not None
+            harness.ui.guard.bind(server.port)
+            api = Api(harness, client)
+            status, reply = await api.post("/api/games/quake3/verify", {})
+            assert (status, reply["ok"]) == (200, True)
+            result = reply["data"]
+            assert result["headline"] == (
+                "lanspread has no record of these files, so it cannot check them"
+            )
+            assert (result["can_repair"], result["repair_title"]) == (True, "Repair Quake3?")

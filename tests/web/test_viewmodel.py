@@ -38,6 +38,7 @@ from lanspread.web.viewmodel import (
     percent_of,
     primary_action,
     uninstall_dialog,
+    unrecorded_verify_view,
     verify_view,
 )
 
@@ -830,3 +831,22 @@ def test_build_view_carries_the_notices() -> None:
         (1, "Kept your 1 file"),
         (2, "Kept your 2 files"),
     ]
+
+
+def test_verify_without_a_record_offers_repair_only_with_downloaded_files() -> None:
+    """An install without a record cannot be checked: the result says so, and Repair (which
+    makes the record) is offered only when the downloaded files are there."""
+    result = unrecorded_verify_view("quake3", "Quake III Arena", downloaded=True)
+    assert (result.ok, result.tone, result.can_repair, result.repair_note) == (
+        False,
+        "warn",
+        True,
+        None,
+    )
+    assert result.headline == "lanspread has no record of these files, so it cannot check them"
+    assert "kept beside the fresh one as <its name>.mine" in result.repair_confirm
+    gone = unrecorded_verify_view("quake3", "Quake III Arena", downloaded=False)
+    assert (gone.can_repair, gone.repair_note) == (
+        False,
+        "Repair needs the downloaded files, and they are gone: download the game again.",
+    )

@@ -41,6 +41,7 @@ from lanspread.errors import (
     CatalogError,
     ConfigError,
     ConnectionClosed,
+    InvalidGameState,
     LanspreadError,
     OperationError,
     OperationInProgress,
@@ -55,7 +56,7 @@ from lanspread.platform.files import open_folder, resolve_game_root
 from lanspread.runtime.commands import AnyCommand, SetGameDir, Uninstall, Verify
 from lanspread.runtime.events import Event
 from lanspread.runtime.options import RuntimeOptions
-from lanspread.runtime.replies import UninstallPlan, VerifyReply
+from lanspread.runtime.replies import GameView, UninstallPlan, VerifyReply
 from lanspread.runtime.runtime import GameDirReply, PeerRuntime
 from lanspread.storage.catalog_file import BUNDLED_SOURCE
 from lanspread.storage.gamedir import prepare_game_dir
@@ -77,6 +78,7 @@ from lanspread.web.viewmodel import (
     ViewModel,
     build_view,
     uninstall_dialog,
+    unrecorded_verify_view,
     verify_view,
 )
 
@@ -531,9 +533,16 @@ class WebUI:
     async def _verify_view(self, game_id: str) -> VerifyView:
         runtime = self.host.runtime
         name = _game_name(runtime, game_id)
-        reply = await runtime.execute(Verify(game=game_id))
+        try:
+            reply = await runtime.execute(Verify(game=game_id))
+        except InvalidGameState:
+            view = _game_view(runtime, game_id)
+            if view is None or not view.installed or view.installed_version is not None:
+                raise
+            # Installed without a record: say so, and offer the repair that makes one.
+            return unrecorded_verify_view(game_id, name, downloaded=view.downloaded)
         assert isinstance(reply, VerifyReply)
-        view = next((view for view in runtime.games() if view.id == game_id), None)
+        view = _game_view(runtime, game_id)
         return verify_view(name, reply, downloaded=view is not None and view.downloaded)
 
     async def _cover(self, request: web.Request) -> web.StreamResponse:
@@ -547,6 +556,10 @@ class WebUI:
         if path is None:
             return refusal(404, "no-cover", f"the cover of {game_id!r} cannot be read")
         return web.FileResponse(path, headers={"Content-Type": COVER_TYPES[path.suffix.lower()]})
+
+
+def _game_view(runtime: PeerRuntime, game_id: str) -> GameView | None:
+    return next((view for view in runtime.games() if view.id == game_id), None)
 
 
 def _game_name(runtime: PeerRuntime, game_id: str) -> str:

@@ -911,6 +911,38 @@ def verify_view(name: str, reply: VerifyReply, *, downloaded: bool) -> VerifyVie
     )
 
 
+def unrecorded_verify_view(game_id: str, name: str, *, downloaded: bool) -> VerifyView:
+    """Verify of a game installed without an install record: nothing to compare with;
+    Repair extracts it again and records it, keeping whatever differs as ``.mine``."""
+    empty = file_list(())
+    return VerifyView(
+        game=game_id,
+        ok=False,
+        headline="lanspread has no record of these files, so it cannot check them",
+        tone="warn",
+        changed_title=None,
+        changed=empty,
+        missing_title=None,
+        missing=empty,
+        players_label=None,
+        can_repair=downloaded,
+        repair_note=(
+            None
+            if downloaded
+            else "Repair needs the downloaded files, and they are gone: download the game again."
+        ),
+        repair_label="Repair",
+        repair_aria_label=f"Repair {name}",
+        repair_title=f"Repair {name}?",
+        repair_confirm=(
+            "The game files are extracted again from the downloaded files and recorded, "
+            "so Verify can check them next time. Files that are not the game's stay where "
+            "they are, and a file that differs from the game's is kept beside the fresh "
+            "one as <its name>.mine."
+        ),
+    )
+
+
 def notice_view(notice: NoticeFacts, names: dict[str, str]) -> NoticeView:
     """ "Kept your 3 files; your changed q3config.cfg is kept as q3config.cfg.mine"."""
     parts = []
