@@ -4,15 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from playwright.async_api import Page, expect
-from tests.browser.conftest import Lan, shoot
+from tests.browser.conftest import SCREENSHOTS, Lan, open_lan, shoot
+from tests.support.archives import ArchiveFormat, write_game_root
 from tests.support.download_roots import paused_root
+from tests.support.events import RuntimeEvents
 from tests.support.webui import until
 
 from lanspread.core.operations import OperationKind
-from lanspread.runtime.events import DownloadProgress, InstallProgress, RuntimeFailed
+from lanspread.runtime.commands import Install
+from lanspread.runtime.events import (
+    DownloadProgress,
+    InstallFinished,
+    InstallProgress,
+    RuntimeFailed,
+)
 from lanspread.storage.settings import SettingsStore
 from lanspread.web.viewmodel import RuntimeState
 
@@ -257,3 +267,149 @@ async def test_narrow_window_stays_usable(lan: Lan) -> None:
     assert box is not None
     assert box["width"] > 200
     await shoot(page, "09-narrow")
+
+
+# -- the player's files ------------------------------------------------------------------------
+
+FACTORIO = {
+    "bin/x64/factorio.exe": b"exe 1.1" * 1000,
+    "config/config.ini": b"[graphics]\nquality=normal\n",
+    "data/base.dat": b"base" * 5000,
+}
+SAVES = tuple(f"saves/base-{n}.zip" for n in range(1, 8))
+
+
+@pytest.fixture
+async def keeper_lan(tmp_path: Path, chromium_path: str) -> AsyncIterator[Lan]:
+    """The LAN, with Factorio downloaded from a real archive and a Minecraft folder that
+    someone copied in by hand (found, not from lanspread)."""
+    games = tmp_path / "alpha" / "games"
+    write_game_root(games / "factorio", {"game.eti": (ArchiveFormat.ZIP, FACTORIO)}, version="1.1")
+    found = games / "minecraft"
+    found.mkdir(parents=True)
+    (found / "minecraft.exe").write_bytes(b"from a USB stick")
+    async with open_lan(tmp_path, chromium_path, setup_needed=False) as lan:
+        yield lan
+
+
+async def installed_and_played(lan: Lan) -> Path:
+    """Install Factorio, then play it: seven saves, an edited config, a lost data file."""
+    runtime = lan.alpha.runtime
+    events = RuntimeEvents(runtime)
+    await runtime.execute(Install(game="factorio"))
+    await events.first(InstallFinished)
+    local = runtime.game_dir / "factorio" / "local"
+    (local / "saves").mkdir()
+    for save in SAVES:
+        (local / save).write_bytes(b"a factory" * 100)
+    (local / "config" / "config.ini").write_bytes(b"[graphics]\nquality=high\n")
+    (local / "data" / "base.dat").unlink()
+    return local
+
+
+async def test_verify_repair_and_uninstall_keeping_saves(keeper_lan: Lan) -> None:
+    """Verify shows what changed and what is missing, the saves counted apart; Repair asks
+    and says configs are kept as .mine, and a toast tells what was kept; the uninstall
+    dialog counts what goes, lists the saves and keeps them when the box stays ticked."""
+    lan = keeper_lan
+    local = await installed_and_played(lan)
+    page = await lan.page()
+    await page.locator('[data-game="factorio"] .card-title').click()
+    verify = page.get_by_role("button", name="Verify files: Factorio")
+    await verify.focus()
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#verify-headline")).to_have_text("1 changed, 1 missing")
+    await expect(page.locator("#verify-changed li")).to_have_text(["config/config.ini"])
+    await expect(page.locator("#verify-missing li")).to_have_text(["data/base.dat"])
+    await expect(page.locator("#verify-players")).to_have_text(
+        "7 files of your own (saves, settings, mods) not counted"
+    )
+    await shoot(page, "11-verify-result")
+
+    await page.get_by_role("button", name="Repair Factorio").click()
+    await expect(page.locator("#confirm-title")).to_have_text("Repair Factorio?")
+    await expect(page.locator("#confirm-text")).to_contain_text(
+        "kept beside the fresh one as config.ini.mine"
+    )
+    await shoot(page, "12-repair-confirm")
+    await page.click("#confirm-yes")
+    toast = page.locator(".toast.ok", has_text="Factorio")
+    await expect(toast).to_contain_text(
+        "Kept your 7 files; your changed config.ini is kept as config.ini.mine"
+    )
+    await expect(page.locator("#detail-verify")).to_be_hidden()
+    await expect(page.locator("#detail-action")).to_have_attribute("data-kind", "play")
+    await shoot(page, "13-repair-kept-toast")
+    assert (local / "config" / "config.ini.mine").read_bytes() == b"[graphics]\nquality=high\n"
+
+    await verify.click()
+    await expect(page.locator("#verify-headline")).to_have_text("All 3 game files are intact")
+    await expect(page.get_by_role("button", name="Repair Factorio")).to_be_hidden()
+    await shoot(page, "14-verify-intact")
+
+    await page.get_by_role("button", name="Uninstall: Factorio").click()
+    await expect(page.locator("#confirm-title")).to_have_text("Uninstall Factorio?")
+    keep = page.get_by_role("checkbox", name="Keep my saves and settings of Factorio")
+    await expect(keep).to_be_checked()
+    await expect(page.locator("#confirm-players-title")).to_have_text(
+        "Your own files here (saves, settings): 8"
+    )
+    await expect(page.locator("#confirm-players li")).to_have_count(6)
+    await expect(page.locator("#confirm-players li.more")).to_have_text("and 3 more")
+    kept_label = await page.locator("#confirm-deletes").text_content()
+    assert kept_label is not None
+    assert re.fullmatch(r"Deletes 3 files, [\d.]+ KB; your 8 stay", kept_label)
+    await shoot(page, "15-uninstall-keep-saves")
+    await page.keyboard.press("Shift+Tab")
+    await expect(keep).to_be_focused()
+    await page.keyboard.press("Space")
+    await expect(keep).not_to_be_checked()
+    await expect(page.locator("#confirm-deletes")).to_contain_text(
+        re.compile(r"^Deletes 11 files, [\d.]+ KB, yours included$")
+    )
+    await page.keyboard.press("Space")
+    await expect(page.locator("#confirm-deletes")).to_have_text(kept_label)
+    await page.click("#confirm-yes")
+    await expect(page.locator(".toast.ok", has_text="in its folder")).to_contain_text(
+        "Kept your 8 files in its folder"
+    )
+    await expect(page.locator("#detail-action")).to_have_attribute("data-kind", "install")
+    assert sorted(p.relative_to(local).as_posix() for p in local.rglob("*") if p.is_file()) == [
+        "config/config.ini.mine",
+        *SAVES,
+    ]
+
+    # Each notice is shown once: not again after a reload, nor in a tab opened later.
+    await page.reload()
+    await expect(page.locator("#conn")).to_have_attribute("data-state", "live")
+    await expect(page.locator(".toast")).to_have_count(0)
+    later = await lan.page()
+    await expect(later.locator("#conn")).to_have_attribute("data-state", "live")
+    await expect(later.locator(".toast")).to_have_count(0)
+
+
+async def test_a_found_folder_is_left_alone(keeper_lan: Lan) -> None:
+    """A folder lanspread did not make reads "Found — not from lanspread" with why, offers
+    View files only, and the detail view says lanspread never touches it."""
+    lan = keeper_lan
+    page = await lan.page()
+    card = page.locator('[data-game="minecraft"]')
+    await expect(card.locator(".pill")).to_have_text("Found — not from lanspread")
+    await expect(card.locator(".card-note")).to_contain_text("No version.ini")
+    await expect(card.locator(".act")).to_have_attribute("data-kind", "found")
+    await expect(card.locator(".act")).to_be_disabled()
+    await card.scroll_into_view_if_needed()
+    await card.screenshot(path=str(SCREENSHOTS / "16-found-card.png"), animations="disabled")
+    await card.locator(".card-title").click()
+    await expect(page.locator("#detail-explanation")).to_have_text(
+        "lanspread never changes or deletes this folder. "
+        "To download the game here, move the folder away."
+    )
+    await expect(page.locator("#detail-secondary button")).to_have_count(1)
+    view_files = page.get_by_role("button", name="View files: Minecraft")
+    await shoot(page, "17-found-detail")
+    await view_files.focus()
+    await page.keyboard.press("Enter")
+    found = lan.alpha.runtime.game_dir / "minecraft"
+    await until(lambda: lan.alpha.opened == [found], "the folder to open")
+    assert (found / "minecraft.exe").read_bytes() == b"from a USB stick"

@@ -158,6 +158,7 @@ async def test_verify_reports_changed_missing_and_added(
         changed=(CONFIG,),
         missing=("q3.exe",),
         added=(SAVE,),
+        shipped_files=2,
     )
     events = RuntimeEvents(alpha)
     await alpha.execute(Repair(game="quake3"))
@@ -184,6 +185,7 @@ async def test_uninstall_keeping_saves_and_reinstalling(
         delete_files=1,
         delete_bytes=len(V1["q3.exe"]),
         players_files=(CONFIG, SAVE),
+        players_bytes=len(b"level 7") + len(b"bind e +forward"),
     )
     assert (local / "q3.exe").exists()
     events = RuntimeEvents(alpha)

@@ -12,6 +12,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from tests.support.archives import ArchiveFormat, write_game_root
 from tests.support.download_roots import paused_root
 from tests.support.peers import sideload
 from tests.support.webui import UiHarness, running_ui, until
@@ -477,3 +478,173 @@ async def test_a_download_paused_before_the_start_shows_resume_and_discards(
             card = game(await api.view(), "quake3")
             assert card["note"] is None
             assert card["action"]["label"] in {"Download", "Unavailable"}
+
+
+# -- the player's files: uninstall plan, verify, repair, found folders ---------------------
+
+V1 = {"q3.exe": b"exe 1.0", "baseq3/q3config.cfg": b"bind w +forward"}
+SAVE = "saves/slot1.sav"
+CONFIG = "baseq3/q3config.cfg"
+
+
+@pytest.fixture
+async def saves_api(tmp_path: Path) -> AsyncIterator[Api]:
+    """Quake 3 installed from a real archive, then played: a save and an edited config."""
+    write_game_root(
+        tmp_path / "alpha" / "games" / "quake3",
+        {"game.eti": (ArchiveFormat.ZIP, V1)},
+        version="1.0",
+    )
+    async with running_ui(tmp_path, "alpha") as harness:
+        server = TestServer(harness.ui.app, host="127.0.0.1")
+        async with TestClient(server) as client:
+            assert server.port is not None
+            harness.ui.guard.bind(server.port)
+            api = Api(harness, client)
+            status, _ = await api.post("/api/command", {"cmd": "install", "game": "quake3"})
+            assert status == 200
+            await until(lambda: _installed(harness, "quake3"), "quake3 to install")
+            local = harness.runtime.game_dir / "quake3" / "local"
+            (local / "saves").mkdir()
+            (local / SAVE).write_bytes(b"level 7")
+            (local / CONFIG).write_bytes(b"bind e +forward")
+            yield api
+
+
+def _installed(harness: UiHarness, game_id: str) -> bool:
+    view = next(view for view in harness.runtime.games() if view.id == game_id)
+    return view.installed and view.operation is None
+
+
+def _uninstalled(harness: UiHarness, game_id: str) -> bool:
+    view = next(view for view in harness.runtime.games() if view.id == game_id)
+    return not view.installed and view.operation is None
+
+
+async def test_uninstall_plan_is_the_dialog_from_the_dry_run(saves_api: Api) -> None:
+    """The uninstall dialog counts what goes with and without keep_saves, lists the
+    player's files and ticks Keep; nothing is deleted by asking."""
+    status, reply = await saves_api.post("/api/games/quake3/uninstall-plan", {})
+    assert (status, reply["ok"]) == (200, True)
+    dialog = reply["data"]
+    assert dialog["title"] == "Uninstall Quake3?"
+    assert dialog["delete_label"] == "Deletes 3 files, 29 B, yours included"
+    assert dialog["keep_delete_label"] == "Deletes 1 file, 7 B; your 2 stay"
+    assert dialog["players_title"] == "Your own files here (saves, settings): 2"
+    assert dialog["players"] == {"paths": [CONFIG, SAVE], "more_label": None}
+    assert (dialog["keep_offered"], dialog["keep_default"]) == (True, True)
+    assert (saves_api.harness.runtime.game_dir / "quake3" / "local" / SAVE).is_file()
+
+
+async def test_uninstall_with_keep_saves_leaves_the_players_files(saves_api: Api) -> None:
+    """The dialog's checkbox travels as keep_saves: the game goes, the save stays, and
+    the view carries a notice saying so."""
+    status, _ = await saves_api.post(
+        "/api/command", {"cmd": "uninstall", "game": "quake3", "keep_saves": True}
+    )
+    assert status == 200
+    harness = saves_api.harness
+    await until(lambda: _uninstalled(harness, "quake3"), "the uninstall")
+    local = harness.runtime.game_dir / "quake3" / "local"
+    assert (local / SAVE).read_bytes() == b"level 7"
+    assert not (local / "q3.exe").exists()
+    notices = (await saves_api.view())["notices"]
+    assert notices[-1]["title"] == "Quake3"
+    assert notices[-1]["text"] == "Kept your 2 files in its folder"
+
+
+async def test_verify_shows_changes_and_repair_keeps_the_config_as_mine(saves_api: Api) -> None:
+    """Verify reports the edited config as changed and the save apart; after a missing
+    file, Repair restores it and the view's notice says the config is kept as .mine."""
+    local = saves_api.harness.runtime.game_dir / "quake3" / "local"
+    (local / "q3.exe").unlink()
+    status, reply = await saves_api.post("/api/games/quake3/verify", {})
+    assert (status, reply["ok"]) == (200, True)
+    result = reply["data"]
+    assert result["headline"] == "1 changed, 1 missing"
+    assert result["changed"] == {"paths": [CONFIG], "more_label": None}
+    assert result["missing"] == {"paths": ["q3.exe"], "more_label": None}
+    assert result["players_label"] == "1 file of your own (saves, settings, mods) not counted"
+    assert result["can_repair"] is True
+
+    status, _ = await saves_api.post("/api/command", {"cmd": "repair", "game": "quake3"})
+    assert status == 200
+    await until(lambda: (local / "q3.exe").is_file(), "the repair")
+    await until(lambda: _installed(saves_api.harness, "quake3"), "the repair to end")
+    view = await saves_api.view()
+    assert view["notices"][-1]["text"] == (
+        "Kept your 1 file; your changed q3config.cfg is kept as q3config.cfg.mine"
+    )
+    status, reply = await saves_api.post("/api/games/quake3/verify", {})
+    assert reply["data"]["headline"] == "All 2 game files are intact"
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "code", "message"),
+    [
+        ("/api/games/cs16/verify", 409, "invalid-state", "cs16 is not installed"),
+        ("/api/games/cs16/uninstall-plan", 409, "invalid-state", "cs16 is not installed"),
+        ("/api/games/doom/verify", 404, "unknown-game", "'doom' is not a game of the catalog"),
+        (
+            "/api/games/doom/uninstall-plan",
+            404,
+            "unknown-game",
+            "'doom' is not a game of the catalog",
+        ),
+    ],
+)
+async def test_verify_and_plan_refusals_are_clear_json(
+    api: Api, path: str, status: int, code: str, message: str
+) -> None:
+    """Asking about a game that is not installed, or not in the catalog, is refused."""
+    got_status, reply = await api.post(path, {})
+    assert (got_status, reply["ok"], reply["error"]) == (
+        status,
+        False,
+        {"code": code, "message": message},
+    )
+
+
+async def test_a_found_folder_offers_only_view_files(tmp_path: Path) -> None:
+    """A catalog-named folder lanspread did not make shows as found with why, offers
+    View files (which opens it) and no Remove or Uninstall."""
+    found = tmp_path / "alpha" / "games" / "cs16"
+    found.mkdir(parents=True)
+    (found / "hl.exe").write_bytes(b"someone else's")
+    async with running_ui(tmp_path, "alpha") as harness:
+        server = TestServer(harness.ui.app, host="127.0.0.1")
+        async with TestClient(server) as client:
+            assert server.port is not None
+            harness.ui.guard.bind(server.port)
+            api = Api(harness, client)
+            card = game(await api.view(), "cs16")
+            assert card["status"]["label"] == "Found — not from lanspread"
+            assert card["status"]["reason"].startswith("no version.ini")
+            assert (card["action"]["kind"], card["action"]["command"]) == ("found", None)
+            assert [action["id"] for action in card["actions"]] == ["view-files"]
+            assert card["explanation"].startswith("lanspread never changes or deletes")
+            status, _ = await api.post("/api/games/cs16/open-folder", {})
+            assert status == 200
+            assert harness.opened == [found]
+            assert (found / "hl.exe").read_bytes() == b"someone else's"
+
+
+async def test_verify_of_an_install_without_a_record_offers_repair(tmp_path: Path) -> None:
+    """A game installed before install records existed cannot be checked: Verify says so
+    instead of failing, and offers the Repair that records it."""
+    root = sideload(tmp_path / "alpha" / "games", "quake3")
+    (root / "local").mkdir()
+    (root / "local" / "q3.exe").write_bytes(b"old install")
+    async with running_ui(tmp_path, "alpha") as harness:
+        server = TestServer(harness.ui.app, host="127.0.0.1")
+        async with TestClient(server) as client:
+            assert server.port is not None
+            harness.ui.guard.bind(server.port)
+            api = Api(harness, client)
+            status, reply = await api.post("/api/games/quake3/verify", {})
+            assert (status, reply["ok"]) == (200, True)
+            result = reply["data"]
+            assert result["headline"] == (
+                "lanspread has no record of these files, so it cannot check them"
+            )
+            assert (result["can_repair"], result["repair_title"]) == (True, "Repair Quake3?")

@@ -22,10 +22,12 @@ from lanspread.runtime.events import (
     PeerDiscovered,
     RemoveFailed,
     RemoveFinished,
+    RenamedFile,
     UninstallFailed,
+    UninstallFinished,
 )
-from lanspread.web.state import MAX_ERROR_LENGTH, GameOverlay, UiState
-from lanspread.web.viewmodel import DownloadSample, InstallSample
+from lanspread.web.state import MAX_ERROR_LENGTH, MAX_NOTICES, GameOverlay, UiState
+from lanspread.web.viewmodel import DownloadSample, InstallSample, NoticeFacts
 
 
 def progress(done: int, total: int = 1000, speed: float = 50.0) -> DownloadProgress:
@@ -229,3 +231,38 @@ def test_a_changed_game_folder_forgets_the_old_folders_progress_and_failure() ->
     assert store.overlay("cs16") == GameOverlay()
     assert store.overlay("ut99").pending == "download"
     assert not store.game_dir_changed()
+
+
+def test_an_install_that_kept_files_leaves_a_notice() -> None:
+    """InstallFinished with kept or renamed files and UninstallFinished with kept files
+    become notices with growing ids; an install that kept nothing leaves none."""
+    store = UiState()
+    store.apply(InstallFinished(game="cs16"))
+    nothing_kept = store.notices
+    assert nothing_kept == ()
+    store.apply(
+        InstallFinished(
+            game="quake3",
+            kept=("saves/a.sav",),
+            renamed=(RenamedFile(path="q3config.cfg", kept_as="q3config.cfg.mine"),),
+        )
+    )
+    store.apply(UninstallFinished(game="aoe2", kept=("save.dat",)))
+    store.apply(UninstallFinished(game="cs16"))
+    assert store.notices == (
+        NoticeFacts(1, "quake3", ("saves/a.sav",), (("q3config.cfg", "q3config.cfg.mine"),)),
+        NoticeFacts(2, "aoe2", ("save.dat",), uninstalled=True),
+    )
+
+
+def test_notices_are_bounded_and_outlive_a_runtime_restart() -> None:
+    """Only the newest MAX_NOTICES stay; a reset keeps them and their ids keep growing,
+    so a page never shows one twice."""
+    store = UiState()
+    for _ in range(MAX_NOTICES + 3):
+        store.apply(InstallFinished(game="quake3", kept=("s",)))
+    assert [notice.id for notice in store.notices] == list(range(4, MAX_NOTICES + 4))
+    store.reset()
+    store.apply(InstallFinished(game="quake3", kept=("s",)))
+    assert store.notices[-1].id == MAX_NOTICES + 4
+    assert len(store.notices) == MAX_NOTICES

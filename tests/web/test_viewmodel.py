@@ -11,11 +11,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from lanspread.core.catalog import CatalogGame
+from lanspread.runtime.replies import UninstallPlan, VerifyReply
 from lanspread.web.viewmodel import (
+    MAX_LISTED_FILES,
     Action,
     DownloadSample,
     GameFacts,
     InstallSample,
+    NoticeFacts,
     PeerFacts,
     RuntimeFacts,
     RuntimeState,
@@ -25,13 +28,18 @@ from lanspread.web.viewmodel import (
     artwork,
     build_view,
     card,
+    file_list,
     format_bytes,
     format_eta,
     format_percent,
     format_speed,
     monogram,
+    notice_view,
     percent_of,
     primary_action,
+    uninstall_dialog,
+    unrecorded_verify_view,
+    verify_view,
 )
 
 QUAKE = CatalogGame(
@@ -192,17 +200,40 @@ def test_error_line_and_status() -> None:
 
 
 def test_a_found_folder_shows_its_label_and_reason() -> None:
-    """A folder lanspread did not make shows "Found, not from lanspread" and why, and the
-    card still offers what the network allows."""
+    """A folder lanspread did not make shows "Found — not from lanspread" and why; the
+    card offers no download into it (a download refuses to write there), and the detail
+    view explains what to do."""
     reason = "no version.ini, no download record (.lanspread.files.json); left as it is"
     view = card(facts(found_reason=reason))
     assert (view.status.label, view.status.tone, view.status.reason) == (
-        "Found, not from lanspread",
+        "Found — not from lanspread",
         "warn",
         reason,
     )
-    assert view.action.kind == "download"
-    assert card(facts()).status.reason is None
+    assert (view.action.kind, view.action.label, view.action.command) == (
+        "found",
+        "Folder in the way",
+        None,
+    )
+    assert view.note == (
+        "No version.ini, no download record (.lanspread.files.json); left as it is"
+    )
+    assert view.explanation == (
+        "lanspread never changes or deletes this folder. "
+        "To download the game here, move the folder away."
+    )
+    plain = card(facts())
+    assert (plain.status.reason, plain.explanation, plain.note) == (None, None, None)
+
+
+def test_a_found_folder_offers_view_files_and_never_a_deletion() -> None:
+    """The only action on a found folder is View files, named with the game for a
+    screen reader; Remove, Uninstall and Discard never appear, with peers or without."""
+    for peers in (0, 2):
+        view = card(facts(found_reason="no version.ini; left as it is", peer_count=peers))
+        assert [(a.id, a.command, a.aria_label) for a in view.actions] == [
+            ("view-files", None, "View files: Quake III Arena")
+        ]
 
 
 def test_update_available() -> None:
@@ -219,7 +250,12 @@ def test_update_available() -> None:
     assert view.version_label == "v1.0 → v1.2"
     assert view.status.label == "Update available"
     assert view.update
-    assert [action.id for action in view.actions] == ["play", "uninstall", "view-files"]
+    assert [action.id for action in view.actions] == [
+        "play",
+        "uninstall",
+        "verify",
+        "view-files",
+    ]
 
 
 def test_a_downloaded_update_not_yet_installed_is_labelled_from_the_record() -> None:
@@ -598,4 +634,219 @@ def test_setup_screen_facts_pass_through() -> None:
         True,
         "/home/me/games",
         "me",
+    )
+
+
+# -- keeping the player's files -----------------------------------------------------------
+
+
+def test_an_installed_game_offers_verify_named_for_the_game() -> None:
+    """Verify files is offered for an idle installed game, never while it runs or is busy."""
+    view = card(facts(downloaded=True, installed=True))
+    verify = next(action for action in view.actions if action.id == "verify")
+    assert (verify.label, verify.command, verify.aria_label, verify.danger) == (
+        "Verify files",
+        "verify",
+        "Verify files: Quake III Arena",
+        False,
+    )
+    for busy in (facts(installed=True, running=True), facts(installed=True, operation="updating")):
+        assert "verify" not in [action.id for action in card(busy).actions]
+    assert "verify" not in [action.id for action in card(facts(downloaded=True)).actions]
+
+
+def plan(files: int, size: int, players: tuple[str, ...], players_bytes: int = 0) -> UninstallPlan:
+    return UninstallPlan(
+        game="quake3",
+        keep_saves=False,
+        delete_files=files,
+        delete_bytes=size,
+        players_files=players,
+        players_bytes=players_bytes,
+    )
+
+
+SAVES = (*(f"saves/slot{n}.sav" for n in range(1, 8)), "baseq3/q3config.cfg")
+
+
+def test_uninstall_dialog_says_what_it_deletes_and_lists_the_players_files() -> None:
+    """The dialog counts files and bytes for both choices, lists the first five of the
+    player's files with "and N more", and ticks Keep by default."""
+    dialog = uninstall_dialog("Quake III Arena", plan(1_242, 2_100_000_000, SAVES, 10_000_000))
+    assert dialog.title == "Uninstall Quake III Arena?"
+    assert dialog.text == (
+        "The downloaded files stay, so you can install it again without downloading."
+    )
+    assert dialog.delete_label == "Deletes 1,242 files, 2.1 GB, yours included"
+    assert dialog.keep_delete_label == "Deletes 1,234 files, 2.1 GB; your 8 stay"
+    assert dialog.players_title == "Your own files here (saves, settings): 8"
+    assert dialog.players.paths == SAVES[:MAX_LISTED_FILES]
+    assert dialog.players.more_label == "and 3 more"
+    assert (dialog.keep_label, dialog.keep_offered, dialog.keep_default) == (
+        "Keep my saves and settings",
+        True,
+        True,
+    )
+    assert dialog.keep_aria_label == "Keep my saves and settings of Quake III Arena"
+
+
+def test_uninstall_dialog_without_players_files_offers_no_checkbox() -> None:
+    """With nothing of the player's in the folder there is nothing to keep: no list, no
+    checkbox, one file counted in the singular."""
+    dialog = uninstall_dialog("Quake III Arena", plan(1, 480, ()))
+    assert dialog.delete_label == "Deletes 1 file, 480 B"
+    assert (dialog.players_title, dialog.players.paths, dialog.players.more_label) == (
+        None,
+        (),
+        None,
+    )
+    assert (dialog.keep_offered, dialog.keep_default) == (False, False)
+
+
+def test_uninstall_dialog_when_only_the_players_files_remain() -> None:
+    """Keeping everything there is deletes nothing, and the dialog says so plainly."""
+    dialog = uninstall_dialog("Quake III Arena", plan(2, 30, SAVES[:2], 30))
+    assert dialog.keep_delete_label == "Deletes nothing: the folder holds only your files"
+    assert dialog.players.more_label is None
+
+
+def verify(
+    changed: tuple[str, ...] = (), missing: tuple[str, ...] = (), added: tuple[str, ...] = ()
+) -> VerifyReply:
+    return VerifyReply(
+        game="quake3",
+        version="1.0",
+        ok=not (changed or missing),
+        changed=changed,
+        missing=missing,
+        added=added,
+        shipped_files=1_234,
+    )
+
+
+def test_verify_all_intact_counts_the_game_files() -> None:
+    """An intact install says so with the count; the player's files are counted apart
+    and Repair is not offered."""
+    result = verify_view("Quake III Arena", verify(added=SAVES[:3]), downloaded=True)
+    assert (result.ok, result.tone, result.headline) == (
+        True,
+        "ok",
+        "All 1,234 game files are intact",
+    )
+    assert result.players_label == "3 files of your own (saves, settings, mods) not counted"
+    assert (result.changed_title, result.missing_title, result.can_repair) == (None, None, False)
+
+
+def test_verify_lists_changed_and_missing_and_offers_repair() -> None:
+    """Damage reads "3 changed, 1 missing" with the paths; Repair is offered, named for
+    the game, and its confirmation says changed configs are kept as .mine."""
+    changed = ("baseq3/q3config.cfg", "baseq3/pak0.pk3", "q3.exe")
+    result = verify_view(
+        "Quake III Arena", verify(changed=changed, missing=("baseq3/pak1.pk3",)), downloaded=True
+    )
+    assert (result.ok, result.tone, result.headline) == (False, "warn", "3 changed, 1 missing")
+    assert (result.changed_title, result.changed.paths) == ("Changed", changed)
+    assert (result.missing_title, result.missing.paths) == ("Missing", ("baseq3/pak1.pk3",))
+    assert result.players_label is None
+    assert (result.can_repair, result.repair_note) == (True, None)
+    assert result.repair_aria_label == "Repair Quake III Arena"
+    assert result.repair_title == "Repair Quake III Arena?"
+    assert result.repair_confirm == (
+        "Changed and missing game files are extracted again from the downloaded files. "
+        "Your own files stay where they are, and a game file you changed (a config) is "
+        "kept beside the fresh one as q3config.cfg.mine."
+    )
+
+
+def test_verify_only_missing_and_no_archives_to_repair_from() -> None:
+    """Only missing files read "2 missing"; without downloaded files Repair is not offered
+    and the note says why."""
+    result = verify_view("Quake III Arena", verify(missing=("a", "b")), downloaded=False)
+    assert result.headline == "2 missing"
+    assert result.repair_confirm.endswith("kept beside the fresh one as <its name>.mine.")
+    assert result.can_repair is False
+    assert result.repair_note == (
+        "Repair needs the downloaded files, and they are gone: download the game again."
+    )
+
+
+def test_verify_with_a_single_file() -> None:
+    """One shipped file is counted in the singular."""
+    reply = msgspec.structs.replace(verify(), shipped_files=1)
+    assert verify_view("Q", reply, downloaded=True).headline == "All 1 game file is intact"
+
+
+def test_long_file_lists_are_cut_with_a_count() -> None:
+    """A list longer than MAX_LISTED_FILES shows the first ones and "and N more"."""
+    paths = tuple(f"f{n}" for n in range(1_005))
+    listed = file_list(paths)
+    assert listed.paths == paths[:MAX_LISTED_FILES]
+    assert listed.more_label == "and 1,000 more"
+    assert file_list(paths[:MAX_LISTED_FILES]).more_label is None
+
+
+NAMES = {"quake3": "Quake III Arena"}
+
+
+@pytest.mark.parametrize(
+    ("notice", "text"),
+    [
+        (
+            NoticeFacts(
+                1,
+                "quake3",
+                ("saves/a.sav", "saves/b.sav", "saves/c.sav"),
+                (("baseq3/q3config.cfg", "baseq3/q3config.cfg.mine"),),
+            ),
+            "Kept your 3 files; your changed q3config.cfg is kept as q3config.cfg.mine",
+        ),
+        (
+            NoticeFacts(2, "quake3", ("saves/a.sav",)),
+            "Kept your 1 file",
+        ),
+        (
+            NoticeFacts(3, "quake3", (), (("a.cfg", "a.cfg.mine"), ("b/b.cfg", "b/b.cfg.mine"))),
+            "Your changed a.cfg and 1 other file are kept beside the new ones as .mine",
+        ),
+        (
+            NoticeFacts(4, "quake3", ("saves/a.sav", "saves/b.sav"), uninstalled=True),
+            "Kept your 2 files in its folder",
+        ),
+    ],
+)
+def test_notices_say_what_was_kept(notice: NoticeFacts, text: str) -> None:
+    """An install or uninstall that kept the player's files becomes a toast with the game's
+    name as its title."""
+    view = notice_view(notice, NAMES)
+    assert (view.id, view.title, view.text) == (notice.id, "Quake III Arena", text)
+
+
+def test_build_view_carries_the_notices() -> None:
+    """The view model passes notices through in order."""
+    notices = (NoticeFacts(1, "quake3", ("s",)), NoticeFacts(2, "quake3", ("t", "u")))
+    view = build_view(
+        ViewInput(games=(facts(),), runtime=RuntimeFacts(RuntimeState.RUNNING), notices=notices)
+    )
+    assert [(n.id, n.text) for n in view.notices] == [
+        (1, "Kept your 1 file"),
+        (2, "Kept your 2 files"),
+    ]
+
+
+def test_verify_without_a_record_offers_repair_only_with_downloaded_files() -> None:
+    """An install without a record cannot be checked: the result says so, and Repair (which
+    makes the record) is offered only when the downloaded files are there."""
+    result = unrecorded_verify_view("quake3", "Quake III Arena", downloaded=True)
+    assert (result.ok, result.tone, result.can_repair, result.repair_note) == (
+        False,
+        "warn",
+        True,
+        None,
+    )
+    assert result.headline == "lanspread has no record of these files, so it cannot check them"
+    assert "kept beside the fresh one as <its name>.mine" in result.repair_confirm
+    gone = unrecorded_verify_view("quake3", "Quake III Arena", downloaded=False)
+    assert (gone.can_repair, gone.repair_note) == (
+        False,
+        "Repair needs the downloaded files, and they are gone: download the game again.",
     )

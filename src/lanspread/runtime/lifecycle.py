@@ -208,6 +208,7 @@ class Lifecycle:
             delete_files=found.files - len(players) if keep_saves else found.files,
             delete_bytes=found.bytes - found.players_bytes if keep_saves else found.bytes,
             players_files=players,
+            players_bytes=found.players_bytes,
         )
 
     async def verify(self, game_id: str) -> VerifyReply:
@@ -226,6 +227,7 @@ class Lifecycle:
             changed=diff.changed,
             missing=diff.missing,
             added=diff.added,
+            shipped_files=len(found.record.files),
         )
 
     async def _inspect(self, game_id: str, what: str) -> LocalInspection:

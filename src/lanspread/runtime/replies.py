@@ -109,6 +109,8 @@ class VerifyReply(msgspec.Struct, frozen=True):
     missing: tuple[str, ...]
     added: tuple[str, ...]
     """Files the install did not ship: the player's own."""
+    shipped_files: int = 0
+    """Files the install record lists (what "all N game files are intact" counts)."""
 
 
 class UninstallPlan(msgspec.Struct, frozen=True):
@@ -122,6 +124,9 @@ class UninstallPlan(msgspec.Struct, frozen=True):
     players_files: tuple[str, ...]
     """The player's files (added, or shipped and edited): kept with ``keep_saves``,
     deleted without it."""
+    players_bytes: int = 0
+    """Bytes of ``players_files``: with one dry run a front end can say what either
+    choice deletes."""
 
 
 class PeerView(msgspec.Struct, frozen=True):

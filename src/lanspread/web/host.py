@@ -182,6 +182,7 @@ class RuntimeHost:
                 setup_needed=setup_needed,
                 setup_game_dir=setup_dir,
                 setup_name=setup_name,
+                notices=self._store.notices,
             )
         views = runtime.games()
         self._store.reconcile(
@@ -211,6 +212,7 @@ class RuntimeHost:
             setup_needed=setup_needed,
             setup_game_dir=str(local.game_dir),
             setup_name=runtime.name,
+            notices=self._store.notices,
         )
 
     @staticmethod

@@ -10,6 +10,8 @@ Routes (all behind :func:`~lanspread.web.security.guard_middleware`)::
     POST /api/settings                display name and game directory (first run, later)
     POST /api/restart                 a new runtime with the same options
     POST /api/games/{id}/open-folder  show the game root in the file manager
+    POST /api/games/{id}/uninstall-plan  the uninstall dialog, from the runtime's dry run
+    POST /api/games/{id}/verify       Verify files, as the detail view shows the result
     GET  /api/covers/{id}             a catalog game's cover image
 
 Replies are ``{"ok": true, "data": ...}`` or ``{"ok": false, "error": {"code", "message"}}``.
@@ -39,6 +41,7 @@ from lanspread.errors import (
     CatalogError,
     ConfigError,
     ConnectionClosed,
+    InvalidGameState,
     LanspreadError,
     OperationError,
     OperationInProgress,
@@ -50,9 +53,10 @@ from lanspread.errors import (
     UnknownGame,
 )
 from lanspread.platform.files import open_folder, resolve_game_root
-from lanspread.runtime.commands import AnyCommand, SetGameDir
+from lanspread.runtime.commands import AnyCommand, SetGameDir, Uninstall, Verify
 from lanspread.runtime.events import Event
 from lanspread.runtime.options import RuntimeOptions
+from lanspread.runtime.replies import GameView, UninstallPlan, VerifyReply
 from lanspread.runtime.runtime import GameDirReply, PeerRuntime
 from lanspread.storage.catalog_file import BUNDLED_SOURCE
 from lanspread.storage.gamedir import prepare_game_dir
@@ -66,7 +70,17 @@ from lanspread.web.security import (
     refusal,
 )
 from lanspread.web.state import UiState
-from lanspread.web.viewmodel import RuntimeFacts, RuntimeState, ViewModel, build_view
+from lanspread.web.viewmodel import (
+    RuntimeFacts,
+    RuntimeState,
+    UninstallDialogView,
+    VerifyView,
+    ViewModel,
+    build_view,
+    uninstall_dialog,
+    unrecorded_verify_view,
+    verify_view,
+)
 
 log = logging.getLogger(__name__)
 
@@ -263,6 +277,8 @@ class WebUI:
         app.router.add_post("/api/settings", self._save_settings)
         app.router.add_post("/api/restart", self._restart)
         app.router.add_post("/api/games/{game}/open-folder", self._open_folder)
+        app.router.add_post("/api/games/{game}/uninstall-plan", self._uninstall_plan)
+        app.router.add_post("/api/games/{game}/verify", self._verify)
         app.router.add_get("/api/covers/{game}", self._cover)
         return app
 
@@ -492,6 +508,43 @@ class WebUI:
             return error_response(exc)
         return ok_response({"path": str(root)})
 
+    async def _uninstall_plan(self, request: web.Request) -> web.Response:
+        try:
+            dialog = await self._uninstall_dialog(request.match_info["game"])
+        except LanspreadError as exc:
+            return error_response(exc)
+        return ok_response(dialog)
+
+    async def _uninstall_dialog(self, game_id: str) -> UninstallDialogView:
+        """One dry run (it reads every game file): what goes, and what keeping would keep."""
+        runtime = self.host.runtime
+        name = _game_name(runtime, game_id)
+        plan = await runtime.execute(Uninstall(game=game_id, dry_run=True))
+        assert isinstance(plan, UninstallPlan)
+        return uninstall_dialog(name, plan)
+
+    async def _verify(self, request: web.Request) -> web.Response:
+        try:
+            result = await self._verify_view(request.match_info["game"])
+        except LanspreadError as exc:
+            return error_response(exc)
+        return ok_response(result)
+
+    async def _verify_view(self, game_id: str) -> VerifyView:
+        runtime = self.host.runtime
+        name = _game_name(runtime, game_id)
+        try:
+            reply = await runtime.execute(Verify(game=game_id))
+        except InvalidGameState:
+            view = _game_view(runtime, game_id)
+            if view is None or not view.installed or view.installed_version is not None:
+                raise
+            # Installed without a record: say so, and offer the repair that makes one.
+            return unrecorded_verify_view(game_id, name, downloaded=view.downloaded)
+        assert isinstance(reply, VerifyReply)
+        view = _game_view(runtime, game_id)
+        return verify_view(name, reply, downloaded=view is not None and view.downloaded)
+
     async def _cover(self, request: web.Request) -> web.StreamResponse:
         game_id = request.match_info["game"]
         catalog = self.host.options.catalog
@@ -503,6 +556,18 @@ class WebUI:
         if path is None:
             return refusal(404, "no-cover", f"the cover of {game_id!r} cannot be read")
         return web.FileResponse(path, headers={"Content-Type": COVER_TYPES[path.suffix.lower()]})
+
+
+def _game_view(runtime: PeerRuntime, game_id: str) -> GameView | None:
+    return next((view for view in runtime.games() if view.id == game_id), None)
+
+
+def _game_name(runtime: PeerRuntime, game_id: str) -> str:
+    """The catalog name of ``game_id``; :class:`UnknownGame` for anything else."""
+    game = runtime.local.catalog.get(game_id) if is_valid_game_id(game_id) else None
+    if game is None:
+        raise UnknownGame(f"{game_id!r} is not a game of the catalog")
+    return game.name
 
 
 def _cover_file(folder: Path, relative: str) -> Path | None:

@@ -21,7 +21,13 @@ running            ``GameStarted``                          ``GameExited``, the 
 pending click      :meth:`UiState.mark_pending`             the command's reply, a
                                                             snapshot with an operation,
                                                             a ``*Failed`` event
+notice             ``InstallFinished`` or                   newer notices (the last
+                   ``UninstallFinished`` that kept the      :data:`MAX_NOTICES` stay)
+                   player's files
 =================  =======================================  ==============================
+
+Notices are not state of a game but news for the page: each has an id that only
+grows (across runtime restarts too), and the page toasts each id once.
 
 Lifecycle events never change what a card *is*: they only feed overlays, and the
 view model draws an overlay only when the authoritative operation table agrees.
@@ -57,7 +63,7 @@ from lanspread.runtime.events import (
     UninstallFailed,
     UninstallFinished,
 )
-from lanspread.web.viewmodel import DownloadSample, InstallSample
+from lanspread.web.viewmodel import DownloadSample, InstallSample, NoticeFacts
 
 _FAILURE_PREFIX: Mapping[type[Event], str] = {
     InstallFailed: "Install failed",
@@ -68,6 +74,8 @@ _INSTALL_OPERATIONS = frozenset({"installing", "updating"})
 
 # A failure reason comes from a peer or the disk; the card has room for a sentence.
 MAX_ERROR_LENGTH = 300
+# Toasts a page that was closed for a while catches up on: more would bury the screen.
+MAX_NOTICES = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +99,8 @@ class UiState:
 
     def __init__(self) -> None:
         self._clear()
+        self._notices: list[NoticeFacts] = []
+        self._notice_seq = 0
 
     def _clear(self) -> None:
         self._download: dict[str, DownloadSample] = {}
@@ -119,6 +129,25 @@ class UiState:
             last_error=self._errors.get(game_id),
             pending=self._pending.get(game_id),
         )
+
+    @property
+    def notices(self) -> tuple[NoticeFacts, ...]:
+        """The newest notices, oldest first."""
+        return tuple(self._notices)
+
+    def _notice(
+        self,
+        game_id: str,
+        kept: tuple[str, ...],
+        renamed: tuple[tuple[str, str], ...] = (),
+        *,
+        uninstalled: bool = False,
+    ) -> None:
+        if not kept and not renamed:
+            return
+        self._notice_seq += 1
+        self._notices.append(NoticeFacts(self._notice_seq, game_id, kept, renamed, uninstalled))
+        del self._notices[:-MAX_NOTICES]
 
     def reset(self) -> None:
         """Forget everything: a new runtime starts from its own snapshots."""
@@ -197,11 +226,13 @@ class UiState:
                 self._install[game] = InstallSample(0, 0)
             case InstallProgress(game=game, extracted_bytes=done, total_bytes=total):
                 self._install[game] = InstallSample(done, total)
-            case (
-                InstallFinished(game=game)
-                | UninstallFinished(game=game)
-                | RemoveFinished(game=game)
-            ):
+            case InstallFinished(game=game, kept=kept, renamed=renamed):
+                self._errors.pop(game, None)
+                self._notice(game, kept, tuple((r.path, r.kept_as) for r in renamed))
+            case UninstallFinished(game=game, kept=kept):
+                self._errors.pop(game, None)
+                self._notice(game, kept, uninstalled=True)
+            case RemoveFinished(game=game):
                 self._errors.pop(game, None)
             case InstallFailed() | UninstallFailed() | RemoveFailed():
                 prefix = _FAILURE_PREFIX[type(event)]

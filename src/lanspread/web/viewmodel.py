@@ -23,6 +23,9 @@ pending download/update    Checking peers: the optimistic answer to a click only
 paused download            Resume (fill: the percentage already on disk; the card
                            notes "Paused at N% — why")
 failed download            Retry (the card shows the failure)
+found, not from lanspread  Folder in the way (no command: a download would refuse to
+                           write into the player's folder; the card and the detail
+                           view say why and offer only View files)
 update available           Update
 installed                  Play (Installed when the catalog names no executable)
 downloaded                 Install
@@ -54,7 +57,7 @@ from dataclasses import dataclass
 import msgspec
 
 from lanspread.core.catalog import CatalogGame
-from lanspread.core.library import FOUND_LABEL
+from lanspread.runtime.replies import UninstallPlan, VerifyReply
 
 # -- facts in --------------------------------------------------------------------------
 
@@ -133,6 +136,20 @@ class GameFacts:
 
 
 @dataclass(frozen=True, slots=True)
+class NoticeFacts:
+    """An install, update, repair or uninstall that ended keeping the player's files."""
+
+    id: int
+    """Increases with every notice of this process: the page shows each id once."""
+    game_id: str
+    kept: tuple[str, ...] = ()
+    """The player's files kept at their own path (relative to ``local/``)."""
+    renamed: tuple[tuple[str, str], ...] = ()
+    """The player's changed copies of shipped files: (path, kept as)."""
+    uninstalled: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class PeerFacts:
     peer_id: str
     name: str
@@ -165,6 +182,7 @@ class ViewInput:
     """No settings saved yet: the page shows the first-run screen."""
     setup_game_dir: str = ""
     setup_name: str = ""
+    notices: tuple[NoticeFacts, ...] = ()
 
 
 # -- view out --------------------------------------------------------------------------
@@ -185,6 +203,7 @@ class ActionKind(enum.Enum):
     RUNNING = "running"
     UPDATE = "update"
     INSTALLED = "installed"
+    FOUND = "found"
     UNAVAILABLE = "unavailable"
 
 
@@ -215,7 +234,13 @@ class SecondaryAction(msgspec.Struct, frozen=True):
     id: str
     label: str
     command: str | None
-    """A runtime command, or ``None`` for ``view-files`` (a local UI action)."""
+    """A runtime command, or ``None`` for ``view-files`` (a local UI action).
+
+    Two ids open a dialog of their own before any command: ``verify`` asks the
+    server to check the files and shows the result inline, ``uninstall`` fetches
+    the uninstall plan and asks with what it deletes and keeps."""
+    aria_label: str = ""
+    """What a screen reader says: the label with the game's name."""
     danger: bool = False
     confirm: str | None = None
     """When set, the page asks this question before sending the command."""
@@ -264,7 +289,10 @@ class CardView(msgspec.Struct, frozen=True):
     progress: ProgressView | None
     error: str | None
     note: str | None
-    """A line under the button: where a paused download stopped and why."""
+    """A line under the button: where a paused download stopped and why, or why a
+    found folder is not lanspread's."""
+    explanation: str | None
+    """A paragraph for the detail view (a found folder: what lanspread does with it)."""
     actions: tuple[SecondaryAction, ...]
     sources: tuple[SourceView, ...]
     installed: bool
@@ -311,6 +339,66 @@ class FilterCounts(msgspec.Struct, frozen=True):
     updates: int
 
 
+class NoticeView(msgspec.Struct, frozen=True):
+    """A toast the page shows once: what an install or uninstall kept of the player's."""
+
+    id: int
+    title: str
+    text: str
+
+
+class FileListView(msgspec.Struct, frozen=True):
+    """The first few paths of a list and how many more there are."""
+
+    paths: tuple[str, ...]
+    more_label: str | None
+    """ "and N more" when the list was cut; ``None`` otherwise."""
+
+
+class UninstallDialogView(msgspec.Struct, frozen=True):
+    """The uninstall confirmation, from the runtime's dry run."""
+
+    game: str
+    title: str
+    text: str
+    delete_label: str
+    """What the uninstall deletes with the checkbox clear: "Deletes 1,234 files, 2.1 GB"."""
+    keep_delete_label: str
+    """What it deletes with the checkbox ticked (the player's files stay)."""
+    players_title: str | None
+    """ "Your own files here (saves, settings): 3"; ``None`` when there are none."""
+    players: FileListView
+    keep_label: str
+    keep_offered: bool
+    """The checkbox is drawn: the install record tells the player's files apart."""
+    keep_default: bool
+    confirm_label: str
+    keep_aria_label: str
+
+
+class VerifyView(msgspec.Struct, frozen=True):
+    """The inline result of Verify files."""
+
+    game: str
+    ok: bool
+    headline: str
+    tone: str
+    """``ok`` or ``warn``."""
+    changed_title: str | None
+    changed: FileListView
+    missing_title: str | None
+    missing: FileListView
+    players_label: str | None
+    """The player's own files, counted apart: they are never damage."""
+    can_repair: bool
+    repair_note: str | None
+    """Why Repair is not offered although something is wrong."""
+    repair_label: str
+    repair_aria_label: str
+    repair_title: str
+    repair_confirm: str
+
+
 class ViewModel(msgspec.Struct, frozen=True):
     games: tuple[CardView, ...]
     peers: tuple[PeerView, ...]
@@ -318,6 +406,7 @@ class ViewModel(msgspec.Struct, frozen=True):
     runtime: RuntimeView
     setup: SetupView
     counts: FilterCounts
+    notices: tuple[NoticeView, ...] = ()
 
 
 # -- labels ----------------------------------------------------------------------------
@@ -377,7 +466,7 @@ def format_percent(percent: float) -> str:
 
 
 def count_label(count: int, one: str, many: str) -> str:
-    return f"{count} {one if count == 1 else many}"
+    return f"{count:,} {one if count == 1 else many}"
 
 
 # -- artwork ---------------------------------------------------------------------------
@@ -471,11 +560,31 @@ def primary_action(facts: GameFacts) -> Action:
         # A downloaded game (its update failed) is refused a plain download: retry the update.
         command = "update" if facts.downloaded else "download"
         return Action(ActionKind.FAILED.value, "Retry", command, busy=False)
+    if _found(facts):
+        return Action(ActionKind.FOUND.value, "Folder in the way", None, busy=False)
     return _idle_action(facts)
 
 
+# The card's words for a folder lanspread did not make (the runtime's own label
+# is "Found, not from lanspread"; the card sets it as a heading).
+FOUND_STATUS = "Found — not from lanspread"
+FOUND_EXPLANATION = (
+    "lanspread never changes or deletes this folder. "
+    "To download the game here, move the folder away."
+)
+
+
+def _found(facts: GameFacts) -> bool:
+    """A folder named like the game that lanspread did not make, and nothing else here."""
+    return facts.found_reason is not None and not (facts.downloaded or facts.installed)
+
+
 def paused_note(facts: GameFacts) -> str | None:
-    """ "Paused at N% — why" for a paused download while nothing runs on the game."""
+    """ "Paused at N% — why" for a paused download while nothing runs on the game;
+    for a found folder, why it is not lanspread's ("no version.ini, …")."""
+    if facts.operation is None and _found(facts) and facts.paused_percent is None:
+        reason = facts.found_reason or ""
+        return reason[:1].upper() + reason[1:]
     if facts.paused_percent is None or facts.operation is not None:
         return None
     where = f"Paused at {format_percent(min(max(facts.paused_percent, 0.0), 100.0))}"
@@ -527,7 +636,7 @@ def status_of(facts: GameFacts, action: Action) -> StatusView:
     if facts.last_error is not None or facts.failed_reason is not None:
         return StatusView("Failed", "error")
     if facts.found_reason is not None:
-        return StatusView(FOUND_LABEL, "warn", facts.found_reason)
+        return StatusView(FOUND_STATUS, "warn", facts.found_reason)
     if facts.update_available:
         return StatusView("Update available", "info")
     if facts.installed:
@@ -590,10 +699,7 @@ def secondary_actions(facts: GameFacts, primary: Action) -> tuple[SecondaryActio
                     "Uninstall",
                     "uninstall",
                     danger=True,
-                    confirm=(
-                        f"Uninstall {facts.game.name}? The downloaded files stay, "
-                        "so you can install it again without downloading."
-                    ),
+                    confirm=uninstall_text(facts.game.name),
                 )
             )
         if facts.downloaded and not facts.installed:
@@ -624,10 +730,15 @@ def secondary_actions(facts: GameFacts, primary: Action) -> tuple[SecondaryActio
                 ),
             )
         )
-    if facts.downloaded or facts.installed or _partial_on_disk(facts):
+    if idle and not facts.running and facts.installed:
+        actions.append(SecondaryAction("verify", "Verify files", "verify"))
+    if facts.downloaded or facts.installed or _partial_on_disk(facts) or _found(facts):
         actions.append(SecondaryAction("view-files", "View files", None))
+    name = facts.game.name
     return tuple(
-        action for action in actions if action.command is None or action.command != primary.command
+        msgspec.structs.replace(action, aria_label=f"{action.label}: {name}")
+        for action in actions
+        if action.command is None or action.command != primary.command
     )
 
 
@@ -687,6 +798,7 @@ def card(facts: GameFacts) -> CardView:
         progress=progress_of(facts),
         error=error_of(facts),
         note=paused_note(facts),
+        explanation=FOUND_EXPLANATION if _found(facts) else None,
         actions=secondary_actions(facts, action),
         sources=tuple(_source_view(source) for source in sources),
         installed=facts.installed,
@@ -694,6 +806,174 @@ def card(facts: GameFacts) -> CardView:
         update=facts.update_available,
         search=f"{game.name} {game.genre} {game.id}".lower(),
     )
+
+
+# -- keeping the player's files ----------------------------------------------------------
+
+# A dialog lists the first few paths and counts the rest: a game with a thousand
+# saves must not push the buttons off the screen.
+MAX_LISTED_FILES = 5
+KEEP_LABEL = "Keep my saves and settings"
+
+
+def uninstall_text(name: str) -> str:
+    return (
+        f"Uninstall {name}? The downloaded files stay, "
+        "so you can install it again without downloading."
+    )
+
+
+def file_list(paths: tuple[str, ...]) -> FileListView:
+    """The first :data:`MAX_LISTED_FILES` paths and "and N more"."""
+    shown = paths[:MAX_LISTED_FILES]
+    rest = len(paths) - len(shown)
+    return FileListView(paths=shown, more_label=f"and {rest:,} more" if rest else None)
+
+
+def deletes_label(files: int, size: int, players: int = 0, *, kept: bool = False) -> str:
+    """ "Deletes 1,234 files, 2.1 GB", and what becomes of the player's ``players`` files."""
+    if files == 0:
+        return "Deletes nothing: the folder holds only your files"
+    label = f"Deletes {count_label(files, 'file', 'files')}, {format_bytes(size)}"
+    if players and kept:
+        return f"{label}; your {players:,} stay"
+    if players:
+        return f"{label}, yours included"
+    return label
+
+
+def uninstall_dialog(name: str, everything: UninstallPlan) -> UninstallDialogView:
+    """The confirmation from the dry run without keep_saves (one scan of the folder:
+    keeping deletes the same minus the player's files, which only an install record
+    can tell apart, so there are none without one)."""
+    players = everything.players_files
+    keep_files = everything.delete_files - len(players)
+    keep_bytes = everything.delete_bytes - everything.players_bytes
+    return UninstallDialogView(
+        game=everything.game,
+        title=f"Uninstall {name}?",
+        text="The downloaded files stay, so you can install it again without downloading.",
+        delete_label=deletes_label(everything.delete_files, everything.delete_bytes, len(players)),
+        keep_delete_label=deletes_label(keep_files, keep_bytes, len(players), kept=True),
+        players_title=(
+            f"Your own files here (saves, settings): {len(players):,}" if players else None
+        ),
+        players=file_list(players),
+        keep_label=KEEP_LABEL,
+        keep_offered=bool(players),
+        keep_default=bool(players),
+        confirm_label="Uninstall",
+        keep_aria_label=f"{KEEP_LABEL} of {name}",
+    )
+
+
+def verify_view(name: str, reply: VerifyReply, *, downloaded: bool) -> VerifyView:
+    """The inline result of Verify files; Repair only when something is changed or missing."""
+    changed, missing, added = reply.changed, reply.missing, reply.added
+    if reply.ok:
+        headline = f"All {count_label(reply.shipped_files, 'game file is', 'game files are')}"
+        headline += " intact"
+    else:
+        parts = [f"{len(changed):,} changed"] if changed else []
+        parts += [f"{len(missing):,} missing"] if missing else []
+        headline = ", ".join(parts)
+    damaged = bool(changed or missing)
+    can_repair = damaged and downloaded
+    return VerifyView(
+        game=reply.game,
+        ok=reply.ok,
+        headline=headline,
+        tone="ok" if reply.ok else "warn",
+        changed_title="Changed" if changed else None,
+        changed=file_list(changed),
+        missing_title="Missing" if missing else None,
+        missing=file_list(missing),
+        players_label=(
+            f"{count_label(len(added), 'file', 'files')} of your own (saves, settings, mods) "
+            "not counted"
+            if added
+            else None
+        ),
+        can_repair=can_repair,
+        repair_note=(
+            "Repair needs the downloaded files, and they are gone: download the game again."
+            if damaged and not downloaded
+            else None
+        ),
+        repair_label="Repair",
+        repair_aria_label=f"Repair {name}",
+        repair_title=f"Repair {name}?",
+        repair_confirm=(
+            "Changed and missing game files are extracted again from the downloaded files. "
+            "Your own files stay where they are, and a game file you changed (a config) is "
+            f"kept beside the fresh one as {_mine_example(changed)}."
+        ),
+    )
+
+
+def unrecorded_verify_view(game_id: str, name: str, *, downloaded: bool) -> VerifyView:
+    """Verify of a game installed without an install record: nothing to compare with;
+    Repair extracts it again and records it, keeping whatever differs as ``.mine``."""
+    empty = file_list(())
+    return VerifyView(
+        game=game_id,
+        ok=False,
+        headline="lanspread has no record of these files, so it cannot check them",
+        tone="warn",
+        changed_title=None,
+        changed=empty,
+        missing_title=None,
+        missing=empty,
+        players_label=None,
+        can_repair=downloaded,
+        repair_note=(
+            None
+            if downloaded
+            else "Repair needs the downloaded files, and they are gone: download the game again."
+        ),
+        repair_label="Repair",
+        repair_aria_label=f"Repair {name}",
+        repair_title=f"Repair {name}?",
+        repair_confirm=(
+            "The game files are extracted again from the downloaded files and recorded, "
+            "so Verify can check them next time. Files that are not the game's stay where "
+            "they are, and a file that differs from the game's is kept beside the fresh "
+            "one as <its name>.mine."
+        ),
+    )
+
+
+def notice_view(notice: NoticeFacts, names: dict[str, str]) -> NoticeView:
+    """ "Kept your 3 files; your changed q3config.cfg is kept as q3config.cfg.mine"."""
+    parts = []
+    if notice.kept:
+        where = " in its folder" if notice.uninstalled else ""
+        parts.append(f"Kept your {count_label(len(notice.kept), 'file', 'files')}{where}")
+    if len(notice.renamed) == 1:
+        path, kept_as = notice.renamed[0]
+        parts.append(f"your changed {_base(path)} is kept as {_base(kept_as)}")
+    elif notice.renamed:
+        first = _base(notice.renamed[0][0])
+        more = len(notice.renamed) - 1
+        parts.append(
+            f"your changed {first} and {count_label(more, 'other file', 'other files')} "
+            "are kept beside the new ones as .mine"
+        )
+    text = "; ".join(parts)
+    return NoticeView(
+        id=notice.id,
+        title=names.get(notice.game_id, notice.game_id),
+        text=text[:1].upper() + text[1:],
+    )
+
+
+def _mine_example(changed: tuple[str, ...]) -> str:
+    """ "config.ini.mine" for the first changed file, or the rule in words."""
+    return f"{_base(changed[0])}.mine" if changed else "<its name>.mine"
+
+
+def _base(path: str) -> str:
+    return path.rsplit("/", 1)[-1]
 
 
 # -- the whole view --------------------------------------------------------------------
@@ -770,4 +1050,5 @@ def build_view(facts: ViewInput) -> ViewModel:
             display_name=facts.setup_name,
         ),
         counts=_counts(cards),
+        notices=tuple(notice_view(notice, names) for notice in facts.notices),
     )

@@ -27,14 +27,16 @@
     speed: svg('<path d="M12 14l4-4"/><path d="M3.5 18a9 9 0 1 1 17 0"/>'),
     clock: svg('<circle cx="12" cy="12" r="9"/><path d="M12 7v5l3 2"/>'),
     off: svg('<circle cx="12" cy="12" r="9"/><path d="m5.6 5.6 12.8 12.8"/>'),
+    shield: svg('<path d="M12 3 4 6v6c0 4.5 3.4 8.3 8 9 4.6-.7 8-4.5 8-9V6z"/><path d="m8.5 12 2.5 2.5 4.5-5"/>'),
+    repair: svg('<path d="M14.7 6.3a4 4 0 0 0-5.4 5.2L3.5 17.3a1.8 1.8 0 0 0 2.6 2.6l5.8-5.8a4 4 0 0 0 5.2-5.4l-2.6 2.6-2.4-.6-.6-2.4z"/>'),
   };
   const ACTION_ICONS = {
     download: "download", paused: "download", failed: "update", install: "install", play: "play",
-    update: "update", installed: "check", unavailable: "off",
+    update: "update", installed: "check", unavailable: "off", found: "folder",
   };
   const SECONDARY_ICONS = {
     cancel: "close", discard: "trash", uninstall: "uninstall", remove: "trash",
-    "view-files": "folder", play: "play", install: "install", update: "update",
+    "view-files": "folder", play: "play", install: "install", update: "update", verify: "shield",
   };
   const FILTER_TITLES = {
     all: "All games", installed: "Installed", downloadable: "Downloadable", updates: "Updates",
@@ -42,6 +44,9 @@
   const RECONNECT_FIRST_MS = 250;
   const RECONNECT_MAX_MS = 4000;
   const TOAST_MS = 6000;
+  // A notice names files: give the player time to read it.
+  const NOTICE_TOAST_MS = 12000;
+  const NOTICE_KEY = "lanspread.notice";
 
   const $ = (id) => document.getElementById(id);
   const el = (tag, cls, text) => {
@@ -73,6 +78,9 @@
     locked: false,
     setupFilled: false,
     confirmAction: null,
+    verify: null,
+    // null in a fresh tab: what happened before it opened is old news, not a toast.
+    noticeSeen: sessionStorage.getItem(NOTICE_KEY) === null ? null : Number(sessionStorage.getItem(NOTICE_KEY)),
   };
   const cards = new Map();
   const peers = new Map();
@@ -98,8 +106,8 @@
     return { ok: false, error: { code: "http-" + response.status, message: response.statusText } };
   }
 
-  async function sendCommand(cmd, game) {
-    const reply = await post("/api/command", { cmd, game });
+  async function sendCommand(cmd, game, extra) {
+    const reply = await post("/api/command", Object.assign({ cmd, game }, extra || {}));
     if (!reply.ok) toast(reply.error.message);
     return reply;
   }
@@ -185,6 +193,20 @@
     renderGrid(view.games);
     applyFilters();
     if (state.detail) renderDetail();
+    renderNotices(view.notices || []);
+  }
+
+  function renderNotices(notices) {
+    const newest = notices.reduce((top, notice) => Math.max(top, notice.id), 0);
+    if (state.noticeSeen === null) state.noticeSeen = newest;
+    // A restarted lanspread counts from 1 again: forget the old count.
+    if (newest < state.noticeSeen) state.noticeSeen = 0;
+    for (const notice of notices) {
+      if (notice.id <= state.noticeSeen) continue;
+      toast(notice.text, "ok", notice.title, NOTICE_TOAST_MS);
+    }
+    state.noticeSeen = Math.max(state.noticeSeen, newest);
+    sessionStorage.setItem(NOTICE_KEY, String(state.noticeSeen));
   }
 
   function renderBanner(runtime) {
@@ -325,7 +347,8 @@
     const act = makeActionButton();
     const note = el("p", "card-note");
     const noteText = el("span");
-    note.append(icon("clock"), noteText);
+    const noteIcon = icon("clock");
+    note.append(noteIcon, noteText);
     const error = el("p", "card-error");
     const errorText = el("span");
     error.append(icon("alert"), errorText);
@@ -341,7 +364,7 @@
     });
     return {
       root, art, mono, cover, pill, badge, badgeText, title, genre, size, playersText, act, note, noteText,
-      error, errorText,
+      noteIcon, error, errorText,
     };
   }
 
@@ -385,6 +408,12 @@
     paintAction(card.act, game.action);
     card.note.hidden = !game.note;
     card.noteText.textContent = game.note || "";
+    const noteIcon = game.action.kind === "found" ? "folder" : "clock";
+    if (card.noteIcon.dataset.icon !== noteIcon) {
+      const fresh = icon(noteIcon);
+      card.noteIcon.replaceWith(fresh);
+      card.noteIcon = fresh;
+    }
     card.error.hidden = !game.error;
     card.errorText.textContent = game.error || "";
   }
@@ -478,6 +507,7 @@
 
   function openDetail(gameId) {
     state.detail = gameId;
+    state.verify = null;
     $("detail").hidden = false;
     detail.secondaryKey = "";
     detail.sourcesKey = "";
@@ -487,6 +517,7 @@
 
   function closeDetail() {
     state.detail = null;
+    state.verify = null;
     $("detail").hidden = true;
   }
 
@@ -509,8 +540,13 @@
     $("detail-note").textContent = game.note || "";
     $("detail-error").hidden = !game.error;
     $("detail-error").textContent = game.error || "";
+    $("detail-explanation").hidden = !game.explanation;
+    $("detail-explanation").textContent = game.explanation || "";
+    // A result is about the files as they were: an operation or an uninstall outdates it.
+    if (state.verify && (game.action.busy || !game.installed)) state.verify = null;
     renderProgress(game.progress);
     renderSecondary(game);
+    renderVerify(game);
     renderSources(game.sources);
   }
 
@@ -536,6 +572,7 @@
       const button = el("button", `btn btn-ghost${action.danger ? " btn-danger" : ""}`);
       button.type = "button";
       button.dataset.action = action.id;
+      if (action.aria_label) button.setAttribute("aria-label", action.aria_label);
       button.append(icon(SECONDARY_ICONS[action.id] || "check"), el("span", "", action.label));
       button.addEventListener("click", () => runSecondary(game.id, action));
       return button;
@@ -544,6 +581,8 @@
 
   function runSecondary(gameId, action) {
     if (action.id === "view-files") return openFolder(gameId);
+    if (action.id === "verify") return runVerify(gameId);
+    if (action.id === "uninstall") return askUninstall(gameId);
     if (!action.command) return undefined;
     if (action.confirm) {
       return askConfirm(action.label, action.confirm, () => sendCommand(action.command, gameId));
@@ -571,15 +610,117 @@
     }));
   }
 
+  // -- verify and repair ----------------------------------------------------------------------
+
+  async function runVerify(gameId) {
+    state.verify = { game: gameId, checking: true };
+    renderDetail();
+    const reply = await post(`/api/games/${encodeURIComponent(gameId)}/verify`);
+    if (state.detail !== gameId || !state.verify || state.verify.game !== gameId) return;
+    if (!reply.ok) {
+      state.verify = null;
+      toast(reply.error.message);
+    } else {
+      state.verify = reply.data;
+    }
+    renderDetail();
+  }
+
+  function fillFiles(list, files) {
+    const rows = files.paths.map((path) => el("li", "", path));
+    if (files.more_label) rows.push(el("li", "more", files.more_label));
+    list.replaceChildren(...rows);
+  }
+
+  function renderVerify(game) {
+    const result = state.verify;
+    const panel = $("detail-verify");
+    panel.hidden = !result || result.game !== game.id;
+    const verifyButton = document.querySelector('#detail-secondary [data-action="verify"]');
+    if (verifyButton) verifyButton.disabled = Boolean(result && result.checking);
+    if (panel.hidden) return;
+    if (result.checking) {
+      panel.dataset.tone = "busy";
+      $("verify-headline").textContent = "Checking every game file…";
+      for (const id of ["verify-changed-group", "verify-missing-group", "verify-players", "verify-note", "verify-repair"]) {
+        $(id).hidden = true;
+      }
+      return;
+    }
+    panel.dataset.tone = result.tone;
+    $("verify-headline").textContent = result.headline;
+    $("verify-changed-group").hidden = !result.changed_title;
+    $("verify-changed-title").textContent = result.changed_title || "";
+    fillFiles($("verify-changed"), result.changed);
+    $("verify-missing-group").hidden = !result.missing_title;
+    $("verify-missing-title").textContent = result.missing_title || "";
+    fillFiles($("verify-missing"), result.missing);
+    $("verify-players").hidden = !result.players_label;
+    $("verify-players").textContent = result.players_label || "";
+    $("verify-note").hidden = !result.repair_note;
+    $("verify-note").textContent = result.repair_note || "";
+    const repair = $("verify-repair");
+    repair.hidden = !result.can_repair;
+    repair.setAttribute("aria-label", result.repair_aria_label);
+    $("verify-repair-label").textContent = result.repair_label;
+  }
+
+  function askRepair() {
+    const result = state.verify;
+    if (!result || !result.can_repair) return;
+    const gameId = result.game;
+    askConfirm(result.repair_label, result.repair_confirm, () => {
+      state.verify = null;
+      renderDetail();
+      sendCommand("repair", gameId);
+    }, result.repair_title);
+  }
+
   // -- dialogs ---------------------------------------------------------------------------------
 
-  function askConfirm(label, text, onYes) {
-    $("confirm-title").textContent = `${label}?`;
+  function askConfirm(label, text, onYes, title) {
+    $("confirm-title").textContent = title || `${label}?`;
     $("confirm-text").textContent = text;
     $("confirm-yes").textContent = label;
+    $("confirm-plan").hidden = true;
     state.confirmAction = onYes;
     $("confirm").hidden = false;
     $("confirm-no").focus();
+  }
+
+  async function askUninstall(gameId) {
+    // The plan reads every game file: say so on the button while it comes.
+    const button = document.querySelector('#detail-secondary [data-action="uninstall"]');
+    if (button) { button.disabled = true; button.setAttribute("aria-busy", "true"); }
+    let reply;
+    try {
+      reply = await post(`/api/games/${encodeURIComponent(gameId)}/uninstall-plan`);
+    } finally {
+      if (button) { button.disabled = false; button.removeAttribute("aria-busy"); }
+    }
+    if (state.detail !== gameId) return undefined;
+    if (!reply.ok) return toast(reply.error.message);
+    const plan = reply.data;
+    askConfirm(plan.confirm_label, plan.text, () => {
+      const keep = plan.keep_offered && $("confirm-keep").checked;
+      sendCommand("uninstall", gameId, { keep_saves: keep });
+    }, plan.title);
+    const keep = $("confirm-keep");
+    const deletes = () => {
+      $("confirm-deletes").textContent =
+        plan.keep_offered && keep.checked ? plan.keep_delete_label : plan.delete_label;
+    };
+    keep.checked = plan.keep_default;
+    keep.onchange = deletes;
+    keep.setAttribute("aria-label", plan.keep_aria_label);
+    $("confirm-keep-label").textContent = plan.keep_label;
+    $("confirm-keep-row").hidden = !plan.keep_offered;
+    $("confirm-players-group").hidden = !plan.players_title;
+    $("confirm-players-title").textContent = plan.players_title || "";
+    fillFiles($("confirm-players"), plan.players);
+    deletes();
+    $("confirm-plan").hidden = false;
+    return undefined;
   }
 
   function closeConfirm() {
@@ -616,12 +757,15 @@
   }
 
   let toastCount = 0;
-  function toast(message, kind) {
+  function toast(message, kind, title, ms) {
     const node = el("div", `toast${kind ? " " + kind : ""}`);
-    node.append(icon(kind === "ok" ? "check" : "alert"), el("span", "", message));
+    const body = el("span", "toast-body");
+    if (title) body.append(el("strong", "toast-title", title));
+    body.append(el("span", "toast-text", message));
+    node.append(icon(kind === "ok" ? "check" : "alert"), body);
     node.dataset.toast = String(++toastCount);
     $("toasts").append(node);
-    setTimeout(() => node.remove(), TOAST_MS);
+    setTimeout(() => node.remove(), ms || TOAST_MS);
   }
 
   // -- wiring ------------------------------------------------------------------------------------
@@ -637,6 +781,7 @@
       if (state.detail) sendCommand("cancel", state.detail);
     });
     $("detail-close").addEventListener("click", closeDetail);
+    $("verify-repair").addEventListener("click", askRepair);
     $("detail").addEventListener("click", (event) => { if (event.target === $("detail")) closeDetail(); });
     $("confirm-no").addEventListener("click", closeConfirm);
     $("confirm-yes").addEventListener("click", () => {
