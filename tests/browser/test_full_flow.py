@@ -200,12 +200,16 @@ async def test_download_cancel_install_play_uninstall_remove(demo_lan: DemoLan) 
         "Tower Siege (demo): match over, well played"
     )
 
-    # Uninstall (asks first): local/ goes, the archives stay, the card offers Install.
+    # Uninstall (asks first). The match left play.log in local/: a file the install
+    # did not ship, so the dialog offers to keep it, ticked. Unticked, local/ goes
+    # whole, the archives stay, the card offers Install.
     await open_detail(page)
     await page.click('#detail-secondary [data-action="uninstall"]')
     await expect(page.locator("#confirm-text")).to_contain_text("The downloaded files stay")
     await expect(page.locator("#confirm-no")).to_have_text("Cancel")
+    await expect(page.locator("#confirm-keep")).to_be_checked()
     await shoot(page, "flow-07-uninstall-confirm")
+    await page.locator("#confirm-keep").uncheck()
     await page.click("#confirm-yes")
     await expect(page.locator("#detail-action")).to_have_attribute("data-kind", "install")
     await until(lambda: not local.exists(), "local/ to be removed")

@@ -358,7 +358,7 @@ async def test_verify_repair_and_uninstall_keeping_saves(keeper_lan: Lan) -> Non
     await expect(page.locator("#confirm-players li.more")).to_have_text("and 3 more")
     kept_label = await page.locator("#confirm-deletes").text_content()
     assert kept_label is not None
-    assert re.fullmatch(r"Deletes 3 files, [\d.]+ KB; your 8 stay", kept_label)
+    assert re.fullmatch(r"Deletes 3 files, [\d.]+ KB; your 8 files stay", kept_label)
     await shoot(page, "15-uninstall-keep-saves")
     await page.keyboard.press("Shift+Tab")
     await expect(keep).to_be_focused()

@@ -529,7 +529,7 @@ async def test_uninstall_plan_is_the_dialog_from_the_dry_run(saves_api: Api) -> 
     dialog = reply["data"]
     assert dialog["title"] == "Uninstall Quake3?"
     assert dialog["delete_label"] == "Deletes 3 files, 29 B, yours included"
-    assert dialog["keep_delete_label"] == "Deletes 1 file, 7 B; your 2 stay"
+    assert dialog["keep_delete_label"] == "Deletes 1 file, 7 B; your 2 files stay"
     assert dialog["players_title"] == "Your own files here (saves, settings): 2"
     assert dialog["players"] == {"paths": [CONFIG, SAVE], "more_label": None}
     assert (dialog["keep_offered"], dialog["keep_default"]) == (True, True)

@@ -28,6 +28,7 @@ from lanspread.web.viewmodel import (
     artwork,
     build_view,
     card,
+    deletes_label,
     file_list,
     format_bytes,
     format_eta,
@@ -678,7 +679,7 @@ def test_uninstall_dialog_says_what_it_deletes_and_lists_the_players_files() -> 
         "The downloaded files stay, so you can install it again without downloading."
     )
     assert dialog.delete_label == "Deletes 1,242 files, 2.1 GB, yours included"
-    assert dialog.keep_delete_label == "Deletes 1,234 files, 2.1 GB; your 8 stay"
+    assert dialog.keep_delete_label == "Deletes 1,234 files, 2.1 GB; your 8 files stay"
     assert dialog.players_title == "Your own files here (saves, settings): 8"
     assert dialog.players.paths == SAVES[:MAX_LISTED_FILES]
     assert dialog.players.more_label == "and 3 more"
@@ -850,3 +851,10 @@ def test_verify_without_a_record_offers_repair_only_with_downloaded_files() -> N
         False,
         "Repair needs the downloaded files, and they are gone: download the game again.",
     )
+
+
+def test_the_uninstall_label_counts_the_players_files_in_words() -> None:
+    """One kept file reads "your 1 file stays", several "your N files stay"."""
+    assert deletes_label(6, 4_100_000, 1, kept=True) == "Deletes 6 files, 4.1 MB; your 1 file stays"
+    assert deletes_label(1, 7, 2, kept=True) == "Deletes 1 file, 7 B; your 2 files stay"
+    assert deletes_label(1, 7, 2) == "Deletes 1 file, 7 B, yours included"

@@ -836,7 +836,8 @@ def deletes_label(files: int, size: int, players: int = 0, *, kept: bool = False
         return "Deletes nothing: the folder holds only your files"
     label = f"Deletes {count_label(files, 'file', 'files')}, {format_bytes(size)}"
     if players and kept:
-        return f"{label}; your {players:,} stay"
+        yours = count_label(players, "file", "files")
+        return f"{label}; your {yours} {'stays' if players == 1 else 'stay'}"
     if players:
         return f"{label}, yours included"
     return label
