@@ -354,6 +354,7 @@ async def test_verify_reports_what_the_player_changed(start_cli: StartCli, tmp_p
         "changed": ["q3config.cfg"],
         "missing": ["q3.exe"],
         "added": ["slot1.sav"],
+        "shipped_files": 2,
     }
 
 
