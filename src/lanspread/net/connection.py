@@ -52,6 +52,7 @@ from lanspread.net.tls import open_tls_connection, pinned_peer_id
 from lanspread.net.wire import (
     MAX_REQUEST_ID,
     Announcement,
+    CatalogAck,
     Challenge,
     ErrorResponse,
     GetGame,
@@ -62,6 +63,7 @@ from lanspread.net.wire import (
     LibraryDeltaAck,
     ManifestResponse,
     Message,
+    OfferCatalog,
     Ping,
     Pong,
     PushLibraryDelta,
@@ -239,6 +241,13 @@ class PeerConnection:
         *,
         timeout: float = ...,  # noqa: ASYNC109
     ) -> Ticket: ...
+    @overload
+    async def request(
+        self,
+        message: OfferCatalog,
+        *,
+        timeout: float = ...,  # noqa: ASYNC109
+    ) -> CatalogAck: ...
 
     async def request(
         self,
