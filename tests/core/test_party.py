@@ -340,3 +340,27 @@ def test_unpinned_game_view_is_unchanged() -> None:
     view = _view(a="1.0", b="9.9")
     assert restrict_to_pins(view, {}) is view
     assert unpinned_offers(view, {}) == ()
+
+
+_OFFERS = st.dictionaries(
+    st.sampled_from(["p", "q", "r", "s", "t"]),
+    st.sampled_from(
+        [
+            HONEST,
+            GARBAGE,
+            make_manifest(entry("a.eti", 10, salt="honest"), version="9.9"),
+            make_manifest(entry("a.eti", 10, salt="honest"), game_id="doom"),
+        ]
+    ),
+    min_size=1,
+)
+
+
+@given(_OFFERS)
+def test_usable_sources_are_exactly_the_pinned_manifest(offered: dict[str, GameManifest]) -> None:
+    """Whatever the mix and count of offers: usable iff the manifest is the pinned one;
+    every other source is rejected exactly once, in source order."""
+    decision = check_pin("quake3", "1.0", PIN.digest, offered)
+    assert dict(decision.usable) == {s: m for s, m in offered.items() if m == HONEST}
+    rejected = [item.source for item in decision.rejected]
+    assert rejected == sorted(s for s, m in offered.items() if m != HONEST)

@@ -526,9 +526,9 @@ class PeerNetwork:
         answer = await connection.request(OfferCatalog(catalog=self._party.catalog))
         log.debug("peer %s holds party catalog serial %d", peer_id, answer.serial)
 
-    def _on_catalog(self, peer_id: str, signed: SignedCatalog) -> CatalogAck:
+    async def _on_catalog(self, peer_id: str, signed: SignedCatalog) -> CatalogAck:
         if self._party is not None:
-            self._party.offer(signed, peer_id)
+            await self._party.offer(signed, peer_id)
         held = None if self._party is None else self._party.catalog
         return CatalogAck(serial=0 if held is None else held.serial)
 
@@ -586,7 +586,7 @@ class PeerNetwork:
             case GetTicket(game_id=game_id):
                 return await self._ticket(peer_id, game_id)
             case OfferCatalog(catalog=signed):
-                return self._on_catalog(peer_id, signed)
+                return await self._on_catalog(peer_id, signed)
         raise LanspreadError(f"unhandled request {type(request).__name__}")
 
     async def on_disconnect(self, peer_id: str) -> None:

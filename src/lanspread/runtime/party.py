@@ -53,6 +53,7 @@ class PartyService:
         self._held: SignedCatalog | None = None
         self._stamp: tuple[int, int] | None = None
         self._listeners: list[Callable[[SignedCatalog], None]] = []
+        self._writing = asyncio.Lock()
 
     @property
     def code(self) -> str | None:
@@ -72,20 +73,20 @@ class PartyService:
 
     # -- arrivals ------------------------------------------------------------
 
-    def load(self) -> None:
-        """Adopt the catalog stored in the state folder, if valid for this party. Blocking."""
+    async def load(self) -> None:
+        """Adopt the catalog stored in the state folder, if valid for this party."""
         if self._code is None:
             return
         try:
-            self._stamp = party_files.signed_stamp(self._state_dir)
-            stored = party_files.load_signed(self._state_dir)
+            self._stamp = await asyncio.to_thread(party_files.signed_stamp, self._state_dir)
+            stored = await asyncio.to_thread(party_files.load_signed, self._state_dir)
         except (PartyError, StorageError) as exc:
             log.warning("ignoring the stored party catalog: %s", exc)
             return
         if stored is not None:
-            self.offer(stored, LOCAL_SOURCE)
+            await self.offer(stored, LOCAL_SOURCE)
 
-    def offer(self, signed: SignedCatalog, source: str) -> bool:
+    async def offer(self, signed: SignedCatalog, source: str) -> bool:
         """Check ``signed`` (from a peer id, or :data:`LOCAL_SOURCE`); True when adopted."""
         if self._code is None:
             return False
@@ -99,7 +100,7 @@ class PartyService:
             return False
         if verdict is Verdict.HELD:
             return False
-        self._held = signed
+        self._held = signed  # before any await: a concurrent offer compares with it
         log.info(
             "adopted party catalog serial %d (%d pins) from %s",
             signed.serial,
@@ -107,7 +108,7 @@ class PartyService:
             source,
         )
         if source != LOCAL_SOURCE:
-            self._store(signed)
+            await self._store()
         self._publish(
             PartyCatalogAdopted(serial=signed.serial, pins=len(signed.catalog.pins), source=source)
         )
@@ -115,12 +116,17 @@ class PartyService:
             listener(signed)
         return True
 
-    def _store(self, signed: SignedCatalog) -> None:
-        try:
-            party_files.save_signed(self._state_dir, signed)
-            self._stamp = party_files.signed_stamp(self._state_dir)
-        except LanspreadError as exc:
-            log.warning("cannot keep the party catalog for the next start: %s", exc)
+    async def _store(self) -> None:
+        """Write the held catalog (the newest, whichever offer runs this) for the next start."""
+        async with self._writing:
+            held = self._held
+            if held is None:
+                return
+            try:
+                await asyncio.to_thread(party_files.save_signed, self._state_dir, held)
+                self._stamp = await asyncio.to_thread(party_files.signed_stamp, self._state_dir)
+            except LanspreadError as exc:
+                log.warning("cannot keep the party catalog for the next start: %s", exc)
 
     async def watch(self) -> None:
         """The ``party`` service: adopt a catalog the organizer signs while we run."""
@@ -142,4 +148,4 @@ class PartyService:
             log.warning("cannot read the party catalog file: %s", exc)
             return
         if stored is not None:
-            self.offer(stored, LOCAL_SOURCE)
+            await self.offer(stored, LOCAL_SOURCE)

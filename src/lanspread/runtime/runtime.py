@@ -105,7 +105,7 @@ class PeerRuntime:
         )
         network.attach_library(local)
         party = PartyService(options.party_code, state_dir, self._bus.publish)
-        await asyncio.to_thread(party.load)
+        await party.load()
         network.attach_party(party)
         self._party = party
         self._manifests = ManifestCache(state_dir, chunk_size=options.chunk_size)
