@@ -9,9 +9,20 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from tests.runtime.test_downloads import CHUNK, WAIT, make_game, noise, peers, serving, tree_digest
+from tests.runtime.test_downloads import (
+    CHUNK,
+    WAIT,
+    hashed,
+    make_game,
+    noise,
+    peers,
+    serving,
+    tree_digest,
+)
 from tests.support.events import RuntimeEvents
+from tests.support.ownership import record_as_downloaded
 
 from lanspread.core.manifest import manifest_digest
 from lanspread.core.party import (
@@ -24,8 +35,9 @@ from lanspread.core.party import (
     sign_catalog,
 )
 from lanspread.download.hashing import hash_game_payload
+from lanspread.errors import InvalidGameState
 from lanspread.net.wire import OfferCatalog
-from lanspread.runtime.commands import Download
+from lanspread.runtime.commands import Download, Update
 from lanspread.runtime.events import (
     ChunkFinished,
     DownloadFailed,
@@ -103,6 +115,30 @@ async def test_newer_unpinned_version_of_a_liar_loses_to_the_pinned_content(
     assert {c.peer_id for c in events.of(ChunkFinished)} == {bravo.peer_id}
 
 
+async def test_a_liars_newer_version_is_no_update_for_a_party_member(
+    start_runtime: Start, tmp_path: Path
+) -> None:
+    """A player holding the pinned 1.0 sees no update when a liar announces 9.9, and an
+    update command leaves the honest archives alone."""
+    mine = make_game(tmp_path / "alpha" / "games", size=MiB)
+    record_as_downloaded(mine, root_created=True)
+    before = tree_digest(mine)
+    garbage_game(tmp_path / "mallory" / "games", version="9.9")
+    organize(tmp_path / "alpha" / "state", pin_of(mine))
+    alpha, mallory = await peers(start_runtime, "alpha", "mallory", party_code=CODE)
+    await hashed(mallory)
+    deadline = time.monotonic() + WAIT
+    while alpha.network.unpinned_offers("quake3") != ((mallory.peer_id, "9.9"),):
+        assert time.monotonic() < deadline, "the liar's 9.9 never reached alpha"
+        await asyncio.sleep(0.02)
+    view = next(g for g in alpha.games() if g.id == "quake3")
+    assert (view.downloaded, view.update_available) == (True, False)
+    with pytest.raises(InvalidGameState) as caught:
+        await alpha.execute(Update(game="quake3"))
+    assert str(caught.value) == "quake3 is up to date"
+    assert tree_digest(mine) == before
+
+
 async def test_two_sybils_outvoting_one_honest_peer_on_a_pinned_game_lose(
     start_runtime: Start, tmp_path: Path
 ) -> None:
@@ -148,6 +184,25 @@ async def test_pinned_version_from_only_contradicting_sources_fails_plainly(
     assert [(r.peer_id, r.reason) for r in events.of(SourceRejected)] == [
         (mallory.peer_id, PINNED_REASON)
     ]
+    assert not (alpha.game_dir / "quake3" / "version.ini").exists()
+
+
+async def test_unpinned_sources_that_split_evenly_fail_naming_the_peers(
+    start_runtime: Start, tmp_path: Path
+) -> None:
+    """Outside a party, one source against one is no majority: no digest order picks a
+    winner, the download fails and names both peers."""
+    make_game(tmp_path / "bravo" / "games", size=2 * MiB)
+    garbage_game(tmp_path / "charlie" / "games")
+    alpha, bravo, charlie = await peers(start_runtime, "alpha", "bravo", "charlie")
+    await serving(alpha, bravo, charlie)
+    events = RuntimeEvents(alpha)
+    await alpha.execute(Download(game="quake3"))
+    failed = await events.first(DownloadFailed)
+    first, second = sorted((bravo.peer_id, charlie.peer_id))
+    assert failed.reason.startswith(f"sources disagree on 'extra.eti': {first} holds size ")
+    assert f"; {second} holds size " in failed.reason
+    assert failed.reason.endswith("; no version is held by more than half of the 2 sources")
     assert not (alpha.game_dir / "quake3" / "version.ini").exists()
 
 
