@@ -106,7 +106,7 @@ async def test_newer_unpinned_version_of_a_liar_loses_to_the_pinned_content(
     assert alpha.network.sources_for("quake3") == ("1.0", (bravo.peer_id,))
     events = RuntimeEvents(alpha)
     await alpha.execute(Download(game="quake3"))
-    finished = await events.first(DownloadFinished)
+    finished = await events.first(DownloadFinished, within=WAIT)
     assert finished.version == "1.0"
     assert tree_digest(alpha.game_dir / "quake3") == tree_digest(honest)
     assert [(r.peer_id, r.reason) for r in events.of(SourceRejected)] == [
@@ -159,7 +159,7 @@ async def test_two_sybils_outvoting_one_honest_peer_on_a_pinned_game_lose(
     await serving(alpha, *sources)
     events = RuntimeEvents(alpha)
     await alpha.execute(Download(game="quake3"))
-    await events.first(DownloadFinished)
+    await events.first(DownloadFinished, within=WAIT)
     assert tree_digest(alpha.game_dir / "quake3") == tree_digest(honest)
     sybils = {sources[1].peer_id, sources[2].peer_id}
     assert {(r.peer_id, r.reason) for r in events.of(SourceRejected)} == {
@@ -179,7 +179,7 @@ async def test_pinned_version_from_only_contradicting_sources_fails_plainly(
     await serving(alpha, mallory)
     events = RuntimeEvents(alpha)
     await alpha.execute(Download(game="quake3"))
-    failed = await events.first(DownloadFailed)
+    failed = await events.first(DownloadFailed, within=WAIT)
     assert failed.reason == pinned_failure("quake3", "1.0", 1)
     assert [(r.peer_id, r.reason) for r in events.of(SourceRejected)] == [
         (mallory.peer_id, PINNED_REASON)
@@ -198,7 +198,7 @@ async def test_unpinned_sources_that_split_evenly_fail_naming_the_peers(
     await serving(alpha, bravo, charlie)
     events = RuntimeEvents(alpha)
     await alpha.execute(Download(game="quake3"))
-    failed = await events.first(DownloadFailed)
+    failed = await events.first(DownloadFailed, within=WAIT)
     first, second = sorted((bravo.peer_id, charlie.peer_id))
     assert failed.reason.startswith(f"sources disagree on 'extra.eti': {first} holds size ")
     assert f"; {second} holds size " in failed.reason
