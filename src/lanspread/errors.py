@@ -22,6 +22,8 @@
     ├── ConnectionClosed        the other side closed the connection in an orderly way
     ├── TransportError          the connection broke (reset, TLS failure, timeout)
     ├── DiscoveryError          mDNS discovery cannot run (no usable interface, duplicate peer id)
+    ├── PartyError              a party code, party key or signed catalog is unusable
+    │   └── CatalogRefused          (core.party) wrong key, bad signature or older serial
     └── ArchiveLibraryMissing   libarchive cannot be loaded (says how to get it on this OS)
 
 Local misuse (``OperationError``) is kept apart from remote violations
@@ -135,3 +137,7 @@ class DiscoveryError(LanspreadError):
 
 class ArchiveLibraryMissing(LanspreadError):
     """The libarchive shared library cannot be loaded; the message says how to get it."""
+
+
+class PartyError(LanspreadError):
+    """A party code, party key or signed party catalog is unusable."""

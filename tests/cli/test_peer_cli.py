@@ -261,6 +261,15 @@ async def test_listen_port_in_use_is_refused(start_cli: StartCli) -> None:
     assert error["message"] == f"cannot listen on 127.0.0.1:{port}: Address already in use"
 
 
+async def test_mistyped_party_code_is_refused(start_cli: StartCli) -> None:
+    """A ``--party`` that is not a party code ends the CLI with one party error and status 2."""
+    error = await start_failure(await start_cli(party="7KQ2-M9XD"))
+    assert (error["code"], error["message"]) == (
+        "party-error",
+        "a party code has 20 characters (like 7KQ2-7KQ2-7KQ2-7KQ2-7KQ2), got 8",
+    )
+
+
 async def test_malformed_catalog_is_refused(start_cli: StartCli, tmp_path: Path) -> None:
     """A catalog with a bad game id ends the CLI with a catalog error naming file, game, field."""
     catalog = tmp_path / "broken.toml"

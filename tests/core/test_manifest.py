@@ -539,25 +539,44 @@ def test_size_difference_is_reported() -> None:
     )
 
 
-def test_tie_between_versions_goes_to_the_smallest_file_digest() -> None:
-    """One source against one: the file version with the smaller digest wins, whoever holds it."""
+def test_tie_between_versions_fails_naming_the_peers() -> None:
+    """One source against one: no digest ordering decides; the agreement fails."""
     left = entry("a.eti", 10, salt="left")
     right = entry("a.eti", 10, salt="right")
-    winner, loser = sorted((left, right), key=file_digest)
     for names in (("alpha", "beta"), ("beta", "alpha")):
-        agreement = agree_manifests(
-            {names[0]: make_manifest(winner), names[1]: make_manifest(loser)}
+        with pytest.raises(ManifestError) as caught:
+            agree_manifests({names[0]: make_manifest(left), names[1]: make_manifest(right)})
+        first, second = sorted(((names[0], left), (names[1], right)), key=lambda item: item[0])
+        assert str(caught.value) == (
+            f"sources disagree on 'a.eti': {first[0]} holds size 10 digest "
+            f"{file_digest(first[1]).hex()[:12]}; {second[0]} holds size 10 digest "
+            f"{file_digest(second[1]).hex()[:12]}; no version is held by more than half "
+            "of the 2 sources"
         )
-        assert agreement.manifest.by_path()["a.eti"] == winner
-        assert agreement.eligible["a.eti"] == frozenset({names[0]})
-        assert agreement.disagreements == (
-            Disagreement(
-                names[1],
-                "a.eti",
-                DisagreementKind.CONTENT,
-                "1 of 1 chunks differ, first at offset 0",
-            ),
+
+
+def test_plurality_short_of_a_majority_fails() -> None:
+    """Two of five sources agree, three hold three other versions: two is no majority."""
+    versions = [entry("a.eti", 10, salt=salt) for salt in ("p", "p", "q", "r", "s")]
+    names = ["alpha", "beta", "gamma", "delta", "epsilon"]
+    with pytest.raises(ManifestError, match=r"^sources disagree on 'a.eti': alpha, beta hold "):
+        agree_manifests(
+            {name: make_manifest(file) for name, file in zip(names, versions, strict=True)}
         )
+
+
+def test_strict_majority_of_versions_wins_over_a_minority() -> None:
+    """Three of five hold one version, two hold two others: the three are used."""
+    files = [entry("a.eti", 10, salt=salt) for salt in ("p", "p", "p", "q", "r")]
+    names = ["alpha", "beta", "gamma", "delta", "epsilon"]
+    agreement = agree_manifests(
+        {name: make_manifest(file) for name, file in zip(names, files, strict=True)}
+    )
+    assert agreement.eligible["a.eti"] == frozenset({"alpha", "beta", "gamma"})
+    assert [(item.source, item.kind) for item in agreement.disagreements] == [
+        ("delta", DisagreementKind.CONTENT),
+        ("epsilon", DisagreementKind.CONTENT),
+    ]
 
 
 def test_file_held_by_a_majority_is_kept_and_the_lacking_source_reported() -> None:
@@ -619,14 +638,16 @@ def test_header_majority_excludes_other_versions() -> None:
     )
 
 
-def test_header_tie_goes_to_the_smallest_header() -> None:
-    """One chunk size against another: the smaller (game, version, chunk size) wins."""
+def test_header_tie_fails_naming_the_peers() -> None:
+    """One chunk size against another: no header ordering decides; the agreement fails."""
     small = make_manifest(entry("a.eti", 5))
     large = make_manifest(entry("a.eti", 5), chunk_size=2 * CHUNK)
-    agreement = agree_manifests({"alpha": large, "beta": small})
-    assert agreement.manifest.chunk_size == CHUNK
-    assert agreement.sources == frozenset({"beta"})
-    assert [item.kind for item in agreement.disagreements] == [DisagreementKind.HEADER]
+    with pytest.raises(ManifestError) as caught:
+        agree_manifests({"alpha": large, "beta": small})
+    assert str(caught.value) == (
+        f"sources disagree on the version or chunk size: alpha holds version '1.0' chunk "
+        f"size {2 * CHUNK}; beta holds version '1.0' chunk size {CHUNK}"
+    )
 
 
 def test_invalid_manifest_excludes_its_source() -> None:
@@ -716,8 +737,17 @@ def source_manifests(draw: st.DrawFn) -> GameManifest:
 @given(st.dictionaries(st.sampled_from("pqrst"), source_manifests(), min_size=1))
 def test_agreement_properties(by_source: dict[str, GameManifest]) -> None:
     """The agreed manifest is valid; eligible sources hold exactly the agreed file;
-    every other source's difference is reported; files kept are held by a majority."""
-    agreement = agree_manifests(by_source)
+    every other source's difference is reported; files kept are held, at exactly the
+    agreed version, by a strict majority; without such a majority it fails as a
+    disagreement, never by digest order."""
+    failure = ""
+    try:
+        agreement = agree_manifests(by_source)
+    except ManifestError as exc:
+        failure = str(exc)
+    if failure:
+        assert failure.startswith("sources disagree on ")
+        return
     validate_manifest(agreement.manifest)
     reported = {(item.source, item.path) for item in agreement.disagreements}
     for file in agreement.manifest.files:
@@ -730,3 +760,4 @@ def test_agreement_properties(by_source: dict[str, GameManifest]) -> None:
                 assert by_source[source].by_path()[file.path] == file
             else:
                 assert (source, file.path) in reported
+        assert 2 * len(eligible) > len(agreement.sources)

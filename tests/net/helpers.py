@@ -28,6 +28,7 @@ from lanspread.net.tls import (
 from lanspread.net.wire import (
     NONCE_SIZE,
     Announcement,
+    CatalogAck,
     ErrorCode,
     ErrorResponse,
     GetGame,
@@ -37,6 +38,7 @@ from lanspread.net.wire import (
     Hello,
     LibraryDeltaAck,
     ManifestResponse,
+    OfferCatalog,
     Ping,
     Pong,
     PushLibraryDelta,
@@ -120,6 +122,8 @@ class RecordingHandler:
                 return ErrorResponse(
                     code=ErrorCode.GAME_NOT_FOUND, message=f"no ticket for {game_id} here"
                 )
+            case OfferCatalog():
+                return CatalogAck(serial=0)
             case PushLibraryDelta(delta=delta):
                 known = self.libraries.get(peer_id)
                 if known is None:

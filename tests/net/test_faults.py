@@ -40,6 +40,7 @@ from lanspread.net.stream import FramedStream
 from lanspread.net.wire import (
     MAX_FRAME_SIZE,
     MAX_HANDSHAKE_FRAME_SIZE,
+    PROTOCOL_VERSION,
     Challenge,
     ErrorCode,
     ErrorResponse,
@@ -85,15 +86,15 @@ async def until_closed(stream: FramedStream) -> None:
 # --- a dialer meets a bad listener -----------------------------------------------------
 
 
-async def test_dialing_a_version_2_peer_raises_version_mismatch(
+async def test_dialing_a_peer_of_another_version_raises_version_mismatch(
     alice: PeerIdentity, bob: PeerIdentity
 ) -> None:
-    """A listener announcing version 2 is refused by name; it receives our v1 preamble."""
+    """A listener announcing version 3 is refused by name; it receives our v2 preamble."""
     received: list[bytes] = []
     done = asyncio.Event()
 
     async def version_2(stream: FramedStream) -> None:
-        await stream.send_bytes(encode_preamble(2))
+        await stream.send_bytes(encode_preamble(3))
         received.append(await read_until_eof(stream))
         done.set()
 
@@ -101,10 +102,10 @@ async def test_dialing_a_version_2_peer_raises_version_mismatch(
         with pytest.raises(VersionMismatch) as caught:
             await dial_to(port, bob)
         assert str(caught.value) == (
-            "the remote peer speaks protocol version 2, this peer speaks version 1"
+            "the remote peer speaks protocol version 3, this peer speaks version 2"
         )
         await asyncio.wait_for(done.wait(), WAIT)
-    assert received == [encode_preamble(1)]
+    assert received == [encode_preamble(PROTOCOL_VERSION)]
 
 
 async def test_dialing_something_that_is_not_lanspread_is_a_protocol_error(
@@ -154,7 +155,9 @@ async def test_a_challenge_for_another_peer_is_refused(
     async def relay(stream: FramedStream) -> None:
         await stream.exchange_preamble()
         await stream.send(
-            Challenge(protocol_version=1, nonce=bytes(32), server_peer_id=carol.peer_id)
+            Challenge(
+                protocol_version=PROTOCOL_VERSION, nonce=bytes(32), server_peer_id=carol.peer_id
+            )
         )
         await until_closed(stream)
 
@@ -259,7 +262,7 @@ async def test_an_answer_of_the_wrong_kind_is_a_protocol_error(
 # --- a listener meets a bad dialer ------------------------------------------------------
 
 
-async def test_a_version_2_dialer_is_told_our_version_and_dropped(
+async def test_a_dialer_of_another_version_is_told_our_version_and_dropped(
     alice: PeerIdentity, bob: PeerIdentity, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A v2 dialer receives our v1 preamble, then EOF; the server logs the mismatch."""
@@ -268,16 +271,16 @@ async def test_a_version_2_dialer_is_told_our_version_and_dropped(
     async with PeerServer(alice, handler, host="127.0.0.1", port=0) as server:
         stream = await open_raw_client(server.port)
         try:
-            await stream.send_bytes(encode_preamble(2))
-            assert await read_until_eof(stream) == encode_preamble(1)
+            await stream.send_bytes(encode_preamble(3))
+            assert await read_until_eof(stream) == encode_preamble(PROTOCOL_VERSION)
         finally:
             await stream.close()
         async with await dial_to(server.port, bob) as good:
             assert await good.request(Ping()) == Pong()
     assert len(handler.hellos) == 1
     assert (
-        "closing a connection (peer unproven): the remote peer speaks protocol version 2, "
-        "this peer speaks version 1"
+        "closing a connection (peer unproven): the remote peer speaks protocol version 3, "
+        "this peer speaks version 2"
     ) in caplog.messages
 
 

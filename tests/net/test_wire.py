@@ -32,6 +32,16 @@ from lanspread.core.manifest import (
     FileManifest,
     GameManifest,
 )
+from lanspread.core.party import (
+    MAX_PINS,
+    MAX_SERIAL,
+    MAX_SIGNED_CATALOG_SIZE,
+    PartyCatalog,
+    Pin,
+    SignedCatalog,
+    decode_signed_catalog,
+    encode_signed_catalog,
+)
 from lanspread.core.tickets import TICKET_TTL, TOKEN_SIZE
 from lanspread.errors import FrameTooLarge, ProtocolError, VersionMismatch
 from lanspread.net.wire import (
@@ -45,6 +55,7 @@ from lanspread.net.wire import (
     PROTOCOL_VERSION,
     RESPONSES,
     Announcement,
+    CatalogAck,
     Challenge,
     ErrorCode,
     ErrorResponse,
@@ -58,6 +69,7 @@ from lanspread.net.wire import (
     LibraryDeltaAck,
     ManifestResponse,
     Message,
+    OfferCatalog,
     Ping,
     Pong,
     PushLibraryDelta,
@@ -130,12 +142,26 @@ deltas = st.builds(
     upserts=st.lists(summaries, max_size=3).map(tuple),
     removals=st.lists(game_ids, max_size=3).map(tuple),
 )
+pins = st.builds(
+    Pin,
+    game_id=game_ids,
+    version=versions,
+    digest=st.from_regex(r"\A[0-9a-f]{64}\Z"),
+)
+signed_catalogs = st.builds(
+    SignedCatalog,
+    catalog=st.builds(PartyCatalog, pins=st.lists(pins, max_size=3).map(tuple)),
+    serial=st.integers(min_value=1, max_value=MAX_SERIAL),
+    public_key=st.binary(min_size=32, max_size=32),
+    signature=st.binary(min_size=64, max_size=64),
+)
 requests = st.one_of(
     st.just(Ping()),
     st.just(Goodbye()),
     st.builds(PushLibraryDelta, delta=deltas),
     st.builds(GetGame, game_id=game_ids),
     st.builds(GetTicket, game_id=game_ids),
+    st.builds(OfferCatalog, catalog=signed_catalogs),
 )
 error_responses = st.builds(
     ErrorResponse,
@@ -148,6 +174,7 @@ responses = st.one_of(
     st.builds(LibraryDeltaAck, revision=revisions),
     st.builds(ResyncRequired, known_revision=st.none() | revisions, reason=st.text(max_size=50)),
     st.builds(ManifestResponse, manifest=manifests),
+    st.builds(CatalogAck, serial=st.integers(min_value=0, max_value=MAX_SERIAL)),
     st.builds(
         Ticket,
         token=st.binary(min_size=TOKEN_SIZE, max_size=TOKEN_SIZE),
@@ -501,6 +528,40 @@ def test_worst_case_hello_fits_in_one_frame() -> None:
     assert FrameDecoder().feed(frame) == [hello]
 
 
+def _worst_catalog(count: int) -> SignedCatalog:
+    """``count`` pins at every field's limit (4-byte UTF-8 characters in the version)."""
+    version = "\U0001f600" * MAX_VERSION_LENGTH
+    return SignedCatalog(
+        catalog=PartyCatalog(
+            pins=tuple(
+                Pin(
+                    game_id=f"{index:05d}".ljust(MAX_GAME_ID_LENGTH, "g"),
+                    version=version,
+                    digest="f" * 64,
+                )
+                for index in range(count)
+            )
+        ),
+        serial=MAX_SERIAL,
+        public_key=b"\xff" * 32,
+        signature=b"\xff" * 64,
+    )
+
+
+def test_worst_case_signed_catalog_fits_its_bound_and_one_frame() -> None:
+    """A signed catalog of MAX_PINS pins at every limit stays under
+    MAX_SIGNED_CATALOG_SIZE and, offered in a RequestFrame, under MAX_FRAME_SIZE."""
+    signed = _worst_catalog(MAX_PINS)
+    encoded = encode_signed_catalog(signed)
+    assert 7_000_000 < len(encoded) <= MAX_SIGNED_CATALOG_SIZE
+    assert decode_signed_catalog(encoded) == signed
+    frame = encode_frame(RequestFrame(id=MAX_REQUEST_ID, body=OfferCatalog(catalog=signed)))
+    assert len(frame) <= MAX_FRAME_SIZE + 4
+    assert decode_all([frame]) == [
+        RequestFrame(id=MAX_REQUEST_ID, body=OfferCatalog(catalog=signed))
+    ]
+
+
 def test_worst_case_manifest_fits_in_one_frame() -> None:
     """A manifest at every manifest limit, wrapped in a ResponseFrame, fits MAX_FRAME_SIZE."""
     digest = ChunkDigest(offset=0, length=MAX_CHUNK_SIZE, blake3=b"\xff" * 32)
@@ -549,12 +610,12 @@ def test_preamble_round_trips() -> None:
     check_preamble(encode_preamble())
 
 
-def test_preamble_of_version_2_is_a_version_mismatch_naming_both() -> None:
+def test_preamble_of_another_version_is_a_version_mismatch_naming_both() -> None:
     """A version-2 preamble raises VersionMismatch with both versions in the message."""
     with pytest.raises(VersionMismatch) as caught:
-        check_preamble(encode_preamble(2))
+        check_preamble(encode_preamble(3))
     assert str(caught.value) == (
-        "the remote peer speaks protocol version 2, this peer speaks version 1"
+        "the remote peer speaks protocol version 3, this peer speaks version 2"
     )
 
 
@@ -581,7 +642,8 @@ def test_proof_payload_binds_every_part() -> None:
 
 def test_answer_table() -> None:
     """Each request has its answers; ErrorResponse answers any; others do not."""
-    assert set(RESPONSES) == {Ping, Goodbye, PushLibraryDelta, GetGame, GetTicket}
+    assert set(RESPONSES) == {Ping, Goodbye, PushLibraryDelta, GetGame, GetTicket, OfferCatalog}
+    assert is_answer_to(OfferCatalog(catalog=_worst_catalog(1)), CatalogAck(serial=0))
     assert is_answer_to(Ping(), Pong())
     assert is_answer_to(
         GetGame(game_id="g"), ErrorResponse(code=ErrorCode.GAME_NOT_FOUND, message="")

@@ -382,7 +382,7 @@ async def test_cold_start_race_ends_symmetric(scenario_factory: Any, tmp_path: P
 async def test_peer_of_another_protocol_version_is_ignored(
     scenario_factory: Any, tmp_path: Path
 ) -> None:
-    """S4: a proto=2 peer on the bridge is never listed; a connect to it names both versions.
+    """S4: a proto=3 peer on the bridge is never listed; a connect to it names both versions.
 
     The foreign peer advertises itself before the real peers start. Each real peer's
     discovery resolves the advertisement and rejects it (its debug log says why),
@@ -408,7 +408,7 @@ async def test_peer_of_another_protocol_version_is_ignored(
     peers = [await scenario.spawn(scenario.host(n), log_level="debug") for n in ("h1", "h2")]
     await asyncio.gather(*(peer.started() for peer in peers))
     await wait_for_mesh(peers)
-    rejection = f"ignoring {instance_name(ready['peer_id'])}: protocol version 2, we speak 1"
+    rejection = f"ignoring {instance_name(ready['peer_id'])}: protocol version 3, we speak 2"
     for peer in peers:
         await wait_until(
             logged(peer, rejection),
@@ -422,7 +422,7 @@ async def test_peer_of_another_protocol_version_is_ignored(
         await peers[0].process.request({"cmd": "connect", "addr": ready["listen_addr"]})
     assert failed.value.event["code"] == "protocol-error"
     assert failed.value.event["message"] == (
-        "the remote peer speaks protocol version 2, this peer speaks version 1"
+        "the remote peer speaks protocol version 3, this peer speaks version 2"
     )
     connection = await foreign.wait_for("connection")
     assert connection["preamble_version"] == 1

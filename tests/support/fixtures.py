@@ -207,6 +207,7 @@ def peer_cli_argv(
     mdns_interfaces: Sequence[str] = (),
     log_level: str = "info",
     install_policy: str | None = None,
+    party: str | None = None,
 ) -> list[str]:
     """argv of ``lanspread peer-cli`` run by the interpreter running the tests."""
     argv = [
@@ -231,6 +232,8 @@ def peer_cli_argv(
         argv += ["--mdns-interface", address]
     if install_policy is not None:
         argv += ["--install-policy", install_policy]
+    if party is not None:
+        argv += ["--party", party]
     return argv
 
 

@@ -19,6 +19,7 @@ from tests.support.webui import UiHarness, running_ui, until
 
 from lanspread.core.catalog import parse_catalog
 from lanspread.core.operations import OperationKind
+from lanspread.core.party import party_code
 from lanspread.runtime.events import DownloadCancelled, DownloadProgress, RuntimeFailed
 from lanspread.storage.settings import SettingsStore
 from lanspread.web.server import MAX_STREAMS
@@ -212,6 +213,22 @@ async def test_busy_game_dir_change_is_refused(api: Api, tmp_path: Path) -> None
     assert (status, reply["error"]["code"]) == (409, "operation-in-progress")
     assert reply["error"]["message"] == "cannot change the game directory while busy: quake3"
     assert not SettingsStore(api.harness.options.state_dir).path.exists()
+
+
+async def test_saving_settings_keeps_the_party_code(tmp_path: Path) -> None:
+    """The settings form does not show the party code, and saving it never drops it."""
+    code = party_code(bytes(32))
+    async with running_ui(tmp_path, "alpha", setup_needed=True, party_code=code) as harness:
+        server = TestServer(harness.ui.app, host="127.0.0.1")
+        async with TestClient(server) as client:
+            assert server.port is not None
+            harness.ui.guard.bind(server.port)
+            status, _ = await Api(harness, client).post(
+                "/api/settings", {"display_name": "alpha", "game_dir": str(tmp_path / "g")}
+            )
+    assert status == 200
+    saved = SettingsStore(harness.options.state_dir).load()
+    assert (saved.display_name, saved.party_code) == ("alpha", code)
 
 
 async def test_settings_finish_first_run_and_persist(api: Api, tmp_path: Path) -> None:

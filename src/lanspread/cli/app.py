@@ -24,7 +24,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from lanspread import __version__
-from lanspread.cli import peer_cli
+from lanspread.cli import party, peer_cli
 from lanspread.cli.instance import EXIT_ALREADY_RUNNING, InstanceLock
 from lanspread.cli.logs import add_log_arguments, file_logging, stderr_logging
 from lanspread.cli.paths import default_game_dir, default_log_dir, default_state_dir
@@ -69,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     # Options given after "demo" win; options before it stay (SUPPRESS keeps the
     # subcommand's defaults from overwriting them).
     add_app_arguments(demo, defaults=False)
+    party.add_commands(sub)
     return parser
 
 
@@ -91,6 +92,13 @@ def add_app_arguments(parser: argparse.ArgumentParser, *, defaults: bool = True)
         help="catalog TOML file (default: the bundled one)",
     )
     parser.add_argument("--name", default=default(None), help="display name other players see")
+    parser.add_argument(
+        "--party",
+        metavar="CODE",
+        default=default(None),
+        help="join the party with this code (kept for later starts): only its catalog's "
+        "pinned content is accepted",
+    )
     parser.add_argument(
         "--listen", default=default("0.0.0.0:0"), help="HOST:PORT of the peer listener"
     )
@@ -124,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "peer-cli":
         return peer_cli.main(args)
+    if args.command in {"party", "catalog"}:
+        return party.main(args)
     with stderr_logging(args.log_level):
         return _run(args)
 
@@ -151,6 +161,7 @@ def _run(args: argparse.Namespace) -> int:
                 name=args.name or saved.display_name or default_display_name(),
                 listen_host=host,
                 listen_port=port,
+                party_code=party.resolve_party_code(state_dir, args.party),
             )
             setup_needed = not saved.complete and not (args.game_dir and args.name)
             demo = choose_demo_mode(

@@ -38,6 +38,7 @@ from lanspread.cli.logs import (
     file_logging,
     stderr_logging,
 )
+from lanspread.cli.party import resolve_party_code
 from lanspread.cli.paths import default_log_dir
 from lanspread.demo import DemoPeer, with_demo_games
 from lanspread.errors import (
@@ -47,6 +48,7 @@ from lanspread.errors import (
     ConnectionClosed,
     LanspreadError,
     OperationError,
+    PartyError,
     PeerRefused,
     ProtocolError,
     TransportError,
@@ -115,6 +117,7 @@ def error_code(exc: BaseException) -> str:
         (AlreadyRunning, "already-running"),
         (CatalogError, "catalog-error"),
         (ConfigError, "config-error"),
+        (PartyError, "party-error"),
         (PeerRefused, "peer-refused"),
         (ProtocolError, "protocol-error"),
         (ConnectionClosed, "connection-closed"),
@@ -291,6 +294,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--catalog", type=Path, help="catalog TOML file (default: the bundled one)")
     parser.add_argument("--listen", default="0.0.0.0:0", help="HOST:PORT of the peer listener")
     parser.add_argument(
+        "--party",
+        metavar="CODE",
+        help="join the party with this code (kept in the state folder's settings)",
+    )
+    parser.add_argument(
         "--mdns-interface",
         action="append",
         dest="mdns_interfaces",
@@ -339,6 +347,7 @@ def main(args: argparse.Namespace) -> int:
         try:
             options = options_from_args(args)
             options = replace(options, state_dir=prepare_state_dir(options.state_dir))
+            options = replace(options, party_code=resolve_party_code(options.state_dir, args.party))
             # The lock comes before the log file: a second instance must not write
             # to, or rotate, the running one's file.
             stack.enter_context(InstanceLock(options.state_dir))

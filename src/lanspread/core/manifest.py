@@ -18,29 +18,34 @@ Every source that advertises the latest version sends its manifest, and
 :func:`agree_manifests` decides what the download will contain:
 
 1. A manifest that fails validation excludes its source (``INVALID_MANIFEST``).
-2. The *header* (game id, version, chunk size) held by the most sources wins;
-   sources with another header are excluded (``HEADER``).
+2. The *header* (game id, version, chunk size) held by **more than half** of the
+   valid sources wins; sources with another header are excluded (``HEADER``).
+   When no header has a strict majority the agreement fails: *sources disagree*.
 3. A path is part of the agreed manifest iff **more than half** of the remaining
    sources hold it. Because two strict majorities always share a source, the
    agreed paths never contain a file/folder or case collision that no single
    valid manifest has. A path held by half or fewer is dropped and each holder
    is reported (``EXTRA``); a source lacking an agreed path is reported
    (``MISSING``).
-4. Among the holders of an agreed path, the file version (size and chunk
-   digests) held by the most sources wins; a tie goes to the version with the
-   smallest :func:`file_digest`, so every peer given the same manifests agrees.
-   Holders of another version are reported (``SIZE`` or ``CONTENT``).
+4. An agreed path's file version (size and chunk digests) must be held by **more
+   than half** of the remaining sources; holders of another version are reported
+   (``SIZE`` or ``CONTENT``). A tie, or a plurality short of a majority, fails the
+   agreement (*sources disagree*, naming the peers of each version): nothing is
+   ever decided by the ordering of digests, which anyone can grind.
 5. A source is eligible for a path iff it holds exactly the winning version.
+
+Votes are cheap (an identity costs nothing), so a majority is a fallback for
+content nobody vouches for; a party catalog pins content instead (``core/party``).
+Resolving a disagreement with the player is later work (a conflict view).
 """
 
 from __future__ import annotations
 
 import enum
-from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import blake3
 import msgspec
@@ -466,9 +471,18 @@ def _header(manifest: GameManifest) -> tuple[str, str, int]:
 
 
 def _agree_header(valid: Mapping[str, GameManifest], disagreements: list[Disagreement]) -> set[str]:
-    """Sources holding the most common header; ties go to the smallest header tuple."""
-    counts = Counter(_header(manifest) for manifest in valid.values())
-    winner = min(counts, key=lambda header: (-counts[header], header))
+    """Sources holding the header more than half of them hold; else *sources disagree*."""
+    groups: dict[tuple[str, str, int], set[str]] = {}
+    for source, manifest in valid.items():
+        groups.setdefault(_header(manifest), set()).add(source)
+    winner = _strict_majority(groups, len(valid))
+    if winner is None:
+        raise ManifestError(
+            "sources disagree on the version or chunk size: "
+            + _describe_groups(
+                {f"version {h[1] or None!r} chunk size {h[2]}": g for h, g in groups.items()}
+            )
+        )
     agreed: set[str] = set()
     for source, manifest in valid.items():
         if _header(manifest) == winner:
@@ -492,7 +506,11 @@ def _agree_file(
     holders: Mapping[str, FileManifest | None],
     disagreements: list[Disagreement],
 ) -> FileManifest | None:
-    """The agreed version of ``path``, or ``None`` when half or fewer sources hold it."""
+    """The agreed version of ``path``, or ``None`` when half or fewer sources hold it.
+
+    Raises :class:`ManifestError` (*sources disagree*) when the holders split so that no
+    version is held by more than half of the sources.
+    """
     held = {source: file for source, file in holders.items() if file is not None}
     if 2 * len(held) <= len(holders):
         disagreements.extend(
@@ -505,8 +523,21 @@ def _agree_file(
             for source in held
         )
         return None
-    counts = Counter(held.values())
-    winner = min(counts, key=lambda file: (-counts[file], file_digest(file)))
+    groups: dict[FileManifest, set[str]] = {}
+    for source, version in held.items():
+        groups.setdefault(version, set()).add(source)
+    winner = _strict_majority(groups, len(holders))
+    if winner is None:
+        raise ManifestError(
+            f"sources disagree on {path!r}: "
+            + _describe_groups(
+                {
+                    f"size {version.size} digest {file_digest(version).hex()[:12]}": members
+                    for version, members in groups.items()
+                }
+            )
+            + f"; no version is held by more than half of the {len(holders)} sources"
+        )
     for source, file in holders.items():
         if file is None:
             disagreements.append(
@@ -520,6 +551,26 @@ def _agree_file(
         elif file != winner:
             disagreements.append(_file_difference(source, file, winner))
     return winner
+
+
+_K = TypeVar("_K")
+
+
+def _strict_majority(groups: Mapping[_K, set[str]], total: int) -> _K | None:
+    """The key whose group holds more than half of ``total`` sources, if any."""
+    for key, members in groups.items():
+        if 2 * len(members) > total:
+            return key
+    return None
+
+
+def _describe_groups(groups: Mapping[str, set[str]]) -> str:
+    """``a, b hold <label>; c holds <label>``, largest group first, then by peer."""
+    ordered = sorted(groups.items(), key=lambda item: (-len(item[1]), sorted(item[1])))
+    return "; ".join(
+        f"{', '.join(sorted(members))} {'hold' if len(members) > 1 else 'holds'} {label}"
+        for label, members in ordered
+    )
 
 
 def _file_difference(source: str, file: FileManifest, agreed: FileManifest) -> Disagreement:

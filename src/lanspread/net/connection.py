@@ -54,6 +54,7 @@ from lanspread.net.wire import (
     MAX_HANDSHAKE_FRAME_SIZE,
     MAX_REQUEST_ID,
     Announcement,
+    CatalogAck,
     Challenge,
     ErrorResponse,
     GetGame,
@@ -64,6 +65,7 @@ from lanspread.net.wire import (
     LibraryDeltaAck,
     ManifestResponse,
     Message,
+    OfferCatalog,
     Ping,
     Pong,
     PushLibraryDelta,
@@ -243,6 +245,13 @@ class PeerConnection:
         *,
         timeout: float = ...,  # noqa: ASYNC109
     ) -> Ticket: ...
+    @overload
+    async def request(
+        self,
+        message: OfferCatalog,
+        *,
+        timeout: float = ...,  # noqa: ASYNC109
+    ) -> CatalogAck: ...
 
     async def request(
         self,

@@ -50,10 +50,11 @@ from lanspread.core.library import (
     LibrarySnapshot,
 )
 from lanspread.core.manifest import MAX_MANIFEST_ENCODED_SIZE, GameManifest
+from lanspread.core.party import MAX_SERIAL, SignedCatalog
 from lanspread.core.tickets import TICKET_TTL, TOKEN_SIZE
 from lanspread.errors import FrameTooLarge, ProtocolError, VersionMismatch
 
-PROTOCOL_VERSION: Final = 1
+PROTOCOL_VERSION: Final = 2
 
 PREAMBLE_MAGIC: Final = b"LSPR"
 _PREAMBLE = struct.Struct(">4sI")
@@ -222,6 +223,19 @@ class GetTicket(_Message, frozen=True):
     game_id: GameId
 
 
+class OfferCatalog(_Message, frozen=True):
+    """The dialer's signed party catalog; answered by :class:`CatalogAck`.
+
+    Sent to every peer on first contact and whenever the dialer adopts a newer one,
+    so an organizer's new signing spreads peer to peer. The listener adopts it only
+    if ``core.party.check_catalog`` accepts it against its own party code. Its size
+    is bounded by the pin limit (``core.party.MAX_PINS``: under
+    ``MAX_SIGNED_CATALOG_SIZE``, 8 MiB), far below :data:`MAX_FRAME_SIZE`.
+    """
+
+    catalog: SignedCatalog
+
+
 # --- response bodies ---------------------------------------------------------------
 
 
@@ -262,6 +276,14 @@ class Ticket(_Message, frozen=True):
     """The ticket admits nothing once this long has passed since it was issued."""
 
 
+class CatalogAck(_Message, frozen=True):
+    """The listener checked an :class:`OfferCatalog`."""
+
+    serial: Annotated[int, msgspec.Meta(ge=0, le=MAX_SERIAL)]
+    """The serial of the catalog the listener holds now; 0 when it holds none (or is in
+    no party). A refused offer is answered too: the refusal is the listener's to log."""
+
+
 class ErrorResponse(_Message, frozen=True):
     """A refusal: a request's answer, or a top-level frame before the listener closes."""
 
@@ -269,9 +291,16 @@ class ErrorResponse(_Message, frozen=True):
     message: Annotated[str, msgspec.Meta(max_length=MAX_ERROR_MESSAGE_LENGTH)]
 
 
-Request: TypeAlias = Ping | Goodbye | PushLibraryDelta | GetGame | GetTicket
+Request: TypeAlias = Ping | Goodbye | PushLibraryDelta | GetGame | GetTicket | OfferCatalog
 Response: TypeAlias = (
-    Pong | GoodbyeAck | LibraryDeltaAck | ResyncRequired | ManifestResponse | Ticket | ErrorResponse
+    Pong
+    | GoodbyeAck
+    | LibraryDeltaAck
+    | ResyncRequired
+    | ManifestResponse
+    | Ticket
+    | CatalogAck
+    | ErrorResponse
 )
 
 RESPONSES: Final[dict[type[_Message], tuple[type[_Message], ...]]] = {
@@ -280,6 +309,7 @@ RESPONSES: Final[dict[type[_Message], tuple[type[_Message], ...]]] = {
     PushLibraryDelta: (LibraryDeltaAck, ResyncRequired),
     GetGame: (ManifestResponse,),
     GetTicket: (Ticket,),
+    OfferCatalog: (CatalogAck,),
 }
 """The successful answers of each request; :class:`ErrorResponse` answers any of them."""
 

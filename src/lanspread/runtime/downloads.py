@@ -4,9 +4,12 @@ Theory of operation
 -------------------
 One download is one job that owns its game root through the operation table::
 
-    sources      ready peers advertising the newest version (aggregate view)
-      |  GetGame over TLS to each: manifests; agree_manifests -> agreed manifest,
-      |  per-file eligible sources, disagreements reported (SourceRejected)
+    sources      ready peers advertising the newest version (aggregate view; in a
+      |          party, the newest pinned version of a pinned game)
+      |  GetGame over TLS to each: manifests; a pinned version keeps only the
+      |  sources whose manifest digest is the pin (core.party.check_pin);
+      |  agree_manifests -> agreed manifest, per-file eligible sources,
+      |  disagreements and pin contradictions reported (SourceRejected)
     ownership    every name the download will create is claimed in the root's
       |          ownership record before anything is created (a player's file in
       |          the way refuses the download; download/ownership.py)
@@ -67,6 +70,7 @@ from lanspread.core.gameroot import version_sort_key
 from lanspread.core.library import FoundGame
 from lanspread.core.manifest import Agreement, GameManifest, agree_manifests, manifest_digest
 from lanspread.core.operations import OperationKind
+from lanspread.core.party import check_pin, pinned_failure
 from lanspread.core.planning import (
     ChunkFailure,
     ChunkKey,
@@ -483,11 +487,28 @@ class DownloadManager:
                     f"the peers are still preparing {game_id} for sharing; try again shortly"
                 )
             raise DownloadFailedError(f"no peer could describe {game_id} right now")
+        manifests = self._apply_pins(game_id, latest, manifests)
         agreement = agree_manifests(manifests)
         for disagreement in agreement.disagreements:
             self._reject(game_id, disagreement.source, disagreement.detail)
         active.sources = frozenset(manifests)
         return agreement
+
+    def _apply_pins(
+        self, game_id: str, version: str | None, manifests: dict[str, GameManifest]
+    ) -> dict[str, GameManifest]:
+        """Only the sources whose manifest is the pinned one, when the party pins it."""
+        for peer, offered in self._network.unpinned_offers(game_id):
+            self._reject(game_id, peer, f"offers {offered}, which the party catalog does not pin")
+        pinned = self._network.pinned_digest(game_id, version)
+        if pinned is None or version is None:
+            return manifests
+        decision = check_pin(game_id, version, pinned, manifests)
+        for rejection in decision.rejected:
+            self._reject(game_id, rejection.source, rejection.reason)
+        if not decision.usable:
+            raise DownloadFailedError(pinned_failure(game_id, version, len(manifests)))
+        return dict(decision.usable)
 
     async def _manifest_of(self, peer_id: str, game_id: str) -> GameManifest | LanspreadError:
         try:

@@ -137,6 +137,30 @@ class SourceRejected(Event, frozen=True, tag="source-rejected"):
     reason: str
 
 
+# -- party ----------------------------------------------------------------------------------
+
+
+class PartyCatalogAdopted(Event, frozen=True, tag="catalog-adopted"):
+    """A newer catalog signed by the party key is now the content authority."""
+
+    serial: int
+    pins: int
+    """How many (game, version) pins it holds."""
+    source: str
+    """The peer id it came from, or ``local`` (this peer's state folder)."""
+
+
+class PartyCatalogRefused(Event, frozen=True, tag="catalog-refused"):
+    """A signed catalog was not adopted: wrong key, bad signature or an older serial."""
+
+    peer_id: str
+    """The peer id it came from, or ``local`` (this peer's state folder)."""
+    reason: str
+    """``wrong-key``, ``bad-signature``, ``malformed`` or ``stale``."""
+    detail: str
+    """The sentence the log has too."""
+
+
 # -- install lifecycle --------------------------------------------------------------------
 
 

@@ -23,6 +23,10 @@ Theory of operation
   proven peer at another address never moves it by itself: the peer is dialled
   there and moves only when that handshake proves its id; otherwise the proven
   address and link stay.
+* **Party catalog.** A peer in a party offers its signed catalog (``OfferCatalog``)
+  to every peer on first contact and to all peers whenever it adopts a newer one;
+  the receiver checks it (``runtime/party``). Views of a pinned game count only
+  pinned versions (``core.party.restrict_to_pins``).
 * **Ownership.** Short jobs (handshakes, pushes, pings) run in the task group of
   the ``peers`` service; the server runs inside the ``server`` service. Nothing is
   detached.
@@ -37,10 +41,12 @@ import ipaddress
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 from lanspread.core.library import LibraryDelta
 from lanspread.core.manifest import GameManifest
+from lanspread.core.party import SignedCatalog, restrict_to_pins, unpinned_offers
 from lanspread.core.peerdb import PeerChange, PeerDB, PeerRecord, RemoteGameView, aggregate
 from lanspread.core.peerdb import ResyncNeeded as DbResyncNeeded
 from lanspread.core.servegate import GateState
@@ -60,6 +66,7 @@ from lanspread.net.server import PeerServer
 from lanspread.net.wire import (
     PROTOCOL_VERSION,
     Announcement,
+    CatalogAck,
     ErrorCode,
     ErrorResponse,
     GetGame,
@@ -69,6 +76,7 @@ from lanspread.net.wire import (
     Hello,
     LibraryDeltaAck,
     ManifestResponse,
+    OfferCatalog,
     Ping,
     Pong,
     PushLibraryDelta,
@@ -90,6 +98,7 @@ from lanspread.runtime.replies import PeerView
 if TYPE_CHECKING:
     from lanspread.download.manifest_cache import HashingService
     from lanspread.runtime.local_library import LocalLibraryService
+    from lanspread.runtime.party import PartyService
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +151,7 @@ class PeerNetwork:
         self._publish = publish
         self._db = PeerDB(options.catalog.ids)
         self._library: LocalLibraryService | None = None
+        self._party: PartyService | None = None
         self._hashing: HashingService | None = None
         self._data: DataServer | None = None
         self._bound: asyncio.Future[int] = asyncio.get_running_loop().create_future()
@@ -199,7 +209,28 @@ class PeerNetwork:
         return len(self._db)
 
     def remote_games(self) -> Mapping[str, RemoteGameView]:
-        return aggregate(self._db)
+        """What the peers hold of each catalog game; only pinned versions of a pinned game."""
+        return MappingProxyType(
+            {game_id: self._pinned(view) for game_id, view in aggregate(self._db).items()}
+        )
+
+    def _pinned(self, view: RemoteGameView) -> RemoteGameView:
+        if self._party is None:
+            return view
+        return restrict_to_pins(view, self._party.pins(view.game_id))
+
+    def pinned_digest(self, game_id: str, version: str | None) -> str | None:
+        """The manifest digest the party catalog pins for this version, if any."""
+        if self._party is None or version is None:
+            return None
+        return self._party.pins(game_id).get(version)
+
+    def unpinned_offers(self, game_id: str) -> tuple[tuple[str, str], ...]:
+        """``(peer, version)`` offering a version of a pinned game that no pin names."""
+        view = aggregate(self._db).get(game_id)
+        if self._party is None or view is None:
+            return ()
+        return unpinned_offers(view, self._party.pins(game_id))
 
     def peer_records(self) -> list[PeerRecord]:
         return self._db.peers()
@@ -219,6 +250,7 @@ class PeerNetwork:
         view = aggregate(self._db).get(game_id)
         if view is None:
             return None, ()
+        view = self._pinned(view)
         return view.latest_version, view.sources_at_latest
 
     # -- requests a downloader makes ------------------------------------------
@@ -413,6 +445,8 @@ class PeerNetwork:
             self._publish(PeerCountUpdated(count=len(self._db)))
         if change.new or change.library_changed:
             self._publish_remote_games(record)
+        if change.new:
+            self._offer_catalog(peer_id)
         return change
 
     def _publish_remote_games(self, record: PeerRecord) -> None:
@@ -499,6 +533,37 @@ class PeerNetwork:
             else:
                 self._sent_revision[peer_id] = delta.revision
 
+    # -- party catalog -----------------------------------------------------------
+
+    def attach_party(self, party: PartyService) -> None:
+        """Serve and spread ``party``'s catalog; views follow its pins."""
+        self._party = party
+        party.add_adopted_listener(self._catalog_adopted)
+
+    def _catalog_adopted(self, signed: SignedCatalog) -> None:
+        del signed  # each job offers whatever is newest when it runs
+        for record in self._db.peers():
+            self._offer_catalog(record.peer_id)
+        for record in self._db.peers():
+            self._publish_remote_games(record)
+
+    def _offer_catalog(self, peer_id: str) -> None:
+        if self._party is not None and self._party.catalog is not None:
+            self._spawn(functools.partial(self._send_catalog, peer_id))
+
+    async def _send_catalog(self, peer_id: str) -> None:
+        if self._party is None or self._party.catalog is None or peer_id not in self._db:
+            return
+        connection = await self.link(peer_id)
+        answer = await connection.request(OfferCatalog(catalog=self._party.catalog))
+        log.debug("peer %s holds party catalog serial %d", peer_id, answer.serial)
+
+    async def _on_catalog(self, peer_id: str, signed: SignedCatalog) -> CatalogAck:
+        if self._party is not None:
+            await self._party.offer(signed, peer_id)
+        held = None if self._party is None else self._party.catalog
+        return CatalogAck(serial=0 if held is None else held.serial)
+
     # -- liveness ---------------------------------------------------------------
 
     async def _ping(self, peer_id: str) -> None:
@@ -559,6 +624,8 @@ class PeerNetwork:
                 return await self._game_manifest(game_id)
             case GetTicket(game_id=game_id):
                 return await self._ticket(peer_id, game_id)
+            case OfferCatalog(catalog=signed):
+                return await self._on_catalog(peer_id, signed)
         raise LanspreadError(f"unhandled request {type(request).__name__}")
 
     async def on_disconnect(self, peer_id: str) -> None:

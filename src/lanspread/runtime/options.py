@@ -49,3 +49,5 @@ class RuntimeOptions:
     install_policy: InstallPolicy = InstallPolicy.AUTO
     chunk_size: int = DEFAULT_CHUNK_SIZE
     """Chunk size of the manifests this peer computes for the games it serves."""
+    party_code: str | None = None
+    """The canonical party code (``core.party.parse_party_code``); ``None``: no party."""

@@ -54,6 +54,7 @@ from lanspread.runtime.lifecycle import Lifecycle
 from lanspread.runtime.local_library import LocalLibraryService
 from lanspread.runtime.network import PeerNetwork
 from lanspread.runtime.options import RuntimeOptions
+from lanspread.runtime.party import PartyService
 from lanspread.runtime.replies import (
     GameView,
     OperationStarted,
@@ -83,6 +84,7 @@ class PeerRuntime:
         self._downloads: DownloadManager | None = None
         self._manifests: ManifestCache | None = None
         self._hashing: HashingService | None = None
+        self._party: PartyService | None = None
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -102,6 +104,10 @@ class PeerRuntime:
             fallback_interval=options.fallback_scan_interval,
         )
         network.attach_library(local)
+        party = PartyService(options.party_code, state_dir, self._bus.publish)
+        await party.load()
+        network.attach_party(party)
+        self._party = party
         self._manifests = ManifestCache(state_dir, chunk_size=options.chunk_size)
         self._hashing = HashingService(self._manifests, local)
         network.attach_hashing(self._hashing)
@@ -148,6 +154,8 @@ class PeerRuntime:
         ]
         if self._hashing is not None:
             services.append(Service("hashing", self._hashing.run, Policy.RESTART, restart))
+        if self._party is not None and self._options.party_code is not None:
+            services.append(Service("party", self._party.watch, Policy.RESTART, restart))
         if self._options.mdns:
             services.append(Service("discovery", network.run_discovery, Policy.RESTART, restart))
         supervisor = Supervisor(self._bus.publish, self.shutdown)
@@ -216,6 +224,13 @@ class PeerRuntime:
     @property
     def network(self) -> PeerNetwork:
         return self._require_started()[1]
+
+    @property
+    def party(self) -> PartyService:
+        """The party this peer joined (its code is ``None`` outside a party)."""
+        if self._party is None:
+            raise ConfigError("runtime not started")
+        return self._party
 
     @property
     def manifest_cache(self) -> ManifestCache:

@@ -1,4 +1,4 @@
-"""The player's persisted settings: display name and game directory.
+"""The player's persisted settings: display name, game directory and party code.
 
 Kept as ``settings.json`` in the state directory and replaced atomically, so a
 crash leaves either the old or the new settings. A missing file means "first
@@ -26,7 +26,9 @@ SETTINGS_FORMAT = 1
 MAX_DISPLAY_NAME_LENGTH = 64
 # Far above any real path, as for the set-game-dir command.
 MAX_PATH_LENGTH = 4096
-# Two short strings; anything near this size was not written by lanspread.
+# A canonical party code is 24 characters; a little slack for nothing.
+MAX_PARTY_CODE_LENGTH = 32
+# Three short strings; anything near this size was not written by lanspread.
 MAX_SETTINGS_FILE_SIZE = 64 * 1024
 
 
@@ -36,6 +38,8 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_DISPLAY_NAME_LENGTH)] | None
     ) = None
     game_dir: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_PATH_LENGTH)] | None = None
+    party_code: Annotated[str, msgspec.Meta(max_length=MAX_PARTY_CODE_LENGTH)] | None = None
+    """The party joined with ``--party`` (canonical form); kept for the next starts."""
 
     @property
     def complete(self) -> bool:

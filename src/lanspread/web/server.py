@@ -463,7 +463,10 @@ class WebUI:
             if self.store.game_dir_changed():
                 self.notify()
             self.host.update_options(game_dir=Path(game_dir))
-        settings = Settings(display_name=name, game_dir=game_dir)
+        # The party joined with --party stays: the settings form does not show it.
+        settings = Settings(
+            display_name=name, game_dir=game_dir, party_code=self.host.options.party_code
+        )
         await asyncio.to_thread(self._settings.save, settings)
         self._setup_needed = False
         if renaming:
@@ -481,7 +484,8 @@ class WebUI:
                 raise ConfigError("choose a folder for the games")
             game_dir = await asyncio.to_thread(prepare_game_dir, Path(wanted.game_dir.strip()))
         await asyncio.to_thread(
-            self._settings.save, Settings(display_name=name, game_dir=str(game_dir))
+            self._settings.save,
+            Settings(display_name=name, game_dir=str(game_dir), party_code=options.party_code),
         )
         self._setup_needed = False
         self.host.restart(replace(options, name=name, game_dir=game_dir))
