@@ -47,8 +47,6 @@ on another thread than :meth:`commit` (a lock guards the bitmap).
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import os
 import stat
 import threading
@@ -82,7 +80,7 @@ from lanspread.download.storage import (
     write_synced_file,
 )
 from lanspread.errors import StorageError
-from lanspread.platform import fileio
+from lanspread.storage.atomic import NotARegularFile, read_regular_bounded
 
 JOURNAL_FORMAT_VERSION = 1
 
@@ -105,8 +103,6 @@ COMMIT_INTERVAL_SECONDS = 1.0
 COMMIT_EVERY_CHUNKS = 64
 COMMIT_EVERY_BYTES = 512 * MiB
 
-# Never follow a link, never block on a FIFO put in the journal's place.
-_READ_FLAGS = os.O_RDONLY | fileio.O_NOFOLLOW | fileio.O_NONBLOCK | fileio.O_BINARY
 _HEX_DIGEST_LENGTH = 64
 
 
@@ -402,26 +398,9 @@ def _ensure_root(root: Path) -> None:
 def _read_journal_bytes(path: Path) -> bytes | None:
     """The journal's bytes, ``None`` when absent; a link, folder or oversized file is corrupt."""
     try:
-        fd = os.open(path, _READ_FLAGS)
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        if exc.errno in {errno.ELOOP, errno.EISDIR}:
-            raise JournalCorrupt(f"{path}: not a regular file") from exc
-        raise StorageError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise JournalCorrupt(f"{path}: not a regular file")
-        with open(fd, "rb", closefd=False) as handle:
-            data = handle.read(MAX_JOURNAL_FILE_SIZE + 1)
-    except OSError as exc:
-        raise StorageError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    finally:
-        with contextlib.suppress(OSError):
-            os.close(fd)
-    if len(data) > MAX_JOURNAL_FILE_SIZE:
-        raise JournalCorrupt(f"{path}: larger than {MAX_JOURNAL_FILE_SIZE} bytes")
-    return data
+        return read_regular_bounded(path, MAX_JOURNAL_FILE_SIZE)
+    except NotARegularFile as exc:
+        raise JournalCorrupt(f"{path}: {exc.reason}") from exc
 
 
 __all__ = [

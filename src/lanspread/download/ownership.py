@@ -69,8 +69,9 @@ from lanspread.core.gameroot import (
 )
 from lanspread.core.manifest import MAX_FILES_PER_GAME, MAX_MANIFEST_ENCODED_SIZE, GameManifest
 from lanspread.errors import StorageError
+from lanspread.platform import fileio
 from lanspread.platform.identity import file_generation
-from lanspread.storage.atomic import fsync_dir
+from lanspread.storage.atomic import NotARegularFile, fsync_dir, read_regular_bounded
 
 log = logging.getLogger(__name__)
 
@@ -95,8 +96,7 @@ TRANSIENT_BOUNDS = {
 }
 """The transient names a download writes, with the largest size each can have."""
 
-_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
-_READ_FLAGS = os.O_RDONLY | _NOFOLLOW | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+_NOFOLLOW = fileio.O_NOFOLLOW
 
 Kind = Literal["file", "dir"]
 
@@ -519,32 +519,9 @@ def _sync(folder: Path) -> None:
 
 def _read_bounded(path: Path) -> bytes | None:
     try:
-        fd = os.open(path, _READ_FLAGS)
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        if exc.errno in {errno.ELOOP, errno.EISDIR}:
-            raise InTheWay(f"{path} is not a regular file") from exc
-        raise StorageError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise InTheWay(f"{path} is not a regular file")
-        chunks: list[bytes] = []
-        total = 0
-        while total <= MAX_OWNERSHIP_FILE_SIZE:
-            chunk = os.read(fd, MAX_OWNERSHIP_FILE_SIZE + 1 - total)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            total += len(chunk)
-    except OSError as exc:
-        raise StorageError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    finally:
-        with contextlib.suppress(OSError):
-            os.close(fd)
-    if total > MAX_OWNERSHIP_FILE_SIZE:
-        raise InTheWay(f"{path} is larger than {MAX_OWNERSHIP_FILE_SIZE} bytes")
-    return b"".join(chunks)
+        return read_regular_bounded(path, MAX_OWNERSHIP_FILE_SIZE)
+    except NotARegularFile as exc:
+        raise InTheWay(str(exc)) from exc
 
 
 def _is_our_record_temp(temp: Path, game_id: str) -> bool:
