@@ -26,6 +26,7 @@ from typing import Any
 import pytest
 
 from lanspread.net.discovery import instance_name
+from lanspread.net.wire import PROTOCOL_VERSION
 from lanspread.platform import fileio
 from tests.support.fixtures import (
     FIXTURE_CATALOG_IDS,
@@ -38,6 +39,7 @@ from tests.support.fixtures import (
     summaries,
     write_catalog,
 )
+from tests.support.foreign_peer import FOREIGN_PROTOCOL_VERSION
 from tests.support.jsonl_process import CommandFailed, Event, JsonlProcess, wait_until
 from tests.support.netns import Host, Network, NetworkFactory
 from tests.support.platforms import make_fifo
@@ -404,7 +406,7 @@ async def test_peer_of_another_protocol_version_is_ignored(
         name="foreign",
     )
     ready = await foreign.wait_for("ready", START_TIMEOUT)
-    assert ready["protocol_version"] == 2
+    assert ready["protocol_version"] == FOREIGN_PROTOCOL_VERSION
     peers = [await scenario.spawn(scenario.host(n), log_level="debug") for n in ("h1", "h2")]
     await asyncio.gather(*(peer.started() for peer in peers))
     await wait_for_mesh(peers)
@@ -425,7 +427,7 @@ async def test_peer_of_another_protocol_version_is_ignored(
         "the remote peer speaks protocol version 3, this peer speaks version 2"
     )
     connection = await foreign.wait_for("connection")
-    assert connection["preamble_version"] == 1
+    assert connection["preamble_version"] == PROTOCOL_VERSION
     assert connection["remote"].startswith(f"{peers[0].address}:")
     await assert_peer_lists(peers)
     assert await foreign.close() == 0
