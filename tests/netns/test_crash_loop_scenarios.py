@@ -100,9 +100,9 @@ KILL_WINDOW_SHARE = 1.1
 UNTOUCHED_SHARE = 0.35
 # At most this many untouched operations before the round's kill.
 MAX_UNTOUCHED = 3
-# A downloaded game is installed this many times as often as it is removed:
-# each remove costs a whole download, which would crowd out the other phases.
-INSTALL_WEIGHT = 2
+# Every phase (download, install, update, uninstall) gets at least this many
+# kills in a run; the choice of operations favours the phases behind.
+MIN_KILLS_PER_PHASE = 5
 # The begin event of an operation comes after a manifest exchange (download)
 # or at once (local operations); generous for a loaded runner.
 BEGIN_TIMEOUT = 20.0
@@ -315,6 +315,12 @@ class Loop:
         local = root / LOCAL_DIR
         if view["installed"]:
             await self.check_installed(view)
+        elif local.exists():
+            kept = manifest(local)
+            assert self.saves_expected, self.fail(f"local/ of an uninstalled game: {sorted(kept)}")
+            assert kept == want(PLAYER_SAVES), self.fail(
+                f"local/ of an uninstalled game holds more than the kept saves: {sorted(kept)}"
+            )
         if view["downloaded"]:
             self.check_downloaded(view)
         if self.saves_expected:
@@ -368,17 +374,29 @@ class Loop:
     # -- one round -------------------------------------------------------------
 
     def choose(self, view: dict[str, Any]) -> tuple[str, str]:
-        """The next operation valid in ``view``: (command, phase it counts under)."""
+        """The next operation valid in ``view``: (command, phase it counts under).
+
+        Where two are valid, each is weighted by how few kills the phase it
+        leads to has had so far, which spreads the kills over the phases.
+        """
         local = (self.root / LOCAL_DIR).is_dir()
         if view["installed"]:
             if view["downloaded"] and view["local_version"] != view["installed_version"]:
                 return "install", "update"  # the archives of an update wait to be installed
             if not view["downloaded"] or view["update_available"]:
                 return "update", "update"
-            return self.rng.choice(["uninstall", "bump"]), "uninstall"
+            return self.pick({"uninstall": "uninstall", "bump": "update"})
         if view["downloaded"]:
-            return self.rng.choice(["install"] * INSTALL_WEIGHT + ([] if local else ["remove"])), ""
+            # A remove leads back to downloading; not while local/ holds kept saves.
+            return self.pick({"install": "install"} | ({} if local else {"remove": "download"}))
         return "download", "download"
+
+    def pick(self, leads_to: dict[str, str]) -> tuple[str, str]:
+        """One of ``leads_to`` (command -> the phase it leads to), fewest kills favoured."""
+        commands = sorted(leads_to)
+        weights = [1 / (1 + self.kills[leads_to[command]]) for command in commands]
+        [command] = self.rng.choices(commands, weights)
+        return command, "remove" if command == "remove" else leads_to[command]
 
     async def start(self, number: int, *, untouched: bool) -> tuple[str, str]:
         """Start the next operation valid in the current state; return it and its phase."""
@@ -386,8 +404,7 @@ class Loop:
         command, phase = self.choose(view)
         if command == "bump":
             await self.bump_source()
-            command, phase = "update", "update"
-        phase = phase or command
+            command = "update"
         if command in ("download", "update"):
             await self.ready()
         request: dict[str, Any] = {"cmd": command, "game": "quake3"}
@@ -551,3 +568,4 @@ async def test_a_crash_loop_never_loses_a_players_file(build_lan: BuildLan) -> N
         f"{time.monotonic() - started:.0f} s"
     )
     assert kills == loop.restarts_converged >= KILLS
+    assert min(loop.kills[phase] for phase in phases[:4]) >= MIN_KILLS_PER_PHASE, loop.kills
