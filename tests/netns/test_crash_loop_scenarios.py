@@ -467,7 +467,7 @@ class Loop:
             await self.untouched(number)
         command, phase = await self.start(number, untouched=False)
         delay, endings = await self.kill_moment(command)
-        await asyncio.sleep(delay)
+        await asyncio.sleep(delay)  # the random kill moment itself, not a wait for a state
         events = self.player.process.events
         landed = not any(e.get("event") in endings and e.get("game") == "quake3" for e in events)
         await self.lan.network.kill(self.player.process)
