@@ -11,6 +11,7 @@ from tests.support.download_roots import GAME_ID, build_manifest, game_files
 from tests.support.install_roots import snapshot
 
 from lanspread.core.gameroot import OWNERSHIP_FILE, OWNERSHIP_TMP_FILE
+from lanspread.download import ownership
 from lanspread.download.ownership import (
     InTheWay,
     OwnershipRecord,
@@ -22,6 +23,7 @@ from lanspread.download.ownership import (
     sweep_owned,
 )
 from lanspread.download.sentinel import commit_sentinel
+from lanspread.download.startup import sweep_orphans
 from lanspread.download.storage import prepare_game_storage
 from lanspread.platform.identity import file_generation
 
@@ -288,3 +290,37 @@ def test_identify_releases_the_claims_of_names_never_made(game_dir: Path) -> Non
     (root / "quake3.eti").write_bytes(b"the player's copy")
     sweep_owned(root, released)
     assert (root / "quake3.eti").read_bytes() == b"the player's copy"
+
+
+class _Killed(BaseException):
+    """Stands for a kill -9 between two deletions of a sweep."""
+
+
+def test_a_sweep_cut_short_never_leaves_the_sentinel(
+    game_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A remove killed after its first deletion leaves no ``version.ini``: the root is no
+    longer a downloaded game with archives missing, and the next start's orphan sweep
+    (record, no sentinel, no journal) deletes the rest."""
+    root = game_dir / GAME_ID
+    _download_layout(root)
+    commit_sentinel(root, FILES["version.ini"])
+    record = load_record(root)
+    assert record is not None
+    record = identify(root, record)
+    unlinked: list[str] = []
+
+    def unlink_then_die(path: Path) -> None:
+        if unlinked:
+            raise _Killed
+        unlinked.append(path.name)
+        path.unlink()
+
+    monkeypatch.setattr(ownership, "_unlink", unlink_then_die)
+    with pytest.raises(_Killed):
+        sweep_owned(root, record)
+    assert unlinked == ["version.ini"]
+    assert not (root / "version.ini").exists()
+    monkeypatch.undo()
+    assert sweep_orphans(root)
+    assert not root.exists()

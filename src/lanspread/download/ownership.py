@@ -358,7 +358,11 @@ def sweep_owned(
 ) -> SweepReport:
     """Delete the recorded names of ``root`` that are still ours, but those in ``keep``.
 
-    Files first, then folders deepest first and only when empty (``rmdir``).
+    The sentinel first (durably), so a sweep cut short by a kill never leaves a
+    root whose ``version.ini`` vouches for archives that are gone: such a root
+    would be listed and served as downloaded. The next start finds a record
+    without a sentinel and sweeps the rest. Then the other files, then folders
+    deepest first and only when empty (``rmdir``).
     What is deleted leaves the record, which is rewritten (or, with
     ``drop_record`` and nothing left that the record must remember, deleted,
     and the root with it when the download created it and it is empty).
@@ -369,7 +373,11 @@ def sweep_owned(
     removed: list[str] = []
     kept: list[str] = []
     remaining: list[OwnedName] = []
-    files = [name for name in record.names if name.kind == "file"]
+    # The reverse of a download, which commits the sentinel last.
+    files = sorted(
+        (name for name in record.names if name.kind == "file"),
+        key=lambda name: name.path != VERSION_FILE,
+    )
     folders = sorted(
         (name for name in record.names if name.kind == "dir"),
         key=lambda name: name.path.count("/"),
@@ -396,6 +404,8 @@ def sweep_owned(
                 continue
         else:
             _unlink(root / name.path)
+            if name.path == VERSION_FILE:
+                _sync(root)  # the root stops being a downloaded game before anything else goes
         removed.append(name.path)
     for folder in {(root / path).parent for path in removed}:
         if folder.exists():
