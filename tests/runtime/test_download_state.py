@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.runtime.test_downloads import CHUNK, MiB, make_game, peers, serving
+from tests.runtime.test_downloads import CHUNK, MiB, make_game, paused_by_departure, peers, serving
 from tests.support.download_roots import paused_root
 from tests.support.events import RuntimeEvents
 
@@ -20,7 +20,6 @@ from lanspread.runtime import downloads as downloads_module
 from lanspread.runtime.commands import Cancel, Download, SetGameDir
 from lanspread.runtime.events import (
     ChunkFinished,
-    DownloadAllPeersGone,
     DownloadBegin,
     DownloadCancelled,
     DownloadFailed,
@@ -38,21 +37,6 @@ CANCEL_BUDGET = 1.0
 
 def quake(runtime: PeerRuntime) -> GameView:
     return next(g for g in runtime.games() if g.id == "quake3")
-
-
-async def paused_by_departure(
-    start_runtime: Start, tmp_path: Path
-) -> tuple[PeerRuntime, PeerRuntime, RuntimeEvents]:
-    make_game(tmp_path / "bravo" / "games", size=128 * MiB)
-    alpha, bravo = await peers(start_runtime, "alpha", "bravo")
-    await serving(alpha, bravo)
-    events = RuntimeEvents(alpha)
-    await alpha.execute(Download(game="quake3"))
-    await events.first(ChunkFinished)
-    bravo.shutdown()
-    await bravo.wait_stopped()
-    await events.first(DownloadAllPeersGone)
-    return alpha, bravo, events
 
 
 async def test_departed_sources_pause_with_why_and_how_far(

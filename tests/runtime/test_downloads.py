@@ -301,8 +301,11 @@ async def test_resume_after_shutdown_fetches_only_the_rest(
     assert tree_digest(alpha.game_dir / "quake3") == tree_digest(source_root)
 
 
-async def test_all_sources_gone_pauses_the_download(start_runtime: Start, tmp_path: Path) -> None:
-    """When the only source leaves mid-download, the download pauses (not a failure)."""
+async def paused_by_departure(
+    start_runtime: Start, tmp_path: Path
+) -> tuple[PeerRuntime, PeerRuntime, RuntimeEvents]:
+    """alpha downloading quake3 (128 MiB) from bravo, paused by bravo's shutdown after
+    its first chunk: (alpha, bravo, alpha's events)."""
     make_game(tmp_path / "bravo" / "games", size=128 * MiB)
     alpha, bravo = await peers(start_runtime, "alpha", "bravo")
     await serving(alpha, bravo)
@@ -312,6 +315,12 @@ async def test_all_sources_gone_pauses_the_download(start_runtime: Start, tmp_pa
     bravo.shutdown()
     await bravo.wait_stopped()
     await events.first(DownloadAllPeersGone)
+    return alpha, bravo, events
+
+
+async def test_all_sources_gone_pauses_the_download(start_runtime: Start, tmp_path: Path) -> None:
+    """When the only source leaves mid-download, the download pauses (not a failure)."""
+    alpha, _bravo, events = await paused_by_departure(start_runtime, tmp_path)
     assert events.of(DownloadFailed) == []
     view = next(g for g in alpha.games() if g.id == "quake3")
     assert view.paused_bytes > 0
@@ -448,15 +457,7 @@ async def test_a_changed_game_folder_forgets_the_old_paused_download(
 ) -> None:
     """Paused in folder A, switched to folder B holding a complete quake3 of the player's:
     the paused record does not survive the switch, so cancel cannot wipe B's copy."""
-    make_game(tmp_path / "bravo" / "games", size=128 * MiB)
-    alpha, bravo = await peers(start_runtime, "alpha", "bravo")
-    await serving(alpha, bravo)
-    events = RuntimeEvents(alpha)
-    await alpha.execute(Download(game="quake3"))
-    await events.first(ChunkFinished)
-    bravo.shutdown()
-    await bravo.wait_stopped()
-    await events.first(DownloadAllPeersGone)
+    alpha, _bravo, _events = await paused_by_departure(start_runtime, tmp_path)
     other = make_game(tmp_path / "folder-b", version="1.0", size=MiB)
     (other / "saves").mkdir()
     (other / "saves" / "slot1.sav").write_bytes(b"the player's save")
