@@ -15,6 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tests.net.helpers import WAIT, RecordingHandler, announcement
+from tests.support.sink import Sink
 
 from lanspread.core.manifest import MIN_CHUNK_SIZE, GameManifest
 from lanspread.core.planning import ChunkFailure, ChunkTask, FailureReason, manifest_tasks
@@ -124,25 +125,6 @@ def _describe_fd(fd: Path) -> str:
         return str(fd.readlink())
     except OSError:
         return "?"
-
-
-class Sink:
-    """Writes chunks into files under ``base``; closes them all on exit."""
-
-    def __init__(self, base: Path) -> None:
-        self.base = base
-        self.fds: dict[str, int] = {}
-
-    def fd_for(self, task: ChunkTask) -> int:
-        if task.path not in self.fds:
-            path = self.base / task.path
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self.fds[task.path] = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
-        return self.fds[task.path]
-
-    def close(self) -> None:
-        for fd in self.fds.values():
-            os.close(fd)
 
 
 @pytest.fixture

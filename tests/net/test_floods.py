@@ -18,10 +18,11 @@ from pathlib import Path
 
 import pytest
 from tests.net.helpers import WAIT, RecordingHandler, announcement
+from tests.support.sink import Sink
 from tests.support.stranger import sybil_dial
 
 from lanspread.core.manifest import MIN_CHUNK_SIZE, GameManifest
-from lanspread.core.planning import ChunkTask, manifest_tasks
+from lanspread.core.planning import manifest_tasks
 from lanspread.core.servegate import GateState
 from lanspread.core.tickets import MAX_FRESH_TICKETS_PER_ADDRESS, MAX_TICKETS_PER_PEER
 from lanspread.download.hashing import hash_game_payload
@@ -336,23 +337,6 @@ def game(tmp_path: Path) -> tuple[ServeScope, GameManifest]:
     manifest = hash_game_payload(root, GAME, "1.0", chunk_size=MIN_CHUNK_SIZE)
     scope = ServeScope(tmp_path / "games", GateState(frozenset({GAME}), frozenset()))
     return scope, manifest
-
-
-class Sink:
-    def __init__(self, base: Path) -> None:
-        self.base = base
-        self.fds: dict[str, int] = {}
-
-    def fd_for(self, task: ChunkTask) -> int:
-        if task.path not in self.fds:
-            path = self.base / task.path
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self.fds[task.path] = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
-        return self.fds[task.path]
-
-    def close(self) -> None:
-        for fd in self.fds.values():
-            os.close(fd)
 
 
 async def honest_download(
