@@ -5,7 +5,10 @@ Theory of operation
 One download is one job that owns its game root through the operation table::
 
     sources      ready peers advertising the newest version (aggregate view; in a
-      |          party, the newest pinned version of a pinned game)
+      |          party, the newest pinned version of a pinned game), less the peers
+      |          that sent corrupt bytes for the game since this process started
+      |          (core.liars; none left: refused, "every peer offering ... sent
+      |          corrupt data earlier")
       |  GetGame over TLS to each: manifests; a pinned version keeps only the
       |  sources whose manifest digest is the pin (core.party.check_pin);
       |  agree_manifests -> agreed manifest, per-file eligible sources,
