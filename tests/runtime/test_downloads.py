@@ -21,7 +21,7 @@ from lanspread.core.gameroot import DOWNLOAD_JOURNAL_FILE, INSTALL_RECORD_FILE, 
 from lanspread.download.manifest_cache import HashState
 from lanspread.download.ownership import claim_download
 from lanspread.errors import InvalidGameState, OperationInProgress, UnknownGame
-from lanspread.runtime.commands import Cancel, Connect, Download, SetGameDir, Update
+from lanspread.runtime.commands import Cancel, Connect, Download, Remove, SetGameDir, Update
 from lanspread.runtime.events import (
     ChunkFinished,
     DownloadAllPeersGone,
@@ -31,6 +31,7 @@ from lanspread.runtime.events import (
     DownloadFinished,
     DownloadProgress,
     InstallFinished,
+    RemoveFinished,
     SourceRejected,
 )
 from lanspread.runtime.options import InstallPolicy
@@ -496,3 +497,101 @@ async def test_a_changed_game_folder_is_settled_like_a_start(
     assert view.found == (
         "no version.ini, no download record (.lanspread.files.json); left as it is"
     )
+
+
+def spy_requests(runtime: PeerRuntime) -> list[tuple[str, str]]:
+    """Record every manifest and ticket request ``runtime`` makes: (kind, peer id)."""
+    asked: list[tuple[str, str]] = []
+    network = runtime.network
+    fetch_manifest, request_ticket = network.fetch_manifest, network.request_ticket
+
+    async def manifest_spy(peer_id: str, game_id: str) -> Any:
+        asked.append(("manifest", peer_id))
+        return await fetch_manifest(peer_id, game_id)
+
+    async def ticket_spy(peer_id: str, game_id: str) -> Any:
+        asked.append(("ticket", peer_id))
+        return await request_ticket(peer_id, game_id)
+
+    network.fetch_manifest = manifest_spy  # type: ignore[method-assign]
+    network.request_ticket = ticket_spy  # type: ignore[method-assign]
+    return asked
+
+
+async def test_a_source_that_sent_corrupt_bytes_is_never_asked_again_until_a_restart(
+    start_runtime: Start, tmp_path: Path
+) -> None:
+    """After a liar is caught, the next download of the game asks only the honest
+    source (no manifest, no ticket from the liar) and the game view names the liar;
+    a restarted runtime has forgotten it and asks it again."""
+    honest = make_game(tmp_path / "bravo" / "games", size=6 * MiB)
+    liar = make_game(tmp_path / "charlie" / "games", size=6 * MiB)
+    alpha, bravo, charlie = await peers(
+        start_runtime, "alpha", "bravo", "charlie", install_policy=InstallPolicy.MANUAL
+    )
+    await hashed(bravo)
+    await hashed(charlie)
+    rot_every_chunk(liar / "game.eti")
+    await offered(alpha, count=2)
+    events = RuntimeEvents(alpha)
+    await alpha.execute(Download(game="quake3"))
+    await events.first(DownloadFinished)
+    assert {r.peer_id for r in events.of(SourceRejected)} == {charlie.peer_id}
+    view = next(g for g in alpha.games() if g.id == "quake3")
+    assert view.excluded_peers == (charlie.peer_id,)
+    await alpha.execute(Remove(game="quake3"))
+    await events.first(RemoveFinished)
+
+    again = RuntimeEvents(alpha)
+    asked = spy_requests(alpha)
+    await alpha.execute(Download(game="quake3"))
+    await again.first(DownloadFinished)
+    assert tree_digest(alpha.game_dir / "quake3") == tree_digest(honest)
+    assert again.of(DownloadBegin)[0].sources == (bravo.peer_id,)
+    assert {peer for _, peer in asked} == {bravo.peer_id}
+    assert {kind for kind, _ in asked} == {"manifest", "ticket"}
+    assert {c.peer_id for c in again.of(ChunkFinished)} == {bravo.peer_id}
+    assert again.of(SourceRejected) == []
+    await alpha.execute(Remove(game="quake3"))
+    await again.first(RemoveFinished)
+
+    alpha.shutdown()
+    await alpha.wait_stopped()
+    restarted = await start_runtime("alpha", chunk_size=CHUNK, install_policy=InstallPolicy.MANUAL)
+    await restarted.execute(Connect(addr=bravo.listen_addr))
+    await restarted.execute(Connect(addr=charlie.listen_addr))
+    await offered(restarted, count=2)
+    assert next(g for g in restarted.games() if g.id == "quake3").excluded_peers == ()
+    fresh = RuntimeEvents(restarted)
+    await restarted.execute(Download(game="quake3"))
+    await fresh.first(DownloadFinished)
+    assert fresh.of(DownloadBegin)[0].sources == tuple(sorted((bravo.peer_id, charlie.peer_id)))
+    assert {r.peer_id for r in fresh.of(SourceRejected)} == {charlie.peer_id}
+
+
+async def test_a_game_whose_every_source_lied_is_not_downloaded_again(
+    start_runtime: Start, tmp_path: Path
+) -> None:
+    """When the only source sent corrupt bytes the download fails; resuming it is
+    refused with a message naming the game, and the liar is never asked again."""
+    liar = make_game(tmp_path / "charlie" / "games", size=2 * MiB)
+    alpha, charlie = await peers(
+        start_runtime, "alpha", "charlie", install_policy=InstallPolicy.MANUAL
+    )
+    await hashed(charlie)
+    rot_every_chunk(liar / "game.eti")
+    await offered(alpha)
+    events = RuntimeEvents(alpha)
+    await alpha.execute(Download(game="quake3"))
+    await events.first(DownloadFailed)
+    assert {r.peer_id for r in events.of(SourceRejected)} == {charlie.peer_id}
+    asked = spy_requests(alpha)
+    with pytest.raises(
+        InvalidGameState,
+        match=r"^every peer offering quake3 sent corrupt data earlier; "
+        r"not downloading from them again until lanspread restarts$",
+    ):
+        await alpha.execute(Download(game="quake3"))
+    assert asked == []
+    view = next(g for g in alpha.games() if g.id == "quake3")
+    assert view.excluded_peers == (charlie.peer_id,)

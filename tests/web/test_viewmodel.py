@@ -858,3 +858,14 @@ def test_the_uninstall_label_counts_the_players_files_in_words() -> None:
     assert deletes_label(6, 4_100_000, 1, kept=True) == "Deletes 6 files, 4.1 MB; your 1 file stays"
     assert deletes_label(1, 7, 2, kept=True) == "Deletes 1 file, 7 B; your 2 files stay"
     assert deletes_label(1, 7, 2) == "Deletes 1 file, 7 B, yours included"
+
+
+def test_peers_that_sent_corrupt_data_are_named_in_the_detail_view() -> None:
+    """The detail view names each excluded peer by its name (its id once it is gone),
+    one line; a game every peer is trusted for has no such line."""
+    bob = SourceFacts("p1", "Bob", "10.0.0.3:7000", "1.2", ready=True)
+    one = card(facts(sources=(bob,), excluded_peers=("p1",)))
+    assert one.distrust_note == "Not downloading from Bob: it sent corrupt data"
+    two = card(facts(sources=(bob,), excluded_peers=("p1", "p9")))
+    assert two.distrust_note == "Not downloading from Bob, p9: they sent corrupt data"
+    assert card(facts(sources=(bob,))).distrust_note is None

@@ -5,7 +5,10 @@ Theory of operation
 One download is one job that owns its game root through the operation table::
 
     sources      ready peers advertising the newest version (aggregate view; in a
-      |          party, the newest pinned version of a pinned game)
+      |          party, the newest pinned version of a pinned game), less the peers
+      |          that sent corrupt bytes for the game since this process started
+      |          (core.liars; none left: refused, "every peer offering ... sent
+      |          corrupt data earlier")
       |  GetGame over TLS to each: manifests; a pinned version keeps only the
       |  sources whose manifest digest is the pin (core.party.check_pin);
       |  agree_manifests -> agreed manifest, per-file eligible sources,
@@ -67,6 +70,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from lanspread.core.gameroot import version_sort_key
+from lanspread.core.liars import LiarRecord, all_liars_message
 from lanspread.core.library import FoundGame
 from lanspread.core.manifest import Agreement, GameManifest, agree_manifests, manifest_digest
 from lanspread.core.operations import OperationKind
@@ -245,6 +249,7 @@ class DownloadManager:
         self._partials: dict[str, PartialDownload] = {}
         self._found: dict[str, FoundGame] = {}
         self._halts: dict[str, _Halt] = {}
+        self._liars = LiarRecord()
         network.add_peer_lost_listener(self._on_peer_lost)
 
     # -- facts -------------------------------------------------------------
@@ -273,6 +278,12 @@ class DownloadManager:
 
     def _root(self, game_id: str) -> Path:
         return self._local.game_dir / game_id
+
+    @property
+    def excluded(self) -> Mapping[str, tuple[str, ...]]:
+        """Per game, the peers that sent corrupt bytes for it: no source of it until a
+        restart (part of every game snapshot, so a front end can say why)."""
+        return self._liars.by_game()
 
     # -- startup -------------------------------------------------------------
 
@@ -315,7 +326,8 @@ class DownloadManager:
         """Start (or resume) downloading ``game_id``; ``update`` fetches the newest version."""
         self._local.require_catalog_game(game_id)
         summary = self._local.library.get(game_id)
-        latest, sources = self._network.sources_for(game_id)
+        latest, offering = self._network.sources_for(game_id)
+        sources = self._liars.exclude(game_id, offering)
         if summary is not None and summary.installed:
             update = True  # a download into an installed game is an update of it
         if update:
@@ -326,6 +338,8 @@ class DownloadManager:
             self._lifecycle.refuse_if_running(game_id, "update")
         elif summary is not None and summary.downloaded:
             raise InvalidGameState(f"{game_id} is already downloaded")
+        if offering and not sources:
+            raise InvalidGameState(all_liars_message(game_id))
         if not sources:
             raise InvalidGameState(f"no peer offers {game_id} right now")
         self._local.begin_operation(game_id, OperationKind.DOWNLOADING)
@@ -467,7 +481,10 @@ class DownloadManager:
     async def _agree(self, active: _Active) -> Agreement:
         """Manifests from every source at the newest version, and their majority."""
         game_id = active.game_id
-        latest, sources = self._network.sources_for(game_id)
+        latest, offering = self._network.sources_for(game_id)
+        sources = self._liars.exclude(game_id, offering)
+        if offering and not sources:
+            raise DownloadFailedError(all_liars_message(game_id))
         if not sources:
             raise _AllPeersGone
         manifests: dict[str, GameManifest] = {}
@@ -696,15 +713,18 @@ class _Transfer:
             dead |= self._unreachable
             if not self._active.sources - dead:
                 raise _AllPeersGone
+            # A source that sent corrupt bytes gets no retried chunk of this game either.
+            liars = frozenset(self._manager._liars.excluded(self._active.game_id))
             retry = replan_failures(
                 failures,
                 self._agreement.eligible,
                 attempts,
-                dead,
+                dead | liars,
                 MAX_CHUNK_ATTEMPTS,
                 bad_sources=bad,
             )
             for mismatch in retry.mismatches:
+                self._manager._liars.record(self._active.game_id, mismatch.source)
                 self._manager._reject(
                     self._active.game_id,
                     mismatch.source,
@@ -859,7 +879,9 @@ class _Transfer:
         ]
         sources = sorted(self._agreement.eligible.get(sentinel.path, frozenset()))
         live = self._network.known_peers()
-        for source in [peer for peer in sources if peer in live]:
+        game_id = self._active.game_id
+        trusted = [peer for peer in sources if not self._manager._liars.is_liar(game_id, peer)]
+        for source in [peer for peer in trusted if peer in live]:
             data = await self._fetch_into_memory(source, tasks, sentinel.size)
             if data is not None:
                 for task in tasks:
@@ -882,8 +904,16 @@ class _Transfer:
                 host, ticket.data_port, ticket.token, cancel=self._active.cancel
             ) as connection:
                 async for result in connection.fetch(tasks, sink):
-                    if not result.ok:
+                    failure = result.failure(source)
+                    if failure is not None:
                         log.info("sentinel from %s failed: %s", source, result.detail)
+                        if failure.reason is FailureReason.HASH_MISMATCH:
+                            self._manager._liars.record(self._active.game_id, source)
+                            self._manager._reject(
+                                self._active.game_id,
+                                source,
+                                f"sent corrupt bytes for {failure.task.path}",
+                            )
                         return None
             return sink.read(size)
         except LanspreadError as exc:

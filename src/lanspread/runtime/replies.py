@@ -94,6 +94,9 @@ class GameView(msgspec.Struct, frozen=True):
     touched); ``None`` when lanspread accounts for the folder or there is none."""
     download_state: DownloadState | None = None
     """A paused or failed download while no operation runs on the game; ``None`` otherwise."""
+    excluded_peers: tuple[str, ...] = ()
+    """Peers (ids) that sent corrupt bytes for the game: not asked for it again until
+    this peer restarts."""
 
 
 class VerifyReply(msgspec.Struct, frozen=True):
@@ -146,10 +149,12 @@ def game_views(
     running: Set[str] = frozenset(),
     found: Mapping[str, FoundGame] | None = None,
     halted: Mapping[str, DownloadState] | None = None,
+    excluded: Mapping[str, tuple[str, ...]] | None = None,
 ) -> tuple[GameView, ...]:
     partials = partials or {}
     found = found or {}
     halted = halted or {}
+    excluded = excluded or {}
     mine = local.by_id()
     views = []
     for game in sorted(catalog, key=lambda g: g.id):
@@ -191,6 +196,7 @@ def game_views(
                 installed_version=summary.installed_version if summary is not None else None,
                 found=found[game.id].reason if game.id in found else None,
                 download_state=halted.get(game.id) if operation is None else None,
+                excluded_peers=excluded.get(game.id, ()),
             )
         )
     return tuple(views)

@@ -360,6 +360,7 @@ class PeerRuntime:
             self.lifecycle.running,
             self.downloads.found,
             self.downloads.halted,
+            self.downloads.excluded,
         )
 
 

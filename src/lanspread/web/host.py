@@ -282,4 +282,5 @@ def game_facts(
         last_error=overlay.last_error,
         pending=overlay.pending,
         found_reason=view.found,
+        excluded_peers=view.excluded_peers,
     )

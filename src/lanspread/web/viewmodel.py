@@ -133,6 +133,8 @@ class GameFacts:
     """A download or update command sent from the page and not yet answered."""
     found_reason: str | None = None
     """Why a folder named like the game is *found, not from lanspread* (left alone)."""
+    excluded_peers: tuple[str, ...] = ()
+    """Peers (ids) that sent corrupt bytes for the game: not downloaded from until a restart."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,6 +295,8 @@ class CardView(msgspec.Struct, frozen=True):
     found folder is not lanspread's."""
     explanation: str | None
     """A paragraph for the detail view (a found folder: what lanspread does with it)."""
+    distrust_note: str | None
+    """A line for the detail view naming the peers that sent corrupt data for the game."""
     actions: tuple[SecondaryAction, ...]
     sources: tuple[SourceView, ...]
     installed: bool
@@ -591,6 +595,17 @@ def paused_note(facts: GameFacts) -> str | None:
     return f"{where} — {facts.paused_reason}" if facts.paused_reason else where
 
 
+def distrust_note(facts: GameFacts) -> str | None:
+    """ "Not downloading from bravo: it sent corrupt data", by the peers' names (the id
+    of a peer no longer seen); ``None`` when every peer is trusted."""
+    if not facts.excluded_peers:
+        return None
+    names = {source.peer_id: source.name for source in facts.sources}
+    listed = ", ".join(names.get(peer, peer) for peer in facts.excluded_peers)
+    they = "it" if len(facts.excluded_peers) == 1 else "they"
+    return f"Not downloading from {listed}: {they} sent corrupt data"
+
+
 def error_of(facts: GameFacts) -> str | None:
     """The failure the card shows: the last operation's, else the failed download's."""
     if facts.last_error is not None:
@@ -799,6 +814,7 @@ def card(facts: GameFacts) -> CardView:
         error=error_of(facts),
         note=paused_note(facts),
         explanation=FOUND_EXPLANATION if _found(facts) else None,
+        distrust_note=distrust_note(facts),
         actions=secondary_actions(facts, action),
         sources=tuple(_source_view(source) for source in sources),
         installed=facts.installed,

@@ -542,6 +542,8 @@
     $("detail-error").textContent = game.error || "";
     $("detail-explanation").hidden = !game.explanation;
     $("detail-explanation").textContent = game.explanation || "";
+    $("detail-distrust").hidden = !game.distrust_note;
+    $("detail-distrust").textContent = game.distrust_note || "";
     // A result is about the files as they were: an operation or an uninstall outdates it.
     if (state.verify && (game.action.busy || !game.installed)) state.verify = null;
     renderProgress(game.progress);
