@@ -27,7 +27,7 @@ TEST_PACKAGES := $(RUN_PACKAGES) iproute2 chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run test run-deps test-deps apt-install python-check lock-check app-venv test-venv \
-	lint typecheck unit lock bundle bench clean
+	lint typecheck unit soak lock bundle bench clean
 
 run: python-check run-deps app-venv
 	$(BIN)/lanspread $(ARGS)
@@ -94,6 +94,12 @@ typecheck: test-venv
 unit: test-venv
 	$(BIN)/python tools/fetch_rar_corpus.py
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# Long randomized runs, outside the default suite: the crash loop (kill -9 at random
+# moments across every operation; LANSPREAD_CRASH_SEED=N replays a run).
+soak: test-venv
+	$(BIN)/python tools/fetch_rar_corpus.py
+	$(BIN)/pytest -m soak $(PYTEST_ARGS)
 
 # Moves the pins: resolve every lock anew from pyproject.toml (commit it on its own,
 # after a green `make test`).

@@ -513,6 +513,7 @@ class Loop:
         return done
 
 
+@pytest.mark.soak
 @pytest.mark.timeout(TEST_TIMEOUT)
 async def test_a_crash_loop_never_loses_a_players_file(build_lan: BuildLan) -> None:
     """S31: 44 kill -9 during download, install, update, uninstall and remove all converge.
