@@ -17,6 +17,7 @@ from lanspread.download.ownership import (
     OwnershipRecord,
     claim_download,
     identify,
+    identify_sentinel,
     is_ours,
     load_record,
     load_record_or_none,
@@ -324,3 +325,43 @@ def test_a_sweep_cut_short_never_leaves_the_sentinel(
     monkeypatch.undo()
     assert sweep_orphans(root)
     assert not root.exists()
+
+
+def test_a_sentinel_is_proven_ours_the_moment_its_rename_lands(game_dir: Path) -> None:
+    """The commit records the temp file's identity before renaming it into place, so a
+    kill right after the rename (no bookkeeping after it) still leaves a ``version.ini``
+    that a remove deletes with everything else."""
+    root = game_dir / GAME_ID
+    record = _download_layout(root)
+    commit_sentinel(
+        root,
+        FILES["version.ini"],
+        on_written=lambda temp: identify_sentinel(root, record, temp),
+    )
+    recorded = load_record(root)
+    assert recorded is not None
+    sentinel = next(name for name in recorded.names if name.path == "version.ini")
+    assert is_ours(root, sentinel)
+    report = sweep_owned(root, recorded)
+    assert "version.ini" in report.removed
+    assert report.kept == ()
+    assert not root.exists()
+
+
+def test_a_players_sentinel_in_place_of_ours_is_never_proven(game_dir: Path) -> None:
+    """The identity recorded is the temp file's: a ``version.ini`` the player puts in its
+    place afterwards is a different file and is left alone."""
+    root = game_dir / GAME_ID
+    record = _download_layout(root)
+    commit_sentinel(
+        root,
+        FILES["version.ini"],
+        on_written=lambda temp: identify_sentinel(root, record, temp),
+    )
+    (root / "version.ini").unlink()
+    (root / "version.ini").write_bytes(b"9.9\n")
+    recorded = load_record(root)
+    assert recorded is not None
+    report = sweep_owned(root, recorded)
+    assert report.kept == ("version.ini",)
+    assert (root / "version.ini").read_bytes() == b"9.9\n"

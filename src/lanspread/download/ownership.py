@@ -342,6 +342,31 @@ def identify(root: Path, record: OwnershipRecord) -> OwnershipRecord:
     return identified
 
 
+def identify_sentinel(root: Path, record: OwnershipRecord, written: Path) -> OwnershipRecord:
+    """Record ``written`` (the sentinel's synced temp, not yet renamed) as ``version.ini``.
+
+    A rename keeps the file's identity, so the ``version.ini`` the commit makes is
+    provably ours from the instant it appears: a kill between the rename and any
+    later bookkeeping still leaves a sentinel a sweep may delete. Durable on
+    return. A record that does not claim the sentinel is returned unchanged.
+    """
+    info = os.lstat(written)
+    names = []
+    changed = False
+    for name in record.names:
+        if name.path == VERSION_FILE and stat.S_ISREG(info.st_mode):
+            name = msgspec.structs.replace(
+                name, dev=info.st_dev, ino=info.st_ino, generation=file_generation(written)
+            )
+            changed = True
+        names.append(name)
+    if not changed:
+        return record
+    identified = msgspec.structs.replace(record, names=tuple(names))
+    save_record(root, identified)
+    return identified
+
+
 def is_ours(root: Path, name: OwnedName) -> bool:
     """True when what sits at ``name.path`` is still provably what the download created."""
     if name.adopted or (name.path == VERSION_FILE and not name.identified):

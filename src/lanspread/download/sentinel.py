@@ -90,8 +90,18 @@ def begin_update(root: Path) -> bool:
     return True
 
 
-def commit_sentinel(root: Path, data: bytes, *, checkpoint: Checkpoint | None = None) -> None:
+def commit_sentinel(
+    root: Path,
+    data: bytes,
+    *,
+    checkpoint: Checkpoint | None = None,
+    on_written: Callable[[Path], None] | None = None,
+) -> None:
     """Make ``data`` the root's ``version.ini`` atomically, then drop the parked sentinel.
+
+    ``on_written`` gets the synced temp file before it is renamed into place (the
+    download records its identity there, so the sentinel is proven ours the moment
+    it exists).
 
     Call only once every payload byte is durable (see the module docstring).
     Raises :class:`ValueError` when ``data`` is larger than a sentinel can be,
@@ -111,6 +121,8 @@ def commit_sentinel(root: Path, data: bytes, *, checkpoint: Checkpoint | None = 
     temp = root / VERSION_TMP_FILE
     step(WRITE_TMP)
     write_synced_file(temp, data)
+    if on_written is not None:
+        on_written(temp)
     step(RENAME_SENTINEL)
     try:
         rename_synced(temp, root / VERSION_FILE)

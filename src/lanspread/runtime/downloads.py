@@ -88,7 +88,12 @@ from lanspread.core.progress import ProgressSampler, ProgressTracker
 from lanspread.download.journal import DownloadJournal, JournalCorrupt, should_commit
 from lanspread.download.journal import load as load_journal
 from lanspread.download.manifest_cache import ManifestCache
-from lanspread.download.ownership import claim_download, identify, load_record_or_none
+from lanspread.download.ownership import (
+    claim_download,
+    identify,
+    identify_sentinel,
+    load_record_or_none,
+)
 from lanspread.download.reuse import reusable_chunks
 from lanspread.download.sentinel import begin_update, commit_sentinel, rollback
 from lanspread.download.startup import (
@@ -925,10 +930,13 @@ class _Transfer:
     def _commit_all(self, sentinel: bytes) -> None:
         """Make every byte durable, then the sentinel; the journal goes last. Blocking."""
         self._journal.commit_durable(self._sink.fds)
-        commit_sentinel(self._root, sentinel)
         record = load_record_or_none(self._root)
-        if record is not None:
-            identify(self._root, record)  # the sentinel is ours once identified
+
+        def prove_ours(written: Path) -> None:
+            if record is not None:  # the sentinel is ours once identified, before it exists
+                identify_sentinel(self._root, record, written)
+
+        commit_sentinel(self._root, sentinel, on_written=prove_ours)
         self._journal.remove()
 
     # -- progress ----------------------------------------------------------------
