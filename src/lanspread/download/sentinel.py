@@ -95,7 +95,7 @@ def commit_sentinel(
     data: bytes,
     *,
     checkpoint: Checkpoint | None = None,
-    on_written: Callable[[Path], None] | None = None,
+    on_written: Callable[[Path], object] | None = None,
 ) -> None:
     """Make ``data`` the root's ``version.ini`` atomically, then drop the parked sentinel.
 
