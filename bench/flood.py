@@ -42,17 +42,11 @@ from lanspread.core.manifest import GameManifest
 from lanspread.core.planning import ChunkTask, manifest_tasks
 from lanspread.core.servegate import GateState
 from lanspread.core.tickets import FRESH_PEER_AGE
-from lanspread.download.hashing import hash_game_payload
+from lanspread.download.dataclient import ChunkOutcome, DataConnection
+from lanspread.files.hashing import hash_game_payload
 from lanspread.net.connection import PeerConnection, dial
-from lanspread.net.dataplane import (
-    ChunkOutcome,
-    DataConnection,
-    DataServer,
-    ServeScope,
-    answer_ticket_request,
-)
 from lanspread.net.identity import load_or_create_identity
-from lanspread.net.server import PeerServer
+from lanspread.net.peer_server import PeerServer
 from lanspread.net.wire import (
     Announcement,
     ErrorCode,
@@ -65,6 +59,7 @@ from lanspread.net.wire import (
     Response,
     Ticket,
 )
+from lanspread.seeding.dataserver import DataServer, ServeScope, answer_ticket_request
 
 GAME = "flood"
 HONEST = "127.0.0.1"

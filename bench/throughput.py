@@ -78,10 +78,11 @@ from typing import Any
 from lanspread.core.manifest import GameManifest, MiB, decode_manifest, encode_manifest
 from lanspread.core.planning import ChunkTask, manifest_tasks
 from lanspread.core.servegate import GateState
-from lanspread.download.hashing import hash_game_payload
-from lanspread.download.storage import open_for_writing, prepare_game_storage
-from lanspread.net.dataplane import DEFAULT_PIPELINE_DEPTH, DataConnection, DataServer, ServeScope
+from lanspread.download.dataclient import DEFAULT_PIPELINE_DEPTH, DataConnection
+from lanspread.download.prepare import open_for_writing, prepare_game_storage
+from lanspread.files.hashing import hash_game_payload
 from lanspread.net.sendfile import pwrite_all
+from lanspread.seeding.dataserver import DataServer, ServeScope
 
 # The namespace harness lives with the tests; make the checkout importable when run
 # as ``.venv/bin/python bench/throughput.py``.

@@ -14,11 +14,11 @@ from tests.support.webui import until
 
 from lanspread.demo import DEMO_GAMES, DEMO_PEER_NAME, DemoPeer, with_demo_games
 from lanspread.demo import peer as demo_peer_module
-from lanspread.download.manifest_cache import HashingService, HashState
 from lanspread.errors import ConfigError, UnknownGame
 from lanspread.runtime.commands import Download
 from lanspread.runtime.events import InstallFinished, LocalReady, PeerLost
 from lanspread.runtime.runtime import PeerRuntime
+from lanspread.seeding.manifests import HashingService, HashState
 from lanspread.storage.catalog_file import load_bundled_catalog
 
 CATALOG = with_demo_games(load_bundled_catalog(), play_seconds=1)

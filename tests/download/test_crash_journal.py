@@ -30,11 +30,11 @@ from tests.support.platforms import KILLED_RETURNCODE, kill_hard
 
 from lanspread.core.gameroot import OWNERSHIP_FILE
 from lanspread.core.planning import manifest_tasks
-from lanspread.download.hashing import verify_chunk
 from lanspread.download.journal import DownloadJournal, load
-from lanspread.download.sentinel import COMMIT_STEPS, DROP_PARKED
-from lanspread.download.startup import classify_partial, sweep_orphans
+from lanspread.files.hashing import verify_chunk
+from lanspread.files.sentinel import COMMIT_STEPS, DROP_PARKED
 from lanspread.install.sweep import recover_game_root
+from lanspread.runtime.startup import classify_partial, sweep_orphans
 
 REPO = Path(__file__).resolve().parents[2]
 # A child imports lanspread and writes about 12 MiB: seconds at most even on a busy box.

@@ -29,7 +29,7 @@ from lanspread.download.journal import (
     load,
     should_commit,
 )
-from lanspread.download.storage import prepare_game_storage
+from lanspread.download.prepare import prepare_game_storage
 from lanspread.errors import StorageError
 from lanspread.platform import fileio
 

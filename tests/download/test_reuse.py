@@ -14,9 +14,9 @@ from tests.support.platforms import make_fifo
 
 import lanspread.download.reuse as reuse
 from lanspread.core.planning import manifest_tasks
-from lanspread.download.hashing import HashingStopped
 from lanspread.download.reuse import REUSE_BLOCK_SIZE, reusable_chunks
 from lanspread.errors import StorageError
+from lanspread.files.hashing import HashingStopped
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer

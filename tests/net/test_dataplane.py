@@ -21,21 +21,12 @@ from lanspread.core.manifest import MIN_CHUNK_SIZE, GameManifest
 from lanspread.core.planning import ChunkFailure, ChunkTask, FailureReason, manifest_tasks
 from lanspread.core.servegate import MAX_CHUNK_LENGTH, GateState
 from lanspread.core.tickets import TOKEN_SIZE
-from lanspread.download.hashing import hash_game_payload
+from lanspread.download.dataclient import ChunkOutcome, ChunkResult, DataConnection
 from lanspread.errors import PeerRefused, StorageError, TransportError
+from lanspread.files.hashing import hash_game_payload
 from lanspread.net import sendfile as sendfile_module
 from lanspread.net.connection import PeerConnection, dial
-from lanspread.net.dataplane import (
-    MAX_DATA_CONNECTIONS_PER_PEER,
-    AdmissionRefused,
-    ChunkOutcome,
-    ChunkResult,
-    DataConnection,
-    DataPlaneCancelled,
-    DataServer,
-    ServeScope,
-    answer_ticket_request,
-)
+from lanspread.net.dataplane import AdmissionRefused, DataPlaneCancelled
 from lanspread.net.datawire import (
     HEADER_SIZE,
     HELLO_SIZE,
@@ -49,10 +40,16 @@ from lanspread.net.datawire import (
     encode_request,
 )
 from lanspread.net.identity import load_or_create_identity
+from lanspread.net.peer_server import PeerServer
 from lanspread.net.sendfile import FileEndedEarly, pwrite_all
-from lanspread.net.server import PeerServer
 from lanspread.net.wire import GetTicket, Request, Response, Ticket
 from lanspread.platform import fileio
+from lanspread.seeding.dataserver import (
+    MAX_DATA_CONNECTIONS_PER_PEER,
+    DataServer,
+    ServeScope,
+    answer_ticket_request,
+)
 
 GAME = "quake3"
 OLD = -1e9

@@ -35,7 +35,7 @@ from lanspread.errors import (
 from lanspread.net.connection import HANDSHAKE_TIMEOUT, PeerConnection, dial
 from lanspread.net.handshake import build_hello
 from lanspread.net.identity import PeerIdentity, load_or_create_identity
-from lanspread.net.server import PeerServer
+from lanspread.net.peer_server import PeerServer
 from lanspread.net.stream import FramedStream
 from lanspread.net.wire import (
     MAX_FRAME_SIZE,
@@ -267,7 +267,7 @@ async def test_a_dialer_of_another_version_is_told_our_version_and_dropped(
 ) -> None:
     """A v2 dialer receives our v1 preamble, then EOF; the server logs the mismatch."""
     handler = RecordingHandler(announcement("alice"))
-    caplog.set_level(logging.INFO, logger="lanspread.net.server")
+    caplog.set_level(logging.INFO, logger="lanspread.net.peer_server")
     async with PeerServer(alice, handler, host="127.0.0.1", port=0) as server:
         stream = await open_raw_client(server.port)
         try:
@@ -358,7 +358,7 @@ async def test_a_truncated_frame_then_eof_ends_only_that_connection(
     alice: PeerIdentity, bob: PeerIdentity, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Half a request then a close: the server logs it, reports the disconnect, serves on."""
-    caplog.set_level(logging.INFO, logger="lanspread.net.server")
+    caplog.set_level(logging.INFO, logger="lanspread.net.peer_server")
     handler = RecordingHandler(announcement("alice"))
     async with PeerServer(alice, handler, host="127.0.0.1", port=0) as server:
         stream = await _handshaken_raw_client(server.port, bob)

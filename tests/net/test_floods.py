@@ -25,22 +25,14 @@ from lanspread.core.manifest import MIN_CHUNK_SIZE, GameManifest
 from lanspread.core.planning import manifest_tasks
 from lanspread.core.servegate import GateState
 from lanspread.core.tickets import MAX_FRESH_TICKETS_PER_ADDRESS, MAX_TICKETS_PER_PEER
-from lanspread.download.hashing import hash_game_payload
+from lanspread.download.dataclient import ChunkOutcome, DataConnection
 from lanspread.errors import LanspreadError, PeerRefused
+from lanspread.files.hashing import hash_game_payload
 from lanspread.net.connection import PeerConnection, dial
-from lanspread.net.dataplane import (
-    MAX_UNADMITTED,
-    MAX_UNADMITTED_PER_ADDRESS,
-    AdmissionRefused,
-    ChunkOutcome,
-    DataConnection,
-    DataServer,
-    ServeScope,
-    TicketUnavailable,
-)
+from lanspread.net.dataplane import AdmissionRefused
 from lanspread.net.datawire import HEADER_SIZE, DataStatus, decode_header, encode_hello
 from lanspread.net.identity import PeerIdentity, load_or_create_identity
-from lanspread.net.server import (
+from lanspread.net.peer_server import (
     MAX_PENDING_HANDSHAKES,
     MAX_PENDING_HANDSHAKES_PER_ADDRESS,
     PeerServer,
@@ -48,6 +40,13 @@ from lanspread.net.server import (
 from lanspread.net.stream import FramedStream
 from lanspread.net.tls import client_context
 from lanspread.net.wire import MAX_HANDSHAKE_FRAME_SIZE, Challenge, Ping, Pong
+from lanspread.seeding.dataserver import (
+    MAX_UNADMITTED,
+    MAX_UNADMITTED_PER_ADDRESS,
+    DataServer,
+    ServeScope,
+    TicketUnavailable,
+)
 
 GAME = "quake3"
 HONEST = "127.0.0.1"

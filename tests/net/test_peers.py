@@ -28,7 +28,7 @@ from lanspread.errors import (
 from lanspread.net.connection import PeerConnection, dial
 from lanspread.net.handshake import build_hello
 from lanspread.net.identity import PeerIdentity
-from lanspread.net.server import MAX_IN_FLIGHT_REQUESTS, PeerServer
+from lanspread.net.peer_server import MAX_IN_FLIGHT_REQUESTS, PeerServer
 from lanspread.net.wire import (
     Challenge,
     ErrorCode,

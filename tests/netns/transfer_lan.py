@@ -45,7 +45,7 @@ import pytest
 from lanspread.core.gameroot import INSTALLER_OWNED_NAMES, OWNERSHIP_FILE
 from lanspread.download.journal import JournalCorrupt
 from lanspread.download.journal import load as load_journal
-from lanspread.download.manifest_cache import ManifestCache
+from lanspread.seeding.manifests import ManifestCache
 from tests.support.archives import ArchiveFormat
 from tests.support.fixtures import (
     FIXTURE_CATALOG_IDS,

@@ -18,9 +18,8 @@ from tests.support.events import RuntimeEvents
 from tests.support.ownership import record_as_downloaded
 
 from lanspread.core.gameroot import DOWNLOAD_JOURNAL_FILE, INSTALL_RECORD_FILE, OWNERSHIP_FILE
-from lanspread.download.manifest_cache import HashState
-from lanspread.download.ownership import claim_download
 from lanspread.errors import InvalidGameState, OperationInProgress, UnknownGame
+from lanspread.files.ownership import claim_download
 from lanspread.runtime.commands import Cancel, Connect, Download, Remove, SetGameDir, Update
 from lanspread.runtime.events import (
     ChunkFinished,
@@ -36,6 +35,7 @@ from lanspread.runtime.events import (
 )
 from lanspread.runtime.options import InstallPolicy
 from lanspread.runtime.runtime import PeerRuntime
+from lanspread.seeding.manifests import HashState
 
 Start = Callable[..., Any]
 MiB = 1024 * 1024

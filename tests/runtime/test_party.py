@@ -34,8 +34,8 @@ from lanspread.core.party import (
     public_key_bytes,
     sign_catalog,
 )
-from lanspread.download.hashing import hash_game_payload
 from lanspread.errors import InvalidGameState
+from lanspread.files.hashing import hash_game_payload
 from lanspread.net.wire import OfferCatalog
 from lanspread.runtime.commands import Download, Update
 from lanspread.runtime.events import (

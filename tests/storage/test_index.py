@@ -14,7 +14,7 @@ from lanspread.core.catalog import GAME_ID_PATTERN
 from lanspread.core.gameroot import EntryKind
 from lanspread.core.library import Availability, GameSummary
 from lanspread.errors import StorageError
-from lanspread.storage.atomic import temp_path_for
+from lanspread.files.atomic import temp_path_for
 from lanspread.storage.index import (
     INDEX_FILE_NAME,
     INDEX_FORMAT_VERSION,

@@ -9,7 +9,7 @@ game is :func:`crash_game_files` of ``SEED`` and STOP is one of:
 * ``call:NAME:N``: SIGKILL itself just before the Nth call of ``os.NAME``
   (``pwrite``, ``fdatasync``, ``fsync``, ``replace``, ``unlink``);
 * ``step:NAME``: SIGKILL itself at a sentinel step: ``after-park`` (parked, not
-  yet journaled), a :data:`~lanspread.download.sentinel.COMMIT_STEPS` name, or
+  yet journaled), a :data:`~lanspread.files.sentinel.COMMIT_STEPS` name, or
   ``before-journal-remove`` (sentinel committed, journal still there).
 
 It does what the orchestrator does: resume from the journal if there is one,
@@ -31,17 +31,17 @@ from pathlib import Path
 from typing import Any
 
 from lanspread.core.planning import ChunkTask, manifest_tasks
-from lanspread.download.hashing import ChunkHasher
 from lanspread.download.journal import DownloadJournal, load
-from lanspread.download.ownership import (
+from lanspread.download.prepare import open_for_writing, prepare_game_storage, write_at
+from lanspread.download.reuse import reusable_chunks
+from lanspread.files.hashing import ChunkHasher
+from lanspread.files.ownership import (
     OwnershipRecord,
     claim_download,
     identify,
     load_record_or_none,
 )
-from lanspread.download.reuse import reusable_chunks
-from lanspread.download.sentinel import begin_update, commit_sentinel
-from lanspread.download.storage import open_for_writing, prepare_game_storage, write_at
+from lanspread.files.sentinel import begin_update, commit_sentinel
 from tests.support.download_roots import CHUNK, blob, build_manifest
 from tests.support.platforms import kill_hard
 

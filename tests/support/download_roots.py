@@ -21,8 +21,8 @@ from lanspread.core.manifest import (
 )
 from lanspread.core.planning import manifest_tasks
 from lanspread.download.journal import DownloadJournal
-from lanspread.download.sentinel import begin_update, commit_sentinel
-from lanspread.download.storage import open_for_writing, prepare_game_storage, write_at
+from lanspread.download.prepare import open_for_writing, prepare_game_storage, write_at
+from lanspread.files.sentinel import begin_update, commit_sentinel
 from tests.support.ownership import record_as_downloaded
 
 GAME_ID = "quake3"

@@ -13,7 +13,7 @@ from lanspread.core.gameroot import (
     VERSION_TMP_FILE,
     is_reserved_name,
 )
-from lanspread.download.ownership import (
+from lanspread.files.ownership import (
     OWNERSHIP_FORMAT_VERSION,
     TRANSIENT_BOUNDS,
     Kind,
@@ -21,7 +21,7 @@ from lanspread.download.ownership import (
     OwnershipRecord,
     save_record,
 )
-from lanspread.platform.identity import file_generation
+from lanspread.platform.generation import file_generation
 
 _TRANSIENTS = (
     VERSION_TMP_FILE,

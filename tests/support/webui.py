@@ -13,7 +13,7 @@ from typing import Any
 from lanspread.runtime.options import RuntimeOptions
 from lanspread.runtime.runtime import PeerRuntime
 from lanspread.storage.settings import SettingsStore
-from lanspread.web.server import WebUI
+from lanspread.web.api import WebUI
 from lanspread.web.viewmodel import RuntimeState
 from tests.support.peers import loopback_options
 

@@ -24,7 +24,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from lanspread import __version__
-from lanspread.cli import party, peer_cli
+from lanspread.cli import organizer, peer_cli
 from lanspread.cli.instance import EXIT_ALREADY_RUNNING, InstanceLock
 from lanspread.cli.logs import add_log_arguments, file_logging, stderr_logging
 from lanspread.cli.paths import default_game_dir, default_log_dir, default_state_dir
@@ -41,7 +41,7 @@ from lanspread.runtime.options import RuntimeOptions, default_display_name
 from lanspread.storage.catalog_file import load_catalog
 from lanspread.storage.gamedir import prepare_state_dir
 from lanspread.storage.settings import SettingsStore
-from lanspread.web.server import WebUI, describe
+from lanspread.web.api import WebUI, describe
 from lanspread.web.viewmodel import RuntimeFacts, RuntimeState
 
 log = logging.getLogger("lanspread")
@@ -69,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     # Options given after "demo" win; options before it stay (SUPPRESS keeps the
     # subcommand's defaults from overwriting them).
     add_app_arguments(demo, defaults=False)
-    party.add_commands(sub)
+    organizer.add_commands(sub)
     return parser
 
 
@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "peer-cli":
         return peer_cli.main(args)
     if args.command in {"party", "catalog"}:
-        return party.main(args)
+        return organizer.main(args)
     with stderr_logging(args.log_level):
         return _run(args)
 
@@ -161,7 +161,7 @@ def _run(args: argparse.Namespace) -> int:
                 name=args.name or saved.display_name or default_display_name(),
                 listen_host=host,
                 listen_port=port,
-                party_code=party.resolve_party_code(state_dir, args.party),
+                party_code=organizer.resolve_party_code(state_dir, args.party),
             )
             setup_needed = not saved.complete and not (args.game_dir and args.name)
             demo = choose_demo_mode(

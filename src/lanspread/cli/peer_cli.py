@@ -38,7 +38,7 @@ from lanspread.cli.logs import (
     file_logging,
     stderr_logging,
 )
-from lanspread.cli.party import resolve_party_code
+from lanspread.cli.organizer import resolve_party_code
 from lanspread.cli.paths import default_log_dir
 from lanspread.demo import DemoPeer, with_demo_games
 from lanspread.errors import (

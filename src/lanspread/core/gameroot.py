@@ -12,7 +12,7 @@ A game root is ``<game_dir>/<game_id>/``. Its children fall in three groups:
 * **transients** of the version sentinel and download transactions:
   ``.version.ini.tmp``, ``.version.ini.discarded`` and the download journal;
 * the download **ownership record** ``.lanspread.files.json``
-  (:mod:`lanspread.download.ownership`): what a download created, the only
+  (:mod:`lanspread.files.ownership`): what a download created, the only
   proof any sweep deletes by;
 * everything else is **payload**, owned by the peer: the ``.eti`` archives, the
   root ``version.ini`` sentinel and any nested payload folders.

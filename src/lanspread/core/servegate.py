@@ -13,7 +13,7 @@ game root. The gate answers in four steps, each pure, each returning a
    platform reads as a separator, drive, stream or device, is bounded in length
    and depth, and does not start with ``local`` or any other reserved name.
 3. :func:`check_resolved`: what only the filesystem can tell, gathered by the
-   shell (``lanspread.storage.serving``): every component is a real directory and
+   shell (``lanspread.seeding.serving``): every component is a real directory and
    the last one a regular file, with **no symlink anywhere**, and the file's real
    path lies inside the game root. Symlinks inside the payload are never served,
    not even ones that point inside the root: following none is the simplest rule

@@ -4,7 +4,7 @@
 :class:`DemoPeer` beside the user's peer, so a newcomer can download, install and
 play something on one machine within a minute. The demo games are real archives
 (tar and zip) with a launcher script, generated deterministically
-(:mod:`lanspread.demo.library`); their catalog entries (ids ``demo-...``) are
+(:mod:`lanspread.demo.roots`); their catalog entries (ids ``demo-...``) are
 added to the catalog of both peers for that run only (:func:`with_demo_games`).
 """
 
@@ -23,8 +23,8 @@ from lanspread.demo.games import (
     is_demo_id,
     launcher_for,
 )
-from lanspread.demo.library import root_files, with_demo_games, write_demo_library
 from lanspread.demo.peer import DEMO_PEER_NAME, DemoPeer
+from lanspread.demo.roots import root_files, with_demo_games, write_demo_library
 
 __all__ = [
     "DEFAULT_PLAY_SECONDS",

@@ -31,13 +31,13 @@ from types import TracebackType
 from lanspread.core.catalog import Catalog
 from lanspread.core.manifest import MIN_CHUNK_SIZE
 from lanspread.demo.games import DEFAULT_PLAY_SECONDS, DEMO_GAMES, DemoGame
-from lanspread.demo.library import write_demo_library
-from lanspread.download.manifest_cache import HashState
+from lanspread.demo.roots import write_demo_library
 from lanspread.errors import ConfigError, LanspreadError
 from lanspread.runtime.commands import Connect
 from lanspread.runtime.events import Event, LocalReady, PeerLost
 from lanspread.runtime.options import InstallPolicy, RuntimeOptions
 from lanspread.runtime.runtime import PeerRuntime
+from lanspread.seeding.manifests import HashState
 
 log = logging.getLogger(__name__)
 

@@ -27,8 +27,8 @@ fsync, rename, fsync of the root): after a kill the file is the previous
 journal or the new one. :func:`should_commit` is the batching policy.
 
 The sentinel's chunks are never journaled: the sentinel is held in memory and
-its commit (:mod:`lanspread.download.sentinel`) is what completes the download.
-Create the journal *after* :func:`~lanspread.download.sentinel.begin_update`
+its commit (:mod:`lanspread.files.sentinel`) is what completes the download.
+Create the journal *after* :func:`~lanspread.files.sentinel.begin_update`
 parked the old sentinel (:meth:`DownloadJournal.create` refuses otherwise), and
 remove it *after* the new sentinel is committed. So a journal next to no
 sentinel is a paused download, and a journal next to a sentinel is a finished
@@ -72,7 +72,7 @@ from lanspread.core.manifest import (
     manifest_digest,
 )
 from lanspread.core.planning import ChunkKey, manifest_tasks
-from lanspread.download.storage import (
+from lanspread.download.prepare import (
     fsync_files,
     rename_synced,
     sync_fd,
@@ -80,7 +80,7 @@ from lanspread.download.storage import (
     write_synced_file,
 )
 from lanspread.errors import StorageError
-from lanspread.storage.atomic import NotARegularFile, read_regular_bounded
+from lanspread.files.atomic import NotARegularFile, read_regular_bounded
 
 JOURNAL_FORMAT_VERSION = 1
 
@@ -180,7 +180,7 @@ class DownloadJournal:
         Creates ``root`` if missing (its parent must exist) and replaces any
         previous journal. Raises :class:`StorageError` when a ``version.ini``
         is still in place (park it first with
-        :func:`~lanspread.download.sentinel.begin_update`) or the disk refuses.
+        :func:`~lanspread.files.sentinel.begin_update`) or the disk refuses.
         """
         _ensure_root(root)
         if os.path.lexists(root / VERSION_FILE):

@@ -9,7 +9,7 @@ Cost: it reads every byte of every manifest file that exists (up to the
 manifest size of each), so it costs one sequential read of the existing payload;
 BLAKE3 (about 4 GiB/s on one core) is far faster than any disk, so the disk's
 read speed sets the time. It runs **once, before the transfer starts** and
-before :func:`~lanspread.download.storage.prepare_game_storage` (which would
+before :func:`~lanspread.download.prepare.prepare_game_storage` (which would
 extend new files to their full size and make this read zeros). A file that is
 missing, a link, not a regular file, or a chunk that runs past the end of the
 file is simply not reusable. The sentinel is never reused: it is committed
@@ -22,7 +22,7 @@ was synced: journal them with
 :meth:`~lanspread.download.journal.DownloadJournal.commit_durable` passing
 their paths. It blocks; the runtime runs it through ``asyncio.to_thread`` and
 stops it early with ``should_stop`` (checked between blocks), which raises
-:class:`~lanspread.download.hashing.HashingStopped`.
+:class:`~lanspread.files.hashing.HashingStopped`.
 """
 
 from __future__ import annotations
@@ -37,9 +37,9 @@ import blake3
 
 from lanspread.core.manifest import FileManifest, GameManifest
 from lanspread.core.planning import ChunkKey
-from lanspread.download.hashing import HASH_BLOCK_SIZE, HashingStopped
-from lanspread.download.storage import open_for_reading
+from lanspread.download.prepare import open_for_reading
 from lanspread.errors import StorageError
+from lanspread.files.hashing import HASH_BLOCK_SIZE, HashingStopped
 
 # The same block as the payload hasher: one read per MiB keeps syscall cost far
 # below hashing cost while the buffer stays small.
@@ -53,7 +53,7 @@ def reusable_chunks(
 
     A missing root gives an empty set. Raises :class:`StorageError` when the root
     is a link or a file cannot be read, and
-    :class:`~lanspread.download.hashing.HashingStopped` when ``should_stop``
+    :class:`~lanspread.files.hashing.HashingStopped` when ``should_stop``
     returns True.
     """
     if not _is_real_dir(root):

@@ -29,8 +29,8 @@ import msgspec
 from lanspread.core.gameroot import INTENT_FILE, INTENT_TMP_FILE, OWNED_MARKER
 from lanspread.core.recovery import Intent
 from lanspread.errors import IntentLogCorrupt, StorageError
+from lanspread.files.atomic import atomic_write_bytes, fsync_dir
 from lanspread.platform import fileio
-from lanspread.storage.atomic import atomic_write_bytes, fsync_dir
 
 INTENT_FORMAT_VERSION = 1
 

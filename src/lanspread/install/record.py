@@ -48,7 +48,7 @@ from lanspread.core.install_record import (
     needs_hash,
 )
 from lanspread.errors import InstallRecordCorrupt, StorageError
-from lanspread.storage.atomic import atomic_write_bytes, fsync_dir
+from lanspread.files.atomic import atomic_write_bytes, fsync_dir
 
 # Large enough that hashing runs at BLAKE3 speed, small enough to stay out of the way.
 HASH_READ_SIZE = 1024 * 1024

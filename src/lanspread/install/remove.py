@@ -28,8 +28,8 @@ from lanspread.core.gameroot import (
     OWNERSHIP_FILE,
     VERSION_FILE,
 )
-from lanspread.download.ownership import InTheWay, SweepReport, load_record, sweep_owned
 from lanspread.errors import InvalidGameState, StorageError, UnknownGame
+from lanspread.files.ownership import InTheWay, SweepReport, load_record, sweep_owned
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ def remove_downloaded_game(game_dir: Path, game_id: str, catalog: Catalog) -> Sw
     """Delete what lanspread downloaded into ``<game_dir>/<game_id>`` (never installed).
 
     Only names the root's ownership record proves lanspread created go
-    (:func:`lanspread.download.ownership.sweep_owned`); the player's own files
+    (:func:`lanspread.files.ownership.sweep_owned`); the player's own files
     stay, and so does the root while it holds any.
 
     Raises :class:`UnknownGame` for an id that is not a catalog game or not one

@@ -44,13 +44,13 @@ from lanspread.core.recovery import (
     decide_record_steps,
     decide_recovery,
 )
-from lanspread.download.ownership import load_record_or_none, owned_transient, sweep_owned
 from lanspread.errors import IntentLogCorrupt, StorageError
+from lanspread.files.atomic import fsync_dir
+from lanspread.files.ownership import load_record_or_none, owned_transient, sweep_owned
 from lanspread.install.intent import clear_intent, has_marker, is_our_intent_temp, read_intent
 from lanspread.install.record import commit_pending_record, drop_pending_record, drop_record
 from lanspread.install.remove import remove_entry
 from lanspread.install.transaction import foreign_local_problem, restore_backup
-from lanspread.storage.atomic import fsync_dir
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,7 +213,7 @@ def discard_download(root: Path) -> DiscardReport:
     """Delete what a download provably created in ``root``; the root too if it made it.
 
     Only names the root's ownership record lists and that are still what
-    lanspread created go (:func:`lanspread.download.ownership.sweep_owned`);
+    lanspread created go (:func:`lanspread.files.ownership.sweep_owned`);
     installer-owned names are never recorded, so they stay. A root without a
     record (or with one that is not lanspread's) is left as it is. Raises
     :class:`StorageError` when the root is a link (it is not followed) or the

@@ -77,6 +77,7 @@ from lanspread.errors import (
     InvalidGameState,
     StorageError,
 )
+from lanspread.files.atomic import fsync_dir
 from lanspread.install.intent import (
     clear_intent,
     read_intent,
@@ -98,7 +99,6 @@ from lanspread.install.record import (
 )
 from lanspread.install.remove import remove_entry
 from lanspread.platform import fileio
-from lanspread.storage.atomic import fsync_dir
 from lanspread.storage.scanner import read_sentinel, version_from_sentinel
 
 log = logging.getLogger(__name__)

@@ -15,7 +15,7 @@ One download is one job that owns its game root through the operation table::
       |  disagreements and pin contradictions reported (SourceRejected)
     ownership    every name the download will create is claimed in the root's
       |          ownership record before anything is created (a player's file in
-      |          the way refuses the download; download/ownership.py)
+      |          the way refuses the download; files/ownership.py)
     resume?      a journal with the same manifest digest: its done chunks count;
       |          another digest: the old partial is discarded, start over cleanly
     update?      the existing version.ini is parked as .version.ini.discarded
@@ -85,24 +85,11 @@ from lanspread.core.planning import (
     replan_failures,
 )
 from lanspread.core.progress import ProgressSampler, ProgressTracker
+from lanspread.download.dataclient import ChunkOutcome, DataConnection
 from lanspread.download.journal import DownloadJournal, JournalCorrupt, should_commit
 from lanspread.download.journal import load as load_journal
-from lanspread.download.manifest_cache import ManifestCache
-from lanspread.download.ownership import (
-    claim_download,
-    identify,
-    identify_sentinel,
-    load_record_or_none,
-)
+from lanspread.download.prepare import open_for_writing, prepare_game_storage
 from lanspread.download.reuse import reusable_chunks
-from lanspread.download.sentinel import begin_update, commit_sentinel, rollback
-from lanspread.download.startup import (
-    PartialDownload,
-    classify_partial,
-    probe_found,
-    sweep_orphans,
-)
-from lanspread.download.storage import open_for_writing, prepare_game_storage
 from lanspread.errors import (
     InvalidGameState,
     LanspreadError,
@@ -110,8 +97,14 @@ from lanspread.errors import (
     StorageError,
     TransportError,
 )
+from lanspread.files.ownership import (
+    claim_download,
+    identify,
+    identify_sentinel,
+    load_record_or_none,
+)
+from lanspread.files.sentinel import begin_update, commit_sentinel, rollback
 from lanspread.install.sweep import discard_download
-from lanspread.net.dataplane import ChunkOutcome, DataConnection
 from lanspread.net.wire import ErrorCode
 from lanspread.platform import fileio
 from lanspread.runtime.events import (
@@ -128,12 +121,19 @@ from lanspread.runtime.events import (
 from lanspread.runtime.jobs import JobRunner
 from lanspread.runtime.options import InstallPolicy
 from lanspread.runtime.replies import FAILED, PAUSED, DownloadState
-from lanspread.runtime.startup import catalog_roots
+from lanspread.runtime.startup import (
+    PartialDownload,
+    catalog_roots,
+    classify_partial,
+    probe_found,
+    sweep_orphans,
+)
+from lanspread.seeding.manifests import ManifestCache
 
 if TYPE_CHECKING:
     from lanspread.runtime.lifecycle import Lifecycle
     from lanspread.runtime.local_library import LocalLibraryService
-    from lanspread.runtime.network import PeerNetwork
+    from lanspread.runtime.peers import PeerNetwork
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from lanspread.core.install_record import local_update_pending
 from lanspread.core.library import FoundGame, LibrarySnapshot
 from lanspread.core.operations import OperationKind
 from lanspread.core.peerdb import RemoteGameView
-from lanspread.download.startup import PartialDownload
+from lanspread.runtime.startup import PartialDownload
 
 
 class StatusReply(msgspec.Struct, frozen=True):

@@ -25,7 +25,6 @@ import msgspec
 
 from lanspread.core.gameroot import version_sort_key
 from lanspread.core.library import LibraryDelta
-from lanspread.download.manifest_cache import HashingService, ManifestCache
 from lanspread.errors import ConfigError, LanspreadError
 from lanspread.runtime.commands import (
     AnyCommand,
@@ -52,9 +51,9 @@ from lanspread.runtime.events import Event, LocalReady
 from lanspread.runtime.jobs import JobRunner
 from lanspread.runtime.lifecycle import Lifecycle
 from lanspread.runtime.local_library import LocalLibraryService
-from lanspread.runtime.network import PeerNetwork
 from lanspread.runtime.options import RuntimeOptions
 from lanspread.runtime.party import PartyService
+from lanspread.runtime.peers import PeerNetwork
 from lanspread.runtime.replies import (
     GameView,
     OperationStarted,
@@ -65,6 +64,7 @@ from lanspread.runtime.replies import (
 )
 from lanspread.runtime.startup import recover_install_state
 from lanspread.runtime.supervisor import Policy, Service, Supervisor
+from lanspread.seeding.manifests import HashingService, ManifestCache
 from lanspread.storage.gamedir import prepare_game_dir, prepare_state_dir
 
 log = logging.getLogger(__name__)

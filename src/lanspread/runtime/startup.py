@@ -1,21 +1,270 @@
-"""Startup recovery: settle every game root a crash may have left half way.
+"""Startup settling: the install and download state a crash left in each game root.
 
-Runs before the first scan, when no operation can be active. Install
-transactions are settled from their intent log (:mod:`lanspread.install.sweep`);
-nothing that is not provably lanspread's is touched.
+:func:`recover_install_state` settles every catalog root's install transaction from
+its intent log (:mod:`lanspread.install.sweep`) first; nothing that is not
+provably lanspread's is touched. Then the download state is settled once per
+game root, after install recovery and before the first scan, while no
+operation is active. :func:`classify_partial` reports a paused download for
+the UI; :func:`sweep_orphans` deletes what no download will ever
+resolve. Decision table (``S``: a regular root ``version.ini``; journal as
+:func:`lanspread.download.journal.load` reads it; intent: the install intent
+log, an unreadable log counting as recorded)::
+
+    S    journal   intent    payload   classify_partial   sweep_orphans
+    yes  any       any       any       None               drop the journal, its temp, the
+                                                          parked and temp sentinels (the
+                                                          download committed; keep payload)
+    no   valid     any       any       PartialDownload    drop a temp sentinel and journal
+                                                          temp (an interrupted commit is
+                                                          redone on resume); keep the rest
+    no   corrupt   none      any       None (logged)      discard the payload: nothing
+                                                          proves which chunks are complete
+    no   absent    none      yes       None               discard the payload (an orphan of
+                                                          a kill, or an update parked but
+                                                          never journaled)
+    no   any       recorded  any       None               nothing: install recovery owns it
+    no   absent    none      no        None               nothing
+
+Every deletion in the table needs proof: only names the root's ownership
+record lists (:mod:`lanspread.files.ownership`) and that are still what
+lanspread created are deleted; a root without a record (a folder the player
+made, copied or installed by hand) is never touched, whatever the table says.
+"Payload" is any recorded name that is not installer-owned; a discard keeps
+every installer-owned name (``local/``, the install transaction's folders,
+the intent log, ``.softlan_game_installed``, ``.sync/``), and the root goes
+only if the download created it and it ends up empty. A discarded update of
+an installed game thus settles as local-only, as a cancelled one does
+(:mod:`lanspread.files.sentinel`).
+
+Both functions block; the runtime runs them through ``asyncio.to_thread``.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import stat
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from lanspread.core.catalog import Catalog
-from lanspread.core.recovery import RecoveryOutcome
-from lanspread.errors import StorageError
+from lanspread.core.gameroot import (
+    BACKUP_DIR,
+    DOWNLOAD_JOURNAL_FILE,
+    DOWNLOAD_JOURNAL_TMP_FILE,
+    INSTALLING_DIR,
+    INTENT_FILE,
+    INTENT_TMP_FILE,
+    LOCAL_DIR,
+    OWNERSHIP_FILE,
+    VERSION_DISCARDED_FILE,
+    VERSION_FILE,
+    VERSION_TMP_FILE,
+    is_reserved_name,
+)
+from lanspread.core.library import FoundGame, found_not_from_lanspread
+from lanspread.core.recovery import Intent, RecoveryOutcome
+from lanspread.download.journal import DownloadJournal, JournalCorrupt, load
+from lanspread.download.prepare import unlink_synced
+from lanspread.errors import IntentLogCorrupt, StorageError
+from lanspread.files.ownership import (
+    InTheWay,
+    OwnershipRecord,
+    load_record,
+    load_record_or_none,
+    owned_transient,
+    sweep_owned,
+)
+from lanspread.install.intent import has_marker, is_our_intent_temp, read_intent
+from lanspread.install.record import foreign_record_files
 from lanspread.install.sweep import recover_game_root
 
 log = logging.getLogger(__name__)
+
+_COMMITTED_LEFTOVERS = (
+    DOWNLOAD_JOURNAL_TMP_FILE,
+    DOWNLOAD_JOURNAL_FILE,
+    VERSION_TMP_FILE,
+    VERSION_DISCARDED_FILE,
+)
+_PAUSED_LEFTOVERS = (DOWNLOAD_JOURNAL_TMP_FILE, VERSION_TMP_FILE)
+
+
+@dataclass(frozen=True, slots=True)
+class PartialDownload:
+    """A download a restart interrupted; the runtime shows it as paused."""
+
+    game_id: str
+    version: str | None
+    done_bytes: int
+    """Bytes of the chunks the journal records as durable and verified."""
+    total_bytes: int
+    """Every payload byte of the manifest, the sentinel included."""
+    manifest_digest: str
+    """Compare with the manifest peers agree on now to decide whether it can resume."""
+    started_at: float
+    updated_at: float
+
+    @property
+    def percent(self) -> float:
+        """Done bytes as a percentage of the total, 0 to 100."""
+        if self.total_bytes <= 0:
+            return 0.0
+        return 100.0 * self.done_bytes / self.total_bytes
+
+
+def classify_partial(root: Path) -> PartialDownload | None:
+    """The paused download of ``root``, or ``None`` (see the module's table).
+
+    A corrupt journal gives ``None`` and a logged warning (:func:`sweep_orphans`
+    then discards it). Raises :class:`StorageError` when the disk refuses.
+    """
+    if not _is_real_dir(root) or _is_sentinel(root):
+        return None
+    journal = _load_or_none(root)
+    if journal is None:
+        return None
+    return PartialDownload(
+        game_id=journal.game_id,
+        version=journal.version,
+        done_bytes=journal.done_bytes,
+        total_bytes=journal.total_bytes,
+        manifest_digest=journal.manifest_digest,
+        started_at=journal.started_at,
+        updated_at=journal.updated_at,
+    )
+
+
+def sweep_orphans(root: Path) -> bool:
+    """Delete the download leftovers of ``root`` that nothing will resolve; True if any.
+
+    Deletes only what the root's ownership record proves lanspread created
+    (:mod:`lanspread.files.ownership`): a root without a record, or with a
+    record that is not ours, is never touched, whatever it holds. Never a root
+    that is a link or not a folder (False). Raises :class:`StorageError` when a
+    deletion fails; whatever is left is retried by the next start.
+    """
+    if not _is_real_dir(root):
+        return False
+    record = load_record_or_none(root)
+    if record is None:
+        return False
+    if _is_sentinel(root):
+        return _drop(root, record, _COMMITTED_LEFTOVERS)
+    try:
+        journal = load(root)
+    except JournalCorrupt as exc:
+        journal = None
+        log.warning("discarding the payload of %s: %s", root, exc)
+    else:
+        if journal is not None:
+            return _drop(root, record, _PAUSED_LEFTOVERS)
+    if _install_intent_recorded(root):
+        return False
+    report = sweep_owned(root, record)
+    if report.removed:
+        log.info("discarded orphaned download files of %s: %s", root, ", ".join(report.removed))
+    return bool(report.removed)
+
+
+def probe_found(root: Path) -> FoundGame | None:
+    """The *found, not from lanspread* state of ``root`` (see :func:`found_not_from_lanspread`).
+
+    Reads only. Reports the reserved names lanspread did not write: an intent
+    log or ownership record it cannot read, an intent temp that is not its own,
+    and install folders without its marker. Raises :class:`StorageError` when
+    the disk refuses.
+    """
+    if not _is_real_dir(root):
+        return None
+    try:
+        names = {child.name for child in root.iterdir()}
+    except OSError as exc:
+        raise StorageError(f"cannot list {root}: {exc.strerror or exc}") from exc
+    foreign: list[str] = []
+    try:
+        has_record = load_record(root) is not None
+    except InTheWay:
+        has_record = False
+        foreign.append(OWNERSHIP_FILE)
+    try:
+        read_intent(root)
+    except IntentLogCorrupt:
+        foreign.append(INTENT_FILE)
+    if INTENT_TMP_FILE in names and not is_our_intent_temp(root):
+        foreign.append(INTENT_TMP_FILE)
+    accounted = (
+        has_record
+        or DOWNLOAD_JOURNAL_FILE in names
+        or _is_sentinel(root)
+        or _is_real_dir(root / LOCAL_DIR)
+    )
+    if not accounted:
+        # Decoding a large install record costs; only a found folder reports it.
+        foreign.extend(foreign_record_files(root))
+    foreign.extend(
+        folder
+        for folder in (INSTALLING_DIR, BACKUP_DIR)
+        if _is_real_dir(root / folder) and not has_marker(root / folder)
+    )
+    return found_not_from_lanspread(
+        root.name,
+        has_sentinel=_is_sentinel(root),
+        installed=_is_real_dir(root / LOCAL_DIR),
+        has_record=has_record,
+        paused=DOWNLOAD_JOURNAL_FILE in names,
+        payload_names=[name for name in names if not is_reserved_name(name)],
+        foreign_names=foreign,
+        sentinel_name=VERSION_FILE,
+        record_name=f"download record ({OWNERSHIP_FILE})",
+    )
+
+
+def _load_or_none(root: Path) -> DownloadJournal | None:
+    try:
+        return load(root)
+    except JournalCorrupt as exc:
+        log.warning("ignoring the download journal of %s: %s", root, exc)
+        return None
+
+
+def _drop(root: Path, record: OwnershipRecord, names: tuple[str, ...]) -> bool:
+    """Unlink the named transients the record proves ours; anything else is left alone."""
+    dropped = [
+        name for name in names if owned_transient(root, record, name) and unlink_synced(root / name)
+    ]
+    if dropped:
+        log.info("dropped leftovers of %s: %s", root, ", ".join(dropped))
+    return bool(dropped)
+
+
+def _install_intent_recorded(root: Path) -> bool:
+    try:
+        return read_intent(root) is not Intent.NONE
+    except IntentLogCorrupt:
+        return True
+
+
+def _is_real_dir(path: Path) -> bool:
+    return _mode_test(path, stat.S_ISDIR)
+
+
+def _is_sentinel(root: Path) -> bool:
+    return _mode_test(root / VERSION_FILE, stat.S_ISREG)
+
+
+def _mode_test(path: Path, test: Callable[[int], bool]) -> bool:
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise StorageError(f"cannot inspect {path}: {exc.strerror or exc}") from exc
+    return test(mode)
+
+
+__all__ = ["PartialDownload", "classify_partial", "probe_found", "sweep_orphans"]
 
 
 def catalog_roots(game_dir: Path, catalog: Catalog) -> list[Path]:

@@ -26,7 +26,7 @@ import msgspec
 from lanspread.core.gameroot import MAX_VERSION_FILE_SIZE, EntryKind
 from lanspread.core.library import MAX_LIBRARY_GAMES, GameId, GameSummary
 from lanspread.errors import StorageError
-from lanspread.storage.atomic import atomic_write_bytes, sweep_temp
+from lanspread.files.atomic import atomic_write_bytes, sweep_temp
 
 log = logging.getLogger(__name__)
 

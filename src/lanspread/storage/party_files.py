@@ -30,8 +30,8 @@ from lanspread.core.party import (
     encode_signed_catalog,
 )
 from lanspread.errors import PartyError, StorageError
+from lanspread.files.atomic import atomic_write_bytes, sweep_temp
 from lanspread.platform import fileio
-from lanspread.storage.atomic import atomic_write_bytes, sweep_temp
 
 PARTY_DIR = "party"
 KEY_FILE = "organizer.key"

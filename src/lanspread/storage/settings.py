@@ -16,7 +16,7 @@ from typing import Annotated
 import msgspec
 
 from lanspread.errors import ConfigError, StorageError
-from lanspread.storage.atomic import atomic_write_bytes, sweep_temp
+from lanspread.files.atomic import atomic_write_bytes, sweep_temp
 
 log = logging.getLogger(__name__)
 

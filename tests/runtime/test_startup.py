@@ -21,20 +21,20 @@ from lanspread.core.manifest import manifest_digest
 from lanspread.core.planning import manifest_tasks
 from lanspread.core.recovery import Intent
 from lanspread.download.journal import DownloadJournal
-from lanspread.download.ownership import claim_download, identify, load_record
-from lanspread.download.sentinel import begin_update, commit_sentinel
-from lanspread.download.startup import (
-    PartialDownload,
-    classify_partial,
-    probe_found,
-    sweep_orphans,
-)
-from lanspread.download.storage import prepare_game_storage
+from lanspread.download.prepare import prepare_game_storage
+from lanspread.files.ownership import claim_download, identify, load_record
+from lanspread.files.sentinel import begin_update, commit_sentinel
 from lanspread.install.intent import write_intent
 from lanspread.install.sweep import (
     discard_download,
     drop_interrupted_update_sentinel,
     recover_game_root,
+)
+from lanspread.runtime.startup import (
+    PartialDownload,
+    classify_partial,
+    probe_found,
+    sweep_orphans,
 )
 
 FILES = game_files()
@@ -138,7 +138,7 @@ def test_a_corrupt_journal_is_no_partial_and_logged(
     """A journal that cannot be trusted is ignored with a warning naming the reason."""
     _paused(root)
     (root / ".lanspread.download.json").write_bytes(b"{not json")
-    with caplog.at_level(logging.WARNING, logger="lanspread.download.startup"):
+    with caplog.at_level(logging.WARNING, logger="lanspread.runtime.startup"):
         assert classify_partial(root) is None
     assert "ignoring the download journal of" in caplog.text
     assert "not valid JSON" in caplog.text
@@ -212,7 +212,7 @@ def test_a_corrupt_journal_discards_the_payload_but_no_installer_name(
     _paused(root)
     _write(root, INSTALLER_STATE)
     (root / ".lanspread.download.json").write_bytes(b'{"format": 99}')
-    with caplog.at_level(logging.WARNING, logger="lanspread.download.startup"):
+    with caplog.at_level(logging.WARNING, logger="lanspread.runtime.startup"):
         assert sweep_orphans(root)
     assert snapshot(root) == _installer_snapshot()
     assert "discarding the payload of" in caplog.text

@@ -16,8 +16,8 @@ from tests.support.platforms import make_fifo
 
 from lanspread.core.library import Availability, GameSummary, LibrarySnapshot, make_snapshot
 from lanspread.core.manifest import MIN_CHUNK_SIZE, GameManifest
-from lanspread.download.hashing import HASH_BLOCK_SIZE, hash_game_payload
-from lanspread.download.manifest_cache import (
+from lanspread.files.hashing import HASH_BLOCK_SIZE, hash_game_payload
+from lanspread.seeding.manifests import (
     CACHE_FORMAT_VERSION,
     HashingService,
     HashState,

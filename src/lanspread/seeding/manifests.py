@@ -55,9 +55,9 @@ from lanspread.core.manifest import (
     ManifestError,
     validate_manifest,
 )
-from lanspread.download.hashing import HASH_BLOCK_SIZE, HashingStopped, hash_game_payload
 from lanspread.errors import StorageError
-from lanspread.storage.atomic import atomic_write_bytes
+from lanspread.files.atomic import atomic_write_bytes
+from lanspread.files.hashing import HASH_BLOCK_SIZE, HashingStopped, hash_game_payload
 from lanspread.storage.scanner import read_sentinel, version_from_sentinel
 
 log = logging.getLogger(__name__)

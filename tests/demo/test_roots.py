@@ -30,7 +30,7 @@ from lanspread.demo import (
     with_demo_games,
     write_demo_library,
 )
-from lanspread.demo.library import installed_size
+from lanspread.demo.roots import installed_size
 from lanspread.errors import CatalogError, StorageError
 from lanspread.install.extract import extract, plan_extraction
 from lanspread.storage.catalog_file import load_bundled_catalog

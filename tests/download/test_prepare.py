@@ -24,8 +24,7 @@ from tests.support.ownership import record_as_downloaded
 from tests.support.platforms import allocated_bytes, make_fifo
 
 from lanspread.core.manifest import GameManifest
-from lanspread.download.ownership import InTheWay, claim_download
-from lanspread.download.storage import (
+from lanspread.download.prepare import (
     FREE_SPACE_MARGIN,
     DiskFull,
     fsync_files,
@@ -39,6 +38,7 @@ from lanspread.download.storage import (
     write_synced_file,
 )
 from lanspread.errors import StorageError
+from lanspread.files.ownership import InTheWay, claim_download
 from lanspread.platform import fileio
 
 INSTALLER_STATE = {

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from lanspread.errors import StorageError
-from lanspread.storage.atomic import (
+from lanspread.files.atomic import (
     TEMP_SUFFIX,
     atomic_write_bytes,
     fsync_dir,

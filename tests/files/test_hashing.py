@@ -24,15 +24,15 @@ from lanspread.core.manifest import (
     validate_manifest,
 )
 from lanspread.core.planning import ChunkTask, manifest_tasks
-from lanspread.download import hashing
-from lanspread.download.hashing import (
+from lanspread.errors import ProtocolError, StorageError
+from lanspread.files import hashing
+from lanspread.files.hashing import (
     HASH_BLOCK_SIZE,
     ChunkHasher,
     HashingStopped,
     hash_game_payload,
     verify_chunk,
 )
-from lanspread.errors import ProtocolError, StorageError
 
 C = MIN_CHUNK_SIZE
 

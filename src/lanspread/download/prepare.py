@@ -11,7 +11,7 @@ bytes, in two phases:
    path needs is walked, anything else is *stale* (an old version's archive, a
    player's mod, a link or a folder where the manifest wants a file). A stale
    entry is deleted only when the download's ownership record
-   (:mod:`lanspread.download.ownership`) proves lanspread created it; every
+   (:mod:`lanspread.files.ownership`) proves lanspread created it; every
    other one is left alone and logged. Installer-owned, transient and
    ownership names and the root ``version.ini`` sentinel are never looked at.
    Then count the bytes still to allocate and compare them, plus
@@ -19,7 +19,7 @@ bytes, in two phases:
    proven-ours stale files frees). Too little raises :class:`DiskFull` naming
    both numbers, before anything was created, deleted or resized. The caller
    claimed the manifest's names first
-   (:func:`~lanspread.download.ownership.claim_download`), which refuses a
+   (:func:`~lanspread.files.ownership.claim_download`), which refuses a
    download whose paths the player's files hold: preparation writes only into
    files the claim covers.
 2. **Apply.** Create the root and the nested folders, delete the proven stale entries,
@@ -31,7 +31,7 @@ bytes, in two phases:
    power loss; preparing an already prepared root (a resume) syncs nothing.
    A failure here (another program filled the disk in the meantime) raises
    :class:`StorageError` and leaves a partly prepared root that the cancel path
-   (:mod:`lanspread.download.sentinel` rollback, then
+   (:mod:`lanspread.files.sentinel` rollback, then
    :func:`lanspread.install.sweep.discard_download`) or the next prepare
    settles; it never changes a byte a file already held within its final size.
 
@@ -65,15 +65,15 @@ from lanspread.core.manifest import (
     check_relative_path,
     validate_manifest,
 )
-from lanspread.download.ownership import (
+from lanspread.errors import StorageError
+from lanspread.files.atomic import fsync_dir
+from lanspread.files.ownership import (
     TRANSIENT_BOUNDS,
     OwnershipRecord,
     is_ours,
     sweep_owned,
 )
-from lanspread.errors import StorageError
 from lanspread.platform import fileio
-from lanspread.storage.atomic import fsync_dir
 
 log = logging.getLogger(__name__)
 
@@ -374,7 +374,7 @@ def open_for_writing(root: Path, relative_path: str) -> int:
     """A read-write descriptor of the prepared payload file ``relative_path``; the caller closes it.
 
     Refuses (:class:`StorageError`) a path that is unsafe or reserved, the
-    ``version.ini`` sentinel (committed only by :mod:`lanspread.download.sentinel`),
+    ``version.ini`` sentinel (committed only by :mod:`lanspread.files.sentinel`),
     a link or non-folder anywhere on the path, a missing file (run
     :func:`prepare_game_storage` first) and anything but a regular file.
     """

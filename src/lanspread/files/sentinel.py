@@ -21,7 +21,7 @@ one disappear first:
    (:func:`lanspread.install.sweep.discard_download`).
 
 Every step here writes or deletes only names the download claimed first in its
-ownership record (:func:`lanspread.download.ownership.claim_download`, which
+ownership record (:func:`lanspread.files.ownership.claim_download`, which
 refuses to start over a player's file of such a name).
 
 Tradeoff, kept from the original: rollback does **not** restore the parked
@@ -31,7 +31,7 @@ downloaded. Restoring the old sentinel would have the peer keep advertising
 the old version as ready while its archives may already be half rewritten.
 
 After a kill, startup recovery settles each window
-(:mod:`lanspread.download.startup`): parked but not journaled, the update is
+(:mod:`lanspread.runtime.startup`): parked but not journaled, the update is
 swept like a cancel; a temp file is deleted and the sentinel refetched on
 resume; a committed sentinel next to a parked one or a journal means the
 download finished and both are dropped.
@@ -52,9 +52,9 @@ from lanspread.core.gameroot import (
     VERSION_FILE,
     VERSION_TMP_FILE,
 )
-from lanspread.download.ownership import load_record_or_none, owned_transient
-from lanspread.download.storage import rename_synced, unlink_synced, write_synced_file
+from lanspread.download.prepare import rename_synced, unlink_synced, write_synced_file
 from lanspread.errors import StorageError
+from lanspread.files.ownership import load_record_or_none, owned_transient
 
 Checkpoint = Callable[[str], None]
 """Called with a step name before each durable step (tests inject kills there)."""
@@ -105,7 +105,7 @@ def commit_sentinel(
 
     Call only once every payload byte is durable (see the module docstring).
     Raises :class:`ValueError` when ``data`` is larger than a sentinel can be,
-    :class:`~lanspread.download.storage.DiskFull` or :class:`StorageError` when
+    :class:`~lanspread.download.prepare.DiskFull` or :class:`StorageError` when
     the disk refuses; a failure before the rename leaves no temp file and the
     root not downloaded, a failure after it leaves the game downloaded.
     """
@@ -137,7 +137,7 @@ def rollback(root: Path) -> None:
     """Delete ``.version.ini.tmp`` and ``.version.ini.discarded`` (idempotent).
 
     Only when the root's ownership record claims them
-    (:mod:`lanspread.download.ownership`): a file of either name the player put
+    (:mod:`lanspread.files.ownership`): a file of either name the player put
     there is never deleted.
 
     The parked sentinel is deleted, not restored: a cancelled update settles

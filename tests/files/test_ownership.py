@@ -11,8 +11,9 @@ from tests.support.download_roots import GAME_ID, build_manifest, game_files
 from tests.support.install_roots import snapshot
 
 from lanspread.core.gameroot import OWNERSHIP_FILE, OWNERSHIP_TMP_FILE
-from lanspread.download import ownership
-from lanspread.download.ownership import (
+from lanspread.download.prepare import prepare_game_storage
+from lanspread.files import ownership
+from lanspread.files.ownership import (
     InTheWay,
     OwnershipRecord,
     claim_download,
@@ -23,10 +24,9 @@ from lanspread.download.ownership import (
     load_record_or_none,
     sweep_owned,
 )
-from lanspread.download.sentinel import commit_sentinel
-from lanspread.download.startup import sweep_orphans
-from lanspread.download.storage import prepare_game_storage
-from lanspread.platform.identity import file_generation
+from lanspread.files.sentinel import commit_sentinel
+from lanspread.platform.generation import file_generation
+from lanspread.runtime.startup import sweep_orphans
 
 FILES = game_files()
 MANIFEST = build_manifest(FILES)

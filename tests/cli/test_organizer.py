@@ -9,11 +9,11 @@ import pytest
 from tests.support.peers import sideload
 
 from lanspread.cli.app import main
-from lanspread.cli.party import resolve_party_code
+from lanspread.cli.organizer import resolve_party_code
 from lanspread.core.manifest import MIN_CHUNK_SIZE, manifest_digest
 from lanspread.core.party import Verdict, check_catalog, party_code, public_key_bytes
-from lanspread.download.hashing import hash_game_payload
 from lanspread.errors import PartyError
+from lanspread.files.hashing import hash_game_payload
 from lanspread.storage import party_files
 from lanspread.storage.settings import SettingsStore
 

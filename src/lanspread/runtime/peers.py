@@ -59,10 +59,9 @@ from lanspread.errors import (
     TransportError,
 )
 from lanspread.net.connection import PeerConnection, dial
-from lanspread.net.dataplane import DataServer, ServeScope, answer_ticket_request, check_servable
 from lanspread.net.discovery import DiscoveredPeer, Discovery
 from lanspread.net.identity import PeerIdentity, load_or_create_identity
-from lanspread.net.server import PeerServer
+from lanspread.net.peer_server import PeerServer
 from lanspread.net.wire import (
     PROTOCOL_VERSION,
     Announcement,
@@ -94,11 +93,17 @@ from lanspread.runtime.events import (
 )
 from lanspread.runtime.options import RuntimeOptions
 from lanspread.runtime.replies import PeerView
+from lanspread.seeding.dataserver import (
+    DataServer,
+    ServeScope,
+    answer_ticket_request,
+    check_servable,
+)
 
 if TYPE_CHECKING:
-    from lanspread.download.manifest_cache import HashingService
     from lanspread.runtime.local_library import LocalLibraryService
     from lanspread.runtime.party import PartyService
+    from lanspread.seeding.manifests import HashingService
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from lanspread.core.operations import OperationKind
 from lanspread.core.party import party_code
 from lanspread.runtime.events import DownloadCancelled, DownloadProgress, RuntimeFailed
 from lanspread.storage.settings import SettingsStore
-from lanspread.web.server import MAX_STREAMS
+from lanspread.web.api import MAX_STREAMS
 from lanspread.web.viewmodel import RuntimeState
 
 Client = TestClient[web.Request, web.Application]

@@ -21,8 +21,10 @@ from tests.support.install_roots import Snapshot, snapshot
 from tests.support.ownership import record_as_downloaded
 
 from lanspread.core.gameroot import MAX_VERSION_FILE_SIZE, OWNERSHIP_FILE
-from lanspread.download.ownership import claim_download, identify
-from lanspread.download.sentinel import (
+from lanspread.download.prepare import DiskFull, prepare_game_storage
+from lanspread.errors import StorageError
+from lanspread.files.ownership import claim_download, identify
+from lanspread.files.sentinel import (
     COMMIT_STEPS,
     DROP_PARKED,
     RENAME_SENTINEL,
@@ -31,8 +33,6 @@ from lanspread.download.sentinel import (
     commit_sentinel,
     rollback,
 )
-from lanspread.download.storage import DiskFull, prepare_game_storage
-from lanspread.errors import StorageError
 from lanspread.install.sweep import discard_download
 
 OLD_SENTINEL = b"version = 1.0\n"

@@ -34,8 +34,8 @@ from lanspread.core.party import (
     sign_catalog,
     with_pin,
 )
-from lanspread.download.hashing import hash_game_payload
 from lanspread.errors import ConfigError, LanspreadError
+from lanspread.files.hashing import hash_game_payload
 from lanspread.storage import party_files
 from lanspread.storage.gamedir import prepare_state_dir
 from lanspread.storage.scanner import read_sentinel, version_from_sentinel

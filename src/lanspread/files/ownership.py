@@ -31,7 +31,7 @@ never deletes them.
 
 Inode numbers are reused: a file the player creates under the same name after
 ours was deleted often gets our freed number. The inode's *generation*
-(:mod:`lanspread.platform.identity`: Linux file systems change it on reuse;
+(:mod:`lanspread.platform.generation`: Linux file systems change it on reuse;
 NTFS's file ID carries a reuse sequence) tells them apart. Where neither
 exists the proof is the device, the inode number and the size bound, and a
 replacement that got our number and is no larger than ours would pass: the
@@ -69,9 +69,9 @@ from lanspread.core.gameroot import (
 )
 from lanspread.core.manifest import MAX_FILES_PER_GAME, MAX_MANIFEST_ENCODED_SIZE, GameManifest
 from lanspread.errors import StorageError
+from lanspread.files.atomic import NotARegularFile, fsync_dir, read_regular_bounded
 from lanspread.platform import fileio
-from lanspread.platform.identity import file_generation
-from lanspread.storage.atomic import NotARegularFile, fsync_dir, read_regular_bounded
+from lanspread.platform.generation import file_generation
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +117,7 @@ class OwnedName(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Identity once created; ``None`` while only claimed."""
     generation: int | None = None
     """The inode's generation where the platform keeps one
-    (:func:`lanspread.platform.identity.file_generation`): a reused inode number
+    (:func:`lanspread.platform.generation.file_generation`): a reused inode number
     gets another, so the player's file that took our freed number is told apart."""
     adopted: bool = False
     """The player's file that an update was asked to rewrite: written, never deleted."""

@@ -20,8 +20,8 @@ from lanspread.core.servegate import (
 )
 from lanspread.errors import LanspreadError, StorageError
 from lanspread.platform import fileio
-from lanspread.storage import serving
-from lanspread.storage.serving import (
+from lanspread.seeding import serving
+from lanspread.seeding.serving import (
     ServedFile,
     ServeRefused,
     list_served_files,

@@ -1,0 +1,504 @@
+"""The data server: a plain-TCP chunk server with zero-copy sends.
+
+Theory of operation
+-------------------
+The wire format is in :mod:`lanspread.net.datawire`; the client is
+:mod:`lanspread.download.dataclient`.
+
+:class:`DataServer` listens on its own port. Right after ``accept``,
+before reading a byte, a connection needs an admission slot
+(``core/admission``): at most :data:`MAX_UNADMITTED_PER_ADDRESS` per source
+address and :data:`MAX_UNADMITTED` in all (the oldest of the biggest holder is
+cut to make room). It must send its hello (magic, version, ticket token) within
+:data:`ADMISSION_TIMEOUT`; the ticket is consumed from the server's
+:class:`~lanspread.core.tickets.TicketBook` (known, unexpired, not revoked,
+presented from the address that asked for it) and binds the connection to one
+peer and one game. Admitted connections are capped per source address
+(:data:`MAX_DATA_CONNECTIONS_PER_ADDRESS`), per peer
+(:data:`MAX_DATA_CONNECTIONS_PER_PEER`) and in all (:data:`MAX_DATA_CONNECTIONS`).
+Then requests are answered strictly in order: each passes
+the serve gate again (``resolve_for_serving`` with the gate state of that
+moment, so a game that became busy is refused at once), then
+``check_chunk_range`` against the opened file's size, and an OK header is
+followed by exactly ``length`` bytes sent with ``sendfile`` from the opened
+descriptor. A refusal is a status and the connection stays usable; a protocol
+violation, or a file that shrinks while it is sent, closes it. Bytes sent are
+counted in :attr:`DataServer.bytes_sent`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import functools
+import logging
+import secrets
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+from lanspread.core.admission import Refused, SlotTable
+from lanspread.core.gameroot import VERSION_FILE
+from lanspread.core.servegate import GateState, RefusalReason, ServeErrorCode, check_chunk_range
+from lanspread.core.tickets import (
+    TOKEN_SIZE,
+    IssuedTicket,
+    TicketBook,
+    TicketRefusal,
+    TicketRefusalReason,
+)
+from lanspread.errors import (
+    ConnectionClosed,
+    LanspreadError,
+    ProtocolError,
+    StorageError,
+    VersionMismatch,
+)
+from lanspread.net.dataplane import (
+    IDLE_TIMEOUT,
+    recv_exactly,
+    tune_data_socket,
+)
+from lanspread.net.datawire import (
+    HELLO_SIZE,
+    ChunkRequest,
+    DataStatus,
+    RequestDecoder,
+    decode_hello,
+    encode_header,
+)
+from lanspread.net.sendfile import FileEndedEarly, send_file_range
+from lanspread.net.tls import LISTEN_BACKLOG, create_listener
+from lanspread.net.wire import ErrorCode, ErrorResponse, Ticket
+from lanspread.seeding.serving import ServedFile, ServeRefused, resolve_for_serving
+
+log = logging.getLogger(__name__)
+
+# From accept to a received hello: one 40-byte write right after connect, which
+# takes a millisecond on a LAN. A silent socket is dropped after this, so it holds
+# an admission slot for two seconds at most.
+ADMISSION_TIMEOUT = 2.0
+
+
+# Connections of one address that have not presented a ticket yet: a downloader
+# opens a few per source at once; several peers may share a host.
+MAX_UNADMITTED_PER_ADDRESS = 8
+
+
+# Unadmitted connections in all. Each holds a socket and a 40-byte read; beyond
+# this the oldest of the biggest holder is cut, so a flood from many addresses
+# only churns itself while an honest connection is admitted within milliseconds.
+MAX_UNADMITTED = 64
+
+
+# A downloader opens one or two connections per source (bench/throughput.py); four
+# leaves room for re-dials and still bounds what one peer takes from a seeder.
+MAX_DATA_CONNECTIONS_PER_PEER = 4
+
+
+# Every peer of a large party downloading from this one at once, with margin.
+MAX_DATA_CONNECTIONS = 256
+
+
+# Admitted connections of one address: four peers' worth (a host runs one peer, a
+# test rig a few); self-made identities on one machine share this.
+MAX_DATA_CONNECTIONS_PER_ADDRESS = 4 * MAX_DATA_CONNECTIONS_PER_PEER
+
+
+# Requests are tiny (at most MAX_REQUEST_FRAME_SIZE); one read takes many at once.
+REQUEST_READ_SIZE = 64 * 1024
+
+
+# A refusal is one 8-byte header; a client that does not take it is not waited for.
+REFUSAL_SEND_TIMEOUT = 2.0
+
+
+class TicketUnavailable(LanspreadError):
+    """The ticket book refused to issue (it is full); the requester may retry later."""
+
+
+@dataclass(frozen=True, slots=True)
+class ServeScope:
+    """What a chunk request is judged against, taken at the moment of each request."""
+
+    game_dir: Path
+    gate_state: GateState
+
+
+_STATUS_FOR_CODE = {
+    ServeErrorCode.GAME_NOT_FOUND: DataStatus.GAME_NOT_FOUND,
+    ServeErrorCode.OPERATION_IN_PROGRESS: DataStatus.OPERATION_IN_PROGRESS,
+    ServeErrorCode.BAD_REQUEST: DataStatus.BAD_REQUEST,
+}
+
+
+_STATUS_FOR_TICKET = {
+    TicketRefusalReason.EXPIRED: DataStatus.TICKET_EXPIRED,
+}
+
+
+class DataServer:
+    """The chunk server. Use ``async with DataServer(scope, host=..., port=...) as server``."""
+
+    def __init__(
+        self,
+        scope: Callable[[], ServeScope],
+        *,
+        host: str,
+        port: int,
+        tickets: TicketBook | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        token_source: Callable[[int], bytes] = secrets.token_bytes,
+        max_per_peer: int = MAX_DATA_CONNECTIONS_PER_PEER,
+        max_connections: int = MAX_DATA_CONNECTIONS,
+        max_per_address: int = MAX_DATA_CONNECTIONS_PER_ADDRESS,
+        unadmitted_per_address: int = MAX_UNADMITTED_PER_ADDRESS,
+        max_unadmitted: int = MAX_UNADMITTED,
+        admission_timeout: float = ADMISSION_TIMEOUT,
+    ) -> None:
+        self._scope = scope
+        self._host = host
+        self._requested_port = port
+        self.tickets = tickets if tickets is not None else TicketBook()
+        self._clock = clock
+        self._token_source = token_source
+        self._max_per_peer = max_per_peer
+        self._admission_timeout = admission_timeout
+        self._unadmitted = SlotTable(
+            per_address=unadmitted_per_address, total=max_unadmitted, evict_when_full=True
+        )
+        self._admitted = SlotTable(
+            per_address=max_per_address, total=max_connections, evict_when_full=False
+        )
+        self._unadmitted_tasks: dict[int, asyncio.Task[None]] = {}
+        self._per_peer: collections.Counter[str] = collections.Counter()
+        self._connections: set[asyncio.Task[None]] = set()
+        self._listener: socket.socket | None = None
+        self._task_group: asyncio.TaskGroup | None = None
+        self._accept_task: asyncio.Task[None] | None = None
+        self._port = 0
+        self._bytes_sent = 0
+        self._closed = asyncio.Event()
+
+    @property
+    def port(self) -> int:
+        """The bound port (the real one when 0 was asked for)."""
+        return self._port
+
+    @property
+    def bytes_sent(self) -> int:
+        """Chunk bytes sent since the server started (headers not counted)."""
+        return self._bytes_sent
+
+    @property
+    def connection_count(self) -> int:
+        return len(self._connections)
+
+    def connections_of(self, peer_id: str) -> int:
+        """Admitted data connections of ``peer_id`` right now."""
+        return self._per_peer[peer_id]
+
+    @property
+    def unadmitted_count(self) -> int:
+        """Connections that have not presented an admitted ticket yet."""
+        return len(self._unadmitted)
+
+    def issue_ticket(
+        self, peer_id: str, game_id: str, *, address: str, known_since: float
+    ) -> IssuedTicket:
+        """A fresh single-use ticket for ``peer_id`` at ``address`` to fetch ``game_id``.
+
+        ``address`` is where the request came from; only a data connection from it
+        is admitted. ``known_since`` is when the peer was first seen (on this
+        server's clock). The caller has checked the serve gate. Raises
+        :class:`TicketUnavailable` when the book has no room for this peer.
+        """
+        outcome = self.tickets.issue(
+            self._token_source(TOKEN_SIZE),
+            peer_id,
+            game_id,
+            self._clock(),
+            address=address,
+            known_since=known_since,
+        )
+        if isinstance(outcome, TicketRefusal):
+            raise TicketUnavailable(f"no ticket for {game_id}: {outcome.reason.value}")
+        return outcome
+
+    async def __aenter__(self) -> DataServer:
+        listener = create_listener(self._host, self._requested_port)
+        tune_data_socket(listener, nodelay=False)
+        self._listener = listener
+        self._port = int(listener.getsockname()[1])
+        self._task_group = asyncio.TaskGroup()
+        await self._task_group.__aenter__()
+        self._accept_task = self._task_group.create_task(
+            self._accept_loop(listener), name=f"data-accept-{self._port}"
+        )
+        log.info(
+            "data server listening on %s:%d (backlog %d)", self._host, self._port, LISTEN_BACKLOG
+        )
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Stop accepting, cut every connection and await every task. Idempotent."""
+        task_group, self._task_group = self._task_group, None
+        if task_group is None:
+            if self._listener is not None:
+                await self._closed.wait()
+            return
+        if self._listener is not None:
+            self._listener.close()
+        if self._accept_task is not None:
+            self._accept_task.cancel()
+        for task in list(self._connections):
+            task.cancel()
+        try:
+            await task_group.__aexit__(None, None, None)
+        finally:
+            self._closed.set()
+
+    async def _accept_loop(self, listener: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        task_group = self._task_group
+        assert task_group is not None
+        while True:
+            try:
+                sock, address = await loop.sock_accept(listener)
+            except OSError as exc:
+                log.warning("accepting a data connection failed: %s", exc)
+                await asyncio.sleep(0.1)
+                continue
+            host = str(address[0])
+            outcome = self._unadmitted.admit(host, self._clock())
+            if isinstance(outcome, Refused):
+                # Debug only: a flood would otherwise flood the log too.
+                log.debug("refusing a data connection from %s: %s", host, outcome.reason.value)
+                sock.close()
+                continue
+            if outcome.evicted is not None:
+                evicted = self._unadmitted_tasks.pop(outcome.evicted, None)
+                if evicted is not None:
+                    evicted.cancel()
+            task = task_group.create_task(
+                self._serve(sock, host, outcome.slot), name=f"data-conn-{address}"
+            )
+            # A task cut (evicted) before it ever ran never reaches its own cleanup.
+            task.add_done_callback(functools.partial(_close_socket, sock))
+            self._unadmitted_tasks[outcome.slot] = task
+            self._connections.add(task)
+            task.add_done_callback(self._connections.discard)
+
+    async def _serve(self, sock: socket.socket, host: str, unadmitted_slot: int) -> None:
+        peer_id: str | None = None
+        admitted_slot: int | None = None
+        try:
+            tune_data_socket(sock, nodelay=False)
+            async with asyncio.timeout(self._admission_timeout):
+                hello = await recv_exactly(sock, HELLO_SIZE)
+            self._end_unadmitted(unadmitted_slot)
+            admitted_slot = await self._take_slot(sock, host)
+            peer_id, game_id = await self._admit(sock, hello, host)
+            await self._serve_requests(sock, game_id)
+        except TimeoutError:
+            log.info("dropped a data connection (peer %s): idle or no hello", peer_id or "unknown")
+        except _Refused as exc:
+            log.info("refused a data connection: %s", exc)
+        except (ProtocolError, FileEndedEarly) as exc:
+            log.info("closing a data connection (peer %s): %s", peer_id or "unknown", exc)
+        except (ConnectionClosed, OSError) as exc:
+            log.debug("data connection (peer %s) ended: %s", peer_id or "unknown", exc)
+        finally:
+            self._end_unadmitted(unadmitted_slot)
+            if admitted_slot is not None:
+                self._admitted.release(admitted_slot)
+            if peer_id is not None:
+                self._per_peer[peer_id] -= 1
+                if not self._per_peer[peer_id]:
+                    del self._per_peer[peer_id]
+            sock.close()
+
+    async def _take_slot(self, sock: socket.socket, host: str) -> int:
+        slot = self._admitted.admit(host, self._clock())
+        if isinstance(slot, Refused):
+            await _send_refusal(sock, DataStatus.TOO_MANY_CONNECTIONS)
+            raise _Refused(f"{host} has too many data connections ({slot.reason.value})")
+        return slot.slot
+
+    def _end_unadmitted(self, slot: int) -> None:
+        self._unadmitted.release(slot)
+        self._unadmitted_tasks.pop(slot, None)
+
+    async def _admit(self, sock: socket.socket, hello: bytes, host: str) -> tuple[str, str]:
+        """Register the connection for the ticket's peer; refuse and raise otherwise."""
+        try:
+            token = decode_hello(hello)
+        except VersionMismatch as exc:
+            await _send_refusal(sock, DataStatus.VERSION_MISMATCH)
+            raise _Refused(str(exc)) from exc
+        grant = self.tickets.admit(token, self._clock(), address=host)
+        if isinstance(grant, TicketRefusal):
+            await _send_refusal(
+                sock, _STATUS_FOR_TICKET.get(grant.reason, DataStatus.TICKET_UNKNOWN)
+            )
+            raise _Refused(f"ticket {grant.reason.value}")
+        if self._per_peer[grant.peer_id] >= self._max_per_peer:
+            await _send_refusal(sock, DataStatus.TOO_MANY_CONNECTIONS)
+            raise _Refused(f"peer {grant.peer_id} has {self._max_per_peer} data connections")
+        self._per_peer[grant.peer_id] += 1
+        await asyncio.get_running_loop().sock_sendall(sock, encode_header(DataStatus.OK))
+        return grant.peer_id, grant.game_id
+
+    async def _serve_requests(self, sock: socket.socket, game_id: str) -> None:
+        loop = asyncio.get_running_loop()
+        decoder = RequestDecoder()
+        pending: collections.deque[ChunkRequest] = collections.deque()
+        while True:
+            if not pending:
+                async with asyncio.timeout(IDLE_TIMEOUT):
+                    data = await loop.sock_recv(sock, REQUEST_READ_SIZE)
+                if not data:
+                    if decoder.buffered:
+                        raise ProtocolError("the client closed inside a request frame")
+                    return
+                pending.extend(decoder.feed(data))
+                continue
+            await self._answer(sock, game_id, pending.popleft())
+
+    async def _answer(self, sock: socket.socket, game_id: str, request: ChunkRequest) -> None:
+        loop = asyncio.get_running_loop()
+        scope = self._scope()
+        try:
+            served = await _resolve(scope, game_id, request.path)
+        except ServeRefused as exc:
+            log.debug("data request refused: %s", exc)
+            await loop.sock_sendall(sock, encode_header(_STATUS_FOR_CODE[exc.code]))
+            return
+        except StorageError as exc:
+            log.warning("cannot serve %s of %s: %s", request.path, game_id, exc)
+            await loop.sock_sendall(sock, encode_header(DataStatus.INTERNAL_ERROR))
+            return
+        with served:
+            status = _range_status(request, served)
+            if status is not DataStatus.OK:
+                await loop.sock_sendall(sock, encode_header(status))
+                return
+            await loop.sock_sendall(sock, encode_header(DataStatus.OK, request.length))
+            async with asyncio.timeout(IDLE_TIMEOUT + request.length / _SLOWEST_RATE):
+                await self._send_counted(sock, served, request)
+
+    async def _send_counted(
+        self, sock: socket.socket, served: ServedFile, request: ChunkRequest
+    ) -> None:
+        sent = await send_file_range(sock, served.fd, request.offset, request.length)
+        self._bytes_sent += sent
+
+
+async def _resolve(scope: ServeScope, game_id: str, path: str) -> ServedFile:
+    """``resolve_for_serving`` in a thread; a result that arrives after cancellation is closed."""
+    future = asyncio.get_running_loop().run_in_executor(
+        None, resolve_for_serving, scope.game_dir, game_id, path, scope.gate_state
+    )
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        future.add_done_callback(_close_late_result)
+        raise
+
+
+def _close_late_result(future: asyncio.Future[ServedFile]) -> None:
+    if not future.cancelled() and future.exception() is None:
+        future.result().close()
+
+
+async def check_servable(scope: ServeScope, game_id: str) -> ErrorResponse | None:
+    """``None`` when ``game_id`` passes the serve gate now, else the refusal to answer.
+
+    The gate is the one file requests pass (catalog game, no active operation,
+    a real root with a regular ``version.ini``); refusals name no file.
+    """
+    try:
+        served = await _resolve(scope, game_id, VERSION_FILE)
+    except ServeRefused as exc:
+        log.debug("refusing %s: %s", game_id, exc)
+        return ErrorResponse(code=ErrorCode(exc.code.value), message=_REFUSALS[exc.code](game_id))
+    except StorageError as exc:
+        log.warning("cannot serve %s: %s", game_id, exc)
+        return ErrorResponse(
+            code=ErrorCode.INTERNAL_PEER_ERROR, message=f"{game_id} cannot be read here"
+        )
+    served.close()
+    return None
+
+
+async def answer_ticket_request(
+    server: DataServer,
+    peer_id: str,
+    game_id: str,
+    scope: ServeScope,
+    *,
+    address: str,
+    known_since: float,
+) -> Ticket | ErrorResponse:
+    """The control channel's answer to ``GetTicket``: a ticket iff the game passes the gate.
+
+    ``address`` is the control connection's source; ``known_since`` when the peer
+    was first seen (the data server's clock).
+    """
+    refusal = await check_servable(scope, game_id)
+    if refusal is not None:
+        return refusal
+    try:
+        issued = server.issue_ticket(peer_id, game_id, address=address, known_since=known_since)
+    except TicketUnavailable as exc:
+        log.info("%s", exc)
+        return ErrorResponse(code=ErrorCode.BUSY, message="too many tickets outstanding; retry")
+    return Ticket(token=issued.token, data_port=server.port, ttl_seconds=server.tickets.ttl)
+
+
+_REFUSALS: dict[ServeErrorCode, Callable[[str], str]] = {
+    ServeErrorCode.GAME_NOT_FOUND: lambda game_id: f"{game_id} is not served here",
+    ServeErrorCode.OPERATION_IN_PROGRESS: lambda game_id: f"{game_id} is busy here; retry later",
+    ServeErrorCode.BAD_REQUEST: lambda game_id: f"bad request for {game_id}",
+}
+
+
+# A chunk may take IDLE_TIMEOUT plus this rate's time before its send is cut:
+# 1 MiB/s is far below any LAN yet bounds how long a client that stopped reading
+# holds the descriptor and the slot.
+_SLOWEST_RATE = 1024 * 1024
+
+
+class _Refused(LanspreadError):
+    """Admission was refused; the status has been sent."""
+
+
+def _range_status(request: ChunkRequest, served: ServedFile) -> DataStatus:
+    refusal = check_chunk_range(request.offset, request.length, served.size)
+    if refusal is None:
+        return DataStatus.OK
+    if refusal.reason is RefusalReason.CHUNK_OUT_OF_RANGE:
+        return DataStatus.SHORT_FILE
+    return DataStatus.BAD_REQUEST
+
+
+def _close_socket(sock: socket.socket, _: asyncio.Task[None]) -> None:
+    sock.close()  # a no-op when the connection already closed it
+
+
+async def _send_refusal(sock: socket.socket, status: DataStatus) -> None:
+    with contextlib.suppress(OSError, TimeoutError):
+        async with asyncio.timeout(REFUSAL_SEND_TIMEOUT):
+            await asyncio.get_running_loop().sock_sendall(sock, encode_header(status))
