@@ -8,6 +8,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from lanspread.core.agreement import (
+    Disagreement,
+    DisagreementKind,
+    agree_manifests,
+    restrict_eligibility,
+)
 from lanspread.core.gameroot import MAX_VERSION_FILE_SIZE, VERSION_FILE
 from lanspread.core.manifest import (
     DEFAULT_CHUNK_SIZE,
@@ -19,19 +25,15 @@ from lanspread.core.manifest import (
     MAX_PATH_BYTES,
     MIN_CHUNK_SIZE,
     ChunkDigest,
-    Disagreement,
-    DisagreementKind,
     FileManifest,
     GameManifest,
     ManifestError,
-    agree_manifests,
     check_relative_path,
     chunk_spans,
     decode_manifest,
     encode_manifest,
     file_digest,
     manifest_digest,
-    restrict_eligibility,
     validate_manifest,
 )
 from lanspread.errors import ProtocolError

@@ -69,10 +69,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from lanspread.core.agreement import Agreement, agree_manifests
 from lanspread.core.gameroot import version_sort_key
 from lanspread.core.liars import LiarRecord, all_liars_message
 from lanspread.core.library import FoundGame
-from lanspread.core.manifest import Agreement, GameManifest, agree_manifests, manifest_digest
+from lanspread.core.manifest import GameManifest, manifest_digest
 from lanspread.core.operations import OperationKind
 from lanspread.core.party import check_pin, pinned_failure
 from lanspread.core.planning import (
