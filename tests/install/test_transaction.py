@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import subprocess
 from collections.abc import Iterator
@@ -24,6 +25,7 @@ from tests.support.install_roots import (
     write_tree,
 )
 
+import lanspread.files.dirs as dirs
 import lanspread.install.transaction as transaction
 from lanspread.core.recovery import Intent, RecoveryOutcome
 from lanspread.errors import InvalidGameState, StorageError
@@ -351,9 +353,9 @@ def test_update_sync_failure_after_the_move_is_recovered_from_the_intent(
     root = make_root(game_dir, installed=OLD_INSTALL)
 
     def failing_sync(directory: Path) -> None:
-        raise StorageError(f"cannot sync {directory}: Input/output error")
+        raise OSError(errno.EIO, os.strerror(errno.EIO), str(directory))
 
-    monkeypatch.setattr(transaction, "_sync", failing_sync)
+    monkeypatch.setattr(dirs, "fsync_dir", failing_sync)
     with pytest.raises(StorageError) as caught:
         update_game(root, FakeUnpacker())
     monkeypatch.undo()

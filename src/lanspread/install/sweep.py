@@ -50,7 +50,7 @@ from lanspread.files.ownership import load_record_or_none, owned_transient, swee
 from lanspread.install.intent import clear_intent, has_marker, is_our_intent_temp, read_intent
 from lanspread.install.record import commit_pending_record, drop_pending_record, drop_record
 from lanspread.install.remove import remove_entry
-from lanspread.install.transaction import foreign_local_problem, restore_backup
+from lanspread.install.rollback import foreign_local_problem, restore_backup
 
 
 @dataclass(frozen=True, slots=True)

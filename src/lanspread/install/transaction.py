@@ -54,14 +54,15 @@ removed *before* the promotion rename and a backup's marker before it is renamed
 back, so ``local/`` never carries one. The windows without a marker are covered
 by the intent, which proves ownership during recovery.
 
+The undo steps are :mod:`lanspread.install.rollback`; each folder move, creation
+and sync is one call of :mod:`lanspread.files.dirs`.
+
 All functions block; the runtime calls them with :func:`asyncio.to_thread`.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import stat
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -77,7 +78,15 @@ from lanspread.errors import (
     InvalidGameState,
     StorageError,
 )
-from lanspread.files.atomic import fsync_dir
+from lanspread.files.dirs import (
+    exists,
+    flush_tree,
+    is_real_dir,
+    make_dir,
+    remove_dir,
+    rename,
+    sync_dir,
+)
 from lanspread.install.intent import (
     clear_intent,
     read_intent,
@@ -89,7 +98,6 @@ from lanspread.install.record import (
     carry_links,
     carry_over,
     commit_pending_record,
-    drop_pending_record,
     drop_record,
     foreign_record_files,
     read_record,
@@ -98,7 +106,12 @@ from lanspread.install.record import (
     write_pending_record,
 )
 from lanspread.install.remove import remove_entry
-from lanspread.platform import fileio
+from lanspread.install.rollback import (
+    guarded_rollback,
+    roll_back_install,
+    roll_back_uninstall,
+    roll_back_update,
+)
 from lanspread.storage.scanner import read_sentinel, version_from_sentinel
 
 log = logging.getLogger(__name__)
@@ -232,8 +245,8 @@ def install_game(
     """
     paths = _Paths.of(root)
     _require_settled(paths)
-    if _exists(paths.local):
-        if _is_real_dir(paths.local) and _holds_kept_files_only(paths):
+    if exists(paths.local):
+        if is_real_dir(paths.local) and _holds_kept_files_only(paths):
             return _replace(paths, unpacker, progress, checkpoint, installed=True)
         raise InvalidGameState(f"{paths.game_id} is already installed")
     version = archive_version(root)
@@ -247,9 +260,9 @@ def install_game(
         write_pending_record(root, record)
         _seal(paths, checkpoint)
         checkpoint(PROMOTE)
-        _rename(paths.staging, paths.local)
+        rename(paths.staging, paths.local)
     except BaseException as exc:
-        _guarded_rollback("install", paths, exc, lambda: _roll_back_install(paths))
+        guarded_rollback("install", paths.game_id, exc, lambda: roll_back_install(root))
         raise
     _finish_committed(
         "installed",
@@ -297,9 +310,9 @@ def _replace(
         checkpoint(WRITE_INTENT)
         write_intent(root, Intent.UPDATING)
         checkpoint(MOVE_LOCAL_TO_BACKUP)
-        _rename(paths.local, paths.backup)
+        rename(paths.local, paths.backup)
         moved = True
-        _sync(root)
+        sync_dir(root)
         checkpoint(MARK_BACKUP)
         write_marker(paths.backup)
         _extract(paths, unpacker, progress, checkpoint)
@@ -311,10 +324,10 @@ def _replace(
         write_pending_record(root, record)
         _seal(paths, checkpoint)
         checkpoint(PROMOTE)
-        _rename(paths.staging, paths.local)
+        rename(paths.staging, paths.local)
     except BaseException as exc:
         verb = "update" if installed else "uninstall"
-        _guarded_rollback(verb, paths, exc, lambda: _roll_back_update(paths, moved=moved))
+        guarded_rollback(verb, paths.game_id, exc, lambda: roll_back_update(root, moved=moved))
         raise
     _finish_committed(
         "updated" if installed else "uninstalled",
@@ -393,7 +406,7 @@ def _uninstall_keeping_saves(paths: _Paths, checkpoint: Checkpoint) -> InstallRe
             "uninstalled",
             paths,
             [
-                (DROP_EMPTY_LOCAL, lambda: _rmdir(paths.local)),
+                (DROP_EMPTY_LOCAL, lambda: remove_dir(paths.local)),
                 (DROP_RECORD, lambda: drop_record(paths.root)),
             ],
             checkpoint,
@@ -408,16 +421,18 @@ def _delete_local(paths: _Paths, checkpoint: Checkpoint) -> None:
         checkpoint(WRITE_INTENT)
         write_intent(root, Intent.UNINSTALLING)
         checkpoint(MOVE_LOCAL_TO_BACKUP)
-        _rename(paths.local, paths.backup)
+        rename(paths.local, paths.backup)
         moved = True
-        _sync(root)
+        sync_dir(root)
         checkpoint(MARK_BACKUP)
         write_marker(paths.backup)
         checkpoint(DROP_BACKUP)
         deleting = True
         remove_entry(paths.backup)
     except BaseException as exc:
-        _guarded_rollback("uninstall", paths, exc, lambda: _roll_back_uninstall(paths, moved=moved))
+        guarded_rollback(
+            "uninstall", paths.game_id, exc, lambda: roll_back_uninstall(root, moved=moved)
+        )
         if deleting and isinstance(exc, StorageError):
             raise StorageError(
                 f"cannot uninstall {paths.game_id}: {exc}; "
@@ -435,19 +450,11 @@ def _delete_local(paths: _Paths, checkpoint: Checkpoint) -> None:
     )
 
 
-def restore_backup(root: Path) -> None:
-    """Put ``.local.backup/`` back as ``local/`` (without its marker), durably."""
-    paths = _Paths.of(root)
-    remove_marker(paths.backup)
-    _rename(paths.backup, paths.local)
-    _sync(root)
-
-
 def _extract(
     paths: _Paths, unpacker: Unpacker, progress: ProgressCallback, checkpoint: Checkpoint
 ) -> None:
     checkpoint(CREATE_STAGING)
-    _mkdir(paths.staging)
+    make_dir(paths.staging)
     checkpoint(MARK_STAGING)
     write_marker(paths.staging)
     checkpoint(UNPACK)
@@ -461,69 +468,7 @@ def _seal(paths: _Paths, checkpoint: Checkpoint) -> None:
     """Strip staging's marker and make the whole tree durable before the promotion."""
     checkpoint(UNMARK_STAGING)
     remove_marker(paths.staging)
-    _flush_tree_to_disk(paths.staging)
-
-
-def _roll_back_install(paths: _Paths) -> None:
-    # Staging did not exist when the install began, so whatever is there now is ours.
-    remove_entry(paths.staging)
-    _sync(paths.root)
-    drop_pending_record(paths.root)
-    clear_intent(paths.root)
-
-
-def _roll_back_update(paths: _Paths, *, moved: bool) -> None:
-    if moved:
-        if _exists(paths.local):
-            _keep_foreign_local(paths)
-        remove_entry(paths.staging)
-        _sync(paths.root)
-        restore_backup(paths.root)
-    drop_pending_record(paths.root)
-    clear_intent(paths.root)
-
-
-def _keep_foreign_local(paths: _Paths) -> None:
-    """Stop the rollback: a ``local/`` appeared while the old install sat in the backup.
-
-    The promotion is one atomic rename, so this ``local/`` is not lanspread's
-    (the player's, or something they run): it is never deleted or moved. The
-    intent stays, and staging is created (marked) if the update had not made it
-    yet, so that recovery reads "local, staging, backup" (row 8: nothing moves
-    until the player moves ``local/`` out) and never "local, backup, no
-    staging", which means a committed update. Raises :class:`StorageError`.
-    """
-    if not _exists(paths.staging):
-        _mkdir(paths.staging)
-        write_marker(paths.staging)
-        _sync(paths.root)
-    raise StorageError(foreign_local_problem(paths.root))
-
-
-def foreign_local_problem(root: Path) -> str:
-    """What to tell the player when a ``local/`` appeared during an update of ``root``."""
-    return (
-        f"{root / LOCAL_DIR} appeared during the update and is not lanspread's; "
-        "move it out of the game folder"
-    )
-
-
-def _roll_back_uninstall(paths: _Paths, *, moved: bool) -> None:
-    if moved and _exists(paths.backup):
-        restore_backup(paths.root)
-    clear_intent(paths.root)
-
-
-def _guarded_rollback(
-    verb: str, paths: _Paths, cause: BaseException, rollback: Callable[[], None]
-) -> None:
-    try:
-        rollback()
-    except StorageError as exc:
-        raise StorageError(
-            f"the {verb} of {paths.game_id} failed ({cause!s}) and so did its rollback: {exc}; "
-            "the next start recovers it"
-        ) from cause
+    flush_tree(paths.staging)
 
 
 def _finish_committed(
@@ -556,7 +501,7 @@ def _require_settled(paths: _Paths) -> None:
             f"{game_id} has an unfinished {intent.value} transaction; the next start recovers it"
         )
     for path in (paths.staging, paths.backup):
-        if _exists(path):
+        if exists(path):
             raise InvalidGameState(
                 f"{game_id}: {path.name} is in the way; move it out of the game folder"
             )
@@ -568,72 +513,8 @@ def _require_settled(paths: _Paths) -> None:
 
 
 def _require_installed(paths: _Paths) -> None:
-    if not _is_real_dir(paths.local):
+    if not is_real_dir(paths.local):
         raise InvalidGameState(f"{paths.game_id} is not installed")
-
-
-def _exists(path: Path) -> bool:
-    """True when anything, even a dangling link, holds the name."""
-    return os.path.lexists(path)
-
-
-def _is_real_dir(path: Path) -> bool:
-    try:
-        return stat.S_ISDIR(os.lstat(path).st_mode)
-    except OSError:
-        return False
-
-
-def _rename(source: Path, target: Path) -> None:
-    try:
-        source.rename(target)
-    except OSError as exc:
-        raise StorageError(
-            f"cannot move {source.name} to {target.name} in {source.parent}: {exc.strerror or exc}"
-        ) from exc
-
-
-def _mkdir(path: Path) -> None:
-    try:
-        path.mkdir()
-    except OSError as exc:
-        raise StorageError(f"cannot create {path}: {exc.strerror or exc}") from exc
-
-
-def _rmdir(path: Path) -> None:
-    try:
-        path.rmdir()
-    except OSError as exc:
-        raise StorageError(f"cannot delete {path}: {exc.strerror or exc}") from exc
-    _sync(path.parent)
-
-
-def _sync(directory: Path) -> None:
-    try:
-        fsync_dir(directory)
-    except OSError as exc:
-        raise StorageError(f"cannot sync {directory}: {exc.strerror or exc}") from exc
-
-
-def _flush_tree_to_disk(directory: Path) -> None:
-    """Make the extracted files durable before the promotion rename publishes them."""
-    try:
-        if fileio.sync_all():
-            return
-        for folder, _dirs, files in os.walk(directory):
-            for name in files:
-                _fsync_file(Path(folder) / name)
-    except OSError as exc:
-        raise StorageError(f"cannot flush {directory} to disk: {exc.strerror or exc}") from exc
-
-
-def _fsync_file(path: Path) -> None:
-    try:
-        handle = open(path, "rb+")  # noqa: SIM115 - closed right below, after the fsync
-    except PermissionError:
-        return  # read-only: cannot be opened to flush; left to the OS's lazy writer
-    with handle:
-        os.fsync(handle.fileno())
 
 
 __all__ = [
@@ -661,9 +542,7 @@ __all__ = [
     "ProgressCallback",
     "Unpacker",
     "archive_version",
-    "foreign_local_problem",
     "install_game",
-    "restore_backup",
     "uninstall_game",
     "update_game",
 ]
