@@ -18,9 +18,9 @@ from tests.support.peers import sideload
 
 from lanspread.core.sightings import MAX_SIGHTINGS
 from lanspread.net.discovery import DiscoveredPeer
+from lanspread.runtime.addresses import parse_addr
 from lanspread.runtime.commands import Connect
 from lanspread.runtime.events import Event
-from lanspread.runtime.peers import parse_addr
 from lanspread.runtime.runtime import PeerRuntime
 
 Start = Callable[..., Any]

@@ -219,7 +219,7 @@ def test_mdns_runs_where_the_peer_listens(tmp_path: Any) -> None:
 
     from tests.support.peers import loopback_options
 
-    from lanspread.runtime.peers import mdns_interfaces
+    from lanspread.runtime.addresses import mdns_interfaces
 
     options = loopback_options(tmp_path, "alpha", mdns_interfaces=None)
     assert mdns_interfaces(options) == ("127.0.0.1",)

@@ -8,7 +8,8 @@ Theory of operation
   connection's ephemeral source port. An address change keeps identity and library.
 * **Links.** Requests travel from dialer to listener, so each side keeps its own
   outbound *link* to every peer it knows: one reused TLS connection, dialled on
-  first use (single flight per peer) and re-dialled when it broke.
+  first use (single flight per peer) and re-dialled when it broke
+  (``runtime/links``).
 * **Handshake = library sync.** Hello and HelloAck carry the whole library
   snapshot; both sides record the other's library from the handshake. Later local
   changes are pushed as ``PushLibraryDelta`` over the link, in order per peer; a
@@ -27,6 +28,9 @@ Theory of operation
   to every peer on first contact and to all peers whenever it adopts a newer one;
   the receiver checks it (``runtime/party``). Views of a pinned game count only
   pinned versions (``core.party.restrict_to_pins``).
+* **Seeding.** ``GetGame`` and ``GetTicket`` are answered, and the data server
+  run, by the :class:`~lanspread.runtime.seeding.Seeder`; a dropped peer's
+  tickets are revoked.
 * **Ownership.** Short jobs (handshakes, pushes, pings) run in the task group of
   the ``peers`` service; the server runs inside the ``server`` service. Nothing is
   detached.
@@ -37,9 +41,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import ipaddress
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING
@@ -49,7 +52,6 @@ from lanspread.core.manifest import GameManifest
 from lanspread.core.party import SignedCatalog, restrict_to_pins, unpinned_offers
 from lanspread.core.peerdb import PeerChange, PeerDB, PeerRecord, RemoteGameView, aggregate
 from lanspread.core.peerdb import ResyncNeeded as DbResyncNeeded
-from lanspread.core.servegate import GateState
 from lanspread.core.sightings import Sighting, Sightings
 from lanspread.errors import (
     ConfigError,
@@ -74,7 +76,6 @@ from lanspread.net.wire import (
     GoodbyeAck,
     Hello,
     LibraryDeltaAck,
-    ManifestResponse,
     OfferCatalog,
     Ping,
     Pong,
@@ -84,6 +85,7 @@ from lanspread.net.wire import (
     ResyncRequired,
     Ticket,
 )
+from lanspread.runtime.addresses import format_addr, is_wildcard, mdns_interfaces, parse_addr
 from lanspread.runtime.events import (
     Event,
     PeerCountUpdated,
@@ -91,60 +93,19 @@ from lanspread.runtime.events import (
     PeerLost,
     RemoteGamesChanged,
 )
+from lanspread.runtime.links import Job, LinkTable
 from lanspread.runtime.options import RuntimeOptions
 from lanspread.runtime.replies import PeerView
-from lanspread.seeding.dataserver import (
-    DataServer,
-    ServeScope,
-    answer_ticket_request,
-    check_servable,
-)
+from lanspread.runtime.seeding import Seeder
 
 if TYPE_CHECKING:
     from lanspread.runtime.local_library import LocalLibraryService
     from lanspread.runtime.party import PartyService
-    from lanspread.seeding.manifests import HashingService
 
 log = logging.getLogger(__name__)
 
 # A ping is answered from memory; a peer that needs longer than this is not healthy.
 PING_TIMEOUT = 5.0
-
-Job = Callable[[], Awaitable[None]]
-
-
-def format_addr(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-def parse_addr(text: str) -> tuple[str, int]:
-    host, sep, port_text = text.strip().rpartition(":")
-    host = host.strip("[]")
-    if not sep or not host or not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
-        raise ConfigError(f"{text!r} is not a HOST:PORT address")
-    return host, int(port_text)
-
-
-def mdns_interfaces(options: RuntimeOptions) -> tuple[str, ...] | None:
-    """Where to run mDNS: the configured interfaces, else the listen address when the
-    peer listens on one specific IPv4 address (nobody could reach it elsewhere), else
-    every interface (``None``)."""
-    if options.mdns_interfaces is not None:
-        return options.mdns_interfaces
-    try:
-        address = ipaddress.ip_address(options.listen_host)
-    except ValueError:
-        return None
-    if address.version == 4 and not address.is_unspecified:
-        return (options.listen_host,)
-    return None
-
-
-def is_wildcard(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_unspecified
-    except ValueError:
-        return False
 
 
 class PeerNetwork:
@@ -157,22 +118,17 @@ class PeerNetwork:
         self._db = PeerDB(options.catalog.ids)
         self._library: LocalLibraryService | None = None
         self._party: PartyService | None = None
-        self._hashing: HashingService | None = None
-        self._data: DataServer | None = None
+        self.seeder = Seeder(options)
         self._bound: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._jobs: asyncio.Queue[Job] = asyncio.Queue()
-        self._links: dict[str, PeerConnection] = {}
-        self._dialing: dict[str, asyncio.Future[PeerConnection]] = {}
+        self._links = LinkTable(self._spawn)
         self._push_locks: dict[str, asyncio.Lock] = {}
         self._sent_revision: dict[str, int] = {}
         # Unproven mDNS claims, dialled within a budget. A peer dropped after a
         # timeout (a cut link) goes back here at its last proven address and is
         # dialled again until it answers or its advertisement goes away.
         self._sightings = Sightings()
-        # Where each peer's inbound link comes from: its tickets admit only there.
-        self._inbound_host: dict[str, str] = {}
         self._lost_listeners: list[Callable[[str], None]] = []
-        self._closing: set[PeerConnection] = set()
         self._last_announced_revision = 0
         """The library revision of the newest Hello we built (what a dialled peer got)."""
 
@@ -185,15 +141,7 @@ class PeerNetwork:
 
     def attach_library(self, library: LocalLibraryService) -> None:
         self._library = library
-
-    def attach_hashing(self, hashing: HashingService) -> None:
-        """The source of servable manifests for GetGame."""
-        self._hashing = hashing
-
-    @property
-    def data_server(self) -> DataServer | None:
-        """The chunk server while the ``server`` service runs (bytes sent, tickets)."""
-        return self._data
+        self.seeder.attach_library(library)
 
     # -- facts -------------------------------------------------------------
 
@@ -298,24 +246,16 @@ class PeerNetwork:
         server = PeerServer(
             self._identity, self, host=self._options.listen_host, port=self._options.listen_port
         )
-        # The data port is ephemeral: every Ticket names it.
-        data = DataServer(self._serve_scope, host=self._options.listen_host, port=0)
         async with contextlib.AsyncExitStack() as stack:
             try:
-                await server.__aenter__()
-                stack.push_async_exit(server)
-                await data.__aenter__()
-                stack.push_async_exit(data)
+                await stack.enter_async_context(server)
+                await stack.enter_async_context(self.seeder.serving())
             except (TransportError, OSError) as exc:
                 failure = ConfigError(str(exc))
                 self._bound.set_exception(failure)
                 raise failure from exc
-            self._data = data
             self._bound.set_result(server.port)
-            try:
-                await asyncio.Event().wait()
-            finally:
-                self._data = None
+            await asyncio.Event().wait()
 
     async def run_links(self) -> None:
         """The ``peers`` service: runs handshakes, pushes and pings as owned jobs."""
@@ -420,10 +360,7 @@ class PeerNetwork:
         )
         peer_id = connection.peer_id
         ack = connection.hello_ack.announcement
-        old = self._links.pop(peer_id, None)
-        self._links[peer_id] = connection
-        if old is not None and old is not connection:
-            await old.close()
+        await self._links.replace(peer_id, connection)
         self._sent_revision[peer_id] = self._last_announced_revision
         self._record(peer_id, ack.name, (host, ack.listen_port), ack)
         return connection
@@ -473,45 +410,13 @@ class PeerNetwork:
 
     async def link(self, peer_id: str) -> PeerConnection:
         """The open link to ``peer_id``, dialling it when needed (single flight)."""
-        connection = self._links.get(peer_id)
-        if connection is not None and not connection.is_closed:
-            return connection
-        pending = self._dialing.get(peer_id)
-        if pending is not None:
-            return await asyncio.shield(pending)
+        return await self._links.get(peer_id, functools.partial(self._redial, peer_id))
+
+    async def _redial(self, peer_id: str) -> PeerConnection:
         record = self._db.get(peer_id)
         if record is None:
             raise LanspreadError(f"peer {peer_id} is not known")
-        future: asyncio.Future[PeerConnection] = asyncio.get_running_loop().create_future()
-        self._dialing[peer_id] = future
-        try:
-            connection = await self._handshake(*record.address, expected_peer_id=peer_id)
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # retrieved: waiters re-raise it, nobody else must
-            raise
-        else:
-            future.set_result(connection)
-        finally:
-            del self._dialing[peer_id]
-        return connection
-
-    def _close_link(self, peer_id: str) -> None:
-        connection = self._links.pop(peer_id, None)
-        if connection is not None:
-            self._close_later(connection)
-
-    def _close_later(self, connection: PeerConnection) -> None:
-        """Close ``connection`` as a job; :meth:`close` finishes it if the job never ran."""
-        self._closing.add(connection)
-
-        async def close() -> None:
-            try:
-                await connection.close()
-            finally:
-                self._closing.discard(connection)
-
-        self._spawn(close)
+        return await self._handshake(*record.address, expected_peer_id=peer_id)
 
     # -- library sync ----------------------------------------------------------
 
@@ -533,7 +438,7 @@ class PeerNetwork:
             answer = await connection.request(PushLibraryDelta(delta=delta))
             if isinstance(answer, ResyncRequired):
                 log.info("peer %s asked for a resync: %s", peer_id, answer.reason)
-                self._close_link(peer_id)
+                self._links.drop(peer_id)
                 await self.link(peer_id)
             else:
                 self._sent_revision[peer_id] = delta.revision
@@ -586,21 +491,15 @@ class PeerNetwork:
             self._sightings.saw(
                 peer_id, record.address, asyncio.get_running_loop().time(), proven_peer=False
             )
-        self._inbound_host.pop(peer_id, None)
-        connection = self._links.pop(peer_id, None)
+        self.seeder.forget_peer(peer_id)
+        self._links.drop(peer_id)
         self._sent_revision.pop(peer_id, None)
         self._push_locks.pop(peer_id, None)
-        if self._data is not None:
-            self._data.tickets.revoke_peer(peer_id)
         self._publish(PeerLost(peer_id=peer_id, reason=reason))
         self._publish(PeerCountUpdated(count=len(self._db)))
         self._publish(RemoteGamesChanged(peer_id=peer_id, games=()))
         for listener in self._lost_listeners:
             listener(peer_id)
-        if connection is not None:
-            # A job, not awaited: closing a link to a silent peer waits out the TLS
-            # close timeout, which would hold up dropping the next silent peer.
-            self._close_later(connection)
 
     # -- the server's handler ----------------------------------------------------
 
@@ -611,7 +510,7 @@ class PeerNetwork:
             )
         announced = hello.announcement
         host = transport_host if is_wildcard(announced.listen_host) else announced.listen_host
-        self._inbound_host[hello.peer_id] = transport_host
+        self.seeder.inbound_link(hello.peer_id, transport_host)
         self._record(hello.peer_id, announced.name, (host, announced.listen_port), announced)
         return self._announcement()
 
@@ -626,9 +525,11 @@ class PeerNetwork:
             case PushLibraryDelta(delta=delta):
                 return self._apply_delta(peer_id, delta)
             case GetGame(game_id=game_id):
-                return await self._game_manifest(game_id)
+                return await self.seeder.game_manifest(game_id)
             case GetTicket(game_id=game_id):
-                return await self._ticket(peer_id, game_id)
+                record = self._db.get(peer_id)
+                known_since = None if record is None else record.first_seen
+                return await self.seeder.ticket(peer_id, game_id, known_since=known_since)
             case OfferCatalog(catalog=signed):
                 return await self._on_catalog(peer_id, signed)
         raise LanspreadError(f"unhandled request {type(request).__name__}")
@@ -648,47 +549,6 @@ class PeerNetwork:
             self._publish_remote_games(outcome.record)
         return LibraryDeltaAck(revision=outcome.record.library.revision)
 
-    def _serve_scope(self) -> ServeScope:
-        local = self._local()
-        return ServeScope(
-            game_dir=local.game_dir,
-            gate_state=GateState(
-                catalog_ids=self._options.catalog.ids,
-                active_operations=frozenset(local.operations.snapshot()),
-            ),
-        )
-
-    async def _game_manifest(self, game_id: str) -> Response:
-        refusal = await check_servable(self._serve_scope(), game_id)
-        if refusal is not None:
-            return refusal
-        manifest = None if self._hashing is None else await self._hashing.manifest_for(game_id)
-        if manifest is None:
-            return ErrorResponse(
-                code=ErrorCode.NOT_READY, message=f"{game_id} is still being hashed here"
-            )
-        return ManifestResponse(manifest=manifest)
-
-    async def _ticket(self, peer_id: str, game_id: str) -> Response:
-        if self._data is None:
-            return ErrorResponse(
-                code=ErrorCode.INTERNAL_PEER_ERROR, message="the data server is not running"
-            )
-        record = self._db.get(peer_id)
-        address = self._inbound_host.get(peer_id)
-        if record is None or address is None:
-            return ErrorResponse(code=ErrorCode.UNAUTHORIZED, message="unknown peer; say Hello")
-        # PeerDB's times are the loop's clock, time.monotonic, which the data server
-        # uses too: first_seen is comparable with its clock.
-        return await answer_ticket_request(
-            self._data,
-            peer_id,
-            game_id,
-            self._serve_scope(),
-            address=address,
-            known_since=record.first_seen,
-        )
-
     # -- shutdown ------------------------------------------------------------------
 
     async def close(self, *, goodbye_timeout: float) -> None:
@@ -701,10 +561,7 @@ class PeerNetwork:
                         *(self._say_goodbye(peer_id) for peer_id in peers),
                         return_exceptions=True,
                     )
-        links, self._links = list(self._links.values()), {}
-        for connection in [*links, *self._closing]:
-            await connection.close()
-        self._closing.clear()
+        await self._links.close_all()
 
     async def _say_goodbye(self, peer_id: str) -> None:
         try:

@@ -110,7 +110,7 @@ class PeerRuntime:
         self._party = party
         self._manifests = ManifestCache(state_dir, chunk_size=options.chunk_size)
         self._hashing = HashingService(self._manifests, local)
-        network.attach_hashing(self._hashing)
+        network.seeder.attach_hashing(self._hashing)
         lifecycle = Lifecycle(local, self._jobs, self._bus.publish)
         downloads = DownloadManager(
             local=local,

@@ -20,9 +20,9 @@ from collections.abc import Callable
 
 from lanspread.core.library import Availability
 from lanspread.errors import ConfigError, LanspreadError, OperationInProgress
+from lanspread.runtime.addresses import format_addr
 from lanspread.runtime.events import Event, RuntimeFailed
 from lanspread.runtime.options import RuntimeOptions
-from lanspread.runtime.peers import format_addr
 from lanspread.runtime.replies import FAILED, PAUSED, GameView
 from lanspread.runtime.runtime import PeerRuntime
 from lanspread.web.state import GameOverlay, UiState

@@ -1,0 +1,85 @@
+"""The outbound links: one reused TLS connection per peer.
+
+Requests travel from dialer to listener, so each peer keeps its own link to
+every peer it knows. A link is dialled on first use, and at most once at a time
+per peer (single flight: concurrent users await the same dial and share its
+result or its error). A new handshake replaces the link and closes the old one;
+a link that broke is dialled again on next use. Closing a dropped link is a job
+of the ``peers`` service (it may wait out a TLS close timeout); whatever is
+still open or closing at shutdown is closed by :meth:`LinkTable.close_all`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+from lanspread.net.connection import PeerConnection
+
+Job = Callable[[], Awaitable[None]]
+
+
+class LinkTable:
+    def __init__(self, spawn: Callable[[Job], None]) -> None:
+        self._spawn = spawn
+        self._links: dict[str, PeerConnection] = {}
+        self._dialing: dict[str, asyncio.Future[PeerConnection]] = {}
+        self._closing: set[PeerConnection] = set()
+
+    async def get(
+        self, peer_id: str, dial: Callable[[], Awaitable[PeerConnection]]
+    ) -> PeerConnection:
+        """The open link to ``peer_id``, else the result of ``dial()`` (single flight)."""
+        connection = self._links.get(peer_id)
+        if connection is not None and not connection.is_closed:
+            return connection
+        pending = self._dialing.get(peer_id)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[PeerConnection] = asyncio.get_running_loop().create_future()
+        self._dialing[peer_id] = future
+        try:
+            connection = await dial()
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: waiters re-raise it, nobody else must
+            raise
+        else:
+            future.set_result(connection)
+        finally:
+            del self._dialing[peer_id]
+        return connection
+
+    async def replace(self, peer_id: str, connection: PeerConnection) -> None:
+        """``connection`` is the link to ``peer_id`` now; an older one is closed."""
+        old = self._links.pop(peer_id, None)
+        self._links[peer_id] = connection
+        if old is not None and old is not connection:
+            await old.close()
+
+    def drop(self, peer_id: str) -> None:
+        """Forget the link to ``peer_id`` and close it as a job.
+
+        A job, not awaited: closing a link to a silent peer waits out the TLS close
+        timeout, which would hold up dropping the next silent peer."""
+        connection = self._links.pop(peer_id, None)
+        if connection is not None:
+            self._close_later(connection)
+
+    def _close_later(self, connection: PeerConnection) -> None:
+        """Close ``connection`` as a job; :meth:`close_all` finishes it if the job never ran."""
+        self._closing.add(connection)
+
+        async def close() -> None:
+            try:
+                await connection.close()
+            finally:
+                self._closing.discard(connection)
+
+        self._spawn(close)
+
+    async def close_all(self) -> None:
+        links, self._links = list(self._links.values()), {}
+        for connection in [*links, *self._closing]:
+            await connection.close()
+        self._closing.clear()

@@ -1,0 +1,126 @@
+"""The seeding side of the peer: what it serves and to whom.
+
+Theory of operation
+-------------------
+* **Scope.** Everything served is judged against the serve scope of the moment:
+  the game directory and the gate state (catalog ids, games busy with a local
+  operation). A game that becomes busy is refused at once, on the control
+  channel (``GetGame``, ``GetTicket``) and on the data plane alike.
+* **Manifests.** ``GetGame`` is answered from the hashing service's cache; a game
+  still being hashed is ``NOT_READY`` (the downloader retries later).
+* **Tickets.** ``GetTicket`` is answered with a ticket of the data server, bound to
+  the asking peer id and to the address its inbound link comes from; a peer that
+  never said Hello on an inbound link gets none. Dropping a peer revokes its
+  tickets.
+* **Data server.** Runs inside the ``server`` service (:meth:`Seeder.serving`) on
+  an ephemeral port, which every ticket names.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
+
+from lanspread.core.servegate import GateState
+from lanspread.errors import ConfigError
+from lanspread.net.wire import ErrorCode, ErrorResponse, ManifestResponse, Response
+from lanspread.runtime.options import RuntimeOptions
+from lanspread.seeding.dataserver import (
+    DataServer,
+    ServeScope,
+    answer_ticket_request,
+    check_servable,
+)
+
+if TYPE_CHECKING:
+    from lanspread.runtime.local_library import LocalLibraryService
+    from lanspread.seeding.manifests import HashingService
+
+
+class Seeder:
+    """Answers ``GetGame`` and ``GetTicket`` and runs the data server."""
+
+    def __init__(self, options: RuntimeOptions) -> None:
+        self._options = options
+        self._library: LocalLibraryService | None = None
+        self._hashing: HashingService | None = None
+        self._data: DataServer | None = None
+        # Where each peer's inbound link comes from: its tickets admit only there.
+        self._inbound_host: dict[str, str] = {}
+
+    def attach_library(self, library: LocalLibraryService) -> None:
+        self._library = library
+
+    def attach_hashing(self, hashing: HashingService) -> None:
+        """The source of servable manifests for GetGame."""
+        self._hashing = hashing
+
+    @property
+    def data_server(self) -> DataServer | None:
+        """The chunk server while the ``server`` service runs (bytes sent, tickets)."""
+        return self._data
+
+    @contextlib.asynccontextmanager
+    async def serving(self) -> AsyncIterator[DataServer]:
+        """Run the data server (on an ephemeral port: every ticket names it)."""
+        async with DataServer(self.scope, host=self._options.listen_host, port=0) as data:
+            self._data = data
+            try:
+                yield data
+            finally:
+                self._data = None
+
+    def scope(self) -> ServeScope:
+        if self._library is None:
+            raise ConfigError("the seeder has no local library attached")
+        return ServeScope(
+            game_dir=self._library.game_dir,
+            gate_state=GateState(
+                catalog_ids=self._options.catalog.ids,
+                active_operations=frozenset(self._library.operations.snapshot()),
+            ),
+        )
+
+    def inbound_link(self, peer_id: str, host: str) -> None:
+        """``peer_id`` said Hello on an inbound link from ``host``."""
+        self._inbound_host[peer_id] = host
+
+    def forget_peer(self, peer_id: str) -> None:
+        """``peer_id`` was dropped: its link address goes, and so do its tickets."""
+        self._inbound_host.pop(peer_id, None)
+        if self._data is not None:
+            self._data.tickets.revoke_peer(peer_id)
+
+    async def game_manifest(self, game_id: str) -> Response:
+        """The answer to ``GetGame``."""
+        refusal = await check_servable(self.scope(), game_id)
+        if refusal is not None:
+            return refusal
+        manifest = None if self._hashing is None else await self._hashing.manifest_for(game_id)
+        if manifest is None:
+            return ErrorResponse(
+                code=ErrorCode.NOT_READY, message=f"{game_id} is still being hashed here"
+            )
+        return ManifestResponse(manifest=manifest)
+
+    async def ticket(self, peer_id: str, game_id: str, *, known_since: float | None) -> Response:
+        """The answer to ``GetTicket``; ``known_since``: when the peer was first seen
+        (``None``: it is not known)."""
+        if self._data is None:
+            return ErrorResponse(
+                code=ErrorCode.INTERNAL_PEER_ERROR, message="the data server is not running"
+            )
+        address = self._inbound_host.get(peer_id)
+        if known_since is None or address is None:
+            return ErrorResponse(code=ErrorCode.UNAUTHORIZED, message="unknown peer; say Hello")
+        # PeerDB's times are the loop's clock, time.monotonic, which the data server
+        # uses too: first_seen is comparable with its clock.
+        return await answer_ticket_request(
+            self._data,
+            peer_id,
+            game_id,
+            self.scope(),
+            address=address,
+            known_since=known_since,
+        )
