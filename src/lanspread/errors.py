@@ -24,15 +24,33 @@
     ├── DiscoveryError          mDNS discovery cannot run (no usable interface, duplicate peer id)
     ├── PartyError              a party code, party key or signed catalog is unusable
     │   └── CatalogRefused          (core.party) wrong key, bad signature or older serial
-    └── ArchiveLibraryMissing   libarchive cannot be loaded (says how to get it on this OS)
+    ├── ArchiveLibraryMissing   libarchive cannot be loaded (says how to get it on this OS)
+    ├── RuntimeUnavailable      the runtime is starting, failed or stopped (web UI)
+    └── BadRequest              a front end got a request it cannot read (local misuse)
+        ├── InvalidJson             the body or line is not JSON at all
+        └── InvalidCommand          not a command object, or a missing, mistyped or unknown field
+            └── UnknownCommand          no command of that name on this front end
 
 Local misuse (``OperationError``) is kept apart from remote violations
 (``ProtocolError``), and an orderly close (``ConnectionClosed``) apart from a broken
 one (``TransportError``). Third-party exceptions are translated at the edge with
 ``raise ... from exc`` and never leak through the public API.
+
+Codes
+-----
+:data:`PUBLIC_CODES` gives every class of the tree the stable code string the
+front ends report (the peer CLI's ``error`` event, the web API's
+``{"ok": false, "error": {"code": ...}}``) and the web API's HTTP status. Both
+front ends map an exception with :func:`public_code` only, so they cannot
+disagree; a subclass defined elsewhere reports its nearest ancestor's code, and
+anything that is no :class:`LanspreadError` is ``internal-error``.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
 
 
 class LanspreadError(Exception):
@@ -54,31 +72,21 @@ class AlreadyRunning(ConfigError):
 class OperationError(LanspreadError):
     """A local command cannot be carried out as asked."""
 
-    code = "operation-error"
-
 
 class UnknownGame(OperationError):
     """The game id is not in the catalog (or is not a valid id at all)."""
-
-    code = "unknown-game"
 
 
 class OperationInProgress(OperationError):
     """The game already has an active operation."""
 
-    code = "operation-in-progress"
-
 
 class InvalidGameState(OperationError):
     """The game's files are not in a state that allows the command."""
 
-    code = "invalid-state"
-
 
 class SelfConnect(OperationError):
     """A direct connect reached this very peer."""
-
-    code = "self-connect"
 
 
 class StorageError(LanspreadError):
@@ -141,3 +149,80 @@ class ArchiveLibraryMissing(LanspreadError):
 
 class PartyError(LanspreadError):
     """A party code, party key or signed party catalog is unusable."""
+
+
+class RuntimeUnavailable(LanspreadError):
+    """The runtime is starting, failed or stopped; commands wait for a restart."""
+
+
+class BadRequest(LanspreadError):
+    """A front end got a request it cannot read (the web API's body, a peer CLI line)."""
+
+
+class InvalidJson(BadRequest):
+    """The request is not JSON at all (or a peer CLI line is over its bound)."""
+
+
+class InvalidCommand(BadRequest):
+    """The request is JSON but no well-formed command: not an object, or a field is
+    missing, mistyped or unknown."""
+
+
+class UnknownCommand(InvalidCommand):
+    """No command of that name is offered on this front end."""
+
+
+@dataclass(frozen=True, slots=True)
+class PublicCode:
+    """How the front ends report one class of error."""
+
+    code: str
+    """The stable code string (``error`` events, web API error bodies)."""
+    http_status: int
+    """The web API's status for it."""
+
+
+PUBLIC_CODES: Mapping[type[LanspreadError], PublicCode] = MappingProxyType(
+    {
+        LanspreadError: PublicCode("error", 500),
+        CatalogError: PublicCode("catalog-error", 400),
+        ConfigError: PublicCode("config-error", 400),
+        AlreadyRunning: PublicCode("already-running", 409),
+        OperationError: PublicCode("operation-error", 409),
+        UnknownGame: PublicCode("unknown-game", 404),
+        OperationInProgress: PublicCode("operation-in-progress", 409),
+        InvalidGameState: PublicCode("invalid-state", 409),
+        SelfConnect: PublicCode("self-connect", 409),
+        StorageError: PublicCode("storage-error", 500),
+        IntentLogCorrupt: PublicCode("storage-error", 500),
+        InstallRecordCorrupt: PublicCode("storage-error", 500),
+        ProtocolError: PublicCode("protocol-error", 502),
+        FrameTooLarge: PublicCode("protocol-error", 502),
+        VersionMismatch: PublicCode("protocol-error", 502),
+        PeerRefused: PublicCode("peer-refused", 502),
+        PeerIdMismatch: PublicCode("peer-id-mismatch", 502),
+        ConnectionClosed: PublicCode("connection-closed", 502),
+        TransportError: PublicCode("connect-failed", 502),
+        DiscoveryError: PublicCode("discovery-error", 500),
+        PartyError: PublicCode("party-error", 400),
+        ArchiveLibraryMissing: PublicCode("archive-library-missing", 500),
+        RuntimeUnavailable: PublicCode("runtime-unavailable", 503),
+        BadRequest: PublicCode("invalid-request", 400),
+        InvalidJson: PublicCode("invalid-json", 400),
+        InvalidCommand: PublicCode("invalid-command", 400),
+        UnknownCommand: PublicCode("unknown-command", 400),
+    }
+)
+"""Every class of the tree above, with its code and HTTP status."""
+
+INTERNAL_ERROR = PublicCode("internal-error", 500)
+"""Anything that is no :class:`LanspreadError`: a bug, reported without a trace."""
+
+
+def public_code(exc: BaseException) -> PublicCode:
+    """The code of ``exc``'s class, or of its nearest ancestor in :data:`PUBLIC_CODES`."""
+    for kind in type(exc).__mro__:
+        found = PUBLIC_CODES.get(kind)
+        if found is not None:
+            return found
+    return INTERNAL_ERROR

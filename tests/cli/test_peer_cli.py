@@ -112,7 +112,7 @@ BAD_LINES: list[tuple[str, bytes, Any, str, str | None]] = [
         "unknown command",
         b'{"cmd": "frobnicate", "id": "u1"}\n',
         "u1",
-        "invalid-command",
+        "unknown-command",
         "unknown command 'frobnicate'",
     ),
     (

@@ -33,7 +33,6 @@ def test_second_operation_on_a_busy_game_is_refused(
         table.begin("quake3", second)
 
     assert str(caught.value) == f"quake3 is busy: {first.value}"
-    assert caught.value.code == "operation-in-progress"
     assert table.get("quake3") is first
 
 
@@ -95,7 +94,6 @@ def test_handoff_of_an_idle_game_is_refused() -> None:
         table.handoff("quake3", OperationKind.INSTALLING)
 
     assert str(caught.value) == "quake3 cannot go from idle to installing"
-    assert caught.value.code == "invalid-state"
     assert not table.is_active("quake3")
 
 

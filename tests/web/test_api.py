@@ -170,7 +170,7 @@ async def test_command_is_forwarded_to_the_runtime(api: Api) -> None:
     ("body", "status", "code", "message"),
     [
         (b"{nope", 400, "invalid-json", None),
-        (b"[1]", 400, "invalid-json", "expected a JSON object"),
+        (b"[1]", 400, "invalid-command", "a command must be a JSON object"),
         ({"game": "quake3"}, 400, "invalid-command", "missing field 'cmd'"),
         ({"cmd": "warp", "game": "quake3"}, 400, "unknown-command", "unknown command 'warp'"),
         (

@@ -6,6 +6,10 @@ logs go to stderr. A line that is not JSON, an unknown command, a missing field 
 a non-catalog game id produces an ``error`` event and the CLI keeps running. End
 of stdin shuts the peer down cleanly (goodbyes to peers, then exit).
 
+Commands are parsed through the runtime's command table
+(:data:`lanspread.runtime.commands.COMMANDS`) and errors reported with the codes of
+:data:`lanspread.errors.PUBLIC_CODES`, exactly as the web API does.
+
 Commands run one at a time in arrival order, so a script can rely on a command's
 effect being visible to the next one.
 
@@ -24,7 +28,7 @@ import contextlib
 import logging
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -43,17 +47,12 @@ from lanspread.cli.paths import default_log_dir
 from lanspread.demo import DemoPeer, with_demo_games
 from lanspread.errors import (
     AlreadyRunning,
-    CatalogError,
     ConfigError,
-    ConnectionClosed,
+    InvalidJson,
     LanspreadError,
-    OperationError,
-    PartyError,
-    PeerRefused,
-    ProtocolError,
-    TransportError,
+    public_code,
 )
-from lanspread.runtime.commands import AnyCommand
+from lanspread.runtime.commands import Command, Frontend, decode_object, parse_command
 from lanspread.runtime.events import Event
 from lanspread.runtime.options import InstallPolicy, RuntimeOptions
 from lanspread.runtime.runtime import PeerRuntime
@@ -64,37 +63,53 @@ log = logging.getLogger("lanspread.peer_cli")
 
 # One command is a short JSON object; a megabyte-long line is garbage or an attack.
 MAX_COMMAND_LINE = 64 * 1024
+# What the reader passes on instead of an over-long line (no JSON starts with NUL).
+TOO_LONG = b"\x00too-long"
 
 CorrelationId = str | int | None
+
+Execute = Callable[[Command], Awaitable[msgspec.Struct | None]]
+"""What runs a parsed command (:meth:`PeerRuntime.execute`)."""
 
 
 class CliEvent(msgspec.Struct, frozen=True, tag_field="event"):
     """Events only the CLI emits (runtime events are written as they are)."""
 
 
-class CliStarted(CliEvent, frozen=True, tag="cli-started"):
+class _PeerListening(CliEvent, frozen=True):
     peer_id: str
     listen_addr: str
+
+
+class CliStarted(_PeerListening, frozen=True, tag="cli-started"):
+    """This peer runs; commands are read from now on."""
+
     name: str
 
 
-class DemoStarted(CliEvent, frozen=True, tag="demo-started"):
+class DemoStarted(_PeerListening, frozen=True, tag="demo-started"):
     """The Demo peer of ``--demo`` serves its games; ``connect`` to ``listen_addr`` to see them."""
 
-    peer_id: str
-    listen_addr: str
 
-
-class Reply(CliEvent, frozen=True, tag="reply"):
+class _Answer(CliEvent, frozen=True):
     id: CorrelationId
+    """The command's ``id`` (``null`` when it had none, or the line could not be read)."""
+
+
+class Reply(_Answer, frozen=True, tag="reply"):
     ok: bool
     data: Any
 
 
-class ErrorEvent(CliEvent, frozen=True, tag="error"):
-    id: CorrelationId
+class ErrorEvent(_Answer, frozen=True, tag="error"):
     code: str
+    """A code of :data:`lanspread.errors.PUBLIC_CODES`."""
     message: str
+
+
+def error_event(correlation: CorrelationId, exc: BaseException) -> ErrorEvent:
+    """The ``error`` event reporting ``exc``."""
+    return ErrorEvent(id=correlation, code=public_code(exc).code, message=str(exc))
 
 
 class JsonlWriter:
@@ -107,26 +122,6 @@ class JsonlWriter:
     def write(self, event: Event | CliEvent) -> None:
         self._stream.write(self._encoder.encode(event) + b"\n")
         self._stream.flush()
-
-
-def error_code(exc: BaseException) -> str:
-    """The stable ``error`` event code for an exception."""
-    if isinstance(exc, OperationError):
-        return exc.code
-    codes: list[tuple[type[BaseException], str]] = [
-        (AlreadyRunning, "already-running"),
-        (CatalogError, "catalog-error"),
-        (ConfigError, "config-error"),
-        (PartyError, "party-error"),
-        (PeerRefused, "peer-refused"),
-        (ProtocolError, "protocol-error"),
-        (ConnectionClosed, "connection-closed"),
-        (TransportError, "connect-failed"),
-    ]
-    for kind, code in codes:
-        if isinstance(exc, kind):
-            return code
-    return "error" if isinstance(exc, LanspreadError) else "internal-error"
 
 
 class CommandReader:
@@ -148,7 +143,7 @@ class CommandReader:
                     break
                 if len(line) > MAX_COMMAND_LINE and not line.endswith(b"\n"):
                     self._discard_rest_of_line()
-                    line = b"\x00too-long"
+                    line = TOO_LONG
                 self._post(line)
         except (OSError, ValueError):
             pass
@@ -168,41 +163,19 @@ class CommandReader:
         return await self._lines.get()
 
 
-def parse_command(line: bytes) -> tuple[CorrelationId, AnyCommand]:
-    """Decode one line; raises :class:`CommandLineError` with the id when it is known."""
-    if line.startswith(b"\x00too-long"):
-        raise CommandLineError(None, "invalid-json", f"line longer than {MAX_COMMAND_LINE} bytes")
-    try:
-        raw = msgspec.json.decode(line)
-    except msgspec.DecodeError as exc:
-        raise CommandLineError(None, "invalid-json", f"not valid JSON: {exc}") from exc
-    if not isinstance(raw, dict):
-        raise CommandLineError(None, "invalid-command", "a command must be a JSON object")
+def read_line(line: bytes) -> dict[str, Any]:
+    """The JSON object of one line (the reader marks an over-long line)."""
+    if line.startswith(TOO_LONG):
+        raise InvalidJson(f"line longer than {MAX_COMMAND_LINE} bytes")
+    return decode_object(line)
+
+
+def take_correlation(raw: dict[str, Any]) -> CorrelationId:
+    """Remove and return the ``id``; one that is no string or integer is dropped."""
     correlation = raw.pop("id", None)
     if not isinstance(correlation, str | int) or isinstance(correlation, bool):
-        correlation = None
-    if "cmd" not in raw:
-        raise CommandLineError(correlation, "invalid-command", "missing field 'cmd'")
-    try:
-        command = msgspec.convert(raw, AnyCommand)
-    except msgspec.ValidationError as exc:
-        raise CommandLineError(correlation, "invalid-command", _explain(exc, raw)) from exc
-    return correlation, command
-
-
-def _explain(exc: msgspec.ValidationError, raw: dict[str, Any]) -> str:
-    text = str(exc)
-    if "`$.cmd`" in text:
-        return f"unknown command {raw.get('cmd')!r}"
-    return text
-
-
-class CommandLineError(Exception):
-    def __init__(self, correlation: CorrelationId, code: str, message: str) -> None:
-        super().__init__(message)
-        self.correlation = correlation
-        self.code = code
-        self.message = message
+        return None
+    return correlation
 
 
 async def serve_commands(
@@ -216,24 +189,23 @@ async def serve_commands(
             return
         if not line.strip():
             continue
-        await handle_line(runtime, line, write)
+        await handle_line(runtime.execute, line, write)
 
 
 async def handle_line(
-    runtime: PeerRuntime, line: bytes, write: Callable[[Event | CliEvent], None]
+    execute: Execute, line: bytes, write: Callable[[Event | CliEvent], None]
 ) -> None:
+    """Parse one line, run its command with ``execute`` and write the reply or error."""
+    correlation: CorrelationId = None
     try:
-        correlation, command = parse_command(line)
-    except CommandLineError as exc:
-        write(ErrorEvent(id=exc.correlation, code=exc.code, message=exc.message))
-        return
-    try:
-        data = await runtime.execute(command)
-    except LanspreadError as exc:
-        write(ErrorEvent(id=correlation, code=error_code(exc), message=str(exc)))
+        raw = read_line(line)
+        correlation = take_correlation(raw)
+        command = parse_command(raw, Frontend.PEER_CLI)
+        data = await execute(command)
     except Exception as exc:
-        log.exception("command %s failed unexpectedly", type(command).__name__)
-        write(ErrorEvent(id=correlation, code="internal-error", message=str(exc)))
+        if not isinstance(exc, LanspreadError):
+            log.exception("command failed unexpectedly: %s", line[:200])
+        write(error_event(correlation, exc))
     else:
         write(Reply(id=correlation, ok=True, data=data))
 
@@ -252,7 +224,7 @@ async def run_peer_cli(
     try:
         await peer.start()
     except LanspreadError as exc:
-        writer.write(ErrorEvent(id=None, code=error_code(exc), message=str(exc)))
+        writer.write(error_event(None, exc))
         return 2
     try:
         writer.write(DemoStarted(peer_id=peer.peer_id, listen_addr=peer.listen_addr))
@@ -267,7 +239,7 @@ async def _serve_peer(options: RuntimeOptions, stdin: BinaryIO, writer: JsonlWri
     try:
         await runtime.start()
     except LanspreadError as exc:
-        writer.write(ErrorEvent(id=None, code=error_code(exc), message=str(exc)))
+        writer.write(error_event(None, exc))
         return 2
     writer.write(
         CliStarted(peer_id=runtime.peer_id, listen_addr=runtime.listen_addr, name=runtime.name)
@@ -354,7 +326,7 @@ def main(args: argparse.Namespace) -> int:
             if args.demo:
                 options = replace(options, catalog=with_demo_games(options.catalog))
         except LanspreadError as exc:
-            writer.write(ErrorEvent(id=None, code=error_code(exc), message=str(exc)))
+            writer.write(error_event(None, exc))
             return EXIT_ALREADY_RUNNING if isinstance(exc, AlreadyRunning) else 2
         log_dir = args.log_dir or default_log_dir(options.state_dir)
         log_file = stack.enter_context(file_logging(log_dir, args.log_level))

@@ -1,16 +1,31 @@
-"""Typed commands a :class:`~lanspread.runtime.PeerRuntime` accepts.
+"""Typed commands a :class:`~lanspread.runtime.PeerRuntime` accepts, and the one
+table both front ends parse them through.
 
-Each command is a ``msgspec.Struct`` tagged with its JSON Lines name, so the peer
-CLI turns ``{"cmd": "connect", "addr": "10.0.0.2:7878"}`` into ``Connect(addr=...)``
-with one ``msgspec.convert`` and gets a precise error for a missing or mistyped
-field.
+Each command is a ``msgspec.Struct`` tagged with its name, so ``{"cmd": "connect",
+"addr": "10.0.0.2:7878"}`` becomes ``Connect(addr=...)`` with one
+``msgspec.convert`` and a precise error for a missing or mistyped field.
+
+:data:`COMMANDS` says which front end offers each command: the peer CLI (JSON
+Lines on stdin) and the web API (``POST /api/command``) both parse with
+:func:`parse_command`, so they accept the same commands with the same errors
+(:class:`~lanspread.errors.InvalidJson`, :class:`~lanspread.errors.InvalidCommand`,
+:class:`~lanspread.errors.UnknownCommand`, reported with the codes of
+:data:`lanspread.errors.PUBLIC_CODES`). The web API leaves out ``set-game-dir``:
+its settings form changes the game directory and keeps the choice
+(``POST /api/settings``).
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Annotated, Any
 
 import msgspec
+
+from lanspread.errors import InvalidCommand, InvalidJson, UnknownCommand
 
 # Paths and addresses typed by a person; far above any real value.
 MAX_PATH_LENGTH = 4096
@@ -22,6 +37,12 @@ GameIdArg = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
 
 class Command(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_field="cmd"):
     """Base of every command."""
+
+
+class GameCommand(Command, frozen=True):
+    """Base of the commands about one game; the reply comes at once, the outcome as events."""
+
+    game: GameIdArg
 
 
 class Status(Command, frozen=True, tag="status"):
@@ -52,62 +73,45 @@ class Shutdown(Command, frozen=True, tag="shutdown"):
     """Say goodbye to every peer and stop."""
 
 
-class Download(Command, frozen=True, tag="download"):
+class Download(GameCommand, frozen=True, tag="download"):
     """Download (or resume downloading) a game from the peers that have its newest version."""
 
-    game: GameIdArg
 
-
-class Cancel(Command, frozen=True, tag="cancel"):
+class Cancel(GameCommand, frozen=True, tag="cancel"):
     """Stop a running download, or discard a paused one."""
 
-    game: GameIdArg
 
-
-class Update(Command, frozen=True, tag="update"):
+class Update(GameCommand, frozen=True, tag="update"):
     """Fetch the newest version from the peers advertising it, then install it."""
 
-    game: GameIdArg
 
-
-class Install(Command, frozen=True, tag="install"):
+class Install(GameCommand, frozen=True, tag="install"):
     """Extract a downloaded game into ``local/``."""
 
-    game: GameIdArg
 
-
-class Uninstall(Command, frozen=True, tag="uninstall"):
+class Uninstall(GameCommand, frozen=True, tag="uninstall"):
     """Delete ``local/`` only; the downloaded archives stay."""
 
-    game: GameIdArg
     keep_saves: bool = False
     """Leave the player's own files (saves, mods, edited configs) in ``local/``."""
     dry_run: bool = False
     """Only report what the uninstall would delete and keep."""
 
 
-class Verify(Command, frozen=True, tag="verify"):
+class Verify(GameCommand, frozen=True, tag="verify"):
     """Compare ``local/`` with its install record: changed, missing and added files."""
 
-    game: GameIdArg
 
-
-class Repair(Command, frozen=True, tag="repair"):
+class Repair(GameCommand, frozen=True, tag="repair"):
     """Re-extract the installed game, keeping the player's files (edited ones as ``.mine``)."""
 
-    game: GameIdArg
 
-
-class Remove(Command, frozen=True, tag="remove"):
+class Remove(GameCommand, frozen=True, tag="remove"):
     """Delete the files of a downloaded game that is not installed."""
 
-    game: GameIdArg
 
-
-class Play(Command, frozen=True, tag="play"):
+class Play(GameCommand, frozen=True, tag="play"):
     """Start the installed game's executable."""
-
-    game: GameIdArg
 
 
 AnyCommand = (
@@ -127,3 +131,78 @@ AnyCommand = (
     | Remove
     | Play
 )
+
+
+class Frontend(enum.Enum):
+    """A way in for commands."""
+
+    PEER_CLI = "peer-cli"
+    WEB = "web"
+
+
+ALL_FRONTENDS = frozenset(Frontend)
+PEER_CLI_ONLY = frozenset({Frontend.PEER_CLI})
+
+
+def command_name(kind: type[Command]) -> str:
+    """The name a command of ``kind`` is sent with (``cmd``)."""
+    tag = kind.__struct_config__.tag
+    assert isinstance(tag, str)
+    return tag
+
+
+@dataclass(frozen=True, slots=True)
+class CommandSpec:
+    """One row of :data:`COMMANDS`."""
+
+    kind: type[AnyCommand]
+    frontends: frozenset[Frontend] = ALL_FRONTENDS
+
+
+def _by_name(*specs: CommandSpec) -> Mapping[str, CommandSpec]:
+    return MappingProxyType({command_name(spec.kind): spec for spec in specs})
+
+
+COMMANDS = _by_name(
+    CommandSpec(Status),
+    CommandSpec(ListGames),
+    CommandSpec(ListPeers),
+    CommandSpec(Connect),
+    CommandSpec(SetGameDir, PEER_CLI_ONLY),
+    CommandSpec(Shutdown),
+    CommandSpec(Download),
+    CommandSpec(Cancel),
+    CommandSpec(Update),
+    CommandSpec(Install),
+    CommandSpec(Uninstall),
+    CommandSpec(Verify),
+    CommandSpec(Repair),
+    CommandSpec(Remove),
+    CommandSpec(Play),
+)
+"""Every command by name, with the front ends that offer it."""
+
+
+def decode_object(text: bytes) -> dict[str, Any]:
+    """The JSON object of a request body or command line."""
+    try:
+        raw = msgspec.json.decode(text)
+    except msgspec.DecodeError as exc:
+        raise InvalidJson(f"not valid JSON: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise InvalidCommand("a command must be a JSON object")
+    return raw
+
+
+def parse_command(raw: Mapping[str, Any], frontend: Frontend) -> AnyCommand:
+    """The command ``raw`` names, if ``frontend`` offers it and its fields are right."""
+    if "cmd" not in raw:
+        raise InvalidCommand("missing field 'cmd'")
+    name = raw["cmd"]
+    spec = COMMANDS.get(name) if isinstance(name, str) else None
+    if spec is None or frontend not in spec.frontends:
+        raise UnknownCommand(f"unknown command {name!r}")
+    try:
+        return msgspec.convert(raw, spec.kind)
+    except msgspec.ValidationError as exc:
+        raise InvalidCommand(str(exc)) from exc

@@ -6,7 +6,7 @@ Routes (all behind :func:`~lanspread.web.security.guard_middleware`)::
     POST /api/session                 trade the launch token for the session cookie
     GET  /api/view                    the whole view model
     GET  /api/stream                  WebSocket: the view model on connect and on change
-    POST /api/command                 any runtime command: {"cmd": "download", "game": "x"}
+    POST /api/command                 a runtime command: {"cmd": "download", "game": "x"}
     POST /api/settings                display name and game directory (first run, later)
     POST /api/restart                 a new runtime with the same options
     POST /api/games/{id}/open-folder  show the game root in the file manager
@@ -15,6 +15,10 @@ Routes (all behind :func:`~lanspread.web.security.guard_middleware`)::
     GET  /api/covers/{id}             a catalog game's cover image
 
 Replies are ``{"ok": true, "data": ...}`` or ``{"ok": false, "error": {"code", "message"}}``.
+Commands are parsed through the runtime's command table
+(:data:`lanspread.runtime.commands.COMMANDS`: every command but ``set-game-dir``,
+which the settings route does) and errors reported with the codes and statuses of
+:data:`lanspread.errors.PUBLIC_CODES`, exactly as the peer CLI does.
 
 The stream sends ``{"type": "view", "seq": n, "view": {...}}``. Changes are
 coalesced: the view is rebuilt at most every :data:`COALESCE_INTERVAL` seconds,
@@ -38,22 +42,29 @@ from aiohttp import WSCloseCode, web
 
 from lanspread.core.catalog import is_valid_game_id
 from lanspread.errors import (
-    CatalogError,
+    BadRequest,
     ConfigError,
-    ConnectionClosed,
     InvalidGameState,
+    InvalidJson,
     LanspreadError,
-    OperationError,
     OperationInProgress,
-    PeerIdMismatch,
-    PeerRefused,
-    ProtocolError,
-    StorageError,
-    TransportError,
     UnknownGame,
+    public_code,
 )
 from lanspread.platform.files import open_folder, resolve_game_root
-from lanspread.runtime.commands import AnyCommand, SetGameDir, Uninstall, Verify
+from lanspread.runtime.commands import (
+    AnyCommand,
+    Download,
+    Frontend,
+    GameCommand,
+    SetGameDir,
+    Uninstall,
+    Update,
+    Verify,
+    command_name,
+    decode_object,
+    parse_command,
+)
 from lanspread.runtime.events import Event
 from lanspread.runtime.options import RuntimeOptions
 from lanspread.runtime.replies import GameView, UninstallPlan, VerifyReply
@@ -61,7 +72,7 @@ from lanspread.runtime.runtime import GameDirReply, PeerRuntime
 from lanspread.storage.catalog_file import BUNDLED_SOURCE
 from lanspread.storage.gamedir import prepare_game_dir
 from lanspread.storage.settings import Settings, SettingsStore, clean_display_name
-from lanspread.web.host import RuntimeFactory, RuntimeHost, RuntimeUnavailable
+from lanspread.web.host import RuntimeFactory, RuntimeHost
 from lanspread.web.security import (
     LOOPBACK_HOST,
     AccessGuard,
@@ -104,7 +115,7 @@ COVER_TYPES = {
     ".gif": "image/gif",
 }
 # Commands whose click shows "Checking peers" until a snapshot or the reply resolves it.
-OPTIMISTIC_COMMANDS = frozenset({"download", "update"})
+OPTIMISTIC_COMMANDS: tuple[type[GameCommand], ...] = (Download, Update)
 
 STATIC_FILES = {
     "/": ("index.html", "text/html"),
@@ -141,38 +152,10 @@ class SessionRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     token: str
 
 
-class BadRequest(LanspreadError):
-    """The page sent something that is not a well-formed request."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-_ERROR_STATUS: list[tuple[type[BaseException], int, str]] = [
-    (UnknownGame, 404, "unknown-game"),
-    (RuntimeUnavailable, 503, "runtime-unavailable"),
-    (ConfigError, 400, "config-error"),
-    (CatalogError, 400, "catalog-error"),
-    (StorageError, 500, "storage-error"),
-    (PeerRefused, 502, "peer-refused"),
-    (PeerIdMismatch, 502, "peer-id-mismatch"),
-    (ProtocolError, 502, "protocol-error"),
-    (ConnectionClosed, 502, "connection-closed"),
-    (TransportError, 502, "connect-failed"),
-]
-
-
-def error_response(exc: LanspreadError) -> web.Response:
-    """A clear JSON error for an exception a command raised."""
-    if isinstance(exc, BadRequest):
-        return refusal(400, exc.code, str(exc))
-    if isinstance(exc, OperationError) and not isinstance(exc, UnknownGame):
-        return refusal(409, exc.code, str(exc))
-    for kind, status, code in _ERROR_STATUS:
-        if isinstance(exc, kind):
-            return refusal(status, code, str(exc))
-    return refusal(500, "error", str(exc))
+def error_response(exc: BaseException) -> web.Response:
+    """A clear JSON error for an exception a request raised."""
+    public = public_code(exc)
+    return refusal(public.http_status, public.code, str(exc))
 
 
 def ok_response(data: Any = None, status: int = 200) -> web.Response:
@@ -181,42 +164,13 @@ def ok_response(data: Any = None, status: int = 200) -> web.Response:
     )
 
 
-def parse_command(body: bytes) -> AnyCommand:
-    """One command from a request body; :class:`BadRequest` with the reason otherwise."""
-    raw = _decode_object(body)
-    if "cmd" not in raw:
-        raise BadRequest("invalid-command", "missing field 'cmd'")
-    try:
-        command: AnyCommand = msgspec.convert(raw, AnyCommand)
-    except msgspec.ValidationError as exc:
-        if "`$.cmd`" in str(exc):
-            raise BadRequest("unknown-command", f"unknown command {raw.get('cmd')!r}") from exc
-        raise BadRequest("invalid-command", str(exc)) from exc
-    return command
-
-
-def _decode_object(body: bytes) -> dict[str, Any]:
-    try:
-        raw = msgspec.json.decode(body)
-    except msgspec.DecodeError as exc:
-        raise BadRequest("invalid-json", f"not valid JSON: {exc}") from exc
-    if not isinstance(raw, dict):
-        raise BadRequest("invalid-json", "expected a JSON object")
-    return raw
-
-
 def _decode(body: bytes, kind: type[Any]) -> Any:
     try:
         return msgspec.json.decode(body, type=kind)
     except msgspec.ValidationError as exc:
-        raise BadRequest("invalid-request", str(exc)) from exc
+        raise BadRequest(str(exc)) from exc
     except msgspec.DecodeError as exc:
-        raise BadRequest("invalid-json", f"not valid JSON: {exc}") from exc
-
-
-def _game_arg(raw_command: AnyCommand) -> str | None:
-    game = getattr(raw_command, "game", None)
-    return game if isinstance(game, str) else None
+        raise InvalidJson(f"not valid JSON: {exc}") from exc
 
 
 def _static_dir() -> Any:
@@ -359,7 +313,7 @@ class WebUI:
     async def _session(self, request: web.Request) -> web.Response:
         try:
             session = _decode(await request.read(), SessionRequest)
-        except BadRequest as exc:
+        except LanspreadError as exc:
             return error_response(exc)
         if not self.guard.token_matches(session.token):
             return refusal(401, "unauthorized", "this link's access key is not valid any more")
@@ -401,37 +355,23 @@ class WebUI:
 
     async def _command(self, request: web.Request) -> web.Response:
         try:
-            command = parse_command(await request.read())
-        except BadRequest as exc:
-            return error_response(exc)
-        name = type(command).__struct_config__.tag
-        game = _game_arg(command)
-        pending = (game, name) if game and isinstance(name, str) else None
-        if pending is not None and pending[1] in OPTIMISTIC_COMMANDS:
-            self.store.mark_pending(*pending)
-            self.notify()
-        else:
-            pending = None
-        try:
-            data = await self.host.runtime.execute(command)
-            if isinstance(command, SetGameDir) and isinstance(data, GameDirReply):
-                await self._remember_game_dir(data.game_dir)
+            command = parse_command(decode_object(await request.read()), Frontend.WEB)
         except LanspreadError as exc:
             return error_response(exc)
+        pending = _optimistic(command)
+        if pending is not None:
+            self.store.mark_pending(*pending)
+            self.notify()
+        try:
+            data = await self.host.runtime.execute(command)
         except Exception as exc:
-            log.exception("command %s failed unexpectedly", name)
-            return refusal(500, "internal-error", str(exc))
+            if not isinstance(exc, LanspreadError):
+                log.exception("command %s failed unexpectedly", command_name(type(command)))
+            return error_response(exc)
         finally:
             if pending is not None and self.store.clear_pending(*pending):
                 self.notify()
         return ok_response(data)
-
-    async def _remember_game_dir(self, game_dir: str) -> None:
-        if self.store.game_dir_changed():
-            self.notify()
-        self.host.update_options(game_dir=Path(game_dir))
-        settings = await asyncio.to_thread(self._settings.load_or_default)
-        await asyncio.to_thread(self._settings.save, replace(settings, game_dir=game_dir))
 
     async def _save_settings(self, request: web.Request) -> web.Response:
         try:
@@ -560,6 +500,13 @@ class WebUI:
         if path is None:
             return refusal(404, "no-cover", f"the cover of {game_id!r} cannot be read")
         return web.FileResponse(path, headers={"Content-Type": COVER_TYPES[path.suffix.lower()]})
+
+
+def _optimistic(command: AnyCommand) -> tuple[str, str] | None:
+    """``(game, command name)`` to mark pending for a click on ``command``, if any."""
+    if isinstance(command, OPTIMISTIC_COMMANDS):
+        return command.game, command_name(type(command))
+    return None
 
 
 def _game_view(runtime: PeerRuntime, game_id: str) -> GameView | None:

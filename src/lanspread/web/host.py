@@ -19,7 +19,12 @@ import logging
 from collections.abc import Callable
 
 from lanspread.core.library import Availability
-from lanspread.errors import ConfigError, LanspreadError, OperationInProgress
+from lanspread.errors import (
+    ConfigError,
+    LanspreadError,
+    OperationInProgress,
+    RuntimeUnavailable,
+)
 from lanspread.runtime.addresses import format_addr
 from lanspread.runtime.events import Event, RuntimeFailed
 from lanspread.runtime.options import RuntimeOptions
@@ -40,10 +45,6 @@ from lanspread.web.viewmodel import (
 log = logging.getLogger(__name__)
 
 RuntimeFactory = Callable[[RuntimeOptions], PeerRuntime]
-
-
-class RuntimeUnavailable(LanspreadError):
-    """The runtime is starting, failed or stopped; commands wait for a restart."""
 
 
 class RuntimeHost:
