@@ -20,7 +20,12 @@ from tests.support.webui import UiHarness, running_ui, until
 from lanspread.core.catalog import parse_catalog
 from lanspread.core.operations import OperationKind
 from lanspread.core.party import party_code
-from lanspread.runtime.events import DownloadCancelled, DownloadProgress, RuntimeFailed
+from lanspread.runtime.events import (
+    DownloadBegin,
+    DownloadCancelled,
+    DownloadProgress,
+    RuntimeFailed,
+)
 from lanspread.storage.settings import SettingsStore
 from lanspread.web.api import MAX_STREAMS
 from lanspread.web.viewmodel import RuntimeState
@@ -103,6 +108,23 @@ async def test_view_needs_the_token(api: Api) -> None:
     assert view["setup"]["needed"] is True
     assert game(view, "quake3")["action"]["kind"] == "install"
     assert view["me"]["name"] == "alpha"
+
+
+async def test_view_reads_only_and_refresh_reconciles(api: Api) -> None:
+    """Building the view changes nothing: a download sample that the runtime's operation
+    table contradicts survives any number of views, and goes only in the explicit
+    refresh step (which GET /api/view takes before it builds)."""
+    ui = api.harness.ui
+    ui.store.apply(
+        DownloadBegin(game="quake3", version="1.0", total_bytes=10, sources=(), resumed_bytes=0)
+    )
+    before = ui.store.overlay("quake3")
+    assert before.download is not None
+    first, second = ui.view(), ui.view()
+    assert (first, ui.store.overlay("quake3")) == (second, before)
+    ui.refresh()
+    assert ui.store.overlay("quake3").download is None
+    assert ui.view() == first
 
 
 async def test_stream_needs_token_and_origin(api: Api) -> None:

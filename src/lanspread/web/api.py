@@ -278,9 +278,16 @@ class WebUI:
         self._dirty.set()
 
     def view(self) -> ViewModel:
+        """The view model of the facts as they are; changes nothing (see :meth:`refresh`)."""
         return build_view(self.host.view_input(setup_needed=self._setup_needed))
 
-    def _encode_view(self) -> bytes:
+    def refresh(self) -> None:
+        """Bring the store's overlays in line with the runtime's snapshots, before a view."""
+        self.host.reconcile()
+
+    def _next_message(self) -> bytes:
+        """The next stream message: a fresh view under the next sequence number."""
+        self.refresh()
         self._seq += 1
         return msgspec.json.encode(StreamMessage(seq=self._seq, view=self.view()))
 
@@ -288,7 +295,7 @@ class WebUI:
         while True:
             await self._dirty.wait()
             self._dirty.clear()
-            self._latest = self._encode_view()
+            self._latest = self._next_message()
             for stream in self._streams:
                 stream.wake.set()
             await asyncio.sleep(COALESCE_INTERVAL)
@@ -322,6 +329,7 @@ class WebUI:
         return response
 
     async def _view(self, request: web.Request) -> web.Response:
+        self.refresh()
         return web.Response(body=msgspec.json.encode(self.view()), content_type="application/json")
 
     async def _stream(self, request: web.Request) -> web.StreamResponse:
@@ -342,7 +350,7 @@ class WebUI:
         return socket
 
     async def _send_views(self, stream: _Stream) -> None:
-        payload = self._encode_view()
+        payload = self._next_message()
         while True:
             try:
                 await stream.socket.send_str(payload.decode("utf-8"))

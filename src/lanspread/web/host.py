@@ -8,7 +8,9 @@ options. A runtime that stops cleanly (a shutdown command or :meth:`stop`) ends
 :meth:`RuntimeHost.run`.
 
 :meth:`RuntimeHost.view_input` joins the runtime's authoritative views with the
-store's overlays into the view model's input.
+store's overlays into the view model's input; it only reads. The store's overlays
+are brought in line with the runtime's snapshots by an explicit step,
+:meth:`RuntimeHost.reconcile`, which the UI takes before it builds a view.
 """
 
 from __future__ import annotations
@@ -171,7 +173,17 @@ class RuntimeHost:
 
     # -- facts for the view model ----------------------------------------------------------
 
+    def reconcile(self) -> None:
+        """Drop the store's overlays the runtime's operation table and running games
+        contradict (snapshots are authoritative: a missed event is corrected here)."""
+        runtime = self._runtime
+        if runtime is None:
+            return
+        operations = {view.id: view.operation for view in runtime.games()}
+        self._store.reconcile(operations, running=runtime.lifecycle.running)
+
     def view_input(self, *, setup_needed: bool) -> ViewInput:
+        """The facts the view model is built from; changes nothing."""
         runtime = self._runtime
         catalog = self.options.catalog
         setup_dir, setup_name = str(self.options.game_dir), self.options.name
@@ -186,9 +198,6 @@ class RuntimeHost:
                 notices=self._store.notices,
             )
         views = runtime.games()
-        self._store.reconcile(
-            {view.id: view.operation for view in views}, running=runtime.lifecycle.running
-        )
         sources = self._sources(runtime)
         games = tuple(
             game_facts(view, self._store.overlay(view.id), sources.get(view.id, ()), runtime)
