@@ -27,8 +27,8 @@ def test_a_sighting_is_due_at_once_and_then_dialling() -> None:
     """A new claim is dialled at once, and not handed out twice while its dial runs."""
     table = Sightings()
     table.saw("p1", A, 0.0, proven_peer=False)
-    assert ids(table.due(0.0)) == ["p1"]
-    assert table.due(0.0) == []
+    assert ids(table.claim_due(0.0)) == ["p1"]
+    assert table.claim_due(0.0) == []
     assert len(table) == 1
 
 
@@ -36,7 +36,7 @@ def test_a_proven_dial_drops_the_sighting() -> None:
     """Once the handshake proves the id, the claim is no longer a sighting."""
     table = Sightings()
     table.saw("p1", A, 0.0, proven_peer=False)
-    table.due(0.0)
+    table.claim_due(0.0)
     table.dialled("p1", 0.5, proven=True)
     assert "p1" not in table
     table.dialled("p1", 0.6, proven=False)  # a late report about a gone sighting is ignored
@@ -50,12 +50,12 @@ def test_failed_dials_back_off_exponentially_up_to_the_cap() -> None:
     now = 0.0
     waits = []
     for _ in range(8):
-        assert ids(table.due(now)) == ["p1"]
+        assert ids(table.claim_due(now)) == ["p1"]
         table.dialled("p1", now, proven=False)
         entry = table.get("p1")
         assert entry is not None
         waits.append(entry.next_dial_at - now)
-        assert table.due(now + waits[-1] - 0.001) == []
+        assert table.claim_due(now + waits[-1] - 0.001) == []
         now += waits[-1]
     assert waits[0] == RETRY_BASE_DELAY
     assert waits[1] == 2 * RETRY_BASE_DELAY
@@ -66,10 +66,10 @@ def test_a_changed_address_keeps_the_backoff() -> None:
     """A spoofer that keeps changing the advertised address gets no earlier dial."""
     table = Sightings()
     table.saw("p1", A, 0.0, proven_peer=True)
-    table.due(0.0)
+    table.claim_due(0.0)
     table.dialled("p1", 0.0, proven=False)
     table.saw("p1", B, 0.1, proven_peer=True)
-    assert table.due(0.1) == []
+    assert table.claim_due(0.1) == []
     entry = table.get("p1")
     assert entry is not None
     assert entry.address == B
@@ -81,10 +81,10 @@ def test_dials_are_rate_limited_by_a_token_bucket() -> None:
     table = Sightings()
     for number in range(100):
         table.saw(f"p{number:03d}", A, 0.0, proven_peer=False)
-    assert len(table.due(0.0)) == DIAL_BURST
-    assert table.due(0.0) == []
-    assert len(table.due(1.0)) == DIAL_RATE
-    assert len(table.due(100.0)) == DIAL_BURST  # the bucket never holds more than the burst
+    assert len(table.claim_due(0.0)) == DIAL_BURST
+    assert table.claim_due(0.0) == []
+    assert len(table.claim_due(1.0)) == DIAL_RATE
+    assert len(table.claim_due(100.0)) == DIAL_BURST  # the bucket never holds more than the burst
 
 
 def test_never_failed_sightings_are_dialled_before_failed_ones() -> None:
@@ -92,20 +92,20 @@ def test_never_failed_sightings_are_dialled_before_failed_ones() -> None:
     table = Sightings(dial_burst=2.0, dial_rate=1.0, retry_base=1.0, retry_max=1.0)
     table.saw("fake1", A, 0.0, proven_peer=False)
     table.saw("fake2", A, 0.0, proven_peer=False)
-    for entry in table.due(0.0):
+    for entry in table.claim_due(0.0):
         table.dialled(entry.peer_id, 0.0, proven=False)
     table.saw("honest", B, 0.5, proven_peer=False)
-    assert ids(table.due(1.0)) == ["honest"]
+    assert ids(table.claim_due(1.0)) == ["honest"]
 
 
 def test_a_newcomer_is_dialled_before_a_burst_that_came_just_before_it() -> None:
     """Among sightings that never failed, the newest goes first: a burst cannot queue it."""
     table = Sightings(dial_burst=1.0, dial_rate=1.0)
-    table.due(0.0)  # spend the only token
+    table.claim_due(0.0)  # spend the only token
     for number in range(50):
         table.saw(f"fake{number:02d}", A, 0.5, proven_peer=False)
     table.saw("honest", B, 0.9, proven_peer=False)
-    assert ids(table.due(1.0)) == ["honest"]
+    assert ids(table.claim_due(1.0)) == ["honest"]
 
 
 def test_a_full_table_evicts_strangers_before_move_candidates() -> None:
@@ -125,7 +125,7 @@ def test_a_full_table_evicts_the_most_failed_then_the_oldest() -> None:
     table.saw("old", A, 0.0, proven_peer=False)
     table.saw("failing", A, 1.0, proven_peer=False)
     table.saw("young", A, 2.0, proven_peer=False)
-    table.due(2.0)
+    table.claim_due(2.0)
     table.dialled("failing", 2.0, proven=False)
     table.dialled("old", 2.0, proven=True)
     table.saw("old", A, 3.0, proven_peer=False)
@@ -139,7 +139,7 @@ def test_forget_drops_a_sighting() -> None:
     table.saw("p1", A, 0.0, proven_peer=False)
     assert table.forget("p1")
     assert not table.forget("p1")
-    assert table.due(0.0) == []
+    assert table.claim_due(0.0) == []
 
 
 def test_nonsense_bounds_are_refused() -> None:
@@ -165,7 +165,7 @@ def test_bounds_hold_under_any_mix(ops: list[tuple[int, str]]) -> None:
         if op == "saw":
             table.saw(peer_id, A, now, proven_peer=number % 2 == 0)
         elif op == "due":
-            handed_out += len(table.due(now))
+            handed_out += len(table.claim_due(now))
         elif op == "forget":
             table.forget(peer_id)
         else:

@@ -22,7 +22,7 @@ database, not here, so nothing a flood of records does can displace them.
 Dials are rate-limited: a token bucket allows :data:`DIAL_RATE` per second (a
 burst of :data:`DIAL_BURST`), and a sighting whose dial failed waits an
 exponential backoff (:data:`RETRY_BASE_DELAY` doubling up to
-:data:`MAX_RETRY_DELAY`) before it is due again. :meth:`Sightings.due` hands out
+:data:`MAX_RETRY_DELAY`) before it is due again. :meth:`Sightings.claim_due` hands out
 the sightings to dial now: those that failed least first, and among them the
 newest first. Records that keep failing cannot starve an honest newcomer, nor
 can a burst of fake records that arrived just before it: a newcomer waits for
@@ -126,7 +126,7 @@ class Sightings:
         """Drop the sighting of ``peer_id`` (its record went away or matched); False if none."""
         return self._entries.pop(peer_id, None) is not None
 
-    def due(self, now: float) -> list[Sighting]:
+    def claim_due(self, now: float) -> list[Sighting]:
         """The sightings to dial now, within the dial budget; each is marked as dialling."""
         self._refill(now)
         ready = sorted(

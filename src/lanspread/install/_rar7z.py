@@ -193,7 +193,7 @@ def list_set(archive: str, opened_path: Path, checker: Checker) -> SetListing:
         checked = checker.check_described(archive, name, description.describe)
         if checked is None:
             continue
-        entry = _Entry(name, checked, description.copy_of)
+        entry = _Entry(name, checked, description.copy_source())
         if checked.kind in (EntryKind.SYMLINK, EntryKind.HARDLINK) or entry.copy_of:
             result.skipped.append(name)
         elif checked.kind is EntryKind.FILE and name in result.skipped:
@@ -216,9 +216,9 @@ class _Describer:
         self.archive = archive
         self.opened_path = opened_path
         self.item = item
-        self.copy_of: Parts = ()
 
     def describe(self) -> Description:
+        """Kind, size and link target; a file copy's source must be a safe name too."""
         item = self.item
         kind = self._kind()
         if kind is EntryKind.SYMLINK:
@@ -226,13 +226,18 @@ class _Describer:
         if kind is EntryKind.HARDLINK:
             return kind, 0, item.get("Hard Link")
         size = _size(item.get("Size"))
-        copy_of = item.get("Copy Link")
-        if kind is EntryKind.FILE and copy_of:
-            try:
-                self.copy_of = entry_parts(copy_of)
-            except UnsafeEntry as exc:
-                raise UnsafeEntry(f"file copy source {copy_of!r}: {exc}") from exc
+        self.copy_source()
         return kind, size, ""
+
+    def copy_source(self) -> Parts:
+        """For a RAR 5 file copy, the earlier file whose bytes it repeats; else ``()``."""
+        copy_of = self.item.get("Copy Link")
+        if not copy_of or self._kind() is not EntryKind.FILE:
+            return ()
+        try:
+            return entry_parts(copy_of)
+        except UnsafeEntry as exc:
+            raise UnsafeEntry(f"file copy source {copy_of!r}: {exc}") from exc
 
     def _kind(self) -> EntryKind:
         item = self.item

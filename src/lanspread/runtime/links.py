@@ -26,7 +26,7 @@ class LinkTable:
         self._dialing: dict[str, asyncio.Future[PeerConnection]] = {}
         self._closing: set[PeerConnection] = set()
 
-    async def get(
+    async def ensure(
         self, peer_id: str, dial: Callable[[], Awaitable[PeerConnection]]
     ) -> PeerConnection:
         """The open link to ``peer_id``, else the result of ``dial()`` (single flight)."""

@@ -327,7 +327,7 @@ class PeerNetwork:
 
     def _dial_sightings(self) -> None:
         """Dial the advertisements that are due, within the dial budget."""
-        for sighting in self._sightings.due(asyncio.get_running_loop().time()):
+        for sighting in self._sightings.claim_due(asyncio.get_running_loop().time()):
             self._spawn(functools.partial(self._contact, sighting))
 
     async def _contact(self, sighting: Sighting) -> None:
@@ -410,7 +410,7 @@ class PeerNetwork:
 
     async def link(self, peer_id: str) -> PeerConnection:
         """The open link to ``peer_id``, dialling it when needed (single flight)."""
-        return await self._links.get(peer_id, functools.partial(self._redial, peer_id))
+        return await self._links.ensure(peer_id, functools.partial(self._redial, peer_id))
 
     async def _redial(self, peer_id: str) -> PeerConnection:
         record = self._db.get(peer_id)
