@@ -98,7 +98,8 @@ class _Answer(CliEvent, frozen=True):
 
 class Reply(_Answer, frozen=True, tag="reply"):
     ok: bool
-    data: Any
+    data: msgspec.Struct | None
+    """The command's reply (``null`` for ``shutdown``)."""
 
 
 class ErrorEvent(_Answer, frozen=True, tag="error"):

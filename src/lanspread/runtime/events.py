@@ -10,13 +10,43 @@ that missed any lifecycle event still converges on the truth with the next one.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import msgspec
 
 from lanspread.core.library import GameSummary
 
+LostReason = Literal["goodbye", "timeout", "error"]
+"""Why a peer was dropped (:class:`PeerLost`)."""
+
 
 class Event(msgspec.Struct, frozen=True, tag_field="event"):
     """Base of every runtime event."""
+
+
+class PeerEvent(Event, frozen=True):
+    """Base of the events about one remote peer."""
+
+    peer_id: str
+
+
+class ServiceEvent(Event, frozen=True):
+    """Base of the events about a service of the runtime that failed."""
+
+    component: str
+    error: str
+
+
+class GameEvent(Event, frozen=True):
+    """Base of the events about one game."""
+
+    game: str
+
+
+class GameFailure(GameEvent, frozen=True):
+    """Base of the events saying an operation on a game failed, and why."""
+
+    reason: str
 
 
 class LocalReady(Event, frozen=True, tag="local-ready"):
@@ -41,15 +71,13 @@ class ActiveOperationsChanged(Event, frozen=True, tag="active-operations-changed
     operations: dict[str, str]
 
 
-class PeerDiscovered(Event, frozen=True, tag="peer-discovered"):
-    peer_id: str
+class PeerDiscovered(PeerEvent, frozen=True, tag="peer-discovered"):
     name: str
     addr: str
 
 
-class PeerLost(Event, frozen=True, tag="peer-lost"):
-    peer_id: str
-    reason: str
+class PeerLost(PeerEvent, frozen=True, tag="peer-lost"):
+    reason: LostReason
     """``goodbye`` (clean shutdown), ``timeout`` (stopped answering) or ``error``."""
 
 
@@ -57,35 +85,28 @@ class PeerCountUpdated(Event, frozen=True, tag="peer-count-updated"):
     count: int
 
 
-class RemoteGamesChanged(Event, frozen=True, tag="remote-games-changed"):
+class RemoteGamesChanged(PeerEvent, frozen=True, tag="remote-games-changed"):
     """A peer's visible library changed (catalog games only)."""
 
-    peer_id: str
     games: tuple[GameSummary, ...]
 
 
-class RuntimeFailed(Event, frozen=True, tag="runtime-failed"):
+class RuntimeFailed(ServiceEvent, frozen=True, tag="runtime-failed"):
     """A required service died; the runtime is stopping."""
 
-    component: str
-    error: str
 
-
-class ServiceRestarting(Event, frozen=True, tag="service-restarting"):
+class ServiceRestarting(ServiceEvent, frozen=True, tag="service-restarting"):
     """A restartable service failed and will be restarted after ``delay`` seconds."""
 
-    component: str
-    error: str
     delay: float
 
 
 # -- downloads -------------------------------------------------------------------------
 
 
-class DownloadBegin(Event, frozen=True, tag="download-begin"):
+class DownloadBegin(GameEvent, frozen=True, tag="download-begin"):
     """Sources agreed on a manifest and the transfer starts."""
 
-    game: str
     version: str | None
     total_bytes: int
     sources: tuple[str, ...]
@@ -93,46 +114,39 @@ class DownloadBegin(Event, frozen=True, tag="download-begin"):
     """Bytes already complete from an earlier, interrupted download or reused on disk."""
 
 
-class DownloadProgress(Event, frozen=True, tag="download-progress"):
-    game: str
+class DownloadProgress(GameEvent, frozen=True, tag="download-progress"):
     downloaded_bytes: int
     total_bytes: int
     bytes_per_second: float
     eta_seconds: float | None
 
 
-class ChunkFinished(Event, frozen=True, tag="chunk-finished"):
-    game: str
+class ChunkFinished(GameEvent, frozen=True, tag="chunk-finished"):
     path: str
     offset: int
     length: int
     peer_id: str
 
 
-class DownloadFinished(Event, frozen=True, tag="download-finished"):
-    game: str
+class DownloadFinished(GameEvent, frozen=True, tag="download-finished"):
     version: str | None
 
 
-class DownloadFailed(Event, frozen=True, tag="download-failed"):
-    game: str
-    reason: str
+class DownloadFailed(GameFailure, frozen=True, tag="download-failed"):
+    """The download stopped for good (the game snapshot says why, and what is left)."""
 
 
-class DownloadCancelled(Event, frozen=True, tag="download-cancelled"):
-    game: str
+class DownloadCancelled(GameEvent, frozen=True, tag="download-cancelled"):
+    """The download was cancelled (a paused one's files discarded)."""
 
 
-class DownloadAllPeersGone(Event, frozen=True, tag="download-all-peers-gone"):
+class DownloadAllPeersGone(GameEvent, frozen=True, tag="download-all-peers-gone"):
     """Every source vanished; the download is paused and can be resumed."""
 
-    game: str
 
-
-class SourceRejected(Event, frozen=True, tag="source-rejected"):
+class SourceRejected(GameEvent, frozen=True, tag="source-rejected"):
     """A source was not used for some files (manifest disagreement or bad bytes)."""
 
-    game: str
     peer_id: str
     reason: str
 
@@ -164,13 +178,11 @@ class PartyCatalogRefused(Event, frozen=True, tag="catalog-refused"):
 # -- install lifecycle --------------------------------------------------------------------
 
 
-class InstallBegin(Event, frozen=True, tag="install-begin"):
-    game: str
+class InstallBegin(GameEvent, frozen=True, tag="install-begin"):
     update: bool
 
 
-class InstallProgress(Event, frozen=True, tag="install-progress"):
-    game: str
+class InstallProgress(GameEvent, frozen=True, tag="install-progress"):
     extracted_bytes: int
     total_bytes: int
 
@@ -182,8 +194,7 @@ class RenamedFile(msgspec.Struct, frozen=True):
     kept_as: str
 
 
-class InstallFinished(Event, frozen=True, tag="install-finished"):
-    game: str
+class InstallFinished(GameEvent, frozen=True, tag="install-finished"):
     version: str | None = None
     """The version now installed, as its install record names it."""
     kept: tuple[str, ...] = ()
@@ -192,44 +203,38 @@ class InstallFinished(Event, frozen=True, tag="install-finished"):
     """The player's copies of files the new version ships, kept as ``<name>.mine``."""
 
 
-class InstallFailed(Event, frozen=True, tag="install-failed"):
-    game: str
-    reason: str
+class InstallFailed(GameFailure, frozen=True, tag="install-failed"):
+    """Extracting the game failed; ``local/`` is as it was before."""
 
 
-class UninstallBegin(Event, frozen=True, tag="uninstall-begin"):
-    game: str
+class UninstallBegin(GameEvent, frozen=True, tag="uninstall-begin"):
+    """Deleting ``local/`` starts."""
 
 
-class UninstallFinished(Event, frozen=True, tag="uninstall-finished"):
-    game: str
+class UninstallFinished(GameEvent, frozen=True, tag="uninstall-finished"):
     kept: tuple[str, ...] = ()
     """The player's files left in ``local/`` (an uninstall with ``keep_saves``)."""
 
 
-class UninstallFailed(Event, frozen=True, tag="uninstall-failed"):
-    game: str
-    reason: str
+class UninstallFailed(GameFailure, frozen=True, tag="uninstall-failed"):
+    """Deleting ``local/`` failed; what could not be deleted is back in ``local/``."""
 
 
-class RemoveBegin(Event, frozen=True, tag="remove-begin"):
-    game: str
+class RemoveBegin(GameEvent, frozen=True, tag="remove-begin"):
+    """Deleting the downloaded files of a game that is not installed starts."""
 
 
-class RemoveFinished(Event, frozen=True, tag="remove-finished"):
-    game: str
+class RemoveFinished(GameEvent, frozen=True, tag="remove-finished"):
+    """The downloaded files are gone."""
 
 
-class RemoveFailed(Event, frozen=True, tag="remove-failed"):
-    game: str
-    reason: str
+class RemoveFailed(GameFailure, frozen=True, tag="remove-failed"):
+    """Deleting the downloaded files failed."""
 
 
-class GameStarted(Event, frozen=True, tag="game-started"):
-    game: str
+class GameStarted(GameEvent, frozen=True, tag="game-started"):
     pid: int
 
 
-class GameExited(Event, frozen=True, tag="game-exited"):
-    game: str
+class GameExited(GameEvent, frozen=True, tag="game-exited"):
     returncode: int

@@ -88,6 +88,7 @@ from lanspread.net.wire import (
 from lanspread.runtime.addresses import format_addr, is_wildcard, mdns_interfaces, parse_addr
 from lanspread.runtime.events import (
     Event,
+    LostReason,
     PeerCountUpdated,
     PeerDiscovered,
     PeerLost,
@@ -481,7 +482,7 @@ class PeerNetwork:
         await connection.request(Ping(), timeout=PING_TIMEOUT)
         self._db.mark_seen(peer_id, asyncio.get_running_loop().time())
 
-    async def _drop(self, peer_id: str, reason: str) -> None:
+    async def _drop(self, peer_id: str, reason: LostReason) -> None:
         record = self._db.remove(peer_id)
         if record is None:
             return
