@@ -70,6 +70,7 @@ from lanspread.core.gameroot import (
 from lanspread.core.manifest import MAX_FILES_PER_GAME, MAX_MANIFEST_ENCODED_SIZE, GameManifest
 from lanspread.errors import StorageError
 from lanspread.files.atomic import NotARegularFile, fsync_dir, read_regular_bounded
+from lanspread.files.dirs import make_dir, sync_dir
 from lanspread.platform import fileio
 from lanspread.platform.generation import file_generation
 
@@ -280,7 +281,8 @@ def claim_download(root: Path, manifest: GameManifest, *, adopt: bool) -> Owners
         )
     claimed = msgspec.structs.replace(record, names=tuple(sorted(names.values(), key=_by_path)))
     if not existed:
-        _make_root(root)
+        make_dir(root)
+        sync_dir(root.parent)
     save_record(root, claimed)
     return claimed
 
@@ -430,20 +432,20 @@ def sweep_owned(
         else:
             _unlink(root / name.path)
             if name.path == VERSION_FILE:
-                _sync(root)  # the root stops being a downloaded game before anything else goes
+                sync_dir(root)  # the root stops being a downloaded game before anything else goes
         removed.append(name.path)
     for folder in {(root / path).parent for path in removed}:
         if folder.exists():
-            _sync(folder)
+            sync_dir(folder)
     left = tuple(sorted(remaining, key=_by_path))
     root_removed = False
     if drop_record and not left:
         _unlink(record_path(root))
-        _sync(root)
+        sync_dir(root)
         if record.root_created:
             root_removed = _rmdir_if_empty(root)
             if root_removed:
-                _sync(root.parent)
+                sync_dir(root.parent)
     elif left != record.names:
         save_record(root, msgspec.structs.replace(record, names=left))
     return SweepReport(
@@ -516,14 +518,6 @@ def _require_dir_or_absent(root: Path) -> bool:
     return True
 
 
-def _make_root(root: Path) -> None:
-    try:
-        root.mkdir()
-    except OSError as exc:
-        raise StorageError(f"cannot create {root}: {exc.strerror or exc}") from exc
-    _sync(root.parent)
-
-
 def _rmdir_if_empty(path: Path) -> bool:
     try:
         path.rmdir()
@@ -543,13 +537,6 @@ def _unlink(path: Path) -> None:
         return
     except OSError as exc:
         raise StorageError(f"cannot delete {path}: {exc.strerror or exc}") from exc
-
-
-def _sync(folder: Path) -> None:
-    try:
-        fsync_dir(folder)
-    except OSError as exc:
-        raise StorageError(f"cannot sync {folder}: {exc.strerror or exc}") from exc
 
 
 def _read_bounded(path: Path) -> bytes | None:

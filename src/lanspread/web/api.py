@@ -230,9 +230,9 @@ class WebUI:
         app.router.add_post("/api/command", self._command)
         app.router.add_post("/api/settings", self._save_settings)
         app.router.add_post("/api/restart", self._restart)
-        app.router.add_post("/api/games/{game}/open-folder", self._open_folder)
-        app.router.add_post("/api/games/{game}/uninstall-plan", self._uninstall_plan)
-        app.router.add_post("/api/games/{game}/verify", self._verify)
+        app.router.add_post("/api/games/{game}/open-folder", _per_game(self._open_folder))
+        app.router.add_post("/api/games/{game}/uninstall-plan", _per_game(self._uninstall_dialog))
+        app.router.add_post("/api/games/{game}/verify", _per_game(self._verify_view))
         app.router.add_get("/api/covers/{game}", self._cover)
         return app
 
@@ -447,25 +447,11 @@ class WebUI:
             return error_response(exc)
         return ok_response(status=202)
 
-    async def _open_folder(self, request: web.Request) -> web.Response:
-        game_id = request.match_info["game"]
-        try:
-            runtime = self.host.runtime
-            local = runtime.local
-            root = await asyncio.to_thread(
-                resolve_game_root, local.game_dir, local.catalog, game_id
-            )
-            await self._opener(root)
-        except LanspreadError as exc:
-            return error_response(exc)
-        return ok_response({"path": str(root)})
-
-    async def _uninstall_plan(self, request: web.Request) -> web.Response:
-        try:
-            dialog = await self._uninstall_dialog(request.match_info["game"])
-        except LanspreadError as exc:
-            return error_response(exc)
-        return ok_response(dialog)
+    async def _open_folder(self, game_id: str) -> dict[str, str]:
+        local = self.host.runtime.local
+        root = await asyncio.to_thread(resolve_game_root, local.game_dir, local.catalog, game_id)
+        await self._opener(root)
+        return {"path": str(root)}
 
     async def _uninstall_dialog(self, game_id: str) -> UninstallDialogView:
         """One dry run (it reads every game file): what goes, and what keeping would keep."""
@@ -474,13 +460,6 @@ class WebUI:
         plan = await runtime.execute(Uninstall(game=game_id, dry_run=True))
         assert isinstance(plan, UninstallPlan)
         return uninstall_dialog(name, plan)
-
-    async def _verify(self, request: web.Request) -> web.Response:
-        try:
-            result = await self._verify_view(request.match_info["game"])
-        except LanspreadError as exc:
-            return error_response(exc)
-        return ok_response(result)
 
     async def _verify_view(self, game_id: str) -> VerifyView:
         runtime = self.host.runtime
@@ -508,6 +487,21 @@ class WebUI:
         if path is None:
             return refusal(404, "no-cover", f"the cover of {game_id!r} cannot be read")
         return web.FileResponse(path, headers={"Content-Type": COVER_TYPES[path.suffix.lower()]})
+
+
+def _per_game(
+    answer: Callable[[str], Awaitable[Any]],
+) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """A route for ``/api/games/{game}/...``: ``answer(game)`` as data, or the error."""
+
+    async def route(request: web.Request) -> web.Response:
+        try:
+            data = await answer(request.match_info["game"])
+        except LanspreadError as exc:
+            return error_response(exc)
+        return ok_response(data)
+
+    return route
 
 
 def _optimistic(command: AnyCommand) -> tuple[str, str] | None:
