@@ -38,6 +38,25 @@ chunk the peer lacks. A stale summary only lacks bits; the next checkpoint bring
 them. A peer that must take chunks back publishes a summary without the partial
 first (a library commit of its own).
 
+What the runtime calls
+----------------------
+* Download starts or resumes: ``partial = batcher.start(game, digest, durable, now)``
+  (``durable``: the journal's committed bitmap as a ``ChunkBitfield``) and, when
+  not ``None``, commit ``partial_summary(game, scanned, version=..., partial=...)``
+  to the local library (published as a library delta like any change).
+* After each journal commit: ``batcher.add(game, digest, indexes)`` (or
+  ``add_bitfield`` with the committed bitmap), then the one timer at
+  ``batcher.next_deadline()`` runs ``poll(now)`` (send each ``PushHaveDelta`` to
+  every peer, in order with library deltas) and ``checkpoint(now)`` (commit each
+  returned partial into the game's summary).
+* Download ends (cancel, discard, failure, completion): ``batcher.stop(game)``, the
+  provider answers ``None`` at once, and the summary loses its partial.
+* Receiving: ``book.sync_peer(peer, snapshot.games, authoritative=True)`` after a
+  handshake, ``authoritative=False`` after an applied library delta;
+  ``book.apply_have(peer, delta)`` for each ``PushHaveDelta`` (answer
+  ``HaveDeltaAck(accepted=refusal is None)``); ``book.forget_peer(peer)`` when it
+  is lost. The engine asks ``book.holders(game, digest, chunk_count)``.
+
 Bounds
 ------
 A library carries at most ``MAX_PARTIAL_GAMES`` partial games (checked by the
@@ -177,7 +196,10 @@ class PartialProvider(Protocol):
         """The verified, durable chunks of ``game_id``; ``None`` unless its download runs.
 
         Called on the event loop before each request is judged. Must return ``None``
-        from the moment a cancel, discard or failure begins.
+        from the moment a cancel, discard or failure begins. A request judged just
+        before may still be sent from its open file: its chunks were verified and
+        nothing rewrites a durable chunk in place, and the requester verifies every
+        chunk against the manifest anyway.
         """
         ...
 
@@ -350,12 +372,15 @@ class HaveBatcher:
         return PartialAvailability.of(sending.manifest_digest, sending.known)
 
     def next_deadline(self) -> float | None:
-        """When :meth:`poll` or :meth:`checkpoint` next has something; ``None`` when idle."""
+        """When :meth:`poll` or :meth:`checkpoint` next has something; ``None`` when idle.
+
+        A time already past means at once; the shell arms its one timer for this.
+        """
         deadlines = []
         for sending in self._games.values():
             if sending.known.without(sending.sent).bits:
-                earliest = sending.sent_at + self._interval if sending.sent_at is not None else 0.0
-                deadlines.append(earliest)
+                after = sending.sent_at + self._interval if sending.sent_at is not None else None
+                deadlines.append(sending.published_at if after is None else after)
             if sending.known != sending.published:
                 deadlines.append(sending.published_at + self._refresh_interval)
         return min(deadlines, default=None)
