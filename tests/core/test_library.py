@@ -7,9 +7,11 @@ import msgspec
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from tests.support.partials import DIGEST, complete_availabilities, partial, partial_game, partials
 
 from lanspread.core.library import (
     EMPTY_DIGEST,
+    MAX_PARTIAL_GAMES,
     Availability,
     DeltaMismatch,
     GameSummary,
@@ -20,19 +22,34 @@ from lanspread.core.library import (
     diff_snapshots,
     library_digest,
     make_snapshot,
+    partial_count,
 )
 
 # A small id alphabet so that two generated libraries share ids often.
 game_ids = st.sampled_from(["a", "b", "c", "d", "e", "quake3", "x.y-z_1"])
-summaries = st.builds(
-    GameSummary,
-    id=game_ids,
-    availability=st.sampled_from(Availability),
-    version=st.one_of(st.none(), st.sampled_from(["1", "1.1", "2.0"])),
-    installed=st.booleans(),
-    size_bytes=st.integers(min_value=0, max_value=10**12),
+_versions = st.one_of(st.none(), st.sampled_from(["1", "1.1", "2.0"]))
+summaries = st.one_of(
+    st.builds(
+        GameSummary,
+        id=game_ids,
+        availability=complete_availabilities,
+        version=_versions,
+        installed=st.booleans(),
+        size_bytes=st.integers(min_value=0, max_value=10**12),
+    ),
+    st.builds(
+        GameSummary,
+        id=game_ids,
+        availability=st.just(Availability.PARTIAL),
+        version=_versions,
+        installed=st.booleans(),
+        size_bytes=st.integers(min_value=0, max_value=10**12),
+        partial=partials(max_chunks=12),
+    ),
 )
-libraries = st.lists(summaries, max_size=7, unique_by=lambda game: game.id)
+libraries = st.lists(summaries, max_size=7, unique_by=lambda game: game.id).filter(
+    lambda games: partial_count(games) <= MAX_PARTIAL_GAMES
+)
 
 
 def summary(game_id: str, version: str | None = "1", size: int = 10) -> GameSummary:
@@ -214,3 +231,98 @@ def test_snapshot_decoding_refuses_unknown_fields() -> None:
         msgspec.convert(raw, LibrarySnapshot)
 
     assert str(caught.value) == "Object contains unknown field `extra`"
+
+
+# --- partial copies ----------------------------------------------------------------------
+
+
+def test_a_library_without_partials_encodes_and_digests_as_before() -> None:
+    """No partial field: the encoding has no trace of it, so digests of old libraries hold."""
+    encoded = msgspec.msgpack.encode(summary("a"))
+    assert msgspec.msgpack.decode(encoded) == {
+        "id": "a",
+        "availability": "Ready",
+        "version": "1",
+        "installed": False,
+        "size_bytes": 10,
+    }
+    before = {
+        "id": "a",
+        "availability": "Ready",
+        "version": "1",
+        "installed": False,
+        "size_bytes": 10,
+    }
+    assert (
+        library_digest([summary("a")])
+        == blake3.blake3(msgspec.msgpack.encode([before])).hexdigest()
+    )
+
+
+def test_a_partial_game_is_neither_downloaded_nor_equal_to_another_bitfield() -> None:
+    """A partial copy is not downloaded, and a new bitfield is a change of the library."""
+    library = LocalLibrary()
+    library.update({"a": partial_game("a", 8, [0])})
+    game = library.get("a")
+    assert game is not None
+    assert not game.downloaded
+    delta = library.update({"a": partial_game("a", 8, [0, 1])})
+    assert delta is not None
+    assert delta.upserts == (partial_game("a", 8, [0, 1]),)
+
+
+@pytest.mark.parametrize(
+    ("availability", "with_partial"),
+    [(Availability.PARTIAL, False), (Availability.READY, True), (Availability.LOCAL_ONLY, True)],
+)
+def test_partial_and_its_availability_go_together(
+    availability: Availability, with_partial: bool
+) -> None:
+    """Availability Partial needs a partial, and a partial needs availability Partial."""
+    raw = msgspec.to_builtins(summary("a"))
+    raw["availability"] = availability.value
+    if with_partial:
+        raw["partial"] = msgspec.to_builtins(partial(8, [1]))
+    with pytest.raises(msgspec.ValidationError) as caught:
+        msgspec.convert(raw, GameSummary)
+    assert str(caught.value) == "a: a partial availability goes with availability Partial only"
+
+
+def _partial_library(count: int) -> list[GameSummary]:
+    return [partial_game(f"g{index}", 8, [index]) for index in range(count)]
+
+
+def test_a_snapshot_with_too_many_partials_is_refused_at_decode() -> None:
+    """A stranger's library holds at most MAX_PARTIAL_GAMES bitfields."""
+    raw = msgspec.to_builtins(make_snapshot(0, _partial_library(MAX_PARTIAL_GAMES)))
+    raw["games"] = [*raw["games"], msgspec.to_builtins(partial_game("z", 8))]
+    with pytest.raises(msgspec.ValidationError) as caught:
+        msgspec.convert(raw, LibrarySnapshot)
+    assert str(caught.value) == "5 partial games exceed the limit of 4 in one library"
+
+
+def test_a_delta_with_too_many_partials_is_refused_at_decode() -> None:
+    """A delta's upserts are bounded the same way."""
+    delta = LibraryDelta(base_revision=0, revision=1, digest=DIGEST, upserts=(), removals=())
+    raw = msgspec.to_builtins(delta)
+    raw["upserts"] = [msgspec.to_builtins(g) for g in _partial_library(MAX_PARTIAL_GAMES + 1)]
+    with pytest.raises(msgspec.ValidationError) as caught:
+        msgspec.convert(raw, LibraryDelta)
+    assert str(caught.value) == "5 partial games exceed the limit of 4 in one library"
+
+
+def test_deltas_that_pile_up_partials_are_a_mismatch() -> None:
+    """Two deltas each within the bound cannot leave more partials than the bound."""
+    base = make_snapshot(1, _partial_library(MAX_PARTIAL_GAMES))
+    extra = partial_game("z", 8)
+    target = [*_partial_library(MAX_PARTIAL_GAMES), extra]
+    delta = LibraryDelta(
+        base_revision=1,
+        revision=2,
+        digest=library_digest(target),
+        upserts=(extra,),
+        removals=(),
+    )
+    with pytest.raises(DeltaMismatch) as caught:
+        apply_delta(base, delta)
+    assert str(caught.value) == "the delta leaves more than 4 partial games in the library"

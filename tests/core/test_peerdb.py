@@ -8,6 +8,7 @@ import msgspec
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from tests.support.partials import partial_game
 
 from lanspread.core.gameroot import version_sort_key
 from lanspread.core.library import (
@@ -375,6 +376,18 @@ def test_a_game_held_only_local_only_has_no_source_and_no_count() -> None:
         sources_at_latest=(),
     )
     assert view.peer_count == 0
+
+
+def test_a_partial_copy_is_no_whole_game_source() -> None:
+    """A peer downloading a newer version is a holder, never a source of the whole game."""
+    db = db_with("p1", game("quake3", "1.0"))
+    db.upsert_from_handshake(
+        "p2", "Bob", ("192.168.1.21", 40000), snapshot(partial_game("quake3", 8, [0])), 100.0
+    )
+    view = aggregate(db)["quake3"]
+    assert list(view.peers) == ["p1", "p2"]
+    assert view.ready_peers == ("p1",)
+    assert (view.latest_version, view.sources_at_latest, view.peer_count) == ("1.0", ("p1",), 1)
 
 
 def test_aggregate_has_every_catalog_game_and_nothing_else() -> None:

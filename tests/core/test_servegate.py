@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import PurePosixPath, PureWindowsPath
 
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from lanspread.core.bitfield import ChunkBitfield
 from lanspread.core.gameroot import RESERVED_NAMES
+from lanspread.core.manifest import MIN_CHUNK_SIZE, ChunkDigest, FileManifest, GameManifest
+from lanspread.core.partial import ChunkLayout, VerifiedChunks
 from lanspread.core.servegate import (
     MAX_CHUNK_LENGTH,
     MAX_COMPONENT_BYTES,
@@ -22,6 +26,9 @@ from lanspread.core.servegate import (
     check_chunk_range,
     check_game,
     check_game_request,
+    check_partial_chunk,
+    check_partial_game,
+    check_partial_request,
     check_relative_path,
     check_resolved,
     is_reserved_component,
@@ -422,3 +429,192 @@ def test_accepted_chunks_always_lie_inside_the_file(offset: int, length: int, si
     if check_chunk_range(offset, length, size) is None:
         assert 0 <= offset <= offset + length <= size
         assert length <= MAX_CHUNK_LENGTH
+
+
+# --- partial copies ---------------------------------------------------------------------------
+
+CS = MIN_CHUNK_SIZE
+DIGEST = "d" * 64
+
+
+def _file(path: str, size: int) -> FileManifest:
+    spans = range(0, size, CS)
+    return FileManifest(
+        path, size, tuple(ChunkDigest(o, min(CS, size - o), bytes(32)) for o in spans)
+    )
+
+
+# a.eti: chunks 0-2 (the last 10 bytes long); sub/b.eti: chunk 3; version.ini: chunk 4.
+PARTIAL_MANIFEST = GameManifest(
+    "quake3",
+    "2.0",
+    CS,
+    (_file("a.eti", 2 * CS + 10), _file("sub/b.eti", 100), _file("version.ini", 3)),
+)
+
+
+def _verified(held: list[int], count: int = 5, digest: str = DIGEST) -> VerifiedChunks:
+    return VerifiedChunks(
+        manifest_digest=digest,
+        version="2.0",
+        layout=ChunkLayout(PARTIAL_MANIFEST),
+        durable=ChunkBitfield.from_indexes(count, held),
+    )
+
+
+def test_a_partial_copy_is_served_only_at_the_ticket_manifest() -> None:
+    """A catalog game the provider vouches for at exactly the ticket's digest passes."""
+    assert check_partial_game("quake3", DIGEST, _verified([0]), catalog_ids=CATALOG) is None
+
+
+@pytest.mark.parametrize(
+    ("game_id", "verified", "reason", "detail"),
+    [
+        ("cs16", _verified([0]), RefusalReason.NOT_IN_CATALOG, "'cs16' is not a catalog game"),
+        ("quake3", None, RefusalReason.NO_PARTIAL, "no download of quake3 runs here"),
+        (
+            "quake3",
+            _verified([0], digest="e" * 64),
+            RefusalReason.MANIFEST_MISMATCH,
+            f"quake3 is downloading manifest {'e' * 64}, not {DIGEST}",
+        ),
+        (
+            "quake3",
+            _verified([0], count=6),
+            RefusalReason.NO_PARTIAL,
+            "quake3: the durable set covers 6 chunks, the manifest has 5",
+        ),
+    ],
+    ids=["not-in-catalog", "no-download", "other-manifest", "bitfield-of-another-manifest"],
+)
+def test_a_partial_game_is_refused_unless_vouched_for_at_that_manifest(
+    game_id: str, verified: VerifiedChunks | None, reason: RefusalReason, detail: str
+) -> None:
+    """Gone (cancel, discard, failure), another manifest or a bad provider answer: refused."""
+    refusal = check_partial_game(game_id, DIGEST, verified, catalog_ids=CATALOG)
+    assert refusal == Refusal(reason, detail)
+    assert refusal.code is ServeErrorCode.GAME_NOT_FOUND
+
+
+@pytest.mark.parametrize(
+    ("path", "offset", "length"),
+    [("a.eti", 0, CS), ("a.eti", CS, CS + 10), ("a.eti", 5, 10), ("sub/b.eti", 0, 100)],
+)
+def test_ranges_inside_durable_chunks_pass(path: str, offset: int, length: int) -> None:
+    """Whole chunks, spans of held chunks and ranges inside one held chunk are served."""
+    assert check_partial_chunk(_verified([0, 1, 2, 3]), path, offset, length) is None
+
+
+@pytest.mark.parametrize(
+    ("held", "path", "offset", "length", "reason", "detail"),
+    [
+        (
+            [0],
+            "a.eti",
+            CS,
+            CS,
+            RefusalReason.CHUNK_NOT_VERIFIED,
+            f"'a.eti' at {CS} of {CS} bytes touches chunks 1-1, not all verified and durable",
+        ),
+        (
+            [0],
+            "a.eti",
+            CS - 1,
+            2,
+            RefusalReason.CHUNK_NOT_VERIFIED,
+            f"'a.eti' at {CS - 1} of 2 bytes touches chunks 0-1, not all verified and durable",
+        ),
+        (
+            [0, 1, 2, 3, 4],
+            "version.ini",
+            0,
+            3,
+            RefusalReason.CHUNK_NOT_VERIFIED,
+            "the version.ini of a partial copy is never served",
+        ),
+        (
+            [0, 1, 2, 3],
+            "extra.eti",
+            0,
+            1,
+            RefusalReason.NOT_IN_MANIFEST,
+            "'extra.eti' is not a file of the manifest",
+        ),
+        (
+            [0, 1, 2, 3],
+            "local/saves.dat",
+            0,
+            1,
+            RefusalReason.RESERVED_PATH,
+            "'local/saves.dat' is under reserved 'local'",
+        ),
+        (
+            [0, 1, 2, 3],
+            "a.eti",
+            2 * CS,
+            11,
+            RefusalReason.CHUNK_OUT_OF_RANGE,
+            f"chunk at {2 * CS} of 11 bytes is outside 'a.eti' of {2 * CS + 10} bytes",
+        ),
+        (
+            [0, 1, 2, 3],
+            "a.eti",
+            0,
+            0,
+            RefusalReason.CHUNK_OUT_OF_RANGE,
+            f"chunk at 0 of 0 bytes is outside 'a.eti' of {2 * CS + 10} bytes",
+        ),
+        (
+            [0, 1, 2, 3],
+            "a.eti",
+            0,
+            MAX_CHUNK_LENGTH + 1,
+            RefusalReason.CHUNK_TOO_LARGE,
+            f"chunk of {MAX_CHUNK_LENGTH + 1} bytes exceeds {MAX_CHUNK_LENGTH}",
+        ),
+    ],
+    ids=[
+        "unverified",
+        "spans-verified-and-not",
+        "sentinel",
+        "not-in-manifest",
+        "reserved",
+        "past-the-end",
+        "empty",
+        "too-large",
+    ],
+)
+def test_anything_outside_durable_chunks_is_refused(
+    held: list[int], path: str, offset: int, length: int, reason: RefusalReason, detail: str
+) -> None:
+    """Never an unverified byte, a sentinel, an unlisted file or a range past the file."""
+    assert check_partial_chunk(_verified(held), path, offset, length) == Refusal(reason, detail)
+
+
+def test_a_missing_chunk_answers_its_own_code() -> None:
+    """A chunk not held (yet) is CHUNK_NOT_AVAILABLE: the peer stays a source for the rest."""
+    refusal = check_partial_chunk(_verified([]), "a.eti", 0, CS)
+    assert refusal is not None
+    assert refusal.code is ServeErrorCode.CHUNK_NOT_AVAILABLE
+
+
+@dataclass(frozen=True)
+class _Request:
+    path: str
+    offset: int
+    length: int
+
+
+def test_a_request_is_judged_on_the_game_then_the_chunk() -> None:
+    """check_partial_request runs the game rule first, then the chunk rule."""
+    request = _Request("a.eti", 0, CS)
+    assert (
+        check_partial_request("quake3", DIGEST, _verified([0]), request, catalog_ids=CATALOG)
+        is None
+    )
+    game_refused = check_partial_request("quake3", DIGEST, None, request, catalog_ids=CATALOG)
+    assert _reason(game_refused) is RefusalReason.NO_PARTIAL
+    chunk_refused = check_partial_request(
+        "quake3", DIGEST, _verified([1]), request, catalog_ids=CATALOG
+    )
+    assert _reason(chunk_refused) is RefusalReason.CHUNK_NOT_VERIFIED

@@ -44,6 +44,18 @@ def test_issued_ticket_admits_its_peer_and_game_once() -> None:
     assert len(book) == 0
 
 
+def test_a_partial_ticket_grants_its_manifest_only() -> None:
+    """A ticket asked for a partial copy carries that manifest digest into its grant."""
+    book = TicketBook()
+    digest = "d" * 64
+    book.issue(
+        token(1), ALICE, "quake3", now=0.0, address=HOST, known_since=OLD, manifest_digest=digest
+    )
+    book.issue(token(2), ALICE, "quake3", now=0.0, address=HOST, known_since=OLD)
+    assert book.admit(token(1), now=1.0, address=HOST) == TicketGrant(ALICE, "quake3", digest)
+    assert book.admit(token(2), now=1.0, address=HOST) == TicketGrant(ALICE, "quake3", None)
+
+
 def test_unknown_and_malformed_tokens_are_refused() -> None:
     """A token never issued, or of the wrong size, admits nothing."""
     book = TicketBook()

@@ -35,12 +35,14 @@ from lanspread.net.wire import (
     GetTicket,
     Goodbye,
     GoodbyeAck,
+    HaveDeltaAck,
     Hello,
     LibraryDeltaAck,
     ManifestResponse,
     OfferCatalog,
     Ping,
     Pong,
+    PushHaveDelta,
     PushLibraryDelta,
     Request,
     Response,
@@ -124,6 +126,8 @@ class RecordingHandler:
                 )
             case OfferCatalog():
                 return CatalogAck(serial=0)
+            case PushHaveDelta():
+                return HaveDeltaAck(accepted=False)
             case PushLibraryDelta(delta=delta):
                 known = self.libraries.get(peer_id)
                 if known is None:

@@ -11,11 +11,19 @@ import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tests.support.partials import DIGEST, complete_availabilities, partial, partial_game, partials
 
+from lanspread.core.bitfield import (
+    MAX_BITFIELD_BYTES,
+    MAX_BITFIELD_CHUNKS,
+    ChunkBitfield,
+    PartialAvailability,
+)
 from lanspread.core.catalog import MAX_GAME_ID_LENGTH, is_valid_game_id
 from lanspread.core.gameroot import MAX_VERSION_LENGTH
 from lanspread.core.library import (
     MAX_LIBRARY_GAMES,
+    MAX_PARTIAL_GAMES,
     Availability,
     GameSummary,
     LibraryDelta,
@@ -32,6 +40,7 @@ from lanspread.core.manifest import (
     FileManifest,
     GameManifest,
 )
+from lanspread.core.partial import MAX_HAVE_INDEXES, HaveDelta
 from lanspread.core.party import (
     MAX_PINS,
     MAX_SERIAL,
@@ -42,12 +51,14 @@ from lanspread.core.party import (
     decode_signed_catalog,
     encode_signed_catalog,
 )
+from lanspread.core.servegate import ServeErrorCode
 from lanspread.core.tickets import TICKET_TTL, TOKEN_SIZE
 from lanspread.errors import FrameTooLarge, ProtocolError, VersionMismatch
 from lanspread.net.wire import (
     MAX_DISPLAY_NAME_LENGTH,
     MAX_ERROR_MESSAGE_LENGTH,
     MAX_FRAME_SIZE,
+    MAX_HANDSHAKE_FRAME_SIZE,
     MAX_HOST_LENGTH,
     MAX_REQUEST_ID,
     NONCE_SIZE,
@@ -64,6 +75,7 @@ from lanspread.net.wire import (
     GetTicket,
     Goodbye,
     GoodbyeAck,
+    HaveDeltaAck,
     Hello,
     HelloAck,
     LibraryDeltaAck,
@@ -72,6 +84,7 @@ from lanspread.net.wire import (
     OfferCatalog,
     Ping,
     Pong,
+    PushHaveDelta,
     PushLibraryDelta,
     RequestFrame,
     ResponseFrame,
@@ -94,10 +107,27 @@ revisions = st.integers(min_value=0, max_value=2**63)
 summaries = st.builds(
     GameSummary,
     id=game_ids,
-    availability=st.sampled_from(Availability),
+    availability=complete_availabilities,
     version=st.none() | versions,
     installed=st.booleans(),
     size_bytes=st.integers(min_value=0, max_value=2**64 - 1),
+) | st.builds(
+    GameSummary,
+    id=game_ids,
+    availability=st.just(Availability.PARTIAL),
+    version=st.none() | versions,
+    installed=st.booleans(),
+    size_bytes=st.integers(min_value=0, max_value=2**64 - 1),
+    partial=partials(),
+)
+digests = st.from_regex(r"\A[0-9a-f]{64}\Z")
+have_deltas = st.builds(
+    HaveDelta,
+    game_id=game_ids,
+    manifest_digest=digests,
+    indexes=st.lists(
+        st.integers(min_value=0, max_value=MAX_BITFIELD_CHUNKS - 1), min_size=1, max_size=5
+    ).map(lambda indexes: tuple(sorted(set(indexes)))),
 )
 snapshots = st.builds(
     LibrarySnapshot,
@@ -160,7 +190,8 @@ requests = st.one_of(
     st.just(Goodbye()),
     st.builds(PushLibraryDelta, delta=deltas),
     st.builds(GetGame, game_id=game_ids),
-    st.builds(GetTicket, game_id=game_ids),
+    st.builds(GetTicket, game_id=game_ids, manifest_digest=st.none() | digests),
+    st.builds(PushHaveDelta, delta=have_deltas),
     st.builds(OfferCatalog, catalog=signed_catalogs),
 )
 error_responses = st.builds(
@@ -172,6 +203,7 @@ responses = st.one_of(
     st.just(Pong()),
     st.just(GoodbyeAck()),
     st.builds(LibraryDeltaAck, revision=revisions),
+    st.builds(HaveDeltaAck, accepted=st.booleans()),
     st.builds(ResyncRequired, known_revision=st.none() | revisions, reason=st.text(max_size=50)),
     st.builds(ManifestResponse, manifest=manifests),
     st.builds(CatalogAck, serial=st.integers(min_value=0, max_value=MAX_SERIAL)),
@@ -494,6 +526,145 @@ def test_a_snapshot_above_max_library_games_is_refused() -> None:
         FrameDecoder().feed(_frame_of(hello))
 
 
+# --- partial copies ------------------------------------------------------------------
+
+
+def _hello_with_games(games: list[object]) -> dict[str, object]:
+    hello = _hello_dict()
+    announcement = hello["announcement"]
+    assert isinstance(announcement, dict)
+    announcement["library"]["games"] = games
+    return hello
+
+
+def _raw_partial_game(partial_value: dict[str, object]) -> dict[str, object]:
+    raw = msgspec.to_builtins(partial_game("g"), builtin_types=(bytes,))
+    assert isinstance(raw, dict)
+    raw["partial"] = partial_value
+    return raw
+
+
+@pytest.mark.parametrize(
+    ("partial_value", "error"),
+    [
+        (
+            {"manifest_digest": DIGEST, "chunk_count": 8, "bitfield": bytes(2)},
+            "a bitfield of 2 bytes does not cover 8 chunks (expected 1 bytes)",
+        ),
+        (
+            {"manifest_digest": DIGEST, "chunk_count": 4, "bitfield": b"\xff"},
+            "a bitfield over 4 chunks sets a bit past the last",
+        ),
+    ],
+    ids=["wrong-length", "padding-bits"],
+)
+def test_a_hello_with_a_mis_sized_bitfield_is_refused(
+    partial_value: dict[str, object], error: str
+) -> None:
+    """A bitfield that disagrees with its chunk count closes the handshake with our words."""
+    frame = _frame_of(_hello_with_games([_raw_partial_game(partial_value)]))
+    expected = f"invalid message: {error} - at `$.announcement.library.games[0].partial`"
+    with pytest.raises(ProtocolError) as caught:
+        FrameDecoder().feed(frame)
+    assert str(caught.value) == expected
+
+
+def test_a_hello_with_an_oversized_bitfield_is_refused() -> None:
+    """A bitfield longer than any manifest allows is refused by its bound, naming the field."""
+    value = {"manifest_digest": DIGEST, "chunk_count": 8, "bitfield": bytes(MAX_BITFIELD_BYTES + 1)}
+    frame = _frame_of(_hello_with_games([_raw_partial_game(value)]))
+    pattern = (
+        r"^invalid message: .* - at `\$\.announcement\.library\.games\[0\]\.partial\.bitfield`$"
+    )
+    with pytest.raises(ProtocolError, match=pattern):
+        FrameDecoder().feed(frame)
+
+
+def test_a_hello_with_too_many_partial_games_is_refused() -> None:
+    """More than MAX_PARTIAL_GAMES partial games in one library is a protocol violation."""
+    games = [
+        msgspec.to_builtins(partial_game(f"g{index}"), builtin_types=(bytes,))
+        for index in range(MAX_PARTIAL_GAMES + 1)
+    ]
+    with pytest.raises(ProtocolError) as caught:
+        FrameDecoder().feed(_frame_of(_hello_with_games(games)))
+    assert str(caught.value) == (
+        "invalid message: 5 partial games exceed the limit of 4 in one library"
+        " - at `$.announcement.library`"
+    )
+
+
+def test_a_partial_availability_needs_availability_partial() -> None:
+    """A Ready game carrying a bitfield is refused: the two go together."""
+    raw = _raw_partial_game(msgspec.to_builtins(partial(8), builtin_types=(bytes,)))
+    raw["availability"] = "Ready"
+    with pytest.raises(ProtocolError) as caught:
+        FrameDecoder().feed(_frame_of(_hello_with_games([raw])))
+    assert str(caught.value) == (
+        "invalid message: g: a partial availability goes with availability Partial only"
+        " - at `$.announcement.library.games[0]`"
+    )
+
+
+def _have_frame(**overrides: object) -> bytes:
+    delta: dict[str, object] = {"game_id": "quake3", "manifest_digest": DIGEST, "indexes": [1, 2]}
+    delta.update(overrides)
+    body = {"type": "PushHaveDelta", "delta": delta}
+    return _frame_of({"type": "RequestFrame", "id": 1, "body": body})
+
+
+def test_a_have_delta_travels_as_a_request() -> None:
+    """PushHaveDelta decodes to the core HaveDelta it carries."""
+    assert FrameDecoder().feed(_have_frame()) == [
+        RequestFrame(id=1, body=PushHaveDelta(delta=HaveDelta("quake3", DIGEST, (1, 2))))
+    ]
+
+
+def test_an_unsorted_have_delta_is_refused() -> None:
+    """Indexes out of order are refused with our message and the field's place."""
+    with pytest.raises(ProtocolError) as caught:
+        FrameDecoder().feed(_have_frame(indexes=[2, 1]))
+    assert str(caught.value) == (
+        "invalid message: have indexes must be strictly ascending - at `$.body.delta`"
+    )
+
+
+@pytest.mark.parametrize(
+    ("overrides", "where"),
+    [
+        ({"indexes": list(range(MAX_HAVE_INDEXES + 1))}, "$.body.delta.indexes"),
+        ({"indexes": [MAX_BITFIELD_CHUNKS]}, "$.body.delta.indexes[0]"),
+        ({"indexes": []}, "$.body.delta.indexes"),
+        ({"manifest_digest": "xyz"}, "$.body.delta.manifest_digest"),
+        ({"game_id": "../etc"}, "$.body.delta.game_id"),
+    ],
+    ids=["too-many", "past-the-bound", "empty", "bad-digest", "bad-game-id"],
+)
+def test_hostile_have_deltas_are_refused_by_the_decoder(
+    overrides: dict[str, object], where: str
+) -> None:
+    """Oversized or out-of-bound indexes, bad digests and ids never reach the book."""
+    pattern = rf"^invalid message: .* - at `{re.escape(where)}`$"
+    with pytest.raises(ProtocolError, match=pattern):
+        FrameDecoder().feed(_have_frame(**overrides))
+
+
+def test_a_plain_ticket_request_encodes_as_before() -> None:
+    """Without a manifest digest GetTicket carries only the game id; with one, the digest."""
+    plain = msgspec.msgpack.decode(
+        encode_frame(RequestFrame(id=1, body=GetTicket(game_id="g")))[4:]
+    )
+    assert plain == {"type": "RequestFrame", "id": 1, "body": {"type": "GetTicket", "game_id": "g"}}
+    partial_request = RequestFrame(id=1, body=GetTicket(game_id="g", manifest_digest=DIGEST))
+    assert FrameDecoder().feed(encode_frame(partial_request)) == [partial_request]
+
+
+def test_every_serve_error_code_is_a_wire_error_code() -> None:
+    """The serve gate's codes are wire ErrorCode spellings, the new partial one included."""
+    assert {code.value for code in ServeErrorCode} <= {code.value for code in ErrorCode}
+    assert ErrorCode(ServeErrorCode.CHUNK_NOT_AVAILABLE.value) is ErrorCode.CHUNK_NOT_AVAILABLE
+
+
 # --- the frame size arithmetic -------------------------------------------------------
 
 
@@ -526,6 +697,42 @@ def test_worst_case_hello_fits_in_one_frame() -> None:
     frame = encode_frame(hello)
     assert 3_900_000 < len(frame) <= MAX_FRAME_SIZE + 4
     assert FrameDecoder().feed(frame) == [hello]
+
+
+def _worst_partial(index: int) -> GameSummary:
+    worst = _worst_summary(index)
+    full = ChunkBitfield.from_indexes(MAX_BITFIELD_CHUNKS, range(MAX_BITFIELD_CHUNKS))
+    return msgspec.structs.replace(
+        worst,
+        availability=Availability.PARTIAL,
+        installed_version=worst.version,
+        partial=PartialAvailability.of("f" * 64, full),
+    )
+
+
+def test_worst_case_partial_games_keep_the_hello_in_the_handshake_frame() -> None:
+    """MAX_PARTIAL_GAMES games with full 64 Ki-chunk bitfields add under 9 KB each."""
+    base = tuple(_worst_summary(index) for index in range(MAX_LIBRARY_GAMES))
+    partial_games = tuple(_worst_partial(index) for index in range(MAX_PARTIAL_GAMES))
+    games = (*partial_games, *base[MAX_PARTIAL_GAMES:])
+    hello = Hello(
+        protocol_version=PROTOCOL_VERSION,
+        peer_id="f" * 64,
+        public_key=bytes(32),
+        proof=bytes(64),
+        announcement=Announcement(
+            name="\U0001f600" * MAX_DISPLAY_NAME_LENGTH,
+            listen_host="h" * MAX_HOST_LENGTH,
+            listen_port=65_535,
+            library=LibrarySnapshot(revision=2**63, digest="d" * 64, games=games),
+        ),
+    )
+    per_game = len(msgspec.msgpack.encode(partial_games[0])) - len(msgspec.msgpack.encode(base[0]))
+    assert per_game < 9_000
+    frame = encode_frame(hello)
+    assert len(frame) <= MAX_HANDSHAKE_FRAME_SIZE + 4
+    decoder = FrameDecoder(max_frame_size=MAX_HANDSHAKE_FRAME_SIZE)
+    assert decoder.feed(frame) == [hello]
 
 
 def _worst_catalog(count: int) -> SignedCatalog:
@@ -642,7 +849,21 @@ def test_proof_payload_binds_every_part() -> None:
 
 def test_answer_table() -> None:
     """Each request has its answers; ErrorResponse answers any; others do not."""
-    assert set(RESPONSES) == {Ping, Goodbye, PushLibraryDelta, GetGame, GetTicket, OfferCatalog}
+    assert set(RESPONSES) == {
+        Ping,
+        Goodbye,
+        PushLibraryDelta,
+        PushHaveDelta,
+        GetGame,
+        GetTicket,
+        OfferCatalog,
+    }
+    assert is_answer_to(
+        PushHaveDelta(delta=HaveDelta("g", DIGEST, (0,))), HaveDeltaAck(accepted=True)
+    )
+    assert not is_answer_to(
+        PushHaveDelta(delta=HaveDelta("g", DIGEST, (0,))), LibraryDeltaAck(revision=0)
+    )
     assert is_answer_to(OfferCatalog(catalog=_worst_catalog(1)), CatalogAck(serial=0))
     assert is_answer_to(Ping(), Pong())
     assert is_answer_to(

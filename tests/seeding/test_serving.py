@@ -26,6 +26,7 @@ from lanspread.seeding.serving import (
     ServeRefused,
     list_served_files,
     resolve_for_serving,
+    resolve_partial_for_serving,
 )
 
 GAME = "quake3"
@@ -525,3 +526,42 @@ def test_list_served_files_translates_disk_errors(
     monkeypatch.setattr(os, "scandir", failing)
     with pytest.raises(StorageError, match=r"deep for serving: Input/output error$"):
         list_served_files(game_dir, GAME, STATE)
+
+
+# --- partial copies ---------------------------------------------------------------
+
+
+BUSY = GateState(catalog_ids=STATE.catalog_ids, active_operations=frozenset({GAME}))
+"""A download is an active operation: the whole-game rules refuse a partial copy."""
+
+
+@pytest.mark.usefixtures("walker", "no_fd_leak")
+def test_a_partial_root_is_opened_without_a_sentinel_or_idle_game(game_dir: Path) -> None:
+    """The partial resolver skips the sentinel and operation rules the whole game needs."""
+    (game_dir / GAME / "version.ini").unlink()
+    assert _refused(game_dir, "quake3.eti", BUSY).reason is RefusalReason.OPERATION_ACTIVE
+    with resolve_partial_for_serving(game_dir, GAME, "maps/deep/q3dm17.eti", BUSY) as served:
+        assert _read_all(served) == b"nested"
+
+
+@pytest.mark.usefixtures("walker", "no_fd_leak")
+@pytest.mark.parametrize(
+    ("game", "path", "reason"),
+    [
+        ("doom", "quake3.eti", RefusalReason.NOT_IN_CATALOG),
+        (GAME, "local/quake3.exe", RefusalReason.RESERVED_PATH),
+        (GAME, "../quake3/quake3.eti", RefusalReason.UNSAFE_PATH),
+        (GAME, "link.eti", RefusalReason.SYMLINK),
+        (GAME, "missing.eti", RefusalReason.FILE_NOT_FOUND),
+        ("ut2004", "x.eti", RefusalReason.NOT_DOWNLOADED),
+    ],
+)
+def test_the_partial_resolver_keeps_every_path_rule(
+    game_dir: Path, outside: Path, game: str, path: str, reason: RefusalReason
+) -> None:
+    """Catalog, reserved names, traversal, links and a missing root are refused as ever."""
+    (game_dir / GAME / "link.eti").symlink_to(outside / "passwd")
+    with pytest.raises(ServeRefused) as info:
+        resolve_partial_for_serving(game_dir, game, path, BUSY)
+    assert info.value.reason is reason
+    assert info.value.code is ServeErrorCode.GAME_NOT_FOUND

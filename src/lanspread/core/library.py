@@ -12,6 +12,20 @@ finds nothing produces no delta.
 
 The same :class:`GameSummary` and :class:`Availability` types are persisted in the
 local index and carried on the wire.
+
+Partial copies
+--------------
+A game this peer is downloading may be announced as :attr:`Availability.PARTIAL`
+with a :class:`~lanspread.core.bitfield.PartialAvailability` (manifest digest and
+bitfield of verified, durable chunks): the two always go together. The field is
+omitted when absent, so a library without partial games encodes and digests
+exactly as before it existed. Every check that asks for ``READY`` (download
+sources, the peer count, the manifest hasher) leaves a partial copy out by
+itself; ``core.partial`` is where partial sources are tracked. A snapshot or delta
+carries at most :data:`MAX_PARTIAL_GAMES` partial games, which bounds what a
+stranger's library makes us hold and keeps a Hello inside the handshake frame.
+The bitfield in a summary is the one the peer last published in its library;
+``core.partial`` explains how have deltas keep it current in between.
 """
 
 from __future__ import annotations
@@ -24,6 +38,7 @@ from typing import Annotated
 import blake3
 import msgspec
 
+from lanspread.core.bitfield import PartialAvailability
 from lanspread.core.catalog import GAME_ID_PATTERN
 from lanspread.core.gameroot import MAX_VERSION_LENGTH
 
@@ -34,6 +49,10 @@ Version = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_VERSION_LENGT
 
 # Far above any real catalog; bounds what one snapshot or delta may carry.
 MAX_LIBRARY_GAMES = 10_000
+# Games one library may announce as partial copies at once. A player downloads one
+# or two games at a time; four bounds a Hello's bitfields to 4 x 8 KiB and what a
+# receiver tracks to MAX_TRACKED_PEERS x 4 bitfields (core.partial).
+MAX_PARTIAL_GAMES = 4
 
 
 class Availability(enum.Enum):
@@ -43,6 +62,9 @@ class Availability(enum.Enum):
     """Downloaded: the root ``version.ini`` sentinel exists; peers may fetch it."""
     LOCAL_ONLY = "LocalOnly"
     """Installed here but not downloaded; never a download source."""
+    PARTIAL = "Partial"
+    """Being downloaded: the chunks :attr:`GameSummary.partial` names are served, at
+    that manifest only; never a source of the whole game."""
 
 
 class GameSummary(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
@@ -63,6 +85,16 @@ class GameSummary(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_
     """The version ``local/`` holds, as its install record names it; ``None`` when not
     installed or installed without a record. It differs from ``version`` when the
     archives of a newer version are downloaded but not yet installed."""
+    partial: PartialAvailability | None = None
+    """Set iff ``availability`` is ``PARTIAL``: the chunks of the manifest of
+    ``version`` (the version being downloaded) that are verified and durable here."""
+
+    def __post_init__(self) -> None:
+        # Raised while decoding, this becomes a validation error naming the entry.
+        if (self.availability is Availability.PARTIAL) != (self.partial is not None):
+            raise ValueError(
+                f"{self.id}: a partial availability goes with availability Partial only"
+            )
 
     @property
     def downloaded(self) -> bool:
@@ -75,6 +107,9 @@ class LibrarySnapshot(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     games: Annotated[tuple[GameSummary, ...], msgspec.Meta(max_length=MAX_LIBRARY_GAMES)]
     """Sorted by id, one entry per id."""
 
+    def __post_init__(self) -> None:
+        _check_partial_count(self.games)
+
     def by_id(self) -> dict[str, GameSummary]:
         return {game.id: game for game in self.games}
 
@@ -86,6 +121,22 @@ class LibraryDelta(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Digest of the library after the delta is applied."""
     upserts: Annotated[tuple[GameSummary, ...], msgspec.Meta(max_length=MAX_LIBRARY_GAMES)]
     removals: Annotated[tuple[GameId, ...], msgspec.Meta(max_length=MAX_LIBRARY_GAMES)]
+
+    def __post_init__(self) -> None:
+        _check_partial_count(self.upserts)
+
+
+def partial_count(games: Iterable[GameSummary]) -> int:
+    """How many of ``games`` are partial copies."""
+    return sum(game.partial is not None for game in games)
+
+
+def _check_partial_count(games: Iterable[GameSummary]) -> None:
+    count = partial_count(games)
+    if count > MAX_PARTIAL_GAMES:
+        raise ValueError(
+            f"{count} partial games exceed the limit of {MAX_PARTIAL_GAMES} in one library"
+        )
 
 
 class DeltaMismatch(Exception):
@@ -134,6 +185,10 @@ def apply_delta(snapshot: LibrarySnapshot, delta: LibraryDelta) -> LibrarySnapsh
         games.pop(game_id, None)
     for game in delta.upserts:
         games[game.id] = game
+    if partial_count(games.values()) > MAX_PARTIAL_GAMES:
+        raise DeltaMismatch(
+            f"the delta leaves more than {MAX_PARTIAL_GAMES} partial games in the library"
+        )
     result = make_snapshot(delta.revision, games.values())
     if result.digest != delta.digest:
         raise DeltaMismatch("library digest after applying the delta does not match")

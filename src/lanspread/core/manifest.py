@@ -22,6 +22,7 @@ from typing import Annotated
 import blake3
 import msgspec
 
+from lanspread.core.bitfield import MAX_BITFIELD_CHUNKS
 from lanspread.core.catalog import is_valid_game_id
 from lanspread.core.gameroot import (
     MAX_VERSION_FILE_SIZE,
@@ -54,9 +55,9 @@ BLAKE3_DIGEST_SIZE = 32
 # A game's payload is a handful of archives plus a few nested payload folders; ten
 # thousand files is far beyond any real game and keeps a manifest small.
 MAX_FILES_PER_GAME = 10_000
-# 1 TiB at the default chunk size, 64 GiB at the smallest. Bounds the planner's
-# work and the encoded manifest (see MAX_MANIFEST_ENCODED_SIZE).
-MAX_CHUNKS_PER_GAME = 65_536
+# 1 TiB at the default chunk size, 64 GiB at the smallest. Bounds the planner's work,
+# the encoded manifest (MAX_MANIFEST_ENCODED_SIZE) and chunk bitfields (core.bitfield).
+MAX_CHUNKS_PER_GAME = MAX_BITFIELD_CHUNKS
 # Implied by the two bounds above; named so the decoder can reject absurd sizes.
 MAX_FILE_SIZE = MAX_CHUNKS_PER_GAME * MAX_CHUNK_SIZE
 # UTF-8 bytes of one relative path. Windows tools choke far earlier (MAX_PATH is

@@ -20,6 +20,29 @@ game root. The gate answers in four steps, each pure, each returning a
    that is always safe, and archives extracted from ``.eti`` files never need them.
 4. :func:`check_chunk_range`: a chunk lies within the file and is bounded.
 
+Partial copies
+--------------
+A game being downloaded has no ``version.ini`` and an active operation, so the
+steps above refuse it. It is served only on a data connection whose ticket names
+a manifest digest, and only what the runtime's
+:class:`~lanspread.core.partial.PartialProvider` vouches for at that moment:
+
+1. :func:`check_partial_game` (when the ticket is asked for, and again before each
+   request): a catalog id, and the provider reports verified chunks of the game at
+   exactly the digest the ticket names. Nothing else of the game state counts:
+   the provider answers only while the download runs, and stops the moment a
+   cancel, discard or failure begins.
+2. :func:`check_partial_chunk` (each request, before any disk access): the path
+   syntax as in step 2 above, the path is a file of that manifest and not the
+   sentinel, the range lies inside the manifest's file, and **every chunk the
+   range touches** is verified and durable. A range that spans a held chunk and
+   a missing one is refused whole.
+3. Steps 2 and 3 above (path syntax, no symlink, inside the root) on the disk,
+   and the opened file is at least as long as the range.
+
+So a partial copy never serves a byte outside its verified chunks, never a
+sentinel, never a file its manifest does not list, and never across manifests.
+
 Which error a requester sees
 ----------------------------
 Every refusal maps to :attr:`ServeErrorCode.GAME_NOT_FOUND`, as in the original,
@@ -32,6 +55,10 @@ reserved names, symlink targets, anything outside the root), with two exceptions
   gone (a peer updating a game keeps advertising its previous version).
 * a bad chunk range answers :attr:`ServeErrorCode.BAD_REQUEST`: the file is
   served, the request is wrong (a stale manifest or a broken planner).
+* a chunk a partial copy does not hold (yet) answers
+  :attr:`ServeErrorCode.CHUNK_NOT_AVAILABLE`: the requester's view of this peer's
+  bitfield is behind or wrong, the peer stays a source for the chunks it has. A
+  partial copy that is gone or at another manifest answers ``GAME_NOT_FOUND``.
 
 The code values are the wire's ``ErrorCode`` spellings, so the network shell maps
 one onto the other by value.
@@ -43,9 +70,11 @@ import enum
 from collections.abc import Container
 from dataclasses import dataclass
 from pathlib import PurePath
+from typing import Protocol
 
 from lanspread.core.catalog import is_valid_game_id
-from lanspread.core.gameroot import RESERVED_NAMES
+from lanspread.core.gameroot import RESERVED_NAMES, VERSION_FILE
+from lanspread.core.partial import VerifiedChunks
 
 # Windows MAX_PATH: a longer payload path could not be written on a Windows peer.
 # The wire's RelativePath has the same bound, so every path served can be listed.
@@ -77,6 +106,7 @@ class ServeErrorCode(enum.Enum):
     GAME_NOT_FOUND = "GameNotFound"
     OPERATION_IN_PROGRESS = "OperationInProgress"
     BAD_REQUEST = "BadRequest"
+    CHUNK_NOT_AVAILABLE = "ChunkNotAvailable"
 
 
 class RefusalReason(enum.Enum):
@@ -95,13 +125,33 @@ class RefusalReason(enum.Enum):
     OUTSIDE_ROOT = "outside-root"
     CHUNK_OUT_OF_RANGE = "chunk-out-of-range"
     CHUNK_TOO_LARGE = "chunk-too-large"
+    NO_PARTIAL = "no-partial"
+    """The ticket names a manifest but no download of the game runs here now."""
+    MANIFEST_MISMATCH = "manifest-mismatch"
+    """The partial copy here is of another manifest than the ticket names."""
+    NOT_IN_MANIFEST = "not-in-manifest"
+    """The path is not a file of the partial copy's manifest."""
+    CHUNK_NOT_VERIFIED = "chunk-not-verified"
+    """A chunk the range touches is not verified and durable here (or is the sentinel's)."""
 
 
 _CODE_FOR_REASON = {
     RefusalReason.OPERATION_ACTIVE: ServeErrorCode.OPERATION_IN_PROGRESS,
     RefusalReason.CHUNK_OUT_OF_RANGE: ServeErrorCode.BAD_REQUEST,
     RefusalReason.CHUNK_TOO_LARGE: ServeErrorCode.BAD_REQUEST,
+    RefusalReason.CHUNK_NOT_VERIFIED: ServeErrorCode.CHUNK_NOT_AVAILABLE,
 }
+
+
+class ByteRange(Protocol):
+    """A requested range of a payload file (the data plane's ``ChunkRequest`` fits)."""
+
+    @property
+    def path(self) -> str: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def length(self) -> int: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -299,3 +349,85 @@ def check_chunk_range(
             f"chunk at {offset} of {length} bytes is outside a file of {file_size} bytes",
         )
     return None
+
+
+# --- partial copies -----------------------------------------------------------------------
+
+
+def check_partial_game(
+    game_id: str,
+    manifest_digest: str,
+    verified: VerifiedChunks | None,
+    *,
+    catalog_ids: Container[str],
+) -> Refusal | None:
+    """A partial copy of ``game_id`` at ``manifest_digest`` is served here right now.
+
+    ``verified`` is the provider's answer for ``game_id`` at this moment.
+    """
+    if not is_valid_game_id(game_id) or game_id not in catalog_ids:
+        return Refusal(RefusalReason.NOT_IN_CATALOG, f"{game_id!r} is not a catalog game")
+    if verified is None:
+        return Refusal(RefusalReason.NO_PARTIAL, f"no download of {game_id} runs here")
+    if verified.manifest_digest != manifest_digest:
+        return Refusal(
+            RefusalReason.MANIFEST_MISMATCH,
+            f"{game_id} is downloading manifest {verified.manifest_digest}, not {manifest_digest}",
+        )
+    if verified.durable.chunk_count != verified.layout.chunk_count:
+        return Refusal(
+            RefusalReason.NO_PARTIAL,
+            f"{game_id}: the durable set covers {verified.durable.chunk_count} chunks, "
+            f"the manifest has {verified.layout.chunk_count}",
+        )
+    return None
+
+
+def check_partial_chunk(
+    verified: VerifiedChunks, path: str, offset: int, length: int
+) -> Refusal | None:
+    """Serve ``length`` bytes of ``path`` at ``offset`` only from verified, durable chunks."""
+    refusal = check_relative_path(path)
+    if refusal is not None:
+        return refusal
+    file = verified.layout.file(path)
+    if file is None:
+        return Refusal(RefusalReason.NOT_IN_MANIFEST, f"{path!r} is not a file of the manifest")
+    if file.sentinel or path == VERSION_FILE:
+        return Refusal(
+            RefusalReason.CHUNK_NOT_VERIFIED,
+            f"the {VERSION_FILE} of a partial copy is never served",
+        )
+    if length > MAX_CHUNK_LENGTH:
+        return Refusal(
+            RefusalReason.CHUNK_TOO_LARGE, f"chunk of {length} bytes exceeds {MAX_CHUNK_LENGTH}"
+        )
+    touched = verified.layout.touched(path, offset, length)
+    if touched is None:
+        return Refusal(
+            RefusalReason.CHUNK_OUT_OF_RANGE,
+            f"chunk at {offset} of {length} bytes is outside {path!r} of {file.size} bytes",
+        )
+    first, last = touched
+    if not verified.durable.covers(first, last):
+        return Refusal(
+            RefusalReason.CHUNK_NOT_VERIFIED,
+            f"{path!r} at {offset} of {length} bytes touches chunks {first}-{last}, "
+            "not all verified and durable",
+        )
+    return None
+
+
+def check_partial_request(
+    game_id: str,
+    manifest_digest: str,
+    verified: VerifiedChunks | None,
+    request: ByteRange,
+    *,
+    catalog_ids: Container[str],
+) -> Refusal | None:
+    """:func:`check_partial_game`, then :func:`check_partial_chunk`: one data request."""
+    refusal = check_partial_game(game_id, manifest_digest, verified, catalog_ids=catalog_ids)
+    if refusal is not None or verified is None:
+        return refusal
+    return check_partial_chunk(verified, request.path, request.offset, request.length)

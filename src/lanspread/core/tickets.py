@@ -29,6 +29,9 @@ address that connection came from.
   leaves room for newcomers on others.
 * :meth:`~TicketBook.revoke_peer` and :meth:`~TicketBook.revoke_game` drop
   tickets of a peer that left or of a game that stopped being servable.
+* A ticket for a *partial copy* (a game this peer is downloading) also names the
+  manifest digest it was asked for; the data server serves that connection only
+  the verified chunks of that manifest (``core/servegate``, partial copies).
 
 The book is pure: the caller supplies the token and the time.
 """
@@ -101,6 +104,8 @@ class TicketGrant:
 
     peer_id: str
     game_id: str
+    manifest_digest: str | None = None
+    """Set for a partial copy: only chunks of this manifest are served."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +121,7 @@ class _Entry:
     address: str
     fresh: bool
     expires_at: float
+    manifest_digest: str | None
 
 
 class TicketBook:
@@ -160,12 +166,14 @@ class TicketBook:
         *,
         address: str,
         known_since: float,
+        manifest_digest: str | None = None,
     ) -> IssuedTicket | TicketRefusal:
         """Record ``token`` as a ticket of ``peer_id`` at ``address`` for ``game_id``.
 
         ``address`` is where the request came from (the control connection's source);
         ``known_since`` is when this peer was first seen, which decides whether it
-        draws from the fresh pool.
+        draws from the fresh pool. ``manifest_digest`` binds a ticket for a partial
+        copy to that manifest.
         """
         if len(token) != TOKEN_SIZE:
             return TicketRefusal(TicketRefusalReason.BAD_TOKEN)
@@ -182,7 +190,7 @@ class TicketBook:
             refusal = self._room_for(address, fresh)
             if refusal is not None:
                 return TicketRefusal(refusal)
-        entry = _Entry(peer_id, game_id, address, fresh, now + self._ttl)
+        entry = _Entry(peer_id, game_id, address, fresh, now + self._ttl, manifest_digest)
         self._entries[token] = entry
         return IssuedTicket(token, entry.expires_at)
 
@@ -208,7 +216,7 @@ class TicketBook:
             return TicketRefusal(TicketRefusalReason.EXPIRED)
         if normalize_address(address) != entry.address:
             return TicketRefusal(TicketRefusalReason.WRONG_ADDRESS)
-        return TicketGrant(entry.peer_id, entry.game_id)
+        return TicketGrant(entry.peer_id, entry.game_id, entry.manifest_digest)
 
     def prune(self, now: float) -> int:
         """Drop every expired ticket; return how many."""

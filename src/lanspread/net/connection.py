@@ -61,6 +61,7 @@ from lanspread.net.wire import (
     GetTicket,
     Goodbye,
     GoodbyeAck,
+    HaveDeltaAck,
     HelloAck,
     LibraryDeltaAck,
     ManifestResponse,
@@ -68,6 +69,7 @@ from lanspread.net.wire import (
     OfferCatalog,
     Ping,
     Pong,
+    PushHaveDelta,
     PushLibraryDelta,
     Request,
     RequestFrame,
@@ -231,6 +233,13 @@ class PeerConnection:
         *,
         timeout: float = ...,  # noqa: ASYNC109
     ) -> LibraryDeltaAck | ResyncRequired: ...
+    @overload
+    async def request(
+        self,
+        message: PushHaveDelta,
+        *,
+        timeout: float = ...,  # noqa: ASYNC109
+    ) -> HaveDeltaAck: ...
     @overload
     async def request(
         self,

@@ -77,6 +77,8 @@ class DataStatus(enum.IntEnum):
     """The file is shorter than the manifest says (it changed since it was hashed)."""
     INTERNAL_ERROR = 5
     """The server failed to read the file (its log says why)."""
+    CHUNK_NOT_AVAILABLE = 6
+    """A partial copy does not hold every chunk of the range verified; it may later."""
     TICKET_UNKNOWN = 16
     """Admission: the ticket was never issued, already used or revoked."""
     TICKET_EXPIRED = 17

@@ -44,12 +44,14 @@ from typing import Annotated, Final, TypeAlias
 
 import msgspec
 
+from lanspread.core.bitfield import ManifestDigest
 from lanspread.core.library import (
     GameId,
     LibraryDelta,
     LibrarySnapshot,
 )
 from lanspread.core.manifest import MAX_MANIFEST_ENCODED_SIZE, GameManifest
+from lanspread.core.partial import HaveDelta
 from lanspread.core.party import MAX_SERIAL, SignedCatalog
 from lanspread.core.tickets import TICKET_TTL, TOKEN_SIZE
 from lanspread.errors import FrameTooLarge, ProtocolError, VersionMismatch
@@ -70,11 +72,13 @@ FRAME_HEADER_SIZE: Final = _FRAME_HEADER.size
 # name) is under 100 bytes; FRAME_ENVELOPE_SIZE leaves ample room for it. The next
 # largest, a Hello or HelloAck with a LibrarySnapshot of MAX_LIBRARY_GAMES games, is
 # under 4 MB (391 bytes per worst-case GameSummary x 10,000 plus under 2 KB of keys,
-# proof, name, host and digest). Splitting a manifest over several frames would keep
-# frames small but buys nothing: a requester needs the whole manifest before it can
-# plan, so it buffers that much either way. Only bytes that actually arrive are
-# held. (A listener only ever receives Hellos and small requests; FramedStream takes
-# one bound for both directions today, so it accepts this size from dialers too.)
+# proof, name, host and digest; the MAX_PARTIAL_GAMES partial games add under 9 KB
+# each, a bitfield of at most 8 KiB and a manifest digest). Splitting a manifest over
+# several frames would keep frames small but buys nothing: a requester needs the
+# whole manifest before it can plan, so it buffers that much either way. Only bytes
+# that actually arrive are held. (A listener only ever receives Hellos and small
+# requests; FramedStream takes one bound for both directions today, so it accepts
+# this size from dialers too.)
 # tests/net/test_wire.py encodes both worst cases.
 FRAME_ENVELOPE_SIZE: Final = 64 * 1024
 MAX_FRAME_SIZE: Final = MAX_MANIFEST_ENCODED_SIZE + FRAME_ENVELOPE_SIZE
@@ -134,6 +138,9 @@ class ErrorCode(enum.StrEnum):
     """The game is servable but its manifest is still being hashed: ask again later."""
     BUSY = "Busy"
     """The peer has no room for another connection from this address now."""
+    CHUNK_NOT_AVAILABLE = "ChunkNotAvailable"
+    """A partial copy does not hold that chunk verified (the serve gate's code; the
+    data plane answers it as ``DataStatus.CHUNK_NOT_AVAILABLE``)."""
 
 
 class _Struct(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -213,14 +220,30 @@ class GetGame(_Message, frozen=True):
     game_id: GameId
 
 
-class GetTicket(_Message, frozen=True):
+class PushHaveDelta(_Message, frozen=True):
+    """Chunks of a game the dialer is downloading that it now holds verified and durable.
+
+    Answered by :class:`HaveDeltaAck`. Sent at a bounded rate (``core.partial``); the
+    listener adds them to its availability book only when the dialer's library
+    announces a partial copy of that game at that manifest digest.
+    """
+
+    delta: HaveDelta
+
+
+class GetTicket(_Message, frozen=True, omit_defaults=True):
     """Permission to fetch chunks of a game on the data plane; answered by :class:`Ticket`.
 
     Granted only for a game that passes the serve gate; the ticket is bound to
-    the requesting peer and this game, and admits one data connection.
+    the requesting peer and this game, and admits one data connection. With
+    ``manifest_digest`` it asks for a partial copy: granted only while the peer
+    downloads the game at that manifest, and the connection serves only that
+    manifest's verified chunks. Omitted when absent, so a plain request encodes as
+    before the field existed.
     """
 
     game_id: GameId
+    manifest_digest: ManifestDigest | None = None
 
 
 class OfferCatalog(_Message, frozen=True):
@@ -250,6 +273,12 @@ class GoodbyeAck(_Message, frozen=True):
 class LibraryDeltaAck(_Message, frozen=True):
     revision: Revision
     """The dialer's library revision the listener now holds."""
+
+
+class HaveDeltaAck(_Message, frozen=True):
+    accepted: bool
+    """False when the listener's view of the dialer's library announces no partial copy
+    at that manifest (a race with a library change, or a lie): nothing was added."""
 
 
 class ResyncRequired(_Message, frozen=True):
@@ -291,11 +320,14 @@ class ErrorResponse(_Message, frozen=True):
     message: Annotated[str, msgspec.Meta(max_length=MAX_ERROR_MESSAGE_LENGTH)]
 
 
-Request: TypeAlias = Ping | Goodbye | PushLibraryDelta | GetGame | GetTicket | OfferCatalog
+Request: TypeAlias = (
+    Ping | Goodbye | PushLibraryDelta | PushHaveDelta | GetGame | GetTicket | OfferCatalog
+)
 Response: TypeAlias = (
     Pong
     | GoodbyeAck
     | LibraryDeltaAck
+    | HaveDeltaAck
     | ResyncRequired
     | ManifestResponse
     | Ticket
@@ -307,6 +339,7 @@ RESPONSES: Final[dict[type[_Message], tuple[type[_Message], ...]]] = {
     Ping: (Pong,),
     Goodbye: (GoodbyeAck,),
     PushLibraryDelta: (LibraryDeltaAck, ResyncRequired),
+    PushHaveDelta: (HaveDeltaAck,),
     GetGame: (ManifestResponse,),
     GetTicket: (Ticket,),
     OfferCatalog: (CatalogAck,),

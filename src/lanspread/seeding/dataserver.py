@@ -24,6 +24,15 @@ followed by exactly ``length`` bytes sent with ``sendfile`` from the opened
 descriptor. A refusal is a status and the connection stays usable; a protocol
 violation, or a file that shrinks while it is sent, closes it. Bytes sent are
 counted in :attr:`DataServer.bytes_sent`.
+
+A game being downloaded here is served only on a connection whose ticket names a
+manifest digest (``GetTicket.manifest_digest``). Before each of its requests the
+scope's :class:`~lanspread.core.partial.PartialProvider` is asked, on the event
+loop, what is durable right now; ``check_partial_game`` and ``check_partial_chunk``
+(``core/servegate``, partial copies) judge the request against that before the
+file is opened (``resolve_partial_for_serving``). Once the provider stops naming
+the game, every request on those connections is refused. A plain ticket never
+reaches a partial copy; a partial ticket never reaches a complete one.
 """
 
 from __future__ import annotations
@@ -43,11 +52,20 @@ from types import TracebackType
 
 from lanspread.core.admission import Refused, SlotTable
 from lanspread.core.gameroot import VERSION_FILE
-from lanspread.core.servegate import GateState, RefusalReason, ServeErrorCode, check_chunk_range
+from lanspread.core.partial import NO_PARTIALS, PartialProvider
+from lanspread.core.servegate import (
+    GateState,
+    RefusalReason,
+    ServeErrorCode,
+    check_chunk_range,
+    check_partial_game,
+    check_partial_request,
+)
 from lanspread.core.tickets import (
     TOKEN_SIZE,
     IssuedTicket,
     TicketBook,
+    TicketGrant,
     TicketRefusal,
     TicketRefusalReason,
 )
@@ -74,7 +92,12 @@ from lanspread.net.datawire import (
 from lanspread.net.sendfile import FileEndedEarly, send_file_range
 from lanspread.net.tls import LISTEN_BACKLOG, create_listener
 from lanspread.net.wire import ErrorCode, ErrorResponse, Ticket
-from lanspread.seeding.serving import ServedFile, ServeRefused, resolve_for_serving
+from lanspread.seeding.serving import (
+    ServedFile,
+    ServeRefused,
+    resolve_for_serving,
+    resolve_partial_for_serving,
+)
 
 log = logging.getLogger(__name__)
 
@@ -127,12 +150,15 @@ class ServeScope:
 
     game_dir: Path
     gate_state: GateState
+    partials: PartialProvider = NO_PARTIALS
+    """What is verified and durable of the games being downloaded here."""
 
 
 _STATUS_FOR_CODE = {
     ServeErrorCode.GAME_NOT_FOUND: DataStatus.GAME_NOT_FOUND,
     ServeErrorCode.OPERATION_IN_PROGRESS: DataStatus.OPERATION_IN_PROGRESS,
     ServeErrorCode.BAD_REQUEST: DataStatus.BAD_REQUEST,
+    ServeErrorCode.CHUNK_NOT_AVAILABLE: DataStatus.CHUNK_NOT_AVAILABLE,
 }
 
 
@@ -208,13 +234,20 @@ class DataServer:
         return len(self._unadmitted)
 
     def issue_ticket(
-        self, peer_id: str, game_id: str, *, address: str, known_since: float
+        self,
+        peer_id: str,
+        game_id: str,
+        *,
+        address: str,
+        known_since: float,
+        manifest_digest: str | None = None,
     ) -> IssuedTicket:
         """A fresh single-use ticket for ``peer_id`` at ``address`` to fetch ``game_id``.
 
         ``address`` is where the request came from; only a data connection from it
         is admitted. ``known_since`` is when the peer was first seen (on this
-        server's clock). The caller has checked the serve gate. Raises
+        server's clock). ``manifest_digest`` makes it a ticket for the partial copy
+        of that manifest. The caller has checked the serve gate. Raises
         :class:`TicketUnavailable` when the book has no room for this peer.
         """
         outcome = self.tickets.issue(
@@ -224,6 +257,7 @@ class DataServer:
             self._clock(),
             address=address,
             known_since=known_since,
+            manifest_digest=manifest_digest,
         )
         if isinstance(outcome, TicketRefusal):
             raise TicketUnavailable(f"no ticket for {game_id}: {outcome.reason.value}")
@@ -310,8 +344,9 @@ class DataServer:
                 hello = await recv_exactly(sock, HELLO_SIZE)
             self._end_unadmitted(unadmitted_slot)
             admitted_slot = await self._take_slot(sock, host)
-            peer_id, game_id = await self._admit(sock, hello, host)
-            await self._serve_requests(sock, game_id)
+            grant = await self._admit(sock, hello, host)
+            peer_id = grant.peer_id
+            await self._serve_requests(sock, grant)
         except TimeoutError:
             log.info("dropped a data connection (peer %s): idle or no hello", peer_id or "unknown")
         except _Refused as exc:
@@ -341,7 +376,7 @@ class DataServer:
         self._unadmitted.release(slot)
         self._unadmitted_tasks.pop(slot, None)
 
-    async def _admit(self, sock: socket.socket, hello: bytes, host: str) -> tuple[str, str]:
+    async def _admit(self, sock: socket.socket, hello: bytes, host: str) -> TicketGrant:
         """Register the connection for the ticket's peer; refuse and raise otherwise."""
         try:
             token = decode_hello(hello)
@@ -359,9 +394,9 @@ class DataServer:
             raise _Refused(f"peer {grant.peer_id} has {self._max_per_peer} data connections")
         self._per_peer[grant.peer_id] += 1
         await asyncio.get_running_loop().sock_sendall(sock, encode_header(DataStatus.OK))
-        return grant.peer_id, grant.game_id
+        return grant
 
-    async def _serve_requests(self, sock: socket.socket, game_id: str) -> None:
+    async def _serve_requests(self, sock: socket.socket, grant: TicketGrant) -> None:
         loop = asyncio.get_running_loop()
         decoder = RequestDecoder()
         pending: collections.deque[ChunkRequest] = collections.deque()
@@ -375,19 +410,18 @@ class DataServer:
                     return
                 pending.extend(decoder.feed(data))
                 continue
-            await self._answer(sock, game_id, pending.popleft())
+            await self._answer(sock, grant, pending.popleft())
 
-    async def _answer(self, sock: socket.socket, game_id: str, request: ChunkRequest) -> None:
+    async def _answer(self, sock: socket.socket, grant: TicketGrant, request: ChunkRequest) -> None:
         loop = asyncio.get_running_loop()
-        scope = self._scope()
         try:
-            served = await _resolve(scope, game_id, request.path)
+            served = await _open_for(self._scope(), grant, request)
         except ServeRefused as exc:
             log.debug("data request refused: %s", exc)
             await loop.sock_sendall(sock, encode_header(_STATUS_FOR_CODE[exc.code]))
             return
         except StorageError as exc:
-            log.warning("cannot serve %s of %s: %s", request.path, game_id, exc)
+            log.warning("cannot serve %s of %s: %s", request.path, grant.game_id, exc)
             await loop.sock_sendall(sock, encode_header(DataStatus.INTERNAL_ERROR))
             return
         with served:
@@ -406,10 +440,32 @@ class DataServer:
         self._bytes_sent += sent
 
 
-async def _resolve(scope: ServeScope, game_id: str, path: str) -> ServedFile:
-    """``resolve_for_serving`` in a thread; a result that arrives after cancellation is closed."""
+async def _open_for(scope: ServeScope, grant: TicketGrant, request: ChunkRequest) -> ServedFile:
+    """The file a request may be answered from under ``grant``; :class:`ServeRefused` if none."""
+    if grant.manifest_digest is None:
+        return await _resolve(scope, grant.game_id, request.path)
+    refusal = check_partial_request(
+        grant.game_id,
+        grant.manifest_digest,
+        scope.partials.verified(grant.game_id),
+        request,
+        catalog_ids=scope.gate_state.catalog_ids,
+    )
+    if refusal is not None:
+        raise ServeRefused.from_refusal(refusal)
+    return await _resolve(scope, grant.game_id, request.path, resolve=resolve_partial_for_serving)
+
+
+async def _resolve(
+    scope: ServeScope,
+    game_id: str,
+    path: str,
+    *,
+    resolve: Callable[[Path, str, str, GateState], ServedFile] = resolve_for_serving,
+) -> ServedFile:
+    """``resolve`` in a thread; a result that arrives after cancellation is closed."""
     future = asyncio.get_running_loop().run_in_executor(
-        None, resolve_for_serving, scope.game_dir, game_id, path, scope.gate_state
+        None, resolve, scope.game_dir, game_id, path, scope.gate_state
     )
     try:
         return await asyncio.shield(future)
@@ -443,6 +499,29 @@ async def check_servable(scope: ServeScope, game_id: str) -> ErrorResponse | Non
     return None
 
 
+def check_partial_servable(
+    scope: ServeScope, game_id: str, manifest_digest: str
+) -> ErrorResponse | None:
+    """``None`` when a partial copy of ``game_id`` at ``manifest_digest`` is served now.
+
+    Pure and immediate: the provider's word decides; each chunk request is judged
+    again, on the disk too.
+    """
+    refusal = check_partial_game(
+        game_id,
+        manifest_digest,
+        scope.partials.verified(game_id),
+        catalog_ids=scope.gate_state.catalog_ids,
+    )
+    if refusal is None:
+        return None
+    log.debug("refusing a partial ticket for %s: %s", game_id, refusal.detail)
+    return ErrorResponse(
+        code=ErrorCode(refusal.code.value),
+        message=f"{game_id} is not served here at manifest {manifest_digest}",
+    )
+
+
 async def answer_ticket_request(
     server: DataServer,
     peer_id: str,
@@ -451,17 +530,28 @@ async def answer_ticket_request(
     *,
     address: str,
     known_since: float,
+    manifest_digest: str | None = None,
 ) -> Ticket | ErrorResponse:
     """The control channel's answer to ``GetTicket``: a ticket iff the game passes the gate.
 
     ``address`` is the control connection's source; ``known_since`` when the peer
-    was first seen (the data server's clock).
+    was first seen (the data server's clock). ``manifest_digest`` (the request's)
+    asks for the partial copy of that manifest: see the module docstring.
     """
-    refusal = await check_servable(scope, game_id)
+    if manifest_digest is None:
+        refusal = await check_servable(scope, game_id)
+    else:
+        refusal = check_partial_servable(scope, game_id, manifest_digest)
     if refusal is not None:
         return refusal
     try:
-        issued = server.issue_ticket(peer_id, game_id, address=address, known_since=known_since)
+        issued = server.issue_ticket(
+            peer_id,
+            game_id,
+            address=address,
+            known_since=known_since,
+            manifest_digest=manifest_digest,
+        )
     except TicketUnavailable as exc:
         log.info("%s", exc)
         return ErrorResponse(code=ErrorCode.BUSY, message="too many tickets outstanding; retry")
@@ -472,6 +562,7 @@ _REFUSALS: dict[ServeErrorCode, Callable[[str], str]] = {
     ServeErrorCode.GAME_NOT_FOUND: lambda game_id: f"{game_id} is not served here",
     ServeErrorCode.OPERATION_IN_PROGRESS: lambda game_id: f"{game_id} is busy here; retry later",
     ServeErrorCode.BAD_REQUEST: lambda game_id: f"bad request for {game_id}",
+    ServeErrorCode.CHUNK_NOT_AVAILABLE: lambda game_id: f"{game_id}: chunk not available here",
 }
 
 

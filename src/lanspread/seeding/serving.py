@@ -155,26 +155,50 @@ def resolve_for_serving(
         )
     )
     _refuse_if(check_relative_path(relative_path))
-    components = split_relative_path(relative_path)
     with _open_root(game_dir, game_id) as root:
         _check_game_on_disk(root, game_id, gate_state)
-        kinds, fd = root.walk(components)
-        try:
-            facts = ResolvedPathFacts(
-                root=root.kind,
-                components=kinds,
-                depth=len(components),
-                root_real_path=root.real_path(),
-                real_path=None if fd is None else root.file_real_path(fd, components),
-            )
-            _refuse_if(check_resolved(facts))
-            assert fd is not None  # check_resolved refuses a walk that opened nothing
-            size = _fstat(fd, root.path).st_size
-            _set_blocking(fd)
-        except BaseException:
-            if fd is not None:
-                os.close(fd)
-            raise
+        return _open_payload(root, relative_path)
+
+
+def resolve_partial_for_serving(
+    game_dir: Path, game_id: str, relative_path: str, gate_state: GateState
+) -> ServedFile:
+    """Open a payload file of a game being downloaded here, or raise :class:`ServeRefused`.
+
+    The path rules of :func:`resolve_for_serving` (syntax, no link anywhere, a
+    regular file inside a real root) without its game rules: a partial copy has no
+    ``version.ini`` and an active download. The caller ran
+    ``core.servegate.check_partial_game`` and ``check_partial_chunk`` first, which
+    decide whether the bytes asked for may be served at all. Blocking.
+    """
+    _refuse_if(
+        check_game_request(game_id, catalog_ids=gate_state.catalog_ids, active_operations=())
+    )
+    _refuse_if(check_relative_path(relative_path))
+    with _open_root(game_dir, game_id) as root:
+        _refuse_if(check_game_root(root.kind))
+        return _open_payload(root, relative_path)
+
+
+def _open_payload(root: _Root, relative_path: str) -> ServedFile:
+    components = split_relative_path(relative_path)
+    kinds, fd = root.walk(components)
+    try:
+        facts = ResolvedPathFacts(
+            root=root.kind,
+            components=kinds,
+            depth=len(components),
+            root_real_path=root.real_path(),
+            real_path=None if fd is None else root.file_real_path(fd, components),
+        )
+        _refuse_if(check_resolved(facts))
+        assert fd is not None  # check_resolved refuses a walk that opened nothing
+        size = _fstat(fd, root.path).st_size
+        _set_blocking(fd)
+    except BaseException:
+        if fd is not None:
+            os.close(fd)
+        raise
     return ServedFile(root.path.joinpath(*components), relative_path, size, fd)
 
 
