@@ -93,16 +93,16 @@ async def test_dialing_a_peer_of_another_version_raises_version_mismatch(
     received: list[bytes] = []
     done = asyncio.Event()
 
-    async def version_2(stream: FramedStream) -> None:
-        await stream.send_bytes(encode_preamble(3))
+    async def other_version(stream: FramedStream) -> None:
+        await stream.send_bytes(encode_preamble(4))
         received.append(await read_until_eof(stream))
         done.set()
 
-    async with fake_listener(alice, version_2) as port:
+    async with fake_listener(alice, other_version) as port:
         with pytest.raises(VersionMismatch) as caught:
             await dial_to(port, bob)
         assert str(caught.value) == (
-            "the remote peer speaks protocol version 3, this peer speaks version 2"
+            "the remote peer speaks protocol version 4, this peer speaks version 3"
         )
         await asyncio.wait_for(done.wait(), WAIT)
     assert received == [encode_preamble(PROTOCOL_VERSION)]
@@ -271,7 +271,7 @@ async def test_a_dialer_of_another_version_is_told_our_version_and_dropped(
     async with PeerServer(alice, handler, host="127.0.0.1", port=0) as server:
         stream = await open_raw_client(server.port)
         try:
-            await stream.send_bytes(encode_preamble(3))
+            await stream.send_bytes(encode_preamble(4))
             assert await read_until_eof(stream) == encode_preamble(PROTOCOL_VERSION)
         finally:
             await stream.close()
@@ -279,8 +279,8 @@ async def test_a_dialer_of_another_version_is_told_our_version_and_dropped(
             assert await good.request(Ping()) == Pong()
     assert len(handler.hellos) == 1
     assert (
-        "closing a connection (peer unproven): the remote peer speaks protocol version 3, "
-        "this peer speaks version 2"
+        "closing a connection (peer unproven): the remote peer speaks protocol version 4, "
+        "this peer speaks version 3"
     ) in caplog.messages
 
 

@@ -410,7 +410,7 @@ async def test_peer_of_another_protocol_version_is_ignored(
     peers = [await scenario.spawn(scenario.host(n), log_level="debug") for n in ("h1", "h2")]
     await asyncio.gather(*(peer.started() for peer in peers))
     await wait_for_mesh(peers)
-    rejection = f"ignoring {instance_name(ready['peer_id'])}: protocol version 3, we speak 2"
+    rejection = f"ignoring {instance_name(ready['peer_id'])}: protocol version 4, we speak 3"
     for peer in peers:
         await wait_until(
             logged(peer, rejection),
@@ -424,7 +424,7 @@ async def test_peer_of_another_protocol_version_is_ignored(
         await peers[0].process.request({"cmd": "connect", "addr": ready["listen_addr"]})
     assert failed.value.event["code"] == "protocol-error"
     assert failed.value.event["message"] == (
-        "the remote peer speaks protocol version 3, this peer speaks version 2"
+        "the remote peer speaks protocol version 4, this peer speaks version 3"
     )
     connection = await foreign.wait_for("connection")
     assert connection["preamble_version"] == PROTOCOL_VERSION

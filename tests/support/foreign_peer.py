@@ -8,7 +8,7 @@ speaks frames: a peer of the current version must stop at the preamble.
 
 Usage (inside a namespace, driven by ``JsonlProcess``)::
 
-    python foreign_peer.py --address 10.213.0.3 --state-dir DIR [--protocol-version 3]
+    python foreign_peer.py --address 10.213.0.3 --state-dir DIR [--protocol-version 4]
 
 Events on stdout, one JSON object per line:
 
@@ -50,7 +50,7 @@ from lanspread.net.wire import PREAMBLE_MAGIC, PREAMBLE_SIZE, encode_preamble
 
 log = logging.getLogger("foreign_peer")
 
-FOREIGN_PROTOCOL_VERSION = 3
+FOREIGN_PROTOCOL_VERSION = 4
 # A dialer sends its preamble right after TLS; a LAN peer that needs longer is broken.
 PREAMBLE_TIMEOUT = 5.0
 # Bounds the TLS server handshake of one dialer, like the real server does.

@@ -56,7 +56,7 @@ from lanspread.core.party import MAX_SERIAL, SignedCatalog
 from lanspread.core.tickets import TICKET_TTL, TOKEN_SIZE
 from lanspread.errors import FrameTooLarge, ProtocolError, VersionMismatch
 
-PROTOCOL_VERSION: Final = 2
+PROTOCOL_VERSION: Final = 3
 
 PREAMBLE_MAGIC: Final = b"LSPR"
 _PREAMBLE = struct.Struct(">4sI")
