@@ -28,7 +28,6 @@ stops it early with ``should_stop`` (checked between blocks), which raises
 from __future__ import annotations
 
 import os
-import stat
 from collections.abc import Callable
 from io import FileIO
 from pathlib import Path
@@ -39,6 +38,7 @@ from lanspread.core.manifest import FileManifest, GameManifest
 from lanspread.core.planning import ChunkKey
 from lanspread.download.prepare import open_for_reading
 from lanspread.errors import StorageError
+from lanspread.files.entries import require_dir_or_absent
 from lanspread.files.hashing import HASH_BLOCK_SIZE, HashingStopped
 
 # The same block as the payload hasher: one read per MiB keeps syscall cost far
@@ -56,7 +56,7 @@ def reusable_chunks(
     :class:`~lanspread.files.hashing.HashingStopped` when ``should_stop``
     returns True.
     """
-    if not _is_real_dir(root):
+    if not require_dir_or_absent(root):
         return set()
     stop = should_stop or _never
     buffer = bytearray(REUSE_BLOCK_SIZE)
@@ -66,19 +66,6 @@ def reusable_chunks(
             continue
         found.update(_matching_chunks(root, file, buffer, stop))
     return found
-
-
-def _is_real_dir(root: Path) -> bool:
-    """False when ``root`` is absent; a link or non-folder is refused."""
-    try:
-        mode = os.lstat(root).st_mode
-    except FileNotFoundError:
-        return False
-    except OSError as exc:
-        raise StorageError(f"cannot inspect {root}: {exc.strerror or exc}") from exc
-    if not stat.S_ISDIR(mode):
-        raise StorageError(f"{root} is not a folder (links are not followed)")
-    return True
 
 
 def _never() -> bool:
