@@ -164,10 +164,8 @@ def test_write_synced_file_refuses_a_folder(tmp_path: Path) -> None:
     (tmp_path / "file.tmp").mkdir()
     with pytest.raises(StorageError) as caught:
         write_synced_file(tmp_path / "file.tmp", b"x")
-    assert (
-        str(caught.value)
-        == f"{tmp_path / 'file.tmp'} is a folder; refusing to replace or delete it"
-    )
+    assert str(caught.value) == f"cannot write {tmp_path / 'file.tmp'}: Is a directory"
+    assert (tmp_path / "file.tmp").is_dir()
 
 
 def test_write_synced_file_on_a_full_disk_leaves_no_partial_file(tmpfs: Path) -> None:
@@ -244,9 +242,8 @@ def test_atomic_write_refuses_a_folder_at_the_temp_name(tmp_path: Path) -> None:
     with pytest.raises(StorageError) as caught:
         atomic_write_bytes(target, b"new")
 
-    assert str(caught.value) == (
-        f"{temp_path_for(target)} is a folder; refusing to replace or delete it"
-    )
+    assert str(caught.value) == f"cannot write {target}: Is a directory"
+    assert temp_path_for(target).is_dir()
     assert target.read_bytes() == b"old"
 
 

@@ -164,7 +164,6 @@ def atomic_write_bytes(path: Path, data: bytes, *, temp: Path | None = None) -> 
     :class:`DiskFull`) names ``path``.
     """
     tmp = temp if temp is not None else temp_path_for(path)
-    _refuse_folder(tmp)
     try:
         _unlink_missing_ok(tmp)
         _create_synced(tmp, data)
@@ -184,7 +183,6 @@ def write_synced_file(path: Path, data: bytes) -> None:
     partly written file is deleted and :class:`StorageError` (or :class:`DiskFull`)
     is raised. The caller syncs the folder (:func:`rename_synced` does).
     """
-    _refuse_folder(path)
     try:
         _unlink_missing_ok(path)
         _create_synced(path, data)
@@ -256,13 +254,8 @@ def sweep_temp(path: Path) -> bool:
     return True
 
 
-def _refuse_folder(path: Path) -> None:
-    mode = mode_or_none(path)
-    if mode is not None and stat.S_ISDIR(mode):
-        raise StorageError(f"{path} is a folder; refusing to replace or delete it")
-
-
 def _unlink_missing_ok(path: Path) -> None:
+    """Unlink a file or link; ``unlink`` never removes a folder (it fails, and it stays)."""
     with contextlib.suppress(FileNotFoundError):
         path.unlink()
 
