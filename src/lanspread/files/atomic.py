@@ -207,14 +207,8 @@ def unlink_synced(path: Path) -> bool:
     A folder at ``path`` is never deleted: False, and it stays.
     """
     mode = mode_or_none(path)
-    if mode is None or stat.S_ISDIR(mode):
+    if mode is None or stat.S_ISDIR(mode) or not _unlink(path, "delete"):
         return False
-    try:
-        path.unlink()
-    except FileNotFoundError:
-        return False
-    except OSError as exc:
-        raise StorageError(f"cannot delete {path}: {exc.strerror or exc}") from exc
     fsync_dir(path.parent)
     return True
 
@@ -242,15 +236,21 @@ def make_dir_synced(path: Path, *, exist_ok: bool = False) -> bool:
 def sweep_temp(path: Path) -> bool:
     """Remove a temp file a crash left next to ``path``; True if there was one.
 
-    For the state directory's own files, whose temp names only lanspread uses.
+    For the state directory's own files, whose temp names only lanspread uses; a
+    folder there is a :class:`StorageError`.
     """
-    tmp = temp_path_for(path)
+    return _unlink(temp_path_for(path), "remove stale")
+
+
+def _unlink(path: Path, refusal: str) -> bool:
+    """Unlink the file or link ``path``; False when absent. ``unlink`` never removes a
+    folder; any refusal is a :class:`StorageError` saying ``cannot <refusal> <path>``."""
     try:
-        tmp.unlink()
+        path.unlink()
     except FileNotFoundError:
         return False
     except OSError as exc:
-        raise StorageError(f"cannot remove stale {tmp}: {exc.strerror or exc}") from exc
+        raise StorageError(f"cannot {refusal} {path}: {exc.strerror or exc}") from exc
     return True
 
 

@@ -316,11 +316,7 @@ def identify(root: Path, record: OwnershipRecord) -> OwnershipRecord:
                 changed = True  # never made (preparation failed): the claim is released
                 continue
         names.append(name)
-    if not changed:
-        return record
-    identified = msgspec.structs.replace(record, names=tuple(names))
-    save_record(root, identified)
-    return identified
+    return _saved(root, record, names) if changed else record
 
 
 def identify_sentinel(root: Path, record: OwnershipRecord, written: Path) -> OwnershipRecord:
@@ -341,8 +337,10 @@ def identify_sentinel(root: Path, record: OwnershipRecord, written: Path) -> Own
             )
             changed = True
         names.append(name)
-    if not changed:
-        return record
+    return _saved(root, record, names) if changed else record
+
+
+def _saved(root: Path, record: OwnershipRecord, names: list[OwnedName]) -> OwnershipRecord:
     identified = msgspec.structs.replace(record, names=tuple(names))
     save_record(root, identified)
     return identified

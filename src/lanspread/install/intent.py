@@ -26,7 +26,12 @@ import msgspec
 from lanspread.core.gameroot import INTENT_FILE, INTENT_TMP_FILE, OWNED_MARKER
 from lanspread.core.recovery import Intent
 from lanspread.errors import IntentLogCorrupt, StorageError
-from lanspread.files.atomic import atomic_write_bytes, fsync_dir, read_regular_bounded
+from lanspread.files.atomic import (
+    atomic_write_bytes,
+    fsync_dir,
+    read_regular_bounded,
+    unlink_synced,
+)
 from lanspread.files.records import is_record_temp, load_game_record
 from lanspread.platform import fileio
 
@@ -134,13 +139,8 @@ def remove_marker(directory: Path) -> None:
     and stays.
     """
     marker = directory / OWNED_MARKER
-    if not _is_our_marker(marker):
-        return
-    try:
-        marker.unlink(missing_ok=True)
-    except OSError as exc:
-        raise StorageError(f"cannot unmark {directory}: {exc.strerror or exc}") from exc
-    fsync_dir(directory)
+    if _is_our_marker(marker):
+        unlink_synced(marker)
 
 
 def _is_our_marker(marker: Path) -> bool:
