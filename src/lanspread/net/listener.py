@@ -20,6 +20,9 @@ connections the same way, written once here:
 * **Close.** :meth:`AcceptingServer.close` stops accepting, cancels every
   connection and returns once every task finished; it is idempotent, and a second
   caller waits for the first.
+
+:class:`Closing` is the ``async with`` exit of everything closed this way (the
+servers, a peer connection, the demo peer).
 """
 
 from __future__ import annotations
@@ -59,7 +62,7 @@ class AcceptingServer(Closing):
     """The accept loop and lifecycle of a server; subclasses serve each connection."""
 
     def __init__(
-        self, *, host: str, port: int, gate: SlotTable, clock: Callable[[], float], kind: str
+        self, host: str, port: int, gate: SlotTable, *, clock: Callable[[], float], kind: str
     ) -> None:
         self._host = host
         self._requested_port = port

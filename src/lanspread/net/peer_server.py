@@ -180,15 +180,10 @@ class PeerServer(AcceptingServer):
         request_burst: float = REQUEST_BURST_PER_ADDRESS,
         nonce_source: Callable[[int], bytes] = secrets.token_bytes,
     ) -> None:
-        super().__init__(
-            host=host,
-            port=port,
-            gate=SlotTable(
-                per_address=pending_per_address, total=max_pending, evict_when_full=True
-            ),
-            clock=_loop_time,
-            kind="peer",
+        pending = SlotTable(
+            per_address=pending_per_address, total=max_pending, evict_when_full=True
         )
+        super().__init__(host, port, pending, clock=_loop_time, kind="peer")
         self._identity = identity
         self._handler = handler
         self._handshake_timeout = handshake_timeout

@@ -159,15 +159,10 @@ class DataServer(AcceptingServer):
         max_unadmitted: int = MAX_UNADMITTED,
         admission_timeout: float = ADMISSION_TIMEOUT,
     ) -> None:
-        super().__init__(
-            host=host,
-            port=port,
-            gate=SlotTable(
-                per_address=unadmitted_per_address, total=max_unadmitted, evict_when_full=True
-            ),
-            clock=clock,
-            kind="data",
+        unadmitted = SlotTable(
+            per_address=unadmitted_per_address, total=max_unadmitted, evict_when_full=True
         )
+        super().__init__(host, port, unadmitted, clock=clock, kind="data")
         self._scope = scope
         self.tickets = tickets if tickets is not None else TicketBook()
         self._token_source = token_source
