@@ -16,6 +16,7 @@ from lanspread.files.atomic import (
     DiskFull,
     NotARegularFile,
     atomic_write_bytes,
+    free_bytes,
     fsync_dir,
     make_dir_synced,
     read_at_most,
@@ -338,3 +339,21 @@ def test_read_at_most_tells_a_file_over_the_limit(tmp_path: Path) -> None:
         assert read_at_most(fd, 3) is None
     finally:
         os.close(fd)
+
+
+# --- free space -------------------------------------------------------------------------------
+
+
+def test_free_bytes_reads_the_disk_and_names_a_path_it_cannot(tmpfs: Path) -> None:
+    """The free space of a small test disk is at most its size; a missing path raises the
+    caller's error class, naming the path."""
+
+    class Unknown(StorageError):
+        """The caller's own error."""
+
+    assert 0 < free_bytes(tmpfs) <= 4 * 1024 * 1024
+    with pytest.raises(Unknown) as caught:
+        free_bytes(tmpfs / "missing", error=Unknown)
+    assert str(caught.value) == (
+        f"cannot read the free space of {tmpfs / 'missing'}: No such file or directory"
+    )

@@ -51,7 +51,6 @@ import contextlib
 import errno
 import logging
 import os
-import shutil
 import stat
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -66,7 +65,13 @@ from lanspread.core.manifest import (
     validate_manifest,
 )
 from lanspread.errors import StorageError
-from lanspread.files.atomic import DISK_FULL_ERRNOS, DiskFull, fsync_dir, make_dir_synced
+from lanspread.files.atomic import (
+    DISK_FULL_ERRNOS,
+    DiskFull,
+    free_bytes,
+    fsync_dir,
+    make_dir_synced,
+)
 from lanspread.files.entries import require_dir_or_absent
 from lanspread.files.ownership import (
     TRANSIENT_BOUNDS,
@@ -261,7 +266,7 @@ def _check_free_space(
     to_allocate = sum(max(0, file.size - survey.allocated.get(file.path, 0)) for file in files)
     if to_allocate == 0:
         return
-    free = _free_bytes(_nearest_existing(root))
+    free = free_bytes(_nearest_existing(root))
     available = free + survey.freed_bytes
     needed = to_allocate + margin
     if available < needed:
@@ -277,13 +282,6 @@ def _nearest_existing(path: Path) -> Path:
     while not os.path.lexists(path) and path.parent != path:
         path = path.parent
     return path
-
-
-def _free_bytes(path: Path) -> int:
-    try:
-        return shutil.disk_usage(path).free
-    except OSError as exc:
-        raise StorageError(f"cannot read the free space of {path}: {exc.strerror or exc}") from exc
 
 
 def _allocate(root: Path, file: FileManifest) -> None:

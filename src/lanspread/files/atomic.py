@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import shutil
 import stat
 from pathlib import Path
 
@@ -62,6 +63,14 @@ class DiskFull(StorageError):
         """Bytes the check asked for (payload still to allocate plus the margin)."""
         self.available = available
         """Bytes the check found free (including what stale entries would free)."""
+
+
+def free_bytes(path: Path, *, error: type[StorageError] = StorageError) -> int:
+    """Free bytes of the disk holding ``path`` (which must exist); ``error`` when unknown."""
+    try:
+        return shutil.disk_usage(path).free
+    except OSError as exc:
+        raise error(f"cannot read the free space of {path}: {exc.strerror or exc}") from exc
 
 
 class NotARegularFile(StorageError):
@@ -284,6 +293,7 @@ __all__ = [
     "DiskFull",
     "NotARegularFile",
     "atomic_write_bytes",
+    "free_bytes",
     "fsync_dir",
     "make_dir_synced",
     "read_at_most",

@@ -17,10 +17,10 @@ to blame, the entry. libarchive's and 7-Zip's own errors never leave the install
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 from lanspread.errors import LanspreadError, StorageError
+from lanspread.files.atomic import free_bytes
 
 
 class ExtractionError(StorageError):
@@ -52,19 +52,10 @@ class ExtractionCancelled(LanspreadError):
     """``should_stop`` returned True; what was extracted so far has been removed."""
 
 
-def free_bytes(root: Path) -> int:
-    """The free space of the disk holding ``root``; :class:`ExtractionError` when unknown."""
-    try:
-        return shutil.disk_usage(root).free
-    except OSError as exc:
-        raise ExtractionError(f"cannot read free space of {root}: {exc.strerror or exc}") from exc
-
-
 def disk_full(root: Path, doing: str) -> NotEnoughSpace:
     """The disk of ``root`` filled up while ``doing`` (``extracting a.rar``)."""
-    return NotEnoughSpace(
-        f"disk full in {root} while {doing}", needed=0, available=free_bytes(root)
-    )
+    available = free_bytes(root, error=ExtractionError)
+    return NotEnoughSpace(f"disk full in {root} while {doing}", needed=0, available=available)
 
 
 def write_error(archive: str, root: Path, name: str, reason: str, *, full: bool) -> ExtractionError:

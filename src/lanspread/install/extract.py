@@ -40,6 +40,7 @@ from ctypes import byref, c_int64, c_size_t, c_void_p
 from dataclasses import dataclass
 from pathlib import Path
 
+from lanspread.files.atomic import free_bytes
 from lanspread.install import _libarchive, _rar7z
 from lanspread.install._libarchive import ArchiveEntry, ArchiveError, ffi
 from lanspread.install._rar7z import Checked as _Checked
@@ -51,7 +52,6 @@ from lanspread.install.archive_errors import (
     ExtractionError,
     HostileArchive,
     NotEnoughSpace,
-    free_bytes,
     write_error,
 )
 from lanspread.install.entry_rules import (
@@ -222,7 +222,7 @@ def _prepare_dest(dest: Path) -> Path:
 
 
 def _check_space(root: Path, needed: int) -> None:
-    available = free_bytes(root)
+    available = free_bytes(root, error=ExtractionError)
     if available < needed:
         raise NotEnoughSpace(
             f"not enough free space in {root}: needed {needed} bytes, available {available} bytes",
