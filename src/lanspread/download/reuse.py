@@ -32,14 +32,12 @@ from collections.abc import Callable
 from io import FileIO
 from pathlib import Path
 
-import blake3
-
 from lanspread.core.manifest import FileManifest, GameManifest
 from lanspread.core.planning import ChunkKey
 from lanspread.download.prepare import open_for_reading
 from lanspread.errors import StorageError
 from lanspread.files.entries import require_dir_or_absent
-from lanspread.files.hashing import HASH_BLOCK_SIZE, HashingStopped
+from lanspread.files.hashing import HASH_BLOCK_SIZE, hash_next
 
 # The same block as the payload hasher: one read per MiB keeps syscall cost far
 # below hashing cost while the buffer stays small.
@@ -103,21 +101,10 @@ def _digest_at(
     buffer: bytearray,
     should_stop: Callable[[], bool],
     where: Path,
-) -> bytes:
-    """BLAKE3 of ``length`` bytes at ``offset``; a short read (the file shrank) never matches."""
-    hasher = blake3.blake3()
-    view = memoryview(buffer)
+) -> bytes | None:
+    """BLAKE3 of ``length`` bytes at ``offset``; a short read (the file shrank) is ``None``."""
     reader.seek(offset)
-    remaining = length
-    while remaining:
-        if should_stop():
-            raise HashingStopped(f"reuse check stopped at {where}")
-        got = reader.readinto(view[: min(remaining, len(view))])
-        if not got:
-            return b""
-        hasher.update(view[:got])
-        remaining -= got
-    return hasher.digest()
+    return hash_next(reader, length, buffer, should_stop, where)
 
 
 __all__ = ["REUSE_BLOCK_SIZE", "reusable_chunks"]
