@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -97,12 +97,16 @@ def test_rename_failure_keeps_old_bytes(tmp_path: Path) -> None:
     assert not temp_path_for(target).exists()
 
 
-def test_missing_folder_is_a_storage_error(tmp_path: Path) -> None:
-    """Writing into a folder that does not exist is reported, not raised raw."""
+@pytest.mark.parametrize("write", [atomic_write_bytes, write_synced_file])
+def test_missing_folder_is_a_storage_error(
+    tmp_path: Path, write: Callable[[Path, bytes], None]
+) -> None:
+    """Writing into a folder that does not exist is reported with the path, not raised raw,
+    by the atomic replacement and by its first step alike."""
     target = tmp_path / "missing" / "data.json"
 
     with pytest.raises(StorageError) as caught:
-        atomic_write_bytes(target, b"x")
+        write(target, b"x")
 
     assert str(caught.value) == f"cannot write {target}: No such file or directory"
 
@@ -176,14 +180,6 @@ def test_write_synced_file_on_a_full_disk_leaves_no_partial_file(tmpfs: Path) ->
         write_synced_file(tmpfs / "journal.tmp", blob(8, CHUNK))
     assert str(caught.value).startswith(f"disk full while writing {tmpfs / 'journal.tmp'}")
     assert not (tmpfs / "journal.tmp").exists()
-
-
-def test_write_synced_file_in_a_missing_folder_is_a_storage_error(tmp_path: Path) -> None:
-    """A create the disk refuses names the path."""
-    path = tmp_path / "missing" / "file.tmp"
-    with pytest.raises(StorageError) as caught:
-        write_synced_file(path, b"x")
-    assert str(caught.value) == f"cannot write {path}: No such file or directory"
 
 
 def test_rename_and_unlink_synced(tmp_path: Path) -> None:
