@@ -353,7 +353,7 @@ def test_update_sync_failure_after_the_move_is_recovered_from_the_intent(
     def failing_sync(directory: Path) -> None:
         raise StorageError(f"cannot sync {directory}: Input/output error")
 
-    monkeypatch.setattr(transaction, "fsync_dir", failing_sync)
+    monkeypatch.setattr(transaction, "_sync", failing_sync)
     with pytest.raises(StorageError) as caught:
         update_game(root, FakeUnpacker())
     monkeypatch.undo()

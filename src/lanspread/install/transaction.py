@@ -76,8 +76,8 @@ from lanspread.errors import (
     InvalidGameState,
     StorageError,
 )
-from lanspread.files.atomic import fsync_dir
-from lanspread.files.entries import is_real_dir
+from lanspread.files.atomic import fsync_dir as _sync
+from lanspread.files.entries import is_real_dir as _is_real_dir
 from lanspread.files.version_ini import read_sentinel, version_from_sentinel
 from lanspread.install.intent import (
     clear_intent,
@@ -233,7 +233,7 @@ def install_game(
     paths = _Paths.of(root)
     _require_settled(paths)
     if _exists(paths.local):
-        if is_real_dir(paths.local) and _holds_kept_files_only(paths):
+        if _is_real_dir(paths.local) and _holds_kept_files_only(paths):
             return _replace(paths, unpacker, progress, checkpoint, installed=True)
         raise InvalidGameState(f"{paths.game_id} is already installed")
     version = archive_version(root)
@@ -299,7 +299,7 @@ def _replace(
         checkpoint(MOVE_LOCAL_TO_BACKUP)
         _rename(paths.local, paths.backup)
         moved = True
-        fsync_dir(root)
+        _sync(root)
         checkpoint(MARK_BACKUP)
         write_marker(paths.backup)
         _extract(paths, unpacker, progress, checkpoint)
@@ -410,7 +410,7 @@ def _delete_local(paths: _Paths, checkpoint: Checkpoint) -> None:
         checkpoint(MOVE_LOCAL_TO_BACKUP)
         _rename(paths.local, paths.backup)
         moved = True
-        fsync_dir(root)
+        _sync(root)
         checkpoint(MARK_BACKUP)
         write_marker(paths.backup)
         checkpoint(DROP_BACKUP)
@@ -440,7 +440,7 @@ def restore_backup(root: Path) -> None:
     paths = _Paths.of(root)
     remove_marker(paths.backup)
     _rename(paths.backup, paths.local)
-    fsync_dir(root)
+    _sync(root)
 
 
 def _extract(
@@ -467,7 +467,7 @@ def _seal(paths: _Paths, checkpoint: Checkpoint) -> None:
 def _roll_back_install(paths: _Paths) -> None:
     # Staging did not exist when the install began, so whatever is there now is ours.
     remove_entry(paths.staging)
-    fsync_dir(paths.root)
+    _sync(paths.root)
     drop_pending_record(paths.root)
     clear_intent(paths.root)
 
@@ -477,7 +477,7 @@ def _roll_back_update(paths: _Paths, *, moved: bool) -> None:
         if _exists(paths.local):
             _keep_foreign_local(paths)
         remove_entry(paths.staging)
-        fsync_dir(paths.root)
+        _sync(paths.root)
         restore_backup(paths.root)
     drop_pending_record(paths.root)
     clear_intent(paths.root)
@@ -496,7 +496,7 @@ def _keep_foreign_local(paths: _Paths) -> None:
     if not _exists(paths.staging):
         _mkdir(paths.staging)
         write_marker(paths.staging)
-        fsync_dir(paths.root)
+        _sync(paths.root)
     raise StorageError(foreign_local_problem(paths.root))
 
 
@@ -568,7 +568,7 @@ def _require_settled(paths: _Paths) -> None:
 
 
 def _require_installed(paths: _Paths) -> None:
-    if not is_real_dir(paths.local):
+    if not _is_real_dir(paths.local):
         raise InvalidGameState(f"{paths.game_id} is not installed")
 
 
@@ -598,7 +598,7 @@ def _rmdir(path: Path) -> None:
         path.rmdir()
     except OSError as exc:
         raise StorageError(f"cannot delete {path}: {exc.strerror or exc}") from exc
-    fsync_dir(path.parent)
+    _sync(path.parent)
 
 
 def _flush_tree_to_disk(directory: Path) -> None:
