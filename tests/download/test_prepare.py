@@ -26,18 +26,15 @@ from tests.support.platforms import allocated_bytes, make_fifo
 from lanspread.core.manifest import GameManifest
 from lanspread.download.prepare import (
     FREE_SPACE_MARGIN,
-    DiskFull,
     fsync_files,
     open_for_reading,
     open_for_writing,
     prepare_game_storage,
-    rename_synced,
     sync_fd,
-    unlink_synced,
     write_at,
-    write_synced_file,
 )
 from lanspread.errors import StorageError
+from lanspread.files.atomic import DiskFull
 from lanspread.files.ownership import InTheWay, claim_download
 from lanspread.platform import fileio
 
@@ -81,21 +78,6 @@ def _big_game() -> dict[str, bytes]:
         "quake3.part2.eti": blob(11, 2 * CHUNK),
         "version.ini": b"version = 2.0\n",
     }
-
-
-def _fill(path: Path) -> None:
-    """Write ``path`` until the disk is full."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
-    try:
-        with pytest.raises(OSError, match="No space left on device"):
-            _write_until_refused(fd, blob(7, CHUNK))
-    finally:
-        os.close(fd)
-
-
-def _write_until_refused(fd: int, block: bytes) -> None:
-    while os.write(fd, block):
-        pass
 
 
 def _write(root: Path, files: dict[str, bytes]) -> None:
@@ -628,66 +610,6 @@ def test_a_failed_sync_is_a_storage_error() -> None:
     with pytest.raises(StorageError) as caught:
         sync_fd(write_end, name="quake3.eti")
     assert str(caught.value) == "cannot sync quake3.eti: Bad file descriptor"
-
-
-# --- small durable files -----------------------------------------------------------------------
-
-
-def test_write_synced_file_replaces_a_link_without_writing_through_it(
-    tmp_path: Path,
-) -> None:
-    """A link at the target is unlinked first; the new file is regular; the target is untouched."""
-    outside = tmp_path / "outside.bin"
-    outside.write_bytes(b"not yours")
-    path = tmp_path / "file.tmp"
-    path.symlink_to(outside)
-    write_synced_file(path, b"new")
-    assert not path.is_symlink()
-    assert path.read_bytes() == b"new"
-    assert outside.read_bytes() == b"not yours"
-
-
-def test_write_synced_file_refuses_a_folder(tmp_path: Path) -> None:
-    """A folder at the target is not ours to delete."""
-    (tmp_path / "file.tmp").mkdir()
-    with pytest.raises(StorageError) as caught:
-        write_synced_file(tmp_path / "file.tmp", b"x")
-    assert (
-        str(caught.value)
-        == f"{tmp_path / 'file.tmp'} is a folder; refusing to replace or delete it"
-    )
-
-
-def test_write_synced_file_on_a_full_disk_leaves_no_partial_file(tmpfs: Path) -> None:
-    """A small durable file that does not fit fails as DiskFull and deletes its partial bytes."""
-    _fill(tmpfs / "filler")
-    with pytest.raises(DiskFull) as caught:
-        write_synced_file(tmpfs / "journal.tmp", blob(8, CHUNK))
-    assert str(caught.value).startswith(f"disk full while writing {tmpfs / 'journal.tmp'}")
-    assert not (tmpfs / "journal.tmp").exists()
-
-
-def test_write_synced_file_in_a_missing_folder_is_a_storage_error(tmp_path: Path) -> None:
-    """A create the disk refuses names the path."""
-    path = tmp_path / "missing" / "file.tmp"
-    with pytest.raises(StorageError) as caught:
-        write_synced_file(path, b"x")
-    assert str(caught.value) == f"cannot write {path}: No such file or directory"
-
-
-def test_rename_and_unlink_synced(tmp_path: Path) -> None:
-    """rename_synced replaces the target; unlink_synced reports whether there was a file."""
-    (tmp_path / "a").write_bytes(b"new")
-    (tmp_path / "b").write_bytes(b"old")
-    rename_synced(tmp_path / "a", tmp_path / "b")
-    assert (tmp_path / "b").read_bytes() == b"new"
-    assert unlink_synced(tmp_path / "b")
-    assert not unlink_synced(tmp_path / "b")
-    with pytest.raises(StorageError) as caught:
-        rename_synced(tmp_path / "a", tmp_path / "b")
-    assert str(caught.value) == (
-        f"cannot rename {tmp_path / 'a'} to {tmp_path / 'b'}: No such file or directory"
-    )
 
 
 # --- the tmpfs helper itself --------------------------------------------------------------------

@@ -118,7 +118,7 @@ def test_should_stop_ends_the_check(root: Path) -> None:
     _write(root, FILES)
     with pytest.raises(HashingStopped) as caught:
         reusable_chunks(root, MANIFEST, should_stop=lambda: True)
-    assert str(caught.value) == f"reuse check stopped at {root / 'maps/extra/dm1.eti'}"
+    assert str(caught.value) == f"hashing stopped at {root / 'maps/extra/dm1.eti'}"
 
 
 def test_memory_is_bounded_by_one_block(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import threading
 from collections.abc import Callable
@@ -412,3 +413,21 @@ def test_hashed_manifest_verifies_the_files_it_describes(game_root: Path) -> Non
         with open(game_root / task.path, "rb") as handle:
             handle.seek(task.offset)
             assert verify_chunk(handle.read(task.length), task)
+
+
+def test_hash_next_reads_block_by_block_and_tells_a_short_file(tmp_path: Path) -> None:
+    """The digest of a range equals BLAKE3 of those bytes, whatever the buffer size; a file
+    that ends first gives None, and a stop request raises before the next block."""
+    path = tmp_path / "data.bin"
+    path.write_bytes(b"0123456789")
+    buffer = bytearray(3)
+    with path.open("rb", buffering=0) as reader:
+        assert isinstance(reader, io.FileIO)
+        reader.seek(2)
+        assert hashing.hash_next(reader, 7, buffer, lambda: False, path) == (
+            blake3.blake3(b"2345678").digest()
+        )
+        assert hashing.hash_next(reader, 5, buffer, lambda: False, path) is None
+        with pytest.raises(hashing.HashingStopped) as caught:
+            hashing.hash_next(reader, 1, buffer, lambda: True, path)
+    assert str(caught.value) == f"hashing stopped at {path}"

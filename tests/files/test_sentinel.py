@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import errno
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from tests.support.download_roots import (
-    CHUNK,
     GAME_ID,
     SENTINEL_TEXT,
     build_manifest,
+    fill_disk,
     game_files,
     mounted_tmpfs,
     write_all_chunks,
@@ -21,8 +20,9 @@ from tests.support.install_roots import Snapshot, snapshot
 from tests.support.ownership import record_as_downloaded
 
 from lanspread.core.gameroot import MAX_VERSION_FILE_SIZE, OWNERSHIP_FILE
-from lanspread.download.prepare import DiskFull, prepare_game_storage
+from lanspread.download.prepare import prepare_game_storage
 from lanspread.errors import StorageError
+from lanspread.files.atomic import DiskFull
 from lanspread.files.ownership import claim_download, identify
 from lanspread.files.sentinel import (
     COMMIT_STEPS,
@@ -185,29 +185,11 @@ def test_a_commit_on_a_full_disk_is_disk_full_with_no_temp_left(tmpfs: Path) -> 
     root = tmpfs / GAME_ID
     root.mkdir()
     (root / ".version.ini.discarded").write_bytes(OLD_SENTINEL)
-    _fill_disk(tmpfs / "filler")
+    fill_disk(tmpfs / "filler")
     with pytest.raises(DiskFull) as caught:
         commit_sentinel(root, SENTINEL_TEXT)
     assert str(caught.value).startswith(f"disk full while writing {root / '.version.ini.tmp'}")
     assert _names(root) == {".version.ini.discarded"}
-
-
-def _fill_disk(path: Path) -> None:
-    """Write ``path`` until not one more byte fits (large blocks first, then single bytes)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
-    try:
-        for block in (bytes(CHUNK // 16), b"x"):
-            try:
-                while os.write(fd, block):
-                    pass
-            except OSError as exc:
-                if exc.errno != errno.ENOSPC:
-                    raise
-    finally:
-        os.close(fd)
-
-
-# --- rollback --------------------------------------------------------------------------------
 
 
 def test_rollback_deletes_both_transients_and_nothing_else(root: Path) -> None:

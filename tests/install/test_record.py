@@ -196,9 +196,19 @@ def test_diff_tree_reports_changed_missing_and_added(tmp_path: Path) -> None:
 def test_a_corrupt_record_is_refused_with_its_reason(tmp_path: Path) -> None:
     """A record that is not one is a clear error, never a crash."""
     root = make_root(tmp_path, installed=OLD_INSTALL)
-    (root / ".lanspread.install.json").write_bytes(b"{not json")
-    with pytest.raises(InstallRecordCorrupt, match=r"\.lanspread\.install\.json: not an install"):
+    path = root / ".lanspread.install.json"
+    path.write_bytes(b"{not json")
+    with pytest.raises(InstallRecordCorrupt) as caught:
         read_record(root)
+    assert str(caught.value) == (
+        f"{path}: not valid JSON: JSON is malformed: object keys must be strings (byte 1)"
+    )
+    path.write_bytes(b'{"format": 1, "game_id": "quake3"}')
+    with pytest.raises(InstallRecordCorrupt) as caught:
+        read_record(root)
+    assert str(caught.value) == (
+        f"{path}: not an install record: Object missing required field `version`"
+    )
 
 
 def test_a_record_of_another_game_is_refused(tmp_path: Path) -> None:

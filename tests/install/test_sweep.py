@@ -422,9 +422,7 @@ def test_discard_refuses_to_sweep_through_a_linked_root(game_dir: Path, tmp_path
     (game_dir / "quake3").symlink_to(elsewhere, target_is_directory=True)
     with pytest.raises(StorageError) as caught:
         discard_download(game_dir / "quake3")
-    assert (
-        str(caught.value) == f"{game_dir / 'quake3'} is not a directory; not discarding through it"
-    )
+    assert str(caught.value) == f"{game_dir / 'quake3'} is not a folder (links are not followed)"
     assert snapshot(elsewhere) == downloaded_snapshot()
 
 

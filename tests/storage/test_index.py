@@ -15,6 +15,7 @@ from lanspread.core.gameroot import EntryKind
 from lanspread.core.library import Availability, GameSummary
 from lanspread.errors import StorageError
 from lanspread.files.atomic import temp_path_for
+from lanspread.files.version_ini import SentinelPrint
 from lanspread.storage.index import (
     INDEX_FILE_NAME,
     INDEX_FORMAT_VERSION,
@@ -23,7 +24,6 @@ from lanspread.storage.index import (
     Fingerprint,
     IndexEntry,
     LibraryIndex,
-    SentinelPrint,
 )
 
 LOGGER = "lanspread.storage.index"

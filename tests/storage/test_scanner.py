@@ -18,14 +18,14 @@ from lanspread.core.gameroot import MAX_VERSION_FILE_SIZE, EntryKind
 from lanspread.core.install_record import make_record
 from lanspread.core.library import Availability, GameSummary
 from lanspread.errors import StorageError
+from lanspread.files import version_ini
+from lanspread.files.version_ini import COARSE_MTIME_WINDOW_NS, read_sentinel
 from lanspread.storage import scanner as scanner_module
 from lanspread.storage.index import INDEX_FILE_NAME, LibraryIndex
 from lanspread.storage.scanner import (
-    COARSE_MTIME_WINDOW_NS,
     LibraryScanner,
     payload_size,
     read_root,
-    read_sentinel,
     root_unchanged,
     summarize,
 )
@@ -105,7 +105,7 @@ class Calls:
 def sentinel_reads(monkeypatch: pytest.MonkeyPatch) -> Calls:
     """Counts every read of a ``version.ini`` by the scanner."""
     calls = Calls()
-    real = scanner_module.read_sentinel
+    real = version_ini.read_sentinel
 
     def counting(root: Path, now_ns: int) -> object:
         calls.count += 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import random
 import subprocess
@@ -141,3 +142,18 @@ def mounted_tmpfs(size: str) -> Iterator[Path]:
     finally:
         subprocess.run(["umount", "-l", str(mount_point)], check=True)
         mount_point.rmdir()
+
+
+def fill_disk(path: Path) -> None:
+    """Write ``path`` until not one more byte fits (large blocks first, then single bytes)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        for block in (bytes(CHUNK // 16), b"x"):
+            try:
+                while os.write(fd, block):
+                    pass
+            except OSError as exc:
+                if exc.errno != errno.ENOSPC:
+                    raise
+    finally:
+        os.close(fd)

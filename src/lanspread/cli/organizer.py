@@ -36,9 +36,9 @@ from lanspread.core.party import (
 )
 from lanspread.errors import ConfigError, LanspreadError
 from lanspread.files.hashing import hash_game_payload
+from lanspread.files.version_ini import read_sentinel, version_from_sentinel
 from lanspread.storage import party_files
 from lanspread.storage.gamedir import prepare_state_dir
-from lanspread.storage.scanner import read_sentinel, version_from_sentinel
 from lanspread.storage.settings import SettingsStore
 
 

@@ -61,58 +61,62 @@ class DemoGame:
     version: str = DEMO_VERSION
 
 
+def _game(
+    game_id: str, name: str, genre: str, max_players: int, about: str, *archives: DemoArchive
+) -> DemoGame:
+    """A demo game named ``<name> (demo)``, described as made up by lanspread and ``about``."""
+    return DemoGame(
+        id=f"{DEMO_ID_PREFIX}{game_id}",
+        name=f"{name} (demo)",
+        genre=genre,
+        description=f"A demo game made up by lanspread{about}",
+        max_players=max_players,
+        archives=archives,
+    )
+
+
+_TAR, _ZIP = ArchiveKind.TAR, ArchiveKind.ZIP
+
 DEMO_GAMES: tuple[DemoGame, ...] = (
-    DemoGame(
-        id="demo-starfield",
-        name="Starfield Skirmish (demo)",
-        genre="Arcade Shooter",
-        description=(
-            "A demo game made up by lanspread: download it from the Demo peer, install it "
-            "and press Play. It runs for a few seconds and writes play.log in its folder."
-        ),
-        max_players=8,
-        archives=(
-            DemoArchive(
-                "starfield.eti",
-                ArchiveKind.TAR,
-                (("data/sectors.pak", 2 * MiB + 300 * KiB), ("data/ships.pak", 900 * KiB)),
-            ),
+    _game(
+        "starfield",
+        "Starfield Skirmish",
+        "Arcade Shooter",
+        8,
+        ": download it from the Demo peer, install it and press Play. It runs for a few "
+        "seconds and writes play.log in its folder.",
+        DemoArchive(
+            "starfield.eti",
+            _TAR,
+            (("data/sectors.pak", 2 * MiB + 300 * KiB), ("data/ships.pak", 900 * KiB)),
         ),
     ),
-    DemoGame(
-        id="demo-pixelkart",
-        name="Pixel Kart (demo)",
-        genre="Racing",
-        description=(
-            "A demo game made up by lanspread, shipped as a zip: four laps around a "
-            "very small track. It runs for a few seconds and writes play.log."
-        ),
-        max_players=4,
-        archives=(
-            DemoArchive(
-                "pixelkart.eti",
-                ArchiveKind.ZIP,
-                (("tracks/tiny-loop.trk", 1 * MiB + 512 * KiB), ("karts.pak", 600 * KiB)),
-            ),
+    _game(
+        "pixelkart",
+        "Pixel Kart",
+        "Racing",
+        4,
+        ", shipped as a zip: four laps around a very small track. It runs for a few seconds "
+        "and writes play.log.",
+        DemoArchive(
+            "pixelkart.eti",
+            _ZIP,
+            (("tracks/tiny-loop.trk", 1 * MiB + 512 * KiB), ("karts.pak", 600 * KiB)),
         ),
     ),
-    DemoGame(
-        id="demo-towersiege",
-        name="Tower Siege (demo)",
-        genre="Strategy",
-        description=(
-            "A demo game made up by lanspread, shipped as two archives (a tar and a "
-            "zip) that install into one folder. Runs for a few seconds."
+    _game(
+        "towersiege",
+        "Tower Siege",
+        "Strategy",
+        6,
+        ", shipped as two archives (a tar and a zip) that install into one folder. Runs for a "
+        "few seconds.",
+        DemoArchive(
+            "towersiege.eti",
+            _TAR,
+            (("maps/valley.map", 1 * MiB + 700 * KiB), ("units.pak", 1 * MiB)),
         ),
-        max_players=6,
-        archives=(
-            DemoArchive(
-                "towersiege.eti",
-                ArchiveKind.TAR,
-                (("maps/valley.map", 1 * MiB + 700 * KiB), ("units.pak", 1 * MiB)),
-            ),
-            DemoArchive("music.eti", ArchiveKind.ZIP, (("music/theme.ogg", 1 * MiB + 200 * KiB),)),
-        ),
+        DemoArchive("music.eti", _ZIP, (("music/theme.ogg", 1 * MiB + 200 * KiB),)),
     ),
 )
 

@@ -26,13 +26,13 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from types import TracebackType
 
 from lanspread.core.catalog import Catalog
 from lanspread.core.manifest import MIN_CHUNK_SIZE
 from lanspread.demo.games import DEFAULT_PLAY_SECONDS, DEMO_GAMES, DemoGame
 from lanspread.demo.roots import write_demo_library
 from lanspread.errors import ConfigError, LanspreadError
+from lanspread.net.listener import Closing
 from lanspread.runtime.commands import Connect
 from lanspread.runtime.events import Event, LocalReady, PeerLost
 from lanspread.runtime.options import InstallPolicy, RuntimeOptions
@@ -51,7 +51,7 @@ DEMO_READY_TIMEOUT = 30.0
 DEMO_CHUNK_SIZE = MIN_CHUNK_SIZE
 
 
-class DemoPeer:
+class DemoPeer(Closing):
     def __init__(
         self,
         catalog: Catalog,
@@ -77,12 +77,8 @@ class DemoPeer:
         await self.start()
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def close(self) -> None:
+        """The same as :meth:`stop` (what ``async with`` calls on the way out)."""
         await self.stop()
 
     async def start(self) -> None:

@@ -48,7 +48,6 @@ on another thread than :meth:`commit` (a lock guards the bitmap).
 from __future__ import annotations
 
 import os
-import stat
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -72,15 +71,10 @@ from lanspread.core.manifest import (
     manifest_digest,
 )
 from lanspread.core.planning import ChunkKey, manifest_tasks
-from lanspread.download.prepare import (
-    fsync_files,
-    rename_synced,
-    sync_fd,
-    unlink_synced,
-    write_synced_file,
-)
+from lanspread.download.prepare import fsync_files, sync_fd
 from lanspread.errors import StorageError
-from lanspread.files.atomic import NotARegularFile, read_regular_bounded
+from lanspread.files.atomic import atomic_write_bytes, make_dir_synced, unlink_synced
+from lanspread.files.records import load_game_record
 
 JOURNAL_FORMAT_VERSION = 1
 
@@ -182,7 +176,7 @@ class DownloadJournal:
         is still in place (park it first with
         :func:`~lanspread.files.sentinel.begin_update`) or the disk refuses.
         """
-        _ensure_root(root)
+        make_dir_synced(root, exist_ok=True)
         if os.path.lexists(root / VERSION_FILE):
             raise StorageError(
                 f"refusing to journal a download into {root}: {VERSION_FILE} is still in "
@@ -298,13 +292,11 @@ class DownloadJournal:
             started_at=self.started_at,
             updated_at=now,
         )
-        temp = self.root / DOWNLOAD_JOURNAL_TMP_FILE
-        write_synced_file(temp, msgspec.json.encode(record))
-        try:
-            rename_synced(temp, self.root / DOWNLOAD_JOURNAL_FILE)
-        except StorageError:
-            unlink_synced(temp)
-            raise
+        atomic_write_bytes(
+            self.root / DOWNLOAD_JOURNAL_FILE,
+            msgspec.json.encode(record),
+            temp=self.root / DOWNLOAD_JOURNAL_TMP_FILE,
+        )
         self.updated_at = now
 
     def remove(self) -> None:
@@ -320,15 +312,16 @@ def load(root: Path, *, clock: Callable[[], float] = time.time) -> DownloadJourn
     module docstring) and :class:`StorageError` when it cannot be read at all.
     """
     path = root / DOWNLOAD_JOURNAL_FILE
-    data = _read_journal_bytes(path)
-    if data is None:
+    record = load_game_record(
+        path,
+        _JournalRecord,
+        limit=MAX_JOURNAL_FILE_SIZE,
+        format_version=JOURNAL_FORMAT_VERSION,
+        what="a download journal",
+        corrupt=JournalCorrupt,
+    )
+    if record is None:
         return None
-    try:
-        record = msgspec.json.decode(data, type=_JournalRecord)
-    except msgspec.ValidationError as exc:
-        raise JournalCorrupt(f"{path}: not a download journal: {exc}") from exc
-    except msgspec.DecodeError as exc:
-        raise JournalCorrupt(f"{path}: not valid JSON: {exc}") from exc
     manifest = _checked_manifest(path, root, record)
     expected_bitmap = _bitmap_size(manifest.chunk_count)
     if len(record.done) != expected_bitmap:
@@ -348,12 +341,6 @@ def load(root: Path, *, clock: Callable[[], float] = time.time) -> DownloadJourn
 
 
 def _checked_manifest(path: Path, root: Path, record: _JournalRecord) -> GameManifest:
-    if record.format != JOURNAL_FORMAT_VERSION:
-        raise JournalCorrupt(
-            f"{path}: format {record.format} is not supported (expected {JOURNAL_FORMAT_VERSION})"
-        )
-    if record.game_id != root.name:
-        raise JournalCorrupt(f"{path}: records game {record.game_id!r}, not {root.name!r}")
     try:
         manifest = decode_manifest(record.manifest)
     except ManifestError as exc:
@@ -383,24 +370,6 @@ def _restore_bits(path: Path, journal: DownloadJournal, bitmap: bytes) -> None:
 
 def _bitmap_size(chunk_count: int) -> int:
     return (chunk_count + 7) // 8
-
-
-def _ensure_root(root: Path) -> None:
-    try:
-        root.mkdir()
-    except FileExistsError:
-        if not stat.S_ISDIR(os.lstat(root).st_mode):
-            raise StorageError(f"{root} is not a folder (links are not followed)") from None
-    except OSError as exc:
-        raise StorageError(f"cannot create {root}: {exc.strerror or exc}") from exc
-
-
-def _read_journal_bytes(path: Path) -> bytes | None:
-    """The journal's bytes, ``None`` when absent; a link, folder or oversized file is corrupt."""
-    try:
-        return read_regular_bounded(path, MAX_JOURNAL_FILE_SIZE)
-    except NotARegularFile as exc:
-        raise JournalCorrupt(f"{path}: {exc.reason}") from exc
 
 
 __all__ = [

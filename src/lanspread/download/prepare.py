@@ -51,7 +51,6 @@ import contextlib
 import errno
 import logging
 import os
-import shutil
 import stat
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -66,7 +65,14 @@ from lanspread.core.manifest import (
     validate_manifest,
 )
 from lanspread.errors import StorageError
-from lanspread.files.atomic import fsync_dir
+from lanspread.files.atomic import (
+    DISK_FULL_ERRNOS,
+    DiskFull,
+    free_bytes,
+    fsync_dir,
+    make_dir_synced,
+)
+from lanspread.files.entries import require_dir_or_absent
 from lanspread.files.ownership import (
     TRANSIENT_BOUNDS,
     OwnershipRecord,
@@ -98,22 +104,8 @@ _READ_FLAGS = os.O_RDONLY | _NOFOLLOW | _CLOEXEC | _BINARY | fileio.O_NONBLOCK
 _WRITE_FLAGS = os.O_RDWR | _NOFOLLOW | _CLOEXEC | _BINARY | fileio.O_NONBLOCK
 # Errors that mean "a component is a link or not a folder": the path is refused.
 _LINK_ERRNOS = frozenset({errno.ELOOP, errno.ENOTDIR, errno.EMLINK})
-_DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)})
 
 Buffer = bytes | bytearray | memoryview
-
-
-class DiskFull(StorageError):
-    """The disk has no room for the download: found before allocating, or by a write."""
-
-    def __init__(
-        self, message: str, *, needed: int | None = None, available: int | None = None
-    ) -> None:
-        super().__init__(message)
-        self.needed = needed
-        """Bytes the check asked for (payload still to allocate plus the margin)."""
-        self.available = available
-        """Bytes the check found free (including what stale entries would free)."""
 
 
 # --- preparation ----------------------------------------------------------------------------
@@ -151,14 +143,14 @@ def prepare_game_storage(
     except ManifestError as exc:
         raise StorageError(f"cannot prepare {root}: {exc}") from exc
     files = tuple(file for file in manifest.files if not file.is_sentinel)
-    root_exists = _require_root_or_absent(root)
+    root_exists = require_dir_or_absent(root)
     survey = _survey(root, files) if root_exists else _Survey()
     keep = {file.path for file in manifest.files} | set(TRANSIENT_BOUNDS) | _folders_of(files)
     stale_owned = _stale_owned(root, owned, keep, survey.stale)
     survey.freed_bytes = sum(_freed_bytes(root / path) for path in stale_owned)
     _check_free_space(root, files, survey, margin)
     if not root_exists:
-        _make_root(root)
+        make_dir_synced(root, exist_ok=True)
     changed_folders: set[Path] = set()
     if owned is not None and stale_owned:
         sweep_owned(root, owned, keep=keep, drop_record=False)  # syncs what it changed
@@ -167,7 +159,7 @@ def prepare_game_storage(
         if file.path not in survey.allocated:
             changed_folders.update(_folders_down_to(root, file.path))
     for folder in sorted(changed_folders):
-        _sync(folder)
+        fsync_dir(folder)
 
 
 def _folders_of(files: Sequence[FileManifest]) -> set[str]:
@@ -200,19 +192,6 @@ def _stale_owned(
             ", ".join(foreign[:20]) + (" ..." if len(foreign) > 20 else ""),
         )
     return ours
-
-
-def _require_root_or_absent(root: Path) -> bool:
-    """True when ``root`` is a real folder, False when absent; a link or file is refused."""
-    try:
-        mode = os.lstat(root).st_mode
-    except FileNotFoundError:
-        return False
-    except OSError as exc:
-        raise StorageError(f"cannot inspect {root}: {exc.strerror or exc}") from exc
-    if not stat.S_ISDIR(mode):
-        raise StorageError(f"{root} is not a folder (links are not followed)")
-    return True
 
 
 def _survey(root: Path, files: Sequence[FileManifest]) -> _Survey:
@@ -287,7 +266,7 @@ def _check_free_space(
     to_allocate = sum(max(0, file.size - survey.allocated.get(file.path, 0)) for file in files)
     if to_allocate == 0:
         return
-    free = _free_bytes(_nearest_existing(root))
+    free = free_bytes(_nearest_existing(root))
     available = free + survey.freed_bytes
     needed = to_allocate + margin
     if available < needed:
@@ -303,23 +282,6 @@ def _nearest_existing(path: Path) -> Path:
     while not os.path.lexists(path) and path.parent != path:
         path = path.parent
     return path
-
-
-def _free_bytes(path: Path) -> int:
-    try:
-        return shutil.disk_usage(path).free
-    except OSError as exc:
-        raise StorageError(f"cannot read the free space of {path}: {exc.strerror or exc}") from exc
-
-
-def _make_root(root: Path) -> None:
-    try:
-        root.mkdir()
-    except FileExistsError:
-        _require_root_or_absent(root)
-    except OSError as exc:
-        raise StorageError(f"cannot create {root}: {exc.strerror or exc}") from exc
-    _sync(root.parent)
 
 
 def _allocate(root: Path, file: FileManifest) -> None:
@@ -339,7 +301,7 @@ def _allocate(root: Path, file: FileManifest) -> None:
         if (after.st_size, _blocks_of(after)) != (before.st_size, _blocks_of(before)):
             os.fsync(fd)
     except OSError as exc:
-        if exc.errno in _DISK_FULL_ERRNOS:
+        if exc.errno in DISK_FULL_ERRNOS:
             raise DiskFull(f"disk full while allocating {where}: {exc.strerror}") from exc
         raise StorageError(f"cannot allocate {where}: {exc.strerror or exc}") from exc
     finally:
@@ -358,13 +320,6 @@ def _folders_down_to(root: Path, relative: str) -> list[Path]:
     for part in relative.split("/")[:-1]:
         folders.append(folders[-1] / part)
     return folders
-
-
-def _sync(folder: Path) -> None:
-    try:
-        fsync_dir(folder)
-    except OSError as exc:
-        raise StorageError(f"cannot sync {folder}: {exc.strerror or exc}") from exc
 
 
 # --- opening, writing and syncing payload files ---------------------------------------------
@@ -415,7 +370,7 @@ def write_at(fd: int, data: Buffer, offset: int, *, name: str = "payload file") 
             written += fileio.pwrite(fd, view[written:], offset + written)
     except OSError as exc:
         where = f"{name} at offset {offset + written}"
-        if exc.errno in _DISK_FULL_ERRNOS:
+        if exc.errno in DISK_FULL_ERRNOS:
             raise DiskFull(f"disk full while writing {where}: {exc.strerror}") from exc
         raise StorageError(f"cannot write {where}: {exc.strerror or exc}") from exc
 
@@ -447,70 +402,6 @@ def sync_fd(fd: int, *, name: str = "payload file") -> None:
         raise StorageError(f"cannot sync {name}: {exc.strerror or exc}") from exc
 
 
-# --- small durable files (the sentinel and the journal) -------------------------------------
-
-
-def write_synced_file(path: Path, data: bytes) -> None:
-    """Create ``path`` afresh holding ``data`` and sync it; whatever sat there is replaced.
-
-    A file or link already at ``path`` is unlinked first (a link's target is never
-    touched, never written through); a folder there is refused. On failure the
-    partly written file is deleted and :class:`StorageError` (or :class:`DiskFull`)
-    is raised.
-    """
-    _unlink_if_not_dir(path)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC | _BINARY)
-    except OSError as exc:
-        raise _write_error(path, exc) from exc
-    try:
-        write_at(fd, data, 0, name=str(path))
-        os.fsync(fd)
-    except (OSError, StorageError) as exc:
-        os.close(fd)
-        with contextlib.suppress(OSError):
-            path.unlink()
-        if isinstance(exc, StorageError):
-            raise
-        raise _write_error(path, exc) from exc
-    os.close(fd)
-
-
-def rename_synced(source: Path, target: Path) -> None:
-    """Atomically rename ``source`` over ``target`` (same folder) and sync the folder."""
-    try:
-        source.replace(target)
-    except OSError as exc:
-        raise StorageError(f"cannot rename {source} to {target}: {exc.strerror or exc}") from exc
-    _sync(target.parent)
-
-
-def unlink_synced(path: Path) -> bool:
-    """Delete the file or link ``path`` and sync its folder; False when there was none."""
-    if not _unlink_if_not_dir(path):
-        return False
-    _sync(path.parent)
-    return True
-
-
-def _unlink_if_not_dir(path: Path) -> bool:
-    try:
-        if stat.S_ISDIR(os.lstat(path).st_mode):
-            raise StorageError(f"{path} is a folder; refusing to replace or delete it")
-        path.unlink()
-    except FileNotFoundError:
-        return False
-    except OSError as exc:
-        raise StorageError(f"cannot delete {path}: {exc.strerror or exc}") from exc
-    return True
-
-
-def _write_error(path: Path, exc: OSError) -> StorageError:
-    if exc.errno in _DISK_FULL_ERRNOS:
-        return DiskFull(f"disk full while writing {path}: {exc.strerror}")
-    return StorageError(f"cannot write {path}: {exc.strerror or exc}")
-
-
 class _NotAPayloadFile(StorageError):
     """The path crosses a link, a non-folder, or ends at something that is not a regular file."""
 
@@ -537,7 +428,7 @@ def _open_payload(root: Path, relative_path: str, flags: int, *, create_dirs: bo
             raise _NotAPayloadFile(
                 f"{where}: the path crosses a link or a non-folder; not following it"
             ) from exc
-        if exc.errno in _DISK_FULL_ERRNOS:
+        if exc.errno in DISK_FULL_ERRNOS:
             raise DiskFull(f"disk full while creating {where}: {exc.strerror}") from exc
         raise StorageError(f"cannot open {where}: {exc.strerror or exc}") from exc
     try:
@@ -599,14 +490,10 @@ else:  # pragma: no cover - exercised on Windows only
 
 __all__ = [
     "FREE_SPACE_MARGIN",
-    "DiskFull",
     "fsync_files",
     "open_for_reading",
     "open_for_writing",
     "prepare_game_storage",
-    "rename_synced",
     "sync_fd",
-    "unlink_synced",
     "write_at",
-    "write_synced_file",
 ]

@@ -28,18 +28,16 @@ stops it early with ``should_stop`` (checked between blocks), which raises
 from __future__ import annotations
 
 import os
-import stat
 from collections.abc import Callable
 from io import FileIO
 from pathlib import Path
-
-import blake3
 
 from lanspread.core.manifest import FileManifest, GameManifest
 from lanspread.core.planning import ChunkKey
 from lanspread.download.prepare import open_for_reading
 from lanspread.errors import StorageError
-from lanspread.files.hashing import HASH_BLOCK_SIZE, HashingStopped
+from lanspread.files.entries import require_dir_or_absent
+from lanspread.files.hashing import HASH_BLOCK_SIZE, hash_next
 
 # The same block as the payload hasher: one read per MiB keeps syscall cost far
 # below hashing cost while the buffer stays small.
@@ -56,7 +54,7 @@ def reusable_chunks(
     :class:`~lanspread.files.hashing.HashingStopped` when ``should_stop``
     returns True.
     """
-    if not _is_real_dir(root):
+    if not require_dir_or_absent(root):
         return set()
     stop = should_stop or _never
     buffer = bytearray(REUSE_BLOCK_SIZE)
@@ -66,19 +64,6 @@ def reusable_chunks(
             continue
         found.update(_matching_chunks(root, file, buffer, stop))
     return found
-
-
-def _is_real_dir(root: Path) -> bool:
-    """False when ``root`` is absent; a link or non-folder is refused."""
-    try:
-        mode = os.lstat(root).st_mode
-    except FileNotFoundError:
-        return False
-    except OSError as exc:
-        raise StorageError(f"cannot inspect {root}: {exc.strerror or exc}") from exc
-    if not stat.S_ISDIR(mode):
-        raise StorageError(f"{root} is not a folder (links are not followed)")
-    return True
 
 
 def _never() -> bool:
@@ -116,21 +101,10 @@ def _digest_at(
     buffer: bytearray,
     should_stop: Callable[[], bool],
     where: Path,
-) -> bytes:
-    """BLAKE3 of ``length`` bytes at ``offset``; a short read (the file shrank) never matches."""
-    hasher = blake3.blake3()
-    view = memoryview(buffer)
+) -> bytes | None:
+    """BLAKE3 of ``length`` bytes at ``offset``; a short read (the file shrank) is ``None``."""
     reader.seek(offset)
-    remaining = length
-    while remaining:
-        if should_stop():
-            raise HashingStopped(f"reuse check stopped at {where}")
-        got = reader.readinto(view[: min(remaining, len(view))])
-        if not got:
-            return b""
-        hasher.update(view[:got])
-        remaining -= got
-    return hasher.digest()
+    return hash_next(reader, length, buffer, should_stop, where)
 
 
 __all__ = ["REUSE_BLOCK_SIZE", "reusable_chunks"]

@@ -9,7 +9,6 @@ the system's reason) and never follow a link when they inspect a name.
 from __future__ import annotations
 
 import os
-import stat
 from pathlib import Path
 
 from lanspread.errors import StorageError
@@ -20,14 +19,6 @@ from lanspread.platform import fileio
 def exists(path: Path) -> bool:
     """True when anything, even a dangling link, holds the name."""
     return os.path.lexists(path)
-
-
-def is_real_dir(path: Path) -> bool:
-    """True for a folder; a link to a folder is not one."""
-    try:
-        return stat.S_ISDIR(os.lstat(path).st_mode)
-    except OSError:
-        return False
 
 
 def rename(source: Path, target: Path) -> None:
@@ -59,7 +50,7 @@ def sync_dir(directory: Path) -> None:
     """Make the names in ``directory`` (renames, creations, deletions) durable."""
     try:
         fsync_dir(directory)
-    except OSError as exc:
+    except OSError as exc:  # fsync_dir translates its own; a stand-in may not
         raise StorageError(f"cannot sync {directory}: {exc.strerror or exc}") from exc
 
 

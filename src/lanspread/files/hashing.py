@@ -196,7 +196,24 @@ def _hash_next(
     buffer: bytearray,
     should_stop: Callable[[], bool],
 ) -> bytes:
-    """BLAKE3 of the next ``length`` bytes of ``reader``, one block at a time."""
+    digest = hash_next(reader, length, buffer, should_stop, path)
+    if digest is None:
+        raise StorageError(f"{path} shrank while it was hashed")
+    return digest
+
+
+def hash_next(
+    reader: io.FileIO,
+    length: int,
+    buffer: bytearray,
+    should_stop: Callable[[], bool],
+    path: Path,
+) -> bytes | None:
+    """BLAKE3 of the next ``length`` bytes of ``reader`` (the file ``path``), read one
+    ``buffer`` at a time; ``None`` when the file ends first.
+
+    ``should_stop`` is asked before every block; True raises :class:`HashingStopped`.
+    """
     hasher = blake3.blake3()
     view = memoryview(buffer)
     remaining = length
@@ -205,7 +222,7 @@ def _hash_next(
             raise HashingStopped(f"hashing stopped at {path}")
         got = reader.readinto(view[: min(remaining, len(view))])
         if not got:
-            raise StorageError(f"{path} shrank while it was hashed")
+            return None
         hasher.update(view[:got])
         remaining -= got
     return hasher.digest()

@@ -45,7 +45,6 @@ Everything here blocks; the runtime runs it through ``asyncio.to_thread``.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import logging
 import os
@@ -69,9 +68,9 @@ from lanspread.core.gameroot import (
 )
 from lanspread.core.manifest import MAX_FILES_PER_GAME, MAX_MANIFEST_ENCODED_SIZE, GameManifest
 from lanspread.errors import StorageError
-from lanspread.files.atomic import NotARegularFile, fsync_dir, read_regular_bounded
-from lanspread.files.dirs import make_dir, sync_dir
-from lanspread.platform import fileio
+from lanspread.files.atomic import atomic_write_bytes, fsync_dir, make_dir_synced
+from lanspread.files.entries import require_dir_or_absent
+from lanspread.files.records import is_record_temp, load_game_record
 from lanspread.platform.generation import file_generation
 
 log = logging.getLogger(__name__)
@@ -97,7 +96,6 @@ TRANSIENT_BOUNDS = {
 }
 """The transient names a download writes, with the largest size each can have."""
 
-_NOFOLLOW = fileio.O_NOFOLLOW
 
 Kind = Literal["file", "dir"]
 
@@ -162,17 +160,14 @@ def load_record(root: Path) -> OwnershipRecord | None:
     of this game (it is the player's: never trusted, never replaced) and
     :class:`StorageError` when it cannot be read.
     """
-    path = record_path(root)
-    data = _read_bounded(path)
-    if data is None:
-        return None
-    try:
-        record = msgspec.json.decode(data, type=OwnershipRecord)
-    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-        raise InTheWay(f"{path} is not an ownership record lanspread wrote: {exc}") from exc
-    if record.format != OWNERSHIP_FORMAT_VERSION or record.game_id != root.name:
-        raise InTheWay(f"{path} is not an ownership record of {root.name}")
-    return record
+    return load_game_record(
+        record_path(root),
+        OwnershipRecord,
+        limit=MAX_OWNERSHIP_FILE_SIZE,
+        format_version=OWNERSHIP_FORMAT_VERSION,
+        what="an ownership record",
+        corrupt=InTheWay,
+    )
 
 
 def load_record_or_none(root: Path) -> OwnershipRecord | None:
@@ -187,26 +182,11 @@ def load_record_or_none(root: Path) -> OwnershipRecord | None:
 def save_record(root: Path, record: OwnershipRecord) -> None:
     """Write ``record`` atomically and durably (temp file, fsync, rename, fsync of the root)."""
     temp = root / OWNERSHIP_TMP_FILE
-    if os.path.lexists(temp):
-        if not _is_our_record_temp(temp, root.name):
-            raise InTheWay(f"{temp} is not a file lanspread wrote; move it out of the game folder")
-        _unlink(temp)
-    data = msgspec.json.encode(record)
-    try:
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o644)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        temp.replace(record_path(root))
-        fsync_dir(root)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            temp.unlink()
-        raise StorageError(f"cannot write {record_path(root)}: {exc.strerror or exc}") from exc
+    if os.path.lexists(temp) and not is_record_temp(
+        temp, format_version=OWNERSHIP_FORMAT_VERSION, limit=MAX_OWNERSHIP_FILE_SIZE
+    ):
+        raise InTheWay(f"{temp} is not a file lanspread wrote; move it out of the game folder")
+    atomic_write_bytes(record_path(root), msgspec.json.encode(record), temp=temp)
 
 
 def claim_download(root: Path, manifest: GameManifest, *, adopt: bool) -> OwnershipRecord:
@@ -220,7 +200,7 @@ def claim_download(root: Path, manifest: GameManifest, *, adopt: bool) -> Owners
     recorded, so never removed). Nothing is written into a root whose record is
     foreign.
     """
-    existed = _require_dir_or_absent(root)
+    existed = require_dir_or_absent(root, error=InTheWay)
     record = load_record(root) if existed else None
     if record is None:
         record = OwnershipRecord(
@@ -281,8 +261,7 @@ def claim_download(root: Path, manifest: GameManifest, *, adopt: bool) -> Owners
         )
     claimed = msgspec.structs.replace(record, names=tuple(sorted(names.values(), key=_by_path)))
     if not existed:
-        make_dir(root)
-        sync_dir(root.parent)
+        make_dir_synced(root)
     save_record(root, claimed)
     return claimed
 
@@ -337,11 +316,7 @@ def identify(root: Path, record: OwnershipRecord) -> OwnershipRecord:
                 changed = True  # never made (preparation failed): the claim is released
                 continue
         names.append(name)
-    if not changed:
-        return record
-    identified = msgspec.structs.replace(record, names=tuple(names))
-    save_record(root, identified)
-    return identified
+    return _saved(root, record, names) if changed else record
 
 
 def identify_sentinel(root: Path, record: OwnershipRecord, written: Path) -> OwnershipRecord:
@@ -362,8 +337,10 @@ def identify_sentinel(root: Path, record: OwnershipRecord, written: Path) -> Own
             )
             changed = True
         names.append(name)
-    if not changed:
-        return record
+    return _saved(root, record, names) if changed else record
+
+
+def _saved(root: Path, record: OwnershipRecord, names: list[OwnedName]) -> OwnershipRecord:
     identified = msgspec.structs.replace(record, names=tuple(names))
     save_record(root, identified)
     return identified
@@ -432,20 +409,20 @@ def sweep_owned(
         else:
             _unlink(root / name.path)
             if name.path == VERSION_FILE:
-                sync_dir(root)  # the root stops being a downloaded game before anything else goes
+                fsync_dir(root)  # the root stops being a downloaded game before anything else goes
         removed.append(name.path)
     for folder in {(root / path).parent for path in removed}:
         if folder.exists():
-            sync_dir(folder)
+            fsync_dir(folder)
     left = tuple(sorted(remaining, key=_by_path))
     root_removed = False
     if drop_record and not left:
         _unlink(record_path(root))
-        sync_dir(root)
+        fsync_dir(root)
         if record.root_created:
             root_removed = _rmdir_if_empty(root)
             if root_removed:
-                sync_dir(root.parent)
+                fsync_dir(root.parent)
     elif left != record.names:
         save_record(root, msgspec.structs.replace(record, names=left))
     return SweepReport(
@@ -506,18 +483,6 @@ def _lstat_mode(root: Path, relative: str) -> int | None:
     return info.st_mode
 
 
-def _require_dir_or_absent(root: Path) -> bool:
-    try:
-        mode = os.lstat(root).st_mode
-    except FileNotFoundError:
-        return False
-    except OSError as exc:
-        raise StorageError(f"cannot inspect {root}: {exc.strerror or exc}") from exc
-    if not stat.S_ISDIR(mode):
-        raise InTheWay(f"{root} is not a folder (links are not followed)")
-    return True
-
-
 def _rmdir_if_empty(path: Path) -> bool:
     try:
         path.rmdir()
@@ -537,30 +502,6 @@ def _unlink(path: Path) -> None:
         return
     except OSError as exc:
         raise StorageError(f"cannot delete {path}: {exc.strerror or exc}") from exc
-
-
-def _read_bounded(path: Path) -> bytes | None:
-    try:
-        return read_regular_bounded(path, MAX_OWNERSHIP_FILE_SIZE)
-    except NotARegularFile as exc:
-        raise InTheWay(str(exc)) from exc
-
-
-def _is_our_record_temp(temp: Path, game_id: str) -> bool:
-    """A crash-left temp is ours when its bytes are a prefix of a record of this game.
-
-    :func:`save_record` writes the whole encoding at once, so a kill leaves an
-    empty file, a prefix, or a complete record; its first bytes name the format
-    and the game (field order is fixed).
-    """
-    try:
-        data = _read_bounded(temp)
-    except StorageError:
-        return False
-    if data is None:
-        return False
-    head = msgspec.json.encode({"format": OWNERSHIP_FORMAT_VERSION, "game_id": game_id})[:-1]
-    return head.startswith(data) or data.startswith(head + b",")
 
 
 __all__ = [

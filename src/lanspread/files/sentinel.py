@@ -52,8 +52,9 @@ from lanspread.core.gameroot import (
     VERSION_FILE,
     VERSION_TMP_FILE,
 )
-from lanspread.download.prepare import rename_synced, unlink_synced, write_synced_file
 from lanspread.errors import StorageError
+from lanspread.files.atomic import rename_synced, unlink_synced, write_synced_file
+from lanspread.files.entries import mode_or_none
 from lanspread.files.ownership import load_record_or_none, owned_transient
 
 Checkpoint = Callable[[str], None]
@@ -78,12 +79,9 @@ def begin_update(root: Path) -> bool:
     disk refuses.
     """
     sentinel = root / VERSION_FILE
-    try:
-        mode = os.lstat(sentinel).st_mode
-    except FileNotFoundError:
+    mode = mode_or_none(sentinel)
+    if mode is None:
         return False
-    except OSError as exc:
-        raise StorageError(f"cannot inspect {sentinel}: {exc.strerror or exc}") from exc
     if not stat.S_ISREG(mode):
         raise StorageError(f"{sentinel} is not a regular file; refusing to park it")
     rename_synced(sentinel, root / VERSION_DISCARDED_FILE)
@@ -105,7 +103,7 @@ def commit_sentinel(
 
     Call only once every payload byte is durable (see the module docstring).
     Raises :class:`ValueError` when ``data`` is larger than a sentinel can be,
-    :class:`~lanspread.download.prepare.DiskFull` or :class:`StorageError` when
+    :class:`~lanspread.files.atomic.DiskFull` or :class:`StorageError` when
     the disk refuses; a failure before the rename leaves no temp file and the
     root not downloaded, a failure after it leaves the game downloaded.
     """

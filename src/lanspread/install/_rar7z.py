@@ -32,6 +32,7 @@ follows them already; the old naming renamed to ``.eti`` (``STEM.eti``,
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import stat
@@ -48,7 +49,8 @@ from lanspread.install.archive_errors import (
     ExtractionCancelled,
     ExtractionError,
     HostileArchive,
-    NotEnoughSpace,
+    disk_full,
+    write_error,
 )
 from lanspread.install.entry_rules import EntryKind, Parts, UnsafeEntry, entry_parts, safe_mode
 from lanspread.platform.tools import alias_folder_parent, create_alias
@@ -365,7 +367,8 @@ def _materialise(archive: str, root: Path, entry: _Entry) -> None:
     except FileNotFoundError as exc:
         raise CorruptArchive(f"{archive}: entry {name!r} is missing after extraction") from exc
     except OSError as exc:
-        raise _write_error(archive, root, name, exc) from exc
+        reason = exc.strerror or str(exc)
+        raise write_error(archive, root, name, reason, full=exc.errno == errno.ENOSPC) from exc
 
 
 def _replace_with(path: Path, create: Callable[[], object]) -> None:
@@ -377,17 +380,6 @@ def _replace_with(path: Path, create: Callable[[], object]) -> None:
 
 def _native_target(target: str) -> str:
     return target.replace("\\", "/")
-
-
-def _write_error(archive: str, root: Path, name: str, exc: OSError) -> ExtractionError:
-    reason = exc.strerror or str(exc)
-    if exc.errno == 28:  # ENOSPC
-        return NotEnoughSpace(
-            f"disk full in {root} while writing entry {name!r} of {archive}: {reason}",
-            needed=0,
-            available=shutil.disk_usage(root).free,
-        )
-    return ExtractionError(f"{archive}: cannot write entry {name!r}: {reason}")
 
 
 _CORRUPTION = (
@@ -414,11 +406,7 @@ def _failure(
             " lanspread cannot install a game that needs a password"
         )
     if root is not None and ("No space left" in text or "not enough space" in text):
-        return NotEnoughSpace(
-            f"disk full in {root} while extracting {archive}",
-            needed=0,
-            available=shutil.disk_usage(root).free,
-        )
+        return disk_full(root, f"extracting {archive}")
     for line in exc.lines:
         if line.startswith("Missing volume"):
             return CorruptArchive(f"{archive}: cannot read archive: a volume of the set is missing")

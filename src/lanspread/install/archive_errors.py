@@ -17,7 +17,10 @@ to blame, the entry. libarchive's and 7-Zip's own errors never leave the install
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from lanspread.errors import LanspreadError, StorageError
+from lanspread.files.atomic import free_bytes
 
 
 class ExtractionError(StorageError):
@@ -47,3 +50,17 @@ class NotEnoughSpace(ExtractionError):
 
 class ExtractionCancelled(LanspreadError):
     """``should_stop`` returned True; what was extracted so far has been removed."""
+
+
+def disk_full(root: Path, doing: str) -> NotEnoughSpace:
+    """The disk of ``root`` filled up while ``doing`` (``extracting a.rar``)."""
+    available = free_bytes(root, error=ExtractionError)
+    return NotEnoughSpace(f"disk full in {root} while {doing}", needed=0, available=available)
+
+
+def write_error(archive: str, root: Path, name: str, reason: str, *, full: bool) -> ExtractionError:
+    """A write of entry ``name`` of ``archive`` into ``root`` the disk refused for
+    ``reason``; :class:`NotEnoughSpace` when the disk is ``full``."""
+    if full:
+        return disk_full(root, f"writing entry {name!r} of {archive}: {reason}")
+    return ExtractionError(f"{archive}: cannot write entry {name!r}: {reason}")

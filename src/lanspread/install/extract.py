@@ -40,6 +40,7 @@ from ctypes import byref, c_int64, c_size_t, c_void_p
 from dataclasses import dataclass
 from pathlib import Path
 
+from lanspread.files.atomic import free_bytes
 from lanspread.install import _libarchive, _rar7z
 from lanspread.install._libarchive import ArchiveEntry, ArchiveError, ffi
 from lanspread.install._rar7z import Checked as _Checked
@@ -51,6 +52,7 @@ from lanspread.install.archive_errors import (
     ExtractionError,
     HostileArchive,
     NotEnoughSpace,
+    write_error,
 )
 from lanspread.install.entry_rules import (
     EntryKind,
@@ -220,20 +222,13 @@ def _prepare_dest(dest: Path) -> Path:
 
 
 def _check_space(root: Path, needed: int) -> None:
-    available = _free_bytes(root)
+    available = free_bytes(root, error=ExtractionError)
     if available < needed:
         raise NotEnoughSpace(
             f"not enough free space in {root}: needed {needed} bytes, available {available} bytes",
             needed=needed,
             available=available,
         )
-
-
-def _free_bytes(root: Path) -> int:
-    try:
-        return shutil.disk_usage(root).free
-    except OSError as exc:
-        raise ExtractionError(f"cannot read free space of {root}: {exc.strerror or exc}") from exc
 
 
 def _remove_new_children(root: Path, before: set[str]) -> None:
@@ -502,16 +497,8 @@ class _Writer:
         except ArchiveError as exc:
             name = "/".join(checked.parts)
             message = _libarchive.error_message(exc)
-            if exc.errno == errno.ENOSPC:
-                available = _free_bytes(self.root)
-                raise NotEnoughSpace(
-                    f"disk full in {self.root} while writing entry {name!r} of"
-                    f" {self.archive}: {message}",
-                    needed=0,
-                    available=available,
-                ) from exc
-            raise ExtractionError(
-                f"{self.archive}: cannot write entry {name!r}: {message}"
+            raise write_error(
+                self.archive, self.root, name, message, full=exc.errno == errno.ENOSPC
             ) from exc
 
 

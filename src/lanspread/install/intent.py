@@ -18,10 +18,7 @@ without one is never mistaken for ours.
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import os
-import stat
 from pathlib import Path
 
 import msgspec
@@ -29,7 +26,13 @@ import msgspec
 from lanspread.core.gameroot import INTENT_FILE, INTENT_TMP_FILE, OWNED_MARKER
 from lanspread.core.recovery import Intent
 from lanspread.errors import IntentLogCorrupt, StorageError
-from lanspread.files.atomic import atomic_write_bytes, fsync_dir
+from lanspread.files.atomic import (
+    atomic_write_bytes,
+    fsync_dir,
+    read_regular_bounded,
+    unlink_synced,
+)
+from lanspread.files.records import is_record_temp, load_game_record
 from lanspread.platform import fileio
 
 INTENT_FORMAT_VERSION = 1
@@ -37,7 +40,7 @@ INTENT_FORMAT_VERSION = 1
 # A record is under 100 bytes; a larger file is not one we wrote, so it is never read whole.
 MAX_INTENT_FILE_SIZE = 4096
 
-# Windows has no O_NOFOLLOW; there the lstat checks below are the guard.
+# Windows has no O_NOFOLLOW; there the marker is created with O_EXCL, which never follows one.
 _NOFOLLOW = fileio.O_NOFOLLOW
 
 _MARKER_TEXT = b"created by lanspread; removed when its transaction settles\n"
@@ -61,23 +64,15 @@ def read_intent(root: Path) -> Intent:
     Raises :class:`IntentLogCorrupt` when the log exists but cannot be trusted and
     :class:`StorageError` when it cannot be read at all.
     """
-    path = intent_path(root)
-    data = _read_bounded_regular_file(path)
-    if data is None:
-        return Intent.NONE
-    try:
-        record = msgspec.json.decode(data, type=IntentRecord)
-    except msgspec.ValidationError as exc:
-        raise IntentLogCorrupt(f"{path}: not an intent record: {exc}") from exc
-    except msgspec.DecodeError as exc:
-        raise IntentLogCorrupt(f"{path}: not valid JSON: {exc}") from exc
-    if record.format != INTENT_FORMAT_VERSION:
-        raise IntentLogCorrupt(
-            f"{path}: format {record.format} is not supported (expected {INTENT_FORMAT_VERSION})"
-        )
-    if record.game_id != root.name:
-        raise IntentLogCorrupt(f"{path}: records game {record.game_id!r}, not {root.name!r}")
-    return record.intent
+    record = load_game_record(
+        intent_path(root),
+        IntentRecord,
+        limit=MAX_INTENT_FILE_SIZE,
+        format_version=INTENT_FORMAT_VERSION,
+        what="an intent record",
+        corrupt=IntentLogCorrupt,
+    )
+    return Intent.NONE if record is None else record.intent
 
 
 def write_intent(root: Path, intent: Intent) -> None:
@@ -89,26 +84,20 @@ def write_intent(root: Path, intent: Intent) -> None:
     if os.path.lexists(temp) and not is_our_intent_temp(root):
         raise StorageError(f"{temp} is not a file lanspread wrote; move it out of the game folder")
     record = IntentRecord(format=INTENT_FORMAT_VERSION, game_id=root.name, intent=intent)
-    atomic_write_bytes(intent_path(root), msgspec.json.encode(record), temp=root / INTENT_TMP_FILE)
+    atomic_write_bytes(intent_path(root), msgspec.json.encode(record), temp=temp)
 
 
 def is_our_intent_temp(root: Path) -> bool:
     """True when the intent log's temp file holds what :func:`write_intent` writes.
 
     A kill during the atomic write leaves an empty file, a prefix of the record
-    or the whole record; its first bytes name the format and this game (the
-    field order is fixed). Anything else, or anything but a regular file, is
-    the player's and is never overwritten or deleted.
+    or the whole record (:func:`lanspread.files.records.is_record_temp`).
+    Anything else, or anything but a regular file, is the player's and is never
+    overwritten or deleted.
     """
-    temp = root / INTENT_TMP_FILE
-    try:
-        data = _read_bounded_regular_file(temp)
-    except (IntentLogCorrupt, StorageError):
-        return False
-    if data is None:
-        return False
-    head = msgspec.json.encode({"format": INTENT_FORMAT_VERSION, "game_id": root.name})[:-1]
-    return head.startswith(data) or data.startswith(head + b",")
+    return is_record_temp(
+        root / INTENT_TMP_FILE, format_version=INTENT_FORMAT_VERSION, limit=MAX_INTENT_FILE_SIZE
+    )
 
 
 def clear_intent(root: Path) -> None:
@@ -116,9 +105,9 @@ def clear_intent(root: Path) -> None:
     path = intent_path(root)
     try:
         path.unlink(missing_ok=True)
-        fsync_dir(root)
     except OSError as exc:
         raise StorageError(f"cannot clear {path}: {exc.strerror or exc}") from exc
+    fsync_dir(root)
 
 
 def write_marker(directory: Path) -> None:
@@ -132,9 +121,9 @@ def write_marker(directory: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
-        fsync_dir(directory)
     except OSError as exc:
         raise StorageError(f"cannot mark {directory}: {exc.strerror or exc}") from exc
+    fsync_dir(directory)
 
 
 def has_marker(directory: Path) -> bool:
@@ -150,44 +139,13 @@ def remove_marker(directory: Path) -> None:
     and stays.
     """
     marker = directory / OWNED_MARKER
-    if not _is_our_marker(marker):
-        return
-    try:
-        marker.unlink(missing_ok=True)
-        fsync_dir(directory)
-    except OSError as exc:
-        raise StorageError(f"cannot unmark {directory}: {exc.strerror or exc}") from exc
+    if _is_our_marker(marker):
+        unlink_synced(marker)
 
 
 def _is_our_marker(marker: Path) -> bool:
     try:
-        data = _read_bounded_regular_file(marker)
-    except (IntentLogCorrupt, StorageError):
+        data = read_regular_bounded(marker, len(_MARKER_TEXT))
+    except StorageError:
         return False
-    return data is not None and data == _MARKER_TEXT
-
-
-def _read_bounded_regular_file(path: Path) -> bytes | None:
-    """The file's bytes, ``None`` when absent; a link, folder or oversized file is corrupt."""
-    try:
-        if not stat.S_ISREG(os.lstat(path).st_mode):
-            raise IntentLogCorrupt(f"{path}: not a regular file")
-        fd = os.open(path, os.O_RDONLY | _NOFOLLOW)
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise IntentLogCorrupt(f"{path}: not a regular file") from exc
-        raise StorageError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise IntentLogCorrupt(f"{path}: not a regular file")
-        data = os.read(fd, MAX_INTENT_FILE_SIZE + 1)
-    except OSError as exc:
-        raise StorageError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    finally:
-        with contextlib.suppress(OSError):
-            os.close(fd)
-    if len(data) > MAX_INTENT_FILE_SIZE:
-        raise IntentLogCorrupt(f"{path}: larger than {MAX_INTENT_FILE_SIZE} bytes")
-    return data
+    return data == _MARKER_TEXT

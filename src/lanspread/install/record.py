@@ -48,7 +48,9 @@ from lanspread.core.install_record import (
     needs_hash,
 )
 from lanspread.errors import InstallRecordCorrupt, StorageError
-from lanspread.files.atomic import atomic_write_bytes, fsync_dir
+from lanspread.files.atomic import atomic_write_bytes, fsync_dir, unlink_synced
+from lanspread.files.entries import lstat_or_none
+from lanspread.files.records import is_record_temp, load_game_record
 
 # Large enough that hashing runs at BLAKE3 speed, small enough to stay out of the way.
 HASH_READ_SIZE = 1024 * 1024
@@ -65,7 +67,6 @@ _CREATE_FLAGS = (
 )
 
 _ENCODER = msgspec.json.Encoder()
-_DECODER = msgspec.json.Decoder(InstallRecord)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +96,7 @@ def walk(base: Path, *, skip_top: frozenset[str] = frozenset()) -> Iterator[Tree
             if not prefix and child.name in skip_top:
                 continue
             relative = prefix + child.name
-            info = _lstat(Path(child.path))
+            info = lstat_or_none(Path(child.path))
             if info is None:
                 continue
             is_dir = stat.S_ISDIR(info.st_mode)
@@ -268,25 +269,18 @@ def read_record(root: Path) -> InstallRecord | None:
     Raises :class:`InstallRecordCorrupt` when it cannot be trusted and
     :class:`StorageError` when it cannot be read.
     """
-    path = record_path(root)
-    data = _read_bounded(path)
-    if data is None:
-        return None
-    try:
-        record = _DECODER.decode(data)
-    except msgspec.DecodeError as exc:
-        raise InstallRecordCorrupt(f"{path}: not an install record: {exc}") from exc
-    _check_header(path, root, record.format, record.game_id)
-    return record
+    return _load(record_path(root))
 
 
-def _check_header(path: Path, root: Path, format_version: int, game_id: str) -> None:
-    if format_version != INSTALL_RECORD_FORMAT:
-        raise InstallRecordCorrupt(
-            f"{path}: format {format_version} is not supported (expected {INSTALL_RECORD_FORMAT})"
-        )
-    if game_id != root.name:
-        raise InstallRecordCorrupt(f"{path}: records game {game_id!r}, not {root.name!r}")
+def _load(path: Path) -> InstallRecord | None:
+    return load_game_record(
+        path,
+        InstallRecord,
+        limit=MAX_INSTALL_RECORD_SIZE,
+        format_version=INSTALL_RECORD_FORMAT,
+        what="an install record",
+        corrupt=InstallRecordCorrupt,
+    )
 
 
 def write_pending_record(root: Path, record: InstallRecord) -> None:
@@ -297,7 +291,6 @@ def write_pending_record(root: Path, record: InstallRecord) -> None:
     :class:`StorageError` and stays.
     """
     _refuse_foreign(root, (INSTALL_RECORD_NEXT_FILE, INSTALL_RECORD_TMP_FILE))
-    _unlink_file(root / INSTALL_RECORD_TMP_FILE)
     atomic_write_bytes(
         root / INSTALL_RECORD_NEXT_FILE,
         _ENCODER.encode(record),
@@ -318,11 +311,11 @@ def commit_pending_record(root: Path) -> bool:
     _refuse_foreign(root, (INSTALL_RECORD_FILE,))
     try:
         pending.replace(record_path(root))
-        fsync_dir(root)
     except FileNotFoundError:
         return False
     except OSError as exc:
         raise StorageError(f"cannot commit {pending}: {exc.strerror or exc}") from exc
+    fsync_dir(root)
     return True
 
 
@@ -335,9 +328,9 @@ def drop_pending_record(root: Path) -> bool:
     """
     dropped = False
     if is_our_record_file(root, INSTALL_RECORD_NEXT_FILE):
-        dropped = _unlink_file(root / INSTALL_RECORD_NEXT_FILE)
+        dropped = unlink_synced(root / INSTALL_RECORD_NEXT_FILE)
     if is_our_record_temp(root):
-        _unlink_file(root / INSTALL_RECORD_TMP_FILE)
+        unlink_synced(root / INSTALL_RECORD_TMP_FILE)
     return dropped
 
 
@@ -345,7 +338,7 @@ def drop_record(root: Path) -> bool:
     """Delete the committed record (idempotent), durably; only a record of this game."""
     if not is_our_record_file(root, INSTALL_RECORD_FILE):
         return False
-    return _unlink_file(record_path(root))
+    return unlink_synced(record_path(root))
 
 
 def is_our_record_file(root: Path, name: str) -> bool:
@@ -354,31 +347,24 @@ def is_our_record_file(root: Path, name: str) -> bool:
     lanspread writes its records atomically, so a file of that name it cannot
     read as one is not lanspread's: never replaced or deleted.
     """
-    path = root / name
     try:
-        data = _read_bounded(path)
-        if data is None:
-            return False
-        record = _DECODER.decode(data)
-        _check_header(path, root, record.format, record.game_id)
-    except (InstallRecordCorrupt, StorageError, msgspec.DecodeError):
+        return _load(root / name) is not None
+    except (InstallRecordCorrupt, StorageError):
         return False
-    return True
 
 
 def is_our_record_temp(root: Path) -> bool:
     """True when the pending record's temp file holds what :func:`write_pending_record` writes.
 
     A kill during the atomic write leaves an empty file, a prefix of the record
-    or the whole record; its first bytes name the format and this game (the
-    field order is fixed). Anything else, or anything but a regular file, is
-    the player's.
+    or the whole record (:func:`lanspread.files.records.is_record_temp`).
+    Anything else, or anything but a regular file, is the player's.
     """
-    head = msgspec.json.encode({"format": INSTALL_RECORD_FORMAT, "game_id": root.name})[:-1]
-    data = _read_head(root / INSTALL_RECORD_TMP_FILE, len(head) + 1)
-    if data is None:
-        return False
-    return head.startswith(data) or data.startswith(head + b",")
+    return is_record_temp(
+        root / INSTALL_RECORD_TMP_FILE,
+        format_version=INSTALL_RECORD_FORMAT,
+        limit=MAX_INSTALL_RECORD_SIZE,
+    )
 
 
 def foreign_record_files(root: Path) -> tuple[str, ...]:
@@ -402,70 +388,6 @@ def _refuse_foreign(root: Path, names: tuple[str, ...]) -> None:
             raise StorageError(
                 f"{root / name} is not a file lanspread wrote; move it out of the game folder"
             )
-
-
-def _unlink_file(path: Path) -> bool:
-    """Unlink a file whose ownership the caller proved; a folder there is never ours."""
-    try:
-        if stat.S_ISDIR(os.lstat(path).st_mode):
-            return False  # a folder of that name is not ours
-        path.unlink()
-        fsync_dir(path.parent)
-    except FileNotFoundError:
-        return False
-    except OSError as exc:
-        raise StorageError(f"cannot delete {path}: {exc.strerror or exc}") from exc
-    return True
-
-
-def _lstat(path: Path) -> os.stat_result | None:
-    try:
-        return os.lstat(path)
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        raise StorageError(f"cannot inspect {path}: {exc.strerror or exc}") from exc
-
-
-def _read_head(path: Path, size: int) -> bytes | None:
-    """The first ``size`` bytes of a regular file; ``None`` when absent or anything else."""
-    try:
-        fd = os.open(path, _READ_FLAGS)
-    except OSError:
-        return None
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return None
-        return os.read(fd, size)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
-
-
-def _read_bounded(path: Path) -> bytes | None:
-    try:
-        fd = os.open(path, _READ_FLAGS)
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise InstallRecordCorrupt(f"{path}: not a regular file") from exc
-        raise StorageError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise InstallRecordCorrupt(f"{path}: not a regular file")
-        if info.st_size > MAX_INSTALL_RECORD_SIZE:
-            raise InstallRecordCorrupt(f"{path}: larger than {MAX_INSTALL_RECORD_SIZE} bytes")
-        chunks = []
-        while chunk := os.read(fd, HASH_READ_SIZE):
-            chunks.append(chunk)
-    except OSError as exc:
-        raise StorageError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    finally:
-        os.close(fd)
-    return b"".join(chunks)
 
 
 __all__ = [

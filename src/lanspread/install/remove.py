@@ -29,6 +29,7 @@ from lanspread.core.gameroot import (
     VERSION_FILE,
 )
 from lanspread.errors import InvalidGameState, StorageError, UnknownGame
+from lanspread.files.entries import mode_or_none
 from lanspread.files.ownership import InTheWay, SweepReport, load_record, sweep_owned
 
 log = logging.getLogger(__name__)
@@ -43,12 +44,9 @@ def remove_entry(path: Path) -> bool:
     A failure part-way leaves whatever could not be deleted and raises
     :class:`StorageError` naming the entry that refused.
     """
-    try:
-        mode = os.lstat(path).st_mode
-    except FileNotFoundError:
+    mode = mode_or_none(path)
+    if mode is None:
         return False
-    except OSError as exc:
-        raise _delete_error(path, exc) from exc
     try:
         if stat.S_ISDIR(mode):
             shutil.rmtree(path)
@@ -78,18 +76,18 @@ def remove_downloaded_game(game_dir: Path, game_id: str, catalog: Catalog) -> Sw
         raise UnknownGame(f"{game_id!r} is not a catalog game")
     root = game_dir / game_id
     _require_direct_child(game_dir, root)
-    root_mode = _lstat_mode(root)
+    root_mode = mode_or_none(root)
     if root_mode is None:
         raise InvalidGameState(f"{game_id} has no downloaded files")
     if stat.S_ISLNK(root_mode):
         raise InvalidGameState(f"{game_id}: the game folder is a symbolic link; not removing it")
     if not stat.S_ISDIR(root_mode):
         raise InvalidGameState(f"{game_id}: the game folder is not a directory")
-    sentinel_mode = _lstat_mode(root / VERSION_FILE)
+    sentinel_mode = mode_or_none(root / VERSION_FILE)
     if sentinel_mode is None or not stat.S_ISREG(sentinel_mode):
         raise InvalidGameState(f"{game_id} is not downloaded (no {VERSION_FILE})")
     for name in INSTALL_STATE_DIRS:
-        if _lstat_mode(root / name) is not None:
+        if mode_or_none(root / name) is not None:
             raise InvalidGameState(f"{game_id} has install state ({name}); uninstall it first")
     try:
         record = load_record(root)
@@ -115,15 +113,6 @@ def _require_direct_child(game_dir: Path, root: Path) -> None:
     real_root = Path(os.path.realpath(root))
     if real_root.parent != real_dir:
         raise InvalidGameState(f"{root.name}: the game folder is not inside {game_dir}")
-
-
-def _lstat_mode(path: Path) -> int | None:
-    try:
-        return os.lstat(path).st_mode
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        raise StorageError(f"cannot inspect {path}: {exc.strerror or exc}") from exc
 
 
 def _delete_error(path: Path, exc: OSError) -> StorageError:

@@ -21,7 +21,6 @@ own the root while they run.
 from __future__ import annotations
 
 import os
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,7 +44,8 @@ from lanspread.core.recovery import (
     decide_recovery,
 )
 from lanspread.errors import IntentLogCorrupt, StorageError
-from lanspread.files.atomic import fsync_dir
+from lanspread.files.atomic import fsync_dir, unlink_synced
+from lanspread.files.entries import is_real_dir, require_dir_or_absent
 from lanspread.files.ownership import load_record_or_none, owned_transient, sweep_owned
 from lanspread.install.intent import clear_intent, has_marker, is_our_intent_temp, read_intent
 from lanspread.install.record import commit_pending_record, drop_pending_record, drop_record
@@ -96,10 +96,10 @@ def read_root_facts(root: Path) -> tuple[RootFacts, str | None]:
     except IntentLogCorrupt as exc:
         intent, problem = IntentLog.UNREADABLE, str(exc)
     staging, backup = root / INSTALLING_DIR, root / BACKUP_DIR
-    staging_exists, backup_exists = _is_real_dir(staging), _is_real_dir(backup)
+    staging_exists, backup_exists = is_real_dir(staging), is_real_dir(backup)
     facts = RootFacts(
         intent=intent,
-        local_exists=_is_real_dir(root / LOCAL_DIR),
+        local_exists=is_real_dir(root / LOCAL_DIR),
         installing_exists=staging_exists,
         installing_owned=staging_exists and has_marker(staging),
         backup_exists=backup_exists,
@@ -144,11 +144,11 @@ def _carry_out(
         problems.append(foreign_local_problem(root))
     if action.remove_staging:
         remove_entry(root / INSTALLING_DIR)
-        _sync(root)
+        fsync_dir(root)
     if action.drop_backup:
         try:
             remove_entry(root / BACKUP_DIR)
-            _sync(root)
+            fsync_dir(root)
         except StorageError as exc:
             if not action.restore_if_drop_fails:
                 raise
@@ -182,12 +182,10 @@ def _remove_crash_temps(root: Path) -> tuple[str, ...]:
     claims it. A file of either name the player made is left alone.
     """
     removed = []
-    if is_our_intent_temp(root) and _remove_if_not_dir(root / INTENT_TMP_FILE):
+    if is_our_intent_temp(root) and unlink_synced(root / INTENT_TMP_FILE):
         removed.append(INTENT_TMP_FILE)
     record = load_record_or_none(root)
-    if owned_transient(root, record, VERSION_TMP_FILE) and _remove_if_not_dir(
-        root / VERSION_TMP_FILE
-    ):
+    if owned_transient(root, record, VERSION_TMP_FILE) and unlink_synced(root / VERSION_TMP_FILE):
         removed.append(VERSION_TMP_FILE)
     return tuple(removed)
 
@@ -202,11 +200,11 @@ def drop_interrupted_update_sentinel(root: Path) -> bool:
     that name the player made is left alone). True when it was deleted.
     """
     parked = root / VERSION_DISCARDED_FILE
-    if _lexists(root / VERSION_FILE) or _lexists(root / DOWNLOAD_JOURNAL_FILE):
+    if os.path.lexists(root / VERSION_FILE) or os.path.lexists(root / DOWNLOAD_JOURNAL_FILE):
         return False
     if not owned_transient(root, load_record_or_none(root), VERSION_DISCARDED_FILE):
         return False
-    return _remove_if_not_dir(parked)
+    return unlink_synced(parked)
 
 
 def discard_download(root: Path) -> DiscardReport:
@@ -220,49 +218,10 @@ def discard_download(root: Path) -> DiscardReport:
     disk refuses; a failure part-way leaves the rest, still recorded, for the
     next sweep.
     """
-    try:
-        mode = os.lstat(root).st_mode
-    except FileNotFoundError:
+    if not require_dir_or_absent(root):
         return DiscardReport(removed=(), root_removed=False)
-    except OSError as exc:
-        raise StorageError(f"cannot inspect {root}: {exc.strerror or exc}") from exc
-    if stat.S_ISLNK(mode) or not stat.S_ISDIR(mode):
-        raise StorageError(f"{root} is not a directory; not discarding through it")
     record = load_record_or_none(root)
     if record is None:
         return DiscardReport(removed=(), root_removed=False)
     report = sweep_owned(root, record)
     return DiscardReport(removed=report.removed, root_removed=report.root_removed, kept=report.kept)
-
-
-def _remove_if_not_dir(path: Path) -> bool:
-    try:
-        if stat.S_ISDIR(os.lstat(path).st_mode):
-            return False
-        path.unlink()
-    except FileNotFoundError:
-        return False
-    except OSError as exc:
-        raise StorageError(f"cannot delete {path}: {exc.strerror or exc}") from exc
-    _sync(path.parent)
-    return True
-
-
-def _is_real_dir(path: Path) -> bool:
-    try:
-        return stat.S_ISDIR(os.lstat(path).st_mode)
-    except FileNotFoundError:
-        return False
-    except OSError as exc:
-        raise StorageError(f"cannot inspect {path}: {exc.strerror or exc}") from exc
-
-
-def _lexists(path: Path) -> bool:
-    return os.path.lexists(path)
-
-
-def _sync(directory: Path) -> None:
-    try:
-        fsync_dir(directory)
-    except OSError as exc:
-        raise StorageError(f"cannot sync {directory}: {exc.strerror or exc}") from exc

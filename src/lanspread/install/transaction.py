@@ -81,12 +81,13 @@ from lanspread.errors import (
 from lanspread.files.dirs import (
     exists,
     flush_tree,
-    is_real_dir,
     make_dir,
     remove_dir,
     rename,
     sync_dir,
 )
+from lanspread.files.entries import is_real_dir
+from lanspread.files.version_ini import read_sentinel, version_from_sentinel
 from lanspread.install.intent import (
     clear_intent,
     read_intent,
@@ -112,7 +113,6 @@ from lanspread.install.rollback import (
     roll_back_uninstall,
     roll_back_update,
 )
-from lanspread.storage.scanner import read_sentinel, version_from_sentinel
 
 log = logging.getLogger(__name__)
 

@@ -33,7 +33,6 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from types import TracebackType
 from typing import TypeVar, overload
 
 from lanspread.errors import (
@@ -47,6 +46,7 @@ from lanspread.errors import (
 )
 from lanspread.net.handshake import build_hello, check_challenge, check_hello_ack
 from lanspread.net.identity import PeerIdentity
+from lanspread.net.listener import Closing
 from lanspread.net.stream import FramedStream
 from lanspread.net.tls import open_tls_connection, pinned_peer_id
 from lanspread.net.wire import (
@@ -172,7 +172,7 @@ def _expect(message: Message, kind: type[_Expected]) -> _Expected:
     return message
 
 
-class PeerConnection:
+class PeerConnection(Closing):
     """A proven, accepted connection to one listener; requests may overlap.
 
     Create it with :func:`dial`. Use ``async with`` or call :meth:`close`.
@@ -318,14 +318,6 @@ class PeerConnection:
 
     async def __aenter__(self) -> PeerConnection:
         return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     def _allocate_id(self) -> int:
         while True:

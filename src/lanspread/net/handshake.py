@@ -48,16 +48,9 @@ def new_challenge(identity: PeerIdentity, nonce: bytes) -> Challenge:
 
 def check_challenge(challenge: Challenge, pinned_server_id: str) -> None:
     """Dialer side: the challenge must come from the peer the certificate proved."""
-    if challenge.protocol_version != PROTOCOL_VERSION:
-        raise ProtocolError(
-            f"challenge declares protocol version {challenge.protocol_version}, "
-            f"expected {PROTOCOL_VERSION}"
-        )
-    if challenge.server_peer_id != pinned_server_id:
-        raise ProtocolError(
-            f"challenge names peer {challenge.server_peer_id} but the certificate proves "
-            f"peer {pinned_server_id}"
-        )
+    _check_from_pinned(
+        "challenge", challenge.protocol_version, challenge.server_peer_id, pinned_server_id
+    )
 
 
 def build_hello(
@@ -109,12 +102,16 @@ def build_hello_ack(identity: PeerIdentity, announcement: Announcement) -> Hello
 
 def check_hello_ack(ack: HelloAck, pinned_server_id: str) -> None:
     """Dialer side: the ack must come from the pinned peer and speak our version."""
-    if ack.protocol_version != PROTOCOL_VERSION:
+    _check_from_pinned("hello ack", ack.protocol_version, ack.peer_id, pinned_server_id)
+
+
+def _check_from_pinned(frame: str, version: int, named_peer_id: str, pinned_id: str) -> None:
+    """A listener's ``frame`` must speak our version and name the peer the certificate proved."""
+    if version != PROTOCOL_VERSION:
         raise ProtocolError(
-            f"hello ack declares protocol version {ack.protocol_version}, "
-            f"expected {PROTOCOL_VERSION}"
+            f"{frame} declares protocol version {version}, expected {PROTOCOL_VERSION}"
         )
-    if ack.peer_id != pinned_server_id:
+    if named_peer_id != pinned_id:
         raise ProtocolError(
-            f"hello ack names peer {ack.peer_id} but the certificate proves peer {pinned_server_id}"
+            f"{frame} names peer {named_peer_id} but the certificate proves peer {pinned_id}"
         )

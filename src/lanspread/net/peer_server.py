@@ -53,18 +53,15 @@ connections and returns only once all of them have finished.
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import secrets
 import socket
 import ssl
 from collections.abc import Callable
-from types import TracebackType
 from typing import Protocol
 
 from lanspread.core.admission import (
     Admitted,
-    Refused,
     RequestBudget,
     SlotTable,
     normalize_address,
@@ -78,6 +75,7 @@ from lanspread.errors import (
 )
 from lanspread.net.handshake import build_hello_ack, new_challenge, verify_hello
 from lanspread.net.identity import PeerIdentity
+from lanspread.net.listener import AcceptingServer
 from lanspread.net.stream import FramedStream
 from lanspread.net.tls import accept_tls_connection, create_listener, server_context
 from lanspread.net.wire import (
@@ -135,9 +133,6 @@ MAX_IN_FLIGHT_REQUESTS = 32
 # A LAN party of a hundred peers needs about one inbound link each; this bounds the
 # proven links (sockets, TLS sessions, buffers up to MAX_FRAME_SIZE) one server holds.
 MAX_CONNECTIONS = 256
-# A failed accept (usually out of file descriptors) is retried after this pause
-# instead of spinning; established connections keep being served meanwhile.
-ACCEPT_RETRY_DELAY = 0.1
 # A refusal is a few hundred bytes; a peer that does not take them is not waited for.
 REFUSAL_SEND_TIMEOUT = 2.0
 
@@ -165,7 +160,7 @@ class ServerHandler(Protocol):
         ...
 
 
-class PeerServer:
+class PeerServer(AcceptingServer):
     """A TLS listener serving lanspread peers. Use ``async with PeerServer(...) as server``."""
 
     def __init__(
@@ -185,19 +180,17 @@ class PeerServer:
         request_burst: float = REQUEST_BURST_PER_ADDRESS,
         nonce_source: Callable[[int], bytes] = secrets.token_bytes,
     ) -> None:
-        self._identity = identity
-        self._handler = handler
-        self._host = host
-        self._requested_port = port
-        self._handshake_timeout = handshake_timeout
-        self._idle_timeout = idle_timeout
-        self._pending = SlotTable(
+        pending = SlotTable(
             per_address=pending_per_address, total=max_pending, evict_when_full=True
         )
+        super().__init__(host, port, pending, clock=_loop_time, kind="peer")
+        self._identity = identity
+        self._handler = handler
+        self._handshake_timeout = handshake_timeout
+        self._idle_timeout = idle_timeout
         self._links = SlotTable(
             per_address=links_per_address, total=max_connections, evict_when_full=False
         )
-        self._pending_tasks: dict[int, asyncio.Task[None]] = {}
         # Pending handshakes cut to make room: aborted, no graceful close owed.
         self._evicted: set[asyncio.Task[None]] = set()
         self._budget = RequestBudget(
@@ -208,30 +201,12 @@ class PeerServer:
         self._link_slots: dict[asyncio.Task[None], int] = {}  # link task -> its link slot
         self._streams: set[FramedStream] = set()
         self._nonce_source = nonce_source
-        self._listener: socket.socket | None = None
-        self._task_group: asyncio.TaskGroup | None = None
-        self._connections: set[asyncio.Task[None]] = set()
-        self._accept_task: asyncio.Task[None] | None = None
-        self._closed = asyncio.Event()
-        self._port = 0
-
-    @property
-    def port(self) -> int:
-        """The bound port (the real one when 0 was asked for)."""
-        return self._port
-
-    @property
-    def host(self) -> str:
-        return self._host
-
-    @property
-    def connection_count(self) -> int:
-        return len(self._connections)
+        self._context: ssl.SSLContext | None = None
 
     @property
     def pending_handshakes(self) -> int:
         """Connections admitted before TLS that have not sent a proven Hello yet."""
-        return len(self._pending)
+        return len(self._gate)
 
     @property
     def link_count(self) -> int:
@@ -244,87 +219,18 @@ class PeerServer:
         return sum(stream.buffered for stream in self._streams)
 
     async def __aenter__(self) -> PeerServer:
-        context = await asyncio.to_thread(server_context, self._identity)
-        listener = create_listener(self._host, self._requested_port)
-        self._listener = listener
-        self._port = int(listener.getsockname()[1])
-        self._task_group = asyncio.TaskGroup()
-        await self._task_group.__aenter__()
-        self._accept_task = self._task_group.create_task(
-            self._accept_loop(listener, context), name=f"lanspread-accept-{self._port}"
-        )
+        self._context = await asyncio.to_thread(server_context, self._identity)
+        await self._listen(create_listener(self._host, self._requested_port))
         log.info("peer server listening on %s:%d", self._host, self._port)
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
+    def _evict(self, task: asyncio.Task[None]) -> None:
+        self._evicted.add(task)  # aborted, no graceful close owed
+        task.cancel()
 
-    async def close(self) -> None:
-        """Stop accepting, close every connection and await every task. Idempotent."""
-        task_group, self._task_group = self._task_group, None
-        if task_group is None:
-            if self._listener is not None:
-                await self._closed.wait()  # another caller is closing it
-            return
-        if self._accept_task is not None:
-            self._accept_task.cancel()
-        for task in list(self._connections):
-            task.cancel()
-        try:
-            await task_group.__aexit__(None, None, None)
-        finally:
-            if self._listener is not None:
-                self._listener.close()
-            self._closed.set()
-            log.info("peer server on port %d closed", self._port)
-
-    async def wait_closed(self) -> None:
-        """Return once :meth:`close` has finished."""
-        await self._closed.wait()
-
-    async def _accept_loop(self, listener: socket.socket, context: ssl.SSLContext) -> None:
-        loop = asyncio.get_running_loop()
-        task_group = self._task_group
-        assert task_group is not None
-        while True:
-            try:
-                sock, address = await loop.sock_accept(listener)
-            except OSError as exc:
-                # Out of file descriptors and the like: keep serving what we have.
-                log.warning("accepting a connection failed: %s", exc)
-                await asyncio.sleep(ACCEPT_RETRY_DELAY)
-                continue
-            host = str(address[0])
-            outcome = self._pending.admit(host, loop.time())
-            if isinstance(outcome, Refused):
-                # Debug only: a flood would otherwise flood the log too.
-                log.debug("refusing a connection from %s: %s", host, outcome.reason.value)
-                sock.close()
-                continue
-            if outcome.evicted is not None:
-                evicted = self._pending_tasks.pop(outcome.evicted, None)
-                if evicted is not None:
-                    log.debug("cutting a pending handshake to make room for %s", host)
-                    self._evicted.add(evicted)
-                    evicted.cancel()
-            task = task_group.create_task(
-                self._serve_connection(sock, context, host, outcome.slot),
-                name=f"lanspread-conn-{address}",
-            )
-            # A task cut (evicted) before it ever ran never reaches its own cleanup.
-            task.add_done_callback(functools.partial(_close_socket, sock))
-            self._pending_tasks[outcome.slot] = task
-            self._connections.add(task)
-            task.add_done_callback(self._connections.discard)
-
-    async def _serve_connection(
-        self, sock: socket.socket, context: ssl.SSLContext, host: str, pending_slot: int
-    ) -> None:
+    async def _serve(self, sock: socket.socket, host: str, pending_slot: int) -> None:
+        context = self._context
+        assert context is not None
         stream: FramedStream | None = None
         framing = False  # True once both preambles passed: frames may be sent
         peer_id: str | None = None
@@ -342,7 +248,7 @@ class PeerServer:
                 challenge = new_challenge(self._identity, self._nonce_source(NONCE_SIZE))
                 await stream.send(challenge)
                 hello = await self._receive_hello(stream)
-            self._end_pending(pending_slot)
+            self._end_admission(pending_slot)
             link = self._links.admit(host, asyncio.get_running_loop().time())
             if isinstance(link, Admitted):
                 self._link_slots[this_task] = link.slot
@@ -373,7 +279,7 @@ class PeerServer:
         except (TransportError, OSError, ssl.SSLError) as exc:
             log.info("connection (peer %s) broke: %s", peer_id or "unproven", exc)
         finally:
-            self._end_pending(pending_slot)
+            self._end_admission(pending_slot)
             link_slot = self._link_slots.pop(this_task, None)
             if link_slot is not None:
                 self._links.release(link_slot)
@@ -389,10 +295,6 @@ class PeerServer:
             self._evicted.discard(this_task)
             if peer_id is not None:
                 await self._notify_disconnect(peer_id)
-
-    def _end_pending(self, slot: int) -> None:
-        self._pending.release(slot)
-        self._pending_tasks.pop(slot, None)
 
     def _may_take_over(self, claimed_peer_id: str, host: str) -> bool:
         """At a cap, a Hello claiming an id linked from this same address may replace it.
@@ -522,8 +424,8 @@ class PeerServer:
             log.exception("the handler failed on the disconnect of peer %s", peer_id)
 
 
-def _close_socket(sock: socket.socket, _: asyncio.Task[None]) -> None:
-    sock.close()  # a no-op when the connection already closed it
+def _loop_time() -> float:
+    return asyncio.get_running_loop().time()
 
 
 async def _refuse(stream: FramedStream, code: ErrorCode, message: str) -> None:

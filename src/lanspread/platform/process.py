@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from lanspread.errors import InvalidGameState
 
@@ -30,26 +31,23 @@ def resolve_executable(local_dir: Path, relative: str) -> Path:
 
 async def launch(executable: Path, cwd: Path) -> asyncio.subprocess.Process:
     """Start ``executable`` with working directory ``cwd``."""
+    # Its own process group (Windows) or session (POSIX): the game outlives the launcher.
+    detach: dict[str, Any]
+    if sys.platform == "win32":
+        detach = {
+            "creationflags": subprocess.CREATE_NEW_PROCESS_GROUP | subprocess.DETACHED_PROCESS
+        }
+    else:
+        detach = {"start_new_session": True}
     try:
-        if sys.platform == "win32":
-            flags = subprocess.CREATE_NEW_PROCESS_GROUP | subprocess.DETACHED_PROCESS
-            process = await asyncio.create_subprocess_exec(
-                str(executable),
-                cwd=cwd,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                creationflags=flags,
-            )
-        else:
-            process = await asyncio.create_subprocess_exec(
-                str(executable),
-                cwd=cwd,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                start_new_session=True,
-            )
+        process = await asyncio.create_subprocess_exec(
+            str(executable),
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            **detach,
+        )
     except OSError as exc:
         raise InvalidGameState(f"cannot start {executable.name}: {exc.strerror or exc}") from exc
     return process

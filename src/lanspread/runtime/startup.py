@@ -42,9 +42,6 @@ Both functions block; the runtime runs them through ``asyncio.to_thread``.
 from __future__ import annotations
 
 import logging
-import os
-import stat
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,8 +63,9 @@ from lanspread.core.gameroot import (
 from lanspread.core.library import FoundGame, found_not_from_lanspread
 from lanspread.core.recovery import Intent, RecoveryOutcome
 from lanspread.download.journal import DownloadJournal, JournalCorrupt, load
-from lanspread.download.prepare import unlink_synced
 from lanspread.errors import IntentLogCorrupt, StorageError
+from lanspread.files.atomic import unlink_synced
+from lanspread.files.entries import is_real_dir, is_regular_file
 from lanspread.files.ownership import (
     InTheWay,
     OwnershipRecord,
@@ -120,7 +118,7 @@ def classify_partial(root: Path) -> PartialDownload | None:
     A corrupt journal gives ``None`` and a logged warning (:func:`sweep_orphans`
     then discards it). Raises :class:`StorageError` when the disk refuses.
     """
-    if not _is_real_dir(root) or _is_sentinel(root):
+    if not is_real_dir(root) or is_regular_file(root / VERSION_FILE):
         return None
     journal = _load_or_none(root)
     if journal is None:
@@ -145,12 +143,12 @@ def sweep_orphans(root: Path) -> bool:
     that is a link or not a folder (False). Raises :class:`StorageError` when a
     deletion fails; whatever is left is retried by the next start.
     """
-    if not _is_real_dir(root):
+    if not is_real_dir(root):
         return False
     record = load_record_or_none(root)
     if record is None:
         return False
-    if _is_sentinel(root):
+    if is_regular_file(root / VERSION_FILE):
         return _drop(root, record, _COMMITTED_LEFTOVERS)
     try:
         journal = load(root)
@@ -176,7 +174,7 @@ def probe_found(root: Path) -> FoundGame | None:
     and install folders without its marker. Raises :class:`StorageError` when
     the disk refuses.
     """
-    if not _is_real_dir(root):
+    if not is_real_dir(root):
         return None
     try:
         names = {child.name for child in root.iterdir()}
@@ -197,8 +195,8 @@ def probe_found(root: Path) -> FoundGame | None:
     accounted = (
         has_record
         or DOWNLOAD_JOURNAL_FILE in names
-        or _is_sentinel(root)
-        or _is_real_dir(root / LOCAL_DIR)
+        or is_regular_file(root / VERSION_FILE)
+        or is_real_dir(root / LOCAL_DIR)
     )
     if not accounted:
         # Decoding a large install record costs; only a found folder reports it.
@@ -206,12 +204,12 @@ def probe_found(root: Path) -> FoundGame | None:
     foreign.extend(
         folder
         for folder in (INSTALLING_DIR, BACKUP_DIR)
-        if _is_real_dir(root / folder) and not has_marker(root / folder)
+        if is_real_dir(root / folder) and not has_marker(root / folder)
     )
     return found_not_from_lanspread(
         root.name,
-        has_sentinel=_is_sentinel(root),
-        installed=_is_real_dir(root / LOCAL_DIR),
+        has_sentinel=is_regular_file(root / VERSION_FILE),
+        installed=is_real_dir(root / LOCAL_DIR),
         has_record=has_record,
         paused=DOWNLOAD_JOURNAL_FILE in names,
         payload_names=[name for name in names if not is_reserved_name(name)],
@@ -244,24 +242,6 @@ def _install_intent_recorded(root: Path) -> bool:
         return read_intent(root) is not Intent.NONE
     except IntentLogCorrupt:
         return True
-
-
-def _is_real_dir(path: Path) -> bool:
-    return _mode_test(path, stat.S_ISDIR)
-
-
-def _is_sentinel(root: Path) -> bool:
-    return _mode_test(root / VERSION_FILE, stat.S_ISREG)
-
-
-def _mode_test(path: Path, test: Callable[[int], bool]) -> bool:
-    try:
-        mode = os.lstat(path).st_mode
-    except FileNotFoundError:
-        return False
-    except OSError as exc:
-        raise StorageError(f"cannot inspect {path}: {exc.strerror or exc}") from exc
-    return test(mode)
 
 
 __all__ = ["PartialDownload", "classify_partial", "probe_found", "sweep_orphans"]

@@ -40,7 +40,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import functools
 import logging
 import secrets
 import socket
@@ -48,7 +47,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 
 from lanspread.core.admission import Refused, SlotTable
 from lanspread.core.gameroot import VERSION_FILE
@@ -89,6 +87,7 @@ from lanspread.net.datawire import (
     decode_hello,
     encode_header,
 )
+from lanspread.net.listener import AcceptingServer
 from lanspread.net.sendfile import FileEndedEarly, send_file_range
 from lanspread.net.tls import LISTEN_BACKLOG, create_listener
 from lanspread.net.wire import ErrorCode, ErrorResponse, Ticket
@@ -167,7 +166,7 @@ _STATUS_FOR_TICKET = {
 }
 
 
-class DataServer:
+class DataServer(AcceptingServer):
     """The chunk server. Use ``async with DataServer(scope, host=..., port=...) as server``."""
 
     def __init__(
@@ -186,43 +185,25 @@ class DataServer:
         max_unadmitted: int = MAX_UNADMITTED,
         admission_timeout: float = ADMISSION_TIMEOUT,
     ) -> None:
+        unadmitted = SlotTable(
+            per_address=unadmitted_per_address, total=max_unadmitted, evict_when_full=True
+        )
+        super().__init__(host, port, unadmitted, clock=clock, kind="data")
         self._scope = scope
-        self._host = host
-        self._requested_port = port
         self.tickets = tickets if tickets is not None else TicketBook()
-        self._clock = clock
         self._token_source = token_source
         self._max_per_peer = max_per_peer
         self._admission_timeout = admission_timeout
-        self._unadmitted = SlotTable(
-            per_address=unadmitted_per_address, total=max_unadmitted, evict_when_full=True
-        )
         self._admitted = SlotTable(
             per_address=max_per_address, total=max_connections, evict_when_full=False
         )
-        self._unadmitted_tasks: dict[int, asyncio.Task[None]] = {}
         self._per_peer: collections.Counter[str] = collections.Counter()
-        self._connections: set[asyncio.Task[None]] = set()
-        self._listener: socket.socket | None = None
-        self._task_group: asyncio.TaskGroup | None = None
-        self._accept_task: asyncio.Task[None] | None = None
-        self._port = 0
         self._bytes_sent = 0
-        self._closed = asyncio.Event()
-
-    @property
-    def port(self) -> int:
-        """The bound port (the real one when 0 was asked for)."""
-        return self._port
 
     @property
     def bytes_sent(self) -> int:
         """Chunk bytes sent since the server started (headers not counted)."""
         return self._bytes_sent
-
-    @property
-    def connection_count(self) -> int:
-        return len(self._connections)
 
     def connections_of(self, peer_id: str) -> int:
         """Admitted data connections of ``peer_id`` right now."""
@@ -231,7 +212,7 @@ class DataServer:
     @property
     def unadmitted_count(self) -> int:
         """Connections that have not presented an admitted ticket yet."""
-        return len(self._unadmitted)
+        return len(self._gate)
 
     def issue_ticket(
         self,
@@ -266,74 +247,11 @@ class DataServer:
     async def __aenter__(self) -> DataServer:
         listener = create_listener(self._host, self._requested_port)
         tune_data_socket(listener, nodelay=False)
-        self._listener = listener
-        self._port = int(listener.getsockname()[1])
-        self._task_group = asyncio.TaskGroup()
-        await self._task_group.__aenter__()
-        self._accept_task = self._task_group.create_task(
-            self._accept_loop(listener), name=f"data-accept-{self._port}"
-        )
+        await self._listen(listener)
         log.info(
             "data server listening on %s:%d (backlog %d)", self._host, self._port, LISTEN_BACKLOG
         )
         return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
-
-    async def close(self) -> None:
-        """Stop accepting, cut every connection and await every task. Idempotent."""
-        task_group, self._task_group = self._task_group, None
-        if task_group is None:
-            if self._listener is not None:
-                await self._closed.wait()
-            return
-        if self._listener is not None:
-            self._listener.close()
-        if self._accept_task is not None:
-            self._accept_task.cancel()
-        for task in list(self._connections):
-            task.cancel()
-        try:
-            await task_group.__aexit__(None, None, None)
-        finally:
-            self._closed.set()
-
-    async def _accept_loop(self, listener: socket.socket) -> None:
-        loop = asyncio.get_running_loop()
-        task_group = self._task_group
-        assert task_group is not None
-        while True:
-            try:
-                sock, address = await loop.sock_accept(listener)
-            except OSError as exc:
-                log.warning("accepting a data connection failed: %s", exc)
-                await asyncio.sleep(0.1)
-                continue
-            host = str(address[0])
-            outcome = self._unadmitted.admit(host, self._clock())
-            if isinstance(outcome, Refused):
-                # Debug only: a flood would otherwise flood the log too.
-                log.debug("refusing a data connection from %s: %s", host, outcome.reason.value)
-                sock.close()
-                continue
-            if outcome.evicted is not None:
-                evicted = self._unadmitted_tasks.pop(outcome.evicted, None)
-                if evicted is not None:
-                    evicted.cancel()
-            task = task_group.create_task(
-                self._serve(sock, host, outcome.slot), name=f"data-conn-{address}"
-            )
-            # A task cut (evicted) before it ever ran never reaches its own cleanup.
-            task.add_done_callback(functools.partial(_close_socket, sock))
-            self._unadmitted_tasks[outcome.slot] = task
-            self._connections.add(task)
-            task.add_done_callback(self._connections.discard)
 
     async def _serve(self, sock: socket.socket, host: str, unadmitted_slot: int) -> None:
         peer_id: str | None = None
@@ -342,7 +260,7 @@ class DataServer:
             tune_data_socket(sock, nodelay=False)
             async with asyncio.timeout(self._admission_timeout):
                 hello = await recv_exactly(sock, HELLO_SIZE)
-            self._end_unadmitted(unadmitted_slot)
+            self._end_admission(unadmitted_slot)
             admitted_slot = await self._take_slot(sock, host)
             grant = await self._admit(sock, hello, host)
             peer_id = grant.peer_id
@@ -356,7 +274,7 @@ class DataServer:
         except (ConnectionClosed, OSError) as exc:
             log.debug("data connection (peer %s) ended: %s", peer_id or "unknown", exc)
         finally:
-            self._end_unadmitted(unadmitted_slot)
+            self._end_admission(unadmitted_slot)
             if admitted_slot is not None:
                 self._admitted.release(admitted_slot)
             if peer_id is not None:
@@ -371,10 +289,6 @@ class DataServer:
             await _send_refusal(sock, DataStatus.TOO_MANY_CONNECTIONS)
             raise _Refused(f"{host} has too many data connections ({slot.reason.value})")
         return slot.slot
-
-    def _end_unadmitted(self, slot: int) -> None:
-        self._unadmitted.release(slot)
-        self._unadmitted_tasks.pop(slot, None)
 
     async def _admit(self, sock: socket.socket, hello: bytes, host: str) -> TicketGrant:
         """Register the connection for the ticket's peer; refuse and raise otherwise."""
@@ -583,10 +497,6 @@ def _range_status(request: ChunkRequest, served: ServedFile) -> DataStatus:
     if refusal.reason is RefusalReason.CHUNK_OUT_OF_RANGE:
         return DataStatus.SHORT_FILE
     return DataStatus.BAD_REQUEST
-
-
-def _close_socket(sock: socket.socket, _: asyncio.Task[None]) -> None:
-    sock.close()  # a no-op when the connection already closed it
 
 
 async def _send_refusal(sock: socket.socket, status: DataStatus) -> None:

@@ -57,8 +57,9 @@ from lanspread.core.manifest import (
 )
 from lanspread.errors import StorageError
 from lanspread.files.atomic import atomic_write_bytes
+from lanspread.files.entries import is_real_dir
 from lanspread.files.hashing import HASH_BLOCK_SIZE, HashingStopped, hash_game_payload
-from lanspread.storage.scanner import read_sentinel, version_from_sentinel
+from lanspread.files.version_ini import read_sentinel, version_from_sentinel
 
 log = logging.getLogger(__name__)
 
@@ -87,10 +88,10 @@ def payload_fingerprint(game_root: Path, chunk_size: int) -> str | None:
     refuses those) or more than ``MAX_FILES_PER_GAME`` files, or cannot be read.
     """
     try:
-        if not stat.S_ISDIR(game_root.lstat().st_mode):
+        if not is_real_dir(game_root):
             return None
         files = _stat_payload(game_root)
-    except (OSError, _Unhashable):
+    except (OSError, StorageError):
         return None
     files.sort()
     return blake3.blake3(_ENCODER.encode([CACHE_FORMAT_VERSION, chunk_size, files])).hexdigest()

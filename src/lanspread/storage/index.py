@@ -23,10 +23,11 @@ from typing import Annotated
 
 import msgspec
 
-from lanspread.core.gameroot import MAX_VERSION_FILE_SIZE, EntryKind
+from lanspread.core.gameroot import EntryKind
 from lanspread.core.library import MAX_LIBRARY_GAMES, GameId, GameSummary
 from lanspread.errors import StorageError
 from lanspread.files.atomic import atomic_write_bytes, sweep_temp
+from lanspread.files.version_ini import SentinelPrint
 
 log = logging.getLogger(__name__)
 
@@ -44,18 +45,6 @@ class EntryPrint(msgspec.Struct, frozen=True, array_like=True, forbid_unknown_fi
     kind: EntryKind
     size: int
     mtime_ns: int
-
-
-class SentinelPrint(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """The root ``version.ini`` as it was read."""
-
-    size: int
-    mtime_ns: int
-    contents: Annotated[bytes, msgspec.Meta(max_length=MAX_VERSION_FILE_SIZE)]
-    """The bytes read; empty when the file is larger than a sentinel can be."""
-    settled: bool
-    """The mtime was older than the coarse-timestamp window when the file was read,
-    so a later rewrite must move size or mtime. An unsettled sentinel is re-read."""
 
 
 class RecordPrint(msgspec.Struct, frozen=True, array_like=True, forbid_unknown_fields=True):

@@ -53,14 +53,11 @@ from lanspread.core.catalog import Catalog
 from lanspread.core.gameroot import (
     INSTALL_RECORD_FILE,
     LOCAL_DIR,
-    MAX_VERSION_FILE_SIZE,
     RESERVED_NAMES,
-    VERSION_FILE,
     EntryKind,
     RootEntry,
     RootState,
     classify_root,
-    parse_version_text,
 )
 from lanspread.core.install_record import (
     INSTALL_RECORD_FORMAT,
@@ -69,6 +66,13 @@ from lanspread.core.install_record import (
 )
 from lanspread.core.library import Availability, GameSummary
 from lanspread.errors import StorageError
+from lanspread.files.atomic import NotARegularFile, read_regular_bounded
+from lanspread.files.version_ini import (
+    SentinelPrint,
+    read_sentinel,
+    settled,
+    version_from_sentinel,
+)
 from lanspread.platform import fileio
 from lanspread.storage.index import (
     EntryPrint,
@@ -76,36 +80,23 @@ from lanspread.storage.index import (
     IndexEntry,
     LibraryIndex,
     RecordPrint,
-    SentinelPrint,
 )
 
 __all__ = [
-    "COARSE_MTIME_WINDOW_NS",
     "Fingerprint",
     "LibraryScanner",
     "RootScan",
     "payload_size",
     "read_record_header",
     "read_root",
-    "read_sentinel",
     "root_unchanged",
     "summarize",
-    "version_from_sentinel",
 ]
 
 log = logging.getLogger(__name__)
 
-# FAT and exFAT store mtimes in 2 s steps, the coarsest a game directory may sit on;
-# every other filesystem's tick (ext4's kernel tick, NTFS's 100 ns) is finer.
-COARSE_MTIME_WINDOW_NS = 2_000_000_000
-
 _USE_DIR_FD = os.scandir in os.supports_fd and hasattr(os, "O_DIRECTORY")
 _DIR_FLAGS = os.O_RDONLY | fileio.O_DIRECTORY | fileio.O_NOFOLLOW | fileio.O_CLOEXEC
-# NOFOLLOW: a sentinel swapped for a symlink is never read through; NONBLOCK: a
-# FIFO swapped in after the lstat cannot hang the scan.
-_SENTINEL_FLAGS = (
-    os.O_RDONLY | fileio.O_NOFOLLOW | fileio.O_NONBLOCK | fileio.O_CLOEXEC | fileio.O_BINARY
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,34 +179,20 @@ def read_record_header(root: Path) -> RecordHeader | None:
     no usable record (a broken one is logged: it only costs the version label)."""
     path = root / INSTALL_RECORD_FILE
     try:
-        fd = os.open(path, _SENTINEL_FLAGS)
-    except FileNotFoundError:
+        data = read_regular_bounded(path, MAX_INSTALL_RECORD_SIZE)
+    except NotARegularFile:
+        log.warning("install record %s ignored: not a regular file of bounded size", path)
         return None
-    except OSError as exc:
+    except StorageError as exc:
         log.warning("install record %s unreadable: %s", path, exc)
         return None
-    try:
-        info = os.fstat(fd)
-        data = (
-            _read_at_most(fd, MAX_INSTALL_RECORD_SIZE)
-            if stat.S_ISREG(info.st_mode) and info.st_size <= MAX_INSTALL_RECORD_SIZE
-            else None
-        )
-    except OSError as exc:
-        log.warning("install record %s unreadable: %s", path, exc)
-        return None
-    finally:
-        os.close(fd)
-    return _decode_header(path, root.name, data)
+    return None if data is None else _decode_header(path, root.name, data)
 
 
 _HEADER_DECODER = msgspec.json.Decoder(RecordHeader)
 
 
-def _decode_header(path: Path, game_id: str, data: bytes | None) -> RecordHeader | None:
-    if data is None:
-        log.warning("install record %s ignored: not a regular file of bounded size", path)
-        return None
+def _decode_header(path: Path, game_id: str, data: bytes) -> RecordHeader | None:
     try:
         header = _HEADER_DECODER.decode(data)
     except msgspec.DecodeError as exc:
@@ -255,44 +232,6 @@ def root_unchanged(root: str | Path, fingerprint: Fingerprint) -> bool:
     finally:
         os.close(fd)
     return True
-
-
-def read_sentinel(root: Path, now_ns: int) -> SentinelPrint | None:
-    """Read the root ``version.ini`` without following links; ``None`` when unreadable.
-
-    At most ``MAX_VERSION_FILE_SIZE`` bytes are kept; a larger file gives empty
-    contents (an unknown version). ``now_ns`` is the scan clock that decides
-    whether the read is settled (see the module docstring).
-    """
-    try:
-        fd = os.open(root / VERSION_FILE, _SENTINEL_FLAGS)
-    except OSError:
-        return None
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            return None
-        oversized = info.st_size > MAX_VERSION_FILE_SIZE
-        contents = None if oversized else _read_at_most(fd, MAX_VERSION_FILE_SIZE)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
-    return SentinelPrint(
-        size=info.st_size,
-        mtime_ns=info.st_mtime_ns,
-        contents=contents or b"",
-        settled=_settled(info.st_mtime_ns, now_ns),
-    )
-
-
-def version_from_sentinel(sentinel: SentinelPrint | None) -> str | None:
-    """The version the sentinel's bytes declare (UTF-8, or UTF-16 with a BOM)."""
-    if sentinel is None or not sentinel.contents:
-        return None
-    raw = sentinel.contents
-    encoding = "utf-16" if raw.startswith((b"\xff\xfe", b"\xfe\xff")) else "utf-8"
-    return parse_version_text(raw.decode(encoding, errors="replace"))
 
 
 def payload_size(root: Path, payload: Collection[EntryPrint]) -> int:
@@ -505,13 +444,9 @@ def _fingerprint(root: RootScan, sentinel: SentinelPrint | None, now_ns: int) ->
         sentinel=sentinel,
         local_is_dir=root.local_is_dir,
         root_mtime_ns=root.mtime_ns,
-        root_settled=_settled(root.mtime_ns, now_ns),
+        root_settled=settled(root.mtime_ns, now_ns),
         record=root.record,
     )
-
-
-def _settled(mtime_ns: int, now_ns: int) -> bool:
-    return mtime_ns + COARSE_MTIME_WINDOW_NS <= now_ns
 
 
 @contextlib.contextmanager
@@ -570,20 +505,6 @@ def _count_entry(
             seen.add(identity)
             folders.append(folder / entry.name)
     return 0
-
-
-def _read_at_most(fd: int, limit: int) -> bytes | None:
-    """Up to ``limit`` bytes from ``fd``; ``None`` when there are more."""
-    chunks: list[bytes] = []
-    remaining = limit + 1
-    while remaining > 0:
-        chunk = os.read(fd, remaining)
-        if not chunk:
-            break
-        chunks.append(chunk)
-        remaining -= len(chunk)
-    data = b"".join(chunks)
-    return None if len(data) > limit else data
 
 
 _KIND_BY_FORMAT = {
