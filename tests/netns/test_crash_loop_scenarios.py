@@ -62,7 +62,6 @@ from tests.netns.transfer_lan import (
     BuildLan,
     Lan,
     Peer,
-    poll_until,
 )
 from tests.support.archives import ArchiveFormat
 from tests.support.fixtures import (
@@ -72,6 +71,7 @@ from tests.support.fixtures import (
     InstallableGame,
     manifest,
 )
+from tests.support.waiting import wait_until
 
 # Set to replay a failed run; otherwise each run draws a fresh seed and prints it.
 SEED_VARIABLE = "LANSPREAD_CRASH_SEED"
@@ -295,8 +295,8 @@ class Loop:
             status = await self.player.process.request({"cmd": "status"})
             return bool(status["data"]["operations"] == {})
 
-        await poll_until(
-            idle, timeout=SETTLE_TIMEOUT, what="the player has no operation", poll=SETTLE_POLL
+        await wait_until(
+            idle, "the player to have no operation", timeout=SETTLE_TIMEOUT, poll=SETTLE_POLL
         )
 
     async def check_converged(self) -> dict[str, Any]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import os
 import random
@@ -16,6 +15,7 @@ from tests.support.archives import ArchiveFormat, Member, write_game_root
 from tests.support.download_roots import build_manifest, mounted_tmpfs
 from tests.support.events import RuntimeEvents
 from tests.support.ownership import record_as_downloaded
+from tests.support.waiting import wait_until
 
 from lanspread.core.gameroot import DOWNLOAD_JOURNAL_FILE, INSTALL_RECORD_FILE, OWNERSHIP_FILE
 from lanspread.errors import InvalidGameState, OperationInProgress, UnknownGame
@@ -95,11 +95,15 @@ def rot_every_chunk(archive: Path) -> None:
 
 
 async def hashed(runtime: PeerRuntime, game_id: str = "quake3") -> None:
-    """Wait until ``runtime`` can serve ``game_id`` (its manifest is hashed)."""
-    deadline = time.monotonic() + WAIT
-    while await runtime.hashing.state(game_id) is not HashState.READY:
-        assert time.monotonic() < deadline, f"{game_id} never got hashed"
-        await asyncio.sleep(0.02)
+    """Wait until ``runtime`` can serve ``game_id`` (its manifest is hashed).
+
+    Polled: a manifest found in the cache at start is ready without any event.
+    """
+
+    async def ready() -> bool:
+        return await runtime.hashing.state(game_id) is HashState.READY
+
+    await wait_until(ready, f"{game_id} to be hashed", timeout=WAIT)
 
 
 async def peers(start: Start, *names: str, **options: Any) -> list[PeerRuntime]:
@@ -115,10 +119,11 @@ async def peers(start: Start, *names: str, **options: Any) -> list[PeerRuntime]:
 
 async def offered(runtime: PeerRuntime, game_id: str = "quake3", count: int = 1) -> None:
     """Wait until ``count`` peers offer ``game_id`` to ``runtime``."""
-    deadline = time.monotonic() + WAIT
-    while len(runtime.network.sources_for(game_id)[1]) < count:
-        assert time.monotonic() < deadline, f"{game_id} never offered by {count} peers"
-        await asyncio.sleep(0.02)
+    await RuntimeEvents(runtime).until(
+        lambda: len(runtime.network.sources_for(game_id)[1]) >= count,
+        f"{count} peers to offer {game_id}",
+        within=WAIT,
+    )
 
 
 async def serving(downloader: PeerRuntime, *sources: PeerRuntime) -> None:

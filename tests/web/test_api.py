@@ -15,7 +15,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from tests.support.archives import ArchiveFormat, write_game_root
 from tests.support.download_roots import paused_root
 from tests.support.peers import sideload
-from tests.support.webui import UiHarness, running_ui, until
+from tests.support.waiting import wait_until
+from tests.support.webui import UiHarness, running_ui
 
 from lanspread.core.catalog import parse_catalog
 from lanspread.core.operations import OperationKind
@@ -321,7 +322,7 @@ async def test_dropped_stream_closes_and_a_new_one_gets_the_view(api: Api) -> No
         await api.harness.ui.drop_streams()
         closing = await socket.receive(timeout=10)
         assert closing.type in {aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED}
-    await until(lambda: api.harness.ui.stream_count == 0, "the stream to be forgotten")
+    await wait_until(lambda: api.harness.ui.stream_count == 0, "the stream to be forgotten")
     async with api.stream() as again:
         assert (await next_view(again))["view"]["games"]
 
@@ -343,7 +344,9 @@ async def test_runtime_failure_shows_banner_and_restart_recovers(api: Api) -> No
     old = api.harness.runtime
     old.publish(RuntimeFailed(component="server", error="listener died"))
     old.shutdown()
-    await until(lambda: api.harness.ui.host.state.state is RuntimeState.FAILED, "the failed state")
+    await wait_until(
+        lambda: api.harness.ui.host.state.state is RuntimeState.FAILED, "the failed state"
+    )
     view = await api.view()
     assert view["runtime"] == {
         "state": "failed",
@@ -366,10 +369,10 @@ async def test_settings_revive_a_peer_whose_folder_failed(api: Api, tmp_path: Pa
     api.harness.ui.host.update_options(game_dir=blocker)
     old.publish(RuntimeFailed(component="server", error="listener died"))
     old.shutdown()
-    await until(lambda: api.harness.ui.host.state.component == "server", "the first failure")
+    await wait_until(lambda: api.harness.ui.host.state.component == "server", "the first failure")
     status, _ = await api.post("/api/restart", {})
     assert status == 202
-    await until(lambda: api.harness.ui.host.state.component == "start", "the failed start")
+    await wait_until(lambda: api.harness.ui.host.state.component == "start", "the failed start")
     view = await api.view()
     assert view["runtime"]["message"] == (
         f"The lanspread peer stopped (start): game directory {blocker} is a file, not a folder"
@@ -520,7 +523,7 @@ async def saves_api(tmp_path: Path) -> AsyncIterator[Api]:
             api = Api(harness, client)
             status, _ = await api.post("/api/command", {"cmd": "install", "game": "quake3"})
             assert status == 200
-            await until(lambda: _installed(harness, "quake3"), "quake3 to install")
+            await wait_until(lambda: _installed(harness, "quake3"), "quake3 to install")
             local = harness.runtime.game_dir / "quake3" / "local"
             (local / "saves").mkdir()
             (local / SAVE).write_bytes(b"level 7")
@@ -561,7 +564,7 @@ async def test_uninstall_with_keep_saves_leaves_the_players_files(saves_api: Api
     )
     assert status == 200
     harness = saves_api.harness
-    await until(lambda: _uninstalled(harness, "quake3"), "the uninstall")
+    await wait_until(lambda: _uninstalled(harness, "quake3"), "the uninstall")
     local = harness.runtime.game_dir / "quake3" / "local"
     assert (local / SAVE).read_bytes() == b"level 7"
     assert not (local / "q3.exe").exists()
@@ -586,8 +589,8 @@ async def test_verify_shows_changes_and_repair_keeps_the_config_as_mine(saves_ap
 
     status, _ = await saves_api.post("/api/command", {"cmd": "repair", "game": "quake3"})
     assert status == 200
-    await until(lambda: (local / "q3.exe").is_file(), "the repair")
-    await until(lambda: _installed(saves_api.harness, "quake3"), "the repair to end")
+    await wait_until(lambda: (local / "q3.exe").is_file(), "the repair")
+    await wait_until(lambda: _installed(saves_api.harness, "quake3"), "the repair to end")
     view = await saves_api.view()
     assert view["notices"][-1]["text"] == (
         "Kept your 1 file; your changed q3config.cfg is kept as q3config.cfg.mine"
