@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from tests.support.install_roots import GAME_ID, make_root, snapshot
 from tests.support.ownership import record_as_downloaded
+from tests.support.trees import write_tree
 
 from lanspread.core.catalog import Catalog, CatalogGame
 from lanspread.errors import InvalidGameState, StorageError, UnknownGame
@@ -57,8 +58,7 @@ def test_remove_keeps_the_players_files_and_links(game_dir: Path, tmp_path: Path
     outside = tmp_path / "outside.txt"
     outside.write_text("not ours")
     players = {"my-mod.pak": b"a mod", "nested/slot1.sav": b"a save"}
-    for relative, data in players.items():
-        (root / relative).write_bytes(data)
+    write_tree(root, players)
     (root / "nested" / "link").symlink_to(outside)
     (root / "dirlink").symlink_to(tmp_path, target_is_directory=True)
 
