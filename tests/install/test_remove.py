@@ -25,12 +25,10 @@ CATALOG = Catalog(games={g: _game(g) for g in (GAME_ID, "doom", "sibling")}, sou
 
 
 @pytest.fixture
-def game_dir(tmp_path: Path) -> Path:
-    path = tmp_path / "games"
-    path.mkdir()
-    (path / "doom").mkdir()
-    (path / "doom" / "version.ini").write_text("1\n")
-    return path
+def game_dir(game_dir: Path) -> Path:
+    """The game folder with another game, doom, beside the one a test removes."""
+    write_tree(game_dir / "doom", {"version.ini": "1\n"})
+    return game_dir
 
 
 def test_removes_a_downloaded_root_and_nothing_else(game_dir: Path, tmp_path: Path) -> None:

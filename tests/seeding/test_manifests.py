@@ -42,10 +42,10 @@ def make_game(game_dir: Path, game_id: str = GAME, size: int = 3 * MIN_CHUNK_SIZ
 
 
 @pytest.fixture
-def game_dir(tmp_path: Path) -> Path:
-    directory = tmp_path / "games"
-    make_game(directory)
-    return directory
+def game_dir(game_dir: Path) -> Path:
+    """The game folder holding quake3."""
+    make_game(game_dir)
+    return game_dir
 
 
 @pytest.fixture
