@@ -455,13 +455,7 @@ async def test_cancel_of_a_paused_download_discards_it(
     start_runtime: Start, tmp_path: Path
 ) -> None:
     """Cancel on a paused download (no transfer running) removes its files and journal."""
-    alpha, bravo = await serving_pair(start_runtime, tmp_path, size=128 * MiB)
-    events = RuntimeEvents(alpha)
-    await alpha.execute(Download(game="quake3"))
-    await events.first(ChunkFinished)
-    bravo.shutdown()
-    await bravo.wait_stopped()
-    await events.first(DownloadAllPeersGone)
+    alpha, _bravo, events = await paused_by_departure(start_runtime, tmp_path)
     assert (alpha.game_dir / "quake3" / DOWNLOAD_JOURNAL_FILE).exists()
     await alpha.execute(Cancel(game="quake3"))
     await events.first(DownloadCancelled)
