@@ -39,7 +39,7 @@ from pathlib import Path
 
 from lanspread.core.library import make_snapshot
 from lanspread.core.manifest import GameManifest
-from lanspread.core.planning import ChunkTask, manifest_tasks
+from lanspread.core.planning import manifest_tasks
 from lanspread.core.servegate import GateState
 from lanspread.core.tickets import FRESH_PEER_AGE
 from lanspread.download.dataclient import ChunkOutcome, DataConnection
@@ -60,6 +60,11 @@ from lanspread.net.wire import (
     Ticket,
 )
 from lanspread.seeding.dataserver import DataServer, ServeScope, answer_ticket_request
+
+# The chunk sink is the data-plane tests' own; make the checkout importable when run
+# as ``.venv/bin/python bench/flood.py``.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.support.sink import Sink
 
 GAME = "flood"
 HONEST = "127.0.0.1"
@@ -136,23 +141,6 @@ def status_kib(pid: int, field: str) -> int:
 
 
 # --- the honest peer ------------------------------------------------------------------------
-
-
-class Sink:
-    def __init__(self, base: Path) -> None:
-        self.base = base
-        self.fds: dict[str, int] = {}
-
-    def fd_for(self, task: ChunkTask) -> int:
-        if task.path not in self.fds:
-            path = self.base / task.path
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self.fds[task.path] = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
-        return self.fds[task.path]
-
-    def close(self) -> None:
-        for fd in self.fds.values():
-            os.close(fd)
 
 
 async def download(link: PeerConnection, manifest: GameManifest, dest: Path) -> float:

@@ -17,7 +17,8 @@ import pytest
 from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright
 from tests.conftest import require_tool
 from tests.support.peers import loopback_options, sideload
-from tests.support.webui import UiHarness, running_ui, until
+from tests.support.waiting import wait_until
+from tests.support.webui import UiHarness, running_ui
 
 from lanspread.core.catalog import Catalog
 from lanspread.runtime.commands import Connect
@@ -124,7 +125,7 @@ async def open_lan(base: Path, chromium: str, *, setup_needed: bool) -> AsyncIte
             async_playwright() as playwright,
         ):
             await alpha.runtime.execute(Connect(addr=bravo.listen_addr))
-            await until(lambda: _has_bravo(alpha), "alpha to see bravo's games")
+            await wait_until(lambda: _has_bravo(alpha), "alpha to see bravo's games")
             browser = await playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
             lan = Lan(alpha=alpha, bravo=bravo, browser=browser, catalog=catalog)
             try:

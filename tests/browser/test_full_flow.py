@@ -25,7 +25,8 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, ConsoleMessage, Locator, Page, async_playwright, expect
 from tests.browser.conftest import CHROMIUM_ARGS, DESKTOP, EXPECTED_CONSOLE, PAGE_TIMEOUT_MS, shoot
-from tests.support.webui import UiHarness, running_ui, until
+from tests.support.waiting import wait_until
+from tests.support.webui import UiHarness, running_ui
 
 from lanspread.demo import DEMO_GAMES, DEMO_PEER_NAME, PLAY_LOG, DemoPeer, with_demo_games
 from lanspread.net.sendfile import send_file_range
@@ -175,7 +176,7 @@ async def test_download_cancel_install_play_uninstall_remove(demo_lan: DemoLan) 
     await page.click("#progress-cancel")
     await expect(page.locator("#detail-action")).to_have_attribute("data-kind", "download")
     await expect(page.locator("#detail-progress")).to_be_hidden()
-    await until(lambda: not lan.root().exists(), "the cancelled download's folder to go")
+    await wait_until(lambda: not lan.root().exists(), "the cancelled download's folder to go")
     assert lan.valve.passed == CHUNKS_BEFORE_CANCEL
     await close_detail(page)
     await expect(action(page)).to_have_attribute("data-kind", "download")
@@ -212,7 +213,7 @@ async def test_download_cancel_install_play_uninstall_remove(demo_lan: DemoLan) 
     await page.locator("#confirm-keep").uncheck()
     await page.click("#confirm-yes")
     await expect(page.locator("#detail-action")).to_have_attribute("data-kind", "install")
-    await until(lambda: not local.exists(), "local/ to be removed")
+    await wait_until(lambda: not local.exists(), "local/ to be removed")
     assert (lan.root() / "towersiege.eti").is_file()
     await shoot(page, "flow-08-uninstalled")
 
@@ -228,7 +229,7 @@ async def test_download_cancel_install_play_uninstall_remove(demo_lan: DemoLan) 
     await page.click('#detail-secondary [data-action="remove"]')
     await page.click("#confirm-yes")
     await expect(page.locator("#detail-action")).to_have_attribute("data-kind", "download")
-    await until(lambda: not lan.root().exists(), "the removed game's folder to go")
+    await wait_until(lambda: not lan.root().exists(), "the removed game's folder to go")
     await close_detail(page)
     await expect(card(page).locator(".pill")).to_have_text("On the network")
     await shoot(page, "flow-10-removed")

@@ -13,7 +13,7 @@ from tests.browser.conftest import SCREENSHOTS, Lan, open_lan, shoot
 from tests.support.archives import ArchiveFormat, write_game_root
 from tests.support.download_roots import paused_root
 from tests.support.events import RuntimeEvents
-from tests.support.webui import until
+from tests.support.waiting import wait_until
 
 from lanspread.core.operations import OperationKind
 from lanspread.runtime.commands import Install
@@ -162,10 +162,10 @@ async def test_stream_drop_reconnects_by_itself(lan: Lan) -> None:
     """When the server kills the stream, the page reconnects and follows new changes."""
     page = await lan.page()
     await expect(page.locator("#conn")).to_have_attribute("data-state", "live")
-    await until(lambda: lan.alpha.ui.stream_count == 1, "the page's stream")
+    await wait_until(lambda: lan.alpha.ui.stream_count == 1, "the page's stream")
     await lan.alpha.ui.drop_streams()
-    await until(lambda: lan.alpha.ui.stream_count == 0, "the stream to close")
-    await until(lambda: lan.alpha.ui.stream_count == 1, "the page to reconnect")
+    await wait_until(lambda: lan.alpha.ui.stream_count == 0, "the stream to close")
+    await wait_until(lambda: lan.alpha.ui.stream_count == 1, "the page to reconnect")
     await expect(page.locator("#conn")).to_have_attribute("data-state", "live")
     lan.alpha.runtime.local.begin_operation("warcraft3", OperationKind.DOWNLOADING)
     await expect(page.locator('[data-game="warcraft3"] .act')).to_have_attribute(
@@ -411,5 +411,5 @@ async def test_a_found_folder_is_left_alone(keeper_lan: Lan) -> None:
     await view_files.focus()
     await page.keyboard.press("Enter")
     found = lan.alpha.runtime.game_dir / "minecraft"
-    await until(lambda: lan.alpha.opened == [found], "the folder to open")
+    await wait_until(lambda: lan.alpha.opened == [found], "the folder to open")
     assert (found / "minecraft.exe").read_bytes() == b"from a USB stick"

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 from tests.support.fixtures import FixtureGame, build_library, peer_cli_argv, write_catalog
-from tests.support.jsonl_process import JsonlProcess, wait_until
+from tests.support.jsonl_process import JsonlProcess
 from tests.support.platforms import KILLED_RETURNCODE
+from tests.support.waiting import wait_until
 
 from lanspread.cli.instance import (
     EXIT_ALREADY_RUNNING,
@@ -162,9 +163,7 @@ async def test_a_second_peer_cli_is_refused_and_a_killed_one_blocks_nothing(
         await first.wait_for("cli-started", START_TIMEOUT)
 
         second = await start("second")
-        await wait_until(
-            lambda: second.returncode is not None, timeout=REFUSAL_TIMEOUT, what="second exits"
-        )
+        await second.exited(REFUSAL_TIMEOUT)
         assert second.returncode == EXIT_ALREADY_RUNNING
         await second.close()
         assert [(e["event"], e["code"], e["message"]) for e in second.events] == [
@@ -232,7 +231,7 @@ async def test_a_second_app_points_at_the_running_ones_ui(private_home: Path) ->
     try:
         first, first_url = await start_app([*command, "--listen", "127.0.0.1:0"])
         apps.append(first)
-        await wait_until(url_file.exists, timeout=START_TIMEOUT, what="the UI address file")
+        await wait_until(url_file.exists, "the UI address file", timeout=START_TIMEOUT)
 
         second = await asyncio.create_subprocess_exec(
             *command,
@@ -254,8 +253,8 @@ async def test_a_second_app_points_at_the_running_ones_ui(private_home: Path) ->
         assert third_url != first_url, "a new access key per run"
         await wait_until(
             lambda: text_or_none(url_file) == f"{UI_URL_HEADER}\n{third_url}\n",
+            "the third app's address in the file",
             timeout=START_TIMEOUT,
-            what="the third app's address in the file",
         )
         third.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(third.wait(), START_TIMEOUT) == 0

@@ -19,7 +19,7 @@ import pytest
 from tests.support.archives import ArchiveFormat, write_game_root
 from tests.support.download_roots import paused_root
 from tests.support.fixtures import FixtureGame, build_library, peer_cli_argv, write_catalog
-from tests.support.jsonl_process import CommandFailed, Event, JsonlProcess, wait_until
+from tests.support.jsonl_process import CommandFailed, Event, JsonlProcess
 
 from lanspread.cli.peer_cli import MAX_COMMAND_LINE
 
@@ -39,11 +39,7 @@ class CliProcess(JsonlProcess):
 
     async def exit_status(self, timeout: float = EXIT_BOUND) -> int:  # noqa: ASYNC109
         """Wait for the process to exit on its own; return its status."""
-        await wait_until(
-            lambda: self.returncode is not None, timeout=timeout, what=f"{self.name} exits"
-        )
-        assert self.returncode is not None
-        return self.returncode
+        return await self.exited(timeout)
 
 
 StartCli = Callable[..., Awaitable[CliProcess]]

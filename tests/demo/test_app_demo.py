@@ -16,6 +16,7 @@ from typing import Any
 import aiohttp
 import pytest
 from tests.support.peers import loopback_options
+from tests.support.waiting import wait_until
 
 from lanspread.cli.app import main, start_demo_peer
 from lanspread.core.catalog import Catalog
@@ -24,6 +25,8 @@ from lanspread.storage.catalog_file import load_catalog_file
 
 LINK = re.compile(rb"open (http://127\.0\.0\.1:(\d+)/#token=([A-Za-z0-9_-]+))")
 WAIT = 20.0
+# A polled view is a whole HTTP request to the child: ask at most twenty times a second.
+VIEW_POLL = 0.05
 DEMO_IDS = {game.id for game in DEMO_GAMES}
 
 
@@ -58,17 +61,13 @@ class App:
             return view
 
     async def view_where(self, what: str, predicate: Any) -> dict[str, Any]:
-        async def poll() -> dict[str, Any]:
-            while True:
-                view = await self.view()
-                if predicate(view):
-                    return view
-                await asyncio.sleep(0.05)
+        """The first view that satisfies ``predicate``, polled over HTTP (the only way in)."""
 
-        try:
-            return await asyncio.wait_for(poll(), WAIT)
-        except TimeoutError:
-            raise AssertionError(f"the view never showed {what}") from None
+        async def showing() -> dict[str, Any] | None:
+            view = await self.view()
+            return view if predicate(view) else None
+
+        return await wait_until(showing, f"the view to show {what}", timeout=WAIT, poll=VIEW_POLL)
 
     async def terminate(self) -> tuple[int, str]:
         """SIGTERM; the exit status and the rest of the log."""

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from tests.support.peers import loopback_options
-from tests.support.webui import until
+from tests.support.waiting import wait_until
 
 from lanspread.demo import DEMO_GAMES, DEMO_PEER_NAME, DemoPeer, with_demo_games
 from lanspread.demo import peer as demo_peer_module
@@ -72,7 +72,7 @@ async def test_user_peer_downloads_and_installs_a_demo_game(tmp_path: Path) -> N
     ):
         events = user.subscribe()
         assert await demo.link(lambda: user)
-        await until(
+        await wait_until(
             lambda: all(view.peer_count == 1 for view in user.games() if view.id in demo_ids()),
             "the user to see every demo game",
         )
@@ -110,7 +110,7 @@ async def test_keep_linked_dials_each_new_user_runtime(tmp_path: Path) -> None:
                 async with user_peer(tmp_path, name) as user:
                     current.append(user)
                     demo.watch(LocalReady(user.peer_id, user.listen_addr, "", 0))
-                    await until(
+                    await wait_until(
                         lambda: demo.peer_id in current[-1].network.known_peers(),
                         f"the {name} runtime to be linked",
                     )

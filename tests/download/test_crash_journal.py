@@ -24,9 +24,10 @@ from pathlib import Path
 
 import pytest
 from tests.support.download_crash_child import SURVIVED_EXIT_CODE, crash_game_files
-from tests.support.download_roots import GAME_ID, build_manifest
+from tests.support.download_roots import build_manifest
 from tests.support.install_roots import Snapshot, snapshot
 from tests.support.platforms import KILLED_RETURNCODE, kill_hard
+from tests.support.trees import write_tree
 
 from lanspread.core.gameroot import OWNERSHIP_FILE
 from lanspread.core.planning import manifest_tasks
@@ -35,6 +36,10 @@ from lanspread.files.hashing import verify_chunk
 from lanspread.files.sentinel import COMMIT_STEPS, DROP_PARKED
 from lanspread.install.sweep import recover_game_root
 from lanspread.runtime.startup import classify_partial, sweep_orphans
+
+# The code under test (or the test itself) makes the root: whether it was made is part
+# of what these tests prove.
+pytestmark = pytest.mark.absent_root
 
 REPO = Path(__file__).resolve().parents[2]
 # A child imports lanspread and writes about 12 MiB: seconds at most even on a busy box.
@@ -120,12 +125,6 @@ def _finished(seed: int, extra: dict[str, bytes] | None = None) -> Snapshot:
     return expected
 
 
-@pytest.fixture
-def root(tmp_path: Path) -> Path:
-    (tmp_path / "games").mkdir()
-    return tmp_path / "games" / GAME_ID
-
-
 @pytest.mark.parametrize("seed", [11, 12, 13])
 def test_random_kills_never_journal_a_chunk_that_does_not_verify(root: Path, seed: int) -> None:
     """Kill at random moments, settle, check every journaled chunk, repeat; then finish exactly."""
@@ -195,9 +194,7 @@ def _settled(root: Path) -> Snapshot:
 
 def _installed_old_version(root: Path) -> None:
     """An installed game one version behind: one archive changed, one gone since."""
-    for relative, data in _old_version().items():
-        (root / relative).parent.mkdir(parents=True, exist_ok=True)
-        (root / relative).write_bytes(data)
+    write_tree(root, _old_version())
 
 
 @pytest.mark.parametrize("step", ["after-park", *COMMIT_STEPS, "before-journal-remove"])

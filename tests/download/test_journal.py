@@ -33,6 +33,10 @@ from lanspread.download.prepare import prepare_game_storage
 from lanspread.errors import StorageError
 from lanspread.platform import fileio
 
+# The code under test (or the test itself) makes the root: whether it was made is part
+# of what these tests prove.
+pytestmark = pytest.mark.absent_root
+
 MANIFEST = build_manifest(game_files())
 TASKS = manifest_tasks(MANIFEST)
 PAYLOAD_KEYS = [task.key for task in TASKS if not task.is_sentinel]
@@ -47,13 +51,6 @@ class FakeClock:
 
     def __call__(self) -> float:
         return self.now
-
-
-@pytest.fixture
-def root(tmp_path: Path) -> Path:
-    path = tmp_path / "games" / GAME_ID
-    path.parent.mkdir(parents=True)
-    return path
 
 
 @pytest.fixture

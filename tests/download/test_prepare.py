@@ -22,6 +22,7 @@ from tests.support.download_roots import (
 from tests.support.install_roots import snapshot
 from tests.support.ownership import record_as_downloaded
 from tests.support.platforms import allocated_bytes, make_fifo
+from tests.support.trees import write_tree
 
 from lanspread.core.manifest import GameManifest
 from lanspread.download.prepare import (
@@ -37,6 +38,10 @@ from lanspread.errors import StorageError
 from lanspread.files.atomic import DiskFull
 from lanspread.files.ownership import InTheWay, claim_download
 from lanspread.platform import fileio
+
+# The code under test (or the test itself) makes the root: whether it was made is part
+# of what these tests prove.
+pytestmark = pytest.mark.absent_root
 
 INSTALLER_STATE = {
     "local/game.exe": b"installed",
@@ -54,18 +59,6 @@ NEEDS_FALLOCATE = pytest.mark.skipif(
 
 
 @pytest.fixture
-def game_dir(tmp_path: Path) -> Path:
-    path = tmp_path / "games"
-    path.mkdir()
-    return path
-
-
-@pytest.fixture
-def root(game_dir: Path) -> Path:
-    return game_dir / GAME_ID
-
-
-@pytest.fixture
 def tmpfs() -> Iterator[Path]:
     with mounted_tmpfs("4m") as mount_point:
         yield mount_point
@@ -78,13 +71,6 @@ def _big_game() -> dict[str, bytes]:
         "quake3.part2.eti": blob(11, 2 * CHUNK),
         "version.ini": b"version = 2.0\n",
     }
-
-
-def _write(root: Path, files: dict[str, bytes]) -> None:
-    for relative, data in files.items():
-        path = root / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
 
 
 def _payload_sizes(root: Path, manifest: GameManifest) -> dict[str, int]:
@@ -118,7 +104,7 @@ def test_prepare_keeps_the_bytes_of_files_that_already_exist(root: Path) -> None
     files = game_files()
     old_big = blob(50, 3 * CHUNK)
     old_small = b"old prefix"
-    _write(root, {"quake3.eti": old_big, "quake3.part2.eti": old_small})
+    write_tree(root, {"quake3.eti": old_big, "quake3.part2.eti": old_small})
     manifest = build_manifest(files)
     prepare_game_storage(root, manifest, margin=0)
     assert (root / "quake3.eti").read_bytes() == old_big[: len(files["quake3.eti"])]
@@ -139,11 +125,11 @@ def test_prepare_removes_stale_payload_and_keeps_installer_names_sentinel_and_tr
         ".lanspread.download.json": b"journal",
         "version.ini": b"version = 1.0\n",
     }
-    _write(root, {**kept, "quake3.v1.eti": b"stale archive", "oldmaps/a.eti": b"stale"})
-    _write(root, {"maps/stale.eti": b"stale nested"})
+    write_tree(root, {**kept, "quake3.v1.eti": b"stale archive", "oldmaps/a.eti": b"stale"})
+    write_tree(root, {"maps/stale.eti": b"stale nested"})
     record = record_as_downloaded(root)
     players = {"my-mod.pak": b"the player's mod", "maps/mine.bsp": b"the player's map"}
-    _write(root, players)
+    write_tree(root, players)
     prepare_game_storage(root, build_manifest(game_files()), margin=0, owned=record)
     after = snapshot(root)
     assert {path: after[path] for path in kept} == kept
@@ -155,7 +141,7 @@ def test_prepare_removes_stale_payload_and_keeps_installer_names_sentinel_and_tr
 def test_without_a_record_prepare_deletes_nothing(root: Path) -> None:
     """No ownership record, no proof: every entry that is not the manifest's stays."""
     players = {"quake3.v1.eti": b"copied by hand", "saves/slot1.sav": b"a save"}
-    _write(root, players)
+    write_tree(root, players)
     prepare_game_storage(root, build_manifest(game_files()), margin=0)
     after = snapshot(root)
     assert {path: after[path] for path in players} == players
@@ -166,7 +152,7 @@ def test_a_folder_where_a_file_belongs_and_a_file_where_a_folder_belongs_are_rep
 ) -> None:
     """Our own payload of the wrong kind (a folder at a file path, a file at a folder
     path) is replaced when the download claims the root."""
-    _write(root, {"quake3.eti/inner.bin": b"x", "maps": b"a file, not a folder"})
+    write_tree(root, {"quake3.eti/inner.bin": b"x", "maps": b"a file, not a folder"})
     record_as_downloaded(root)
     manifest = build_manifest(game_files())
     record = claim_download(root, manifest, adopt=False)
@@ -319,7 +305,7 @@ def test_another_allocation_error_is_a_storage_error(
 def test_disk_full_fails_early_with_the_numbers_and_changes_nothing(tmpfs: Path) -> None:
     """On a 4 MiB disk a 5 MiB game fails before any change, naming needed and free bytes."""
     root = tmpfs / GAME_ID
-    _write(root, {"quake3.eti": b"old version", "local/game.exe": b"installed"})
+    write_tree(root, {"quake3.eti": b"old version", "local/game.exe": b"installed"})
     before = snapshot(root)
     manifest = build_manifest(_big_game())
     to_allocate = sum(file.size for file in manifest.files if not file.is_sentinel)
@@ -354,7 +340,7 @@ def test_the_margin_is_part_of_the_check(tmpfs: Path) -> None:
 def test_space_freed_by_stale_archives_counts(tmpfs: Path) -> None:
     """Replacing a 3 MiB old archive by a 3 MiB new one fits a 4 MiB disk: the old one is freed."""
     root = tmpfs / GAME_ID
-    _write(root, {"old.eti": blob(4, 3 * CHUNK)})
+    write_tree(root, {"old.eti": blob(4, 3 * CHUNK)})
     record = record_as_downloaded(root)
     manifest = build_manifest({"new.eti": blob(5, 3 * CHUNK), "version.ini": b"v"})
     prepare_game_storage(root, manifest, margin=0, owned=record)

@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from tests.support.download_roots import CHUNK, GAME_ID, blob, build_manifest, game_files
+from tests.support.download_roots import CHUNK, blob, build_manifest, game_files
 from tests.support.platforms import make_fifo
+from tests.support.trees import write_tree
 
 import lanspread.download.reuse as reuse
 from lanspread.core.planning import manifest_tasks
@@ -26,23 +27,9 @@ MANIFEST = build_manifest(FILES)
 PAYLOAD_KEYS = {task.key for task in manifest_tasks(MANIFEST) if not task.is_sentinel}
 
 
-@pytest.fixture
-def root(tmp_path: Path) -> Path:
-    path = tmp_path / "games" / GAME_ID
-    path.mkdir(parents=True)
-    return path
-
-
-def _write(root: Path, files: dict[str, bytes]) -> None:
-    for relative, data in files.items():
-        path = root / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-
-
 def test_a_complete_payload_is_reusable_except_the_sentinel(root: Path) -> None:
     """Every payload chunk of an identical tree matches; the sentinel is never reused."""
-    _write(root, FILES)
+    write_tree(root, FILES)
     assert reusable_chunks(root, MANIFEST) == PAYLOAD_KEYS
 
 
@@ -50,7 +37,7 @@ def test_an_update_reuses_the_unchanged_chunks_only(root: Path) -> None:
     """Old-version files: unchanged chunks match, a changed chunk and a short tail do not."""
     old_big = bytearray(FILES["quake3.eti"])
     old_big[CHUNK + 5] ^= 0xFF
-    _write(
+    write_tree(
         root,
         {
             "quake3.eti": bytes(old_big),
@@ -87,7 +74,7 @@ def test_links_are_never_followed(root: Path, tmp_path: Path) -> None:
 def test_a_fifo_at_a_payload_path_is_skipped_without_blocking(root: Path) -> None:
     """A special file is not payload: it is skipped, never read (so never blocked on)."""
     make_fifo(root / "quake3.eti")
-    _write(root, {"quake3.part2.eti": FILES["quake3.part2.eti"]})
+    write_tree(root, {"quake3.part2.eti": FILES["quake3.part2.eti"]})
     assert reusable_chunks(root, MANIFEST) == {("quake3.part2.eti", 0)}
 
 
@@ -95,7 +82,7 @@ def test_a_file_that_shrinks_while_read_does_not_match(
     root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A short read mid-chunk (the file shrank after the size was taken) is not a match."""
-    _write(root, FILES)
+    write_tree(root, FILES)
     real_fstat = os.fstat
 
     def grown(fd: int) -> os.stat_result:
@@ -115,7 +102,7 @@ def test_a_file_that_shrinks_while_read_does_not_match(
 
 def test_should_stop_ends_the_check(root: Path) -> None:
     """A stop request raises HashingStopped between blocks, naming the file."""
-    _write(root, FILES)
+    write_tree(root, FILES)
     with pytest.raises(HashingStopped) as caught:
         reusable_chunks(root, MANIFEST, should_stop=lambda: True)
     assert str(caught.value) == f"hashing stopped at {root / 'maps/extra/dm1.eti'}"
@@ -123,7 +110,7 @@ def test_should_stop_ends_the_check(root: Path) -> None:
 
 def test_memory_is_bounded_by_one_block(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Every read goes into the one block-sized buffer: no read is larger than the block."""
-    _write(root, FILES)
+    write_tree(root, FILES)
     sizes: list[int] = []
 
     class CountingReader(FileIO):
@@ -139,7 +126,7 @@ def test_memory_is_bounded_by_one_block(root: Path, monkeypatch: pytest.MonkeyPa
 
 def test_a_read_error_is_a_storage_error(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """An I/O error while reading names the file."""
-    _write(root, FILES)
+    write_tree(root, FILES)
 
     class BrokenReader(FileIO):
         def readinto(self, buffer: WriteableBuffer) -> int | None:
@@ -153,7 +140,7 @@ def test_a_read_error_is_a_storage_error(root: Path, monkeypatch: pytest.MonkeyP
 
 def test_a_linked_root_is_refused(root: Path, tmp_path: Path) -> None:
     """A game root that is a link is never read through."""
-    _write(root, FILES)
+    write_tree(root, FILES)
     link = tmp_path / "games" / "linked"
     link.symlink_to(root, target_is_directory=True)
     with pytest.raises(StorageError) as caught:

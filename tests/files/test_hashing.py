@@ -12,6 +12,7 @@ from types import TracebackType
 import blake3
 import pytest
 from tests.support.platforms import make_fifo, make_null_device
+from tests.support.trees import write_file, write_tree
 
 from lanspread.core.gameroot import VERSION_FILE
 from lanspread.core.manifest import (
@@ -52,17 +53,10 @@ def expected_entry(path: str, data: bytes, chunk_size: int) -> FileManifest:
     return FileManifest(path=path, size=len(data), chunks=chunks)
 
 
-def write(root: Path, relative: str, data: bytes) -> None:
-    path = root / relative
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
-
-
 @pytest.fixture
-def game_root(tmp_path: Path) -> Path:
-    root = tmp_path / "quake3"
-    root.mkdir()
-    write(root, VERSION_FILE, b"version = 1.0\n")
+def game_root(root: Path) -> Path:
+    """The root with its version.ini: a downloaded game to hash."""
+    write_file(root / VERSION_FILE, b"version = 1.0\n")
     return root
 
 
@@ -74,8 +68,7 @@ def test_manifest_matches_the_bytes(game_root: Path) -> None:
         "data/local/nested.cfg": payload(10, 3),
         "empty.cfg": b"",
     }
-    for relative, data in files.items():
-        write(game_root, relative, data)
+    write_tree(game_root, files)
     manifest = hash_game_payload(game_root, "quake3", "1.0", C)
     files[VERSION_FILE] = b"version = 1.0\n"
     assert manifest == GameManifest(
@@ -91,7 +84,7 @@ def test_chunk_size_that_is_not_a_block_multiple(game_root: Path) -> None:
     """Chunks spanning several read blocks with a remainder hash exactly their bytes."""
     chunk_size = 3 * HASH_BLOCK_SIZE + 12_345
     data = payload(2 * chunk_size + 77, 4)
-    write(game_root, "big.eti", data)
+    write_file(game_root / "big.eti", data)
     manifest = hash_game_payload(game_root, "quake3", None, chunk_size)
     assert manifest.by_path()["big.eti"] == expected_entry("big.eti", data, chunk_size)
     assert manifest.version is None
@@ -115,8 +108,8 @@ def test_reserved_root_names_are_not_payload(game_root: Path) -> None:
         ".version.ini.discarded",
         ".lanspread.download.json",
     ]:
-        write(game_root, relative, b"not payload")
-    write(game_root, "a.eti", b"payload")
+        write_file(game_root / relative, b"not payload")
+    write_file(game_root / "a.eti", b"payload")
     manifest = hash_game_payload(game_root, "quake3", "1.0", C)
     assert [file.path for file in manifest.files] == ["a.eti", VERSION_FILE]
 
@@ -125,8 +118,8 @@ def test_symlinks_are_never_followed_or_listed(game_root: Path, tmp_path: Path) 
     """Links to files or folders, inside or outside the root, are not payload."""
     outside = tmp_path / "outside"
     outside.mkdir()
-    write(outside, "secret.txt", b"secret")
-    write(game_root, "a.eti", b"payload")
+    write_file(outside / "secret.txt", b"secret")
+    write_file(game_root / "a.eti", b"payload")
     (game_root / "link-file").symlink_to(outside / "secret.txt")
     (game_root / "link-dir").symlink_to(outside)
     (game_root / "sub").mkdir()
@@ -178,7 +171,7 @@ def test_device_file_is_refused(game_root: Path) -> None:
 def test_missing_sentinel_is_a_storage_error(tmp_path: Path) -> None:
     """A root without version.ini does not describe a downloaded game."""
     root = tmp_path / "quake3"
-    write(root, "a.eti", b"x")
+    write_file(root / "a.eti", b"x")
     with pytest.raises(StorageError) as caught:
         hash_game_payload(root, "quake3", "1.0", C)
     assert str(caught.value) == (
@@ -188,7 +181,7 @@ def test_missing_sentinel_is_a_storage_error(tmp_path: Path) -> None:
 
 def test_unsafe_local_name_is_a_storage_error(game_root: Path) -> None:
     """A local file whose name peers could not use safely makes the payload unservable."""
-    write(game_root, "a\\b.eti", b"x")
+    write_file(game_root / "a\\b.eti", b"x")
     with pytest.raises(StorageError) as caught:
         hash_game_payload(game_root, "quake3", "1.0", C)
     assert str(caught.value) == (
@@ -212,7 +205,7 @@ def test_unlistable_folder_is_a_storage_error(
     game_root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A folder the OS refuses to list is reported with the OS reason, not skipped."""
-    write(game_root, "data/a.eti", b"x")
+    write_file(game_root / "data/a.eti", b"x")
     blocked = game_root / "data"
     real_scandir = os.scandir
 
@@ -243,7 +236,7 @@ def stop_after(calls: int, action: Callable[[], None] = lambda: None) -> Callabl
 
 def test_should_stop_ends_hashing_between_blocks(game_root: Path) -> None:
     """Hashing stops at the next block once should_stop says so."""
-    write(game_root, "a.eti", payload(3 * HASH_BLOCK_SIZE, 5))
+    write_file(game_root / "a.eti", payload(3 * HASH_BLOCK_SIZE, 5))
     with pytest.raises(HashingStopped) as caught:
         hash_game_payload(game_root, "quake3", "1.0", C, stop_after(2))
     assert str(caught.value) == f"hashing stopped at {game_root / 'a.eti'}"
@@ -251,7 +244,7 @@ def test_should_stop_ends_hashing_between_blocks(game_root: Path) -> None:
 
 def test_event_set_before_start_stops_at_once(game_root: Path) -> None:
     """A threading.Event's is_set works as should_stop."""
-    write(game_root, "a.eti", b"x")
+    write_file(game_root / "a.eti", b"x")
     event = threading.Event()
     event.set()
     with pytest.raises(HashingStopped):
@@ -260,8 +253,8 @@ def test_event_set_before_start_stops_at_once(game_root: Path) -> None:
 
 def test_file_removed_after_the_scan_is_a_storage_error(game_root: Path) -> None:
     """A file that vanishes between the walk and its turn is reported, not skipped."""
-    write(game_root, "a.eti", b"x")
-    write(game_root, "b.eti", b"y")
+    write_file(game_root / "a.eti", b"x")
+    write_file(game_root / "b.eti", b"y")
     victim = game_root / "b.eti"
     with pytest.raises(StorageError) as caught:
         hash_game_payload(game_root, "quake3", "1.0", C, stop_after(99, victim.unlink))
@@ -270,8 +263,8 @@ def test_file_removed_after_the_scan_is_a_storage_error(game_root: Path) -> None
 
 def test_file_swapped_for_a_link_after_the_scan_is_refused(game_root: Path) -> None:
     """A file replaced by a symlink after the walk is not followed when opened."""
-    write(game_root, "a.eti", b"x")
-    write(game_root, "b.eti", b"y")
+    write_file(game_root / "a.eti", b"x")
+    write_file(game_root / "b.eti", b"y")
     victim = game_root / "b.eti"
 
     def swap() -> None:
@@ -285,8 +278,8 @@ def test_file_swapped_for_a_link_after_the_scan_is_refused(game_root: Path) -> N
 
 def test_file_swapped_for_a_fifo_after_the_scan_is_refused(game_root: Path) -> None:
     """A file replaced by a FIFO after the walk is opened without blocking and refused."""
-    write(game_root, "a.eti", b"x")
-    write(game_root, "b.eti", b"y")
+    write_file(game_root / "a.eti", b"x")
+    write_file(game_root / "b.eti", b"y")
     victim = game_root / "b.eti"
 
     def swap() -> None:
@@ -301,7 +294,7 @@ def test_file_swapped_for_a_fifo_after_the_scan_is_refused(game_root: Path) -> N
 def test_file_shrinking_while_hashed_is_a_storage_error(game_root: Path) -> None:
     """A file truncated under the hasher is reported instead of hashed short."""
     victim = game_root / "a.eti"
-    write(game_root, "a.eti", payload(2 * HASH_BLOCK_SIZE, 6))
+    write_file(game_root / "a.eti", payload(2 * HASH_BLOCK_SIZE, 6))
 
     def truncate() -> None:
         os.truncate(victim, 10)
@@ -329,7 +322,7 @@ class _FailingReader:
 
 def test_read_error_is_a_storage_error(game_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """An I/O error while reading is translated, and the descriptor is still closed."""
-    write(game_root, "a.eti", b"x")
+    write_file(game_root / "a.eti", b"x")
     opened: list[int] = []
 
     def open_reader(fd: int) -> _FailingReader:
@@ -407,7 +400,7 @@ def test_verify_chunk() -> None:
 
 def test_hashed_manifest_verifies_the_files_it_describes(game_root: Path) -> None:
     """Every chunk of a hashed manifest verifies against the bytes read back from disk."""
-    write(game_root, "a.eti", payload(2 * C + 3, 11))
+    write_file(game_root / "a.eti", payload(2 * C + 3, 11))
     manifest = hash_game_payload(game_root, "quake3", "1.0", C)
     for task in manifest_tasks(manifest):
         with open(game_root / task.path, "rb") as handle:

@@ -32,13 +32,6 @@ FILES = game_files()
 MANIFEST = build_manifest(FILES)
 
 
-@pytest.fixture
-def game_dir(tmp_path: Path) -> Path:
-    path = tmp_path / "games"
-    path.mkdir()
-    return path
-
-
 def _download_layout(root: Path) -> OwnershipRecord:
     """Claim, prepare and identify, as the downloader does before its first payload byte."""
     record = claim_download(root, MANIFEST, adopt=False)

@@ -18,6 +18,7 @@ from tests.support.download_roots import (
 )
 from tests.support.install_roots import Snapshot, snapshot
 from tests.support.ownership import record_as_downloaded
+from tests.support.trees import write_tree
 
 from lanspread.core.gameroot import MAX_VERSION_FILE_SIZE, OWNERSHIP_FILE
 from lanspread.download.prepare import prepare_game_storage
@@ -36,13 +37,6 @@ from lanspread.files.sentinel import (
 from lanspread.install.sweep import discard_download
 
 OLD_SENTINEL = b"version = 1.0\n"
-
-
-@pytest.fixture
-def root(tmp_path: Path) -> Path:
-    path = tmp_path / "games" / GAME_ID
-    path.mkdir(parents=True)
-    return path
 
 
 def _without_record(tree: Snapshot) -> Snapshot:
@@ -201,8 +195,7 @@ def test_rollback_deletes_both_transients_and_nothing_else(root: Path) -> None:
         "version.ini": SENTINEL_TEXT,
         "quake3.eti": b"payload",
     }
-    for name, data in files.items():
-        (root / name).write_bytes(data)
+    write_tree(root, files)
     record_as_downloaded(root)
     rollback(root)
     assert _without_record(snapshot(root)) == {
@@ -216,8 +209,7 @@ def test_rollback_deletes_both_transients_and_nothing_else(root: Path) -> None:
 def test_rollback_never_deletes_the_players_files_of_those_names(root: Path) -> None:
     """Without an ownership record claiming them, files named like the transients stay."""
     files = {".version.ini.tmp": b"the player's", ".version.ini.discarded": b"also theirs"}
-    for name, data in files.items():
-        (root / name).write_bytes(data)
+    write_tree(root, files)
     rollback(root)
     assert snapshot(root) == files
 

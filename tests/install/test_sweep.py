@@ -15,9 +15,9 @@ from tests.support.install_roots import (
     installed_snapshot,
     make_root,
     snapshot,
-    write_tree,
 )
 from tests.support.ownership import record_as_downloaded
+from tests.support.trees import write_tree
 
 import lanspread.install.sweep as sweep
 from lanspread.core.gameroot import OWNERSHIP_FILE
@@ -29,11 +29,6 @@ from lanspread.install.sweep import (
     drop_interrupted_update_sentinel,
     recover_game_root,
 )
-
-
-@pytest.fixture
-def game_dir(tmp_path: Path) -> Path:
-    return tmp_path / "games"
 
 
 def _dir(root: Path, name: str, files: dict[str, bytes], *, marked: bool = False) -> None:
@@ -418,7 +413,6 @@ def test_discard_without_a_record_deletes_nothing(game_dir: Path) -> None:
 def test_discard_refuses_to_sweep_through_a_linked_root(game_dir: Path, tmp_path: Path) -> None:
     """A root that is itself a link is never followed."""
     elsewhere = make_root(tmp_path / "elsewhere")
-    game_dir.mkdir()
     (game_dir / "quake3").symlink_to(elsewhere, target_is_directory=True)
     with pytest.raises(StorageError) as caught:
         discard_download(game_dir / "quake3")

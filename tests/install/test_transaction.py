@@ -22,8 +22,8 @@ from tests.support.install_roots import (
     make_root,
     recorded,
     snapshot,
-    write_tree,
 )
+from tests.support.trees import write_tree
 
 import lanspread.files.dirs as dirs
 import lanspread.install.transaction as transaction
@@ -62,11 +62,6 @@ class StepRecorder:
         self.steps.append(step)
         if step == self.fail_at:
             raise InjectedFailure(f"injected at {step}")
-
-
-@pytest.fixture
-def game_dir(tmp_path: Path) -> Path:
-    return tmp_path / "games"
 
 
 @contextmanager

@@ -7,6 +7,8 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
+from tests.support.waiting import wait_until
+
 from lanspread.core.library import (
     Availability,
     DeltaMismatch,
@@ -138,15 +140,9 @@ class RecordingHandler:
                     return ResyncRequired(known_revision=known.revision, reason=str(exc))
                 return LibraryDeltaAck(revision=delta.revision)
 
-    async def wait_until(self, condition: Callable[[], bool]) -> None:
+    async def wait_until(self, condition: Callable[[], bool], what: str) -> None:
         """Wait (bounded) until ``condition`` holds; re-checked on every handler call."""
-
-        async def wait() -> None:
-            while not condition():
-                self.changed.clear()
-                await self.changed.wait()
-
-        await asyncio.wait_for(wait(), WAIT)
+        await wait_until(condition, what, timeout=WAIT, changed=self.changed)
 
 
 def game_files(game_id: str, *paths: str) -> ManifestResponse:

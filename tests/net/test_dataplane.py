@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tests.net.helpers import WAIT, RecordingHandler, announcement
 from tests.support.sink import Sink
+from tests.support.waiting import wait_until
 
 from lanspread.core.manifest import MIN_CHUNK_SIZE, GameManifest
 from lanspread.core.planning import ChunkFailure, ChunkTask, FailureReason, manifest_tasks
@@ -221,8 +222,9 @@ async def test_connection_is_counted_for_the_ticket_holder_while_open(
     bob = load_or_create_identity(tmp_path / "ids" / "bob").peer_id
     issued = await ticket(link)
     async with await DataConnection.open("127.0.0.1", issued.data_port, issued.token):
-        await _wait_until(lambda: data_server.connections_of(bob) == 1)
-    await _wait_until(lambda: data_server.connections_of(bob) == 0)
+        # Polled: the server counts connections without publishing any event.
+        await wait_until(lambda: data_server.connections_of(bob) == 1, "bob's connection")
+    await wait_until(lambda: data_server.connections_of(bob) == 0, "bob's connection to end")
 
 
 async def test_ticket_for_a_game_that_fails_the_gate_is_refused(
@@ -778,13 +780,6 @@ async def _read_all(sock: socket.socket) -> bytes:
             while chunk := await loop.sock_recv(sock, 65536):
                 chunks.append(chunk)
     return b"".join(chunks)
-
-
-async def _wait_until(condition: Callable[[], bool]) -> None:
-    """Poll ``condition`` (server counters have no event to wait on), bounded by WAIT."""
-    async with asyncio.timeout(WAIT):
-        while not condition():  # noqa: ASYNC110 (no event exists for these counters)
-            await asyncio.sleep(0.001)
 
 
 def test_header_decoding_checks_length_against_status() -> None:

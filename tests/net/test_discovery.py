@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from tests.support.waiting import wait_until
 from zeroconf import NonUniqueNameException, NotRunningException, Zeroconf
 from zeroconf._dns import DNSPointer
 from zeroconf._protocol.outgoing import DNSOutgoing
@@ -120,13 +121,7 @@ class Sightings:
         return {peer.peer_id for peer in self.found}
 
     async def wait_for(self, what: str, predicate: Callable[[], bool]) -> None:
-        try:
-            async with asyncio.timeout(WAIT_TIMEOUT):
-                while not predicate():
-                    self._changed.clear()
-                    await self._changed.wait()
-        except TimeoutError:
-            pytest.fail(f"not seen within {WAIT_TIMEOUT} s: {what}")
+        await wait_until(predicate, what, timeout=WAIT_TIMEOUT, changed=self._changed)
 
 
 class LogWatcher(logging.Handler):
@@ -142,13 +137,12 @@ class LogWatcher(logging.Handler):
         self._changed.set()
 
     async def wait_for(self, message: str) -> None:
-        try:
-            async with asyncio.timeout(WAIT_TIMEOUT):
-                while message not in self.messages:
-                    self._changed.clear()
-                    await self._changed.wait()
-        except TimeoutError:
-            pytest.fail(f"log message not seen within {WAIT_TIMEOUT} s: {message!r}")
+        await wait_until(
+            lambda: message in self.messages,
+            f"the log message {message!r}",
+            timeout=WAIT_TIMEOUT,
+            changed=self._changed,
+        )
 
 
 @pytest.fixture

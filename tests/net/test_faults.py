@@ -364,7 +364,7 @@ async def test_a_truncated_frame_then_eof_ends_only_that_connection(
         stream = await _handshaken_raw_client(server.port, bob)
         await stream.send_bytes(encode_frame(RequestFrame(id=1, body=Ping()))[:5])
         await stream.close()
-        await handler.wait_until(lambda: handler.disconnects == [bob.peer_id])
+        await handler.wait_until(lambda: handler.disconnects == [bob.peer_id], "bob's disconnect")
         async with await dial_to(server.port, bob) as good:
             assert await good.request(Ping()) == Pong()
     assert handler.requests == [(bob.peer_id, Ping())]

@@ -2,7 +2,8 @@
 
 Linux routes all of 127.0.0.0/8 over loopback, so a socket bound to 127.0.1.7
 before it connects is a stranger at another address; the honest peer always
-dials from 127.0.0.1.
+dials from 127.0.0.1. The servers count what they hold without publishing any
+event, so the waits on those counters poll.
 """
 
 from __future__ import annotations
@@ -13,13 +14,14 @@ import os
 import socket
 import ssl
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from tests.net.helpers import WAIT, RecordingHandler, announcement
 from tests.support.sink import Sink
 from tests.support.stranger import sybil_dial
+from tests.support.waiting import wait_until
 
 from lanspread.core.manifest import MIN_CHUNK_SIZE, GameManifest
 from lanspread.core.planning import manifest_tasks
@@ -106,14 +108,6 @@ def closing_all(sockets: list[socket.socket]) -> Iterator[None]:
             sock.close()
 
 
-async def wait_until(what: str, condition: Callable[[], bool]) -> None:
-    """Poll ``condition`` (server counters have no event to wait on), bounded by WAIT."""
-    async with asyncio.timeout(WAIT):
-        while not condition():  # noqa: ASYNC110 (no event exists for these counters)
-            await asyncio.sleep(0.01)
-    assert condition(), what
-
-
 async def honest_dial(port: int, identity: PeerIdentity) -> PeerConnection:
     return await dial(
         HONEST, port, identity=identity, expected_peer_id=None, announce=lambda: announcement("x")
@@ -152,8 +146,8 @@ async def test_partial_frames_before_the_hello_pin_bounded_memory(
             await stream.send_bytes(header + payload)
         try:
             await wait_until(
-                "the partial frames buffered",
                 lambda: server.buffered_bytes >= len(streams) * PARTIAL_BYTES,
+                "the partial frames to be buffered",
             )
             assert len(streams) == MAX_PENDING_HANDSHAKES_PER_ADDRESS
             assert refused == PARTIAL_FRAME_CONNECTIONS - MAX_PENDING_HANDSHAKES_PER_ADDRESS
@@ -226,7 +220,7 @@ async def test_idle_sockets_from_many_addresses_do_not_lock_out_an_honest_peer(
     async with PeerServer(alice, handler, host=HONEST, port=0) as server:
         with closing_all(sockets):
             await idle_flood(server.port, FLOOD_SOCKETS, sockets)
-            await wait_until("every socket accepted", lambda: server.pending_handshakes > 0)
+            await wait_until(lambda: server.pending_handshakes > 0, "every socket to be accepted")
             assert server.pending_handshakes <= MAX_PENDING_HANDSHAKES
             async with await honest_dial(server.port, bob) as link:
                 assert await link.request(Ping()) == Pong()
@@ -245,7 +239,7 @@ async def test_a_silent_link_is_closed_after_the_idle_timeout(
         async with asyncio.timeout(WAIT):
             reason = await link.wait_closed()
         assert str(reason) == f"{HONEST}:{server.port} closed the connection"
-        await wait_until("the link slot freed", lambda: server.link_count == 0)
+        await wait_until(lambda: server.link_count == 0, "the link slot to be freed")
 
 
 async def test_a_second_link_for_the_same_id_replaces_the_first(
@@ -281,7 +275,7 @@ async def test_a_peer_re_dialling_at_the_cap_takes_over_its_own_slot(
         with pytest.raises(PeerRefused) as caught:
             await honest_dial(server.port, sybil)
         assert str(caught.value) == f"Busy: too many connections from {HONEST}"
-        await wait_until("the old link gone", lambda: server.link_count == 1)
+        await wait_until(lambda: server.link_count == 1, "the old link to go")
 
 
 async def test_links_per_address_are_capped_whatever_the_identities(
@@ -361,7 +355,7 @@ async def test_idle_data_sockets_do_not_end_an_honest_download(
     async with DataServer(lambda: scope, host=HONEST, port=0) as server:
         with closing_all(sockets):
             await idle_flood(server.port, FLOOD_SOCKETS, sockets)
-            await wait_until("the flood accepted", lambda: server.unadmitted_count > 0)
+            await wait_until(lambda: server.unadmitted_count > 0, "the flood to be accepted")
             assert server.unadmitted_count <= MAX_UNADMITTED
             outcomes = await honest_download(server, manifest, tmp_path / "down")
             assert outcomes == [ChunkOutcome.OK] * len(manifest_tasks(manifest))
@@ -379,10 +373,10 @@ async def test_one_address_holds_few_unadmitted_sockets_and_silence_is_cut(
             for _ in range(MAX_UNADMITTED_PER_ADDRESS + 4):
                 sockets.append(await connect_from("127.0.5.5", server.port))
             await wait_until(
-                "the surplus refused",
                 lambda: server.unadmitted_count == MAX_UNADMITTED_PER_ADDRESS,
+                "the surplus to be refused",
             )
-            await wait_until("the silent ones cut", lambda: server.unadmitted_count == 0)
+            await wait_until(lambda: server.unadmitted_count == 0, "the silent ones to be cut")
             loop = asyncio.get_running_loop()
             async with asyncio.timeout(WAIT):
                 assert await loop.sock_recv(sockets[0], 1) == b""
@@ -458,7 +452,7 @@ async def test_cutting_a_handshake_mid_tls_never_confuses_the_next_socket(
                 sock = await connect_from(stranger(round_number % 2), server.port)
                 stalled.append(sock)
                 await loop.sock_sendall(sock, b"\x16\x03\x01\x02\x00\x01")  # half a ClientHello
-                await wait_until("the stall admitted", lambda: server.pending_handshakes == 1)
+                await wait_until(lambda: server.pending_handshakes == 1, "the stall to be admitted")
                 probe = await connect_from(HONEST, data.port)
                 try:
                     await loop.sock_sendall(probe, encode_hello(bytes(32)))

@@ -287,9 +287,9 @@ async def test_concurrent_requests_are_answered_out_of_order(
 
         async with asyncio.TaskGroup() as group:
             slow = group.create_task(fetch("slow"))
-            await handler.wait_until(lambda: len(handler.requests) == 1)
+            await handler.wait_until(lambda: len(handler.requests) == 1, "the first request")
             fast = group.create_task(fetch("fast"))
-            await handler.wait_until(lambda: len(handler.requests) == 2)
+            await handler.wait_until(lambda: len(handler.requests) == 2, "the second request")
             assert await fast == game_files("fast", "fast.eti")
             assert finished == ["fast"]
             release_slow.set()
@@ -318,7 +318,10 @@ async def test_in_flight_requests_per_connection_are_bounded(
     async with serving(alice, handler) as server, await connect(bob, server, alice.peer_id) as c:
         async with asyncio.TaskGroup() as group:
             tasks = [group.create_task(c.request(Ping())) for _ in range(total)]
-            await handler.wait_until(lambda: len(handler.requests) == MAX_IN_FLIGHT_REQUESTS)
+            await handler.wait_until(
+                lambda: len(handler.requests) == MAX_IN_FLIGHT_REQUESTS,
+                "the most requests in flight",
+            )
             gate.set()
         assert [task.result() for task in tasks] == [Pong()] * total
     assert peak == MAX_IN_FLIGHT_REQUESTS
@@ -394,7 +397,7 @@ async def test_server_close_fails_pending_requests_promptly_and_awaits_every_tas
     connection = await connect(bob, server, alice.peer_id)
     async with asyncio.TaskGroup() as group:
         pending = group.create_task(outcome(connection.request(Ping(), timeout=60)))
-        await handler.wait_until(lambda: len(handler.requests) == 1)
+        await handler.wait_until(lambda: len(handler.requests) == 1, "the first request")
         await server.close()
         assert server.connection_count == 0
     failure = pending.result()
@@ -426,11 +429,11 @@ async def test_client_close_fails_its_own_pending_requests(
         connection = await connect(bob, server, alice.peer_id)
         async with asyncio.TaskGroup() as group:
             pending = group.create_task(outcome(connection.request(Ping(), timeout=60)))
-            await handler.wait_until(lambda: len(handler.requests) == 1)
+            await handler.wait_until(lambda: len(handler.requests) == 1, "the first request")
             await connection.close()
         failure = pending.result()
         assert isinstance(failure, ConnectionClosed)
         assert str(failure) == f"connection to peer {alice.peer_id} closed by this peer"
         assert str(await connection.wait_closed()) == str(failure)
-        await handler.wait_until(lambda: handler.disconnects == [bob.peer_id])
+        await handler.wait_until(lambda: handler.disconnects == [bob.peer_id], "bob's disconnect")
         assert server.connection_count == 0

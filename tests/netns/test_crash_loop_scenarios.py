@@ -62,7 +62,6 @@ from tests.netns.transfer_lan import (
     BuildLan,
     Lan,
     Peer,
-    poll_until,
 )
 from tests.support.archives import ArchiveFormat
 from tests.support.fixtures import (
@@ -72,6 +71,8 @@ from tests.support.fixtures import (
     InstallableGame,
     manifest,
 )
+from tests.support.trees import write_tree
+from tests.support.waiting import wait_until
 
 # Set to replay a failed run; otherwise each run draws a fresh seed and prints it.
 SEED_VARIABLE = "LANSPREAD_CRASH_SEED"
@@ -224,13 +225,6 @@ def want(files: dict[str, bytes]) -> dict[str, str]:
     return {relative: sha(data) for relative, data in files.items()}
 
 
-def write_files(base: Path, files: dict[str, bytes]) -> None:
-    for relative, data in files.items():
-        path = base / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-
-
 @dataclass
 class Loop:
     """The crash loop's state: the peers, the versions and what was counted."""
@@ -295,8 +289,8 @@ class Loop:
             status = await self.player.process.request({"cmd": "status"})
             return bool(status["data"]["operations"] == {})
 
-        await poll_until(
-            idle, timeout=SETTLE_TIMEOUT, what="the player has no operation", poll=SETTLE_POLL
+        await wait_until(
+            idle, "the player to have no operation", timeout=SETTLE_TIMEOUT, poll=SETTLE_POLL
         )
 
     async def check_converged(self) -> dict[str, Any]:
@@ -338,7 +332,7 @@ class Loop:
                 )
                 self.saves_expected = False
         if view["installed"] and not self.saves_expected:
-            write_files(local, PLAYER_SAVES)
+            write_tree(local, PLAYER_SAVES)
             self.saves_expected = True
         self.converged += 1
         return view
@@ -534,7 +528,7 @@ async def test_a_crash_loop_never_loses_a_players_file(build_lan: BuildLan) -> N
     started = time.monotonic()
     lan = await build_lan(2)
     player_games = lan.base / "h1" / "games"
-    write_files(player_games / "quake3", PLAYER_ROOT_FILES)
+    write_tree(player_games / "quake3", PLAYER_ROOT_FILES)
     await asyncio.to_thread(lan.cache.root, game_version(1))
     player, source = await lan.start([("h1", ()), ("h2", (game_version(1),))])
     loop = Loop(lan, player, source, random.Random(seed), seed)

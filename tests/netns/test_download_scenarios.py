@@ -30,7 +30,7 @@ from tests.netns.transfer_lan import (
     payload_manifest,
     sha256,
 )
-from tests.support.jsonl_process import wait_until
+from tests.support.waiting import wait_until
 
 
 def chunk_sources(receiver: Peer, game_id: str) -> dict[tuple[str, int], str]:
@@ -325,8 +325,8 @@ async def test_downloader_killed_mid_download_resumes_after_restart(
     root = receiver.root("openttd")
     await wait_until(
         lambda: journal_done_bytes(root) >= chunks_before_kill * CHUNK,
+        f"the journal to record {chunks_before_kill} chunks",
         timeout=20,
-        what=f"the journal records {chunks_before_kill} chunks",
         poll=DISK_POLL,
     )
     await lan.throttle(source, STALLED)

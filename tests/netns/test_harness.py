@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.jsonl_process import CommandFailed, JsonlProcess, process_state, wait_until
+from tests.support.jsonl_process import CommandFailed, JsonlProcess, process_state
 from tests.support.netns import (
     LOCK_DIR,
     Host,
@@ -22,6 +22,7 @@ from tests.support.netns import (
     pids_in,
     sweep_stale,
 )
+from tests.support.waiting import wait_until
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PROBE = REPO_ROOT / "tests" / "support" / "mdns_probe.py"
@@ -323,8 +324,8 @@ async def test_reaper_cleans_up_a_killed_run(netns_ready: list[str], tmp_path: P
     # The reaper deletes the namespaces, then the processes' lock: wait for all of it.
     await wait_until(
         lambda: not namespaces_of(prefix) and is_gone(sleeper) and not lock_file(prefix).exists(),
+        f"the reaper to remove {prefix}* and its lock",
         timeout=5,
-        what=f"the reaper removed {prefix}* and its lock",
     )
 
 
@@ -402,11 +403,3 @@ def test_bad_host_lists_are_refused(hosts: int | list[str], message: str) -> Non
     """Host lists that would make clashing or invalid names are refused before any setup."""
     with pytest.raises(ValueError, match=message):
         Network(hosts)
-
-
-async def test_wait_until_names_what_it_waited_for() -> None:
-    """wait_until fails with the condition's description once its timeout passes."""
-    with pytest.raises(
-        AssertionError, match=r"^timed out after 0.05s waiting until the moon is up$"
-    ):
-        await wait_until(lambda: False, timeout=0.05, what="the moon is up")

@@ -40,9 +40,10 @@ from tests.support.fixtures import (
     write_catalog,
 )
 from tests.support.foreign_peer import FOREIGN_PROTOCOL_VERSION
-from tests.support.jsonl_process import CommandFailed, Event, JsonlProcess, wait_until
+from tests.support.jsonl_process import CommandFailed, Event, JsonlProcess
 from tests.support.netns import Host, Network, NetworkFactory
 from tests.support.platforms import make_fifo
+from tests.support.waiting import wait_until
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 FOREIGN_PEER = REPO_ROOT / "tests" / "support" / "foreign_peer.py"
@@ -288,11 +289,7 @@ def report(title: str, latencies: dict[str, float]) -> None:
 
 
 async def exits_cleanly(peer: Peer) -> None:
-    await wait_until(
-        lambda: peer.process.returncode is not None,
-        timeout=EXIT_TIMEOUT,
-        what=f"{peer.name} exits",
-    )
+    await peer.process.exited(EXIT_TIMEOUT)
     assert peer.process.returncode == 0, peer.process.report("exit status")
 
 
@@ -413,9 +410,7 @@ async def test_peer_of_another_protocol_version_is_ignored(
     rejection = f"ignoring {instance_name(ready['peer_id'])}: protocol version 4, we speak 3"
     for peer in peers:
         await wait_until(
-            logged(peer, rejection),
-            timeout=DISCOVERY_TIMEOUT,
-            what=f"{peer.name} logs {rejection!r}",
+            logged(peer, rejection), f"{peer.name} to log {rejection!r}", timeout=DISCOVERY_TIMEOUT
         )
     await assert_peer_lists(peers)
     assert [e for e in foreign.events if e["event"] == "connection"] == []

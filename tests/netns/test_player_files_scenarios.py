@@ -15,6 +15,7 @@ import hashlib
 from pathlib import Path
 
 from tests.netns.transfer_lan import OPENTTD, QUAKE3, BuildLan, Peer, payload_manifest
+from tests.support.trees import write_tree
 
 # Slow enough that the 47 MiB openttd download is still running when cancel lands.
 SLOW_SOURCE = "80mbit"
@@ -42,13 +43,6 @@ OTHER_FOLDER_FILES: dict[str, bytes] = {
     "quake3/saves/slot2.sav": b"another save",
     "aoe2/campaign.sav": b"a campaign save",
 }
-
-
-def write_files(base: Path, files: dict[str, bytes]) -> None:
-    for relative, data in files.items():
-        path = base / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
 
 
 def digests(base: Path, files: dict[str, bytes]) -> dict[str, str]:
@@ -88,8 +82,8 @@ async def test_the_players_files_survive_every_command(build_lan: BuildLan) -> N
     lan = await build_lan(2)
     folder = lan.base / "h1" / "games"
     other = lan.base / "h1" / "other-games"
-    write_files(folder, PLAYER_FILES)
-    write_files(other, OTHER_FOLDER_FILES)
+    write_tree(folder, PLAYER_FILES)
+    write_tree(other, OTHER_FOLDER_FILES)
     want, want_other = expected(PLAYER_FILES), expected(OTHER_FOLDER_FILES)
 
     player, source = await lan.start([("h1", ()), ("h2", (QUAKE3, OPENTTD))])

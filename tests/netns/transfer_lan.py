@@ -56,8 +56,9 @@ from tests.support.fixtures import (
     peer_cli_argv,
     write_catalog,
 )
-from tests.support.jsonl_process import CommandFailed, Event, JsonlProcess, wait_until
+from tests.support.jsonl_process import CommandFailed, Event, JsonlProcess
 from tests.support.netns import Host, Network, NetworkFactory
+from tests.support.waiting import wait_until
 
 # Python start-up plus a scan; three peers at once on a loaded 2-core runner.
 START_TIMEOUT = 30.0
@@ -162,19 +163,6 @@ def offers(events: Sequence[Event], peer_id: str, game: InstallableGame) -> bool
                 for g in event["games"]
             )
     return False
-
-
-async def poll_until(
-    check: Callable[[], Awaitable[bool]], *, timeout: float, what: str, poll: float = PEER_POLL
-) -> None:
-    """Ask ``check`` until it holds (state with no event to wait for); fail naming ``what``."""
-    try:
-        async with asyncio.timeout(timeout):
-            # A peer's address book changes without an event: asking is the only way.
-            while not await check():  # noqa: ASYNC110
-                await asyncio.sleep(poll)
-    except TimeoutError:
-        raise AssertionError(f"timed out after {timeout}s waiting until {what}") from None
 
 
 def root_qdisc(verb: str, *spec: str) -> list[str]:
@@ -283,8 +271,8 @@ class Peer:
 
         await wait_until(
             hashed,
+            f"{self.name} to hash {game.id} {game.version}",
             timeout=HASH_TIMEOUT,
-            what=f"{self.name} has hashed {game.id} {game.version}",
             poll=DISK_POLL,
         )
 
@@ -306,19 +294,15 @@ class Peer:
                 p["peer_id"] == source.peer_id and p["addr"] == addr for p in reply["data"]["peers"]
             )
 
-        await poll_until(
+        await wait_until(
             offered_here,
+            f"{self.name} to see {source.name} at {addr} offering {game.id} {game.version}",
             timeout=DISCOVERY_TIMEOUT,
-            what=f"{self.name} sees {source.name} at {addr} offering {game.id} {game.version}",
+            poll=PEER_POLL,
         )
 
-    async def exited(self) -> int | None:
-        await wait_until(
-            lambda: self.process.returncode is not None,
-            timeout=EXIT_TIMEOUT,
-            what=f"{self.name} exits",
-        )
-        return self.process.returncode
+    async def exited(self) -> int:
+        return await self.process.exited(EXIT_TIMEOUT)
 
 
 @dataclass

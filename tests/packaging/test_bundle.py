@@ -29,7 +29,8 @@ from pathlib import Path
 import pytest
 from tests.conftest import IN_CI
 from tests.support.demo_session import play_a_demo_game
-from tests.support.jsonl_process import JsonlProcess, wait_until
+from tests.support.jsonl_process import JsonlProcess
+from tests.support.waiting import wait_until
 
 pytestmark = [
     pytest.mark.bundle,
@@ -183,16 +184,17 @@ async def test_the_bundle_alone_downloads_installs_and_plays_a_demo_game(
         # The launcher hears of a successful exec when the kernel closes the
         # close-on-exec pipe, a moment before the new program's environment is
         # in place; until then /proc shows it empty.
-        await wait_until(
-            lambda: bool(environment_of(pid)), timeout=START_TIMEOUT, what="the game has started"
+        started = await wait_until(
+            lambda: environment_of(pid), "the game to start", timeout=START_TIMEOUT
         )
-        game_env.update(environment_of(pid))
+        game_env.update(started)
 
     try:
+        # Polled, so as to leave the event to play_a_demo_game, which takes it.
         await wait_until(
             lambda: any(event["event"] == "local-ready" for event in cli.events),
+            "the bundled peer to be ready",
             timeout=START_TIMEOUT,
-            what="the bundled peer is ready",
         )
         libraries = mapped_libraries(cli.pid)
         await play_a_demo_game(cli, game_dir, record)

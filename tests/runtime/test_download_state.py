@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.runtime.test_downloads import CHUNK, MiB, make_game, paused_by_departure, peers, serving
+from tests.runtime.test_downloads import CHUNK, MiB, paused_by_departure, serving_pair
 from tests.support.download_roots import paused_root
 from tests.support.events import RuntimeEvents
 
@@ -61,9 +61,9 @@ async def test_a_restart_shows_the_download_paused_and_discard_removes_it(
 ) -> None:
     """After a restart the snapshot shows the download paused "interrupted by a restart"
     (with no peer online); cancel discards it through the download's sweep."""
-    make_game(tmp_path / "bravo" / "games", size=96 * MiB)
-    alpha, bravo = await peers(start_runtime, "alpha", "bravo", install_policy=InstallPolicy.MANUAL)
-    await serving(alpha, bravo)
+    alpha, bravo = await serving_pair(
+        start_runtime, tmp_path, size=96 * MiB, install_policy=InstallPolicy.MANUAL
+    )
     events = RuntimeEvents(alpha)
     await alpha.execute(Download(game="quake3"))
     await events.first(ChunkFinished, where=lambda _: len(events.of(ChunkFinished)) >= 4)
@@ -95,9 +95,9 @@ async def test_a_failed_download_shows_failed_and_can_be_discarded(
 ) -> None:
     """A failure after the journal exists shows as failed with its reason and the bytes on
     disk; cancel discards the files; a retry clears the failure."""
-    make_game(tmp_path / "bravo" / "games", size=8 * MiB)
-    alpha, bravo = await peers(start_runtime, "alpha", "bravo", install_policy=InstallPolicy.MANUAL)
-    await serving(alpha, bravo)
+    alpha, _bravo = await serving_pair(
+        start_runtime, tmp_path, size=8 * MiB, install_policy=InstallPolicy.MANUAL
+    )
 
     async def broken(self: Any) -> None:
         raise RuntimeError("simulated bug")
@@ -130,9 +130,7 @@ async def test_a_failure_without_files_shows_failed_but_not_discardable(
     start_runtime: Start, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A failure before anything reached the disk shows the reason, nothing to discard."""
-    make_game(tmp_path / "bravo" / "games", size=MiB)
-    alpha, bravo = await peers(start_runtime, "alpha", "bravo")
-    await serving(alpha, bravo)
+    alpha, _bravo = await serving_pair(start_runtime, tmp_path, size=MiB)
 
     def broken(*args: object) -> None:
         raise RuntimeError("simulated bug")
@@ -163,12 +161,20 @@ class Stall:
         await self._never.wait()
 
 
-async def cancel_latency(runtime: PeerRuntime, events: RuntimeEvents, stall: Stall) -> float:
+async def cancel_stalled(
+    runtime: PeerRuntime, monkeypatch: pytest.MonkeyPatch, target: object, step: str
+) -> tuple[RuntimeEvents, float]:
+    """Download quake3 with ``target.step`` stalled, cancel once the stall is reached:
+    the runtime's events since the download and the cancel's latency in seconds."""
+    stall = Stall()
+    monkeypatch.setattr(target, step, stall)
+    events = RuntimeEvents(runtime)
+    await runtime.execute(Download(game="quake3"))
     await asyncio.wait_for(stall.entered.wait(), 20.0)
     began = time.monotonic()
     await runtime.execute(Cancel(game="quake3"))
     await events.first(DownloadCancelled, within=5.0)
-    return time.monotonic() - began
+    return events, time.monotonic() - began
 
 
 async def test_cancel_during_the_source_check_answers_at_once(
@@ -176,14 +182,8 @@ async def test_cancel_during_the_source_check_answers_at_once(
 ) -> None:
     """A source that never answers the manifest request (the check would wait its full
     timeout) does not hold a cancel: it completes well within a second."""
-    make_game(tmp_path / "bravo" / "games", size=MiB)
-    alpha, bravo = await peers(start_runtime, "alpha", "bravo")
-    await serving(alpha, bravo)
-    stall = Stall()
-    monkeypatch.setattr(alpha.network, "fetch_manifest", stall)
-    events = RuntimeEvents(alpha)
-    await alpha.execute(Download(game="quake3"))
-    latency = await cancel_latency(alpha, events, stall)
+    alpha, _bravo = await serving_pair(start_runtime, tmp_path, size=MiB)
+    events, latency = await cancel_stalled(alpha, monkeypatch, alpha.network, "fetch_manifest")
     assert latency < CANCEL_BUDGET / 2, f"cancel took {latency:.2f}s"
     assert events.of(DownloadBegin) == []
     assert alpha.local.operations.snapshot() == {}
@@ -194,14 +194,8 @@ async def test_cancel_during_a_stalled_transfer_answers_at_once(
     start_runtime: Start, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A source that never hands out a data ticket does not hold a cancel."""
-    make_game(tmp_path / "bravo" / "games", size=4 * MiB)
-    alpha, bravo = await peers(start_runtime, "alpha", "bravo")
-    await serving(alpha, bravo)
-    stall = Stall()
-    monkeypatch.setattr(alpha.network, "request_ticket", stall)
-    events = RuntimeEvents(alpha)
-    await alpha.execute(Download(game="quake3"))
-    latency = await cancel_latency(alpha, events, stall)
+    alpha, _bravo = await serving_pair(start_runtime, tmp_path, size=4 * MiB)
+    events, latency = await cancel_stalled(alpha, monkeypatch, alpha.network, "request_ticket")
     assert latency < CANCEL_BUDGET / 2, f"cancel took {latency:.2f}s"
     assert events.of(DownloadBegin) != []
     assert not (alpha.game_dir / "quake3").exists()
@@ -212,14 +206,12 @@ async def test_cancel_during_the_sentinel_phase_answers_at_once(
 ) -> None:
     """Every payload byte is in, the sentinel fetch stalls: a cancel still completes
     within a second, commits no version.ini and leaves nothing behind."""
-    make_game(tmp_path / "bravo" / "games", size=2 * MiB)
-    alpha, bravo = await peers(start_runtime, "alpha", "bravo", install_policy=InstallPolicy.MANUAL)
-    await serving(alpha, bravo)
-    stall = Stall()
-    monkeypatch.setattr(downloads_module._Transfer, "_fetch_into_memory", stall)
-    events = RuntimeEvents(alpha)
-    await alpha.execute(Download(game="quake3"))
-    latency = await cancel_latency(alpha, events, stall)
+    alpha, _bravo = await serving_pair(
+        start_runtime, tmp_path, size=2 * MiB, install_policy=InstallPolicy.MANUAL
+    )
+    events, latency = await cancel_stalled(
+        alpha, monkeypatch, downloads_module._Transfer, "_fetch_into_memory"
+    )
     assert latency < CANCEL_BUDGET / 2, f"cancel took {latency:.2f}s"
     assert events.of(ChunkFinished) != []
     assert events.of(DownloadFinished) == []
@@ -232,9 +224,7 @@ async def test_cancel_during_the_sentinel_commit_keeps_the_download_and_installs
     """A cancel that arrives while version.ini is being committed cannot undo the commit:
     the download finishes at once after it, stays downloaded and is not installed (the
     policy is auto), and the game is released."""
-    make_game(tmp_path / "bravo" / "games", size=2 * MiB)
-    alpha, bravo = await peers(start_runtime, "alpha", "bravo")
-    await serving(alpha, bravo)
+    alpha, _bravo = await serving_pair(start_runtime, tmp_path, size=2 * MiB)
     loop = asyncio.get_running_loop()
     entered = asyncio.Event()
     release = threading.Event()

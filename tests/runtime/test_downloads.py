@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import os
 import random
@@ -16,6 +15,7 @@ from tests.support.archives import ArchiveFormat, Member, write_game_root
 from tests.support.download_roots import build_manifest, mounted_tmpfs
 from tests.support.events import RuntimeEvents
 from tests.support.ownership import record_as_downloaded
+from tests.support.waiting import wait_until
 
 from lanspread.core.gameroot import DOWNLOAD_JOURNAL_FILE, INSTALL_RECORD_FILE, OWNERSHIP_FILE
 from lanspread.errors import InvalidGameState, OperationInProgress, UnknownGame
@@ -41,6 +41,8 @@ Start = Callable[..., Any]
 MiB = 1024 * 1024
 CHUNK = MiB
 WAIT = 20.0
+# More than three chunks, and not a whole number of them.
+GAME_SIZE = 3 * MiB + 123
 
 
 def noise(seed: int, size: int) -> bytes:
@@ -49,7 +51,7 @@ def noise(seed: int, size: int) -> bytes:
 
 
 def make_game(
-    game_dir: Path, game_id: str = "quake3", *, version: str = "1.0", size: int = 3 * MiB + 123
+    game_dir: Path, game_id: str = "quake3", *, version: str = "1.0", size: int = GAME_SIZE
 ) -> Path:
     """An installable game of two archives, larger than one chunk."""
     return write_game_root(
@@ -95,11 +97,15 @@ def rot_every_chunk(archive: Path) -> None:
 
 
 async def hashed(runtime: PeerRuntime, game_id: str = "quake3") -> None:
-    """Wait until ``runtime`` can serve ``game_id`` (its manifest is hashed)."""
-    deadline = time.monotonic() + WAIT
-    while await runtime.hashing.state(game_id) is not HashState.READY:
-        assert time.monotonic() < deadline, f"{game_id} never got hashed"
-        await asyncio.sleep(0.02)
+    """Wait until ``runtime`` can serve ``game_id`` (its manifest is hashed).
+
+    Polled: a manifest found in the cache at start is ready without any event.
+    """
+
+    async def ready() -> bool:
+        return await runtime.hashing.state(game_id) is HashState.READY
+
+    await wait_until(ready, f"{game_id} to be hashed", timeout=WAIT)
 
 
 async def peers(start: Start, *names: str, **options: Any) -> list[PeerRuntime]:
@@ -115,10 +121,11 @@ async def peers(start: Start, *names: str, **options: Any) -> list[PeerRuntime]:
 
 async def offered(runtime: PeerRuntime, game_id: str = "quake3", count: int = 1) -> None:
     """Wait until ``count`` peers offer ``game_id`` to ``runtime``."""
-    deadline = time.monotonic() + WAIT
-    while len(runtime.network.sources_for(game_id)[1]) < count:
-        assert time.monotonic() < deadline, f"{game_id} never offered by {count} peers"
-        await asyncio.sleep(0.02)
+    await RuntimeEvents(runtime).until(
+        lambda: len(runtime.network.sources_for(game_id)[1]) >= count,
+        f"{count} peers to offer {game_id}",
+        within=WAIT,
+    )
 
 
 async def serving(downloader: PeerRuntime, *sources: PeerRuntime) -> None:
@@ -128,13 +135,23 @@ async def serving(downloader: PeerRuntime, *sources: PeerRuntime) -> None:
     await offered(downloader, count=len(sources))
 
 
+async def serving_pair(
+    start: Start, tmp_path: Path, *, size: int = GAME_SIZE, version: str = "1.0", **options: Any
+) -> tuple[PeerRuntime, PeerRuntime]:
+    """alpha and bravo linked, bravo holding quake3 (``size`` bytes of archive) and serving
+    it to alpha; ``options`` go to both runtimes."""
+    make_game(tmp_path / "bravo" / "games", version=version, size=size)
+    alpha, bravo = await peers(start, "alpha", "bravo", **options)
+    await serving(alpha, bravo)
+    return alpha, bravo
+
+
 async def test_single_source_download_installs_byte_exact(
     start_runtime: Start, tmp_path: Path
 ) -> None:
     """A download fetches every byte, commits the sentinel last, then installs (policy auto)."""
-    source_root = make_game(tmp_path / "bravo" / "games")
-    alpha, bravo = await peers(start_runtime, "alpha", "bravo")
-    await serving(alpha, bravo)
+    alpha, bravo = await serving_pair(start_runtime, tmp_path)
+    source_root = bravo.game_dir / "quake3"
     events = RuntimeEvents(alpha)
     await alpha.execute(Download(game="quake3"))
     await events.first(InstallFinished)
@@ -197,9 +214,7 @@ async def test_command_preconditions(start_runtime: Start, tmp_path: Path) -> No
 
 async def test_cancel_fresh_download_leaves_nothing(start_runtime: Start, tmp_path: Path) -> None:
     """Cancel mid-download removes the game root entirely, within a second."""
-    make_game(tmp_path / "bravo" / "games", size=96 * MiB)
-    alpha, bravo = await peers(start_runtime, "alpha", "bravo")
-    await serving(alpha, bravo)
+    alpha, _bravo = await serving_pair(start_runtime, tmp_path, size=96 * MiB)
     events = RuntimeEvents(alpha)
     await alpha.execute(Download(game="quake3"))
     await events.first(ChunkFinished)
@@ -220,9 +235,7 @@ async def test_update_then_cancel_keeps_the_install(start_runtime: Start, tmp_pa
     record_as_downloaded(root, root_created=True)
     (root / "local").mkdir()
     (root / "local" / "savegame.dat").write_bytes(b"my progress")
-    make_game(tmp_path / "bravo" / "games", version="2.0", size=96 * MiB)
-    alpha, bravo = await peers(start_runtime, "alpha", "bravo")
-    await serving(alpha, bravo)
+    alpha, _bravo = await serving_pair(start_runtime, tmp_path, version="2.0", size=96 * MiB)
     events = RuntimeEvents(alpha)
     await alpha.execute(Update(game="quake3"))
     await events.first(ChunkFinished)
@@ -279,9 +292,10 @@ async def test_resume_after_shutdown_fetches_only_the_rest(
     start_runtime: Start, tmp_path: Path
 ) -> None:
     """A download interrupted by a stop shows as paused and resumes where it left off."""
-    source_root = make_game(tmp_path / "bravo" / "games", size=96 * MiB)
-    alpha, bravo = await peers(start_runtime, "alpha", "bravo", install_policy=InstallPolicy.MANUAL)
-    await serving(alpha, bravo)
+    alpha, bravo = await serving_pair(
+        start_runtime, tmp_path, size=96 * MiB, install_policy=InstallPolicy.MANUAL
+    )
+    source_root = bravo.game_dir / "quake3"
     events = RuntimeEvents(alpha)
     await alpha.execute(Download(game="quake3"))
     await events.first(ChunkFinished, where=lambda _: len(events.of(ChunkFinished)) >= 8)
@@ -307,9 +321,7 @@ async def paused_by_departure(
 ) -> tuple[PeerRuntime, PeerRuntime, RuntimeEvents]:
     """alpha downloading quake3 (128 MiB) from bravo, paused by bravo's shutdown after
     its first chunk: (alpha, bravo, alpha's events)."""
-    make_game(tmp_path / "bravo" / "games", size=128 * MiB)
-    alpha, bravo = await peers(start_runtime, "alpha", "bravo")
-    await serving(alpha, bravo)
+    alpha, bravo = await serving_pair(start_runtime, tmp_path, size=128 * MiB)
     events = RuntimeEvents(alpha)
     await alpha.execute(Download(game="quake3"))
     await events.first(ChunkFinished)
@@ -328,21 +340,30 @@ async def test_all_sources_gone_pauses_the_download(start_runtime: Start, tmp_pa
     assert view.operation is None
 
 
-async def test_corrupt_source_is_detected_and_bypassed(
+async def honest_and_rotten(
     start_runtime: Start, tmp_path: Path
-) -> None:
-    """Bytes that do not match the manifest hash are refetched from an honest source."""
-    honest = make_game(tmp_path / "bravo" / "games", size=6 * MiB)
+) -> tuple[PeerRuntime, PeerRuntime, PeerRuntime]:
+    """alpha, offered quake3 (6 MiB, install policy manual) by an honest bravo and by
+    charlie, a liar: a byte in every chunk it serves rotted after it hashed them, keeping
+    size and mtime, so its cached manifest still claims the honest hashes."""
+    make_game(tmp_path / "bravo" / "games", size=6 * MiB)
     liar = make_game(tmp_path / "charlie" / "games", size=6 * MiB)
     alpha, bravo, charlie = await peers(
         start_runtime, "alpha", "bravo", "charlie", install_policy=InstallPolicy.MANUAL
     )
     await hashed(bravo)
     await hashed(charlie)
-    # Rot a byte in every chunk the liar serves, keeping size and mtime: its cached
-    # manifest still claims the honest hashes.
     rot_every_chunk(liar / "game.eti")
     await offered(alpha, count=2)
+    return alpha, bravo, charlie
+
+
+async def test_corrupt_source_is_detected_and_bypassed(
+    start_runtime: Start, tmp_path: Path
+) -> None:
+    """Bytes that do not match the manifest hash are refetched from an honest source."""
+    alpha, bravo, charlie = await honest_and_rotten(start_runtime, tmp_path)
+    honest = bravo.game_dir / "quake3"
     events = RuntimeEvents(alpha)
     await alpha.execute(Download(game="quake3"))
     await events.first(DownloadFinished)
@@ -417,9 +438,7 @@ async def test_unexpected_error_fails_the_download_and_releases_the_game(
     start_runtime: Start, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A bug inside the download path still ends with download-failed and no stuck operation."""
-    make_game(tmp_path / "bravo" / "games")
-    alpha, bravo = await peers(start_runtime, "alpha", "bravo")
-    await serving(alpha, bravo)
+    alpha, _bravo = await serving_pair(start_runtime, tmp_path)
 
     def broken(*args: object) -> None:
         raise RuntimeError("simulated bug")
@@ -436,15 +455,7 @@ async def test_cancel_of_a_paused_download_discards_it(
     start_runtime: Start, tmp_path: Path
 ) -> None:
     """Cancel on a paused download (no transfer running) removes its files and journal."""
-    make_game(tmp_path / "bravo" / "games", size=128 * MiB)
-    alpha, bravo = await peers(start_runtime, "alpha", "bravo")
-    await serving(alpha, bravo)
-    events = RuntimeEvents(alpha)
-    await alpha.execute(Download(game="quake3"))
-    await events.first(ChunkFinished)
-    bravo.shutdown()
-    await bravo.wait_stopped()
-    await events.first(DownloadAllPeersGone)
+    alpha, _bravo, events = await paused_by_departure(start_runtime, tmp_path)
     assert (alpha.game_dir / "quake3" / DOWNLOAD_JOURNAL_FILE).exists()
     await alpha.execute(Cancel(game="quake3"))
     await events.first(DownloadCancelled)
@@ -524,15 +535,8 @@ async def test_a_source_that_sent_corrupt_bytes_is_never_asked_again_until_a_res
     """After a liar is caught, the next download of the game asks only the honest
     source (no manifest, no ticket from the liar) and the game view names the liar;
     a restarted runtime has forgotten it and asks it again."""
-    honest = make_game(tmp_path / "bravo" / "games", size=6 * MiB)
-    liar = make_game(tmp_path / "charlie" / "games", size=6 * MiB)
-    alpha, bravo, charlie = await peers(
-        start_runtime, "alpha", "bravo", "charlie", install_policy=InstallPolicy.MANUAL
-    )
-    await hashed(bravo)
-    await hashed(charlie)
-    rot_every_chunk(liar / "game.eti")
-    await offered(alpha, count=2)
+    alpha, bravo, charlie = await honest_and_rotten(start_runtime, tmp_path)
+    honest = bravo.game_dir / "quake3"
     events = RuntimeEvents(alpha)
     await alpha.execute(Download(game="quake3"))
     await events.first(DownloadFinished)

@@ -8,13 +8,13 @@ records neither grows memory nor keeps an honest newcomer out.
 
 from __future__ import annotations
 
-import asyncio
 import socket
 from collections.abc import Callable
 from typing import Any
 
 from tests.support.events import RuntimeEvents
 from tests.support.peers import sideload
+from tests.support.waiting import wait_until
 
 from lanspread.core.sightings import MAX_SIGHTINGS
 from lanspread.net.discovery import DiscoveredPeer
@@ -25,9 +25,8 @@ from lanspread.runtime.runtime import PeerRuntime
 
 Start = Callable[..., Any]
 WAIT = 10.0
-"""Upper bound for any wait here; reaching it means the test failed."""
-POLL = 0.05
-"""How often a polled condition is looked at again."""
+"""Upper bound for any wait here; reaching it means the test failed. The waits poll: the
+peer table notes a failed dial or a move without publishing an event."""
 
 
 def closed_port() -> int:
@@ -35,14 +34,6 @@ def closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-async def until(what: str, condition: Callable[[], bool]) -> None:
-    """Poll ``condition`` (the peer table has no event to wait on), bounded by WAIT."""
-    async with asyncio.timeout(WAIT):
-        while not condition():  # noqa: ASYNC110 (no event exists for these tables)
-            await asyncio.sleep(POLL)
-    assert condition(), what
 
 
 def address_of(runtime: PeerRuntime, peer_id: str) -> tuple[str, int] | None:
@@ -68,7 +59,9 @@ async def test_a_spoofed_record_never_moves_a_proven_peer(
         )
         sighting = alpha.network._sightings.get(bravo.peer_id)
         assert sighting is not None
-        await until("the spoofed address dialled and failed", lambda: _failed(alpha, bravo))
+        await wait_until(
+            lambda: _failed(alpha, bravo), "the spoofed address to fail its dial", timeout=WAIT
+        )
         assert address_of(alpha, bravo.peer_id) == proven
         assert await alpha.network.link(bravo.peer_id) is link
         manifest = await alpha.network.fetch_manifest(bravo.peer_id, "quake3")
@@ -94,7 +87,9 @@ async def test_a_real_move_is_followed_once_the_handshake_proves_it(
     alpha.network.on_advertised(
         DiscoveredPeer(peer_id=bravo.peer_id, name="bravo", host=host, port=port)
     )
-    await until("bravo moved", lambda: address_of(alpha, bravo.peer_id) == (host, port))
+    await wait_until(
+        lambda: address_of(alpha, bravo.peer_id) == (host, port), "bravo to move", timeout=WAIT
+    )
     assert bravo.peer_id not in alpha.network._sightings
 
 

@@ -3,8 +3,6 @@ signed catalogs spread, forged ones are refused."""
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -79,10 +77,10 @@ def garbage_game(game_dir: Path, version: str = "1.0") -> Path:
 
 
 async def adopted(runtime: PeerRuntime, serial: int) -> None:
-    deadline = time.monotonic() + WAIT
-    while runtime.party.catalog is None or runtime.party.catalog.serial < serial:
-        assert time.monotonic() < deadline, f"catalog serial {serial} never adopted"
-        await asyncio.sleep(0.02)
+    def holds() -> bool:
+        return runtime.party.catalog is not None and runtime.party.catalog.serial >= serial
+
+    await RuntimeEvents(runtime).until(holds, f"catalog serial {serial} adopted", within=WAIT)
 
 
 async def test_newer_unpinned_version_of_a_liar_loses_to_the_pinned_content(
@@ -127,10 +125,11 @@ async def test_a_liars_newer_version_is_no_update_for_a_party_member(
     organize(tmp_path / "alpha" / "state", pin_of(mine))
     alpha, mallory = await peers(start_runtime, "alpha", "mallory", party_code=CODE)
     await hashed(mallory)
-    deadline = time.monotonic() + WAIT
-    while alpha.network.unpinned_offers("quake3") != ((mallory.peer_id, "9.9"),):
-        assert time.monotonic() < deadline, "the liar's 9.9 never reached alpha"
-        await asyncio.sleep(0.02)
+    await RuntimeEvents(alpha).until(
+        lambda: alpha.network.unpinned_offers("quake3") == ((mallory.peer_id, "9.9"),),
+        "the liar's 9.9 to reach alpha",
+        within=WAIT,
+    )
     view = next(g for g in alpha.games() if g.id == "quake3")
     assert (view.downloaded, view.update_available) == (True, False)
     with pytest.raises(InvalidGameState) as caught:

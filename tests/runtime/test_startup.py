@@ -15,6 +15,7 @@ from tests.support.download_roots import (
 )
 from tests.support.install_roots import snapshot
 from tests.support.ownership import record_as_downloaded
+from tests.support.trees import write_tree
 
 from lanspread.core.gameroot import DOWNLOAD_JOURNAL_FILE, OWNERSHIP_FILE
 from lanspread.core.manifest import manifest_digest
@@ -49,20 +50,6 @@ INSTALLER_STATE = {
     ".sync/state": b"sync tool",
 }
 STARTED_AT = 1_700_000_000.0
-
-
-@pytest.fixture
-def root(tmp_path: Path) -> Path:
-    path = tmp_path / "games" / GAME_ID
-    path.mkdir(parents=True)
-    return path
-
-
-def _write(root: Path, files: dict[str, bytes]) -> None:
-    for relative, data in files.items():
-        path = root / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
 
 
 def _paused(root: Path, *, done: int = 3) -> DownloadJournal:
@@ -120,7 +107,7 @@ def test_percent_of_an_empty_download_is_zero() -> None:
 def test_no_journal_no_partial(root: Path, tmp_path: Path) -> None:
     """Without a journal (or a root) nothing is paused."""
     assert classify_partial(root) is None
-    _write(root, {"quake3.eti": b"orphan"})
+    write_tree(root, {"quake3.eti": b"orphan"})
     assert classify_partial(root) is None
     assert classify_partial(tmp_path / "games" / "absent") is None
 
@@ -160,7 +147,7 @@ def test_leftovers_of_a_finished_download_are_dropped(root: Path) -> None:
     """Sentinel committed but journal, parked and temp files left: only the leftovers go."""
     _paused(root)
     commit_sentinel(root, SENTINEL_TEXT)
-    _write(
+    write_tree(
         root,
         {
             ".version.ini.discarded": b"version = 1.0\n",
@@ -178,7 +165,7 @@ def test_leftovers_of_a_finished_download_are_dropped(root: Path) -> None:
 
 def test_a_settled_downloaded_root_is_untouched(root: Path) -> None:
     """Sentinel and payload alone: nothing to do."""
-    _write(root, {**FILES, **INSTALLER_STATE})
+    write_tree(root, {**FILES, **INSTALLER_STATE})
     before = snapshot(root)
     assert not sweep_orphans(root)
     assert snapshot(root) == before
@@ -186,7 +173,7 @@ def test_a_settled_downloaded_root_is_untouched(root: Path) -> None:
 
 def test_a_folder_at_a_transient_name_is_not_ours(root: Path) -> None:
     """A folder named like a transient next to a sentinel is left alone."""
-    _write(root, {"version.ini": SENTINEL_TEXT, ".version.ini.tmp/inner": b"user data"})
+    write_tree(root, {"version.ini": SENTINEL_TEXT, ".version.ini.tmp/inner": b"user data"})
     assert not sweep_orphans(root)
     assert (root / ".version.ini.tmp" / "inner").read_bytes() == b"user data"
 
@@ -196,7 +183,7 @@ def test_a_paused_download_keeps_its_payload_and_loses_only_an_interrupted_commi
 ) -> None:
     """Valid journal: payload, journal and parked sentinel stay; the two temp files go."""
     _paused(root)
-    _write(root, {".version.ini.tmp": b"half", ".lanspread.download.json.tmp": b"half"})
+    write_tree(root, {".version.ini.tmp": b"half", ".lanspread.download.json.tmp": b"half"})
     expected = snapshot(root)
     del expected[".version.ini.tmp"], expected[".lanspread.download.json.tmp"]
     assert sweep_orphans(root)
@@ -210,7 +197,7 @@ def test_a_corrupt_journal_discards_the_payload_but_no_installer_name(
 ) -> None:
     """Nothing proves which chunks are complete: payload goes, installer-owned names stay."""
     _paused(root)
-    _write(root, INSTALLER_STATE)
+    write_tree(root, INSTALLER_STATE)
     (root / ".lanspread.download.json").write_bytes(b'{"format": 99}')
     with caplog.at_level(logging.WARNING, logger="lanspread.runtime.startup"):
         assert sweep_orphans(root)
@@ -238,16 +225,16 @@ def test_payload_without_journal_sentinel_or_intent_is_swept(root: Path) -> None
 def test_orphans_next_to_an_install_are_swept_around_it(root: Path) -> None:
     """Recorded orphans go; every installer-owned name stays, so the root stays."""
     _claimed_and_prepared(root)
-    _write(root, INSTALLER_STATE)
+    write_tree(root, INSTALLER_STATE)
     assert sweep_orphans(root)
     assert snapshot(root) == _installer_snapshot()
 
 
 def test_an_update_parked_but_never_journaled_settles_as_local_only(root: Path) -> None:
     """Killed between parking and journaling: recorded archives and the parked sentinel go."""
-    _write(root, FILES)
+    write_tree(root, FILES)
     record_as_downloaded(root)
-    _write(root, {"local/game.exe": b"installed"})
+    write_tree(root, {"local/game.exe": b"installed"})
     begin_update(root)
     assert sweep_orphans(root)
     assert snapshot(root) == {"local": "<dir>", "local/game.exe": b"installed"}
@@ -270,7 +257,7 @@ PLAYERS_FOLDER = {
 def test_a_catalog_named_folder_without_proof_is_never_touched(root: Path) -> None:
     """No version.ini, no ownership record: start-up recovery, sweep and discard leave every
     byte, and the folder is reported as found, not from lanspread, naming what is missing."""
-    _write(root, PLAYERS_FOLDER)
+    write_tree(root, PLAYERS_FOLDER)
     before = snapshot(root)
     recover_game_root(root)
     assert not sweep_orphans(root)
@@ -317,7 +304,7 @@ def test_a_downloaded_or_paused_root_is_not_found(root: Path) -> None:
 @pytest.mark.parametrize("intent", ["recorded", "unreadable"])
 def test_a_root_with_an_install_intent_is_left_to_install_recovery(root: Path, intent: str) -> None:
     """A recorded (or unreadable) install intent means install recovery owns the root."""
-    _write(root, {"quake3.eti": b"archive", "local/game.exe": b"x"})
+    write_tree(root, {"quake3.eti": b"archive", "local/game.exe": b"x"})
     if intent == "recorded":
         write_intent(root, Intent.INSTALLING)
     else:
@@ -329,7 +316,7 @@ def test_a_root_with_an_install_intent_is_left_to_install_recovery(root: Path, i
 
 def test_installer_names_alone_are_not_swept(root: Path, tmp_path: Path) -> None:
     """A root holding only installer-owned names has no payload: nothing to do."""
-    _write(root, INSTALLER_STATE)
+    write_tree(root, INSTALLER_STATE)
     assert not sweep_orphans(root)
     assert snapshot(root) == _installer_snapshot()
     assert not sweep_orphans(tmp_path / "games" / "absent")

@@ -13,6 +13,7 @@ from pathlib import Path
 import msgspec
 import pytest
 from tests.support.platforms import make_fifo
+from tests.support.waiting import wait_until
 
 from lanspread.core.library import Availability, GameSummary, LibrarySnapshot, make_snapshot
 from lanspread.core.manifest import MIN_CHUNK_SIZE, GameManifest
@@ -41,10 +42,10 @@ def make_game(game_dir: Path, game_id: str = GAME, size: int = 3 * MIN_CHUNK_SIZ
 
 
 @pytest.fixture
-def game_dir(tmp_path: Path) -> Path:
-    directory = tmp_path / "games"
-    make_game(directory)
-    return directory
+def game_dir(game_dir: Path) -> Path:
+    """The game folder holding quake3."""
+    make_game(game_dir)
+    return game_dir
 
 
 @pytest.fixture
@@ -308,7 +309,8 @@ async def test_unhashable_payload_is_failed_until_it_changes(
     service = HashingService(cache, library)
     async with running(service):
         await asyncio.wait_for(service.wait_hashed(1), WAIT)
-        await _until(lambda: service.failure("doom") is not None)
+        # Polled: a failure is recorded without an event.
+        await wait_until(lambda: service.failure("doom"), "doom's hash to fail", timeout=WAIT)
         assert await service.state("doom") is HashState.FAILED
         assert "'aux.eti' is a Windows device name" in (service.failure("doom") or "")
         (game_dir / "doom" / "aux.eti").unlink()
@@ -352,12 +354,6 @@ def test_rate_must_be_positive(cache: ManifestCache, library: FakeLibrary) -> No
     """A zero cap would never hash anything: refused at construction."""
     with pytest.raises(ValueError, match=r"^max_rate must be positive, got 0$"):
         HashingService(cache, library, max_rate=0)
-
-
-async def _until(condition: Callable[[], bool]) -> None:
-    async with asyncio.timeout(WAIT):
-        while not condition():  # noqa: ASYNC110 (failures are recorded without an event)
-            await asyncio.sleep(0.001)
 
 
 async def test_manifest_carries_the_version_on_disk_not_the_libraries_stale_one(

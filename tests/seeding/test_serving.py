@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from tests.support.platforms import fd_is_blocking, make_fifo
+from tests.support.trees import Tree, write_tree
 
 from lanspread.core.servegate import (
     MAX_PATH_DEPTH,
@@ -44,20 +45,18 @@ def walker(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> s
 
 
 @pytest.fixture
-def game_dir(tmp_path: Path) -> Path:
+def game_dir(game_dir: Path) -> Path:
     """A game directory holding one downloaded game with nested payload and installer files."""
-    games = tmp_path / "games"
-    root = games / GAME
-    (root / "maps" / "deep").mkdir(parents=True)
-    (root / "version.ini").write_text("1.32\n")
-    (root / "quake3.eti").write_bytes(b"archive-bytes")
-    (root / "maps" / "deep" / "q3dm17.eti").write_bytes(b"nested")
-    (root / "local").mkdir()
-    (root / "local" / "quake3.exe").write_bytes(b"installed")
-    (root / ".local.backup").mkdir()
-    (root / ".local.backup" / "x").write_bytes(b"backup")
-    (root / ".lanspread.json").write_text("{}")
-    return games
+    files: Tree = {
+        "version.ini": "1.32\n",
+        "quake3.eti": b"archive-bytes",
+        "maps/deep/q3dm17.eti": b"nested",
+        "local/quake3.exe": b"installed",
+        ".local.backup/x": b"backup",
+        ".lanspread.json": "{}",
+    }
+    write_tree(game_dir / GAME, files)
+    return game_dir
 
 
 @pytest.fixture

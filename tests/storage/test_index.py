@@ -54,13 +54,6 @@ def entry(game_id: str, version: str = "1.0") -> IndexEntry:
 
 
 @pytest.fixture
-def game_dir(tmp_path: Path) -> Path:
-    path = tmp_path / "games"
-    path.mkdir()
-    return path
-
-
-@pytest.fixture
 def index_path(tmp_path: Path) -> Path:
     path = tmp_path / "state"
     path.mkdir()

@@ -12,6 +12,7 @@ from pathlib import Path
 import msgspec
 import pytest
 from tests.support.platforms import make_fifo
+from tests.support.trees import write_file
 
 from lanspread.core.catalog import Catalog, parse_catalog
 from lanspread.core.gameroot import MAX_VERSION_FILE_SIZE, EntryKind
@@ -43,14 +44,6 @@ def make_catalog(*ids: str) -> Catalog:
     return parse_catalog(entries, "<test>")
 
 
-def write(path: Path, data: bytes | str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(data, str):
-        data = data.encode()
-    path.write_bytes(data)
-    return path
-
-
 @dataclass
 class Library:
     """A game directory, an index file and a catalog, with a settable scan clock."""
@@ -75,8 +68,8 @@ class Library:
 
     def downloaded(self, game_id: str, version: str = "1.0") -> Path:
         root = self.root(game_id)
-        write(root / "version.ini", f"[game]\nversion = {version}\n")
-        write(root / f"{game_id}.eti", b"a" * 1000)
+        write_file(root / "version.ini", f"[game]\nversion = {version}\n")
+        write_file(root / f"{game_id}.eti", b"a" * 1000)
         return root
 
 
@@ -135,8 +128,8 @@ def listings(monkeypatch: pytest.MonkeyPatch) -> Calls:
 def test_downloaded_game_reports_version_and_payload_size(library: Library) -> None:
     """A root with a regular version.ini is Ready, with its version and payload bytes."""
     root = library.downloaded("alpha", "2.5")
-    write(root / "redist" / "setup.bin", b"r" * 300)
-    write(root / "redist" / "deep" / "more.bin", b"m" * 20)
+    write_file(root / "redist" / "setup.bin", b"r" * 300)
+    write_file(root / "redist" / "deep" / "more.bin", b"m" * 20)
     sentinel_size = (root / "version.ini").stat().st_size
 
     summary = library.scanner().scan_game("alpha")
@@ -154,15 +147,15 @@ def test_reserved_names_are_never_counted(library: Library) -> None:
     """local/, installer files and sentinel transients add nothing to the payload size."""
     root = library.downloaded("alpha")
     payload = payload_size(root, read_root(library.game_dir, "alpha").payload)  # type: ignore[union-attr]
-    write(root / "local" / "game.exe", b"x" * 5000)
-    write(root / ".local.installing" / "part", b"x" * 5000)
-    write(root / ".local.backup" / "old", b"x" * 5000)
-    write(root / ".sync" / "state", b"x" * 5000)
-    write(root / ".lanspread.json", b"x" * 5000)
-    write(root / ".softlan_game_installed", b"x" * 5000)
-    write(root / ".version.ini.tmp", b"x" * 5000)
-    write(root / ".version.ini.discarded", b"x" * 5000)
-    write(root / ".lanspread.download.json", b"x" * 5000)
+    write_file(root / "local" / "game.exe", b"x" * 5000)
+    write_file(root / ".local.installing" / "part", b"x" * 5000)
+    write_file(root / ".local.backup" / "old", b"x" * 5000)
+    write_file(root / ".sync" / "state", b"x" * 5000)
+    write_file(root / ".lanspread.json", b"x" * 5000)
+    write_file(root / ".softlan_game_installed", b"x" * 5000)
+    write_file(root / ".version.ini.tmp", b"x" * 5000)
+    write_file(root / ".version.ini.discarded", b"x" * 5000)
+    write_file(root / ".lanspread.download.json", b"x" * 5000)
 
     summary = library.scanner().scan_game("alpha")
 
@@ -175,7 +168,7 @@ def test_reserved_names_below_the_root_are_payload(library: Library) -> None:
     """Reserved names only mean something at the root: a nested ``local`` is counted."""
     root = library.downloaded("alpha")
     before = library.scanner().scan_game("alpha")
-    write(root / "data" / "local" / "file.bin", b"n" * 70)
+    write_file(root / "data" / "local" / "file.bin", b"n" * 70)
 
     after = library.scanner().scan_game("alpha")
 
@@ -187,8 +180,8 @@ def test_reserved_names_below_the_root_are_payload(library: Library) -> None:
 def test_installed_without_sentinel_is_local_only(library: Library) -> None:
     """local/ as a real folder without version.ini: LocalOnly, no version, payload counted."""
     root = library.root("alpha")
-    write(root / "local" / "game.exe", b"x" * 10)
-    write(root / "leftover.eti", b"e" * 40)
+    write_file(root / "local" / "game.exe", b"x" * 10)
+    write_file(root / "leftover.eti", b"e" * 40)
 
     summary = library.scanner().scan_game("alpha")
 
@@ -218,7 +211,7 @@ def test_downloaded_and_installed_is_ready_and_installed(library: Library) -> No
 
 def test_payload_without_sentinel_or_install_has_no_summary(library: Library) -> None:
     """Archives alone (an unfinished download) are neither downloaded nor installed."""
-    write(library.root("alpha") / "alpha.eti", b"a" * 10)
+    write_file(library.root("alpha") / "alpha.eti", b"a" * 10)
     scanner = library.scanner()
 
     assert scanner.scan_game("alpha") is None
@@ -228,17 +221,17 @@ def test_payload_without_sentinel_or_install_has_no_summary(library: Library) ->
 
 def test_nested_version_ini_is_not_a_sentinel(library: Library) -> None:
     """Only a version.ini directly at the root marks a download."""
-    write(library.root("alpha") / "sub" / "version.ini", "1.0")
+    write_file(library.root("alpha") / "sub" / "version.ini", "1.0")
 
     assert library.scanner().scan_game("alpha") is None
 
 
 def test_symlinked_sentinel_is_not_a_sentinel(library: Library, tmp_path: Path) -> None:
     """A version.ini that is a symlink never counts, and its target is never read or sized."""
-    target = write(tmp_path / "elsewhere.ini", "version = 9\n" + "x" * 100)
+    target = write_file(tmp_path / "elsewhere.ini", "version = 9\n" + "x" * 100)
     root = library.root("alpha")
     (root / "version.ini").symlink_to(target)
-    write(root / "alpha.eti", b"a" * 10)
+    write_file(root / "alpha.eti", b"a" * 10)
 
     assert library.scanner().scan_game("alpha") is None
     assert read_sentinel(root, library.now_ns) is None
@@ -246,7 +239,7 @@ def test_symlinked_sentinel_is_not_a_sentinel(library: Library, tmp_path: Path) 
 
 def test_version_ini_directory_is_not_a_sentinel(library: Library) -> None:
     """A folder named version.ini is not a regular file, so not a sentinel."""
-    write(library.root("alpha") / "version.ini" / "inner", "1.0")
+    write_file(library.root("alpha") / "version.ini" / "inner", "1.0")
 
     assert library.scanner().scan_game("alpha") is None
 
@@ -254,7 +247,7 @@ def test_version_ini_directory_is_not_a_sentinel(library: Library) -> None:
 def test_local_as_a_file_is_not_an_install(library: Library) -> None:
     """``local`` must be a real folder to count as installed."""
     root = library.downloaded("alpha")
-    write(root / "local", b"not a folder")
+    write_file(root / "local", b"not a folder")
 
     summary = library.scanner().scan_game("alpha")
 
@@ -277,7 +270,7 @@ def test_local_as_a_symlink_is_not_an_install(library: Library, tmp_path: Path) 
 def test_symlinked_root_is_ignored(library: Library, tmp_path: Path) -> None:
     """A game root that is itself a symlink is invisible, even to a full scan."""
     real = tmp_path / "outside" / "alpha"
-    write(real / "version.ini", "1.0")
+    write_file(real / "version.ini", "1.0")
     (library.game_dir / "alpha").symlink_to(real, target_is_directory=True)
     scanner = library.scanner()
 
@@ -295,7 +288,7 @@ def test_root_that_is_a_file_is_absent(library: Library) -> None:
     for child in sorted((library.game_dir / "alpha").iterdir()):
         child.unlink()
     (library.game_dir / "alpha").rmdir()
-    write(library.game_dir / "alpha", b"now a file")
+    write_file(library.game_dir / "alpha", b"now a file")
 
     assert read_root(library.game_dir, "alpha") is None
     assert scanner.scan_all() == {}
@@ -338,7 +331,7 @@ def test_non_catalog_root_is_invisible(library: Library) -> None:
 def test_oversized_version_ini_gives_unknown_version(library: Library) -> None:
     """A version.ini above MAX_VERSION_FILE_SIZE still marks a download, with no version."""
     root = library.root("alpha")
-    write(root / "version.ini", "version = 7\n" + "#" * MAX_VERSION_FILE_SIZE)
+    write_file(root / "version.ini", "version = 7\n" + "#" * MAX_VERSION_FILE_SIZE)
 
     summary = library.scanner().scan_game("alpha")
     sentinel = read_sentinel(root, library.now_ns)
@@ -352,7 +345,9 @@ def test_oversized_version_ini_gives_unknown_version(library: Library) -> None:
 def test_version_ini_at_the_size_limit_is_read(library: Library) -> None:
     """Exactly MAX_VERSION_FILE_SIZE bytes is still a sentinel we read."""
     text = "version = 7\n"
-    write(library.root("alpha") / "version.ini", text + "#" * (MAX_VERSION_FILE_SIZE - len(text)))
+    write_file(
+        library.root("alpha") / "version.ini", text + "#" * (MAX_VERSION_FILE_SIZE - len(text))
+    )
 
     summary = library.scanner().scan_game("alpha")
 
@@ -362,7 +357,7 @@ def test_version_ini_at_the_size_limit_is_read(library: Library) -> None:
 
 def test_utf16_version_ini_is_decoded(library: Library) -> None:
     """A version.ini saved as UTF-16 with a byte-order mark (Windows Notepad) is read."""
-    write(library.root("alpha") / "version.ini", "version=4.2\r\n".encode("utf-16"))
+    write_file(library.root("alpha") / "version.ini", "version=4.2\r\n".encode("utf-16"))
 
     summary = library.scanner().scan_game("alpha")
 
@@ -372,7 +367,7 @@ def test_utf16_version_ini_is_decoded(library: Library) -> None:
 
 def test_empty_version_ini_is_downloaded_with_unknown_version(library: Library) -> None:
     """An empty sentinel still marks the download complete; the version is unknown."""
-    write(library.root("alpha") / "version.ini", b"")
+    write_file(library.root("alpha") / "version.ini", b"")
 
     summary = library.scanner().scan_game("alpha")
 
@@ -388,8 +383,8 @@ def test_links_inside_payload_are_not_followed(library: Library, tmp_path: Path)
     """Nested symlinks (to files or folders) count nothing and are never walked."""
     root = library.downloaded("alpha")
     base = library.scanner().scan_game("alpha")
-    big = write(tmp_path / "big.bin", b"b" * 10_000)
-    write(tmp_path / "tree" / "x.bin", b"x" * 10_000)
+    big = write_file(tmp_path / "big.bin", b"b" * 10_000)
+    write_file(tmp_path / "tree" / "x.bin", b"x" * 10_000)
     (root / "data").mkdir()
     (root / "data" / "file-link").symlink_to(big)
     (root / "data" / "dir-link").symlink_to(tmp_path / "tree", target_is_directory=True)
@@ -454,7 +449,7 @@ def test_scan_all_leaves_skipped_games_alone(library: Library, listings: Calls) 
     scanner = library.scanner()
     scanner.scan_all()
     kept = scanner.index.get("beta")
-    write(library.game_dir / "beta" / "new.eti", b"n")
+    write_file(library.game_dir / "beta" / "new.eti", b"n")
     listings.count = 0
 
     found = scanner.scan_all(skip={"beta"})
@@ -536,7 +531,7 @@ def test_scan_game_updates_the_entry_and_flush_persists_it(library: Library) -> 
     library.downloaded("alpha", "1")
     scanner = library.scanner()
     scanner.scan_all()
-    write(library.game_dir / "alpha" / "version.ini", "version = 22\n")
+    write_file(library.game_dir / "alpha" / "version.ini", "version = 22\n")
 
     summary = scanner.scan_game("alpha")
     on_disk_before = LibraryIndex.load(library.index_path, library.game_dir).get("alpha")
@@ -558,7 +553,7 @@ def test_scan_game_promotes_local_only_to_ready(library: Library) -> None:
     (root / "local").mkdir()
     scanner = library.scanner()
     first = scanner.scan_game("alpha")
-    write(root / "version.ini", "version = 5\n")
+    write_file(root / "version.ini", "version = 5\n")
 
     second = scanner.scan_game("alpha")
 
@@ -580,7 +575,7 @@ def test_warm_scan_reuses_entries_without_reading(
 ) -> None:
     """With a loaded index and nothing changed, no version.ini is read and no root listed."""
     for game_id in CATALOG_IDS:
-        write(library.downloaded(game_id) / "redist" / "x.bin", b"x" * 10)
+        write_file(library.downloaded(game_id) / "redist" / "x.bin", b"x" * 10)
     cold = library.scanner().scan_all()
     assert sentinel_reads.count == len(CATALOG_IDS)
     sentinel_reads.count = listings.count = 0
@@ -627,10 +622,10 @@ def test_changed_archive_mtime_invalidates(library: Library, sentinel_reads: Cal
 def test_nested_folder_change_invalidates(library: Library) -> None:
     """A file added to a nested payload folder moves that folder's mtime: cold read."""
     root = library.downloaded("alpha")
-    write(root / "redist" / "a.bin", b"a")
+    write_file(root / "redist" / "a.bin", b"a")
     scanner = library.scanner()
     before = scanner.scan_all()["alpha"]
-    write(root / "redist" / "b.bin", b"bb")
+    write_file(root / "redist" / "b.bin", b"bb")
     _touch(root / "redist", 1)  # in case the addition landed in the same tick
 
     after = scanner.scan_all()["alpha"]
@@ -643,7 +638,7 @@ def test_added_root_entry_invalidates(library: Library) -> None:
     root = library.downloaded("alpha")
     scanner = library.scanner()
     before = scanner.scan_all()["alpha"]
-    write(root / "extra.eti", b"e" * 33)
+    write_file(root / "extra.eti", b"e" * 33)
     _touch(root, 1)  # in case the addition landed in the same tick
 
     after = scanner.scan_all()["alpha"]
@@ -746,7 +741,7 @@ def test_index_of_another_game_dir_is_not_reused(
     library.downloaded("alpha")
     library.scanner().scan_all()
     other = tmp_path / "other-games"
-    write(other / "alpha" / "version.ini", "version = 8\n")
+    write_file(other / "alpha" / "version.ini", "version = 8\n")
     sentinel_reads.count = 0
 
     index = LibraryIndex.load(library.index_path, other)
@@ -760,7 +755,7 @@ def test_index_of_another_game_dir_is_not_reused(
     "mutate",
     [
         pytest.param(lambda root: (root / "local").mkdir(), id="installed"),
-        pytest.param(lambda root: write(root / ".lanspread.json", b"{}"), id="reserved-added"),
+        pytest.param(lambda root: write_file(root / ".lanspread.json", b"{}"), id="reserved-added"),
     ],
 )
 def test_root_level_changes_reach_the_summary(
@@ -819,7 +814,7 @@ def test_a_replaced_record_is_seen_even_when_the_root_listing_looks_the_same(
 def test_a_local_dir_of_kept_files_is_not_an_install(library: Library) -> None:
     """local/ holding only the files a keep-saves uninstall left is not installed."""
     root = library.downloaded("alpha", "1.0")
-    write(root / "local" / "saves" / "slot1.sav", b"save")
+    write_file(root / "local" / "saves" / "slot1.sav", b"save")
     _record(root, None, installed=False)
     summary = library.scanner().scan_game("alpha")
     assert summary is not None
@@ -832,7 +827,7 @@ def test_a_broken_record_costs_only_the_version_label(
     """A corrupt record is logged and the game still shows as installed, version unknown."""
     root = library.downloaded("alpha", "1.0")
     (root / "local").mkdir()
-    write(root / ".lanspread.install.json", b"{broken")
+    write_file(root / ".lanspread.install.json", b"{broken")
     with caplog.at_level(logging.WARNING):
         summary = library.scanner().scan_game("alpha")
     assert summary is not None

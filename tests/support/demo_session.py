@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lanspread.demo import PLAY_LOG, demo_game
-from tests.support.jsonl_process import Event, JsonlProcess, wait_until
+from tests.support.jsonl_process import Event, JsonlProcess
 
 # The demo game shipped as a tar and a zip: installing it runs both of libarchive's readers.
 DEMO_GAME_ID = "demo-towersiege"
@@ -78,8 +78,6 @@ async def play_a_demo_game(
     assert (local / PLAY_LOG).is_file()
 
     await cli.request({"cmd": "shutdown"}, STEP_TIMEOUT)
-    await wait_until(
-        lambda: cli.returncode is not None, timeout=EXIT_TIMEOUT, what=f"{cli.name} exits"
-    )
+    await cli.exited(EXIT_TIMEOUT)
     assert cli.returncode == 0
     return DemoSession(demo_peer_id=demo_id, guest_peer_id=guest["peer_id"])

@@ -9,10 +9,9 @@ from typing import TypeVar
 from lanspread.runtime.eventbus import Subscription
 from lanspread.runtime.events import Event
 from lanspread.runtime.runtime import PeerRuntime
+from tests.support.waiting import DEFAULT_TIMEOUT, wait_until
 
 E = TypeVar("E", bound=Event)
-
-DEFAULT_WAIT = 10.0
 
 
 class EventLog:
@@ -35,7 +34,7 @@ class EventLog:
         predicate: Callable[[E], bool] = lambda _: True,
         *,
         after: int = 0,
-        within: float = DEFAULT_WAIT,
+        within: float = DEFAULT_TIMEOUT,
     ) -> E:
         """The first event of ``kind`` at index >= ``after`` that satisfies ``predicate``."""
 
@@ -45,20 +44,11 @@ class EventLog:
                     return event
             return None
 
-        async def wait() -> E:
-            # No await between find() and clear(): a publish cannot slip in unseen.
-            while (found := find()) is None:
-                self._changed.clear()
-                await self._changed.wait()
-            return found
-
-        try:
-            return await asyncio.wait_for(wait(), within)
-        except TimeoutError:
+        def what() -> str:
             seen = [type(event).__name__ for event in self.events[after:]]
-            raise AssertionError(
-                f"no {kind.__name__} matching within {within}s; saw {seen}"
-            ) from None
+            return f"a matching {kind.__name__}; saw {seen}"
+
+        return await wait_until(find, what, timeout=within, changed=self._changed)
 
 
 class RuntimeEvents:
@@ -83,7 +73,7 @@ class RuntimeEvents:
         kind: type[E],
         where: Callable[[E], bool] = lambda _: True,
         *,
-        within: float = DEFAULT_WAIT,
+        within: float = DEFAULT_TIMEOUT,
     ) -> E:
         """The first event of ``kind`` satisfying ``where`` (already seen or coming)."""
 
@@ -93,19 +83,21 @@ class RuntimeEvents:
                     return event
             return None
 
-        async def wait() -> E:
-            while (found := find()) is None:
-                self._changed.clear()
-                await self._changed.wait()
-            return found
-
-        try:
-            return await asyncio.wait_for(wait(), within)
-        except TimeoutError:
+        def what() -> str:
             names = [type(event).__name__ for event in self.seen[-30:]]
-            raise AssertionError(
-                f"no {kind.__name__} matching within {within}s; last events: {names}"
-            ) from None
+            return f"a matching {kind.__name__}; last events: {names}"
+
+        return await wait_until(find, what, timeout=within, changed=self._changed)
+
+    async def until(
+        self, condition: Callable[[], object], what: str, *, within: float = DEFAULT_TIMEOUT
+    ) -> None:
+        """Wait until ``condition`` (a look at the runtime's state) holds.
+
+        It is looked at again after every event the runtime publishes: the runtime
+        publishes one after each change of its state, so no polling is needed.
+        """
+        await wait_until(condition, what, timeout=within, changed=self._changed)
 
     def index(self, event: Event) -> int:
         return self.seen.index(event)

@@ -42,6 +42,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from tests.support.archives import ArchiveFormat, Kind, Member, build_archive
+from tests.support.trees import write_tree
 
 # Every game of the fixture catalog, in the order a catalog file lists them.
 FIXTURE_CATALOG_IDS: tuple[str, ...] = (
@@ -137,7 +138,7 @@ def write_catalog(
 def sideload(game_dir: Path, game: FixtureGame) -> Path:
     """Write ``game``'s root into ``game_dir`` in place; returns the root."""
     root = game_dir / game.id
-    _write_files(root, game.files())
+    write_tree(root, game.files())
     return root
 
 
@@ -146,7 +147,7 @@ def add_game(game_dir: Path, game: FixtureGame) -> Path:
     staging = game_dir.parent / f"{game_dir.name}{STAGING_SUFFIX}" / game.id
     if staging.exists():
         shutil.rmtree(staging)
-    _write_files(staging, game.files())
+    write_tree(staging, game.files())
     root = game_dir / game.id
     staging.rename(root)
     return root
@@ -372,13 +373,3 @@ class ArchiveCache:
 
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def _write_files(root: Path, files: Mapping[str, bytes]) -> None:
-    root.mkdir(parents=True, exist_ok=True)
-    # The sentinel goes last, as a download writes it: a reader never sees it
-    # before the archives it vouches for.
-    for relative in sorted(files, key=lambda path: path == VERSION_FILE):
-        target = root / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(files[relative])

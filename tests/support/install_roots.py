@@ -15,6 +15,7 @@ from lanspread.core.install_record import InstallRecord, RecordedFile, make_reco
 from lanspread.errors import StorageError
 from lanspread.install.record import read_record
 from lanspread.install.transaction import ProgressCallback
+from tests.support.trees import write_tree
 
 GAME_ID = "quake3"
 
@@ -40,13 +41,6 @@ KEPT = {**MY_CONFIG, **SAVE}
 """``local/`` after an uninstall of a recorded ``OLD_INSTALL`` that keeps the player's files."""
 
 Snapshot = dict[str, bytes | str]
-
-
-def write_tree(base: Path, files: Mapping[str, bytes]) -> None:
-    for relative, data in files.items():
-        path = base / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
 
 
 def make_root(

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.support.platforms import KILL_SIGNAL, continue_signal, stop_signal
+from tests.support.waiting import wait_until
 
 Event = dict[str, Any]
 EventMatch = str | Mapping[str, Any] | Callable[[Event], bool]
@@ -47,9 +48,6 @@ STDERR_TAIL_BYTES = 16 * 1024
 REPORT_LINE_CHARS = 400
 DEFAULT_TIMEOUT = 10.0
 CLOSE_TIMEOUT = 5.0
-# How often a wait-until helper looks again: short enough to add no visible
-# latency, long enough not to burn a core.
-POLL_INTERVAL = 0.005
 REPLY_EVENT = "reply"
 ERROR_EVENT = "error"
 
@@ -61,19 +59,6 @@ class CommandFailed(AssertionError):
         super().__init__(f"{process_name}: command {dict(command)!r} failed: {event!r}")
         self.command = dict(command)
         self.event = event
-
-
-async def wait_until(
-    predicate: Callable[[], bool], *, timeout: float, what: str, poll: float = POLL_INTERVAL
-) -> None:
-    """Poll ``predicate`` until it holds; fail naming ``what`` after ``timeout`` seconds."""
-    try:
-        async with asyncio.timeout(timeout):
-            # Kernel state (process stopped, namespace gone) has no event to await.
-            while not predicate():  # noqa: ASYNC110
-                await asyncio.sleep(poll)
-    except TimeoutError:
-        raise AssertionError(f"timed out after {timeout}s waiting until {what}") from None
 
 
 def process_state(pid: int) -> str | None:
@@ -229,10 +214,11 @@ class JsonlProcess:
     async def freeze(self) -> None:
         """SIGSTOP the child and return once the kernel shows it stopped."""
         self.signal(stop_signal())
+        # Polled: the kernel signals nobody when a process stops or runs again.
         await wait_until(
             lambda: process_state(self.pid) in ("T", "Z", None),
+            f"{self.name} (pid {self.pid}) to stop",
             timeout=CLOSE_TIMEOUT,
-            what=f"{self.name} (pid {self.pid}) is stopped",
         )
 
     async def thaw(self) -> None:
@@ -240,9 +226,23 @@ class JsonlProcess:
         self.signal(continue_signal())
         await wait_until(
             lambda: process_state(self.pid) != "T",
+            f"{self.name} (pid {self.pid}) to run again",
             timeout=CLOSE_TIMEOUT,
-            what=f"{self.name} (pid {self.pid}) runs again",
         )
+
+    async def exited(self, timeout: float = CLOSE_TIMEOUT) -> int:
+        """Wait for the child to exit on its own; its exit status.
+
+        Polled: asyncio's ``Process.wait`` returns only once every pipe has closed too,
+        which a grandchild that inherited stdout (a game, the demo peer) can hold open
+        long after the child itself exited.
+        """
+        await wait_until(
+            lambda: self.returncode is not None, f"{self.name} to exit", timeout=timeout
+        )
+        status = self.returncode
+        assert status is not None
+        return status
 
     async def kill(self) -> int:
         """SIGKILL the child, reap it and finish reading its output; return its status."""

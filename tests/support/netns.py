@@ -75,7 +75,6 @@ import socket
 import struct
 import subprocess
 import tempfile
-import time
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,8 +82,9 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from lanspread.platform import fileio
-from tests.support.jsonl_process import JsonlProcess, wait_until
+from tests.support.jsonl_process import JsonlProcess
 from tests.support.platforms import kill_hard, try_lock_exclusive
+from tests.support.waiting import wait_until, wait_until_blocking
 
 if TYPE_CHECKING:
     from typing import Self
@@ -109,7 +109,6 @@ COMMAND_TIMEOUT = 10.0
 # How much of a failed command's stdout and stderr a failure message quotes.
 OUTPUT_TAIL_CHARS = 2000
 TEARDOWN_TIMEOUT = 5.0
-POLL_INTERVAL = 0.005
 # One ICMP echo reply is 20 bytes of IP header plus 8 of ICMP plus our payload.
 ICMP_RECEIVE_BYTES = 2048
 ICMP_ECHO_REQUEST = 8
@@ -373,13 +372,16 @@ class Network:
         retry timer, so its first packets may wait up to a second.
         """
         await _ip(["-n", self.switch_namespace, "link", "set", host.switch_port, "up"])
-        try:
-            async with asyncio.timeout(TEARDOWN_TIMEOUT):
-                # The bridge moves the port to forwarding from a kernel work item.
-                while await self._port_state(host) != "forwarding":  # noqa: ASYNC110
-                    await asyncio.sleep(POLL_INTERVAL)
-        except TimeoutError:
-            raise NetnsError(f"port {host.switch_port} of {host.name} does not forward") from None
+
+        async def forwarding() -> bool:
+            return await self._port_state(host) == "forwarding"
+
+        # Polled: the bridge moves the port to forwarding from a kernel work item.
+        await wait_until(
+            forwarding,
+            f"port {host.switch_port} of {host.name} to forward",
+            timeout=TEARDOWN_TIMEOUT,
+        )
 
     async def freeze(self, process: JsonlProcess) -> None:
         """SIGSTOP ``process``; returns once it is stopped."""
@@ -568,9 +570,7 @@ async def _remove_namespaces(namespaces: Iterable[str]) -> None:
     names, identities = _existing(namespaces)
     _kill_all(pids_in(identities))
     await wait_until(
-        lambda: not pids_in(identities),
-        timeout=TEARDOWN_TIMEOUT,
-        what=f"no process is left in {names}",
+        lambda: not pids_in(identities), f"no process left in {names}", timeout=TEARDOWN_TIMEOUT
     )
     if names:
         await _ip_batch([], _namespace_lines("del", names))
@@ -579,11 +579,11 @@ async def _remove_namespaces(namespaces: Iterable[str]) -> None:
 def _remove_namespaces_now(namespaces: Iterable[str]) -> None:
     names, identities = _existing(namespaces)
     _kill_all(pids_in(identities))
-    deadline = time.monotonic() + TEARDOWN_TIMEOUT
-    while pids_in(identities):
-        if time.monotonic() > deadline:
-            raise NetnsError(f"processes in {names} survived SIGKILL: {pids_in(identities)}")
-        time.sleep(POLL_INTERVAL)
+    wait_until_blocking(
+        lambda: not pids_in(identities),
+        lambda: f"the processes in {names} to end after SIGKILL: {pids_in(identities)}",
+        timeout=TEARDOWN_TIMEOUT,
+    )
     if names:
         batch = "".join(f"{line}\n" for line in _namespace_lines("del", names))
         result = subprocess.run(

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -16,18 +15,7 @@ from lanspread.storage.settings import SettingsStore
 from lanspread.web.api import WebUI
 from lanspread.web.viewmodel import RuntimeState
 from tests.support.peers import loopback_options
-
-DEFAULT_WAIT = 10.0
-_POLL = 0.01
-
-
-async def until(predicate: Callable[[], bool], what: str, within: float = DEFAULT_WAIT) -> None:
-    """Wait until ``predicate()`` holds, polling the loop; fail naming ``what`` after ``within``."""
-    deadline = time.monotonic() + within
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {within}s waiting for {what}")
-        await asyncio.sleep(_POLL)
+from tests.support.waiting import DEFAULT_TIMEOUT, wait_until
 
 
 @dataclass
@@ -48,7 +36,7 @@ class UiHarness:
                 return False
             return other_than is None or self.ui.host.runtime is not other_than
 
-        await until(running, "the UI's runtime to run")
+        await wait_until(running, "the UI's runtime to run")
         return self.ui.host.runtime
 
 
@@ -90,9 +78,9 @@ async def running_ui(
         task = asyncio.create_task(ui.run_services(), name=f"ui:{name}")
     try:
         if serve:
-            await asyncio.wait_for(ready.wait(), DEFAULT_WAIT)
+            await asyncio.wait_for(ready.wait(), DEFAULT_TIMEOUT)
         await harness.wait_running()
         yield harness
     finally:
         ui.stop()
-        await asyncio.wait_for(task, DEFAULT_WAIT)
+        await asyncio.wait_for(task, DEFAULT_TIMEOUT)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -14,8 +14,10 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from tests.support.archives import ArchiveFormat, write_game_root
 from tests.support.download_roots import paused_root
+from tests.support.events import RuntimeEvents
 from tests.support.peers import sideload
-from tests.support.webui import UiHarness, running_ui, until
+from tests.support.waiting import wait_until
+from tests.support.webui import UiHarness, running_ui
 
 from lanspread.core.catalog import parse_catalog
 from lanspread.core.operations import OperationKind
@@ -66,15 +68,23 @@ class Api:
         return self.client.ws_connect("/api/stream", headers=headers or self.headers)
 
 
-@pytest.fixture
-async def api(tmp_path: Path) -> AsyncIterator[Api]:
-    sideload(tmp_path / "alpha" / "games", "quake3")
-    async with running_ui(tmp_path, "alpha", setup_needed=True) as harness:
+@contextlib.asynccontextmanager
+async def logged_in(tmp_path: Path, **options: Any) -> AsyncIterator[Api]:
+    """alpha's UI (``options`` go to :func:`running_ui`) served on loopback, and a page
+    logged in to it."""
+    async with running_ui(tmp_path, "alpha", **options) as harness:
         server = TestServer(harness.ui.app, host="127.0.0.1")
         async with TestClient(server) as client:
             assert server.port is not None
             harness.ui.guard.bind(server.port)
             yield Api(harness, client)
+
+
+@pytest.fixture
+async def api(tmp_path: Path) -> AsyncIterator[Api]:
+    sideload(tmp_path / "alpha" / "games", "quake3")
+    async with logged_in(tmp_path, setup_needed=True) as api:
+        yield api
 
 
 def game(view: Any, game_id: str) -> Any:
@@ -240,14 +250,11 @@ async def test_busy_game_dir_change_is_refused(api: Api, tmp_path: Path) -> None
 async def test_saving_settings_keeps_the_party_code(tmp_path: Path) -> None:
     """The settings form does not show the party code, and saving it never drops it."""
     code = party_code(bytes(32))
-    async with running_ui(tmp_path, "alpha", setup_needed=True, party_code=code) as harness:
-        server = TestServer(harness.ui.app, host="127.0.0.1")
-        async with TestClient(server) as client:
-            assert server.port is not None
-            harness.ui.guard.bind(server.port)
-            status, _ = await Api(harness, client).post(
-                "/api/settings", {"display_name": "alpha", "game_dir": str(tmp_path / "g")}
-            )
+    async with logged_in(tmp_path, setup_needed=True, party_code=code) as api:
+        harness = api.harness
+        status, _ = await api.post(
+            "/api/settings", {"display_name": "alpha", "game_dir": str(tmp_path / "g")}
+        )
     assert status == 200
     saved = SettingsStore(harness.options.state_dir).load()
     assert (saved.display_name, saved.party_code) == ("alpha", code)
@@ -343,7 +350,7 @@ async def test_dropped_stream_closes_and_a_new_one_gets_the_view(api: Api) -> No
         await api.harness.ui.drop_streams()
         closing = await socket.receive(timeout=10)
         assert closing.type in {aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED}
-    await until(lambda: api.harness.ui.stream_count == 0, "the stream to be forgotten")
+    await wait_until(lambda: api.harness.ui.stream_count == 0, "the stream to be forgotten")
     async with api.stream() as again:
         assert (await next_view(again))["view"]["games"]
 
@@ -365,7 +372,9 @@ async def test_runtime_failure_shows_banner_and_restart_recovers(api: Api) -> No
     old = api.harness.runtime
     old.publish(RuntimeFailed(component="server", error="listener died"))
     old.shutdown()
-    await until(lambda: api.harness.ui.host.state.state is RuntimeState.FAILED, "the failed state")
+    await wait_until(
+        lambda: api.harness.ui.host.state.state is RuntimeState.FAILED, "the failed state"
+    )
     view = await api.view()
     assert view["runtime"] == {
         "state": "failed",
@@ -388,10 +397,10 @@ async def test_settings_revive_a_peer_whose_folder_failed(api: Api, tmp_path: Pa
     api.harness.ui.host.update_options(game_dir=blocker)
     old.publish(RuntimeFailed(component="server", error="listener died"))
     old.shutdown()
-    await until(lambda: api.harness.ui.host.state.component == "server", "the first failure")
+    await wait_until(lambda: api.harness.ui.host.state.component == "server", "the first failure")
     status, _ = await api.post("/api/restart", {})
     assert status == 202
-    await until(lambda: api.harness.ui.host.state.component == "start", "the failed start")
+    await wait_until(lambda: api.harness.ui.host.state.component == "start", "the failed start")
     view = await api.view()
     assert view["runtime"]["message"] == (
         f"The lanspread peer stopped (start): game directory {blocker} is a file, not a folder"
@@ -470,18 +479,16 @@ async def test_cover_served_from_the_catalog_folder(tmp_path: Path) -> None:
     )
     catalog_file.write_text(text)
     catalog = parse_catalog(text, str(catalog_file))
-    async with running_ui(tmp_path, "alpha", catalog=catalog) as harness:
-        server = TestServer(harness.ui.app, host="127.0.0.1")
-        async with TestClient(server) as client:
-            assert server.port is not None
-            harness.ui.guard.bind(server.port)
-            auth = {"Authorization": f"Bearer {harness.ui.guard.token}"}
-            cover = await client.get("/api/covers/quake3", headers=auth)
-            assert (cover.status, cover.content_type) == (200, "image/png")
-            assert await cover.read() == b"\x89PNG fake"
-            assert (await client.get("/api/covers/cs16", headers=auth)).status == 404
-            assert (await client.get("/api/covers/doom", headers=auth)).status == 404
-            assert (await client.get("/api/covers/quake3")).status == 401
+    async with logged_in(tmp_path, catalog=catalog) as api:
+        harness = api.harness
+        client = api.client
+        auth = {"Authorization": f"Bearer {harness.ui.guard.token}"}
+        cover = await client.get("/api/covers/quake3", headers=auth)
+        assert (cover.status, cover.content_type) == (200, "image/png")
+        assert await cover.read() == b"\x89PNG fake"
+        assert (await client.get("/api/covers/cs16", headers=auth)).status == 404
+        assert (await client.get("/api/covers/doom", headers=auth)).status == 404
+        assert (await client.get("/api/covers/quake3")).status == 401
 
 
 async def test_a_download_paused_before_the_start_shows_resume_and_discards(
@@ -491,32 +498,24 @@ async def test_a_download_paused_before_the_start_shows_resume_and_discards(
     paused with how far and why, Resume as the action, Discard aside; Discard deletes it."""
     done, total = paused_root(tmp_path / "alpha" / "games", done=2)
     percent = int(done * 100 / total)
-    async with running_ui(tmp_path, "alpha") as harness:
-        server = TestServer(harness.ui.app, host="127.0.0.1")
-        async with TestClient(server) as client:
-            assert server.port is not None
-            harness.ui.guard.bind(server.port)
-            api = Api(harness, client)
-            card = game(await api.view(), "quake3")
-            assert card["note"] == f"Paused at {percent}% — interrupted by a restart"
-            assert (card["action"]["label"], card["action"]["command"]) == ("Resume", "download")
-            assert card["action"]["detail"] == f"{percent}%"
-            assert card["status"]["label"] == "Paused"
-            discard = next(action for action in card["actions"] if action["id"] == "discard")
-            runtime = harness.runtime
-            cancelled = runtime.subscribe()
-            status, reply = await api.post(
-                "/api/command", {"cmd": discard["command"], "game": "quake3"}
-            )
-            assert (status, reply["ok"]) == (200, True)
-            async with asyncio.timeout(10):
-                async for event in cancelled:
-                    if isinstance(event, DownloadCancelled):
-                        break
-            assert not (runtime.game_dir / "quake3").exists()
-            card = game(await api.view(), "quake3")
-            assert card["note"] is None
-            assert card["action"]["label"] in {"Download", "Unavailable"}
+    async with logged_in(tmp_path) as api:
+        card = game(await api.view(), "quake3")
+        assert card["note"] == f"Paused at {percent}% — interrupted by a restart"
+        assert (card["action"]["label"], card["action"]["command"]) == ("Resume", "download")
+        assert card["action"]["detail"] == f"{percent}%"
+        assert card["status"]["label"] == "Paused"
+        discard = next(action for action in card["actions"] if action["id"] == "discard")
+        runtime = api.harness.runtime
+        events = RuntimeEvents(runtime)
+        status, reply = await api.post(
+            "/api/command", {"cmd": discard["command"], "game": "quake3"}
+        )
+        assert (status, reply["ok"]) == (200, True)
+        await events.first(DownloadCancelled)
+        assert not (runtime.game_dir / "quake3").exists()
+        card = game(await api.view(), "quake3")
+        assert card["note"] is None
+        assert card["action"]["label"] in {"Download", "Unavailable"}
 
 
 # -- the player's files: uninstall plan, verify, repair, found folders ---------------------
@@ -534,20 +533,16 @@ async def saves_api(tmp_path: Path) -> AsyncIterator[Api]:
         {"game.eti": (ArchiveFormat.ZIP, V1)},
         version="1.0",
     )
-    async with running_ui(tmp_path, "alpha") as harness:
-        server = TestServer(harness.ui.app, host="127.0.0.1")
-        async with TestClient(server) as client:
-            assert server.port is not None
-            harness.ui.guard.bind(server.port)
-            api = Api(harness, client)
-            status, _ = await api.post("/api/command", {"cmd": "install", "game": "quake3"})
-            assert status == 200
-            await until(lambda: _installed(harness, "quake3"), "quake3 to install")
-            local = harness.runtime.game_dir / "quake3" / "local"
-            (local / "saves").mkdir()
-            (local / SAVE).write_bytes(b"level 7")
-            (local / CONFIG).write_bytes(b"bind e +forward")
-            yield api
+    async with logged_in(tmp_path) as api:
+        harness = api.harness
+        status, _ = await api.post("/api/command", {"cmd": "install", "game": "quake3"})
+        assert status == 200
+        await wait_until(lambda: _installed(harness, "quake3"), "quake3 to install")
+        local = harness.runtime.game_dir / "quake3" / "local"
+        (local / "saves").mkdir()
+        (local / SAVE).write_bytes(b"level 7")
+        (local / CONFIG).write_bytes(b"bind e +forward")
+        yield api
 
 
 def _installed(harness: UiHarness, game_id: str) -> bool:
@@ -583,7 +578,7 @@ async def test_uninstall_with_keep_saves_leaves_the_players_files(saves_api: Api
     )
     assert status == 200
     harness = saves_api.harness
-    await until(lambda: _uninstalled(harness, "quake3"), "the uninstall")
+    await wait_until(lambda: _uninstalled(harness, "quake3"), "the uninstall")
     local = harness.runtime.game_dir / "quake3" / "local"
     assert (local / SAVE).read_bytes() == b"level 7"
     assert not (local / "q3.exe").exists()
@@ -608,8 +603,8 @@ async def test_verify_shows_changes_and_repair_keeps_the_config_as_mine(saves_ap
 
     status, _ = await saves_api.post("/api/command", {"cmd": "repair", "game": "quake3"})
     assert status == 200
-    await until(lambda: (local / "q3.exe").is_file(), "the repair")
-    await until(lambda: _installed(saves_api.harness, "quake3"), "the repair to end")
+    await wait_until(lambda: (local / "q3.exe").is_file(), "the repair")
+    await wait_until(lambda: _installed(saves_api.harness, "quake3"), "the repair to end")
     view = await saves_api.view()
     assert view["notices"][-1]["text"] == (
         "Kept your 1 file; your changed q3config.cfg is kept as q3config.cfg.mine"
@@ -650,22 +645,18 @@ async def test_a_found_folder_offers_only_view_files(tmp_path: Path) -> None:
     found = tmp_path / "alpha" / "games" / "cs16"
     found.mkdir(parents=True)
     (found / "hl.exe").write_bytes(b"someone else's")
-    async with running_ui(tmp_path, "alpha") as harness:
-        server = TestServer(harness.ui.app, host="127.0.0.1")
-        async with TestClient(server) as client:
-            assert server.port is not None
-            harness.ui.guard.bind(server.port)
-            api = Api(harness, client)
-            card = game(await api.view(), "cs16")
-            assert card["status"]["label"] == "Found — not from lanspread"
-            assert card["status"]["reason"].startswith("no version.ini")
-            assert (card["action"]["kind"], card["action"]["command"]) == ("found", None)
-            assert [action["id"] for action in card["actions"]] == ["view-files"]
-            assert card["explanation"].startswith("lanspread never changes or deletes")
-            status, _ = await api.post("/api/games/cs16/open-folder", {})
-            assert status == 200
-            assert harness.opened == [found]
-            assert (found / "hl.exe").read_bytes() == b"someone else's"
+    async with logged_in(tmp_path) as api:
+        harness = api.harness
+        card = game(await api.view(), "cs16")
+        assert card["status"]["label"] == "Found — not from lanspread"
+        assert card["status"]["reason"].startswith("no version.ini")
+        assert (card["action"]["kind"], card["action"]["command"]) == ("found", None)
+        assert [action["id"] for action in card["actions"]] == ["view-files"]
+        assert card["explanation"].startswith("lanspread never changes or deletes")
+        status, _ = await api.post("/api/games/cs16/open-folder", {})
+        assert status == 200
+        assert harness.opened == [found]
+        assert (found / "hl.exe").read_bytes() == b"someone else's"
 
 
 async def test_verify_of_an_install_without_a_record_offers_repair(tmp_path: Path) -> None:
@@ -674,16 +665,11 @@ async def test_verify_of_an_install_without_a_record_offers_repair(tmp_path: Pat
     root = sideload(tmp_path / "alpha" / "games", "quake3")
     (root / "local").mkdir()
     (root / "local" / "q3.exe").write_bytes(b"old install")
-    async with running_ui(tmp_path, "alpha") as harness:
-        server = TestServer(harness.ui.app, host="127.0.0.1")
-        async with TestClient(server) as client:
-            assert server.port is not None
-            harness.ui.guard.bind(server.port)
-            api = Api(harness, client)
-            status, reply = await api.post("/api/games/quake3/verify", {})
-            assert (status, reply["ok"]) == (200, True)
-            result = reply["data"]
-            assert result["headline"] == (
-                "lanspread has no record of these files, so it cannot check them"
-            )
-            assert (result["can_repair"], result["repair_title"]) == (True, "Repair Quake3?")
+    async with logged_in(tmp_path) as api:
+        status, reply = await api.post("/api/games/quake3/verify", {})
+        assert (status, reply["ok"]) == (200, True)
+        result = reply["data"]
+        assert result["headline"] == (
+            "lanspread has no record of these files, so it cannot check them"
+        )
+        assert (result["can_repair"], result["repair_title"]) == (True, "Repair Quake3?")

@@ -14,12 +14,15 @@ from typing import Any
 
 import aiohttp
 import pytest
+from tests.support.waiting import wait_until
 
 from lanspread.cli.app import main
 from lanspread.storage.settings import Settings, SettingsStore
 
 LINK = re.compile(rb"open (http://127\.0\.0\.1:(\d+)/#token=([A-Za-z0-9_-]+))")
 WAIT = 20.0
+# A polled view is a whole HTTP request to the child: ask at most twenty times a second.
+VIEW_POLL = 0.05
 
 
 async def start_app(*args: str) -> tuple[asyncio.subprocess.Process, int, str]:
@@ -70,17 +73,17 @@ async def get_view(port: int, token: str) -> tuple[int, object]:
 
 
 async def running_view(port: int, token: str) -> dict[str, Any]:
-    """The view once the peer runs (the link is printed while it still starts)."""
+    """The view once the peer runs (the link is printed while it still starts).
 
-    async def poll() -> dict[str, Any]:
-        while True:
-            _, view = await get_view(port, token)
-            assert isinstance(view, dict)
-            if view["runtime"]["state"] == "running":
-                return view
-            await asyncio.sleep(0.05)
+    Polled: the child process is seen only through its HTTP answers.
+    """
 
-    return await asyncio.wait_for(poll(), WAIT)
+    async def running() -> dict[str, Any] | None:
+        _, view = await get_view(port, token)
+        assert isinstance(view, dict)
+        return view if view["runtime"]["state"] == "running" else None
+
+    return await wait_until(running, "the peer to run", timeout=WAIT, poll=VIEW_POLL)
 
 
 async def test_app_serves_the_ui_and_stops_on_sigterm(
