@@ -56,6 +56,12 @@ class OperationError(LanspreadError):
 
     code = "operation-error"
 
+    def __init__(self, *args: object, reason: str | None = None) -> None:
+        super().__init__(*args)
+        self.reason = reason
+        """The stable code of the lifecycle rule that refused the command
+        (:class:`lanspread.core.lifecycle.Refusal`), when one did."""
+
 
 class UnknownGame(OperationError):
     """The game id is not in the catalog (or is not a valid id at all)."""
