@@ -91,10 +91,13 @@ class Reply(CliEvent, frozen=True, tag="reply"):
     data: Any
 
 
-class ErrorEvent(CliEvent, frozen=True, tag="error"):
+class ErrorEvent(CliEvent, frozen=True, tag="error", omit_defaults=True):
     id: CorrelationId
     code: str
     message: str
+    reason: str | None = None
+    """Which lifecycle rule refused a game command (``core.lifecycle.Refusal``: e.g.
+    ``not-installed``); left out when no rule did."""
 
 
 class JsonlWriter:
@@ -230,7 +233,8 @@ async def handle_line(
     try:
         data = await runtime.execute(command)
     except LanspreadError as exc:
-        write(ErrorEvent(id=correlation, code=error_code(exc), message=str(exc)))
+        reason = exc.reason if isinstance(exc, OperationError) else None
+        write(ErrorEvent(id=correlation, code=error_code(exc), message=str(exc), reason=reason))
     except Exception as exc:
         log.exception("command %s failed unexpectedly", type(command).__name__)
         write(ErrorEvent(id=correlation, code="internal-error", message=str(exc)))

@@ -168,7 +168,7 @@ def error_response(exc: LanspreadError) -> web.Response:
     if isinstance(exc, BadRequest):
         return refusal(400, exc.code, str(exc))
     if isinstance(exc, OperationError) and not isinstance(exc, UnknownGame):
-        return refusal(409, exc.code, str(exc))
+        return refusal(409, exc.code, str(exc), exc.reason)
     for kind, status, code in _ERROR_STATUS:
         if isinstance(exc, kind):
             return refusal(status, code, str(exc))
