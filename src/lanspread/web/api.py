@@ -37,6 +37,7 @@ import msgspec
 from aiohttp import WSCloseCode, web
 
 from lanspread.core.catalog import is_valid_game_id
+from lanspread.core.lifecycle import Command, Refusal
 from lanspread.errors import (
     CatalogError,
     ConfigError,
@@ -56,7 +57,7 @@ from lanspread.platform.files import open_folder, resolve_game_root
 from lanspread.runtime.commands import AnyCommand, SetGameDir, Uninstall, Verify
 from lanspread.runtime.events import Event
 from lanspread.runtime.options import RuntimeOptions
-from lanspread.runtime.replies import GameView, UninstallPlan, VerifyReply
+from lanspread.runtime.replies import UninstallPlan, VerifyReply
 from lanspread.runtime.runtime import GameDirReply, PeerRuntime
 from lanspread.storage.catalog_file import BUNDLED_SOURCE
 from lanspread.storage.gamedir import prepare_game_dir
@@ -71,6 +72,7 @@ from lanspread.web.security import (
 )
 from lanspread.web.state import UiState
 from lanspread.web.viewmodel import (
+    OPTIMISTIC_COMMANDS,
     RuntimeFacts,
     RuntimeState,
     UninstallDialogView,
@@ -103,9 +105,6 @@ COVER_TYPES = {
     ".webp": "image/webp",
     ".gif": "image/gif",
 }
-# Commands whose click shows "Checking peers" until a snapshot or the reply resolves it.
-OPTIMISTIC_COMMANDS = frozenset({"download", "update"})
-
 STATIC_FILES = {
     "/": ("index.html", "text/html"),
     "/index.html": ("index.html", "text/html"),
@@ -500,24 +499,16 @@ class WebUI:
         return ok_response(status=202)
 
     async def _open_folder(self, request: web.Request) -> web.Response:
-        game_id = request.match_info["game"]
-        try:
-            runtime = self.host.runtime
-            local = runtime.local
-            root = await asyncio.to_thread(
-                resolve_game_root, local.game_dir, local.catalog, game_id
-            )
-            await self._opener(root)
-        except LanspreadError as exc:
-            return error_response(exc)
-        return ok_response({"path": str(root)})
+        return await _answered(self._open_game_folder(request.match_info["game"]))
+
+    async def _open_game_folder(self, game_id: str) -> dict[str, str]:
+        local = self.host.runtime.local
+        root = await asyncio.to_thread(resolve_game_root, local.game_dir, local.catalog, game_id)
+        await self._opener(root)
+        return {"path": str(root)}
 
     async def _uninstall_plan(self, request: web.Request) -> web.Response:
-        try:
-            dialog = await self._uninstall_dialog(request.match_info["game"])
-        except LanspreadError as exc:
-            return error_response(exc)
-        return ok_response(dialog)
+        return await _answered(self._uninstall_dialog(request.match_info["game"]))
 
     async def _uninstall_dialog(self, game_id: str) -> UninstallDialogView:
         """One dry run (it reads every game file): what goes, and what keeping would keep."""
@@ -528,26 +519,22 @@ class WebUI:
         return uninstall_dialog(name, plan)
 
     async def _verify(self, request: web.Request) -> web.Response:
-        try:
-            result = await self._verify_view(request.match_info["game"])
-        except LanspreadError as exc:
-            return error_response(exc)
-        return ok_response(result)
+        return await _answered(self._verify_view(request.match_info["game"]))
 
     async def _verify_view(self, game_id: str) -> VerifyView:
         runtime = self.host.runtime
         name = _game_name(runtime, game_id)
         try:
             reply = await runtime.execute(Verify(game=game_id))
-        except InvalidGameState:
-            view = _game_view(runtime, game_id)
-            if view is None or not view.installed or view.installed_version is not None:
+        except InvalidGameState as exc:
+            if exc.reason != Refusal.NO_INSTALL_RECORD.value:
                 raise
             # Installed without a record: say so, and offer the repair that makes one.
-            return unrecorded_verify_view(game_id, name, downloaded=view.downloaded)
+            return unrecorded_verify_view(
+                game_id, name, repairable=_allows(runtime, game_id, Command.REPAIR)
+            )
         assert isinstance(reply, VerifyReply)
-        view = _game_view(runtime, game_id)
-        return verify_view(name, reply, downloaded=view is not None and view.downloaded)
+        return verify_view(name, reply, repairable=_allows(runtime, game_id, Command.REPAIR))
 
     async def _cover(self, request: web.Request) -> web.StreamResponse:
         game_id = request.match_info["game"]
@@ -562,8 +549,19 @@ class WebUI:
         return web.FileResponse(path, headers={"Content-Type": COVER_TYPES[path.suffix.lower()]})
 
 
-def _game_view(runtime: PeerRuntime, game_id: str) -> GameView | None:
-    return next((view for view in runtime.games() if view.id == game_id), None)
+async def _answered(work: Awaitable[Any]) -> web.Response:
+    """What ``work`` returns, or the clear error it raised."""
+    try:
+        result = await work
+    except LanspreadError as exc:
+        return error_response(exc)
+    return ok_response(result)
+
+
+def _allows(runtime: PeerRuntime, game_id: str, command: Command) -> bool:
+    """The runtime would accept ``command`` for the game now (its snapshot says so)."""
+    view = next((view for view in runtime.games() if view.id == game_id), None)
+    return view is not None and command in view.actions
 
 
 def _game_name(runtime: PeerRuntime, game_id: str) -> str:
