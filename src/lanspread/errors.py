@@ -72,6 +72,14 @@ class AlreadyRunning(ConfigError):
 class OperationError(LanspreadError):
     """A local command cannot be carried out as asked."""
 
+    reason: str | None = None
+    """The stable code of the lifecycle rule that refused the command
+    (:class:`lanspread.core.lifecycle.Refusal`), when one did."""
+
+    def __init__(self, *args: object, reason: str | None = None) -> None:
+        super().__init__(*args)
+        self.reason = reason
+
 
 class UnknownGame(OperationError):
     """The game id is not in the catalog (or is not a valid id at all)."""

@@ -390,7 +390,8 @@ async def test_verify_repair_and_uninstall_keeping_saves(keeper_lan: Lan) -> Non
 
 async def test_a_found_folder_is_left_alone(keeper_lan: Lan) -> None:
     """A folder lanspread did not make reads "Found — not from lanspread" with why, offers
-    View files only, and the detail view says lanspread never touches it."""
+    View files only while no peer offers the game, and the detail view says lanspread
+    never touches the player's files there."""
     lan = keeper_lan
     page = await lan.page()
     card = page.locator('[data-game="minecraft"]')
@@ -402,8 +403,8 @@ async def test_a_found_folder_is_left_alone(keeper_lan: Lan) -> None:
     await card.screenshot(path=str(SCREENSHOTS / "16-found-card.png"), animations="disabled")
     await card.locator(".card-title").click()
     await expect(page.locator("#detail-explanation")).to_have_text(
-        "lanspread never changes or deletes this folder. "
-        "To download the game here, move the folder away."
+        "lanspread never changes or deletes your files in this folder. A download adds "
+        "the game's files beside them, and stops if one of yours has a name the game needs."
     )
     await expect(page.locator("#detail-secondary button")).to_have_count(1)
     view_files = page.get_by_role("button", name="View files: Minecraft")

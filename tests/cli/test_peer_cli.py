@@ -383,9 +383,31 @@ async def test_list_games_reports_a_download_paused_by_a_restart(
         "discardable": True,
     }
     assert (game["paused_bytes"], game["paused_total_bytes"]) == (done, total)
+    assert (game["state"], game["actions"]) == ("paused", ["download", "cancel"])
     await cli.request({"cmd": "cancel", "game": "quake3"})
     await cli.wait_for("download-cancelled", START_TIMEOUT)
     assert not (tmp_path / "games" / "quake3").exists()
     reply = await cli.request({"cmd": "list-games"})
     game = next(g for g in reply["data"]["games"] if g["id"] == "quake3")
     assert game["download_state"] is None
+    assert (game["state"], game["actions"]) == ("unavailable", [])
+
+
+async def test_a_refused_game_command_names_the_rule(start_cli: StartCli) -> None:
+    """A game command the lifecycle table refuses answers with an ``error`` event that
+    keeps its code and words and adds the rule's ``reason``; other errors have none."""
+    cli = await start_cli()
+    await started(cli)
+    await cli.send({"cmd": "play", "game": "cs16", "id": "p"})
+    error = await cli.wait_for("error")
+    assert error == {
+        "event": "error",
+        "id": "p",
+        "code": "invalid-state",
+        "message": "cs16 is not installed",
+        "reason": "not-installed",
+    }
+    await cli.send({"cmd": "play", "game": "doom", "id": "d"})
+    error = await cli.wait_for("error")
+    assert "reason" not in error
+    assert error["code"] == "unknown-game"

@@ -15,6 +15,7 @@ from tests.support.download_roots import paused_root
 from tests.support.events import RuntimeEvents
 
 from lanspread.core.gameroot import DOWNLOAD_JOURNAL_FILE
+from lanspread.core.lifecycle import Command, GameState
 from lanspread.errors import InvalidGameState, StorageError
 from lanspread.runtime import downloads as downloads_module
 from lanspread.runtime.commands import Cancel, Download, SetGameDir
@@ -83,11 +84,13 @@ async def test_a_restart_shows_the_download_paused_and_discard_removes_it(
     )
     assert 0 < state.done_bytes < state.total_bytes
     assert state.discardable
+    assert (game.state, game.actions) == (GameState.PAUSED, (Command.DOWNLOAD, Command.CANCEL))
     events = RuntimeEvents(alpha)
     await alpha.execute(Cancel(game="quake3"))
     await events.first(DownloadCancelled)
     assert not (alpha.game_dir / "quake3").exists()
     assert quake(alpha).download_state is None
+    assert (quake(alpha).state, quake(alpha).actions) == (GameState.UNAVAILABLE, ())
 
 
 async def test_a_failed_download_shows_failed_and_can_be_discarded(

@@ -14,8 +14,9 @@ from tests.support.ownership import record_as_downloaded
 from tests.support.platforms import make_fifo
 
 from lanspread.core.gameroot import OWNERSHIP_FILE
+from lanspread.core.lifecycle import GameState
 from lanspread.errors import InvalidGameState, OperationInProgress, UnknownGame
-from lanspread.runtime.commands import Install, Play, Remove, Uninstall
+from lanspread.runtime.commands import Install, Play, Remove, Uninstall, Verify
 from lanspread.runtime.events import (
     ActiveOperationsChanged,
     GameExited,
@@ -148,7 +149,8 @@ async def test_uninstall_keeps_archives_and_remove_deletes_root(
 async def test_play_runs_in_local_and_blocks_uninstall(
     start_runtime: Start, tmp_path: Path
 ) -> None:
-    """Play starts the executable inside local/, reports exit; uninstall waits for it."""
+    """Play starts the executable inside local/, reports exit; uninstall and verify wait
+    for it, and the running game offers no command."""
     sideload_playable(tmp_path / "alpha" / "games")
     alpha = await start_runtime("alpha")
     events = RuntimeEvents(alpha)
@@ -169,6 +171,14 @@ async def test_play_runs_in_local_and_blocks_uninstall(
         await alpha.execute(Uninstall(game="quake3"))
     with pytest.raises(OperationInProgress, match="quake3 is already running"):
         await alpha.execute(Play(game="quake3"))
+    with pytest.raises(OperationInProgress) as caught:
+        await alpha.execute(Verify(game="quake3"))
+    assert (str(caught.value), caught.value.reason) == (
+        "cannot verify quake3 while it is running",
+        "running",
+    )
+    game = next(g for g in alpha.games() if g.id == "quake3")
+    assert (game.state, game.actions) == (GameState.RUNNING, ())
     await asyncio.to_thread((local / "release").write_text, "go\n")
     index = events.index(await events.first(GameExited))
     exited = events.seen[index]

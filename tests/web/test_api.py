@@ -613,30 +613,26 @@ async def test_verify_shows_changes_and_repair_keeps_the_config_as_mine(saves_ap
     assert reply["data"]["headline"] == "All 2 game files are intact"
 
 
+NOT_INSTALLED = {"code": "invalid-state", "message": "cs16 is not installed"}
+NOT_IN_CATALOG = {"code": "unknown-game", "message": "'doom' is not a game of the catalog"}
+
+
 @pytest.mark.parametrize(
-    ("path", "status", "code", "message"),
+    ("path", "status", "error"),
     [
-        ("/api/games/cs16/verify", 409, "invalid-state", "cs16 is not installed"),
-        ("/api/games/cs16/uninstall-plan", 409, "invalid-state", "cs16 is not installed"),
-        ("/api/games/doom/verify", 404, "unknown-game", "'doom' is not a game of the catalog"),
-        (
-            "/api/games/doom/uninstall-plan",
-            404,
-            "unknown-game",
-            "'doom' is not a game of the catalog",
-        ),
+        ("/api/games/cs16/verify", 409, {**NOT_INSTALLED, "reason": "not-installed"}),
+        ("/api/games/cs16/uninstall-plan", 409, {**NOT_INSTALLED, "reason": "not-installed"}),
+        ("/api/games/doom/verify", 404, NOT_IN_CATALOG),
+        ("/api/games/doom/uninstall-plan", 404, NOT_IN_CATALOG),
     ],
 )
 async def test_verify_and_plan_refusals_are_clear_json(
-    api: Api, path: str, status: int, code: str, message: str
+    api: Api, path: str, status: int, error: dict[str, str]
 ) -> None:
-    """Asking about a game that is not installed, or not in the catalog, is refused."""
+    """Asking about a game that is not installed, or not in the catalog, is refused; a
+    lifecycle refusal names its rule as ``reason``."""
     got_status, reply = await api.post(path, {})
-    assert (got_status, reply["ok"], reply["error"]) == (
-        status,
-        False,
-        {"code": code, "message": message},
-    )
+    assert (got_status, reply["ok"], reply["error"]) == (status, False, error)
 
 
 async def test_a_found_folder_offers_only_view_files(tmp_path: Path) -> None:

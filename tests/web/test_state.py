@@ -184,19 +184,14 @@ def test_events_never_make_a_game_paused() -> None:
         assert store.overlay("quake3") == GameOverlay(), ending
 
 
-def test_running_from_events_and_authoritative_set() -> None:
-    """GameStarted/GameExited track the running game; the runtime's set overrides them."""
+def test_a_game_start_or_exit_only_asks_for_a_redraw() -> None:
+    """Whether a game runs is the runtime snapshot's fact (its state): GameStarted and
+    GameExited keep no overlay, they only ask the page to redraw from the snapshot."""
     store = UiState()
-    store.apply(GameStarted(game="quake3", pid=42))
-    assert store.overlay("quake3").running
-    store.apply(GameExited(game="quake3", returncode=0))
-    assert not store.overlay("quake3").running
-
-    store.apply(GameStarted(game="quake3", pid=42))
-    store.reconcile({}, running=frozenset())
-    assert not store.overlay("quake3").running, "a missed GameExited must not stick"
-    store.reconcile({}, running=frozenset({"cs16"}))
-    assert store.overlay("cs16").running
+    assert store.apply(GameStarted(game="quake3", pid=42)) is True
+    assert store.overlay("quake3") == GameOverlay()
+    assert store.apply(GameExited(game="quake3", returncode=0)) is True
+    assert store.overlay("quake3") == GameOverlay()
 
 
 def test_noise_events_do_not_redraw() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from typing import Any
 
 import msgspec
 import pytest
@@ -11,6 +12,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from lanspread.core.catalog import CatalogGame
+from lanspread.core.lifecycle import Halt, LifecycleFacts, actions, state_of
+from lanspread.core.operations import OperationKind
 from lanspread.runtime.replies import UninstallPlan, VerifyReply
 from lanspread.web.viewmodel import (
     MAX_LISTED_FILES,
@@ -60,8 +63,33 @@ HALFWAY = DownloadSample(
 )
 
 
-def facts(**changes: object) -> GameFacts:
-    return dataclasses.replace(GameFacts(game=QUAKE, peer_count=2), **changes)  # type: ignore[arg-type]
+def facts(*, operation: str | None = None, running: bool = False, **changes: Any) -> GameFacts:
+    """Quake's facts as the runtime gives them: the state and the allowed commands come
+    from core.lifecycle, given the operation, the running flag and the shown fields."""
+    shown = dataclasses.replace(GameFacts(game=QUAKE, peer_count=2), **changes)
+    staged = (
+        shown.installed
+        and shown.downloaded
+        and shown.installed_version is not None
+        and shown.installed_version != shown.local_version
+    )
+    halt = Halt.PAUSED if shown.paused_percent is not None else None
+    if shown.failed_reason is not None:
+        halt = Halt.FAILED
+    lifecycle = LifecycleFacts(
+        downloaded=shown.downloaded,
+        installed=shown.installed,
+        staged=staged,
+        offered=shown.peer_count > 0,
+        newer_offered=shown.update_available and not staged,
+        found=shown.found_reason is not None,
+        halt=halt,
+        discardable=shown.discardable,
+        operation=OperationKind(operation) if operation is not None else None,
+        running=running,
+        playable=shown.game.executable is not None,
+    )
+    return dataclasses.replace(shown, state=state_of(lifecycle), actions=actions(lifecycle))
 
 
 def kinds(game: GameFacts) -> tuple[str, str, str | None, bool]:
@@ -201,11 +229,11 @@ def test_error_line_and_status() -> None:
 
 
 def test_a_found_folder_shows_its_label_and_reason() -> None:
-    """A folder lanspread did not make shows "Found — not from lanspread" and why; the
-    card offers no download into it (a download refuses to write there), and the detail
-    view explains what to do."""
+    """A folder lanspread did not make shows "Found — not from lanspread" and why, and the
+    detail view says what lanspread does with it; with no peer offering the game the
+    card offers nothing."""
     reason = "no version.ini, no download record (.lanspread.files.json); left as it is"
-    view = card(facts(found_reason=reason))
+    view = card(facts(found_reason=reason, peer_count=0))
     assert (view.status.label, view.status.tone, view.status.reason) == (
         "Found — not from lanspread",
         "warn",
@@ -213,18 +241,36 @@ def test_a_found_folder_shows_its_label_and_reason() -> None:
     )
     assert (view.action.kind, view.action.label, view.action.command) == (
         "found",
-        "Folder in the way",
+        "Unavailable",
         None,
     )
     assert view.note == (
         "No version.ini, no download record (.lanspread.files.json); left as it is"
     )
     assert view.explanation == (
-        "lanspread never changes or deletes this folder. "
-        "To download the game here, move the folder away."
+        "lanspread never changes or deletes your files in this folder. A download adds "
+        "the game's files beside them, and stops if one of yours has a name the game needs."
     )
     plain = card(facts())
     assert (plain.status.reason, plain.explanation, plain.note) == (None, None, None)
+
+
+def test_a_found_folder_a_peer_offers_can_be_downloaded_into() -> None:
+    """The runtime downloads into a found folder (the player's files there stay, and a
+    file in the way stops the download): with a peer offering the game the card offers
+    Download and still says whose folder it is."""
+    reason = "no version.ini, no download record (.lanspread.files.json); left as it is"
+    view = card(facts(found_reason=reason))
+    assert (view.action.kind, view.action.label, view.action.command) == (
+        "download",
+        "Download",
+        "download",
+    )
+    assert (view.status.label, view.note) == (
+        "Found — not from lanspread",
+        reason[:1].upper() + reason[1:],
+    )
+    assert view.explanation is not None
 
 
 def test_a_found_folder_offers_view_files_and_never_a_deletion() -> None:
@@ -560,7 +606,7 @@ def test_build_view_counts_sorts_and_names_peer_games() -> None:
         ViewInput(
             games=(
                 facts(downloaded=True, installed=True, update_available=True),
-                GameFacts(game=aoe, peer_count=1),
+                facts(game=aoe, peer_count=1),
             ),
             runtime=RuntimeFacts(RuntimeState.RUNNING),
             peers=(PeerFacts("p1", "bob", "10.0.0.3:7000", ("quake3", "aoe2")),),
@@ -588,9 +634,9 @@ def test_build_view_counts_sorts_and_names_peer_games() -> None:
 def test_cards_sort_by_shelf_then_name() -> None:
     """Games on disk come first, then games peers offer, then the rest, each by name."""
 
-    def named(name: str, **changes: object) -> GameFacts:
+    def named(name: str, **changes: Any) -> GameFacts:
         game = dataclasses.replace(QUAKE, id=name.lower(), name=name)
-        return dataclasses.replace(GameFacts(game=game), **changes)  # type: ignore[arg-type]
+        return facts(game=game, peer_count=changes.pop("peer_count", 0), **changes)
 
     view = build_view(
         ViewInput(
@@ -728,7 +774,7 @@ def verify(
 def test_verify_all_intact_counts_the_game_files() -> None:
     """An intact install says so with the count; the player's files are counted apart
     and Repair is not offered."""
-    result = verify_view("Quake III Arena", verify(added=SAVES[:3]), downloaded=True)
+    result = verify_view("Quake III Arena", verify(added=SAVES[:3]), repairable=True)
     assert (result.ok, result.tone, result.headline) == (
         True,
         "ok",
@@ -743,7 +789,7 @@ def test_verify_lists_changed_and_missing_and_offers_repair() -> None:
     the game, and its confirmation says changed configs are kept as .mine."""
     changed = ("baseq3/q3config.cfg", "baseq3/pak0.pk3", "q3.exe")
     result = verify_view(
-        "Quake III Arena", verify(changed=changed, missing=("baseq3/pak1.pk3",)), downloaded=True
+        "Quake III Arena", verify(changed=changed, missing=("baseq3/pak1.pk3",)), repairable=True
     )
     assert (result.ok, result.tone, result.headline) == (False, "warn", "3 changed, 1 missing")
     assert (result.changed_title, result.changed.paths) == ("Changed", changed)
@@ -762,7 +808,7 @@ def test_verify_lists_changed_and_missing_and_offers_repair() -> None:
 def test_verify_only_missing_and_no_archives_to_repair_from() -> None:
     """Only missing files read "2 missing"; without downloaded files Repair is not offered
     and the note says why."""
-    result = verify_view("Quake III Arena", verify(missing=("a", "b")), downloaded=False)
+    result = verify_view("Quake III Arena", verify(missing=("a", "b")), repairable=False)
     assert result.headline == "2 missing"
     assert result.repair_confirm.endswith("kept beside the fresh one as <its name>.mine.")
     assert result.can_repair is False
@@ -774,7 +820,7 @@ def test_verify_only_missing_and_no_archives_to_repair_from() -> None:
 def test_verify_with_a_single_file() -> None:
     """One shipped file is counted in the singular."""
     reply = msgspec.structs.replace(verify(), shipped_files=1)
-    assert verify_view("Q", reply, downloaded=True).headline == "All 1 game file is intact"
+    assert verify_view("Q", reply, repairable=True).headline == "All 1 game file is intact"
 
 
 def test_long_file_lists_are_cut_with_a_count() -> None:
@@ -837,7 +883,7 @@ def test_build_view_carries_the_notices() -> None:
 def test_verify_without_a_record_offers_repair_only_with_downloaded_files() -> None:
     """An install without a record cannot be checked: the result says so, and Repair (which
     makes the record) is offered only when the downloaded files are there."""
-    result = unrecorded_verify_view("quake3", "Quake III Arena", downloaded=True)
+    result = unrecorded_verify_view("quake3", "Quake III Arena", repairable=True)
     assert (result.ok, result.tone, result.can_repair, result.repair_note) == (
         False,
         "warn",
@@ -846,7 +892,7 @@ def test_verify_without_a_record_offers_repair_only_with_downloaded_files() -> N
     )
     assert result.headline == "lanspread has no record of these files, so it cannot check them"
     assert "kept beside the fresh one as <its name>.mine" in result.repair_confirm
-    gone = unrecorded_verify_view("quake3", "Quake III Arena", downloaded=False)
+    gone = unrecorded_verify_view("quake3", "Quake III Arena", repairable=False)
     assert (gone.can_repair, gone.repair_note) == (
         False,
         "Repair needs the downloaded files, and they are gone: download the game again.",

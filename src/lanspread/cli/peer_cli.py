@@ -50,6 +50,7 @@ from lanspread.errors import (
     ConfigError,
     InvalidJson,
     LanspreadError,
+    OperationError,
     public_code,
 )
 from lanspread.runtime.commands import Command, Frontend, decode_object, parse_command
@@ -102,15 +103,19 @@ class Reply(_Answer, frozen=True, tag="reply"):
     """The command's reply (``null`` for ``shutdown``)."""
 
 
-class ErrorEvent(_Answer, frozen=True, tag="error"):
+class ErrorEvent(_Answer, frozen=True, tag="error", omit_defaults=True):
     code: str
     """A code of :data:`lanspread.errors.PUBLIC_CODES`."""
     message: str
+    reason: str | None = None
+    """Which lifecycle rule refused a game command (``core.lifecycle.Refusal``: e.g.
+    ``not-installed``); left out when no rule did."""
 
 
 def error_event(correlation: CorrelationId, exc: BaseException) -> ErrorEvent:
     """The ``error`` event reporting ``exc``."""
-    return ErrorEvent(id=correlation, code=public_code(exc).code, message=str(exc))
+    reason = exc.reason if isinstance(exc, OperationError) else None
+    return ErrorEvent(id=correlation, code=public_code(exc).code, message=str(exc), reason=reason)
 
 
 class JsonlWriter:

@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Iterable
 
+from lanspread.core.lifecycle import Refusal
+
 # Peer ids are chosen by strangers: a party of a few dozen peers and a catalog of a
 # few hundred games never comes close, while a flood of fresh ids cannot grow the
 # record past a few hundred kilobytes. The oldest pair is forgotten first.
@@ -21,10 +23,7 @@ MAX_REMEMBERED_LIARS = 4096
 
 def all_liars_message(game_id: str) -> str:
     """Why a download whose every source is a remembered liar does not start."""
-    return (
-        f"every peer offering {game_id} sent corrupt data earlier; "
-        "not downloading from them again until lanspread restarts"
-    )
+    return Refusal.ALL_SOURCES_LIED.message(game_id)
 
 
 class LiarRecord:

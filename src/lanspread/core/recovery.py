@@ -24,40 +24,28 @@ what to do. Ownership is proven in one of two ways:
 * **a marker proves it** for every other case. A markerless reserved directory
   that no intent covers belongs to the user and is never touched.
 
-Intent-driven rows (``S``: staging, ``B``: backup; ``-``: either)::
+The decision is a table (:data:`RECOVERY_ROWS`): each row names the recorded
+intent, whether ``local/`` exists, and what sits at the staging and backup names
+(:class:`Dir`: absent, a directory without the marker, a marked one), and the
+steps and outcome for every root that matches it. The rows partition the facts:
+every root matches exactly one. Rows 1 to 15 are the intent-driven ones (the
+intent covers its own directories, markers or not; a directory it does not
+cover follows the marker rules, which is why some numbers have a ``B*`` or
+``S*`` variant); the ``stale`` rows (no intent) and the ``bad`` rows (an unreadable
+log) are the marker rules.
 
-    #   intent        local  S  B    steps                                   outcome
-    1   INSTALLING    no     y  .    remove S, clear intent                  rolled back
-    2   INSTALLING    no     n  .    clear intent                            intent cleared
-    3   INSTALLING    yes    n  .    clear intent                            rolled forward
-    4   INSTALLING    yes    y  .    remove S, clear (local is not ours)     rolled back
-    5   UPDATING      yes    n  n    clear intent                            intent cleared
-    6   UPDATING      yes    y  n    remove S, clear intent                  rolled back
-    7   UPDATING      yes    n  y    drop B, clear intent                    rolled forward
-    8   UPDATING      yes    y  y    nothing: local is not ours, keep all    needs attention
-    9   UPDATING      no     -  y    remove S, restore B, clear intent       rolled back
-    10  UPDATING      no     y  n    remove S, clear intent                  rolled back
-    11  UPDATING      no     n  n    clear intent                            intent cleared
-    12  UNINSTALLING  yes    .  n    clear intent                            rolled back
-    13  UNINSTALLING  no     .  y    drop B (if that fails, restore what
-                                     is left of B), clear intent             rolled forward
-    14  UNINSTALLING  no     .  n    clear intent                            intent cleared
-    15  UNINSTALLING  yes    .  y    drop B, clear (local is not ours)       rolled forward
-
-A ``.`` column is a directory the intent does not cover: it follows the marker
-rules below. No row deletes a ``local/``. In row 8 staging still existing
-proves the promotion never happened (the promotion is one atomic rename), so
-``local/`` appeared during the update from outside lanspread: it is the
-player's, and the old install cannot go back while it holds the name. Nothing
-is touched and the intent stays; once the player moves ``local/`` out of the
-game folder, the next start finds row 9 and restores the old install. An
-update's own rollback that meets such a ``local/`` leaves it, creates (marked)
-staging if there was none, and keeps the intent, so the state "local, backup,
-no staging" (row 7) always means committed.
-Row 13 rolls forward: the user asked for the deletion and a kill during it
-leaves a partly deleted backup, which restored would be a broken install; only
-when the deletion itself fails is the rest put back (as the in-process
-uninstall does).
+No row deletes a ``local/``. In row 8 staging still existing proves the
+promotion never happened (the promotion is one atomic rename), so ``local/``
+appeared during the update from outside lanspread: it is the player's, and the
+old install cannot go back while it holds the name. Nothing is touched and the
+intent stays; once the player moves ``local/`` out of the game folder, the next
+start finds row 9 and restores the old install. An update's own rollback that
+meets such a ``local/`` leaves it, creates (marked) staging if there was none,
+and keeps the intent, so the state "local, backup, no staging" (row 7) always
+means committed. Row 13 rolls forward: the user asked for the deletion and a
+kill during it leaves a partly deleted backup, which restored would be a broken
+install; only when the deletion itself fails is the rest put back (as the
+in-process uninstall does).
 
 Marker rules, for directories no intent covers (``NONE`` and the rest)::
 
@@ -79,29 +67,22 @@ Steps run in this order: remove local, remove staging, drop backup, restore
 backup, record steps, clear intent. A failed step stops the run and keeps the
 intent, so the next start retries from the facts it then finds.
 
-Install record rows (:func:`decide_record_steps`), from the intent and the
-outcome the directory steps reached. The pending record
+Install record rows (:data:`RECORD_ROWS`, first match wins), from the intent and
+the outcome the directory steps reached. The pending record
 (``.lanspread.install.next.json``) describes the tree an install or update is
-about to commit; the record (``.lanspread.install.json``) the committed one::
-
-    intent                  outcome                     record steps
-    INSTALLING, UPDATING    rolled forward              commit the pending record
-    INSTALLING, UPDATING    rolled back, cleared        drop the pending record
-    UNINSTALLING            rolled forward, cleared     drop pending, drop the record
-    UNINSTALLING            rolled back                 drop the pending record
-    NONE, unreadable        any but needs-attention     drop the pending record
-    any                     needs-attention             nothing (either may be right)
-
-An update writes the pending record before its commit rename and commits it
-before it drops the backup, so "rolled forward" (``local/`` and a backup, no
-staging) is the only state in which a pending record can describe ``local/``;
-in every other state the committed record already does.
+about to commit; the record (``.lanspread.install.json``) the committed one. An
+update writes the pending record before its commit rename and commits it before
+it drops the backup, so "rolled forward" (``local/`` and a backup, no staging)
+is the only state in which a pending record can describe ``local/``; in every
+other state the committed record already does.
 """
 
 from __future__ import annotations
 
 import enum
+from collections.abc import Set
 from dataclasses import dataclass
+from typing import Final
 
 
 class Intent(enum.Enum):
@@ -171,26 +152,166 @@ class RecordSteps:
     """The install it describes is gone (a finished uninstall)."""
 
 
-def decide_record_steps(intent: RecordedIntent, outcome: RecoveryOutcome) -> RecordSteps:
-    """The record rows of the module docstring; ``outcome`` is the one the steps reached."""
-    if outcome is RecoveryOutcome.NEEDS_ATTENTION:
-        return RecordSteps()
-    forward = outcome is RecoveryOutcome.ROLLED_FORWARD
-    if intent in (Intent.INSTALLING, Intent.UPDATING):
-        return RecordSteps(commit_pending=forward, drop_pending=not forward)
-    if intent is Intent.UNINSTALLING:
-        gone = forward or outcome is RecoveryOutcome.INTENT_CLEARED
-        return RecordSteps(drop_pending=True, drop_record=gone)
-    return RecordSteps(drop_pending=True)
+class Dir(enum.Enum):
+    """What sits at a reserved directory's name, as recovery sees it."""
+
+    ABSENT = "absent"
+    """No real directory (nothing, or a file or link: never touched)."""
+    UNMARKED = "unmarked"
+    """A real directory without the ``.lanspread_owned`` marker."""
+    MARKED = "marked"
+
+    @classmethod
+    def of(cls, exists: bool, owned: bool) -> Dir:
+        if not exists:
+            return cls.ABSENT
+        return cls.MARKED if owned else cls.UNMARKED
+
+
+class Step(enum.Enum):
+    REMOVE_STAGING = "remove_staging"
+    DROP_BACKUP = "drop_backup"
+    RESTORE_BACKUP = "restore_backup"
+    RESTORE_IF_DROP_FAILS = "restore_if_drop_fails"
+    CLEAR_INTENT = "clear_intent"
 
 
 @dataclass(frozen=True, slots=True)
-class _Dirs:
-    local: bool
-    staging: bool
-    staging_owned: bool
-    backup: bool
-    backup_owned: bool
+class RecoveryRow:
+    """One row of the recovery table: the facts it matches and what recovery does."""
+
+    name: str
+    """The row's number in the module docstring, or the marker rule it applies."""
+    intent: RecordedIntent
+    local: Set[bool]
+    staging: Set[Dir]
+    backup: Set[Dir]
+    action: RecoveryAction
+
+    def matches(self, intent: RecordedIntent, local: bool, staging: Dir, backup: Dir) -> bool:
+        return (
+            intent is self.intent
+            and local in self.local
+            and staging in self.staging
+            and backup in self.backup
+        )
+
+
+def _act(outcome: RecoveryOutcome, *steps: Step) -> RecoveryAction:
+    return RecoveryAction(outcome, **{step.value: True for step in steps})
+
+
+def _row(
+    name: str,
+    intent: RecordedIntent,
+    local: Set[bool],
+    staging: Set[Dir],
+    backup: Set[Dir],
+    outcome: RecoveryOutcome,
+    *steps: Step,
+) -> RecoveryRow:
+    return RecoveryRow(name, intent, local, staging, backup, _act(outcome, *steps))
+
+
+# Short names for the tables below (deleted once they are built).
+INST, UPD, UNINST, NONE = Intent.INSTALLING, Intent.UPDATING, Intent.UNINSTALLING, Intent.NONE
+BAD = IntentLog.UNREADABLE
+BACK, FORWARD, CLEARED = (
+    RecoveryOutcome.ROLLED_BACK,
+    RecoveryOutcome.ROLLED_FORWARD,
+    RecoveryOutcome.INTENT_CLEARED,
+)
+STALE, CLEAN, ATTENTION = (
+    RecoveryOutcome.CLEANED_STALE,
+    RecoveryOutcome.CLEAN,
+    RecoveryOutcome.NEEDS_ATTENTION,
+)
+YES, NO, ANY = frozenset({True}), frozenset({False}), frozenset({True, False})
+ABSENT, MINE = frozenset({Dir.ABSENT}), frozenset({Dir.MARKED})
+SOME, NOT_MINE = frozenset({Dir.UNMARKED, Dir.MARKED}), frozenset({Dir.ABSENT, Dir.UNMARKED})
+RM_S, DROP, RESTORE = Step.REMOVE_STAGING, Step.DROP_BACKUP, Step.RESTORE_BACKUP
+FALLBACK, CLEAR = Step.RESTORE_IF_DROP_FAILS, Step.CLEAR_INTENT
+
+# fmt: off
+RECOVERY_ROWS: Final[tuple[RecoveryRow, ...]] = (
+    #    row              intent  local staging   backup    outcome    steps
+    _row("1",             INST,   NO,  SOME,     NOT_MINE, BACK,      RM_S, CLEAR),
+    _row("1 B*",          INST,   NO,  SOME,     MINE,     BACK,      RM_S, RESTORE, CLEAR),
+    _row("2",             INST,   NO,  ABSENT,   NOT_MINE, CLEARED,   CLEAR),
+    _row("2 B*",          INST,   NO,  ABSENT,   MINE,     CLEARED,   RESTORE, CLEAR),
+    _row("3",             INST,   YES, ABSENT,   NOT_MINE, FORWARD,   CLEAR),
+    _row("3 B*",          INST,   YES, ABSENT,   MINE,     FORWARD,   DROP, CLEAR),
+    _row("4",             INST,   YES, SOME,     NOT_MINE, BACK,      RM_S, CLEAR),
+    _row("4 B*",          INST,   YES, SOME,     MINE,     BACK,      RM_S, DROP, CLEAR),
+    _row("5, 11",         UPD,    ANY, ABSENT,   ABSENT,   CLEARED,   CLEAR),
+    _row("6, 10",         UPD,    ANY, SOME,     ABSENT,   BACK,      RM_S, CLEAR),
+    _row("7",             UPD,    YES, ABSENT,   SOME,     FORWARD,   DROP, CLEAR),
+    _row("8",             UPD,    YES, SOME,     SOME,     ATTENTION),
+    _row("9",             UPD,    NO,  SOME,     SOME,     BACK,      RM_S, RESTORE, CLEAR),
+    _row("9, no S",       UPD,    NO,  ABSENT,   SOME,     BACK,      RESTORE, CLEAR),
+    _row("12",            UNINST, YES, NOT_MINE, ABSENT,   BACK,      CLEAR),
+    _row("12 S*",         UNINST, YES, MINE,     ABSENT,   BACK,      RM_S, CLEAR),
+    _row("13",            UNINST, NO,  NOT_MINE, SOME,     FORWARD,   DROP, FALLBACK, CLEAR),
+    _row("13 S*",         UNINST, NO,  MINE,     SOME,     FORWARD,   RM_S, DROP, FALLBACK, CLEAR),
+    _row("14",            UNINST, NO,  NOT_MINE, ABSENT,   CLEARED,   CLEAR),
+    _row("14 S*",         UNINST, NO,  MINE,     ABSENT,   CLEARED,   RM_S, CLEAR),
+    _row("15",            UNINST, YES, NOT_MINE, SOME,     FORWARD,   DROP, CLEAR),
+    _row("15 S*",         UNINST, YES, MINE,     SOME,     FORWARD,   RM_S, DROP, CLEAR),
+    _row("stale",         NONE,   ANY, NOT_MINE, NOT_MINE, CLEAN),
+    _row("stale S*",      NONE,   ANY, MINE,     NOT_MINE, STALE,     RM_S),
+    _row("stale B*",      NONE,   NO,  NOT_MINE, MINE,     STALE,     RESTORE),
+    _row("stale S* B*",   NONE,   NO,  MINE,     MINE,     STALE,     RM_S, RESTORE),
+    _row("stale L B*",    NONE,   YES, NOT_MINE, MINE,     STALE,     DROP),
+    _row("stale L S* B*", NONE,   YES, MINE,     MINE,     STALE,     RM_S, DROP),
+    _row("bad",           BAD,    ANY, NOT_MINE, NOT_MINE, ATTENTION),
+    _row("bad S*",        BAD,    ANY, MINE,     NOT_MINE, STALE,     RM_S),
+    _row("bad B*",        BAD,    NO,  NOT_MINE, MINE,     STALE,     RESTORE),
+    _row("bad S* B*",     BAD,    NO,  MINE,     MINE,     STALE,     RM_S, RESTORE),
+    _row("bad L B*",      BAD,    YES, NOT_MINE, MINE,     ATTENTION),
+    _row("bad L S* B*",   BAD,    YES, MINE,     MINE,     ATTENTION, RM_S),
+)
+# fmt: on
+"""The recovery table: every root matches exactly one row (``*``: the directory carries
+the marker; a row without a directory's letter holds for any that intent or marker
+rule leaves alone)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RecordRow:
+    """One row of the install record table (first match wins)."""
+
+    intents: Set[RecordedIntent]
+    outcomes: Set[RecoveryOutcome]
+    steps: RecordSteps
+
+
+_SETTLED = frozenset(RecoveryOutcome) - {ATTENTION}
+_EVERY_INTENT: frozenset[RecordedIntent] = frozenset({*Intent, BAD})
+_WRITES_RECORD: frozenset[RecordedIntent] = frozenset({INST, UPD})
+
+RECORD_ROWS: Final[tuple[RecordRow, ...]] = (
+    RecordRow(_EVERY_INTENT, frozenset({ATTENTION}), RecordSteps()),
+    RecordRow(_WRITES_RECORD, frozenset({FORWARD}), RecordSteps(commit_pending=True)),
+    RecordRow(_WRITES_RECORD, _SETTLED, RecordSteps(drop_pending=True)),
+    RecordRow(
+        frozenset({UNINST}),
+        frozenset({FORWARD, CLEARED}),
+        RecordSteps(drop_pending=True, drop_record=True),
+    ),
+    RecordRow(_EVERY_INTENT, _SETTLED, RecordSteps(drop_pending=True)),
+)
+"""The install record table, first match wins: needs-attention touches neither record
+(either may be right); an install or update that rolled forward commits the pending
+record; an uninstall that finished drops the record too; everything else drops the
+pending record, which describes a tree that was never committed."""
+
+del INST, UPD, UNINST, NONE, BAD, BACK, FORWARD, CLEARED, STALE, CLEAN, ATTENTION
+del YES, NO, ANY, ABSENT, MINE, SOME, NOT_MINE, RM_S, DROP, RESTORE, FALLBACK, CLEAR
+
+
+def recovery_row(intent: RecordedIntent, local: bool, staging: Dir, backup: Dir) -> RecoveryRow:
+    """The one row of :data:`RECOVERY_ROWS` that matches these facts."""
+    return next(row for row in RECOVERY_ROWS if row.matches(intent, local, staging, backup))
 
 
 def decide_recovery(
@@ -205,110 +326,16 @@ def decide_recovery(
 
     ``*_exists`` means a real directory (not a link or file) sits at the name;
     ``*_owned`` means it holds a ``.lanspread_owned`` marker (ignored when the
-    directory does not exist). See the module docstring for the table.
+    directory does not exist). The answer is the action of the matching row.
     """
-    dirs = _Dirs(
-        local=local_exists,
-        staging=installing_exists,
-        staging_owned=installing_exists and installing_owned,
-        backup=backup_exists,
-        backup_owned=backup_exists and backup_owned,
+    staging = Dir.of(installing_exists, installing_owned)
+    backup = Dir.of(backup_exists, backup_owned)
+    return recovery_row(intent, local_exists, staging, backup).action
+
+
+def decide_record_steps(intent: RecordedIntent, outcome: RecoveryOutcome) -> RecordSteps:
+    """The record steps of the first row of :data:`RECORD_ROWS` that matches;
+    ``outcome`` is the one the directory steps reached."""
+    return next(
+        row.steps for row in RECORD_ROWS if intent in row.intents and outcome in row.outcomes
     )
-    if intent is Intent.INSTALLING:
-        return _installing(dirs)
-    if intent is Intent.UPDATING:
-        return _updating(dirs)
-    if intent is Intent.UNINSTALLING:
-        return _uninstalling(dirs)
-    if intent is Intent.NONE:
-        return _stale_leftovers(dirs)
-    return _unreadable(dirs)
-
-
-def _installing(d: _Dirs) -> RecoveryAction:
-    backup = _stale_backup_steps(d.local, d.backup_owned)
-    if d.staging:
-        outcome = RecoveryOutcome.ROLLED_BACK
-    elif d.local:
-        outcome = RecoveryOutcome.ROLLED_FORWARD
-    else:
-        outcome = RecoveryOutcome.INTENT_CLEARED
-    return RecoveryAction(
-        outcome=outcome,
-        remove_staging=d.staging,
-        drop_backup=backup.drop_backup,
-        restore_backup=backup.restore_backup,
-        clear_intent=True,
-    )
-
-
-def _updating(d: _Dirs) -> RecoveryAction:
-    if d.backup and d.local and not d.staging:
-        return RecoveryAction(
-            outcome=RecoveryOutcome.ROLLED_FORWARD, drop_backup=True, clear_intent=True
-        )
-    if d.backup and d.local:
-        # Row 8: staging proves the promotion never ran, so local/ came from outside.
-        return RecoveryAction(outcome=RecoveryOutcome.NEEDS_ATTENTION)
-    if d.backup:
-        return RecoveryAction(
-            outcome=RecoveryOutcome.ROLLED_BACK,
-            remove_staging=d.staging,
-            restore_backup=True,
-            clear_intent=True,
-        )
-    outcome = RecoveryOutcome.ROLLED_BACK if d.staging else RecoveryOutcome.INTENT_CLEARED
-    return RecoveryAction(outcome=outcome, remove_staging=d.staging, clear_intent=True)
-
-
-def _uninstalling(d: _Dirs) -> RecoveryAction:
-    if d.backup:
-        outcome = RecoveryOutcome.ROLLED_FORWARD
-    elif d.local:
-        outcome = RecoveryOutcome.ROLLED_BACK
-    else:
-        outcome = RecoveryOutcome.INTENT_CLEARED
-    return RecoveryAction(
-        outcome=outcome,
-        remove_staging=d.staging_owned,
-        drop_backup=d.backup,
-        restore_if_drop_fails=d.backup and not d.local,
-        clear_intent=True,
-    )
-
-
-def _stale_leftovers(d: _Dirs) -> RecoveryAction:
-    backup = _stale_backup_steps(d.local, d.backup_owned)
-    action = RecoveryAction(
-        outcome=RecoveryOutcome.CLEANED_STALE,
-        remove_staging=d.staging_owned,
-        drop_backup=backup.drop_backup,
-        restore_backup=backup.restore_backup,
-    )
-    return action if action.changes_anything else RecoveryAction(outcome=RecoveryOutcome.CLEAN)
-
-
-def _unreadable(d: _Dirs) -> RecoveryAction:
-    if d.backup_owned and d.local:
-        return RecoveryAction(
-            outcome=RecoveryOutcome.NEEDS_ATTENTION, remove_staging=d.staging_owned
-        )
-    stale = d.staging_owned or d.backup_owned
-    return RecoveryAction(
-        outcome=RecoveryOutcome.CLEANED_STALE if stale else RecoveryOutcome.NEEDS_ATTENTION,
-        remove_staging=d.staging_owned,
-        restore_backup=d.backup_owned,
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class _BackupSteps:
-    drop_backup: bool
-    restore_backup: bool
-
-
-def _stale_backup_steps(local: bool, backup_owned: bool) -> _BackupSteps:
-    """Marker rule for a backup no intent covers: restore it when ``local/`` is free."""
-    if not backup_owned:
-        return _BackupSteps(drop_backup=False, restore_backup=False)
-    return _BackupSteps(drop_backup=local, restore_backup=not local)

@@ -70,9 +70,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from lanspread.core.agreement import Agreement, agree_manifests
-from lanspread.core.gameroot import version_sort_key
 from lanspread.core.liars import LiarRecord, all_liars_message
 from lanspread.core.library import FoundGame
+from lanspread.core.lifecycle import Command, source_refusal
 from lanspread.core.manifest import GameManifest, manifest_digest
 from lanspread.core.operations import OperationKind
 from lanspread.core.party import check_pin, pinned_failure
@@ -330,24 +330,18 @@ class DownloadManager:
 
     def download(self, game_id: str, *, update: bool = False) -> None:
         """Start (or resume) downloading ``game_id``; ``update`` fetches the newest version."""
-        self._local.require_catalog_game(game_id)
+        self._lifecycle.require(game_id, Command.UPDATE if update else Command.DOWNLOAD)
         summary = self._local.library.get(game_id)
         latest, offering = self._network.sources_for(game_id)
-        sources = self._liars.exclude(game_id, offering)
-        if summary is not None and summary.installed:
-            update = True  # a download into an installed game is an update of it
-        if update:
-            if summary is None:
-                raise InvalidGameState(f"{game_id} is not here to update: download it")
-            if summary.downloaded and version_sort_key(latest) <= version_sort_key(summary.version):
-                raise InvalidGameState(f"{game_id} is up to date")
-            self._lifecycle.refuse_if_running(game_id, "update")
-        elif summary is not None and summary.downloaded:
-            raise InvalidGameState(f"{game_id} is already downloaded")
-        if offering and not sources:
-            raise InvalidGameState(all_liars_message(game_id))
-        if not sources:
-            raise InvalidGameState(f"no peer offers {game_id} right now")
+        refusal = source_refusal(
+            downloaded=summary is not None and summary.downloaded,
+            version=summary.version if summary is not None else None,
+            latest=latest,
+            offering=bool(offering),
+            trusted=bool(self._liars.exclude(game_id, offering)),
+        )
+        if refusal is not None:
+            raise refusal.error(game_id)
         self._local.begin_operation(game_id, OperationKind.DOWNLOADING)
         active = _Active(game_id)
         self._active[game_id] = active
@@ -356,13 +350,11 @@ class DownloadManager:
 
     def cancel(self, game_id: str) -> None:
         """Stop a running download, or discard a paused one."""
-        self._local.require_catalog_game(game_id)
+        self._lifecycle.require(game_id, Command.CANCEL)
         active = self._active.get(game_id)
         if active is not None:
             active.cancel.set()
             return
-        if game_id not in self._partials:
-            raise InvalidGameState(f"{game_id} has no download to cancel")
         self._local.begin_operation(game_id, OperationKind.DOWNLOADING)
         self._jobs.spawn(lambda: self._discard_paused(game_id))
 

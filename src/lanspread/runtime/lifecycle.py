@@ -1,7 +1,9 @@
 """Install, update, uninstall, remove and play: the local game lifecycle.
 
-Each command checks its preconditions, claims the game in the operation table
-(so a second command is refused with ``OperationInProgress``) and returns at once;
+Each command asks the lifecycle table (:mod:`lanspread.core.lifecycle`, through
+:class:`~lanspread.runtime.states.GameStates`) whether the game's state allows it,
+raising the table's refusal otherwise, then claims the game in the operation table
+(so a racing second command is refused with ``OperationInProgress``) and returns at once;
 the work runs as an owned job. Every job ends the same way, whatever happened (an
 unexpected exception included, reported in plain words and logged with its
 traceback): the game is rescanned while its operation is still active, the
@@ -21,15 +23,9 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from lanspread.core.gameroot import INSTALL_RECORD_FILE, LOCAL_DIR
-from lanspread.core.install_record import local_update_pending
-from lanspread.core.library import GameSummary
+from lanspread.core.lifecycle import Command, GameState, Refusal
 from lanspread.core.operations import OperationKind
-from lanspread.errors import (
-    InvalidGameState,
-    LanspreadError,
-    OperationError,
-    OperationInProgress,
-)
+from lanspread.errors import LanspreadError, OperationError
 from lanspread.install.extract import ProgressCallback, extract, plan_extraction
 from lanspread.install.record import LocalInspection, inspect_local
 from lanspread.install.remove import remove_downloaded_game
@@ -59,15 +55,21 @@ from lanspread.runtime.events import (
 from lanspread.runtime.jobs import JobRunner
 from lanspread.runtime.local_library import LocalLibraryService
 from lanspread.runtime.replies import UninstallPlan, VerifyReply
+from lanspread.runtime.states import GameStates
 
 log = logging.getLogger(__name__)
 
 
 class Lifecycle:
     def __init__(
-        self, local: LocalLibraryService, jobs: JobRunner, publish: Callable[[Event], None]
+        self,
+        local: LocalLibraryService,
+        jobs: JobRunner,
+        publish: Callable[[Event], None],
+        states: GameStates,
     ) -> None:
         self._local = local
+        self._states = states
         self._jobs = jobs
         self._publish = publish
         self._running: dict[str, asyncio.subprocess.Process] = {}
@@ -80,17 +82,13 @@ class Lifecycle:
         """Games started with ``play`` that have not exited yet."""
         return frozenset(self._running)
 
-    def refuse_if_running(self, game_id: str, what: str) -> None:
-        if game_id in self._running:
-            raise OperationInProgress(f"cannot {what} {game_id} while it is running")
+    def require(self, game_id: str, command: Command) -> GameState:
+        """The game's state when it allows ``command`` now; otherwise the refusal's error."""
+        return self._states.require(game_id, command)
 
     def stop(self) -> None:
         """Ask running extractions to stop (shutdown)."""
         self._stop.set()
-
-    def _summary(self, game_id: str) -> GameSummary | None:
-        self._local.require_catalog_game(game_id)
-        return self._local.library.get(game_id)
 
     def _root(self, game_id: str) -> Path:
         return self._local.game_dir / game_id
@@ -102,12 +100,7 @@ class Lifecycle:
 
         Returns the operation started (installing, or updating).
         """
-        summary = self._summary(game_id)
-        if summary is None or not summary.downloaded:
-            raise InvalidGameState(f"{game_id} is not downloaded")
-        if summary.installed:
-            if not self.local_update_pending(game_id):
-                raise InvalidGameState(f"{game_id} is already installed")
+        if self.require(game_id, Command.INSTALL) is GameState.UPDATE_STAGED:
             self._start_update(game_id)
             return OperationKind.UPDATING
         self._local.begin_operation(game_id, OperationKind.INSTALLING)
@@ -116,22 +109,14 @@ class Lifecycle:
 
     def local_update_pending(self, game_id: str) -> bool:
         """The downloaded archives are another version than the installed one."""
-        summary = self._summary(game_id)
-        return summary is not None and local_update_pending(
-            summary.installed, summary.downloaded, summary.installed_version, summary.version
-        )
+        return self._states.facts(game_id).staged
 
     def repair(self, game_id: str) -> None:
         """Re-extract an installed game from its archives, keeping the player's files."""
-        summary = self._summary(game_id)
-        if summary is None or not summary.installed:
-            raise InvalidGameState(f"{game_id} is not installed")
-        if not summary.downloaded:
-            raise InvalidGameState(f"{game_id} has no downloaded archives to repair from")
+        self.require(game_id, Command.REPAIR)
         self._start_update(game_id)
 
     def _start_update(self, game_id: str) -> None:
-        self.refuse_if_running(game_id, "update")
         self._local.begin_operation(game_id, OperationKind.UPDATING)
         self._jobs.spawn(lambda: self.run_install(game_id, update=True))
 
@@ -188,19 +173,18 @@ class Lifecycle:
     # -- uninstall and remove ------------------------------------------------
 
     def uninstall(self, game_id: str, *, keep_saves: bool = False) -> None:
-        self._require_idle_install(game_id)
+        self.require(game_id, Command.UNINSTALL)
         if keep_saves and not (self._root(game_id) / INSTALL_RECORD_FILE).is_file():
-            raise InvalidGameState(_no_record_to_keep_saves(game_id))
-        self.refuse_if_running(game_id, "uninstall")
+            raise Refusal.NO_RECORD_TO_KEEP_SAVES.error(game_id)
         self._local.begin_operation(game_id, OperationKind.UNINSTALLING)
         self._jobs.spawn(lambda: self._run_uninstall(game_id, keep_saves=keep_saves))
 
     async def uninstall_plan(self, game_id: str, *, keep_saves: bool) -> UninstallPlan:
         """What :meth:`uninstall` would delete and keep; changes nothing."""
-        self._require_idle_install(game_id)
+        self.require(game_id, Command.UNINSTALL)
         found = await self._inspect(game_id, "uninstall check")
         if keep_saves and found.record is None:
-            raise InvalidGameState(_no_record_to_keep_saves(game_id))
+            raise Refusal.NO_RECORD_TO_KEEP_SAVES.error(game_id)
         players = found.diff.players if found.record is not None else ()
         return UninstallPlan(
             game=game_id,
@@ -213,12 +197,10 @@ class Lifecycle:
 
     async def verify(self, game_id: str) -> VerifyReply:
         """Compare ``local/`` with its install record (hashing every shipped file)."""
-        self._require_idle_install(game_id)
+        self.require(game_id, Command.VERIFY)
         found = await self._inspect(game_id, "verify")
         if found.record is None:
-            raise InvalidGameState(
-                f"{game_id} has no install record (installed without one); repair it to make one"
-            )
+            raise Refusal.NO_INSTALL_RECORD.error(game_id)
         diff = found.diff
         return VerifyReply(
             game=game_id,
@@ -243,13 +225,6 @@ class Lifecycle:
         except Exception as exc:
             raise OperationError(_failure_reason(exc, what, game_id)) from exc
 
-    def _require_idle_install(self, game_id: str) -> None:
-        summary = self._summary(game_id)
-        if summary is None or not summary.installed:
-            raise InvalidGameState(f"{game_id} is not installed")
-        if self._local.operations.is_active(game_id):
-            raise OperationInProgress(f"{game_id} is busy: wait for its operation to finish")
-
     async def _run_uninstall(self, game_id: str, *, keep_saves: bool) -> None:
         async def work() -> Event:
             self._publish(UninstallBegin(game=game_id))
@@ -266,16 +241,9 @@ class Lifecycle:
         )
 
     def remove(self, game_id: str) -> None:
-        summary = self._summary(game_id)
-        if summary is None or not summary.downloaded:
-            raise InvalidGameState(f"{game_id} is not downloaded")
-        if summary.installed:
-            raise InvalidGameState(f"{game_id} is installed: uninstall it first")
+        self.require(game_id, Command.REMOVE)
         if (self._root(game_id) / LOCAL_DIR).is_dir():
-            raise InvalidGameState(
-                f"{game_id}: {LOCAL_DIR}/ still holds the files you kept; move them out first"
-            )
-        self.refuse_if_running(game_id, "remove")
+            raise Refusal.KEPT_FILES.error(game_id)
         self._local.begin_operation(game_id, OperationKind.REMOVING)
         self._jobs.spawn(lambda: self._run_remove(game_id))
 
@@ -298,18 +266,12 @@ class Lifecycle:
 
     async def play(self, game_id: str) -> int:
         """Start the game's executable; returns its process id."""
-        summary = self._summary(game_id)
-        if summary is None or not summary.installed:
-            raise InvalidGameState(f"{game_id} is not installed")
-        if self._local.operations.is_active(game_id):
-            raise OperationInProgress(f"{game_id} is busy: wait for its operation to finish")
-        if game_id in self._running:
-            raise OperationInProgress(f"{game_id} is already running")
-        entry = self._local.catalog.get(game_id)
-        if entry is None or entry.executable is None:
-            raise InvalidGameState(f"the catalog names no executable for {game_id}")
+        self.require(game_id, Command.PLAY)
+        name = self._local.require_catalog_game(game_id).executable
+        if name is None:  # the table's guard refused this already; this narrows the type
+            raise Refusal.NO_EXECUTABLE.error(game_id)
         local_dir = self._root(game_id) / LOCAL_DIR
-        executable = await asyncio.to_thread(resolve_executable, local_dir, entry.executable)
+        executable = await asyncio.to_thread(resolve_executable, local_dir, name)
         process = await launch(executable, local_dir)
         self._running[game_id] = process
         self._publish(GameStarted(game=game_id, pid=process.pid))
@@ -322,13 +284,6 @@ class Lifecycle:
         finally:
             self._running.pop(game_id, None)
         self._publish(GameExited(game=game_id, returncode=returncode))
-
-
-def _no_record_to_keep_saves(game_id: str) -> str:
-    return (
-        f"{game_id} has no install record, so its files cannot be told from yours; "
-        "repair it first, or uninstall without keep_saves"
-    )
 
 
 def _failure_reason(exc: Exception, what: str, game_id: str) -> str:

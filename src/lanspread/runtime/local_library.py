@@ -29,7 +29,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from lanspread.core.catalog import Catalog
+from lanspread.core.catalog import Catalog, CatalogGame
 from lanspread.core.library import GameSummary, LibraryDelta, LibrarySnapshot, LocalLibrary
 from lanspread.core.operations import OperationKind, OperationTable
 from lanspread.core.rescan_gate import RescanGate
@@ -95,9 +95,12 @@ class LocalLibraryService:
     def snapshot(self) -> LibrarySnapshot:
         return self.library.snapshot
 
-    def require_catalog_game(self, game_id: str) -> None:
-        if game_id not in self._catalog:
+    def require_catalog_game(self, game_id: str) -> CatalogGame:
+        """The catalog entry of ``game_id``; :class:`UnknownGame` for any other id."""
+        game = self._catalog.get(game_id)
+        if game is None:
             raise UnknownGame(f"{game_id!r} is not a game of the catalog")
+        return game
 
     # -- scans ---------------------------------------------------------------
 

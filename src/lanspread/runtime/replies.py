@@ -6,10 +6,17 @@ from collections.abc import Mapping, Set
 
 import msgspec
 
-from lanspread.core.catalog import Catalog
-from lanspread.core.gameroot import version_sort_key
-from lanspread.core.install_record import local_update_pending
-from lanspread.core.library import FoundGame, LibrarySnapshot
+from lanspread.core.catalog import Catalog, CatalogGame
+from lanspread.core.library import FoundGame, GameSummary, LibrarySnapshot
+from lanspread.core.lifecycle import (
+    Command,
+    GameState,
+    Halt,
+    LifecycleFacts,
+    actions,
+    lifecycle_facts,
+    state_of,
+)
 from lanspread.core.operations import OperationKind
 from lanspread.core.peerdb import RemoteGameView
 from lanspread.runtime.startup import PartialDownload
@@ -40,8 +47,8 @@ class Started(msgspec.Struct, frozen=True):
     pid: int
 
 
-PAUSED = "paused"
-FAILED = "failed"
+PAUSED = Halt.PAUSED.value
+FAILED = Halt.FAILED.value
 
 
 class DownloadState(msgspec.Struct, frozen=True):
@@ -71,6 +78,14 @@ class GameView(msgspec.Struct, frozen=True):
 
     id: str
     name: str
+    state: GameState
+    """Where the game stands (:class:`lanspread.core.lifecycle.GameState`): what a front
+    end draws, never re-derived from the other fields."""
+    actions: tuple[Command, ...]
+    """The commands the runtime would accept for the game now (in a fixed order): the
+    buttons a front end may offer. A command whose success depends on the peers of the
+    moment (``download`` of a paused game with no peer online) is still listed; the
+    refusal then says why."""
     downloaded: bool
     installed: bool
     local_version: str | None
@@ -140,6 +155,30 @@ class PeerView(msgspec.Struct, frozen=True):
     """Catalog games the peer reports, ready or local-only."""
 
 
+def game_facts(
+    game: CatalogGame,
+    summary: GameSummary | None,
+    offer: RemoteGameView | None,
+    *,
+    operation: OperationKind | None,
+    running: bool,
+    halted: DownloadState | None,
+    found: bool,
+) -> LifecycleFacts:
+    """The lifecycle facts of one game from what the runtime's services report."""
+    return lifecycle_facts(
+        summary,
+        latest=offer.latest_version if offer is not None else None,
+        peer_count=offer.peer_count if offer is not None else 0,
+        operation=operation,
+        running=running,
+        halt=Halt(halted.state) if halted is not None else None,
+        discardable=halted is not None and halted.discardable,
+        found=found,
+        playable=game.executable is not None,
+    )
+
+
 def game_views(
     catalog: Catalog,
     local: LibrarySnapshot,
@@ -160,39 +199,33 @@ def game_views(
     for game in sorted(catalog, key=lambda g: g.id):
         summary = mine.get(game.id)
         offer = remote.get(game.id)
-        local_version = summary.version if summary is not None else None
-        latest = offer.latest_version if offer is not None else None
-        downloaded = summary is not None and summary.downloaded
         operation = operations.get(game.id)
         partial = partials.get(game.id)
+        facts = game_facts(
+            game,
+            summary,
+            offer,
+            operation=operation,
+            running=game.id in running,
+            halted=halted.get(game.id),
+            found=game.id in found,
+        )
         views.append(
             GameView(
                 id=game.id,
                 name=game.name,
-                downloaded=downloaded,
-                installed=summary is not None and summary.installed,
-                local_version=local_version,
+                state=state_of(facts),
+                actions=actions(facts),
+                downloaded=facts.downloaded,
+                installed=facts.installed,
+                local_version=summary.version if summary is not None else None,
                 operation=operation.value if operation is not None else None,
                 peer_count=offer.peer_count if offer is not None else 0,
-                latest_version=latest,
-                update_available=(
-                    summary is not None
-                    and offer is not None
-                    and offer.peer_count > 0
-                    and version_sort_key(latest) > version_sort_key(local_version)
-                )
-                or (
-                    summary is not None
-                    and local_update_pending(
-                        summary.installed,
-                        summary.downloaded,
-                        summary.installed_version,
-                        summary.version,
-                    )
-                ),
+                latest_version=offer.latest_version if offer is not None else None,
+                update_available=facts.update_available,
                 paused_bytes=partial.done_bytes if partial is not None else 0,
                 paused_total_bytes=partial.total_bytes if partial is not None else 0,
-                running=game.id in running,
+                running=facts.running,
                 installed_version=summary.installed_version if summary is not None else None,
                 found=found[game.id].reason if game.id in found else None,
                 download_state=halted.get(game.id) if operation is None else None,

@@ -60,9 +60,9 @@ from lanspread.runtime.replies import (
     PeerView,
     Started,
     StatusReply,
-    game_views,
 )
 from lanspread.runtime.startup import recover_install_state
+from lanspread.runtime.states import GameStates
 from lanspread.runtime.supervisor import Policy, Service, Supervisor
 from lanspread.seeding.manifests import HashingService, ManifestCache
 from lanspread.storage.gamedir import prepare_game_dir, prepare_state_dir
@@ -82,6 +82,7 @@ class PeerRuntime:
         self._jobs = JobRunner("operation")
         self._lifecycle: Lifecycle | None = None
         self._downloads: DownloadManager | None = None
+        self._states: GameStates | None = None
         self._manifests: ManifestCache | None = None
         self._hashing: HashingService | None = None
         self._party: PartyService | None = None
@@ -111,7 +112,8 @@ class PeerRuntime:
         self._manifests = ManifestCache(state_dir, chunk_size=options.chunk_size)
         self._hashing = HashingService(self._manifests, local)
         network.seeder.attach_hashing(self._hashing)
-        lifecycle = Lifecycle(local, self._jobs, self._bus.publish)
+        states = GameStates(local, network)
+        lifecycle = Lifecycle(local, self._jobs, self._bus.publish, states)
         downloads = DownloadManager(
             local=local,
             network=network,
@@ -121,11 +123,12 @@ class PeerRuntime:
             install_policy=options.install_policy,
             manifests=self._manifests,
         )
+        states.attach(running=lambda: lifecycle.running, downloads=downloads)
         await asyncio.to_thread(recover_install_state, game_dir, options.catalog)
         await asyncio.to_thread(downloads.recover)
         await local.full_scan()
         self._local, self._network = local, network
-        self._lifecycle, self._downloads = lifecycle, downloads
+        self._lifecycle, self._downloads, self._states = lifecycle, downloads, states
         self._main = asyncio.create_task(self._run(), name="lanspread-runtime")
         try:
             await network.wait_bound()
@@ -350,18 +353,10 @@ class PeerRuntime:
         )
 
     def games(self) -> tuple[GameView, ...]:
-        local, network = self._require_started()
-        return game_views(
-            local.catalog,
-            local.snapshot,
-            local.operations.snapshot(),
-            network.remote_games(),
-            self.downloads.partials,
-            self.lifecycle.running,
-            self.downloads.found,
-            self.downloads.halted,
-            self.downloads.excluded,
-        )
+        """Every catalog game with its state and the commands it allows now."""
+        if self._states is None:
+            raise ConfigError("runtime not started")
+        return self._states.views()
 
 
 class GameList(msgspec.Struct, frozen=True):

@@ -4,37 +4,13 @@
 its intent log (:mod:`lanspread.install.sweep`) first; nothing that is not
 provably lanspread's is touched. Then the download state is settled once per
 game root, after install recovery and before the first scan, while no
-operation is active. :func:`classify_partial` reports a paused download for
-the UI; :func:`sweep_orphans` deletes what no download will ever
-resolve. Decision table (``S``: a regular root ``version.ini``; journal as
-:func:`lanspread.download.journal.load` reads it; intent: the install intent
-log, an unreadable log counting as recorded)::
-
-    S    journal   intent    payload   classify_partial   sweep_orphans
-    yes  any       any       any       None               drop the journal, its temp, the
-                                                          parked and temp sentinels (the
-                                                          download committed; keep payload)
-    no   valid     any       any       PartialDownload    drop a temp sentinel and journal
-                                                          temp (an interrupted commit is
-                                                          redone on resume); keep the rest
-    no   corrupt   none      any       None (logged)      discard the payload: nothing
-                                                          proves which chunks are complete
-    no   absent    none      yes       None               discard the payload (an orphan of
-                                                          a kill, or an update parked but
-                                                          never journaled)
-    no   any       recorded  any       None               nothing: install recovery owns it
-    no   absent    none      no        None               nothing
-
-Every deletion in the table needs proof: only names the root's ownership
-record lists (:mod:`lanspread.files.ownership`) and that are still what
-lanspread created are deleted; a root without a record (a folder the player
-made, copied or installed by hand) is never touched, whatever the table says.
-"Payload" is any recorded name that is not installer-owned; a discard keeps
-every installer-owned name (``local/``, the install transaction's folders,
-the intent log, ``.softlan_game_installed``, ``.sync/``), and the root goes
-only if the download created it and it ends up empty. A discarded update of
-an installed game thus settles as local-only, as a cancelled one does
-(:mod:`lanspread.files.sentinel`).
+operation is active: this shell reads each root's facts, the settle table
+(:mod:`lanspread.core.settling`) decides, and :func:`classify_partial` reports
+the paused download it finds for the UI while :func:`sweep_orphans` deletes what
+no download will ever resolve, always through the root's ownership record
+(:mod:`lanspread.files.ownership`): a root without a record is never touched.
+A discarded update of an installed game thus settles as local-only, as a
+cancelled one does (:mod:`lanspread.files.sentinel`).
 
 Both functions block; the runtime runs them through ``asyncio.to_thread``.
 """
@@ -62,6 +38,7 @@ from lanspread.core.gameroot import (
 )
 from lanspread.core.library import FoundGame, found_not_from_lanspread
 from lanspread.core.recovery import Intent, RecoveryOutcome
+from lanspread.core.settling import Journal, SettleFacts, Sweep, decide_settle
 from lanspread.download.journal import DownloadJournal, JournalCorrupt, load
 from lanspread.errors import IntentLogCorrupt, StorageError
 from lanspread.files.atomic import unlink_synced
@@ -70,7 +47,6 @@ from lanspread.files.ownership import (
     InTheWay,
     OwnershipRecord,
     load_record,
-    load_record_or_none,
     owned_transient,
     sweep_owned,
 )
@@ -113,15 +89,16 @@ class PartialDownload:
 
 
 def classify_partial(root: Path) -> PartialDownload | None:
-    """The paused download of ``root``, or ``None`` (see the module's table).
+    """The paused download of ``root``, or ``None`` (the settle table decides).
 
     A corrupt journal gives ``None`` and a logged warning (:func:`sweep_orphans`
     then discards it). Raises :class:`StorageError` when the disk refuses.
     """
-    if not is_real_dir(root) or is_regular_file(root / VERSION_FILE):
-        return None
-    journal = _load_or_none(root)
-    if journal is None:
+    found = _read(root)
+    if found.journal_error is not None:
+        log.warning("ignoring the download journal of %s: %s", root, found.journal_error)
+    journal = found.journal
+    if journal is None or not decide_settle(found.facts).paused:
         return None
     return PartialDownload(
         game_id=journal.game_id,
@@ -137,33 +114,70 @@ def classify_partial(root: Path) -> PartialDownload | None:
 def sweep_orphans(root: Path) -> bool:
     """Delete the download leftovers of ``root`` that nothing will resolve; True if any.
 
-    Deletes only what the root's ownership record proves lanspread created
-    (:mod:`lanspread.files.ownership`): a root without a record, or with a
-    record that is not ours, is never touched, whatever it holds. Never a root
-    that is a link or not a folder (False). Raises :class:`StorageError` when a
-    deletion fails; whatever is left is retried by the next start.
+    The settle table says what goes; deletes only what the root's ownership record
+    proves lanspread created (:mod:`lanspread.files.ownership`): a root without a
+    record, or with a record that is not ours, is never touched, whatever it holds.
+    Never a root that is a link or not a folder (False). Raises
+    :class:`StorageError` when a deletion fails; whatever is left is retried by the
+    next start.
     """
-    if not is_real_dir(root):
+    found = _read(root)
+    if found.foreign_record is not None:
+        log.warning("%s; nothing in %s is deleted", found.foreign_record, root)
+    sweep = decide_settle(found.facts).sweep
+    record = found.record
+    if sweep is Sweep.NOTHING or record is None:
         return False
-    record = load_record_or_none(root)
-    if record is None:
-        return False
-    if is_regular_file(root / VERSION_FILE):
+    if sweep is Sweep.COMMITTED_LEFTOVERS:
         return _drop(root, record, _COMMITTED_LEFTOVERS)
-    try:
-        journal = load(root)
-    except JournalCorrupt as exc:
-        journal = None
-        log.warning("discarding the payload of %s: %s", root, exc)
-    else:
-        if journal is not None:
-            return _drop(root, record, _PAUSED_LEFTOVERS)
-    if _install_intent_recorded(root):
-        return False
+    if sweep is Sweep.PAUSED_LEFTOVERS:
+        return _drop(root, record, _PAUSED_LEFTOVERS)
+    if found.journal_error is not None:
+        log.warning("discarding the payload of %s: %s", root, found.journal_error)
     report = sweep_owned(root, record)
     if report.removed:
         log.info("discarded orphaned download files of %s: %s", root, ", ".join(report.removed))
     return bool(report.removed)
+
+
+@dataclass(frozen=True, slots=True)
+class _Root:
+    """What settling read of a root: the table's facts, and what it needs to act."""
+
+    facts: SettleFacts
+    journal: DownloadJournal | None = None
+    journal_error: str | None = None
+    """Why the journal cannot be trusted, when it is corrupt."""
+    record: OwnershipRecord | None = None
+    foreign_record: str | None = None
+    """Why a file at the record's name is not lanspread's record, when it is not."""
+
+
+def _read(root: Path) -> _Root:
+    """The settle facts of ``root``; :class:`StorageError` when the disk refuses."""
+    if not is_real_dir(root):
+        return _Root(SettleFacts(real_dir=False))
+    journal = journal_error = record = foreign = None
+    try:
+        journal = load(root)
+    except JournalCorrupt as exc:
+        journal_error = str(exc)
+    try:
+        record = load_record(root)
+    except InTheWay as exc:
+        foreign = str(exc)
+    if journal is not None:
+        state = Journal.VALID
+    else:
+        state = Journal.ABSENT if journal_error is None else Journal.CORRUPT
+    facts = SettleFacts(
+        real_dir=True,
+        sentinel=is_regular_file(root / VERSION_FILE),
+        journal=state,
+        intent=_install_intent_recorded(root),
+        record=record is not None,
+    )
+    return _Root(facts, journal, journal_error, record, foreign)
 
 
 def probe_found(root: Path) -> FoundGame | None:
@@ -217,14 +231,6 @@ def probe_found(root: Path) -> FoundGame | None:
         sentinel_name=VERSION_FILE,
         record_name=f"download record ({OWNERSHIP_FILE})",
     )
-
-
-def _load_or_none(root: Path) -> DownloadJournal | None:
-    try:
-        return load(root)
-    except JournalCorrupt as exc:
-        log.warning("ignoring the download journal of %s: %s", root, exc)
-        return None
 
 
 def _drop(root: Path, record: OwnershipRecord, names: tuple[str, ...]) -> bool:

@@ -41,12 +41,14 @@ import msgspec
 from aiohttp import WSCloseCode, web
 
 from lanspread.core.catalog import is_valid_game_id
+from lanspread.core.lifecycle import Command, Refusal
 from lanspread.errors import (
     BadRequest,
     ConfigError,
     InvalidGameState,
     InvalidJson,
     LanspreadError,
+    OperationError,
     OperationInProgress,
     UnknownGame,
     public_code,
@@ -54,12 +56,10 @@ from lanspread.errors import (
 from lanspread.platform.files import open_folder, resolve_game_root
 from lanspread.runtime.commands import (
     AnyCommand,
-    Download,
     Frontend,
     GameCommand,
     SetGameDir,
     Uninstall,
-    Update,
     Verify,
     command_name,
     decode_object,
@@ -67,7 +67,7 @@ from lanspread.runtime.commands import (
 )
 from lanspread.runtime.events import Event
 from lanspread.runtime.options import RuntimeOptions
-from lanspread.runtime.replies import GameView, UninstallPlan, VerifyReply
+from lanspread.runtime.replies import UninstallPlan, VerifyReply
 from lanspread.runtime.runtime import GameDirReply, PeerRuntime
 from lanspread.storage.catalog_file import BUNDLED_SOURCE
 from lanspread.storage.gamedir import prepare_game_dir
@@ -82,6 +82,7 @@ from lanspread.web.security import (
 )
 from lanspread.web.state import UiState
 from lanspread.web.viewmodel import (
+    OPTIMISTIC_COMMANDS,
     RuntimeFacts,
     RuntimeState,
     UninstallDialogView,
@@ -114,9 +115,6 @@ COVER_TYPES = {
     ".webp": "image/webp",
     ".gif": "image/gif",
 }
-# Commands whose click shows "Checking peers" until a snapshot or the reply resolves it.
-OPTIMISTIC_COMMANDS: tuple[type[GameCommand], ...] = (Download, Update)
-
 STATIC_FILES = {
     "/": ("index.html", "text/html"),
     "/index.html": ("index.html", "text/html"),
@@ -153,9 +151,11 @@ class SessionRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 def error_response(exc: BaseException) -> web.Response:
-    """A clear JSON error for an exception a request raised."""
+    """A clear JSON error for an exception a request raised (with the lifecycle rule's
+    reason when one refused a game command)."""
     public = public_code(exc)
-    return refusal(public.http_status, public.code, str(exc))
+    reason = exc.reason if isinstance(exc, OperationError) else None
+    return refusal(public.http_status, public.code, str(exc), reason)
 
 
 def ok_response(data: Any = None, status: int = 200) -> web.Response:
@@ -466,15 +466,15 @@ class WebUI:
         name = _game_name(runtime, game_id)
         try:
             reply = await runtime.execute(Verify(game=game_id))
-        except InvalidGameState:
-            view = _game_view(runtime, game_id)
-            if view is None or not view.installed or view.installed_version is not None:
+        except InvalidGameState as exc:
+            if exc.reason != Refusal.NO_INSTALL_RECORD.value:
                 raise
             # Installed without a record: say so, and offer the repair that makes one.
-            return unrecorded_verify_view(game_id, name, downloaded=view.downloaded)
+            return unrecorded_verify_view(
+                game_id, name, repairable=_allows(runtime, game_id, Command.REPAIR)
+            )
         assert isinstance(reply, VerifyReply)
-        view = _game_view(runtime, game_id)
-        return verify_view(name, reply, downloaded=view is not None and view.downloaded)
+        return verify_view(name, reply, repairable=_allows(runtime, game_id, Command.REPAIR))
 
     async def _cover(self, request: web.Request) -> web.StreamResponse:
         game_id = request.match_info["game"]
@@ -506,13 +506,16 @@ def _per_game(
 
 def _optimistic(command: AnyCommand) -> tuple[str, str] | None:
     """``(game, command name)`` to mark pending for a click on ``command``, if any."""
-    if isinstance(command, OPTIMISTIC_COMMANDS):
-        return command.game, command_name(type(command))
-    return None
+    if not isinstance(command, GameCommand):
+        return None
+    name = command_name(type(command))
+    return (command.game, name) if name in OPTIMISTIC_COMMANDS else None
 
 
-def _game_view(runtime: PeerRuntime, game_id: str) -> GameView | None:
-    return next((view for view in runtime.games() if view.id == game_id), None)
+def _allows(runtime: PeerRuntime, game_id: str, command: Command) -> bool:
+    """The runtime would accept ``command`` for the game now (its snapshot says so)."""
+    view = next((view for view in runtime.games() if view.id == game_id), None)
+    return view is not None and command in view.actions
 
 
 def _game_name(runtime: PeerRuntime, game_id: str) -> str:

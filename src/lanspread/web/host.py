@@ -179,50 +179,47 @@ class RuntimeHost:
         runtime = self._runtime
         if runtime is None:
             return
-        operations = {view.id: view.operation for view in runtime.games()}
-        self._store.reconcile(operations, running=runtime.lifecycle.running)
+        self._store.reconcile({view.id: view.operation for view in runtime.games()})
 
     def view_input(self, *, setup_needed: bool) -> ViewInput:
         """The facts the view model is built from; changes nothing."""
         runtime = self._runtime
-        catalog = self.options.catalog
-        setup_dir, setup_name = str(self.options.game_dir), self.options.name
         if runtime is None:
-            games = tuple(GameFacts(game=game) for game in catalog)
             return ViewInput(
-                games=games,
+                games=tuple(GameFacts(game=game) for game in self.options.catalog),
                 runtime=self._state,
                 setup_needed=setup_needed,
-                setup_game_dir=setup_dir,
-                setup_name=setup_name,
+                setup_game_dir=str(self.options.game_dir),
+                setup_name=self.options.name,
                 notices=self._store.notices,
             )
-        views = runtime.games()
-        sources = self._sources(runtime)
-        games = tuple(
-            game_facts(view, self._store.overlay(view.id), sources.get(view.id, ()), runtime)
-            for view in views
-        )
-        local = runtime.local
         me = SelfFacts(
             name=runtime.name,
             peer_id=runtime.peer_id,
             listen_addr=runtime.listen_addr,
-            game_dir=str(local.game_dir),
-        )
-        peers = tuple(
-            PeerFacts(peer.peer_id, peer.name, peer.addr, peer.games)
-            for peer in runtime.network.peer_views()
+            game_dir=str(runtime.local.game_dir),
         )
         return ViewInput(
-            games=games,
+            games=self._games(runtime),
             runtime=self._state,
-            peers=peers,
+            peers=tuple(
+                PeerFacts(peer.peer_id, peer.name, peer.addr, peer.games)
+                for peer in runtime.network.peer_views()
+            ),
             me=me,
             setup_needed=setup_needed,
-            setup_game_dir=str(local.game_dir),
-            setup_name=runtime.name,
+            setup_game_dir=me.game_dir,
+            setup_name=me.name,
             notices=self._store.notices,
+        )
+
+    def _games(self, runtime: PeerRuntime) -> tuple[GameFacts, ...]:
+        """The runtime's game views (authoritative) joined with the store's overlays."""
+        views = runtime.games()
+        sources = self._sources(runtime)
+        return tuple(
+            game_facts(view, self._store.overlay(view.id), sources.get(view.id, ()), runtime)
+            for view in views
         )
 
     @staticmethod
@@ -271,7 +268,8 @@ def game_facts(
         downloaded=view.downloaded,
         installed=view.installed,
         local_version=view.local_version,
-        operation=view.operation,
+        state=view.state,
+        actions=view.actions,
         peer_count=view.peer_count,
         latest_version=view.latest_version,
         update_available=view.update_available,
@@ -288,7 +286,6 @@ def game_facts(
         paused_reason=stopped.message if stopped is not None and paused else None,
         failed_reason=stopped.message if stopped is not None and stopped.state == FAILED else None,
         discardable=stopped is not None and stopped.discardable,
-        running=overlay.running,
         last_error=overlay.last_error,
         pending=overlay.pending,
         found_reason=view.found,

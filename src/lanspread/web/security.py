@@ -105,10 +105,13 @@ class AccessGuard:
         )
 
 
-def refusal(status: int, code: str, message: str) -> web.Response:
-    return web.json_response(
-        {"ok": False, "error": {"code": code, "message": message}}, status=status
-    )
+def refusal(status: int, code: str, message: str, reason: str | None = None) -> web.Response:
+    """``{"ok": false, "error": {"code", "message"}}``, with the lifecycle rule's
+    ``reason`` when one refused a game command."""
+    error = {"code": code, "message": message}
+    if reason is not None:
+        error["reason"] = reason
+    return web.json_response({"ok": False, "error": error}, status=status)
 
 
 def guard_middleware(guard: AccessGuard) -> Middleware:

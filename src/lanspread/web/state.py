@@ -16,8 +16,6 @@ install sample     ``InstallBegin``, ``InstallProgress``    a snapshot without
 last error         ``InstallFailed``, ``UninstallFailed``,  a snapshot showing a new
                    ``RemoveFailed``                         operation, a new click,
                                                             a ``*Finished`` event
-running            ``GameStarted``                          ``GameExited``, the runtime's
-                                                            set of running games
 pending click      :meth:`UiState.mark_pending`             the command's reply, a
                                                             snapshot with an operation,
                                                             a ``*Failed`` event
@@ -30,16 +28,19 @@ Notices are not state of a game but news for the page: each has an id that only
 grows (across runtime restarts too), and the page toasts each id once.
 
 Lifecycle events never change what a card *is*: they only feed overlays, and the
-view model draws an overlay only when the authoritative operation table agrees.
-A paused or failed download is no overlay at all: the runtime's game snapshot
-carries it (``GameView.download_state``), so it is true after any restart.
+view model draws an overlay only when the authoritative snapshot agrees. What a
+game is and what it may do is no overlay at all: the runtime's game snapshot
+carries its lifecycle state and allowed commands (``GameView.state`` and
+``actions``), a running game and a paused or failed download included, so they are
+true after any restart; a ``GameStarted`` or ``GameExited`` only asks for a redraw.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Set
+from collections.abc import Mapping
 from dataclasses import dataclass
 
+from lanspread.core.operations import OperationKind
 from lanspread.runtime.events import (
     ActiveOperationsChanged,
     ChunkFinished,
@@ -70,7 +71,9 @@ _FAILURE_PREFIX: Mapping[type[Event], str] = {
     UninstallFailed: "Uninstall failed",
     RemoveFailed: "Removing files failed",
 }
-_INSTALL_OPERATIONS = frozenset({"installing", "updating"})
+# Operations whose progress the install sample draws, and the one the download sample's.
+_INSTALL_OPERATIONS = frozenset({OperationKind.INSTALLING.value, OperationKind.UPDATING.value})
+_DOWNLOAD_OPERATION = OperationKind.DOWNLOADING.value
 
 # A failure reason comes from a peer or the disk; the card has room for a sentence.
 MAX_ERROR_LENGTH = 300
@@ -82,7 +85,6 @@ MAX_NOTICES = 8
 class GameOverlay:
     download: DownloadSample | None = None
     install: InstallSample | None = None
-    running: bool = False
     last_error: str | None = None
     pending: str | None = None
 
@@ -106,7 +108,6 @@ class UiState:
         self._download: dict[str, DownloadSample] = {}
         self._install: dict[str, InstallSample] = {}
         self._errors: dict[str, str] = {}
-        self._running: dict[str, int] = {}
         self._pending: dict[str, str] = {}
         self._operations: dict[str, str] = {}
 
@@ -117,7 +118,6 @@ class UiState:
                 self._download,
                 self._install,
                 self._errors,
-                self._running,
                 self._pending,
             )
         ):
@@ -125,7 +125,6 @@ class UiState:
         return GameOverlay(
             download=self._download.get(game_id),
             install=self._install.get(game_id),
-            running=game_id in self._running,
             last_error=self._errors.get(game_id),
             pending=self._pending.get(game_id),
         )
@@ -156,7 +155,7 @@ class UiState:
     def game_dir_changed(self) -> bool:
         """Forget what belonged to the old game folder (progress, install samples,
         failures): none of it may show on, or be acted on for, the new one. The
-        running games and the pending clicks stay: they are the process's."""
+        pending clicks stay: they are the process's."""
         tables = (self._download, self._install, self._errors)
         changed = any(tables)
         for table in tables:
@@ -179,16 +178,11 @@ class UiState:
 
     # -- snapshots -----------------------------------------------------------------------
 
-    def reconcile(
-        self, operations: Mapping[str, str | None], running: Set[str] | None = None
-    ) -> None:
-        """Apply an authoritative operation table (game id to kind or ``None``) and,
-        when known, the authoritative set of running games."""
-        if running is not None:
-            self._running = {game_id: self._running.get(game_id, 0) for game_id in sorted(running)}
+    def reconcile(self, operations: Mapping[str, str | None]) -> None:
+        """Apply an authoritative operation table (game id to kind or ``None``)."""
         active = {gid: kind for gid, kind in operations.items() if kind is not None}
         for game_id in list(self._download):
-            if active.get(game_id) != "downloading":
+            if active.get(game_id) != _DOWNLOAD_OPERATION:
                 del self._download[game_id]
         for game_id in list(self._install):
             if active.get(game_id) not in _INSTALL_OPERATIONS:
@@ -238,10 +232,8 @@ class UiState:
                 prefix = _FAILURE_PREFIX[type(event)]
                 self._errors[event.game] = _clip(f"{prefix}: {event.reason}")
                 self._pending.pop(event.game, None)
-            case GameStarted(game=game, pid=pid):
-                self._running[game] = pid
-            case GameExited(game=game):
-                self._running.pop(game, None)
+            case GameStarted() | GameExited():
+                pass  # the snapshot says whether the game runs: only redraw
             case ChunkFinished() | SourceRejected() | ServiceRestarting():
                 return False
             case _:

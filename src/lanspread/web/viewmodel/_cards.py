@@ -1,0 +1,377 @@
+"""A game's card: its button, status pill, notes, progress and detail-view actions.
+
+The card draws the runtime's state (:class:`~lanspread.core.lifecycle.GameState`) and
+offers only the commands the runtime says it would accept (``GameFacts.actions``):
+which state gets which button is a table of words here, and whether a button works
+is never decided here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import msgspec
+
+from lanspread.core.lifecycle import Command, GameState
+from lanspread.web.viewmodel._dialogs import uninstall_text
+from lanspread.web.viewmodel._facts import OPTIMISTIC_COMMANDS, GameFacts, SourceFacts
+from lanspread.web.viewmodel._labels import (
+    artwork,
+    avatar_color,
+    count_label,
+    format_bytes,
+    format_eta,
+    format_percent,
+    format_speed,
+    monogram,
+    percent_of,
+)
+from lanspread.web.viewmodel._views import (
+    Action,
+    ActionKind,
+    CardView,
+    ProgressView,
+    SecondaryAction,
+    SourceView,
+    StatusView,
+)
+
+S = GameState
+_DOWNLOADING = frozenset({S.DOWNLOADING, S.UPDATE_DOWNLOADING})
+_EXTRACTING = frozenset({S.INSTALLING, S.UPDATING})
+_PAUSED = frozenset({S.PAUSED, S.UPDATE_PAUSED})
+_FOUND = frozenset({S.FOUND, S.FOUND_OFFERED})
+
+# The button of a state that is not downloading or paused: (kind, label, command). The
+# command is sent only when the runtime lists it in the game's actions.
+_BUTTONS: Mapping[GameState, tuple[ActionKind, str, Command | None]] = {
+    S.UNAVAILABLE: (ActionKind.UNAVAILABLE, "Unavailable", None),
+    S.NOT_DOWNLOADED: (ActionKind.DOWNLOAD, "Download", Command.DOWNLOAD),
+    S.FOUND: (ActionKind.FOUND, "Unavailable", None),
+    S.FOUND_OFFERED: (ActionKind.DOWNLOAD, "Download", Command.DOWNLOAD),
+    S.FAILED: (ActionKind.FAILED, "Retry", Command.DOWNLOAD),
+    S.DOWNLOADED: (ActionKind.INSTALL, "Install", Command.INSTALL),
+    S.DOWNLOADED_UPDATE_AVAILABLE: (ActionKind.UPDATE, "Update", Command.UPDATE),
+    S.DOWNLOADED_UPDATE_FAILED: (ActionKind.FAILED, "Retry", Command.UPDATE),
+    S.INSTALLING: (ActionKind.INSTALLING, "Installing", None),
+    S.INSTALLED: (ActionKind.PLAY, "Play", Command.PLAY),
+    S.UPDATE_AVAILABLE: (ActionKind.UPDATE, "Update", Command.UPDATE),
+    S.UPDATE_STAGED: (ActionKind.UPDATE, "Update", Command.UPDATE),
+    S.UPDATE_FAILED: (ActionKind.FAILED, "Retry", Command.UPDATE),
+    S.UPDATING: (ActionKind.UPDATING, "Updating", None),
+    S.UNINSTALLING: (ActionKind.UNINSTALLING, "Uninstalling", None),
+    S.REMOVING: (ActionKind.REMOVING, "Removing files", None),
+    S.RUNNING: (ActionKind.RUNNING, "Running", None),
+}
+_BUSY = frozenset({S.INSTALLING, S.UPDATING, S.UNINSTALLING, S.REMOVING})
+
+# The pill on the artwork, by state; a busy button and a failed operation come first.
+_STATUS: Mapping[GameState, StatusView] = {
+    S.UNAVAILABLE: StatusView("Not on the network", "none"),
+    S.NOT_DOWNLOADED: StatusView("On the network", "muted"),
+    S.PAUSED: StatusView("Paused", "warn"),
+    S.FAILED: StatusView("Failed", "error"),
+    S.DOWNLOADED: StatusView("Ready to install", "info"),
+    S.DOWNLOADED_UPDATE_AVAILABLE: StatusView("Update available", "info"),
+    S.DOWNLOADED_UPDATE_FAILED: StatusView("Failed", "error"),
+    S.INSTALLED: StatusView("Installed", "ok"),
+    S.UPDATE_AVAILABLE: StatusView("Update available", "info"),
+    S.UPDATE_STAGED: StatusView("Update available", "info"),
+    S.UPDATE_PAUSED: StatusView("Paused", "warn"),
+    S.UPDATE_FAILED: StatusView("Failed", "error"),
+    S.RUNNING: StatusView("Running", "ok"),
+}
+
+# The card's words for a folder lanspread did not make (the runtime's own label
+# is "Found, not from lanspread"; the card sets it as a heading).
+FOUND_STATUS = "Found — not from lanspread"
+FOUND_EXPLANATION = (
+    "lanspread never changes or deletes your files in this folder. A download adds "
+    "the game's files beside them, and stops if one of yours has a name the game needs."
+)
+
+
+def download_percent(facts: GameFacts) -> float | None:
+    """Download progress, drawn only while the game is downloading."""
+    if facts.state not in _DOWNLOADING or facts.download is None:
+        return None
+    return percent_of(facts.download.downloaded_bytes, facts.download.total_bytes)
+
+
+def install_percent(facts: GameFacts) -> float | None:
+    """Extraction progress, drawn only while the game installs or updates."""
+    if facts.state not in _EXTRACTING or facts.install is None:
+        return None
+    return percent_of(facts.install.extracted_bytes, facts.install.total_bytes)
+
+
+def primary_action(facts: GameFacts) -> Action:
+    """The card's one button: the state's, sending its command only when allowed."""
+    state = facts.state
+    if state in _DOWNLOADING:
+        return _downloading_action(facts)
+    if state in _BUSY:
+        kind, label, _command = _BUTTONS[state]
+        percent = install_percent(facts)
+        detail = format_percent(percent) if percent is not None else None
+        return Action(kind.value, label, None, busy=True, percent=percent, detail=detail)
+    if state is not S.RUNNING and facts.pending in OPTIMISTIC_COMMANDS:
+        return Action(ActionKind.CHECKING.value, "Checking peers", None, busy=True)
+    if state in _PAUSED:
+        percent = min(max(facts.paused_percent or 0.0, 0.0), 100.0)
+        command = _offered(facts, Command.DOWNLOAD)
+        return Action(
+            ActionKind.PAUSED.value, "Resume", command, False, percent, format_percent(percent)
+        )
+    kind, label, wanted = _BUTTONS[state]
+    command = _offered(facts, wanted)
+    if state is S.INSTALLED and command is None:
+        return Action(ActionKind.INSTALLED.value, "Installed", None, busy=False)
+    return Action(kind.value, label, command, busy=False)
+
+
+def _offered(facts: GameFacts, command: Command | None) -> str | None:
+    """The command's name when the runtime would accept it now, else ``None``."""
+    return command.value if command is not None and command in facts.actions else None
+
+
+def _downloading_action(facts: GameFacts) -> Action:
+    """Percent as the label and the current speed beside it (the pill says "Downloading")."""
+    percent = download_percent(facts)
+    if percent is None or facts.download is None:
+        return Action(ActionKind.DOWNLOADING.value, "Downloading", None, busy=True, percent=0.0)
+    speed = format_speed(facts.download.bytes_per_second)
+    return Action(ActionKind.DOWNLOADING.value, format_percent(percent), None, True, percent, speed)
+
+
+def status_of(facts: GameFacts, action: Action) -> StatusView:
+    """The pill on the artwork: where the game stands, in one or two words."""
+    if action.kind == ActionKind.DOWNLOADING.value:
+        return StatusView("Downloading", "busy")
+    if action.busy:
+        return StatusView(action.label, "busy")
+    if facts.last_error is not None and facts.state not in {S.RUNNING, *_PAUSED}:
+        return StatusView("Failed", "error")
+    if facts.state in _FOUND:
+        return StatusView(FOUND_STATUS, "warn", facts.found_reason)
+    return _STATUS[facts.state]
+
+
+def paused_note(facts: GameFacts) -> str | None:
+    """ "Paused at N% — why" for a paused download while nothing runs on the game;
+    for a found folder, why it is not lanspread's ("no version.ini, …")."""
+    if facts.state in _FOUND:
+        reason = facts.found_reason or ""
+        return reason[:1].upper() + reason[1:]
+    if facts.paused_percent is None or facts.state.operation is not None:
+        return None
+    where = f"Paused at {format_percent(min(max(facts.paused_percent, 0.0), 100.0))}"
+    return f"{where} — {facts.paused_reason}" if facts.paused_reason else where
+
+
+def distrust_note(facts: GameFacts) -> str | None:
+    """ "Not downloading from bravo: it sent corrupt data", by the peers' names (the id
+    of a peer no longer seen); ``None`` when every peer is trusted."""
+    if not facts.excluded_peers:
+        return None
+    names = {source.peer_id: source.name for source in facts.sources}
+    listed = ", ".join(names.get(peer, peer) for peer in facts.excluded_peers)
+    they = "it" if len(facts.excluded_peers) == 1 else "they"
+    return f"Not downloading from {listed}: {they} sent corrupt data"
+
+
+def error_of(facts: GameFacts) -> str | None:
+    """The failure the card shows: the last operation's, else the failed download's."""
+    if facts.last_error is not None:
+        return facts.last_error
+    if facts.failed_reason is not None:
+        return f"Download failed: {facts.failed_reason}"
+    return None
+
+
+def progress_of(facts: GameFacts) -> ProgressView | None:
+    """The detail view's progress panel: bytes, speed, ETA and percent."""
+    download, install = facts.download, facts.install
+    percent = download_percent(facts)
+    if percent is not None and download is not None:
+        return _progress(
+            "download",
+            percent,
+            download.downloaded_bytes,
+            download.total_bytes,
+            speed_label=format_speed(download.bytes_per_second),
+            eta_label=format_eta(download.eta_seconds),
+            can_cancel=Command.CANCEL in facts.actions,
+        )
+    percent = install_percent(facts)
+    if percent is not None and install is not None:
+        return _progress("install", percent, install.extracted_bytes, install.total_bytes)
+    return None
+
+
+def _progress(
+    kind: str,
+    percent: float,
+    done: int,
+    total: int,
+    *,
+    speed_label: str | None = None,
+    eta_label: str | None = None,
+    can_cancel: bool = False,
+) -> ProgressView:
+    return ProgressView(
+        kind=kind,
+        percent=percent,
+        percent_label=format_percent(percent),
+        done_label=f"{format_bytes(done)} of {format_bytes(total)}",
+        speed_label=speed_label,
+        eta_label=eta_label,
+        can_cancel=can_cancel,
+    )
+
+
+def secondary_actions(facts: GameFacts, primary: Action) -> tuple[SecondaryAction, ...]:
+    """The detail view's extra buttons, each an allowed command (or View files); the
+    primary command is never repeated, and nothing but Cancel while a click is pending."""
+    allowed = set(facts.actions)
+    if facts.state is S.UPDATE_STAGED:
+        allowed.discard(Command.INSTALL)  # Update installs the downloaded version already
+    actions: list[SecondaryAction] = []
+    if facts.state in _DOWNLOADING and Command.CANCEL in allowed:
+        actions.append(SecondaryAction("cancel", "Cancel download", "cancel", danger=True))
+    if facts.pending is None:
+        actions.extend(_idle_actions(facts, allowed))
+    if facts.downloaded or facts.installed or _partial_on_disk(facts) or facts.state in _FOUND:
+        actions.append(SecondaryAction("view-files", "View files", None))
+    name = facts.game.name
+    return tuple(
+        msgspec.structs.replace(action, aria_label=f"{action.label}: {name}")
+        for action in actions
+        if action.command is None or action.command != primary.command
+    )
+
+
+def _idle_actions(facts: GameFacts, allowed: set[Command]) -> list[SecondaryAction]:
+    name = facts.game.name
+    candidates = [
+        (Command.PLAY, SecondaryAction("play", "Play", "play")),
+        (Command.INSTALL, SecondaryAction("install", "Install", "install")),
+        (
+            Command.UNINSTALL,
+            SecondaryAction(
+                "uninstall", "Uninstall", "uninstall", danger=True, confirm=uninstall_text(name)
+            ),
+        ),
+        (
+            Command.REMOVE,
+            SecondaryAction(
+                "remove",
+                "Remove files",
+                "remove",
+                danger=True,
+                confirm=(
+                    f"Remove the downloaded files of {name}? Getting them back means "
+                    f"downloading {format_bytes(facts.game.size_bytes)} from peers again, "
+                    "which can take a long time."
+                ),
+            ),
+        ),
+    ]
+    actions = [action for command, action in candidates if command in allowed]
+    if Command.CANCEL in allowed and facts.state not in _DOWNLOADING:
+        which = "failed" if facts.failed_reason is not None else "paused"
+        actions.append(
+            SecondaryAction(
+                "discard",
+                "Discard download",
+                "cancel",
+                danger=True,
+                confirm=(
+                    f"Discard the {which} download of {name}? The part already "
+                    "downloaded is deleted; getting it back means downloading it again."
+                ),
+            )
+        )
+    if Command.VERIFY in allowed:
+        actions.append(SecondaryAction("verify", "Verify files", "verify"))
+    return actions
+
+
+def _partial_on_disk(facts: GameFacts) -> bool:
+    return facts.paused_percent is not None or facts.discardable
+
+
+def _version_label(facts: GameFacts) -> str:
+    installed = facts.installed_version if facts.installed else None
+    if installed and facts.local_version and installed != facts.local_version:
+        # The newer version is downloaded but not installed (yet, or its install failed).
+        return f"v{installed} → v{facts.local_version}"
+    if facts.local_version and facts.update_available and facts.latest_version:
+        return f"v{facts.local_version} → v{facts.latest_version}"
+    if facts.local_version:
+        return f"v{facts.local_version}"
+    if facts.latest_version:
+        return f"v{facts.latest_version} available"
+    return "version unknown"
+
+
+def _source_view(source: SourceFacts) -> SourceView:
+    version = f"v{source.version}" if source.version else "version unknown"
+    if not source.ready:
+        version += " · installed only"
+    return SourceView(
+        name=source.name,
+        addr=source.addr,
+        initials=monogram(source.name),
+        color=avatar_color(source.peer_id),
+        version_label=version,
+        ready=source.ready,
+    )
+
+
+def card(facts: GameFacts) -> CardView:
+    game = facts.game
+    action = primary_action(facts)
+    downloadable = not facts.downloaded and not facts.installed and facts.peer_count > 0
+    sources = sorted(facts.sources, key=lambda source: (not source.ready, source.name.lower()))
+    return CardView(
+        id=game.id,
+        name=game.name,
+        genre=game.genre,
+        description=game.description,
+        size_label=format_bytes(game.size_bytes),
+        max_players=game.max_players,
+        players_label=f"Up to {count_label(game.max_players, 'player', 'players')}",
+        peer_count=facts.peer_count,
+        peers_label=count_label(facts.peer_count, "peer", "peers")
+        if facts.peer_count
+        else "No peers",
+        version_label=_version_label(facts),
+        art=artwork(game.id, game.name, f"/api/covers/{game.id}" if facts.has_cover else None),
+        status=status_of(facts, action),
+        action=action,
+        progress=progress_of(facts),
+        error=error_of(facts),
+        note=paused_note(facts),
+        explanation=FOUND_EXPLANATION if facts.state in _FOUND else None,
+        distrust_note=distrust_note(facts),
+        actions=secondary_actions(facts, action),
+        sources=tuple(_source_view(source) for source in sources),
+        installed=facts.installed,
+        downloadable=downloadable,
+        update=facts.update_available,
+        search=f"{game.name} {game.genre} {game.id}".lower(),
+    )
+
+
+def shelf(facts: GameFacts) -> int:
+    """Where a card sorts: games on this machine, then games peers offer, then the rest.
+
+    A click never moves a card (a download stays on its shelf until it is done), so
+    the grid only reshuffles when a game arrives on disk or a peer comes or goes.
+    """
+    if facts.downloaded or facts.installed or _partial_on_disk(facts):
+        return 0
+    if facts.peer_count > 0 or facts.state.operation is not None:
+        return 1
+    return 2

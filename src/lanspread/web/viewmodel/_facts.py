@@ -1,0 +1,145 @@
+"""What the view model is given: the runtime's game views joined with the UI overlays."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from lanspread.core.catalog import CatalogGame
+from lanspread.core.lifecycle import Command, GameState
+
+OPTIMISTIC_COMMANDS = frozenset({Command.DOWNLOAD.value, Command.UPDATE.value})
+"""Commands whose click shows "Checking peers" until a snapshot or the reply resolves it:
+they ask the peers first, which can take a moment."""
+
+
+class RuntimeState(enum.Enum):
+    STARTING = "starting"
+    RUNNING = "running"
+    FAILED = "failed"
+    STOPPED = "stopped"
+
+
+@dataclass(frozen=True, slots=True)
+class DownloadSample:
+    """The latest ``DownloadProgress`` of a game."""
+
+    downloaded_bytes: int
+    total_bytes: int
+    bytes_per_second: float
+    eta_seconds: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class InstallSample:
+    """The latest ``InstallProgress`` of a game."""
+
+    extracted_bytes: int
+    total_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class SourceFacts:
+    """One remote peer that reports a game."""
+
+    peer_id: str
+    name: str
+    addr: str
+    version: str | None
+    ready: bool
+    """Downloaded on that peer, so it can serve the files (``LocalOnly`` peers cannot)."""
+
+
+@dataclass(frozen=True, slots=True)
+class GameFacts:
+    """Everything known about one catalog game.
+
+    ``state`` and ``actions`` are the runtime's (:mod:`lanspread.core.lifecycle`): what
+    the card says and which buttons it offers come from them alone. The other fields
+    are what the card shows: versions, numbers, reasons and the UI's overlays.
+    """
+
+    game: CatalogGame
+    state: GameState = GameState.UNAVAILABLE
+    actions: tuple[Command, ...] = ()
+    """The commands the runtime would accept now."""
+    downloaded: bool = False
+    installed: bool = False
+    local_version: str | None = None
+    peer_count: int = 0
+    latest_version: str | None = None
+    update_available: bool = False
+    installed_version: str | None = None
+    """The version ``local/`` holds (its install record); may trail ``local_version``."""
+    sources: tuple[SourceFacts, ...] = ()
+    has_cover: bool = False
+    download: DownloadSample | None = None
+    install: InstallSample | None = None
+    paused_percent: float | None = None
+    """A resumable download's completed share (0-100), ``None`` when nothing is paused."""
+    paused_reason: str | None = None
+    """Why the download is paused, in the runtime's words ("interrupted by a restart")."""
+    failed_reason: str | None = None
+    """Why the last download failed (from the runtime's snapshot), ``None`` otherwise."""
+    discardable: bool = False
+    """Files of a paused or failed download are on disk."""
+    last_error: str | None = None
+    """Why the last install, uninstall or removal failed, until the next one starts."""
+    pending: str | None = None
+    """A download or update command sent from the page and not yet answered."""
+    found_reason: str | None = None
+    """Why a folder named like the game is *found, not from lanspread* (left alone)."""
+    excluded_peers: tuple[str, ...] = ()
+    """Peers (ids) that sent corrupt bytes for the game: not downloaded from until a restart."""
+
+
+@dataclass(frozen=True, slots=True)
+class NoticeFacts:
+    """An install, update, repair or uninstall that ended keeping the player's files."""
+
+    id: int
+    """Increases with every notice of this process: the page shows each id once."""
+    game_id: str
+    kept: tuple[str, ...] = ()
+    """The player's files kept at their own path (relative to ``local/``)."""
+    renamed: tuple[tuple[str, str], ...] = ()
+    """The player's changed copies of shipped files: (path, kept as)."""
+    uninstalled: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PeerFacts:
+    peer_id: str
+    name: str
+    addr: str
+    games: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SelfFacts:
+    """This peer, as the sidebar shows it (drawn as it is)."""
+
+    name: str
+    peer_id: str
+    listen_addr: str
+    game_dir: str
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeFacts:
+    state: RuntimeState
+    component: str | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ViewInput:
+    games: tuple[GameFacts, ...]
+    runtime: RuntimeFacts
+    peers: tuple[PeerFacts, ...] = ()
+    me: SelfFacts | None = None
+    setup_needed: bool = False
+    """No settings saved yet: the page shows the first-run screen."""
+    setup_game_dir: str = ""
+    setup_name: str = ""
+    notices: tuple[NoticeFacts, ...] = ()

@@ -1,0 +1,100 @@
+"""The recovery and install record tables as data: whole, without overlaps, every row used.
+
+The rows' meaning is proven in ``tests/install/test_recovery.py`` (row by row and as
+properties); these tests prove the shape of the tables themselves.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from lanspread.core.recovery import (
+    RECORD_ROWS,
+    RECOVERY_ROWS,
+    Dir,
+    Intent,
+    IntentLog,
+    RecordedIntent,
+    RecoveryOutcome,
+    RecoveryRow,
+    decide_record_steps,
+    decide_recovery,
+    recovery_row,
+)
+
+INTENTS: tuple[RecordedIntent, ...] = (*Intent, IntentLog.UNREADABLE)
+ROOTS = tuple(itertools.product(INTENTS, (False, True), Dir, Dir))
+"""Every root recovery can meet: intent, ``local/``, staging and backup."""
+
+
+def test_every_root_matches_exactly_one_row() -> None:
+    """The rows partition the facts: no root is unmatched, none matches two rows."""
+    for root in ROOTS:
+        assert sum(row.matches(*root) for row in RECOVERY_ROWS) == 1, root
+
+
+def test_row_names_are_unique() -> None:
+    """Each row has its own name, so a report or a test can point at it."""
+    names = [row.name for row in RECOVERY_ROWS]
+    assert len(names) == len(set(names))
+
+
+@pytest.mark.parametrize("row", RECOVERY_ROWS, ids=lambda row: row.name)
+def test_each_row_decides_every_root_it_matches(row: RecoveryRow) -> None:
+    """Every row is used, and ``decide_recovery`` gives that row's action for each of its
+    roots, told apart by the exists and marker flags the shell reads."""
+    roots = [root for root in ROOTS if row.matches(*root)]
+    assert roots
+    for intent, local, staging, backup in roots:
+        assert recovery_row(intent, local, staging, backup) is row
+        got = decide_recovery(
+            intent,
+            local,
+            staging is not Dir.ABSENT,
+            staging is Dir.MARKED,
+            backup is not Dir.ABSENT,
+            backup is Dir.MARKED,
+        )
+        assert got == row.action
+
+
+@pytest.mark.parametrize("row", RECOVERY_ROWS, ids=lambda row: row.name)
+def test_no_row_touches_a_local_or_an_unreadable_log(row: RecoveryRow) -> None:
+    """No row has a step for ``local/`` itself, and no row clears a log it cannot read."""
+    if row.intent is IntentLog.UNREADABLE:
+        assert not row.action.clear_intent
+    if row.action.restore_backup:
+        assert row.local == {False}
+
+
+def test_dir_of_reads_the_flags() -> None:
+    """A missing directory is absent whatever its marker flag says."""
+    assert Dir.of(exists=False, owned=True) is Dir.ABSENT
+    assert Dir.of(exists=True, owned=False) is Dir.UNMARKED
+    assert Dir.of(exists=True, owned=True) is Dir.MARKED
+
+
+@pytest.mark.parametrize("index", range(len(RECORD_ROWS)))
+def test_every_record_row_is_reached(index: int) -> None:
+    """First match wins in the record table, and no row is shadowed by the ones above."""
+    row = RECORD_ROWS[index]
+    reached = [
+        (intent, outcome)
+        for intent, outcome in itertools.product(INTENTS, RecoveryOutcome)
+        if intent in row.intents
+        and outcome in row.outcomes
+        and not any(
+            intent in above.intents and outcome in above.outcomes for above in RECORD_ROWS[:index]
+        )
+    ]
+    assert reached
+    for intent, outcome in reached:
+        assert decide_record_steps(intent, outcome) == row.steps
+
+
+def test_the_record_table_answers_every_intent_and_outcome() -> None:
+    """Every (intent, outcome) pair has a row."""
+    for intent, outcome in itertools.product(INTENTS, RecoveryOutcome):
+        assert any(intent in row.intents and outcome in row.outcomes for row in RECORD_ROWS)
