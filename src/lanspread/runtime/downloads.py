@@ -69,6 +69,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from lanspread.core.engine import should_commit
 from lanspread.core.gameroot import version_sort_key
 from lanspread.core.liars import LiarRecord, all_liars_message
 from lanspread.core.library import FoundGame
@@ -86,7 +87,7 @@ from lanspread.core.planning import (
 )
 from lanspread.core.progress import ProgressSampler, ProgressTracker
 from lanspread.download.dataclient import ChunkOutcome, DataConnection
-from lanspread.download.journal import DownloadJournal, JournalCorrupt, should_commit
+from lanspread.download.journal import DownloadJournal, JournalCorrupt
 from lanspread.download.journal import load as load_journal
 from lanspread.download.prepare import open_for_writing, prepare_game_storage
 from lanspread.download.reuse import reusable_chunks
