@@ -7,6 +7,8 @@ from typing import TypeVar
 
 import blake3
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lanspread.core.engine import (
     ALL_PEERS_GONE,
@@ -39,6 +41,7 @@ from lanspread.core.engine import (
     Fetch,
     FetchSentinel,
     JournalCommitted,
+    Link,
     ManifestsAnswered,
     ManifestUnavailable,
     Phase,
@@ -673,3 +676,158 @@ def test_a_game_of_only_version_ini_commits_at_once() -> None:
     actions = drive.to_fetching(make_manifest(), ("bravo",), open_all=False)
     assert of(Connect, actions) == []
     assert [f.source for f in of(FetchSentinel, actions)] == ["bravo"]
+
+
+# --- files held by some sources only ----------------------------------------------------------
+
+
+def split_manifest() -> tuple[GameManifest, GameManifest, GameManifest]:
+    """The agreed game (a.eti, b.eti of 2 chunks each), and two manifests that each have
+    one file wrong: bravo holds only a.eti as agreed, charlie only b.eti."""
+    agreed = make_manifest(entry("a.eti", 2 * C), entry("b.eti", 2 * C))
+    bravo = make_manifest(entry("a.eti", 2 * C), entry("b.eti", 2 * C, salt="x"))
+    charlie = make_manifest(entry("a.eti", 2 * C, salt="y"), entry("b.eti", 2 * C))
+    return agreed, bravo, charlie
+
+
+def to_fetching_split(drive: Drive, *, live: Sequence[str]) -> list[Action]:
+    agreed, bravo, charlie = split_manifest()
+    drive(Start("1.0", ("bravo", "charlie", "delta")))
+    drive(ManifestsAnswered({"bravo": bravo, "charlie": charlie, "delta": agreed}))
+    actions = drive(Prepared(frozenset(), frozenset(live)))
+    for connect in of(Connect, actions):
+        actions += drive(ConnectionOpened(connect.source))
+    return actions
+
+
+def test_a_source_is_asked_only_for_the_files_it_holds_as_agreed() -> None:
+    """Per-file eligibility: bravo gets only a.eti chunks, charlie only b.eti, and the
+    chunks of the file two sources hold come after the rare ones for the source with both."""
+    drive = Drive(depth=4)
+    actions = to_fetching_split(drive, live=("bravo", "charlie", "delta"))
+    got = fetched(actions)
+    assert {path for path, _ in got["bravo"]} == {"a.eti"}
+    assert {path for path, _ in got["charlie"]} == {"b.eti"}
+    assert sorted(got["bravo"] + got["charlie"] + got.get("delta", [])) == [
+        ("a.eti", 0),
+        ("a.eti", C),
+        ("b.eti", 0),
+        ("b.eti", C),
+    ]
+
+
+def test_a_file_whose_holders_left_is_skipped_the_rest_fetched_then_paused() -> None:
+    """Only charlie (b.eti) and nobody else for a.eti: b.eti is fetched, then the download
+    pauses, because a.eti's holders may come back."""
+    drive = Drive(depth=4)
+    actions = to_fetching_split(drive, live=("charlie",))
+    assert fetched(actions) == {"charlie": [("b.eti", 0), ("b.eti", C)]}
+    drive(ChunkVerified("charlie", ("b.eti", 0)))
+    assert of(End, drive.log) == []
+    assert drive(ChunkVerified("charlie", ("b.eti", C)))[-1] == CloseConnection("charlie")
+    assert of(End, drive.log) == []
+    drive(ConnectionClosed("charlie"))
+    assert drive.end() == End(Ending.PAUSED, ALL_PEERS_GONE, commit_journal=True)
+
+
+def test_a_finished_file_needs_no_source() -> None:
+    """a.eti done before its holders left: nothing waits for them, the download goes on."""
+    drive = Drive(depth=4)
+    agreed, bravo, charlie = split_manifest()
+    drive(Start("1.0", ("bravo", "charlie", "delta")))
+    drive(ManifestsAnswered({"bravo": bravo, "charlie": charlie, "delta": agreed}))
+    done = frozenset({("a.eti", 0), ("a.eti", C)})
+    actions = drive(Prepared(done, frozenset({"charlie"})))
+    drive(ConnectionOpened("charlie"))
+    drive(ChunkVerified("charlie", ("b.eti", 0)))
+    drive(ChunkVerified("charlie", ("b.eti", C)))
+    assert of(Connect, actions) == [Connect("charlie")]
+    assert [f.source for f in of(FetchSentinel, drive.log)] == ["charlie"]
+    assert of(End, drive.log) == []
+
+
+def test_engine_bounds_must_be_positive() -> None:
+    """A pipeline depth or attempt limit below one is a caller bug."""
+    with pytest.raises(ValueError, match=r"^depth must be at least 1, got 0$"):
+        DownloadEngine("quake3", depth=0)
+    with pytest.raises(ValueError, match=r"^max_attempts must be at least 1, got 0$"):
+        DownloadEngine("quake3", depth=1, max_attempts=0)
+
+
+# --- properties ---------------------------------------------------------------------------------
+
+
+@st.composite
+def swarms(draw: st.DrawFn) -> tuple[int, dict[str, frozenset[ChunkKey]], list[int]]:
+    """A game of 1-12 chunks, 1-4 sources with availability maps covering every chunk,
+    and a list of random choices driving the events."""
+    count = draw(st.integers(1, 12))
+    names = ["bravo", "charlie", "delta", "echo"][: draw(st.integers(1, 4))]
+    keys = [("a.eti", i * C) for i in range(count)]
+    has: dict[str, set[ChunkKey]] = {name: set() for name in names}
+    for key in keys:
+        holders = draw(st.sets(st.sampled_from(names), min_size=1))
+        for name in holders:
+            has[name].add(key)
+    choices = draw(st.lists(st.integers(0, 99), min_size=1, max_size=200))
+    return count, {name: frozenset(held) for name, held in has.items()}, choices
+
+
+@settings(max_examples=150, deadline=None)
+@given(swarms(), st.integers(1, 4), st.booleans())
+def test_random_runs_keep_the_invariants_and_complete(
+    swarm: tuple[int, dict[str, frozenset[ChunkKey]], list[int]], depth: int, endgame: bool
+) -> None:
+    """Whatever order chunks verify or fail in: no connection exceeds the depth, no chunk
+    is in place on two sources, a waiting chunk is never in flight, done chunks never
+    wait again; once failures stop, every chunk is fetched and version.ini asked for."""
+    count, has, choices = swarm
+    drive = Drive(depth=depth, endgame=endgame)
+    manifest = chunks(count)
+    names = tuple(has)
+    drive(Start("1.0", names))
+    drive(ManifestsAnswered(dict.fromkeys(names, manifest)))
+    drive(Prepared(frozenset(), frozenset(names)))
+    for name, held in has.items():
+        drive(SourceOffered(name, frozenset({"a.eti"}), has=held))
+    engine, swarm_state = drive.engine, drive.engine.swarm
+    for step, choice in enumerate([*choices, *([0] * 400)]):
+        if engine.phase is not Phase.FETCHING:
+            break
+        failing = step < len(choices) and choice % 7 == 0
+        for action in list(drive.log):
+            if (
+                isinstance(action, Connect)
+                and swarm_state.sources[action.source].link.value == "connecting"
+            ):
+                drive(ConnectionOpened(action.source))
+        drive.log.clear()
+        in_flight = [(s.name, key) for s in swarm_state.sources.values() for key in s.in_flight]
+        closing = [s.name for s in swarm_state.sources.values() if s.link is Link.CLOSING]
+        if closing:
+            drive(ConnectionClosed(closing[choice % len(closing)]))
+        elif in_flight:
+            name, key = in_flight[choice % len(in_flight)]
+            if failing:
+                drive(ChunkFailed(name, key, ChunkFault.REFUSED, "busy"))
+            else:
+                drive(ChunkVerified(name, key))
+        for copy in of(PlaceCopy, drive.log):
+            drive(CopyPlaced(copy.source, copy.task.key))
+        for source in swarm_state.sources.values():
+            assert len(source.in_flight) <= depth
+        in_place: dict[ChunkKey, int] = {}
+        for source in swarm_state.sources.values():
+            for key in source.in_flight:
+                if source.name not in swarm_state.copies.get(key, set()):
+                    in_place[key] = in_place.get(key, 0) + 1
+        assert all(n == 1 for n in in_place.values())
+        assert not swarm_state.pending & set(swarm_state.holders)
+        assert not swarm_state.pending & swarm_state.done
+    ends = of(End, drive.log)
+    if ends:  # only the attempt limit may stop a run whose sources all stay
+        assert ends[0].ending is Ending.FAILED
+        assert "could not be fetched" in ends[0].reason
+    else:
+        assert swarm_state.done == {("a.eti", i * C) for i in range(count)}
+        assert engine.phase is Phase.SENTINEL

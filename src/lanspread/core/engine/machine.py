@@ -10,6 +10,7 @@ import enum
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from lanspread.core.engine.agreement import settle_manifests
 from lanspread.core.engine.cadence import COMMIT_INTERVAL_SECONDS, should_commit
 from lanspread.core.engine.messages import (
     Action,
@@ -37,11 +38,9 @@ from lanspread.core.engine.messages import (
     FetchSentinel,
     JournalCommitted,
     ManifestsAnswered,
-    ManifestUnavailable,
     PlaceCopy,
     Prepare,
     Prepared,
-    RejectSource,
     ReportProgress,
     SentinelCommitted,
     SentinelFailed,
@@ -61,8 +60,7 @@ from lanspread.core.engine.swarm import (
 )
 from lanspread.core.gameroot import VERSION_FILE
 from lanspread.core.liars import all_liars_message
-from lanspread.core.manifest import Agreement, GameManifest, ManifestError, agree_manifests
-from lanspread.core.party import check_pin, pinned_failure
+from lanspread.core.manifest import Agreement, GameManifest
 from lanspread.core.planning import ChunkKey, ChunkTask, manifest_tasks
 from lanspread.core.progress import ProgressSampler, ProgressTracker
 
@@ -202,48 +200,13 @@ class DownloadEngine:
     def _on_manifests(self, event: ManifestsAnswered, now: float) -> list[Action]:
         if self.phase is not Phase.AGREEING:
             return []
-        out: list[Action] = []
-        manifests: dict[str, GameManifest] = {}
-        answers = [
-            event.answers.get(peer, ManifestUnavailable("no answer")) for peer in self._asked
-        ]
-        for peer, answer in zip(self._asked, answers, strict=True):
-            if isinstance(answer, ManifestUnavailable):
-                continue
-            if answer.version != self._latest:
-                out.append(
-                    RejectSource(peer, f"offered version {answer.version}, not {self._latest}")
-                )
-            else:
-                manifests[peer] = answer
-        if not manifests:
-            if answers and all(isinstance(a, ManifestUnavailable) and a.not_ready for a in answers):
-                reason = (
-                    f"the peers are still preparing {self.game_id} for sharing; try again shortly"
-                )
-            else:
-                reason = f"no peer could describe {self.game_id} right now"
-            return out + self._end(Ending.FAILED, reason)
-        for peer, offered in event.unpinned:
-            out.append(
-                RejectSource(peer, f"offers {offered}, which the party catalog does not pin")
-            )
-        if event.pinned_digest is not None and self._latest is not None:
-            decision = check_pin(self.game_id, self._latest, event.pinned_digest, manifests)
-            out.extend(RejectSource(r.source, r.reason) for r in decision.rejected)
-            if not decision.usable:
-                failure = pinned_failure(self.game_id, self._latest, len(manifests))
-                return out + self._end(Ending.FAILED, failure)
-            manifests = dict(decision.usable)
-        try:
-            agreement = agree_manifests(manifests)
-        except ManifestError as exc:
-            return out + self._end(Ending.FAILED, str(exc))
-        out.extend(RejectSource(d.source, d.detail) for d in agreement.disagreements)
-        self._agreement = agreement
-        self._agreed_sources = tuple(sorted(manifests))
+        settled = settle_manifests(self.game_id, self._latest, self._asked, event)
+        if settled.agreement is None:
+            return [*settled.rejections, *self._end(Ending.FAILED, settled.failure)]
+        self._agreement = settled.agreement
+        self._agreed_sources = settled.sources
         self.phase = Phase.PREPARING
-        return [*out, Prepare(agreement.manifest)]
+        return [*settled.rejections, Prepare(settled.agreement.manifest)]
 
     def _on_prepared(self, event: Prepared, now: float) -> list[Action]:
         if self.phase is not Phase.PREPARING or self._agreement is None:
