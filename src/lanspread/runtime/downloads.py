@@ -375,7 +375,6 @@ class DownloadManager:
             game_id,
             excluded=self._liars.excluded(game_id),
             depth=DEFAULT_PIPELINE_DEPTH,
-            endgame=False,
         )
         active.run = DownloadRun(
             engine,

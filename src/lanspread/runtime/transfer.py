@@ -12,7 +12,9 @@ AskManifests                GetGame over TLS to each source, within MANIFEST_TIM
 Prepare                     the manager's blocking prepare step, in a thread
 Connect                     a ticket over TLS, then a plain-TCP :class:`DataConnection`,
                             in one task per source that feeds every chunk result back
-Fetch                       the tasks join that connection's queue (its pipeline)
+Fetch                       the tasks join that connection's queue (its pipeline); endgame
+                            copies are written into the source's scratch file
+PlaceCopy                   a winning copy moved from scratch to its place, in a thread
 CloseConnection             that source's task is cancelled (its socket cut, its threads
                             joined) and reports the connection closed
 ChunkDone                   journal mark (memory only), ChunkFinished
@@ -39,9 +41,7 @@ import asyncio
 import collections
 import contextlib
 import logging
-import os
-import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -61,6 +61,7 @@ from lanspread.core.engine import (
     ConnectFailed,
     ConnectionClosed,
     ConnectionOpened,
+    CopyPlaced,
     DiskFailed,
     DownloadEngine,
     End,
@@ -71,6 +72,7 @@ from lanspread.core.engine import (
     JournalCommitted,
     ManifestsAnswered,
     ManifestUnavailable,
+    PlaceCopy,
     Prepare,
     Prepared,
     RejectSource,
@@ -84,26 +86,30 @@ from lanspread.core.engine import (
 )
 from lanspread.core.liars import LiarRecord
 from lanspread.core.manifest import GameManifest
-from lanspread.core.planning import ChunkKey, ChunkTask
+from lanspread.core.planning import ChunkKey
 from lanspread.download.dataclient import ChunkOutcome, ChunkResult, DataConnection
 from lanspread.download.journal import DownloadJournal
-from lanspread.download.prepare import open_for_writing
 from lanspread.errors import LanspreadError, PeerRefused, StorageError, TransportError
 from lanspread.files.ownership import identify_sentinel, load_record_or_none
 from lanspread.files.sentinel import commit_sentinel
+from lanspread.net.sendfile import pwrite_all
 from lanspread.net.wire import ErrorCode, Ticket
-from lanspread.platform import fileio
 from lanspread.runtime.events import (
     ChunkFinished,
     DownloadBegin,
     DownloadProgress,
 )
 from lanspread.runtime.events import Event as RuntimeEvent
+from lanspread.runtime.sinks import FileSink, RequestQueue, ScratchFile
 
 log = logging.getLogger(__name__)
 
 # GetGame is answered from a cached manifest; a peer slower than this is skipped.
 MANIFEST_TIMEOUT = 15.0
+
+# A winning endgame copy is moved into place this much at a time: memory stays at one
+# piece whatever the chunk size (a chunk may be up to 128 MiB).
+PLACE_PIECE = 1024 * 1024
 
 _T = TypeVar("_T")
 
@@ -129,67 +135,6 @@ class Network(Protocol):
     def unpinned_offers(self, game_id: str) -> tuple[tuple[str, str], ...]: ...
     async def fetch_manifest(self, peer_id: str, game_id: str) -> GameManifest: ...
     async def request_ticket(self, peer_id: str, game_id: str) -> tuple[str, Ticket]: ...
-
-
-class _FileSink:
-    """Open, writable descriptors of a download's payload files, opened on first use."""
-
-    def __init__(self, root: Path) -> None:
-        self._root = root
-        self._fds: dict[str, int] = {}
-
-    def fd_for(self, task: ChunkTask) -> int:
-        fd = self._fds.get(task.path)
-        if fd is None:
-            fd = open_for_writing(self._root, task.path)
-            self._fds[task.path] = fd
-        return fd
-
-    @property
-    def fds(self) -> list[int]:
-        return list(self._fds.values())
-
-    def close(self) -> None:
-        for fd in self._fds.values():
-            with contextlib.suppress(OSError):
-                os.close(fd)
-        self._fds.clear()
-
-
-class _MemorySink:
-    """Receives the sentinel into an anonymous temporary file, then hands back its bytes."""
-
-    def __init__(self) -> None:
-        self._file = tempfile.TemporaryFile()  # noqa: SIM115 - closed in close()
-
-    def fd_for(self, task: ChunkTask) -> int:
-        del task
-        return self._file.fileno()
-
-    def read(self, length: int) -> bytes:
-        return fileio.pread(self._file.fileno(), length, 0)
-
-    def close(self) -> None:
-        self._file.close()
-
-
-class _Queue(Iterator[ChunkTask]):
-    """One connection's requests to send: the data client pulls from it as its pipeline
-    frees up, and it may run dry and fill again (unlike a generator)."""
-
-    def __init__(self) -> None:
-        self._tasks: collections.deque[ChunkTask] = collections.deque()
-        self.ready = asyncio.Event()
-
-    def add(self, tasks: Iterable[ChunkTask]) -> None:
-        self._tasks.extend(tasks)
-        self.ready.set()
-
-    def __next__(self) -> ChunkTask:
-        if not self._tasks:
-            self.ready.clear()
-            raise StopIteration
-        return self._tasks.popleft()
 
 
 class DownloadRun:
@@ -224,8 +169,9 @@ class DownloadRun:
         self._group: asyncio.TaskGroup | None = None
         self._latest: str | None = None
         self._journal: DownloadJournal | None = None
-        self._sink = _FileSink(root)
-        self._queues: dict[str, _Queue] = {}
+        self._sink = FileSink(root)
+        self._queues: dict[str, RequestQueue] = {}
+        self._scratch: dict[str, ScratchFile] = {}
         self._links: dict[str, asyncio.Task[None]] = {}
         self._network_tasks: set[asyncio.Task[Any]] = set()
         self._disk: set[asyncio.Future[Any]] = set()
@@ -251,6 +197,8 @@ class DownloadRun:
             raise
         finally:
             self._sink.close()
+            for scratch in self._scratch.values():
+                scratch.close()
         return end
 
     async def _until_end(self) -> End:
@@ -417,7 +365,9 @@ class DownloadRun:
         )
 
     def _connect(self, action: Connect) -> None:
-        queue = self._queues[action.source] = _Queue()
+        queue = self._queues[action.source] = RequestQueue(
+            self._sink, self._scratch_fd(action.source)
+        )
         assert self._group is not None
         task = self._group.create_task(self._serve(action.source, queue))
         self._links[action.source] = task
@@ -425,16 +375,37 @@ class DownloadRun:
         task.add_done_callback(self._network_tasks.discard)
 
     def _fetch(self, action: Fetch) -> None:
-        if action.scratch:
-            raise NotImplementedError("endgame copies are not fetched by this shell")
-        self._queues[action.source].add(action.tasks)
+        self._queues[action.source].add(action.tasks, scratch=action.scratch)
+
+    def _scratch_fd(self, source: str) -> Callable[[], int]:
+        """Where ``source``'s endgame copies land: an anonymous temporary file, made on
+        first use, kept until the run ends (a copy may be placed after its link closed)."""
+
+        def fd() -> int:
+            scratch = self._scratch.get(source)
+            if scratch is None:
+                scratch = self._scratch[source] = ScratchFile()
+            return scratch.fileno()
+
+        return fd
+
+    def _place_copy(self, action: PlaceCopy) -> None:
+        task, scratch = action.task, self._scratch[action.source]
+        target = self._sink.fd_for(task)
+
+        def place() -> None:
+            for offset in range(task.offset, task.offset + task.length, PLACE_PIECE):
+                length = min(PLACE_PIECE, task.offset + task.length - offset)
+                pwrite_all(target, scratch.read_at(length, offset), offset)
+
+        self._disk_step(place, lambda _: CopyPlaced(action.source, task.key))
 
     def _close_connection(self, action: CloseConnection) -> None:
         task = self._links.get(action.source)
         if task is not None:
             task.cancel()
 
-    async def _serve(self, source: str, queue: _Queue) -> None:
+    async def _serve(self, source: str, queue: RequestQueue) -> None:
         """One source's data connection: open it, fetch what its queue holds, report every
         result; reports the connection closed once no more bytes can land."""
         try:
@@ -452,7 +423,7 @@ class DownloadRun:
             async with connection:
                 while connection.is_usable:
                     await queue.ready.wait()
-                    async with contextlib.aclosing(connection.fetch(queue, self._sink)) as results:
+                    async with contextlib.aclosing(connection.fetch(queue, queue)) as results:
                         async for result in results:
                             self._feed(_chunk_event(source, result))
         except StorageError as exc:
@@ -487,7 +458,7 @@ class DownloadRun:
         self._spawn(self._fetch_into_memory(action))
 
     async def _fetch_into_memory(self, action: FetchSentinel) -> None:
-        sink = _MemorySink()
+        sink = ScratchFile()
         try:
             async with await self._open(action.source) as connection:
                 async for result in connection.fetch(action.tasks, sink):
@@ -550,6 +521,7 @@ class DownloadRun:
         CommitJournal: "_commit_journal",
         FetchSentinel: "_fetch_sentinel",
         CommitSentinel: "_commit_sentinel",
+        PlaceCopy: "_place_copy",
         ReportProgress: "_report_progress",
         End: "_ended",
     }
