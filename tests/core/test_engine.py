@@ -256,8 +256,8 @@ def test_each_connection_gets_depth_chunks_and_no_chunk_twice() -> None:
     drive = Drive(depth=2)
     actions = drive.to_fetching(chunks(6), ("bravo", "charlie"), done=frozenset({("a.eti", 0)}))
     assert fetched(actions) == {
-        "bravo": [("a.eti", C), ("a.eti", 2 * C)],
-        "charlie": [("a.eti", 3 * C), ("a.eti", 4 * C)],
+        "bravo": [("a.eti", C), ("a.eti", 3 * C)],
+        "charlie": [("a.eti", 2 * C), ("a.eti", 4 * C)],
     }
 
 
@@ -831,3 +831,15 @@ def test_random_runs_keep_the_invariants_and_complete(
     else:
         assert swarm_state.done == {("a.eti", i * C) for i in range(count)}
         assert engine.phase is Phase.SENTINEL
+
+
+def test_the_tail_of_a_small_game_is_shared_until_the_sources_are_measured() -> None:
+    """Five chunks, three sources opening one after the other: the first to open takes
+    its share (two), not a whole pipeline, so every source delivers."""
+    drive = Drive(depth=4)
+    drive.to_fetching(chunks(5), ("bravo", "charlie", "delta"))
+    assert {source: len(keys) for source, keys in fetched(drive.log).items()} == {
+        "bravo": 2,
+        "charlie": 2,
+        "delta": 1,
+    }

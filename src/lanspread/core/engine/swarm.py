@@ -17,10 +17,13 @@ Choice, in the order the engine applies it (:meth:`Swarm.assign`):
    source reads its files front to back. A chunk is skipped for a source that
    does not hold it, and for one that already failed it while another usable
    holder has not.
-3. **The tail.** When the chunks left unassigned would fit in the open
-   connections' slots, a chunk is withheld from a source when another open
-   source holding it (busy now) would still finish it sooner by their rates:
-   the slow source does not get the last chunks just because it is idle.
+3. **The tail.** When the chunks left unassigned would fit in the slots of the
+   connections open or opening, a chunk is withheld from a source when another
+   open source holding it (busy now) would still finish it sooner by their
+   rates: the slow source does not get the last chunks just because it is idle.
+   While some connected source is not measured yet, the tail is dealt round
+   robin: no source gets a chunk ahead of another open or opening source that
+   has work, so the first connection of a small game does not take it all.
 4. **Endgame.** Once nothing is left unassigned and at most
    :data:`ENDGAME_CHUNKS` chunks are in flight, an idle source may ask for one of
    them too (at most :data:`MAX_COPIES` holders a chunk); the first verified copy
@@ -301,8 +304,11 @@ class Swarm:
         return out
 
     def _pick_any(self, free: list[Source], now: float) -> tuple[str, ChunkTask, bool] | None:
-        tail = len(self.pending) <= self.depth * len(self.open_sources())
+        active = [s for s in self.sources.values() if s.usable and s.link in _ACTIVE]
+        tail = len(self.pending) <= self.depth * len(active)
         for source in free:
+            if tail and self._over_share(source, active):
+                continue
             if self.pending:
                 key = self._pick(source, tail)
                 if key is not None:
@@ -313,6 +319,18 @@ class Swarm:
                     self.copies.setdefault(key, set()).add(source.name)
                     return source.name, self._start(source, key, now), True
         return None
+
+    def _over_share(self, source: Source, active: list[Source]) -> bool:
+        """Until every connected source is measured, none gets ahead of another with work
+        (the first connection would otherwise take a small game's every chunk)."""
+        if all(s.rate is not None for s in active):
+            return False
+        others = [
+            len(other.in_flight)
+            for other in active
+            if other is not source and (other.in_flight or self.has_work_for(other))
+        ]
+        return bool(others) and len(source.in_flight) > min(others)
 
     def _start(self, source: Source, key: ChunkKey, now: float) -> ChunkTask:
         self.pending.discard(key)
@@ -376,6 +394,9 @@ class Swarm:
             if source.holds(key) and source.name not in self.failed_by.get(key, set()):
                 return key
         return None
+
+
+_ACTIVE = (Link.CONNECTING, Link.OPEN)
 
 
 def _eagerness(source: Source, unit: int) -> tuple[float, int, str]:
