@@ -39,7 +39,7 @@ during the commit itself only stops the install hand-off); **cancelled** (stops
 at once in every phase: the source check, the transfer and the sentinel fetch race
 the cancel; sentinel transaction rolled back, what the ownership record proves
 the download created discarded, the root removed only if the download created it
-and it is empty); **paused** (every source left the
+and it is empty); **paused** (every source of a chunk still needed left the
 network or stopped answering: journal kept, resumable); **failed**
 (a reason; journal kept, resumable). Each ending refreshes the game while its
 operation is active, clears the operation, then publishes its event.
@@ -118,10 +118,6 @@ PAUSE_MESSAGES: Mapping[str, str] = {
     ALL_PEERS_GONE: "every source left or stopped answering",
     RESTART: "interrupted by a restart",
 }
-
-
-class DownloadFailedError(LanspreadError):
-    """A download cannot complete; the message is what the player sees."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -404,7 +404,7 @@ class DownloadEngine:
         assigned = self.swarm.assign(now, endgame=endgame)
         out += _fetches(assigned)
         for source in self.swarm.sources.values():
-            if self.swarm.idle_without_work(source) and not self._copy_candidate(source):
+            if self.swarm.idle_without_work(source) and not self._endgame_may_use_it():
                 out += self._close(source)
         if self.swarm.complete and not self.swarm.won:
             return out + self._finish_payload()  # the sentinel commit journals it all
@@ -413,7 +413,7 @@ class DownloadEngine:
             return out + self._stuck()
         return out
 
-    def _copy_candidate(self, source: Source) -> bool:
+    def _endgame_may_use_it(self) -> bool:
         """An open idle source stays open while the endgame may give it a copy."""
         return self._endgame and bool(self.swarm.holders) and not self.swarm.pending
 
