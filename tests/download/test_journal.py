@@ -16,18 +16,20 @@ from hypothesis import strategies as st
 from tests.support.download_roots import GAME_ID, build_manifest, game_files
 from tests.support.platforms import make_fifo
 
-from lanspread.core.manifest import encode_manifest, manifest_digest
-from lanspread.core.planning import manifest_tasks
-from lanspread.download.journal import (
+from lanspread.core.engine import (
     COMMIT_EVERY_BYTES,
     COMMIT_EVERY_CHUNKS,
     COMMIT_INTERVAL_SECONDS,
+    should_commit,
+)
+from lanspread.core.manifest import encode_manifest, manifest_digest
+from lanspread.core.planning import manifest_tasks
+from lanspread.download.journal import (
     JOURNAL_FORMAT_VERSION,
     MAX_JOURNAL_FILE_SIZE,
     DownloadJournal,
     JournalCorrupt,
     load,
-    should_commit,
 )
 from lanspread.download.prepare import prepare_game_storage
 from lanspread.errors import StorageError

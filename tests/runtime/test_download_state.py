@@ -18,6 +18,7 @@ from lanspread.core.gameroot import DOWNLOAD_JOURNAL_FILE
 from lanspread.core.lifecycle import Command, GameState
 from lanspread.errors import InvalidGameState, StorageError
 from lanspread.runtime import downloads as downloads_module
+from lanspread.runtime import transfer as transfer_module
 from lanspread.runtime.commands import Cancel, Download, SetGameDir
 from lanspread.runtime.events import (
     ChunkFinished,
@@ -102,12 +103,12 @@ async def test_a_failed_download_shows_failed_and_can_be_discarded(
         start_runtime, tmp_path, size=8 * MiB, install_policy=InstallPolicy.MANUAL
     )
 
-    async def broken(self: Any) -> None:
+    def broken(self: Any, *args: object) -> None:
         raise RuntimeError("simulated bug")
 
     events = RuntimeEvents(alpha)
     with monkeypatch.context() as patch:
-        patch.setattr(downloads_module._Transfer, "run", broken)
+        patch.setattr(transfer_module.DownloadRun, "_begin", broken)
         await alpha.execute(Download(game="quake3"))
         await events.first(DownloadFailed)
     assert (alpha.game_dir / "quake3" / DOWNLOAD_JOURNAL_FILE).exists()
@@ -213,7 +214,7 @@ async def test_cancel_during_the_sentinel_phase_answers_at_once(
         start_runtime, tmp_path, size=2 * MiB, install_policy=InstallPolicy.MANUAL
     )
     events, latency = await cancel_stalled(
-        alpha, monkeypatch, downloads_module._Transfer, "_fetch_into_memory"
+        alpha, monkeypatch, transfer_module.DownloadRun, "_fetch_into_memory"
     )
     assert latency < CANCEL_BUDGET / 2, f"cancel took {latency:.2f}s"
     assert events.of(ChunkFinished) != []
@@ -231,14 +232,14 @@ async def test_cancel_during_the_sentinel_commit_keeps_the_download_and_installs
     loop = asyncio.get_running_loop()
     entered = asyncio.Event()
     release = threading.Event()
-    commit_all = downloads_module._Transfer._commit_all
+    commit_all = transfer_module.DownloadRun._commit_all
 
     def held_commit(self: Any, sentinel: bytes) -> None:
         loop.call_soon_threadsafe(entered.set)
         release.wait(timeout=20.0)
         commit_all(self, sentinel)
 
-    monkeypatch.setattr(downloads_module._Transfer, "_commit_all", held_commit)
+    monkeypatch.setattr(transfer_module.DownloadRun, "_commit_all", held_commit)
     events = RuntimeEvents(alpha)
     await alpha.execute(Download(game="quake3"))
     await asyncio.wait_for(entered.wait(), 20.0)

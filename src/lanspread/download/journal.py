@@ -24,7 +24,8 @@ syncs the payload files, and only then writes the snapshot; so a chunk marked
 while the sync runs waits for the next commit, and the journal on disk never
 names a chunk a power loss could take back. Every write is atomic (temp file,
 fsync, rename, fsync of the root): after a kill the file is the previous
-journal or the new one. :func:`should_commit` is the batching policy.
+journal or the new one. When to commit is the engine's batching policy
+(:func:`lanspread.core.engine.should_commit`).
 
 The sentinel's chunks are never journaled: the sentinel is held in memory and
 its commit (:mod:`lanspread.files.sentinel`) is what completes the download.
@@ -40,7 +41,7 @@ another format version, another game, a manifest that does not validate or
 does not match its digest or header, or a bitmap of the wrong shape. Nothing
 then proves which chunks are complete, so startup discards the payload.
 
-Everything here but :func:`should_commit` blocks; the runtime runs it through
+Everything here blocks; the runtime runs it through
 ``asyncio.to_thread``. One download owns one journal; :meth:`mark_done` may run
 on another thread than :meth:`commit` (a lock guards the bitmap).
 """
@@ -87,16 +88,6 @@ MAX_BITMAP_BYTES = (MAX_CHUNKS_PER_GAME + 7) // 8
 # so it is never read whole.
 MAX_JOURNAL_FILE_SIZE = (MAX_MANIFEST_ENCODED_SIZE * 4) // 3 + 1 * MiB
 
-# Batching policy (see should_commit). A commit syncs every written payload byte
-# and rewrites the journal, so it is not free; batching bounds what a crash loses.
-# At most one second of transfer is refetched after a kill...
-COMMIT_INTERVAL_SECONDS = 1.0
-# ...and at LAN speeds (about 1.8 GiB/s measured) a second is about 115 chunks of
-# 16 MiB; committing every 64 chunks or 512 MiB, whichever comes first, also keeps
-# each sync's dirty data small enough not to stall the writers for long.
-COMMIT_EVERY_CHUNKS = 64
-COMMIT_EVERY_BYTES = 512 * MiB
-
 _HEX_DIGEST_LENGTH = 64
 
 
@@ -116,25 +107,6 @@ class _JournalRecord(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     done: Annotated[bytes, msgspec.Meta(max_length=MAX_BITMAP_BYTES)]
     started_at: float
     updated_at: float
-
-
-def should_commit(
-    *, now: float, last_commit_at: float, chunks_since: int, bytes_since: int
-) -> bool:
-    """True when the chunks completed since the last commit should be journaled now.
-
-    Pure: nothing to commit is never a commit; otherwise commit once
-    :data:`COMMIT_INTERVAL_SECONDS` passed since ``last_commit_at``, or
-    :data:`COMMIT_EVERY_CHUNKS` chunks or :data:`COMMIT_EVERY_BYTES` bytes
-    completed since.
-    """
-    if chunks_since <= 0:
-        return False
-    return (
-        now - last_commit_at >= COMMIT_INTERVAL_SECONDS
-        or chunks_since >= COMMIT_EVERY_CHUNKS
-        or bytes_since >= COMMIT_EVERY_BYTES
-    )
 
 
 class DownloadJournal:
@@ -373,13 +345,9 @@ def _bitmap_size(chunk_count: int) -> int:
 
 
 __all__ = [
-    "COMMIT_EVERY_BYTES",
-    "COMMIT_EVERY_CHUNKS",
-    "COMMIT_INTERVAL_SECONDS",
     "JOURNAL_FORMAT_VERSION",
     "MAX_JOURNAL_FILE_SIZE",
     "DownloadJournal",
     "JournalCorrupt",
     "load",
-    "should_commit",
 ]

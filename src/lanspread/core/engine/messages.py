@@ -1,0 +1,370 @@
+"""What goes into the download engine (events) and what comes out (actions).
+
+Every event is a fact the shell observed; every action is one piece of I/O the
+shell performs and answers with an event. The pairs:
+
+==========================  =================================================
+action                      answered by
+==========================  =================================================
+:class:`AskManifests`       :class:`ManifestsAnswered`
+:class:`Prepare`            :class:`Prepared` or :class:`DiskFailed`
+:class:`Connect`            :class:`ConnectionOpened` (then, once it is shut,
+                            :class:`ConnectionClosed`) or :class:`ConnectFailed`
+:class:`Fetch`              one :class:`ChunkVerified` or :class:`ChunkFailed`
+                            per task, unless the connection is closed first
+:class:`CloseConnection`    :class:`ConnectionClosed` (after its last write)
+:class:`CommitJournal`      :class:`JournalCommitted` or :class:`DiskFailed`
+:class:`FetchSentinel`      :class:`SentinelFetched` or :class:`SentinelFailed`
+:class:`PlaceCopy`          :class:`CopyPlaced` or :class:`DiskFailed`
+:class:`CommitSentinel`     :class:`SentinelCommitted` or :class:`DiskFailed`
+==========================  =================================================
+
+:class:`ChunkDone`, :class:`RejectSource`, :class:`ExcludeSource`,
+:class:`Begin` and :class:`ReportProgress` are reports, answered by nothing;
+:class:`End` is the last action of every download.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TypeAlias
+
+from lanspread.core.manifest import GameManifest
+from lanspread.core.planning import ChunkKey, ChunkTask
+from lanspread.core.progress import ProgressSnapshot
+
+# --- events -------------------------------------------------------------------------
+
+
+class ChunkFault(enum.Enum):
+    """Why one requested chunk did not arrive verified (the data client's outcomes)."""
+
+    HASH_MISMATCH = "hash-mismatch"
+    """Every byte arrived and the digest differs: the source lied or its disk rots."""
+    REFUSED = "refused"
+    """The server refused the request; the connection is still usable."""
+    SHORT_READ = "short-read"
+    """The connection ended inside the chunk; the connection is dead."""
+    CONNECTION_LOST = "connection-lost"
+    """The connection died before the chunk's bytes came; the connection is dead."""
+
+    @property
+    def kills_connection(self) -> bool:
+        return self in (ChunkFault.SHORT_READ, ChunkFault.CONNECTION_LOST)
+
+    @property
+    def bytes_arrived(self) -> bool:
+        """The chunk's bytes crossed the wire (speed counts retry waste too)."""
+        return self is ChunkFault.HASH_MISMATCH
+
+
+@dataclass(frozen=True, slots=True)
+class Start:
+    """The download command: the newest version and the peers offering it, in order."""
+
+    latest: str | None
+    offering: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestUnavailable:
+    """A source that did not describe the game (timeout, refusal, broken connection)."""
+
+    detail: str
+    not_ready: bool = False
+    """It answered that it is still hashing the game for sharing."""
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestsAnswered:
+    """Every asked source's answer, and what the party catalog pins (if anything)."""
+
+    answers: Mapping[str, GameManifest | ManifestUnavailable]
+    pinned_digest: str | None = None
+    """The manifest digest the party pins for the latest version; ``None``: no pin."""
+    unpinned: tuple[tuple[str, str], ...] = ()
+    """``(peer, version)`` offers the party catalog does not pin, to be reported."""
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """Storage is ready: the chunks already verified on disk, and who is still here."""
+
+    done: frozenset[ChunkKey]
+    live: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class SourceOffered:
+    """A source with the agreed manifest joined, or tells what it now holds.
+
+    ``paths`` are the files it holds exactly as agreed; ``has`` narrows them to the
+    chunks it has verified itself (a source still downloading), ``None`` for all.
+    """
+
+    source: str
+    paths: frozenset[str]
+    has: frozenset[ChunkKey] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SourceLost:
+    """The network dropped the peer (goodbye, silence, or a closed control link)."""
+
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionOpened:
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectFailed:
+    """No data connection: no ticket, not admitted, or the host did not answer."""
+
+    source: str
+    detail: str
+    unreachable: bool
+    """The peer could not be reached at all (as good as gone for this download)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionClosed:
+    """The connection is shut and will write no more bytes; unanswered chunks are void."""
+
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkVerified:
+    source: str
+    key: ChunkKey
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkFailed:
+    source: str
+    key: ChunkKey
+    fault: ChunkFault
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CopyPlaced:
+    """A winning endgame copy is written in place (see :class:`PlaceCopy`)."""
+
+    source: str
+    key: ChunkKey
+
+
+@dataclass(frozen=True, slots=True)
+class JournalCommitted:
+    """The payload was fsynced, then the journal written, as of the matching action."""
+
+
+@dataclass(frozen=True, slots=True)
+class DiskFailed:
+    """A local disk step failed (preparing, writing, syncing, committing)."""
+
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class SentinelFetched:
+    source: str
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class SentinelFailed:
+    source: str
+    fault: ChunkFault | None
+    """``None``: no connection could be opened."""
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SentinelCommitted:
+    """Every byte is durable and version.ini is in place: the download is complete."""
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    """Time passed (the shell's one timer, armed at :attr:`DownloadEngine.next_deadline`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Cancel:
+    """The player cancelled."""
+
+
+Event: TypeAlias = (
+    Start
+    | ManifestsAnswered
+    | Prepared
+    | SourceOffered
+    | SourceLost
+    | ConnectionOpened
+    | ConnectFailed
+    | ConnectionClosed
+    | ChunkVerified
+    | ChunkFailed
+    | CopyPlaced
+    | JournalCommitted
+    | DiskFailed
+    | SentinelFetched
+    | SentinelFailed
+    | SentinelCommitted
+    | Tick
+    | Cancel
+)
+
+# --- actions ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AskManifests:
+    sources: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RejectSource:
+    """Report a source not used for this download, and why."""
+
+    source: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ExcludeSource:
+    """The source sent corrupt bytes: remember it as a liar for the game, and report it."""
+
+    source: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Prepare:
+    """Claim the names, resume or start the journal, size the files (blocking disk work)."""
+
+    manifest: GameManifest
+
+
+@dataclass(frozen=True, slots=True)
+class Begin:
+    version: str | None
+    total_bytes: int
+    sources: tuple[str, ...]
+    resumed_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class Connect:
+    """Open a data connection to ``source`` (ticket over TLS, then plain TCP)."""
+
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class Fetch:
+    """Request ``tasks`` on ``source``'s open connection, after those already asked.
+
+    The engine never has more than ``depth`` chunks in flight on one connection.
+    """
+
+    source: str
+    tasks: tuple[ChunkTask, ...]
+    scratch: bool = False
+    """Endgame copies: write them aside, never in place (another source is writing
+    there); :class:`PlaceCopy` moves a winning copy in once that source is closed."""
+
+
+@dataclass(frozen=True, slots=True)
+class PlaceCopy:
+    """Write ``source``'s verified scratch copy of ``task`` at its place in the file."""
+
+    source: str
+    task: ChunkTask
+
+
+@dataclass(frozen=True, slots=True)
+class CloseConnection:
+    """Stop ``source``'s connection (or its opening) and its outstanding requests."""
+
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkDone:
+    """A chunk is verified on disk for the first time: mark it in the journal, report it."""
+
+    source: str
+    task: ChunkTask
+
+
+@dataclass(frozen=True, slots=True)
+class CommitJournal:
+    """Fsync the payload written so far, then write the journal of what is marked."""
+
+
+@dataclass(frozen=True, slots=True)
+class FetchSentinel:
+    """Fetch version.ini's chunks from ``source`` into memory, verified."""
+
+    source: str
+    tasks: tuple[ChunkTask, ...]
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class CommitSentinel:
+    """Make every payload byte durable, commit version.ini, then remove the journal."""
+
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ReportProgress:
+    snapshot: ProgressSnapshot
+
+
+class Ending(enum.Enum):
+    FINISHED = "finished"
+    CANCELLED = "cancelled"
+    PAUSED = "paused"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class End:
+    """The download is over: the shell stops every connection and settles the root."""
+
+    ending: Ending
+    reason: str = ""
+    """The pause reason code, or what the player reads for a failure."""
+    late_cancel: bool = False
+    """Finished, but a cancel arrived during the commit: do no more (no install)."""
+    commit_journal: bool = False
+    """Commit the journal once more after the last connection closed (keeps progress)."""
+
+
+Action: TypeAlias = (
+    AskManifests
+    | RejectSource
+    | ExcludeSource
+    | Prepare
+    | Begin
+    | Connect
+    | Fetch
+    | PlaceCopy
+    | CloseConnection
+    | ChunkDone
+    | CommitJournal
+    | FetchSentinel
+    | CommitSentinel
+    | ReportProgress
+    | End
+)

@@ -1,0 +1,67 @@
+"""The source check of a download: which answered manifests it uses, and what it reports.
+
+The asked sources' answers, in the order they were asked: a source that did not
+describe the game is skipped, one that answered another version than the newest
+is reported; with none left the download fails, saying so when every source is
+still hashing the game. Offers the party catalog does not pin are reported; a
+pinned version keeps only the sources whose manifest digest is the pin (none
+left: fails). The rest go to :func:`~lanspread.core.manifest.agree_manifests`,
+whose disagreements are reported.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lanspread.core.agreement import Agreement, agree_manifests
+from lanspread.core.engine.messages import ManifestsAnswered, ManifestUnavailable, RejectSource
+from lanspread.core.manifest import GameManifest, ManifestError
+from lanspread.core.party import check_pin, pinned_failure
+
+
+@dataclass(frozen=True, slots=True)
+class Settled:
+    """The outcome: an agreement and its sources, or the failure; the reports either way."""
+
+    rejections: tuple[RejectSource, ...]
+    agreement: Agreement | None
+    sources: tuple[str, ...] = ()
+    """The sources whose manifest was used, sorted."""
+    failure: str = ""
+
+
+def settle_manifests(
+    game_id: str, latest: str | None, asked: tuple[str, ...], event: ManifestsAnswered
+) -> Settled:
+    """Apply the rules of the module docstring to ``event``'s answers."""
+    out: list[RejectSource] = []
+    manifests: dict[str, GameManifest] = {}
+    answers = [event.answers.get(peer, ManifestUnavailable("no answer")) for peer in asked]
+    for peer, answer in zip(asked, answers, strict=True):
+        if isinstance(answer, ManifestUnavailable):
+            continue
+        if answer.version != latest:
+            out.append(RejectSource(peer, f"offered version {answer.version}, not {latest}"))
+        else:
+            manifests[peer] = answer
+    if not manifests:
+        if answers and all(isinstance(a, ManifestUnavailable) and a.not_ready for a in answers):
+            reason = f"the peers are still preparing {game_id} for sharing; try again shortly"
+        else:
+            reason = f"no peer could describe {game_id} right now"
+        return Settled(tuple(out), None, failure=reason)
+    for peer, offered in event.unpinned:
+        out.append(RejectSource(peer, f"offers {offered}, which the party catalog does not pin"))
+    if event.pinned_digest is not None and latest is not None:
+        decision = check_pin(game_id, latest, event.pinned_digest, manifests)
+        out.extend(RejectSource(r.source, r.reason) for r in decision.rejected)
+        if not decision.usable:
+            failure = pinned_failure(game_id, latest, len(manifests))
+            return Settled(tuple(out), None, failure=failure)
+        manifests = dict(decision.usable)
+    try:
+        agreement = agree_manifests(manifests)
+    except ManifestError as exc:
+        return Settled(tuple(out), None, failure=str(exc))
+    out.extend(RejectSource(d.source, d.detail) for d in agreement.disagreements)
+    return Settled(tuple(out), agreement, tuple(sorted(manifests)))

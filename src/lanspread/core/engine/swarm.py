@@ -1,0 +1,404 @@
+"""The sources of one download and which chunk goes where: no I/O, no clock.
+
+Every source has an **availability map**: the files it holds exactly as agreed
+(``paths``) and, for a source that is itself still downloading, the chunks of
+them it has verified (``has``; ``None`` means every chunk of ``paths``). A
+chunk's **rarity** is how many usable sources hold it.
+
+Choice, in the order the engine applies it (:meth:`Swarm.assign`):
+
+1. **Which source asks next (load-aware).** Among the open connections with a
+   free pipeline slot, the one expected to finish one more chunk soonest: its
+   bytes in flight plus one chunk over its measured rate (sources not measured
+   yet go first, so every source gets measured; ties: fewer chunks in flight,
+   then the smaller name).
+2. **Which chunk (rarest-first).** Chunks that came back (a failure, a source
+   that left) first, then the needed chunks by rarity, then (path, offset) so a
+   source reads its files front to back. A chunk is skipped for a source that
+   does not hold it, and for one that already failed it while another usable
+   holder has not.
+3. **The tail.** When the chunks left unassigned would fit in the slots of the
+   connections open or opening, a chunk is withheld from a source when another
+   open source holding it (busy now) would still finish it sooner by their
+   rates: the slow source does not get the last chunks just because it is idle.
+   While some connected source is not measured yet, the tail is dealt round
+   robin: no source gets a chunk ahead of another open or opening source that
+   has work, so the first connection of a small game does not take it all.
+4. **Endgame.** Once nothing is left unassigned and at most
+   :data:`ENDGAME_CHUNKS` chunks are in flight, an idle source may ask for one of
+   them too (at most :data:`MAX_COPIES` holders a chunk); the first verified copy
+   wins and the other holders' connections are told to drop it.
+
+The rate of a source is a moving average of its chunk completions: the time
+from the previous completion (or from when its pipeline went from empty to
+busy) to this one, over the chunk's length. Pipelined answers arrive one after
+the other, so that interval is the time one chunk took on the wire.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from lanspread.core.planning import ChunkKey, ChunkTask
+
+# A chunk that failed this often, across every source that could serve it, is not
+# a passing glitch (a peer leaving, a reset connection): fail the download with the
+# reasons instead of retrying forever. Enough for one retry on each of a few sources
+# plus a retry on the last one standing.
+MAX_CHUNK_ATTEMPTS = 4
+
+# Connections to one source that failed in a row (refused, reset, cut inside a
+# chunk) with no verified chunk in between before this download stops dialling it:
+# a source under our control would otherwise make us redial it forever; three
+# covers a passing reset and a restart of its data server.
+MAX_SOURCE_STRIKES = 3
+
+# Weight of the newest chunk in a source's measured rate: a third follows a source
+# slowing down within a few chunks without jumping at every scheduling hiccup.
+RATE_SMOOTHING = 0.3
+
+# The endgame starts when at most this many chunks are still in flight and none is
+# waiting. Every duplicate costs up to a chunk of wasted transfer (16 MiB by
+# default), so the bound keeps the waste to a few chunks at the very end while
+# still covering a stalled last chunk on each of a few slow sources.
+ENDGAME_CHUNKS = 4
+
+# Holders of one chunk at once in the endgame: the original and one copy. More
+# copies only multiply the waste; a second copy already beats one slow source.
+MAX_COPIES = 2
+
+
+class Link(enum.Enum):
+    """The data connection to a source, as far as the engine knows."""
+
+    IDLE = "idle"
+    CONNECTING = "connecting"
+    OPEN = "open"
+    CLOSING = "closing"
+    """Asked to close, or broken; no request goes out until it is closed."""
+
+
+class Standing(enum.Enum):
+    """Whether a source may still serve this download, and if not, why."""
+
+    USABLE = "usable"
+    GONE = "gone"
+    """The network dropped it: may come back (a pause, not a failure)."""
+    UNREACHABLE = "unreachable"
+    """Its data server could not be reached at all: as good as gone."""
+    EXCLUDED = "excluded"
+    """It sent bytes that do not match the manifest."""
+    UNRELIABLE = "unreliable"
+    """Its connections failed :data:`MAX_SOURCE_STRIKES` times in a row."""
+
+    @property
+    def may_return(self) -> bool:
+        return self in (Standing.GONE, Standing.UNREACHABLE)
+
+
+@dataclass(slots=True)
+class Source:
+    name: str
+    paths: frozenset[str]
+    has: frozenset[ChunkKey] | None = None
+    link: Link = Link.IDLE
+    standing: Standing = Standing.USABLE
+    in_flight: dict[ChunkKey, ChunkTask] = field(default_factory=dict)
+    rate: float | None = None
+    """Measured bytes per second; ``None`` until its first chunk."""
+    busy_since: float | None = None
+    """When the current stretch of completions started (``None``: nothing in flight)."""
+    strikes: int = 0
+    last_trouble: str = ""
+
+    def holds(self, key: ChunkKey) -> bool:
+        return key[0] in self.paths and (self.has is None or key in self.has)
+
+    @property
+    def usable(self) -> bool:
+        return self.standing is Standing.USABLE
+
+    @property
+    def in_flight_bytes(self) -> int:
+        return sum(task.length for task in self.in_flight.values())
+
+    def expected_seconds(self, extra: int) -> float | None:
+        """Seconds until ``extra`` more bytes would be in, at the measured rate."""
+        if not self.rate:
+            return None
+        return (self.in_flight_bytes + extra) / self.rate
+
+    def record_completion(self, length: int, now: float, started: float | None) -> None:
+        """Fold a chunk completed at ``now`` into the rate; ``started``: when the stretch
+        it ended began (taken before the chunk left :attr:`in_flight`)."""
+        if started is not None and now > started:
+            sample = length / (now - started)
+            self.rate = (
+                sample
+                if self.rate is None
+                else (1 - RATE_SMOOTHING) * self.rate + RATE_SMOOTHING * sample
+            )
+        self.busy_since = now if self.in_flight else None
+
+
+class Swarm:
+    """The needed chunks, who holds them, and who fetches which (see the module doc)."""
+
+    def __init__(self, tasks: Iterable[ChunkTask], depth: int) -> None:
+        self.depth = depth
+        self.tasks: dict[ChunkKey, ChunkTask] = {task.key: task for task in tasks}
+        self.pending: set[ChunkKey] = set(self.tasks)
+        self.done: set[ChunkKey] = set()
+        self.holders: dict[ChunkKey, set[str]] = {}
+        self.attempts: dict[ChunkKey, int] = {}
+        self.failed_by: dict[ChunkKey, set[str]] = {}
+        self.last_failure: dict[ChunkKey, str] = {}
+        self.copies: dict[ChunkKey, set[str]] = {}
+        """Endgame: the sources fetching a chunk into scratch space, not in place."""
+        self.won: dict[ChunkKey, str] = {}
+        """Endgame: chunks whose scratch copy verified first, waiting to be placed."""
+        self.sources: dict[str, Source] = {}
+        self.unit = max((task.length for task in self.tasks.values()), default=1)
+        self._no_work: dict[str, int] = {}
+        self._returns = 0
+        self._order: list[ChunkKey] = []
+        self._head = 0
+        self._returned: list[ChunkKey] = []
+
+    # -- facts ------------------------------------------------------------------------
+
+    @property
+    def complete(self) -> bool:
+        return not self.pending and not self.holders
+
+    def usable_holders(self, key: ChunkKey) -> list[Source]:
+        return [s for s in self.sources.values() if s.usable and s.holds(key)]
+
+    def rarity(self, key: ChunkKey) -> int:
+        return len(self.usable_holders(key))
+
+    def open_sources(self) -> list[Source]:
+        return [s for s in self.sources.values() if s.usable and s.link is Link.OPEN]
+
+    def wants_connection(self, source: Source) -> bool:
+        """Idle and usable, and holds a chunk still waiting for a source."""
+        if not source.usable or source.link is not Link.IDLE:
+            return False
+        return self.has_work_for(source)
+
+    def has_work_for(self, source: Source) -> bool:
+        """Whether a waiting chunk is one ``source`` holds. Cached: waiting chunks only
+        grow when one comes back or availability changes, so a source found without
+        work stays without work until then."""
+        if self._no_work.get(source.name) == self._returns:
+            return False
+        if source.has is not None:
+            found = any(key in self.pending for key in source.has if key[0] in source.paths)
+        else:
+            found = any(key[0] in source.paths for key in self.pending)
+        if not found:
+            self._no_work[source.name] = self._returns
+        return found
+
+    def idle_without_work(self, source: Source) -> bool:
+        """Open, nothing in flight, and nothing waiting that it holds: close it."""
+        return source.link is Link.OPEN and not source.in_flight and not self.has_work_for(source)
+
+    # -- changes ----------------------------------------------------------------------
+
+    def mark_done(self, keys: Iterable[ChunkKey]) -> None:
+        for key in keys:
+            if key in self.tasks:
+                self.pending.discard(key)
+                self.done.add(key)
+
+    def add_source(self, name: str, paths: frozenset[str], has: frozenset[ChunkKey] | None) -> None:
+        existing = self.sources.get(name)
+        if existing is None:
+            self.sources[name] = Source(name, paths, has)
+        else:
+            existing.paths, existing.has = paths, has
+        self.reorder()
+
+    def set_standing(self, source: Source, standing: Standing) -> None:
+        if source.usable and standing is not Standing.USABLE:
+            source.standing = standing
+            self.reorder()
+
+    def reorder(self) -> None:
+        """Sort the waiting chunks rarest first (after any change of availability)."""
+        self._returns += 1
+        rarity = self._rarities()
+        self._order = sorted(self.pending, key=lambda key: (rarity.get(key, 0), key))
+        self._head = 0
+        self._returned = [key for key in self._returned if key in self.pending]
+
+    def _rarities(self) -> Mapping[ChunkKey, int]:
+        counts: dict[ChunkKey, int] = {}
+        usable = [s for s in self.sources.values() if s.usable]
+        by_path: dict[str, int] = {}
+        for source in usable:
+            if source.has is None:
+                for path in source.paths:
+                    by_path[path] = by_path.get(path, 0) + 1
+            else:
+                for key in source.has:
+                    if key[0] in source.paths:
+                        counts[key] = counts.get(key, 0) + 1
+        for key in self.pending:
+            counts[key] = counts.get(key, 0) + by_path.get(key[0], 0)
+        return counts
+
+    def give_back(self, source: Source, key: ChunkKey) -> ChunkTask | None:
+        """Take ``key`` off ``source``; it waits again unless done or held elsewhere."""
+        task = source.in_flight.pop(key, None)
+        holders = self.holders.get(key)
+        if holders is not None:
+            holders.discard(source.name)
+            if not holders:
+                del self.holders[key]
+        copies = self.copies.get(key)
+        if copies is not None:
+            copies.discard(source.name)
+            if not copies:
+                del self.copies[key]
+        if (
+            task is not None
+            and key not in self.done
+            and key not in self.holders
+            and key not in self.won
+        ):
+            self.pending.add(key)
+            self._returned.append(key)
+            self._returns += 1
+        if not source.in_flight:
+            source.busy_since = None
+        return task
+
+    def give_back_all(self, source: Source) -> None:
+        for key in list(source.in_flight):
+            self.give_back(source, key)
+
+    def record_failure(self, source: Source, key: ChunkKey, why: str) -> int:
+        self.failed_by.setdefault(key, set()).add(source.name)
+        self.last_failure[key] = why
+        self.attempts[key] = self.attempts.get(key, 0) + 1
+        return self.attempts[key]
+
+    # -- choice ----------------------------------------------------------------------
+
+    def assign(self, now: float, *, endgame: bool) -> list[tuple[str, ChunkTask, bool]]:
+        """Fill free pipeline slots: ``(source, task, is_copy)`` newly put in flight."""
+        out: list[tuple[str, ChunkTask, bool]] = []
+        while self.pending or endgame:
+            free = [s for s in self.open_sources() if len(s.in_flight) < self.depth]
+            if not free:
+                break
+            free.sort(key=lambda source: _eagerness(source, self.unit))
+            picked = self._pick_any(free, now)
+            if picked is None:
+                break
+            out.append(picked)
+        return out
+
+    def _pick_any(self, free: list[Source], now: float) -> tuple[str, ChunkTask, bool] | None:
+        active = [s for s in self.sources.values() if s.usable and s.link in _ACTIVE]
+        tail = len(self.pending) <= self.depth * len(active)
+        for source in free:
+            if tail and self._over_share(source, active):
+                continue
+            if self.pending:
+                key = self._pick(source, tail)
+                if key is not None:
+                    return source.name, self._start(source, key, now), False
+            else:
+                key = self._pick_copy(source)
+                if key is not None:
+                    self.copies.setdefault(key, set()).add(source.name)
+                    return source.name, self._start(source, key, now), True
+        return None
+
+    def _over_share(self, source: Source, active: list[Source]) -> bool:
+        """Until every connected source is measured, none gets ahead of another with work
+        (the first connection would otherwise take a small game's every chunk)."""
+        if all(s.rate is not None for s in active):
+            return False
+        others = [
+            len(other.in_flight)
+            for other in active
+            if other is not source and (other.in_flight or self.has_work_for(other))
+        ]
+        return bool(others) and len(source.in_flight) > min(others)
+
+    def _start(self, source: Source, key: ChunkKey, now: float) -> ChunkTask:
+        self.pending.discard(key)
+        task = self.tasks[key]
+        if not source.in_flight:
+            source.busy_since = now
+        source.in_flight[key] = task
+        self.holders.setdefault(key, set()).add(source.name)
+        return task
+
+    def _pick(self, source: Source, tail: bool) -> ChunkKey | None:
+        for index, key in enumerate(self._returned):
+            if key in self.pending and self._allowed(source, key, tail):
+                del self._returned[index]
+                return key
+        index = self._head
+        while index < len(self._order):
+            key = self._order[index]
+            if key not in self.pending:
+                if index == self._head:
+                    self._head += 1
+            elif self._allowed(source, key, tail):
+                if index == self._head:
+                    self._head += 1
+                return key
+            index += 1
+        return None
+
+    def _allowed(self, source: Source, key: ChunkKey, tail: bool) -> bool:
+        if not source.holds(key):
+            return False
+        failed = self.failed_by.get(key)
+        if failed and source.name in failed:
+            fresh = [s for s in self.usable_holders(key) if s.name not in failed]
+            if fresh:
+                return False
+        return not (tail and self._faster_elsewhere(source, key))
+
+    def _faster_elsewhere(self, source: Source, key: ChunkKey) -> bool:
+        length = self.tasks[key].length
+        mine = source.expected_seconds(length)
+        if mine is None:
+            return False
+        failed = self.failed_by.get(key, set())
+        for other in self.open_sources():
+            if other is source or not other.holds(key) or other.name in failed:
+                continue
+            theirs = other.expected_seconds(length)
+            if theirs is not None and theirs < mine:
+                return True
+        return False
+
+    def _pick_copy(self, source: Source) -> ChunkKey | None:
+        """An endgame duplicate for an idle ``source``: the chunk in flight longest
+        with the fewest holders, held by ``source`` and not already on it."""
+        if source.in_flight or len(self.holders) > ENDGAME_CHUNKS:
+            return None
+        for key, holders in self.holders.items():
+            if len(holders) >= MAX_COPIES or key in self.won or source.name in holders:
+                continue
+            if source.holds(key) and source.name not in self.failed_by.get(key, set()):
+                return key
+        return None
+
+
+_ACTIVE = (Link.CONNECTING, Link.OPEN)
+
+
+def _eagerness(source: Source, unit: int) -> tuple[float, int, str]:
+    expected = source.expected_seconds(unit)
+    return (expected if expected is not None else -1.0, len(source.in_flight), source.name)
