@@ -72,6 +72,7 @@ from tests.support.platforms import is_root
 
 KiB = 1024
 MiB = 1024 * KiB
+GiB = 1024 * MiB
 GAME = "fanout"
 VERSION = "1.0"
 SEEDER = "seed"
@@ -200,19 +201,32 @@ def cpu_ticks(stat: str) -> int:
     return int(fields[11]) + int(fields[12])
 
 
-def machine_ticks(stat: str) -> tuple[int, int]:
-    """(busy, total) clock ticks of all CPUs from the text of ``/proc/stat``.
+@dataclass(frozen=True)
+class MachineTicks:
+    """Clock ticks of all CPUs together, from ``/proc/stat``."""
 
-    Idle and iowait count as not busy; steal (time the hypervisor gave to others)
-    counts as busy, as it is a core this machine did not get.
-    """
+    busy: int
+    """Everything but idle and iowait; steal (time the hypervisor gave to others)
+    counts as busy, as it is a core this machine did not get."""
+    softirq: int
+    """The kernel's deferred packet work (shaping, veths, TCP), whoever's packets."""
+    total: int
+
+    def __sub__(self, earlier: MachineTicks) -> MachineTicks:
+        return MachineTicks(
+            self.busy - earlier.busy, self.softirq - earlier.softirq, self.total - earlier.total
+        )
+
+
+def machine_ticks(stat: str) -> MachineTicks:
+    """The machine's CPU ticks from the text of ``/proc/stat``."""
     first = stat.splitlines()[0].split()
     if first[0] != "cpu":
         raise ValueError(f"/proc/stat starts with {first[0]!r}, not 'cpu'")
     # user nice system idle iowait irq softirq steal; guest time is in user already.
     ticks = [int(value) for value in first[1:9]]
     total = sum(ticks)
-    return total - ticks[3] - ticks[4], total
+    return MachineTicks(busy=total - ticks[3] - ticks[4], softirq=ticks[6], total=total)
 
 
 def interface_bytes(net_dev: str) -> dict[str, tuple[int, int]]:
@@ -319,7 +333,7 @@ def process_cpu_seconds(pid: int) -> float:
     return cpu_ticks(Path(f"/proc/{pid}/stat").read_text()) / clock_tick()
 
 
-def machine_busy() -> tuple[int, int]:
+def machine_now() -> MachineTicks:
     return machine_ticks(Path("/proc/stat").read_text())
 
 
@@ -522,8 +536,8 @@ class RunResult:
     peers: dict[str, PeerFigures]
     window: float
     """Seconds from the common start to the last verified copy."""
-    machine_busy: float
-    """Fraction of all the machine's CPU time that was busy over the window."""
+    machine: MachineTicks
+    """The whole machine's CPU ticks over the window."""
     cores: int
     odd_moment: float | None = None
     """Seconds from the start to the late join or the kill."""
@@ -626,7 +640,9 @@ class Run:
         self.clock = Clock()
         self.cpu_before: dict[str, float] = {}
         self.figures: dict[str, PeerFigures] = {}
-        self.result = RunResult(label, 0, {}, self.figures, 0.0, 0.0, os.cpu_count() or 1)
+        self.result = RunResult(
+            label, 0, {}, self.figures, 0.0, MachineTicks(0, 0, 0), os.cpu_count() or 1
+        )
         self.watchers: dict[str, asyncio.Future[Finish]] = {}
 
     async def timed(self) -> RunResult:
@@ -636,7 +652,7 @@ class Run:
         together = self.others if late else self.downloaders
         watched = self.downloaders if self.scenario is Scenario.PLAIN else self.others
         self.cpu_before = {peer.name: self.cpu(peer) for peer in self.everyone}
-        busy_before = machine_busy()
+        machine_before = machine_now()
         self.links.reset()
         self.clock = Clock()
         await asyncio.gather(*(peer.request("download", game=GAME) for peer in together))
@@ -652,7 +668,7 @@ class Run:
             for watcher in self.watchers.values():
                 watcher.cancel()
             await asyncio.gather(*self.watchers.values(), return_exceptions=True)
-        await self.account(busy_before)
+        await self.account(machine_before)
         return self.result
 
     def cpu(self, peer: Peer) -> float:
@@ -682,11 +698,11 @@ class Run:
         await self.net.kill(odd.process)
         self.result.killed = odd.name
 
-    async def account(self, busy_before: tuple[int, int]) -> None:
+    async def account(self, machine_before: MachineTicks) -> None:
         """CPU, link and upload figures of the window just ended; then the copies' check."""
         result = self.result
         result.window = self.clock.now()
-        busy_after = machine_busy()
+        result.machine = machine_now() - machine_before
         carried = self.links.carried()
         for peer in self.everyone:
             if peer.name not in self.figures:
@@ -694,8 +710,6 @@ class Run:
                     self.cpu(peer) - self.cpu_before[peer.name], 0
                 )
             self.figures[peer.name].link_up, self.figures[peer.name].link_down = carried[peer.name]
-        busy, total = busy_after[0] - busy_before[0], busy_after[1] - busy_before[1]
-        result.machine_busy = busy / total if total else 0.0
         begin = next(
             event
             for event in self.others[0].process.events
@@ -798,18 +812,23 @@ def report(config: Config, result: RunResult, names: Sequence[str]) -> None:
         )
     cpu = sum(figures.cpu_seconds for figures in result.peers.values())
     used = cpu / (result.window * result.cores)
+    machine = result.machine
+    busy = machine.busy / machine.total if machine.total else 0.0
+    softirq = machine.softirq / machine.total if machine.total else 0.0
     print(
         f"  CPU: the peers used {cpu:.1f} s over {result.window:.1f} s, {used:.1%} of"
-        f" {result.cores} cores; the whole machine was {result.machine_busy:.1%} busy"
-        " (other people's work included)"
+        f" {result.cores} cores; the whole machine was {busy:.1%} busy (other people's work"
+        f" included), {softirq:.1%} in softirq (the kernel's packet work, everyone's)"
     )
     moved = sum(figures.link_down for name, figures in result.peers.items() if name != SEEDER)
     if moved:
-        per_gib = cpu / (moved / (1024 * MiB))
-        at_ideal = per_gib * (n * size / (1024 * MiB)) / ideal / result.cores
+        per_gib = cpu / (moved / GiB)
+        at_ideal = per_gib * (n * size / GiB) / ideal / result.cores
+        softirq_per_gib = machine.softirq / clock_tick() / (moved / GiB)
         print(
-            f"  CPU per GiB delivered: {per_gib:.1f} s; a swarm at the ideal would need"
-            f" {at_ideal:.0%} of the {result.cores} cores at that cost"
+            f"  peers' CPU per GiB delivered: {per_gib:.1f} s (softirq meanwhile, everyone's:"
+            f" {softirq_per_gib:.1f} s per GiB); a swarm at the ideal would need"
+            f" {at_ideal:.0%} of the {result.cores} cores for the peers alone at that cost"
         )
 
 

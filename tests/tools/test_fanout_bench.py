@@ -102,9 +102,12 @@ def test_process_cpu_ticks_are_utime_plus_stime() -> None:
 
 
 def test_machine_ticks_count_idle_and_iowait_as_not_busy() -> None:
-    """Of user nice system idle iowait irq softirq steal, idle and iowait are not busy."""
+    """Of user nice system idle iowait irq softirq steal, idle and iowait are not busy;
+    softirq is told apart; a window is the difference of two readings."""
     stat = "cpu  100 5 50 800 40 1 2 3 0 0\ncpu0 50 2 25 400 20 0 1 1 0 0\n"
-    assert fanout.machine_ticks(stat) == (161, 1001)
+    assert fanout.machine_ticks(stat) == fanout.MachineTicks(busy=161, softirq=2, total=1001)
+    later = fanout.machine_ticks("cpu  110 5 60 900 40 1 7 3 0 0\n")
+    assert later - fanout.machine_ticks(stat) == fanout.MachineTicks(25, 5, 125)
 
 
 def test_interface_bytes_read_received_and_transmitted() -> None:
