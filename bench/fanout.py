@@ -68,7 +68,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.support.fixtures import VERSION_FILE, FixtureGame, peer_cli_argv, write_catalog
 from tests.support.jsonl_process import Event, JsonlProcess
 from tests.support.netns import Host, Network, open_proc_net_in
-from tests.support.platforms import is_root
+from tests.support.platforms import is_root, try_lock_exclusive
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -117,6 +117,9 @@ PROGRESS_POLL = 0.05
 SETUP_POLL = 0.1
 # How much of an ``ip``/``tc`` failure's output a message quotes.
 OUTPUT_TAIL_CHARS = 2000
+# Work folders are named so and hold an owner lock, which proves a leftover one ours.
+WORKDIR_PREFIX = "lanspread-fanout-"
+OWNER_LOCK = "owner.lock"
 DOWNLOAD_ENDINGS = frozenset(
     {"download-finished", "download-failed", "download-cancelled", "download-all-peers-gone"}
 )
@@ -712,7 +715,7 @@ class Run:
             self.figures[peer.name].link_up, self.figures[peer.name].link_down = carried[peer.name]
         begin = next(
             event
-            for event in self.others[0].process.events
+            for event in self.downloaders[0].process.events
             if event["event"] == "download-begin" and event.get("game") == GAME
         )
         result.total_bytes = begin["total_bytes"]
@@ -769,18 +772,16 @@ def mib(count: float) -> str:
     return f"{count / MiB:.1f}"
 
 
-def report(config: Config, result: RunResult, names: Sequence[str]) -> None:
-    """The figures of one run; ``names`` are the downloaders whose copies are timed."""
+def report(config: Config, result: RunResult, names: Sequence[str], who: str) -> None:
+    """The figures of one run; ``names`` are the downloaders whose copies are timed (and
+    whose count N the ideals use), ``who`` says which they are."""
     size = result.total_bytes
     n = len(names)
     rate = config.rate_bps
     measured = result.done(names)
     client_server = seeder_only_seconds(size, n, rate)
     ideal = swarm_ideal_seconds(size, n, rate)
-    print(
-        f"\n[{result.label}] {n} downloaders hold verified copies (finished, Ready):"
-        f" {measured:.1f} s"
-    )
+    print(f"\n[{result.label}] {who} hold verified copies (finished, Ready): {measured:.1f} s")
     print(f"  seeder-only (client-server) N x size / rate:                {client_server:7.1f} s")
     print(f"  swarming ideal max(size/rate, N x size / ((N+1) x rate)):    {ideal:7.1f} s")
     print(
@@ -832,8 +833,42 @@ def report(config: Config, result: RunResult, names: Sequence[str]) -> None:
         )
 
 
+def claim_workdir(parent: Path) -> tuple[Path, int]:
+    """A new work folder under ``parent`` and the open, locked descriptor of its owner
+    lock: while this process lives nobody else can take that lock."""
+    work = Path(tempfile.mkdtemp(prefix=WORKDIR_PREFIX, dir=parent))
+    fd = os.open(work / OWNER_LOCK, os.O_CREAT | os.O_RDWR, 0o600)
+    if not try_lock_exclusive(fd):
+        os.close(fd)
+        raise RuntimeError(f"{work / OWNER_LOCK} is locked by another process")
+    return work, fd
+
+
+def sweep_stale_workdirs(parent: Path) -> list[Path]:
+    """Delete the work folders of benchmark runs that died without cleaning up (SIGKILL,
+    a power cut); return them. A folder counts only when its name has the benchmark's
+    prefix and it holds an owner lock that nobody holds any more: a live run's folder,
+    or anything else, is left alone."""
+    removed = []
+    for folder in sorted(parent.glob(f"{WORKDIR_PREFIX}*")):
+        lock = folder / OWNER_LOCK
+        if folder.is_symlink() or not lock.is_file():
+            continue
+        fd = os.open(lock, os.O_RDWR)
+        try:
+            if not try_lock_exclusive(fd):
+                continue
+            shutil.rmtree(folder)
+            removed.append(folder)
+        finally:
+            os.close(fd)
+    return removed
+
+
 async def bench(config: Config) -> None:
-    work = Path(tempfile.mkdtemp(prefix="lanspread-fanout-", dir=config.workdir))
+    for folder in sweep_stale_workdirs(config.workdir):
+        print(f"removed {folder}, left by a benchmark run that was killed")
+    work, lock = claim_workdir(config.workdir)
     try:
         write_catalog(work / "catalog.toml", [GAME])
         seeder_folder = work / SEEDER
@@ -847,10 +882,10 @@ async def bench(config: Config) -> None:
         )
         if config.scenario is Scenario.KILL:
             baseline = await run_swarm(config, Scenario.PLAIN, work, seeder_folder, "no kill")
-            report(config, baseline, config.downloaders)
+            report(config, baseline, config.downloaders, f"all {config.peers} downloaders")
             killed = await run_swarm(config, Scenario.KILL, work, seeder_folder, "kill")
             survivors = [name for name in config.downloaders if name != config.odd_one]
-            report(config, killed, survivors)
+            report(config, killed, survivors, f"the {len(survivors)} survivors")
             assert killed.odd_moment is not None
             assert killed.odd_progress is not None
             without, with_kill = baseline.done(survivors), killed.done(survivors)
@@ -863,7 +898,7 @@ async def bench(config: Config) -> None:
         elif config.scenario is Scenario.LATE_JOINER:
             result = await run_swarm(config, Scenario.LATE_JOINER, work, seeder_folder, "late")
             early = [name for name in config.downloaders if name != config.odd_one]
-            report(config, result, early)
+            report(config, result, early, f"the {len(early)} that started together")
             late = result.finishes[config.odd_one]
             own = transfer_seconds(result.total_bytes, config.rate_bps)
             assert result.odd_progress is not None
@@ -874,9 +909,10 @@ async def bench(config: Config) -> None:
             )
         else:
             result = await run_swarm(config, Scenario.PLAIN, work, seeder_folder, "plain")
-            report(config, result, config.downloaders)
+            report(config, result, config.downloaders, f"all {config.peers} downloaders")
     finally:
         shutil.rmtree(work, ignore_errors=True)
+        os.close(lock)
 
 
 async def main(config: Config) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from pathlib import Path
 
@@ -142,3 +143,25 @@ def test_check_copy_names_a_file_that_differs(tmp_path: Path) -> None:
     expected = f"{copy / 'part00.eti'} differs from the seeder's {source / 'part00.eti'}"
     with pytest.raises(RuntimeError, match=re.escape(expected)):
         fanout.check_copy(source, copy)
+
+
+def test_sweep_removes_only_work_folders_no_live_run_holds(tmp_path: Path) -> None:
+    """A killed run's folder (prefix and a lock nobody holds) goes; a live run's folder,
+    a prefixed folder without a lock and any other folder stay."""
+    stale = tmp_path / f"{fanout.WORKDIR_PREFIX}dead"
+    (stale / "seed").mkdir(parents=True)
+    (stale / fanout.OWNER_LOCK).touch()
+    unproven = tmp_path / f"{fanout.WORKDIR_PREFIX}nolock"
+    unproven.mkdir()
+    other = tmp_path / "someone-else"
+    other.mkdir()
+    (other / fanout.OWNER_LOCK).touch()
+    live, fd = fanout.claim_workdir(tmp_path)
+    try:
+        assert fanout.sweep_stale_workdirs(tmp_path) == [stale]
+        assert sorted(path.name for path in tmp_path.iterdir()) == sorted(
+            [live.name, unproven.name, other.name]
+        )
+    finally:
+        os.close(fd)
+    assert fanout.sweep_stale_workdirs(tmp_path) == [live]
