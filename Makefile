@@ -3,7 +3,7 @@
 #   make run   -- set up a virtual environment, install lanspread and start it
 #   make test  -- install everything the tests need and run the whole suite
 # Every other target is a step of those two, or a tool for the developers
-# (make lock, make bundle, make bench).
+# (make lock, make bundle, make bench, make bench-fanout).
 #
 # Python packages come only from the hashed lock files in requirements/
 # (`pip --require-hashes`); `make lock` is the one way to move a pin.
@@ -27,7 +27,7 @@ TEST_PACKAGES := $(RUN_PACKAGES) iproute2 chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run test run-deps test-deps apt-install python-check lock-check app-venv test-venv \
-	lint typecheck unit soak lock bundle bench clean
+	lint typecheck unit soak lock bundle bench bench-fanout clean
 
 run: python-check run-deps app-venv
 	$(BIN)/lanspread $(ARGS)
@@ -111,6 +111,13 @@ $(LOCK_STAMP): requirements/lock.txt | $(BIN)/python
 
 bench: test-venv
 	$(BIN)/python bench/scan.py
+
+# One seeder and N downloaders, each a real peer in its own network namespace, every
+# link shaped with tc: the measuring stick for swarming. Needs root; takes minutes.
+# Options through ARGS, e.g. make bench-fanout ARGS="--peers 8 --size-mib 200 --kill".
+bench-fanout: test-venv
+	@$(MAKE) --no-print-directory apt-install PACKAGES="iproute2"
+	$(BIN)/python bench/fanout.py $(ARGS)
 
 # The offline bundle (dist/lanspread/, one folder to copy to a USB stick): lanspread,
 # a Python runtime and the system's libarchive with the libraries it needs. PyInstaller

@@ -193,6 +193,28 @@ async def test_multi_source_download_uses_every_source(
     assert (view.downloaded, view.installed) == (True, False)
 
 
+async def test_status_counts_the_bytes_each_peer_served(
+    start_runtime: Start, tmp_path: Path
+) -> None:
+    """The ``bytes_served`` of status is the upload counter: every byte of the download
+    (chunks and sentinel) is counted by the source that sent it, none by the downloader."""
+    make_game(tmp_path / "bravo" / "games", size=2 * MiB)
+    alpha, bravo = await peers(start_runtime, "alpha", "bravo", install_policy=InstallPolicy.MANUAL)
+    assert bravo.status().bytes_served == 0
+    await serving(alpha, bravo)
+    events = RuntimeEvents(alpha)
+    await alpha.execute(Download(game="quake3"))
+    await events.first(DownloadFinished)
+    total = events.of(DownloadBegin)[0].total_bytes
+    # The source counts a chunk once its send returns, which may be after the
+    # downloader has already read the last bytes.
+    deadline = time.monotonic() + WAIT
+    while bravo.status().bytes_served < total:
+        assert time.monotonic() < deadline, f"bravo counted {bravo.status().bytes_served}"
+        await asyncio.sleep(0.01)
+    assert (bravo.status().bytes_served, alpha.status().bytes_served) == (total, 0)
+
+
 async def test_command_preconditions(start_runtime: Start, tmp_path: Path) -> None:
     """Non-catalog ids, games nobody offers, and duplicate downloads are refused."""
     make_game(tmp_path / "bravo" / "games", size=32 * MiB)

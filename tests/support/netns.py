@@ -79,7 +79,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from lanspread.platform import fileio
 from tests.support.jsonl_process import JsonlProcess
@@ -484,6 +484,27 @@ def open_socket_in(namespace: str, family: int, kind: int, proto: int = 0) -> so
             _setns(target)
             try:
                 return socket.socket(family, kind, proto)
+            finally:
+                _setns(own)
+        finally:
+            os.close(target)
+    finally:
+        os.close(own)
+
+
+def open_proc_net_in(namespace: str, name: str) -> BinaryIO:
+    """Open ``/proc/thread-self/net/<name>`` (``dev``, ``tcp``...) as seen inside ``namespace``.
+
+    The file keeps showing that namespace for as long as it is open: seek to 0 and
+    read again for fresh figures, without entering the namespace again.
+    """
+    own = os.open("/proc/thread-self/ns/net", os.O_RDONLY | fileio.O_CLOEXEC)
+    try:
+        target = os.open(NAMESPACE_DIR / namespace, os.O_RDONLY | fileio.O_CLOEXEC)
+        try:
+            _setns(target)
+            try:
+                return open(f"/proc/thread-self/net/{name}", "rb", buffering=0)
             finally:
                 _setns(own)
         finally:

@@ -31,6 +31,8 @@ class StatusReply(msgspec.Struct, frozen=True):
     games: int
     peers: int
     operations: dict[str, str]
+    bytes_served: int = 0
+    """Chunk bytes this peer's data server has sent since it last started: its upload counter."""
 
 
 class OperationStarted(msgspec.Struct, frozen=True):
