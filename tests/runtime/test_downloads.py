@@ -208,10 +208,9 @@ async def test_status_counts_the_bytes_each_peer_served(
     total = events.of(DownloadBegin)[0].total_bytes
     # The source counts a chunk once its send returns, which may be after the
     # downloader has already read the last bytes.
-    deadline = time.monotonic() + WAIT
-    while bravo.status().bytes_served < total:
-        assert time.monotonic() < deadline, f"bravo counted {bravo.status().bytes_served}"
-        await asyncio.sleep(0.01)
+    await wait_until(
+        lambda: bravo.status().bytes_served >= total, f"bravo to count {total} bytes served"
+    )
     assert (bravo.status().bytes_served, alpha.status().bytes_served) == (total, 0)
 
 

@@ -350,7 +350,7 @@ class PeerRuntime:
             games=len(snapshot.games),
             peers=network.peer_count,
             operations={gid: kind.value for gid, kind in local.operations.snapshot().items()},
-            bytes_served=data.bytes_sent if (data := network.data_server) is not None else 0,
+            bytes_served=data.bytes_sent if (data := network.seeder.data_server) is not None else 0,
         )
 
     def games(self) -> tuple[GameView, ...]:
