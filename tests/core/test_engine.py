@@ -587,6 +587,22 @@ def test_the_journal_is_committed_a_second_after_the_first_chunk_one_at_a_time()
     assert of(CommitJournal, drive(JournalCommitted(), at=102.6)) == [CommitJournal()]
 
 
+def test_waiting_for_the_sentinel_sets_only_the_progress_deadline() -> None:
+    """Once every payload chunk is in, the journal commit timer is off (the sentinel
+    commit journals everything itself): the deadline is the next progress sample and
+    moves past each tick, so a shell's timer never fires over and over."""
+    drive = Drive(depth=1)
+    drive.to_fetching(chunks(1))
+    drive(ChunkVerified("bravo", ("a.eti", 0)), at=100.2)
+    assert drive.engine.phase is Phase.SENTINEL
+    deadline = drive.engine.next_deadline
+    assert deadline is not None
+    drive(Tick(), at=deadline)
+    assert drive.engine.next_deadline == deadline + 0.5
+    drive(Tick(), at=deadline + 0.5)
+    assert drive.engine.next_deadline == deadline + 1.0
+
+
 def test_the_journal_is_committed_every_batch_of_chunks() -> None:
     """COMMIT_EVERY_CHUNKS chunks force a commit before a second has passed."""
     drive = Drive(depth=4)

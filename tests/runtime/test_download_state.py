@@ -13,6 +13,7 @@ import pytest
 from tests.runtime.test_downloads import CHUNK, MiB, paused_by_departure, serving_pair
 from tests.support.download_roots import paused_root
 from tests.support.events import RuntimeEvents
+from tests.support.waiting import wait_until
 
 from lanspread.core.gameroot import DOWNLOAD_JOURNAL_FILE
 from lanspread.core.lifecycle import Command, GameState
@@ -26,6 +27,7 @@ from lanspread.runtime.events import (
     DownloadCancelled,
     DownloadFailed,
     DownloadFinished,
+    DownloadProgress,
     InstallBegin,
 )
 from lanspread.runtime.options import InstallPolicy
@@ -220,6 +222,31 @@ async def test_cancel_during_the_sentinel_phase_answers_at_once(
     assert events.of(ChunkFinished) != []
     assert events.of(DownloadFinished) == []
     assert not (alpha.game_dir / "quake3").exists()
+
+
+async def test_progress_keeps_ticking_while_a_download_waits(
+    start_runtime: Start, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every payload byte is in and the sentinel fetch stalls: the progress timer the
+    engine asked for still fires (the wait re-arms when the engine's deadline moves),
+    so the player sees the payload counted before the download ends, not only after."""
+    alpha, _bravo = await serving_pair(
+        start_runtime, tmp_path, size=2 * MiB, install_policy=InstallPolicy.MANUAL
+    )
+    stall = Stall()
+    monkeypatch.setattr(transfer_module.DownloadRun, "_fetch_into_memory", stall)
+    events = RuntimeEvents(alpha)
+    await alpha.execute(Download(game="quake3"))
+    await asyncio.wait_for(stall.entered.wait(), 20.0)
+    total = events.of(DownloadBegin)[0].total_bytes
+    await wait_until(
+        lambda: any(p.downloaded_bytes > total // 2 for p in events.of(DownloadProgress)),
+        "a progress sample counting the payload",
+        timeout=5.0,
+    )
+    assert events.of(DownloadFinished) == []
+    await alpha.execute(Cancel(game="quake3"))
+    await events.first(DownloadCancelled, within=5.0)
 
 
 async def test_cancel_during_the_sentinel_commit_keeps_the_download_and_installs_nothing(

@@ -178,6 +178,8 @@ class DownloadRun:
         self._end: End | None = None
         self._failure: BaseException | None = None
         self._wake = asyncio.Event()
+        self._armed: float | None = None
+        """The deadline the waiting loop's timer is set for (``None``: no timer)."""
         self._feeding = False
         self._closed = False
         self._backlog: collections.deque[Event] = collections.deque()
@@ -223,7 +225,7 @@ class DownloadRun:
                 raise self._failure
             if self._end is not None:
                 return self._end
-            deadline = self._engine.next_deadline
+            deadline = self._armed = self._engine.next_deadline
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout_at(deadline):
@@ -257,6 +259,8 @@ class DownloadRun:
             self._wake.set()
         finally:
             self._feeding = False
+        if self._engine.next_deadline != self._armed:
+            self._wake.set()  # the timer is armed for another deadline: re-arm it
 
     def _perform(self, action: Action) -> None:
         name = self._handlers.get(type(action))

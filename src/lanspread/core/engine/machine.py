@@ -169,7 +169,10 @@ class DownloadEngine:
         if self.phase not in (Phase.FETCHING, Phase.SENTINEL, Phase.COMMITTING):
             return None
         due = self._sampler.next_due
-        if self._since_chunks and not self._committing:
+        # Only fetching commits on a timer (the sentinel commit journals everything
+        # itself): a commit deadline in another phase would never move, and the
+        # shell's timer would fire at once, over and over.
+        if self.phase is Phase.FETCHING and self._since_chunks and not self._committing:
             commit_due = self._last_commit_at + COMMIT_INTERVAL_SECONDS
             due = commit_due if due is None else min(due, commit_due)
         return due
