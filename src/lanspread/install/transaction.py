@@ -256,11 +256,7 @@ def install_game(
         _extract(paths, unpacker, progress, checkpoint)
         checkpoint(RECORD_FILES)
         record, _tree = record_tree(paths.staging, paths.game_id, version)
-        checkpoint(WRITE_RECORD)
-        write_pending_record(root, record)
-        _seal(paths, checkpoint)
-        checkpoint(PROMOTE)
-        rename(paths.staging, paths.local)
+        _promote(paths, record, checkpoint)
     except BaseException as exc:
         guarded_rollback("install", paths.game_id, exc, lambda: roll_back_install(root))
         raise
@@ -307,11 +303,7 @@ def _replace(
         record, tree = record_tree(paths.staging, paths.game_id, version, installed=installed)
         checkpoint(CARRY_OVER)
         result = _carry_players_files(paths, old_record, record, tree)
-        checkpoint(WRITE_RECORD)
-        write_pending_record(root, record)
-        _seal(paths, checkpoint)
-        checkpoint(PROMOTE)
-        rename(paths.staging, paths.local)
+        _promote(paths, record, checkpoint)
     except BaseException as exc:
         verb = "update" if installed else "uninstall"
         guarded_rollback(verb, paths.game_id, exc, lambda: roll_back_update(root, moved=moved))
@@ -437,11 +429,16 @@ def _extract(
         raise StorageError(f"cannot unpack into {paths.staging}: {exc.strerror or exc}") from exc
 
 
-def _seal(paths: _Paths, checkpoint: Checkpoint) -> None:
-    """Strip staging's marker and make the whole tree durable before the promotion."""
+def _promote(paths: _Paths, record: InstallRecord, checkpoint: Checkpoint) -> None:
+    """Write ``record`` as pending, make staging durable without its marker, and
+    rename it to ``local/``: the commit point of an install, update or uninstall."""
+    checkpoint(WRITE_RECORD)
+    write_pending_record(paths.root, record)
     checkpoint(UNMARK_STAGING)
     remove_marker(paths.staging)
     flush_tree(paths.staging)
+    checkpoint(PROMOTE)
+    rename(paths.staging, paths.local)
 
 
 _AFTER_COMMIT: dict[str, Callable[[_Paths], object]] = {
