@@ -13,6 +13,7 @@ from lanspread.core.admission import (
     RequestBudget,
     SlotTable,
     normalize_address,
+    refilled,
 )
 
 
@@ -140,6 +141,14 @@ def test_a_request_budget_needs_positive_bounds() -> None:
     """A zero rate, burst or address bound is a caller bug."""
     with pytest.raises(ValueError, match="rate, burst and max_addresses must be positive"):
         RequestBudget(rate=0.0, burst=1.0, max_addresses=1)
+
+
+def test_a_bucket_refills_at_its_rate_up_to_its_burst_and_never_from_a_clock_gone_back() -> None:
+    """Tokens grow by rate times elapsed time, stop at the burst, and a clock that
+    reads earlier than the last refill neither adds nor takes any."""
+    assert refilled(1.0, 10.0, 11.5, rate=2.0, burst=5.0) == 4.0
+    assert refilled(1.0, 10.0, 20.0, rate=2.0, burst=5.0) == 5.0
+    assert refilled(-1.5, 10.0, 9.0, rate=2.0, burst=5.0) == -1.5
 
 
 @given(st.lists(st.tuples(st.integers(0, 3), st.floats(0, 0.5)), max_size=200))

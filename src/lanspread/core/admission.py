@@ -129,6 +129,12 @@ class SlotTable:
         return min(candidates)[1]
 
 
+def refilled(tokens: float, since: float, now: float, *, rate: float, burst: float) -> float:
+    """The ``tokens`` a bucket held at ``since``, refilled at ``rate`` a second up to
+    ``burst`` by ``now``; a clock that reads earlier than ``since`` adds nothing."""
+    return min(burst, tokens + max(0.0, now - since) * rate)
+
+
 class RequestBudget:
     """Requests per source address: one token bucket each, shared by all its links.
 
@@ -163,7 +169,7 @@ class RequestBudget:
             tokens = self._burst
         else:
             tokens, at = held
-            tokens = min(self._burst, tokens + max(0.0, now - at) * self._rate)
+            tokens = refilled(tokens, at, now, rate=self._rate, burst=self._burst)
         tokens -= 1
         self._buckets[address] = (tokens, now)
         return 0.0 if tokens >= 0 else -tokens / self._rate

@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Final
 
@@ -278,32 +278,26 @@ def lifecycle_facts(
     neither downloaded nor installed), the newest version ``peer_count`` ready peers
     offer, and what the operation table, the running games and the download manager
     say. A stopped download counts only while no operation runs on the game."""
-    halt = halt if operation is None else None
+    facts = LifecycleFacts(
+        offered=peer_count > 0,
+        found=found,
+        halt=halt if operation is None else None,
+        discardable=discardable,
+        operation=operation,
+        running=running,
+        playable=playable,
+    )
     if summary is None:
-        return LifecycleFacts(
-            offered=peer_count > 0,
-            found=found,
-            halt=halt,
-            discardable=discardable,
-            operation=operation,
-            running=running,
-            playable=playable,
-        )
-    return LifecycleFacts(
+        return facts
+    return replace(
+        facts,
         downloaded=summary.downloaded,
         installed=summary.installed,
         staged=local_update_pending(
             summary.installed, summary.downloaded, summary.installed_version, summary.version
         ),
-        offered=peer_count > 0,
-        newer_offered=peer_count > 0
+        newer_offered=facts.offered
         and version_sort_key(latest) > version_sort_key(summary.version),
-        found=found,
-        halt=halt,
-        discardable=discardable,
-        operation=operation,
-        running=running,
-        playable=playable,
     )
 
 

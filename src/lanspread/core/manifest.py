@@ -24,6 +24,7 @@ import msgspec
 
 from lanspread.core.bitfield import MAX_BITFIELD_CHUNKS
 from lanspread.core.catalog import is_valid_game_id
+from lanspread.core.codec import decode_bounded
 from lanspread.core.gameroot import (
     MAX_VERSION_FILE_SIZE,
     MAX_VERSION_LENGTH,
@@ -156,14 +157,9 @@ def encode_manifest(manifest: GameManifest) -> bytes:
 
 def decode_manifest(data: bytes | bytearray | memoryview) -> GameManifest:
     """Decode and validate a manifest; :class:`ManifestError` for anything unusable."""
-    if len(data) > MAX_MANIFEST_ENCODED_SIZE:
-        raise ManifestError(
-            f"manifest of {len(data)} bytes exceeds the limit of {MAX_MANIFEST_ENCODED_SIZE}"
-        )
-    try:
-        manifest = _DECODER.decode(data)
-    except msgspec.DecodeError as exc:
-        raise ManifestError(f"malformed manifest: {exc}") from exc
+    manifest = decode_bounded(
+        _DECODER, data, limit=MAX_MANIFEST_ENCODED_SIZE, what="manifest", error=ManifestError
+    )
     validate_manifest(manifest)
     return manifest
 

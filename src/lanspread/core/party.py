@@ -45,6 +45,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from lanspread.core.catalog import is_valid_game_id
+from lanspread.core.codec import decode_bounded
 from lanspread.core.gameroot import version_sort_key
 from lanspread.core.library import GameId, Version
 from lanspread.core.manifest import GameManifest, manifest_digest
@@ -221,14 +222,9 @@ def encode_signed_catalog(signed: SignedCatalog) -> bytes:
 
 def decode_signed_catalog(data: bytes | bytearray | memoryview) -> SignedCatalog:
     """Decode (shapes and bounds only); :class:`PartyError` for anything malformed."""
-    if len(data) > MAX_SIGNED_CATALOG_SIZE:
-        raise PartyError(
-            f"signed catalog of {len(data)} bytes exceeds the limit of {MAX_SIGNED_CATALOG_SIZE}"
-        )
-    try:
-        return _DECODER.decode(data)
-    except msgspec.DecodeError as exc:
-        raise PartyError(f"malformed signed catalog: {exc}") from exc
+    return decode_bounded(
+        _DECODER, data, limit=MAX_SIGNED_CATALOG_SIZE, what="signed catalog", error=PartyError
+    )
 
 
 class Refusal(enum.Enum):

@@ -36,6 +36,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from lanspread.core.admission import refilled
+
 Address = tuple[str, int]
 
 # A LAN party is tens to a hundred peers, all of which may appear at once when the
@@ -161,11 +163,13 @@ class Sightings:
         )
 
     def _refill(self, now: float) -> None:
-        if self._refilled_at is not None and now > self._refilled_at:
-            elapsed = now - self._refilled_at
-            self._tokens = min(self._burst, self._tokens + elapsed * self._rate)
-        if self._refilled_at is None or now > self._refilled_at:
+        if self._refilled_at is None:
             self._refilled_at = now
+            return
+        self._tokens = refilled(
+            self._tokens, self._refilled_at, now, rate=self._rate, burst=self._burst
+        )
+        self._refilled_at = max(self._refilled_at, now)
 
     def _victim(self) -> str:
         """Unknown ids before move candidates, most failures first, then the oldest."""

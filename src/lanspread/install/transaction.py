@@ -256,23 +256,11 @@ def install_game(
         _extract(paths, unpacker, progress, checkpoint)
         checkpoint(RECORD_FILES)
         record, _tree = record_tree(paths.staging, paths.game_id, version)
-        checkpoint(WRITE_RECORD)
-        write_pending_record(root, record)
-        _seal(paths, checkpoint)
-        checkpoint(PROMOTE)
-        rename(paths.staging, paths.local)
+        _promote(paths, record, checkpoint)
     except BaseException as exc:
         guarded_rollback("install", paths.game_id, exc, lambda: roll_back_install(root))
         raise
-    _finish_committed(
-        "installed",
-        paths,
-        [
-            (COMMIT_RECORD, lambda: commit_pending_record(root)),
-            (CLEAR_INTENT, lambda: clear_intent(root)),
-        ],
-        checkpoint,
-    )
+    _finish_committed("installed", paths, checkpoint, COMMIT_RECORD, CLEAR_INTENT)
     return InstallResult(version=version)
 
 
@@ -307,38 +295,21 @@ def _replace(
     version = archive_version(root) if installed else None
     moved = False
     try:
-        checkpoint(WRITE_INTENT)
-        write_intent(root, Intent.UPDATING)
-        checkpoint(MOVE_LOCAL_TO_BACKUP)
-        rename(paths.local, paths.backup)
+        _move_local_aside(paths, checkpoint, Intent.UPDATING)
         moved = True
-        sync_dir(root)
-        checkpoint(MARK_BACKUP)
-        write_marker(paths.backup)
+        _mark_backup(paths, checkpoint)
         _extract(paths, unpacker, progress, checkpoint)
         checkpoint(RECORD_FILES)
         record, tree = record_tree(paths.staging, paths.game_id, version, installed=installed)
         checkpoint(CARRY_OVER)
         result = _carry_players_files(paths, old_record, record, tree)
-        checkpoint(WRITE_RECORD)
-        write_pending_record(root, record)
-        _seal(paths, checkpoint)
-        checkpoint(PROMOTE)
-        rename(paths.staging, paths.local)
+        _promote(paths, record, checkpoint)
     except BaseException as exc:
         verb = "update" if installed else "uninstall"
         guarded_rollback(verb, paths.game_id, exc, lambda: roll_back_update(root, moved=moved))
         raise
-    _finish_committed(
-        "updated" if installed else "uninstalled",
-        paths,
-        [
-            (COMMIT_RECORD, lambda: commit_pending_record(root)),
-            (DROP_BACKUP, lambda: remove_entry(paths.backup)),
-            (CLEAR_INTENT, lambda: clear_intent(root)),
-        ],
-        checkpoint,
-    )
+    past = "updated" if installed else "uninstalled"
+    _finish_committed(past, paths, checkpoint, COMMIT_RECORD, DROP_BACKUP, CLEAR_INTENT)
     return result
 
 
@@ -402,15 +373,7 @@ def _uninstall_keeping_saves(paths: _Paths, checkpoint: Checkpoint) -> InstallRe
     result = _replace(paths, _unpack_nothing, _no_progress, checkpoint, installed=False)
     if not result.kept:
         # Nothing to keep: an empty local/ would still look like an install.
-        _finish_committed(
-            "uninstalled",
-            paths,
-            [
-                (DROP_EMPTY_LOCAL, lambda: remove_dir(paths.local)),
-                (DROP_RECORD, lambda: drop_record(paths.root)),
-            ],
-            checkpoint,
-        )
+        _finish_committed("uninstalled", paths, checkpoint, DROP_EMPTY_LOCAL, DROP_RECORD)
     return result
 
 
@@ -418,14 +381,9 @@ def _delete_local(paths: _Paths, checkpoint: Checkpoint) -> None:
     root = paths.root
     moved = deleting = False
     try:
-        checkpoint(WRITE_INTENT)
-        write_intent(root, Intent.UNINSTALLING)
-        checkpoint(MOVE_LOCAL_TO_BACKUP)
-        rename(paths.local, paths.backup)
+        _move_local_aside(paths, checkpoint, Intent.UNINSTALLING)
         moved = True
-        sync_dir(root)
-        checkpoint(MARK_BACKUP)
-        write_marker(paths.backup)
+        _mark_backup(paths, checkpoint)
         checkpoint(DROP_BACKUP)
         deleting = True
         remove_entry(paths.backup)
@@ -439,15 +397,22 @@ def _delete_local(paths: _Paths, checkpoint: Checkpoint) -> None:
                 f"what could not be deleted is back in {LOCAL_DIR}/"
             ) from exc
         raise
-    _finish_committed(
-        "uninstalled",
-        paths,
-        [
-            (DROP_RECORD, lambda: drop_record(root)),
-            (CLEAR_INTENT, lambda: clear_intent(root)),
-        ],
-        checkpoint,
-    )
+    _finish_committed("uninstalled", paths, checkpoint, DROP_RECORD, CLEAR_INTENT)
+
+
+def _move_local_aside(paths: _Paths, checkpoint: Checkpoint, intent: Intent) -> None:
+    """Log ``intent`` and rename ``local/`` to ``backup/`` (how an update or uninstall starts)."""
+    checkpoint(WRITE_INTENT)
+    write_intent(paths.root, intent)
+    checkpoint(MOVE_LOCAL_TO_BACKUP)
+    rename(paths.local, paths.backup)
+
+
+def _mark_backup(paths: _Paths, checkpoint: Checkpoint) -> None:
+    """Make the move to ``backup/`` durable and mark ``backup/`` as lanspread's own."""
+    sync_dir(paths.root)
+    checkpoint(MARK_BACKUP)
+    write_marker(paths.backup)
 
 
 def _extract(
@@ -464,24 +429,34 @@ def _extract(
         raise StorageError(f"cannot unpack into {paths.staging}: {exc.strerror or exc}") from exc
 
 
-def _seal(paths: _Paths, checkpoint: Checkpoint) -> None:
-    """Strip staging's marker and make the whole tree durable before the promotion."""
+def _promote(paths: _Paths, record: InstallRecord, checkpoint: Checkpoint) -> None:
+    """Write ``record`` as pending, make staging durable without its marker, and
+    rename it to ``local/``: the commit point of an install, update or uninstall."""
+    checkpoint(WRITE_RECORD)
+    write_pending_record(paths.root, record)
     checkpoint(UNMARK_STAGING)
     remove_marker(paths.staging)
     flush_tree(paths.staging)
+    checkpoint(PROMOTE)
+    rename(paths.staging, paths.local)
 
 
-def _finish_committed(
-    past: str,
-    paths: _Paths,
-    steps: list[tuple[str, Callable[[], object]]],
-    checkpoint: Checkpoint,
-) -> None:
-    """Run the cleanup after a commit point; a failure leaves it for recovery."""
-    for name, action in steps:
+_AFTER_COMMIT: dict[str, Callable[[_Paths], object]] = {
+    COMMIT_RECORD: lambda paths: commit_pending_record(paths.root),
+    DROP_BACKUP: lambda paths: remove_entry(paths.backup),
+    DROP_EMPTY_LOCAL: lambda paths: remove_dir(paths.local),
+    DROP_RECORD: lambda paths: drop_record(paths.root),
+    CLEAR_INTENT: lambda paths: clear_intent(paths.root),
+}
+"""What each cleanup step after a commit point does, named once for every operation."""
+
+
+def _finish_committed(past: str, paths: _Paths, checkpoint: Checkpoint, *steps: str) -> None:
+    """Run the cleanup ``steps`` after a commit point; a failure leaves them for recovery."""
+    for name in steps:
         checkpoint(name)
         try:
-            action()
+            _AFTER_COMMIT[name](paths)
         except StorageError as exc:
             raise StorageError(
                 f"{paths.game_id} is {past} but cleanup failed: {exc}; the next start finishes it"
