@@ -38,10 +38,10 @@ UNLIMITED = 0
 """A limit of zero bytes a second means no limit."""
 
 
-# Bounds of a limit a person types (bytes a second): 64 KiB/s is the slowest that
-# still moves a chunk within the data server's per-chunk deadline; 10 GiB/s is
-# above any LAN link, so nothing reasonable is refused.
-MIN_LIMIT = 64 * 1024
+# Bounds of a limit a person types (bytes a second). 1 MiB/s is the slowest at
+# which every paced piece of every connection of the slots still moves well within
+# a client's idle timeout; 10 GiB/s is above any LAN link.
+MIN_LIMIT = 1024 * 1024
 MAX_LIMIT = 10 * 1024 * 1024 * 1024
 
 
