@@ -45,6 +45,13 @@ MIN_LIMIT = 1024 * 1024
 MAX_LIMIT = 10 * 1024 * 1024 * 1024
 
 
+# Uploads while a game launched here runs. A 1 Gbit link carries about 119 MiB/s;
+# 20 MiB/s is a sixth of it, so the send queue of the network card stays short and
+# a game's own packets (a few hundred kbit/s, latency-bound) see no queueing delay,
+# while a 16 MiB chunk still leaves in under a second.
+DEFAULT_GAMING_CAP = 20 * 1024 * 1024
+
+
 # The burst of a bucket: a quarter second of its rate. Enough that a chunk or two
 # go without waiting, small enough that a limit holds over a second.
 BURST_SECONDS = 0.25

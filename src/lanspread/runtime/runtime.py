@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import replace
 from pathlib import Path
 from typing import assert_never
 
@@ -39,6 +40,7 @@ from lanspread.runtime.commands import (
     Remove,
     Repair,
     SetGameDir,
+    SetUploadLimit,
     Shutdown,
     Status,
     Uninstall,
@@ -61,11 +63,13 @@ from lanspread.runtime.replies import (
     Started,
     StatusReply,
 )
+from lanspread.runtime.seeding import UploadStatus
 from lanspread.runtime.startup import recover_install_state
 from lanspread.runtime.states import GameStates
 from lanspread.runtime.supervisor import Policy, Service, Supervisor
 from lanspread.seeding.manifests import HashingService, ManifestCache
 from lanspread.storage.gamedir import prepare_game_dir, prepare_state_dir
+from lanspread.storage.settings import SettingsStore
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +128,10 @@ class PeerRuntime:
             manifests=self._manifests,
         )
         states.attach(running=lambda: lifecycle.running, downloads=downloads)
+        network.seeder.attach_uploads(
+            gaming=lambda: bool(lifecycle.running),
+            serves_others=lambda peer_id: self._offers_games(network, peer_id),
+        )
         await asyncio.to_thread(recover_install_state, game_dir, options.catalog)
         await asyncio.to_thread(downloads.recover)
         await local.full_scan()
@@ -284,6 +292,8 @@ class PeerRuntime:
             case SetGameDir(path=path):
                 new_dir = await local.set_game_dir(Path(path), settle=self._settle_game_dir)
                 return GameDirReply(game_dir=str(new_dir))
+            case SetUploadLimit(upload_limit=upload_limit, gaming_cap=gaming_cap):
+                return await self._set_upload_limits(network, upload_limit, gaming_cap)
             case Shutdown():
                 self.shutdown()
                 return None
@@ -332,6 +342,33 @@ class PeerRuntime:
         self.lifecycle.install(game_id)
         return True
 
+    @staticmethod
+    def _offers_games(network: PeerNetwork, peer_id: str) -> bool:
+        """``peer_id`` reports games of its own: it serves others (or soon will)."""
+        return any(view.peer_id == peer_id and view.games for view in network.peer_views())
+
+    async def _set_upload_limits(
+        self, network: PeerNetwork, upload_limit: int | None, gaming_cap: int | None
+    ) -> UploadStatus:
+        """Apply new upload limits at once and keep them in the settings file."""
+        current_limit, current_cap = network.seeder.upload_limits
+        limit = current_limit if upload_limit is None else upload_limit
+        cap = current_cap if gaming_cap is None else gaming_cap
+        network.seeder.set_upload_limits(upload_limit=limit, gaming_cap=cap)
+        self._options = replace(self._options, upload_limit=limit, gaming_upload_cap=cap)
+        store = SettingsStore(self._options.state_dir)
+
+        def keep() -> None:
+            saved = store.load_or_default()
+            store.save(msgspec.structs.replace(saved, upload_limit=limit, gaming_upload_cap=cap))
+
+        await asyncio.to_thread(keep)
+        return network.seeder.upload_status()
+
+    def uploads(self) -> UploadStatus:
+        """Upload limits in force and who pulls from this peer."""
+        return self._require_started()[1].seeder.upload_status()
+
     async def _settle_game_dir(self, game_dir: Path) -> None:
         """Settle a new game directory exactly as a start settles the first one."""
         local = self._require_started()[0]
@@ -341,6 +378,7 @@ class PeerRuntime:
     def status(self) -> StatusReply:
         local, network = self._require_started()
         snapshot = local.snapshot
+        uploads = network.seeder.upload_status()
         return StatusReply(
             peer_id=network.peer_id,
             name=self._options.name,
@@ -351,6 +389,9 @@ class PeerRuntime:
             peers=network.peer_count,
             operations={gid: kind.value for gid, kind in local.operations.snapshot().items()},
             bytes_served=data.bytes_sent if (data := network.seeder.data_server) is not None else 0,
+            upload_limit=uploads.effective_limit,
+            gaming=uploads.gaming,
+            upload_rate=sum(uploads.rates.values()),
         )
 
     def games(self) -> tuple[GameView, ...]:

@@ -192,7 +192,7 @@ class DataServer(AcceptingServer):
         unadmitted_per_address: int = MAX_UNADMITTED_PER_ADDRESS,
         max_unadmitted: int = MAX_UNADMITTED,
         admission_timeout: float = ADMISSION_TIMEOUT,
-        upload_limit: int = UNLIMITED,
+        upload_limit: int | Callable[[], int] = UNLIMITED,
         slots: UploadScheduler | None = None,
         serves_others: Callable[[str], bool] = lambda peer_id: False,
     ) -> None:

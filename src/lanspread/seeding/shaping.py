@@ -11,8 +11,9 @@ leaves or when the scheduler says a slot frees by itself, at most
 its idle timeout (a refusal would count as a failed source). The chunk is then
 sent (:meth:`UploadShaper.send`) in pieces of :data:`PACING_PIECE` bytes, each
 after the wait the one :class:`~lanspread.core.uploads.TokenBucket` of the server
-asks for, so every connection shares the limit. :meth:`UploadShaper.set_limit`
-changes the rate from the next piece on. Bytes sent are metered per peer.
+asks for, so every connection shares the limit. :meth:`UploadShaper.set_limit`,
+or the limit source the shaper was given (asked before each piece), changes the
+rate from the next piece on. Bytes sent are metered per peer.
 """
 
 from __future__ import annotations
@@ -59,24 +60,34 @@ class UploadShaper:
         self,
         clock: Callable[[], float],
         *,
-        upload_limit: int = UNLIMITED,
+        upload_limit: int | Callable[[], int] = UNLIMITED,
         slots: UploadScheduler | None = None,
         serves_others: Callable[[str], bool] = lambda peer_id: False,
     ) -> None:
         self._clock = clock
-        self._bucket = TokenBucket(upload_limit, clock())
+        self._limit_source = upload_limit if callable(upload_limit) else None
+        self._bucket = TokenBucket(self._current_limit(upload_limit), clock())
         self._slots = slots if slots is not None else UploadScheduler()
         self._changed = asyncio.Event()
         self._serves_others = serves_others
         self._rates = PeerRates()
 
+    @staticmethod
+    def _current_limit(limit: int | Callable[[], int]) -> int:
+        return limit() if callable(limit) else limit
+
     @property
     def limit(self) -> int:
         """The upload limit in force, bytes a second (0: unlimited)."""
+        if self._limit_source is not None:
+            self._bucket.set_rate(self._limit_source(), self._clock())
         return self._bucket.rate
 
     def set_limit(self, rate: int) -> None:
-        """Apply ``rate`` (bytes a second, 0: unlimited) from the next piece on."""
+        """Apply ``rate`` (bytes a second, 0: unlimited) from the next piece on.
+
+        A shaper given a limit source asks it again before each piece instead.
+        """
         self._bucket.set_rate(rate, self._clock())
 
     def rates(self) -> dict[str, float]:
@@ -116,7 +127,7 @@ class UploadShaper:
         end = offset + length
         while offset < end:
             size = end - offset
-            if self._bucket.rate != UNLIMITED:
+            if self.limit != UNLIMITED:
                 size = min(size, PACING_PIECE)
             delay = self._bucket.take(size, self._clock())
             if delay > 0:
