@@ -32,10 +32,7 @@ def test_a_limit_is_zero_or_within_its_bounds() -> None:
     for value in (UNLIMITED, MIN_LIMIT, MAX_LIMIT, 20 * MIB):
         assert check_limit(value, "upload limit") == value
     for value in (-1, 1, MIN_LIMIT - 1, MAX_LIMIT + 1):
-        expected = (
-            f"the upload limit must be 0 (unlimited) or between {MIN_LIMIT} and {MAX_LIMIT}"
-            " bytes a second"
-        )
+        expected = "the upload limit must be 0 (unlimited) or between 1 and 10240 MiB/s"
         with pytest.raises(ValueError, match=re.escape(expected) + "$"):
             check_limit(value, "upload limit")
 

@@ -34,6 +34,8 @@ import collections
 import math
 from dataclasses import dataclass
 
+_MIB = 1024 * 1024
+
 UNLIMITED = 0
 """A limit of zero bytes a second means no limit."""
 
@@ -62,7 +64,8 @@ def check_limit(value: int, what: str) -> int:
     if value == UNLIMITED or MIN_LIMIT <= value <= MAX_LIMIT:
         return value
     raise ValueError(
-        f"the {what} must be 0 (unlimited) or between {MIN_LIMIT} and {MAX_LIMIT} bytes a second"
+        f"the {what} must be 0 (unlimited) or between {MIN_LIMIT // _MIB} and"
+        f" {MAX_LIMIT // _MIB} MiB/s"
     )
 
 
