@@ -1,4 +1,5 @@
-"""Upload limits through a real runtime: the command applies and keeps them, a game caps them."""
+"""Upload limits and rates through real runtimes: the command applies and keeps the limits,
+a game caps them, and the rates name who pulls and who serves."""
 
 from __future__ import annotations
 
@@ -8,14 +9,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.runtime.test_downloads import make_game, peers, serving
 from tests.runtime.test_lifecycle import sideload_playable
 from tests.support.events import RuntimeEvents
 from tests.support.platforms import make_fifo
+from tests.support.waiting import wait_until
 
 from lanspread.core.uploads import DEFAULT_GAMING_CAP, MIN_LIMIT, UNLIMITED
 from lanspread.errors import ConfigError
-from lanspread.runtime.commands import Install, Play, SetUploadLimit
-from lanspread.runtime.events import GameExited, GameStarted, InstallFinished
+from lanspread.runtime.commands import Download, Install, Play, SetUploadLimit
+from lanspread.runtime.events import DownloadFinished, GameExited, GameStarted, InstallFinished
+from lanspread.runtime.options import InstallPolicy
 from lanspread.runtime.seeding import UploadStatus
 from lanspread.storage.settings import SettingsStore
 
@@ -77,3 +81,19 @@ async def test_a_running_game_caps_uploads_until_it_exits(
     status = alpha.status()
     assert (status.gaming, status.upload_limit) == (False, UNLIMITED)
     assert data.shaper.limit == UNLIMITED
+
+
+async def test_rates_name_who_pulls_and_who_serves(start_runtime: Start, tmp_path: Path) -> None:
+    """After a download the source's upload rates name the downloader, the downloader's
+    download rates name the source, and both status totals are positive."""
+    make_game(tmp_path / "bravo" / "games", size=2 * MIB)
+    alpha, bravo = await peers(start_runtime, "alpha", "bravo", install_policy=InstallPolicy.MANUAL)
+    await serving(alpha, bravo)
+    events = RuntimeEvents(alpha)
+    await alpha.execute(Download(game="quake3"))
+    await events.first(DownloadFinished)
+    await wait_until(lambda: alpha.peer_id in bravo.uploads().rates, "bravo to meter alpha")
+    assert set(alpha.download_rates()) == {bravo.peer_id}
+    assert alpha.status().download_rate > 0
+    assert bravo.status().upload_rate > 0
+    assert (alpha.status().upload_rate, bravo.download_rates()) == (0.0, {})

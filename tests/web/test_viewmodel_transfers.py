@@ -64,19 +64,30 @@ def test_limits_read_in_mib_a_second() -> None:
 
 
 def test_peers_show_what_they_pull_from_you() -> None:
-    """A peer with an upload rate and a slot reads both; an idle one reads nothing."""
+    """A peer with rates both ways and a slot reads all three; an idle one reads nothing."""
     view = build_view(
         ViewInput(
             games=(),
             runtime=RuntimeFacts(RuntimeState.RUNNING),
             peers=(
-                PeerFacts("p1", "Bob", "10.0.0.3:7000", (), upload_rate=4.2e6, pulling=True),
+                PeerFacts(
+                    "p1",
+                    "Bob",
+                    "10.0.0.3:7000",
+                    (),
+                    upload_rate=4.2e6,
+                    pulling=True,
+                    download_rate=1e6,
+                ),
                 PeerFacts("p2", "Zed", "10.0.0.4:7000", (), upload_rate=10.0),
             ),
             transfer=TransferFacts(),
         )
     )
-    assert [peer.rate_label for peer in view.peers] == ["↑ 4.2 MB/s · pulling from you", ""]
+    assert [peer.rate_label for peer in view.peers] == [
+        "↑ 4.2 MB/s · ↓ 1.0 MB/s · pulling from you",
+        "",
+    ]
     assert view.transfer is not None
 
 

@@ -39,6 +39,8 @@ class StatusReply(msgspec.Struct, frozen=True):
     """A game launched here runs: uploads are capped at the gaming-now cap."""
     upload_rate: float = 0.0
     """Upload bytes a second lately, to every peer."""
+    download_rate: float = 0.0
+    """Verified download bytes a second lately, from every peer."""
 
 
 class OperationStarted(msgspec.Struct, frozen=True):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import assert_never
@@ -26,6 +27,7 @@ import msgspec
 
 from lanspread.core.gameroot import version_sort_key
 from lanspread.core.library import LibraryDelta
+from lanspread.core.uploads import PeerRates
 from lanspread.errors import ConfigError, LanspreadError
 from lanspread.runtime.commands import (
     AnyCommand,
@@ -49,7 +51,7 @@ from lanspread.runtime.commands import (
 )
 from lanspread.runtime.downloads import DownloadManager
 from lanspread.runtime.eventbus import EventBus, Subscription
-from lanspread.runtime.events import Event, LocalReady
+from lanspread.runtime.events import ChunkFinished, Event, LocalReady
 from lanspread.runtime.jobs import JobRunner
 from lanspread.runtime.lifecycle import Lifecycle
 from lanspread.runtime.local_library import LocalLibraryService
@@ -90,6 +92,8 @@ class PeerRuntime:
         self._manifests: ManifestCache | None = None
         self._hashing: HashingService | None = None
         self._party: PartyService | None = None
+        # Verified chunk bytes received from each peer (ChunkFinished), for the rates.
+        self._download_rates = PeerRates()
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -123,7 +127,7 @@ class PeerRuntime:
             network=network,
             lifecycle=lifecycle,
             jobs=self._jobs,
-            publish=self._bus.publish,
+            publish=self._publish_download_event,
             install_policy=options.install_policy,
             manifests=self._manifests,
         )
@@ -365,6 +369,15 @@ class PeerRuntime:
         await asyncio.to_thread(keep)
         return network.seeder.upload_status()
 
+    def _publish_download_event(self, event: Event) -> None:
+        if isinstance(event, ChunkFinished):
+            self._download_rates.add(event.peer_id, event.length, time.monotonic())
+        self._bus.publish(event)
+
+    def download_rates(self) -> dict[str, float]:
+        """Verified bytes a second received from each peer lately."""
+        return self._download_rates.rates(time.monotonic())
+
     def uploads(self) -> UploadStatus:
         """Upload limits in force and who pulls from this peer."""
         return self._require_started()[1].seeder.upload_status()
@@ -392,6 +405,7 @@ class PeerRuntime:
             upload_limit=uploads.effective_limit,
             gaming=uploads.gaming,
             upload_rate=sum(uploads.rates.values()),
+            download_rate=sum(self.download_rates().values()),
         )
 
     def games(self) -> tuple[GameView, ...]:

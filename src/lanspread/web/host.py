@@ -21,7 +21,6 @@ import logging
 from collections.abc import Callable
 
 from lanspread.core.library import Availability, GameSummary
-from lanspread.core.lifecycle import GameState
 from lanspread.errors import (
     ConfigError,
     LanspreadError,
@@ -203,6 +202,7 @@ class RuntimeHost:
         )
         games = self._games(runtime)
         uploads = runtime.uploads()
+        downloads = runtime.download_rates()
         return ViewInput(
             games=games,
             runtime=self._state,
@@ -214,16 +214,13 @@ class RuntimeHost:
                     peer.games,
                     upload_rate=uploads.rates.get(peer.peer_id, 0.0),
                     pulling=peer.peer_id in uploads.serving,
+                    download_rate=downloads.get(peer.peer_id, 0.0),
                 )
                 for peer in runtime.network.peer_views()
             ),
             transfer=TransferFacts(
                 upload_rate=sum(uploads.rates.values()),
-                download_rate=sum(
-                    game.download.bytes_per_second
-                    for game in games
-                    if game.download is not None and game.state in _DOWNLOADING
-                ),
+                download_rate=sum(downloads.values()),
                 upload_limit=uploads.upload_limit,
                 gaming_cap=uploads.gaming_cap,
                 gaming=uploads.gaming,
@@ -316,9 +313,6 @@ def game_facts(
         found_reason=view.found,
         excluded_peers=view.excluded_peers,
     )
-
-
-_DOWNLOADING = frozenset({GameState.DOWNLOADING, GameState.UPDATE_DOWNLOADING})
 
 
 def _have_percent(summary: GameSummary) -> float | None:

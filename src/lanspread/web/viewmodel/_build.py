@@ -61,6 +61,8 @@ def _peer_rate(peer: PeerFacts) -> str:
     parts = []
     if peer.upload_rate >= _NOTICEABLE_RATE:
         parts.append(f"↑ {format_speed(peer.upload_rate)}")
+    if peer.download_rate >= _NOTICEABLE_RATE:
+        parts.append(f"↓ {format_speed(peer.download_rate)}")
     if peer.pulling:
         parts.append("pulling from you")
     return " · ".join(parts)

@@ -120,6 +120,8 @@ class PeerFacts:
     """Bytes a second this peer sends to that one lately."""
     pulling: bool = False
     """That peer holds one of this peer's upload slots now."""
+    download_rate: float = 0.0
+    """Verified bytes a second this peer receives from that one lately."""
 
 
 @dataclass(frozen=True, slots=True)

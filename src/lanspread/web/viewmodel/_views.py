@@ -140,7 +140,8 @@ class PeerCard(msgspec.Struct, frozen=True):
     """Catalog names of the peer's games."""
     games_label: str
     rate_label: str = ""
-    """What this peer sends to that one: "↑ 4.2 MB/s · pulling from you", or empty."""
+    """What moves between this peer and that one: "↑ 4.2 MB/s · ↓ 1.0 MB/s · pulling from
+    you" (↑ sent to it, ↓ received from it), or empty."""
 
 
 class RuntimeView(msgspec.Struct, frozen=True):
