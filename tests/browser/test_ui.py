@@ -233,7 +233,7 @@ async def test_upload_limits_in_settings_and_the_status_line(lan: Lan) -> None:
         "the gaming-now cap must be 0 (unlimited) or between 1 and 10240 MiB/s"
     )
     await gaming.fill("8")
-    await shoot(page, "17-settings-upload-limits")
+    await shoot(page, "18-settings-upload-limits")
     await page.click("#settings-save")
     await expect(page.locator("#settings")).to_be_hidden()
     uploads = lan.alpha.runtime.uploads()
@@ -246,7 +246,7 @@ async def test_upload_limits_in_settings_and_the_status_line(lan: Lan) -> None:
     await expect(page.locator("#transfer-gaming")).to_have_text(
         "Gaming now: uploads capped at 8 MiB/s"
     )
-    await shoot(page, "18-status-gaming-now")
+    await shoot(page, "19-status-gaming-now")
 
 
 async def test_runtime_failure_banner_and_restart(lan: Lan) -> None:
