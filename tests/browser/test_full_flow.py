@@ -30,7 +30,7 @@ from tests.support.webui import UiHarness, running_ui
 
 from lanspread.demo import DEMO_GAMES, DEMO_PEER_NAME, PLAY_LOG, DemoPeer, with_demo_games
 from lanspread.net.sendfile import send_file_range
-from lanspread.seeding import dataserver
+from lanspread.seeding import shaping
 from lanspread.storage.catalog_file import load_bundled_catalog
 
 pytestmark = pytest.mark.browser
@@ -107,7 +107,7 @@ async def demo_lan(
     """The user's UI linked to a demo peer whose chunks pass a valve, and a Chromium."""
     catalog = with_demo_games(load_bundled_catalog(), play_seconds=PLAY_SECONDS)
     valve = ChunkValve(send_file_range)
-    monkeypatch.setattr(dataserver, "send_file_range", valve.send_file_range)
+    monkeypatch.setattr(shaping, "send_file_range", valve.send_file_range)
     async with (
         DemoPeer(catalog, play_seconds=PLAY_SECONDS, parent_dir=tmp_path) as demo,
         running_ui(tmp_path, "alpha", serve=True, catalog=catalog, display_name="Newcomer") as ui,

@@ -123,6 +123,7 @@ async def test_detail_view_with_live_progress_and_sources(lan: Lan) -> None:
     await expect(page.locator("#progress-cancel")).to_be_visible()
     await expect(page.locator("#detail-sources .source")).to_have_count(1)
     await expect(page.locator("#detail-sources .peer-name")).to_have_text("Jonas' Rig")
+    await expect(page.locator("#detail-sources .source-have")).to_have_text("Complete")
     await shoot(page, "04-detail-downloading")
 
     await runtime.local.end_operation("quake3")
@@ -202,6 +203,50 @@ async def test_busy_game_dir_change_is_shown(lan: Lan) -> None:
         "cannot change the game directory while busy: quake3"
     )
     await shoot(page, "07-settings-busy")
+
+
+async def test_upload_limits_in_settings_and_the_status_line(lan: Lan) -> None:
+    """The upload limit and the gaming-now cap are labelled fields reached by keyboard; saved,
+    they reach the runtime; the status line is focusable, says the totals, and says uploads
+    are capped while a game runs."""
+    page = await lan.page()
+    status = page.get_by_role("status", name="Upload 0 B/s, download 0 B/s", exact=True)
+    await expect(status).to_be_visible()
+    await page.locator("#search").focus()
+    await page.keyboard.press("Tab")
+    await expect(page.locator("#transfer")).to_be_focused()
+    await expect(page.locator("#transfer-up")).to_have_text("↑ 0 B/s")
+    await page.click("#open-settings")
+    upload = page.get_by_label("Upload limit (MiB/s)")
+    gaming = page.get_by_label("Upload cap while gaming (MiB/s)")
+    await expect(upload).to_have_value("0")
+    await expect(gaming).to_have_value("20")
+    await page.locator("#settings-dir").focus()
+    await page.keyboard.press("Tab")
+    await expect(upload).to_be_focused()
+    await page.keyboard.type("50")
+    await page.keyboard.press("Tab")
+    await expect(gaming).to_be_focused()
+    await gaming.fill("0.5")
+    await page.click("#settings-save")
+    await expect(page.locator("#settings-error")).to_have_text(
+        "the gaming-now cap must be 0 (unlimited) or between 1 and 10240 MiB/s"
+    )
+    await gaming.fill("8")
+    await shoot(page, "18-settings-upload-limits")
+    await page.click("#settings-save")
+    await expect(page.locator("#settings")).to_be_hidden()
+    uploads = lan.alpha.runtime.uploads()
+    assert (uploads.upload_limit, uploads.gaming_cap) == (50 * 1024 * 1024, 8 * 1024 * 1024)
+    await expect(page.locator("#transfer")).to_have_attribute(
+        "aria-label", "Upload 0 B/s (limit 50 MiB/s), download 0 B/s"
+    )
+    seeder = lan.alpha.runtime.network.seeder
+    seeder.attach_uploads(gaming=lambda: True, serves_others=lambda peer_id: False)
+    await expect(page.locator("#transfer-gaming")).to_have_text(
+        "Gaming now: uploads capped at 8 MiB/s"
+    )
+    await shoot(page, "19-status-gaming-now")
 
 
 async def test_runtime_failure_banner_and_restart(lan: Lan) -> None:

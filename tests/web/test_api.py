@@ -22,6 +22,7 @@ from tests.support.webui import UiHarness, running_ui
 from lanspread.core.catalog import parse_catalog
 from lanspread.core.operations import OperationKind
 from lanspread.core.party import party_code
+from lanspread.core.uploads import DEFAULT_GAMING_CAP, UNLIMITED
 from lanspread.runtime.events import (
     DownloadBegin,
     DownloadCancelled,
@@ -33,6 +34,8 @@ from lanspread.web.api import MAX_STREAMS
 from lanspread.web.viewmodel import RuntimeState
 
 Client = TestClient[web.Request, web.Application]
+
+MIB = 1024 * 1024
 
 
 class Api:
@@ -271,12 +274,39 @@ async def test_settings_finish_first_run_and_persist(api: Api, tmp_path: Path) -
         "display_name": "alpha",
         "game_dir": str(new_dir),
         "restarting": False,
+        "upload_limit": UNLIMITED,
+        "gaming_upload_cap": DEFAULT_GAMING_CAP,
     }
     saved = SettingsStore(api.harness.options.state_dir).load()
     assert (saved.display_name, saved.game_dir) == ("alpha", str(new_dir))
     view = await api.view()
     assert view["setup"]["needed"] is False
     assert view["me"]["game_dir"] == str(new_dir)
+
+
+async def test_upload_limits_are_applied_at_once_kept_and_bounded(api: Api) -> None:
+    """The form's limits reach the running data server, the settings file and the view;
+    one out of bounds is a 400 naming the bounds and changes nothing."""
+    status, reply = await api.post(
+        "/api/settings", {"upload_limit": 30 * MIB, "gaming_upload_cap": 5 * MIB}
+    )
+    assert status == 200
+    assert (reply["data"]["upload_limit"], reply["data"]["gaming_upload_cap"]) == (
+        30 * MIB,
+        5 * MIB,
+    )
+    saved = SettingsStore(api.harness.options.state_dir).load()
+    assert (saved.upload_limit, saved.gaming_upload_cap) == (30 * MIB, 5 * MIB)
+    assert api.harness.runtime.uploads().effective_limit == 30 * MIB
+    view = await api.view()
+    assert (view["transfer"]["upload_limit_mib"], view["transfer"]["gaming_cap_mib"]) == (30, 5)
+    assert view["transfer"]["line"] == "Upload 0 B/s (limit 30 MiB/s), download 0 B/s"
+    status, reply = await api.post("/api/settings", {"upload_limit": 1000})
+    assert (status, reply["error"]["message"]) == (
+        400,
+        "the upload limit must be 0 (unlimited) or between 1 and 10240 MiB/s",
+    )
+    assert api.harness.runtime.uploads().upload_limit == 30 * MIB
 
 
 async def test_bad_settings_are_refused(api: Api, tmp_path: Path) -> None:

@@ -103,6 +103,7 @@ def add_app_arguments(parser: argparse.ArgumentParser, *, defaults: bool = True)
         "--listen", default=default("0.0.0.0:0"), help="HOST:PORT of the peer listener"
     )
     add_log_arguments(parser, defaults=defaults)
+    peer_cli.add_upload_arguments(parser, default=default(None))
     parser.add_argument(
         "--ui-port",
         type=int,
@@ -154,6 +155,7 @@ def _run(args: argparse.Namespace) -> int:
         ):
             settings = SettingsStore(state_dir)
             saved = settings.load_or_default()
+            limit, cap = peer_cli.upload_limits(args, saved)
             options = RuntimeOptions(
                 game_dir=args.game_dir or _saved_path(saved.game_dir) or default_game_dir(),
                 state_dir=state_dir,
@@ -162,6 +164,8 @@ def _run(args: argparse.Namespace) -> int:
                 listen_host=host,
                 listen_port=port,
                 party_code=organizer.resolve_party_code(state_dir, args.party),
+                upload_limit=limit,
+                gaming_upload_cap=cap,
             )
             setup_needed = not saved.complete and not (args.game_dir and args.name)
             demo = choose_demo_mode(

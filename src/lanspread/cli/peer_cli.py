@@ -44,6 +44,7 @@ from lanspread.cli.logs import (
 )
 from lanspread.cli.organizer import resolve_party_code
 from lanspread.cli.paths import default_log_dir
+from lanspread.core.uploads import MAX_LIMIT, MIN_LIMIT, check_limit
 from lanspread.demo import DemoPeer, with_demo_games
 from lanspread.errors import (
     AlreadyRunning,
@@ -59,6 +60,7 @@ from lanspread.runtime.options import InstallPolicy, RuntimeOptions
 from lanspread.runtime.runtime import PeerRuntime
 from lanspread.storage.catalog_file import load_catalog
 from lanspread.storage.gamedir import prepare_state_dir
+from lanspread.storage.settings import Settings, SettingsStore
 
 log = logging.getLogger("lanspread.peer_cli")
 
@@ -295,6 +297,49 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="also start the local Demo peer with a few small games (see the demo-started event)",
     )
+    add_upload_arguments(parser)
+
+
+def add_upload_arguments(parser: argparse.ArgumentParser, *, default: object = None) -> None:
+    """``--upload-limit`` and ``--gaming-cap`` (MiB/s) for this start; else the saved ones."""
+    parser.add_argument(
+        "--upload-limit",
+        type=float,
+        metavar="MIB_S",
+        default=default,
+        help="upload at most this many MiB a second in all (0: unlimited; default: as saved)",
+    )
+    parser.add_argument(
+        "--gaming-cap",
+        type=float,
+        metavar="MIB_S",
+        default=default,
+        help="while a game started here runs, upload at most this many MiB a second "
+        "(0: no cap; default: as saved, else 20)",
+    )
+
+
+def limit_from_mib(value: float, option: str) -> int:
+    """``value`` MiB a second as bytes a second, within ``core.uploads``' bounds."""
+    rate = round(value * 1024 * 1024) if value >= 0 else -1
+    try:
+        return check_limit(rate, option)
+    except ValueError as exc:
+        raise ConfigError(
+            f"{option} {value:g}: expected 0 or {MIN_LIMIT // 1024 // 1024}-"
+            f"{MAX_LIMIT // 1024 // 1024} MiB/s"
+        ) from exc
+
+
+def upload_limits(args: argparse.Namespace, saved: Settings) -> tuple[int, int]:
+    """The upload limit and gaming cap given on the command line, else the saved ones."""
+    limit, cap = saved.upload_limit, saved.gaming_upload_cap
+    # "lanspread demo" leaves options it was not given out of the namespace.
+    if (wanted := getattr(args, "upload_limit", None)) is not None:
+        limit = limit_from_mib(wanted, "--upload-limit")
+    if (wanted := getattr(args, "gaming_cap", None)) is not None:
+        cap = limit_from_mib(wanted, "--gaming-cap")
+    return limit, cap
 
 
 def parse_listen(value: str) -> tuple[str, int]:
@@ -326,6 +371,8 @@ def main(args: argparse.Namespace) -> int:
             options = options_from_args(args)
             options = replace(options, state_dir=prepare_state_dir(options.state_dir))
             options = replace(options, party_code=resolve_party_code(options.state_dir, args.party))
+            limit, cap = upload_limits(args, SettingsStore(options.state_dir).load_or_default())
+            options = replace(options, upload_limit=limit, gaming_upload_cap=cap)
             # The lock comes before the log file: a second instance must not write
             # to, or rotate, the running one's file.
             stack.enter_context(InstanceLock(options.state_dir))

@@ -69,6 +69,14 @@ class SetGameDir(Command, frozen=True, tag="set-game-dir"):
     path: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_PATH_LENGTH)]
 
 
+class SetUploadLimit(Command, frozen=True, tag="set-upload-limit"):
+    """Change the upload limit and the gaming-now cap (bytes a second, 0: none); kept."""
+
+    upload_limit: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    gaming_cap: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    """While a game launched here runs, uploads stay under this."""
+
+
 class Shutdown(Command, frozen=True, tag="shutdown"):
     """Say goodbye to every peer and stop."""
 
@@ -120,6 +128,7 @@ AnyCommand = (
     | ListPeers
     | Connect
     | SetGameDir
+    | SetUploadLimit
     | Shutdown
     | Download
     | Cancel
@@ -169,6 +178,7 @@ COMMANDS = _by_name(
     CommandSpec(ListPeers),
     CommandSpec(Connect),
     CommandSpec(SetGameDir, PEER_CLI_ONLY),
+    CommandSpec(SetUploadLimit),
     CommandSpec(Shutdown),
     CommandSpec(Download),
     CommandSpec(Cancel),

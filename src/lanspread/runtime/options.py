@@ -9,6 +9,7 @@ from pathlib import Path
 
 from lanspread.core.catalog import Catalog
 from lanspread.core.manifest import DEFAULT_CHUNK_SIZE
+from lanspread.core.uploads import DEFAULT_GAMING_CAP, UNLIMITED
 from lanspread.runtime.local_library import DEFAULT_FALLBACK_SCAN_INTERVAL
 
 DEFAULT_LISTEN_PORT = 0
@@ -51,3 +52,7 @@ class RuntimeOptions:
     """Chunk size of the manifests this peer computes for the games it serves."""
     party_code: str | None = None
     """The canonical party code (``core.party.parse_party_code``); ``None``: no party."""
+    upload_limit: int = UNLIMITED
+    """Upload bytes a second in all (0: unlimited)."""
+    gaming_upload_cap: int = DEFAULT_GAMING_CAP
+    """Upload bytes a second while a game launched here runs (0: no cap)."""

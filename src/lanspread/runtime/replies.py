@@ -33,6 +33,14 @@ class StatusReply(msgspec.Struct, frozen=True):
     operations: dict[str, str]
     bytes_served: int = 0
     """Chunk bytes this peer's data server has sent since it last started: its upload counter."""
+    upload_limit: int = 0
+    """The upload limit in force, bytes a second (0: unlimited), the gaming-now cap included."""
+    gaming: bool = False
+    """A game launched here runs: uploads are capped at the gaming-now cap."""
+    upload_rate: float = 0.0
+    """Upload bytes a second lately, to every peer."""
+    download_rate: float = 0.0
+    """Verified download bytes a second lately, from every peer."""
 
 
 class OperationStarted(msgspec.Struct, frozen=True):

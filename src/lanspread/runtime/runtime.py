@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from dataclasses import replace
 from pathlib import Path
 from typing import assert_never
 
@@ -25,6 +27,7 @@ import msgspec
 
 from lanspread.core.gameroot import version_sort_key
 from lanspread.core.library import LibraryDelta
+from lanspread.core.uploads import PeerRates
 from lanspread.errors import ConfigError, LanspreadError
 from lanspread.runtime.commands import (
     AnyCommand,
@@ -39,6 +42,7 @@ from lanspread.runtime.commands import (
     Remove,
     Repair,
     SetGameDir,
+    SetUploadLimit,
     Shutdown,
     Status,
     Uninstall,
@@ -47,7 +51,7 @@ from lanspread.runtime.commands import (
 )
 from lanspread.runtime.downloads import DownloadManager
 from lanspread.runtime.eventbus import EventBus, Subscription
-from lanspread.runtime.events import Event, LocalReady
+from lanspread.runtime.events import ChunkFinished, Event, LocalReady
 from lanspread.runtime.jobs import JobRunner
 from lanspread.runtime.lifecycle import Lifecycle
 from lanspread.runtime.local_library import LocalLibraryService
@@ -61,11 +65,13 @@ from lanspread.runtime.replies import (
     Started,
     StatusReply,
 )
+from lanspread.runtime.seeding import UploadStatus
 from lanspread.runtime.startup import recover_install_state
 from lanspread.runtime.states import GameStates
 from lanspread.runtime.supervisor import Policy, Service, Supervisor
 from lanspread.seeding.manifests import HashingService, ManifestCache
 from lanspread.storage.gamedir import prepare_game_dir, prepare_state_dir
+from lanspread.storage.settings import SettingsStore
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +92,8 @@ class PeerRuntime:
         self._manifests: ManifestCache | None = None
         self._hashing: HashingService | None = None
         self._party: PartyService | None = None
+        # Verified chunk bytes received from each peer (ChunkFinished), for the rates.
+        self._download_rates = PeerRates()
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -119,11 +127,15 @@ class PeerRuntime:
             network=network,
             lifecycle=lifecycle,
             jobs=self._jobs,
-            publish=self._bus.publish,
+            publish=self._publish_download_event,
             install_policy=options.install_policy,
             manifests=self._manifests,
         )
         states.attach(running=lambda: lifecycle.running, downloads=downloads)
+        network.seeder.attach_uploads(
+            gaming=lambda: bool(lifecycle.running),
+            serves_others=lambda peer_id: self._offers_games(network, peer_id),
+        )
         await asyncio.to_thread(recover_install_state, game_dir, options.catalog)
         await asyncio.to_thread(downloads.recover)
         await local.full_scan()
@@ -284,6 +296,8 @@ class PeerRuntime:
             case SetGameDir(path=path):
                 new_dir = await local.set_game_dir(Path(path), settle=self._settle_game_dir)
                 return GameDirReply(game_dir=str(new_dir))
+            case SetUploadLimit(upload_limit=upload_limit, gaming_cap=gaming_cap):
+                return await self._set_upload_limits(network, upload_limit, gaming_cap)
             case Shutdown():
                 self.shutdown()
                 return None
@@ -332,6 +346,42 @@ class PeerRuntime:
         self.lifecycle.install(game_id)
         return True
 
+    @staticmethod
+    def _offers_games(network: PeerNetwork, peer_id: str) -> bool:
+        """``peer_id`` reports games of its own: it serves others (or soon will)."""
+        return any(view.peer_id == peer_id and view.games for view in network.peer_views())
+
+    async def _set_upload_limits(
+        self, network: PeerNetwork, upload_limit: int | None, gaming_cap: int | None
+    ) -> UploadStatus:
+        """Apply new upload limits at once and keep them in the settings file."""
+        current_limit, current_cap = network.seeder.upload_limits
+        limit = current_limit if upload_limit is None else upload_limit
+        cap = current_cap if gaming_cap is None else gaming_cap
+        network.seeder.set_upload_limits(upload_limit=limit, gaming_cap=cap)
+        self._options = replace(self._options, upload_limit=limit, gaming_upload_cap=cap)
+        store = SettingsStore(self._options.state_dir)
+
+        def keep() -> None:
+            saved = store.load_or_default()
+            store.save(msgspec.structs.replace(saved, upload_limit=limit, gaming_upload_cap=cap))
+
+        await asyncio.to_thread(keep)
+        return network.seeder.upload_status()
+
+    def _publish_download_event(self, event: Event) -> None:
+        if isinstance(event, ChunkFinished):
+            self._download_rates.add(event.peer_id, event.length, time.monotonic())
+        self._bus.publish(event)
+
+    def download_rates(self) -> dict[str, float]:
+        """Verified bytes a second received from each peer lately."""
+        return self._download_rates.rates(time.monotonic())
+
+    def uploads(self) -> UploadStatus:
+        """Upload limits in force and who pulls from this peer."""
+        return self._require_started()[1].seeder.upload_status()
+
     async def _settle_game_dir(self, game_dir: Path) -> None:
         """Settle a new game directory exactly as a start settles the first one."""
         local = self._require_started()[0]
@@ -341,6 +391,7 @@ class PeerRuntime:
     def status(self) -> StatusReply:
         local, network = self._require_started()
         snapshot = local.snapshot
+        uploads = network.seeder.upload_status()
         return StatusReply(
             peer_id=network.peer_id,
             name=self._options.name,
@@ -351,6 +402,10 @@ class PeerRuntime:
             peers=network.peer_count,
             operations={gid: kind.value for gid, kind in local.operations.snapshot().items()},
             bytes_served=data.bytes_sent if (data := network.seeder.data_server) is not None else 0,
+            upload_limit=uploads.effective_limit,
+            gaming=uploads.gaming,
+            upload_rate=sum(uploads.rates.values()),
+            download_rate=sum(self.download_rates().values()),
         )
 
     def games(self) -> tuple[GameView, ...]:

@@ -14,15 +14,23 @@ Theory of operation
   tickets.
 * **Data server.** Runs inside the ``server`` service (:meth:`Seeder.serving`) on
   an ephemeral port, which every ticket names.
+* **Uploads.** The data server asks :meth:`Seeder.effective_upload_limit` before
+  each paced piece: the player's upload limit, lowered to the gaming-now cap while
+  a game launched here runs (``core.uploads.effective_limit``), so a setting or a
+  game starting or stopping applies at once. Peers that offer games of their own
+  go ahead in the line for upload slots.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING
 
+import msgspec
+
 from lanspread.core.servegate import GateState
+from lanspread.core.uploads import check_limit, effective_limit
 from lanspread.errors import ConfigError
 from lanspread.net.wire import ErrorCode, ErrorResponse, ManifestResponse, Response
 from lanspread.runtime.options import RuntimeOptions
@@ -38,6 +46,25 @@ if TYPE_CHECKING:
     from lanspread.seeding.manifests import HashingService
 
 
+class UploadStatus(msgspec.Struct, frozen=True):
+    """What this peer uploads: limits in force and who pulls from it, bytes a second."""
+
+    upload_limit: int
+    """The player's limit (0: unlimited)."""
+    gaming_cap: int
+    """The cap while a game launched here runs (0: none)."""
+    gaming: bool
+    """A game launched here runs now."""
+    effective_limit: int
+    """The limit applied now (0: unlimited)."""
+    rates: dict[str, float]
+    """Upload bytes a second to each peer that pulled lately."""
+    serving: tuple[str, ...]
+    """Peers holding an upload slot now."""
+    waiting: tuple[str, ...]
+    """Peers waiting for an upload slot, first first."""
+
+
 class Seeder:
     """Answers ``GetGame`` and ``GetTicket`` and runs the data server."""
 
@@ -48,6 +75,46 @@ class Seeder:
         self._data: DataServer | None = None
         # Where each peer's inbound link comes from: its tickets admit only there.
         self._inbound_host: dict[str, str] = {}
+        self._upload_limit = options.upload_limit
+        self._gaming_cap = options.gaming_upload_cap
+        self._gaming: Callable[[], bool] = lambda: False
+        self._serves_others: Callable[[str], bool] = lambda peer_id: False
+
+    def attach_uploads(
+        self, *, gaming: Callable[[], bool], serves_others: Callable[[str], bool]
+    ) -> None:
+        """Whether a game runs here now, and whether a peer serves others (line preference)."""
+        self._gaming = gaming
+        self._serves_others = serves_others
+
+    def set_upload_limits(self, *, upload_limit: int, gaming_cap: int) -> None:
+        """New limits (bytes a second, 0: none), applied from the next piece sent."""
+        try:
+            check_limit(upload_limit, "upload limit")
+            check_limit(gaming_cap, "gaming-now cap")
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from exc
+        self._upload_limit, self._gaming_cap = upload_limit, gaming_cap
+
+    @property
+    def upload_limits(self) -> tuple[int, int]:
+        """The player's upload limit and gaming-now cap."""
+        return self._upload_limit, self._gaming_cap
+
+    def effective_upload_limit(self) -> int:
+        return effective_limit(self._upload_limit, self._gaming_cap, gaming=self._gaming())
+
+    def upload_status(self) -> UploadStatus:
+        data = self._data
+        return UploadStatus(
+            upload_limit=self._upload_limit,
+            gaming_cap=self._gaming_cap,
+            gaming=self._gaming(),
+            effective_limit=self.effective_upload_limit(),
+            rates={} if data is None else data.shaper.rates(),
+            serving=() if data is None else tuple(sorted(data.shaper.serving)),
+            waiting=() if data is None else data.shaper.waiting,
+        )
 
     def attach_library(self, library: LocalLibraryService) -> None:
         self._library = library
@@ -64,7 +131,13 @@ class Seeder:
     @contextlib.asynccontextmanager
     async def serving(self) -> AsyncIterator[DataServer]:
         """Run the data server (on an ephemeral port: every ticket names it)."""
-        async with DataServer(self.scope, host=self._options.listen_host, port=0) as data:
+        async with DataServer(
+            self.scope,
+            host=self._options.listen_host,
+            port=0,
+            upload_limit=self.effective_upload_limit,
+            serves_others=lambda peer_id: self._serves_others(peer_id),
+        ) as data:
             self._data = data
             try:
                 yield data

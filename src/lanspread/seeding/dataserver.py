@@ -25,6 +25,12 @@ descriptor. A refusal is a status and the connection stays usable; a protocol
 violation, or a file that shrinks while it is sent, closes it. Bytes sent are
 counted in :attr:`DataServer.bytes_sent`.
 
+Upload shaping (``core/uploads``): before a chunk's OK header the connection's
+peer must hold one of the :class:`~lanspread.core.uploads.UploadScheduler`'s
+slots, then the chunk is sent paced by the shared rate limit
+(:class:`~lanspread.seeding.shaping.UploadShaper`, :attr:`DataServer.shaper`;
+its limit changes live).
+
 A game being downloaded here is served only on a connection whose ticket names a
 manifest digest (``GetTicket.manifest_digest``). Before each of its requests the
 scope's :class:`~lanspread.core.partial.PartialProvider` is asked, on the event
@@ -67,6 +73,7 @@ from lanspread.core.tickets import (
     TicketRefusal,
     TicketRefusalReason,
 )
+from lanspread.core.uploads import UNLIMITED, UploadScheduler
 from lanspread.errors import (
     ConnectionClosed,
     LanspreadError,
@@ -88,7 +95,7 @@ from lanspread.net.datawire import (
     encode_header,
 )
 from lanspread.net.listener import AcceptingServer
-from lanspread.net.sendfile import FileEndedEarly, send_file_range
+from lanspread.net.sendfile import FileEndedEarly
 from lanspread.net.tls import LISTEN_BACKLOG, create_listener
 from lanspread.net.wire import ErrorCode, ErrorResponse, Ticket
 from lanspread.seeding.serving import (
@@ -97,6 +104,7 @@ from lanspread.seeding.serving import (
     resolve_for_serving,
     resolve_partial_for_serving,
 )
+from lanspread.seeding.shaping import UploadShaper
 
 log = logging.getLogger(__name__)
 
@@ -184,6 +192,9 @@ class DataServer(AcceptingServer):
         unadmitted_per_address: int = MAX_UNADMITTED_PER_ADDRESS,
         max_unadmitted: int = MAX_UNADMITTED,
         admission_timeout: float = ADMISSION_TIMEOUT,
+        upload_limit: int | Callable[[], int] = UNLIMITED,
+        slots: UploadScheduler | None = None,
+        serves_others: Callable[[str], bool] = lambda peer_id: False,
     ) -> None:
         unadmitted = SlotTable(
             per_address=unadmitted_per_address, total=max_unadmitted, evict_when_full=True
@@ -199,6 +210,10 @@ class DataServer(AcceptingServer):
         )
         self._per_peer: collections.Counter[str] = collections.Counter()
         self._bytes_sent = 0
+        self.shaper = UploadShaper(
+            clock, upload_limit=upload_limit, slots=slots, serves_others=serves_others
+        )
+        """Upload slots, the rate limit and per-peer upload rates."""
 
     @property
     def bytes_sent(self) -> int:
@@ -281,6 +296,7 @@ class DataServer(AcceptingServer):
                 self._per_peer[peer_id] -= 1
                 if not self._per_peer[peer_id]:
                     del self._per_peer[peer_id]
+                    self.shaper.leave(peer_id)
             sock.close()
 
     async def _take_slot(self, sock: socket.socket, host: str) -> int:
@@ -343,15 +359,11 @@ class DataServer(AcceptingServer):
             if status is not DataStatus.OK:
                 await loop.sock_sendall(sock, encode_header(status))
                 return
-            await loop.sock_sendall(sock, encode_header(DataStatus.OK, request.length))
-            async with asyncio.timeout(IDLE_TIMEOUT + request.length / _SLOWEST_RATE):
-                await self._send_counted(sock, served, request)
-
-    async def _send_counted(
-        self, sock: socket.socket, served: ServedFile, request: ChunkRequest
-    ) -> None:
-        sent = await send_file_range(sock, served.fd, request.offset, request.length)
-        self._bytes_sent += sent
+            async with self.shaper.turn(grant.peer_id):
+                await loop.sock_sendall(sock, encode_header(DataStatus.OK, request.length))
+                self._bytes_sent += await self.shaper.send(
+                    sock, served.fd, request.offset, request.length, grant.peer_id
+                )
 
 
 async def _open_for(scope: ServeScope, grant: TicketGrant, request: ChunkRequest) -> ServedFile:
@@ -478,12 +490,6 @@ _REFUSALS: dict[ServeErrorCode, Callable[[str], str]] = {
     ServeErrorCode.BAD_REQUEST: lambda game_id: f"bad request for {game_id}",
     ServeErrorCode.CHUNK_NOT_AVAILABLE: lambda game_id: f"{game_id}: chunk not available here",
 }
-
-
-# A chunk may take IDLE_TIMEOUT plus this rate's time before its send is cut:
-# 1 MiB/s is far below any LAN yet bounds how long a client that stopped reading
-# holds the descriptor and the slot.
-_SLOWEST_RATE = 1024 * 1024
 
 
 class _Refused(LanspreadError):

@@ -1,4 +1,4 @@
-"""The player's persisted settings: display name, game directory and party code.
+"""The player's persisted settings: display name, game directory, party code, upload limits.
 
 Kept as ``settings.json`` in the state directory and replaced atomically, so a
 crash leaves either the old or the new settings. A missing file means "first
@@ -15,6 +15,7 @@ from typing import Annotated
 
 import msgspec
 
+from lanspread.core.uploads import DEFAULT_GAMING_CAP, MAX_LIMIT, UNLIMITED
 from lanspread.errors import ConfigError, StorageError
 from lanspread.files.atomic import atomic_write_bytes, sweep_temp
 
@@ -40,6 +41,10 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     game_dir: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_PATH_LENGTH)] | None = None
     party_code: Annotated[str, msgspec.Meta(max_length=MAX_PARTY_CODE_LENGTH)] | None = None
     """The party joined with ``--party`` (canonical form); kept for the next starts."""
+    upload_limit: Annotated[int, msgspec.Meta(ge=0, le=MAX_LIMIT)] = UNLIMITED
+    """Upload bytes a second in all (0: unlimited); ``core.uploads.check_limit`` bounds it."""
+    gaming_upload_cap: Annotated[int, msgspec.Meta(ge=0, le=MAX_LIMIT)] = DEFAULT_GAMING_CAP
+    """Upload bytes a second while a game launched here runs (0: no cap)."""
 
     @property
     def complete(self) -> bool:

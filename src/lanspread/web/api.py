@@ -7,7 +7,7 @@ Routes (all behind :func:`~lanspread.web.security.guard_middleware`)::
     GET  /api/view                    the whole view model
     GET  /api/stream                  WebSocket: the view model on connect and on change
     POST /api/command                 a runtime command: {"cmd": "download", "game": "x"}
-    POST /api/settings                display name and game directory (first run, later)
+    POST /api/settings                display name, game directory, upload limits
     POST /api/restart                 a new runtime with the same options
     POST /api/games/{id}/open-folder  show the game root in the file manager
     POST /api/games/{id}/uninstall-plan  the uninstall dialog, from the runtime's dry run
@@ -59,6 +59,7 @@ from lanspread.runtime.commands import (
     Frontend,
     GameCommand,
     SetGameDir,
+    SetUploadLimit,
     Uninstall,
     Verify,
     command_name,
@@ -80,6 +81,7 @@ from lanspread.web.security import (
     guard_middleware,
     refusal,
 )
+from lanspread.web.settings_form import SettingsReply, SettingsRequest, bounded_limit
 from lanspread.web.state import UiState
 from lanspread.web.viewmodel import (
     OPTIMISTIC_COMMANDS,
@@ -98,6 +100,11 @@ log = logging.getLogger(__name__)
 
 # Ten redraws a second look instant; more only burns CPU during a fast download.
 COALESCE_INTERVAL = 0.1
+
+
+# How often the rates of the status line and the peers panel are looked at: rates are
+# averaged over seconds (core.uploads.RATE_WINDOW), so once a second follows them.
+RATE_REFRESH_INTERVAL = 1.0
 # A command or settings body is a short JSON object.
 MAX_REQUEST_BYTES = 64 * 1024
 # The page never sends on the stream; anything beyond a ping frame is refused.
@@ -133,17 +140,6 @@ class StreamMessage(msgspec.Struct, frozen=True, tag_field="type", tag="view"):
 class Ok(msgspec.Struct, frozen=True):
     data: Any
     ok: bool = True
-
-
-class SettingsReply(msgspec.Struct, frozen=True):
-    display_name: str
-    game_dir: str
-    restarting: bool
-
-
-class SettingsRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    display_name: str | None = None
-    game_dir: str | None = None
 
 
 class SessionRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -263,10 +259,23 @@ class WebUI:
         """The runtime host and the view publisher; returns when the runtime stops."""
         async with asyncio.TaskGroup() as group:
             publisher = group.create_task(self._publish_views(), name="web:publisher")
+            rates = group.create_task(self._follow_rates(), name="web:rates")
             try:
                 await self.host.run()
             finally:
                 publisher.cancel()
+                rates.cancel()
+
+    async def _follow_rates(self) -> None:
+        """Redraw when the status line would change: rates move without any event."""
+        shown: str | None = None
+        while True:
+            await asyncio.sleep(RATE_REFRESH_INTERVAL)
+            with contextlib.suppress(LanspreadError):  # between states: an event redraws
+                transfer = self.view().transfer
+                if (line := transfer.line if transfer else None) != shown:
+                    shown = line
+                    self.notify()
 
     def stop(self) -> None:
         self.host.stop()
@@ -402,6 +411,13 @@ class WebUI:
                     f"cannot change the display name while busy: {', '.join(busy)}"
                 )
         game_dir = str(runtime.local.game_dir)
+        if wanted.upload_limit is not None or wanted.gaming_upload_cap is not None:
+            await runtime.execute(
+                SetUploadLimit(
+                    upload_limit=wanted.upload_limit, gaming_cap=wanted.gaming_upload_cap
+                )
+            )
+        limit, cap = runtime.network.seeder.upload_limits
         if wanted.game_dir is not None:
             if not wanted.game_dir.strip():
                 raise ConfigError("choose a folder for the games")
@@ -413,14 +429,25 @@ class WebUI:
             self.host.update_options(game_dir=Path(game_dir))
         # The party joined with --party stays: the settings form does not show it.
         settings = Settings(
-            display_name=name, game_dir=game_dir, party_code=self.host.options.party_code
+            display_name=name,
+            game_dir=game_dir,
+            party_code=self.host.options.party_code,
+            upload_limit=limit,
+            gaming_upload_cap=cap,
         )
         await asyncio.to_thread(self._settings.save, settings)
         self._setup_needed = False
+        self.host.update_options(upload_limit=limit, gaming_upload_cap=cap)
         if renaming:
             self.host.restart(replace(self.host.options, name=name))
         self.notify()
-        return SettingsReply(display_name=name, game_dir=game_dir, restarting=renaming)
+        return SettingsReply(
+            display_name=name,
+            game_dir=game_dir,
+            restarting=renaming,
+            upload_limit=limit,
+            gaming_upload_cap=cap,
+        )
 
     async def _settings_for_stopped_peer(self, wanted: SettingsRequest) -> SettingsReply:
         """The peer is down (maybe its folder is unusable): validate, save, start it again."""
@@ -431,14 +458,29 @@ class WebUI:
             if not wanted.game_dir.strip():
                 raise ConfigError("choose a folder for the games")
             game_dir = await asyncio.to_thread(prepare_game_dir, Path(wanted.game_dir.strip()))
+        limit = bounded_limit(wanted.upload_limit, options.upload_limit, "upload limit")
+        cap = bounded_limit(wanted.gaming_upload_cap, options.gaming_upload_cap, "gaming-now cap")
         await asyncio.to_thread(
             self._settings.save,
-            Settings(display_name=name, game_dir=str(game_dir), party_code=options.party_code),
+            Settings(
+                display_name=name,
+                game_dir=str(game_dir),
+                party_code=options.party_code,
+                upload_limit=limit,
+                gaming_upload_cap=cap,
+            ),
         )
         self._setup_needed = False
+        options = replace(options, upload_limit=limit, gaming_upload_cap=cap)
         self.host.restart(replace(options, name=name, game_dir=game_dir))
         self.notify()
-        return SettingsReply(display_name=name, game_dir=str(game_dir), restarting=True)
+        return SettingsReply(
+            display_name=name,
+            game_dir=str(game_dir),
+            restarting=True,
+            upload_limit=limit,
+            gaming_upload_cap=cap,
+        )
 
     async def _restart(self, request: web.Request) -> web.Response:
         try:

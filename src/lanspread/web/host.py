@@ -20,7 +20,7 @@ import dataclasses
 import logging
 from collections.abc import Callable
 
-from lanspread.core.library import Availability
+from lanspread.core.library import Availability, GameSummary
 from lanspread.errors import (
     ConfigError,
     LanspreadError,
@@ -40,6 +40,7 @@ from lanspread.web.viewmodel import (
     RuntimeState,
     SelfFacts,
     SourceFacts,
+    TransferFacts,
     ViewInput,
     percent_of,
 )
@@ -199,12 +200,32 @@ class RuntimeHost:
             listen_addr=runtime.listen_addr,
             game_dir=str(runtime.local.game_dir),
         )
+        games = self._games(runtime)
+        uploads = runtime.uploads()
+        downloads = runtime.download_rates()
         return ViewInput(
-            games=self._games(runtime),
+            games=games,
             runtime=self._state,
             peers=tuple(
-                PeerFacts(peer.peer_id, peer.name, peer.addr, peer.games)
+                PeerFacts(
+                    peer.peer_id,
+                    peer.name,
+                    peer.addr,
+                    peer.games,
+                    upload_rate=uploads.rates.get(peer.peer_id, 0.0),
+                    pulling=peer.peer_id in uploads.serving,
+                    download_rate=downloads.get(peer.peer_id, 0.0),
+                )
                 for peer in runtime.network.peer_views()
+            ),
+            transfer=TransferFacts(
+                upload_rate=sum(uploads.rates.values()),
+                download_rate=sum(downloads.values()),
+                upload_limit=uploads.upload_limit,
+                gaming_cap=uploads.gaming_cap,
+                gaming=uploads.gaming,
+                effective_limit=uploads.effective_limit,
+                waiting=len(uploads.waiting),
             ),
             me=me,
             setup_needed=setup_needed,
@@ -240,6 +261,7 @@ class RuntimeHost:
                         addr=format_addr(*record.address),
                         version=summary.version,
                         ready=summary.availability is Availability.READY,
+                        have_percent=_have_percent(summary),
                     )
                 )
             result[game_id] = tuple(facts)
@@ -291,3 +313,14 @@ def game_facts(
         found_reason=view.found,
         excluded_peers=view.excluded_peers,
     )
+
+
+def _have_percent(summary: GameSummary) -> float | None:
+    """How much of the game a remote copy serves: all of a ready one, the verified chunks
+    of a partial one, none of one that is only installed."""
+    if summary.availability is Availability.READY:
+        return 100.0
+    if summary.partial is None:
+        return None
+    have = int.from_bytes(summary.partial.bitfield, "big").bit_count()
+    return percent_of(have, summary.partial.chunk_count)

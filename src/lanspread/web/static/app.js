@@ -190,6 +190,7 @@
     renderCounts(view.counts);
     renderMe(view.me);
     renderPeers(view.peers);
+    renderTransfer(view.transfer);
     renderGrid(view.games);
     applyFilters();
     if (state.detail) renderDetail();
@@ -217,6 +218,19 @@
       $("banner-text").textContent = runtime.message || "The lanspread peer stopped.";
       $("banner-restart").hidden = !runtime.can_restart;
     }
+  }
+
+  function renderTransfer(transfer) {
+    const box = $("transfer");
+    box.hidden = !transfer;
+    if (!transfer) return;
+    $("transfer-up").textContent = transfer.up_label;
+    $("transfer-down").textContent = transfer.down_label;
+    $("transfer-gaming").hidden = !transfer.gaming_label;
+    $("transfer-gaming").textContent = transfer.gaming_label || "";
+    box.classList.toggle("is-gaming", Boolean(transfer.gaming_label));
+    box.setAttribute("aria-label", transfer.line);
+    box.title = transfer.line;
   }
 
   function renderCounts(counts) {
@@ -273,7 +287,8 @@
     const name = el("div", "peer-name");
     const addr = el("div", "peer-addr");
     const sub = el("div", "peer-sub");
-    text.append(name, addr, sub);
+    const rate = el("div", "peer-rate");
+    text.append(name, addr, sub, rate);
     row.append(avatar, text);
     const games = el("div", "peer-games");
     root.append(row, games);
@@ -282,7 +297,7 @@
       else state.openPeers.add(peerId);
       if (state.view) renderPeers(state.view.peers);
     });
-    return { root, avatar, name, addr, sub, games, key: "" };
+    return { root, avatar, name, addr, sub, rate, games, key: "" };
   }
 
   function updatePeer(item, peer) {
@@ -291,6 +306,8 @@
     item.name.textContent = peer.name;
     item.addr.textContent = peer.addr;
     item.sub.textContent = peer.games_label;
+    item.rate.textContent = peer.rate_label;
+    item.rate.hidden = !peer.rate_label;
     const open = state.openPeers.has(peer.peer_id);
     item.root.classList.toggle("is-open", open);
     item.games.hidden = !open || peer.games.length === 0;
@@ -607,7 +624,9 @@
       avatar.style.setProperty("--avatar", source.color);
       const text = el("div", "peer-text");
       text.append(el("div", "peer-name", source.name), el("div", "peer-addr", source.addr));
-      row.append(avatar, text, el("span", "source-version", source.version_label));
+      const have = el("span", "source-have", source.have_label);
+      have.style.setProperty("--have", `${source.have_percent}%`);
+      row.append(avatar, text, have, el("span", "source-version", source.version_label));
       return row;
     }));
   }
@@ -734,19 +753,34 @@
     const me = state.view && state.view.me;
     $("settings-name").value = me ? me.name : "";
     $("settings-dir").value = me ? me.game_dir : "";
+    const transfer = state.view && state.view.transfer;
+    $("settings-upload-limit").value = transfer ? String(transfer.upload_limit_mib) : "";
+    $("settings-gaming-cap").value = transfer ? String(transfer.gaming_cap_mib) : "";
     $("settings-error").hidden = true;
     $("settings").hidden = false;
     $("settings-name").focus();
   }
 
-  async function submitSettings(form, nameInput, dirInput, errorBox, submit) {
+  // MiB/s typed in the form, as the bytes a second the API takes ("" leaves it as it is).
+  function bytesPerSecond(input) {
+    const text = input.value.trim();
+    if (text === "") return undefined;
+    const value = Number(text);
+    return Number.isFinite(value) ? Math.round(value * 1024 * 1024) : -1;
+  }
+
+  async function submitSettings(form, nameInput, dirInput, errorBox, submit, limits) {
     errorBox.hidden = true;
     submit.disabled = true;
     try {
-      const reply = await post("/api/settings", {
-        display_name: nameInput.value.trim(),
-        game_dir: dirInput.value.trim(),
-      });
+      const body = { display_name: nameInput.value.trim(), game_dir: dirInput.value.trim() };
+      if (limits) {
+        const upload = bytesPerSecond(limits.upload);
+        const gaming = bytesPerSecond(limits.gaming);
+        if (upload !== undefined) body.upload_limit = upload;
+        if (gaming !== undefined) body.gaming_upload_cap = gaming;
+      }
+      const reply = await post("/api/settings", body);
       if (!reply.ok) {
         errorBox.textContent = reply.error.message;
         errorBox.hidden = false;
@@ -798,6 +832,7 @@
       event.preventDefault();
       const saved = await submitSettings(
         $("settings-form"), $("settings-name"), $("settings-dir"), $("settings-error"), $("settings-save"),
+        { upload: $("settings-upload-limit"), gaming: $("settings-gaming-cap") },
       );
       if (saved) { $("settings").hidden = true; toast("Settings saved", "ok"); }
     });

@@ -52,7 +52,7 @@ Modules: ``_facts`` (what comes in), ``_views`` (what goes out), ``_labels``
 verify, notices), ``_build`` (the whole page).
 """
 
-from lanspread.web.viewmodel._build import build_view
+from lanspread.web.viewmodel._build import build_view, transfer_view
 from lanspread.web.viewmodel._cards import (
     FOUND_EXPLANATION,
     FOUND_STATUS,
@@ -86,6 +86,7 @@ from lanspread.web.viewmodel._facts import (
     RuntimeState,
     SelfFacts,
     SourceFacts,
+    TransferFacts,
     ViewInput,
 )
 from lanspread.web.viewmodel._labels import (
@@ -95,6 +96,7 @@ from lanspread.web.viewmodel._labels import (
     count_label,
     format_bytes,
     format_eta,
+    format_limit,
     format_percent,
     format_speed,
     monogram,
@@ -115,6 +117,7 @@ from lanspread.web.viewmodel._views import (
     SetupView,
     SourceView,
     StatusView,
+    TransferView,
     UninstallDialogView,
     VerifyView,
     ViewModel,
@@ -150,6 +153,8 @@ __all__ = [
     "SourceFacts",
     "SourceView",
     "StatusView",
+    "TransferFacts",
+    "TransferView",
     "UninstallDialogView",
     "VerifyView",
     "ViewInput",
@@ -164,6 +169,7 @@ __all__ = [
     "file_list",
     "format_bytes",
     "format_eta",
+    "format_limit",
     "format_percent",
     "format_speed",
     "install_percent",
@@ -174,6 +180,7 @@ __all__ = [
     "secondary_actions",
     "shelf",
     "status_of",
+    "transfer_view",
     "uninstall_dialog",
     "uninstall_text",
     "unrecorded_verify_view",

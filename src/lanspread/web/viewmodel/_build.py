@@ -6,14 +6,28 @@ from collections.abc import Iterable, Mapping
 
 from lanspread.web.viewmodel._cards import card, shelf
 from lanspread.web.viewmodel._dialogs import notice_view
-from lanspread.web.viewmodel._facts import PeerFacts, RuntimeFacts, RuntimeState, ViewInput
-from lanspread.web.viewmodel._labels import avatar_color, count_label, monogram
+from lanspread.web.viewmodel._facts import (
+    PeerFacts,
+    RuntimeFacts,
+    RuntimeState,
+    TransferFacts,
+    ViewInput,
+)
+from lanspread.web.viewmodel._labels import (
+    avatar_color,
+    count_label,
+    format_limit,
+    format_speed,
+    mib_per_second,
+    monogram,
+)
 from lanspread.web.viewmodel._views import (
     CardView,
     FilterCounts,
     PeerCard,
     RuntimeView,
     SetupView,
+    TransferView,
     ViewModel,
 )
 
@@ -35,6 +49,47 @@ def _peer_card(peer: PeerFacts, names: dict[str, str]) -> PeerCard:
         color=avatar_color(peer.peer_id),
         games=games,
         games_label=count_label(len(games), "game", "games") if games else "No games yet",
+        rate_label=_peer_rate(peer),
+    )
+
+
+# Below this a rate reads as nothing: a few stray bytes in the window are not a transfer.
+_NOTICEABLE_RATE = 1024.0
+
+
+def _peer_rate(peer: PeerFacts) -> str:
+    parts = []
+    if peer.upload_rate >= _NOTICEABLE_RATE:
+        parts.append(f"↑ {format_speed(peer.upload_rate)}")
+    if peer.download_rate >= _NOTICEABLE_RATE:
+        parts.append(f"↓ {format_speed(peer.download_rate)}")
+    if peer.pulling:
+        parts.append("pulling from you")
+    return " · ".join(parts)
+
+
+def transfer_view(transfer: TransferFacts) -> TransferView:
+    """The status line: total up and down, and the gaming-now throttle while it is on."""
+    up = f"↑ {format_speed(transfer.upload_rate)}"
+    down = f"↓ {format_speed(transfer.download_rate)}"
+    gaming = None
+    if transfer.gaming and transfer.gaming_cap > 0:
+        gaming = f"Gaming now: uploads capped at {format_limit(transfer.effective_limit)}"
+    parts = [f"Upload {format_speed(transfer.upload_rate)}"]
+    if transfer.effective_limit > 0 and gaming is None:
+        parts[0] += f" (limit {format_limit(transfer.effective_limit)})"
+    parts.append(f"download {format_speed(transfer.download_rate)}")
+    if transfer.waiting:
+        parts.append(count_label(transfer.waiting, "peer waits", "peers wait") + " for a slot")
+    if gaming is not None:
+        parts.append(gaming)
+    return TransferView(
+        up_label=up,
+        down_label=down,
+        line=", ".join(parts),
+        gaming_label=gaming,
+        upload_limit_mib=mib_per_second(transfer.upload_limit),
+        gaming_cap_mib=mib_per_second(transfer.gaming_cap),
     )
 
 
@@ -76,4 +131,5 @@ def build_view(facts: ViewInput) -> ViewModel:
         ),
         counts=_counts(cards),
         notices=tuple(notice_view(notice, names) for notice in facts.notices),
+        transfer=None if facts.transfer is None else transfer_view(facts.transfer),
     )

@@ -317,7 +317,13 @@ def _version_label(facts: GameFacts) -> str:
 
 def _source_view(source: SourceFacts) -> SourceView:
     version = f"v{source.version}" if source.version else "version unknown"
-    if not source.ready:
+    if source.have_percent is None:
+        have = "Installed only" if not source.ready else "Complete"
+    elif source.have_percent >= 100:
+        have = "Complete"
+    else:
+        have = f"Has {format_percent(source.have_percent)}"
+    if not source.ready and source.have_percent is None:
         version += " · installed only"
     return SourceView(
         name=source.name,
@@ -326,6 +332,8 @@ def _source_view(source: SourceFacts) -> SourceView:
         color=avatar_color(source.peer_id),
         version_label=version,
         ready=source.ready,
+        have_label=have,
+        have_percent=100.0 if source.ready else (source.have_percent or 0.0),
     )
 
 
@@ -333,7 +341,15 @@ def card(facts: GameFacts) -> CardView:
     game = facts.game
     action = primary_action(facts)
     downloadable = not facts.downloaded and not facts.installed and facts.peer_count > 0
-    sources = sorted(facts.sources, key=lambda source: (not source.ready, source.name.lower()))
+    # Complete copies first, then partial ones by how much they have, then the rest.
+    sources = sorted(
+        facts.sources,
+        key=lambda source: (
+            not source.ready,
+            -(source.have_percent or 0.0),
+            source.name.lower(),
+        ),
+    )
     return CardView(
         id=game.id,
         name=game.name,

@@ -48,6 +48,9 @@ class SourceFacts:
     version: str | None
     ready: bool
     """Downloaded on that peer, so it can serve the files (``LocalOnly`` peers cannot)."""
+    have_percent: float | None = None
+    """How much of the game the peer can serve: 100 complete, less for a copy it is
+    downloading itself (its verified chunks), ``None`` when it serves none of it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +116,30 @@ class PeerFacts:
     name: str
     addr: str
     games: tuple[str, ...]
+    upload_rate: float = 0.0
+    """Bytes a second this peer sends to that one lately."""
+    pulling: bool = False
+    """That peer holds one of this peer's upload slots now."""
+    download_rate: float = 0.0
+    """Verified bytes a second this peer receives from that one lately."""
+
+
+@dataclass(frozen=True, slots=True)
+class TransferFacts:
+    """What this peer moves, bytes a second, and the upload limits."""
+
+    upload_rate: float = 0.0
+    download_rate: float = 0.0
+    upload_limit: int = 0
+    """The player's upload limit (0: unlimited)."""
+    gaming_cap: int = 0
+    """The cap while a game launched here runs (0: none)."""
+    gaming: bool = False
+    """A game launched here runs now."""
+    effective_limit: int = 0
+    """The limit in force now (0: unlimited)."""
+    waiting: int = 0
+    """Peers waiting in line for an upload slot."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,3 +170,5 @@ class ViewInput:
     setup_game_dir: str = ""
     setup_name: str = ""
     notices: tuple[NoticeFacts, ...] = ()
+    transfer: TransferFacts | None = None
+    """Rates and upload limits; ``None`` while the runtime is not running."""

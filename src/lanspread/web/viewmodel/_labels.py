@@ -34,6 +34,19 @@ def format_speed(bytes_per_second: float) -> str:
     return f"{format_bytes(round(bytes_per_second))}/s"
 
 
+_MIB = 1024 * 1024
+
+
+def mib_per_second(limit: int) -> float:
+    """A limit in bytes a second as MiB a second, to two decimals (0 stays 0)."""
+    return round(limit / _MIB, 2)
+
+
+def format_limit(limit: int) -> str:
+    """``"20 MiB/s"``; 0 reads ``"unlimited"``."""
+    return "unlimited" if limit <= 0 else f"{mib_per_second(limit):g} MiB/s"
+
+
 def format_eta(seconds: float | None) -> str | None:
     """``"42s"``, ``"3m 05s"``, ``"1h 12m"``; ``None`` when unknown."""
     if seconds is None or not math.isfinite(seconds) or seconds < 0:

@@ -91,6 +91,9 @@ class SourceView(msgspec.Struct, frozen=True):
     color: str
     version_label: str
     ready: bool
+    have_label: str = ""
+    """How much of the game it has: "Complete", "Has 42%", or "Installed only"."""
+    have_percent: float = 0.0
 
 
 class CardView(msgspec.Struct, frozen=True):
@@ -136,6 +139,9 @@ class PeerCard(msgspec.Struct, frozen=True):
     games: tuple[str, ...]
     """Catalog names of the peer's games."""
     games_label: str
+    rate_label: str = ""
+    """What moves between this peer and that one: "↑ 4.2 MB/s · ↓ 1.0 MB/s · pulling from
+    you" (↑ sent to it, ↓ received from it), or empty."""
 
 
 class RuntimeView(msgspec.Struct, frozen=True):
@@ -225,6 +231,21 @@ class VerifyView(msgspec.Struct, frozen=True):
     repair_confirm: str
 
 
+class TransferView(msgspec.Struct, frozen=True):
+    """The global status line and the upload settings the form shows."""
+
+    up_label: str
+    down_label: str
+    line: str
+    """The whole status line, as a screen reader says it."""
+    gaming_label: str | None
+    """ "Gaming now: uploads capped at 20 MiB/s" while the throttle is on."""
+    upload_limit_mib: float
+    """The player's upload limit in MiB/s (0: unlimited), for the settings form."""
+    gaming_cap_mib: float
+    """The gaming-now cap in MiB/s (0: none), for the settings form."""
+
+
 class ViewModel(msgspec.Struct, frozen=True):
     games: tuple[CardView, ...]
     peers: tuple[PeerCard, ...]
@@ -233,3 +254,4 @@ class ViewModel(msgspec.Struct, frozen=True):
     setup: SetupView
     counts: FilterCounts
     notices: tuple[NoticeView, ...] = ()
+    transfer: TransferView | None = None
