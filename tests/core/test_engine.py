@@ -16,6 +16,7 @@ from lanspread.core.engine import (
     ENDGAME_CHUNKS,
     MAX_CHUNK_ATTEMPTS,
     MAX_SOURCE_STRIKES,
+    TAIL_CONNECT_GRACE,
     Action,
     AskManifests,
     Begin,
@@ -714,6 +715,33 @@ def to_fetching_split(drive: Drive, *, live: Sequence[str]) -> list[Action]:
     for connect in of(Connect, actions):
         actions += drive(ConnectionOpened(connect.source))
     return actions
+
+
+def test_a_small_game_waits_for_the_sources_still_opening() -> None:
+    """Three sources of a three-chunk game; bravo opens first and is quick: it gets one
+    chunk, and the next only once charlie and delta have theirs, however many it
+    finishes, while their connections are still opening."""
+    drive = Drive(depth=4)
+    actions = drive.to_fetching(chunks(3), ("bravo", "charlie", "delta"), open_all=False)
+    assert sorted(c.source for c in of(Connect, actions)) == ["bravo", "charlie", "delta"]
+    first = drive(ConnectionOpened("bravo"), at=100.1)
+    assert fetched(first) == {"bravo": [("a.eti", 0)]}
+    assert fetched(drive(ChunkVerified("bravo", ("a.eti", 0)), at=100.2)) == {}
+    opened = drive(ConnectionOpened("charlie"), at=100.3) + drive(
+        ConnectionOpened("delta"), at=100.4
+    )
+    assert fetched(opened) == {"charlie": [("a.eti", C)], "delta": [("a.eti", 2 * C)]}
+
+
+def test_a_connection_that_does_not_open_stops_holding_the_tail_back() -> None:
+    """A source whose connection is still opening after TAIL_CONNECT_GRACE no longer
+    holds the others back: the next tick gives its share to the source that is open."""
+    drive = Drive(depth=4)
+    drive.to_fetching(chunks(2), ("bravo", "charlie"), open_all=False)
+    drive(ConnectionOpened("bravo"), at=100.1)
+    assert fetched(drive(ChunkVerified("bravo", ("a.eti", 0)), at=100.2)) == {}
+    late = drive(Tick(), at=100.0 + TAIL_CONNECT_GRACE + 0.1)
+    assert fetched(late) == {"bravo": [("a.eti", C)]}
 
 
 def test_a_source_is_asked_only_for_the_files_it_holds_as_agreed() -> None:

@@ -109,6 +109,7 @@ from lanspread.core.engine.swarm import (
     MAX_COPIES,
     MAX_SOURCE_STRIKES,
     RATE_SMOOTHING,
+    TAIL_CONNECT_GRACE,
     Link,
     Standing,
 )
@@ -123,6 +124,7 @@ __all__ = [
     "MAX_COPIES",
     "MAX_SOURCE_STRIKES",
     "RATE_SMOOTHING",
+    "TAIL_CONNECT_GRACE",
     "Action",
     "AskManifests",
     "Begin",

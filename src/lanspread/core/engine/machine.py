@@ -403,6 +403,7 @@ class DownloadEngine:
         for source in self.swarm.sources.values():
             if self.swarm.wants_connection(source):
                 source.link = Link.CONNECTING
+                source.connecting_since = now
                 out.append(Connect(source.name))
         endgame = self._endgame and not self.swarm.pending
         assigned = self.swarm.assign(now, endgame=endgame)

@@ -55,6 +55,12 @@ MAX_CHUNK_ATTEMPTS = 4
 # covers a passing reset and a restart of its data server.
 MAX_SOURCE_STRIKES = 3
 
+# How long an opening data connection holds back the tail of a small game for its
+# share: on a LAN a connection opens in milliseconds, two seconds cover a machine
+# under load, and waiting longer for a source that may never open would cost more
+# than the balance it buys.
+TAIL_CONNECT_GRACE = 2.0
+
 # Weight of the newest chunk in a source's measured rate: a third follows a source
 # slowing down within a few chunks without jumping at every scheduling hiccup.
 RATE_SMOOTHING = 0.3
@@ -112,6 +118,10 @@ class Source:
     """When the current stretch of completions started (``None``: nothing in flight)."""
     strikes: int = 0
     last_trouble: str = ""
+    assigned: int = 0
+    """Chunks ever put in flight on this source (the tail's round robin counts them)."""
+    connecting_since: float | None = None
+    """When its data connection was asked for (``None``: never)."""
 
     def holds(self, key: ChunkKey) -> bool:
         return key[0] in self.paths and (self.has is None or key in self.has)
@@ -307,7 +317,7 @@ class Swarm:
         active = [s for s in self.sources.values() if s.usable and s.link in _ACTIVE]
         tail = len(self.pending) <= self.depth * len(active)
         for source in free:
-            if tail and self._over_share(source, active):
+            if tail and self._over_share(source, active, now):
                 continue
             if self.pending:
                 key = self._pick(source, tail)
@@ -320,17 +330,25 @@ class Swarm:
                     return source.name, self._start(source, key, now), True
         return None
 
-    def _over_share(self, source: Source, active: list[Source]) -> bool:
-        """Until every connected source is measured, none gets ahead of another with work
-        (the first connection would otherwise take a small game's every chunk)."""
+    def _over_share(self, source: Source, active: list[Source], now: float) -> bool:
+        """Until every connected source is measured, none gets more chunks than another
+        with work (the first connection would otherwise take a small game's every chunk,
+        one after the other, while the others are still opening). A connection still
+        opening after :data:`TAIL_CONNECT_GRACE` no longer holds the others back."""
         if all(s.rate is not None for s in active):
             return False
         others = [
-            len(other.in_flight)
+            other.assigned
             for other in active
-            if other is not source and (other.in_flight or self.has_work_for(other))
+            if other is not source
+            and (other.in_flight or self.has_work_for(other))
+            and (
+                other.link is Link.OPEN
+                or other.connecting_since is None
+                or now - other.connecting_since < TAIL_CONNECT_GRACE
+            )
         ]
-        return bool(others) and len(source.in_flight) > min(others)
+        return bool(others) and source.assigned > min(others)
 
     def _start(self, source: Source, key: ChunkKey, now: float) -> ChunkTask:
         self.pending.discard(key)
@@ -338,6 +356,7 @@ class Swarm:
         if not source.in_flight:
             source.busy_since = now
         source.in_flight[key] = task
+        source.assigned += 1
         self.holders.setdefault(key, set()).add(source.name)
         return task
 
