@@ -323,6 +323,9 @@ class DownloadEngine:
             self._strike(source, event.detail or event.fault.value)
         if task is None:
             return self._advance(now)
+        if event.fault is ChunkFault.NOT_AVAILABLE and source.has is not None:
+            self.swarm.withdraw(source, event.key)
+            return self._advance(now)
         if event.fault is ChunkFault.HASH_MISMATCH:
             out += self._exclude(source, f"sent corrupt bytes for {task.path}")
         why = f"{source.name} {event.fault.value}" + (f": {event.detail}" if event.detail else "")

@@ -222,6 +222,14 @@ class Swarm:
             existing.paths, existing.has = paths, has
         self.reorder()
 
+    def withdraw(self, source: Source, key: ChunkKey) -> None:
+        """A partial source said it does not hold ``key``: forget that it does, uncounted,
+        and let the chunk wait for another holder (its next availability may bring it back)."""
+        if source.has is not None and key in source.has:
+            source.has = source.has - {key}
+        self.give_back(source, key)
+        self.reorder()
+
     def set_standing(self, source: Source, standing: Standing) -> None:
         if source.usable and standing is not Standing.USABLE:
             source.standing = standing
