@@ -161,6 +161,7 @@ class DownloadManager:
         self._halts: dict[str, _Halt] = {}
         self._liars = LiarRecord()
         network.add_peer_lost_listener(self._on_peer_lost)
+        network.partials.add_listener(self._on_availability)
 
     # -- facts -------------------------------------------------------------
 
@@ -375,8 +376,12 @@ class DownloadManager:
             adopt=summary is not None and summary.downloaded,
             cancel=active.cancel,
             depth=DEFAULT_PIPELINE_DEPTH,
+            sharing=self._network.partials,
         )
         end = await active.run.run()
+        # The run stopped serving and announcing the partial at its end; the rescan
+        # replaces the summary that still announces it (before any install starts).
+        await self._local.refresh_game(game_id)
         if end.ending is not Ending.FINISHED:
             return end, None
         await self._remember(engine.manifest)
@@ -425,6 +430,11 @@ class DownloadManager:
         finally:
             identify(root, record)  # releases the claims of names never made
         return fresh, reused
+
+    def _on_availability(self, game_id: str) -> None:
+        active = self._active.get(game_id)
+        if active is not None and active.run is not None:
+            active.run.availability_changed()
 
     def _on_peer_lost(self, peer_id: str) -> None:
         for active in list(self._active.values()):

@@ -1,0 +1,77 @@
+"""Partial seeding between real runtimes on loopback: a downloader serves what it verified."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from tests.runtime.test_downloads import (
+    MiB,
+    Start,
+    make_game,
+    peers,
+    serving,
+    tree_digest,
+)
+from tests.support.events import RuntimeEvents
+from tests.support.waiting import wait_until
+
+from lanspread.net.datawire import ChunkRequest
+from lanspread.runtime.commands import Download
+from lanspread.runtime.events import ChunkFinished, DownloadFinished
+from lanspread.runtime.options import InstallPolicy
+from lanspread.runtime.runtime import PeerRuntime
+
+WAIT = 30.0
+# Twelve chunks of pak0 in game.eti; the seeder holds back the second half.
+HALF = 6 * MiB
+
+
+def hold_back(seeder: PeerRuntime, gate: asyncio.Event) -> None:
+    """``seeder`` sends no byte of game.eti past :data:`HALF` until ``gate`` is set."""
+    data = seeder.network.seeder.data_server
+    assert data is not None
+    send = data._send_counted
+
+    async def gated(sock: Any, served: Any, request: ChunkRequest) -> None:
+        if request.path == "game.eti" and request.offset >= HALF:
+            await gate.wait()
+        await send(sock, served, request)
+
+    data._send_counted = gated  # type: ignore[method-assign]
+
+
+async def test_a_downloader_serves_its_verified_chunks_to_another(
+    start_runtime: Start, tmp_path: Path
+) -> None:
+    """While alpha downloads, charlie fetches the chunks alpha verified from alpha itself
+    (with a partial ticket), and both end byte-exact once the seeder lets the rest go."""
+    source = make_game(tmp_path / "bravo" / "games", size=12 * MiB)
+    alpha, bravo, charlie = await peers(
+        start_runtime, "alpha", "bravo", "charlie", install_policy=InstallPolicy.MANUAL
+    )
+    await serving(alpha, bravo)
+    await serving(charlie, bravo)
+    gate = asyncio.Event()
+    hold_back(bravo, gate)
+    alpha_events, charlie_events = RuntimeEvents(alpha), RuntimeEvents(charlie)
+    await alpha.execute(Download(game="quake3"))
+
+    def alpha_holds_the_first_half() -> bool:
+        held = charlie.network.partials.book.partial_of(alpha.peer_id, "quake3")
+        return held is not None and held.chunks.held >= HALF // MiB
+
+    # Polled: the availability book changes on have deltas, which signal nothing.
+    await wait_until(alpha_holds_the_first_half, "alpha to announce half", timeout=WAIT)
+    await charlie.execute(Download(game="quake3"))
+    await charlie_events.until(
+        lambda: any(c.peer_id == alpha.peer_id for c in charlie_events.of(ChunkFinished)),
+        "a chunk served by alpha",
+        within=WAIT,
+    )
+    gate.set()
+    await alpha_events.first(DownloadFinished)
+    await charlie_events.first(DownloadFinished)
+    for runtime in (alpha, charlie):
+        assert tree_digest(runtime.game_dir / "quake3") == tree_digest(source)
