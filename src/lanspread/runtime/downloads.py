@@ -112,6 +112,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# In flight on a source whose chunks take long (core.engine.swarm.SLOW_CHUNK_SECONDS):
+# one on the wire and one queued behind it keep the link busy, and the rest wait for
+# whichever source (a peer still downloading, say) is free first.
+SLOW_PIPELINE_DEPTH = 2
+
 # Why a download is paused (DownloadState.reason), with the words the player reads.
 RESTART = "restart"
 PAUSE_MESSAGES: Mapping[str, str] = {
@@ -364,6 +369,8 @@ class DownloadManager:
             game_id,
             excluded=self._liars.excluded(game_id),
             depth=DEFAULT_PIPELINE_DEPTH,
+            salt=self._network.peer_id,
+            slow_depth=SLOW_PIPELINE_DEPTH,
         )
         active.run = DownloadRun(
             engine,

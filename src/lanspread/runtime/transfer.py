@@ -530,7 +530,8 @@ class DownloadRun:
             self._feed(event)
         latest, offering = self._network.sources_for(self._game_id)
         if latest == self._engine.manifest.version:
-            for peer in self._swarm.new_complete(offering):
+            liars = set(self._liars.excluded(self._game_id))
+            for peer in self._swarm.new_complete(p for p in offering if p not in liars):
                 self._spawn(self._join_complete(peer))
 
     async def _join_complete(self, peer: str) -> None:

@@ -38,6 +38,7 @@ the other, so that interval is the time one chunk took on the wire.
 from __future__ import annotations
 
 import enum
+import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -68,6 +69,13 @@ ENDGAME_CHUNKS = 4
 # Holders of one chunk at once in the endgame: the original and one copy. More
 # copies only multiply the waste; a second copy already beats one slow source.
 MAX_COPIES = 2
+
+# A source whose next chunk takes longer than this (or is not measured yet) keeps at
+# most SLOW_DEPTH chunks in flight when the engine bounds it (``slow_depth``): on a
+# slow or shared link a deep pipeline only promises chunks that other sources (peers
+# still downloading) could deliver sooner, while two keep the link busy whenever a
+# chunk takes far longer than a round trip.
+SLOW_CHUNK_SECONDS = 0.5
 
 
 class Link(enum.Enum):
@@ -146,8 +154,17 @@ class Source:
 class Swarm:
     """The needed chunks, who holds them, and who fetches which (see the module doc)."""
 
-    def __init__(self, tasks: Iterable[ChunkTask], depth: int) -> None:
+    def __init__(
+        self,
+        tasks: Iterable[ChunkTask],
+        depth: int,
+        *,
+        salt: str = "",
+        slow_depth: int | None = None,
+    ) -> None:
         self.depth = depth
+        self._salt = salt
+        self._slow_depth = slow_depth
         self.tasks: dict[ChunkKey, ChunkTask] = {task.key: task for task in tasks}
         self.pending: set[ChunkKey] = set(self.tasks)
         self.done: set[ChunkKey] = set()
@@ -239,9 +256,25 @@ class Swarm:
         """Sort the waiting chunks rarest first (after any change of availability)."""
         self._returns += 1
         rarity = self._rarities()
-        self._order = sorted(self.pending, key=lambda key: (rarity.get(key, 0), key))
+        self._order = sorted(self.pending, key=lambda key: (rarity.get(key, 0), self._tie(key)))
         self._head = 0
         self._returned = [key for key in self._returned if key in self.pending]
+
+    def _tie(self, key: ChunkKey) -> tuple[str, int] | bytes:
+        """Among equally rare chunks: file order, or with a salt an order of this download's
+        own, so downloaders starting together do not all ask for the same chunks first."""
+        if not self._salt:
+            return key
+        return hashlib.blake2b(f"{self._salt}\0{key[0]}\0{key[1]}".encode(), digest_size=8).digest()
+
+    def depth_of(self, source: Source) -> int:
+        """How many chunks ``source`` may have in flight now."""
+        if self._slow_depth is None:
+            return self.depth
+        per_chunk = self.unit / source.rate if source.rate else None
+        if per_chunk is None or per_chunk > SLOW_CHUNK_SECONDS:
+            return min(self.depth, self._slow_depth)
+        return self.depth
 
     def _rarities(self) -> Mapping[ChunkKey, int]:
         counts: dict[ChunkKey, int] = {}
@@ -301,7 +334,7 @@ class Swarm:
         """Fill free pipeline slots: ``(source, task, is_copy)`` newly put in flight."""
         out: list[tuple[str, ChunkTask, bool]] = []
         while self.pending or endgame:
-            free = [s for s in self.open_sources() if len(s.in_flight) < self.depth]
+            free = [s for s in self.open_sources() if len(s.in_flight) < self.depth_of(s)]
             if not free:
                 break
             free.sort(key=lambda source: _eagerness(source, self.unit))
@@ -313,7 +346,7 @@ class Swarm:
 
     def _pick_any(self, free: list[Source], now: float) -> tuple[str, ChunkTask, bool] | None:
         active = [s for s in self.sources.values() if s.usable and s.link in _ACTIVE]
-        tail = len(self.pending) <= self.depth * len(active)
+        tail = len(self.pending) <= sum(self.depth_of(s) for s in active)
         for source in free:
             if tail and self._over_share(source, active):
                 continue
