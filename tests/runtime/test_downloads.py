@@ -374,7 +374,10 @@ async def honest_and_rotten(
     )
     await hashed(bravo)
     await hashed(charlie)
+    # Both archives: each download orders equally rare chunks its own way, so the
+    # liar's first chunk may be of either.
     rot_every_chunk(liar / "game.eti")
+    rot_every_chunk(liar / "extra.eti")
     await offered(alpha, count=2)
     return alpha, bravo, charlie
 
