@@ -22,13 +22,16 @@ One download is one job that owns its game root through the operation table::
     storage      prepare_game_storage (final sizes, stale archives it recorded
       |          removed), then the created names' identities are recorded;
       |          chunks already on disk with the right hash count as done
-    transfer     core.engine decides, runtime.transfer performs: per source a
-      |          ticket over TLS and a plain-TCP data connection whose pipeline is
+    transfer     core.engine decides, runtime.transfer performs: per source (the
+      |          agreed ones, peers still downloading the same manifest, complete
+      |          peers that join) a ticket over TLS and a plain-TCP data connection
+      |          whose pipeline is
       |          refilled chunk by chunk (rarest first, by the source expected to
       |          finish soonest), written at their offsets and verified; a failed
       |          chunk goes to another source (bounded attempts), a liar is
       |          excluded, a leaving source gives back its in-flight chunks; the
-      |          journal is committed, after an fsync of the data, about once a second
+      |          journal is committed, after an fsync of the data, about once a second;
+      |          what it made durable is served to peers and announced (swarming)
     sentinel     version.ini fetched last into memory, verified, committed through
       |          .version.ini.tmp + rename after every payload byte is durable
     handoff      install policy auto (or an update of an installed game):

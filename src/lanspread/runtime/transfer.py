@@ -10,15 +10,20 @@ action                      performed as
 ==========================  ===========================================================
 AskManifests                GetGame over TLS to each source, within MANIFEST_TIMEOUT
 Prepare                     the manager's blocking prepare step, in a thread
-Connect                     a ticket over TLS, then a plain-TCP :class:`DataConnection`,
-                            in one task per source that feeds every chunk result back
+Connect                     a ticket over TLS (naming the manifest digest for a partial
+                            source), then a plain-TCP :class:`DataConnection`, in one
+                            task per source that feeds every chunk result back; a
+                            partial source's CHUNK_NOT_AVAILABLE or GAME_NOT_FOUND is
+                            fed as ChunkFault.NOT_AVAILABLE
 Fetch                       the tasks join that connection's queue (its pipeline); endgame
                             copies are written into the source's scratch file
 PlaceCopy                   a winning copy moved from scratch to its place, in a thread
 CloseConnection             that source's task is cancelled (its socket cut, its threads
                             joined) and reports the connection closed
 ChunkDone                   journal mark (memory only), ChunkFinished
-CommitJournal               fsync of the written files, then the journal, in a thread
+CommitJournal               fsync of the written files, then the journal, in a thread;
+                            the committed bitmap is then served and announced
+                            (runtime.swarming)
 FetchSentinel               version.ini into an anonymous temporary file, then memory
 CommitSentinel              journal, then version.ini through its tmp + rename, then
                             the journal removed, in a thread
@@ -32,7 +37,15 @@ Ownership: network work runs in the run's :class:`asyncio.TaskGroup`; blocking
 disk steps run in threads that cannot be interrupted, so they are never
 cancelled: the run awaits every one before it commits the journal or returns,
 even when it is itself cancelled. The one timer wakes the run at the engine's
-``next_deadline`` to feed it a tick.
+``next_deadline`` to feed it a tick, re-armed after every event.
+
+Partial seeding (``runtime.swarming``): once the journal is ready the run serves
+and announces what it holds durable, after every journal commit what that commit
+made durable, and from the first moment of its end nothing. Once fetching, every
+change of what peers hold of the game (:meth:`DownloadRun.availability_changed`)
+offers the engine the partial holders of the agreed manifest with their chunks
+(``SourceOffered``), and a peer newly offering the agreed version complete joins
+once its manifest is the agreed one.
 """
 
 from __future__ import annotations

@@ -14,7 +14,11 @@ Choice, in the order the engine applies it (:meth:`Swarm.assign`):
    then the smaller name).
 2. **Which chunk (rarest-first).** Chunks that came back (a failure, a source
    that left) first, then the needed chunks by rarity, then (path, offset) so a
-   source reads its files front to back. A chunk is skipped for a source that
+   source reads its files front to back, or with a ``salt`` an order of the
+   download's own, so that peers starting together ask for different chunks and
+   have something to trade. With ``slow_depth`` a source whose chunk takes over
+   :data:`SLOW_CHUNK_SECONDS` (or not measured yet) keeps at most that many in
+   flight. A chunk is skipped for a source that
    does not hold it, and for one that already failed it while another usable
    holder has not.
 3. **The tail.** When the chunks left unassigned would fit in the slots of the
