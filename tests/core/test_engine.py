@@ -56,6 +56,7 @@ from lanspread.core.engine import (
     SentinelFetched,
     SourceLost,
     SourceOffered,
+    Standing,
     Start,
     Tick,
 )
@@ -887,3 +888,69 @@ def test_the_tail_of_a_small_game_is_shared_until_the_sources_are_measured() -> 
         "charlie": 2,
         "delta": 1,
     }
+
+
+# --- partial sources --------------------------------------------------------------------
+
+
+def test_a_chunk_a_partial_source_lacks_goes_elsewhere_uncounted() -> None:
+    """CHUNK_NOT_AVAILABLE from a partial source is neither a strike nor an attempt: the
+    chunk leaves that source's map and waits for another holder."""
+    drive = Drive(depth=1)
+    drive.to_fetching(chunks(4), ("bravo",), open_all=False)
+    drive(SourceOffered("charlie", frozenset({"a.eti"}), has=frozenset({("a.eti", 2 * C)})))
+    drive(ConnectionOpened("charlie"))
+    for _ in range(MAX_CHUNK_ATTEMPTS + 1):
+        charlie = drive.engine.swarm.sources["charlie"]
+        if ("a.eti", 2 * C) not in charlie.in_flight:
+            break
+        drive(ChunkFailed("charlie", ("a.eti", 2 * C), ChunkFault.NOT_AVAILABLE, "refused"))
+    charlie = drive.engine.swarm.sources["charlie"]
+    assert charlie.has == frozenset()
+    assert charlie.strikes == 0
+    assert drive.engine.swarm.attempts.get(("a.eti", 2 * C)) is None
+    assert not of(End, drive.log)
+    actions = drive(ConnectionOpened("bravo"))
+    assert ("a.eti", 2 * C) in fetched(actions)["bravo"]
+
+
+def test_a_have_update_gives_an_open_partial_source_new_work() -> None:
+    """A grown availability map (a have delta) mid-download puts the partial source's
+    idle pipeline back to work on the chunks it now holds."""
+    drive = Drive(depth=2)
+    drive.to_fetching(chunks(8), ("bravo",))
+    drive(SourceOffered("charlie", frozenset({"a.eti"}), has=frozenset()))
+    assert drive.engine.swarm.sources["charlie"].link is Link.IDLE
+    held = frozenset({("a.eti", 6 * C), ("a.eti", 7 * C)})
+    actions = drive(SourceOffered("charlie", frozenset({"a.eti"}), has=held))
+    assert of(Connect, actions) == [Connect("charlie")]
+    actions = drive(ConnectionOpened("charlie"))
+    assert sorted(fetched(actions)["charlie"]) == sorted(held)
+
+
+def test_a_partial_source_sending_bad_bytes_is_excluded_like_a_complete_one() -> None:
+    """A hash mismatch from a partial source excludes it for the game and closes it;
+    later availability updates do not bring it back."""
+    drive = Drive(depth=1)
+    drive.to_fetching(chunks(4), ("bravo",), open_all=False)
+    held = frozenset({("a.eti", 2 * C), ("a.eti", 3 * C)})
+    drive(SourceOffered("charlie", frozenset({"a.eti"}), has=held))
+    drive(ConnectionOpened("charlie"))
+    key = next(iter(drive.engine.swarm.sources["charlie"].in_flight))
+    actions = drive(ChunkFailed("charlie", key, ChunkFault.HASH_MISMATCH))
+    assert of(ExcludeSource, actions) == [ExcludeSource("charlie", "sent corrupt bytes for a.eti")]
+    assert of(CloseConnection, actions) == [CloseConnection("charlie")]
+    drive(ConnectionClosed("charlie"))
+    actions = drive(SourceOffered("charlie", frozenset({"a.eti"}), has=held))
+    assert of(Connect, actions) == []
+    assert drive.engine.swarm.sources["charlie"].standing is Standing.EXCLUDED
+
+
+def test_a_complete_source_joining_mid_download_shares_the_rest() -> None:
+    """A complete source offered mid-download is connected and fed waiting chunks."""
+    drive = Drive(depth=1)
+    drive.to_fetching(chunks(6), ("bravo",))
+    actions = drive(SourceOffered("charlie", frozenset({"a.eti"})))
+    assert of(Connect, actions) == [Connect("charlie")]
+    actions = drive(ConnectionOpened("charlie"))
+    assert len(fetched(actions)["charlie"]) == 1

@@ -210,6 +210,16 @@ def journal_done_bytes(root: Path) -> int:
     return 0 if journal is None else journal.done_bytes
 
 
+def journal_chunks(root: Path, path: str) -> int:
+    """Chunks of ``path`` the download journal in ``root`` records as durable (any order:
+    each download orders equally rare chunks its own way)."""
+    try:
+        journal = load_journal(root)
+    except JournalCorrupt:
+        return 0
+    return 0 if journal is None else sum(key[0] == path for key in journal.done_keys)
+
+
 @dataclass
 class Peer:
     """One peer-cli process in one namespace, with its folders."""

@@ -374,7 +374,10 @@ async def honest_and_rotten(
     )
     await hashed(bravo)
     await hashed(charlie)
+    # Both archives: each download orders equally rare chunks its own way, so the
+    # liar's first chunk may be of either.
     rot_every_chunk(liar / "game.eti")
+    rot_every_chunk(liar / "extra.eti")
     await offered(alpha, count=2)
     return alpha, bravo, charlie
 
@@ -541,9 +544,9 @@ def spy_requests(runtime: PeerRuntime) -> list[tuple[str, str]]:
         asked.append(("manifest", peer_id))
         return await fetch_manifest(peer_id, game_id)
 
-    async def ticket_spy(peer_id: str, game_id: str) -> Any:
+    async def ticket_spy(peer_id: str, game_id: str, digest: str | None = None) -> Any:
         asked.append(("ticket", peer_id))
-        return await request_ticket(peer_id, game_id)
+        return await request_ticket(peer_id, game_id, digest)
 
     network.fetch_manifest = manifest_spy  # type: ignore[method-assign]
     network.request_ticket = ticket_spy  # type: ignore[method-assign]

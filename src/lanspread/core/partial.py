@@ -493,6 +493,10 @@ class AvailabilityBook:
     def forget_peer(self, peer_id: str) -> None:
         self._peers.pop(peer_id, None)
 
+    def games_of(self, peer_id: str) -> frozenset[str]:
+        """The games ``peer_id`` holds a partial copy of, as far as the book knows."""
+        return frozenset(self._peers.get(peer_id, {}))
+
     def partial_of(self, peer_id: str, game_id: str) -> PeerPartial | None:
         return self._peers.get(peer_id, {}).get(game_id)
 

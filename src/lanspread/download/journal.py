@@ -232,13 +232,19 @@ class DownloadJournal:
             snapshot = bytes(self._bitmap)
         self._write(snapshot)
 
-    def commit_durable(self, files: Iterable[int | str]) -> None:
+    def bitmap(self) -> bytes:
+        """The done set as it stands (manifest order, ``core.bitfield``'s layout)."""
+        with self._lock:
+            return bytes(self._bitmap)
+
+    def commit_durable(self, files: Iterable[int | str]) -> bytes:
         """Snapshot the done set, sync ``files``, then write the snapshot.
 
         ``files`` are open descriptors or payload paths relative to the root:
         every file a chunk marked done since the last commit was written to.
         Raises :class:`StorageError` when a sync or the write fails; the journal
-        on disk then still holds the previous commit.
+        on disk then still holds the previous commit. Returns the snapshot written:
+        every chunk it marks is durable now.
         """
         with self._lock:
             snapshot = bytes(self._bitmap)
@@ -250,6 +256,7 @@ class DownloadJournal:
                 paths.append(item)
         fsync_files(self.root, paths)
         self._write(snapshot)
+        return snapshot
 
     def _write(self, bitmap: bytes) -> None:
         now = self._clock()

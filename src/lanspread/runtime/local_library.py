@@ -29,9 +29,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from lanspread.core.bitfield import PartialAvailability
 from lanspread.core.catalog import Catalog, CatalogGame
 from lanspread.core.library import GameSummary, LibraryDelta, LibrarySnapshot, LocalLibrary
 from lanspread.core.operations import OperationKind, OperationTable
+from lanspread.core.partial import partial_summary
 from lanspread.core.rescan_gate import RescanGate
 from lanspread.errors import OperationInProgress, StorageError, UnknownGame
 from lanspread.runtime.events import ActiveOperationsChanged, Event, LocalLibraryChanged
@@ -162,6 +164,19 @@ class LocalLibraryService:
     def _publish_library(self) -> None:
         snapshot = self.library.snapshot
         self._publish(LocalLibraryChanged(revision=snapshot.revision, games=snapshot.games))
+
+    def announce_partial(
+        self, game_id: str, version: str | None, partial: PartialAvailability
+    ) -> None:
+        """Announce the verified chunks of ``game_id``'s running download (a library delta)."""
+        if not self.operations.is_active(game_id):
+            return  # the download is over: its rescan is the truth now
+        scanned = self.library.get(game_id)
+        self._commit(
+            self.library.update(
+                {game_id: partial_summary(game_id, scanned, version=version, partial=partial)}
+            )
+        )
 
     # -- operations ----------------------------------------------------------
 

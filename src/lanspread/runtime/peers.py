@@ -49,6 +49,7 @@ from typing import TYPE_CHECKING
 
 from lanspread.core.library import LibraryDelta
 from lanspread.core.manifest import GameManifest
+from lanspread.core.partial import HaveDelta
 from lanspread.core.party import SignedCatalog, restrict_to_pins, unpinned_offers
 from lanspread.core.peerdb import PeerChange, PeerDB, PeerRecord, RemoteGameView, aggregate
 from lanspread.core.peerdb import ResyncNeeded as DbResyncNeeded
@@ -74,11 +75,13 @@ from lanspread.net.wire import (
     GetTicket,
     Goodbye,
     GoodbyeAck,
+    HaveDeltaAck,
     Hello,
     LibraryDeltaAck,
     OfferCatalog,
     Ping,
     Pong,
+    PushHaveDelta,
     PushLibraryDelta,
     Request,
     Response,
@@ -98,6 +101,7 @@ from lanspread.runtime.links import Job, LinkTable
 from lanspread.runtime.options import RuntimeOptions
 from lanspread.runtime.replies import PeerView
 from lanspread.runtime.seeding import Seeder
+from lanspread.runtime.swarming import PartialSharing
 
 if TYPE_CHECKING:
     from lanspread.runtime.local_library import LocalLibraryService
@@ -119,7 +123,8 @@ class PeerNetwork:
         self._db = PeerDB(options.catalog.ids)
         self._library: LocalLibraryService | None = None
         self._party: PartyService | None = None
-        self.seeder = Seeder(options)
+        self.partials = PartialSharing(send_have=self.push_library_delta)
+        self.seeder = Seeder(options, self.partials)
         self._bound: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._jobs: asyncio.Queue[Job] = asyncio.Queue()
         self._links = LinkTable(self._spawn)
@@ -143,6 +148,7 @@ class PeerNetwork:
     def attach_library(self, library: LocalLibraryService) -> None:
         self._library = library
         self.seeder.attach_library(library)
+        self.partials.announce = library.announce_partial
 
     # -- facts -------------------------------------------------------------
 
@@ -215,10 +221,12 @@ class PeerNetwork:
         answer = await connection.request(GetGame(game_id=game_id))
         return answer.manifest
 
-    async def request_ticket(self, peer_id: str, game_id: str) -> tuple[str, Ticket]:
-        """A data-plane ticket from ``peer_id`` and the host to present it at."""
+    async def request_ticket(
+        self, peer_id: str, game_id: str, digest: str | None = None
+    ) -> tuple[str, Ticket]:
+        """A data-plane ticket from ``peer_id`` (of its partial copy at a digest), and its host."""
         connection = await self.link(peer_id)
-        ticket = await connection.request(GetTicket(game_id=game_id))
+        ticket = await connection.request(GetTicket(game_id=game_id, manifest_digest=digest))
         record = self._db.get(peer_id)
         host = record.address[0] if record is not None else connection.remote_address[0]
         return host, ticket
@@ -377,6 +385,7 @@ class PeerNetwork:
         now = asyncio.get_running_loop().time()
         change = self._db.upsert_from_handshake(peer_id, name, address, announcement.library, now)
         record = change.record
+        self.partials.peer_library(peer_id, announcement.library.games, authoritative=True)
         sighting = self._sightings.get(peer_id)
         if sighting is not None and sighting.address == address and not sighting.dialling:
             self._sightings.forget(peer_id)
@@ -421,15 +430,18 @@ class PeerNetwork:
 
     # -- library sync ----------------------------------------------------------
 
-    def push_library_delta(self, delta: LibraryDelta) -> None:
-        """Hand a local library change to every known peer (in order per peer)."""
+    def push_library_delta(self, delta: LibraryDelta | HaveDelta) -> None:
+        """Hand a local library change (or have delta) to every known peer, in order per peer."""
         for record in self._db.peers():
             self._spawn(functools.partial(self._push, record.peer_id, delta))
 
-    async def _push(self, peer_id: str, delta: LibraryDelta) -> None:
+    async def _push(self, peer_id: str, delta: LibraryDelta | HaveDelta) -> None:
         lock = self._push_locks.setdefault(peer_id, asyncio.Lock())
         async with lock:
             if peer_id not in self._db:
+                return
+            if isinstance(delta, HaveDelta):
+                await (await self.link(peer_id)).request(PushHaveDelta(delta=delta))
                 return
             if delta.revision <= self._sent_revision.get(peer_id, -1):
                 return  # the peer got a newer snapshot in a handshake already
@@ -493,6 +505,7 @@ class PeerNetwork:
                 peer_id, record.address, asyncio.get_running_loop().time(), proven_peer=False
             )
         self.seeder.forget_peer(peer_id)
+        self.partials.peer_lost(peer_id)
         self._links.drop(peer_id)
         self._sent_revision.pop(peer_id, None)
         self._push_locks.pop(peer_id, None)
@@ -525,12 +538,16 @@ class PeerNetwork:
                 return GoodbyeAck()
             case PushLibraryDelta(delta=delta):
                 return self._apply_delta(peer_id, delta)
+            case PushHaveDelta(delta=have):
+                return HaveDeltaAck(accepted=self.partials.peer_have(peer_id, have) is None)
             case GetGame(game_id=game_id):
                 return await self.seeder.game_manifest(game_id)
-            case GetTicket(game_id=game_id):
+            case GetTicket(game_id=game_id, manifest_digest=digest):
                 record = self._db.get(peer_id)
                 known_since = None if record is None else record.first_seen
-                return await self.seeder.ticket(peer_id, game_id, known_since=known_since)
+                return await self.seeder.ticket(
+                    peer_id, game_id, known_since=known_since, manifest_digest=digest
+                )
             case OfferCatalog(catalog=signed):
                 return await self._on_catalog(peer_id, signed)
         raise LanspreadError(f"unhandled request {type(request).__name__}")
@@ -548,6 +565,7 @@ class PeerNetwork:
             )
         if outcome.library_changed:
             self._publish_remote_games(outcome.record)
+            self.partials.peer_library(peer_id, outcome.record.games.values(), authoritative=False)
         return LibraryDeltaAck(revision=outcome.record.library.revision)
 
     # -- shutdown ------------------------------------------------------------------

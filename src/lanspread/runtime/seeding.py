@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
+from lanspread.core.partial import NO_PARTIALS, PartialProvider
 from lanspread.core.servegate import GateState
 from lanspread.core.uploads import check_limit, effective_limit
 from lanspread.errors import ConfigError
@@ -68,8 +69,9 @@ class UploadStatus(msgspec.Struct, frozen=True):
 class Seeder:
     """Answers ``GetGame`` and ``GetTicket`` and runs the data server."""
 
-    def __init__(self, options: RuntimeOptions) -> None:
+    def __init__(self, options: RuntimeOptions, partials: PartialProvider = NO_PARTIALS) -> None:
         self._options = options
+        self._partials = partials
         self._library: LocalLibraryService | None = None
         self._hashing: HashingService | None = None
         self._data: DataServer | None = None
@@ -153,6 +155,7 @@ class Seeder:
                 catalog_ids=self._options.catalog.ids,
                 active_operations=frozenset(self._library.operations.snapshot()),
             ),
+            partials=self._partials,
         )
 
     def inbound_link(self, peer_id: str, host: str) -> None:
@@ -177,9 +180,16 @@ class Seeder:
             )
         return ManifestResponse(manifest=manifest)
 
-    async def ticket(self, peer_id: str, game_id: str, *, known_since: float | None) -> Response:
+    async def ticket(
+        self,
+        peer_id: str,
+        game_id: str,
+        *,
+        known_since: float | None,
+        manifest_digest: str | None = None,
+    ) -> Response:
         """The answer to ``GetTicket``; ``known_since``: when the peer was first seen
-        (``None``: it is not known)."""
+        (``None``: it is not known); ``manifest_digest``: a ticket for a partial copy."""
         if self._data is None:
             return ErrorResponse(
                 code=ErrorCode.INTERNAL_PEER_ERROR, message="the data server is not running"
@@ -196,4 +206,5 @@ class Seeder:
             self.scope(),
             address=address,
             known_since=known_since,
+            manifest_digest=manifest_digest,
         )

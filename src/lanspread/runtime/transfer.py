@@ -10,15 +10,20 @@ action                      performed as
 ==========================  ===========================================================
 AskManifests                GetGame over TLS to each source, within MANIFEST_TIMEOUT
 Prepare                     the manager's blocking prepare step, in a thread
-Connect                     a ticket over TLS, then a plain-TCP :class:`DataConnection`,
-                            in one task per source that feeds every chunk result back
+Connect                     a ticket over TLS (naming the manifest digest for a partial
+                            source), then a plain-TCP :class:`DataConnection`, in one
+                            task per source that feeds every chunk result back; a
+                            partial source's CHUNK_NOT_AVAILABLE or GAME_NOT_FOUND is
+                            fed as ChunkFault.NOT_AVAILABLE
 Fetch                       the tasks join that connection's queue (its pipeline); endgame
                             copies are written into the source's scratch file
 PlaceCopy                   a winning copy moved from scratch to its place, in a thread
 CloseConnection             that source's task is cancelled (its socket cut, its threads
                             joined) and reports the connection closed
 ChunkDone                   journal mark (memory only), ChunkFinished
-CommitJournal               fsync of the written files, then the journal, in a thread
+CommitJournal               fsync of the written files, then the journal, in a thread;
+                            the committed bitmap is then served and announced
+                            (runtime.swarming)
 FetchSentinel               version.ini into an anonymous temporary file, then memory
 CommitSentinel              journal, then version.ini through its tmp + rename, then
                             the journal removed, in a thread
@@ -32,7 +37,15 @@ Ownership: network work runs in the run's :class:`asyncio.TaskGroup`; blocking
 disk steps run in threads that cannot be interrupted, so they are never
 cancelled: the run awaits every one before it commits the journal or returns,
 even when it is itself cancelled. The one timer wakes the run at the engine's
-``next_deadline`` to feed it a tick.
+``next_deadline`` to feed it a tick, re-armed after every event.
+
+Partial seeding (``runtime.swarming``): once the journal is ready the run serves
+and announces what it holds durable, after every journal commit what that commit
+made durable, and from the first moment of its end nothing. Once fetching, every
+change of what peers hold of the game (:meth:`DownloadRun.availability_changed`)
+offers the engine the partial holders of the agreed manifest with their chunks
+(``SourceOffered``), and a peer newly offering the agreed version complete joins
+once its manifest is the agreed one.
 """
 
 from __future__ import annotations
@@ -72,6 +85,7 @@ from lanspread.core.engine import (
     JournalCommitted,
     ManifestsAnswered,
     ManifestUnavailable,
+    Phase,
     PlaceCopy,
     Prepare,
     Prepared,
@@ -92,6 +106,7 @@ from lanspread.download.journal import DownloadJournal
 from lanspread.errors import LanspreadError, PeerRefused, StorageError, TransportError
 from lanspread.files.ownership import identify_sentinel, load_record_or_none
 from lanspread.files.sentinel import commit_sentinel
+from lanspread.net.datawire import DataStatus
 from lanspread.net.sendfile import pwrite_all
 from lanspread.net.wire import ErrorCode, Ticket
 from lanspread.runtime.events import (
@@ -101,6 +116,7 @@ from lanspread.runtime.events import (
 )
 from lanspread.runtime.events import Event as RuntimeEvent
 from lanspread.runtime.sinks import FileSink, RequestQueue, ScratchFile
+from lanspread.runtime.swarming import PartialSharing, SwarmView
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +128,10 @@ MANIFEST_TIMEOUT = 15.0
 PLACE_PIECE = 1024 * 1024
 
 _T = TypeVar("_T")
+
+# What a partial source answers for a chunk it does not hold: the chunk is not verified
+# there (yet), or its download stopped since the ticket. Not from it now, not a fault.
+_NOT_HERE = (DataStatus.CHUNK_NOT_AVAILABLE, DataStatus.GAME_NOT_FOUND)
 
 _FAULTS = {
     ChunkOutcome.HASH_MISMATCH: ChunkFault.HASH_MISMATCH,
@@ -134,7 +154,9 @@ class Network(Protocol):
     def pinned_digest(self, game_id: str, version: str | None) -> str | None: ...
     def unpinned_offers(self, game_id: str) -> tuple[tuple[str, str], ...]: ...
     async def fetch_manifest(self, peer_id: str, game_id: str) -> GameManifest: ...
-    async def request_ticket(self, peer_id: str, game_id: str) -> tuple[str, Ticket]: ...
+    async def request_ticket(
+        self, peer_id: str, game_id: str, digest: str | None = None
+    ) -> tuple[str, Ticket]: ...
 
 
 class DownloadRun:
@@ -153,6 +175,7 @@ class DownloadRun:
         adopt: bool,
         cancel: asyncio.Event,
         depth: int,
+        sharing: PartialSharing | None = None,
     ) -> None:
         self._engine = engine
         self._game_id = engine.game_id
@@ -178,11 +201,12 @@ class DownloadRun:
         self._end: End | None = None
         self._failure: BaseException | None = None
         self._wake = asyncio.Event()
-        self._armed: float | None = None
-        """The deadline the waiting loop's timer is set for (``None``: no timer)."""
+        self._armed: float | None = None  # the deadline the waiting loop's timer is set for
         self._feeding = False
         self._closed = False
         self._backlog: collections.deque[Event] = collections.deque()
+        self._sharing = sharing
+        self._swarm = SwarmView()
 
     # -- the loop -------------------------------------------------------------------------
 
@@ -198,6 +222,7 @@ class DownloadRun:
             await asyncio.shield(self._commit_quietly())
             raise
         finally:
+            self._stop_sharing()
             self._sink.close()
             for scratch in self._scratch.values():
                 scratch.close()
@@ -353,6 +378,8 @@ class DownloadRun:
 
         def prepared(result: tuple[DownloadJournal, set[ChunkKey]]) -> Event:
             self._journal, done = result
+            if self._sharing is not None:  # what the journal holds is durable: serve it
+                self._sharing.begin(action.manifest, self._journal.bitmap())
             return Prepared(frozenset(done), self._network.known_peers())
 
         self._disk_step(prepare, prepared)
@@ -367,6 +394,8 @@ class DownloadRun:
                 resumed_bytes=action.resumed_bytes,
             )
         )
+        self._swarm.start(self._engine.manifest, self._engine.sources)
+        self.availability_changed()
 
     def _connect(self, action: Connect) -> None:
         queue = self._queues[action.source] = RequestQueue(
@@ -429,14 +458,15 @@ class DownloadRun:
                     await queue.ready.wait()
                     async with contextlib.aclosing(connection.fetch(queue, queue)) as results:
                         async for result in results:
-                            self._feed(_chunk_event(source, result))
+                            self._feed(_chunk_event(source, result, self._swarm))
         except StorageError as exc:
             self._feed(DiskFailed(str(exc)))
         finally:
             self._feed(ConnectionClosed(source))
 
     async def _open(self, source: str) -> DataConnection:
-        host, ticket = await self._network.request_ticket(source, self._game_id)
+        digest = self._swarm.digest if self._swarm.is_partial(source) else None
+        host, ticket = await self._network.request_ticket(source, self._game_id, digest)
         return await DataConnection.open(host, ticket.data_port, ticket.token, depth=self._depth)
 
     def _chunk_done(self, action: ChunkDone) -> None:
@@ -456,7 +486,12 @@ class DownloadRun:
     def _commit_journal(self, action: CommitJournal) -> None:
         journal, fds = self._journal, self._sink.fds
         assert journal is not None
-        self._disk_step(lambda: journal.commit_durable(fds), lambda _: JournalCommitted())
+        self._disk_step(lambda: journal.commit_durable(fds), self._committed)
+
+    def _committed(self, bitmap: bytes) -> Event:
+        if self._sharing is not None:
+            self._sharing.durable(self._game_id, bitmap)
+        return JournalCommitted()
 
     def _fetch_sentinel(self, action: FetchSentinel) -> None:
         self._spawn(self._fetch_into_memory(action))
@@ -496,6 +531,31 @@ class DownloadRun:
         commit_sentinel(self._root, sentinel, on_written=prove_ours)
         self._journal.remove()
 
+    # -- partial seeding ---------------------------------------------------------------------
+
+    def _stop_sharing(self) -> None:
+        if self._sharing is not None:
+            self._sharing.end(self._game_id)
+
+    def availability_changed(self) -> None:
+        """What peers hold of this game may have changed: offer the engine its sources."""
+        if self._closed or self._sharing is None or self._engine.phase is not Phase.FETCHING:
+            return
+        for event in self._swarm.offers(self._sharing.book):
+            self._feed(event)
+        latest, offering = self._network.sources_for(self._game_id)
+        if latest == self._engine.manifest.version:
+            liars = set(self._liars.excluded(self._game_id))
+            for peer in self._swarm.new_complete(p for p in offering if p not in liars):
+                self._spawn(self._join_complete(peer))
+
+    async def _join_complete(self, peer: str) -> None:
+        """A peer offering the agreed version joined: a source once its manifest matches."""
+        answer = await self._manifest_of(peer)
+        offer = self._swarm.complete_joined(peer, answer)
+        if offer is not None:
+            self._feed(offer)
+
     def _report_progress(self, action: ReportProgress) -> None:
         snapshot = action.snapshot
         self._publish(
@@ -509,6 +569,7 @@ class DownloadRun:
         )
 
     def _ended(self, action: End) -> None:
+        self._stop_sharing()  # from the first moment of any ending, serve none of it
         self._end = action
         self._wake.set()
 
@@ -531,7 +592,9 @@ class DownloadRun:
     }
 
 
-def _chunk_event(source: str, result: ChunkResult) -> Event:
+def _chunk_event(source: str, result: ChunkResult, swarm: SwarmView) -> Event:
     if result.ok:
         return ChunkVerified(source, result.task.key)
+    if result.status in _NOT_HERE and swarm.is_partial(source):
+        return ChunkFailed(source, result.task.key, ChunkFault.NOT_AVAILABLE, result.detail)
     return ChunkFailed(source, result.task.key, _FAULTS[result.outcome], result.detail)

@@ -36,6 +36,12 @@ connections fail :data:`~.swarm.MAX_SOURCE_STRIKES` times in a row with no
 verified chunk between is dropped; one whose data server cannot be reached at
 all counts as gone.
 
+**Partial sources.** A source still downloading is offered with the chunks it
+holds (``SourceOffered.has``), again whenever they grow. Its
+:attr:`~.messages.ChunkFault.NOT_AVAILABLE` takes the chunk off its map, uncounted:
+not from it now, neither a strike nor an attempt. A hash mismatch excludes it like
+any source.
+
 **Leaving.** A source that leaves (:class:`SourceLost`) takes only its in-flight
 chunks with it: its connection is closed, and once it is
 (:class:`ConnectionClosed`: no more bytes can land) those chunks wait again,

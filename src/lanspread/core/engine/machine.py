@@ -103,7 +103,11 @@ class DownloadEngine:
         depth: int,
         endgame: bool = True,
         max_attempts: int = MAX_CHUNK_ATTEMPTS,
+        salt: str = "",
+        slow_depth: int | None = None,
     ) -> None:
+        """``salt`` orders equally rare chunks for this download alone (``""``: file order);
+        ``slow_depth`` bounds the pipeline of slow sources (see :mod:`.swarm`)."""
         if depth < 1:
             raise ValueError(f"depth must be at least 1, got {depth}")
         if max_attempts < 1:
@@ -114,6 +118,8 @@ class DownloadEngine:
         self._depth = depth
         self._endgame = endgame
         self._max_attempts = max_attempts
+        self._salt = salt
+        self._slow_depth = slow_depth
         self._latest: str | None = None
         self._asked: tuple[str, ...] = ()
         self._agreement: Agreement | None = None
@@ -219,7 +225,12 @@ class DownloadEngine:
             return self._end(Ending.CANCELLED)
         manifest = self._agreement.manifest
         tasks = manifest_tasks(manifest)
-        self.swarm = Swarm((task for task in tasks if not task.is_sentinel), self._depth)
+        self.swarm = Swarm(
+            (task for task in tasks if not task.is_sentinel),
+            self._depth,
+            salt=self._salt,
+            slow_depth=self._slow_depth,
+        )
         self.swarm.mark_done(event.done)
         self.tracker = ProgressTracker(manifest.total_bytes)
         lengths = {task.key: task.length for task in tasks}
@@ -325,6 +336,9 @@ class DownloadEngine:
             source.link = Link.CLOSING  # the shell reports it closed after the last answer
             self._strike(source, event.detail or event.fault.value)
         if task is None:
+            return self._advance(now)
+        if event.fault is ChunkFault.NOT_AVAILABLE and source.has is not None:
+            self.swarm.withdraw(source, event.key)
             return self._advance(now)
         if event.fault is ChunkFault.HASH_MISMATCH:
             out += self._exclude(source, f"sent corrupt bytes for {task.path}")

@@ -45,6 +45,9 @@ class ChunkFault(enum.Enum):
     """Every byte arrived and the digest differs: the source lied or its disk rots."""
     REFUSED = "refused"
     """The server refused the request; the connection is still usable."""
+    NOT_AVAILABLE = "not-available"
+    """A partial source does not hold the chunk (any more): not from it now. Neither a
+    strike nor a counted attempt; the connection is still usable."""
     SHORT_READ = "short-read"
     """The connection ended inside the chunk; the connection is dead."""
     CONNECTION_LOST = "connection-lost"

@@ -14,7 +14,11 @@ Choice, in the order the engine applies it (:meth:`Swarm.assign`):
    then the smaller name).
 2. **Which chunk (rarest-first).** Chunks that came back (a failure, a source
    that left) first, then the needed chunks by rarity, then (path, offset) so a
-   source reads its files front to back. A chunk is skipped for a source that
+   source reads its files front to back, or with a ``salt`` an order of the
+   download's own, so that peers starting together ask for different chunks and
+   have something to trade. With ``slow_depth`` a source whose chunk takes over
+   :data:`SLOW_CHUNK_SECONDS` (or not measured yet) keeps at most that many in
+   flight. A chunk is skipped for a source that
    does not hold it, and for one that already failed it while another usable
    holder has not.
 3. **The tail.** When the chunks left unassigned would fit in the slots of the
@@ -38,6 +42,7 @@ the other, so that interval is the time one chunk took on the wire.
 from __future__ import annotations
 
 import enum
+import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -74,6 +79,13 @@ ENDGAME_CHUNKS = 4
 # Holders of one chunk at once in the endgame: the original and one copy. More
 # copies only multiply the waste; a second copy already beats one slow source.
 MAX_COPIES = 2
+
+# A source whose next chunk takes longer than this (or is not measured yet) keeps at
+# most SLOW_DEPTH chunks in flight when the engine bounds it (``slow_depth``): on a
+# slow or shared link a deep pipeline only promises chunks that other sources (peers
+# still downloading) could deliver sooner, while two keep the link busy whenever a
+# chunk takes far longer than a round trip.
+SLOW_CHUNK_SECONDS = 0.5
 
 
 class Link(enum.Enum):
@@ -156,8 +168,17 @@ class Source:
 class Swarm:
     """The needed chunks, who holds them, and who fetches which (see the module doc)."""
 
-    def __init__(self, tasks: Iterable[ChunkTask], depth: int) -> None:
+    def __init__(
+        self,
+        tasks: Iterable[ChunkTask],
+        depth: int,
+        *,
+        salt: str = "",
+        slow_depth: int | None = None,
+    ) -> None:
         self.depth = depth
+        self._salt = salt
+        self._slow_depth = slow_depth
         self.tasks: dict[ChunkKey, ChunkTask] = {task.key: task for task in tasks}
         self.pending: set[ChunkKey] = set(self.tasks)
         self.done: set[ChunkKey] = set()
@@ -232,6 +253,14 @@ class Swarm:
             existing.paths, existing.has = paths, has
         self.reorder()
 
+    def withdraw(self, source: Source, key: ChunkKey) -> None:
+        """A partial source said it does not hold ``key``: forget that it does, uncounted,
+        and let the chunk wait for another holder (its next availability may bring it back)."""
+        if source.has is not None and key in source.has:
+            source.has = source.has - {key}
+        self.give_back(source, key)
+        self.reorder()
+
     def set_standing(self, source: Source, standing: Standing) -> None:
         if source.usable and standing is not Standing.USABLE:
             source.standing = standing
@@ -241,9 +270,25 @@ class Swarm:
         """Sort the waiting chunks rarest first (after any change of availability)."""
         self._returns += 1
         rarity = self._rarities()
-        self._order = sorted(self.pending, key=lambda key: (rarity.get(key, 0), key))
+        self._order = sorted(self.pending, key=lambda key: (rarity.get(key, 0), self._tie(key)))
         self._head = 0
         self._returned = [key for key in self._returned if key in self.pending]
+
+    def _tie(self, key: ChunkKey) -> tuple[str, int] | bytes:
+        """Among equally rare chunks: file order, or with a salt an order of this download's
+        own, so downloaders starting together do not all ask for the same chunks first."""
+        if not self._salt:
+            return key
+        return hashlib.blake2b(f"{self._salt}\0{key[0]}\0{key[1]}".encode(), digest_size=8).digest()
+
+    def depth_of(self, source: Source) -> int:
+        """How many chunks ``source`` may have in flight now."""
+        if self._slow_depth is None:
+            return self.depth
+        per_chunk = self.unit / source.rate if source.rate else None
+        if per_chunk is None or per_chunk > SLOW_CHUNK_SECONDS:
+            return min(self.depth, self._slow_depth)
+        return self.depth
 
     def _rarities(self) -> Mapping[ChunkKey, int]:
         counts: dict[ChunkKey, int] = {}
@@ -303,7 +348,7 @@ class Swarm:
         """Fill free pipeline slots: ``(source, task, is_copy)`` newly put in flight."""
         out: list[tuple[str, ChunkTask, bool]] = []
         while self.pending or endgame:
-            free = [s for s in self.open_sources() if len(s.in_flight) < self.depth]
+            free = [s for s in self.open_sources() if len(s.in_flight) < self.depth_of(s)]
             if not free:
                 break
             free.sort(key=lambda source: _eagerness(source, self.unit))
@@ -315,7 +360,7 @@ class Swarm:
 
     def _pick_any(self, free: list[Source], now: float) -> tuple[str, ChunkTask, bool] | None:
         active = [s for s in self.sources.values() if s.usable and s.link in _ACTIVE]
-        tail = len(self.pending) <= self.depth * len(active)
+        tail = len(self.pending) <= sum(self.depth_of(s) for s in active)
         for source in free:
             if tail and self._over_share(source, active, now):
                 continue
