@@ -61,10 +61,11 @@ MAX_CHUNK_ATTEMPTS = 4
 MAX_SOURCE_STRIKES = 3
 
 # How long an opening data connection holds back the tail of a small game for its
-# share: on a LAN a connection opens in milliseconds, two seconds cover a machine
-# under load, and waiting longer for a source that may never open would cost more
-# than the balance it buys.
-TAIL_CONNECT_GRACE = 2.0
+# share: on a LAN a connection opens in milliseconds, but a ticket over TLS plus the
+# data connect took over two seconds on a loaded two-core machine running a dozen
+# peers; five cover that, and a source that never opens costs at most five seconds
+# on the last few chunks (one that fails to connect stops holding back at once).
+TAIL_CONNECT_GRACE = 5.0
 
 # Weight of the newest chunk in a source's measured rate: a third follows a source
 # slowing down within a few chunks without jumping at every scheduling hiccup.
