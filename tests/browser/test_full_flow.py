@@ -163,12 +163,15 @@ async def test_download_cancel_install_play_uninstall_remove(demo_lan: DemoLan) 
     await action(page).click()
     await expect(action(page)).to_have_attribute("data-kind", "downloading")
     await lan.valve.let_through(CHUNKS_BEFORE_CANCEL)
-    await expect(action(page).locator(".act-label")).to_have_text(re.compile(r"^[1-9][0-9]?%$"))
+    # Each download picks its own order among equally rare chunks, so the two chunks
+    # may be small files: the bar is part-way, not at a given share.
+    await expect(action(page).locator(".act-label")).to_have_text(re.compile(r"^[0-9]{1,2}%$"))
     await expect(card(page).locator(".pill")).to_have_text("Downloading")
     await shoot(page, "flow-02-downloading")
     await open_detail(page)
-    await expect(page.locator("#progress-percent")).to_have_text(re.compile(r"^[1-9][0-9]?%$"))
-    await expect(page.locator("#progress-done")).to_have_text(re.compile(r"^\d\.\d MB of 4\.1 MB$"))
+    await expect(page.locator("#progress-percent")).to_have_text(re.compile(r"^[0-9]{1,2}%$"))
+    done = re.compile(r"^(\d+ KB|\d\.\d MB) of 4\.1 MB$")
+    await expect(page.locator("#progress-done")).to_have_text(done)
     await expect(page.locator("#detail-sources .peer-name")).to_have_text(DEMO_PEER_NAME)
     await shoot(page, "flow-03-detail-downloading")
 

@@ -435,8 +435,14 @@ async def test_busy_source_is_not_used_and_local_is_never_served(build_lan: Buil
     if refused is not None:
         assert (refused.event["code"], refused.event["reason"]) == ("invalid-state", "no-source")
     else:
-        failed = await receiver.finished("quake3", "download-failed")
-        assert failed["reason"] == "no peer could describe quake3 right now"
+        # Accepted before the announcement arrived: h2 refuses to describe the game
+        # (failed), or its 1.0 goes away while the download asks (paused: no source).
+        ended = await receiver.outcome("quake3")
+        assert (ended["event"], ended.get("reason")) in {
+            ("download-failed", "no peer could describe quake3 right now"),
+            ("download-all-peers-gone", None),
+        }
+    assert not chunk_sources(receiver, "quake3")
     assert not of_game(busy.process.events, "download-finished", "quake3")
     status = await busy.process.request({"cmd": "status"})
     assert status["data"]["operations"] == {"quake3": "downloading"}
