@@ -79,6 +79,9 @@ class DataStatus(enum.IntEnum):
     """The server failed to read the file (its log says why)."""
     CHUNK_NOT_AVAILABLE = 6
     """A partial copy does not hold every chunk of the range verified; it may later."""
+    ELSEWHERE = 7
+    """A complete source steers the chunk away: other peers hold it or are getting it
+    now; ask them, and this source again only after a short back-off."""
     TICKET_UNKNOWN = 16
     """Admission: the ticket was never issued, already used or revoked."""
     TICKET_EXPIRED = 17

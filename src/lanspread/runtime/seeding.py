@@ -19,6 +19,10 @@ Theory of operation
   a game launched here runs (``core.uploads.effective_limit``), so a setting or a
   game starting or stopping applies at once. Peers that offer games of their own
   go ahead in the line for upload slots.
+* **Steering.** With the peer's partial sharing, the data server steers a chunk
+  request of a complete game elsewhere when other peers hold that chunk at this
+  peer's manifest or are getting it from here now (``core.steering``,
+  :class:`~lanspread.runtime.swarming.SeederSteering`).
 """
 
 from __future__ import annotations
@@ -29,12 +33,14 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
+from lanspread.core.manifest import GameManifest
 from lanspread.core.partial import NO_PARTIALS, PartialProvider
 from lanspread.core.servegate import GateState
 from lanspread.core.uploads import check_limit, effective_limit
 from lanspread.errors import ConfigError
 from lanspread.net.wire import ErrorCode, ErrorResponse, ManifestResponse, Response
 from lanspread.runtime.options import RuntimeOptions
+from lanspread.runtime.swarming import PartialSharing, SeederSteering
 from lanspread.seeding.dataserver import (
     DataServer,
     ServeScope,
@@ -81,6 +87,11 @@ class Seeder:
         self._gaming_cap = options.gaming_upload_cap
         self._gaming: Callable[[], bool] = lambda: False
         self._serves_others: Callable[[str], bool] = lambda peer_id: False
+        self._steering = (
+            SeederSteering(self._manifest_for, partials.book)
+            if isinstance(partials, PartialSharing)
+            else None
+        )
 
     def attach_uploads(
         self, *, gaming: Callable[[], bool], serves_others: Callable[[str], bool]
@@ -125,6 +136,9 @@ class Seeder:
         """The source of servable manifests for GetGame."""
         self._hashing = hashing
 
+    async def _manifest_for(self, game_id: str) -> GameManifest | None:
+        return None if self._hashing is None else await self._hashing.manifest_for(game_id)
+
     @property
     def data_server(self) -> DataServer | None:
         """The chunk server while the ``server`` service runs (bytes sent, tickets)."""
@@ -139,6 +153,7 @@ class Seeder:
             port=0,
             upload_limit=self.effective_upload_limit,
             serves_others=lambda peer_id: self._serves_others(peer_id),
+            steering=self._steering,
         ) as data:
             self._data = data
             try:

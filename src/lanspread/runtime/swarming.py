@@ -25,10 +25,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 
 from lanspread.core.bitfield import ChunkBitfield, PartialAvailability
-from lanspread.core.engine import ManifestUnavailable, SourceOffered
+from lanspread.core.engine import ChunkFault, ManifestUnavailable, SourceOffered
 from lanspread.core.gameroot import VERSION_FILE
 from lanspread.core.library import GameSummary
 from lanspread.core.manifest import GameManifest, manifest_digest
@@ -41,6 +41,8 @@ from lanspread.core.partial import (
     VerifiedChunks,
 )
 from lanspread.core.planning import ChunkKey, manifest_tasks
+from lanspread.errors import LanspreadError
+from lanspread.net.datawire import DataStatus
 
 log = logging.getLogger(__name__)
 
@@ -163,6 +165,11 @@ class PartialSharing:
                 listener(game_id)
 
 
+# What a partial source answers for a chunk it does not hold: the chunk is not verified
+# there (yet), or its download stopped since the ticket. Not from it now, not a fault.
+_NOT_HERE = (DataStatus.CHUNK_NOT_AVAILABLE, DataStatus.GAME_NOT_FOUND)
+
+
 def _nowhere(game_id: str, version: str | None, partial: PartialAvailability) -> None:
     del game_id, version, partial  # no local library attached: nothing to announce
 
@@ -194,6 +201,17 @@ class SwarmView:
 
     def is_partial(self, source: str) -> bool:
         return source in self._offered and source not in self._complete
+
+    def fault_for(self, source: str, status: DataStatus | None) -> ChunkFault | None:
+        """A refusal that sends us elsewhere for the chunk, uncounted, or ``None``: a
+        partial source that does not hold it (any more), or a complete source's seeder
+        steering (other peers hold it; see ``core.steering``)."""
+        partial = self.is_partial(source)
+        if partial and status in _NOT_HERE:
+            return ChunkFault.NOT_AVAILABLE
+        if not partial and status is DataStatus.ELSEWHERE:
+            return ChunkFault.STEERED
+        return None
 
     def offers(self, book: AvailabilityBook) -> list[SourceOffered]:
         """The partial sources whose availability changed since the last call."""
@@ -230,3 +248,47 @@ class SwarmView:
             return None  # another manifest: stays "joining", never asked again
         self._complete.add(peer)
         return SourceOffered(peer, self._paths)
+
+
+class SeederSteering:
+    """The data server's view for seeder steering (``seeding.dataserver.SteeringView``):
+    this peer's servable manifests, and the availability book's holders of a chunk at
+    the same manifest digest. One layout per served game, rebuilt when its manifest
+    changes (the games are the catalog's: bounded)."""
+
+    def __init__(
+        self,
+        manifests: Callable[[str], Awaitable[GameManifest | None]],
+        book: AvailabilityBook,
+    ) -> None:
+        self._manifests = manifests
+        self._book = book
+        self._layouts: dict[str, tuple[GameManifest, str, ChunkLayout]] = {}
+
+    async def locate(self, game_id: str, path: str, offset: int, length: int) -> int | None:
+        try:
+            manifest = await self._manifests(game_id)
+        except LanspreadError as exc:
+            log.debug("no steering for %s: %s", game_id, exc)
+            manifest = None
+        if manifest is None:
+            self._layouts.pop(game_id, None)
+            return None
+        held = self._layouts.get(game_id)
+        if held is None or held[0] is not manifest:
+            held = (manifest, manifest_digest(manifest), ChunkLayout(manifest))
+            self._layouts[game_id] = held
+        layout = held[2]
+        file = layout.file(path)
+        index = layout.index_of(path, offset)
+        if file is None or file.sentinel or index is None:
+            return None
+        return index if length == min(layout.chunk_size, file.size - offset) else None
+
+    def holders(self, game_id: str, index: int) -> frozenset[str]:
+        held = self._layouts.get(game_id)
+        if held is None:
+            return frozenset()
+        _, digest, layout = held
+        found = self._book.holders(game_id, digest, layout.chunk_count)
+        return frozenset(peer for peer, chunks in found.items() if index in chunks)

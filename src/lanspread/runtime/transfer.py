@@ -14,7 +14,8 @@ Connect                     a ticket over TLS (naming the manifest digest for a 
                             source), then a plain-TCP :class:`DataConnection`, in one
                             task per source that feeds every chunk result back; a
                             partial source's CHUNK_NOT_AVAILABLE or GAME_NOT_FOUND is
-                            fed as ChunkFault.NOT_AVAILABLE
+                            fed as ChunkFault.NOT_AVAILABLE, a complete source's
+                            ELSEWHERE as STEERED (SwarmView.fault_for)
 Fetch                       the tasks join that connection's queue (its pipeline); endgame
                             copies are written into the source's scratch file
 PlaceCopy                   a winning copy moved from scratch to its place, in a thread
@@ -106,7 +107,6 @@ from lanspread.download.journal import DownloadJournal
 from lanspread.errors import LanspreadError, PeerRefused, StorageError, TransportError
 from lanspread.files.ownership import identify_sentinel, load_record_or_none
 from lanspread.files.sentinel import commit_sentinel
-from lanspread.net.datawire import DataStatus
 from lanspread.net.sendfile import pwrite_all
 from lanspread.net.wire import ErrorCode, Ticket
 from lanspread.runtime.events import (
@@ -128,10 +128,6 @@ MANIFEST_TIMEOUT = 15.0
 PLACE_PIECE = 1024 * 1024
 
 _T = TypeVar("_T")
-
-# What a partial source answers for a chunk it does not hold: the chunk is not verified
-# there (yet), or its download stopped since the ticket. Not from it now, not a fault.
-_NOT_HERE = (DataStatus.CHUNK_NOT_AVAILABLE, DataStatus.GAME_NOT_FOUND)
 
 _FAULTS = {
     ChunkOutcome.HASH_MISMATCH: ChunkFault.HASH_MISMATCH,
@@ -595,6 +591,5 @@ class DownloadRun:
 def _chunk_event(source: str, result: ChunkResult, swarm: SwarmView) -> Event:
     if result.ok:
         return ChunkVerified(source, result.task.key)
-    if result.status in _NOT_HERE and swarm.is_partial(source):
-        return ChunkFailed(source, result.task.key, ChunkFault.NOT_AVAILABLE, result.detail)
-    return ChunkFailed(source, result.task.key, _FAULTS[result.outcome], result.detail)
+    fault = swarm.fault_for(source, result.status) or _FAULTS[result.outcome]
+    return ChunkFailed(source, result.task.key, fault, result.detail)

@@ -39,6 +39,13 @@ loop, what is durable right now; ``check_partial_game`` and ``check_partial_chun
 file is opened (``resolve_partial_for_serving``). Once the provider stops naming
 the game, every request on those connections is refused. A plain ticket never
 reaches a partial copy; a partial ticket never reaches a complete one.
+
+Seeder steering (``core/steering``): with a :class:`SteeringView` (the runtime's:
+this server's manifests and the availability book), a request on a plain ticket
+for one whole chunk is first put to the server's
+:class:`~lanspread.core.steering.SteeringRule`; a steered request is answered
+``DataStatus.ELSEWHERE`` (other peers hold the chunk or are getting it now), and
+every chunk sent is reported to the rule (started, sent, abandoned).
 """
 
 from __future__ import annotations
@@ -53,6 +60,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from lanspread.core.admission import Refused, SlotTable
 from lanspread.core.gameroot import VERSION_FILE
@@ -65,6 +73,7 @@ from lanspread.core.servegate import (
     check_partial_game,
     check_partial_request,
 )
+from lanspread.core.steering import SteeringRule
 from lanspread.core.tickets import (
     TOKEN_SIZE,
     IssuedTicket,
@@ -147,6 +156,19 @@ REQUEST_READ_SIZE = 64 * 1024
 REFUSAL_SEND_TIMEOUT = 2.0
 
 
+class SteeringView(Protocol):
+    """What seeder steering needs to know of this peer's complete games and the swarm."""
+
+    async def locate(self, game_id: str, path: str, offset: int, length: int) -> int | None:
+        """The index of the whole chunk ``path``/``offset``/``length`` in this server's
+        manifest of ``game_id``; ``None`` when the range is not exactly one chunk of it."""
+        ...
+
+    def holders(self, game_id: str, index: int) -> frozenset[str]:
+        """Peers that announced holding chunk ``index`` at this server's manifest."""
+        ...
+
+
 class TicketUnavailable(LanspreadError):
     """The ticket book refused to issue (it is full); the requester may retry later."""
 
@@ -195,6 +217,7 @@ class DataServer(AcceptingServer):
         upload_limit: int | Callable[[], int] = UNLIMITED,
         slots: UploadScheduler | None = None,
         serves_others: Callable[[str], bool] = lambda peer_id: False,
+        steering: SteeringView | None = None,
     ) -> None:
         unadmitted = SlotTable(
             per_address=unadmitted_per_address, total=max_unadmitted, evict_when_full=True
@@ -214,6 +237,9 @@ class DataServer(AcceptingServer):
             clock, upload_limit=upload_limit, slots=slots, serves_others=serves_others
         )
         """Upload slots, the rate limit and per-peer upload rates."""
+        self._steering = steering
+        self.steering_rule = SteeringRule()
+        """Which chunks went to whom recently, and which requests go elsewhere."""
 
     @property
     def bytes_sent(self) -> int:
@@ -344,6 +370,17 @@ class DataServer(AcceptingServer):
 
     async def _answer(self, sock: socket.socket, grant: TicketGrant, request: ChunkRequest) -> None:
         loop = asyncio.get_running_loop()
+        index = await self._steerable(grant, request)
+        if index is not None and self.steering_rule.ask(
+            grant.peer_id,
+            grant.game_id,
+            index,
+            self._clock(),
+            self._holders(grant.game_id, index),
+        ):
+            log.debug("steering %s of %s elsewhere", request.path, grant.game_id)
+            await loop.sock_sendall(sock, encode_header(DataStatus.ELSEWHERE))
+            return
         try:
             served = await _open_for(self._scope(), grant, request)
         except ServeRefused as exc:
@@ -360,10 +397,44 @@ class DataServer(AcceptingServer):
                 await loop.sock_sendall(sock, encode_header(status))
                 return
             async with self.shaper.turn(grant.peer_id):
-                await loop.sock_sendall(sock, encode_header(DataStatus.OK, request.length))
-                self._bytes_sent += await self.shaper.send(
-                    sock, served.fd, request.offset, request.length, grant.peer_id
-                )
+                await self._send(sock, grant, request, served, index)
+
+    async def _send(
+        self,
+        sock: socket.socket,
+        grant: TicketGrant,
+        request: ChunkRequest,
+        served: ServedFile,
+        index: int | None,
+    ) -> None:
+        """Send one chunk's OK header and bytes, reporting it to the steering rule."""
+        rule, peer_id, game_id = self.steering_rule, grant.peer_id, grant.game_id
+        if index is not None:
+            rule.sending(peer_id, game_id, index, self._clock())
+        try:
+            await asyncio.get_running_loop().sock_sendall(
+                sock, encode_header(DataStatus.OK, request.length)
+            )
+            self._bytes_sent += await self.shaper.send(
+                sock, served.fd, request.offset, request.length, peer_id
+            )
+        except BaseException:
+            if index is not None:
+                rule.abandoned(peer_id, game_id, index)
+            raise
+        if index is not None:
+            rule.sent(peer_id, game_id, index, self._clock())
+
+    async def _steerable(self, grant: TicketGrant, request: ChunkRequest) -> int | None:
+        """The chunk index the steering rule judges this request by; ``None``: serve it."""
+        if self._steering is None or grant.manifest_digest is not None:
+            return None
+        return await self._steering.locate(
+            grant.game_id, request.path, request.offset, request.length
+        )
+
+    def _holders(self, game_id: str, index: int) -> frozenset[str]:
+        return frozenset() if self._steering is None else self._steering.holders(game_id, index)
 
 
 async def _open_for(scope: ServeScope, grant: TicketGrant, request: ChunkRequest) -> ServedFile:

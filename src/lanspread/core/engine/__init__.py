@@ -40,7 +40,9 @@ all counts as gone.
 holds (``SourceOffered.has``), again whenever they grow. Its
 :attr:`~.messages.ChunkFault.NOT_AVAILABLE` takes the chunk off its map, uncounted:
 not from it now, neither a strike nor an attempt. A hash mismatch excludes it like
-any source.
+any source. A complete source's :attr:`~.messages.ChunkFault.STEERED` (its seeder
+steering: other peers hold the chunk) leaves that chunk off it for
+``swarm.STEER_BACKOFF``, uncounted too, so the partial holders get it.
 
 **Leaving.** A source that leaves (:class:`SourceLost`) takes only its in-flight
 chunks with it: its connection is closed, and once it is
@@ -115,6 +117,7 @@ from lanspread.core.engine.swarm import (
     MAX_COPIES,
     MAX_SOURCE_STRIKES,
     RATE_SMOOTHING,
+    STEER_BACKOFF,
     TAIL_CONNECT_GRACE,
     Link,
     Standing,
@@ -130,6 +133,7 @@ __all__ = [
     "MAX_COPIES",
     "MAX_SOURCE_STRIKES",
     "RATE_SMOOTHING",
+    "STEER_BACKOFF",
     "TAIL_CONNECT_GRACE",
     "Action",
     "AskManifests",

@@ -337,8 +337,8 @@ class DownloadEngine:
             self._strike(source, event.detail or event.fault.value)
         if task is None:
             return self._advance(now)
-        if event.fault is ChunkFault.NOT_AVAILABLE and source.has is not None:
-            self.swarm.withdraw(source, event.key)
+        if (event.fault is ChunkFault.STEERED) is (source.has is None) and event.fault.elsewhere:
+            self.swarm.withdraw(source, event.key, now)
             return self._advance(now)
         if event.fault is ChunkFault.HASH_MISMATCH:
             out += self._exclude(source, f"sent corrupt bytes for {task.path}")
@@ -428,7 +428,7 @@ class DownloadEngine:
         if self.swarm.complete and not self.swarm.won:
             return out + self._finish_payload()  # the sentinel commit journals it all
         out += self._maybe_commit(now)
-        if not assigned and self._quiescent():
+        if not assigned and self._quiescent(now):
             return out + self._stuck()
         return out
 
@@ -436,9 +436,9 @@ class DownloadEngine:
         """An open idle source stays open while the endgame may give it a copy."""
         return self._endgame and bool(self.swarm.holders) and not self.swarm.pending
 
-    def _quiescent(self) -> bool:
-        """Nothing in flight, nothing connecting or closing, nothing being placed."""
-        if self.swarm.holders or self.swarm.won:
+    def _quiescent(self, now: float) -> bool:
+        """Nothing in flight, connecting, closing, being placed or waiting out a steer."""
+        if self.swarm.holders or self.swarm.won or self.swarm.steered_away(now):
             return False
         return all(
             s.link in (Link.IDLE, Link.OPEN) for s in self.swarm.sources.values()

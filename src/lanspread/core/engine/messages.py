@@ -48,6 +48,9 @@ class ChunkFault(enum.Enum):
     NOT_AVAILABLE = "not-available"
     """A partial source does not hold the chunk (any more): not from it now. Neither a
     strike nor a counted attempt; the connection is still usable."""
+    STEERED = "steered"
+    """A complete source sent us to other holders for this chunk: not from it for a
+    short back-off. Neither a strike nor a counted attempt; the connection is usable."""
     SHORT_READ = "short-read"
     """The connection ended inside the chunk; the connection is dead."""
     CONNECTION_LOST = "connection-lost"
@@ -56,6 +59,11 @@ class ChunkFault(enum.Enum):
     @property
     def kills_connection(self) -> bool:
         return self in (ChunkFault.SHORT_READ, ChunkFault.CONNECTION_LOST)
+
+    @property
+    def elsewhere(self) -> bool:
+        """The source sent us elsewhere for the chunk, uncounted."""
+        return self in (ChunkFault.NOT_AVAILABLE, ChunkFault.STEERED)
 
     @property
     def bytes_arrived(self) -> bool:

@@ -19,8 +19,9 @@ Choice, in the order the engine applies it (:meth:`Swarm.assign`):
    have something to trade. With ``slow_depth`` a source whose chunk takes over
    :data:`SLOW_CHUNK_SECONDS` (or not measured yet) keeps at most that many in
    flight. A chunk is skipped for a source that
-   does not hold it, and for one that already failed it while another usable
-   holder has not.
+   does not hold it, for one that already failed it while another usable
+   holder has not, and for a complete source that steered it away (its seeder
+   steering: other peers hold it) until :data:`STEER_BACKOFF` has passed.
 3. **The tail.** When the chunks left unassigned would fit in the slots of the
    connections open or opening, a chunk is withheld from a source when another
    open source holding it (busy now) would still finish it sooner by their
@@ -47,6 +48,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from lanspread.core.planning import ChunkKey, ChunkTask
+
+# A complete source that steered a chunk away (``ChunkFault.STEERED``: other peers
+# hold it or are getting it) is not asked for it again for this long: enough for the
+# partial holders to serve it or for their announcements to arrive (a have interval
+# is one second), short enough that a chunk whose holders fail or leave comes back to
+# the seeder soon; the seeder serves it after a few steers anyway.
+STEER_BACKOFF = 2.0
 
 # A chunk that failed this often, across every source that could serve it, is not
 # a passing glitch (a peer leaving, a reset connection): fail the download with the
@@ -135,6 +143,8 @@ class Source:
     """Chunks ever put in flight on this source (the tail's round robin counts them)."""
     connecting_since: float | None = None
     """When its data connection was asked for (``None``: never)."""
+    steered: dict[ChunkKey, float] = field(default_factory=dict)
+    """Chunks this complete source steered away, and until when it is not asked for them."""
 
     def holds(self, key: ChunkKey) -> bool:
         return key[0] in self.paths and (self.has is None or key in self.has)
@@ -234,6 +244,16 @@ class Swarm:
             self._no_work[source.name] = self._returns
         return found
 
+    def steered_away(self, now: float) -> bool:
+        """A waiting chunk is held back from a usable source by a steer not over yet
+        (the progress ticks bring the engine back when it is)."""
+        return any(
+            until > now and key in self.pending
+            for source in self.sources.values()
+            if source.usable
+            for key, until in source.steered.items()
+        )
+
     def idle_without_work(self, source: Source) -> bool:
         """Open, nothing in flight, and nothing waiting that it holds: close it."""
         return source.link is Link.OPEN and not source.in_flight and not self.has_work_for(source)
@@ -254,11 +274,17 @@ class Swarm:
             existing.paths, existing.has = paths, has
         self.reorder()
 
-    def withdraw(self, source: Source, key: ChunkKey) -> None:
-        """A partial source said it does not hold ``key``: forget that it does, uncounted,
-        and let the chunk wait for another holder (its next availability may bring it back)."""
-        if source.has is not None and key in source.has:
-            source.has = source.has - {key}
+    def withdraw(self, source: Source, key: ChunkKey, now: float) -> None:
+        """``source`` sent us elsewhere for ``key``, uncounted: a partial source does not
+        hold it (forget that it does; its next availability may bring it back), a complete
+        one steered it away (not from it for :data:`STEER_BACKOFF`). The chunk waits for
+        another holder."""
+        if source.has is not None:
+            if key in source.has:
+                source.has = source.has - {key}
+        else:
+            source.steered = {k: t for k, t in source.steered.items() if t > now}
+            source.steered[key] = now + STEER_BACKOFF
         self.give_back(source, key)
         self.reorder()
 
@@ -366,11 +392,11 @@ class Swarm:
             if tail and self._over_share(source, active, now):
                 continue
             if self.pending:
-                key = self._pick(source, tail)
+                key = self._pick(source, tail, now)
                 if key is not None:
                     return source.name, self._start(source, key, now), False
             else:
-                key = self._pick_copy(source)
+                key = self._pick_copy(source, now)
                 if key is not None:
                     self.copies.setdefault(key, set()).add(source.name)
                     return source.name, self._start(source, key, now), True
@@ -406,9 +432,9 @@ class Swarm:
         self.holders.setdefault(key, set()).add(source.name)
         return task
 
-    def _pick(self, source: Source, tail: bool) -> ChunkKey | None:
+    def _pick(self, source: Source, tail: bool, now: float) -> ChunkKey | None:
         for index, key in enumerate(self._returned):
-            if key in self.pending and self._allowed(source, key, tail):
+            if key in self.pending and self._allowed(source, key, tail, now):
                 del self._returned[index]
                 return key
         index = self._head
@@ -417,15 +443,15 @@ class Swarm:
             if key not in self.pending:
                 if index == self._head:
                     self._head += 1
-            elif self._allowed(source, key, tail):
+            elif self._allowed(source, key, tail, now):
                 if index == self._head:
                     self._head += 1
                 return key
             index += 1
         return None
 
-    def _allowed(self, source: Source, key: ChunkKey, tail: bool) -> bool:
-        if not source.holds(key):
+    def _allowed(self, source: Source, key: ChunkKey, tail: bool, now: float) -> bool:
+        if not source.holds(key) or source.steered.get(key, now) > now:
             return False
         failed = self.failed_by.get(key)
         if failed and source.name in failed:
@@ -448,7 +474,7 @@ class Swarm:
                 return True
         return False
 
-    def _pick_copy(self, source: Source) -> ChunkKey | None:
+    def _pick_copy(self, source: Source, now: float) -> ChunkKey | None:
         """An endgame duplicate for an idle ``source``: the chunk in flight longest
         with the fewest holders, held by ``source`` and not already on it."""
         if source.in_flight or len(self.holders) > ENDGAME_CHUNKS:
@@ -456,7 +482,9 @@ class Swarm:
         for key, holders in self.holders.items():
             if len(holders) >= MAX_COPIES or key in self.won or source.name in holders:
                 continue
-            if source.holds(key) and source.name not in self.failed_by.get(key, set()):
+            if source.steered.get(key, now) > now or not source.holds(key):
+                continue
+            if source.name not in self.failed_by.get(key, set()):
                 return key
         return None
 
