@@ -5,6 +5,7 @@ from __future__ import annotations
 from tests.core.test_engine import C, Drive, chunks, fetched, of
 
 from lanspread.core.engine import (
+    MAX_STEERS_TAKEN,
     STEER_BACKOFF,
     ChunkFailed,
     ChunkFault,
@@ -87,3 +88,21 @@ def test_a_partial_sources_steer_status_is_not_taken_as_a_steer() -> None:
     drive(ChunkFailed("charlie", key, ChunkFault.STEERED, "elsewhere"))
     assert drive.engine.swarm.attempts.get(key) == 1
     assert drive.engine.swarm.sources["charlie"].steered == {}
+
+
+def test_a_source_that_keeps_steering_a_chunk_is_counted_as_failing() -> None:
+    """A complete source that steers one chunk away more than MAX_STEERS_TAKEN times
+    (an honest seeder serves it after three) is stalling: from then on its answer
+    counts as a failed attempt, so the download ends instead of waiting forever."""
+    drive = Drive(depth=1)
+    drive.to_fetching(chunks(1), ("bravo",))
+    key = ("a.eti", 0)
+    bravo = drive.engine.swarm.sources["bravo"]
+    for _ in range(MAX_STEERS_TAKEN):
+        drive(ChunkFailed("bravo", key, ChunkFault.STEERED, "refused: ELSEWHERE"))
+        drive(Tick(), at=drive.now + STEER_BACKOFF)
+    assert drive.engine.swarm.attempts.get(key) is None
+    assert of(End, drive.log) == []
+    assert key in bravo.in_flight
+    drive(ChunkFailed("bravo", key, ChunkFault.STEERED, "refused: ELSEWHERE"))
+    assert drive.engine.swarm.attempts.get(key) == 1

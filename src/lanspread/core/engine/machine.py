@@ -337,8 +337,8 @@ class DownloadEngine:
             self._strike(source, event.detail or event.fault.value)
         if task is None:
             return self._advance(now)
-        if (event.fault is ChunkFault.STEERED) is (source.has is None) and event.fault.elsewhere:
-            self.swarm.withdraw(source, event.key, now)
+        steered = (event.fault is ChunkFault.STEERED) is (source.has is None)
+        if steered and event.fault.elsewhere and self.swarm.withdraw(source, event.key, now):
             return self._advance(now)
         if event.fault is ChunkFault.HASH_MISMATCH:
             out += self._exclude(source, f"sent corrupt bytes for {task.path}")

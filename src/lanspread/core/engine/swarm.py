@@ -56,6 +56,11 @@ from lanspread.core.planning import ChunkKey, ChunkTask
 # the seeder soon; the seeder serves it after a few steers anyway.
 STEER_BACKOFF = 2.0
 
+# Steers taken from one complete source for one chunk before its next one counts as a
+# failed attempt: an honest seeder serves a chunk after three steers of a peer
+# (``core.steering.MAX_STEERS``), so a source that keeps steering is stalling us.
+MAX_STEERS_TAKEN = 4
+
 # A chunk that failed this often, across every source that could serve it, is not
 # a passing glitch (a peer leaving, a reset connection): fail the download with the
 # reasons instead of retrying forever. Enough for one retry on each of a few sources
@@ -144,6 +149,8 @@ class Source:
     connecting_since: float | None = None
     """When its data connection was asked for (``None``: never)."""
     steered: dict[ChunkKey, float] = field(default_factory=dict)
+    steers_taken: dict[ChunkKey, int] = field(default_factory=dict)
+    """How often this complete source steered each chunk away (one entry a chunk at most)."""
     """Chunks this complete source steered away, and until when it is not asked for them."""
 
     def holds(self, key: ChunkKey) -> bool:
@@ -274,19 +281,25 @@ class Swarm:
             existing.paths, existing.has = paths, has
         self.reorder()
 
-    def withdraw(self, source: Source, key: ChunkKey, now: float) -> None:
+    def withdraw(self, source: Source, key: ChunkKey, now: float) -> bool:
         """``source`` sent us elsewhere for ``key``, uncounted: a partial source does not
         hold it (forget that it does; its next availability may bring it back), a complete
         one steered it away (not from it for :data:`STEER_BACKOFF`). The chunk waits for
-        another holder."""
+        another holder. False (nothing changed) when a complete source has steered this
+        chunk :data:`MAX_STEERS_TAKEN` times already: the caller counts a failure."""
         if source.has is not None:
             if key in source.has:
                 source.has = source.has - {key}
         else:
+            taken = source.steers_taken.get(key, 0)
+            if taken >= MAX_STEERS_TAKEN:
+                return False
+            source.steers_taken[key] = taken + 1
             source.steered = {k: t for k, t in source.steered.items() if t > now}
             source.steered[key] = now + STEER_BACKOFF
         self.give_back(source, key)
         self.reorder()
+        return True
 
     def set_standing(self, source: Source, standing: Standing) -> None:
         if source.usable and standing is not Standing.USABLE:
