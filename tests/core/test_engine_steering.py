@@ -106,3 +106,18 @@ def test_a_source_that_keeps_steering_a_chunk_is_counted_as_failing() -> None:
     assert key in bravo.in_flight
     drive(ChunkFailed("bravo", key, ChunkFault.STEERED, "refused: ELSEWHERE"))
     assert drive.engine.swarm.attempts.get(key) == 1
+
+
+def test_an_open_source_in_a_back_off_does_not_hold_the_others_back() -> None:
+    """Small-game fairness never stalls a download: charlie steered the last chunk away
+    and may not be asked for it during the back-off, so bravo, which already fetched
+    more, takes it instead of the download ending with "no source took it"."""
+    drive = Drive(depth=1)
+    drive.to_fetching(chunks(3), ("bravo", "charlie"))
+    first = fetched(drive.log)
+    bravo_key, charlie_key = first["bravo"][0], first["charlie"][0]
+    third = fetched(drive(ChunkVerified("bravo", bravo_key)))["bravo"][0]
+    drive(ChunkFailed("charlie", charlie_key, ChunkFault.STEERED, "refused: ELSEWHERE"))
+    actions = drive(ChunkVerified("bravo", third))
+    assert fetched(actions) == {"bravo": [charlie_key]}
+    assert of(End, drive.log) == []

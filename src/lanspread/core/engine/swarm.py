@@ -425,15 +425,21 @@ class Swarm:
         others = [
             other.assigned
             for other in active
-            if other is not source
-            and (other.in_flight or self.has_work_for(other))
-            and (
-                other.link is Link.OPEN
-                or other.connecting_since is None
-                or now - other.connecting_since < TAIL_CONNECT_GRACE
-            )
+            if other is not source and (other.in_flight or self._opening_with_work(other, now))
         ]
         return bool(others) and source.assigned > min(others)
+
+    def _opening_with_work(self, source: Source, now: float) -> bool:
+        """Still opening (for less than :data:`TAIL_CONNECT_GRACE`) and holding a waiting
+        chunk. An open source with nothing in flight never holds another back: it asks
+        in the same round if it can, and if it cannot (a back-off, a failed chunk) the
+        others must not wait for it."""
+        return (
+            source.link is Link.CONNECTING
+            and source.connecting_since is not None
+            and now - source.connecting_since < TAIL_CONNECT_GRACE
+            and self.has_work_for(source)
+        )
 
     def _start(self, source: Source, key: ChunkKey, now: float) -> ChunkTask:
         self.pending.discard(key)
