@@ -80,11 +80,15 @@ async def test_single_source_download_is_byte_exact(build_lan: BuildLan) -> None
 
 
 async def test_multi_source_download_uses_every_source(build_lan: BuildLan) -> None:
-    """S21: three sources of one game each deliver chunks, and the result is byte exact.
+    """S21: three sources of one game deliver chunks, and the result is byte exact.
 
-    The game has four archives of similar size: the planner spreads them over the
-    three sources, ``download-begin`` names all three and ``chunk-finished`` events
-    arrive from all three.
+    The game has four small archives (one chunk each): ``download-begin`` names all
+    three sources and ``chunk-finished`` events arrive from more than one. Which
+    sources get the four chunks depends on when their data connections open (the tail
+    waits for an opening connection at most ``TAIL_CONNECT_GRACE``, and one whose
+    ticket or connect fails is not waited for), so on a loaded machine one of the
+    three may be left with none; ``test_a_small_game_waits_for_the_sources_still_opening``
+    proves the dealing rule itself without timing.
     """
     lan = await build_lan(4)
     receiver, *sources = await lan.start(
@@ -97,7 +101,9 @@ async def test_multi_source_download_uses_every_source(build_lan: BuildLan) -> N
     [begin] = of_game(receiver.process.events, "download-begin", "cs16")
     ids = {source.peer_id for source in sources}
     assert set(begin["sources"]) == ids
-    assert set(chunk_sources(receiver, "cs16").values()) == ids
+    used = set(chunk_sources(receiver, "cs16").values())
+    assert used <= ids
+    assert len(used) >= 2
 
 
 async def test_one_file_larger_than_a_chunk_comes_from_two_peers(build_lan: BuildLan) -> None:
