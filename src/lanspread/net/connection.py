@@ -44,41 +44,13 @@ from lanspread.errors import (
     SelfConnect,
     TransportError,
 )
+from lanspread.net import wire
 from lanspread.net.handshake import build_hello, check_challenge, check_hello_ack
 from lanspread.net.identity import PeerIdentity
 from lanspread.net.listener import Closing
 from lanspread.net.stream import FramedStream
 from lanspread.net.tls import open_tls_connection, pinned_peer_id
-from lanspread.net.wire import (
-    MAX_FRAME_SIZE,
-    MAX_HANDSHAKE_FRAME_SIZE,
-    MAX_REQUEST_ID,
-    Announcement,
-    CatalogAck,
-    Challenge,
-    ErrorResponse,
-    GetGame,
-    GetTicket,
-    Goodbye,
-    GoodbyeAck,
-    HaveDeltaAck,
-    HelloAck,
-    LibraryDeltaAck,
-    ManifestResponse,
-    Message,
-    OfferCatalog,
-    Ping,
-    Pong,
-    PushHaveDelta,
-    PushLibraryDelta,
-    Request,
-    RequestFrame,
-    Response,
-    ResponseFrame,
-    ResyncRequired,
-    Ticket,
-    is_answer_to,
-)
+from lanspread.net.wire import MAX_FRAME_SIZE, MAX_HANDSHAKE_FRAME_SIZE, MAX_REQUEST_ID
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +62,7 @@ HANDSHAKE_TIMEOUT = 10.0
 # Control requests are small and answered from memory or a quick disk look-up.
 REQUEST_TIMEOUT = 30.0
 
-AnnouncementBuilder = Callable[[], Announcement]
+AnnouncementBuilder = Callable[[], wire.Announcement]
 """Called once per handshake, right before the Hello is sent, so it carries the
 current library snapshot."""
 
@@ -146,26 +118,26 @@ async def _client_handshake(
     expected_peer_id: str | None,
     forbidden_peer_id: str | None,
     announce: AnnouncementBuilder,
-) -> HelloAck:
+) -> wire.HelloAck:
     server_id = pinned_peer_id(stream.writer)
     if server_id == forbidden_peer_id:
         raise SelfConnect(f"the listener is this peer ({server_id}): self-connect refused")
     if expected_peer_id is not None and server_id != expected_peer_id:
         raise PeerIdMismatch(expected_peer_id, server_id)
     await stream.exchange_preamble()
-    challenge = _expect(await stream.receive(), Challenge)
+    challenge = _expect(await stream.receive(), wire.Challenge)
     check_challenge(challenge, server_id)
     await stream.send(build_hello(identity, challenge, server_id, announce()))
-    ack = _expect(await stream.receive(), HelloAck)
+    ack = _expect(await stream.receive(), wire.HelloAck)
     check_hello_ack(ack, server_id)
     return ack
 
 
-_Expected = TypeVar("_Expected", Challenge, HelloAck)
+_Expected = TypeVar("_Expected", wire.Challenge, wire.HelloAck)
 
 
-def _expect(message: Message, kind: type[_Expected]) -> _Expected:
-    if isinstance(message, ErrorResponse):
+def _expect(message: wire.Message, kind: type[_Expected]) -> _Expected:
+    if isinstance(message, wire.ErrorResponse):
         raise PeerRefused(message.code, message.message)
     if not isinstance(message, kind):
         raise ProtocolError(f"expected {kind.__name__}, got {type(message).__name__}")
@@ -178,17 +150,17 @@ class PeerConnection(Closing):
     Create it with :func:`dial`. Use ``async with`` or call :meth:`close`.
     """
 
-    def __init__(self, stream: FramedStream, hello_ack: HelloAck) -> None:
+    def __init__(self, stream: FramedStream, hello_ack: wire.HelloAck) -> None:
         self._stream = stream
         self._hello_ack = hello_ack
-        self._pending: dict[int, asyncio.Future[Response]] = {}
+        self._pending: dict[int, asyncio.Future[wire.Response]] = {}
         self._last_id = 0
         self._reason: LanspreadError | None = None
         self._closed = asyncio.Event()
         self._reader: asyncio.Task[None] | None = None
 
     @classmethod
-    def _start(cls, stream: FramedStream, hello_ack: HelloAck) -> PeerConnection:
+    def _start(cls, stream: FramedStream, hello_ack: wire.HelloAck) -> PeerConnection:
         connection = cls(stream, hello_ack)
         connection._reader = asyncio.get_running_loop().create_task(
             connection._read_responses(), name=f"lanspread-reader-{stream.description}"
@@ -201,7 +173,7 @@ class PeerConnection(Closing):
         return self._hello_ack.peer_id
 
     @property
-    def hello_ack(self) -> HelloAck:
+    def hello_ack(self) -> wire.HelloAck:
         return self._hello_ack
 
     @property
@@ -215,61 +187,61 @@ class PeerConnection(Closing):
     @overload
     async def request(
         self,
-        message: Ping,
+        message: wire.Ping,
         *,
         timeout: float = ...,  # noqa: ASYNC109
-    ) -> Pong: ...
+    ) -> wire.Pong: ...
     @overload
     async def request(
         self,
-        message: Goodbye,
+        message: wire.Goodbye,
         *,
         timeout: float = ...,  # noqa: ASYNC109
-    ) -> GoodbyeAck: ...
+    ) -> wire.GoodbyeAck: ...
     @overload
     async def request(
         self,
-        message: PushLibraryDelta,
+        message: wire.PushLibraryDelta,
         *,
         timeout: float = ...,  # noqa: ASYNC109
-    ) -> LibraryDeltaAck | ResyncRequired: ...
+    ) -> wire.LibraryDeltaAck | wire.ResyncRequired: ...
     @overload
     async def request(
         self,
-        message: PushHaveDelta,
+        message: wire.PushHaveDelta,
         *,
         timeout: float = ...,  # noqa: ASYNC109
-    ) -> HaveDeltaAck: ...
+    ) -> wire.HaveDeltaAck: ...
     @overload
     async def request(
         self,
-        message: GetGame,
+        message: wire.GetGame,
         *,
         timeout: float = ...,  # noqa: ASYNC109
-    ) -> ManifestResponse: ...
+    ) -> wire.ManifestResponse: ...
     @overload
     async def request(
         self,
-        message: GetTicket,
+        message: wire.GetTicket,
         *,
         timeout: float = ...,  # noqa: ASYNC109
-    ) -> Ticket: ...
+    ) -> wire.Ticket: ...
     @overload
     async def request(
         self,
-        message: OfferCatalog,
+        message: wire.OfferCatalog,
         *,
         timeout: float = ...,  # noqa: ASYNC109
-    ) -> CatalogAck: ...
+    ) -> wire.CatalogAck: ...
 
     async def request(
         self,
-        message: Request,
+        message: wire.Request,
         *,
         # Each in-flight request keeps its own deadline; asyncio.timeout around the
         # call would also cover waiting for the send lock, which is not the peer's fault.
         timeout: float = REQUEST_TIMEOUT,  # noqa: ASYNC109
-    ) -> Response:
+    ) -> wire.Response:
         """Send ``message`` and await its answer.
 
         Raises :class:`PeerRefused` for an :class:`ErrorResponse`, :class:`TransportError`
@@ -279,10 +251,10 @@ class PeerConnection(Closing):
         """
         self._raise_if_closed()
         request_id = self._allocate_id()
-        future: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[wire.Response] = asyncio.get_running_loop().create_future()
         self._pending[request_id] = future
         try:
-            await self._stream.send(RequestFrame(id=request_id, body=message))
+            await self._stream.send(wire.RequestFrame(id=request_id, body=message))
             async with asyncio.timeout(timeout):
                 response = await future
         except TimeoutError as exc:
@@ -291,9 +263,9 @@ class PeerConnection(Closing):
             ) from exc
         finally:
             self._pending.pop(request_id, None)
-        if isinstance(response, ErrorResponse):
+        if isinstance(response, wire.ErrorResponse):
             raise PeerRefused(response.code, response.message)
-        if not is_answer_to(message, response):
+        if not wire.is_answer_to(message, response):
             raise ProtocolError(
                 f"peer {self.peer_id} answered {type(message).__name__} "
                 f"with {type(response).__name__}"
@@ -342,10 +314,10 @@ class PeerConnection(Closing):
             await self._stream.close()
             self._closed.set()
 
-    def _route(self, message: Message) -> None:
-        if isinstance(message, ErrorResponse):
+    def _route(self, message: wire.Message) -> None:
+        if isinstance(message, wire.ErrorResponse):
             raise PeerRefused(message.code, message.message)
-        if not isinstance(message, ResponseFrame):
+        if not isinstance(message, wire.ResponseFrame):
             raise ProtocolError(
                 f"peer {self.peer_id} sent {type(message).__name__} where a response belongs"
             )

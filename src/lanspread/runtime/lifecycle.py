@@ -36,22 +36,8 @@ from lanspread.install.transaction import (
     update_game,
 )
 from lanspread.platform.process import launch, resolve_executable
-from lanspread.runtime.events import (
-    Event,
-    GameExited,
-    GameStarted,
-    InstallBegin,
-    InstallFailed,
-    InstallFinished,
-    InstallProgress,
-    RemoveBegin,
-    RemoveFailed,
-    RemoveFinished,
-    RenamedFile,
-    UninstallBegin,
-    UninstallFailed,
-    UninstallFinished,
-)
+from lanspread.runtime import events
+from lanspread.runtime.events import Event
 from lanspread.runtime.jobs import JobRunner
 from lanspread.runtime.local_library import LocalLibraryService
 from lanspread.runtime.replies import UninstallPlan, VerifyReply
@@ -124,11 +110,13 @@ class Lifecycle:
         """Extract the game (its operation is already INSTALLING or UPDATING)."""
 
         async def work() -> Event:
-            self._publish(InstallBegin(game=game_id, update=update))
+            self._publish(events.InstallBegin(game=game_id, update=update))
             loop = asyncio.get_running_loop()
 
             def progress(done: int, total: int) -> None:
-                event = InstallProgress(game=game_id, extracted_bytes=done, total_bytes=total)
+                event = events.InstallProgress(
+                    game=game_id, extracted_bytes=done, total_bytes=total
+                )
                 loop.call_soon_threadsafe(self._publish, event)
 
             transaction = update_game if update else install_game
@@ -141,7 +129,7 @@ class Lifecycle:
             game_id,
             "update" if update else "install",
             work,
-            lambda reason: InstallFailed(game=game_id, reason=reason),
+            lambda reason: events.InstallFailed(game=game_id, reason=reason),
         )
 
     async def _operate(
@@ -227,17 +215,17 @@ class Lifecycle:
 
     async def _run_uninstall(self, game_id: str, *, keep_saves: bool) -> None:
         async def work() -> Event:
-            self._publish(UninstallBegin(game=game_id))
+            self._publish(events.UninstallBegin(game=game_id))
             result = await asyncio.to_thread(
                 uninstall_game, self._root(game_id), keep_saves=keep_saves
             )
-            return UninstallFinished(game=game_id, kept=result.kept)
+            return events.UninstallFinished(game=game_id, kept=result.kept)
 
         await self._operate(
             game_id,
             "uninstall",
             work,
-            lambda reason: UninstallFailed(game=game_id, reason=reason),
+            lambda reason: events.UninstallFailed(game=game_id, reason=reason),
         )
 
     def remove(self, game_id: str) -> None:
@@ -249,17 +237,17 @@ class Lifecycle:
 
     async def _run_remove(self, game_id: str) -> None:
         async def work() -> Event:
-            self._publish(RemoveBegin(game=game_id))
+            self._publish(events.RemoveBegin(game=game_id))
             await asyncio.to_thread(
                 remove_downloaded_game, self._local.game_dir, game_id, self._local.catalog
             )
-            return RemoveFinished(game=game_id)
+            return events.RemoveFinished(game=game_id)
 
         await self._operate(
             game_id,
             "removal",
             work,
-            lambda reason: RemoveFailed(game=game_id, reason=reason),
+            lambda reason: events.RemoveFailed(game=game_id, reason=reason),
         )
 
     # -- play ----------------------------------------------------------------
@@ -274,7 +262,7 @@ class Lifecycle:
         executable = await asyncio.to_thread(resolve_executable, local_dir, name)
         process = await launch(executable, local_dir)
         self._running[game_id] = process
-        self._publish(GameStarted(game=game_id, pid=process.pid))
+        self._publish(events.GameStarted(game=game_id, pid=process.pid))
         self._jobs.spawn(lambda: self._watch(game_id, process))
         return process.pid
 
@@ -283,7 +271,7 @@ class Lifecycle:
             returncode = await process.wait()
         finally:
             self._running.pop(game_id, None)
-        self._publish(GameExited(game=game_id, returncode=returncode))
+        self._publish(events.GameExited(game=game_id, returncode=returncode))
 
 
 def _failure_reason(exc: Exception, what: str, game_id: str) -> str:
@@ -297,10 +285,10 @@ def _failure_reason(exc: Exception, what: str, game_id: str) -> str:
     return f"the {what} stopped on an unexpected error ({detail}); the log has the details"
 
 
-def _finished(game_id: str, result: InstallResult) -> InstallFinished:
-    return InstallFinished(
+def _finished(game_id: str, result: InstallResult) -> events.InstallFinished:
+    return events.InstallFinished(
         game=game_id,
         version=result.version,
         kept=result.kept,
-        renamed=tuple(RenamedFile(path=c.source, kept_as=c.target) for c in result.renamed),
+        renamed=tuple(events.RenamedFile(path=c.source, kept_as=c.target) for c in result.renamed),
     )

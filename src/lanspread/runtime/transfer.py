@@ -59,46 +59,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from lanspread.core.engine import (
-    Action,
-    AskManifests,
-    Begin,
-    Cancel,
-    ChunkDone,
-    ChunkFailed,
-    ChunkFault,
-    ChunkVerified,
-    CloseConnection,
-    CommitJournal,
-    CommitSentinel,
-    Connect,
-    ConnectFailed,
-    ConnectionClosed,
-    ConnectionOpened,
-    CopyPlaced,
-    DiskFailed,
-    DownloadEngine,
-    End,
-    Event,
-    ExcludeSource,
-    Fetch,
-    FetchSentinel,
-    JournalCommitted,
-    ManifestsAnswered,
-    ManifestUnavailable,
-    Phase,
-    PlaceCopy,
-    Prepare,
-    Prepared,
-    RejectSource,
-    ReportProgress,
-    SentinelCommitted,
-    SentinelFailed,
-    SentinelFetched,
-    SourceLost,
-    Start,
-    Tick,
-)
+from lanspread.core.engine import Action, DownloadEngine, End, Event, Phase, messages
 from lanspread.core.liars import LiarRecord
 from lanspread.core.manifest import GameManifest
 from lanspread.core.planning import ChunkKey
@@ -130,10 +91,10 @@ PLACE_PIECE = 1024 * 1024
 _T = TypeVar("_T")
 
 _FAULTS = {
-    ChunkOutcome.HASH_MISMATCH: ChunkFault.HASH_MISMATCH,
-    ChunkOutcome.REFUSED: ChunkFault.REFUSED,
-    ChunkOutcome.SHORT_READ: ChunkFault.SHORT_READ,
-    ChunkOutcome.CONNECTION_LOST: ChunkFault.CONNECTION_LOST,
+    ChunkOutcome.HASH_MISMATCH: messages.ChunkFault.HASH_MISMATCH,
+    ChunkOutcome.REFUSED: messages.ChunkFault.REFUSED,
+    ChunkOutcome.SHORT_READ: messages.ChunkFault.SHORT_READ,
+    ChunkOutcome.CONNECTION_LOST: messages.ChunkFault.CONNECTION_LOST,
 }
 
 Prepare_ = Callable[
@@ -231,7 +192,7 @@ class DownloadRun:
                 try:
                     self._spawn(self._watch_cancel())
                     self._latest, offering = self._network.sources_for(self._game_id)
-                    self._feed(Start(self._latest, offering))
+                    self._feed(messages.Start(self._latest, offering))
                     end = await self._wait_for_end()
                 finally:  # however it ends, nothing more is fed or started
                     self._closed = True
@@ -252,15 +213,15 @@ class DownloadRun:
                 async with asyncio.timeout_at(deadline):
                     await self._wake.wait()
             if deadline is not None and self._loop.time() >= deadline:
-                self._feed(Tick())
+                self._feed(messages.Tick())
 
     async def _watch_cancel(self) -> None:
         await self._cancel.wait()
-        self._feed(Cancel())
+        self._feed(messages.Cancel())
 
     def source_lost(self, peer_id: str) -> None:
         """The network dropped ``peer_id`` (called by the manager's listener)."""
-        self._feed(SourceLost(peer_id))
+        self._feed(messages.SourceLost(peer_id))
 
     def _feed(self, event: Event) -> None:
         """Hand ``event`` to the engine and perform what it asks, one event at a time."""
@@ -315,7 +276,7 @@ class DownloadRun:
             if failure is None:
                 self._feed(answer(finished.result()))
             elif isinstance(failure, StorageError | OSError):
-                self._feed(DiskFailed(str(failure)))
+                self._feed(messages.DiskFailed(str(failure)))
             else:
                 self._failure = failure
                 self._wake.set()
@@ -335,20 +296,20 @@ class DownloadRun:
 
     # -- actions ----------------------------------------------------------------------------
 
-    def _ask_manifests(self, action: AskManifests) -> None:
+    def _ask_manifests(self, action: messages.AskManifests) -> None:
         self._spawn(self._manifests(action.sources))
 
     async def _manifests(self, sources: tuple[str, ...]) -> None:
         answers = await asyncio.gather(*(self._manifest_of(peer) for peer in sources))
         self._feed(
-            ManifestsAnswered(
+            messages.ManifestsAnswered(
                 dict(zip(sources, answers, strict=True)),
                 pinned_digest=self._network.pinned_digest(self._game_id, self._latest),
                 unpinned=self._network.unpinned_offers(self._game_id),
             )
         )
 
-    async def _manifest_of(self, peer_id: str) -> GameManifest | ManifestUnavailable:
+    async def _manifest_of(self, peer_id: str) -> GameManifest | messages.ManifestUnavailable:
         try:
             async with asyncio.timeout(MANIFEST_TIMEOUT):
                 return await self._network.fetch_manifest(peer_id, self._game_id)
@@ -359,16 +320,16 @@ class DownloadRun:
             detail = str(exc)
             not_ready = isinstance(exc, PeerRefused) and exc.code == ErrorCode.NOT_READY
         log.info("no manifest of %s from %s: %s", self._game_id, peer_id, detail)
-        return ManifestUnavailable(detail, not_ready=not_ready)
+        return messages.ManifestUnavailable(detail, not_ready=not_ready)
 
-    def _reject_source(self, action: RejectSource) -> None:
+    def _reject_source(self, action: messages.RejectSource) -> None:
         self._reject(self._game_id, action.source, action.reason)
 
-    def _exclude_source(self, action: ExcludeSource) -> None:
+    def _exclude_source(self, action: messages.ExcludeSource) -> None:
         self._liars.record(self._game_id, action.source)
         self._reject(self._game_id, action.source, action.reason)
 
-    def _prepare_storage(self, action: Prepare) -> None:
+    def _prepare_storage(self, action: messages.Prepare) -> None:
         def prepare() -> tuple[DownloadJournal, set[ChunkKey]]:
             return self._prepare(self._root, action.manifest, self._cancel.is_set, self._adopt)
 
@@ -376,11 +337,11 @@ class DownloadRun:
             self._journal, done = result
             if self._sharing is not None:  # what the journal holds is durable: serve it
                 self._sharing.begin(action.manifest, self._journal.bitmap())
-            return Prepared(frozenset(done), self._network.known_peers())
+            return messages.Prepared(frozenset(done), self._network.known_peers())
 
         self._disk_step(prepare, prepared)
 
-    def _begin(self, action: Begin) -> None:
+    def _begin(self, action: messages.Begin) -> None:
         self._publish(
             DownloadBegin(
                 game=self._game_id,
@@ -393,7 +354,7 @@ class DownloadRun:
         self._swarm.start(self._engine.manifest, self._engine.sources)
         self.availability_changed()
 
-    def _connect(self, action: Connect) -> None:
+    def _connect(self, action: messages.Connect) -> None:
         queue = self._queues[action.source] = RequestQueue(
             self._sink, self._scratch_fd(action.source)
         )
@@ -403,7 +364,7 @@ class DownloadRun:
         self._network_tasks.add(task)
         task.add_done_callback(self._network_tasks.discard)
 
-    def _fetch(self, action: Fetch) -> None:
+    def _fetch(self, action: messages.Fetch) -> None:
         self._queues[action.source].add(action.tasks, scratch=action.scratch)
 
     def _scratch_fd(self, source: str) -> Callable[[], int]:
@@ -418,7 +379,7 @@ class DownloadRun:
 
         return fd
 
-    def _place_copy(self, action: PlaceCopy) -> None:
+    def _place_copy(self, action: messages.PlaceCopy) -> None:
         task, scratch = action.task, self._scratch[action.source]
         target = self._sink.fd_for(task)
 
@@ -427,9 +388,9 @@ class DownloadRun:
                 length = min(PLACE_PIECE, task.offset + task.length - offset)
                 pwrite_all(target, scratch.read_at(length, offset), offset)
 
-        self._disk_step(place, lambda _: CopyPlaced(action.source, task.key))
+        self._disk_step(place, lambda _: messages.CopyPlaced(action.source, task.key))
 
-    def _close_connection(self, action: CloseConnection) -> None:
+    def _close_connection(self, action: messages.CloseConnection) -> None:
         task = self._links.get(action.source)
         if task is not None:
             task.cancel()
@@ -442,13 +403,13 @@ class DownloadRun:
         except LanspreadError as exc:
             log.info("cannot fetch %s from %s: %s", self._game_id, source, exc)
             unreachable = isinstance(exc, TransportError)
-            self._feed(ConnectFailed(source, str(exc), unreachable=unreachable))
+            self._feed(messages.ConnectFailed(source, str(exc), unreachable=unreachable))
             return
         except asyncio.CancelledError:
-            self._feed(ConnectionClosed(source))
+            self._feed(messages.ConnectionClosed(source))
             raise
         try:
-            self._feed(ConnectionOpened(source))
+            self._feed(messages.ConnectionOpened(source))
             async with connection:
                 while connection.is_usable:
                     await queue.ready.wait()
@@ -456,16 +417,16 @@ class DownloadRun:
                         async for result in results:
                             self._feed(_chunk_event(source, result, self._swarm))
         except StorageError as exc:
-            self._feed(DiskFailed(str(exc)))
+            self._feed(messages.DiskFailed(str(exc)))
         finally:
-            self._feed(ConnectionClosed(source))
+            self._feed(messages.ConnectionClosed(source))
 
     async def _open(self, source: str) -> DataConnection:
         digest = self._swarm.digest if self._swarm.is_partial(source) else None
         host, ticket = await self._network.request_ticket(source, self._game_id, digest)
         return await DataConnection.open(host, ticket.data_port, ticket.token, depth=self._depth)
 
-    def _chunk_done(self, action: ChunkDone) -> None:
+    def _chunk_done(self, action: messages.ChunkDone) -> None:
         task = action.task
         assert self._journal is not None
         self._journal.mark_done([task.key])
@@ -479,7 +440,7 @@ class DownloadRun:
             )
         )
 
-    def _commit_journal(self, action: CommitJournal) -> None:
+    def _commit_journal(self, action: messages.CommitJournal) -> None:
         journal, fds = self._journal, self._sink.fds
         assert journal is not None
         self._disk_step(lambda: journal.commit_durable(fds), self._committed)
@@ -487,12 +448,12 @@ class DownloadRun:
     def _committed(self, bitmap: bytes) -> Event:
         if self._sharing is not None:
             self._sharing.durable(self._game_id, bitmap)
-        return JournalCommitted()
+        return messages.JournalCommitted()
 
-    def _fetch_sentinel(self, action: FetchSentinel) -> None:
+    def _fetch_sentinel(self, action: messages.FetchSentinel) -> None:
         self._spawn(self._fetch_into_memory(action))
 
-    async def _fetch_into_memory(self, action: FetchSentinel) -> None:
+    async def _fetch_into_memory(self, action: messages.FetchSentinel) -> None:
         sink = ScratchFile()
         try:
             async with await self._open(action.source) as connection:
@@ -500,19 +461,21 @@ class DownloadRun:
                     if not result.ok:
                         log.info("sentinel from %s failed: %s", action.source, result.detail)
                         fault = _FAULTS[result.outcome]
-                        self._feed(SentinelFailed(action.source, fault, result.detail))
+                        self._feed(messages.SentinelFailed(action.source, fault, result.detail))
                         return
             data = sink.read(action.size)
         except LanspreadError as exc:
             log.info("sentinel from %s failed: %s", action.source, exc)
-            self._feed(SentinelFailed(action.source, None, str(exc)))
+            self._feed(messages.SentinelFailed(action.source, None, str(exc)))
             return
         finally:
             sink.close()
-        self._feed(SentinelFetched(action.source, data))
+        self._feed(messages.SentinelFetched(action.source, data))
 
-    def _commit_sentinel(self, action: CommitSentinel) -> None:
-        self._disk_step(lambda: self._commit_all(action.data), lambda _: SentinelCommitted())
+    def _commit_sentinel(self, action: messages.CommitSentinel) -> None:
+        self._disk_step(
+            lambda: self._commit_all(action.data), lambda _: messages.SentinelCommitted()
+        )
 
     def _commit_all(self, sentinel: bytes) -> None:
         """Make every byte durable, then the sentinel; the journal goes last. Blocking."""
@@ -552,7 +515,7 @@ class DownloadRun:
         if offer is not None:
             self._feed(offer)
 
-    def _report_progress(self, action: ReportProgress) -> None:
+    def _report_progress(self, action: messages.ReportProgress) -> None:
         snapshot = action.snapshot
         self._publish(
             DownloadProgress(
@@ -570,26 +533,26 @@ class DownloadRun:
         self._wake.set()
 
     _handlers: dict[type[Any], str] = {
-        AskManifests: "_ask_manifests",
-        RejectSource: "_reject_source",
-        ExcludeSource: "_exclude_source",
-        Prepare: "_prepare_storage",
-        Begin: "_begin",
-        Connect: "_connect",
-        Fetch: "_fetch",
-        CloseConnection: "_close_connection",
-        ChunkDone: "_chunk_done",
-        CommitJournal: "_commit_journal",
-        FetchSentinel: "_fetch_sentinel",
-        CommitSentinel: "_commit_sentinel",
-        PlaceCopy: "_place_copy",
-        ReportProgress: "_report_progress",
+        messages.AskManifests: "_ask_manifests",
+        messages.RejectSource: "_reject_source",
+        messages.ExcludeSource: "_exclude_source",
+        messages.Prepare: "_prepare_storage",
+        messages.Begin: "_begin",
+        messages.Connect: "_connect",
+        messages.Fetch: "_fetch",
+        messages.CloseConnection: "_close_connection",
+        messages.ChunkDone: "_chunk_done",
+        messages.CommitJournal: "_commit_journal",
+        messages.FetchSentinel: "_fetch_sentinel",
+        messages.CommitSentinel: "_commit_sentinel",
+        messages.PlaceCopy: "_place_copy",
+        messages.ReportProgress: "_report_progress",
         End: "_ended",
     }
 
 
 def _chunk_event(source: str, result: ChunkResult, swarm: SwarmView) -> Event:
     if result.ok:
-        return ChunkVerified(source, result.task.key)
+        return messages.ChunkVerified(source, result.task.key)
     fault = swarm.fault_for(source, result.status) or _FAULTS[result.outcome]
-    return ChunkFailed(source, result.task.key, fault, result.detail)
+    return messages.ChunkFailed(source, result.task.key, fault, result.detail)

@@ -11,45 +11,9 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from lanspread.core.agreement import Agreement
+from lanspread.core.engine import messages
 from lanspread.core.engine.cadence import COMMIT_INTERVAL_SECONDS, should_commit
-from lanspread.core.engine.messages import (
-    Action,
-    AskManifests,
-    Begin,
-    Cancel,
-    ChunkDone,
-    ChunkFailed,
-    ChunkFault,
-    ChunkVerified,
-    CloseConnection,
-    CommitJournal,
-    CommitSentinel,
-    Connect,
-    ConnectFailed,
-    ConnectionClosed,
-    ConnectionOpened,
-    CopyPlaced,
-    DiskFailed,
-    End,
-    Ending,
-    Event,
-    ExcludeSource,
-    Fetch,
-    FetchSentinel,
-    JournalCommitted,
-    ManifestsAnswered,
-    PlaceCopy,
-    Prepare,
-    Prepared,
-    ReportProgress,
-    SentinelCommitted,
-    SentinelFailed,
-    SentinelFetched,
-    SourceLost,
-    SourceOffered,
-    Start,
-    Tick,
-)
+from lanspread.core.engine.messages import Action, End, Ending, Event
 from lanspread.core.engine.source_check import settle_manifests
 from lanspread.core.engine.swarm import (
     MAX_CHUNK_ATTEMPTS,
@@ -136,24 +100,24 @@ class DownloadEngine:
         self.tracker = ProgressTracker(0)
         self._sampler = ProgressSampler(self.tracker)
         self._handlers: dict[type[Any], Callable[[Any, float], list[Action]]] = {
-            Start: self._on_start,
-            ManifestsAnswered: self._on_manifests,
-            Prepared: self._on_prepared,
-            SourceOffered: self._on_source_offered,
-            SourceLost: self._on_source_lost,
-            ConnectionOpened: self._on_opened,
-            ConnectFailed: self._on_connect_failed,
-            ConnectionClosed: self._on_closed,
-            ChunkVerified: self._on_verified,
-            ChunkFailed: self._on_chunk_failed,
-            CopyPlaced: self._on_copy_placed,
-            JournalCommitted: self._on_journal_committed,
-            DiskFailed: self._on_disk_failed,
-            SentinelFetched: self._on_sentinel_fetched,
-            SentinelFailed: self._on_sentinel_failed,
-            SentinelCommitted: self._on_sentinel_committed,
-            Tick: self._on_tick,
-            Cancel: self._on_cancel,
+            messages.Start: self._on_start,
+            messages.ManifestsAnswered: self._on_manifests,
+            messages.Prepared: self._on_prepared,
+            messages.SourceOffered: self._on_source_offered,
+            messages.SourceLost: self._on_source_lost,
+            messages.ConnectionOpened: self._on_opened,
+            messages.ConnectFailed: self._on_connect_failed,
+            messages.ConnectionClosed: self._on_closed,
+            messages.ChunkVerified: self._on_verified,
+            messages.ChunkFailed: self._on_chunk_failed,
+            messages.CopyPlaced: self._on_copy_placed,
+            messages.JournalCommitted: self._on_journal_committed,
+            messages.DiskFailed: self._on_disk_failed,
+            messages.SentinelFetched: self._on_sentinel_fetched,
+            messages.SentinelFailed: self._on_sentinel_failed,
+            messages.SentinelCommitted: self._on_sentinel_committed,
+            messages.Tick: self._on_tick,
+            messages.Cancel: self._on_cancel,
         }
 
     # -- facts --------------------------------------------------------------------------
@@ -194,7 +158,7 @@ class DownloadEngine:
             return []
         return self._handlers[type(event)](event, now)
 
-    def _on_start(self, event: Start, now: float) -> list[Action]:
+    def _on_start(self, event: messages.Start, now: float) -> list[Action]:
         if self.phase is not Phase.IDLE:
             raise RuntimeError("a download starts once")
         self._latest = event.latest
@@ -205,9 +169,9 @@ class DownloadEngine:
             return self._end(Ending.PAUSED, ALL_PEERS_GONE)
         self._asked = usable
         self.phase = Phase.AGREEING
-        return [AskManifests(usable)]
+        return [messages.AskManifests(usable)]
 
-    def _on_manifests(self, event: ManifestsAnswered, now: float) -> list[Action]:
+    def _on_manifests(self, event: messages.ManifestsAnswered, now: float) -> list[Action]:
         if self.phase is not Phase.AGREEING:
             return []
         settled = settle_manifests(self.game_id, self._latest, self._asked, event)
@@ -216,9 +180,9 @@ class DownloadEngine:
         self._agreement = settled.agreement
         self._agreed_sources = settled.sources
         self.phase = Phase.PREPARING
-        return [*settled.rejections, Prepare(settled.agreement.manifest)]
+        return [*settled.rejections, messages.Prepare(settled.agreement.manifest)]
 
-    def _on_prepared(self, event: Prepared, now: float) -> list[Action]:
+    def _on_prepared(self, event: messages.Prepared, now: float) -> list[Action]:
         if self.phase is not Phase.PREPARING or self._agreement is None:
             return []
         if self._cancelled:
@@ -245,15 +209,15 @@ class DownloadEngine:
                 self.swarm.set_standing(self.swarm.sources[source], Standing.GONE)
         self.phase = Phase.FETCHING
         self._last_commit_at = now
-        begin = Begin(
+        begin = messages.Begin(
             version=manifest.version,
             total_bytes=manifest.total_bytes,
             sources=self._agreed_sources,
             resumed_bytes=self.tracker.downloaded_bytes,
         )
-        return [begin, ReportProgress(self._sampler.sample(now)), *self._advance(now)]
+        return [begin, messages.ReportProgress(self._sampler.sample(now)), *self._advance(now)]
 
-    def _on_source_offered(self, event: SourceOffered, now: float) -> list[Action]:
+    def _on_source_offered(self, event: messages.SourceOffered, now: float) -> list[Action]:
         if self.phase is not Phase.FETCHING or event.source in self._excluded:
             return []
         existing = self.swarm.sources.get(event.source)
@@ -264,7 +228,7 @@ class DownloadEngine:
             self.swarm.reorder()
         return self._advance(now)
 
-    def _on_source_lost(self, event: SourceLost, now: float) -> list[Action]:
+    def _on_source_lost(self, event: messages.SourceLost, now: float) -> list[Action]:
         self._lost.add(event.source)
         source = self.swarm.sources.get(event.source)
         if source is None:
@@ -272,14 +236,14 @@ class DownloadEngine:
         self.swarm.set_standing(source, Standing.GONE)
         return self._close(source) + self._advance(now)
 
-    def _on_opened(self, event: ConnectionOpened, now: float) -> list[Action]:
+    def _on_opened(self, event: messages.ConnectionOpened, now: float) -> list[Action]:
         source = self.swarm.sources.get(event.source)
         if source is None or source.link is not Link.CONNECTING:
             return []
         source.link = Link.OPEN
         return self._advance(now)
 
-    def _on_connect_failed(self, event: ConnectFailed, now: float) -> list[Action]:
+    def _on_connect_failed(self, event: messages.ConnectFailed, now: float) -> list[Action]:
         source = self.swarm.sources.get(event.source)
         if source is None:
             return []
@@ -292,7 +256,7 @@ class DownloadEngine:
             self._strike(source, event.detail)
         return self._advance(now)
 
-    def _on_closed(self, event: ConnectionClosed, now: float) -> list[Action]:
+    def _on_closed(self, event: messages.ConnectionClosed, now: float) -> list[Action]:
         source = self.swarm.sources.get(event.source)
         if source is None:
             return []
@@ -300,7 +264,7 @@ class DownloadEngine:
         self.swarm.give_back_all(source)
         return self._place_won(now) + self._advance(now)
 
-    def _on_verified(self, event: ChunkVerified, now: float) -> list[Action]:
+    def _on_verified(self, event: messages.ChunkVerified, now: float) -> list[Action]:
         source = self.swarm.sources.get(event.source)
         task = source.in_flight.get(event.key) if source is not None else None
         if source is None or task is None:
@@ -324,7 +288,7 @@ class DownloadEngine:
             return self._drop_losers(key) + self._place_won(now) + self._advance(now)
         return self._drop_losers(key) + self._complete(source.name, task, now)
 
-    def _on_chunk_failed(self, event: ChunkFailed, now: float) -> list[Action]:
+    def _on_chunk_failed(self, event: messages.ChunkFailed, now: float) -> list[Action]:
         source = self.swarm.sources.get(event.source)
         if source is None:
             return []
@@ -337,10 +301,10 @@ class DownloadEngine:
             self._strike(source, event.detail or event.fault.value)
         if task is None:
             return self._advance(now)
-        steered = (event.fault is ChunkFault.STEERED) is (source.has is None)
+        steered = (event.fault is messages.ChunkFault.STEERED) is (source.has is None)
         if steered and event.fault.elsewhere and self.swarm.withdraw(source, event.key, now):
             return self._advance(now)
-        if event.fault is ChunkFault.HASH_MISMATCH:
+        if event.fault is messages.ChunkFault.HASH_MISMATCH:
             out += self._exclude(source, f"sent corrupt bytes for {task.path}")
         why = f"{source.name} {event.fault.value}" + (f": {event.detail}" if event.detail else "")
         count = self.swarm.record_failure(source, event.key, why)
@@ -353,55 +317,55 @@ class DownloadEngine:
             return out + self._end(Ending.FAILED, reason, commit_journal=True)
         return out + self._advance(now)
 
-    def _on_copy_placed(self, event: CopyPlaced, now: float) -> list[Action]:
+    def _on_copy_placed(self, event: messages.CopyPlaced, now: float) -> list[Action]:
         if self.swarm.won.pop(event.key, None) is None:
             return []
         self._placing.discard(event.key)
         return self._complete(event.source, self.swarm.tasks[event.key], now)
 
-    def _on_journal_committed(self, event: JournalCommitted, now: float) -> list[Action]:
+    def _on_journal_committed(self, event: messages.JournalCommitted, now: float) -> list[Action]:
         self._committing = False
         return self._advance(now)
 
-    def _on_disk_failed(self, event: DiskFailed, now: float) -> list[Action]:
+    def _on_disk_failed(self, event: messages.DiskFailed, now: float) -> list[Action]:
         if self.phase is Phase.PREPARING and self._cancelled:
             return self._end(Ending.CANCELLED)
         keep = self.phase in (Phase.FETCHING, Phase.SENTINEL, Phase.COMMITTING)
         return self._end(Ending.FAILED, event.detail, commit_journal=keep)
 
-    def _on_sentinel_fetched(self, event: SentinelFetched, now: float) -> list[Action]:
+    def _on_sentinel_fetched(self, event: messages.SentinelFetched, now: float) -> list[Action]:
         if self.phase is not Phase.SENTINEL:
             return []
         for task in self._sentinel_tasks():
             self.tracker.record_transferred(task.length)
             self.tracker.record_chunk(task.key, task.length)
         self.phase = Phase.COMMITTING
-        return [CommitSentinel(event.data)]
+        return [messages.CommitSentinel(event.data)]
 
-    def _on_sentinel_failed(self, event: SentinelFailed, now: float) -> list[Action]:
+    def _on_sentinel_failed(self, event: messages.SentinelFailed, now: float) -> list[Action]:
         if self.phase is not Phase.SENTINEL:
             return []
         out: list[Action] = []
         source = self.swarm.sources.get(event.source)
-        if event.fault is ChunkFault.HASH_MISMATCH and source is not None:
+        if event.fault is messages.ChunkFault.HASH_MISMATCH and source is not None:
             out += self._exclude(source, f"sent corrupt bytes for {VERSION_FILE}")
         return out + self._next_sentinel_source()
 
-    def _on_sentinel_committed(self, event: SentinelCommitted, now: float) -> list[Action]:
+    def _on_sentinel_committed(self, event: messages.SentinelCommitted, now: float) -> list[Action]:
         if self.phase is not Phase.COMMITTING:
             return []
-        progress = ReportProgress(self._sampler.sample(now))
+        progress = messages.ReportProgress(self._sampler.sample(now))
         return [progress, *self._end(Ending.FINISHED, late_cancel=self._cancelled)]
 
-    def _on_tick(self, event: Tick, now: float) -> list[Action]:
+    def _on_tick(self, event: messages.Tick, now: float) -> list[Action]:
         out: list[Action] = []
         if self._sampler.next_due is not None and self._sampler.due(now):
-            out.append(ReportProgress(self._sampler.sample(now)))
+            out.append(messages.ReportProgress(self._sampler.sample(now)))
         if self.phase is Phase.FETCHING:
             out += self._advance(now)
         return out
 
-    def _on_cancel(self, event: Cancel, now: float) -> list[Action]:
+    def _on_cancel(self, event: messages.Cancel, now: float) -> list[Action]:
         self._cancelled = True
         if self.phase in (Phase.PREPARING, Phase.COMMITTING):
             return []  # blocking disk work is running: its answer ends the download
@@ -418,7 +382,7 @@ class DownloadEngine:
             if self.swarm.wants_connection(source):
                 source.link = Link.CONNECTING
                 source.connecting_since = now
-                out.append(Connect(source.name))
+                out.append(messages.Connect(source.name))
         endgame = self._endgame and not self.swarm.pending
         assigned = self.swarm.assign(now, endgame=endgame)
         out += _fetches(assigned)
@@ -470,7 +434,7 @@ class DownloadEngine:
         self.tracker.record_chunk(task.key, task.length)
         self._since_chunks += 1
         self._since_bytes += task.length
-        return [ChunkDone(source, task), *self._advance(now)]
+        return [messages.ChunkDone(source, task), *self._advance(now)]
 
     def _drop_losers(self, key: ChunkKey) -> list[Action]:
         """The other holders of a chunk that just verified: in place, they are closed
@@ -490,20 +454,20 @@ class DownloadEngine:
         for key, name in self.swarm.won.items():
             if key not in self.swarm.holders and key not in self._placing:
                 self._placing.add(key)
-                out.append(PlaceCopy(name, self.swarm.tasks[key]))
+                out.append(messages.PlaceCopy(name, self.swarm.tasks[key]))
         return out
 
     def _close(self, source: Source) -> list[Action]:
         if source.link in (Link.CONNECTING, Link.OPEN):
             source.link = Link.CLOSING
-            return [CloseConnection(source.name)]
+            return [messages.CloseConnection(source.name)]
         return []
 
     def _exclude(self, source: Source, reason: str) -> list[Action]:
         if source.standing is Standing.EXCLUDED:
             return []
         self.swarm.set_standing(source, Standing.EXCLUDED)
-        return [ExcludeSource(source.name, reason), *self._close(source)]
+        return [messages.ExcludeSource(source.name, reason), *self._close(source)]
 
     def _strike(self, source: Source, detail: str) -> None:
         source.strikes += 1
@@ -522,7 +486,7 @@ class DownloadEngine:
         self._committing = True
         self._last_commit_at = now
         self._since_chunks = self._since_bytes = 0
-        return [CommitJournal()]
+        return [messages.CommitJournal()]
 
     # -- the sentinel -------------------------------------------------------------------
 
@@ -550,7 +514,7 @@ class DownloadEngine:
         tasks = self._sentinel_tasks()
         if not tasks:
             self.phase = Phase.COMMITTING
-            return [CommitSentinel(b"")]
+            return [messages.CommitSentinel(b"")]
         assert self._agreement is not None
         eligible = sorted(self._agreement.eligible.get(VERSION_FILE, frozenset()))
         for name in eligible:
@@ -559,7 +523,7 @@ class DownloadEngine:
                 continue
             self._sentinel_tried.append(name)
             size = sum(task.length for task in tasks)
-            return [FetchSentinel(name, tasks, size)]
+            return [messages.FetchSentinel(name, tasks, size)]
         present = [
             name
             for name in eligible
@@ -591,7 +555,10 @@ def _fetches(assigned: list[tuple[str, ChunkTask, bool]]) -> list[Action]:
     grouped: dict[tuple[str, bool], list[ChunkTask]] = {}
     for source, task, copy in assigned:
         grouped.setdefault((source, copy), []).append(task)
-    return [Fetch(source, tuple(tasks), scratch=copy) for (source, copy), tasks in grouped.items()]
+    return [
+        messages.Fetch(source, tuple(tasks), scratch=copy)
+        for (source, copy), tasks in grouped.items()
+    ]
 
 
 def _describe(task: ChunkTask) -> str:
