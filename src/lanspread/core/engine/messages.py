@@ -71,6 +71,37 @@ class ChunkFault(enum.Enum):
         return self is ChunkFault.HASH_MISMATCH
 
 
+# --- what many messages share -------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SourceMessage:
+    """An event or action about one source (a peer offering the game)."""
+
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class SourceChunk(SourceMessage):
+    """An event about one chunk of one source, named by its key."""
+
+    key: ChunkKey
+
+
+@dataclass(frozen=True, slots=True)
+class SourceTask(SourceMessage):
+    """An action on one chunk of one source, with where it goes in the file."""
+
+    task: ChunkTask
+
+
+@dataclass(frozen=True, slots=True)
+class SourceVerdict(SourceMessage):
+    """A source not used for this download, and why (a report, answered by nothing)."""
+
+    reason: str
+
+
 @dataclass(frozen=True, slots=True)
 class Start:
     """The download command: the newest version and the peers offering it, in order."""
@@ -108,67 +139,57 @@ class Prepared:
 
 
 @dataclass(frozen=True, slots=True)
-class SourceOffered:
+class SourceOffered(SourceMessage):
     """A source with the agreed manifest joined, or tells what it now holds.
 
     ``paths`` are the files it holds exactly as agreed; ``has`` narrows them to the
     chunks it has verified itself (a source still downloading), ``None`` for all.
     """
 
-    source: str
     paths: frozenset[str]
     has: frozenset[ChunkKey] | None = None
 
 
 @dataclass(frozen=True, slots=True)
-class SourceLost:
+class SourceLost(SourceMessage):
     """The network dropped the peer (goodbye, silence, or a closed control link)."""
 
-    source: str
+
+@dataclass(frozen=True, slots=True)
+class ConnectionOpened(SourceMessage):
+    """The data connection asked for by :class:`Connect` is open."""
 
 
 @dataclass(frozen=True, slots=True)
-class ConnectionOpened:
-    source: str
-
-
-@dataclass(frozen=True, slots=True)
-class ConnectFailed:
+class ConnectFailed(SourceMessage):
     """No data connection: no ticket, not admitted, or the host did not answer."""
 
-    source: str
     detail: str
     unreachable: bool
     """The peer could not be reached at all (as good as gone for this download)."""
 
 
 @dataclass(frozen=True, slots=True)
-class ConnectionClosed:
+class ConnectionClosed(SourceMessage):
     """The connection is shut and will write no more bytes; unanswered chunks are void."""
 
-    source: str
+
+@dataclass(frozen=True, slots=True)
+class ChunkVerified(SourceChunk):
+    """The chunk arrived and matches the manifest (written in place, or as a copy)."""
 
 
 @dataclass(frozen=True, slots=True)
-class ChunkVerified:
-    source: str
-    key: ChunkKey
+class ChunkFailed(SourceChunk):
+    """The chunk did not arrive verified; ``fault`` says why."""
 
-
-@dataclass(frozen=True, slots=True)
-class ChunkFailed:
-    source: str
-    key: ChunkKey
     fault: ChunkFault
     detail: str = ""
 
 
 @dataclass(frozen=True, slots=True)
-class CopyPlaced:
+class CopyPlaced(SourceChunk):
     """A winning endgame copy is written in place (see :class:`PlaceCopy`)."""
-
-    source: str
-    key: ChunkKey
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,14 +205,16 @@ class DiskFailed:
 
 
 @dataclass(frozen=True, slots=True)
-class SentinelFetched:
-    source: str
+class SentinelFetched(SourceMessage):
+    """version.ini's bytes from ``source``, verified against the manifest."""
+
     data: bytes
 
 
 @dataclass(frozen=True, slots=True)
-class SentinelFailed:
-    source: str
+class SentinelFailed(SourceMessage):
+    """``source`` did not deliver a verified version.ini."""
+
     fault: ChunkFault | None
     """``None``: no connection could be opened."""
     detail: str = ""
@@ -238,23 +261,19 @@ Event: TypeAlias = (
 
 @dataclass(frozen=True, slots=True)
 class AskManifests:
+    """Ask every one of ``sources`` for its manifest of the game."""
+
     sources: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
-class RejectSource:
+class RejectSource(SourceVerdict):
     """Report a source not used for this download, and why."""
-
-    source: str
-    reason: str
 
 
 @dataclass(frozen=True, slots=True)
-class ExcludeSource:
+class ExcludeSource(SourceVerdict):
     """The source sent corrupt bytes: remember it as a liar for the game, and report it."""
-
-    source: str
-    reason: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,6 +285,8 @@ class Prepare:
 
 @dataclass(frozen=True, slots=True)
 class Begin:
+    """Fetching starts: what the download is, and what a resume already holds."""
+
     version: str | None
     total_bytes: int
     sources: tuple[str, ...]
@@ -273,20 +294,17 @@ class Begin:
 
 
 @dataclass(frozen=True, slots=True)
-class Connect:
+class Connect(SourceMessage):
     """Open a data connection to ``source`` (ticket over TLS, then plain TCP)."""
-
-    source: str
 
 
 @dataclass(frozen=True, slots=True)
-class Fetch:
+class Fetch(SourceMessage):
     """Request ``tasks`` on ``source``'s open connection, after those already asked.
 
     The engine never has more than ``depth`` chunks in flight on one connection.
     """
 
-    source: str
     tasks: tuple[ChunkTask, ...]
     scratch: bool = False
     """Endgame copies: write them aside, never in place (another source is writing
@@ -294,26 +312,18 @@ class Fetch:
 
 
 @dataclass(frozen=True, slots=True)
-class PlaceCopy:
+class PlaceCopy(SourceTask):
     """Write ``source``'s verified scratch copy of ``task`` at its place in the file."""
 
-    source: str
-    task: ChunkTask
-
 
 @dataclass(frozen=True, slots=True)
-class CloseConnection:
+class CloseConnection(SourceMessage):
     """Stop ``source``'s connection (or its opening) and its outstanding requests."""
 
-    source: str
-
 
 @dataclass(frozen=True, slots=True)
-class ChunkDone:
+class ChunkDone(SourceTask):
     """A chunk is verified on disk for the first time: mark it in the journal, report it."""
-
-    source: str
-    task: ChunkTask
 
 
 @dataclass(frozen=True, slots=True)
@@ -322,10 +332,9 @@ class CommitJournal:
 
 
 @dataclass(frozen=True, slots=True)
-class FetchSentinel:
+class FetchSentinel(SourceMessage):
     """Fetch version.ini's chunks from ``source`` into memory, verified."""
 
-    source: str
     tasks: tuple[ChunkTask, ...]
     size: int
 
@@ -339,6 +348,8 @@ class CommitSentinel:
 
 @dataclass(frozen=True, slots=True)
 class ReportProgress:
+    """Report how far the download is (sampled at the progress interval)."""
+
     snapshot: ProgressSnapshot
 
 
