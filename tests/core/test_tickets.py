@@ -17,6 +17,7 @@ from lanspread.core.tickets import (
     IssuedTicket,
     TicketBook,
     TicketGrant,
+    TicketLimits,
     TicketRefusal,
     TicketRefusalReason,
 )
@@ -70,7 +71,7 @@ def test_unknown_and_malformed_tokens_are_refused() -> None:
 
 def test_ticket_expires_exactly_after_the_ttl() -> None:
     """A ticket is good until just before issue + TTL and refused as expired from then on."""
-    book = TicketBook(ttl=10.0)
+    book = TicketBook(TicketLimits(ttl=10.0))
     book.issue(token(1), ALICE, "quake3", now=0.0, address=HOST, known_since=OLD)
     book.issue(token(2), ALICE, "quake3", now=0.0, address=HOST, known_since=OLD)
     assert book.admit(token(1), now=9.999, address=HOST) == TicketGrant(ALICE, "quake3")
@@ -81,7 +82,7 @@ def test_ticket_expires_exactly_after_the_ttl() -> None:
 
 def test_prune_drops_only_expired_tickets() -> None:
     """Pruning removes the expired tickets and keeps the live ones admissible."""
-    book = TicketBook(ttl=10.0)
+    book = TicketBook(TicketLimits(ttl=10.0))
     book.issue(token(1), ALICE, "quake3", now=0.0, address=HOST, known_since=OLD)
     book.issue(token(2), ALICE, "quake3", now=5.0, address=HOST, known_since=OLD)
     assert book.prune(now=12.0) == 1
@@ -114,7 +115,7 @@ def test_per_peer_bound_drops_that_peers_oldest_ticket() -> None:
 
 def test_global_bound_refuses_new_tickets_until_some_expire() -> None:
     """A full book refuses to issue; once the old tickets expire it issues again."""
-    book = TicketBook(ttl=10.0, max_per_peer=1, max_outstanding=3)
+    book = TicketBook(TicketLimits(ttl=10.0, max_per_peer=1, max_outstanding=3))
     for number in range(3):
         assert isinstance(
             book.issue(
@@ -144,7 +145,7 @@ def test_revocation_by_peer_and_by_game() -> None:
 def test_book_rejects_nonsense_bounds() -> None:
     """A zero TTL or bound is a programming error, said at construction."""
     with pytest.raises(ValueError, match="ttl and every bound must be positive"):
-        TicketBook(ttl=0.0)
+        TicketBook(TicketLimits(ttl=0.0))
 
 
 @given(
@@ -155,7 +156,7 @@ def test_book_rejects_nonsense_bounds() -> None:
 )
 def test_bounds_hold_and_grants_match_issues(ops: list[tuple[int, int, bool, float]]) -> None:
     """Any mix of issues and admits keeps both bounds and grants only what was issued."""
-    book = TicketBook(ttl=3.0, max_per_peer=4, max_outstanding=10)
+    book = TicketBook(TicketLimits(ttl=3.0, max_per_peer=4, max_outstanding=10))
     issued: dict[bytes, tuple[str, str, float]] = {}
     now = 0.0
     for number, peer, is_issue, step in ops:
@@ -211,7 +212,7 @@ def test_one_address_holds_at_most_its_share_whatever_its_identities() -> None:
 
 def test_a_peer_at_its_own_cap_replaces_its_oldest_even_when_its_address_is_full() -> None:
     """Re-asking at the per-peer cap swaps the peer's own oldest ticket; nobody else loses."""
-    book = TicketBook(max_per_peer=2, max_per_address=2)
+    book = TicketBook(TicketLimits(max_per_peer=2, max_per_address=2))
     book.issue(token(1), ALICE, "g", now=0.0, address=HOST, known_since=OLD)
     book.issue(token(2), ALICE, "g", now=0.0, address=HOST, known_since=OLD)
     assert isinstance(
@@ -256,7 +257,7 @@ def test_fresh_identities_of_one_address_hold_one_peers_worth_of_the_pool() -> N
 
 def test_the_fresh_pool_frees_as_its_tickets_expire() -> None:
     """Fresh tickets expire like any other, and then a new fresh peer gets one."""
-    book = TicketBook(ttl=5.0, max_fresh=1)
+    book = TicketBook(TicketLimits(ttl=5.0, max_fresh=1))
     book.issue(token(1), ALICE, "g", now=0.0, address=HOST, known_since=0.0)
     refused = book.issue(token(2), BOB, "g", now=4.0, address="10.0.0.2", known_since=4.0)
     assert refused == TicketRefusal(TicketRefusalReason.FRESH_POOL_FULL)
@@ -270,7 +271,7 @@ def test_the_fresh_pool_frees_as_its_tickets_expire() -> None:
 def test_the_new_bounds_must_be_sensible(per_address: int, fresh: int, fresh_age: float) -> None:
     """A zero address or pool bound, or a negative fresh age, is a caller bug."""
     with pytest.raises(ValueError, match="ttl and every bound must be positive"):
-        TicketBook(max_per_address=per_address, max_fresh=fresh, fresh_age=fresh_age)
+        TicketBook(TicketLimits(max_per_address=per_address, max_fresh=fresh, fresh_age=fresh_age))
 
 
 @given(
@@ -286,13 +287,15 @@ def test_every_bound_holds_under_any_mix(
 ) -> None:
     """Per-peer, per-address, fresh-pool and total bounds all hold after any issue/admit mix."""
     book = TicketBook(
-        ttl=4.0,
-        max_per_peer=3,
-        max_per_address=5,
-        max_fresh=4,
-        max_fresh_per_address=3,
-        max_outstanding=9,
-        fresh_age=2.0,
+        TicketLimits(
+            ttl=4.0,
+            max_per_peer=3,
+            max_per_address=5,
+            max_fresh=4,
+            max_fresh_per_address=3,
+            max_outstanding=9,
+            fresh_age=2.0,
+        )
     )
     issued: dict[bytes, tuple[str, str, bool, float]] = {}
     now = 0.0

@@ -73,6 +73,33 @@ MAX_FRESH_TICKETS = 4 * MAX_TICKETS_PER_PEER
 MAX_FRESH_TICKETS_PER_ADDRESS = MAX_TICKETS_PER_PEER
 
 
+@dataclass(frozen=True, slots=True)
+class TicketLimits:
+    """How long a ticket lives and how many the book holds (the constants above say why)."""
+
+    ttl: float = TICKET_TTL
+    max_per_peer: int = MAX_TICKETS_PER_PEER
+    max_outstanding: int = MAX_OUTSTANDING_TICKETS
+    max_per_address: int = MAX_TICKETS_PER_ADDRESS
+    max_fresh: int = MAX_FRESH_TICKETS
+    max_fresh_per_address: int = MAX_FRESH_TICKETS_PER_ADDRESS
+    fresh_age: float = FRESH_PEER_AGE
+
+    def __post_init__(self) -> None:
+        bounds = (
+            self.max_per_peer,
+            self.max_outstanding,
+            self.max_per_address,
+            self.max_fresh,
+            self.max_fresh_per_address,
+        )
+        if self.ttl <= 0 or self.fresh_age < 0 or min(bounds) < 1:
+            raise ValueError("ttl and every bound must be positive")
+
+
+DEFAULT_LIMITS = TicketLimits()
+
+
 class TicketRefusalReason(enum.Enum):
     UNKNOWN = "unknown"
     """Never issued, already used, revoked, or pruned after expiry."""
@@ -127,32 +154,13 @@ class _Entry:
 class TicketBook:
     """Outstanding tickets, oldest first; see the module docstring."""
 
-    def __init__(
-        self,
-        *,
-        ttl: float = TICKET_TTL,
-        max_per_peer: int = MAX_TICKETS_PER_PEER,
-        max_outstanding: int = MAX_OUTSTANDING_TICKETS,
-        max_per_address: int = MAX_TICKETS_PER_ADDRESS,
-        max_fresh: int = MAX_FRESH_TICKETS,
-        max_fresh_per_address: int = MAX_FRESH_TICKETS_PER_ADDRESS,
-        fresh_age: float = FRESH_PEER_AGE,
-    ) -> None:
-        bounds = (max_per_peer, max_outstanding, max_per_address, max_fresh, max_fresh_per_address)
-        if ttl <= 0 or fresh_age < 0 or min(bounds) < 1:
-            raise ValueError("ttl and every bound must be positive")
-        self._ttl = ttl
-        self._max_per_peer = max_per_peer
-        self._max_outstanding = max_outstanding
-        self._max_per_address = max_per_address
-        self._max_fresh = max_fresh
-        self._max_fresh_per_address = max_fresh_per_address
-        self._fresh_age = fresh_age
+    def __init__(self, limits: TicketLimits = DEFAULT_LIMITS) -> None:
+        self._limits = limits
         self._entries: OrderedDict[bytes, _Entry] = OrderedDict()
 
     @property
     def ttl(self) -> float:
-        return self._ttl
+        return self._limits.ttl
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -181,29 +189,29 @@ class TicketBook:
         if token in self._entries:
             return TicketRefusal(TicketRefusalReason.DUPLICATE_TOKEN)
         address = normalize_address(address)
-        fresh = now - known_since < self._fresh_age
+        fresh = now - known_since < self._limits.fresh_age
         held = [key for key, entry in self._entries.items() if entry.peer_id == peer_id]
-        if len(held) >= self._max_per_peer:
+        if len(held) >= self._limits.max_per_peer:
             # Replacing the peer's own oldest ticket takes nothing from anybody else.
             del self._entries[held[0]]
         else:
             refusal = self._room_for(address, fresh)
             if refusal is not None:
                 return TicketRefusal(refusal)
-        entry = _Entry(peer_id, game_id, address, fresh, now + self._ttl, manifest_digest)
+        entry = _Entry(peer_id, game_id, address, fresh, now + self._limits.ttl, manifest_digest)
         self._entries[token] = entry
         return IssuedTicket(token, entry.expires_at)
 
     def _room_for(self, address: str, fresh: bool) -> TicketRefusalReason | None:
         entries = self._entries.values()
-        if sum(entry.address == address for entry in entries) >= self._max_per_address:
+        if sum(entry.address == address for entry in entries) >= self._limits.max_per_address:
             return TicketRefusalReason.ADDRESS_FULL
-        if fresh and sum(entry.fresh for entry in entries) >= self._max_fresh:
+        if fresh and sum(entry.fresh for entry in entries) >= self._limits.max_fresh:
             return TicketRefusalReason.FRESH_POOL_FULL
         fresh_here = sum(entry.fresh and entry.address == address for entry in entries)
-        if fresh and fresh_here >= self._max_fresh_per_address:
+        if fresh and fresh_here >= self._limits.max_fresh_per_address:
             return TicketRefusalReason.FRESH_POOL_FULL
-        if len(self._entries) >= self._max_outstanding:
+        if len(self._entries) >= self._limits.max_outstanding:
             return TicketRefusalReason.BOOK_FULL
         return None
 
