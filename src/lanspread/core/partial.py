@@ -71,7 +71,7 @@ disagrees with the agreed manifest is left out by :meth:`AvailabilityBook.holder
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Final, Protocol
 
@@ -314,22 +314,24 @@ class HaveBatcher:
         A report for a game that is not announced, or at another manifest (a late
         report after a stop or restart), is ignored.
         """
-        sending = self._sending(game_id, manifest_digest)
-        if sending is None:
-            return False
-        try:
-            sending.known = sending.known.with_indexes(indexes)
-        except BitfieldError as exc:
-            raise ValueError(f"{game_id}: {exc}") from exc
-        return True
+        return self._grow(game_id, manifest_digest, lambda known: known.with_indexes(indexes))
 
     def add_bitfield(self, game_id: str, manifest_digest: str, durable: ChunkBitfield) -> bool:
         """Like :meth:`add` with a whole durable set (a committed journal bitmap)."""
+        return self._grow(game_id, manifest_digest, lambda known: known.union(durable))
+
+    def _grow(
+        self,
+        game_id: str,
+        manifest_digest: str,
+        grow: Callable[[ChunkBitfield], ChunkBitfield],
+    ) -> bool:
+        """Replace what ``game_id`` holds durable by ``grow`` of it; ``False`` if not announced."""
         sending = self._sending(game_id, manifest_digest)
         if sending is None:
             return False
         try:
-            sending.known = sending.known.union(durable)
+            sending.known = grow(sending.known)
         except BitfieldError as exc:
             raise ValueError(f"{game_id}: {exc}") from exc
         return True
