@@ -9,15 +9,15 @@ from hypothesis import strategies as st
 from lanspread.core.admission import (
     AdmissionRefusal,
     Admitted,
-    Refused,
     RequestBudget,
     SlotTable,
     normalize_address,
     refilled,
 )
+from lanspread.core.refusal import Refused
 
 
-def admitted(outcome: Admitted | Refused) -> Admitted:
+def admitted(outcome: Admitted | Refused[AdmissionRefusal]) -> Admitted:
     assert isinstance(outcome, Admitted), outcome
     return outcome
 

@@ -18,10 +18,10 @@ from lanspread.core.partial import (
     ChunkLayout,
     HaveBatcher,
     HaveDelta,
-    HaveRefusal,
     HaveRefusalReason,
     partial_summary,
 )
+from lanspread.core.refusal import Refused
 
 CS = MIN_CHUNK_SIZE
 PEER = "p" * 64
@@ -309,17 +309,17 @@ def test_have_deltas_that_do_not_fit_are_refused_and_change_nothing() -> None:
     book = AvailabilityBook()
     book.sync_peer(PEER, [partial_game("quake3", 8, [1])], authoritative=True)
     before = book.partial_of(PEER, "quake3")
-    assert book.apply_have(OTHER_PEER, HaveDelta("quake3", DIGEST, (0,))) == HaveRefusal(
+    assert book.apply_have(OTHER_PEER, HaveDelta("quake3", DIGEST, (0,))) == Refused(
         HaveRefusalReason.UNKNOWN_GAME, f"peer {OTHER_PEER} announced no partial copy of quake3"
     )
-    assert book.apply_have(PEER, HaveDelta("doom", DIGEST, (0,))) == HaveRefusal(
+    assert book.apply_have(PEER, HaveDelta("doom", DIGEST, (0,))) == Refused(
         HaveRefusalReason.UNKNOWN_GAME, f"peer {PEER} announced no partial copy of doom"
     )
-    assert book.apply_have(PEER, HaveDelta("quake3", OTHER_DIGEST, (0,))) == HaveRefusal(
+    assert book.apply_have(PEER, HaveDelta("quake3", OTHER_DIGEST, (0,))) == Refused(
         HaveRefusalReason.WRONG_MANIFEST,
         f"peer {PEER} holds quake3 at manifest {DIGEST}, not {OTHER_DIGEST}",
     )
-    assert book.apply_have(PEER, HaveDelta("quake3", DIGEST, (0, 8))) == HaveRefusal(
+    assert book.apply_have(PEER, HaveDelta("quake3", DIGEST, (0, 8))) == Refused(
         HaveRefusalReason.OUT_OF_RANGE,
         f"peer {PEER}: chunk index 8 is outside a manifest of 8 chunks",
     )

@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from lanspread.core.refusal import Refused
 from lanspread.core.tickets import (
     FRESH_PEER_AGE,
     MAX_FRESH_TICKETS,
@@ -18,7 +19,6 @@ from lanspread.core.tickets import (
     TicketBook,
     TicketGrant,
     TicketLimits,
-    TicketRefusal,
     TicketRefusalReason,
 )
 
@@ -39,9 +39,7 @@ def test_issued_ticket_admits_its_peer_and_game_once() -> None:
     issued = book.issue(token(1), ALICE, "quake3", now=100.0, address=HOST, known_since=OLD)
     assert issued == IssuedTicket(token(1), 100.0 + TICKET_TTL)
     assert book.admit(token(1), now=101.0, address=HOST) == TicketGrant(ALICE, "quake3")
-    assert book.admit(token(1), now=101.0, address=HOST) == TicketRefusal(
-        TicketRefusalReason.UNKNOWN
-    )
+    assert book.admit(token(1), now=101.0, address=HOST) == Refused(TicketRefusalReason.UNKNOWN)
     assert len(book) == 0
 
 
@@ -61,11 +59,11 @@ def test_unknown_and_malformed_tokens_are_refused() -> None:
     """A token never issued, or of the wrong size, admits nothing."""
     book = TicketBook()
     book.issue(token(1), ALICE, "quake3", now=0.0, address=HOST, known_since=OLD)
-    assert book.admit(token(2), now=0.0, address=HOST) == TicketRefusal(TicketRefusalReason.UNKNOWN)
-    assert book.admit(b"short", now=0.0, address=HOST) == TicketRefusal(TicketRefusalReason.UNKNOWN)
-    assert book.issue(
-        b"short", ALICE, "quake3", now=0.0, address=HOST, known_since=OLD
-    ) == TicketRefusal(TicketRefusalReason.BAD_TOKEN)
+    assert book.admit(token(2), now=0.0, address=HOST) == Refused(TicketRefusalReason.UNKNOWN)
+    assert book.admit(b"short", now=0.0, address=HOST) == Refused(TicketRefusalReason.UNKNOWN)
+    assert book.issue(b"short", ALICE, "quake3", now=0.0, address=HOST, known_since=OLD) == Refused(
+        TicketRefusalReason.BAD_TOKEN
+    )
     assert len(book) == 1
 
 
@@ -75,9 +73,7 @@ def test_ticket_expires_exactly_after_the_ttl() -> None:
     book.issue(token(1), ALICE, "quake3", now=0.0, address=HOST, known_since=OLD)
     book.issue(token(2), ALICE, "quake3", now=0.0, address=HOST, known_since=OLD)
     assert book.admit(token(1), now=9.999, address=HOST) == TicketGrant(ALICE, "quake3")
-    assert book.admit(token(2), now=10.0, address=HOST) == TicketRefusal(
-        TicketRefusalReason.EXPIRED
-    )
+    assert book.admit(token(2), now=10.0, address=HOST) == Refused(TicketRefusalReason.EXPIRED)
 
 
 def test_prune_drops_only_expired_tickets() -> None:
@@ -86,9 +82,7 @@ def test_prune_drops_only_expired_tickets() -> None:
     book.issue(token(1), ALICE, "quake3", now=0.0, address=HOST, known_since=OLD)
     book.issue(token(2), ALICE, "quake3", now=5.0, address=HOST, known_since=OLD)
     assert book.prune(now=12.0) == 1
-    assert book.admit(token(1), now=12.0, address=HOST) == TicketRefusal(
-        TicketRefusalReason.UNKNOWN
-    )
+    assert book.admit(token(1), now=12.0, address=HOST) == Refused(TicketRefusalReason.UNKNOWN)
     assert book.admit(token(2), now=12.0, address=HOST) == TicketGrant(ALICE, "quake3")
 
 
@@ -96,9 +90,9 @@ def test_duplicate_token_is_refused() -> None:
     """The caller's token must be fresh; a token already outstanding is refused."""
     book = TicketBook()
     book.issue(token(1), ALICE, "quake3", now=0.0, address=HOST, known_since=OLD)
-    assert book.issue(
-        token(1), BOB, "doom", now=0.0, address=HOST, known_since=OLD
-    ) == TicketRefusal(TicketRefusalReason.DUPLICATE_TOKEN)
+    assert book.issue(token(1), BOB, "doom", now=0.0, address=HOST, known_since=OLD) == Refused(
+        TicketRefusalReason.DUPLICATE_TOKEN
+    )
     assert book.admit(token(1), now=0.0, address=HOST) == TicketGrant(ALICE, "quake3")
 
 
@@ -108,7 +102,7 @@ def test_per_peer_bound_drops_that_peers_oldest_ticket() -> None:
     book.issue(token(0), BOB, "doom", now=0.0, address=HOST, known_since=OLD)
     for number in range(1, MAX_TICKETS_PER_PEER + 2):
         book.issue(token(number), ALICE, "quake3", now=0.0, address=HOST, known_since=OLD)
-    assert book.admit(token(1), now=0.0, address=HOST) == TicketRefusal(TicketRefusalReason.UNKNOWN)
+    assert book.admit(token(1), now=0.0, address=HOST) == Refused(TicketRefusalReason.UNKNOWN)
     assert book.admit(token(2), now=0.0, address=HOST) == TicketGrant(ALICE, "quake3")
     assert book.admit(token(0), now=0.0, address=HOST) == TicketGrant(BOB, "doom")
 
@@ -124,7 +118,7 @@ def test_global_bound_refuses_new_tickets_until_some_expire() -> None:
             IssuedTicket,
         )
     refused = book.issue(token(9), "f" * 64, "g", now=5.0, address=HOST, known_since=OLD)
-    assert refused == TicketRefusal(TicketRefusalReason.BOOK_FULL)
+    assert refused == Refused(TicketRefusalReason.BOOK_FULL)
     assert isinstance(
         book.issue(token(9), "f" * 64, "g", now=10.0, address=HOST, known_since=OLD), IssuedTicket
     )
@@ -181,10 +175,10 @@ def test_a_ticket_admits_only_from_the_address_that_asked() -> None:
     """A token presented from another address is refused and consumed: sniffing buys nothing."""
     book = TicketBook()
     book.issue(token(1), ALICE, "quake3", now=0.0, address=HOST, known_since=OLD)
-    assert book.admit(token(1), now=1.0, address="10.0.0.66") == TicketRefusal(
+    assert book.admit(token(1), now=1.0, address="10.0.0.66") == Refused(
         TicketRefusalReason.WRONG_ADDRESS
     )
-    assert book.admit(token(1), now=1.0, address=HOST) == TicketRefusal(TicketRefusalReason.UNKNOWN)
+    assert book.admit(token(1), now=1.0, address=HOST) == Refused(TicketRefusalReason.UNKNOWN)
 
 
 def test_an_ipv4_mapped_address_is_the_same_address() -> None:
@@ -204,7 +198,7 @@ def test_one_address_holds_at_most_its_share_whatever_its_identities() -> None:
         )
         assert isinstance(issued, IssuedTicket)
     refused = book.issue(token(999), "e" * 64, "g", now=0.0, address=HOST, known_since=OLD)
-    assert refused == TicketRefusal(TicketRefusalReason.ADDRESS_FULL)
+    assert refused == Refused(TicketRefusalReason.ADDRESS_FULL)
     elsewhere = book.issue(token(1000), BOB, "g", now=0.0, address="10.0.0.2", known_since=-1e9)
     assert isinstance(elsewhere, IssuedTicket)
     assert number == MAX_TICKETS_PER_ADDRESS - 1
@@ -219,7 +213,7 @@ def test_a_peer_at_its_own_cap_replaces_its_oldest_even_when_its_address_is_full
         book.issue(token(3), ALICE, "g", now=0.0, address=HOST, known_since=OLD), IssuedTicket
     )
     assert len(book) == 2
-    assert book.admit(token(1), now=0.0, address=HOST) == TicketRefusal(TicketRefusalReason.UNKNOWN)
+    assert book.admit(token(1), now=0.0, address=HOST) == Refused(TicketRefusalReason.UNKNOWN)
 
 
 def test_fresh_identities_share_one_small_pool() -> None:
@@ -233,7 +227,7 @@ def test_fresh_identities_share_one_small_pool() -> None:
         )
         assert isinstance(issued, IssuedTicket)
     sybil = book.issue(token(500), "e" * 64, "g", now, address="10.2.0.1", known_since=now - 1)
-    assert sybil == TicketRefusal(TicketRefusalReason.FRESH_POOL_FULL)
+    assert sybil == Refused(TicketRefusalReason.FRESH_POOL_FULL)
     veteran = book.issue(
         token(501), ALICE, "g", now, address="10.3.0.1", known_since=now - FRESH_PEER_AGE
     )
@@ -250,7 +244,7 @@ def test_fresh_identities_of_one_address_hold_one_peers_worth_of_the_pool() -> N
         )
         assert isinstance(issued, IssuedTicket)
     swarm = book.issue(token(99), "e" * 64, "g", now, address="10.6.6.6", known_since=now)
-    assert swarm == TicketRefusal(TicketRefusalReason.FRESH_POOL_FULL)
+    assert swarm == Refused(TicketRefusalReason.FRESH_POOL_FULL)
     newcomer = book.issue(token(100), ALICE, "g", now, address="10.0.0.9", known_since=now)
     assert isinstance(newcomer, IssuedTicket)
 
@@ -260,7 +254,7 @@ def test_the_fresh_pool_frees_as_its_tickets_expire() -> None:
     book = TicketBook(TicketLimits(ttl=5.0, max_fresh=1))
     book.issue(token(1), ALICE, "g", now=0.0, address=HOST, known_since=0.0)
     refused = book.issue(token(2), BOB, "g", now=4.0, address="10.0.0.2", known_since=4.0)
-    assert refused == TicketRefusal(TicketRefusalReason.FRESH_POOL_FULL)
+    assert refused == Refused(TicketRefusalReason.FRESH_POOL_FULL)
     granted = book.issue(token(2), BOB, "g", now=5.0, address="10.0.0.2", known_since=4.0)
     assert isinstance(granted, IssuedTicket)
 

@@ -31,6 +31,8 @@ import ipaddress
 import itertools
 from dataclasses import dataclass
 
+from lanspread.core.refusal import Refused
+
 
 class AdmissionRefusal(enum.Enum):
     ADDRESS_FULL = "address-full"
@@ -45,11 +47,6 @@ class Admitted:
     """The handle to :meth:`SlotTable.release` when the connection ends."""
     evicted: int | None
     """A slot that was evicted to make room; the shell closes its connection."""
-
-
-@dataclass(frozen=True, slots=True)
-class Refused:
-    reason: AdmissionRefusal
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +87,7 @@ class SlotTable:
         """Slots ``address`` holds now."""
         return self._held.get(normalize_address(address), 0)
 
-    def admit(self, address: str, now: float) -> Admitted | Refused:
+    def admit(self, address: str, now: float) -> Admitted | Refused[AdmissionRefusal]:
         """A slot for a connection from ``address`` accepted at ``now``, or why not."""
         address = normalize_address(address)
         if self._held.get(address, 0) >= self._per_address:

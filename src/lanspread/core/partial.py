@@ -86,6 +86,7 @@ from lanspread.core.bitfield import (
 )
 from lanspread.core.library import MAX_PARTIAL_GAMES, Availability, GameId, GameSummary
 from lanspread.core.manifest import GameManifest
+from lanspread.core.refusal import Refused
 
 # The journal makes chunks durable about once a second (download.journal's
 # COMMIT_INTERVAL_SECONDS), so one delta per game a second carries each commit as
@@ -431,12 +432,6 @@ class HaveRefusalReason(enum.Enum):
     """An index is past the chunk count the peer announced."""
 
 
-@dataclass(frozen=True, slots=True)
-class HaveRefusal:
-    reason: HaveRefusalReason
-    detail: str
-
-
 class AvailabilityBook:
     """The receiver's side: per peer and game, the chunks a partial source holds."""
 
@@ -469,16 +464,16 @@ class AvailabilityBook:
         self._peers[peer_id] = partials
         return True
 
-    def apply_have(self, peer_id: str, delta: HaveDelta) -> HaveRefusal | None:
+    def apply_have(self, peer_id: str, delta: HaveDelta) -> Refused[HaveRefusalReason] | None:
         """Add ``delta``'s chunks; a refusal (and no change) when they do not fit."""
         held = self._peers.get(peer_id, {}).get(delta.game_id)
         if held is None:
-            return HaveRefusal(
+            return Refused(
                 HaveRefusalReason.UNKNOWN_GAME,
                 f"peer {peer_id} announced no partial copy of {delta.game_id}",
             )
         if held.manifest_digest != delta.manifest_digest:
-            return HaveRefusal(
+            return Refused(
                 HaveRefusalReason.WRONG_MANIFEST,
                 f"peer {peer_id} holds {delta.game_id} at manifest {held.manifest_digest}, "
                 f"not {delta.manifest_digest}",
@@ -486,7 +481,7 @@ class AvailabilityBook:
         try:
             chunks = held.chunks.with_indexes(delta.indexes)
         except BitfieldError as exc:
-            return HaveRefusal(HaveRefusalReason.OUT_OF_RANGE, f"peer {peer_id}: {exc}")
+            return Refused(HaveRefusalReason.OUT_OF_RANGE, f"peer {peer_id}: {exc}")
         self._peers[peer_id][delta.game_id] = PeerPartial(
             held.version, held.manifest_digest, chunks
         )

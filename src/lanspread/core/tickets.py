@@ -44,6 +44,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from lanspread.core.admission import normalize_address
+from lanspread.core.refusal import Refused
 
 TOKEN_SIZE = 32
 """Bytes of a ticket token: 256 random bits are never guessed nor repeated."""
@@ -121,11 +122,6 @@ class TicketRefusalReason(enum.Enum):
 
 
 @dataclass(frozen=True, slots=True)
-class TicketRefusal:
-    reason: TicketRefusalReason
-
-
-@dataclass(frozen=True, slots=True)
 class TicketGrant:
     """An admitted ticket: the connection serves ``game_id`` to ``peer_id`` only."""
 
@@ -175,7 +171,7 @@ class TicketBook:
         address: str,
         known_since: float,
         manifest_digest: str | None = None,
-    ) -> IssuedTicket | TicketRefusal:
+    ) -> IssuedTicket | Refused[TicketRefusalReason]:
         """Record ``token`` as a ticket of ``peer_id`` at ``address`` for ``game_id``.
 
         ``address`` is where the request came from (the control connection's source);
@@ -184,10 +180,10 @@ class TicketBook:
         copy to that manifest.
         """
         if len(token) != TOKEN_SIZE:
-            return TicketRefusal(TicketRefusalReason.BAD_TOKEN)
+            return Refused(TicketRefusalReason.BAD_TOKEN)
         self.prune(now)
         if token in self._entries:
-            return TicketRefusal(TicketRefusalReason.DUPLICATE_TOKEN)
+            return Refused(TicketRefusalReason.DUPLICATE_TOKEN)
         address = normalize_address(address)
         fresh = now - known_since < self._limits.fresh_age
         held = [key for key, entry in self._entries.items() if entry.peer_id == peer_id]
@@ -197,7 +193,7 @@ class TicketBook:
         else:
             refusal = self._room_for(address, fresh)
             if refusal is not None:
-                return TicketRefusal(refusal)
+                return Refused(refusal)
         entry = _Entry(peer_id, game_id, address, fresh, now + self._limits.ttl, manifest_digest)
         self._entries[token] = entry
         return IssuedTicket(token, entry.expires_at)
@@ -215,15 +211,17 @@ class TicketBook:
             return TicketRefusalReason.BOOK_FULL
         return None
 
-    def admit(self, token: bytes, now: float, *, address: str) -> TicketGrant | TicketRefusal:
+    def admit(
+        self, token: bytes, now: float, *, address: str
+    ) -> TicketGrant | Refused[TicketRefusalReason]:
         """Consume ``token`` presented from ``address``: its grant, or why it admits nothing."""
         entry = self._entries.pop(token, None) if len(token) == TOKEN_SIZE else None
         if entry is None:
-            return TicketRefusal(TicketRefusalReason.UNKNOWN)
+            return Refused(TicketRefusalReason.UNKNOWN)
         if now >= entry.expires_at:
-            return TicketRefusal(TicketRefusalReason.EXPIRED)
+            return Refused(TicketRefusalReason.EXPIRED)
         if normalize_address(address) != entry.address:
-            return TicketRefusal(TicketRefusalReason.WRONG_ADDRESS)
+            return Refused(TicketRefusalReason.WRONG_ADDRESS)
         return TicketGrant(entry.peer_id, entry.game_id, entry.manifest_digest)
 
     def prune(self, now: float) -> int:

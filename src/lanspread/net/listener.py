@@ -34,7 +34,8 @@ import socket
 from collections.abc import Callable
 from types import TracebackType
 
-from lanspread.core.admission import Refused, SlotTable
+from lanspread.core.admission import SlotTable
+from lanspread.core.refusal import Refused
 
 log = logging.getLogger(__name__)
 

@@ -37,10 +37,11 @@ from lanspread.core.partial import (
     ChunkLayout,
     HaveBatcher,
     HaveDelta,
-    HaveRefusal,
+    HaveRefusalReason,
     VerifiedChunks,
 )
 from lanspread.core.planning import ChunkKey, manifest_tasks
+from lanspread.core.refusal import Refused
 from lanspread.errors import LanspreadError
 from lanspread.net.datawire import DataStatus
 
@@ -143,7 +144,7 @@ class PartialSharing:
             log.info("not tracking the partial copies of %s: too many peers", peer_id)
         self._changed(before | self._games_of(peer_id) | {game.id for game in summaries})
 
-    def peer_have(self, peer_id: str, delta: HaveDelta) -> HaveRefusal | None:
+    def peer_have(self, peer_id: str, delta: HaveDelta) -> Refused[HaveRefusalReason] | None:
         refusal = self.book.apply_have(peer_id, delta)
         if refusal is None:
             self._changed({delta.game_id})

@@ -62,9 +62,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from lanspread.core.admission import Refused, SlotTable
+from lanspread.core.admission import SlotTable
 from lanspread.core.gameroot import VERSION_FILE
 from lanspread.core.partial import NO_PARTIALS, PartialProvider
+from lanspread.core.refusal import Refused
 from lanspread.core.servegate import (
     GateState,
     RefusalReason,
@@ -79,7 +80,6 @@ from lanspread.core.tickets import (
     IssuedTicket,
     TicketBook,
     TicketGrant,
-    TicketRefusal,
     TicketRefusalReason,
 )
 from lanspread.core.uploads import UNLIMITED, UploadScheduler
@@ -281,7 +281,7 @@ class DataServer(AcceptingServer):
             known_since=known_since,
             manifest_digest=manifest_digest,
         )
-        if isinstance(outcome, TicketRefusal):
+        if isinstance(outcome, Refused):
             raise TicketUnavailable(f"no ticket for {game_id}: {outcome.reason.value}")
         return outcome
 
@@ -340,7 +340,7 @@ class DataServer(AcceptingServer):
             await _send_refusal(sock, DataStatus.VERSION_MISMATCH)
             raise _Refused(str(exc)) from exc
         grant = self.tickets.admit(token, self._clock(), address=host)
-        if isinstance(grant, TicketRefusal):
+        if isinstance(grant, Refused):
             await _send_refusal(
                 sock, _STATUS_FOR_TICKET.get(grant.reason, DataStatus.TICKET_UNKNOWN)
             )
