@@ -34,14 +34,6 @@ from lanspread.core.progress import ProgressSampler, ProgressTracker
 # "stopped answering" are one reason, not a race.
 ALL_PEERS_GONE = "all-peers-gone"
 
-_STANDING_WORDS = {
-    Standing.USABLE: "usable",
-    Standing.GONE: "gone",
-    Standing.UNREACHABLE: "unreachable",
-    Standing.EXCLUDED: "sent bad data",
-    Standing.UNRELIABLE: "kept failing",
-}
-
 
 class Phase(enum.Enum):
     IDLE = "idle"
@@ -416,7 +408,7 @@ class DownloadEngine:
             holders = [s for s in self.swarm.sources.values() if s.holds(key)]
             if not holders or any(s.standing.may_return for s in holders):
                 return self._end(Ending.PAUSED, ALL_PEERS_GONE, commit_journal=True)
-            words = ", ".join(f"{s.name} {_STANDING_WORDS[s.standing]}" for s in holders)
+            words = ", ".join(f"{s.name} {s.standing.value}" for s in holders)
             last = self.swarm.last_failure.get(key)
             reason = (
                 f"{_describe(self.swarm.tasks[key])} could not be fetched: no source left ({words})"

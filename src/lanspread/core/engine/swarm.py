@@ -113,16 +113,17 @@ class Link(enum.Enum):
 
 
 class Standing(enum.Enum):
-    """Whether a source may still serve this download, and if not, why."""
+    """Whether a source may still serve this download, and if not, why (the value is
+    how a failure reason words it)."""
 
     USABLE = "usable"
     GONE = "gone"
     """The network dropped it: may come back (a pause, not a failure)."""
     UNREACHABLE = "unreachable"
     """Its data server could not be reached at all: as good as gone."""
-    EXCLUDED = "excluded"
+    EXCLUDED = "sent bad data"
     """It sent bytes that do not match the manifest."""
-    UNRELIABLE = "unreliable"
+    UNRELIABLE = "kept failing"
     """Its connections failed :data:`MAX_SOURCE_STRIKES` times in a row."""
 
     @property
