@@ -538,7 +538,7 @@ class DownloadEngine:
         commit_journal: bool = False,
     ) -> list[Action]:
         self.phase = Phase.ENDED
-        keep = commit_journal and ending in (Ending.PAUSED, Ending.FAILED)
+        keep = commit_journal and ending.keeps_progress
         return [End(ending, reason, late_cancel=late_cancel, commit_journal=keep)]
 
 

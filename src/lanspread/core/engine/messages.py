@@ -359,6 +359,11 @@ class Ending(enum.Enum):
     PAUSED = "paused"
     FAILED = "failed"
 
+    @property
+    def keeps_progress(self) -> bool:
+        """The journal may stay for a later resume (a pause, or a failure to retry)."""
+        return self in (Ending.PAUSED, Ending.FAILED)
+
 
 @dataclass(frozen=True, slots=True)
 class End:
