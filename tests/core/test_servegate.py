@@ -13,6 +13,7 @@ from lanspread.core.bitfield import ChunkBitfield
 from lanspread.core.gameroot import RESERVED_NAMES
 from lanspread.core.manifest import MIN_CHUNK_SIZE, ChunkDigest, FileManifest, GameManifest
 from lanspread.core.partial import ChunkLayout, VerifiedChunks
+from lanspread.core.refusal import Refused
 from lanspread.core.servegate import (
     MAX_CHUNK_LENGTH,
     MAX_COMPONENT_BYTES,
@@ -61,8 +62,8 @@ def test_check_game_refuses_an_id_outside_the_catalog() -> None:
     refusal = check_game(
         "doom", catalog_ids=CATALOG, active_operations=frozenset(), sentinel_present=True
     )
-    assert refusal == Refusal(RefusalReason.NOT_IN_CATALOG, "'doom' is not a catalog game")
-    assert refusal.code is ServeErrorCode.GAME_NOT_FOUND
+    assert refusal == Refused(RefusalReason.NOT_IN_CATALOG, "'doom' is not a catalog game")
+    assert refusal.reason.code is ServeErrorCode.GAME_NOT_FOUND
 
 
 @pytest.mark.parametrize("game_id", ["", ".", "..", "../quake3", "Quake3", "a/b", "x" * 65])
@@ -74,7 +75,7 @@ def test_check_game_refuses_malformed_ids_even_if_listed(game_id: str) -> None:
         active_operations=frozenset(),
         sentinel_present=True,
     )
-    assert refusal == Refusal(RefusalReason.NOT_IN_CATALOG, f"{game_id!r} is not a catalog game")
+    assert refusal == Refused(RefusalReason.NOT_IN_CATALOG, f"{game_id!r} is not a catalog game")
 
 
 def test_check_game_refuses_a_game_with_an_active_operation() -> None:
@@ -82,8 +83,8 @@ def test_check_game_refuses_a_game_with_an_active_operation() -> None:
     refusal = check_game(
         "quake3", catalog_ids=CATALOG, active_operations={"quake3"}, sentinel_present=False
     )
-    assert refusal == Refusal(RefusalReason.OPERATION_ACTIVE, "quake3 has an active operation")
-    assert refusal.code is ServeErrorCode.OPERATION_IN_PROGRESS
+    assert refusal == Refused(RefusalReason.OPERATION_ACTIVE, "quake3 has an active operation")
+    assert refusal.reason.code is ServeErrorCode.OPERATION_IN_PROGRESS
 
 
 def test_check_game_refuses_a_game_without_its_sentinel() -> None:
@@ -91,8 +92,8 @@ def test_check_game_refuses_a_game_without_its_sentinel() -> None:
     refusal = check_game(
         "quake3", catalog_ids=CATALOG, active_operations=frozenset(), sentinel_present=False
     )
-    assert refusal == Refusal(RefusalReason.NOT_DOWNLOADED, "quake3 has no root version.ini")
-    assert refusal.code is ServeErrorCode.GAME_NOT_FOUND
+    assert refusal == Refused(RefusalReason.NOT_DOWNLOADED, "quake3 has no root version.ini")
+    assert refusal.reason.code is ServeErrorCode.GAME_NOT_FOUND
 
 
 def test_check_game_request_needs_no_sentinel_fact() -> None:
@@ -160,8 +161,8 @@ def test_check_relative_path_accepts_payload_paths(path: str) -> None:
 def test_check_relative_path_refuses_unsafe_syntax(path: str, detail: str) -> None:
     """Every unsafe form is refused as UNSAFE_PATH with a message naming the defect."""
     refusal = check_relative_path(path)
-    assert refusal == Refusal(RefusalReason.UNSAFE_PATH, detail)
-    assert refusal.code is ServeErrorCode.GAME_NOT_FOUND
+    assert refusal == Refused(RefusalReason.UNSAFE_PATH, detail)
+    assert refusal.reason.code is ServeErrorCode.GAME_NOT_FOUND
 
 
 @pytest.mark.parametrize("name", sorted(RESERVED_NAMES))
@@ -169,7 +170,7 @@ def test_check_relative_path_refuses_every_reserved_name_and_what_is_under_it(na
     """Each reserved root name is refused alone and as a parent, in any letter case."""
     for path in (name, f"{name}/x.eti", f"{name}/deep/.lanspread_owned", name.upper()):
         refusal = check_relative_path(path)
-        assert refusal == Refusal(
+        assert refusal == Refused(
             RefusalReason.RESERVED_PATH, f"{path!r} is under reserved {path.split('/')[0]!r}"
         )
 
@@ -180,7 +181,7 @@ def test_check_relative_path_bounds_total_length() -> None:
     assert len(fits) == MAX_RELATIVE_PATH_LENGTH
     assert check_relative_path(fits) is None
     path = fits + "d"
-    assert check_relative_path(path) == Refusal(
+    assert check_relative_path(path) == Refused(
         RefusalReason.PATH_TOO_LONG,
         f"path of {MAX_RELATIVE_PATH_LENGTH + 1} characters exceeds {MAX_RELATIVE_PATH_LENGTH}",
     )
@@ -190,7 +191,7 @@ def test_check_relative_path_bounds_total_length() -> None:
 def test_check_relative_path_counts_component_bytes_not_characters() -> None:
     """A component of 128 two-byte characters is 256 bytes: one over the component limit."""
     assert check_relative_path("é" * 127 + "a") is None
-    assert check_relative_path("é" * 128) == Refusal(
+    assert check_relative_path("é" * 128) == Refused(
         RefusalReason.PATH_TOO_LONG, f"a component is longer than {MAX_COMPONENT_BYTES} bytes"
     )
 
@@ -198,7 +199,7 @@ def test_check_relative_path_counts_component_bytes_not_characters() -> None:
 def test_check_relative_path_bounds_depth() -> None:
     """One component more than the depth limit is refused."""
     path = "/".join(["d"] * (MAX_PATH_DEPTH + 1))
-    assert check_relative_path(path) == Refusal(
+    assert check_relative_path(path) == Refused(
         RefusalReason.PATH_TOO_LONG,
         f"path of {MAX_PATH_DEPTH + 1} components exceeds {MAX_PATH_DEPTH}",
     )
@@ -229,7 +230,7 @@ _PATHISH = st.lists(
 def test_any_string_is_accepted_or_refused_never_raises(path: str) -> None:
     """Any string either passes or yields a Refusal: the checker never raises."""
     result = check_relative_path(path)
-    assert result is None or isinstance(result, Refusal)
+    assert result is None or isinstance(result, Refused)
 
 
 @given(st.one_of(st.text(max_size=2 * MAX_RELATIVE_PATH_LENGTH), _PATHISH))
@@ -285,73 +286,73 @@ def test_check_resolved_accepts_real_directories_down_to_a_regular_file() -> Non
 @pytest.mark.parametrize(
     ("facts", "expected"),
     [
-        (_facts((D, F), root=L), Refusal(RefusalReason.SYMLINK, "the game root is a symlink")),
+        (_facts((D, F), root=L), Refused(RefusalReason.SYMLINK, "the game root is a symlink")),
         (
             _facts((D, F), root=M),
-            Refusal(RefusalReason.NOT_DOWNLOADED, "the game root is missing"),
+            Refused(RefusalReason.NOT_DOWNLOADED, "the game root is missing"),
         ),
         (
             _facts((D, F), root=F),
-            Refusal(RefusalReason.NOT_DOWNLOADED, "the game root is regular-file"),
+            Refused(RefusalReason.NOT_DOWNLOADED, "the game root is regular-file"),
         ),
         (
             _facts((D, F), root=S),
-            Refusal(RefusalReason.NOT_DOWNLOADED, "the game root is special"),
+            Refused(RefusalReason.NOT_DOWNLOADED, "the game root is special"),
         ),
-        (_facts(()), Refusal(RefusalReason.UNSAFE_PATH, "the path names the game root itself")),
-        (_facts((L,)), Refusal(RefusalReason.SYMLINK, "component 1 is a symlink")),
-        (_facts((D, L)), Refusal(RefusalReason.SYMLINK, "component 2 is a symlink")),
+        (_facts(()), Refused(RefusalReason.UNSAFE_PATH, "the path names the game root itself")),
+        (_facts((L,)), Refused(RefusalReason.SYMLINK, "component 1 is a symlink")),
+        (_facts((D, L)), Refused(RefusalReason.SYMLINK, "component 2 is a symlink")),
         (
             _facts((S,)),
-            Refusal(RefusalReason.SPECIAL_FILE, "component 1 is a device, FIFO or socket"),
+            Refused(RefusalReason.SPECIAL_FILE, "component 1 is a device, FIFO or socket"),
         ),
         (
             _facts((D, S)),
-            Refusal(RefusalReason.SPECIAL_FILE, "component 2 is a device, FIFO or socket"),
+            Refused(RefusalReason.SPECIAL_FILE, "component 2 is a device, FIFO or socket"),
         ),
-        (_facts((M,)), Refusal(RefusalReason.FILE_NOT_FOUND, "component 1 does not exist")),
+        (_facts((M,)), Refused(RefusalReason.FILE_NOT_FOUND, "component 1 does not exist")),
         (
             _facts((D,), depth=2),
-            Refusal(RefusalReason.FILE_NOT_FOUND, "component 2 does not exist"),
+            Refused(RefusalReason.FILE_NOT_FOUND, "component 2 does not exist"),
         ),
         (
             _facts((F,), depth=2),
-            Refusal(RefusalReason.FILE_NOT_FOUND, "component 1 is a file, not a directory"),
+            Refused(RefusalReason.FILE_NOT_FOUND, "component 1 is a file, not a directory"),
         ),
-        (_facts((D,)), Refusal(RefusalReason.NOT_A_REGULAR_FILE, "component 1 is a directory")),
+        (_facts((D,)), Refused(RefusalReason.NOT_A_REGULAR_FILE, "component 1 is a directory")),
         (
             _facts((D, F), real="/etc/passwd"),
-            Refusal(
+            Refused(
                 RefusalReason.OUTSIDE_ROOT, "/etc/passwd is not inside the game root /games/quake3"
             ),
         ),
         (
             _facts((D, F), real="/games/quake3-other/a"),
-            Refusal(
+            Refused(
                 RefusalReason.OUTSIDE_ROOT,
                 "/games/quake3-other/a is not inside the game root /games/quake3",
             ),
         ),
         (
             _facts((D, F), real="/games/quake3"),
-            Refusal(
+            Refused(
                 RefusalReason.OUTSIDE_ROOT,
                 "/games/quake3 is not inside the game root /games/quake3",
             ),
         ),
         (
             _facts((D, F), real=None),
-            Refusal(RefusalReason.OUTSIDE_ROOT, "None is not inside the game root /games/quake3"),
+            Refused(RefusalReason.OUTSIDE_ROOT, "None is not inside the game root /games/quake3"),
         ),
         (
             _facts((D, F), root_real=None),
-            Refusal(
+            Refused(
                 RefusalReason.OUTSIDE_ROOT, "/games/quake3/a/b.eti is not inside the game root None"
             ),
         ),
         (
             _facts((D, F), real="/games/quake3/Local/game.exe"),
-            Refusal(
+            Refused(
                 RefusalReason.RESERVED_PATH,
                 "/games/quake3/Local/game.exe resolves under reserved 'Local'",
             ),
@@ -363,7 +364,7 @@ def test_check_resolved_refuses_every_unsafe_fact(
 ) -> None:
     """Each filesystem fact that could expose a file outside the payload has its refusal."""
     assert check_resolved(facts) == expected
-    assert expected.code is ServeErrorCode.GAME_NOT_FOUND
+    assert expected.reason.code is ServeErrorCode.GAME_NOT_FOUND
 
 
 def test_check_resolved_refuses_a_reserved_real_path_under_windows_rules() -> None:
@@ -402,18 +403,18 @@ def test_check_chunk_range_refuses_chunks_outside_the_file(
 ) -> None:
     """Negative values and chunks past the end are refused as BadRequest."""
     refusal = check_chunk_range(offset, length, size)
-    assert refusal == Refusal(
+    assert refusal == Refused(
         RefusalReason.CHUNK_OUT_OF_RANGE,
         f"chunk at {offset} of {length} bytes is outside a file of {size} bytes",
     )
-    assert refusal.code is ServeErrorCode.BAD_REQUEST
+    assert refusal.reason.code is ServeErrorCode.BAD_REQUEST
 
 
 def test_check_chunk_range_bounds_the_length() -> None:
     """A chunk one byte over the maximum is refused even inside a larger file."""
     refusal = check_chunk_range(0, 1025, 10_000, max_length=1024)
-    assert refusal == Refusal(RefusalReason.CHUNK_TOO_LARGE, "chunk of 1025 bytes exceeds 1024")
-    assert refusal.code is ServeErrorCode.BAD_REQUEST
+    assert refusal == Refused(RefusalReason.CHUNK_TOO_LARGE, "chunk of 1025 bytes exceeds 1024")
+    assert refusal.reason.code is ServeErrorCode.BAD_REQUEST
     assert _reason(check_chunk_range(0, MAX_CHUNK_LENGTH + 1, 2**40)) is (
         RefusalReason.CHUNK_TOO_LARGE
     )
@@ -492,8 +493,8 @@ def test_a_partial_game_is_refused_unless_vouched_for_at_that_manifest(
 ) -> None:
     """Gone (cancel, discard, failure), another manifest or a bad provider answer: refused."""
     refusal = check_partial_game(game_id, DIGEST, verified, catalog_ids=CATALOG)
-    assert refusal == Refusal(reason, detail)
-    assert refusal.code is ServeErrorCode.GAME_NOT_FOUND
+    assert refusal == Refused(reason, detail)
+    assert refusal.reason.code is ServeErrorCode.GAME_NOT_FOUND
 
 
 @pytest.mark.parametrize(
@@ -588,14 +589,14 @@ def test_anything_outside_durable_chunks_is_refused(
     held: list[int], path: str, offset: int, length: int, reason: RefusalReason, detail: str
 ) -> None:
     """Never an unverified byte, a sentinel, an unlisted file or a range past the file."""
-    assert check_partial_chunk(_verified(held), path, offset, length) == Refusal(reason, detail)
+    assert check_partial_chunk(_verified(held), path, offset, length) == Refused(reason, detail)
 
 
 def test_a_missing_chunk_answers_its_own_code() -> None:
     """A chunk not held (yet) is CHUNK_NOT_AVAILABLE: the peer stays a source for the rest."""
     refusal = check_partial_chunk(_verified([]), "a.eti", 0, CS)
     assert refusal is not None
-    assert refusal.code is ServeErrorCode.CHUNK_NOT_AVAILABLE
+    assert refusal.reason.code is ServeErrorCode.CHUNK_NOT_AVAILABLE
 
 
 @dataclass(frozen=True)

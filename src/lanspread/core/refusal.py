@@ -2,7 +2,9 @@
 
 A table, book or gate that refuses returns :class:`Refused` with a member of its own
 reason enum, so callers test ``isinstance(outcome, Refused)`` and read ``reason``
-the same way whichever rule refused.
+the same way whichever rule refused. Construct it unsubscripted (``Refused(reason)``;
+the type checker infers the enum): calling ``Refused[X](...)`` fails on Python 3.11,
+whose generic alias cannot tag a frozen slotted instance.
 """
 
 from __future__ import annotations

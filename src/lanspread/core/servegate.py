@@ -70,11 +70,12 @@ import enum
 from collections.abc import Container
 from dataclasses import dataclass
 from pathlib import PurePath
-from typing import Protocol
+from typing import Protocol, TypeAlias
 
 from lanspread.core.catalog import is_valid_game_id
 from lanspread.core.gameroot import RESERVED_NAMES, VERSION_FILE
 from lanspread.core.partial import VerifiedChunks
+from lanspread.core.refusal import Refused
 
 # Windows MAX_PATH: a longer payload path could not be written on a Windows peer.
 # The wire's RelativePath has the same bound, so every path served can be listed.
@@ -134,6 +135,11 @@ class RefusalReason(enum.Enum):
     CHUNK_NOT_VERIFIED = "chunk-not-verified"
     """A chunk the range touches is not verified and durable here (or is the sentinel's)."""
 
+    @property
+    def code(self) -> ServeErrorCode:
+        """What the requester is told: a reason not tabled is a game not found."""
+        return _CODE_FOR_REASON.get(self, ServeErrorCode.GAME_NOT_FOUND)
+
 
 _CODE_FOR_REASON = {
     RefusalReason.OPERATION_ACTIVE: ServeErrorCode.OPERATION_IN_PROGRESS,
@@ -154,15 +160,8 @@ class ByteRange(Protocol):
     def length(self) -> int: ...
 
 
-@dataclass(frozen=True, slots=True)
-class Refusal:
-    reason: RefusalReason
-    detail: str
-    """What exactly was refused, for the local log."""
-
-    @property
-    def code(self) -> ServeErrorCode:
-        return _CODE_FOR_REASON.get(self.reason, ServeErrorCode.GAME_NOT_FOUND)
+Refusal: TypeAlias = Refused[RefusalReason]
+"""The gate's answer when it refuses; ``detail`` says what exactly, for the local log."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,9 +178,9 @@ def check_game_request(
 ) -> Refusal | None:
     """The part of :func:`check_game` that needs no disk; the shell runs it first."""
     if not is_valid_game_id(game_id) or game_id not in catalog_ids:
-        return Refusal(RefusalReason.NOT_IN_CATALOG, f"{game_id!r} is not a catalog game")
+        return Refused(RefusalReason.NOT_IN_CATALOG, f"{game_id!r} is not a catalog game")
     if game_id in active_operations:
-        return Refusal(RefusalReason.OPERATION_ACTIVE, f"{game_id} has an active operation")
+        return Refused(RefusalReason.OPERATION_ACTIVE, f"{game_id} has an active operation")
     return None
 
 
@@ -196,26 +195,26 @@ def check_game(
         game_id, catalog_ids=catalog_ids, active_operations=active_operations
     )
     if refusal is None and not sentinel_present:
-        refusal = Refusal(RefusalReason.NOT_DOWNLOADED, f"{game_id} has no root version.ini")
+        refusal = Refused(RefusalReason.NOT_DOWNLOADED, f"{game_id} has no root version.ini")
     return refusal
 
 
 def check_relative_path(path: str) -> Refusal | None:
     """Refuse any path that could leave the payload; never raises."""
     if len(path) > MAX_RELATIVE_PATH_LENGTH:
-        return Refusal(
+        return Refused(
             RefusalReason.PATH_TOO_LONG,
             f"path of {len(path)} characters exceeds {MAX_RELATIVE_PATH_LENGTH}",
         )
     try:
         path.encode("utf-8")
     except UnicodeEncodeError:
-        return Refusal(RefusalReason.UNSAFE_PATH, f"{path!r} is not valid Unicode")
+        return Refused(RefusalReason.UNSAFE_PATH, f"{path!r} is not valid Unicode")
     if not path or path.startswith("/"):
-        return Refusal(RefusalReason.UNSAFE_PATH, f"{path!r} is not a relative path")
+        return Refused(RefusalReason.UNSAFE_PATH, f"{path!r} is not a relative path")
     components = path.split("/")
     if len(components) > MAX_PATH_DEPTH:
-        return Refusal(
+        return Refused(
             RefusalReason.PATH_TOO_LONG,
             f"path of {len(components)} components exceeds {MAX_PATH_DEPTH}",
         )
@@ -224,7 +223,7 @@ def check_relative_path(path: str) -> Refusal | None:
         if refusal is not None:
             return refusal
     if is_reserved_component(components[0]):
-        return Refusal(RefusalReason.RESERVED_PATH, f"{path!r} is under reserved {components[0]!r}")
+        return Refused(RefusalReason.RESERVED_PATH, f"{path!r} is under reserved {components[0]!r}")
     return None
 
 
@@ -240,21 +239,21 @@ def is_reserved_component(name: str) -> bool:
 
 def _check_component(component: str) -> Refusal | None:
     if component in {"", ".", ".."}:
-        return Refusal(RefusalReason.UNSAFE_PATH, f"component {component!r} is not allowed")
+        return Refused(RefusalReason.UNSAFE_PATH, f"component {component!r} is not allowed")
     if len(component.encode("utf-8")) > MAX_COMPONENT_BYTES:
-        return Refusal(
+        return Refused(
             RefusalReason.PATH_TOO_LONG, f"a component is longer than {MAX_COMPONENT_BYTES} bytes"
         )
     bad = next((ch for ch in component if ch in _WINDOWS_FORBIDDEN_CHARS or ord(ch) < 32), None)
     if bad is not None:
-        return Refusal(RefusalReason.UNSAFE_PATH, f"component {component!r} holds {bad!r}")
+        return Refused(RefusalReason.UNSAFE_PATH, f"component {component!r} holds {bad!r}")
     if component.endswith((".", " ")):
         # Windows drops trailing dots and spaces: "local." would open "local".
-        return Refusal(
+        return Refused(
             RefusalReason.UNSAFE_PATH, f"component {component!r} ends with a dot or space"
         )
     if component.split(".", 1)[0].rstrip(" ").casefold() in _WINDOWS_DEVICE_NAMES:
-        return Refusal(RefusalReason.UNSAFE_PATH, f"component {component!r} names a device")
+        return Refused(RefusalReason.UNSAFE_PATH, f"component {component!r} names a device")
     return None
 
 
@@ -292,7 +291,7 @@ def check_resolved(facts: ResolvedPathFacts) -> Refusal | None:
     if refusal is not None:
         return refusal
     if facts.depth < 1:
-        return Refusal(RefusalReason.UNSAFE_PATH, "the path names the game root itself")
+        return Refused(RefusalReason.UNSAFE_PATH, "the path names the game root itself")
     for index in range(facts.depth):
         kind = facts.components[index] if index < len(facts.components) else NodeKind.MISSING
         refusal = _check_component_kind(kind, final=index == facts.depth - 1, index=index)
@@ -306,32 +305,32 @@ def check_game_root(kind: NodeKind) -> Refusal | None:
     if kind is NodeKind.DIRECTORY:
         return None
     if kind is NodeKind.SYMLINK:
-        return Refusal(RefusalReason.SYMLINK, "the game root is a symlink")
-    return Refusal(RefusalReason.NOT_DOWNLOADED, f"the game root is {kind.value}")
+        return Refused(RefusalReason.SYMLINK, "the game root is a symlink")
+    return Refused(RefusalReason.NOT_DOWNLOADED, f"the game root is {kind.value}")
 
 
 def _check_component_kind(kind: NodeKind, *, final: bool, index: int) -> Refusal | None:
     where = f"component {index + 1}"
     if kind is NodeKind.SYMLINK:
-        return Refusal(RefusalReason.SYMLINK, f"{where} is a symlink")
+        return Refused(RefusalReason.SYMLINK, f"{where} is a symlink")
     if kind is NodeKind.SPECIAL:
-        return Refusal(RefusalReason.SPECIAL_FILE, f"{where} is a device, FIFO or socket")
+        return Refused(RefusalReason.SPECIAL_FILE, f"{where} is a device, FIFO or socket")
     if kind is NodeKind.MISSING:
-        return Refusal(RefusalReason.FILE_NOT_FOUND, f"{where} does not exist")
+        return Refused(RefusalReason.FILE_NOT_FOUND, f"{where} does not exist")
     if final and kind is NodeKind.DIRECTORY:
-        return Refusal(RefusalReason.NOT_A_REGULAR_FILE, f"{where} is a directory")
+        return Refused(RefusalReason.NOT_A_REGULAR_FILE, f"{where} is a directory")
     if not final and kind is NodeKind.REGULAR_FILE:
-        return Refusal(RefusalReason.FILE_NOT_FOUND, f"{where} is a file, not a directory")
+        return Refused(RefusalReason.FILE_NOT_FOUND, f"{where} is a file, not a directory")
     return None
 
 
 def _check_containment(root: PurePath | None, real: PurePath | None) -> Refusal | None:
     if root is None or real is None or real == root or not real.is_relative_to(root):
-        return Refusal(RefusalReason.OUTSIDE_ROOT, f"{real} is not inside the game root {root}")
+        return Refused(RefusalReason.OUTSIDE_ROOT, f"{real} is not inside the game root {root}")
     first = real.relative_to(root).parts[0]
     if is_reserved_component(first):
         # Catches aliases only the filesystem resolves (Windows 8.3 short names).
-        return Refusal(RefusalReason.RESERVED_PATH, f"{real} resolves under reserved {first!r}")
+        return Refused(RefusalReason.RESERVED_PATH, f"{real} resolves under reserved {first!r}")
     return None
 
 
@@ -340,11 +339,11 @@ def check_chunk_range(
 ) -> Refusal | None:
     """A chunk must lie inside the file; an empty chunk at any offset up to the end is harmless."""
     if length > max_length:
-        return Refusal(
+        return Refused(
             RefusalReason.CHUNK_TOO_LARGE, f"chunk of {length} bytes exceeds {max_length}"
         )
     if offset < 0 or length < 0 or offset + length > file_size:
-        return Refusal(
+        return Refused(
             RefusalReason.CHUNK_OUT_OF_RANGE,
             f"chunk at {offset} of {length} bytes is outside a file of {file_size} bytes",
         )
@@ -366,16 +365,16 @@ def check_partial_game(
     ``verified`` is the provider's answer for ``game_id`` at this moment.
     """
     if not is_valid_game_id(game_id) or game_id not in catalog_ids:
-        return Refusal(RefusalReason.NOT_IN_CATALOG, f"{game_id!r} is not a catalog game")
+        return Refused(RefusalReason.NOT_IN_CATALOG, f"{game_id!r} is not a catalog game")
     if verified is None:
-        return Refusal(RefusalReason.NO_PARTIAL, f"no download of {game_id} runs here")
+        return Refused(RefusalReason.NO_PARTIAL, f"no download of {game_id} runs here")
     if verified.manifest_digest != manifest_digest:
-        return Refusal(
+        return Refused(
             RefusalReason.MANIFEST_MISMATCH,
             f"{game_id} is downloading manifest {verified.manifest_digest}, not {manifest_digest}",
         )
     if verified.durable.chunk_count != verified.layout.chunk_count:
-        return Refusal(
+        return Refused(
             RefusalReason.NO_PARTIAL,
             f"{game_id}: the durable set covers {verified.durable.chunk_count} chunks, "
             f"the manifest has {verified.layout.chunk_count}",
@@ -392,25 +391,25 @@ def check_partial_chunk(
         return refusal
     file = verified.layout.file(path)
     if file is None:
-        return Refusal(RefusalReason.NOT_IN_MANIFEST, f"{path!r} is not a file of the manifest")
+        return Refused(RefusalReason.NOT_IN_MANIFEST, f"{path!r} is not a file of the manifest")
     if file.sentinel or path == VERSION_FILE:
-        return Refusal(
+        return Refused(
             RefusalReason.CHUNK_NOT_VERIFIED,
             f"the {VERSION_FILE} of a partial copy is never served",
         )
     if length > MAX_CHUNK_LENGTH:
-        return Refusal(
+        return Refused(
             RefusalReason.CHUNK_TOO_LARGE, f"chunk of {length} bytes exceeds {MAX_CHUNK_LENGTH}"
         )
     touched = verified.layout.touched(path, offset, length)
     if touched is None:
-        return Refusal(
+        return Refused(
             RefusalReason.CHUNK_OUT_OF_RANGE,
             f"chunk at {offset} of {length} bytes is outside {path!r} of {file.size} bytes",
         )
     first, last = touched
     if not verified.durable.covers(first, last):
-        return Refusal(
+        return Refused(
             RefusalReason.CHUNK_NOT_VERIFIED,
             f"{path!r} at {offset} of {length} bytes touches chunks {first}-{last}, "
             "not all verified and durable",

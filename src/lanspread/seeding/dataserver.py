@@ -514,7 +514,7 @@ def check_partial_servable(
         return None
     log.debug("refusing a partial ticket for %s: %s", game_id, refusal.detail)
     return ErrorResponse(
-        code=ErrorCode(refusal.code.value),
+        code=ErrorCode(refusal.reason.code.value),
         message=f"{game_id} is not served here at manifest {manifest_digest}",
     )
 

@@ -97,7 +97,7 @@ class ServeRefused(LanspreadError):
 
     @classmethod
     def from_refusal(cls, refusal: Refusal) -> ServeRefused:
-        return cls(refusal.code, refusal.reason, refusal.detail)
+        return cls(refusal.reason.code, refusal.reason, refusal.detail)
 
 
 class ServedFile:
