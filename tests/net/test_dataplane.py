@@ -19,7 +19,7 @@ from tests.support.sink import Sink
 from tests.support.waiting import wait_until
 
 from lanspread.core.manifest import MIN_CHUNK_SIZE, GameManifest
-from lanspread.core.planning import ChunkFailure, ChunkTask, FailureReason, manifest_tasks
+from lanspread.core.planning import ChunkTask, manifest_tasks
 from lanspread.core.servegate import MAX_CHUNK_LENGTH, GateState
 from lanspread.core.tickets import TOKEN_SIZE
 from lanspread.download.dataclient import ChunkOutcome, ChunkResult, DataConnection
@@ -458,11 +458,6 @@ async def test_corrupted_bytes_are_a_hash_mismatch_and_the_connection_goes_on(
         (ChunkOutcome.HASH_MISMATCH, "BLAKE3 digest differs"),
         (ChunkOutcome.OK, ""),
     ]
-    failure = results[0].failure("alice")
-    assert failure == ChunkFailure(
-        tasks[0], "alice", FailureReason.HASH_MISMATCH, "BLAKE3 digest differs"
-    )
-    assert results[1].failure("alice") is None
 
 
 async def test_server_closing_mid_chunk_is_a_short_read_and_fails_the_rest(
@@ -490,9 +485,6 @@ async def test_server_closing_mid_chunk_is_a_short_read_and_fails_the_rest(
         ChunkOutcome.CONNECTION_LOST,
     ]
     assert results[0].detail == f"100 of {tasks[0].length} bytes arrived"
-    assert results[0].failure("a") == ChunkFailure(
-        tasks[0], "a", FailureReason.TRANSFER, f"100 of {tasks[0].length} bytes arrived"
-    )
 
 
 async def test_wrong_length_or_garbled_header_loses_the_connection(

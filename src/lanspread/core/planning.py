@@ -1,4 +1,4 @@
-"""The chunks of a manifest as fetchable tasks, and how the data plane reports a failed one.
+"""The chunks of a manifest as fetchable tasks.
 
 :func:`manifest_tasks` lists every chunk of an agreed manifest as a
 :class:`ChunkTask` in (path, offset) order: the order the journal's bitmap uses
@@ -9,7 +9,6 @@ fetches which task, retries and giving up are the download engine's
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 from typing import TypeAlias
 
@@ -45,23 +44,3 @@ def manifest_tasks(manifest: GameManifest) -> tuple[ChunkTask, ...]:
         for file in manifest.files
         for chunk in file.chunks
     )
-
-
-class FailureReason(enum.Enum):
-    CONNECT = "connect"
-    """The source could not be reached."""
-    TRANSFER = "transfer"
-    """The request failed: refused, reset, timed out, or too few bytes arrived."""
-    HASH_MISMATCH = "hash-mismatch"
-    """The bytes arrived but do not match the manifest: the source is bad for this chunk."""
-
-
-@dataclass(frozen=True, slots=True)
-class ChunkFailure:
-    """A chunk a source did not deliver verified, as the data plane reports it."""
-
-    task: ChunkTask
-    source: str
-    reason: FailureReason
-    detail: str = ""
-    """What the shell saw (the error message)."""

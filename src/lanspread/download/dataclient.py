@@ -46,7 +46,7 @@ from collections.abc import AsyncGenerator, Callable, Coroutine, Iterable, Itera
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
-from lanspread.core.planning import ChunkFailure, ChunkTask, FailureReason
+from lanspread.core.planning import ChunkTask
 from lanspread.errors import (
     ConnectionClosed,
     LanspreadError,
@@ -125,17 +125,6 @@ class ChunkResult:
     @property
     def ok(self) -> bool:
         return self.outcome is ChunkOutcome.OK
-
-    def failure(self, source: str) -> ChunkFailure | None:
-        """The planner's view of a failed chunk; ``None`` for a chunk that is OK."""
-        if self.ok:
-            return None
-        reason = (
-            FailureReason.HASH_MISMATCH
-            if self.outcome is ChunkOutcome.HASH_MISMATCH
-            else FailureReason.TRANSFER
-        )
-        return ChunkFailure(self.task, source, reason, self.detail or self.outcome.value)
 
 
 class ChunkSink(Protocol):
