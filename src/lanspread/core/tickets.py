@@ -139,12 +139,12 @@ class IssuedTicket:
 
 @dataclass(frozen=True, slots=True)
 class _Entry:
-    peer_id: str
-    game_id: str
+    """An outstanding ticket: what it grants once admitted, and from where, until when."""
+
+    grant: TicketGrant
     address: str
     fresh: bool
     expires_at: float
-    manifest_digest: str | None
 
 
 class TicketBook:
@@ -186,7 +186,7 @@ class TicketBook:
             return Refused(TicketRefusalReason.DUPLICATE_TOKEN)
         address = normalize_address(address)
         fresh = now - known_since < self._limits.fresh_age
-        held = [key for key, entry in self._entries.items() if entry.peer_id == peer_id]
+        held = [key for key, entry in self._entries.items() if entry.grant.peer_id == peer_id]
         if len(held) >= self._limits.max_per_peer:
             # Replacing the peer's own oldest ticket takes nothing from anybody else.
             del self._entries[held[0]]
@@ -194,7 +194,8 @@ class TicketBook:
             refusal = self._room_for(address, fresh)
             if refusal is not None:
                 return Refused(refusal)
-        entry = _Entry(peer_id, game_id, address, fresh, now + self._limits.ttl, manifest_digest)
+        grant = TicketGrant(peer_id, game_id, manifest_digest)
+        entry = _Entry(grant, address, fresh, now + self._limits.ttl)
         self._entries[token] = entry
         return IssuedTicket(token, entry.expires_at)
 
@@ -222,7 +223,7 @@ class TicketBook:
             return Refused(TicketRefusalReason.EXPIRED)
         if normalize_address(address) != entry.address:
             return Refused(TicketRefusalReason.WRONG_ADDRESS)
-        return TicketGrant(entry.peer_id, entry.game_id, entry.manifest_digest)
+        return entry.grant
 
     def prune(self, now: float) -> int:
         """Drop every expired ticket; return how many."""
@@ -238,11 +239,11 @@ class TicketBook:
 
     def revoke_peer(self, peer_id: str) -> int:
         """Drop every ticket of ``peer_id`` (it left); return how many."""
-        return self._revoke(lambda entry: entry.peer_id == peer_id)
+        return self._revoke(lambda entry: entry.grant.peer_id == peer_id)
 
     def revoke_game(self, game_id: str) -> int:
         """Drop every ticket for ``game_id`` (it is no longer servable); return how many."""
-        return self._revoke(lambda entry: entry.game_id == game_id)
+        return self._revoke(lambda entry: entry.grant.game_id == game_id)
 
     def _revoke(self, matches: Callable[[_Entry], bool]) -> int:
         keys = [key for key, entry in self._entries.items() if matches(entry)]
