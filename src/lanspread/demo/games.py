@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import enum
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from lanspread.core.catalog import Catalog, CatalogGame
+from lanspread.demo.archives import ArchiveMember, tar_bytes, zip_bytes
 from lanspread.errors import CatalogError
 
 DEMO_ID_PREFIX = "demo-"
@@ -37,6 +39,10 @@ DEFAULT_PLAY_SECONDS = 4
 class ArchiveKind(enum.Enum):
     TAR = "tar"
     ZIP = "zip"
+
+    def pack(self, members: Sequence[ArchiveMember]) -> bytes:
+        """The archive of ``members`` in this format (deterministic bytes)."""
+        return tar_bytes(members) if self is ArchiveKind.TAR else zip_bytes(members)
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,14 +22,13 @@ import blake3
 
 from lanspread.core.catalog import Catalog
 from lanspread.core.gameroot import VERSION_FILE
-from lanspread.demo.archives import ArchiveMember, tar_bytes, with_folders, zip_bytes
+from lanspread.demo.archives import ArchiveMember, with_folders
 from lanspread.demo.games import (
     DEFAULT_PLAY_SECONDS,
     DEMO_GAMES,
     PLAY_LOG,
     POSIX_LAUNCHER,
     WINDOWS_LAUNCHER,
-    ArchiveKind,
     DemoArchive,
     DemoGame,
     demo_catalog_games,
@@ -104,10 +103,7 @@ def archive_members(game: DemoGame, archive: DemoArchive, play_seconds: int) -> 
 
 
 def archive_bytes(game: DemoGame, archive: DemoArchive, play_seconds: int) -> bytes:
-    members = archive_members(game, archive, play_seconds)
-    if archive.kind is ArchiveKind.TAR:
-        return tar_bytes(members)
-    return zip_bytes(members)
+    return archive.kind.pack(archive_members(game, archive, play_seconds))
 
 
 def version_text(game: DemoGame) -> bytes:
