@@ -450,7 +450,7 @@ class DownloadEngine:
         return out
 
     def _close(self, source: Source) -> list[Action]:
-        if source.link in (Link.CONNECTING, Link.OPEN):
+        if source.link.active:
             source.link = Link.CLOSING
             return [messages.CloseConnection(source.name)]
         return []

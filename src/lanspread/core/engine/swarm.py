@@ -111,6 +111,11 @@ class Link(enum.Enum):
     CLOSING = "closing"
     """Asked to close, or broken; no request goes out until it is closed."""
 
+    @property
+    def active(self) -> bool:
+        """Opening or open: the source has, or is about to have, a connection to close."""
+        return self in (Link.CONNECTING, Link.OPEN)
+
 
 class Standing(enum.Enum):
     """Whether a source may still serve this download, and if not, why (the value is
@@ -400,7 +405,7 @@ class Swarm:
         return out
 
     def _pick_any(self, free: list[Source], now: float) -> tuple[str, ChunkTask, bool] | None:
-        active = [s for s in self.sources.values() if s.usable and s.link in _ACTIVE]
+        active = [s for s in self.sources.values() if s.usable and s.link.active]
         tail = len(self.pending) <= sum(self.depth_of(s) for s in active)
         for source in free:
             if tail and self._over_share(source, active, now):
@@ -507,9 +512,6 @@ class Swarm:
             if source.name not in self.failed_by.get(key, set()):
                 return key
         return None
-
-
-_ACTIVE = (Link.CONNECTING, Link.OPEN)
 
 
 def _eagerness(source: Source, unit: int) -> tuple[float, int, str]:
