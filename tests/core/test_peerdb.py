@@ -226,7 +226,6 @@ def test_a_delta_from_the_wrong_base_asks_for_a_resync() -> None:
     db.upsert_from_handshake("peer-a", "Alice", ADDR, start, 1.0)
     outcome = db.apply_library_delta("peer-a", deltas[1], 7.0)
     assert outcome == ResyncNeeded(
-        "peer-a",
         ResyncReason.DELTA_MISMATCH,
         "delta from revision 1 does not apply to revision 0",
     )
@@ -255,7 +254,6 @@ def test_a_delta_whose_digest_does_not_match_asks_for_a_resync() -> None:
     tampered = msgspec.structs.replace(deltas[0], digest="0" * 64)
     outcome = db.apply_library_delta("peer-a", tampered, 2.0)
     assert outcome == ResyncNeeded(
-        "peer-a",
         ResyncReason.DELTA_MISMATCH,
         "library digest after applying the delta does not match",
     )
@@ -266,7 +264,7 @@ def test_a_delta_for_an_unknown_peer_asks_for_a_resync() -> None:
     _, deltas, _ = _remote_history()
     db = PeerDB(CATALOG)
     outcome = db.apply_library_delta("ghost", deltas[0], 1.0)
-    assert outcome == ResyncNeeded("ghost", ResyncReason.UNKNOWN_PEER, "ghost is not known")
+    assert outcome == ResyncNeeded(ResyncReason.UNKNOWN_PEER, "ghost is not known")
     assert db.get("ghost") is None
 
 

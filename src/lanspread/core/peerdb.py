@@ -45,6 +45,7 @@ from lanspread.core.library import (
     apply_delta,
     make_snapshot,
 )
+from lanspread.core.refusal import Refused
 
 Address = tuple[str, int]
 """A peer's listener address: host and port."""
@@ -97,12 +98,8 @@ class ResyncReason(enum.Enum):
 
 
 @dataclass(frozen=True, slots=True)
-class ResyncNeeded:
+class ResyncNeeded(Refused[ResyncReason]):
     """The delta could not be applied; ask the peer for its whole library."""
-
-    peer_id: str
-    reason: ResyncReason
-    detail: str
 
 
 class PeerDB:
@@ -172,12 +169,12 @@ class PeerDB:
         """Apply one delta, or ask for a resync; either way the peer was heard from."""
         old = self._peers.get(peer_id)
         if old is None:
-            return ResyncNeeded(peer_id, ResyncReason.UNKNOWN_PEER, f"{peer_id} is not known")
+            return ResyncNeeded(ResyncReason.UNKNOWN_PEER, f"{peer_id} is not known")
         try:
             library = apply_delta(old.library, delta)
         except DeltaMismatch as exc:
             self._peers[peer_id] = dataclasses.replace(old, last_seen=max(old.last_seen, now))
-            return ResyncNeeded(peer_id, ResyncReason.DELTA_MISMATCH, str(exc))
+            return ResyncNeeded(ResyncReason.DELTA_MISMATCH, str(exc))
         games = self._visible(library)
         record = dataclasses.replace(
             old, library=library, games=games, last_seen=max(old.last_seen, now)
