@@ -10,9 +10,9 @@ a stranger cannot grow it without limit by joining under fresh ids.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Iterable
 
+from lanspread.core.bounded import BoundedTable
 from lanspread.core.lifecycle import Refusal
 
 # Peer ids are chosen by strangers: a party of a few dozen peers and a catalog of a
@@ -32,8 +32,7 @@ class LiarRecord:
     def __init__(self, limit: int = MAX_REMEMBERED_LIARS) -> None:
         if limit < 1:
             raise ValueError("a liar record must hold at least one pair")
-        self._limit = limit
-        self._pairs: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._pairs: BoundedTable[tuple[str, str], None] = BoundedTable(limit)
         # The same pairs by game: a game list asks for every game's liars.
         self._by_game: dict[str, set[str]] = {}
 
@@ -42,12 +41,8 @@ class LiarRecord:
 
     def record(self, game_id: str, peer_id: str) -> None:
         """Remember that ``peer_id`` sent corrupt bytes for ``game_id`` (newest now)."""
-        key = (game_id, peer_id)
-        self._pairs[key] = None
-        self._pairs.move_to_end(key)
         self._by_game.setdefault(game_id, set()).add(peer_id)
-        while len(self._pairs) > self._limit:
-            (game, peer), _ = self._pairs.popitem(last=False)
+        for (game, peer), _ in self._pairs.put((game_id, peer_id), None):
             peers = self._by_game[game]
             peers.discard(peer)
             if not peers:

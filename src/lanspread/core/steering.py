@@ -39,9 +39,10 @@ the oldest going first, and expire with time.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Collection
 from typing import Final
+
+from lanspread.core.bounded import BoundedTable
 
 # A finished send counts as "they will hold it" for this long: the receiver verifies
 # the chunk, commits its journal and announces it within a have interval (one to two
@@ -81,13 +82,13 @@ class SteeringRule:
         max_recent: int = MAX_RECENT_SENDS,
         max_records: int = MAX_STEER_RECORDS,
     ) -> None:
-        self._max_recent = max_recent
-        self._max_records = max_records
         self._in_flight: dict[_Chunk, dict[str, tuple[float, int]]] = {}
         """Per chunk, the peers it is being sent to: (when it started, sends running)."""
-        self._recent: OrderedDict[tuple[_Chunk, str], float] = OrderedDict()
+        self._recent: BoundedTable[tuple[_Chunk, str], float] = BoundedTable(max_recent)
         """(chunk, peer) -> when its last full send ended, oldest first."""
-        self._steered: OrderedDict[tuple[_Chunk, str], tuple[int, float]] = OrderedDict()
+        self._steered: BoundedTable[tuple[_Chunk, str], tuple[int, float]] = BoundedTable(
+            max_records
+        )
         """(chunk, peer) -> (refusals, when the last one was), oldest first."""
 
     def ask(
@@ -101,11 +102,9 @@ class SteeringRule:
         chunk = (game_id, index)
         if not self._elsewhere(asker, chunk, now, holders):
             return False
-        count, _ = self._steered.pop((chunk, asker), (0, now))
+        count, _ = self._steered.get((chunk, asker)) or (0, now)
         steer = count < MAX_STEERS
-        self._steered[(chunk, asker)] = (count + steer, now)  # kept until sent or expired
-        while len(self._steered) > self._max_records:
-            self._steered.popitem(last=False)
+        self._steered.put((chunk, asker), (count + steer, now))  # kept until sent or expired
         return steer
 
     def sending(self, peer: str, game_id: str, index: int, now: float) -> None:
@@ -118,11 +117,8 @@ class SteeringRule:
         """Every byte of chunk ``index`` went to ``peer``."""
         self._end(peer, (game_id, index))
         key = ((game_id, index), peer)
-        self._recent.pop(key, None)
-        self._recent[key] = now
-        self._steered.pop(key, None)
-        while len(self._recent) > self._max_recent:
-            self._recent.popitem(last=False)
+        self._recent.put(key, now)
+        self._steered.pop(key)
 
     def abandoned(self, peer: str, game_id: str, index: int) -> None:
         """The send of chunk ``index`` to ``peer`` failed before its last byte."""
@@ -155,13 +151,5 @@ class SteeringRule:
             del self._in_flight[chunk]
 
     def _expire(self, now: float) -> None:
-        while self._recent:
-            key, ended = next(iter(self._recent.items()))
-            if now - ended < RECENT_SEND_SECONDS:
-                break
-            del self._recent[key]
-        while self._steered:
-            key, (_, last) = next(iter(self._steered.items()))
-            if now - last < STEER_MEMORY_SECONDS:
-                break
-            del self._steered[key]
+        self._recent.forget_oldest_while(lambda ended: now - ended >= RECENT_SEND_SECONDS)
+        self._steered.forget_oldest_while(lambda steer: now - steer[1] >= STEER_MEMORY_SECONDS)
