@@ -184,14 +184,18 @@ def test_events_never_make_a_game_paused() -> None:
         assert store.overlay("quake3") == GameOverlay(), ending
 
 
-def test_a_game_start_or_exit_only_asks_for_a_redraw() -> None:
-    """Whether a game runs is the runtime snapshot's fact (its state): GameStarted and
-    GameExited keep no overlay, they only ask the page to redraw from the snapshot."""
-    store = UiState()
+def test_a_game_start_only_records_when_it_was_last_played() -> None:
+    """Whether a game runs is the runtime snapshot's fact (its state): GameStarted only
+    records the start time (for sorting by last played, kept across a runtime restart),
+    GameExited keeps nothing; both ask the page to redraw from the snapshot."""
+    store = UiState(clock=lambda: 1234.5)
     assert store.apply(GameStarted(game="quake3", pid=42)) is True
-    assert store.overlay("quake3") == GameOverlay()
+    assert store.overlay("quake3") == GameOverlay(last_played=1234.5)
     assert store.apply(GameExited(game="quake3", returncode=0)) is True
-    assert store.overlay("quake3") == GameOverlay()
+    assert store.overlay("quake3") == GameOverlay(last_played=1234.5)
+    store.reset()
+    assert store.overlay("quake3") == GameOverlay(last_played=1234.5)
+    assert store.overlay("cs16") == GameOverlay()
 
 
 def test_noise_events_do_not_redraw() -> None:
@@ -202,15 +206,16 @@ def test_noise_events_do_not_redraw() -> None:
     assert store.apply(PeerDiscovered(peer_id="p", name="bob", addr="10.0.0.2:1")) is True
 
 
-def test_reset_forgets_everything() -> None:
-    """A new runtime starts from a clean store."""
-    store = UiState()
+def test_reset_forgets_everything_but_when_games_were_played() -> None:
+    """A new runtime starts from a clean store; only the last-played times stay."""
+    store = UiState(clock=lambda: 7.0)
     store.apply(DownloadFailed(game="quake3", reason="x"))
     store.mark_pending("cs16", "download")
     store.apply(GameStarted(game="aoe2", pid=1))
     store.reset()
-    for game in ("quake3", "cs16", "aoe2"):
+    for game in ("quake3", "cs16"):
         assert store.overlay(game) == GameOverlay()
+    assert store.overlay("aoe2") == GameOverlay(last_played=7.0)
 
 
 def test_a_changed_game_folder_forgets_the_old_folders_progress_and_failure() -> None:

@@ -27,7 +27,7 @@ from lanspread.errors import (
     OperationInProgress,
     RuntimeUnavailable,
 )
-from lanspread.runtime.addresses import format_addr
+from lanspread.runtime.addresses import format_addr, shown_addr
 from lanspread.runtime.events import Event, RuntimeFailed
 from lanspread.runtime.options import RuntimeOptions
 from lanspread.runtime.replies import FAILED, PAUSED, GameView
@@ -197,7 +197,7 @@ class RuntimeHost:
         me = SelfFacts(
             name=runtime.name,
             peer_id=runtime.peer_id,
-            listen_addr=runtime.listen_addr,
+            listen_addr=shown_addr(runtime.listen_addr),
             game_dir=str(runtime.local.game_dir),
         )
         games = self._games(runtime)
@@ -312,6 +312,8 @@ def game_facts(
         pending=overlay.pending,
         found_reason=view.found,
         excluded_peers=view.excluded_peers,
+        known_size=stopped.total_bytes if stopped is not None else None,
+        last_played=overlay.last_played,
     )
 
 

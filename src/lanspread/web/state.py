@@ -37,7 +37,8 @@ true after any restart; a ``GameStarted`` or ``GameExited`` only asks for a redr
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from lanspread.core.operations import OperationKind
@@ -87,6 +88,8 @@ class GameOverlay:
     install: InstallSample | None = None
     last_error: str | None = None
     pending: str | None = None
+    last_played: float | None = None
+    """When the game was last started in this process (seconds since the epoch)."""
 
 
 _EMPTY = GameOverlay()
@@ -99,10 +102,13 @@ def _clip(text: str) -> str:
 class UiState:
     """Overlays per game id; every method returns True when the view may have changed."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._clear()
         self._notices: list[NoticeFacts] = []
         self._notice_seq = 0
+        self._clock = clock
+        # Kept across runtime restarts: when a game was last started is the player's.
+        self._played: dict[str, float] = {}
 
     def _clear(self) -> None:
         self._download: dict[str, DownloadSample] = {}
@@ -119,6 +125,7 @@ class UiState:
                 self._install,
                 self._errors,
                 self._pending,
+                self._played,
             )
         ):
             return _EMPTY
@@ -127,6 +134,7 @@ class UiState:
             install=self._install.get(game_id),
             last_error=self._errors.get(game_id),
             pending=self._pending.get(game_id),
+            last_played=self._played.get(game_id),
         )
 
     @property
@@ -232,7 +240,9 @@ class UiState:
                 prefix = _FAILURE_PREFIX[type(event)]
                 self._errors[event.game] = _clip(f"{prefix}: {event.reason}")
                 self._pending.pop(event.game, None)
-            case GameStarted() | GameExited():
+            case GameStarted(game=game):
+                self._played[game] = self._clock()  # the snapshot says it runs
+            case GameExited():
                 pass  # the snapshot says whether the game runs: only redraw
             case ChunkFinished() | SourceRejected() | ServiceRestarting():
                 return False
