@@ -174,4 +174,6 @@ def artwork(
 
 
 def avatar_color(peer_id: str) -> str:
-    return f"hsl({int.from_bytes(_digest(peer_id)[0:2], 'big') % 360} 60% 45%)"
+    """A peer's avatar colour from its id: dark enough at every hue for white initials
+    to pass WCAG AA (4.5:1)."""
+    return f"hsl({int.from_bytes(_digest(peer_id)[0:2], 'big') % 360} 60% 29%)"
