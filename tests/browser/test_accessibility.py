@@ -19,6 +19,7 @@ from tests.browser.conftest import Lan, shoot
 from tests.conftest import IN_CI
 from tests.support.waiting import wait_until
 
+from lanspread.runtime.events import RuntimeFailed
 from lanspread.web import api
 
 pytestmark = pytest.mark.browser
@@ -175,6 +176,29 @@ async def test_a_silent_peer_blocks_the_page_until_it_answers(
     await expect(page.locator("#offline")).to_be_hidden()
     await expect(page.locator("#conn")).to_have_attribute("data-state", "live")
     assert not await page.evaluate("() => document.getElementById('app').inert")
+
+
+async def test_a_stopped_peer_leaves_nothing_stale_to_click(lan: Lan) -> None:
+    """When the peer itself stops, its last peers and Play buttons go: the library is
+    inert under the banner that says why, and Settings and Restart still work."""
+    page = await lan.page()
+    await expect(page.locator("#peer-count")).to_have_text("1")
+    old = lan.alpha.runtime
+    old.publish(RuntimeFailed(component="server", error="listener died"))
+    old.shutdown()
+    await expect(page.locator("#banner")).to_be_visible()
+    await expect(page.locator("#peer-count")).to_have_text("0")
+    await expect(card(page, "aoe2").locator(".act")).to_have_attribute("data-kind", "unavailable")
+    assert await page.evaluate("() => document.getElementById('grid').inert")
+    await shoot(page, "uxfront-peer-stopped-1440")
+    await open_by_keyboard(page, page.locator("#open-settings"), "settings")
+    await expect(page.locator("#settings-name")).to_have_value("Frag Master")
+    await page.keyboard.press("Escape")
+    await page.locator("#banner-restart").focus()
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#banner")).to_be_hidden()
+    assert not await page.evaluate("() => document.getElementById('grid').inert")
+    await expect(page.locator("#peer-count")).to_have_text("0")
 
 
 async def grid_order(page: Page) -> list[str]:

@@ -411,6 +411,9 @@ async def test_runtime_failure_shows_banner_and_restart_recovers(api: Api) -> No
         "message": "The lanspread peer stopped (server): listener died",
         "can_restart": True,
     }
+    # Nothing stale: no peers, and no card offers a command the stopped peer cannot run.
+    assert view["peers"] == []
+    assert {game["action"]["command"] for game in view["games"]} == {None}
     status, reply = await api.post("/api/command", {"cmd": "status"})
     assert (status, reply["error"]["code"]) == (503, "runtime-unavailable")
     status, _ = await api.post("/api/restart", {})

@@ -185,7 +185,9 @@ class RuntimeHost:
     def view_input(self, *, setup_needed: bool) -> ViewInput:
         """The facts the view model is built from; changes nothing."""
         runtime = self._runtime
-        if runtime is None:
+        if runtime is None or self._state.state is not RuntimeState.RUNNING:
+            # No peer runs: nothing is offered and nothing can be played (a stopped
+            # runtime's last snapshot would show stale peers and Play buttons).
             return ViewInput(
                 games=tuple(GameFacts(game=game) for game in self.options.catalog),
                 runtime=self._state,

@@ -235,6 +235,10 @@
 
   function renderBanner(runtime) {
     const show = runtime.state !== "running";
+    // No peer runs: the library cannot be acted on until it does (Settings and Restart can).
+    for (const id of ["grid", "filters", "search-box", "sort-box"]) $(id).inert = show;
+    $("app").dataset.runtime = runtime.state;
+    if (show) setConn("stopped", runtime.state === "starting" ? "Starting" : "Peer stopped");
     $("banner").hidden = !show;
     $("banner").dataset.state = runtime.state;
     if (show) {
@@ -265,7 +269,7 @@
   }
 
   function renderMe(me) {
-    if (!me) return;
+    if (!me) { $("me-addr").textContent = "Not running"; return; }
     $("me-name").textContent = me.name;
     $("me-addr").textContent = me.listen_addr;
     const avatar = $("me-avatar");
@@ -320,7 +324,7 @@
       else state.openPeers.add(peerId);
       if (state.view) renderPeers(state.view.peers);
     });
-    return { root, avatar, name, addr, sub, rate, games, key: "" };
+    return { root, row, avatar, name, addr, sub, rate, games, key: "" };
   }
 
   function updatePeer(item, peer) {
@@ -333,6 +337,7 @@
     item.rate.hidden = !peer.rate_label;
     const open = state.openPeers.has(peer.peer_id);
     item.root.classList.toggle("is-open", open);
+    item.row.setAttribute("aria-expanded", String(open && peer.games.length > 0));
     item.games.hidden = !open || peer.games.length === 0;
     const key = peer.games.join("\n");
     if (key !== item.key) {
@@ -840,8 +845,9 @@
 
   function openSettings() {
     const me = state.view && state.view.me;
-    $("settings-name").value = me ? me.name : "";
-    $("settings-dir").value = me ? me.game_dir : "";
+    const setup = state.view && state.view.setup;
+    $("settings-name").value = me ? me.name : (setup ? setup.display_name : "");
+    $("settings-dir").value = me ? me.game_dir : (setup ? setup.game_dir : "");
     const transfer = state.view && state.view.transfer;
     $("settings-upload-limit").value = transfer ? String(transfer.upload_limit_mib) : "";
     $("settings-gaming-cap").value = transfer ? String(transfer.gaming_cap_mib) : "";
