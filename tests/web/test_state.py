@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import math
+
+import pytest
+
 from lanspread.core.library import Availability, GameSummary
 from lanspread.runtime.events import (
     ActiveOperationsChanged,
@@ -26,7 +30,13 @@ from lanspread.runtime.events import (
     UninstallFailed,
     UninstallFinished,
 )
-from lanspread.web.state import MAX_ERROR_LENGTH, MAX_NOTICES, GameOverlay, UiState
+from lanspread.web.state import (
+    MAX_ERROR_LENGTH,
+    MAX_NOTICES,
+    SPEED_SMOOTHING_SECONDS,
+    GameOverlay,
+    UiState,
+)
 from lanspread.web.viewmodel import DownloadSample, InstallSample, NoticeFacts
 
 
@@ -56,6 +66,29 @@ def test_progress_overlay_follows_events_while_downloading() -> None:
     assert store.overlay("quake3").download == DownloadSample(200, 1000, 0.0, None)
     store.apply(progress(500))
     assert store.overlay("quake3").download == DownloadSample(500, 1000, 50.0, 10.0)
+
+
+def test_download_speed_is_averaged_over_seconds() -> None:
+    """A burst then a silent second reads as a falling rate, not as 50 then 0; the ETA
+    follows the averaged rate, and a new download starts its average afresh."""
+    now = [100.0]
+    store = UiState(clock=lambda: now[0])
+    downloading(store)
+    store.apply(progress(500, speed=50.0))
+    assert store.overlay("quake3").download == DownloadSample(500, 1000, 50.0, 10.0)
+    now[0] += SPEED_SMOOTHING_SECONDS
+    store.apply(progress(500, speed=1e-9))
+    sample = store.overlay("quake3").download
+    assert sample is not None
+    assert sample.bytes_per_second == pytest.approx(50.0 / math.e)
+    assert sample.eta_seconds == pytest.approx(500 / (50.0 / math.e))
+    store.apply(
+        DownloadBegin(game="quake3", version="1", total_bytes=1000, sources=(), resumed_bytes=0)
+    )
+    store.apply(progress(100, speed=7.0))
+    restarted = store.overlay("quake3").download
+    assert restarted is not None
+    assert restarted.bytes_per_second == 7.0
 
 
 def test_snapshot_without_download_drops_progress() -> None:
