@@ -19,7 +19,7 @@ from tests.browser.conftest import Lan, shoot
 from tests.conftest import IN_CI
 from tests.support.waiting import wait_until
 
-from lanspread.runtime.events import RuntimeFailed
+from lanspread.runtime.events import GameStarted, RuntimeFailed
 from lanspread.web import api
 
 pytestmark = pytest.mark.browser
@@ -44,7 +44,9 @@ def axe_source() -> str:
 
 
 async def audit(page: Page, axe_source: str, screen: str) -> list[str]:
-    """The serious and critical violations axe finds on the page as it is now."""
+    """The serious and critical violations axe finds on the page as it is now (with
+    motion reduced, so no dialog is measured half faded in)."""
+    await page.emulate_media(reduced_motion="reduce")
     if not await page.evaluate("() => typeof window.axe === 'object'"):
         await page.evaluate(axe_source)  # evaluated by the driver: the page's CSP allows it
     result: dict[str, Any] = await page.evaluate(
@@ -111,6 +113,8 @@ async def test_every_screen_passes_the_audit(
         await block_stream(lan, patch)
         await expect(page.locator("#offline")).to_be_visible()
         await check(page, "offline-1280")
+        await page.set_viewport_size(VIEWPORTS["1920"])
+        await shoot(page, "uxfront-offline-1920")
     assert found == [], "\n".join(found)
 
 
@@ -181,7 +185,7 @@ async def test_a_silent_peer_blocks_the_page_until_it_answers(
 async def test_a_stopped_peer_leaves_nothing_stale_to_click(lan: Lan) -> None:
     """When the peer itself stops, its last peers and Play buttons go: the library is
     inert under the banner that says why, and Settings and Restart still work."""
-    page = await lan.page()
+    page = await lan.page(viewport=VIEWPORTS["1280"])
     await expect(page.locator("#peer-count")).to_have_text("1")
     old = lan.alpha.runtime
     old.publish(RuntimeFailed(component="server", error="listener died"))
@@ -190,7 +194,9 @@ async def test_a_stopped_peer_leaves_nothing_stale_to_click(lan: Lan) -> None:
     await expect(page.locator("#peer-count")).to_have_text("0")
     await expect(card(page, "aoe2").locator(".act")).to_have_attribute("data-kind", "unavailable")
     assert await page.evaluate("() => document.getElementById('grid').inert")
-    await shoot(page, "uxfront-peer-stopped-1440")
+    await shoot(page, "uxfront-peer-stopped-1280")
+    await page.set_viewport_size(VIEWPORTS["1920"])
+    await shoot(page, "uxfront-peer-stopped-1920")
     await open_by_keyboard(page, page.locator("#open-settings"), "settings")
     await expect(page.locator("#settings-name")).to_have_value("Frag Master")
     await page.keyboard.press("Escape")
@@ -209,8 +215,8 @@ async def grid_order(page: Page) -> list[str]:
 
 
 async def test_sorting_is_remembered_and_cards_stay_under_the_pointer(lan: Lan) -> None:
-    """Name, size and availability sort the grid; the choice survives a reload. A state
-    change waits to move a card until the pointer has left the grid."""
+    """Name, size, last played and availability sort the grid; the choice survives a
+    reload. A state change waits to move a card until the pointer has left the grid."""
     page = await lan.page()
     await expect(card(page, "quake3").locator(".peer-badge")).to_have_text("1 peer")
     await page.select_option("#sort", "name")
@@ -224,6 +230,9 @@ async def test_sorting_is_remembered_and_cards_stay_under_the_pointer(lan: Lan) 
     await page.reload()
     await expect(page.locator("#sort")).to_have_value("size")
     assert (await grid_order(page))[0] == biggest.id
+    lan.alpha.runtime.publish(GameStarted(game="openttd", pid=1))
+    await page.select_option("#sort", "played")
+    await expect(page.locator("#grid .card").first).to_have_attribute("data-game", "openttd")
 
     await page.select_option("#sort", "availability")
     before = await grid_order(page)

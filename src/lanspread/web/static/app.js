@@ -636,6 +636,7 @@
     paintArt($("detail-art"), $("detail-mono"), $("detail-cover"), game.art);
     paintPill($("detail-status"), game.status, true);
     $("detail-title").textContent = game.name;
+    $("detail-close").setAttribute("aria-label", `Close ${game.name}`);
     $("detail-genre").textContent = game.genre;
     $("detail-size").textContent = game.size_label;
     $("detail-size-title").textContent = game.size_caption;
