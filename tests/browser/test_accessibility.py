@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.async_api import Locator, Page, expect
+from playwright.async_api import Locator, Page, ViewportSize, expect
 from tests.browser.conftest import Lan, shoot
 from tests.conftest import IN_CI
 from tests.support.waiting import wait_until
@@ -29,6 +29,7 @@ AXE = REPO / ".cache" / "axe-core" / "axe-core-4.10.3" / "axe.min.js"
 FETCH = "python tools/fetch_axe.py"
 BLOCKING = ("serious", "critical")
 VIEWPORTS = {"1920": {"width": 1920, "height": 1080}, "1280": {"width": 1280, "height": 720}}
+WIDE = ViewportSize(width=1920, height=1080)
 # Tab presses that walk past every control of the detail dialog and wrap at least once.
 TAB_PRESSES = 30
 
@@ -113,7 +114,7 @@ async def test_every_screen_passes_the_audit(
         await block_stream(lan, patch)
         await expect(page.locator("#offline")).to_be_visible()
         await check(page, "offline-1280")
-        await page.set_viewport_size(VIEWPORTS["1920"])
+        await page.set_viewport_size(WIDE)
         await shoot(page, "uxfront-offline-1920")
     assert found == [], "\n".join(found)
 
@@ -195,7 +196,7 @@ async def test_a_stopped_peer_leaves_nothing_stale_to_click(lan: Lan) -> None:
     await expect(card(page, "aoe2").locator(".act")).to_have_attribute("data-kind", "unavailable")
     assert await page.evaluate("() => document.getElementById('grid').inert")
     await shoot(page, "uxfront-peer-stopped-1280")
-    await page.set_viewport_size(VIEWPORTS["1920"])
+    await page.set_viewport_size(WIDE)
     await shoot(page, "uxfront-peer-stopped-1920")
     await open_by_keyboard(page, page.locator("#open-settings"), "settings")
     await expect(page.locator("#settings-name")).to_have_value("Frag Master")
