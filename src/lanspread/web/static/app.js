@@ -386,7 +386,9 @@
 
   function gridBusy() {
     const grid = $("grid");
-    return grid.matches(":hover") || grid.contains(document.activeElement) || dialogs.length > 0;
+    const active = document.activeElement;
+    const keyboardIn = grid.contains(active) && active.matches(":focus-visible");
+    return grid.matches(":hover") || keyboardIn || dialogs.length > 0;
   }
 
   function placeCards(force) {
@@ -947,6 +949,11 @@
   }
 
   function trapTab(event) {
+    if (document.body.dataset.offline === "true" && !$("offline").hidden) {
+      event.preventDefault();
+      $("offline-box").focus();
+      return undefined;
+    }
     if (!dialogs.length) return undefined;
     const box = $(dialogs[dialogs.length - 1].id).querySelector(".modal");
     const items = [...box.querySelectorAll(FOCUSABLE)].filter((node) => !node.disabled && node.getClientRects().length);
