@@ -80,6 +80,8 @@ async def test_the_whole_flow_by_keyboard(demo_lan: DemoLan) -> None:  # noqa: F
     await page.keyboard.press("Enter")
     await expect(page.locator("#detail-action")).to_have_attribute("data-kind", "download")
     await wait_until(lambda: not lan.root().exists(), "the cancelled download's folder to go")
+    # Cancel vanished with the progress panel: the focus went back to the dialog.
+    await expect(page.locator("#detail .modal")).to_be_focused()
 
     # Download again from the detail: the auto policy installs it, Play is offered.
     await lan.valve.open()

@@ -663,6 +663,18 @@
     renderSecondary(game);
     renderVerify(game);
     renderSources(game.sources);
+    keepFocusInDetail();
+  }
+
+  // A control that had the focus may vanish with a state change (Cancel once the
+  // download ends): the focus goes back to the dialog, never to the page behind it.
+  function keepFocusInDetail() {
+    const top = dialogs.length ? dialogs[dialogs.length - 1].id : null;
+    if (top !== "detail" || document.body.dataset.offline === "true") return;
+    const active = document.activeElement;
+    if (!active || active === document.body || !active.isConnected || active.closest("[hidden]")) {
+      $("detail").querySelector(".modal").focus();
+    }
   }
 
   function renderProgress(progress) {
@@ -685,6 +697,7 @@
     const key = actions.map((action) => action.id).join(",");
     if (key === detail.secondaryKey) return;
     detail.secondaryKey = key;
+    const focused = $("detail-secondary").contains(document.activeElement) ? document.activeElement.dataset.action : null;
     $("detail-secondary").replaceChildren(...actions.map((action) => {
       const button = el("button", `btn btn-ghost${action.danger ? " btn-danger" : ""}`);
       button.type = "button";
@@ -694,6 +707,9 @@
       button.addEventListener("click", () => runSecondary(game.id, action));
       return button;
     }));
+    // The button that had the focus is redrawn: the focus stays on it when it is still there.
+    const again = focused && $("detail-secondary").querySelector(`[data-action="${focused}"]`);
+    if (again) again.focus();
   }
 
   function runSecondary(gameId, action) {
