@@ -82,8 +82,8 @@ async def open_by_keyboard(page: Page, control: Locator, dialog: str) -> None:
 async def test_every_screen_passes_the_audit(
     lan: Lan, axe_source: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Library, detail, confirmation, settings and the reconnect screen, at both sizes,
-    have no serious or critical accessibility violation."""
+    """Library, detail, confirmation and settings at both sizes, the locked window and
+    the reconnect screen have no serious or critical accessibility violation."""
     found: list[str] = []
 
     async def check(page: Page, screen: str) -> None:
@@ -108,6 +108,10 @@ async def test_every_screen_passes_the_audit(
         await expect(page.locator("#settings")).to_be_hidden()
         await page.close()
 
+    locked = await lan.page(url=lan.base_url, viewport=VIEWPORTS["1280"])
+    await expect(locked.locator("#refused")).to_be_visible()
+    await check(locked, "locked-1280")
+
     page = await lan.page(viewport=VIEWPORTS["1280"])
     await expect(page.locator("#conn")).to_have_attribute("data-state", "live")
     with monkeypatch.context() as patch:
@@ -116,6 +120,17 @@ async def test_every_screen_passes_the_audit(
         await check(page, "offline-1280")
         await page.set_viewport_size(WIDE)
         await shoot(page, "uxfront-offline-1920")
+    assert found == [], "\n".join(found)
+
+
+async def test_the_first_run_screen_passes_the_audit(first_run_lan: Lan, axe_source: str) -> None:
+    """The first-run form, at both sizes, has no serious or critical violation."""
+    found: list[str] = []
+    for size, viewport in VIEWPORTS.items():
+        page = await first_run_lan.page(viewport=viewport)
+        await expect(page.locator("#setup")).to_be_visible()
+        found += await audit(page, axe_source, f"first run {size}")
+        await shoot(page, f"uxfront-first-run-{size}")
     assert found == [], "\n".join(found)
 
 
