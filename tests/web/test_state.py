@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import math
+
+import pytest
+
 from lanspread.core.library import Availability, GameSummary
 from lanspread.runtime.events import (
     ActiveOperationsChanged,
@@ -26,7 +30,13 @@ from lanspread.runtime.events import (
     UninstallFailed,
     UninstallFinished,
 )
-from lanspread.web.state import MAX_ERROR_LENGTH, MAX_NOTICES, GameOverlay, UiState
+from lanspread.web.state import (
+    MAX_ERROR_LENGTH,
+    MAX_NOTICES,
+    SPEED_SMOOTHING_SECONDS,
+    GameOverlay,
+    UiState,
+)
 from lanspread.web.viewmodel import DownloadSample, InstallSample, NoticeFacts
 
 
@@ -56,6 +66,29 @@ def test_progress_overlay_follows_events_while_downloading() -> None:
     assert store.overlay("quake3").download == DownloadSample(200, 1000, 0.0, None)
     store.apply(progress(500))
     assert store.overlay("quake3").download == DownloadSample(500, 1000, 50.0, 10.0)
+
+
+def test_download_speed_is_averaged_over_seconds() -> None:
+    """A burst then a silent second reads as a falling rate, not as 50 then 0; the ETA
+    follows the averaged rate, and a new download starts its average afresh."""
+    now = [100.0]
+    store = UiState(clock=lambda: now[0])
+    downloading(store)
+    store.apply(progress(500, speed=50.0))
+    assert store.overlay("quake3").download == DownloadSample(500, 1000, 50.0, 10.0)
+    now[0] += SPEED_SMOOTHING_SECONDS
+    store.apply(progress(500, speed=1e-9))
+    sample = store.overlay("quake3").download
+    assert sample is not None
+    assert sample.bytes_per_second == pytest.approx(50.0 / math.e)
+    assert sample.eta_seconds == pytest.approx(500 / (50.0 / math.e))
+    store.apply(
+        DownloadBegin(game="quake3", version="1", total_bytes=1000, sources=(), resumed_bytes=0)
+    )
+    store.apply(progress(100, speed=7.0))
+    restarted = store.overlay("quake3").download
+    assert restarted is not None
+    assert restarted.bytes_per_second == 7.0
 
 
 def test_snapshot_without_download_drops_progress() -> None:
@@ -184,14 +217,18 @@ def test_events_never_make_a_game_paused() -> None:
         assert store.overlay("quake3") == GameOverlay(), ending
 
 
-def test_a_game_start_or_exit_only_asks_for_a_redraw() -> None:
-    """Whether a game runs is the runtime snapshot's fact (its state): GameStarted and
-    GameExited keep no overlay, they only ask the page to redraw from the snapshot."""
-    store = UiState()
+def test_a_game_start_only_records_when_it_was_last_played() -> None:
+    """Whether a game runs is the runtime snapshot's fact (its state): GameStarted only
+    records the start time (for sorting by last played, kept across a runtime restart),
+    GameExited keeps nothing; both ask the page to redraw from the snapshot."""
+    store = UiState(clock=lambda: 1234.5)
     assert store.apply(GameStarted(game="quake3", pid=42)) is True
-    assert store.overlay("quake3") == GameOverlay()
+    assert store.overlay("quake3") == GameOverlay(last_played=1234.5)
     assert store.apply(GameExited(game="quake3", returncode=0)) is True
-    assert store.overlay("quake3") == GameOverlay()
+    assert store.overlay("quake3") == GameOverlay(last_played=1234.5)
+    store.reset()
+    assert store.overlay("quake3") == GameOverlay(last_played=1234.5)
+    assert store.overlay("cs16") == GameOverlay()
 
 
 def test_noise_events_do_not_redraw() -> None:
@@ -202,15 +239,16 @@ def test_noise_events_do_not_redraw() -> None:
     assert store.apply(PeerDiscovered(peer_id="p", name="bob", addr="10.0.0.2:1")) is True
 
 
-def test_reset_forgets_everything() -> None:
-    """A new runtime starts from a clean store."""
-    store = UiState()
+def test_reset_forgets_everything_but_when_games_were_played() -> None:
+    """A new runtime starts from a clean store; only the last-played times stay."""
+    store = UiState(clock=lambda: 7.0)
     store.apply(DownloadFailed(game="quake3", reason="x"))
     store.mark_pending("cs16", "download")
     store.apply(GameStarted(game="aoe2", pid=1))
     store.reset()
-    for game in ("quake3", "cs16", "aoe2"):
+    for game in ("quake3", "cs16"):
         assert store.overlay(game) == GameOverlay()
+    assert store.overlay("aoe2") == GameOverlay(last_played=7.0)
 
 
 def test_a_changed_game_folder_forgets_the_old_folders_progress_and_failure() -> None:

@@ -7,6 +7,8 @@
 from __future__ import annotations
 
 import ipaddress
+import socket
+from collections.abc import Callable
 
 from lanspread.errors import ConfigError
 from lanspread.runtime.options import RuntimeOptions
@@ -44,3 +46,29 @@ def is_wildcard(host: str) -> bool:
         return ipaddress.ip_address(host).is_unspecified
     except ValueError:
         return False
+
+
+# A documentation address (RFC 5737): "connecting" a UDP socket to it sends nothing,
+# and the kernel picks the interface of the default route, the one the LAN sees.
+_ROUTE_PROBE = ("192.0.2.1", 9)
+
+
+def lan_host() -> str | None:
+    """This machine's IPv4 address on its default route; ``None`` without a route."""
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.connect(_ROUTE_PROBE)
+            host = str(probe.getsockname()[0])
+    except OSError:
+        return None
+    return None if is_wildcard(host) else host
+
+
+def shown_addr(listen_addr: str, lan: Callable[[], str | None] = lan_host) -> str:
+    """The address other players reach this peer at: a wildcard listen address
+    (``0.0.0.0:7878``) as the LAN address with the same port, anything else as it is."""
+    host, port = parse_addr(listen_addr)
+    if not is_wildcard(host):
+        return listen_addr
+    found = lan()
+    return format_addr(found, port) if found is not None else listen_addr

@@ -70,9 +70,9 @@ from lanspread.runtime.events import Event
 from lanspread.runtime.options import RuntimeOptions
 from lanspread.runtime.replies import UninstallPlan, VerifyReply
 from lanspread.runtime.runtime import GameDirReply, PeerRuntime
-from lanspread.storage.catalog_file import BUNDLED_SOURCE
 from lanspread.storage.gamedir import prepare_game_dir
 from lanspread.storage.settings import Settings, SettingsStore, clean_display_name
+from lanspread.web.covers import read_cover
 from lanspread.web.host import RuntimeFactory, RuntimeHost
 from lanspread.web.security import (
     LOOPBACK_HOST,
@@ -113,15 +113,6 @@ MAX_STREAM_MESSAGE = 4 * 1024
 MAX_STREAMS = 16
 # Detects a tab that vanished without closing its socket (laptop lid, killed browser).
 STREAM_HEARTBEAT = 20.0
-# Cover art is a picture of a box, not a data set.
-MAX_COVER_BYTES = 8 * 1024 * 1024
-COVER_TYPES = {
-    ".png": "image/png",
-    ".jpg": "image/jpeg",
-    ".jpeg": "image/jpeg",
-    ".webp": "image/webp",
-    ".gif": "image/gif",
-}
 STATIC_FILES = {
     "/": ("index.html", "text/html"),
     "/index.html": ("index.html", "text/html"),
@@ -518,17 +509,13 @@ class WebUI:
         assert isinstance(reply, VerifyReply)
         return verify_view(name, reply, repairable=_allows(runtime, game_id, Command.REPAIR))
 
-    async def _cover(self, request: web.Request) -> web.StreamResponse:
+    async def _cover(self, request: web.Request) -> web.Response:
         game_id = request.match_info["game"]
-        catalog = self.host.options.catalog
-        game = catalog.get(game_id) if is_valid_game_id(game_id) else None
-        if game is None or game.cover is None or catalog.source == BUNDLED_SOURCE:
+        cover = await asyncio.to_thread(read_cover, self.host.options.catalog, game_id)
+        if cover is None:
             return refusal(404, "no-cover", f"{game_id!r} has no cover image")
-        folder = Path(catalog.source).parent
-        path = await asyncio.to_thread(_cover_file, folder, game.cover)
-        if path is None:
-            return refusal(404, "no-cover", f"the cover of {game_id!r} cannot be read")
-        return web.FileResponse(path, headers={"Content-Type": COVER_TYPES[path.suffix.lower()]})
+        body, content_type = cover
+        return web.Response(body=body, content_type=content_type)
 
 
 def _per_game(
@@ -566,18 +553,6 @@ def _game_name(runtime: PeerRuntime, game_id: str) -> str:
     if game is None:
         raise UnknownGame(f"{game_id!r} is not a game of the catalog")
     return game.name
-
-
-def _cover_file(folder: Path, relative: str) -> Path | None:
-    """The cover file inside the catalog's folder, if it is a picture of a sane size."""
-    base = folder.resolve()
-    path = (base / relative).resolve()
-    if not path.is_relative_to(base) or path.suffix.lower() not in COVER_TYPES:
-        return None
-    with contextlib.suppress(OSError):
-        if path.is_file() and path.stat().st_size <= MAX_COVER_BYTES:
-            return path
-    return None
 
 
 def _bound_port(runner: web.AppRunner) -> int:

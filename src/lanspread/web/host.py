@@ -27,7 +27,7 @@ from lanspread.errors import (
     OperationInProgress,
     RuntimeUnavailable,
 )
-from lanspread.runtime.addresses import format_addr
+from lanspread.runtime.addresses import format_addr, shown_addr
 from lanspread.runtime.events import Event, RuntimeFailed
 from lanspread.runtime.options import RuntimeOptions
 from lanspread.runtime.replies import FAILED, PAUSED, GameView
@@ -185,7 +185,9 @@ class RuntimeHost:
     def view_input(self, *, setup_needed: bool) -> ViewInput:
         """The facts the view model is built from; changes nothing."""
         runtime = self._runtime
-        if runtime is None:
+        if runtime is None or self._state.state is not RuntimeState.RUNNING:
+            # No peer runs: nothing is offered and nothing can be played (a stopped
+            # runtime's last snapshot would show stale peers and Play buttons).
             return ViewInput(
                 games=tuple(GameFacts(game=game) for game in self.options.catalog),
                 runtime=self._state,
@@ -197,7 +199,7 @@ class RuntimeHost:
         me = SelfFacts(
             name=runtime.name,
             peer_id=runtime.peer_id,
-            listen_addr=runtime.listen_addr,
+            listen_addr=shown_addr(runtime.listen_addr),
             game_dir=str(runtime.local.game_dir),
         )
         games = self._games(runtime)
@@ -312,6 +314,8 @@ def game_facts(
         pending=overlay.pending,
         found_reason=view.found,
         excluded_peers=view.excluded_peers,
+        known_size=stopped.total_bytes if stopped is not None else None,
+        last_played=overlay.last_played,
     )
 
 

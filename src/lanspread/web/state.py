@@ -37,7 +37,9 @@ true after any restart; a ``GameStarted`` or ``GameExited`` only asks for a redr
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from lanspread.core.operations import OperationKind
@@ -75,6 +77,9 @@ _FAILURE_PREFIX: Mapping[type[Event], str] = {
 _INSTALL_OPERATIONS = frozenset({OperationKind.INSTALLING.value, OperationKind.UPDATING.value})
 _DOWNLOAD_OPERATION = OperationKind.DOWNLOADING.value
 
+# How long a download's shown speed takes to follow a change (the time constant of its
+# average): long enough that bursts of 16 MiB chunks on a slow link read as one rate.
+SPEED_SMOOTHING_SECONDS = 3.0
 # A failure reason comes from a peer or the disk; the card has room for a sentence.
 MAX_ERROR_LENGTH = 300
 # Toasts a page that was closed for a while catches up on: more would bury the screen.
@@ -87,6 +92,8 @@ class GameOverlay:
     install: InstallSample | None = None
     last_error: str | None = None
     pending: str | None = None
+    last_played: float | None = None
+    """When the game was last started in this process (seconds since the epoch)."""
 
 
 _EMPTY = GameOverlay()
@@ -99,13 +106,17 @@ def _clip(text: str) -> str:
 class UiState:
     """Overlays per game id; every method returns True when the view may have changed."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._clear()
         self._notices: list[NoticeFacts] = []
         self._notice_seq = 0
+        self._clock = clock
+        # Kept across runtime restarts: when a game was last started is the player's.
+        self._played: dict[str, float] = {}
 
     def _clear(self) -> None:
         self._download: dict[str, DownloadSample] = {}
+        self._sampled_at: dict[str, float] = {}
         self._install: dict[str, InstallSample] = {}
         self._errors: dict[str, str] = {}
         self._pending: dict[str, str] = {}
@@ -119,6 +130,7 @@ class UiState:
                 self._install,
                 self._errors,
                 self._pending,
+                self._played,
             )
         ):
             return _EMPTY
@@ -127,6 +139,7 @@ class UiState:
             install=self._install.get(game_id),
             last_error=self._errors.get(game_id),
             pending=self._pending.get(game_id),
+            last_played=self._played.get(game_id),
         )
 
     @property
@@ -184,6 +197,7 @@ class UiState:
         for game_id in list(self._download):
             if active.get(game_id) != _DOWNLOAD_OPERATION:
                 del self._download[game_id]
+                self._sampled_at.pop(game_id, None)
         for game_id in list(self._install):
             if active.get(game_id) not in _INSTALL_OPERATIONS:
                 del self._install[game_id]
@@ -195,6 +209,22 @@ class UiState:
 
     # -- events ----------------------------------------------------------------------------
 
+    def _smoothed(self, event: DownloadProgress) -> DownloadSample:
+        """The sample with its speed averaged over the last seconds (an exponential
+        average in time), and the ETA from that speed: a link that delivers in bursts
+        reads as its rate, not as a number flickering with zero."""
+        now = self._clock()
+        rate, eta = event.bytes_per_second, event.eta_seconds
+        previous = self._download.get(event.game)
+        at = self._sampled_at.get(event.game)
+        self._sampled_at[event.game] = now
+        if previous is not None and at is not None and now >= at:
+            weight = 1.0 - math.exp(-(now - at) / SPEED_SMOOTHING_SECONDS)
+            rate = previous.bytes_per_second + weight * (rate - previous.bytes_per_second)
+            left = max(event.total_bytes - event.downloaded_bytes, 0)
+            eta = left / rate if rate > 0 else None
+        return DownloadSample(event.downloaded_bytes, event.total_bytes, rate, eta)
+
     def apply(self, event: Event) -> bool:
         """Feed one runtime event; True when the view may have changed."""
         match event:
@@ -204,13 +234,9 @@ class UiState:
                 pass
             case DownloadBegin(game=game, total_bytes=total, resumed_bytes=resumed):
                 self._download[game] = DownloadSample(resumed, total, 0.0, None)
+                self._sampled_at.pop(game, None)
             case DownloadProgress():
-                self._download[event.game] = DownloadSample(
-                    event.downloaded_bytes,
-                    event.total_bytes,
-                    event.bytes_per_second,
-                    event.eta_seconds,
-                )
+                self._download[event.game] = self._smoothed(event)
             case DownloadCancelled(game=game) | DownloadFinished(game=game):
                 self._errors.pop(game, None)
             case DownloadFailed(game=game):
@@ -232,7 +258,9 @@ class UiState:
                 prefix = _FAILURE_PREFIX[type(event)]
                 self._errors[event.game] = _clip(f"{prefix}: {event.reason}")
                 self._pending.pop(event.game, None)
-            case GameStarted() | GameExited():
+            case GameStarted(game=game):
+                self._played[game] = self._clock()  # the snapshot says it runs
+            case GameExited():
                 pass  # the snapshot says whether the game runs: only redraw
             case ChunkFinished() | SourceRejected() | ServiceRestarting():
                 return False

@@ -28,6 +28,14 @@
     clock: svg('<circle cx="12" cy="12" r="9"/><path d="M12 7v5l3 2"/>'),
     off: svg('<circle cx="12" cy="12" r="9"/><path d="m5.6 5.6 12.8 12.8"/>'),
     shield: svg('<path d="M12 3 4 6v6c0 4.5 3.4 8.3 8 9 4.6-.7 8-4.5 8-9V6z"/><path d="m8.5 12 2.5 2.5 4.5-5"/>'),
+    crosshair: svg('<circle cx="12" cy="12" r="8"/><circle cx="12" cy="12" r="2.5"/><path d="M12 1.5v5M12 17.5v5M1.5 12h5M17.5 12h5"/>'),
+    sword: svg('<path d="M14.5 3H21v6.5L9.5 21 3 14.5z"/><path d="m6 12 6 6"/><path d="m16 8-8 8"/>'),
+    flag: svg('<path d="M5 21V4"/><path d="M5 4h13l-2.5 4.5L18 13H5"/>'),
+    ball: svg('<circle cx="12" cy="12" r="9"/><path d="M3.5 9.5c5 1.5 12 1.5 17 0M3.5 14.5c5-1.5 12-1.5 17 0"/><path d="M12 3c-3 5-3 13 0 18"/>'),
+    tower: svg('<path d="M6 21V9h12v12"/><path d="M4 21h16"/><path d="M6 9V4h2.5v2h2V4h3v2h2V4H18v5"/><path d="M10.5 21v-4a1.5 1.5 0 0 1 3 0v4"/>'),
+    gear: svg('<circle cx="12" cy="12" r="3.5"/><path d="M12 2.5v3M12 18.5v3M2.5 12h3M18.5 12h3M5.3 5.3l2.1 2.1M16.6 16.6l2.1 2.1M5.3 18.7l2.1-2.1M16.6 7.4l2.1-2.1"/>'),
+    cube: svg('<path d="M12 2.5 3.5 7v10l8.5 4.5 8.5-4.5V7z"/><path d="m3.5 7 8.5 4.5L20.5 7"/><path d="M12 11.5v10"/>'),
+    controller: svg('<path d="M7 7h10a5 5 0 0 1 4.8 6.3l-1 3.6a2.6 2.6 0 0 1-4.4 1.1L14 15.5h-4L7.6 18a2.6 2.6 0 0 1-4.4-1.1l-1-3.6A5 5 0 0 1 7 7z"/><path d="M7.5 10v4M5.5 12h4"/><path d="M15.5 11h.01M17.5 13h.01"/>'),
     repair: svg('<path d="M14.7 6.3a4 4 0 0 0-5.4 5.2L3.5 17.3a1.8 1.8 0 0 0 2.6 2.6l5.8-5.8a4 4 0 0 0 5.2-5.4l-2.6 2.6-2.4-.6-.6-2.4z"/>'),
   };
   const ACTION_ICONS = {
@@ -47,6 +55,11 @@
   // A notice names files: give the player time to read it.
   const NOTICE_TOAST_MS = 12000;
   const NOTICE_KEY = "lanspread.notice";
+  // A dropped stream usually comes back within a second (a restart of the page's
+  // server): only a longer silence blocks the page with the reconnecting screen.
+  const OFFLINE_GRACE_MS = 1200;
+  const SORT_KEY = "lanspread.sort";
+  const SORTS = ["availability", "name", "size", "played"];
 
   const $ = (id) => document.getElementById(id);
   const el = (tag, cls, text) => {
@@ -79,6 +92,9 @@
     setupFilled: false,
     confirmAction: null,
     verify: null,
+    sort: "availability",
+    orderStale: false,
+    offlineTimer: null,
     // null in a fresh tab: what happened before it opened is old news, not a toast.
     noticeSeen: sessionStorage.getItem(NOTICE_KEY) === null ? null : Number(sessionStorage.getItem(NOTICE_KEY)),
   };
@@ -127,6 +143,7 @@
       let data;
       try { data = JSON.parse(message.data); } catch (err) { return; }
       if (data.type === "view") {
+        setOffline(false);
         setConn("live", "Live");
         document.body.dataset.seq = String(data.seq);
         render(data.view);
@@ -136,6 +153,7 @@
       if (state.socket !== socket) return;
       state.socket = null;
       setConn("reconnecting", "Reconnecting");
+      setOffline(true);
       probeAccess().then((allowed) => {
         if (!allowed) return lock();
         const wait = state.retryMs;
@@ -162,13 +180,18 @@
 
   function lock() {
     state.locked = true;
+    setOffline(false);
     if (state.socket) { state.socket.onclose = null; state.socket.close(); }
     showScreen("refused");
   }
 
   function showScreen(name) {
     for (const id of ["boot", "refused", "setup", "app"]) $(id).hidden = id !== name;
-    if (name !== "app") for (const id of ["detail", "confirm", "settings"]) $(id).hidden = true;
+    if (name !== "app") {
+      for (const id of ["detail", "confirm", "settings"]) $(id).hidden = true;
+      dialogs.length = 0;
+      syncModality();
+    }
   }
 
   // -- rendering ------------------------------------------------------------------------
@@ -212,6 +235,10 @@
 
   function renderBanner(runtime) {
     const show = runtime.state !== "running";
+    // No peer runs: the library cannot be acted on until it does (Settings and Restart can).
+    for (const id of ["grid", "filters", "search-box", "sort-box"]) $(id).inert = show;
+    $("app").dataset.runtime = runtime.state;
+    if (show) setConn("stopped", runtime.state === "starting" ? "Starting" : "Peer stopped");
     $("banner").hidden = !show;
     $("banner").dataset.state = runtime.state;
     if (show) {
@@ -242,7 +269,7 @@
   }
 
   function renderMe(me) {
-    if (!me) return;
+    if (!me) { $("me-addr").textContent = "Not running"; return; }
     $("me-name").textContent = me.name;
     $("me-addr").textContent = me.listen_addr;
     const avatar = $("me-avatar");
@@ -297,7 +324,7 @@
       else state.openPeers.add(peerId);
       if (state.view) renderPeers(state.view.peers);
     });
-    return { root, avatar, name, addr, sub, rate, games, key: "" };
+    return { root, row, avatar, name, addr, sub, rate, games, key: "" };
   }
 
   function updatePeer(item, peer) {
@@ -310,6 +337,7 @@
     item.rate.hidden = !peer.rate_label;
     const open = state.openPeers.has(peer.peer_id);
     item.root.classList.toggle("is-open", open);
+    item.row.setAttribute("aria-expanded", String(open && peer.games.length > 0));
     item.games.hidden = !open || peer.games.length === 0;
     const key = peer.games.join("\n");
     if (key !== item.key) {
@@ -321,19 +349,67 @@
   function renderGrid(games) {
     const grid = $("grid");
     const seen = new Set();
-    games.forEach((game, index) => {
+    let added = false;
+    for (const game of games) {
       seen.add(game.id);
       let card = cards.get(game.id);
       if (!card) {
         card = makeCard(game.id);
         cards.set(game.id, card);
+        grid.append(card.root);
+        added = true;
       }
       updateCard(card, game);
-      if (grid.children[index] !== card.root) grid.insertBefore(card.root, grid.children[index] || null);
-    });
+    }
     for (const [id, card] of cards) {
       if (!seen.has(id)) { card.root.remove(); cards.delete(id); }
     }
+    placeCards(added);
+  }
+
+  // -- sorting: a stable order ----------------------------------------------------------
+  // Cards never move under the player's pointer or focus: a state change that would move
+  // one waits until the pointer and the focus have left the grid and no dialog is open.
+
+  const BY_NAME = (a, b) => a.name.localeCompare(b.name, undefined, { sensitivity: "base" }) || a.id.localeCompare(b.id);
+  const COMPARE = {
+    availability: (a, b) => a.shelf - b.shelf || BY_NAME(a, b),
+    name: BY_NAME,
+    size: (a, b) => b.size_bytes - a.size_bytes || BY_NAME(a, b),
+    played: (a, b) => (b.last_played || 0) - (a.last_played || 0) || BY_NAME(a, b),
+  };
+
+  function storedSort() {
+    const stored = localStorage.getItem(SORT_KEY);
+    return SORTS.includes(stored) ? stored : "availability";
+  }
+
+  function gridBusy() {
+    const grid = $("grid");
+    const active = document.activeElement;
+    const keyboardIn = grid.contains(active) && active.matches(":focus-visible");
+    return grid.matches(":hover") || keyboardIn || dialogs.length > 0;
+  }
+
+  function placeCards(force) {
+    if (!force && gridBusy()) { state.orderStale = true; return; }
+    state.orderStale = false;
+    const grid = $("grid");
+    const ordered = [...cards.values()].sort((a, b) => COMPARE[state.sort](a.game, b.game));
+    ordered.forEach((card, index) => {
+      if (grid.children[index] !== card.root) grid.insertBefore(card.root, grid.children[index] || null);
+    });
+  }
+
+  function settleOrder() {
+    if (state.orderStale) placeCards(false);
+  }
+
+  function chooseSort(sort) {
+    state.sort = SORTS.includes(sort) ? sort : "availability";
+    localStorage.setItem(SORT_KEY, state.sort);
+    $("sort").value = state.sort;
+    placeCards(true);
   }
 
   function makeCard(gameId) {
@@ -369,11 +445,17 @@
     const error = el("p", "card-error");
     const errorText = el("span");
     error.append(icon("alert"), errorText);
-    body.append(title, meta, act.button, note, error);
+    // A note or an error sits above the button, clamped: every button of a row stays in line.
+    body.append(title, meta, note, error, act.button);
+    const emblem = el("span", "emblem");
+    art.append(emblem);
     root.append(art, body);
     root.addEventListener("click", () => openDetail(gameId));
     root.addEventListener("keydown", (event) => {
-      if (event.key === "Enter" && event.target === root) openDetail(gameId);
+      if (event.target !== root || (event.key !== "Enter" && event.key !== " ")) return;
+      // Taken here, the key press ends: it cannot also press a button of the dialog.
+      event.preventDefault();
+      openDetail(gameId);
     });
     act.button.addEventListener("click", (event) => {
       event.stopPropagation();
@@ -381,7 +463,7 @@
     });
     return {
       root, art, mono, cover, pill, badge, badgeText, title, genre, size, playersText, act, note, noteText,
-      noteIcon, error, errorText,
+      noteIcon, error, errorText, emblem,
     };
   }
 
@@ -389,8 +471,14 @@
     art.style.setProperty("--a", artwork.color_a);
     art.style.setProperty("--b", artwork.color_b);
     art.style.setProperty("--angle", `${artwork.angle}deg`);
-    for (let i = 0; i < 4; i += 1) art.classList.toggle(`p${i}`, artwork.pattern === i);
-    mono.textContent = artwork.monogram;
+    for (let i = 0; i < 8; i += 1) art.classList.toggle(`p${i}`, artwork.pattern === i);
+    // Generated art draws the genre's emblem, not letters (two games' letters can repeat).
+    mono.textContent = "";
+    const emblem = art.querySelector(".emblem");
+    if (emblem && emblem.dataset.icon !== artwork.emblem) {
+      emblem.dataset.icon = artwork.emblem;
+      emblem.innerHTML = ICONS[artwork.emblem] || ICONS.controller;
+    }
     if (artwork.cover_url) {
       if (cover.getAttribute("src") !== artwork.cover_url) {
         cover.hidden = false;
@@ -416,15 +504,18 @@
     card.badgeText.textContent = game.peers_label;
     card.badge.hidden = game.peer_count === 0;
     card.root.classList.toggle("is-unavailable", game.action.kind === "unavailable");
+    card.root.setAttribute("aria-label", `${game.name}, ${game.status.label}`);
     card.title.textContent = game.name;
     card.title.title = game.name;
     card.genre.textContent = game.genre;
     card.size.textContent = game.size_label;
+    card.size.title = game.size_caption;
     card.playersText.textContent = String(game.max_players);
     card.playersText.parentElement.title = game.players_label;
     paintAction(card.act, game.action);
     card.note.hidden = !game.note;
     card.noteText.textContent = game.note || "";
+    card.note.title = game.note || "";
     const noteIcon = game.action.kind === "found" ? "folder" : "clock";
     if (card.noteIcon.dataset.icon !== noteIcon) {
       const fresh = icon(noteIcon);
@@ -433,6 +524,7 @@
     }
     card.error.hidden = !game.error;
     card.errorText.textContent = game.error || "";
+    card.error.title = game.error || "";
   }
 
   function makeActionButton(extraClass) {
@@ -462,6 +554,7 @@
     act.button.style.setProperty("--fill", `${action.percent == null ? 0 : action.percent}%`);
     act.button.disabled = !action.command || act.sending;
     act.button.dataset.kind = action.kind;
+    if (action.aria_label) act.button.setAttribute("aria-label", action.aria_label);
     act.command = action.command;
   }
 
@@ -512,7 +605,9 @@
     $("view-subtitle").textContent =
       `${shown} ${shown === 1 ? "game" : "games"} · ${online} ${online === 1 ? "player" : "players"} online`;
     document.querySelectorAll(".filter").forEach((button) => {
-      button.classList.toggle("is-active", button.dataset.filter === state.filter);
+      const active = button.dataset.filter === state.filter;
+      button.classList.toggle("is-active", active);
+      button.setAttribute("aria-pressed", String(active));
     });
   }
 
@@ -525,17 +620,16 @@
   function openDetail(gameId) {
     state.detail = gameId;
     state.verify = null;
-    $("detail").hidden = false;
     detail.secondaryKey = "";
     detail.sourcesKey = "";
+    openDialog("detail");
     renderDetail();
-    $("detail-close").focus();
   }
 
   function closeDetail() {
     state.detail = null;
     state.verify = null;
-    $("detail").hidden = true;
+    closeDialog("detail");
   }
 
   function renderDetail() {
@@ -544,8 +638,10 @@
     paintArt($("detail-art"), $("detail-mono"), $("detail-cover"), game.art);
     paintPill($("detail-status"), game.status, true);
     $("detail-title").textContent = game.name;
+    $("detail-close").setAttribute("aria-label", `Close ${game.name}`);
     $("detail-genre").textContent = game.genre;
     $("detail-size").textContent = game.size_label;
+    $("detail-size-title").textContent = game.size_caption;
     $("detail-players").textContent = game.players_label.replace(/^Up to /, "");
     $("detail-peers").textContent = game.peers_label;
     $("detail-version").textContent = game.version_label;
@@ -567,6 +663,18 @@
     renderSecondary(game);
     renderVerify(game);
     renderSources(game.sources);
+    keepFocusInDetail();
+  }
+
+  // A control that had the focus may vanish with a state change (Cancel once the
+  // download ends): the focus goes back to the dialog, never to the page behind it.
+  function keepFocusInDetail() {
+    const top = dialogs.length ? dialogs[dialogs.length - 1].id : null;
+    if (top !== "detail" || document.body.dataset.offline === "true") return;
+    const active = document.activeElement;
+    if (!active || active === document.body || !active.isConnected || active.closest("[hidden]")) {
+      $("detail").querySelector(".modal").focus();
+    }
   }
 
   function renderProgress(progress) {
@@ -580,6 +688,8 @@
     $("progress-eta").textContent = progress.eta_label ? `${progress.eta_label} left` : "Estimating…";
     $("progress-eta").parentElement.hidden = progress.kind !== "download";
     $("progress-cancel").hidden = !progress.can_cancel;
+    const game = findGame(state.detail);
+    if (game) $("progress-cancel").setAttribute("aria-label", `Cancel the download of ${game.name}`);
   }
 
   function renderSecondary(game) {
@@ -587,6 +697,7 @@
     const key = actions.map((action) => action.id).join(",");
     if (key === detail.secondaryKey) return;
     detail.secondaryKey = key;
+    const focused = $("detail-secondary").contains(document.activeElement) ? document.activeElement.dataset.action : null;
     $("detail-secondary").replaceChildren(...actions.map((action) => {
       const button = el("button", `btn btn-ghost${action.danger ? " btn-danger" : ""}`);
       button.type = "button";
@@ -596,6 +707,9 @@
       button.addEventListener("click", () => runSecondary(game.id, action));
       return button;
     }));
+    // The button that had the focus is redrawn: the focus stays on it when it is still there.
+    const again = focused && $("detail-secondary").querySelector(`[data-action="${focused}"]`);
+    if (again) again.focus();
   }
 
   function runSecondary(gameId, action) {
@@ -705,8 +819,7 @@
     $("confirm-yes").textContent = label;
     $("confirm-plan").hidden = true;
     state.confirmAction = onYes;
-    $("confirm").hidden = false;
-    $("confirm-no").focus();
+    openDialog("confirm", $("confirm-no"));
   }
 
   async function askUninstall(gameId) {
@@ -746,19 +859,19 @@
 
   function closeConfirm() {
     state.confirmAction = null;
-    $("confirm").hidden = true;
+    closeDialog("confirm");
   }
 
   function openSettings() {
     const me = state.view && state.view.me;
-    $("settings-name").value = me ? me.name : "";
-    $("settings-dir").value = me ? me.game_dir : "";
+    const setup = state.view && state.view.setup;
+    $("settings-name").value = me ? me.name : (setup ? setup.display_name : "");
+    $("settings-dir").value = me ? me.game_dir : (setup ? setup.game_dir : "");
     const transfer = state.view && state.view.transfer;
     $("settings-upload-limit").value = transfer ? String(transfer.upload_limit_mib) : "";
     $("settings-gaming-cap").value = transfer ? String(transfer.gaming_cap_mib) : "";
     $("settings-error").hidden = true;
-    $("settings").hidden = false;
-    $("settings-name").focus();
+    openDialog("settings", $("settings-name"));
   }
 
   // MiB/s typed in the form, as the bytes a second the API takes ("" leaves it as it is).
@@ -804,6 +917,92 @@
     setTimeout(() => node.remove(), ms || TOAST_MS);
   }
 
+  // -- dialogs: focus moves in, stays in, and returns ------------------------------------------
+  // Each open dialog remembers what had the focus; everything under the top one is inert,
+  // so Tab and screen readers stay inside it, and closing it gives the focus back.
+
+  const dialogs = [];
+  const FOCUSABLE = 'button, [href], input, select, textarea, [tabindex]:not([tabindex="-1"])';
+
+  function openDialog(id, focusTarget) {
+    const overlay = $(id);
+    if (!dialogs.some((entry) => entry.id === id)) {
+      dialogs.push({ id, returnTo: document.activeElement });
+    }
+    overlay.hidden = false;
+    syncModality();
+    // The dialog itself takes the focus (its name is read), never one of its buttons.
+    (focusTarget || overlay.querySelector("[role=dialog], [role=alertdialog]")).focus();
+  }
+
+  function closeDialog(id) {
+    const index = dialogs.findIndex((entry) => entry.id === id);
+    $(id).hidden = true;
+    if (index < 0) return;
+    const [entry] = dialogs.splice(index, 1);
+    syncModality();
+    const back = returnTarget(entry);
+    if (back) back.focus();
+    setTimeout(settleOrder, 0);
+  }
+
+  function returnTarget(entry) {
+    const node = entry.returnTo;
+    if (node && node.isConnected && !node.closest("[hidden], [inert]")) return node;
+    // The card of the game the detail showed, when the element that opened it is gone.
+    if (entry.id === "detail" && node && node.closest) {
+      const card = node.closest(".card");
+      if (card && card.isConnected) return card;
+    }
+    return null;
+  }
+
+  function syncModality() {
+    const offline = document.body.dataset.offline === "true";
+    const top = dialogs.length ? dialogs[dialogs.length - 1].id : null;
+    $("app").inert = offline || top !== null;
+    for (const id of ["detail", "confirm", "settings"]) $(id).inert = offline || (top !== id);
+  }
+
+  function trapTab(event) {
+    if (document.body.dataset.offline === "true" && !$("offline").hidden) {
+      event.preventDefault();
+      $("offline-box").focus();
+      return undefined;
+    }
+    if (!dialogs.length) return undefined;
+    const box = $(dialogs[dialogs.length - 1].id).querySelector(".modal");
+    const items = [...box.querySelectorAll(FOCUSABLE)].filter((node) => !node.disabled && node.getClientRects().length);
+    if (!items.length) { event.preventDefault(); box.focus(); return undefined; }
+    const first = items[0];
+    const last = items[items.length - 1];
+    const inside = box.contains(document.activeElement);
+    if (event.shiftKey && (!inside || document.activeElement === first || document.activeElement === box)) {
+      event.preventDefault();
+      last.focus();
+    } else if (!event.shiftKey && (!inside || document.activeElement === last)) {
+      event.preventDefault();
+      first.focus();
+    }
+    return undefined;
+  }
+
+  // -- offline: the page's peer stopped answering ------------------------------------------------
+  // The whole page turns inert at once (no stale Play can be clicked) and, when the
+  // silence lasts, a screen says so; the first view after reconnecting lifts both.
+
+  function setOffline(offline) {
+    clearTimeout(state.offlineTimer);
+    state.offlineTimer = null;
+    document.body.dataset.offline = String(offline);
+    syncModality();
+    if (!offline) { $("offline").hidden = true; return; }
+    state.offlineTimer = setTimeout(() => {
+      $("offline").hidden = false;
+      $("offline-box").focus();
+    }, OFFLINE_GRACE_MS);
+  }
+
   // -- wiring ------------------------------------------------------------------------------------
 
   function wire() {
@@ -827,14 +1026,14 @@
     });
     $("confirm").addEventListener("click", (event) => { if (event.target === $("confirm")) closeConfirm(); });
     $("open-settings").addEventListener("click", openSettings);
-    $("settings-cancel").addEventListener("click", () => { $("settings").hidden = true; });
+    $("settings-cancel").addEventListener("click", () => closeDialog("settings"));
     $("settings-form").addEventListener("submit", async (event) => {
       event.preventDefault();
       const saved = await submitSettings(
         $("settings-form"), $("settings-name"), $("settings-dir"), $("settings-error"), $("settings-save"),
         { upload: $("settings-upload-limit"), gaming: $("settings-gaming-cap") },
       );
-      if (saved) { $("settings").hidden = true; toast("Settings saved", "ok"); }
+      if (saved) { closeDialog("settings"); toast("Settings saved", "ok"); }
     });
     $("setup-form").addEventListener("submit", async (event) => {
       event.preventDefault();
@@ -851,16 +1050,24 @@
     });
     $("search").addEventListener("input", (event) => { state.query = event.target.value; applyFilters(); });
     document.addEventListener("keydown", (event) => {
-      if (event.key !== "Escape") return;
-      if (!$("confirm").hidden) closeConfirm();
-      else if (!$("settings").hidden) $("settings").hidden = true;
-      else if (!$("detail").hidden) closeDetail();
+      if (event.key === "Tab") return trapTab(event);
+      if (event.key !== "Escape" || !dialogs.length || document.body.dataset.offline === "true") return undefined;
+      event.preventDefault();
+      const top = dialogs[dialogs.length - 1].id;
+      if (top === "confirm") closeConfirm();
+      else if (top === "settings") closeDialog("settings");
+      else closeDetail();
+      return undefined;
     });
+    $("sort").addEventListener("change", (event) => chooseSort(event.target.value));
+    $("grid").addEventListener("pointerleave", () => setTimeout(settleOrder, 0));
+    $("grid").addEventListener("focusout", () => setTimeout(settleOrder, 0));
   }
 
   async function boot() {
     fillIcons(document);
     wire();
+    chooseSort(storedSort());
     const match = /(?:^#|&)token=([A-Za-z0-9_-]+)/.exec(location.hash);
     if (match) {
       history.replaceState(null, "", location.pathname);

@@ -54,14 +54,18 @@ verify, notices), ``_build`` (the whole page).
 
 from lanspread.web.viewmodel._build import build_view, transfer_view
 from lanspread.web.viewmodel._cards import (
+    APPROXIMATE_SIZE,
+    DOWNLOAD_SIZE,
     FOUND_EXPLANATION,
     FOUND_STATUS,
     card,
     download_percent,
     install_percent,
     primary_action,
+    primary_aria_label,
     secondary_actions,
     shelf,
+    size_of,
     status_of,
 )
 from lanspread.web.viewmodel._dialogs import (
@@ -90,10 +94,13 @@ from lanspread.web.viewmodel._facts import (
     ViewInput,
 )
 from lanspread.web.viewmodel._labels import (
+    ARTWORK_PATTERNS,
     MAX_ETA_HOURS,
+    art_slots,
     artwork,
     avatar_color,
     count_label,
+    emblem,
     format_bytes,
     format_eta,
     format_limit,
@@ -124,6 +131,9 @@ from lanspread.web.viewmodel._views import (
 )
 
 __all__ = [
+    "APPROXIMATE_SIZE",
+    "ARTWORK_PATTERNS",
+    "DOWNLOAD_SIZE",
     "FOUND_EXPLANATION",
     "FOUND_STATUS",
     "KEEP_LABEL",
@@ -159,6 +169,7 @@ __all__ = [
     "VerifyView",
     "ViewInput",
     "ViewModel",
+    "art_slots",
     "artwork",
     "avatar_color",
     "build_view",
@@ -166,6 +177,7 @@ __all__ = [
     "count_label",
     "deletes_label",
     "download_percent",
+    "emblem",
     "file_list",
     "format_bytes",
     "format_eta",
@@ -177,8 +189,10 @@ __all__ = [
     "notice_view",
     "percent_of",
     "primary_action",
+    "primary_aria_label",
     "secondary_actions",
     "shelf",
+    "size_of",
     "status_of",
     "transfer_view",
     "uninstall_dialog",

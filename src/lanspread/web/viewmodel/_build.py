@@ -14,6 +14,7 @@ from lanspread.web.viewmodel._facts import (
     ViewInput,
 )
 from lanspread.web.viewmodel._labels import (
+    art_slots,
     avatar_color,
     count_label,
     format_limit,
@@ -114,7 +115,8 @@ def _counts(cards: Iterable[CardView]) -> FilterCounts:
 
 def build_view(facts: ViewInput) -> ViewModel:
     ordered = sorted(facts.games, key=lambda g: (shelf(g), g.game.name.lower()))
-    cards = tuple(card(game) for game in ordered)
+    slots = art_slots(game.game.id for game in facts.games)
+    cards = tuple(card(game, slots[game.game.id]) for game in ordered)
     names = {game.game.id: game.game.name for game in facts.games}
     peers = tuple(
         _peer_card(peer, names) for peer in sorted(facts.peers, key=lambda p: p.name.lower())

@@ -16,6 +16,7 @@ from lanspread.core.lifecycle import Command, GameState
 from lanspread.web.viewmodel._dialogs import uninstall_text
 from lanspread.web.viewmodel._facts import OPTIMISTIC_COMMANDS, GameFacts, SourceFacts
 from lanspread.web.viewmodel._labels import (
+    ArtSlot,
     artwork,
     avatar_color,
     count_label,
@@ -271,7 +272,7 @@ def _idle_actions(facts: GameFacts, allowed: set[Command]) -> list[SecondaryActi
                 danger=True,
                 confirm=(
                     f"Remove the downloaded files of {name}? Getting them back means "
-                    f"downloading {format_bytes(facts.game.size_bytes)} from peers again, "
+                    f"downloading {format_bytes(size_of(facts)[0])} from peers again, "
                     "which can take a long time."
                 ),
             ),
@@ -337,9 +338,41 @@ def _source_view(source: SourceFacts) -> SourceView:
     )
 
 
-def card(facts: GameFacts) -> CardView:
+APPROXIMATE_SIZE = "Approximate size"
+DOWNLOAD_SIZE = "Download size"
+
+
+def size_of(facts: GameFacts) -> tuple[int, str]:
+    """The one size a game shows, and what it is: the running or stopped download's
+    total where known (the bytes it really moves), else the catalog's estimate."""
+    if download_percent(facts) is not None and facts.download and facts.download.total_bytes > 0:
+        return facts.download.total_bytes, DOWNLOAD_SIZE
+    if facts.known_size is not None and facts.known_size > 0:
+        return facts.known_size, DOWNLOAD_SIZE
+    return facts.game.size_bytes, APPROXIMATE_SIZE
+
+
+def _size_label(size: int, caption: str) -> str:
+    return format_bytes(size) if caption == DOWNLOAD_SIZE else f"~{format_bytes(size)}"
+
+
+def primary_aria_label(action: Action, name: str) -> str:
+    """The card button as a screen reader says it, always with the game's name:
+    "Download Quake III Arena", "Quake III Arena: downloading 42%, 3.1 MB/s"."""
+    if action.command is not None:
+        spoken = f"{action.label} {name}"
+    elif action.kind == ActionKind.DOWNLOADING.value and action.label != "Downloading":
+        spoken = f"{name}: downloading {action.label}"
+    else:
+        spoken = f"{name}: {action.label.lower()}"
+    return f"{spoken}, {action.detail}" if action.detail else spoken
+
+
+def card(facts: GameFacts, art_slot: ArtSlot | None = None) -> CardView:
     game = facts.game
     action = primary_action(facts)
+    action = msgspec.structs.replace(action, aria_label=primary_aria_label(action, game.name))
+    size, size_caption = size_of(facts)
     downloadable = not facts.downloaded and not facts.installed and facts.peer_count > 0
     # Complete copies first, then partial ones by how much they have, then the rest.
     sources = sorted(
@@ -355,7 +388,9 @@ def card(facts: GameFacts) -> CardView:
         name=game.name,
         genre=game.genre,
         description=game.description,
-        size_label=format_bytes(game.size_bytes),
+        size_label=_size_label(size, size_caption),
+        size_caption=size_caption,
+        size_bytes=size,
         max_players=game.max_players,
         players_label=f"Up to {count_label(game.max_players, 'player', 'players')}",
         peer_count=facts.peer_count,
@@ -363,7 +398,13 @@ def card(facts: GameFacts) -> CardView:
         if facts.peer_count
         else "No peers",
         version_label=_version_label(facts),
-        art=artwork(game.id, game.name, f"/api/covers/{game.id}" if facts.has_cover else None),
+        art=artwork(
+            game.id,
+            game.name,
+            f"/api/covers/{game.id}" if facts.has_cover else None,
+            slot=art_slot,
+            genre=game.genre,
+        ),
         status=status_of(facts, action),
         action=action,
         progress=progress_of(facts),
@@ -377,6 +418,8 @@ def card(facts: GameFacts) -> CardView:
         downloadable=downloadable,
         update=facts.update_available,
         search=f"{game.name} {game.genre} {game.id}".lower(),
+        shelf=shelf(facts),
+        last_played=facts.last_played,
     )
 
 

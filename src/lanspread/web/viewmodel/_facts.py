@@ -94,6 +94,11 @@ class GameFacts:
     """Why a folder named like the game is *found, not from lanspread* (left alone)."""
     excluded_peers: tuple[str, ...] = ()
     """Peers (ids) that sent corrupt bytes for the game: not downloaded from until a restart."""
+    known_size: int | None = None
+    """The game's size as its download knows it (a paused or failed download's total);
+    ``None`` when only the catalog's estimate is known."""
+    last_played: float | None = None
+    """When the game was last started here (seconds since the epoch), if known."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,6 +38,9 @@ class Action(msgspec.Struct, frozen=True):
     """Fill of the button, 0-100."""
     detail: str | None = None
     """Second text on the button: the download speed, or the paused share."""
+    aria_label: str = ""
+    """What a screen reader says: the action with the game's name ("Download Quake III
+    Arena"), or the state and the game's name for a button that does nothing."""
 
 
 class ProgressView(msgspec.Struct, frozen=True):
@@ -82,6 +85,8 @@ class Artwork(msgspec.Struct, frozen=True):
     angle: int
     pattern: int
     monogram: str
+    emblem: str = "controller"
+    """The genre's emblem drawn on generated art (``crosshair``, ``tower``, ...)."""
 
 
 class SourceView(msgspec.Struct, frozen=True):
@@ -102,6 +107,12 @@ class CardView(msgspec.Struct, frozen=True):
     genre: str
     description: str
     size_label: str
+    """One size everywhere: the download's own total where known, else the catalog's
+    estimate (prefixed "~")."""
+    size_caption: str
+    """What the size is: "Download size" or "Approximate size"."""
+    size_bytes: int
+    """The size behind ``size_label``, for sorting."""
     max_players: int
     players_label: str
     peer_count: int
@@ -126,6 +137,10 @@ class CardView(msgspec.Struct, frozen=True):
     update: bool
     search: str
     """Lower-case text the search box matches against."""
+    shelf: int = 2
+    """Availability, for sorting: 0 on this machine, 1 offered by peers, 2 neither."""
+    last_played: float | None = None
+    """When the game was last started here (seconds since the epoch), for sorting."""
 
 
 class PeerCard(msgspec.Struct, frozen=True):

@@ -1,0 +1,130 @@
+"""The whole player flow by keyboard alone, in real headless Chromium, in demo mode.
+
+The same demo LAN as ``test_full_flow`` (the user's UI linked to the real demo peer,
+chunks held by a valve), but no mouse: Tab moves the focus, Enter and Space press.
+The player downloads a demo game, cancels, downloads it again (the auto policy
+installs it), plays it, uninstalls it and removes its files; the accessibility
+audit runs on the detail in each state it passes through.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Page, expect
+from tests.browser.conftest import shoot
+from tests.browser.test_accessibility import audit
+from tests.browser.test_full_flow import (  # noqa: F401 (demo_lan is a fixture)
+    CHUNKS_BEFORE_CANCEL,
+    GAME,
+    PLAY_SECONDS,
+    DemoLan,
+    action,
+    card,
+    demo_lan,
+)
+from tests.conftest import IN_CI
+from tests.support.waiting import wait_until
+
+pytestmark = pytest.mark.browser
+
+NAME = "Tower Siege (demo)"
+AXE = Path(__file__).resolve().parents[2] / ".cache" / "axe-core" / "axe-core-4.10.3" / "axe.min.js"
+# Tab presses that reach any control of the page from anywhere on it.
+MAX_TABS = 120
+
+
+async def tab_to(page: Page, selector: str) -> None:
+    """Press Tab until the focused element matches ``selector`` (fails after MAX_TABS)."""
+    for _ in range(MAX_TABS):
+        if await page.evaluate("s => document.activeElement?.matches(s) ?? false", selector):
+            return
+        await page.keyboard.press("Tab")
+    raise AssertionError(f"Tab never reached {selector}")
+
+
+async def test_the_whole_flow_by_keyboard(demo_lan: DemoLan) -> None:  # noqa: F811 (the fixture)
+    """Download, cancel, download, install, play, uninstall and remove with keys only;
+    every button heard names the game; no serious accessibility violation on the way."""
+    if not AXE.is_file() and IN_CI:
+        pytest.fail("axe-core is missing; the test command must run python tools/fetch_axe.py")
+    axe = AXE.read_text("utf-8") if AXE.is_file() else None
+    lan = demo_lan
+    page = await lan.page()
+    found: list[str] = []
+
+    async def check(screen: str) -> None:
+        if axe is not None:
+            found.extend(await audit(page, axe, screen))
+
+    button = f'[data-game="{GAME}"] .act'
+    await expect(action(page)).to_have_attribute("aria-label", f"Download {NAME}")
+
+    # Download from the card's button, then cancel from the detail's progress panel.
+    await tab_to(page, button)
+    await shoot(page, "uxfront-keyboard-01-focus")
+    await page.keyboard.press("Enter")
+    await expect(action(page)).to_have_attribute("data-kind", "downloading")
+    await lan.valve.let_through(CHUNKS_BEFORE_CANCEL)
+    await tab_to(page, f'[data-game="{GAME}"]')
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#detail .modal")).to_be_focused()
+    await expect(page.locator("#detail-size-title")).to_have_text("Download size")
+    await check("detail downloading")
+    await shoot(page, "uxfront-keyboard-02-detail-downloading")
+    await tab_to(page, "#progress-cancel")
+    await expect(page.locator("#progress-cancel")).to_have_attribute(
+        "aria-label", f"Cancel the download of {NAME}"
+    )
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#detail-action")).to_have_attribute("data-kind", "download")
+    await wait_until(lambda: not lan.root().exists(), "the cancelled download's folder to go")
+    # Cancel vanished with the progress panel: the focus went back to the dialog.
+    await expect(page.locator("#detail .modal")).to_be_focused()
+
+    # Download again from the detail: the auto policy installs it, Play is offered.
+    await lan.valve.open()
+    await tab_to(page, "#detail-action")
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#detail-action")).to_have_attribute("data-kind", "play")
+    await expect(page.locator("#detail-action")).to_have_attribute("aria-label", f"Play {NAME}")
+    await check("detail installed")
+
+    # Play: Running while the launcher runs, Play again once it exits.
+    await tab_to(page, "#detail-action")
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#detail-action")).to_have_attribute("data-kind", "running")
+    await expect(page.locator("#detail-action")).to_have_attribute(
+        "data-kind", "play", timeout=PLAY_SECONDS * 4000
+    )
+
+    # Uninstall: the confirmation opens on Cancel; Space clears "keep", Enter confirms.
+    await tab_to(page, '#detail-secondary [data-action="uninstall"]')
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#confirm-no")).to_be_focused()
+    await check("uninstall confirm")
+    await shoot(page, "uxfront-keyboard-03-uninstall-confirm")
+    await tab_to(page, "#confirm-keep")
+    await page.keyboard.press(" ")
+    await expect(page.locator("#confirm-keep")).not_to_be_checked()
+    await tab_to(page, "#confirm-yes")
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#confirm")).to_be_hidden()
+    await expect(page.locator("#detail-action")).to_have_attribute("data-kind", "install")
+    await wait_until(lambda: not (lan.root() / "local").exists(), "local/ to be removed")
+
+    # Remove files: confirmed by keyboard, the folder goes, Download is offered again.
+    await tab_to(page, '#detail-secondary [data-action="remove"]')
+    await page.keyboard.press("Enter")
+    await tab_to(page, "#confirm-yes")
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#detail-action")).to_have_attribute("data-kind", "download")
+    await wait_until(lambda: not lan.root().exists(), "the removed game's folder to go")
+
+    # Escape closes the detail and the focus is back on the game's card.
+    await page.keyboard.press("Escape")
+    await expect(page.locator("#detail")).to_be_hidden()
+    await expect(card(page)).to_be_focused()
+    await shoot(page, "uxfront-keyboard-04-back-on-card")
+    assert found == [], "\n".join(found)
