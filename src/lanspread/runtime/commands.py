@@ -122,6 +122,10 @@ class Play(GameCommand, frozen=True, tag="play"):
     """Start the installed game's executable."""
 
 
+class Stop(GameCommand, frozen=True, tag="stop"):
+    """Close a game started with ``play``: asked first, forced after a grace period."""
+
+
 AnyCommand = (
     Status
     | ListGames
@@ -139,6 +143,7 @@ AnyCommand = (
     | Repair
     | Remove
     | Play
+    | Stop
 )
 
 
@@ -189,6 +194,7 @@ COMMANDS = _by_name(
     CommandSpec(Repair),
     CommandSpec(Remove),
     CommandSpec(Play),
+    CommandSpec(Stop),
 )
 """Every command by name, with the front ends that offer it."""
 

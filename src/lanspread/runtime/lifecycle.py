@@ -19,13 +19,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from lanspread.core.gameroot import INSTALL_RECORD_FILE, LOCAL_DIR
+from lanspread.core.launching import PlayTime, exit_message
 from lanspread.core.lifecycle import Command, GameState, Refusal
 from lanspread.core.operations import OperationKind
-from lanspread.errors import LanspreadError, OperationError
+from lanspread.errors import InvalidGameState, LanspreadError, OperationError
 from lanspread.install.extract import ProgressCallback, extract, plan_extraction
 from lanspread.install.record import LocalInspection, inspect_local
 from lanspread.install.remove import remove_downloaded_game
@@ -35,7 +37,7 @@ from lanspread.install.transaction import (
     uninstall_game,
     update_game,
 )
-from lanspread.platform.process import launch, resolve_executable
+from lanspread.platform.process import launch, resolve_executable, stop_process
 from lanspread.runtime.events import (
     Event,
     GameExited,
@@ -56,8 +58,12 @@ from lanspread.runtime.jobs import JobRunner
 from lanspread.runtime.local_library import LocalLibraryService
 from lanspread.runtime.replies import UninstallPlan, VerifyReply
 from lanspread.runtime.states import GameStates
+from lanspread.storage.playtime import PlayTimeStore
 
 log = logging.getLogger(__name__)
+
+GAME_LOG_FOLDER = "game-logs"
+"""Where each game's output goes, one file per game, in the state directory."""
 
 
 class Lifecycle:
@@ -73,7 +79,9 @@ class Lifecycle:
         self._jobs = jobs
         self._publish = publish
         self._running: dict[str, asyncio.subprocess.Process] = {}
+        self._stopping: set[str] = set()
         self._stop = threading.Event()
+        self._play_times = PlayTimeStore(local.state_dir)
 
     # -- facts -------------------------------------------------------------
 
@@ -264,26 +272,82 @@ class Lifecycle:
 
     # -- play ----------------------------------------------------------------
 
+    def play_time(self, game_id: str) -> PlayTime:
+        """How long the game was played here, and when it last ended."""
+        return self._play_times.get(game_id)
+
+    def game_log(self, game_id: str) -> Path:
+        """The file the game's output goes to (it exists once the game was started)."""
+        return self._local.state_dir / GAME_LOG_FOLDER / f"{game_id}.log"
+
     async def play(self, game_id: str) -> int:
-        """Start the game's executable; returns its process id."""
-        self.require(game_id, Command.PLAY)
-        name = self._local.require_catalog_game(game_id).executable
-        if name is None:  # the table's guard refused this already; this narrows the type
+        """Start the game's executable (through its runner where the catalog names one);
+        returns its process id."""
+        plan = self._states.plan(game_id)
+        try:
+            self.require(game_id, Command.PLAY)
+        except InvalidGameState as exc:
+            problem = plan.problem(self._local.require_catalog_game(game_id).name)
+            if exc.reason != Refusal.NO_EXECUTABLE.value or problem is None:
+                raise
+            raise InvalidGameState(problem, reason=plan.kind.value) from exc
+        if plan.executable is None:  # the table's guard refused this already; narrows the type
             raise Refusal.NO_EXECUTABLE.error(game_id)
         local_dir = self._root(game_id) / LOCAL_DIR
-        executable = await asyncio.to_thread(resolve_executable, local_dir, name)
-        process = await launch(executable, local_dir)
+        executable = await asyncio.to_thread(
+            resolve_executable, local_dir, plan.executable, needs_exec_bit=plan.runner is None
+        )
+        process = await launch(
+            executable, local_dir, runner=plan.runner, log=self.game_log(game_id)
+        )
         self._running[game_id] = process
         self._publish(GameStarted(game=game_id, pid=process.pid))
-        self._jobs.spawn(lambda: self._watch(game_id, process))
+        started = time.monotonic()
+        self._jobs.spawn(lambda: self._watch(game_id, process, started))
         return process.pid
 
-    async def _watch(self, game_id: str, process: asyncio.subprocess.Process) -> None:
+    def stop_game(self, game_id: str) -> None:
+        """Close a game started here: asked first, forced after the grace period."""
+        self.require(game_id, Command.STOP)
+        process = self._running.get(game_id)
+        if process is None or game_id in self._stopping:
+            return
+        self._stopping.add(game_id)
+
+        async def stop() -> None:
+            if await stop_process(process):
+                log.warning("%s did not close when asked; it was killed", game_id)
+
+        self._jobs.spawn(stop)
+
+    async def _watch(
+        self, game_id: str, process: asyncio.subprocess.Process, started: float
+    ) -> None:
         try:
             returncode = await process.wait()
         finally:
             self._running.pop(game_id, None)
-        self._publish(GameExited(game=game_id, returncode=returncode))
+        seconds = time.monotonic() - started
+        stopped = game_id in self._stopping
+        self._stopping.discard(game_id)
+        name = self._local.require_catalog_game(game_id).name
+        await asyncio.to_thread(self._play_times.record, game_id, seconds, time.time())
+        log_path = self.game_log(game_id)
+        has_log = log_path.is_file() and log_path.stat().st_size > 0
+        message = (
+            None
+            if stopped
+            else exit_message(name, returncode, seconds, str(log_path) if has_log else None)
+        )
+        self._publish(
+            GameExited(
+                game=game_id,
+                returncode=returncode,
+                seconds=seconds,
+                message=message,
+                stopped=stopped,
+            )
+        )
 
 
 def _failure_reason(exc: Exception, what: str, game_id: str) -> str:

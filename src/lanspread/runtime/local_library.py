@@ -90,6 +90,10 @@ class LocalLibraryService:
         return self._game_dir
 
     @property
+    def state_dir(self) -> Path:
+        return self._state_dir
+
+    @property
     def catalog(self) -> Catalog:
         return self._catalog
 

@@ -45,6 +45,7 @@ from lanspread.runtime.commands import (
     SetUploadLimit,
     Shutdown,
     Status,
+    Stop,
     Uninstall,
     Update,
     Verify,
@@ -331,6 +332,9 @@ class PeerRuntime:
             case Play(game=game):
                 pid = await self.lifecycle.play(game)
                 return Started(game=game, pid=pid)
+            case Stop(game=game):
+                self.lifecycle.stop_game(game)
+                return OperationStarted(game=game, operation="stopping")
             case _:
                 assert_never(command)
 
