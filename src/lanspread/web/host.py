@@ -282,6 +282,7 @@ def game_facts(
     stopped = view.download_state
     paused = stopped is not None and stopped.state == PAUSED
     catalog = runtime.local.catalog
+    played = runtime.lifecycle.play_time(view.id)
     game = catalog.get(view.id)
     if game is None:
         raise ConfigError(f"{view.id!r} is not a game of the catalog")
@@ -312,6 +313,10 @@ def game_facts(
         pending=overlay.pending,
         found_reason=view.found,
         excluded_peers=view.excluded_peers,
+        launch_label=view.launch_label,
+        launch_problem=view.launch_problem,
+        played_seconds=played.total_seconds,
+        last_played=played.last_played,
     )
 
 

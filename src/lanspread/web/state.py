@@ -232,7 +232,11 @@ class UiState:
                 prefix = _FAILURE_PREFIX[type(event)]
                 self._errors[event.game] = _clip(f"{prefix}: {event.reason}")
                 self._pending.pop(event.game, None)
-            case GameStarted() | GameExited():
+            case GameStarted(game=game):
+                self._errors.pop(game, None)
+            case GameExited(game=game, message=message) if message is not None:
+                self._errors[game] = _clip(message)
+            case GameExited():
                 pass  # the snapshot says whether the game runs: only redraw
             case ChunkFinished() | SourceRejected() | ServiceRestarting():
                 return False

@@ -360,7 +360,9 @@
     const players = el("span", "meta-fact");
     const playersText = el("span");
     players.append(icon("users"), playersText);
-    meta.append(genre, size, players);
+    const launchTag = el("span", "launch-tag");
+    launchTag.hidden = true;
+    meta.append(genre, size, players, launchTag);
     const act = makeActionButton();
     const note = el("p", "card-note");
     const noteText = el("span");
@@ -381,7 +383,7 @@
     });
     return {
       root, art, mono, cover, pill, badge, badgeText, title, genre, size, playersText, act, note, noteText,
-      noteIcon, error, errorText,
+      noteIcon, error, errorText, launchTag,
     };
   }
 
@@ -433,6 +435,30 @@
     }
     card.error.hidden = !game.error;
     card.errorText.textContent = game.error || "";
+    paintLaunch(card, game);
+  }
+
+  // -- launching: where a game cannot start, and how long it was played ---------------------
+
+  function paintLaunch(card, game) {
+    card.launchTag.hidden = !game.launch_label;
+    card.launchTag.textContent = game.launch_label || "";
+    card.launchTag.title = game.launch_problem || "";
+  }
+
+  function playedText(game) {
+    if (!game.play_label) return "";
+    const when = new Date(game.last_played * 1000).toLocaleDateString(undefined, {
+      year: "numeric", month: "short", day: "numeric",
+    });
+    return `${game.play_label.replace(/^Played /, "")} · last ${when}`;
+  }
+
+  function renderLaunch(game) {
+    $("detail-launch").hidden = !game.launch_problem;
+    $("detail-launch").textContent = game.launch_problem ? `${game.launch_problem}.` : "";
+    $("detail-played-row").hidden = !game.play_label;
+    $("detail-played").textContent = playedText(game);
   }
 
   function makeActionButton(extraClass) {
@@ -467,6 +493,13 @@
 
   async function runAction(act, gameId) {
     if (!act.command || act.sending) return;
+    const wanted = findGame(gameId);
+    if (wanted && wanted.action.confirm && wanted.action.command === act.command) {
+      const command = act.command;
+      askConfirm(wanted.action.confirm_label, wanted.action.confirm, () => sendCommand(command, gameId),
+        `Download ${wanted.name}?`);
+      return;
+    }
     act.sending = true;
     act.button.classList.add("is-sending");
     act.button.disabled = true;
@@ -563,6 +596,7 @@
     $("detail-distrust").textContent = game.distrust_note || "";
     // A result is about the files as they were: an operation or an uninstall outdates it.
     if (state.verify && (game.action.busy || !game.installed)) state.verify = null;
+    renderLaunch(game);
     renderProgress(game.progress);
     renderSecondary(game);
     renderVerify(game);

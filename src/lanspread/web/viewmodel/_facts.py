@@ -94,6 +94,14 @@ class GameFacts:
     """Why a folder named like the game is *found, not from lanspread* (left alone)."""
     excluded_peers: tuple[str, ...] = ()
     """Peers (ids) that sent corrupt bytes for the game: not downloaded from until a restart."""
+    launch_label: str | None = None
+    """A short tag when the game cannot start on this computer ("Needs Wine")."""
+    launch_problem: str | None = None
+    """Why it cannot start here, in a sentence (the runtime's)."""
+    played_seconds: float = 0.0
+    """How long the game was played here in all."""
+    last_played: float | None = None
+    """When it last ended (seconds since the epoch); ``None``: never played here."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,6 +38,11 @@ class Action(msgspec.Struct, frozen=True):
     """Fill of the button, 0-100."""
     detail: str | None = None
     """Second text on the button: the download speed, or the paused share."""
+    confirm: str | None = None
+    """When set, the page asks this question before sending the command (a download of a
+    game that cannot start on this computer)."""
+    confirm_label: str | None = None
+    """The confirming button's words."""
 
 
 class ProgressView(msgspec.Struct, frozen=True):
@@ -126,6 +131,15 @@ class CardView(msgspec.Struct, frozen=True):
     update: bool
     search: str
     """Lower-case text the search box matches against."""
+    launch_label: str | None = None
+    """A tag on the card when the game cannot start here: "Needs Wine", "Windows only"."""
+    launch_problem: str | None = None
+    """Why, in a sentence, for the detail view."""
+    play_label: str | None = None
+    """ "Played 3 h 12 min"; ``None`` when never played here."""
+    last_played: float | None = None
+    """When it was last played (seconds since the epoch): the page writes the date in the
+    player's own calendar."""
 
 
 class PeerCard(msgspec.Struct, frozen=True):
