@@ -70,3 +70,23 @@ def test_a_quick_failure_shows_on_the_card_until_the_next_start() -> None:
     assert store.overlay("quake3").last_error is None
     store.apply(GameExited(game="quake3", returncode=0, seconds=600.0))
     assert store.overlay("quake3").last_error is None
+
+
+def test_a_damaged_copy_offers_removal_not_install() -> None:
+    """After an install found a damaged archive, the main button removes the files (asking
+    first, with the sentence as it is: a file name keeps its case) and Install stays only
+    as a secondary action."""
+    sentence = "teeworlds.eti is damaged or not a game archive; download it again"
+    game = facts(downloaded=True, damaged=sentence)
+    action = primary_action(game)
+    assert (action.kind, action.label, action.command, action.confirm_label) == (
+        "failed",
+        "Remove damaged files",
+        "remove",
+        "Remove files",
+    )
+    assert action.confirm == (
+        "teeworlds.eti is damaged or not a game archive; download it again. Remove the "
+        "downloaded files of Quake III Arena? Download it again afterwards (480 MB)."
+    )
+    assert [a.id for a in card(game).actions] == ["install", "view-files"]

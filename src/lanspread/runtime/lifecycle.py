@@ -28,6 +28,7 @@ from lanspread.core.launching import PlayTime, exit_message
 from lanspread.core.lifecycle import Command, GameState, Refusal
 from lanspread.core.operations import OperationKind
 from lanspread.errors import InvalidGameState, LanspreadError, OperationError
+from lanspread.install.archive_errors import CorruptArchive
 from lanspread.install.extract import ProgressCallback, extract, plan_extraction
 from lanspread.install.record import LocalInspection, inspect_local
 from lanspread.install.remove import remove_downloaded_game
@@ -140,9 +141,16 @@ class Lifecycle:
                 loop.call_soon_threadsafe(self._publish, event)
 
             transaction = update_game if update else install_game
-            result = await asyncio.to_thread(
-                transaction, self._root(game_id), self._unpacker, progress=progress
-            )
+            try:
+                result = await asyncio.to_thread(
+                    transaction, self._root(game_id), self._unpacker, progress=progress
+                )
+            except CorruptArchive as exc:
+                log.warning("installing %s failed: %s", game_id, exc)
+                sentence = damaged_archive_sentence(exc)
+                self._local.withheld[game_id] = sentence
+                raise OperationError(sentence) from exc
+            self._local.withheld.pop(game_id, None)
             return _finished(game_id, result)
 
         await self._operate(
@@ -261,6 +269,7 @@ class Lifecycle:
             await asyncio.to_thread(
                 remove_downloaded_game, self._local.game_dir, game_id, self._local.catalog
             )
+            self._local.withheld.pop(game_id, None)
             return RemoveFinished(game=game_id)
 
         await self._operate(
@@ -348,6 +357,13 @@ class Lifecycle:
                 stopped=stopped,
             )
         )
+
+
+def damaged_archive_sentence(exc: CorruptArchive) -> str:
+    """The player's sentence for an archive that cannot be read (the technical message,
+    which starts with the archive's name, goes to the log)."""
+    archive = str(exc).split(": ", 1)[0] or "an archive"
+    return f"{archive} is damaged or not a game archive; download it again"
 
 
 def _failure_reason(exc: Exception, what: str, game_id: str) -> str:

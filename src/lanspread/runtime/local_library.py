@@ -74,6 +74,10 @@ class LocalLibraryService:
         self._fallback_interval = fallback_interval
         self.library = LocalLibrary()
         self.operations = OperationTable()
+        self.withheld: dict[str, str] = {}
+        """Games whose install failed on a damaged archive, with the player's sentence: not
+        served to peers until an install of it succeeds or its files are removed (kept in
+        memory: after a restart the copy is served until its install fails again)."""
         self._gate = RescanGate()
         self._scan_lock = asyncio.Lock()
         self._requests: asyncio.Queue[str | _FullScan] = asyncio.Queue()
@@ -236,6 +240,7 @@ class LocalLibraryService:
                 if settle is not None:
                     await settle(new_dir)
                 self._game_dir = new_dir
+                self.withheld.clear()
                 self._scanner = self._make_scanner(new_dir)
                 if not await self._full_scan_locked():
                     # The UI needs the new path's library even when it equals the old one.

@@ -130,6 +130,9 @@ class GameView(msgspec.Struct, frozen=True):
     """A short tag when it cannot start here ("Needs Wine", "Windows only")."""
     launch_problem: str | None = None
     """Why it cannot start here, in a sentence; ``None`` when it can."""
+    damaged: str | None = None
+    """Why the downloaded copy is not served to peers: its install found a damaged
+    archive ("teeworlds.eti is damaged or not a game archive; download it again")."""
 
 
 class VerifyReply(msgspec.Struct, frozen=True):
@@ -214,6 +217,7 @@ def game_views(
     halted: Mapping[str, DownloadState] | None = None,
     excluded: Mapping[str, tuple[str, ...]] | None = None,
     plan_of: Callable[[CatalogGame], LaunchPlan] = default_plan,
+    damaged: Mapping[str, str] | None = None,
 ) -> tuple[GameView, ...]:
     partials = partials or {}
     found = found or {}
@@ -260,6 +264,7 @@ def game_views(
                 launch=plan.kind,
                 launch_label=plan.label,
                 launch_problem=plan.problem(game.name),
+                damaged=(damaged or {}).get(game.id),
             )
         )
     return tuple(views)

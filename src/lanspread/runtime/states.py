@@ -122,4 +122,5 @@ class GameStates:
             downloads.halted,
             downloads.excluded,
             self._plan_of,
+            self._local.withheld,
         )

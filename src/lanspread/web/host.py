@@ -315,6 +315,7 @@ def game_facts(
         excluded_peers=view.excluded_peers,
         launch_label=view.launch_label,
         launch_problem=view.launch_problem,
+        damaged=view.damaged,
         played_seconds=played.total_seconds,
         last_played=played.last_played,
     )

@@ -127,6 +127,19 @@ def primary_action(facts: GameFacts) -> Action:
         return Action(
             ActionKind.PAUSED.value, "Resume", command, False, percent, format_percent(percent)
         )
+    if facts.damaged is not None and Command.REMOVE in facts.actions:
+        return Action(
+            ActionKind.FAILED.value,
+            "Remove damaged files",
+            Command.REMOVE.value,
+            busy=False,
+            confirm=(
+                f"{facts.damaged}. Remove the downloaded files "
+                f"of {facts.game.name}? Download it again afterwards "
+                f"({format_bytes(facts.game.size_bytes)})."
+            ),
+            confirm_label="Remove files",
+        )
     kind, label, wanted = _BUTTONS[state]
     command = _offered(facts, wanted)
     if state is S.INSTALLED and command is None:

@@ -102,6 +102,9 @@ class GameFacts:
     """How long the game was played here in all."""
     last_played: float | None = None
     """When it last ended (seconds since the epoch); ``None``: never played here."""
+    damaged: str | None = None
+    """Its install found a damaged archive (the runtime's sentence): Install is no longer
+    the main action, and the copy is not served to peers."""
 
 
 @dataclass(frozen=True, slots=True)
