@@ -45,23 +45,12 @@ def test_an_unreadable_game_dir_is_not_called_empty(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("requested", "first_run", "has_game", "expected"),
-    [
-        (None, True, False, DemoMode.AUTO),
-        (None, True, True, DemoMode.OFF),
-        (None, False, False, DemoMode.OFF),
-        (True, False, True, DemoMode.ON),
-        (False, True, False, DemoMode.OFF),
-    ],
+    ("requested", "expected"),
+    [(None, DemoMode.OFF), (True, DemoMode.ON), (False, DemoMode.OFF)],
 )
-def test_demo_mode_choice(
-    tmp_path: Path, requested: bool | None, first_run: bool, has_game: bool, expected: DemoMode
-) -> None:
-    """--demo/--no-demo decide; without them only a first run with no games gets the demo."""
-    if has_game:
-        (tmp_path / "cs16").mkdir()
-    mode = choose_demo_mode(requested, first_run=first_run, game_dir=tmp_path, catalog=CATALOG)
-    assert mode is expected
+def test_the_demo_runs_only_when_asked(requested: bool | None, expected: DemoMode) -> None:
+    """--demo and ``lanspread demo`` start it; nothing else does, a first run included."""
+    assert choose_demo_mode(requested) is expected
 
 
 def test_demo_subcommand_takes_the_app_options_before_or_after_it() -> None:

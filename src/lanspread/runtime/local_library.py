@@ -37,6 +37,7 @@ from lanspread.core.partial import partial_summary
 from lanspread.core.rescan_gate import RescanGate
 from lanspread.errors import OperationInProgress, StorageError, UnknownGame
 from lanspread.runtime.events import ActiveOperationsChanged, Event, LocalLibraryChanged
+from lanspread.storage.folders import StrayFolder, stray_folders
 from lanspread.storage.gamedir import prepare_game_dir
 from lanspread.storage.index import LibraryIndex
 from lanspread.storage.monitor import DirectoryMonitor
@@ -74,6 +75,8 @@ class LocalLibraryService:
         self._fallback_interval = fallback_interval
         self.library = LocalLibrary()
         self.operations = OperationTable()
+        self.strays: tuple[StrayFolder, ...] = ()
+        """Folders in the game folder named like no catalog game (the last full scan's)."""
         self.withheld: dict[str, str] = {}
         """Games whose install failed on a damaged archive, with the player's sentence: not
         served to peers until an install of it succeeds or its files are removed (kept in
@@ -133,6 +136,10 @@ class LocalLibraryService:
     async def _full_scan_locked(self) -> bool:
         skipped = set(self.operations.snapshot())
         scanned = await asyncio.to_thread(self._scanner.scan_all, skipped)
+        strays = await asyncio.to_thread(stray_folders, self._game_dir, self._catalog)
+        if strays != self.strays:
+            self.strays = strays
+            self._publish_library()  # nothing else tells the page
         previous = self.library.games
         frozen = skipped | set(self.operations.snapshot())
         games = {gid: summary for gid, summary in scanned.items() if gid not in frozen}

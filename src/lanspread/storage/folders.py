@@ -10,12 +10,14 @@ names.
 
 from __future__ import annotations
 
+import difflib
 import os
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
-from lanspread.errors import ConfigError, StorageError
+from lanspread.core.catalog import Catalog
+from lanspread.errors import ConfigError, LanspreadError, StorageError
 from lanspread.files.atomic import free_bytes
 
 # A picker shows a screenful or two; past this, the player types the path.
@@ -113,4 +115,51 @@ def list_folders(path: Path) -> FolderListing:
         free_bytes=free,
         truncated=truncated,
         unnamed=unnamed,
+    )
+
+
+# A game folder holding more unknown folders than this is not a game folder that needs
+# a hint per folder; the first ones make the point.
+MAX_STRAY_FOLDERS = 20
+
+
+@dataclass(frozen=True, slots=True)
+class StrayFolder:
+    """A folder in the game folder whose name is no catalog id: invisible to the library."""
+
+    name: str
+    suggestion: str | None
+    """The catalog id it most likely means (``quake3`` for ``Quake 3``), if any."""
+
+
+def _squashed(text: str) -> str:
+    return "".join(ch for ch in text.casefold() if ch.isalnum())
+
+
+def closest_game_id(name: str, catalog: Catalog) -> str | None:
+    """The catalog id a hand-named folder most likely means: its letters and digits equal
+    an id's or a name's, or are close enough to one (``difflib``)."""
+    keys: dict[str, str] = {}
+    for game in catalog:
+        keys.setdefault(_squashed(game.id), game.id)
+        keys.setdefault(_squashed(game.name), game.id)
+    wanted = _squashed(name)
+    if not wanted:
+        return None
+    if wanted in keys:
+        return keys[wanted]
+    close = difflib.get_close_matches(wanted, list(keys), n=1, cutoff=0.75)
+    return keys[close[0]] if close else None
+
+
+def stray_folders(game_dir: Path, catalog: Catalog) -> tuple[StrayFolder, ...]:
+    """Folders in ``game_dir`` named like no catalog game (hidden ones and lanspread's own
+    dot-names left out), at most :data:`MAX_STRAY_FOLDERS`, by name."""
+    try:
+        listing = list_folders(game_dir)
+    except LanspreadError:
+        return ()  # the scan reports an unreadable game folder itself
+    names = [name for name in listing.folders if name not in catalog]
+    return tuple(
+        StrayFolder(name, closest_game_id(name, catalog)) for name in names[:MAX_STRAY_FOLDERS]
     )

@@ -40,6 +40,7 @@ from lanspread.web.viewmodel import (
     RuntimeState,
     SelfFacts,
     SourceFacts,
+    StrayFacts,
     TransferFacts,
     ViewInput,
     percent_of,
@@ -232,7 +233,20 @@ class RuntimeHost:
             setup_game_dir=me.game_dir,
             setup_name=me.name,
             notices=self._store.notices,
+            strays=self._strays(runtime),
         )
+
+    @staticmethod
+    def _strays(runtime: PeerRuntime) -> tuple[StrayFacts, ...]:
+        """The game folder's unknown folders, with the catalog game each may be."""
+        catalog = runtime.local.catalog
+        facts = []
+        for stray in runtime.local.strays:
+            game = catalog.get(stray.suggestion) if stray.suggestion is not None else None
+            facts.append(
+                StrayFacts(stray.name, game.id if game else None, game.name if game else None)
+            )
+        return tuple(facts)
 
     def _games(self, runtime: PeerRuntime) -> tuple[GameFacts, ...]:
         """The runtime's game views (authoritative) joined with the store's overlays."""

@@ -114,7 +114,10 @@
 
   async function openFolder(game) {
     const reply = await post(`/api/games/${encodeURIComponent(game)}/open-folder`);
-    if (!reply.ok) toast(reply.error.message);
+    if (!reply.ok) return toast(reply.error.message);
+    // No file manager here: the path to copy, long enough on screen to copy it.
+    if (!reply.data.opened) toast(reply.data.message, "info", "View files", NOTICE_TOAST_MS);
+    return undefined;
   }
 
   function connect() {
@@ -191,6 +194,7 @@
     renderMe(view.me);
     renderPeers(view.peers);
     renderTransfer(view.transfer);
+    renderGuidance(view.guidance);
     renderGrid(view.games);
     applyFilters();
     if (state.detail) renderDetail();
@@ -820,10 +824,100 @@
         errorBox.hidden = false;
         return false;
       }
-      return true;
+      return reply.data || true;
     } finally {
       submit.disabled = false;
     }
+  }
+
+  // -- the library's guidance: alone on the network, folders that are not games -------------
+
+  function renderGuidance(guidance) {
+    $("guidance").hidden = !guidance;
+    if (!guidance) return;
+    $("guidance-alone").hidden = !guidance.alone_title;
+    $("guidance-title").textContent = guidance.alone_title || "";
+    $("guidance-text").textContent = guidance.alone_text || "";
+    const stepsKey = JSON.stringify(guidance.steps);
+    if ($("guidance-steps").dataset.key !== stepsKey) {
+      $("guidance-steps").dataset.key = stepsKey;
+      $("guidance-steps").replaceChildren(...guidance.steps.map((step) => {
+        const item = el("li");
+        item.append(el("strong", "", step.title), el("span", "", step.text));
+        return item;
+      }));
+    }
+    $("guidance-strays").hidden = !guidance.strays.length;
+    $("guidance-strays-title").textContent = guidance.strays_title || "";
+    $("guidance-stray-list").replaceChildren(...guidance.strays.map((stray) => {
+      const item = el("li");
+      item.append(icon("folder"), el("code", "", stray.name), el("span", "", stray.hint));
+      return item;
+    }));
+  }
+
+  // -- the folder picker: the peer lists subfolders and free space ---------------------------
+
+  const picker = { target: null, path: "", parent: null, opener: null };
+
+  async function browse(path) {
+    const reply = await post("/api/folders", { path });
+    $("picker-error").hidden = reply.ok;
+    if (!reply.ok) {
+      $("picker-error").textContent = reply.error.message;
+      return;
+    }
+    const folder = reply.data;
+    picker.path = folder.path;
+    picker.parent = folder.parent;
+    $("picker-path").value = folder.path;
+    $("picker-free").textContent = folder.free_label;
+    $("picker-up").disabled = !folder.parent;
+    $("picker-note").hidden = !folder.note;
+    $("picker-note").textContent = folder.note || "";
+    const items = folder.folders.map((name) => {
+      const item = el("li");
+      const button = el("button", "picker-folder");
+      button.type = "button";
+      button.append(icon("folder"), el("span", "", name));
+      button.addEventListener("click", () => browse(joinPath(folder.path, name)));
+      item.append(button);
+      return item;
+    });
+    if (!items.length) items.push(el("li", "none", "No folders inside. Use this one, or go up."));
+    $("picker-list").replaceChildren(...items);
+  }
+
+  function joinPath(base, name) {
+    const sep = base.includes("\\") && !base.includes("/") ? "\\" : "/";
+    return base.endsWith(sep) ? base + name : base + sep + name;
+  }
+
+  function openPicker(targetId, opener) {
+    picker.target = $(targetId);
+    picker.opener = opener;
+    $("picker").hidden = false;
+    browse(picker.target.value.trim());
+    $("picker-path").focus();
+  }
+
+  function closePicker(use) {
+    if (use && picker.target) picker.target.value = picker.path;
+    $("picker").hidden = true;
+    if (picker.opener) picker.opener.focus();
+  }
+
+  function wirePicker() {
+    document.querySelectorAll("[data-browse]").forEach((button) => {
+      button.addEventListener("click", () => openPicker(button.dataset.browse, button));
+    });
+    $("picker-go").addEventListener("submit", (event) => { event.preventDefault(); browse($("picker-path").value); });
+    $("picker-up").addEventListener("click", () => { if (picker.parent) browse(picker.parent); });
+    $("picker-cancel").addEventListener("click", () => closePicker(false));
+    $("picker-use").addEventListener("click", () => closePicker(true));
+    $("picker").addEventListener("keydown", (event) => {
+      if (event.key === "Escape") { event.stopPropagation(); closePicker(false); }
+    });
   }
 
   let toastCount = 0;
@@ -841,6 +935,7 @@
   // -- wiring ------------------------------------------------------------------------------------
 
   function wire() {
+    wirePicker();
     detail.act = makeActionButton("act-wide");
     $("detail-action").replaceWith(detail.act.button);
     detail.act.button.id = "detail-action";
@@ -868,7 +963,11 @@
         $("settings-form"), $("settings-name"), $("settings-dir"), $("settings-error"), $("settings-save"),
         { upload: $("settings-upload-limit"), gaming: $("settings-gaming-cap") },
       );
-      if (saved) { $("settings").hidden = true; toast("Settings saved", "ok"); }
+      if (saved) {
+        $("settings").hidden = true;
+        toast(saved.name_later ? "Settings saved. Other players see your new name once your downloads finish."
+          : "Settings saved", "ok");
+      }
     });
     $("setup-form").addEventListener("submit", async (event) => {
       event.preventDefault();

@@ -86,6 +86,7 @@ from lanspread.web.viewmodel._facts import (
     RuntimeState,
     SelfFacts,
     SourceFacts,
+    StrayFacts,
     TransferFacts,
     ViewInput,
 )
@@ -153,6 +154,7 @@ __all__ = [
     "SourceFacts",
     "SourceView",
     "StatusView",
+    "StrayFacts",
     "TransferFacts",
     "TransferView",
     "UninstallDialogView",

@@ -13,6 +13,7 @@ from lanspread.web.viewmodel._facts import (
     TransferFacts,
     ViewInput,
 )
+from lanspread.web.viewmodel._guidance import guidance_view
 from lanspread.web.viewmodel._labels import (
     avatar_color,
     count_label,
@@ -132,4 +133,5 @@ def build_view(facts: ViewInput) -> ViewModel:
         counts=_counts(cards),
         notices=tuple(notice_view(notice, names) for notice in facts.notices),
         transfer=None if facts.transfer is None else transfer_view(facts.transfer),
+        guidance=guidance_view(facts),
     )

@@ -171,6 +171,16 @@ class RuntimeFacts:
 
 
 @dataclass(frozen=True, slots=True)
+class StrayFacts:
+    """A folder in the game folder named like no catalog game."""
+
+    name: str
+    suggestion_id: str | None = None
+    """The catalog game it most likely is, if any."""
+    suggestion_name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ViewInput:
     games: tuple[GameFacts, ...]
     runtime: RuntimeFacts
@@ -183,3 +193,4 @@ class ViewInput:
     notices: tuple[NoticeFacts, ...] = ()
     transfer: TransferFacts | None = None
     """Rates and upload limits; ``None`` while the runtime is not running."""
+    strays: tuple[StrayFacts, ...] = ()

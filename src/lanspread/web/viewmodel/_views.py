@@ -7,6 +7,7 @@ import enum
 import msgspec
 
 from lanspread.web.viewmodel._facts import SelfFacts
+from lanspread.web.viewmodel._guidance import GuidanceView
 
 
 class ActionKind(enum.Enum):
@@ -269,3 +270,5 @@ class ViewModel(msgspec.Struct, frozen=True):
     counts: FilterCounts
     notices: tuple[NoticeView, ...] = ()
     transfer: TransferView | None = None
+    guidance: GuidanceView | None = None
+    """What a player alone can do, and the folders that are not games here."""
