@@ -404,8 +404,12 @@ class WebUI:
                 )
             )
         limit, cap = runtime.network.seeder.upload_limits
-        if wanted.game_dir is not None:
-            chosen = game_dir_from_form(wanted.game_dir, Path.home())
+        chosen = (
+            None if wanted.game_dir is None else game_dir_from_form(wanted.game_dir, Path.home())
+        )
+        # The form sends the folder with every save: the same one is no change (and no
+        # refusal while a download runs, when only the name changed).
+        if chosen is not None and chosen != runtime.local.game_dir:
             reply = await runtime.execute(SetGameDir(path=str(chosen)))
             assert isinstance(reply, GameDirReply)
             game_dir = reply.game_dir
