@@ -366,7 +366,8 @@
     players.append(icon("users"), playersText);
     const launchTag = el("span", "launch-tag");
     launchTag.hidden = true;
-    meta.append(genre, size, players, launchTag);
+    art.append(launchTag);
+    meta.append(genre, size, players);
     const act = makeActionButton();
     const note = el("p", "card-note");
     const noteText = el("span");
@@ -926,7 +927,7 @@
     const body = el("span", "toast-body");
     if (title) body.append(el("strong", "toast-title", title));
     body.append(el("span", "toast-text", message));
-    node.append(icon(kind === "ok" ? "check" : "alert"), body);
+    node.append(icon(kind === "ok" ? "check" : kind === "info" ? "folder" : "alert"), body);
     node.dataset.toast = String(++toastCount);
     $("toasts").append(node);
     setTimeout(() => node.remove(), ms || TOAST_MS);
