@@ -133,7 +133,8 @@ def downloadable_demo_games(view: dict[str, Any]) -> set[str]:
 
 
 async def test_demo_command_serves_the_demo_peer_and_stops_cleanly(launch: Any) -> None:
-    """``lanspread demo`` prints the link; the view lists the Demo peer and its games; SIGTERM."""
+    """``lanspread demo`` prints the link; the view lists the Demo peer, labelled as the demo,
+    and its games; SIGTERM."""
     app: App = await launch("demo")
     assert any("demo mode: the Demo peer offers 3 small games" in line for line in app.output)
     view = await app.view_where(
@@ -142,6 +143,7 @@ async def test_demo_command_serves_the_demo_peer_and_stops_cleanly(launch: Any) 
     assert demo_peer_listed(view)
     (peer,) = view["peers"]
     assert peer["addr"].startswith("127.0.0.1:")
+    assert peer["demo_label"] == "Demo: games from this computer"
     assert peer["games"] == ["Pixel Kart (demo)", "Starfield Skirmish (demo)", "Tower Siege (demo)"]
     assert len(view["games"]) == 24 + len(DEMO_IDS)
     first_cards = [card["id"] for card in view["games"][:3]]

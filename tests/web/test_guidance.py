@@ -93,3 +93,12 @@ def test_stray_folders_lists_only_non_catalog_folders(tmp_path: Path) -> None:
         StrayFolder("Quake 3", "quake3"),
     )
     assert stray_folders(tmp_path / "missing", CATALOG) == ()
+
+
+def test_the_demo_peer_is_always_labelled() -> None:
+    """The Demo peer carries its label in the peers panel; a player never does."""
+    demo = PeerFacts("d" * 16, "Demo peer", "127.0.0.1:7000", (), demo=True)
+    player = PeerFacts("b" * 16, "bravo", "10.0.0.3:7878", ())
+    view = build_view(ViewInput(games=(facts(),), runtime=RUNNING, me=ME, peers=(demo, player)))
+    labels = {peer.name: peer.demo_label for peer in view.peers}
+    assert labels == {"Demo peer": "Demo: games from this computer", "bravo": None}

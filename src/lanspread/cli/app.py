@@ -285,6 +285,8 @@ async def serve_ui(
             demo.watch(event)
 
     ui = WebUI(options, settings, setup_needed=setup_needed, on_event=on_event)
+    if demo is not None:
+        ui.host.demo_peer_id = demo.peer_id
     switch.attach(ui.stop)
 
     async def ready(url: str) -> None:

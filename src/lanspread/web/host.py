@@ -67,6 +67,8 @@ class RuntimeHost:
         self._on_change = on_change
         self._factory = factory
         self._runtime: PeerRuntime | None = None
+        self.demo_peer_id: str | None = None
+        """The Demo peer of ``lanspread demo``: always labelled as the demo it is."""
         self._state = RuntimeFacts(RuntimeState.STARTING)
         self._wake = asyncio.Event()
         self._restart_requested = False
@@ -216,6 +218,7 @@ class RuntimeHost:
                     upload_rate=uploads.rates.get(peer.peer_id, 0.0),
                     pulling=peer.peer_id in uploads.serving,
                     download_rate=downloads.get(peer.peer_id, 0.0),
+                    demo=peer.peer_id == self.demo_peer_id,
                 )
                 for peer in runtime.network.peer_views()
             ),

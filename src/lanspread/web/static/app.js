@@ -292,7 +292,8 @@
     const addr = el("div", "peer-addr");
     const sub = el("div", "peer-sub");
     const rate = el("div", "peer-rate");
-    text.append(name, addr, sub, rate);
+    const demo = el("div", "peer-demo");
+    text.append(name, demo, addr, sub, rate);
     row.append(avatar, text);
     const games = el("div", "peer-games");
     root.append(row, games);
@@ -301,7 +302,7 @@
       else state.openPeers.add(peerId);
       if (state.view) renderPeers(state.view.peers);
     });
-    return { root, avatar, name, addr, sub, rate, games, key: "" };
+    return { root, avatar, name, addr, sub, rate, games, demo, key: "" };
   }
 
   function updatePeer(item, peer) {
@@ -312,6 +313,8 @@
     item.sub.textContent = peer.games_label;
     item.rate.textContent = peer.rate_label;
     item.rate.hidden = !peer.rate_label;
+    item.demo.textContent = peer.demo_label || "";
+    item.demo.hidden = !peer.demo_label;
     const open = state.openPeers.has(peer.peer_id);
     item.root.classList.toggle("is-open", open);
     item.games.hidden = !open || peer.games.length === 0;

@@ -51,7 +51,11 @@ def _peer_card(peer: PeerFacts, names: dict[str, str]) -> PeerCard:
         games=games,
         games_label=count_label(len(games), "game", "games") if games else "No games yet",
         rate_label=_peer_rate(peer),
+        demo_label=DEMO_LABEL if peer.demo else None,
     )
+
+
+DEMO_LABEL = "Demo: games from this computer"
 
 
 # Below this a rate reads as nothing: a few stray bytes in the window are not a transfer.

@@ -133,6 +133,8 @@ class PeerFacts:
     """That peer holds one of this peer's upload slots now."""
     download_rate: float = 0.0
     """Verified bytes a second this peer receives from that one lately."""
+    demo: bool = False
+    """The Demo peer this process started (``lanspread demo``), not a player."""
 
 
 @dataclass(frozen=True, slots=True)

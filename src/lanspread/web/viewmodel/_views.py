@@ -154,6 +154,8 @@ class PeerCard(msgspec.Struct, frozen=True):
     games: tuple[str, ...]
     """Catalog names of the peer's games."""
     games_label: str
+    demo_label: str | None = None
+    """ "Demo: games from this computer" for the Demo peer; ``None`` for a player."""
     rate_label: str = ""
     """What moves between this peer and that one: "↑ 4.2 MB/s · ↓ 1.0 MB/s · pulling from
     you" (↑ sent to it, ↓ received from it), or empty."""
