@@ -89,6 +89,7 @@ async def test_a_game_that_fails_at_once_then_one_that_is_stopped(launch_lan: La
     await expect(page.locator("#detail-played")).to_have_text(
         re.compile(r"^less than a minute · last ")
     )
+    await shoot_both(page, "launch-detail-played")
 
 
 async def test_a_windows_game_says_so_and_asks_before_downloading(launch_lan: Lan) -> None:
@@ -115,6 +116,7 @@ async def test_a_windows_game_says_so_and_asks_before_downloading(launch_lan: La
         "Counter-Strike 1.6 is a Windows game: it needs Wine to start on this computer, "
         "and Wine is not installed."
     )
+    await shoot_both(page, "launch-detail-needs-wine")
 
 
 async def test_a_damaged_archive_is_said_plainly(launch_lan: Lan) -> None:
@@ -200,3 +202,15 @@ async def test_the_folder_picker_browses_with_free_space(launch_lan: Lan) -> Non
     await expect(page.locator("#picker-path")).to_have_value(str(base / "Big Drive"))
     await page.click("#picker-use")
     await expect(page.locator("#settings-dir")).to_have_value(str(base / "Big Drive"))
+
+
+async def test_the_first_run_screen_offers_the_picker(first_run_lan: Lan) -> None:
+    """The first-run screen's game folder has Browse, and the picker shows free space."""
+    page = await first_run_lan.page()
+    await expect(page.locator("#setup")).to_be_visible()
+    await page.get_by_role("button", name="Browse for the game folder").first.click()
+    await expect(page.locator("#picker-free")).to_have_text(re.compile(r" free$"))
+    await shoot_both(page, "setup-picker")
+    await page.keyboard.press("Escape")
+    await expect(page.locator("#picker")).to_be_hidden()
+    await expect(page.locator("#setup")).to_be_visible()

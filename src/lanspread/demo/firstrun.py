@@ -9,10 +9,6 @@ says how to try the demo when nobody else is there.
 from __future__ import annotations
 
 import enum
-import os
-from pathlib import Path
-
-from lanspread.core.catalog import Catalog
 
 
 class DemoMode(enum.Enum):
@@ -22,24 +18,6 @@ class DemoMode(enum.Enum):
     kept for a caller that wants a demo it can do without)."""
     ON = "on"
     """Asked for (``lanspread demo``, ``--demo``): a demo that cannot start is an error."""
-
-
-def library_is_empty(game_dir: Path, catalog: Catalog) -> bool:
-    """True when ``game_dir`` holds no folder named after a game of ``catalog``.
-
-    A missing folder is empty. A folder that cannot be read is not called empty:
-    the peer's start reports that problem, and a demo on top would only hide it.
-    Demo games (``demo-...``) are not in a plain catalog, so they never count.
-    """
-    try:
-        with os.scandir(game_dir) as entries:
-            return not any(
-                entry.name in catalog and entry.is_dir(follow_symlinks=False) for entry in entries
-            )
-    except (FileNotFoundError, NotADirectoryError):
-        return True
-    except OSError:
-        return False
 
 
 def choose_demo_mode(requested: bool | None) -> DemoMode:

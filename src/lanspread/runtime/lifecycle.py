@@ -342,7 +342,7 @@ class Lifecycle:
         name = self._local.require_catalog_game(game_id).name
         await asyncio.to_thread(self._play_times.record, game_id, seconds, time.time())
         log_path = self.game_log(game_id)
-        has_log = log_path.is_file() and log_path.stat().st_size > 0
+        has_log = await asyncio.to_thread(_has_output, log_path)
         message = (
             None
             if stopped
@@ -357,6 +357,14 @@ class Lifecycle:
                 stopped=stopped,
             )
         )
+
+
+def _has_output(log_path: Path) -> bool:
+    """The game wrote something to its log."""
+    try:
+        return log_path.stat().st_size > 0
+    except OSError:
+        return False
 
 
 def damaged_archive_sentence(exc: CorruptArchive) -> str:
