@@ -137,14 +137,14 @@ class LocalLibraryService:
         skipped = set(self.operations.snapshot())
         scanned = await asyncio.to_thread(self._scanner.scan_all, skipped)
         strays = await asyncio.to_thread(stray_folders, self._game_dir, self._catalog)
-        if strays != self.strays:
-            self.strays = strays
-            self._publish_library()  # nothing else tells the page
+        strays_changed, self.strays = strays != self.strays, strays
         previous = self.library.games
         frozen = skipped | set(self.operations.snapshot())
         games = {gid: summary for gid, summary in scanned.items() if gid not in frozen}
         games.update({gid: previous[gid] for gid in frozen if gid in previous})
         changed = self._commit(self.library.replace_all(games.values()))
+        if strays_changed and not changed:
+            self._publish_library()  # only the unknown folders changed: redraw the page
         self._sync_watches()
         return changed
 
