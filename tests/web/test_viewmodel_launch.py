@@ -73,11 +73,11 @@ def test_a_quick_failure_shows_on_the_card_until_the_next_start() -> None:
 
 
 def test_a_damaged_copy_offers_removal_not_install() -> None:
-    """After an install found a damaged archive, the main button removes the files (asking
-    first, with the sentence as it is: a file name keeps its case) and Install stays only
-    as a secondary action."""
+    """After an install found a damaged archive and no peer offers the game, the main
+    button removes the files (asking first, with the sentence as it is: a file name keeps
+    its case) and Install stays only as a secondary action."""
     sentence = "teeworlds.eti is damaged or not a game archive; download it again"
-    game = facts(downloaded=True, damaged=sentence)
+    game = facts(downloaded=True, damaged=sentence, peer_count=0)
     action = primary_action(game)
     assert (action.kind, action.label, action.command, action.confirm_label) == (
         "failed",
@@ -90,3 +90,18 @@ def test_a_damaged_copy_offers_removal_not_install() -> None:
         "downloaded files of Quake III Arena? Download it again afterwards (480 MB)."
     )
     assert [a.id for a in card(game).actions] == ["install", "view-files"]
+
+
+def test_a_damaged_copy_a_peer_offers_is_downloaded_again() -> None:
+    """With a source on the network the main button is Re-download (remove, then
+    download), and Remove stays a secondary action."""
+    sentence = "teeworlds.eti is damaged or not a game archive; download it again"
+    game = facts(downloaded=True, damaged=sentence, peer_count=1)
+    action = primary_action(game)
+    assert (action.label, action.command, action.confirm) == (
+        "Re-download",
+        "redownload",
+        "teeworlds.eti is damaged or not a game archive; download it again. Remove the "
+        "downloaded files of Quake III Arena and download 480 MB from peers again?",
+    )
+    assert [a.id for a in card(game).actions] == ["install", "remove", "view-files"]

@@ -122,6 +122,10 @@ class Play(GameCommand, frozen=True, tag="play"):
     """Start the installed game's executable."""
 
 
+class Redownload(GameCommand, frozen=True, tag="redownload"):
+    """Remove the downloaded files of a game (a damaged copy), then download it again."""
+
+
 class Stop(GameCommand, frozen=True, tag="stop"):
     """Close a game started with ``play``: asked first, forced after a grace period."""
 
@@ -144,6 +148,7 @@ AnyCommand = (
     | Remove
     | Play
     | Stop
+    | Redownload
 )
 
 
@@ -195,6 +200,7 @@ COMMANDS = _by_name(
     CommandSpec(Remove),
     CommandSpec(Play),
     CommandSpec(Stop),
+    CommandSpec(Redownload),
 )
 """Every command by name, with the front ends that offer it."""
 

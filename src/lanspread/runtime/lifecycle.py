@@ -166,8 +166,9 @@ class Lifecycle:
         what: str,
         work: Callable[[], Awaitable[Event]],
         failed: Callable[[str], Event],
-    ) -> None:
-        """Run an operation's work, then release the game and publish how it ended.
+    ) -> Event:
+        """Run an operation's work, then release the game and publish how it ended
+        (returned too).
 
         Every ending goes through here: success, an expected failure and a bug alike
         rescan the game, clear its operation and publish one finished/failed event.
@@ -181,6 +182,7 @@ class Lifecycle:
         except Exception:
             log.exception("rescanning %s after its %s failed", game_id, what)
         self._publish(ending)
+        return ending
 
     def _unpacker(self, archives_root: Path, destination: Path, progress: ProgressCallback) -> None:
         plan = plan_extraction(archives_root)
@@ -256,14 +258,15 @@ class Lifecycle:
             lambda reason: UninstallFailed(game=game_id, reason=reason),
         )
 
-    def remove(self, game_id: str) -> None:
+    def remove(self, game_id: str, *, then: Callable[[], None] | None = None) -> None:
+        """Delete the downloaded files; ``then`` runs once they are gone (Re-download)."""
         self.require(game_id, Command.REMOVE)
         if (self._root(game_id) / LOCAL_DIR).is_dir():
             raise Refusal.KEPT_FILES.error(game_id)
         self._local.begin_operation(game_id, OperationKind.REMOVING)
-        self._jobs.spawn(lambda: self._run_remove(game_id))
+        self._jobs.spawn(lambda: self._run_remove(game_id, then))
 
-    async def _run_remove(self, game_id: str) -> None:
+    async def _run_remove(self, game_id: str, then: Callable[[], None] | None = None) -> None:
         async def work() -> Event:
             self._publish(RemoveBegin(game=game_id))
             await asyncio.to_thread(
@@ -272,12 +275,17 @@ class Lifecycle:
             self._local.withheld.pop(game_id, None)
             return RemoveFinished(game=game_id)
 
-        await self._operate(
+        ending = await self._operate(
             game_id,
             "removal",
             work,
             lambda reason: RemoveFailed(game=game_id, reason=reason),
         )
+        if then is not None and isinstance(ending, RemoveFinished):
+            try:
+                then()
+            except LanspreadError as exc:  # no source now: the card offers Download again
+                log.warning("downloading %s again after its removal: %s", game_id, exc)
 
     # -- play ----------------------------------------------------------------
 

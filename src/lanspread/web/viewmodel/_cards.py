@@ -128,18 +128,7 @@ def primary_action(facts: GameFacts) -> Action:
             ActionKind.PAUSED.value, "Resume", command, False, percent, format_percent(percent)
         )
     if facts.damaged is not None and Command.REMOVE in facts.actions:
-        return Action(
-            ActionKind.FAILED.value,
-            "Remove damaged files",
-            Command.REMOVE.value,
-            busy=False,
-            confirm=(
-                f"{facts.damaged}. Remove the downloaded files "
-                f"of {facts.game.name}? Download it again afterwards "
-                f"({format_bytes(facts.game.size_bytes)})."
-            ),
-            confirm_label="Remove files",
-        )
+        return damaged_action(facts)
     kind, label, wanted = _BUTTONS[state]
     command = _offered(facts, wanted)
     if state is S.INSTALLED and command is None:
@@ -154,6 +143,39 @@ def primary_action(facts: GameFacts) -> Action:
             confirm_label="Download anyway",
         )
     return Action(kind.value, label, command, busy=False)
+
+
+def damaged_action(facts: GameFacts) -> Action:
+    """A copy whose install found a damaged archive: Re-download when a peer offers the
+    game (its files are removed first), else Remove; both ask first."""
+    size = format_bytes(facts.game.size_bytes)
+    if facts.peer_count > 0:
+        return Action(
+            ActionKind.FAILED.value,
+            "Re-download",
+            REDOWNLOAD,
+            busy=False,
+            confirm=(
+                f"{facts.damaged}. Remove the downloaded files of {facts.game.name} and "
+                f"download {size} from peers again?"
+            ),
+            confirm_label="Re-download",
+        )
+    return Action(
+        ActionKind.FAILED.value,
+        "Remove damaged files",
+        Command.REMOVE.value,
+        busy=False,
+        confirm=(
+            f"{facts.damaged}. Remove the downloaded files of {facts.game.name}? "
+            f"Download it again afterwards ({size})."
+        ),
+        confirm_label="Remove files",
+    )
+
+
+REDOWNLOAD = "redownload"
+"""The runtime command that removes a damaged copy and downloads the game again."""
 
 
 def download_warning(facts: GameFacts) -> str:
