@@ -12,6 +12,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright
@@ -108,7 +109,10 @@ def alpha_library(base: Path) -> None:
 
 
 @contextlib.asynccontextmanager
-async def open_lan(base: Path, chromium: str, *, setup_needed: bool) -> AsyncIterator[Lan]:
+async def open_lan(
+    base: Path, chromium: str, *, setup_needed: bool, **ui: Any
+) -> AsyncIterator[Lan]:
+    """alpha's UI (``ui`` goes to :func:`running_ui`) linked to bravo, and a Chromium."""
     catalog = load_bundled_catalog()
     alpha_library(base)
     bravo = await start_bravo(base, catalog)
@@ -121,6 +125,7 @@ async def open_lan(base: Path, chromium: str, *, setup_needed: bool) -> AsyncIte
                 setup_needed=setup_needed,
                 catalog=catalog,
                 display_name="Frag Master",
+                **ui,
             ) as alpha,
             async_playwright() as playwright,
         ):

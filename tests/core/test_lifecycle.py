@@ -112,6 +112,10 @@ SPEC: dict[Command, dict[Refusal | None, frozenset[GameState]]] = {
         R.BUSY: frozenset({S.UPDATE_DOWNLOADING, S.UPDATING, S.UNINSTALLING}),
         R.ALREADY_RUNNING: frozenset({S.RUNNING}),
     },
+    Command.STOP: {
+        None: frozenset({S.RUNNING}),
+        R.NOT_RUNNING: frozenset(GameState) - {S.RUNNING},
+    },
 }
 # Uninstall and verify follow the same rule: an idle, installed game that is not running.
 for _command in (Command.UNINSTALL, Command.VERIFY):
@@ -146,9 +150,9 @@ def test_every_state_and_command_pair(state: GameState, command: Command) -> Non
 
 
 def test_the_table_has_every_pair_and_nothing_else() -> None:
-    """One cell per state and command: 21 states by 9 commands, in column order."""
+    """One cell per state and command: 21 states by 10 commands, in column order."""
     assert set(TRANSITIONS) == set(itertools.product(GameState, Command))
-    assert len(TRANSITIONS) == len(GameState) * len(Command) == 21 * 9
+    assert len(TRANSITIONS) == len(GameState) * len(Command) == 21 * 10
     assert set(COLUMNS) == set(Command)
 
 

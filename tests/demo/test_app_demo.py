@@ -133,7 +133,8 @@ def downloadable_demo_games(view: dict[str, Any]) -> set[str]:
 
 
 async def test_demo_command_serves_the_demo_peer_and_stops_cleanly(launch: Any) -> None:
-    """``lanspread demo`` prints the link; the view lists the Demo peer and its games; SIGTERM."""
+    """``lanspread demo`` prints the link; the view lists the Demo peer, labelled as the demo,
+    and its games; SIGTERM."""
     app: App = await launch("demo")
     assert any("demo mode: the Demo peer offers 3 small games" in line for line in app.output)
     view = await app.view_where(
@@ -142,6 +143,7 @@ async def test_demo_command_serves_the_demo_peer_and_stops_cleanly(launch: Any) 
     assert demo_peer_listed(view)
     (peer,) = view["peers"]
     assert peer["addr"].startswith("127.0.0.1:")
+    assert peer["demo_label"] == "Demo: games from this computer"
     assert peer["games"] == ["Pixel Kart (demo)", "Starfield Skirmish (demo)", "Tower Siege (demo)"]
     assert len(view["games"]) == 24 + len(DEMO_IDS)
     first_cards = [card["id"] for card in view["games"][:3]]
@@ -153,14 +155,16 @@ async def test_demo_command_serves_the_demo_peer_and_stops_cleanly(launch: Any) 
     assert app.demo_dirs() == []
 
 
-async def test_first_run_with_no_games_gets_the_demo(launch: Any) -> None:
-    """Plain ``lanspread`` on a first run with an empty game folder starts the demo by itself."""
+async def test_a_first_run_starts_no_demo_by_itself(launch: Any) -> None:
+    """Plain ``lanspread`` on a first run with an empty game folder shows the real network
+    only: at a party, a demo peer would be listed among the real players."""
     app: App = await launch()
-    view = await app.view_where("the demo peer", demo_peer_listed)
+    view = await app.view_where("the running peer", lambda v: v["runtime"]["state"] == "running")
     assert view["setup"]["needed"] is True
+    assert view["peers"] == []
+    assert not any(card["id"] in DEMO_IDS for card in view["games"])
     code, _ = await app.terminate()
     assert code == 0
-    assert app.demo_dirs() == []
 
 
 async def test_no_demo_flag_keeps_the_first_run_plain(launch: Any) -> None:

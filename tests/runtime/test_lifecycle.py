@@ -14,7 +14,7 @@ from tests.support.ownership import record_as_downloaded
 from tests.support.platforms import make_fifo
 
 from lanspread.core.gameroot import OWNERSHIP_FILE
-from lanspread.core.lifecycle import GameState
+from lanspread.core.lifecycle import Command, GameState
 from lanspread.errors import InvalidGameState, OperationInProgress, UnknownGame
 from lanspread.runtime.commands import Install, Play, Remove, Uninstall, Verify
 from lanspread.runtime.events import (
@@ -150,7 +150,7 @@ async def test_play_runs_in_local_and_blocks_uninstall(
     start_runtime: Start, tmp_path: Path
 ) -> None:
     """Play starts the executable inside local/, reports exit; uninstall and verify wait
-    for it, and the running game offers no command."""
+    for it, and the running game offers only Stop."""
     sideload_playable(tmp_path / "alpha" / "games")
     alpha = await start_runtime("alpha")
     events = RuntimeEvents(alpha)
@@ -178,11 +178,15 @@ async def test_play_runs_in_local_and_blocks_uninstall(
         "running",
     )
     game = next(g for g in alpha.games() if g.id == "quake3")
-    assert (game.state, game.actions) == (GameState.RUNNING, ())
+    assert (game.state, game.actions) == (GameState.RUNNING, (Command.STOP,))
     await asyncio.to_thread((local / "release").write_text, "go\n")
-    index = events.index(await events.first(GameExited))
-    exited = events.seen[index]
-    assert exited == GameExited(game="quake3", returncode=3)
+    exited = await events.first(GameExited)
+    assert exited == GameExited(
+        game="quake3",
+        returncode=3,
+        seconds=exited.seconds,
+        message=f"Quake3 exited with code 3 after {exited.seconds:.1f} s",
+    )
     assert (local / "ran.txt").read_text() == "started\n"
     await alpha.execute(Uninstall(game="quake3"))
     await events.first(UninstallFinished)

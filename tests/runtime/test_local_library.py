@@ -206,3 +206,15 @@ async def test_flush_persists_single_game_rescans(harness: Harness) -> None:
     assert entry is not None
     assert entry.summary is not None
     assert entry.summary.id == "cs16"
+
+
+async def test_a_new_unknown_folder_is_reported_without_a_library_change(harness: Harness) -> None:
+    """A hand-named folder appearing redraws the page (one event) but changes no library:
+    no delta goes to the peers."""
+    sideload(harness.game_dir, "quake3")
+    await harness.service.full_scan()
+    (harness.game_dir / "Quake 3").mkdir()
+    await harness.service.full_scan()
+    assert [stray.name for stray in harness.service.strays] == ["Quake 3"]
+    assert len(harness.log.of_type(LocalLibraryChanged)) == 2
+    assert len(harness.deltas) == 1

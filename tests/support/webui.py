@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from lanspread.errors import StorageError
 from lanspread.runtime.options import RuntimeOptions
 from lanspread.runtime.runtime import PeerRuntime
 from lanspread.storage.settings import SettingsStore
@@ -48,6 +49,7 @@ async def running_ui(
     setup_needed: bool = False,
     serve: bool = False,
     display_name: str | None = None,
+    open_fails: str | None = None,
     **overrides: Any,
 ) -> AsyncIterator[UiHarness]:
     """A :class:`WebUI` with a started runtime.
@@ -62,6 +64,8 @@ async def running_ui(
     opened: list[Path] = []
 
     async def opener(folder: Path) -> None:
+        if open_fails is not None:
+            raise StorageError(open_fails)
         opened.append(folder)
 
     ui = WebUI(options, SettingsStore(options.state_dir), setup_needed=setup_needed, opener=opener)

@@ -276,6 +276,7 @@ async def test_settings_finish_first_run_and_persist(api: Api, tmp_path: Path) -
         "restarting": False,
         "upload_limit": UNLIMITED,
         "gaming_upload_cap": DEFAULT_GAMING_CAP,
+        "name_later": False,
     }
     saved = SettingsStore(api.harness.options.state_dir).load()
     assert (saved.display_name, saved.game_dir) == ("alpha", str(new_dir))
@@ -335,14 +336,28 @@ async def test_rename_restarts_the_runtime_with_the_new_name(api: Api) -> None:
     assert (await api.view())["me"]["name"] == "Frag Master"
 
 
-async def test_rename_is_refused_while_busy(api: Api) -> None:
-    """A rename would restart the runtime, so it waits until no operation runs."""
-    api.harness.runtime.local.begin_operation("quake3", OperationKind.DOWNLOADING)
+async def test_rename_while_busy_waits_for_the_operation(api: Api) -> None:
+    """A rename restarts the runtime, so during a download it is saved at once and takes
+    effect when no operation runs any more."""
+    old = api.harness.runtime
+    old.local.begin_operation("quake3", OperationKind.DOWNLOADING)
     status, reply = await api.post("/api/settings", {"display_name": "someone"})
-    assert (status, reply["error"]["message"]) == (
-        409,
-        "cannot change the display name while busy: quake3",
+    assert (status, reply["data"]["restarting"], reply["data"]["name_later"]) == (
+        200,
+        False,
+        True,
     )
+    assert old.name == "alpha"
+    assert SettingsStore(api.harness.options.state_dir).load().display_name == "someone"
+    await old.local.end_operation("quake3")
+    fresh = await api.harness.wait_running(other_than=old)
+    assert fresh.name == "someone"
+
+
+async def test_an_empty_name_is_refused(api: Api) -> None:
+    """A blank name is an error the form shows, never the host name in silence."""
+    status, reply = await api.post("/api/settings", {"display_name": "   "})
+    assert (status, reply["error"]["message"]) == (400, "the display name must not be empty")
 
 
 # -- live updates and failures ---------------------------------------------------------------
@@ -475,7 +490,7 @@ async def test_view_files_opens_the_game_root(api: Api) -> None:
     """View files hands exactly the game's root folder to the file manager."""
     status, reply = await api.post("/api/games/quake3/open-folder", {})
     root = api.harness.runtime.local.game_dir / "quake3"
-    assert (status, reply["data"]) == (200, {"path": str(root)})
+    assert (status, reply["data"]) == (200, {"path": str(root), "opened": True})
     assert api.harness.opened == [root]
 
 

@@ -118,7 +118,7 @@ def kinds(game: GameFacts) -> tuple[str, str, str | None, bool]:
             ("installing", "Installing", None, True),
         ),
         (facts(downloaded=True, installed=True), ("play", "Play", "play", False)),
-        (facts(downloaded=True, installed=True, running=True), ("running", "Running", None, False)),
+        (facts(downloaded=True, installed=True, running=True), ("running", "Stop", "stop", False)),
         (
             facts(downloaded=True, installed=True, update_available=True),
             ("update", "Update", "update", False),

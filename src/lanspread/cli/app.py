@@ -6,8 +6,8 @@ headless hosts). The display name and game directory come from the command line,
 else from the saved settings, else from defaults the first-run screen offers.
 
 ``lanspread demo`` (or ``--demo``) also starts a second local peer, the "Demo
-peer", offering a few small generated games (:mod:`lanspread.demo`). A first run
-with no games in the game directory gets it by itself; ``--no-demo`` turns that off.
+peer", offering a few small generated games (:mod:`lanspread.demo`). It never
+starts by itself: at a real party a newcomer sees only the real players.
 """
 
 from __future__ import annotations
@@ -123,8 +123,8 @@ def add_app_arguments(parser: argparse.ArgumentParser, *, defaults: bool = True)
         action=argparse.BooleanOptionalAction,
         default=default(None),
         help=(
-            "also start the local Demo peer with a few small games (default: only on the "
-            "first run, when the game folder has no games yet)"
+            "also start the local Demo peer with a few small games (default: no demo; "
+            "'lanspread demo' is the same)"
         ),
     )
 
@@ -168,12 +168,7 @@ def _run(args: argparse.Namespace) -> int:
                 gaming_upload_cap=cap,
             )
             setup_needed = not saved.complete and not (args.game_dir and args.name)
-            demo = choose_demo_mode(
-                True if args.command == "demo" else args.demo,
-                first_run=setup_needed,
-                game_dir=options.game_dir,
-                catalog=options.catalog,
-            )
+            demo = choose_demo_mode(True if args.command == "demo" else args.demo)
 
             def ui_ready(url: str) -> None:
                 if log_file is not None:
@@ -290,6 +285,8 @@ async def serve_ui(
             demo.watch(event)
 
     ui = WebUI(options, settings, setup_needed=setup_needed, on_event=on_event)
+    if demo is not None:
+        ui.host.demo_peer_id = demo.peer_id
     switch.attach(ui.stop)
 
     async def ready(url: str) -> None:

@@ -15,8 +15,16 @@ The catalog file is TOML::
     size_bytes = 480_000_000
     genre = "Shooter"
     max_players = 16
-    executable = "quake3.exe"   # optional, relative to local/
+    executable = "quake3.exe"   # optional, relative to local/, on every platform
     cover = "quake3.png"        # optional
+
+or, with a launcher per platform (every key optional, at least one executable)::
+
+    executable = { windows = "quake3.exe", linux = "ioquake3.x86_64" }
+    executable = { windows = "AoE2DE.exe", runner = "wine" }  # Wine starts it on Linux
+
+A ``runner`` is one of :data:`KNOWN_RUNNERS`: it starts the Windows executable where no
+launcher for the platform exists (see :mod:`lanspread.core.launching`).
 
 This module parses text; reading files is the caller's job.
 """
@@ -84,6 +92,22 @@ def is_valid_game_id(value: object) -> bool:
     return isinstance(value, str) and _GAME_ID_FULL_RE.fullmatch(value) is not None
 
 
+KNOWN_RUNNERS = frozenset({"wine"})
+"""Programs a catalog may name to start a Windows executable elsewhere: a fixed list,
+never any program name a shared catalog happens to hold."""
+
+
+@dataclass(frozen=True, slots=True)
+class Launchers:
+    """A game's launchers per platform, relative to ``local/``."""
+
+    windows: str | None = None
+    linux: str | None = None
+    runner: str | None = None
+    """A program of :data:`KNOWN_RUNNERS` that starts ``windows`` where there is no
+    launcher for the platform."""
+
+
 @dataclass(frozen=True, slots=True)
 class CatalogGame:
     id: str
@@ -94,9 +118,12 @@ class CatalogGame:
     genre: str
     max_players: int
     executable: str | None = None
-    """Path of the game's launcher relative to ``local/``; ``None`` when not playable from here."""
+    """Path of the game's launcher relative to ``local/`` on every platform (the plain
+    form); ``None`` when the catalog names none, or names them per platform."""
     cover: str | None = None
     """Cover image file name, relative to the catalog file's folder."""
+    launchers: Launchers | None = None
+    """The launchers per platform (the table form of ``executable``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,7 +213,11 @@ def _parse_entry(entry: object, ctx: _EntryContext) -> CatalogGame:
     unknown = sorted(set(entry) - _KNOWN_FIELDS)
     if unknown:
         raise ctx.fail(unknown[0], "unknown field")
-    executable = _optional_relative_path(entry, "executable", ctx)
+    raw_executable = entry.get("executable")
+    launchers = _launchers(raw_executable, ctx) if isinstance(raw_executable, dict) else None
+    executable = (
+        None if launchers is not None else _optional_relative_path(entry, "executable", ctx)
+    )
     cover = _optional_relative_path(entry, "cover", ctx)
     return CatalogGame(
         id=game_id,
@@ -197,7 +228,31 @@ def _parse_entry(entry: object, ctx: _EntryContext) -> CatalogGame:
         max_players=_whole_number(entry, "max_players", ctx, minimum=1),
         executable=executable,
         cover=cover,
+        launchers=launchers,
     )
+
+
+_LAUNCHER_KEYS = frozenset({"windows", "linux", "runner"})
+
+
+def _launchers(table: Mapping[str, Any], ctx: _EntryContext) -> Launchers:
+    """The table form of ``executable``: a path per platform and an optional runner."""
+    unknown = sorted(set(table) - _LAUNCHER_KEYS)
+    if unknown:
+        raise ctx.fail(
+            "executable", f"unknown key {unknown[0]!r} (expected windows, linux, runner)"
+        )
+    windows = _optional_relative_path(table, "windows", ctx)
+    linux = _optional_relative_path(table, "linux", ctx)
+    runner = table.get("runner")
+    if runner is not None and runner not in KNOWN_RUNNERS:
+        known = ", ".join(sorted(KNOWN_RUNNERS))
+        raise ctx.fail("executable", f"runner {runner!r} is not one of: {known}")
+    if runner is not None and windows is None:
+        raise ctx.fail("executable", "a runner needs a windows executable to start")
+    if windows is None and linux is None:
+        raise ctx.fail("executable", "names no windows or linux executable")
+    return Launchers(windows=windows, linux=linux, runner=runner)
 
 
 def _text(

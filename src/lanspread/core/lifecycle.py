@@ -118,6 +118,8 @@ class Command(enum.Enum):
     VERIFY = "verify"
     REMOVE = "remove"
     PLAY = "play"
+    STOP = "stop"
+    """Close a game started with ``play`` (forced after a grace period)."""
 
     @property
     def verb(self) -> str:
@@ -135,6 +137,7 @@ _VERBS: Mapping[Command, str] = {
     Command.VERIFY: "verify",
     Command.REMOVE: "remove",
     Command.PLAY: "play",
+    Command.STOP: "stop",
 }
 
 
@@ -171,6 +174,7 @@ class Refusal(enum.Enum):
     BUSY = "busy"
     RUNNING = "running"
     ALREADY_RUNNING = "already-running"
+    NOT_RUNNING = "not-running"
 
     @property
     def busy(self) -> bool:
@@ -228,6 +232,7 @@ _WORDS: Mapping[Refusal, str] = {
     Refusal.BUSY: "{game} is busy: {operation}",
     Refusal.RUNNING: "cannot {verb} {game} while it is running",
     Refusal.ALREADY_RUNNING: "{game} is already running",
+    Refusal.NOT_RUNNING: "{game} is not running",
 }
 
 
@@ -363,6 +368,7 @@ COLUMNS: Final = (
     Command.VERIFY,
     Command.REMOVE,
     Command.PLAY,
+    Command.STOP,
 )
 
 
@@ -404,11 +410,16 @@ _GRID: Final[Mapping[GameState, tuple[Refusal | None, ...]]] = {
 # fmt: on
 del S, ok, busy, run, again, nosrc, noupd, fresh, have, nodl, notdl, inst, notin, noarc, first
 
+# Stop is the grid's last column, written as its rule: allowed only while the game runs.
+_STOP_COLUMN: Final[Mapping[GameState, Refusal | None]] = {
+    state: None if state is GameState.RUNNING else Refusal.NOT_RUNNING for state in GameState
+}
+
 TRANSITIONS: Final[Mapping[tuple[GameState, Command], Refusal | None]] = MappingProxyType(
     {
         (state, command): cell
         for state, cells in _GRID.items()
-        for command, cell in zip(COLUMNS, cells, strict=True)
+        for command, cell in zip(COLUMNS, (*cells, _STOP_COLUMN[state]), strict=True)
     }
 )
 """(state, command) -> ``None`` (allowed) or the refusal: the one table."""

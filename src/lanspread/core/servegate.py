@@ -114,6 +114,8 @@ class RefusalReason(enum.Enum):
     """Why the gate refused; logged locally, never sent to the requester."""
 
     NOT_IN_CATALOG = "not-in-catalog"
+    WITHHELD = "withheld"
+    """Installing this copy found a damaged archive: not served until it is verified again."""
     OPERATION_ACTIVE = "operation-active"
     NOT_DOWNLOADED = "not-downloaded"
     UNSAFE_PATH = "unsafe-path"
@@ -171,14 +173,24 @@ class GateState:
     catalog_ids: Container[str]
     active_operations: Container[str]
     """Ids of games with an active operation (an ``OperationTable.snapshot()`` fits)."""
+    withheld: Container[str] = frozenset()
+    """Ids of games whose copy here failed to install on a damaged archive."""
 
 
 def check_game_request(
-    game_id: str, *, catalog_ids: Container[str], active_operations: Container[str]
+    game_id: str,
+    *,
+    catalog_ids: Container[str],
+    active_operations: Container[str],
+    withheld: Container[str] = frozenset(),
 ) -> Refusal | None:
     """The part of :func:`check_game` that needs no disk; the shell runs it first."""
     if not is_valid_game_id(game_id) or game_id not in catalog_ids:
         return Refused(RefusalReason.NOT_IN_CATALOG, f"{game_id!r} is not a catalog game")
+    if game_id in withheld:
+        return Refused(
+            RefusalReason.WITHHELD, f"{game_id} failed to install: an archive is damaged"
+        )
     if game_id in active_operations:
         return Refused(RefusalReason.OPERATION_ACTIVE, f"{game_id} has an active operation")
     return None
@@ -190,9 +202,10 @@ def check_game(
     catalog_ids: Container[str],
     active_operations: Container[str],
     sentinel_present: bool,
+    withheld: Container[str] = frozenset(),
 ) -> Refusal | None:
     refusal = check_game_request(
-        game_id, catalog_ids=catalog_ids, active_operations=active_operations
+        game_id, catalog_ids=catalog_ids, active_operations=active_operations, withheld=withheld
     )
     if refusal is None and not sentinel_present:
         refusal = Refused(RefusalReason.NOT_DOWNLOADED, f"{game_id} has no root version.ini")

@@ -8,7 +8,7 @@ play something on one machine within a minute. The demo games are real archives
 added to the catalog of both peers for that run only (:func:`with_demo_games`).
 """
 
-from lanspread.demo.firstrun import DemoMode, choose_demo_mode, library_is_empty
+from lanspread.demo.firstrun import DemoMode, choose_demo_mode
 from lanspread.demo.games import (
     DEFAULT_PLAY_SECONDS,
     DEMO_GAMES,
@@ -39,7 +39,6 @@ __all__ = [
     "demo_game",
     "is_demo_id",
     "launcher_for",
-    "library_is_empty",
     "root_files",
     "with_demo_games",
     "write_demo_library",

@@ -122,6 +122,14 @@ class Play(GameCommand, frozen=True, tag="play"):
     """Start the installed game's executable."""
 
 
+class Redownload(GameCommand, frozen=True, tag="redownload"):
+    """Remove the downloaded files of a game (a damaged copy), then download it again."""
+
+
+class Stop(GameCommand, frozen=True, tag="stop"):
+    """Close a game started with ``play``: asked first, forced after a grace period."""
+
+
 AnyCommand = (
     Status
     | ListGames
@@ -139,6 +147,8 @@ AnyCommand = (
     | Repair
     | Remove
     | Play
+    | Stop
+    | Redownload
 )
 
 
@@ -189,6 +199,8 @@ COMMANDS = _by_name(
     CommandSpec(Repair),
     CommandSpec(Remove),
     CommandSpec(Play),
+    CommandSpec(Stop),
+    CommandSpec(Redownload),
 )
 """Every command by name, with the front ends that offer it."""
 

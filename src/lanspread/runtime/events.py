@@ -238,3 +238,10 @@ class GameStarted(GameEvent, frozen=True, tag="game-started"):
 
 class GameExited(GameEvent, frozen=True, tag="game-exited"):
     returncode: int
+    seconds: float = 0.0
+    """How long the game ran."""
+    message: str | None = None
+    """What the player reads when the game ended at once with an error code
+    ("Quake III Arena exited with code 3 after 0.1 s; its output is in …")."""
+    stopped: bool = False
+    """It ended because the player pressed Stop."""

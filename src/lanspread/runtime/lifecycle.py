@@ -19,13 +19,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from lanspread.core.gameroot import INSTALL_RECORD_FILE, LOCAL_DIR
+from lanspread.core.launching import PlayTime, exit_message
 from lanspread.core.lifecycle import Command, GameState, Refusal
 from lanspread.core.operations import OperationKind
-from lanspread.errors import LanspreadError, OperationError
+from lanspread.errors import InvalidGameState, LanspreadError, OperationError
+from lanspread.install.archive_errors import CorruptArchive
 from lanspread.install.extract import ProgressCallback, extract, plan_extraction
 from lanspread.install.record import LocalInspection, inspect_local
 from lanspread.install.remove import remove_downloaded_game
@@ -35,15 +38,19 @@ from lanspread.install.transaction import (
     uninstall_game,
     update_game,
 )
-from lanspread.platform.process import launch, resolve_executable
+from lanspread.platform.process import launch, resolve_executable, stop_process
 from lanspread.runtime import events
 from lanspread.runtime.events import Event
 from lanspread.runtime.jobs import JobRunner
 from lanspread.runtime.local_library import LocalLibraryService
 from lanspread.runtime.replies import UninstallPlan, VerifyReply
 from lanspread.runtime.states import GameStates
+from lanspread.storage.playtime import PlayTimeStore
 
 log = logging.getLogger(__name__)
+
+GAME_LOG_FOLDER = "game-logs"
+"""Where each game's output goes, one file per game, in the state directory."""
 
 
 class Lifecycle:
@@ -59,7 +66,9 @@ class Lifecycle:
         self._jobs = jobs
         self._publish = publish
         self._running: dict[str, asyncio.subprocess.Process] = {}
+        self._stopping: set[str] = set()
         self._stop = threading.Event()
+        self._play_times = PlayTimeStore(local.state_dir)
 
     # -- facts -------------------------------------------------------------
 
@@ -120,9 +129,16 @@ class Lifecycle:
                 loop.call_soon_threadsafe(self._publish, event)
 
             transaction = update_game if update else install_game
-            result = await asyncio.to_thread(
-                transaction, self._root(game_id), self._unpacker, progress=progress
-            )
+            try:
+                result = await asyncio.to_thread(
+                    transaction, self._root(game_id), self._unpacker, progress=progress
+                )
+            except CorruptArchive as exc:
+                log.warning("installing %s failed: %s", game_id, exc)
+                sentence = damaged_archive_sentence(exc)
+                self._local.withheld[game_id] = sentence
+                raise OperationError(sentence) from exc
+            self._local.withheld.pop(game_id, None)
             return _finished(game_id, result)
 
         await self._operate(
@@ -138,8 +154,9 @@ class Lifecycle:
         what: str,
         work: Callable[[], Awaitable[Event]],
         failed: Callable[[str], Event],
-    ) -> None:
-        """Run an operation's work, then release the game and publish how it ended.
+    ) -> Event:
+        """Run an operation's work, then release the game and publish how it ended
+        (returned too).
 
         Every ending goes through here: success, an expected failure and a bug alike
         rescan the game, clear its operation and publish one finished/failed event.
@@ -153,6 +170,7 @@ class Lifecycle:
         except Exception:
             log.exception("rescanning %s after its %s failed", game_id, what)
         self._publish(ending)
+        return ending
 
     def _unpacker(self, archives_root: Path, destination: Path, progress: ProgressCallback) -> None:
         plan = plan_extraction(archives_root)
@@ -228,50 +246,128 @@ class Lifecycle:
             lambda reason: events.UninstallFailed(game=game_id, reason=reason),
         )
 
-    def remove(self, game_id: str) -> None:
+    def remove(self, game_id: str, *, then: Callable[[], None] | None = None) -> None:
+        """Delete the downloaded files; ``then`` runs once they are gone (Re-download)."""
         self.require(game_id, Command.REMOVE)
         if (self._root(game_id) / LOCAL_DIR).is_dir():
             raise Refusal.KEPT_FILES.error(game_id)
         self._local.begin_operation(game_id, OperationKind.REMOVING)
-        self._jobs.spawn(lambda: self._run_remove(game_id))
+        self._jobs.spawn(lambda: self._run_remove(game_id, then))
 
-    async def _run_remove(self, game_id: str) -> None:
+    async def _run_remove(self, game_id: str, then: Callable[[], None] | None = None) -> None:
         async def work() -> Event:
             self._publish(events.RemoveBegin(game=game_id))
             await asyncio.to_thread(
                 remove_downloaded_game, self._local.game_dir, game_id, self._local.catalog
             )
+            self._local.withheld.pop(game_id, None)
             return events.RemoveFinished(game=game_id)
 
-        await self._operate(
+        ending = await self._operate(
             game_id,
             "removal",
             work,
             lambda reason: events.RemoveFailed(game=game_id, reason=reason),
         )
+        if then is not None and isinstance(ending, RemoveFinished):
+            try:
+                then()
+            except LanspreadError as exc:  # no source now: the card offers Download again
+                log.warning("downloading %s again after its removal: %s", game_id, exc)
 
     # -- play ----------------------------------------------------------------
 
+    def play_time(self, game_id: str) -> PlayTime:
+        """How long the game was played here, and when it last ended."""
+        return self._play_times.get(game_id)
+
+    def game_log(self, game_id: str) -> Path:
+        """The file the game's output goes to (it exists once the game was started)."""
+        return self._local.state_dir / GAME_LOG_FOLDER / f"{game_id}.log"
+
     async def play(self, game_id: str) -> int:
-        """Start the game's executable; returns its process id."""
-        self.require(game_id, Command.PLAY)
-        name = self._local.require_catalog_game(game_id).executable
-        if name is None:  # the table's guard refused this already; this narrows the type
+        """Start the game's executable (through its runner where the catalog names one);
+        returns its process id."""
+        plan = self._states.plan(game_id)
+        try:
+            self.require(game_id, Command.PLAY)
+        except InvalidGameState as exc:
+            problem = plan.problem(self._local.require_catalog_game(game_id).name)
+            if exc.reason != Refusal.NO_EXECUTABLE.value or problem is None:
+                raise
+            raise InvalidGameState(problem, reason=plan.kind.value) from exc
+        if plan.executable is None:  # the table's guard refused this already; narrows the type
             raise Refusal.NO_EXECUTABLE.error(game_id)
         local_dir = self._root(game_id) / LOCAL_DIR
-        executable = await asyncio.to_thread(resolve_executable, local_dir, name)
-        process = await launch(executable, local_dir)
+        executable = await asyncio.to_thread(
+            resolve_executable, local_dir, plan.executable, needs_exec_bit=plan.runner is None
+        )
+        process = await launch(
+            executable, local_dir, runner=plan.runner, log=self.game_log(game_id)
+        )
         self._running[game_id] = process
         self._publish(events.GameStarted(game=game_id, pid=process.pid))
-        self._jobs.spawn(lambda: self._watch(game_id, process))
+        started = time.monotonic()
+        self._jobs.spawn(lambda: self._watch(game_id, process, started))
         return process.pid
 
-    async def _watch(self, game_id: str, process: asyncio.subprocess.Process) -> None:
+    def stop_game(self, game_id: str) -> None:
+        """Close a game started here: asked first, forced after the grace period."""
+        self.require(game_id, Command.STOP)
+        process = self._running.get(game_id)
+        if process is None or game_id in self._stopping:
+            return
+        self._stopping.add(game_id)
+
+        async def stop() -> None:
+            if await stop_process(process):
+                log.warning("%s did not close when asked; it was killed", game_id)
+
+        self._jobs.spawn(stop)
+
+    async def _watch(
+        self, game_id: str, process: asyncio.subprocess.Process, started: float
+    ) -> None:
         try:
             returncode = await process.wait()
         finally:
             self._running.pop(game_id, None)
-        self._publish(events.GameExited(game=game_id, returncode=returncode))
+        seconds = time.monotonic() - started
+        stopped = game_id in self._stopping
+        self._stopping.discard(game_id)
+        name = self._local.require_catalog_game(game_id).name
+        await asyncio.to_thread(self._play_times.record, game_id, seconds, time.time())
+        log_path = self.game_log(game_id)
+        has_log = await asyncio.to_thread(_has_output, log_path)
+        message = (
+            None
+            if stopped
+            else exit_message(name, returncode, seconds, str(log_path) if has_log else None)
+        )
+        self._publish(
+            events.GameExited(
+                game=game_id,
+                returncode=returncode,
+                seconds=seconds,
+                message=message,
+                stopped=stopped,
+            )
+        )
+
+
+def _has_output(log_path: Path) -> bool:
+    """The game wrote something to its log."""
+    try:
+        return log_path.stat().st_size > 0
+    except OSError:
+        return False
+
+
+def damaged_archive_sentence(exc: CorruptArchive) -> str:
+    """The player's sentence for an archive that cannot be read (the technical message,
+    which starts with the archive's name, goes to the log)."""
+    archive = str(exc).split(": ", 1)[0] or "an archive"
+    return f"{archive} is damaged or not a game archive; download it again"
 
 
 def _failure_reason(exc: Exception, what: str, game_id: str) -> str:

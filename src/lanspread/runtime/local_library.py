@@ -37,6 +37,7 @@ from lanspread.core.partial import partial_summary
 from lanspread.core.rescan_gate import RescanGate
 from lanspread.errors import OperationInProgress, StorageError, UnknownGame
 from lanspread.runtime.events import ActiveOperationsChanged, Event, LocalLibraryChanged
+from lanspread.storage.folders import StrayFolder, stray_folders
 from lanspread.storage.gamedir import prepare_game_dir
 from lanspread.storage.index import LibraryIndex
 from lanspread.storage.monitor import DirectoryMonitor
@@ -74,6 +75,12 @@ class LocalLibraryService:
         self._fallback_interval = fallback_interval
         self.library = LocalLibrary()
         self.operations = OperationTable()
+        self.strays: tuple[StrayFolder, ...] = ()
+        """Folders in the game folder named like no catalog game (the last full scan's)."""
+        self.withheld: dict[str, str] = {}
+        """Games whose install failed on a damaged archive, with the player's sentence: not
+        served to peers until an install of it succeeds or its files are removed (kept in
+        memory: after a restart the copy is served until its install fails again)."""
         self._gate = RescanGate()
         self._scan_lock = asyncio.Lock()
         self._requests: asyncio.Queue[str | _FullScan] = asyncio.Queue()
@@ -88,6 +95,10 @@ class LocalLibraryService:
     @property
     def game_dir(self) -> Path:
         return self._game_dir
+
+    @property
+    def state_dir(self) -> Path:
+        return self._state_dir
 
     @property
     def catalog(self) -> Catalog:
@@ -125,11 +136,15 @@ class LocalLibraryService:
     async def _full_scan_locked(self) -> bool:
         skipped = set(self.operations.snapshot())
         scanned = await asyncio.to_thread(self._scanner.scan_all, skipped)
+        strays = await asyncio.to_thread(stray_folders, self._game_dir, self._catalog)
+        strays_changed, self.strays = strays != self.strays, strays
         previous = self.library.games
         frozen = skipped | set(self.operations.snapshot())
         games = {gid: summary for gid, summary in scanned.items() if gid not in frozen}
         games.update({gid: previous[gid] for gid in frozen if gid in previous})
         changed = self._commit(self.library.replace_all(games.values()))
+        if strays_changed and not changed:
+            self._publish_library()  # only the unknown folders changed: redraw the page
         self._sync_watches()
         return changed
 
@@ -232,6 +247,7 @@ class LocalLibraryService:
                 if settle is not None:
                     await settle(new_dir)
                 self._game_dir = new_dir
+                self.withheld.clear()
                 self._scanner = self._make_scanner(new_dir)
                 if not await self._full_scan_locked():
                     # The UI needs the new path's library even when it equals the old one.

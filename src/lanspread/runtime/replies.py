@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Set
+from collections.abc import Callable, Mapping, Set
 
 import msgspec
 
 from lanspread.core.catalog import Catalog, CatalogGame
+from lanspread.core.launching import LaunchKind, LaunchPlan, launch_plan
 from lanspread.core.library import FoundGame, GameSummary, LibrarySnapshot
 from lanspread.core.lifecycle import (
     Command,
@@ -19,6 +20,7 @@ from lanspread.core.lifecycle import (
 )
 from lanspread.core.operations import OperationKind
 from lanspread.core.peerdb import RemoteGameView
+from lanspread.platform.process import current_platform
 from lanspread.runtime.startup import PartialDownload
 
 
@@ -122,6 +124,15 @@ class GameView(msgspec.Struct, frozen=True):
     excluded_peers: tuple[str, ...] = ()
     """Peers (ids) that sent corrupt bytes for the game: not asked for it again until
     this peer restarts."""
+    launch: LaunchKind = LaunchKind.NATIVE
+    """How the game starts on this computer (:mod:`lanspread.core.launching`)."""
+    launch_label: str | None = None
+    """A short tag when it cannot start here ("Needs Wine", "Windows only")."""
+    launch_problem: str | None = None
+    """Why it cannot start here, in a sentence; ``None`` when it can."""
+    damaged: str | None = None
+    """Why the downloaded copy is not served to peers: its install found a damaged
+    archive ("teeworlds.eti is damaged or not a game archive; download it again")."""
 
 
 class VerifyReply(msgspec.Struct, frozen=True):
@@ -174,6 +185,7 @@ def game_facts(
     running: bool,
     halted: DownloadState | None,
     found: bool,
+    plan: LaunchPlan | None = None,
 ) -> LifecycleFacts:
     """The lifecycle facts of one game from what the runtime's services report."""
     return lifecycle_facts(
@@ -185,8 +197,13 @@ def game_facts(
         halt=Halt(halted.state) if halted is not None else None,
         discardable=halted is not None and halted.discardable,
         found=found,
-        playable=game.executable is not None,
+        playable=(plan or default_plan(game)).playable,
     )
+
+
+def default_plan(game: CatalogGame) -> LaunchPlan:
+    """How ``game`` starts on this platform when no runner program is known."""
+    return launch_plan(game, current_platform(), frozenset())
 
 
 def game_views(
@@ -199,6 +216,8 @@ def game_views(
     found: Mapping[str, FoundGame] | None = None,
     halted: Mapping[str, DownloadState] | None = None,
     excluded: Mapping[str, tuple[str, ...]] | None = None,
+    plan_of: Callable[[CatalogGame], LaunchPlan] = default_plan,
+    damaged: Mapping[str, str] | None = None,
 ) -> tuple[GameView, ...]:
     partials = partials or {}
     found = found or {}
@@ -211,6 +230,7 @@ def game_views(
         offer = remote.get(game.id)
         operation = operations.get(game.id)
         partial = partials.get(game.id)
+        plan = plan_of(game)
         facts = game_facts(
             game,
             summary,
@@ -219,6 +239,7 @@ def game_views(
             running=game.id in running,
             halted=halted.get(game.id),
             found=game.id in found,
+            plan=plan,
         )
         views.append(
             GameView(
@@ -240,6 +261,10 @@ def game_views(
                 found=found[game.id].reason if game.id in found else None,
                 download_state=halted.get(game.id) if operation is None else None,
                 excluded_peers=excluded.get(game.id, ()),
+                launch=plan.kind,
+                launch_label=plan.label,
+                launch_problem=plan.problem(game.name),
+                damaged=(damaged or {}).get(game.id),
             )
         )
     return tuple(views)

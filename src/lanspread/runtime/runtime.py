@@ -39,12 +39,14 @@ from lanspread.runtime.commands import (
     ListGames,
     ListPeers,
     Play,
+    Redownload,
     Remove,
     Repair,
     SetGameDir,
     SetUploadLimit,
     Shutdown,
     Status,
+    Stop,
     Uninstall,
     Update,
     Verify,
@@ -331,6 +333,12 @@ class PeerRuntime:
             case Play(game=game):
                 pid = await self.lifecycle.play(game)
                 return Started(game=game, pid=pid)
+            case Redownload(game=game):
+                self.lifecycle.remove(game, then=lambda: self.downloads.download(game))
+                return OperationStarted(game=game, operation="removing")
+            case Stop(game=game):
+                self.lifecycle.stop_game(game)
+                return OperationStarted(game=game, operation="stopping")
             case _:
                 assert_never(command)
 

@@ -169,6 +169,7 @@ class Seeder:
             gate_state=GateState(
                 catalog_ids=self._options.catalog.ids,
                 active_operations=frozenset(self._library.operations.snapshot()),
+                withheld=frozenset(self._library.withheld),
             ),
             partials=self._partials,
         )

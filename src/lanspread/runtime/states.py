@@ -14,8 +14,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Set
 from typing import TYPE_CHECKING, Protocol
 
+from lanspread.core.catalog import CatalogGame
+from lanspread.core.launching import RUNNERS, LaunchPlan, Platform, launch_plan
 from lanspread.core.library import FoundGame
 from lanspread.core.lifecycle import Command, GameState, LifecycleFacts, refusal_for, state_of
+from lanspread.platform.process import current_platform, runners_found
 from lanspread.runtime.replies import DownloadState, GameView, game_facts, game_views
 from lanspread.runtime.startup import PartialDownload
 
@@ -50,9 +53,19 @@ class _NoDownloads:
 
 
 class GameStates:
-    def __init__(self, local: LocalLibraryService, network: PeerNetwork) -> None:
+    def __init__(
+        self,
+        local: LocalLibraryService,
+        network: PeerNetwork,
+        *,
+        platform: Platform | None = None,
+        runners: frozenset[str] | None = None,
+    ) -> None:
         self._local = local
         self._network = network
+        # Looked up once: a runner installed later counts from the next start.
+        self._platform = platform if platform is not None else current_platform()
+        self._runners = runners if runners is not None else runners_found(RUNNERS)
         self._running: Callable[[], Set[str]] = frozenset
         self._downloads: DownloadFacts = _NoDownloads()
 
@@ -60,6 +73,13 @@ class GameStates:
         """Read the running games and the download facts from these (built after us)."""
         self._running = running
         self._downloads = downloads
+
+    def plan(self, game_id: str) -> LaunchPlan:
+        """How the catalog game starts on this computer (:class:`UnknownGame` otherwise)."""
+        return self._plan_of(self._local.require_catalog_game(game_id))
+
+    def _plan_of(self, game: CatalogGame) -> LaunchPlan:
+        return launch_plan(game, self._platform, self._runners)
 
     def facts(self, game_id: str) -> LifecycleFacts:
         """The facts of a catalog game now (:class:`UnknownGame` for any other id)."""
@@ -72,6 +92,7 @@ class GameStates:
             running=game_id in self._running(),
             halted=self._downloads.halted.get(game_id),
             found=game_id in self._downloads.found,
+            plan=self._plan_of(game),
         )
 
     def state(self, game_id: str) -> GameState:
@@ -100,4 +121,6 @@ class GameStates:
             downloads.found,
             downloads.halted,
             downloads.excluded,
+            self._plan_of,
+            self._local.withheld,
         )

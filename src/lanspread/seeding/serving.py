@@ -152,6 +152,7 @@ def resolve_for_serving(
             game_id,
             catalog_ids=gate_state.catalog_ids,
             active_operations=gate_state.active_operations,
+            withheld=gate_state.withheld,
         )
     )
     _refuse_if(check_relative_path(relative_path))
@@ -172,7 +173,12 @@ def resolve_partial_for_serving(
     decide whether the bytes asked for may be served at all. Blocking.
     """
     _refuse_if(
-        check_game_request(game_id, catalog_ids=gate_state.catalog_ids, active_operations=())
+        check_game_request(
+            game_id,
+            catalog_ids=gate_state.catalog_ids,
+            active_operations=(),
+            withheld=gate_state.withheld,
+        )
     )
     _refuse_if(check_relative_path(relative_path))
     with _open_root(game_dir, game_id) as root:
@@ -213,6 +219,7 @@ def list_served_files(game_dir: Path, game_id: str, gate_state: GateState) -> li
             game_id,
             catalog_ids=gate_state.catalog_ids,
             active_operations=gate_state.active_operations,
+            withheld=gate_state.withheld,
         )
     )
     with _open_root(game_dir, game_id) as root:
@@ -228,6 +235,7 @@ def _check_game_on_disk(root: _Root, game_id: str, gate_state: GateState) -> Non
             catalog_ids=gate_state.catalog_ids,
             active_operations=gate_state.active_operations,
             sentinel_present=root.sentinel_present(),
+            withheld=gate_state.withheld,
         )
     )
 

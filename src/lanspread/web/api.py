@@ -9,7 +9,8 @@ Routes (all behind :func:`~lanspread.web.security.guard_middleware`)::
     POST /api/command                 a runtime command: {"cmd": "download", "game": "x"}
     POST /api/settings                display name, game directory, upload limits
     POST /api/restart                 a new runtime with the same options
-    POST /api/games/{id}/open-folder  show the game root in the file manager
+    POST /api/games/{id}/open-folder  show the game root in the file manager (or say where)
+    POST /api/folders                 the folder picker: subfolders of a path, free space
     POST /api/games/{id}/uninstall-plan  the uninstall dialog, from the runtime's dry run
     POST /api/games/{id}/verify       Verify files, as the detail view shows the result
     GET  /api/covers/{id}             a catalog game's cover image
@@ -48,12 +49,9 @@ from lanspread.errors import (
     InvalidGameState,
     InvalidJson,
     LanspreadError,
-    OperationError,
-    OperationInProgress,
     UnknownGame,
-    public_code,
 )
-from lanspread.platform.files import open_folder, resolve_game_root
+from lanspread.platform.files import open_folder
 from lanspread.runtime.commands import (
     AnyCommand,
     Frontend,
@@ -74,6 +72,8 @@ from lanspread.storage.gamedir import prepare_game_dir
 from lanspread.storage.settings import Settings, SettingsStore, clean_display_name
 from lanspread.web.covers import read_cover
 from lanspread.web.host import RuntimeFactory, RuntimeHost
+from lanspread.web.local_routes import FolderOpener, LocalRoutes
+from lanspread.web.replies import error_response, ok_response, per_game
 from lanspread.web.security import (
     LOOPBACK_HOST,
     AccessGuard,
@@ -81,7 +81,12 @@ from lanspread.web.security import (
     guard_middleware,
     refusal,
 )
-from lanspread.web.settings_form import SettingsReply, SettingsRequest, bounded_limit
+from lanspread.web.settings_form import (
+    SettingsReply,
+    SettingsRequest,
+    bounded_limit,
+    game_dir_from_form,
+)
 from lanspread.web.state import UiState
 from lanspread.web.viewmodel import (
     OPTIMISTIC_COMMANDS,
@@ -120,35 +125,14 @@ STATIC_FILES = {
     "/app.css": ("app.css", "text/css"),
 }
 
-FolderOpener = Callable[[Path], Awaitable[None]]
-
 
 class StreamMessage(msgspec.Struct, frozen=True, tag_field="type", tag="view"):
     seq: int
     view: ViewModel
 
 
-class Ok(msgspec.Struct, frozen=True):
-    data: Any
-    ok: bool = True
-
-
 class SessionRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     token: str
-
-
-def error_response(exc: BaseException) -> web.Response:
-    """A clear JSON error for an exception a request raised (with the lifecycle rule's
-    reason when one refused a game command)."""
-    public = public_code(exc)
-    reason = exc.reason if isinstance(exc, OperationError) else None
-    return refusal(public.http_status, public.code, str(exc), reason)
-
-
-def ok_response(data: Any = None, status: int = 200) -> web.Response:
-    return web.Response(
-        body=msgspec.json.encode(Ok(data=data)), status=status, content_type="application/json"
-    )
 
 
 def _decode(body: bytes, kind: type[Any]) -> Any:
@@ -195,6 +179,8 @@ class WebUI:
         self._dirty = asyncio.Event()
         self._seq = 0
         self._latest: bytes | None = None
+        self._renaming: asyncio.Task[None] | None = None
+        self._changed = asyncio.Event()
         self._streams: set[_Stream] = set()
         self._static = {
             path: (_static_dir().joinpath(name).read_bytes(), kind)
@@ -217,9 +203,9 @@ class WebUI:
         app.router.add_post("/api/command", self._command)
         app.router.add_post("/api/settings", self._save_settings)
         app.router.add_post("/api/restart", self._restart)
-        app.router.add_post("/api/games/{game}/open-folder", _per_game(self._open_folder))
-        app.router.add_post("/api/games/{game}/uninstall-plan", _per_game(self._uninstall_dialog))
-        app.router.add_post("/api/games/{game}/verify", _per_game(self._verify_view))
+        LocalRoutes(self.host, self._opener).register(app)
+        app.router.add_post("/api/games/{game}/uninstall-plan", per_game(self._uninstall_dialog))
+        app.router.add_post("/api/games/{game}/verify", per_game(self._verify_view))
         app.router.add_get("/api/covers/{game}", self._cover)
         return app
 
@@ -269,6 +255,8 @@ class WebUI:
                     self.notify()
 
     def stop(self) -> None:
+        if self._renaming is not None:
+            self._renaming.cancel()
         self.host.stop()
 
     # -- views -----------------------------------------------------------------------------
@@ -276,6 +264,7 @@ class WebUI:
     def notify(self) -> None:
         """Something the view shows may have changed; redraw soon."""
         self._dirty.set()
+        self._changed.set()
 
     def view(self) -> ViewModel:
         """The view model of the facts as they are; changes nothing (see :meth:`refresh`)."""
@@ -393,14 +382,11 @@ class WebUI:
             return await self._settings_for_stopped_peer(wanted)
         runtime = self.host.runtime
         current_name = runtime.name
-        name = clean_display_name(wanted.display_name) if wanted.display_name else current_name
+        name = _wanted_name(wanted, current_name)
         renaming = name != current_name
-        if renaming:
-            busy = sorted(runtime.local.operations.snapshot())
-            if busy:
-                raise OperationInProgress(
-                    f"cannot change the display name while busy: {', '.join(busy)}"
-                )
+        # A new name needs a restart; one that would cut a download or an install short
+        # waits until they are over (the name is saved now).
+        later = renaming and bool(runtime.local.operations.snapshot())
         game_dir = str(runtime.local.game_dir)
         if wanted.upload_limit is not None or wanted.gaming_upload_cap is not None:
             await runtime.execute(
@@ -409,10 +395,13 @@ class WebUI:
                 )
             )
         limit, cap = runtime.network.seeder.upload_limits
-        if wanted.game_dir is not None:
-            if not wanted.game_dir.strip():
-                raise ConfigError("choose a folder for the games")
-            reply = await runtime.execute(SetGameDir(path=wanted.game_dir.strip()))
+        chosen = (
+            None if wanted.game_dir is None else game_dir_from_form(wanted.game_dir, Path.home())
+        )
+        # The form sends the folder with every save: the same one is no change (and no
+        # refusal while a download runs, when only the name changed).
+        if chosen is not None and chosen != runtime.local.game_dir:
+            reply = await runtime.execute(SetGameDir(path=str(chosen)))
             assert isinstance(reply, GameDirReply)
             game_dir = reply.game_dir
             if self.store.game_dir_changed():
@@ -429,13 +418,16 @@ class WebUI:
         await asyncio.to_thread(self._settings.save, settings)
         self._setup_needed = False
         self.host.update_options(upload_limit=limit, gaming_upload_cap=cap)
-        if renaming:
+        if later:
+            self._rename_when_idle(name)
+        elif renaming:
             self.host.restart(replace(self.host.options, name=name))
         self.notify()
         return SettingsReply(
             display_name=name,
             game_dir=game_dir,
-            restarting=renaming,
+            restarting=renaming and not later,
+            name_later=later,
             upload_limit=limit,
             gaming_upload_cap=cap,
         )
@@ -443,12 +435,11 @@ class WebUI:
     async def _settings_for_stopped_peer(self, wanted: SettingsRequest) -> SettingsReply:
         """The peer is down (maybe its folder is unusable): validate, save, start it again."""
         options = self.host.options
-        name = clean_display_name(wanted.display_name) if wanted.display_name else options.name
+        name = _wanted_name(wanted, options.name)
         game_dir = options.game_dir
         if wanted.game_dir is not None:
-            if not wanted.game_dir.strip():
-                raise ConfigError("choose a folder for the games")
-            game_dir = await asyncio.to_thread(prepare_game_dir, Path(wanted.game_dir.strip()))
+            chosen = game_dir_from_form(wanted.game_dir, Path.home())
+            game_dir = await asyncio.to_thread(prepare_game_dir, chosen)
         limit = bounded_limit(wanted.upload_limit, options.upload_limit, "upload limit")
         cap = bounded_limit(wanted.gaming_upload_cap, options.gaming_upload_cap, "gaming-now cap")
         await asyncio.to_thread(
@@ -473,18 +464,25 @@ class WebUI:
             gaming_upload_cap=cap,
         )
 
+    def _rename_when_idle(self, name: str) -> None:
+        """Restart under ``name`` once no operation runs (a newer choice replaces it)."""
+        if self._renaming is not None:
+            self._renaming.cancel()
+
+        async def wait_then_restart() -> None:
+            while self.host.runtime.local.operations.snapshot():
+                self._changed.clear()
+                await self._changed.wait()  # every operation change redraws the view
+            self.host.restart(replace(self.host.options, name=name))
+
+        self._renaming = asyncio.create_task(wait_then_restart(), name="web:rename")
+
     async def _restart(self, request: web.Request) -> web.Response:
         try:
             self.host.restart()
         except LanspreadError as exc:
             return error_response(exc)
         return ok_response(status=202)
-
-    async def _open_folder(self, game_id: str) -> dict[str, str]:
-        local = self.host.runtime.local
-        root = await asyncio.to_thread(resolve_game_root, local.game_dir, local.catalog, game_id)
-        await self._opener(root)
-        return {"path": str(root)}
 
     async def _uninstall_dialog(self, game_id: str) -> UninstallDialogView:
         """One dry run (it reads every game file): what goes, and what keeping would keep."""
@@ -518,27 +516,18 @@ class WebUI:
         return web.Response(body=body, content_type=content_type)
 
 
-def _per_game(
-    answer: Callable[[str], Awaitable[Any]],
-) -> Callable[[web.Request], Awaitable[web.Response]]:
-    """A route for ``/api/games/{game}/...``: ``answer(game)`` as data, or the error."""
-
-    async def route(request: web.Request) -> web.Response:
-        try:
-            data = await answer(request.match_info["game"])
-        except LanspreadError as exc:
-            return error_response(exc)
-        return ok_response(data)
-
-    return route
-
-
 def _optimistic(command: AnyCommand) -> tuple[str, str] | None:
     """``(game, command name)`` to mark pending for a click on ``command``, if any."""
     if not isinstance(command, GameCommand):
         return None
     name = command_name(type(command))
     return (command.game, name) if name in OPTIMISTIC_COMMANDS else None
+
+
+def _wanted_name(wanted: SettingsRequest, current: str) -> str:
+    """The name the form asks for: ``current`` when the form leaves it out, and an empty
+    one refused (never silently replaced by the host name)."""
+    return current if wanted.display_name is None else clean_display_name(wanted.display_name)
 
 
 def _allows(runtime: PeerRuntime, game_id: str, command: Command) -> bool:

@@ -40,6 +40,7 @@ from lanspread.web.viewmodel import (
     RuntimeState,
     SelfFacts,
     SourceFacts,
+    StrayFacts,
     TransferFacts,
     ViewInput,
     percent_of,
@@ -66,6 +67,8 @@ class RuntimeHost:
         self._on_change = on_change
         self._factory = factory
         self._runtime: PeerRuntime | None = None
+        self.demo_peer_id: str | None = None
+        """The Demo peer of ``lanspread demo``: always labelled as the demo it is."""
         self._state = RuntimeFacts(RuntimeState.STARTING)
         self._wake = asyncio.Event()
         self._restart_requested = False
@@ -217,6 +220,7 @@ class RuntimeHost:
                     upload_rate=uploads.rates.get(peer.peer_id, 0.0),
                     pulling=peer.peer_id in uploads.serving,
                     download_rate=downloads.get(peer.peer_id, 0.0),
+                    demo=peer.peer_id == self.demo_peer_id,
                 )
                 for peer in runtime.network.peer_views()
             ),
@@ -234,7 +238,20 @@ class RuntimeHost:
             setup_game_dir=me.game_dir,
             setup_name=me.name,
             notices=self._store.notices,
+            strays=self._strays(runtime),
         )
+
+    @staticmethod
+    def _strays(runtime: PeerRuntime) -> tuple[StrayFacts, ...]:
+        """The game folder's unknown folders, with the catalog game each may be."""
+        catalog = runtime.local.catalog
+        facts = []
+        for stray in runtime.local.strays:
+            game = catalog.get(stray.suggestion) if stray.suggestion is not None else None
+            facts.append(
+                StrayFacts(stray.name, game.id if game else None, game.name if game else None)
+            )
+        return tuple(facts)
 
     def _games(self, runtime: PeerRuntime) -> tuple[GameFacts, ...]:
         """The runtime's game views (authoritative) joined with the store's overlays."""
@@ -284,6 +301,7 @@ def game_facts(
     stopped = view.download_state
     paused = stopped is not None and stopped.state == PAUSED
     catalog = runtime.local.catalog
+    played = runtime.lifecycle.play_time(view.id)
     game = catalog.get(view.id)
     if game is None:
         raise ConfigError(f"{view.id!r} is not a game of the catalog")
@@ -315,7 +333,11 @@ def game_facts(
         found_reason=view.found,
         excluded_peers=view.excluded_peers,
         known_size=stopped.total_bytes if stopped is not None else None,
-        last_played=overlay.last_played,
+        launch_label=view.launch_label,
+        launch_problem=view.launch_problem,
+        damaged=view.damaged,
+        played_seconds=played.total_seconds,
+        last_played=_latest(played.last_played, overlay.last_played),
     )
 
 
@@ -328,3 +350,8 @@ def _have_percent(summary: GameSummary) -> float | None:
         return None
     have = int.from_bytes(summary.partial.bitfield, "big").bit_count()
     return percent_of(have, summary.partial.chunk_count)
+
+
+def _latest(*moments: float | None) -> float | None:
+    """The latest of the known moments (the durable last play, this run's last start)."""
+    return max((moment for moment in moments if moment is not None), default=None)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import msgspec
 
 from lanspread.core.uploads import check_limit
 from lanspread.errors import ConfigError
+from lanspread.storage.folders import browse_start
+from lanspread.web.viewmodel import format_bytes
 
 
 class SettingsReply(msgspec.Struct, frozen=True):
@@ -15,6 +18,9 @@ class SettingsReply(msgspec.Struct, frozen=True):
     game_dir: str
     restarting: bool
     upload_limit: int = 0
+    name_later: bool = False
+    """The new name is saved and takes effect once the running downloads and installs
+    are over (a restart now would cut them short)."""
     gaming_upload_cap: int = 0
 
 
@@ -35,3 +41,17 @@ def bounded_limit(wanted: int | None, current: int, what: str) -> int:
         return check_limit(wanted, what)
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
+
+
+def format_free_space(free: int | None) -> str:
+    """ "412 GB free", or "free space unknown" where the system does not say."""
+    return "free space unknown" if free is None else f"{format_bytes(free)} free"
+
+
+def game_dir_from_form(text: str, home: Path) -> Path:
+    """The game folder the form names: ``~`` is the player's home folder, a relative path
+    is refused rather than resolved against wherever lanspread happened to start, and an
+    empty one is refused."""
+    if not text.strip():
+        raise ConfigError("choose a folder for the games")
+    return browse_start(text, home)

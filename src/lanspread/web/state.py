@@ -260,6 +260,9 @@ class UiState:
                 self._pending.pop(event.game, None)
             case GameStarted(game=game):
                 self._played[game] = self._clock()  # the snapshot says it runs
+                self._errors.pop(game, None)
+            case GameExited(game=game, message=message) if message is not None:
+                self._errors[game] = _clip(message)
             case GameExited():
                 pass  # the snapshot says whether the game runs: only redraw
             case ChunkFinished() | SourceRejected() | ServiceRestarting():

@@ -130,7 +130,10 @@
 
   async function openFolder(game) {
     const reply = await post(`/api/games/${encodeURIComponent(game)}/open-folder`);
-    if (!reply.ok) toast(reply.error.message);
+    if (!reply.ok) return toast(reply.error.message);
+    // No file manager here: the path to copy, long enough on screen to copy it.
+    if (!reply.data.opened) toast(reply.data.message, "info", "View files", NOTICE_TOAST_MS);
+    return undefined;
   }
 
   function connect() {
@@ -188,7 +191,7 @@
   function showScreen(name) {
     for (const id of ["boot", "refused", "setup", "app"]) $(id).hidden = id !== name;
     if (name !== "app") {
-      for (const id of ["detail", "confirm", "settings"]) $(id).hidden = true;
+      for (const id of ["detail", "confirm", "settings", "picker"]) $(id).hidden = true;
       dialogs.length = 0;
       syncModality();
     }
@@ -214,6 +217,7 @@
     renderMe(view.me);
     renderPeers(view.peers);
     renderTransfer(view.transfer);
+    renderGuidance(view.guidance);
     renderGrid(view.games);
     applyFilters();
     if (state.detail) renderDetail();
@@ -315,7 +319,8 @@
     const addr = el("div", "peer-addr");
     const sub = el("div", "peer-sub");
     const rate = el("div", "peer-rate");
-    text.append(name, addr, sub, rate);
+    const demo = el("div", "peer-demo");
+    text.append(name, demo, addr, sub, rate);
     row.append(avatar, text);
     const games = el("div", "peer-games");
     root.append(row, games);
@@ -324,7 +329,7 @@
       else state.openPeers.add(peerId);
       if (state.view) renderPeers(state.view.peers);
     });
-    return { root, row, avatar, name, addr, sub, rate, games, key: "" };
+    return { root, row, avatar, name, addr, sub, rate, games, demo, key: "" };
   }
 
   function updatePeer(item, peer) {
@@ -335,6 +340,8 @@
     item.sub.textContent = peer.games_label;
     item.rate.textContent = peer.rate_label;
     item.rate.hidden = !peer.rate_label;
+    item.demo.textContent = peer.demo_label || "";
+    item.demo.hidden = !peer.demo_label;
     const open = state.openPeers.has(peer.peer_id);
     item.root.classList.toggle("is-open", open);
     item.row.setAttribute("aria-expanded", String(open && peer.games.length > 0));
@@ -436,6 +443,9 @@
     const players = el("span", "meta-fact");
     const playersText = el("span");
     players.append(icon("users"), playersText);
+    const launchTag = el("span", "launch-tag");
+    launchTag.hidden = true;
+    art.append(launchTag);
     meta.append(genre, size, players);
     const act = makeActionButton();
     const note = el("p", "card-note");
@@ -463,7 +473,7 @@
     });
     return {
       root, art, mono, cover, pill, badge, badgeText, title, genre, size, playersText, act, note, noteText,
-      noteIcon, error, errorText, emblem,
+      noteIcon, error, errorText, emblem, launchTag,
     };
   }
 
@@ -525,6 +535,30 @@
     card.error.hidden = !game.error;
     card.errorText.textContent = game.error || "";
     card.error.title = game.error || "";
+    paintLaunch(card, game);
+  }
+
+  // -- launching: where a game cannot start, and how long it was played ---------------------
+
+  function paintLaunch(card, game) {
+    card.launchTag.hidden = !game.launch_label;
+    card.launchTag.textContent = game.launch_label || "";
+    card.launchTag.title = game.launch_problem || "";
+  }
+
+  function playedText(game) {
+    if (!game.play_label) return "";
+    const when = new Date(game.last_played * 1000).toLocaleDateString(undefined, {
+      year: "numeric", month: "short", day: "numeric",
+    });
+    return `${game.play_label.replace(/^Played /, "")} · last ${when}`;
+  }
+
+  function renderLaunch(game) {
+    $("detail-launch").hidden = !game.launch_problem;
+    $("detail-launch").textContent = game.launch_problem ? `${game.launch_problem}.` : "";
+    $("detail-played-row").hidden = !game.play_label;
+    $("detail-played").textContent = playedText(game);
   }
 
   function makeActionButton(extraClass) {
@@ -560,6 +594,13 @@
 
   async function runAction(act, gameId) {
     if (!act.command || act.sending) return;
+    const wanted = findGame(gameId);
+    if (wanted && wanted.action.confirm && wanted.action.command === act.command) {
+      const command = act.command;
+      askConfirm(wanted.action.confirm_label, wanted.action.confirm, () => sendCommand(command, gameId),
+        `Download ${wanted.name}?`);
+      return;
+    }
     act.sending = true;
     act.button.classList.add("is-sending");
     act.button.disabled = true;
@@ -659,6 +700,7 @@
     $("detail-distrust").textContent = game.distrust_note || "";
     // A result is about the files as they were: an operation or an uninstall outdates it.
     if (state.verify && (game.action.busy || !game.installed)) state.verify = null;
+    renderLaunch(game);
     renderProgress(game.progress);
     renderSecondary(game);
     renderVerify(game);
@@ -899,10 +941,95 @@
         errorBox.hidden = false;
         return false;
       }
-      return true;
+      return reply.data || true;
     } finally {
       submit.disabled = false;
     }
+  }
+
+  // -- the library's guidance: alone on the network, folders that are not games -------------
+
+  function renderGuidance(guidance) {
+    $("guidance").hidden = !guidance;
+    if (!guidance) return;
+    $("guidance-alone").hidden = !guidance.alone_title;
+    $("guidance-title").textContent = guidance.alone_title || "";
+    $("guidance-text").textContent = guidance.alone_text || "";
+    const stepsKey = JSON.stringify(guidance.steps);
+    if ($("guidance-steps").dataset.key !== stepsKey) {
+      $("guidance-steps").dataset.key = stepsKey;
+      $("guidance-steps").replaceChildren(...guidance.steps.map((step) => {
+        const item = el("li");
+        item.append(el("strong", "", step.title), el("span", "", step.text));
+        return item;
+      }));
+    }
+    $("guidance-strays").hidden = !guidance.strays.length;
+    $("guidance-strays-title").textContent = guidance.strays_title || "";
+    $("guidance-stray-list").replaceChildren(...guidance.strays.map((stray) => {
+      const item = el("li");
+      item.append(icon("folder"), el("code", "", stray.name), el("span", "", stray.hint));
+      return item;
+    }));
+  }
+
+  // -- the folder picker: the peer lists subfolders and free space ---------------------------
+
+  const picker = { target: null, path: "", parent: null, opener: null };
+
+  async function browse(path) {
+    const reply = await post("/api/folders", { path });
+    $("picker-error").hidden = reply.ok;
+    if (!reply.ok) {
+      $("picker-error").textContent = reply.error.message;
+      return;
+    }
+    const folder = reply.data;
+    picker.path = folder.path;
+    picker.parent = folder.parent;
+    $("picker-path").value = folder.path;
+    $("picker-free").textContent = folder.free_label;
+    $("picker-up").disabled = !folder.parent;
+    $("picker-note").hidden = !folder.note;
+    $("picker-note").textContent = folder.note || "";
+    const items = folder.folders.map((name) => {
+      const item = el("li");
+      const button = el("button", "picker-folder");
+      button.type = "button";
+      button.append(icon("folder"), el("span", "", name));
+      button.addEventListener("click", () => browse(joinPath(folder.path, name)));
+      item.append(button);
+      return item;
+    });
+    if (!items.length) items.push(el("li", "none", "No folders inside. Use this one, or go up."));
+    $("picker-list").replaceChildren(...items);
+  }
+
+  function joinPath(base, name) {
+    const sep = base.includes("\\") && !base.includes("/") ? "\\" : "/";
+    return base.endsWith(sep) ? base + name : base + sep + name;
+  }
+
+  function openPicker(targetId, opener) {
+    picker.target = $(targetId);
+    picker.opener = opener;
+    browse(picker.target.value.trim());
+    openDialog("picker", $("picker-path"));
+  }
+
+  function closePicker(use) {
+    if (use && picker.target) picker.target.value = picker.path;
+    closeDialog("picker");
+  }
+
+  function wirePicker() {
+    document.querySelectorAll("[data-browse]").forEach((button) => {
+      button.addEventListener("click", () => openPicker(button.dataset.browse, button));
+    });
+    $("picker-go").addEventListener("submit", (event) => { event.preventDefault(); browse($("picker-path").value); });
+    $("picker-up").addEventListener("click", () => { if (picker.parent) browse(picker.parent); });
+    $("picker-cancel").addEventListener("click", () => closePicker(false));
+    $("picker-use").addEventListener("click", () => closePicker(true));
   }
 
   let toastCount = 0;
@@ -911,7 +1038,7 @@
     const body = el("span", "toast-body");
     if (title) body.append(el("strong", "toast-title", title));
     body.append(el("span", "toast-text", message));
-    node.append(icon(kind === "ok" ? "check" : "alert"), body);
+    node.append(icon(kind === "ok" ? "check" : kind === "info" ? "folder" : "alert"), body);
     node.dataset.toast = String(++toastCount);
     $("toasts").append(node);
     setTimeout(() => node.remove(), ms || TOAST_MS);
@@ -961,7 +1088,8 @@
     const offline = document.body.dataset.offline === "true";
     const top = dialogs.length ? dialogs[dialogs.length - 1].id : null;
     $("app").inert = offline || top !== null;
-    for (const id of ["detail", "confirm", "settings"]) $(id).inert = offline || (top !== id);
+    $("setup").inert = top !== null;
+    for (const id of ["detail", "confirm", "settings", "picker"]) $(id).inert = offline || (top !== id);
   }
 
   function trapTab(event) {
@@ -1006,6 +1134,7 @@
   // -- wiring ------------------------------------------------------------------------------------
 
   function wire() {
+    wirePicker();
     detail.act = makeActionButton("act-wide");
     $("detail-action").replaceWith(detail.act.button);
     detail.act.button.id = "detail-action";
@@ -1033,7 +1162,11 @@
         $("settings-form"), $("settings-name"), $("settings-dir"), $("settings-error"), $("settings-save"),
         { upload: $("settings-upload-limit"), gaming: $("settings-gaming-cap") },
       );
-      if (saved) { closeDialog("settings"); toast("Settings saved", "ok"); }
+      if (saved) {
+        closeDialog("settings");
+        toast(saved.name_later ? "Settings saved. Other players see your new name once your downloads finish."
+          : "Settings saved", "ok");
+      }
     });
     $("setup-form").addEventListener("submit", async (event) => {
       event.preventDefault();
@@ -1056,6 +1189,7 @@
       const top = dialogs[dialogs.length - 1].id;
       if (top === "confirm") closeConfirm();
       else if (top === "settings") closeDialog("settings");
+      else if (top === "picker") closePicker(false);
       else closeDetail();
       return undefined;
     });

@@ -20,7 +20,7 @@ downloading, update-downloading  Downloading (fill and label: percent; detail: s
 installing, updating             Installing, Updating (fill: percent once extraction
                                  reports it)
 uninstalling, removing           Uninstalling, Removing files
-running                          Running
+running                          Stop (detail: Running)
 (a pending download or update)   Checking peers: the optimistic answer to a click only
 paused, update-paused            Resume (fill: the percentage already on disk; the card
                                  notes "Paused at N% — why")
@@ -90,6 +90,7 @@ from lanspread.web.viewmodel._facts import (
     RuntimeState,
     SelfFacts,
     SourceFacts,
+    StrayFacts,
     TransferFacts,
     ViewInput,
 )
@@ -163,6 +164,7 @@ __all__ = [
     "SourceFacts",
     "SourceView",
     "StatusView",
+    "StrayFacts",
     "TransferFacts",
     "TransferView",
     "UninstallDialogView",

@@ -13,6 +13,7 @@ from lanspread.web.viewmodel._facts import (
     TransferFacts,
     ViewInput,
 )
+from lanspread.web.viewmodel._guidance import guidance_view
 from lanspread.web.viewmodel._labels import (
     art_slots,
     avatar_color,
@@ -51,7 +52,11 @@ def _peer_card(peer: PeerFacts, names: dict[str, str]) -> PeerCard:
         games=games,
         games_label=count_label(len(games), "game", "games") if games else "No games yet",
         rate_label=_peer_rate(peer),
+        demo_label=DEMO_LABEL if peer.demo else None,
     )
+
+
+DEMO_LABEL = "Demo: games from this computer"
 
 
 # Below this a rate reads as nothing: a few stray bytes in the window are not a transfer.
@@ -134,4 +139,5 @@ def build_view(facts: ViewInput) -> ViewModel:
         counts=_counts(cards),
         notices=tuple(notice_view(notice, names) for notice in facts.notices),
         transfer=None if facts.transfer is None else transfer_view(facts.transfer),
+        guidance=guidance_view(facts),
     )

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 
 import msgspec
 
+from lanspread.core.launching import play_time_label
 from lanspread.core.lifecycle import Command, GameState
 from lanspread.web.viewmodel._dialogs import uninstall_text
 from lanspread.web.viewmodel._facts import OPTIMISTIC_COMMANDS, GameFacts, SourceFacts
@@ -42,6 +43,7 @@ _DOWNLOADING = frozenset({S.DOWNLOADING, S.UPDATE_DOWNLOADING})
 _EXTRACTING = frozenset({S.INSTALLING, S.UPDATING})
 _PAUSED = frozenset({S.PAUSED, S.UPDATE_PAUSED})
 _FOUND = frozenset({S.FOUND, S.FOUND_OFFERED})
+_FRESH = frozenset({S.NOT_DOWNLOADED, S.FOUND_OFFERED})  # a first download, not a retry
 
 # The button of a state that is not downloading or paused: (kind, label, command). The
 # command is sent only when the runtime lists it in the game's actions.
@@ -116,6 +118,8 @@ def primary_action(facts: GameFacts) -> Action:
         percent = install_percent(facts)
         detail = format_percent(percent) if percent is not None else None
         return Action(kind.value, label, None, busy=True, percent=percent, detail=detail)
+    if state is S.RUNNING and Command.STOP in facts.actions:
+        return Action(ActionKind.RUNNING.value, "Stop", Command.STOP.value, False, None, "Running")
     if state is not S.RUNNING and facts.pending in OPTIMISTIC_COMMANDS:
         return Action(ActionKind.CHECKING.value, "Checking peers", None, busy=True)
     if state in _PAUSED:
@@ -124,11 +128,61 @@ def primary_action(facts: GameFacts) -> Action:
         return Action(
             ActionKind.PAUSED.value, "Resume", command, False, percent, format_percent(percent)
         )
+    if facts.damaged is not None and Command.REMOVE in facts.actions:
+        return damaged_action(facts)
     kind, label, wanted = _BUTTONS[state]
     command = _offered(facts, wanted)
     if state is S.INSTALLED and command is None:
         return Action(ActionKind.INSTALLED.value, "Installed", None, busy=False)
+    if state in _FRESH and facts.launch_problem is not None:
+        return Action(
+            kind.value,
+            label,
+            command,
+            busy=False,
+            confirm=download_warning(facts),
+            confirm_label="Download anyway",
+        )
     return Action(kind.value, label, command, busy=False)
+
+
+def damaged_action(facts: GameFacts) -> Action:
+    """A copy whose install found a damaged archive: Re-download when a peer offers the
+    game (its files are removed first), else Remove; both ask first."""
+    size = format_bytes(facts.game.size_bytes)
+    if facts.peer_count > 0:
+        return Action(
+            ActionKind.FAILED.value,
+            "Re-download",
+            REDOWNLOAD,
+            busy=False,
+            confirm=(
+                f"{facts.damaged}. Remove the downloaded files of {facts.game.name} and "
+                f"download {size} from peers again?"
+            ),
+            confirm_label="Re-download",
+        )
+    return Action(
+        ActionKind.FAILED.value,
+        "Remove damaged files",
+        Command.REMOVE.value,
+        busy=False,
+        confirm=(
+            f"{facts.damaged}. Remove the downloaded files of {facts.game.name}? "
+            f"Download it again afterwards ({size})."
+        ),
+        confirm_label="Remove files",
+    )
+
+
+REDOWNLOAD = "redownload"
+"""The runtime command that removes a damaged copy and downloads the game again."""
+
+
+def download_warning(facts: GameFacts) -> str:
+    """The question asked before downloading a game that cannot start on this computer."""
+    size = format_bytes(facts.game.size_bytes)
+    return f"{facts.launch_problem}. Download {size} anyway?"
 
 
 def _offered(facts: GameFacts, command: Command | None) -> str | None:
@@ -419,6 +473,9 @@ def card(facts: GameFacts, art_slot: ArtSlot | None = None) -> CardView:
         update=facts.update_available,
         search=f"{game.name} {game.genre} {game.id}".lower(),
         shelf=shelf(facts),
+        launch_label=facts.launch_label,
+        launch_problem=facts.launch_problem,
+        play_label=play_time_label(facts.played_seconds) if facts.last_played else None,
         last_played=facts.last_played,
     )
 

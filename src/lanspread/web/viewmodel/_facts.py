@@ -97,8 +97,17 @@ class GameFacts:
     known_size: int | None = None
     """The game's size as its download knows it (a paused or failed download's total);
     ``None`` when only the catalog's estimate is known."""
+    launch_label: str | None = None
+    """A short tag when the game cannot start on this computer ("Needs Wine")."""
+    launch_problem: str | None = None
+    """Why it cannot start here, in a sentence (the runtime's)."""
+    played_seconds: float = 0.0
+    """How long the game was played here in all."""
     last_played: float | None = None
-    """When the game was last started here (seconds since the epoch), if known."""
+    """When it last ended (seconds since the epoch); ``None``: never played here."""
+    damaged: str | None = None
+    """Its install found a damaged archive (the runtime's sentence): Install is no longer
+    the main action, and the copy is not served to peers."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +136,8 @@ class PeerFacts:
     """That peer holds one of this peer's upload slots now."""
     download_rate: float = 0.0
     """Verified bytes a second this peer receives from that one lately."""
+    demo: bool = False
+    """The Demo peer this process started (``lanspread demo``), not a player."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +176,16 @@ class RuntimeFacts:
 
 
 @dataclass(frozen=True, slots=True)
+class StrayFacts:
+    """A folder in the game folder named like no catalog game."""
+
+    name: str
+    suggestion_id: str | None = None
+    """The catalog game it most likely is, if any."""
+    suggestion_name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ViewInput:
     games: tuple[GameFacts, ...]
     runtime: RuntimeFacts
@@ -177,3 +198,4 @@ class ViewInput:
     notices: tuple[NoticeFacts, ...] = ()
     transfer: TransferFacts | None = None
     """Rates and upload limits; ``None`` while the runtime is not running."""
+    strays: tuple[StrayFacts, ...] = ()

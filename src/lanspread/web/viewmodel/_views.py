@@ -7,6 +7,7 @@ import enum
 import msgspec
 
 from lanspread.web.viewmodel._facts import SelfFacts
+from lanspread.web.viewmodel._guidance import GuidanceView
 
 
 class ActionKind(enum.Enum):
@@ -41,6 +42,11 @@ class Action(msgspec.Struct, frozen=True):
     aria_label: str = ""
     """What a screen reader says: the action with the game's name ("Download Quake III
     Arena"), or the state and the game's name for a button that does nothing."""
+    confirm: str | None = None
+    """When set, the page asks this question before sending the command (a download of a
+    game that cannot start on this computer)."""
+    confirm_label: str | None = None
+    """The confirming button's words."""
 
 
 class ProgressView(msgspec.Struct, frozen=True):
@@ -139,8 +145,15 @@ class CardView(msgspec.Struct, frozen=True):
     """Lower-case text the search box matches against."""
     shelf: int = 2
     """Availability, for sorting: 0 on this machine, 1 offered by peers, 2 neither."""
+    launch_label: str | None = None
+    """A tag on the card when the game cannot start here: "Needs Wine", "Windows only"."""
+    launch_problem: str | None = None
+    """Why, in a sentence, for the detail view."""
+    play_label: str | None = None
+    """ "Played 3 h 12 min"; ``None`` when never played here."""
     last_played: float | None = None
-    """When the game was last started here (seconds since the epoch), for sorting."""
+    """When it was last played (seconds since the epoch): the page writes the date in the
+    player's own calendar, and sorts by it."""
 
 
 class PeerCard(msgspec.Struct, frozen=True):
@@ -154,6 +167,8 @@ class PeerCard(msgspec.Struct, frozen=True):
     games: tuple[str, ...]
     """Catalog names of the peer's games."""
     games_label: str
+    demo_label: str | None = None
+    """ "Demo: games from this computer" for the Demo peer; ``None`` for a player."""
     rate_label: str = ""
     """What moves between this peer and that one: "↑ 4.2 MB/s · ↓ 1.0 MB/s · pulling from
     you" (↑ sent to it, ↓ received from it), or empty."""
@@ -270,3 +285,5 @@ class ViewModel(msgspec.Struct, frozen=True):
     counts: FilterCounts
     notices: tuple[NoticeView, ...] = ()
     transfer: TransferView | None = None
+    guidance: GuidanceView | None = None
+    """What a player alone can do, and the folders that are not games here."""
