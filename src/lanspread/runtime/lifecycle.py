@@ -269,7 +269,7 @@ class Lifecycle:
             work,
             lambda reason: events.RemoveFailed(game=game_id, reason=reason),
         )
-        if then is not None and isinstance(ending, RemoveFinished):
+        if then is not None and isinstance(ending, events.RemoveFinished):
             try:
                 then()
             except LanspreadError as exc:  # no source now: the card offers Download again
