@@ -22,6 +22,7 @@ from tests.runtime.test_downloads import (
 from tests.support.events import RuntimeEvents
 from tests.support.ownership import record_as_downloaded
 
+from lanspread.core.conflict import conflict_failure
 from lanspread.core.manifest import manifest_digest
 from lanspread.core.party import (
     PartyCatalog,
@@ -190,7 +191,7 @@ async def test_unpinned_sources_that_split_evenly_fail_naming_the_peers(
     start_runtime: Start, tmp_path: Path
 ) -> None:
     """Outside a party, one source against one is no majority: no digest order picks a
-    winner, the download fails and names both peers."""
+    winner, the download fails naming the peer on each side, for the player to choose."""
     make_game(tmp_path / "bravo" / "games", size=2 * MiB)
     garbage_game(tmp_path / "charlie" / "games")
     alpha, bravo, charlie = await peers(start_runtime, "alpha", "bravo", "charlie")
@@ -198,10 +199,12 @@ async def test_unpinned_sources_that_split_evenly_fail_naming_the_peers(
     events = RuntimeEvents(alpha)
     await alpha.execute(Download(game="quake3"))
     failed = await events.first(DownloadFailed, within=WAIT)
-    first, second = sorted((bravo.peer_id, charlie.peer_id))
-    assert failed.reason.startswith(f"sources disagree on 'extra.eti': {first} holds size ")
-    assert f"; {second} holds size " in failed.reason
-    assert failed.reason.endswith("; no version is held by more than half of the 2 sources")
+    conflict = next(g for g in alpha.games() if g.id == "quake3").conflict
+    assert conflict is not None
+    assert [side.peers for side in conflict.sides] == [
+        (p,) for p in sorted((bravo.peer_id, charlie.peer_id))
+    ]
+    assert failed.reason == conflict_failure(conflict)
     assert not (alpha.game_dir / "quake3" / "version.ini").exists()
 
 

@@ -118,6 +118,12 @@ class Remove(GameCommand, frozen=True, tag="remove"):
     """Delete the files of a downloaded game that is not installed."""
 
 
+class ChooseContent(GameCommand, frozen=True, tag="choose-content"):
+    """Trust one side of a content conflict (a manifest digest), then download it."""
+
+    digest: Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{64}$")]
+
+
 class Play(GameCommand, frozen=True, tag="play"):
     """Start the installed game's executable."""
 
@@ -138,6 +144,7 @@ AnyCommand = (
     | Verify
     | Repair
     | Remove
+    | ChooseContent
     | Play
 )
 
@@ -188,6 +195,7 @@ COMMANDS = _by_name(
     CommandSpec(Verify),
     CommandSpec(Repair),
     CommandSpec(Remove),
+    CommandSpec(ChooseContent),
     CommandSpec(Play),
 )
 """Every command by name, with the front ends that offer it."""

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Set
 import msgspec
 
 from lanspread.core.catalog import Catalog, CatalogGame
+from lanspread.core.conflict import ContentConflict
 from lanspread.core.library import FoundGame, GameSummary, LibrarySnapshot
 from lanspread.core.lifecycle import (
     Command,
@@ -122,6 +123,9 @@ class GameView(msgspec.Struct, frozen=True):
     excluded_peers: tuple[str, ...] = ()
     """Peers (ids) that sent corrupt bytes for the game: not asked for it again until
     this peer restarts."""
+    conflict: ContentConflict | None = None
+    """The peers offering its unpinned newest version disagree on the content: the
+    sides, until the player chose one (``choose-content``)."""
 
 
 class VerifyReply(msgspec.Struct, frozen=True):
@@ -199,11 +203,13 @@ def game_views(
     found: Mapping[str, FoundGame] | None = None,
     halted: Mapping[str, DownloadState] | None = None,
     excluded: Mapping[str, tuple[str, ...]] | None = None,
+    conflicts: Mapping[str, ContentConflict] | None = None,
 ) -> tuple[GameView, ...]:
     partials = partials or {}
     found = found or {}
     halted = halted or {}
     excluded = excluded or {}
+    conflicts = conflicts or {}
     mine = local.by_id()
     views = []
     for game in sorted(catalog, key=lambda g: g.id):
@@ -240,6 +246,7 @@ def game_views(
                 found=found[game.id].reason if game.id in found else None,
                 download_state=halted.get(game.id) if operation is None else None,
                 excluded_peers=excluded.get(game.id, ()),
+                conflict=conflicts.get(game.id),
             )
         )
     return tuple(views)

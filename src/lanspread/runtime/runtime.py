@@ -32,6 +32,7 @@ from lanspread.errors import ConfigError, LanspreadError
 from lanspread.runtime.commands import (
     AnyCommand,
     Cancel,
+    ChooseContent,
     Command,
     Connect,
     Download,
@@ -328,6 +329,9 @@ class PeerRuntime:
             case Remove(game=game):
                 self.lifecycle.remove(game)
                 return OperationStarted(game=game, operation="removing")
+            case ChooseContent(game=game, digest=digest):
+                self.downloads.choose_content(game, digest)
+                return OperationStarted(game=game, operation="downloading")
             case Play(game=game):
                 pid = await self.lifecycle.play(game)
                 return Started(game=game, pid=pid)

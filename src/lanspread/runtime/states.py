@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Set
 from typing import TYPE_CHECKING, Protocol
 
+from lanspread.core.conflict import ContentConflict
 from lanspread.core.library import FoundGame
 from lanspread.core.lifecycle import Command, GameState, LifecycleFacts, refusal_for, state_of
 from lanspread.runtime.replies import DownloadState, GameView, game_facts, game_views
@@ -39,6 +40,9 @@ class DownloadFacts(Protocol):
     @property
     def excluded(self) -> Mapping[str, tuple[str, ...]]: ...
 
+    @property
+    def conflicts(self) -> Mapping[str, ContentConflict]: ...
+
 
 class _NoDownloads:
     """Before the download manager is attached: nothing stopped, found or excluded."""
@@ -47,6 +51,7 @@ class _NoDownloads:
     halted: Mapping[str, DownloadState] = {}
     found: Mapping[str, FoundGame] = {}
     excluded: Mapping[str, tuple[str, ...]] = {}
+    conflicts: Mapping[str, ContentConflict] = {}
 
 
 class GameStates:
@@ -100,4 +105,5 @@ class GameStates:
             downloads.found,
             downloads.halted,
             downloads.excluded,
+            downloads.conflicts,
         )

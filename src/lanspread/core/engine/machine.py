@@ -212,7 +212,9 @@ class DownloadEngine:
             return []
         settled = settle_manifests(self.game_id, self._latest, self._asked, event)
         if settled.agreement is None:
-            return [*settled.rejections, *self._end(Ending.FAILED, settled.failure)]
+            self.phase = Phase.ENDED
+            end = End(Ending.FAILED, settled.failure, conflict=settled.conflict)
+            return [*settled.rejections, end]
         self._agreement = settled.agreement
         self._agreed_sources = settled.sources
         self.phase = Phase.PREPARING
