@@ -172,6 +172,7 @@ __all__ = [
     "CHOSEN_AUTHORITY",
     "MAX_CONFLICT_SIDES",
     "MAX_REMEMBERED_CHOICES",
+    "SHORT_DIGEST",
     "ChoiceRefused",
     "ContentChoices",
     "ContentConflict",

@@ -312,6 +312,7 @@ def game_facts(
         pending=overlay.pending,
         found_reason=view.found,
         excluded_peers=view.excluded_peers,
+        conflict=view.conflict,
     )
 
 

@@ -567,6 +567,37 @@
     renderSecondary(game);
     renderVerify(game);
     renderSources(game.sources);
+    renderConflict(game);
+  }
+
+  // The peers offering an unpinned version disagree on its content: one row per
+  // content, with the peers behind it; the player's pick goes to choose-content,
+  // which starts the download again from that side only.
+  function renderConflict(game) {
+    const panel = $("detail-conflict");
+    const conflict = game.conflict;
+    const key = conflict ? `${game.id}:${JSON.stringify(conflict)}` : "";
+    if (panel.dataset.key === key) return;
+    panel.dataset.key = key;
+    panel.hidden = !conflict;
+    if (!conflict) return panel.replaceChildren();
+    const list = el("ul", "conflict-sides");
+    list.append(...conflict.sides.map((side) => {
+      const trust = el("button", "btn btn-ghost", "Trust this");
+      trust.type = "button";
+      trust.dataset.digest = side.digest;
+      trust.addEventListener("click", () => {
+        trust.disabled = true;
+        sendCommand("choose-content", game.id, { digest: side.digest });
+      });
+      const item = el("li", "conflict-side");
+      item.append(el("span", "conflict-peers", side.peers_label),
+        el("code", "conflict-digest", side.short), trust);
+      return item;
+    }));
+    panel.replaceChildren(el("p", "conflict-headline", conflict.headline), list);
+    if (conflict.more_label) panel.append(el("p", "conflict-more", conflict.more_label));
+    return undefined;
   }
 
   function renderProgress(progress) {

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 
 import msgspec
 
+from lanspread.core.conflict import SHORT_DIGEST
 from lanspread.core.lifecycle import Command, GameState
 from lanspread.web.viewmodel._dialogs import uninstall_text
 from lanspread.web.viewmodel._facts import OPTIMISTIC_COMMANDS, GameFacts, SourceFacts
@@ -30,6 +31,8 @@ from lanspread.web.viewmodel._views import (
     Action,
     ActionKind,
     CardView,
+    ConflictSideView,
+    ConflictView,
     ProgressView,
     SecondaryAction,
     SourceView,
@@ -178,6 +181,33 @@ def distrust_note(facts: GameFacts) -> str | None:
     listed = ", ".join(names.get(peer, peer) for peer in facts.excluded_peers)
     they = "it" if len(facts.excluded_peers) == 1 else "they"
     return f"Not downloading from {listed}: {they} sent corrupt data"
+
+
+def conflict_view(facts: GameFacts) -> ConflictView | None:
+    """The sides of the game's content conflict, each with its peers by name (the id of
+    a peer no longer seen), in the runtime's order: never by count or digest."""
+    conflict = facts.conflict
+    if conflict is None:
+        return None
+    names = {source.peer_id: source.name for source in facts.sources}
+    sides = tuple(
+        ConflictSideView(
+            digest=side.digest,
+            short=side.digest[:SHORT_DIGEST],
+            peers_label=", ".join(names.get(peer, peer) for peer in side.peers),
+        )
+        for side in conflict.sides
+    )
+    return ConflictView(
+        headline=(
+            f"The peers offering version {conflict.version} disagree on its content, and the "
+            "organizer did not pin it. Choose the one you trust:"
+        ),
+        sides=sides,
+        more_label=f"and {count_label(conflict.more_sides, 'other', 'others')}"
+        if conflict.more_sides
+        else "",
+    )
 
 
 def error_of(facts: GameFacts) -> str | None:
@@ -377,6 +407,7 @@ def card(facts: GameFacts) -> CardView:
         downloadable=downloadable,
         update=facts.update_available,
         search=f"{game.name} {game.genre} {game.id}".lower(),
+        conflict=conflict_view(facts),
     )
 
 

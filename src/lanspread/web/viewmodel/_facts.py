@@ -6,6 +6,7 @@ import enum
 from dataclasses import dataclass
 
 from lanspread.core.catalog import CatalogGame
+from lanspread.core.conflict import ContentConflict
 from lanspread.core.lifecycle import Command, GameState
 
 OPTIMISTIC_COMMANDS = frozenset({Command.DOWNLOAD.value, Command.UPDATE.value})
@@ -94,6 +95,8 @@ class GameFacts:
     """Why a folder named like the game is *found, not from lanspread* (left alone)."""
     excluded_peers: tuple[str, ...] = ()
     """Peers (ids) that sent corrupt bytes for the game: not downloaded from until a restart."""
+    conflict: ContentConflict | None = None
+    """The peers offering its unpinned version disagree on the content, until chosen."""
 
 
 @dataclass(frozen=True, slots=True)

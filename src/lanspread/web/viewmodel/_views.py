@@ -96,6 +96,26 @@ class SourceView(msgspec.Struct, frozen=True):
     have_percent: float = 0.0
 
 
+class ConflictSideView(msgspec.Struct, frozen=True):
+    """One content on offer in a content conflict."""
+
+    digest: str
+    """The whole manifest digest: what ``choose-content`` takes."""
+    short: str
+    """Its first characters, as the player reads it."""
+    peers_label: str
+    """The peers offering it, by name."""
+
+
+class ConflictView(msgspec.Struct, frozen=True):
+    """The peers offering an unpinned version disagree: the player picks a side."""
+
+    headline: str
+    sides: tuple[ConflictSideView, ...]
+    more_label: str = ""
+    """How many more contents are on offer than listed ("" when none)."""
+
+
 class CardView(msgspec.Struct, frozen=True):
     id: str
     name: str
@@ -126,6 +146,8 @@ class CardView(msgspec.Struct, frozen=True):
     update: bool
     search: str
     """Lower-case text the search box matches against."""
+    conflict: ConflictView | None = None
+    """The content conflict the last download stopped on, until the player chose."""
 
 
 class PeerCard(msgspec.Struct, frozen=True):
