@@ -935,8 +935,8 @@ def test_a_content_conflict_lists_each_side_by_peer_name_with_its_digest() -> No
         headline="The peers offering version 1.2 disagree on its content, and the organizer "
         "did not pin it. Choose the one you trust:",
         sides=(
-            ConflictSideView(digest="a" * 64, short="a" * 12, peers_label="Bob"),
-            ConflictSideView(digest="b" * 64, short="b" * 12, peers_label="p2, p3"),
+            ConflictSideView(digest="a" * 64, peers_label="Bob"),
+            ConflictSideView(digest="b" * 64, peers_label="p2, p3"),
         ),
         more_label="and 2 others",
     )

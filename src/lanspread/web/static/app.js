@@ -570,6 +570,9 @@
     renderConflict(game);
   }
 
+  // Hex characters of a content digest shown to the player (core/conflict.SHORT_DIGEST).
+  const SHORT_DIGEST = 12;
+
   // The peers offering an unpinned version disagree on its content: one row per
   // content, with the peers behind it; the player's pick goes to choose-content,
   // which starts the download again from that side only.
@@ -592,7 +595,7 @@
       });
       const item = el("li", "conflict-side");
       item.append(el("span", "conflict-peers", side.peers_label),
-        el("code", "conflict-digest", side.short), trust);
+        el("code", "conflict-digest", side.digest.slice(0, SHORT_DIGEST)), trust);
       return item;
     }));
     panel.replaceChildren(el("p", "conflict-headline", conflict.headline), list);

@@ -12,7 +12,6 @@ from collections.abc import Mapping
 
 import msgspec
 
-from lanspread.core.conflict import SHORT_DIGEST
 from lanspread.core.lifecycle import Command, GameState
 from lanspread.web.viewmodel._dialogs import uninstall_text
 from lanspread.web.viewmodel._facts import OPTIMISTIC_COMMANDS, GameFacts, SourceFacts
@@ -193,7 +192,6 @@ def conflict_view(facts: GameFacts) -> ConflictView | None:
     sides = tuple(
         ConflictSideView(
             digest=side.digest,
-            short=side.digest[:SHORT_DIGEST],
             peers_label=", ".join(names.get(peer, peer) for peer in side.peers),
         )
         for side in conflict.sides

@@ -100,11 +100,9 @@ class ConflictSideView(msgspec.Struct, frozen=True):
     """One content on offer in a content conflict."""
 
     digest: str
-    """The whole manifest digest: what ``choose-content`` takes."""
-    short: str
-    """Its first characters, as the player reads it."""
+    """The whole manifest digest: what ``choose-content`` takes (the page shows its
+    first :data:`~lanspread.core.conflict.SHORT_DIGEST` characters)."""
     peers_label: str
-    """The peers offering it, by name."""
 
 
 class ConflictView(msgspec.Struct, frozen=True):
