@@ -127,6 +127,10 @@ class ChooseContent(GameCommand, frozen=True, tag="choose-content"):
 class Play(GameCommand, frozen=True, tag="play"):
     """Start the installed game's executable."""
 
+    run_unpinned: bool = False
+    """Start it even though the organizer did not pin this version and its program
+    changed since the last play (the player answered the question yes)."""
+
 
 AnyCommand = (
     Status

@@ -54,6 +54,7 @@ from lanspread.runtime.events import (
 )
 from lanspread.runtime.jobs import JobRunner
 from lanspread.runtime.local_library import LocalLibraryService
+from lanspread.runtime.programs import Programs
 from lanspread.runtime.replies import UninstallPlan, VerifyReply
 from lanspread.runtime.states import GameStates
 
@@ -67,7 +68,13 @@ class Lifecycle:
         jobs: JobRunner,
         publish: Callable[[Event], None],
         states: GameStates,
+        *,
+        programs: Programs,
+        pinned: Callable[[str, str | None], str | None],
     ) -> None:
+        self._programs = programs
+        self._pinned = pinned
+        """The manifest digest the party catalog pins for a game's version, if any."""
         self._local = local
         self._states = states
         self._jobs = jobs
@@ -264,15 +271,25 @@ class Lifecycle:
 
     # -- play ----------------------------------------------------------------
 
-    async def play(self, game_id: str) -> int:
-        """Start the game's executable; returns its process id."""
+    async def play(self, game_id: str, *, run_unpinned: bool = False) -> int:
+        """Start the game's executable; returns its process id.
+
+        A changed program of a version the party catalog does not pin starts only
+        with ``run_unpinned`` (``runtime/programs``).
+        """
         self.require(game_id, Command.PLAY)
-        name = self._local.require_catalog_game(game_id).executable
-        if name is None:  # the table's guard refused this already; this narrows the type
+        game = self._local.require_catalog_game(game_id)
+        if game.executable is None:  # the table's guard refused this already (narrows)
             raise Refusal.NO_EXECUTABLE.error(game_id)
         local_dir = self._root(game_id) / LOCAL_DIR
-        executable = await asyncio.to_thread(resolve_executable, local_dir, name)
+        executable = await asyncio.to_thread(resolve_executable, local_dir, game.executable)
+        summary = self._local.library.get(game_id)
+        pinned = self._pinned(game_id, summary.installed_version if summary else None)
+        digest = await self._programs.admit(
+            game_id, game.name, executable, pinned=pinned is not None, run_unpinned=run_unpinned
+        )
         process = await launch(executable, local_dir)
+        await self._programs.ran(game_id, digest)
         self._running[game_id] = process
         self._publish(GameStarted(game=game_id, pid=process.pid))
         self._jobs.spawn(lambda: self._watch(game_id, process))

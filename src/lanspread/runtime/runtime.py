@@ -59,6 +59,7 @@ from lanspread.runtime.local_library import LocalLibraryService
 from lanspread.runtime.options import RuntimeOptions
 from lanspread.runtime.party import PartyService
 from lanspread.runtime.peers import PeerNetwork
+from lanspread.runtime.programs import Programs
 from lanspread.runtime.replies import (
     GameView,
     OperationStarted,
@@ -72,6 +73,7 @@ from lanspread.runtime.states import GameStates
 from lanspread.runtime.supervisor import Policy, Service, Supervisor
 from lanspread.seeding.manifests import HashingService, ManifestCache
 from lanspread.storage.gamedir import prepare_game_dir, prepare_state_dir
+from lanspread.storage.programs import load_programs
 from lanspread.storage.settings import SettingsStore
 
 log = logging.getLogger(__name__)
@@ -122,7 +124,14 @@ class PeerRuntime:
         self._hashing = HashingService(self._manifests, local)
         network.seeder.attach_hashing(self._hashing)
         states = GameStates(local, network)
-        lifecycle = Lifecycle(local, self._jobs, self._bus.publish, states)
+        lifecycle = Lifecycle(
+            local,
+            self._jobs,
+            self._bus.publish,
+            states,
+            programs=Programs(state_dir, await asyncio.to_thread(load_programs, state_dir)),
+            pinned=network.pinned_digest,
+        )
         downloads = DownloadManager(
             local=local,
             network=network,
@@ -332,8 +341,8 @@ class PeerRuntime:
             case ChooseContent(game=game, digest=digest):
                 self.downloads.choose_content(game, digest)
                 return OperationStarted(game=game, operation="downloading")
-            case Play(game=game):
-                pid = await self.lifecycle.play(game)
+            case Play(game=game, run_unpinned=run_unpinned):
+                pid = await self.lifecycle.play(game, run_unpinned=run_unpinned)
                 return Started(game=game, pid=pid)
             case _:
                 assert_never(command)
