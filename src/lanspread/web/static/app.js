@@ -108,8 +108,16 @@
 
   async function sendCommand(cmd, game, extra) {
     const reply = await post("/api/command", Object.assign({ cmd, game }, extra || {}));
-    if (!reply.ok) toast(reply.error.message);
+    if (!reply.ok && reply.error.code === "program-changed") askProgramChanged(game, reply.error.message);
+    else if (!reply.ok) toast(reply.error.message);
     return reply;
+  }
+
+  // Play of a version the organizer did not pin, whose program changed since the last
+  // play: the runtime's question; a yes starts it (and the runtime remembers it).
+  function askProgramChanged(gameId, question) {
+    const run = () => sendCommand("play", gameId, { run_unpinned: true });
+    askConfirm("Run it", question, run, "The game's program changed");
   }
 
   async function openFolder(game) {
