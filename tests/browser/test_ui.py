@@ -15,9 +15,11 @@ from tests.support.download_roots import paused_root
 from tests.support.events import RuntimeEvents
 from tests.support.waiting import wait_until
 
+from lanspread.core.conflict import ContentConflict, ContentSide, conflict_failure
 from lanspread.core.operations import OperationKind
 from lanspread.runtime.commands import Install, Play
 from lanspread.runtime.events import (
+    DownloadFailed,
     DownloadProgress,
     GameExited,
     InstallFinished,
@@ -495,3 +497,32 @@ async def test_a_changed_program_of_an_unpinned_game_asks_before_play(keeper_lan
     await page.click("#confirm-yes")
     await wait_until(lambda: len(events.of(GameExited)) == 2, "the accepted program to exit")
     assert (local / "ran.txt").read_text() == "first\nreplaced\n"
+
+
+async def test_a_content_conflict_is_shown_by_peer_and_the_player_chooses(lan: Lan) -> None:
+    """A download of an unpinned Quake III stopped on a conflict: the detail view lists
+    each content with the peers behind it by name (an id for a peer gone), and Trust
+    this sends that content's digest, which ends the conflict."""
+    page = await lan.page()
+    runtime = lan.alpha.runtime
+    stranger = "f" * 64
+    conflict = ContentConflict(
+        "quake3",
+        "1.32",
+        (ContentSide("a" * 64, (lan.bravo.peer_id,)), ContentSide("b" * 64, (stranger,))),
+    )
+    runtime.downloads.record_conflict(conflict)
+    runtime.publish(DownloadFailed(game="quake3", reason=conflict_failure(conflict)))
+    await page.locator('[data-game="quake3"] .card-title').click()
+    panel = page.locator("#detail-conflict")
+    await expect(panel).to_be_visible()
+    await expect(panel.locator(".conflict-headline")).to_have_text(
+        "The peers offering version 1.32 disagree on its content, and the organizer did not "
+        "pin it. Choose the one you trust:"
+    )
+    await expect(panel.locator(".conflict-peers")).to_have_text(["Jonas' Rig", stranger])
+    await expect(panel.locator(".conflict-digest")).to_have_text(["a" * 12, "b" * 12])
+    await shoot(page, "21-content-conflict")
+    await panel.locator('button[data-digest="' + "b" * 64 + '"]').click()
+    await expect(panel).to_be_hidden()
+    assert runtime.downloads.conflicts == {}

@@ -208,6 +208,10 @@ class DownloadManager:
         restart (part of every game snapshot, so a front end can say why)."""
         return self._liars.by_game()
 
+    def record_conflict(self, conflict: ContentConflict) -> None:
+        """``conflict`` is the game's current one (what a download that stopped on it does)."""
+        self._choices.record(conflict)
+
     @property
     def conflicts(self) -> Mapping[str, ContentConflict]:
         """Per game, the content conflict its last download stopped on, until the
@@ -409,7 +413,7 @@ class DownloadManager:
         )
         end = await active.run.run()
         if end.conflict is not None:
-            self._choices.record(end.conflict)
+            self.record_conflict(end.conflict)
         # The run stopped serving and announcing the partial at its end; the rescan
         # replaces the summary that still announces it (before any install starts).
         await self._local.refresh_game(game_id)
