@@ -4,9 +4,10 @@ Both servers of a peer, the TLS peer server (:mod:`lanspread.net.peer_server`)
 and the plain-TCP data server (:mod:`lanspread.seeding.dataserver`), take
 connections the same way, written once here:
 
-* **Accept.** A failed ``accept`` (usually out of file descriptors) is logged and
-  retried after :data:`ACCEPT_RETRY_DELAY` instead of spinning; the connections
-  already served go on meanwhile.
+* **Accept.** Each wake-up takes up to :data:`ACCEPT_BATCH` queued connections.
+  A failed ``accept`` (usually out of file descriptors) is logged and retried
+  after :data:`ACCEPT_RETRY_DELAY` instead of spinning; the connections already
+  served go on meanwhile.
 * **Admit before any read.** A new connection first takes a slot of the server's
   evicting :class:`~lanspread.core.admission.SlotTable`, keyed by its source
   address: over the per-address cap its socket is closed at once (logged at
