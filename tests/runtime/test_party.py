@@ -33,10 +33,11 @@ from lanspread.core.party import (
     public_key_bytes,
     sign_catalog,
 )
-from lanspread.errors import InvalidGameState
+from lanspread.errors import InvalidGameState, PeerRefused
 from lanspread.files.hashing import hash_game_payload
+from lanspread.net.handshake import LISTENER_NOT_A_MEMBER, NOT_A_MEMBER
 from lanspread.net.wire import OfferCatalog
-from lanspread.runtime.commands import Download, Update
+from lanspread.runtime.commands import Connect, Download, Update
 from lanspread.runtime.events import (
     ChunkFinished,
     DownloadFailed,
@@ -279,3 +280,25 @@ async def test_peer_outside_any_party_ignores_catalogs(
     assert answer.serial == 0
     assert alpha.party.catalog is None
     assert org.party.catalog is None
+
+
+async def test_two_parties_on_one_network_never_link(start_runtime: Start, tmp_path: Path) -> None:
+    """Alpha and bravo share a party code, charlie has another's and dave none: a connect
+    across parties is refused in either direction, by a party's listener (the dialer
+    proved nothing for its code) or by a party's dialer (dave's listener proved nothing),
+    and no party member records a peer of another party."""
+    other_code = party_code(public_key_bytes(Ed25519PrivateKey.generate()))
+    alpha, bravo = await peers(start_runtime, "alpha", "bravo", party_code=CODE)
+    charlie = await start_runtime("charlie", party_code=other_code)
+    dave = await start_runtime("dave")
+    assert bravo.peer_id in alpha.network.known_peers()
+    for dialer, listener in ((charlie, alpha), (dave, alpha)):
+        with pytest.raises(PeerRefused) as caught:
+            await dialer.execute(Connect(addr=listener.listen_addr))
+        assert str(caught.value) == f"Unauthorized: {NOT_A_MEMBER}"
+    for listener, refusal in ((charlie, NOT_A_MEMBER), (dave, LISTENER_NOT_A_MEMBER)):
+        with pytest.raises(PeerRefused) as caught:
+            await alpha.execute(Connect(addr=listener.listen_addr))
+        assert str(caught.value) == f"Unauthorized: {refusal}"
+    assert alpha.network.known_peers() == {bravo.peer_id}
+    assert charlie.network.known_peers() == frozenset()
