@@ -1,7 +1,6 @@
 """The download engine: one download's decisions, from the source check to version.ini.
 
-See the package docstring for the phases and rules; :mod:`.messages` for the
-events and actions, :mod:`.swarm` for the choice of sources and chunks.
+See the package docstring (phases, rules), :mod:`.messages` and :mod:`.swarm` (choices).
 """
 
 from __future__ import annotations
