@@ -24,8 +24,8 @@ holds an Ed25519 **party key**.
 * **Content.** For a pinned version, a source is usable iff its manifest digest
   equals the pin, whatever the number of sources offering something else
   (:func:`check_pin`). A game with pins offers only pinned versions for download
-  (:func:`restrict_to_pins`). Unpinned games keep the majority rule of
-  ``core/manifest.py``, which now demands a strict majority.
+  (:func:`restrict_to_pins`). An unpinned version whose sources differ is a
+  conflict the player resolves (``core/conflict``), never a majority vote.
 
 Everything here is pure: no files, no sockets, no clock. Signing and verifying
 are computations on bytes handed in.
