@@ -79,13 +79,17 @@ def test_a_choice_names_a_side_of_the_current_conflict_and_ends_it() -> None:
 
 
 def test_choices_and_conflicts_are_bounded_oldest_first() -> None:
-    """A stranger announcing ever new games or versions cannot grow the record."""
+    """A stranger announcing ever new games or versions cannot grow the record; a game's
+    conflict is forgotten when a new download of it starts."""
     choices = ContentChoices(limit=2)
     for game in ("a", "b", "c"):
         conflict = find_conflict(game, "1.0", {"p": variant(""), "q": variant("x")})
         assert conflict is not None
         choices.record(conflict)
     assert sorted(choices.conflicts()) == ["b", "c"]
+    choices.forget("b")
+    choices.forget("nothing")
+    assert sorted(choices.conflicts()) == ["c"]
     with pytest.raises(ChoiceRefused) as caught:
         ContentChoices(limit=0)
     assert str(caught.value) == "content choices must hold at least one entry"

@@ -451,6 +451,10 @@ async def test_sources_that_disagree_are_a_conflict_the_player_resolves(
     honest_peers = tuple(sorted((sources[0].peer_id, sources[1].peer_id)))
     assert set(sides) == {honest_peers, (sources[2].peer_id,)}
     assert not (alpha.game_dir / "quake3" / "version.ini").exists()
+    await alpha.execute(Download(game="quake3"))  # asking again decides nothing either
+    await wait_until(lambda: len(events.of(DownloadFailed)) == 2, "the second download to fail")
+    assert events.of(DownloadFailed)[1].reason == failed.reason
+    assert next(g for g in alpha.games() if g.id == "quake3").conflict == view.conflict
     await alpha.execute(ChooseContent(game="quake3", digest=sides[honest_peers]))
     await events.first(DownloadFinished)
     assert tree_digest(alpha.game_dir / "quake3") == tree_digest(honest)

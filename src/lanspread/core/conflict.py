@@ -136,6 +136,10 @@ class ContentChoices:
         while len(self._conflicts) > self._limit:
             self._conflicts.popitem(last=False)
 
+    def forget(self, game_id: str) -> None:
+        """The game's conflict is over (a new download of it decides afresh)."""
+        self._conflicts.pop(game_id, None)
+
     def conflicts(self) -> dict[str, ContentConflict]:
         """Every game whose last download stopped on a conflict not chosen yet."""
         return dict(self._conflicts)

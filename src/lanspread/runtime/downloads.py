@@ -388,6 +388,7 @@ class DownloadManager:
     async def _download(self, active: _Active) -> tuple[End, _Outcome | None]:
         """Run the download's engine through its shell; the outcome of a finished one."""
         game_id = active.game_id
+        self._choices.forget(game_id)  # this download finds its own sources' conflict, if any
         summary = self._local.library.get(game_id)
         installed_before = summary is not None and summary.installed
         engine = DownloadEngine(
