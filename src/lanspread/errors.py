@@ -97,6 +97,11 @@ class SelfConnect(OperationError):
     """A direct connect reached this very peer."""
 
 
+class ProgramChanged(OperationError):
+    """Play of an unpinned version whose program changed since the last play: the
+    message is the question for the player (``play`` with ``run_unpinned`` answers yes)."""
+
+
 class StorageError(LanspreadError):
     """The filesystem refused an operation (disk full, permissions, vanished paths)."""
 
@@ -201,6 +206,7 @@ PUBLIC_CODES: Mapping[type[LanspreadError], PublicCode] = MappingProxyType(
         OperationInProgress: PublicCode("operation-in-progress", 409),
         InvalidGameState: PublicCode("invalid-state", 409),
         SelfConnect: PublicCode("self-connect", 409),
+        ProgramChanged: PublicCode("program-changed", 409),
         StorageError: PublicCode("storage-error", 500),
         IntentLogCorrupt: PublicCode("storage-error", 500),
         InstallRecordCorrupt: PublicCode("storage-error", 500),

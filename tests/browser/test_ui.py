@@ -15,10 +15,13 @@ from tests.support.download_roots import paused_root
 from tests.support.events import RuntimeEvents
 from tests.support.waiting import wait_until
 
+from lanspread.core.conflict import ContentConflict, ContentSide, conflict_failure
 from lanspread.core.operations import OperationKind
-from lanspread.runtime.commands import Install
+from lanspread.runtime.commands import Install, Play
 from lanspread.runtime.events import (
+    DownloadFailed,
     DownloadProgress,
+    GameExited,
     InstallFinished,
     InstallProgress,
     RuntimeFailed,
@@ -462,3 +465,67 @@ async def test_a_found_folder_is_left_alone(keeper_lan: Lan) -> None:
     found = lan.alpha.runtime.game_dir / "minecraft"
     await wait_until(lambda: lan.alpha.opened == [found], "the folder to open")
     assert (found / "minecraft.exe").read_bytes() == b"from a USB stick"
+
+
+async def test_a_changed_program_of_an_unpinned_game_asks_before_play(keeper_lan: Lan) -> None:
+    """Play of Factorio, not pinned by any organizer, whose program changed since it last
+    ran: the page asks the runtime's question; Cancel starts nothing, Run it starts it."""
+    lan = keeper_lan
+    runtime = lan.alpha.runtime
+    events = RuntimeEvents(runtime)
+    await runtime.execute(Install(game="factorio"))
+    await events.first(InstallFinished)
+    local = runtime.game_dir / "factorio" / "local"
+    program = local / "bin" / "x64" / "factorio.exe"
+    program.write_bytes(b"#!/bin/sh\necho first >> ran.txt\n")
+    program.chmod(0o755)
+    await runtime.execute(Play(game="factorio"))
+    await events.first(GameExited)
+    program.write_bytes(b"#!/bin/sh\necho replaced >> ran.txt\n")
+    page = await lan.page()
+    play = page.locator('[data-game="factorio"] .act')
+    await expect(play).to_have_attribute("data-kind", "play")
+    await play.click()
+    await expect(page.locator("#confirm-title")).to_have_text("The game's program changed")
+    await expect(page.locator("#confirm-text")).to_have_text(
+        "This version of Factorio was not pinned by the organizer and its program changed "
+        "since you last played: run it?"
+    )
+    await expect(page.locator("#confirm-yes")).to_have_text("Run it")
+    await shoot(page, "20-program-changed")
+    await page.click("#confirm-no")
+    await expect(page.locator("#confirm")).to_be_hidden()
+    assert (local / "ran.txt").read_text() == "first\n"
+    await play.click()
+    await page.click("#confirm-yes")
+    await wait_until(lambda: len(events.of(GameExited)) == 2, "the accepted program to exit")
+    assert (local / "ran.txt").read_text() == "first\nreplaced\n"
+
+
+async def test_a_content_conflict_is_shown_by_peer_and_the_player_chooses(lan: Lan) -> None:
+    """A download of an unpinned Quake III stopped on a conflict: the detail view lists
+    each content with the peers behind it by name (an id for a peer gone), and Trust
+    this sends that content's digest, which ends the conflict."""
+    page = await lan.page()
+    runtime = lan.alpha.runtime
+    stranger = "f" * 64
+    conflict = ContentConflict(
+        "quake3",
+        "1.32",
+        (ContentSide("a" * 64, (lan.bravo.peer_id,)), ContentSide("b" * 64, (stranger,))),
+    )
+    runtime.downloads.record_conflict(conflict)
+    runtime.publish(DownloadFailed(game="quake3", reason=conflict_failure(conflict)))
+    await page.locator('[data-game="quake3"] .card-title').click()
+    panel = page.locator("#detail-conflict")
+    await expect(panel).to_be_visible()
+    await expect(panel.locator(".conflict-headline")).to_have_text(
+        "The peers offering version 1.32 disagree on its content, and the organizer did not "
+        "pin it. Choose the one you trust:"
+    )
+    await expect(panel.locator(".conflict-peers")).to_have_text(["Jonas' Rig", stranger])
+    await expect(panel.locator(".conflict-digest")).to_have_text(["a" * 12, "b" * 12])
+    await shoot(page, "21-content-conflict")
+    await panel.locator('button[data-digest="' + "b" * 64 + '"]').click()
+    await expect(panel).to_be_hidden()
+    assert runtime.downloads.conflicts == {}

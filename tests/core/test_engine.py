@@ -10,13 +10,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from lanspread.core.conflict import ContentConflict, ContentSide
 from lanspread.core.engine import (
     ALL_PEERS_GONE,
     COMMIT_EVERY_CHUNKS,
     ENDGAME_CHUNKS,
     MAX_CHUNK_ATTEMPTS,
     MAX_SOURCE_STRIKES,
-    TAIL_CONNECT_GRACE,
     Action,
     AskManifests,
     Begin,
@@ -206,6 +206,20 @@ def test_no_manifest_fails_and_says_when_the_peers_are_still_hashing() -> None:
     )
 
 
+def charlie_alone(
+    manifest: GameManifest, *, pinned_digest: str | None = None, chosen_digest: str | None = None
+) -> End:
+    """How a download with charlie as its one source of ``manifest`` ends."""
+    drive = Drive()
+    drive(Start("1.0", ("charlie",)))
+    drive(
+        ManifestsAnswered(
+            {"charlie": manifest}, pinned_digest=pinned_digest, chosen_digest=chosen_digest
+        )
+    )
+    return drive.end()
+
+
 def test_pins_keep_only_the_pinned_manifest_and_report_unpinned_offers() -> None:
     """With a pin, sources of another manifest are rejected; none left fails with the pin
     message; unpinned offers are reported."""
@@ -224,10 +238,7 @@ def test_pins_keep_only_the_pinned_manifest_and_report_unpinned_offers() -> None
     )
     assert [r.source for r in of(RejectSource, actions)] == ["delta", "charlie"]
     assert of(Prepare, actions) == [Prepare(pinned)]
-    drive = Drive()
-    drive(Start("1.0", ("charlie",)))
-    drive(ManifestsAnswered({"charlie": other}, pinned_digest=manifest_digest(pinned)))
-    assert drive.end() == End(
+    assert charlie_alone(other, pinned_digest=manifest_digest(pinned)) == End(
         Ending.FAILED,
         "none of the 1 peers offering quake3 1.0 has the content the party catalog pins; "
         "not downloading",
@@ -700,95 +711,76 @@ def test_a_game_of_only_version_ini_commits_at_once() -> None:
 
 
 def split_manifest() -> tuple[GameManifest, GameManifest, GameManifest]:
-    """The agreed game (a.eti, b.eti of 2 chunks each), and two manifests that each have
-    one file wrong: bravo holds only a.eti as agreed, charlie only b.eti."""
+    """One game (a.eti, b.eti of 2 chunks each) and two manifests that each have one file
+    of other content: bravo's b.eti, charlie's a.eti."""
     agreed = make_manifest(entry("a.eti", 2 * C), entry("b.eti", 2 * C))
     bravo = make_manifest(entry("a.eti", 2 * C), entry("b.eti", 2 * C, salt="x"))
     charlie = make_manifest(entry("a.eti", 2 * C, salt="y"), entry("b.eti", 2 * C))
     return agreed, bravo, charlie
 
 
-def to_fetching_split(drive: Drive, *, live: Sequence[str]) -> list[Action]:
-    agreed, bravo, charlie = split_manifest()
+def test_differing_unpinned_manifests_are_a_conflict_not_a_majority() -> None:
+    """Two sources of one manifest and one of another, unpinned: no majority decides; the
+    download fails listing the peers on each side, by peer, never by count or digest."""
+    agreed, bravo, _ = split_manifest()
+    drive = Drive()
     drive(Start("1.0", ("bravo", "charlie", "delta")))
-    drive(ManifestsAnswered({"bravo": bravo, "charlie": charlie, "delta": agreed}))
-    actions = drive(Prepared(frozenset(), frozenset(live)))
-    for connect in of(Connect, actions):
-        actions += drive(ConnectionOpened(connect.source))
-    return actions
-
-
-def test_a_small_game_waits_for_the_sources_still_opening() -> None:
-    """Three sources of a three-chunk game; bravo opens first and is quick: it gets one
-    chunk, and the next only once charlie and delta have theirs, however many it
-    finishes, while their connections are still opening."""
-    drive = Drive(depth=4)
-    actions = drive.to_fetching(chunks(3), ("bravo", "charlie", "delta"), open_all=False)
-    assert sorted(c.source for c in of(Connect, actions)) == ["bravo", "charlie", "delta"]
-    first = drive(ConnectionOpened("bravo"), at=100.1)
-    assert fetched(first) == {"bravo": [("a.eti", 0)]}
-    assert fetched(drive(ChunkVerified("bravo", ("a.eti", 0)), at=100.2)) == {}
-    opened = drive(ConnectionOpened("charlie"), at=100.3) + drive(
-        ConnectionOpened("delta"), at=100.4
+    actions = drive(ManifestsAnswered({"bravo": bravo, "charlie": agreed, "delta": agreed}))
+    assert of(Prepare, actions) == []
+    end = drive.end()
+    assert end.conflict == ContentConflict(
+        "quake3",
+        "1.0",
+        (
+            ContentSide(manifest_digest(bravo), ("bravo",)),
+            ContentSide(manifest_digest(agreed), ("charlie", "delta")),
+        ),
     )
-    assert fetched(opened) == {"charlie": [("a.eti", C)], "delta": [("a.eti", 2 * C)]}
+    assert end == End(
+        Ending.FAILED,
+        f"the peers offering quake3 1.0 disagree on its content (bravo offers content "
+        f"{manifest_digest(bravo)[:12]}; charlie, delta offer content "
+        f"{manifest_digest(agreed)[:12]}); the party catalog does not pin it, so choose "
+        "which to trust",
+        conflict=end.conflict,
+    )
 
 
-def test_a_connection_that_does_not_open_stops_holding_the_tail_back() -> None:
-    """A source whose connection is still opening after TAIL_CONNECT_GRACE no longer
-    holds the others back: the next tick gives its share to the source that is open."""
-    drive = Drive(depth=4)
-    drive.to_fetching(chunks(2), ("bravo", "charlie"), open_all=False)
-    drive(ConnectionOpened("bravo"), at=100.1)
-    assert fetched(drive(ChunkVerified("bravo", ("a.eti", 0)), at=100.2)) == {}
-    late = drive(Tick(), at=100.0 + TAIL_CONNECT_GRACE + 0.1)
-    assert fetched(late) == {"bravo": [("a.eti", C)]}
-
-
-def test_a_source_is_asked_only_for_the_files_it_holds_as_agreed() -> None:
-    """Per-file eligibility: bravo gets only a.eti chunks, charlie only b.eti, and the
-    chunks of the file two sources hold come after the rare ones for the source with both."""
-    drive = Drive(depth=4)
-    actions = to_fetching_split(drive, live=("bravo", "charlie", "delta"))
-    got = fetched(actions)
-    assert {path for path, _ in got["bravo"]} == {"a.eti"}
-    assert {path for path, _ in got["charlie"]} == {"b.eti"}
-    assert sorted(got["bravo"] + got["charlie"] + got.get("delta", [])) == [
-        ("a.eti", 0),
-        ("a.eti", C),
-        ("b.eti", 0),
-        ("b.eti", C),
-    ]
-
-
-def test_a_file_whose_holders_left_is_skipped_the_rest_fetched_then_paused() -> None:
-    """Only charlie (b.eti) and nobody else for a.eti: b.eti is fetched, then the download
-    pauses, because a.eti's holders may come back."""
-    drive = Drive(depth=4)
-    actions = to_fetching_split(drive, live=("charlie",))
-    assert fetched(actions) == {"charlie": [("b.eti", 0), ("b.eti", C)]}
-    drive(ChunkVerified("charlie", ("b.eti", 0)))
-    assert of(End, drive.log) == []
-    assert drive(ChunkVerified("charlie", ("b.eti", C)))[-1] == CloseConnection("charlie")
-    assert of(End, drive.log) == []
-    drive(ConnectionClosed("charlie"))
-    assert drive.end() == End(Ending.PAUSED, ALL_PEERS_GONE, commit_journal=True)
-
-
-def test_a_finished_file_needs_no_source() -> None:
-    """a.eti done before its holders left: nothing waits for them, the download goes on."""
-    drive = Drive(depth=4)
-    agreed, bravo, charlie = split_manifest()
+def test_a_chosen_digest_keeps_only_its_sources_even_a_minority() -> None:
+    """The player chose bravo's content: the two sources of the other one are rejected
+    and bravo alone serves; a choice nobody offers fails with the choice message."""
+    agreed, bravo, _ = split_manifest()
+    drive = Drive()
     drive(Start("1.0", ("bravo", "charlie", "delta")))
-    drive(ManifestsAnswered({"bravo": bravo, "charlie": charlie, "delta": agreed}))
-    done = frozenset({("a.eti", 0), ("a.eti", C)})
-    actions = drive(Prepared(done, frozenset({"charlie"})))
-    drive(ConnectionOpened("charlie"))
-    drive(ChunkVerified("charlie", ("b.eti", 0)))
-    drive(ChunkVerified("charlie", ("b.eti", C)))
-    assert of(Connect, actions) == [Connect("charlie")]
-    assert [f.source for f in of(FetchSentinel, drive.log)] == ["charlie"]
-    assert of(End, drive.log) == []
+    answers = {"bravo": bravo, "charlie": agreed, "delta": agreed}
+    actions = drive(ManifestsAnswered(answers, chosen_digest=manifest_digest(bravo)))
+    assert of(RejectSource, actions) == [
+        RejectSource("charlie", "its quake3 1.0 differs from the content you chose"),
+        RejectSource("delta", "its quake3 1.0 differs from the content you chose"),
+    ]
+    assert of(Prepare, actions) == [Prepare(bravo)]
+    assert charlie_alone(agreed, chosen_digest=manifest_digest(bravo)) == End(
+        Ending.FAILED,
+        "none of the 1 peers offering quake3 1.0 has the content you chose; not downloading",
+    )
+
+
+def test_a_pin_outranks_a_choice_and_identical_manifests_need_none() -> None:
+    """A party pin decides even when the player chose another digest; sources that all
+    offer one manifest are used without any choice."""
+    agreed, bravo, _ = split_manifest()
+    answered = ManifestsAnswered(
+        {"bravo": bravo, "charlie": agreed},
+        pinned_digest=manifest_digest(agreed),
+        chosen_digest=manifest_digest(bravo),
+    )
+    drive = Drive()
+    drive(Start("1.0", ("bravo", "charlie")))
+    assert of(Prepare, drive(answered)) == [Prepare(agreed)]
+    drive = Drive()
+    drive(Start("1.0", ("charlie", "delta")))
+    actions = drive(ManifestsAnswered({"charlie": agreed, "delta": agreed}))
+    assert of(Prepare, actions) == [Prepare(agreed)]
 
 
 def test_engine_bounds_must_be_positive() -> None:

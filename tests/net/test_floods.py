@@ -40,7 +40,14 @@ from lanspread.net.peer_server import (
     PeerServer,
 )
 from lanspread.net.stream import FramedStream
-from lanspread.net.tls import client_context
+from lanspread.net.tls import (
+    TLS_READ_BUFFER_SIZE,
+    accept_tls_connection,
+    client_context,
+    create_listener,
+    open_tls_connection,
+    server_context,
+)
 from lanspread.net.wire import MAX_HANDSHAKE_FRAME_SIZE, Challenge, Ping, Pong
 from lanspread.seeding.dataserver import (
     MAX_UNADMITTED,
@@ -461,3 +468,37 @@ async def test_cutting_a_handshake_mid_tls_never_confuses_the_next_socket(
                 finally:
                     probe.close()
                 assert decode_header(header).status is DataStatus.TICKET_UNKNOWN
+
+
+async def test_an_accepted_tls_connection_reads_into_a_small_buffer_freed_on_close(
+    alice: PeerIdentity,
+) -> None:
+    """An accepted TLS connection reads into TLS_READ_BUFFER_SIZE, not asyncio's 256 KiB.
+
+    Frames larger than the buffer still arrive whole, and the buffer is given back
+    the moment the connection is lost (cut connections wait for the collector).
+    """
+    loop = asyncio.get_running_loop()
+    listener = create_listener(HONEST, 0)
+    port = listener.getsockname()[1]
+    payload = os.urandom(5 * TLS_READ_BUFFER_SIZE)
+    try:
+        dialing = asyncio.create_task(
+            open_tls_connection(HONEST, port, connect_timeout=WAIT, handshake_timeout=WAIT)
+        )
+        sock, _ = await loop.sock_accept(listener)
+        reader, writer = await accept_tls_connection(
+            sock, server_context(alice), handshake_timeout=WAIT
+        )
+        _, client = await dialing
+        tls = getattr(writer.transport, "_ssl_protocol")  # noqa: B009 (asyncio keeps it private)
+        assert len(tls.get_buffer(-1)) == TLS_READ_BUFFER_SIZE
+        client.write(payload)
+        assert await reader.readexactly(len(payload)) == payload
+        client.close()
+        assert await reader.read() == b""
+        writer.close()
+        await writer.wait_closed()
+        assert len(tls._ssl_buffer) == 0
+    finally:
+        listener.close()

@@ -6,17 +6,21 @@ import msgspec
 import pytest
 from tests.net.helpers import announcement
 
-from lanspread.errors import ProtocolError
+from lanspread.errors import PeerRefused, ProtocolError
 from lanspread.net.handshake import (
+    LISTENER_NOT_A_MEMBER,
+    NOT_A_MEMBER,
+    PartySession,
     build_hello,
     build_hello_ack,
     check_challenge,
     check_hello_ack,
+    membership_proof,
     new_challenge,
     verify_hello,
 )
 from lanspread.net.identity import PeerIdentity
-from lanspread.net.wire import NONCE_SIZE, ErrorCode, ErrorResponse
+from lanspread.net.wire import NONCE_SIZE, ErrorCode, ErrorResponse, HelloAck
 
 NONCE = b"\x11" * NONCE_SIZE
 OTHER_NONCE = b"\x22" * NONCE_SIZE
@@ -122,3 +126,68 @@ def test_a_hello_ack_must_come_from_the_pinned_peer(
     )
     with pytest.raises(ProtocolError, match=r"^hello ack declares protocol version 4, expected 3$"):
         check_hello_ack(other_version, alice.peer_id)
+
+
+CODE = "7KQ2-M9XD-4T0B-WS1E-8HJC"
+OTHER_CODE = "0000-1111-2222-3333-4444"
+
+
+def test_a_party_listener_links_only_dialers_proving_its_code(
+    alice: PeerIdentity, bob: PeerIdentity
+) -> None:
+    """In a party, a Hello proving the same code passes; another party's proof, or none,
+    is refused in our words; a listener in no party ignores the proof."""
+    challenge = new_challenge(alice, NONCE)
+    refusal = ErrorResponse(code=ErrorCode.UNAUTHORIZED, message=NOT_A_MEMBER)
+    member = build_hello(bob, challenge, alice.peer_id, announcement("bob"), CODE)
+    other = build_hello(bob, challenge, alice.peer_id, announcement("bob"), OTHER_CODE)
+    outsider = build_hello(bob, challenge, alice.peer_id, announcement("bob"))
+    assert verify_hello(member, challenge, CODE) is None
+    assert verify_hello(other, challenge, CODE) == refusal
+    assert verify_hello(outsider, challenge, CODE) == refusal
+    assert verify_hello(other, challenge) is None
+
+
+def test_a_membership_proof_is_bound_to_its_session_and_role(
+    alice: PeerIdentity, bob: PeerIdentity
+) -> None:
+    """A dialer's proof replayed in another session, or offered as the listener's, fails."""
+    challenge = new_challenge(alice, NONCE)
+    old = build_hello(
+        bob, new_challenge(alice, OTHER_NONCE), alice.peer_id, announcement("bob"), CODE
+    )
+    replayed = msgspec.structs.replace(
+        build_hello(bob, challenge, alice.peer_id, announcement("bob"), CODE),
+        membership=old.membership,
+    )
+    assert verify_hello(replayed, challenge, CODE) == ErrorResponse(
+        code=ErrorCode.UNAUTHORIZED, message=NOT_A_MEMBER
+    )
+    dialer_proof = membership_proof(CODE, challenge, bob.peer_id, listener=False)
+    ack = msgspec.structs.replace(
+        build_hello_ack(alice, announcement("alice")), membership=dialer_proof
+    )
+    with pytest.raises(PeerRefused) as caught:
+        check_hello_ack(ack, alice.peer_id, PartySession(CODE, challenge, bob.peer_id))
+    assert caught.value.message == LISTENER_NOT_A_MEMBER
+
+
+def test_a_party_dialer_leaves_a_listener_that_proves_nothing(
+    alice: PeerIdentity, bob: PeerIdentity
+) -> None:
+    """The listener's ack must prove the dialer's party too: one in no party, or in
+    another, is left; one in the same party is linked."""
+    challenge = new_challenge(alice, NONCE)
+
+    def ack_of(listener_code: str | None) -> HelloAck:
+        session = PartySession(listener_code, challenge, bob.peer_id)
+        return build_hello_ack(alice, announcement("alice"), session)
+
+    def check(ack: HelloAck) -> None:
+        check_hello_ack(ack, alice.peer_id, PartySession(CODE, challenge, bob.peer_id))
+
+    for listener_code in (None, OTHER_CODE):
+        with pytest.raises(PeerRefused) as caught:
+            check(ack_of(listener_code))
+        assert str(caught.value) == f"{ErrorCode.UNAUTHORIZED}: {LISTENER_NOT_A_MEMBER}"
+    check(ack_of(CODE))

@@ -20,7 +20,15 @@ from tests.support.waiting import wait_until
 from lanspread.core.gameroot import DOWNLOAD_JOURNAL_FILE, INSTALL_RECORD_FILE, OWNERSHIP_FILE
 from lanspread.errors import InvalidGameState, OperationInProgress, UnknownGame
 from lanspread.files.ownership import claim_download
-from lanspread.runtime.commands import Cancel, Connect, Download, Remove, SetGameDir, Update
+from lanspread.runtime.commands import (
+    Cancel,
+    ChooseContent,
+    Connect,
+    Download,
+    Remove,
+    SetGameDir,
+    Update,
+)
 from lanspread.runtime.events import (
     ChunkFinished,
     DownloadAllPeersGone,
@@ -419,8 +427,12 @@ async def test_source_vanishing_mid_download_fails_over(
     assert events.of(DownloadFailed) == []
 
 
-async def test_source_lying_about_sizes_is_outvoted(start_runtime: Start, tmp_path: Path) -> None:
-    """Two honest sources outvote one whose manifest disagrees; the liar is reported."""
+async def test_sources_that_disagree_are_a_conflict_the_player_resolves(
+    start_runtime: Start, tmp_path: Path
+) -> None:
+    """Two honest sources do not outvote a third whose manifest differs: the unpinned
+    download fails showing both sides; once the player chooses the honest content the
+    download uses only its sources and the other one is reported."""
     honest = make_game(tmp_path / "bravo" / "games", size=2 * MiB)
     make_game(tmp_path / "charlie" / "games", size=2 * MiB)
     liar = make_game(tmp_path / "delta" / "games", size=2 * MiB)
@@ -431,13 +443,27 @@ async def test_source_lying_about_sizes_is_outvoted(start_runtime: Start, tmp_pa
     await serving(alpha, *sources)
     events = RuntimeEvents(alpha)
     await alpha.execute(Download(game="quake3"))
+    failed = await events.first(DownloadFailed)
+    assert failed.reason.startswith("the peers offering quake3 1.0 disagree on its content (")
+    view = next(g for g in alpha.games() if g.id == "quake3")
+    assert view.conflict is not None
+    sides = {side.peers: side.digest for side in view.conflict.sides}
+    honest_peers = tuple(sorted((sources[0].peer_id, sources[1].peer_id)))
+    assert set(sides) == {honest_peers, (sources[2].peer_id,)}
+    assert not (alpha.game_dir / "quake3" / "version.ini").exists()
+    await alpha.execute(Download(game="quake3"))  # asking again decides nothing either
+    await wait_until(lambda: len(events.of(DownloadFailed)) == 2, "the second download to fail")
+    assert events.of(DownloadFailed)[1].reason == failed.reason
+    assert next(g for g in alpha.games() if g.id == "quake3").conflict == view.conflict
+    await alpha.execute(ChooseContent(game="quake3", digest=sides[honest_peers]))
     await events.first(DownloadFinished)
     assert tree_digest(alpha.game_dir / "quake3") == tree_digest(honest)
-    rejected = events.of(SourceRejected)
-    assert {r.peer_id for r in rejected} == {sources[2].peer_id}
-    assert not any(
-        c.peer_id == sources[2].peer_id and c.path == "extra.eti" for c in events.of(ChunkFinished)
-    )
+    assert sources[2].peer_id in {r.peer_id for r in events.of(SourceRejected)}
+    assert not any(c.peer_id == sources[2].peer_id for c in events.of(ChunkFinished))
+    assert next(g for g in alpha.games() if g.id == "quake3").conflict is None
+    with pytest.raises(InvalidGameState) as caught:
+        await alpha.execute(ChooseContent(game="quake3", digest=sides[honest_peers]))
+    assert str(caught.value) == "quake3 has no content conflict to resolve"
 
 
 async def test_disk_full_fails_cleanly(start_runtime: Start, tmp_path: Path) -> None:

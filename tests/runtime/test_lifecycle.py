@@ -12,10 +12,17 @@ from tests.support.archives import ArchiveFormat, Kind, Member, write_game_root
 from tests.support.events import RuntimeEvents
 from tests.support.ownership import record_as_downloaded
 from tests.support.platforms import make_fifo
+from tests.support.waiting import wait_until
 
 from lanspread.core.gameroot import OWNERSHIP_FILE
 from lanspread.core.lifecycle import Command, GameState
-from lanspread.errors import InvalidGameState, OperationInProgress, UnknownGame
+from lanspread.errors import (
+    InvalidGameState,
+    OperationInProgress,
+    ProgramChanged,
+    UnknownGame,
+    public_code,
+)
 from lanspread.runtime.commands import Install, Play, Remove, Uninstall, Verify
 from lanspread.runtime.events import (
     ActiveOperationsChanged,
@@ -206,3 +213,41 @@ async def test_startup_recovers_an_interrupted_install(
     assert sorted(p.name for p in root.iterdir()) == ["extra.eti", "game.eti", "version.ini"]
     view = next(g for g in alpha.games() if g.id == "quake3")
     assert (view.downloaded, view.installed) == (True, False)
+
+
+async def test_a_changed_program_of_an_unpinned_version_asks_before_play(
+    start_runtime: Start, tmp_path: Path
+) -> None:
+    """The first program runs and is remembered; once it changed (a peer's replacement)
+    Play refuses with the question and starts nothing; run_unpinned starts it and
+    remembers it, across a restart, so the next Play asks nothing."""
+    sideload_playable(tmp_path / "alpha" / "games")
+    alpha = await start_runtime("alpha")
+    events = RuntimeEvents(alpha)
+    await alpha.execute(Install(game="quake3"))
+    await events.first(InstallFinished)
+    local = alpha.game_dir / "quake3" / "local"
+    (local / "start.sh").write_bytes(b"#!/bin/sh\necho honest >> ran.txt\n")
+    await alpha.execute(Play(game="quake3"))
+    await events.first(GameExited)
+    (local / "start.sh").write_bytes(b"#!/bin/sh\necho replaced >> ran.txt\n")
+    with pytest.raises(ProgramChanged) as caught:
+        await alpha.execute(Play(game="quake3"))
+    name = next(g.name for g in alpha.games() if g.id == "quake3")
+    assert str(caught.value) == (
+        f"This version of {name} was not pinned by the organizer and its program changed "
+        "since you last played: run it?"
+    )
+    assert public_code(caught.value).code == "program-changed"
+    assert (local / "ran.txt").read_text() == "honest\n"
+    await alpha.execute(Play(game="quake3", run_unpinned=True))
+    await wait_until(
+        lambda: len(events.of(GameExited)) == 2, "the accepted program to run and exit"
+    )
+    alpha.shutdown()
+    await alpha.wait_stopped()
+    again = await start_runtime("alpha")
+    restarted = RuntimeEvents(again)
+    await again.execute(Play(game="quake3"))
+    await restarted.first(GameExited)
+    assert (local / "ran.txt").read_text() == "honest\nreplaced\nreplaced\n"

@@ -22,6 +22,7 @@ from tests.runtime.test_downloads import (
 from tests.support.events import RuntimeEvents
 from tests.support.ownership import record_as_downloaded
 
+from lanspread.core.conflict import conflict_failure
 from lanspread.core.manifest import manifest_digest
 from lanspread.core.party import (
     PartyCatalog,
@@ -32,10 +33,11 @@ from lanspread.core.party import (
     public_key_bytes,
     sign_catalog,
 )
-from lanspread.errors import InvalidGameState
+from lanspread.errors import InvalidGameState, PeerRefused
 from lanspread.files.hashing import hash_game_payload
+from lanspread.net.handshake import LISTENER_NOT_A_MEMBER, NOT_A_MEMBER
 from lanspread.net.wire import OfferCatalog
-from lanspread.runtime.commands import Download, Update
+from lanspread.runtime.commands import Connect, Download, Update
 from lanspread.runtime.events import (
     ChunkFinished,
     DownloadFailed,
@@ -190,7 +192,7 @@ async def test_unpinned_sources_that_split_evenly_fail_naming_the_peers(
     start_runtime: Start, tmp_path: Path
 ) -> None:
     """Outside a party, one source against one is no majority: no digest order picks a
-    winner, the download fails and names both peers."""
+    winner, the download fails naming the peer on each side, for the player to choose."""
     make_game(tmp_path / "bravo" / "games", size=2 * MiB)
     garbage_game(tmp_path / "charlie" / "games")
     alpha, bravo, charlie = await peers(start_runtime, "alpha", "bravo", "charlie")
@@ -198,10 +200,12 @@ async def test_unpinned_sources_that_split_evenly_fail_naming_the_peers(
     events = RuntimeEvents(alpha)
     await alpha.execute(Download(game="quake3"))
     failed = await events.first(DownloadFailed, within=WAIT)
-    first, second = sorted((bravo.peer_id, charlie.peer_id))
-    assert failed.reason.startswith(f"sources disagree on 'extra.eti': {first} holds size ")
-    assert f"; {second} holds size " in failed.reason
-    assert failed.reason.endswith("; no version is held by more than half of the 2 sources")
+    conflict = next(g for g in alpha.games() if g.id == "quake3").conflict
+    assert conflict is not None
+    assert [side.peers for side in conflict.sides] == [
+        (p,) for p in sorted((bravo.peer_id, charlie.peer_id))
+    ]
+    assert failed.reason == conflict_failure(conflict)
     assert not (alpha.game_dir / "quake3" / "version.ini").exists()
 
 
@@ -276,3 +280,25 @@ async def test_peer_outside_any_party_ignores_catalogs(
     assert answer.serial == 0
     assert alpha.party.catalog is None
     assert org.party.catalog is None
+
+
+async def test_two_parties_on_one_network_never_link(start_runtime: Start, tmp_path: Path) -> None:
+    """Alpha and bravo share a party code, charlie has another's and dave none: a connect
+    across parties is refused in either direction, by a party's listener (the dialer
+    proved nothing for its code) or by a party's dialer (dave's listener proved nothing),
+    and no party member records a peer of another party."""
+    other_code = party_code(public_key_bytes(Ed25519PrivateKey.generate()))
+    alpha, bravo = await peers(start_runtime, "alpha", "bravo", party_code=CODE)
+    charlie = await start_runtime("charlie", party_code=other_code)
+    dave = await start_runtime("dave")
+    assert bravo.peer_id in alpha.network.known_peers()
+    for dialer, listener in ((charlie, alpha), (dave, alpha)):
+        with pytest.raises(PeerRefused) as caught:
+            await dialer.execute(Connect(addr=listener.listen_addr))
+        assert str(caught.value) == f"Unauthorized: {NOT_A_MEMBER}"
+    for listener, refusal in ((charlie, NOT_A_MEMBER), (dave, LISTENER_NOT_A_MEMBER)):
+        with pytest.raises(PeerRefused) as caught:
+            await alpha.execute(Connect(addr=listener.listen_addr))
+        assert str(caught.value) == f"Unauthorized: {refusal}"
+    assert alpha.network.known_peers() == {bravo.peer_id}
+    assert charlie.network.known_peers() == frozenset()

@@ -12,12 +12,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from lanspread.core.catalog import CatalogGame
+from lanspread.core.conflict import ContentConflict, ContentSide
 from lanspread.core.lifecycle import Halt, LifecycleFacts, actions, state_of
 from lanspread.core.operations import OperationKind
 from lanspread.runtime.replies import UninstallPlan, VerifyReply
 from lanspread.web.viewmodel import (
     MAX_LISTED_FILES,
     Action,
+    ConflictSideView,
+    ConflictView,
     DownloadSample,
     GameFacts,
     InstallSample,
@@ -915,3 +918,26 @@ def test_peers_that_sent_corrupt_data_are_named_in_the_detail_view() -> None:
     two = card(facts(sources=(bob,), excluded_peers=("p1", "p9")))
     assert two.distrust_note == "Not downloading from Bob, p9: they sent corrupt data"
     assert card(facts(sources=(bob,))).distrust_note is None
+
+
+def test_a_content_conflict_lists_each_side_by_peer_name_with_its_digest() -> None:
+    """Each content on offer is a row naming its peers (the id of one gone) and the
+    digest choose-content takes; a flood of contents is summed up; none: no panel."""
+    bob = SourceFacts("p1", "Bob", "10.0.0.3:7000", "1.2", ready=True)
+    conflict = ContentConflict(
+        "quake3",
+        "1.2",
+        (ContentSide("a" * 64, ("p1",)), ContentSide("b" * 64, ("p2", "p3"))),
+        more_sides=2,
+    )
+    view = card(facts(sources=(bob,), conflict=conflict)).conflict
+    assert view == ConflictView(
+        headline="The peers offering version 1.2 disagree on its content, and the organizer "
+        "did not pin it. Choose the one you trust:",
+        sides=(
+            ConflictSideView(digest="a" * 64, peers_label="Bob"),
+            ConflictSideView(digest="b" * 64, peers_label="p2, p3"),
+        ),
+        more_label="and 2 others",
+    )
+    assert card(facts(sources=(bob,))).conflict is None

@@ -27,11 +27,17 @@ the policy. The table reads no clock: :meth:`~SlotTable.admit` takes ``now``.
 from __future__ import annotations
 
 import enum
+import functools
 import ipaddress
 import itertools
 from dataclasses import dataclass
 
 from lanspread.core.refusal import Refused
+
+# Spellings of source addresses remembered by normalize_address: parsing one costs
+# more than the rest of an admission, and a flood repeats a few addresses thousands
+# of times a second. Bounded (least recently used goes) since strangers pick them.
+NORMALIZED_ADDRESS_CACHE = 4096
 
 
 class AdmissionRefusal(enum.Enum):
@@ -55,6 +61,7 @@ class _Slot:
     since: float
 
 
+@functools.lru_cache(maxsize=NORMALIZED_ADDRESS_CACHE)
 def normalize_address(host: str) -> str:
     """One spelling per source address: an IPv4-mapped IPv6 address is its IPv4 address."""
     text = host.partition("%")[0]

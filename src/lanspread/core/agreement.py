@@ -22,9 +22,10 @@ Every source that advertises the latest version sends its manifest, and
    ever decided by the ordering of digests, which anyone can grind.
 5. A source is eligible for a path iff it holds exactly the winning version.
 
-Votes are cheap (an identity costs nothing), so a majority is a fallback for
-content nobody vouches for; a party catalog pins content instead (``core/party``).
-Resolving a disagreement with the player is later work (a conflict view).
+Votes are cheap (an identity costs nothing), so no download relies on a majority:
+the source check hands this only sources offering one manifest digest, vouched for
+by the party catalog's pin (``core/party``) or by the player's choice in a content
+conflict (``core/conflict``). These rules remain the last line of defence.
 """
 
 from __future__ import annotations

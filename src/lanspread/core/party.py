@@ -24,8 +24,8 @@ holds an Ed25519 **party key**.
 * **Content.** For a pinned version, a source is usable iff its manifest digest
   equals the pin, whatever the number of sources offering something else
   (:func:`check_pin`). A game with pins offers only pinned versions for download
-  (:func:`restrict_to_pins`). Unpinned games keep the majority rule of
-  ``core/manifest.py``, which now demands a strict majority.
+  (:func:`restrict_to_pins`). An unpinned version whose sources differ is a
+  conflict the player resolves (``core/conflict``), never a majority vote.
 
 Everything here is pure: no files, no sockets, no clock. Signing and verifying
 are computations on bytes handed in.
@@ -311,13 +311,19 @@ class PinDecision:
 
 
 def check_pin(
-    game_id: str, version: str, pinned_digest: str, offered: Mapping[str, GameManifest]
+    game_id: str,
+    version: str,
+    pinned_digest: str,
+    offered: Mapping[str, GameManifest],
+    *,
+    authority: str = "the party catalog pins",
 ) -> PinDecision:
     """Split the offered manifests of a pinned version into usable and rejected.
 
     A source is usable iff its manifest's digest equals the pin: how many sources
     offer another manifest never matters. The caller fails the download when
-    ``usable`` is empty (see :func:`pinned_failure`).
+    ``usable`` is empty (see :func:`pinned_failure`). ``authority`` says who vouches
+    for the digest (the party catalog, or the player's choice in a conflict).
     """
     usable: dict[str, GameManifest] = {}
     rejected: list[PinRejection] = []
@@ -335,7 +341,7 @@ def check_pin(
             rejected.append(
                 PinRejection(
                     source,
-                    f"its {game_id} {version} differs from the content the party catalog pins",
+                    f"its {game_id} {version} differs from the content {authority}",
                 )
             )
         else:

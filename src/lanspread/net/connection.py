@@ -45,7 +45,7 @@ from lanspread.errors import (
     TransportError,
 )
 from lanspread.net import wire
-from lanspread.net.handshake import build_hello, check_challenge, check_hello_ack
+from lanspread.net.handshake import PartySession, build_hello, check_challenge, check_hello_ack
 from lanspread.net.identity import PeerIdentity
 from lanspread.net.listener import Closing
 from lanspread.net.stream import FramedStream
@@ -77,13 +77,15 @@ async def dial(
     forbidden_peer_id: str | None = None,
     connect_timeout: float = CONNECT_TIMEOUT,
     handshake_timeout: float = HANDSHAKE_TIMEOUT,
+    party_code: str | None = None,
 ) -> PeerConnection:
     """Connect to the listener at ``host:port`` and complete the handshake.
 
     ``expected_peer_id`` pins the listener's id (``None`` accepts any id, for a
     first contact by address). A listener whose certificate proves
     ``forbidden_peer_id`` (our own id: the address is this very peer) is left at
-    once with :class:`SelfConnect`, before any Hello is sent.
+    once with :class:`SelfConnect`, before any Hello is sent. With ``party_code`` the
+    Hello proves membership of that party and the listener must prove it back.
 
     Raises :class:`TransportError` (cannot connect, TLS failure, timeout),
     :class:`PeerIdMismatch`, :class:`SelfConnect`, :class:`VersionMismatch`,
@@ -98,7 +100,7 @@ async def dial(
     try:
         async with asyncio.timeout(handshake_timeout):
             ack = await _client_handshake(
-                stream, identity, expected_peer_id, forbidden_peer_id, announce
+                stream, identity, expected_peer_id, forbidden_peer_id, announce, party_code
             )
     except TimeoutError as exc:
         await stream.close()
@@ -118,6 +120,7 @@ async def _client_handshake(
     expected_peer_id: str | None,
     forbidden_peer_id: str | None,
     announce: AnnouncementBuilder,
+    party_code: str | None = None,
 ) -> wire.HelloAck:
     server_id = pinned_peer_id(stream.writer)
     if server_id == forbidden_peer_id:
@@ -127,9 +130,9 @@ async def _client_handshake(
     await stream.exchange_preamble()
     challenge = _expect(await stream.receive(), wire.Challenge)
     check_challenge(challenge, server_id)
-    await stream.send(build_hello(identity, challenge, server_id, announce()))
+    await stream.send(build_hello(identity, challenge, server_id, announce(), party_code))
     ack = _expect(await stream.receive(), wire.HelloAck)
-    check_hello_ack(ack, server_id)
+    check_hello_ack(ack, server_id, PartySession(party_code, challenge, identity.peer_id))
     return ack
 
 

@@ -21,13 +21,26 @@ inside the TLS channel::
 Replaying a Hello from another session fails (other nonce); a middle peer that
 relays a listener's challenge to a victim fails (the victim signs the middle
 peer's id, which it pinned from the middle peer's certificate).
+
+Party membership: a peer started with a party code sends, in its Hello or its
+HelloAck, a keyed hash of the session (nonce, both ids, its role) under a key
+derived from the code (:func:`membership_proof`), and requires the other side's.
+A listener refuses a dialer without it (``Unauthorized``), a dialer leaves a
+listener without it (:class:`~lanspread.errors.PeerRefused`), so two parties on
+one network never link. It separates parties; it is no secret from a stranger
+who learnt the code (the code is derived from the party's public key).
 """
 
 from __future__ import annotations
 
-from lanspread.errors import ProtocolError
+import hashlib
+import hmac
+from dataclasses import dataclass
+
+from lanspread.errors import PeerRefused, ProtocolError
 from lanspread.net.identity import PeerIdentity, peer_id_from_public_key, verify_signature
 from lanspread.net.wire import (
+    MEMBERSHIP_SIZE,
     PROTOCOL_VERSION,
     Announcement,
     Challenge,
@@ -37,6 +50,40 @@ from lanspread.net.wire import (
     HelloAck,
     hello_proof_payload,
 )
+
+_MEMBERSHIP_CONTEXT = b"lanspread party membership v1"
+NOT_A_MEMBER = "the dialer is not a member of this party (another party code, or none)"
+LISTENER_NOT_A_MEMBER = "the listener is not a member of this party (another party code, or none)"
+
+
+def membership_proof(
+    party_code: str | None, challenge: Challenge, client_peer_id: str, *, listener: bool
+) -> bytes:
+    """The proof that one side of this session knows ``party_code`` (empty: no party)."""
+    if party_code is None:
+        return b""
+    key = hashlib.blake2b(
+        party_code.encode("ascii"), digest_size=32, person=b"lanspread-party"
+    ).digest()
+    session = b"|".join(
+        (
+            _MEMBERSHIP_CONTEXT,
+            b"listener" if listener else b"dialer",
+            challenge.nonce,
+            challenge.server_peer_id.encode("ascii"),
+            client_peer_id.encode("ascii"),
+        )
+    )
+    return hmac.new(key, session, hashlib.blake2b).digest()[:MEMBERSHIP_SIZE]
+
+
+def _proves(
+    party_code: str | None, got: bytes, challenge: Challenge, client_id: str, *, listener: bool
+) -> bool:
+    if party_code is None:
+        return True
+    wanted = membership_proof(party_code, challenge, client_id, listener=listener)
+    return hmac.compare_digest(got, wanted)
 
 
 def new_challenge(identity: PeerIdentity, nonce: bytes) -> Challenge:
@@ -58,6 +105,7 @@ def build_hello(
     challenge: Challenge,
     pinned_server_id: str,
     announcement: Announcement,
+    party_code: str | None = None,
 ) -> Hello:
     """Dialer side: the Hello answering ``challenge``, signed for ``pinned_server_id``."""
     payload = hello_proof_payload(challenge.nonce, pinned_server_id, identity.peer_id)
@@ -67,11 +115,15 @@ def build_hello(
         public_key=identity.public_key,
         proof=identity.sign(payload),
         announcement=announcement,
+        membership=membership_proof(party_code, challenge, identity.peer_id, listener=False),
     )
 
 
-def verify_hello(hello: Hello, challenge: Challenge) -> ErrorResponse | None:
-    """Listener side: ``None`` when the Hello proves its id for ``challenge``, else the refusal."""
+def verify_hello(
+    hello: Hello, challenge: Challenge, party_code: str | None = None
+) -> ErrorResponse | None:
+    """Listener side: ``None`` when the Hello proves its id for ``challenge`` (and, in a
+    party, its membership), else the refusal."""
     if hello.protocol_version != PROTOCOL_VERSION:
         return ErrorResponse(
             code=ErrorCode.VERSION_MISMATCH,
@@ -91,18 +143,53 @@ def verify_hello(hello: Hello, challenge: Challenge) -> ErrorResponse | None:
             code=ErrorCode.UNAUTHORIZED,
             message="the hello proof does not verify for this session's challenge",
         )
+    if not _proves(party_code, hello.membership, challenge, hello.peer_id, listener=False):
+        return ErrorResponse(code=ErrorCode.UNAUTHORIZED, message=NOT_A_MEMBER)
     return None
 
 
-def build_hello_ack(identity: PeerIdentity, announcement: Announcement) -> HelloAck:
+@dataclass(frozen=True, slots=True)
+class PartySession:
+    """What the listener's membership proof is about: the party and this handshake."""
+
+    party_code: str | None
+    challenge: Challenge
+    client_peer_id: str
+    """The dialer's id (proven by its Hello)."""
+
+
+def build_hello_ack(
+    identity: PeerIdentity, announcement: Announcement, session: PartySession | None = None
+) -> HelloAck:
+    """The listener's ack; with a ``session`` in a party it proves the listener's membership."""
+    membership = b""
+    if session is not None:
+        membership = membership_proof(
+            session.party_code, session.challenge, session.client_peer_id, listener=True
+        )
     return HelloAck(
-        protocol_version=PROTOCOL_VERSION, peer_id=identity.peer_id, announcement=announcement
+        protocol_version=PROTOCOL_VERSION,
+        peer_id=identity.peer_id,
+        announcement=announcement,
+        membership=membership,
     )
 
 
-def check_hello_ack(ack: HelloAck, pinned_server_id: str) -> None:
-    """Dialer side: the ack must come from the pinned peer and speak our version."""
+def check_hello_ack(
+    ack: HelloAck, pinned_server_id: str, session: PartySession | None = None
+) -> None:
+    """Dialer side: the ack must come from the pinned peer and speak our version; with a
+    ``session`` in a party it must prove the listener's membership (else
+    :class:`PeerRefused`)."""
     _check_from_pinned("hello ack", ack.protocol_version, ack.peer_id, pinned_server_id)
+    if session is not None and not _proves(
+        session.party_code,
+        ack.membership,
+        session.challenge,
+        session.client_peer_id,
+        listener=True,
+    ):
+        raise PeerRefused(ErrorCode.UNAUTHORIZED, LISTENER_NOT_A_MEMBER)
 
 
 def _check_from_pinned(frame: str, version: int, named_peer_id: str, pinned_id: str) -> None:

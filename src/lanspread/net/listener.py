@@ -4,9 +4,10 @@ Both servers of a peer, the TLS peer server (:mod:`lanspread.net.peer_server`)
 and the plain-TCP data server (:mod:`lanspread.seeding.dataserver`), take
 connections the same way, written once here:
 
-* **Accept.** A failed ``accept`` (usually out of file descriptors) is logged and
-  retried after :data:`ACCEPT_RETRY_DELAY` instead of spinning; the connections
-  already served go on meanwhile.
+* **Accept.** Each wake-up takes up to :data:`ACCEPT_BATCH` queued connections.
+  A failed ``accept`` (usually out of file descriptors) is logged and retried
+  after :data:`ACCEPT_RETRY_DELAY` instead of spinning; the connections already
+  served go on meanwhile.
 * **Admit before any read.** A new connection first takes a slot of the server's
   evicting :class:`~lanspread.core.admission.SlotTable`, keyed by its source
   address: over the per-address cap its socket is closed at once (logged at
@@ -33,6 +34,7 @@ import logging
 import socket
 from collections.abc import Callable
 from types import TracebackType
+from typing import Any
 
 from lanspread.core.admission import SlotTable
 from lanspread.core.refusal import Refused
@@ -42,6 +44,11 @@ log = logging.getLogger(__name__)
 # A failed accept (usually out of file descriptors) is retried after this pause
 # instead of spinning; established connections keep being served meanwhile.
 ACCEPT_RETRY_DELAY = 0.1
+# Connections taken from the kernel's queue per wake-up of the accept loop. Under a
+# flood of connects each one costs a future and a loop iteration otherwise; bounded
+# so one wake-up never starves the connections already served (the listen backlog,
+# LISTEN_BACKLOG, is the most there can be anyway).
+ACCEPT_BATCH = 64
 
 
 class Closing:
@@ -151,33 +158,45 @@ class AcceptingServer(Closing):
                 log.warning("accepting a %s connection failed: %s", self._kind, exc)
                 await asyncio.sleep(ACCEPT_RETRY_DELAY)
                 continue
-            host = str(address[0])
-            outcome = self._gate.admit(host, self._clock())
-            if isinstance(outcome, Refused):
-                # Debug only: a flood would otherwise flood the log too.
-                log.debug(
-                    "refusing a %s connection from %s: %s", self._kind, host, outcome.reason.value
-                )
-                sock.close()
-                continue
-            if outcome.evicted is not None:
-                evicted = self._gate_tasks.pop(outcome.evicted, None)
-                if evicted is not None:
-                    log.debug("cutting a %s connection to make room for %s", self._kind, host)
-                    self._evict(evicted)
-            task = task_group.create_task(
-                self._serve(sock, host, outcome.slot),
-                name=f"lanspread-{self._kind}-conn-{address}",
+            self._take(task_group, sock, address)
+            # The ones already queued are taken now, without a trip through the loop each.
+            for _ in range(ACCEPT_BATCH - 1):
+                try:
+                    sock, address = listener.accept()
+                except OSError:  # none waiting (or a failure the next await reports)
+                    break
+                sock.setblocking(False)
+                self._take(task_group, sock, address)
+
+    def _take(self, task_group: asyncio.TaskGroup, sock: socket.socket, address: Any) -> None:
+        """Admit one accepted connection and start serving it, or close it at once."""
+        host = str(address[0])
+        outcome = self._gate.admit(host, self._clock())
+        if isinstance(outcome, Refused):
+            # Debug only: a flood would otherwise flood the log too.
+            log.debug(
+                "refusing a %s connection from %s: %s", self._kind, host, outcome.reason.value
             )
-            # A task cut (evicted) before it ever ran never reaches its own cleanup.
-            task.add_done_callback(functools.partial(_close_socket, sock))
-            self._gate_tasks[outcome.slot] = task
-            self._connections.add(task)
-            task.add_done_callback(self._connections.discard)
+            sock.close()
+            return
+        if outcome.evicted is not None:
+            evicted = self._gate_tasks.pop(outcome.evicted, None)
+            if evicted is not None:
+                log.debug("cutting a %s connection to make room for %s", self._kind, host)
+                self._evict(evicted)
+        task = task_group.create_task(
+            self._serve(sock, host, outcome.slot),
+            name=f"lanspread-{self._kind}-conn-{address}",
+        )
+        # A task cut (evicted) before it ever ran never reaches its own cleanup.
+        task.add_done_callback(functools.partial(_close_socket, sock))
+        self._gate_tasks[outcome.slot] = task
+        self._connections.add(task)
+        task.add_done_callback(self._connections.discard)
 
 
 def _close_socket(sock: socket.socket, _: asyncio.Task[None]) -> None:
     sock.close()  # a no-op when the connection already closed it
 
 
-__all__ = ["ACCEPT_RETRY_DELAY", "AcceptingServer", "Closing"]
+__all__ = ["ACCEPT_BATCH", "ACCEPT_RETRY_DELAY", "AcceptingServer", "Closing"]

@@ -73,7 +73,7 @@ from lanspread.errors import (
     ProtocolError,
     TransportError,
 )
-from lanspread.net.handshake import build_hello_ack, new_challenge, verify_hello
+from lanspread.net.handshake import PartySession, build_hello_ack, new_challenge, verify_hello
 from lanspread.net.identity import PeerIdentity
 from lanspread.net.listener import AcceptingServer
 from lanspread.net.stream import FramedStream
@@ -179,12 +179,15 @@ class PeerServer(AcceptingServer):
         requests_per_second: float = MAX_REQUESTS_PER_SECOND_PER_ADDRESS,
         request_burst: float = REQUEST_BURST_PER_ADDRESS,
         nonce_source: Callable[[int], bytes] = secrets.token_bytes,
+        party_code: str | None = None,
     ) -> None:
         pending = SlotTable(
             per_address=pending_per_address, total=max_pending, evict_when_full=True
         )
         super().__init__(host, port, pending, clock=_loop_time, kind="peer")
         self._identity = identity
+        self._party_code = party_code
+        """In a party, only dialers proving its code are linked (``net/handshake``)."""
         self._handler = handler
         self._handshake_timeout = handshake_timeout
         self._idle_timeout = idle_timeout
@@ -261,7 +264,8 @@ class PeerServer(AcceptingServer):
                 return
             peer_id = hello.peer_id
             self._replace_link(peer_id, host, this_task)
-            await stream.send(build_hello_ack(self._identity, announcement))
+            session = PartySession(self._party_code, challenge, peer_id)
+            await stream.send(build_hello_ack(self._identity, announcement, session))
             stream.allow_frames_up_to(MAX_FRAME_SIZE)
             await self._serve_requests(stream, peer_id, host)
         except TimeoutError:
@@ -330,7 +334,7 @@ class PeerServer(AcceptingServer):
         self, stream: FramedStream, hello: Hello, challenge: Challenge
     ) -> Announcement | None:
         """Our announcement when the Hello is proven and the handler accepts it."""
-        refusal = verify_hello(hello, challenge)
+        refusal = verify_hello(hello, challenge, self._party_code)
         if refusal is None:
             try:
                 outcome = await self._handler.on_hello(hello, stream.remote_host)

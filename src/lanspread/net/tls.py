@@ -22,7 +22,9 @@ import os
 import socket
 import ssl
 import sys
+from asyncio import sslproto
 from functools import cache
+from typing import ClassVar
 
 from lanspread.errors import ProtocolError, TransportError
 from lanspread.net.identity import PeerIdentity, peer_id_from_certificate
@@ -32,6 +34,13 @@ from lanspread.net.identity import PeerIdentity, peer_id_from_certificate
 SOCKET_BUFFER_SIZE = 4 * 1024 * 1024
 # Connections the kernel queues for the accept loop; beyond this new SYNs wait or fail.
 LISTEN_BACKLOG = 128
+# What one TLS read of an accepted connection takes at most: two full TLS records
+# (16 KiB each). asyncio's own default is 256 KiB, allocated and zeroed for every
+# connection the moment its handshake starts, before the stranger sent a byte:
+# the peer server's 256 links and 32 pending handshakes would pin 72 MiB, and the
+# ones a flood keeps cutting more until the collector frees them. Control frames
+# are small; a 4 MiB library snapshot is 128 reads, nothing noticeable.
+TLS_READ_BUFFER_SIZE = 32 * 1024
 
 
 def server_context(identity: PeerIdentity) -> ssl.SSLContext:
@@ -198,8 +207,8 @@ async def accept_tls_connection(
         sock.close()
         raise
     try:
-        tls_transport = await loop.start_tls(
-            transport, protocol, context, server_side=True, ssl_handshake_timeout=handshake_timeout
+        tls_transport = await _start_server_tls(
+            loop, transport, protocol, context, handshake_timeout
         )
     except (OSError, ssl.SSLError) as exc:
         transport.abort()
@@ -216,3 +225,57 @@ async def accept_tls_connection(
     # only does the server side for protocols made by asyncio.start_server.
     protocol._replace_writer(writer)  # type: ignore[attr-defined]
     return reader, writer
+
+
+class _BoundedTLSProtocol(sslproto.SSLProtocol):
+    """asyncio's TLS protocol reading at most :data:`TLS_READ_BUFFER_SIZE` at a time,
+    and giving its read buffer back as soon as the connection is lost (the
+    transport, protocol and task frames of a cut connection form cycles that only
+    the garbage collector frees, and a flood cuts thousands)."""
+
+    max_size: ClassVar[int] = TLS_READ_BUFFER_SIZE
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        super().connection_lost(exc)
+        self._ssl_buffer = bytearray()
+        self._ssl_buffer_view = memoryview(self._ssl_buffer)
+
+
+async def _start_server_tls(
+    loop: asyncio.AbstractEventLoop,
+    transport: asyncio.BaseTransport,
+    protocol: asyncio.BaseProtocol,
+    context: ssl.SSLContext,
+    handshake_timeout: float,
+) -> asyncio.Transport | None:
+    """``loop.start_tls(server_side=True)`` with :class:`_BoundedTLSProtocol`.
+
+    The same steps as asyncio's own (which has no way to choose the protocol
+    class): pause reading, swap the protocol, let it start the handshake, resume.
+    """
+    assert isinstance(transport, asyncio.Transport)
+    waiter = loop.create_future()
+    tls = _BoundedTLSProtocol(
+        loop,
+        protocol,
+        context,
+        waiter,
+        server_side=True,
+        # The stub says int; asyncio takes any positive number of seconds.
+        ssl_handshake_timeout=handshake_timeout,  # type: ignore[arg-type]
+        call_connection_made=False,
+    )
+    # Paused first so no data reaches the TLS protocol before its connection_made.
+    transport.pause_reading()
+    transport.set_protocol(tls)
+    made = loop.call_soon(tls.connection_made, transport)
+    resumed = loop.call_soon(transport.resume_reading)
+    try:
+        await waiter
+    except BaseException:
+        transport.close()
+        made.cancel()
+        resumed.cancel()
+        raise
+    app_transport: asyncio.Transport | None = tls._app_transport
+    return app_transport

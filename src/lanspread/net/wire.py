@@ -112,6 +112,9 @@ ProtocolVersion = Annotated[int, msgspec.Meta(ge=0, le=2**32 - 1)]
 Nonce = Annotated[bytes, msgspec.Meta(min_length=NONCE_SIZE, max_length=NONCE_SIZE)]
 PublicKey = Annotated[bytes, msgspec.Meta(min_length=PUBLIC_KEY_SIZE, max_length=PUBLIC_KEY_SIZE)]
 Signature = Annotated[bytes, msgspec.Meta(min_length=SIGNATURE_SIZE, max_length=SIGNATURE_SIZE)]
+MEMBERSHIP_SIZE: Final = 32
+"""Bytes of a party membership proof (keyed BLAKE2b, ``net/handshake``)."""
+Membership = Annotated[bytes, msgspec.Meta(max_length=MEMBERSHIP_SIZE)]
 DisplayName = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_DISPLAY_NAME_LENGTH)]
 Host = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_HOST_LENGTH)]
 Port = Annotated[int, msgspec.Meta(ge=1, le=65_535)]
@@ -183,6 +186,8 @@ class Hello(_Message, frozen=True):
     proof: Signature
     """Signature of :func:`hello_proof_payload` by ``public_key``."""
     announcement: Announcement
+    membership: Membership = b""
+    """Proof that the dialer knows the listener's party code; empty outside a party."""
 
 
 class HelloAck(_Message, frozen=True):
@@ -191,6 +196,8 @@ class HelloAck(_Message, frozen=True):
     protocol_version: ProtocolVersion
     peer_id: PeerId
     announcement: Announcement
+    membership: Membership = b""
+    """Proof that the listener knows the dialer's party code; empty outside a party."""
 
 
 # --- request bodies ----------------------------------------------------------------

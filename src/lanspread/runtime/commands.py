@@ -118,8 +118,18 @@ class Remove(GameCommand, frozen=True, tag="remove"):
     """Delete the files of a downloaded game that is not installed."""
 
 
+class ChooseContent(GameCommand, frozen=True, tag="choose-content"):
+    """Trust one side of a content conflict (a manifest digest), then download it."""
+
+    digest: Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{64}$")]
+
+
 class Play(GameCommand, frozen=True, tag="play"):
     """Start the installed game's executable."""
+
+    run_unpinned: bool = False
+    """Start it even though the organizer did not pin this version and its program
+    changed since the last play (the player answered the question yes)."""
 
 
 class Redownload(GameCommand, frozen=True, tag="redownload"):
@@ -146,6 +156,7 @@ AnyCommand = (
     | Verify
     | Repair
     | Remove
+    | ChooseContent
     | Play
     | Stop
     | Redownload
@@ -198,6 +209,7 @@ COMMANDS = _by_name(
     CommandSpec(Verify),
     CommandSpec(Repair),
     CommandSpec(Remove),
+    CommandSpec(ChooseContent),
     CommandSpec(Play),
     CommandSpec(Stop),
     CommandSpec(Redownload),

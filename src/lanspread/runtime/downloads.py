@@ -71,6 +71,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from lanspread.core.conflict import ChoiceRefused, ContentChoices, ContentConflict
 from lanspread.core.engine import ALL_PEERS_GONE, DownloadEngine, End, Ending
 from lanspread.core.liars import LiarRecord
 from lanspread.core.library import FoundGame
@@ -170,6 +171,7 @@ class DownloadManager:
         self._found: dict[str, FoundGame] = {}
         self._halts: dict[str, _Halt] = {}
         self._liars = LiarRecord()
+        self._choices = ContentChoices()
         network.add_peer_lost_listener(self._on_peer_lost)
         network.partials.add_listener(self._on_availability)
 
@@ -205,6 +207,24 @@ class DownloadManager:
         """Per game, the peers that sent corrupt bytes for it: no source of it until a
         restart (part of every game snapshot, so a front end can say why)."""
         return self._liars.by_game()
+
+    def record_conflict(self, conflict: ContentConflict) -> None:
+        """``conflict`` is the game's current one (what a download that stopped on it does)."""
+        self._choices.record(conflict)
+
+    @property
+    def conflicts(self) -> Mapping[str, ContentConflict]:
+        """Per game, the content conflict its last download stopped on, until the
+        player chooses a side (part of every game snapshot)."""
+        return self._choices.conflicts()
+
+    def choose_content(self, game_id: str, digest: str) -> None:
+        """Trust ``digest`` for the conflicting version of ``game_id``, then download it."""
+        try:
+            self._choices.choose(game_id, digest)
+        except ChoiceRefused as exc:
+            raise InvalidGameState(str(exc)) from exc
+        self.download(game_id)
 
     # -- startup -------------------------------------------------------------
 
@@ -368,6 +388,7 @@ class DownloadManager:
     async def _download(self, active: _Active) -> tuple[End, _Outcome | None]:
         """Run the download's engine through its shell; the outcome of a finished one."""
         game_id = active.game_id
+        self._choices.forget(game_id)  # this download finds its own sources' conflict, if any
         summary = self._local.library.get(game_id)
         installed_before = summary is not None and summary.installed
         engine = DownloadEngine(
@@ -384,6 +405,7 @@ class DownloadManager:
             publish=self._publish,
             reject=self._reject,
             liars=self._liars,
+            choices=self._choices,
             prepare=self._prepare,
             adopt=summary is not None and summary.downloaded,
             cancel=active.cancel,
@@ -391,6 +413,8 @@ class DownloadManager:
             sharing=self._network.partials,
         )
         end = await active.run.run()
+        if end.conflict is not None:
+            self.record_conflict(end.conflict)
         # The run stopped serving and announcing the partial at its end; the rescan
         # replaces the summary that still announces it (before any install starts).
         await self._local.refresh_game(game_id)

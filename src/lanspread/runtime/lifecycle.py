@@ -43,6 +43,7 @@ from lanspread.runtime import events
 from lanspread.runtime.events import Event
 from lanspread.runtime.jobs import JobRunner
 from lanspread.runtime.local_library import LocalLibraryService
+from lanspread.runtime.programs import Programs
 from lanspread.runtime.replies import UninstallPlan, VerifyReply
 from lanspread.runtime.states import GameStates
 from lanspread.storage.playtime import PlayTimeStore
@@ -60,7 +61,13 @@ class Lifecycle:
         jobs: JobRunner,
         publish: Callable[[Event], None],
         states: GameStates,
+        *,
+        programs: Programs,
+        pinned: Callable[[str, str | None], str | None],
     ) -> None:
+        self._programs = programs
+        self._pinned = pinned
+        """The manifest digest the party catalog pins for a game's version, if any."""
         self._local = local
         self._states = states
         self._jobs = jobs
@@ -285,9 +292,13 @@ class Lifecycle:
         """The file the game's output goes to (it exists once the game was started)."""
         return self._local.state_dir / GAME_LOG_FOLDER / f"{game_id}.log"
 
-    async def play(self, game_id: str) -> int:
+    async def play(self, game_id: str, *, run_unpinned: bool = False) -> int:
         """Start the game's executable (through its runner where the catalog names one);
-        returns its process id."""
+        returns its process id.
+
+        A changed program of a version the party catalog does not pin starts only
+        with ``run_unpinned`` (``runtime/programs``).
+        """
         plan = self._states.plan(game_id)
         try:
             self.require(game_id, Command.PLAY)
@@ -302,9 +313,19 @@ class Lifecycle:
         executable = await asyncio.to_thread(
             resolve_executable, local_dir, plan.executable, needs_exec_bit=plan.runner is None
         )
+        summary = self._local.library.get(game_id)
+        pinned = self._pinned(game_id, summary.installed_version if summary else None)
+        digest = await self._programs.admit(
+            game_id,
+            self._local.require_catalog_game(game_id).name,
+            executable,
+            pinned=pinned is not None,
+            run_unpinned=run_unpinned,
+        )
         process = await launch(
             executable, local_dir, runner=plan.runner, log=self.game_log(game_id)
         )
+        await self._programs.ran(game_id, digest)
         self._running[game_id] = process
         self._publish(events.GameStarted(game=game_id, pid=process.pid))
         started = time.monotonic()

@@ -24,16 +24,14 @@ Theory of operation
   proven peer at another address never moves it by itself: the peer is dialled
   there and moves only when that handshake proves its id; otherwise the proven
   address and link stay.
-* **Party catalog.** A peer in a party offers its signed catalog (``OfferCatalog``)
-  to every peer on first contact and to all peers whenever it adopts a newer one;
-  the receiver checks it (``runtime/party``). Views of a pinned game count only
-  pinned versions (``core.party.restrict_to_pins``).
-* **Seeding.** ``GetGame`` and ``GetTicket`` are answered, and the data server
-  run, by the :class:`~lanspread.runtime.seeding.Seeder`; a dropped peer's
-  tickets are revoked.
-* **Ownership.** Short jobs (handshakes, pushes, pings) run in the task group of
-  the ``peers`` service; the server runs inside the ``server`` service. Nothing is
-  detached.
+* **Party catalog.** A peer in a party links only with peers proving its party code in
+  the handshake (``net/handshake``), offers its signed catalog (``OfferCatalog``) to every
+  peer on first contact and to all whenever it adopts a newer one; the receiver checks it
+  (``runtime/party``). Views of a pinned game count only pinned versions.
+* **Seeding.** ``GetGame`` and ``GetTicket`` are answered, and the data server run, by the
+  :class:`~lanspread.runtime.seeding.Seeder`; a dropped peer's tickets are revoked.
+* **Ownership.** Short jobs (handshakes, pushes, pings) run in the task group of the
+  ``peers`` service; the server runs inside the ``server`` service. Nothing is detached.
 """
 
 from __future__ import annotations
@@ -252,8 +250,9 @@ class PeerNetwork:
 
     async def serve(self) -> None:
         """The ``server`` service: the TLS listener and the data server, until cancelled."""
+        o = self._options
         server = PeerServer(
-            self._identity, self, host=self._options.listen_host, port=self._options.listen_port
+            self._identity, self, host=o.listen_host, port=o.listen_port, party_code=o.party_code
         )
         async with contextlib.AsyncExitStack() as stack:
             try:
@@ -366,6 +365,7 @@ class PeerNetwork:
             expected_peer_id=expected_peer_id,
             forbidden_peer_id=self.peer_id,
             announce=self._announcement_with_revision,
+            party_code=self._options.party_code,
         )
         peer_id = connection.peer_id
         ack = connection.hello_ack.announcement

@@ -8,6 +8,7 @@ import msgspec
 
 from lanspread.core.catalog import Catalog, CatalogGame
 from lanspread.core.launching import LaunchKind, LaunchPlan, launch_plan
+from lanspread.core.conflict import ContentConflict
 from lanspread.core.library import FoundGame, GameSummary, LibrarySnapshot
 from lanspread.core.lifecycle import (
     Command,
@@ -133,6 +134,9 @@ class GameView(msgspec.Struct, frozen=True):
     damaged: str | None = None
     """Why the downloaded copy is not served to peers: its install found a damaged
     archive ("teeworlds.eti is damaged or not a game archive; download it again")."""
+    conflict: ContentConflict | None = None
+    """The peers offering its unpinned newest version disagree on the content: the
+    sides, until the player chose one (``choose-content``)."""
 
 
 class VerifyReply(msgspec.Struct, frozen=True):
@@ -218,11 +222,13 @@ def game_views(
     excluded: Mapping[str, tuple[str, ...]] | None = None,
     plan_of: Callable[[CatalogGame], LaunchPlan] = default_plan,
     damaged: Mapping[str, str] | None = None,
+    conflicts: Mapping[str, ContentConflict] | None = None,
 ) -> tuple[GameView, ...]:
     partials = partials or {}
     found = found or {}
     halted = halted or {}
     excluded = excluded or {}
+    conflicts = conflicts or {}
     mine = local.by_id()
     views = []
     for game in sorted(catalog, key=lambda g: g.id):
@@ -265,6 +271,7 @@ def game_views(
                 launch_label=plan.label,
                 launch_problem=plan.problem(game.name),
                 damaged=(damaged or {}).get(game.id),
+                conflict=conflicts.get(game.id),
             )
         )
     return tuple(views)

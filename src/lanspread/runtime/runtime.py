@@ -32,6 +32,7 @@ from lanspread.errors import ConfigError, LanspreadError
 from lanspread.runtime.commands import (
     AnyCommand,
     Cancel,
+    ChooseContent,
     Command,
     Connect,
     Download,
@@ -60,6 +61,7 @@ from lanspread.runtime.local_library import LocalLibraryService
 from lanspread.runtime.options import RuntimeOptions
 from lanspread.runtime.party import PartyService
 from lanspread.runtime.peers import PeerNetwork
+from lanspread.runtime.programs import Programs
 from lanspread.runtime.replies import (
     GameView,
     OperationStarted,
@@ -73,6 +75,7 @@ from lanspread.runtime.states import GameStates
 from lanspread.runtime.supervisor import Policy, Service, Supervisor
 from lanspread.seeding.manifests import HashingService, ManifestCache
 from lanspread.storage.gamedir import prepare_game_dir, prepare_state_dir
+from lanspread.storage.programs import load_programs
 from lanspread.storage.settings import SettingsStore
 
 log = logging.getLogger(__name__)
@@ -123,7 +126,14 @@ class PeerRuntime:
         self._hashing = HashingService(self._manifests, local)
         network.seeder.attach_hashing(self._hashing)
         states = GameStates(local, network)
-        lifecycle = Lifecycle(local, self._jobs, self._bus.publish, states)
+        lifecycle = Lifecycle(
+            local,
+            self._jobs,
+            self._bus.publish,
+            states,
+            programs=Programs(state_dir, await asyncio.to_thread(load_programs, state_dir)),
+            pinned=network.pinned_digest,
+        )
         downloads = DownloadManager(
             local=local,
             network=network,
@@ -330,8 +340,11 @@ class PeerRuntime:
             case Remove(game=game):
                 self.lifecycle.remove(game)
                 return OperationStarted(game=game, operation="removing")
-            case Play(game=game):
-                pid = await self.lifecycle.play(game)
+            case ChooseContent(game=game, digest=digest):
+                self.downloads.choose_content(game, digest)
+                return OperationStarted(game=game, operation="downloading")
+            case Play(game=game, run_unpinned=run_unpinned):
+                pid = await self.lifecycle.play(game, run_unpinned=run_unpinned)
                 return Started(game=game, pid=pid)
             case Redownload(game=game):
                 self.lifecycle.remove(game, then=lambda: self.downloads.download(game))

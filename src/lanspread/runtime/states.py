@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from lanspread.core.catalog import CatalogGame
 from lanspread.core.launching import RUNNERS, LaunchPlan, Platform, launch_plan
+from lanspread.core.conflict import ContentConflict
 from lanspread.core.library import FoundGame
 from lanspread.core.lifecycle import Command, GameState, LifecycleFacts, refusal_for, state_of
 from lanspread.platform.process import current_platform, runners_found
@@ -42,6 +43,9 @@ class DownloadFacts(Protocol):
     @property
     def excluded(self) -> Mapping[str, tuple[str, ...]]: ...
 
+    @property
+    def conflicts(self) -> Mapping[str, ContentConflict]: ...
+
 
 class _NoDownloads:
     """Before the download manager is attached: nothing stopped, found or excluded."""
@@ -50,6 +54,7 @@ class _NoDownloads:
     halted: Mapping[str, DownloadState] = {}
     found: Mapping[str, FoundGame] = {}
     excluded: Mapping[str, tuple[str, ...]] = {}
+    conflicts: Mapping[str, ContentConflict] = {}
 
 
 class GameStates:
@@ -123,4 +128,5 @@ class GameStates:
             downloads.excluded,
             self._plan_of,
             self._local.withheld,
+            downloads.conflicts,
         )

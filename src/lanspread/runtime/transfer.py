@@ -59,6 +59,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+from lanspread.core.conflict import ContentChoices
 from lanspread.core.engine import Action, DownloadEngine, End, Event, Phase, messages
 from lanspread.core.liars import LiarRecord
 from lanspread.core.manifest import GameManifest
@@ -128,6 +129,7 @@ class DownloadRun:
         publish: Callable[[RuntimeEvent], None],
         reject: Callable[[str, str, str], None],
         liars: LiarRecord,
+        choices: ContentChoices,
         prepare: Prepare_,
         adopt: bool,
         cancel: asyncio.Event,
@@ -141,6 +143,7 @@ class DownloadRun:
         self._publish = publish
         self._reject = reject
         self._liars = liars
+        self._choices = choices
         self._prepare = prepare
         self._adopt = adopt
         self._cancel = cancel
@@ -306,6 +309,7 @@ class DownloadRun:
                 dict(zip(sources, answers, strict=True)),
                 pinned_digest=self._network.pinned_digest(self._game_id, self._latest),
                 unpinned=self._network.unpinned_offers(self._game_id),
+                chosen_digest=self._choices.chosen(self._game_id, self._latest),
             )
         )
 

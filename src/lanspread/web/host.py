@@ -338,6 +338,7 @@ def game_facts(
         damaged=view.damaged,
         played_seconds=played.total_seconds,
         last_played=_latest(played.last_played, overlay.last_played),
+        conflict=view.conflict,
     )
 
 

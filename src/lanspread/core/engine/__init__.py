@@ -10,7 +10,7 @@ touches no file; the shell in ``runtime/transfer.py`` only performs what it is t
 ::
 
     IDLE --Start--> AGREEING --ManifestsAnswered--> PREPARING --Prepared--> FETCHING
-      (no source: paused;      (version, pins, majority:         (journal, sizes,
+      (no source: paused;      (version, pins, conflicts:        (journal, sizes,
        only liars: failed)      RejectSource; none: failed)       resumed chunks)
     FETCHING --every payload chunk done--> SENTINEL --SentinelFetched--> COMMITTING
     COMMITTING --SentinelCommitted--> End(finished)

@@ -1,7 +1,6 @@
 """The download engine: one download's decisions, from the source check to version.ini.
 
-See the package docstring for the phases and rules; :mod:`.messages` for the
-events and actions, :mod:`.swarm` for the choice of sources and chunks.
+See the package docstring (phases, rules), :mod:`.messages` and :mod:`.swarm` (choices).
 """
 
 from __future__ import annotations
@@ -168,7 +167,9 @@ class DownloadEngine:
             return []
         settled = settle_manifests(self.game_id, self._latest, self._asked, event)
         if settled.agreement is None:
-            return [*settled.rejections, *self._end(Ending.FAILED, settled.failure)]
+            self.phase = Phase.ENDED
+            end = End(Ending.FAILED, settled.failure, conflict=settled.conflict)
+            return [*settled.rejections, end]
         self._agreement = settled.agreement
         self._agreed_sources = settled.sources
         self.phase = Phase.PREPARING

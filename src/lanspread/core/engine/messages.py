@@ -31,6 +31,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TypeAlias
 
+from lanspread.core.conflict import ContentConflict
 from lanspread.core.manifest import GameManifest
 from lanspread.core.planning import ChunkKey, ChunkTask
 from lanspread.core.progress import ProgressSnapshot
@@ -128,6 +129,8 @@ class ManifestsAnswered:
     """The manifest digest the party pins for the latest version; ``None``: no pin."""
     unpinned: tuple[tuple[str, str], ...] = ()
     """``(peer, version)`` offers the party catalog does not pin, to be reported."""
+    chosen_digest: str | None = None
+    """The content the player chose for the latest version in a conflict; ``None``: none."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -376,6 +379,8 @@ class End:
     """Finished, but a cancel arrived during the commit: do no more (no install)."""
     commit_journal: bool = False
     """Commit the journal once more after the last connection closed (keeps progress)."""
+    conflict: ContentConflict | None = None
+    """Failed because the sources of an unpinned version offer different content."""
 
 
 Action: TypeAlias = (

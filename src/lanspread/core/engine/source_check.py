@@ -5,8 +5,10 @@ describe the game is skipped, one that answered another version than the newest
 is reported; with none left the download fails, saying so when every source is
 still hashing the game. Offers the party catalog does not pin are reported; a
 pinned version keeps only the sources whose manifest digest is the pin (none
-left: fails). The rest go to :func:`~lanspread.core.manifest.agree_manifests`,
-whose disagreements are reported.
+left: fails). An unpinned version whose sources offer different manifests is a
+conflict (``core/conflict``): the download fails with the sides listed until the
+player chose one, then keeps only the sources of the chosen digest. The rest go to
+:func:`~lanspread.core.manifest.agree_manifests`, whose disagreements are reported.
 """
 
 from __future__ import annotations
@@ -14,6 +16,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from lanspread.core.agreement import Agreement, agree_manifests
+from lanspread.core.conflict import (
+    CHOSEN_AUTHORITY,
+    ContentConflict,
+    chosen_failure,
+    conflict_failure,
+    find_conflict,
+)
 from lanspread.core.engine.messages import ManifestsAnswered, ManifestUnavailable, RejectSource
 from lanspread.core.manifest import GameManifest, ManifestError
 from lanspread.core.party import check_pin, pinned_failure
@@ -28,6 +37,8 @@ class Settled:
     sources: tuple[str, ...] = ()
     """The sources whose manifest was used, sorted."""
     failure: str = ""
+    conflict: ContentConflict | None = None
+    """The failure is a content conflict the player resolves."""
 
 
 def settle_manifests(
@@ -59,6 +70,17 @@ def settle_manifests(
             failure = pinned_failure(game_id, latest, len(manifests))
             return Settled(tuple(out), None, failure=failure)
         manifests = dict(decision.usable)
+    elif event.chosen_digest is not None and latest is not None:
+        decision = check_pin(
+            game_id, latest, event.chosen_digest, manifests, authority=CHOSEN_AUTHORITY
+        )
+        out.extend(RejectSource(r.source, r.reason) for r in decision.rejected)
+        if not decision.usable:
+            failure = chosen_failure(game_id, latest, len(manifests))
+            return Settled(tuple(out), None, failure=failure)
+        manifests = dict(decision.usable)
+    elif latest is not None and (conflict := find_conflict(game_id, latest, manifests)):
+        return Settled(tuple(out), None, failure=conflict_failure(conflict), conflict=conflict)
     try:
         agreement = agree_manifests(manifests)
     except ManifestError as exc:

@@ -124,8 +124,16 @@
 
   async function sendCommand(cmd, game, extra) {
     const reply = await post("/api/command", Object.assign({ cmd, game }, extra || {}));
-    if (!reply.ok) toast(reply.error.message);
+    if (!reply.ok && reply.error.code === "program-changed") askProgramChanged(game, reply.error.message);
+    else if (!reply.ok) toast(reply.error.message);
     return reply;
+  }
+
+  // Play of a version the organizer did not pin, whose program changed since the last
+  // play: the runtime's question; a yes starts it (and the runtime remembers it).
+  function askProgramChanged(gameId, question) {
+    const run = () => sendCommand("play", gameId, { run_unpinned: true });
+    askConfirm("Run it", question, run, "The game's program changed");
   }
 
   async function openFolder(game) {
@@ -705,6 +713,7 @@
     renderSecondary(game);
     renderVerify(game);
     renderSources(game.sources);
+    renderConflict(game);
     keepFocusInDetail();
   }
 
@@ -717,6 +726,39 @@
     if (!active || active === document.body || !active.isConnected || active.closest("[hidden]")) {
       $("detail").querySelector(".modal").focus();
     }
+  }
+
+  // Hex characters of a content digest shown to the player (core/conflict.SHORT_DIGEST).
+  const SHORT_DIGEST = 12;
+
+  // The peers offering an unpinned version disagree on its content: one row per
+  // content, with the peers behind it; the player's pick goes to choose-content,
+  // which starts the download again from that side only.
+  function renderConflict(game) {
+    const panel = $("detail-conflict");
+    const conflict = game.conflict;
+    const key = conflict ? `${game.id}:${JSON.stringify(conflict)}` : "";
+    if (panel.dataset.key === key) return;
+    panel.dataset.key = key;
+    panel.hidden = !conflict;
+    if (!conflict) return panel.replaceChildren();
+    const list = el("ul", "conflict-sides");
+    list.append(...conflict.sides.map((side) => {
+      const trust = el("button", "btn btn-ghost", "Trust this");
+      trust.type = "button";
+      trust.dataset.digest = side.digest;
+      trust.addEventListener("click", () => {
+        trust.disabled = true;
+        sendCommand("choose-content", game.id, { digest: side.digest });
+      });
+      const item = el("li", "conflict-side");
+      item.append(el("span", "conflict-peers", side.peers_label),
+        el("code", "conflict-digest", side.digest.slice(0, SHORT_DIGEST)), trust);
+      return item;
+    }));
+    panel.replaceChildren(el("p", "conflict-headline", conflict.headline), list);
+    if (conflict.more_label) panel.append(el("p", "conflict-more", conflict.more_label));
+    return undefined;
   }
 
   function renderProgress(progress) {

@@ -32,6 +32,8 @@ from lanspread.web.viewmodel._views import (
     Action,
     ActionKind,
     CardView,
+    ConflictSideView,
+    ConflictView,
     ProgressView,
     SecondaryAction,
     SourceView,
@@ -233,6 +235,32 @@ def distrust_note(facts: GameFacts) -> str | None:
     listed = ", ".join(names.get(peer, peer) for peer in facts.excluded_peers)
     they = "it" if len(facts.excluded_peers) == 1 else "they"
     return f"Not downloading from {listed}: {they} sent corrupt data"
+
+
+def conflict_view(facts: GameFacts) -> ConflictView | None:
+    """The sides of the game's content conflict, each with its peers by name (the id of
+    a peer no longer seen), in the runtime's order: never by count or digest."""
+    conflict = facts.conflict
+    if conflict is None:
+        return None
+    names = {source.peer_id: source.name for source in facts.sources}
+    sides = tuple(
+        ConflictSideView(
+            digest=side.digest,
+            peers_label=", ".join(names.get(peer, peer) for peer in side.peers),
+        )
+        for side in conflict.sides
+    )
+    return ConflictView(
+        headline=(
+            f"The peers offering version {conflict.version} disagree on its content, and the "
+            "organizer did not pin it. Choose the one you trust:"
+        ),
+        sides=sides,
+        more_label=f"and {count_label(conflict.more_sides, 'other', 'others')}"
+        if conflict.more_sides
+        else "",
+    )
 
 
 def error_of(facts: GameFacts) -> str | None:
@@ -477,6 +505,7 @@ def card(facts: GameFacts, art_slot: ArtSlot | None = None) -> CardView:
         launch_problem=facts.launch_problem,
         play_label=play_time_label(facts.played_seconds) if facts.last_played else None,
         last_played=facts.last_played,
+        conflict=conflict_view(facts),
     )
 
 

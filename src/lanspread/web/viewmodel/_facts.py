@@ -6,6 +6,7 @@ import enum
 from dataclasses import dataclass
 
 from lanspread.core.catalog import CatalogGame
+from lanspread.core.conflict import ContentConflict
 from lanspread.core.lifecycle import Command, GameState
 
 OPTIMISTIC_COMMANDS = frozenset({Command.DOWNLOAD.value, Command.UPDATE.value})
@@ -108,6 +109,8 @@ class GameFacts:
     damaged: str | None = None
     """Its install found a damaged archive (the runtime's sentence): Install is no longer
     the main action, and the copy is not served to peers."""
+    conflict: ContentConflict | None = None
+    """The peers offering its unpinned version disagree on the content, until chosen."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -107,6 +107,24 @@ class SourceView(msgspec.Struct, frozen=True):
     have_percent: float = 0.0
 
 
+class ConflictSideView(msgspec.Struct, frozen=True):
+    """One content on offer in a content conflict."""
+
+    digest: str
+    """The whole manifest digest: what ``choose-content`` takes (the page shows its
+    first :data:`~lanspread.core.conflict.SHORT_DIGEST` characters)."""
+    peers_label: str
+
+
+class ConflictView(msgspec.Struct, frozen=True):
+    """The peers offering an unpinned version disagree: the player picks a side."""
+
+    headline: str
+    sides: tuple[ConflictSideView, ...]
+    more_label: str = ""
+    """How many more contents are on offer than listed ("" when none)."""
+
+
 class CardView(msgspec.Struct, frozen=True):
     id: str
     name: str
@@ -154,6 +172,8 @@ class CardView(msgspec.Struct, frozen=True):
     last_played: float | None = None
     """When it was last played (seconds since the epoch): the page writes the date in the
     player's own calendar, and sorts by it."""
+    conflict: ConflictView | None = None
+    """The content conflict the last download stopped on, until the player chose."""
 
 
 class PeerCard(msgspec.Struct, frozen=True):
