@@ -7,8 +7,8 @@ from collections.abc import Callable, Mapping, Set
 import msgspec
 
 from lanspread.core.catalog import Catalog, CatalogGame
-from lanspread.core.launching import LaunchKind, LaunchPlan, launch_plan
 from lanspread.core.conflict import ContentConflict
+from lanspread.core.launching import LaunchKind, LaunchPlan, launch_plan
 from lanspread.core.library import FoundGame, GameSummary, LibrarySnapshot
 from lanspread.core.lifecycle import (
     Command,

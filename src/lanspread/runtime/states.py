@@ -15,8 +15,8 @@ from collections.abc import Callable, Mapping, Set
 from typing import TYPE_CHECKING, Protocol
 
 from lanspread.core.catalog import CatalogGame
-from lanspread.core.launching import RUNNERS, LaunchPlan, Platform, launch_plan
 from lanspread.core.conflict import ContentConflict
+from lanspread.core.launching import RUNNERS, LaunchPlan, Platform, launch_plan
 from lanspread.core.library import FoundGame
 from lanspread.core.lifecycle import Command, GameState, LifecycleFacts, refusal_for, state_of
 from lanspread.platform.process import current_platform, runners_found
