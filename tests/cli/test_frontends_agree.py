@@ -37,7 +37,12 @@ Client = TestClient[web.Request, web.Application]
 REPO = Path(__file__).resolve().parents[2]
 
 # A value for every field a command requires; a new field fails the test until added.
-SAMPLE_ARGUMENTS: dict[str, Any] = {"game": "quake3", "addr": "127.0.0.1:9", "path": "/srv/games"}
+SAMPLE_ARGUMENTS: dict[str, Any] = {
+    "game": "quake3",
+    "addr": "127.0.0.1:9",
+    "path": "/srv/games",
+    "step": 1,
+}
 
 
 @dataclass(frozen=True)

@@ -122,6 +122,32 @@ class Play(GameCommand, frozen=True, tag="play"):
     """Start the installed game's executable."""
 
 
+class ListDownloads(Command, frozen=True, tag="list-downloads"):
+    """Running and queued downloads in order, rates, who pulls from us, free space."""
+
+
+class Pause(GameCommand, frozen=True, tag="pause"):
+    """Pause a running or queued download, keeping its files; it waits for ``resume``."""
+
+
+class Resume(GameCommand, frozen=True, tag="resume"):
+    """Resume a paused download (queued behind the running ones when they are many)."""
+
+
+class PauseAll(Command, frozen=True, tag="pause-all"):
+    """Pause every running and queued download."""
+
+
+class ResumeAll(Command, frozen=True, tag="resume-all"):
+    """Resume every paused download."""
+
+
+class MoveDownload(GameCommand, frozen=True, tag="move-download"):
+    """Move a queued download up (``step`` -1) or down (``step`` 1) the queue."""
+
+    step: Annotated[int, msgspec.Meta(ge=-1, le=1)]
+
+
 AnyCommand = (
     Status
     | ListGames
@@ -139,6 +165,12 @@ AnyCommand = (
     | Repair
     | Remove
     | Play
+    | ListDownloads
+    | Pause
+    | Resume
+    | PauseAll
+    | ResumeAll
+    | MoveDownload
 )
 
 
@@ -189,6 +221,12 @@ COMMANDS = _by_name(
     CommandSpec(Repair),
     CommandSpec(Remove),
     CommandSpec(Play),
+    CommandSpec(ListDownloads),
+    CommandSpec(Pause),
+    CommandSpec(Resume),
+    CommandSpec(PauseAll),
+    CommandSpec(ResumeAll),
+    CommandSpec(MoveDownload),
 )
 """Every command by name, with the front ends that offer it."""
 

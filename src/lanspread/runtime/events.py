@@ -16,7 +16,7 @@ import msgspec
 
 from lanspread.core.library import GameSummary
 
-LostReason = Literal["goodbye", "timeout", "error"]
+LostReason = Literal["goodbye", "timeout", "error", "disconnected"]
 """Why a peer was dropped (:class:`PeerLost`)."""
 
 
@@ -78,7 +78,8 @@ class PeerDiscovered(PeerEvent, frozen=True, tag="peer-discovered"):
 
 class PeerLost(PeerEvent, frozen=True, tag="peer-lost"):
     reason: LostReason
-    """``goodbye`` (clean shutdown), ``timeout`` (stopped answering) or ``error``."""
+    """``goodbye`` (clean shutdown), ``timeout`` (stopped answering), ``error``, or
+    ``disconnected`` (its link to us closed and it did not answer at once)."""
 
 
 class PeerCountUpdated(Event, frozen=True, tag="peer-count-updated"):
@@ -142,6 +143,15 @@ class DownloadCancelled(GameEvent, frozen=True, tag="download-cancelled"):
 
 class DownloadAllPeersGone(GameEvent, frozen=True, tag="download-all-peers-gone"):
     """Every source vanished; the download is paused and can be resumed."""
+
+    message: str = ""
+    """Why, for the player: who left and how far the download had got."""
+
+
+class DownloadPaused(GameEvent, frozen=True, tag="download-paused"):
+    """The player paused the download, or it waits in the queue (``reason``)."""
+
+    reason: str
 
 
 class SourceRejected(GameEvent, frozen=True, tag="source-rejected"):

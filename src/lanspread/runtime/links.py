@@ -13,10 +13,32 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from typing import Literal
 
+from lanspread.errors import LanspreadError, PeerRefused
 from lanspread.net.connection import PeerConnection
 
 Job = Callable[[], Awaitable[None]]
+
+# A peer whose link to us closed answers a ping over ours within this, or it is
+# gone: a live peer answers in milliseconds on a LAN; one that died refuses the
+# dial at once, so the wait only bounds a peer that froze.
+PRESENCE_PROBE_TIMEOUT = 2.0
+
+
+async def confirm_presence(
+    peer_id: str,
+    ping: Callable[[str], Awaitable[None]],
+    drop: Callable[[str, Literal["disconnected"]], Awaitable[None]],
+) -> None:
+    """The link of ``peer_id`` to us closed: ping it now and drop it when it does not
+    answer, so a peer that quit shows offline at once, not after the liveness timeout.
+    A peer that only replaced its link answers and stays."""
+    try:
+        async with asyncio.timeout(PRESENCE_PROBE_TIMEOUT):
+            await ping(peer_id)
+    except (LanspreadError, PeerRefused, OSError, TimeoutError):
+        await drop(peer_id, "disconnected")
 
 
 class LinkTable:

@@ -97,7 +97,7 @@ from lanspread.runtime.events import (
     PeerLost,
     RemoteGamesChanged,
 )
-from lanspread.runtime.links import Job, LinkTable
+from lanspread.runtime.links import Job, LinkTable, confirm_presence
 from lanspread.runtime.options import RuntimeOptions
 from lanspread.runtime.replies import PeerView
 from lanspread.runtime.seeding import Seeder
@@ -553,7 +553,8 @@ class PeerNetwork:
         raise LanspreadError(f"unhandled request {type(request).__name__}")
 
     async def on_disconnect(self, peer_id: str) -> None:
-        log.debug("inbound connection of peer %s ended", peer_id)
+        """Its link to us closed: it is dropped at once unless it still answers."""
+        self._spawn(functools.partial(confirm_presence, peer_id, self._ping, self._drop))
 
     def _apply_delta(self, peer_id: str, delta: LibraryDelta) -> Response:
         outcome = self._db.apply_library_delta(peer_id, delta, asyncio.get_running_loop().time())
