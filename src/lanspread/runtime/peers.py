@@ -97,7 +97,7 @@ from lanspread.runtime.events import (
     PeerLost,
     RemoteGamesChanged,
 )
-from lanspread.runtime.links import Job, LinkTable, confirm_presence
+from lanspread.runtime.links import Job, LinkTable
 from lanspread.runtime.options import RuntimeOptions
 from lanspread.runtime.replies import PeerView
 from lanspread.runtime.seeding import Seeder
@@ -127,7 +127,7 @@ class PeerNetwork:
         self.seeder = Seeder(options, self.partials)
         self._bound: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._jobs: asyncio.Queue[Job] = asyncio.Queue()
-        self._links = LinkTable(self._spawn)
+        self._links = LinkTable(self._spawn, ping=self._ping, drop=self._drop)
         self._push_locks: dict[str, asyncio.Lock] = {}
         self._sent_revision: dict[str, int] = {}
         # Unproven mDNS claims, dialled within a budget. A peer dropped after a
@@ -499,7 +499,7 @@ class PeerNetwork:
         if record is None:
             return
         log.info("peer %s (%s) lost: %s", record.name, peer_id, reason)
-        if reason == "timeout":
+        if reason in ("timeout", "disconnected"):
             # Its last proven address: dialled again (in the budget) until it answers.
             self._sightings.saw(
                 peer_id, record.address, asyncio.get_running_loop().time(), proven_peer=False
@@ -554,7 +554,7 @@ class PeerNetwork:
 
     async def on_disconnect(self, peer_id: str) -> None:
         """Its link to us closed: it is dropped at once unless it still answers."""
-        self._spawn(functools.partial(confirm_presence, peer_id, self._ping, self._drop))
+        self._links.lost(peer_id)
 
     def _apply_delta(self, peer_id: str, delta: LibraryDelta) -> Response:
         outcome = self._db.apply_library_delta(peer_id, delta, asyncio.get_running_loop().time())
