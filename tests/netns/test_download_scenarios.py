@@ -239,19 +239,19 @@ async def test_cancel_of_a_fresh_download_removes_its_root(build_lan: BuildLan) 
     assert receiver.root("openttd").is_dir()
     assert await receiver.refused("download", "openttd") == (
         "operation-in-progress",
-        "openttd is busy: downloading",
+        "Fixture openttd is busy: downloading",
     )
     assert await receiver.refused("install", "openttd") == (
         "invalid-state",
-        "openttd is not downloaded",
+        "Fixture openttd is not downloaded",
     )
     assert await receiver.refused("remove", "openttd") == (
         "invalid-state",
-        "openttd is not downloaded",
+        "Fixture openttd is not downloaded",
     )
     assert await receiver.refused("uninstall", "openttd") == (
         "invalid-state",
-        "openttd is not installed",
+        "Fixture openttd is not installed",
     )
     reply = await receiver.command("cancel", "openttd")
     assert reply["data"] == {"game": "openttd", "operation": "cancelling"}
@@ -261,7 +261,7 @@ async def test_cancel_of_a_fresh_download_removes_its_root(build_lan: BuildLan) 
     assert (view["downloaded"], view["paused_bytes"], view["operation"]) == (False, 0, None)
     assert await receiver.refused("cancel", "openttd") == (
         "invalid-state",
-        "openttd has no download to cancel",
+        "Fixture openttd has no download to cancel",
     )
 
 

@@ -241,13 +241,13 @@ async def test_game_commands_are_refused_outside_the_catalog_and_in_the_wrong_st
                 f"{game!r} is not a game of the catalog",
             ), cmd
     wrong_state = {
-        "install": "Quake III Arena is not downloaded",
-        "uninstall": "Quake III Arena is not installed",
-        "remove": "Quake III Arena is not downloaded",
-        "play": "Quake III Arena is not installed",
-        "update": "Quake III Arena is not here to update: download it",
-        "cancel": "Quake III Arena has no download to cancel",
-        "download": "no peer offers Quake III Arena right now",
+        "install": "Fixture quake3 is not downloaded",
+        "uninstall": "Fixture quake3 is not installed",
+        "remove": "Fixture quake3 is not downloaded",
+        "play": "Fixture quake3 is not installed",
+        "update": "Fixture quake3 is not here to update: download it",
+        "cancel": "Fixture quake3 has no download to cancel",
+        "download": "no peer offers Fixture quake3 right now",
     }
     for cmd, message in wrong_state.items():
         assert await peer.refused(cmd, "quake3") == ("invalid-state", message), cmd

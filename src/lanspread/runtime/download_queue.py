@@ -207,7 +207,7 @@ class DownloadQueue:
                 self._samples[game] = _Sample(resumed, total, 0.0, None)
             case DownloadProgress():
                 self._samples[event.game] = _Sample(
-                    event.downloaded_bytes,
+                    event.downloaded_bytes + event.in_flight_bytes,
                     event.total_bytes,
                     event.bytes_per_second,
                     event.eta_seconds,

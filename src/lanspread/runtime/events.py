@@ -117,9 +117,13 @@ class DownloadBegin(GameEvent, frozen=True, tag="download-begin"):
 
 class DownloadProgress(GameEvent, frozen=True, tag="download-progress"):
     downloaded_bytes: int
+    """Bytes of verified chunks."""
     total_bytes: int
     bytes_per_second: float
+    """Bytes a second on the wire, over a window long enough to stay steady on a slow link."""
     eta_seconds: float | None
+    in_flight_bytes: int = 0
+    """Bytes received of chunks not verified yet: progress before a chunk lands."""
 
 
 class ChunkFinished(GameEvent, frozen=True, tag="chunk-finished"):

@@ -206,7 +206,7 @@ class UiState:
                 self._download[game] = DownloadSample(resumed, total, 0.0, None)
             case DownloadProgress():
                 self._download[event.game] = DownloadSample(
-                    event.downloaded_bytes,
+                    event.downloaded_bytes + event.in_flight_bytes,
                     event.total_bytes,
                     event.bytes_per_second,
                     event.eta_seconds,
