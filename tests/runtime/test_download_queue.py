@@ -108,3 +108,25 @@ async def test_downloads_past_the_limit_wait_in_order_and_can_be_moved(
     finished = await events.first(DownloadFinished, where=lambda e: e.game == "cs16")
     assert [e.game for e in events.of(DownloadBegin)][:3] == ["quake3", "aoe2", "cs16"]
     assert finished.game == "cs16"
+
+
+async def test_a_game_shows_one_size_the_size_its_download_fetches(
+    start_runtime: Start, tmp_path: Path
+) -> None:
+    """Before the download, the game's view gives the size the source offers (not the
+    catalog's guess); after it, the size of the copy here, the same number."""
+    alpha, bravo = await serving_pair(start_runtime, tmp_path, size=8 * MiB)
+    offered_size = bravo.local.library.get("quake3")
+    assert offered_size is not None
+    before = next(g for g in alpha.games() if g.id == "quake3")
+    assert before.download_bytes == offered_size.size_bytes
+    events = RuntimeEvents(alpha)
+    await alpha.execute(Download(game="quake3"))
+    await events.first(DownloadFinished)
+    bravo.shutdown()
+    await bravo.wait_stopped()
+    await RuntimeEvents(alpha).until(
+        lambda: not alpha.network.sources_for("quake3")[1], "bravo to leave", within=10.0
+    )
+    after = next(g for g in alpha.games() if g.id == "quake3")
+    assert after.download_bytes == offered_size.size_bytes

@@ -100,7 +100,7 @@ from lanspread.runtime.events import (
 )
 from lanspread.runtime.jobs import JobRunner
 from lanspread.runtime.options import InstallPolicy
-from lanspread.runtime.replies import FAILED, PAUSED, DownloadState
+from lanspread.runtime.replies import FAILED, PAUSED, DownloadState, download_bytes
 from lanspread.runtime.startup import (
     PartialDownload,
     catalog_roots,
@@ -270,7 +270,7 @@ class DownloadManager:
         )
         if refusal is not None:
             raise refusal.error(self.game_name(game_id))
-        self._check_space(game_id, offering)
+        self._check_space(game_id)
         if queue:
             self.hold(game_id, QUEUED)
             return
@@ -286,12 +286,11 @@ class DownloadManager:
         game = self._local.catalog.get(game_id)
         return game.name if game is not None else game_id
 
-    def _check_space(self, game_id: str, offering: tuple[str, ...]) -> None:
+    def _check_space(self, game_id: str) -> None:
         """Refuse a download the game folder's filesystem cannot hold (bytes still to get)."""
-        offers = self._network.remote_games().get(game_id)
-        sizes = [offers.peers[p].size_bytes for p in offering if offers and p in offers.peers]
+        offer = self._network.remote_games().get(game_id)
         partial = self._partials.get(game_id)
-        needed = max(sizes, default=0) - (partial.done_bytes if partial is not None else 0)
+        needed = download_bytes(None, offer) - (partial.done_bytes if partial is not None else 0)
         try:
             free = free_bytes(self._local.game_dir)
         except OSError as exc:

@@ -122,6 +122,10 @@ class GameView(msgspec.Struct, frozen=True):
     excluded_peers: tuple[str, ...] = ()
     """Peers (ids) that sent corrupt bytes for the game: not asked for it again until
     this peer restarts."""
+    download_bytes: int = 0
+    """The one size a front end shows: the bytes a download fetches (the newest version
+    peers offer), else those of the copy here; 0 when neither is known (then the
+    catalog's approximate size is all there is)."""
 
 
 class VerifyReply(msgspec.Struct, frozen=True):
@@ -240,6 +244,16 @@ def game_views(
                 found=found[game.id].reason if game.id in found else None,
                 download_state=halted.get(game.id) if operation is None else None,
                 excluded_peers=excluded.get(game.id, ()),
+                download_bytes=download_bytes(summary, offer),
             )
         )
     return tuple(views)
+
+
+def download_bytes(summary: GameSummary | None, offer: RemoteGameView | None) -> int:
+    """What a download of the game fetches now, else the size of the copy here."""
+    if offer is not None:
+        sizes = [offer.peers[p].size_bytes for p in offer.sources_at_latest if p in offer.peers]
+        if sizes:
+            return max(sizes)
+    return summary.size_bytes if summary is not None else 0
