@@ -450,7 +450,7 @@ async def test_disk_full_fails_cleanly(start_runtime: Start, tmp_path: Path) -> 
         await serving(alpha, bravo)
         with pytest.raises(
             StorageError,
-            match=r"^not enough disk space for Quake3: it needs 8\.\d MiB, [34]\.\d MiB free$",
+            match=r"^not enough disk space for Quake3: it needs 8\.\d MB, [34]\.\d MB free$",
         ):
             await alpha.execute(Download(game="quake3"))
         assert not (small / "quake3").exists()

@@ -21,6 +21,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from lanspread.core.engine import ALL_PEERS_GONE
+from lanspread.core.units import format_bytes
 
 # Why a download is paused, beyond the engine's ALL_PEERS_GONE.
 PLAYER = "player"
@@ -87,16 +88,5 @@ def space_refusal(name: str, needed: int, free: int) -> str | None:
     """The refusal of a download of ``needed`` bytes with ``free`` bytes left, if any."""
     if needed + SPACE_MARGIN_BYTES <= free:
         return None
-    return (
-        f"not enough disk space for {name}: it needs {human_size(needed)}, {human_size(free)} free"
-    )
-
-
-def human_size(n: int) -> str:
-    """``n`` bytes in the largest binary unit that keeps the number at least 1."""
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
+    sizes = f"it needs {format_bytes(needed)}, {format_bytes(free)} free"
+    return f"not enough disk space for {name}: {sizes}"

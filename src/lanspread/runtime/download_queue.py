@@ -44,6 +44,7 @@ from lanspread.runtime.eventbus import Subscription
 from lanspread.runtime.events import (
     DownloadBegin,
     DownloadProgress,
+    DownloadQueueChanged,
     Event,
     RemoteGamesChanged,
 )
@@ -113,8 +114,10 @@ class DownloadQueue:
         lifecycle: Lifecycle,
         *,
         rates: Callable[[], dict[str, float]],
+        publish: Callable[[Event], None],
         limit: int = MAX_ACTIVE_DOWNLOADS,
     ) -> None:
+        self._publish = publish
         self._manager = manager
         self._network = network
         self._lifecycle = lifecycle
@@ -129,43 +132,50 @@ class DownloadQueue:
     def queued(self) -> tuple[str, ...]:
         return tuple(self._order)
 
+    def _set_order(self, order: list[str]) -> None:
+        if order != self._order:
+            self._order = order
+            self._publish(DownloadQueueChanged(queued=tuple(order)))
+
     # -- commands --------------------------------------------------------------
 
     def download(self, game_id: str, *, update: bool = False) -> str:
         """Start ``game_id`` now, or queue it behind the running ones; the operation."""
-        if game_id in self._order:
-            self._order.remove(game_id)
         if len(self._manager.active_ids) >= self.limit:
             self._manager.download(game_id, update=update, queue=True)
-            self._order.append(game_id)
+            self._set_order([*self._without(game_id), game_id])
             if update:
                 self._updates.add(game_id)
             return QUEUED
         self._manager.download(game_id, update=update)
+        self._set_order(self._without(game_id))
         return "downloading"
 
     def pause(self, game_id: str) -> None:
         """Pause a running or queued download; it resumes only when the player says so."""
         self._lifecycle.require(game_id, Command.CANCEL)
         if game_id in self._order:
-            self._order.remove(game_id)
+            self._set_order(self._without(game_id))
             self._manager.hold(game_id, PLAYER)
         elif not self._manager.pause(game_id):
             self._manager.hold(game_id, PLAYER)
 
     def cancel(self, game_id: str) -> None:
         """Cancel: a queued download that never started only leaves the queue."""
-        if game_id in self._order and game_id not in self._manager.partials:
-            self._order.remove(game_id)
+        queued = game_id in self._order
+        if queued and game_id not in self._manager.partials:
+            self._set_order(self._without(game_id))
             self._manager.release(game_id)
             return
-        if game_id in self._order:
-            self._order.remove(game_id)
         self._manager.cancel(game_id)
+        self._set_order(self._without(game_id))
 
     def move(self, game_id: str, step: int) -> None:
         """Move a queued download ``step`` places later (negative: earlier)."""
-        self._order = list(move(self._order, game_id, step))
+        self._set_order(list(move(self._order, game_id, step)))
+
+    def _without(self, game_id: str) -> list[str]:
+        return [queued for queued in self._order if queued != game_id]
 
     def pause_all(self) -> None:
         for game_id in [*self._order, *self._manager.active_ids]:
@@ -191,7 +201,7 @@ class DownloadQueue:
 
     def _start_queued(self) -> None:
         for game_id in to_start(self._order, len(self._manager.active_ids), self.limit):
-            self._order.remove(game_id)
+            self._set_order(self._without(game_id))
             update = game_id in self._updates
             self._updates.discard(game_id)
             try:

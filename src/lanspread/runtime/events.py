@@ -152,6 +152,12 @@ class DownloadAllPeersGone(GameEvent, frozen=True, tag="download-all-peers-gone"
     """Why, for the player: who left and how far the download had got."""
 
 
+class DownloadQueueChanged(Event, frozen=True, tag="download-queue-changed"):
+    """The downloads waiting for a slot, first first, after any change."""
+
+    queued: tuple[str, ...]
+
+
 class DownloadPaused(GameEvent, frozen=True, tag="download-paused"):
     """The player paused the download, or it waits in the queue (``reason``)."""
 

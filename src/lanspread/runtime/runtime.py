@@ -141,7 +141,9 @@ class PeerRuntime:
             manifests=self._manifests,
         )
         states.attach(running=lambda: lifecycle.running, downloads=downloads)
-        self._queue = DownloadQueue(downloads, network, lifecycle, rates=self.download_rates)
+        self._queue = DownloadQueue(
+            downloads, network, lifecycle, rates=self.download_rates, publish=self._bus.publish
+        )
         network.seeder.attach_uploads(
             gaming=lambda: bool(lifecycle.running),
             serves_others=lambda peer_id: self._offers_games(network, peer_id),

@@ -227,6 +227,7 @@ class RuntimeHost:
                 effective_limit=uploads.effective_limit,
                 waiting=len(uploads.waiting),
             ),
+            downloads=runtime.downloads_view(),
             me=me,
             setup_needed=setup_needed,
             setup_game_dir=me.game_dir,

@@ -44,6 +44,7 @@ from lanspread.core.operations import OperationKind
 from lanspread.runtime.events import (
     ActiveOperationsChanged,
     ChunkFinished,
+    DownloadAllPeersGone,
     DownloadBegin,
     DownloadCancelled,
     DownloadFailed,
@@ -148,6 +149,12 @@ class UiState:
         self._notices.append(NoticeFacts(self._notice_seq, game_id, kept, renamed, uninstalled))
         del self._notices[:-MAX_NOTICES]
 
+    def tell(self, game_id: str, message: str, kind: str) -> None:
+        """News of a download for the page to toast (and notify) once."""
+        self._notice_seq += 1
+        self._notices.append(NoticeFacts(self._notice_seq, game_id, message=message, kind=kind))
+        del self._notices[:-MAX_NOTICES]
+
     def reset(self) -> None:
         """Forget everything: a new runtime starts from its own snapshots."""
         self._clear()
@@ -211,11 +218,17 @@ class UiState:
                     event.bytes_per_second,
                     event.eta_seconds,
                 )
-            case DownloadCancelled(game=game) | DownloadFinished(game=game):
+            case DownloadCancelled(game=game):
                 self._errors.pop(game, None)
-            case DownloadFailed(game=game):
+            case DownloadFinished(game=game):
+                self._errors.pop(game, None)
+                self.tell(game, "Download finished", "ok")
+            case DownloadFailed(game=game, reason=reason):
                 # The failure itself is in the game snapshot; only the click is answered.
                 self._pending.pop(game, None)
+                self.tell(game, _clip(f"Download failed: {reason}"), "error")
+            case DownloadAllPeersGone(game=game, message=message):
+                self.tell(game, f"Paused: {message or 'every source left'}", "warn")
             case InstallBegin(game=game):
                 self._install[game] = InstallSample(0, 0)
             case InstallProgress(game=game, extracted_bytes=done, total_bytes=total):

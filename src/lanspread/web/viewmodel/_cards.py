@@ -165,6 +165,8 @@ def paused_note(facts: GameFacts) -> str | None:
         return reason[:1].upper() + reason[1:]
     if facts.paused_percent is None or facts.state.operation is not None:
         return None
+    if facts.paused_reason and facts.paused_reason.endswith("%"):
+        return f"Paused: {facts.paused_reason}"  # it says how far itself ("Alice left at 35%")
     where = f"Paused at {format_percent(min(max(facts.paused_percent, 0.0), 100.0))}"
     return f"{where} — {facts.paused_reason}" if facts.paused_reason else where
 
