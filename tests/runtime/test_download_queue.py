@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from tests.runtime.test_downloads import (
     CHUNK,
     MiB,
@@ -17,13 +18,16 @@ from tests.runtime.test_downloads import (
 )
 from tests.support.events import RuntimeEvents
 
+from lanspread.errors import InvalidGameState, UnknownGame
 from lanspread.runtime.commands import (
     Connect,
     Download,
     ListDownloads,
     MoveDownload,
     Pause,
+    PauseAll,
     Resume,
+    ResumeAll,
 )
 from lanspread.runtime.download_queue import DownloadsView
 from lanspread.runtime.events import (
@@ -74,6 +78,10 @@ async def test_a_download_the_player_paused_does_not_resume_by_itself(
     assert alpha.queue.auto_resume() == ()
     await alpha.execute(Resume(game="quake3"))
     await events.first(DownloadFinished)
+    with pytest.raises(InvalidGameState, match=r"^Quake3 has no download to pause$"):
+        await alpha.execute(Pause(game="quake3"))
+    with pytest.raises(UnknownGame, match=r"^'doom' is not a game of the catalog$"):
+        await alpha.execute(Pause(game="doom"))
 
 
 async def test_downloads_past_the_limit_wait_in_order_and_can_be_moved(
@@ -130,3 +138,37 @@ async def test_a_game_shows_one_size_the_size_its_download_fetches(
     )
     after = next(g for g in alpha.games() if g.id == "quake3")
     assert after.download_bytes == offered_size.size_bytes
+
+
+async def test_pause_all_then_resume_all_restores_the_queue(
+    start_runtime: Start, tmp_path: Path
+) -> None:
+    """Pause all stops the running download and the queued ones; resume all starts the
+    first again and queues the rest behind it, in their order."""
+    for game_id in ("quake3", "cs16", "aoe2"):
+        make_game(tmp_path / "bravo" / "games", game_id, size=64 * MiB)
+    alpha, bravo = await peers(start_runtime, "alpha", "bravo")
+    for game_id in ("quake3", "cs16", "aoe2"):
+        await hashed(bravo, game_id)
+        await offered(alpha, game_id)
+    alpha.queue.limit = 1
+    events = RuntimeEvents(alpha)
+    for game_id in ("quake3", "cs16", "aoe2"):
+        await alpha.execute(Download(game=game_id))
+    await events.first(ChunkFinished)
+    await alpha.execute(PauseAll())
+    await events.first(DownloadPaused, where=lambda e: e.game == "quake3" and e.reason == "player")
+    paused = await alpha.execute(ListDownloads())
+    assert isinstance(paused, DownloadsView)
+    assert [(d.game, d.state, d.reason) for d in paused.downloads] == [
+        ("aoe2", "paused", "player"),
+        ("cs16", "paused", "player"),
+        ("quake3", "paused", "player"),
+    ]
+    resumed = await alpha.execute(ResumeAll())
+    assert isinstance(resumed, DownloadsView)
+    assert [(d.game, d.state) for d in resumed.downloads] == [
+        ("quake3", "downloading"),
+        ("cs16", "queued"),
+        ("aoe2", "queued"),
+    ]

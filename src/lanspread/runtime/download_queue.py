@@ -38,8 +38,7 @@ from lanspread.core.download_queue import (
     should_auto_resume,
     to_start,
 )
-from lanspread.core.lifecycle import Command
-from lanspread.errors import LanspreadError
+from lanspread.errors import InvalidGameState, LanspreadError
 from lanspread.runtime.eventbus import Subscription
 from lanspread.runtime.events import (
     DownloadBegin,
@@ -52,7 +51,6 @@ from lanspread.runtime.replies import PAUSED
 
 if TYPE_CHECKING:
     from lanspread.runtime.downloads import DownloadManager
-    from lanspread.runtime.lifecycle import Lifecycle
     from lanspread.runtime.peers import PeerNetwork
 
 log = logging.getLogger(__name__)
@@ -111,7 +109,6 @@ class DownloadQueue:
         self,
         manager: DownloadManager,
         network: PeerNetwork,
-        lifecycle: Lifecycle,
         *,
         rates: Callable[[], dict[str, float]],
         publish: Callable[[Event], None],
@@ -120,10 +117,10 @@ class DownloadQueue:
         self._publish = publish
         self._manager = manager
         self._network = network
-        self._lifecycle = lifecycle
         self._rates = rates
         self.limit = limit
         self._order: list[str] = []
+        self._resume_order: list[str] = []
         self._updates: set[str] = set()
         self._samples: dict[str, _Sample] = {}
         manager.add_ended_listener(self._ended)
@@ -152,13 +149,19 @@ class DownloadQueue:
         return "downloading"
 
     def pause(self, game_id: str) -> None:
-        """Pause a running or queued download; it resumes only when the player says so."""
-        self._lifecycle.require(game_id, Command.CANCEL)
+        """Pause a running, queued or source-less download; it resumes only when the
+        player says so."""
+        self._manager.require_known(game_id)
         if game_id in self._order:
             self._set_order(self._without(game_id))
             self._manager.hold(game_id, PLAYER)
-        elif not self._manager.pause(game_id):
-            self._manager.hold(game_id, PLAYER)
+            return
+        if self._manager.pause(game_id):
+            return
+        halted = self._manager.halted.get(game_id)
+        if halted is None or halted.state != PAUSED:
+            raise InvalidGameState(f"{self._manager.game_name(game_id)} has no download to pause")
+        self._manager.hold(game_id, PLAYER)
 
     def cancel(self, game_id: str) -> None:
         """Cancel: a queued download that never started only leaves the queue."""
@@ -178,14 +181,29 @@ class DownloadQueue:
         return [queued for queued in self._order if queued != game_id]
 
     def pause_all(self) -> None:
-        for game_id in [*self._order, *self._manager.active_ids]:
-            self.pause(game_id)
+        """Pause every running and queued download; resume all restores their order."""
+        self._resume_order = [*self._manager.active_ids, *self._order]
+        for game_id in self._resume_order:
+            self.pause(game_id)  # each of them can be paused: none raises
 
     def resume_all(self) -> None:
         """Resume every paused download, in queue order past the active limit."""
-        for game_id, state in self._manager.halted.items():
-            if state.state == PAUSED and game_id not in self._order:
+        halted = self._stopped_ids()
+        order = self._resume_order
+        ranked = sorted(halted, key=lambda g: order.index(g) if g in order else len(order))
+        for game_id in ranked:
+            if halted[game_id] == PAUSED and game_id not in self._order:
                 self._try_download(game_id)
+        self._resume_order = []
+
+    def _stopped_ids(self) -> dict[str, str]:
+        """The downloads that are not running, by game id, with their state."""
+        active = self._manager.active_ids
+        return {
+            game_id: state.state
+            for game_id, state in self._manager.halted.items()
+            if game_id not in active
+        }
 
     def _try_download(self, game_id: str) -> None:
         try:
@@ -259,11 +277,11 @@ class DownloadQueue:
     def view(self, game_dir_free: Callable[[], int]) -> DownloadsView:
         manager = self._manager
         entries = [self._running(game_id) for game_id in manager.active_ids]
-        halted = manager.halted
+        stopped = self._stopped_ids()
         entries.extend(self._stopped(game_id, QUEUED) for game_id in self._order)
         entries.extend(
-            self._stopped(game_id, state.state)
-            for game_id, state in halted.items()
+            self._stopped(game_id, state)
+            for game_id, state in stopped.items()
             if game_id not in self._order
         )
         uploads = self._network.seeder.upload_status()

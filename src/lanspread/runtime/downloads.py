@@ -281,6 +281,10 @@ class DownloadManager:
         self._remember_names()
         self._jobs.spawn(lambda: self._run(active))
 
+    def require_known(self, game_id: str) -> None:
+        """:class:`UnknownGame` for an id not in the catalog."""
+        self._local.require_catalog_game(game_id)
+
     def game_name(self, game_id: str) -> str:
         """The catalog name of ``game_id`` (the id itself for a game not in it)."""
         game = self._local.catalog.get(game_id)

@@ -142,7 +142,7 @@ class PeerRuntime:
         )
         states.attach(running=lambda: lifecycle.running, downloads=downloads)
         self._queue = DownloadQueue(
-            downloads, network, lifecycle, rates=self.download_rates, publish=self._bus.publish
+            downloads, network, rates=self.download_rates, publish=self._bus.publish
         )
         network.seeder.attach_uploads(
             gaming=lambda: bool(lifecycle.running),

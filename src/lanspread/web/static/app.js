@@ -28,6 +28,9 @@
     clock: svg('<circle cx="12" cy="12" r="9"/><path d="M12 7v5l3 2"/>'),
     off: svg('<circle cx="12" cy="12" r="9"/><path d="m5.6 5.6 12.8 12.8"/>'),
     shield: svg('<path d="M12 3 4 6v6c0 4.5 3.4 8.3 8 9 4.6-.7 8-4.5 8-9V6z"/><path d="m8.5 12 2.5 2.5 4.5-5"/>'),
+    pause: svg('<rect x="6" y="5" width="4" height="14" rx="1"/><rect x="14" y="5" width="4" height="14" rx="1"/>'),
+    up: svg('<path d="m6 15 6-6 6 6"/>'),
+    down: svg('<path d="m6 9 6 6 6-6"/>'),
     repair: svg('<path d="M14.7 6.3a4 4 0 0 0-5.4 5.2L3.5 17.3a1.8 1.8 0 0 0 2.6 2.6l5.8-5.8a4 4 0 0 0 5.2-5.4l-2.6 2.6-2.4-.6-.6-2.4z"/>'),
   };
   const ACTION_ICONS = {
@@ -195,6 +198,7 @@
     applyFilters();
     if (state.detail) renderDetail();
     renderNotices(view.notices || []);
+    document.dispatchEvent(new CustomEvent("lanspread:view", { detail: view }));
   }
 
   function renderNotices(notices) {
@@ -204,7 +208,8 @@
     if (newest < state.noticeSeen) state.noticeSeen = 0;
     for (const notice of notices) {
       if (notice.id <= state.noticeSeen) continue;
-      toast(notice.text, "ok", notice.title, NOTICE_TOAST_MS);
+      toast(notice.text, notice.kind || "ok", notice.title, NOTICE_TOAST_MS);
+      document.dispatchEvent(new CustomEvent("lanspread:notice", { detail: notice }));
     }
     state.noticeSeen = Math.max(state.noticeSeen, newest);
     sessionStorage.setItem(NOTICE_KEY, String(state.noticeSeen));
@@ -870,6 +875,9 @@
     connect();
     return undefined;
   }
+
+  // The Downloads panel (downloads.js) draws with these.
+  window.lanspreadPage = { post, toast, el, fillIcons };
 
   boot();
 })();
