@@ -76,7 +76,9 @@ async def test_downloads_view_orders_pauses_and_shows_who_pulls(lan: Lan) -> Non
     await expect(rows).to_have_count(3)
     await expect(rows.locator(".dl-name")).to_have_text(["Factorio", "Minecraft", STARCRAFT])
     await expect(rows.locator(".pill")).to_have_text(["Downloading", "Queued", "Queued"])
-    await expect(rows.nth(0).locator(".dl-speed")).to_have_text(re.compile(r"MB/s$"))
+    await expect(rows.nth(0).locator(".dl-speed")).to_have_text(re.compile(r"B/s$"))
+    await expect(page.locator("#dl-down")).not_to_have_text("↓ 0 B/s")
+    await expect(rows.nth(1).get_by_role("button", name="Move up Minecraft")).to_have_count(0)
     await expect(page.locator("#dl-free")).to_have_text(re.compile(r" free in the game folder$"))
     upload = page.locator("#dl-uploads .dl-upload")
     await expect(upload.locator(".dl-peer")).to_have_text("Jonas' Rig")
@@ -88,7 +90,10 @@ async def test_downloads_view_orders_pauses_and_shows_who_pulls(lan: Lan) -> Non
 
     await page.click("#dl-pause-all")
     await expect(rows.locator(".pill")).to_have_text(["Paused", "Paused", "Paused"])
-    await expect(rows.nth(0).locator(".dl-note")).to_have_text("Paused: paused by you")
+    await expect(rows.nth(0).locator(".dl-note")).to_have_text("Paused by you")
+    await expect(rows.nth(0).locator(".bar")).to_be_visible()
+    await expect(rows.nth(1).locator(".bar")).to_be_hidden()
+    await expect(page.locator("#dl-down")).to_have_text("↓ 0 B/s")
     await expect(page).to_have_title("lanspread")
     await shoot_both(page, "downloads-paused-all")
 

@@ -38,11 +38,14 @@ def view(*entries: DownloadEntry, uploads: tuple[UploadEntry, ...] = ()) -> Down
 
 def test_rows_keep_the_queue_order_with_their_words_and_buttons() -> None:
     """Running, queued and paused downloads show in the runtime's order, each with its
-    state, sizes, rate, reason and the buttons its state allows."""
+    state, sizes, rate, reason and the buttons its state allows (no move up for the
+    first queued, no move down for the last)."""
     panel = downloads_panel(
         view(
             entry("quake3", "downloading", 35 * MB, 155 * MB, bytes_per_second=5 * MB),
             entry("cs16", "queued"),
+            entry("openttd", "queued"),
+            entry("teeworlds", "paused", reason="player", message="paused by you"),
             entry(
                 "aoe2",
                 "paused",
@@ -55,10 +58,12 @@ def test_rows_keep_the_queue_order_with_their_words_and_buttons() -> None:
     )
     assert [(r.game, r.state_label, r.buttons) for r in panel.rows] == [
         ("quake3", "Downloading", ("pause",)),
-        ("cs16", "Queued", ("move-up", "move-down", "pause")),
+        ("cs16", "Queued", ("move-down", "pause")),
+        ("openttd", "Queued", ("move-up", "pause")),
+        ("teeworlds", "Paused", ("resume",)),
         ("aoe2", "Paused", ("resume",)),
     ]
-    first, queued, paused = panel.rows
+    first, queued, _last, by_player, paused = panel.rows
     assert (first.percent_label, first.done_label, first.rate_label) == (
         "22%",
         "35.0 MB of 155 MB",
@@ -66,7 +71,9 @@ def test_rows_keep_the_queue_order_with_their_words_and_buttons() -> None:
     )
     assert queued.note == "Starts when a running download finishes"
     assert paused.note == "Paused: Alice left at 25%"
-    assert (panel.active, panel.can_pause_all, panel.can_resume_all) == (2, True, True)
+    assert by_player.note == "Paused by you"
+    assert (by_player.done_label, paused.done_label) == ("", "10.0 MB of 40.0 MB")
+    assert (panel.active, panel.can_pause_all, panel.can_resume_all) == (3, True, True)
 
 
 def test_totals_uploads_and_free_space_are_labelled() -> None:

@@ -110,14 +110,12 @@ class DownloadQueue:
         manager: DownloadManager,
         network: PeerNetwork,
         *,
-        rates: Callable[[], dict[str, float]],
         publish: Callable[[Event], None],
         limit: int = MAX_ACTIVE_DOWNLOADS,
     ) -> None:
         self._publish = publish
         self._manager = manager
         self._network = network
-        self._rates = rates
         self.limit = limit
         self._order: list[str] = []
         self._resume_order: list[str] = []
@@ -303,11 +301,16 @@ class DownloadQueue:
             free = None
         return DownloadsView(
             downloads=tuple(entries),
-            download_rate=sum(self._rates().values()),
+            download_rate=self.download_rate(),
             upload_rate=sum(uploads.rates.values()),
             uploads=pulling,
             free_bytes=free,
         )
+
+    def download_rate(self) -> float:
+        """Bytes a second on the wire over every running download (in flight included)."""
+        active = self._manager.active_ids
+        return sum(sample.rate for game_id, sample in self._samples.items() if game_id in active)
 
     def _running(self, game_id: str) -> DownloadEntry:
         sample = self._samples.get(game_id) or _Sample(0, 0, 0.0, None)

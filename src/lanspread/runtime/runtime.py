@@ -141,9 +141,7 @@ class PeerRuntime:
             manifests=self._manifests,
         )
         states.attach(running=lambda: lifecycle.running, downloads=downloads)
-        self._queue = DownloadQueue(
-            downloads, network, rates=self.download_rates, publish=self._bus.publish
-        )
+        self._queue = DownloadQueue(downloads, network, publish=self._bus.publish)
         network.seeder.attach_uploads(
             gaming=lambda: bool(lifecycle.running),
             serves_others=lambda peer_id: self._offers_games(network, peer_id),
@@ -443,7 +441,7 @@ class PeerRuntime:
             upload_limit=uploads.effective_limit,
             gaming=uploads.gaming,
             upload_rate=sum(uploads.rates.values()),
-            download_rate=sum(self.download_rates().values()),
+            download_rate=self.queue.download_rate(),
         )
 
     def games(self) -> tuple[GameView, ...]:

@@ -220,7 +220,7 @@ class RuntimeHost:
             ),
             transfer=TransferFacts(
                 upload_rate=sum(uploads.rates.values()),
-                download_rate=sum(downloads.values()),
+                download_rate=runtime.queue.download_rate(),
                 upload_limit=uploads.upload_limit,
                 gaming_cap=uploads.gaming_cap,
                 gaming=uploads.gaming,

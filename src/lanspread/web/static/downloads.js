@@ -92,6 +92,7 @@
 
   function drawRow(row, data) {
     row.item.dataset.state = data.state;
+    row.bar.hidden = !data.done_label;
     row.name.textContent = data.name;
     row.pill.textContent = data.state_label;
     row.pill.className = `pill tone-${{ downloading: "busy", queued: "info", paused: "warn", failed: "error" }[data.state] || "muted"}`;

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from lanspread.core.download_queue import PLAYER
 from lanspread.runtime.download_queue import DownloadEntry, DownloadsView
 from lanspread.web.viewmodel._downloads_views import DownloadRow, DownloadsPanel, UploadRow
 from lanspread.web.viewmodel._labels import (
@@ -36,11 +37,13 @@ _BUTTONS: Mapping[str, tuple[str, ...]] = {
 }
 
 
-def _row(entry: DownloadEntry) -> DownloadRow:
+def _row(entry: DownloadEntry, first: bool = False, last: bool = False) -> DownloadRow:
     percent = percent_of(entry.done_bytes, entry.total_bytes)
     running = entry.state == "downloading"
     note = None
-    if entry.state == "paused" and entry.message:
+    if entry.state == "paused" and entry.reason == PLAYER:
+        note = "Paused by you"
+    elif entry.state == "paused" and entry.message:
         note = f"Paused: {entry.message}"
     elif entry.state == "failed":
         note = f"Failed: {entry.message}"
@@ -61,7 +64,11 @@ def _row(entry: DownloadEntry) -> DownloadRow:
         rate_label=format_speed(entry.bytes_per_second) if running else None,
         eta_label=format_eta(entry.eta_seconds) if running else None,
         note=note,
-        buttons=_BUTTONS.get(entry.state, ()),
+        buttons=tuple(
+            button
+            for button in _BUTTONS.get(entry.state, ())
+            if not (button == "move-up" and first) and not (button == "move-down" and last)
+        ),
     )
 
 
@@ -76,7 +83,13 @@ def page_title(entries: tuple[DownloadEntry, ...]) -> str:
 
 
 def downloads_panel(view: DownloadsView) -> DownloadsPanel:
-    rows = tuple(_row(entry) for entry in view.downloads)
+    queued = [entry.game for entry in view.downloads if entry.state == "queued"]
+    rows = tuple(
+        _row(entry, first=entry.game == queued[0], last=entry.game == queued[-1])
+        if entry.state == "queued"
+        else _row(entry)
+        for entry in view.downloads
+    )
     free = (
         "Free space unknown"
         if view.free_bytes is None
