@@ -463,6 +463,7 @@ class DownloadManager:
             depth=DEFAULT_PIPELINE_DEPTH,
             salt=self._network.peer_id,
             slow_depth=SLOW_PIPELINE_DEPTH,
+            name=self.game_name(game_id),
         )
         active.run = DownloadRun(
             engine,
