@@ -126,3 +126,39 @@ async def test_a_source_leaving_pauses_the_card_with_its_name(lan: Lan) -> None:
     await expect(toast.locator(".toast-text")).to_have_text(note)
     await expect(page.locator("#peer-count")).to_have_text("0")
     await shoot_both(page, "paused-source-left")
+
+
+# Records what the page asks of the browser's notifications, which headless Chromium
+# would otherwise show nowhere a test can see.
+NOTIFICATION_SPY = """
+(() => {
+  const Real = window.Notification;
+  window.__notified = [];
+  class Spy {
+    constructor(title, options) { window.__notified.push([title, options.body]); }
+    static get permission() { return Real.permission; }
+    static requestPermission() { return Real.requestPermission(); }
+  }
+  window.Notification = Spy;
+})();
+"""
+
+
+async def test_a_finished_download_notifies_the_desktop_once_allowed(lan: Lan) -> None:
+    """Ticking the setting asks for permission; once it is granted, a finished download
+    shows a desktop notification naming the game, besides the toast."""
+    alpha, bravo = lan.alpha.runtime, lan.bravo
+    await offer(bravo, alpha, "minecraft", MiB)
+    page = await lan.page()
+    await page.context.grant_permissions(["notifications"], origin=lan.base_url)
+    await page.context.add_init_script(NOTIFICATION_SPY)
+    await page.reload()
+    await page.click("#open-downloads")
+    await page.check("#dl-notify")
+    await expect(page.locator("#dl-notify")).to_be_checked()
+    await page.keyboard.press("Escape")
+    await alpha.execute(Download(game="minecraft"))
+    toast = page.locator(".toast.ok", has_text="Download finished")
+    await expect(toast.locator(".toast-title")).to_have_text("Minecraft")
+    notified = await page.evaluate("window.__notified")
+    assert notified == [["Minecraft", "Download finished"]]
