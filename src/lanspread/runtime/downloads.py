@@ -53,10 +53,16 @@ What the player sees of a download that is not running comes from
 ==============================  ==========  ===============  ===========================
 how it stopped                  state       reason           until
 ==============================  ==========  ===============  ===========================
-every source left or went mute  paused      all-peers-gone   the next download or cancel
-a journal found at start        paused      restart          likewise
-any failure                     failed      failed           likewise
+every source left or went mute  paused      all-peers-gone   the next download or cancel,
+                                                             or a source's return (the queue)
+a journal found at start        paused      restart          the next download or cancel
+the player paused it            paused      player           likewise (never by itself)
+waiting for a download slot     paused      queued           its turn in the queue
+any failure                     failed      failed           the next download or cancel
 ==============================  ==========  ===============  ===========================
+
+The message of an ``all-peers-gone`` pause names the source that left last and
+how far the download had got ("Alice left at 35%").
 
 A paused or failed download with a journal on disk is discardable: ``cancel``
 runs the same sweep as a cancelled download.

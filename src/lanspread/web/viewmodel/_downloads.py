@@ -48,7 +48,7 @@ def _row(entry: DownloadEntry, first: bool = False, last: bool = False) -> Downl
     elif entry.state == "failed":
         note = f"Failed: {entry.message}"
     elif entry.state == "queued":
-        note = "Starts when a running download finishes"
+        note = "Starts when a running download finishes"  # the pill says Queued
     return DownloadRow(
         game=entry.game,
         name=entry.name,
