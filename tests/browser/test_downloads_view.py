@@ -54,7 +54,8 @@ async def offer(owner: PeerRuntime, seeker: PeerRuntime, game_id: str, size: int
 async def test_downloads_view_orders_pauses_and_shows_who_pulls(lan: Lan) -> None:
     """The Downloads view lists the running download then the queued ones in order,
     moves a queued one down, pauses and resumes them all, shows the totals, free space
-    and the peer pulling from us, and the tab title carries the progress."""
+    and the peer pulling from us, and the tab title carries the progress; Escape closes
+    it back to its button, and a queued game's card says it waits its turn."""
     alpha, bravo = lan.alpha.runtime, lan.bravo
     await bravo.execute(SetUploadLimit(upload_limit=SLOWER_UPLOAD))
     await alpha.execute(SetUploadLimit(upload_limit=SLOWER_UPLOAD))
@@ -102,6 +103,10 @@ async def test_downloads_view_orders_pauses_and_shows_who_pulls(lan: Lan) -> Non
     await page.keyboard.press("Escape")
     await expect(page.locator("#downloads")).to_be_hidden()
     await expect(page.locator("#open-downloads")).to_be_focused()
+    queued_note = "Queued: starts when a running download finishes"
+    await expect(page.locator('[data-game="minecraft"] .card-note')).to_have_text(queued_note)
+    await expect(page.locator('[data-game="factorio"] .pill')).to_have_text("Downloading")
+    await shoot_both(page, "library-with-queue")
 
 
 async def test_a_source_leaving_pauses_the_card_with_its_name(lan: Lan) -> None:

@@ -167,14 +167,14 @@ async def test_play_runs_in_local_and_blocks_uninstall(
     reply = await alpha.execute(Play(game="quake3"))
     assert isinstance(reply, Started)
     await events.first(GameStarted)
-    with pytest.raises(OperationInProgress, match="cannot uninstall quake3 while it is running"):
+    with pytest.raises(OperationInProgress, match="cannot uninstall Quake3 while it is running"):
         await alpha.execute(Uninstall(game="quake3"))
     with pytest.raises(OperationInProgress, match="Quake3 is already running"):
         await alpha.execute(Play(game="quake3"))
     with pytest.raises(OperationInProgress) as caught:
         await alpha.execute(Verify(game="quake3"))
     assert (str(caught.value), caught.value.reason) == (
-        "cannot verify quake3 while it is running",
+        "cannot verify Quake3 while it is running",
         "running",
     )
     game = next(g for g in alpha.games() if g.id == "quake3")
