@@ -119,15 +119,15 @@ async def test_download_install_play_uninstall_remove(build_lan: BuildLan) -> No
         assert (await player.games())["quake3"]["running"] is True
         assert await player.refused("uninstall", "quake3") == (
             "operation-in-progress",
-            "cannot uninstall quake3 while it is running",
+            "cannot uninstall Fixture quake3 while it is running",
         )
         assert await player.refused("play", "quake3") == (
             "operation-in-progress",
-            "quake3 is already running",
+            "Fixture quake3 is already running",
         )
         assert await player.refused("remove", "quake3") == (
             "invalid-state",
-            "quake3 is installed: uninstall it first",
+            "Fixture quake3 is installed: uninstall it first",
         )
         os.write(valve, f"{GAME_EXIT_STATUS}\n".encode())
         exited = await player.process.wait_for("game-exited")
