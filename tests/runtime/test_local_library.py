@@ -122,7 +122,7 @@ async def test_active_operation_freezes_the_game(running: Harness) -> None:
 async def test_second_operation_on_same_game_is_refused(harness: Harness) -> None:
     """At most one operation per game: the second is refused and the first is untouched."""
     harness.service.begin_operation("quake3", OperationKind.DOWNLOADING)
-    with pytest.raises(OperationInProgress, match="Quake3 is busy: downloading"):
+    with pytest.raises(OperationInProgress, match="quake3 is busy: downloading"):
         harness.service.begin_operation("quake3", OperationKind.INSTALLING)
     assert harness.log.of_type(ActiveOperationsChanged)[-1].operations == {"quake3": "downloading"}
 

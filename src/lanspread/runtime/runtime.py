@@ -441,7 +441,7 @@ class PeerRuntime:
             upload_limit=uploads.effective_limit,
             gaming=uploads.gaming,
             upload_rate=sum(uploads.rates.values()),
-            download_rate=self.queue.download_rate(),
+            download_rate=sum(self.download_rates().values()),
         )
 
     def games(self) -> tuple[GameView, ...]:
