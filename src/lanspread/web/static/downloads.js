@@ -45,7 +45,7 @@
   function makeRow(game) {
     const { el } = page();
     const item = el("li", "dl-row");
-    item.dataset.game = game;
+    item.dataset.download = game;
     const head = el("div", "dl-row-head");
     const name = el("span", "dl-name");
     const pill = el("span", "pill");
