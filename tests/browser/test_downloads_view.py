@@ -105,6 +105,7 @@ async def test_downloads_view_orders_pauses_and_shows_who_pulls(lan: Lan) -> Non
     await expect(page.locator("#open-downloads")).to_be_focused()
     queued_note = "Queued: starts when a running download finishes"
     await expect(page.locator('[data-game="minecraft"] .card-note')).to_have_text(queued_note)
+    await expect(page.locator('#grid [data-game="minecraft"] .pill')).to_have_text("Queued")
     await expect(page.locator('#grid [data-game="factorio"] .pill')).to_have_text("Downloading")
     await shoot_both(page, "library-with-queue")
 

@@ -158,6 +158,8 @@ def status_of(facts: GameFacts, action: Action) -> StatusView:
         return StatusView("Failed", "error")
     if facts.state in _FOUND:
         return StatusView(FOUND_STATUS, "warn", facts.found_reason)
+    if facts.state in _PAUSED and facts.paused_reason == PAUSE_MESSAGES[QUEUED]:
+        return StatusView("Queued", "info")
     return _STATUS[facts.state]
 
 
