@@ -42,6 +42,7 @@ SAMPLE_ARGUMENTS: dict[str, Any] = {
     "addr": "127.0.0.1:9",
     "path": "/srv/games",
     "digest": "ab" * 32,
+    "step": 1,
 }
 
 

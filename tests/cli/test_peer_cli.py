@@ -342,7 +342,7 @@ async def test_verify_reports_what_the_player_changed(start_cli: StartCli, tmp_p
         await cli.request({"cmd": "verify", "game": "quake3"})
     assert (refused.value.event["code"], refused.value.event["message"]) == (
         "invalid-state",
-        "quake3 is not installed",
+        "Fixture quake3 is not installed",
     )
     await cli.request({"cmd": "install", "game": "quake3"})
     finished = await cli.wait_for("install-finished", START_TIMEOUT)
@@ -404,7 +404,7 @@ async def test_a_refused_game_command_names_the_rule(start_cli: StartCli) -> Non
         "event": "error",
         "id": "p",
         "code": "invalid-state",
-        "message": "cs16 is not installed",
+        "message": "Fixture cs16 is not installed",
         "reason": "not-installed",
     }
     await cli.send({"cmd": "play", "game": "doom", "id": "d"})

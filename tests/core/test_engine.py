@@ -946,3 +946,12 @@ def test_a_complete_source_joining_mid_download_shares_the_rest() -> None:
     assert of(Connect, actions) == [Connect("charlie")]
     actions = drive(ConnectionOpened("charlie"))
     assert len(fetched(actions)["charlie"]) == 1
+
+
+def test_failures_call_the_game_by_the_name_given() -> None:
+    """An engine given the catalog name says it in its failures instead of the id."""
+    drive = Drive()
+    drive.engine = DownloadEngine("quake3", depth=2, endgame=False, name="Quake III Arena")
+    drive(Start("1.0", ("bravo",)))
+    drive(ManifestsAnswered({"bravo": ManifestUnavailable("reset")}))
+    assert drive.end() == End(Ending.FAILED, "no peer could describe Quake III Arena right now")

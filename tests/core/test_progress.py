@@ -10,9 +10,11 @@ from lanspread.core.progress import (
     DEFAULT_SAMPLE_INTERVAL,
     DEFAULT_SPEED_WINDOW,
     MAX_SPEED_SAMPLES,
+    WIRE_RATE_WINDOW,
     ProgressSampler,
     ProgressSnapshot,
     ProgressTracker,
+    SmoothedRate,
 )
 
 MiB = 1024 * 1024
@@ -232,3 +234,27 @@ def test_sampler_parameters_must_be_positive(interval: float, window: float, mes
     """A zero interval would spin; a non-positive window measures nothing."""
     with pytest.raises(ValueError, match=message):
         ProgressSampler(ProgressTracker(MiB), interval=interval, window=window)
+
+
+def test_a_smoothed_rate_stays_steady_between_slow_landings() -> None:
+    """On a slow link whose bytes land in 1 MiB steps every 3.5 s, the wire window
+    keeps the rate above zero between landings instead of flipping to 0."""
+    rate = SmoothedRate(WIRE_RATE_WINDOW)
+    rates = []
+    received = 0
+    for tick in range(60):
+        now = tick * 0.5
+        if tick and tick % 7 == 0:
+            received += MiB
+        rates.append(rate.sample(now, received))
+    settled = rates[int(WIRE_RATE_WINDOW / 0.5) + 7 :]
+    assert min(settled) > 0
+    assert max(settled) / min(settled) < 2
+
+
+def test_a_smoothed_rate_refuses_time_going_backwards() -> None:
+    """A sample earlier than the last one is a caller's bug, said with both times."""
+    rate = SmoothedRate(1.0)
+    rate.sample(5.0, 0)
+    with pytest.raises(ValueError, match=r"^time went backwards: 4\.0 < 5\.0$"):
+        rate.sample(4.0, 10)

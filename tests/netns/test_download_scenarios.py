@@ -239,19 +239,19 @@ async def test_cancel_of_a_fresh_download_removes_its_root(build_lan: BuildLan) 
     assert receiver.root("openttd").is_dir()
     assert await receiver.refused("download", "openttd") == (
         "operation-in-progress",
-        "openttd is busy: downloading",
+        "Fixture openttd is busy: downloading",
     )
     assert await receiver.refused("install", "openttd") == (
         "invalid-state",
-        "openttd is not downloaded",
+        "Fixture openttd is not downloaded",
     )
     assert await receiver.refused("remove", "openttd") == (
         "invalid-state",
-        "openttd is not downloaded",
+        "Fixture openttd is not downloaded",
     )
     assert await receiver.refused("uninstall", "openttd") == (
         "invalid-state",
-        "openttd is not installed",
+        "Fixture openttd is not installed",
     )
     reply = await receiver.command("cancel", "openttd")
     assert reply["data"] == {"game": "openttd", "operation": "cancelling"}
@@ -261,7 +261,7 @@ async def test_cancel_of_a_fresh_download_removes_its_root(build_lan: BuildLan) 
     assert (view["downloaded"], view["paused_bytes"], view["operation"]) == (False, 0, None)
     assert await receiver.refused("cancel", "openttd") == (
         "invalid-state",
-        "openttd has no download to cancel",
+        "Fixture openttd has no download to cancel",
     )
 
 
@@ -407,7 +407,7 @@ async def test_busy_source_is_not_used_and_local_is_never_served(build_lan: Buil
     routes both ways), so h2 is h1's only source. h2 updates from h3 through a
     stalled link: while its update downloads (operation ``downloading``), h1's
     ``download`` is refused (h2 announces a partial 2.0, not 1.0 ready) or, if that
-    announcement has not reached h1 yet, fails with "no peer could describe quake3
+    announcement has not reached h1 yet, fails with "no peer could describe Fixture quake3
     right now" (the serve gate refuses a game with an active operation).
     The link is freed, h2 finishes the update and installs 2.0 (policy auto), a
     file is written into h2's ``local/`` only, and h1 now downloads 2.0 from h2:
@@ -445,7 +445,7 @@ async def test_busy_source_is_not_used_and_local_is_never_served(build_lan: Buil
         # (failed), or its 1.0 goes away while the download asks (paused: no source).
         ended = await receiver.outcome("quake3")
         assert (ended["event"], ended.get("reason")) in {
-            ("download-failed", "no peer could describe quake3 right now"),
+            ("download-failed", "no peer could describe Fixture quake3 right now"),
             ("download-all-peers-gone", None),
         }
     assert not chunk_sources(receiver, "quake3")

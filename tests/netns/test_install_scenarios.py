@@ -119,15 +119,15 @@ async def test_download_install_play_uninstall_remove(build_lan: BuildLan) -> No
         assert (await player.games())["quake3"]["running"] is True
         assert await player.refused("uninstall", "quake3") == (
             "operation-in-progress",
-            "cannot uninstall quake3 while it is running",
+            "cannot uninstall Fixture quake3 while it is running",
         )
         assert await player.refused("play", "quake3") == (
             "operation-in-progress",
-            "quake3 is already running",
+            "Fixture quake3 is already running",
         )
         assert await player.refused("remove", "quake3") == (
             "invalid-state",
-            "quake3 is installed: uninstall it first",
+            "Fixture quake3 is installed: uninstall it first",
         )
         os.write(valve, f"{GAME_EXIT_STATUS}\n".encode())
         exited = await player.process.wait_for("game-exited")
@@ -241,13 +241,13 @@ async def test_game_commands_are_refused_outside_the_catalog_and_in_the_wrong_st
                 f"{game!r} is not a game of the catalog",
             ), cmd
     wrong_state = {
-        "install": "quake3 is not downloaded",
-        "uninstall": "quake3 is not installed",
-        "remove": "quake3 is not downloaded",
-        "play": "quake3 is not installed",
-        "update": "quake3 is not here to update: download it",
-        "cancel": "quake3 has no download to cancel",
-        "download": "no peer offers quake3 right now",
+        "install": "Fixture quake3 is not downloaded",
+        "uninstall": "Fixture quake3 is not installed",
+        "remove": "Fixture quake3 is not downloaded",
+        "play": "Fixture quake3 is not installed",
+        "update": "Fixture quake3 is not here to update: download it",
+        "cancel": "Fixture quake3 has no download to cancel",
+        "download": "no peer offers Fixture quake3 right now",
     }
     for cmd, message in wrong_state.items():
         assert await peer.refused(cmd, "quake3") == ("invalid-state", message), cmd

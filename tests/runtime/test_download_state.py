@@ -23,6 +23,7 @@ from lanspread.runtime import transfer as transfer_module
 from lanspread.runtime.commands import Cancel, Download, SetGameDir
 from lanspread.runtime.events import (
     ChunkFinished,
+    DownloadAllPeersGone,
     DownloadBegin,
     DownloadCancelled,
     DownloadFailed,
@@ -46,13 +47,17 @@ def quake(runtime: PeerRuntime) -> GameView:
 async def test_departed_sources_pause_with_why_and_how_far(
     start_runtime: Start, tmp_path: Path
 ) -> None:
-    """When every source leaves, the snapshot itself says paused, why, and the journaled bytes."""
-    alpha, _bravo, _events = await paused_by_departure(start_runtime, tmp_path)
+    """When every source leaves, the snapshot itself says paused, why (the source that
+    left, by name, and how far the download had got), and the journaled bytes; the
+    event that announces the pause says the same words."""
+    alpha, _bravo, events = await paused_by_departure(start_runtime, tmp_path)
     game = quake(alpha)
+    percent = int(100 * game.paused_bytes / game.paused_total_bytes)
+    assert [e.message for e in events.of(DownloadAllPeersGone)] == [f"bravo left at {percent}%"]
     assert game.download_state == DownloadState(
         state="paused",
         reason="all-peers-gone",
-        message="every source left or stopped answering",
+        message=f"bravo left at {percent}%",
         done_bytes=game.paused_bytes,
         total_bytes=game.paused_total_bytes,
         discardable=True,
@@ -295,7 +300,7 @@ async def test_a_new_game_dir_forgets_the_old_paused_download(
     new_dir = tmp_path / "elsewhere"
     await alpha.execute(SetGameDir(path=str(new_dir)))
     assert quake(alpha).download_state is None
-    with pytest.raises(InvalidGameState, match="quake3 has no download to cancel"):
+    with pytest.raises(InvalidGameState, match="Quake3 has no download to cancel"):
         await alpha.execute(Cancel(game="quake3"))
     await alpha.execute(SetGameDir(path=str(old_dir)))
     state = quake(alpha).download_state

@@ -18,7 +18,7 @@ from tests.support.ownership import record_as_downloaded
 from tests.support.waiting import wait_until
 
 from lanspread.core.gameroot import DOWNLOAD_JOURNAL_FILE, INSTALL_RECORD_FILE, OWNERSHIP_FILE
-from lanspread.errors import InvalidGameState, OperationInProgress, UnknownGame
+from lanspread.errors import InvalidGameState, OperationInProgress, StorageError, UnknownGame
 from lanspread.files.ownership import claim_download
 from lanspread.runtime.commands import (
     Cancel,
@@ -228,14 +228,14 @@ async def test_command_preconditions(start_runtime: Start, tmp_path: Path) -> No
     alpha, bravo = await peers(start_runtime, "alpha", "bravo")
     with pytest.raises(UnknownGame, match="'doom' is not a game of the catalog"):
         await alpha.execute(Download(game="doom"))
-    with pytest.raises(InvalidGameState, match="no peer offers cs16 right now"):
+    with pytest.raises(InvalidGameState, match="no peer offers Cs16 right now"):
         await alpha.execute(Download(game="cs16"))
-    with pytest.raises(InvalidGameState, match="cs16 has no download to cancel"):
+    with pytest.raises(InvalidGameState, match="Cs16 has no download to cancel"):
         await alpha.execute(Cancel(game="cs16"))
     await serving(alpha, bravo)
     events = RuntimeEvents(alpha)
     await alpha.execute(Download(game="quake3"))
-    with pytest.raises(OperationInProgress, match="quake3 is busy: downloading"):
+    with pytest.raises(OperationInProgress, match="Quake3 is busy: downloading"):
         await alpha.execute(Download(game="quake3"))
     await alpha.execute(Cancel(game="quake3"))
     await events.first(DownloadCancelled)
@@ -467,17 +467,19 @@ async def test_sources_that_disagree_are_a_conflict_the_player_resolves(
 
 
 async def test_disk_full_fails_cleanly(start_runtime: Start, tmp_path: Path) -> None:
-    """A download that does not fit fails with a clear reason and commits no sentinel."""
+    """A download that does not fit is refused before it starts, naming the needed and
+    free sizes, and creates nothing."""
     make_game(tmp_path / "bravo" / "games", size=8 * MiB)
     with mounted_tmpfs("4m") as small:
         alpha, bravo = await peers(start_runtime, "alpha", "bravo")
         await alpha.execute(SetGameDir(path=str(small)))
         await serving(alpha, bravo)
-        events = RuntimeEvents(alpha)
-        await alpha.execute(Download(game="quake3"))
-        failed = await events.first(DownloadFailed)
-        assert "free" in failed.reason or "space" in failed.reason
-        assert not (small / "quake3" / "version.ini").exists()
+        with pytest.raises(
+            StorageError,
+            match=r"^not enough disk space for Quake3: it needs 8\.\d MB, [34]\.\d MB free$",
+        ):
+            await alpha.execute(Download(game="quake3"))
+        assert not (small / "quake3").exists()
         view = next(g for g in alpha.games() if g.id == "quake3")
         assert (view.downloaded, view.operation) == (False, None)
         alpha.shutdown()
@@ -528,7 +530,7 @@ async def test_a_changed_game_folder_forgets_the_old_paused_download(
     assert alpha.downloads.partials == {}
     with pytest.raises(InvalidGameState) as caught:
         await alpha.execute(Cancel(game="quake3"))
-    assert str(caught.value) == "quake3 has no download to cancel"
+    assert str(caught.value) == "Quake3 has no download to cancel"
     assert tree_digest(other, skip=()) == before
 
 
@@ -642,7 +644,7 @@ async def test_a_game_whose_every_source_lied_is_not_downloaded_again(
     asked = spy_requests(alpha)
     with pytest.raises(
         InvalidGameState,
-        match=r"^every peer offering quake3 sent corrupt data earlier; "
+        match=r"^every peer offering Quake3 sent corrupt data earlier; "
         r"not downloading from them again until lanspread restarts$",
     ):
         await alpha.execute(Download(game="quake3"))

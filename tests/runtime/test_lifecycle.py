@@ -96,14 +96,14 @@ async def test_install_preconditions(start_runtime: Start, tmp_path: Path) -> No
     alpha = await start_runtime("alpha")
     with pytest.raises(UnknownGame, match="'doom' is not a game of the catalog"):
         await alpha.execute(Install(game="doom"))
-    with pytest.raises(InvalidGameState, match="cs16 is not downloaded"):
+    with pytest.raises(InvalidGameState, match="Cs16 is not downloaded"):
         await alpha.execute(Install(game="cs16"))
     await alpha.execute(Install(game="quake3"))
-    with pytest.raises(OperationInProgress, match="quake3 is busy: installing"):
+    with pytest.raises(OperationInProgress, match="Quake3 is busy: installing"):
         await alpha.execute(Install(game="quake3"))
     events = RuntimeEvents(alpha)
     await events.first(InstallFinished)
-    with pytest.raises(InvalidGameState, match="quake3 is already installed"):
+    with pytest.raises(InvalidGameState, match="Quake3 is already installed"):
         await alpha.execute(Install(game="quake3"))
 
 
@@ -136,7 +136,7 @@ async def test_uninstall_keeps_archives_and_remove_deletes_root(
     events = RuntimeEvents(alpha)
     await alpha.execute(Install(game="quake3"))
     await events.first(InstallFinished)
-    with pytest.raises(InvalidGameState, match="quake3 is installed: uninstall it first"):
+    with pytest.raises(InvalidGameState, match="Quake3 is installed: uninstall it first"):
         await alpha.execute(Remove(game="quake3"))
     await alpha.execute(Uninstall(game="quake3"))
     await events.first(UninstallFinished)
@@ -161,7 +161,7 @@ async def test_play_runs_in_local_and_blocks_uninstall(
     sideload_playable(tmp_path / "alpha" / "games")
     alpha = await start_runtime("alpha")
     events = RuntimeEvents(alpha)
-    with pytest.raises(InvalidGameState, match="quake3 is not installed"):
+    with pytest.raises(InvalidGameState, match="Quake3 is not installed"):
         await alpha.execute(Play(game="quake3"))
     await alpha.execute(Install(game="quake3"))
     await events.first(InstallFinished)
@@ -174,14 +174,14 @@ async def test_play_runs_in_local_and_blocks_uninstall(
     reply = await alpha.execute(Play(game="quake3"))
     assert isinstance(reply, Started)
     await events.first(GameStarted)
-    with pytest.raises(OperationInProgress, match="cannot uninstall quake3 while it is running"):
+    with pytest.raises(OperationInProgress, match="cannot uninstall Quake3 while it is running"):
         await alpha.execute(Uninstall(game="quake3"))
-    with pytest.raises(OperationInProgress, match="quake3 is already running"):
+    with pytest.raises(OperationInProgress, match="Quake3 is already running"):
         await alpha.execute(Play(game="quake3"))
     with pytest.raises(OperationInProgress) as caught:
         await alpha.execute(Verify(game="quake3"))
     assert (str(caught.value), caught.value.reason) == (
-        "cannot verify quake3 while it is running",
+        "cannot verify Quake3 while it is running",
         "running",
     )
     game = next(g for g in alpha.games() if g.id == "quake3")

@@ -136,7 +136,7 @@ async def test_a_liars_newer_version_is_no_update_for_a_party_member(
     assert (view.downloaded, view.update_available) == (True, False)
     with pytest.raises(InvalidGameState) as caught:
         await alpha.execute(Update(game="quake3"))
-    assert str(caught.value) == "quake3 is up to date"
+    assert str(caught.value) == "Quake3 is up to date"
     assert tree_digest(mine) == before
 
 
@@ -181,7 +181,7 @@ async def test_pinned_version_from_only_contradicting_sources_fails_plainly(
     events = RuntimeEvents(alpha)
     await alpha.execute(Download(game="quake3"))
     failed = await events.first(DownloadFailed, within=WAIT)
-    assert failed.reason == pinned_failure("quake3", "1.0", 1)
+    assert failed.reason == pinned_failure("Quake3", "1.0", 1)
     assert [(r.peer_id, r.reason) for r in events.of(SourceRejected)] == [
         (mallory.peer_id, PINNED_REASON)
     ]

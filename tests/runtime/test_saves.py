@@ -109,7 +109,7 @@ async def test_killed_update_leaves_1_0_labelled_1_0_and_install_finishes_it(
     assert (local / CONFIG).read_bytes() == V2[CONFIG]
     assert (local / (CONFIG + ".mine")).read_bytes() == b"bind e +forward"
     assert view(alpha) == (True, "2.0", "2.0", False)
-    with pytest.raises(InvalidGameState, match=r"^quake3 is already installed$"):
+    with pytest.raises(InvalidGameState, match=r"^Quake3 is already installed$"):
         await alpha.execute(Install(game="quake3"))
 
 

@@ -220,7 +220,7 @@ async def test_command_is_forwarded_to_the_runtime(api: Api) -> None:
             "unknown-game",
             "'doom' is not a game of the catalog",
         ),
-        ({"cmd": "uninstall", "game": "quake3"}, 409, "invalid-state", "quake3 is not installed"),
+        ({"cmd": "uninstall", "game": "quake3"}, 409, "invalid-state", "Quake3 is not installed"),
         (
             {"cmd": "connect", "addr": "127.0.0.1:1"},
             502,
@@ -661,7 +661,7 @@ async def test_verify_shows_changes_and_repair_keeps_the_config_as_mine(saves_ap
     assert reply["data"]["headline"] == "All 2 game files are intact"
 
 
-NOT_INSTALLED = {"code": "invalid-state", "message": "cs16 is not installed"}
+NOT_INSTALLED = {"code": "invalid-state", "message": "Cs16 is not installed"}
 NOT_IN_CATALOG = {"code": "unknown-game", "message": "'doom' is not a game of the catalog"}
 
 

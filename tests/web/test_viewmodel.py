@@ -390,6 +390,19 @@ def test_paused_download_can_be_discarded() -> None:
     )
 
 
+def test_a_card_names_who_left_or_that_it_waits_in_the_queue() -> None:
+    """A download paused because its source left reads "Paused: Alice left at 35%" (the
+    reason says how far itself); one waiting in the queue says what it waits for, and
+    its pill says Queued."""
+    left = card(facts(paused_percent=35.2, paused_reason="Alice left at 35%", discardable=True))
+    assert left.note == "Paused: Alice left at 35%"
+    queued = card(
+        facts(paused_percent=0.0, paused_reason="queued: waits for another download to finish")
+    )
+    assert queued.note == "Queued: starts when a running download finishes"
+    assert (queued.status.label, queued.status.tone) == ("Queued", "info")
+
+
 def test_paused_card_says_how_far_and_why() -> None:
     """The runtime's reason follows the share on the card: "Paused at N% — why"; Resume is
     the main action even with no peer online (the click then says why it cannot start)."""

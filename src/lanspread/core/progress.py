@@ -40,6 +40,10 @@ DEFAULT_SPEED_WINDOW = 3.0
 # Samples kept for the window; on the grid only window / interval + 1 are needed,
 # the cap only matters when a caller asks for samples far more often.
 MAX_SPEED_SAMPLES = 64
+# The speed a player reads, over the bytes received on the wire (in flight
+# included): a 1 MiB receive buffer on a 300 KB/s link lands every ~3.5 s, so a
+# window under that flips between a value and 0; ten seconds hold three of them.
+WIRE_RATE_WINDOW = 10.0
 
 
 class ProgressTracker:
@@ -116,14 +120,11 @@ class ProgressSampler:
     ) -> None:
         if not interval > 0:
             raise ValueError(f"interval must be positive, got {interval}")
-        if not window > 0:
-            raise ValueError(f"window must be positive, got {window}")
         self._tracker = tracker
         self._interval = interval
-        self._window = window
         self._start: float | None = None
         self._next_due: float | None = None
-        self._history: deque[tuple[float, int]] = deque(maxlen=MAX_SPEED_SAMPLES)
+        self._rate = SmoothedRate(window)
         self._speed = 0.0
 
     @property
@@ -141,40 +142,12 @@ class ProgressSampler:
         Call it when :meth:`due` says so, and once more at the end for the final
         snapshot. ``now`` must not go backwards.
         """
-        if self._history and now < self._history[-1][0]:
-            raise ValueError(f"time went backwards: {now} < {self._history[-1][0]}")
         if self._start is None:
             self._start = now
-        else:
-            self._speed = self._windowed_speed(now)
-        self._history.append((now, self._tracker.transferred_bytes))
-        self._prune(now)
+        self._speed = self._rate.sample(now, self._tracker.transferred_bytes)
         ticks_passed = math.floor((now - self._start) / self._interval)
         self._next_due = self._start + (ticks_passed + 1) * self._interval
         return self._snapshot()
-
-    def _windowed_speed(self, now: float) -> float:
-        reference_time, reference_bytes = self._reference(now)
-        elapsed = now - reference_time
-        if elapsed <= 0:
-            return self._speed
-        return (self._tracker.transferred_bytes - reference_bytes) / elapsed
-
-    def _reference(self, now: float) -> tuple[float, int]:
-        """The newest sample at least ``window`` old, else the oldest one kept."""
-        cutoff = now - self._window
-        reference = self._history[0]
-        for entry in self._history:
-            if entry[0] > cutoff:
-                break
-            reference = entry
-        return reference
-
-    def _prune(self, now: float) -> None:
-        """Drop samples older than the one the next window will start from."""
-        cutoff = now - self._window
-        while len(self._history) > 1 and self._history[1][0] <= cutoff:
-            self._history.popleft()
 
     def _snapshot(self) -> ProgressSnapshot:
         downloaded = self._tracker.downloaded_bytes
@@ -192,3 +165,45 @@ class ProgressSampler:
             bytes_per_second=self._speed,
             eta_seconds=eta,
         )
+
+
+class SmoothedRate:
+    """Bytes a second of a growing byte count, averaged over a sliding window.
+
+    The average runs from the newest earlier sample at least ``window`` seconds
+    old (or the oldest sample while the count is younger than the window) to now.
+    The first sample says 0; a sample at the same instant repeats the last rate.
+    """
+
+    def __init__(self, window: float) -> None:
+        if not window > 0:
+            raise ValueError(f"window must be positive, got {window}")
+        self._window = window
+        self._history: deque[tuple[float, int]] = deque(maxlen=MAX_SPEED_SAMPLES)
+        self._rate = 0.0
+
+    def sample(self, now: float, total: int) -> float:
+        """Record ``total`` bytes at ``now`` (never earlier than the last sample); the rate."""
+        if self._history and now < self._history[-1][0]:
+            raise ValueError(f"time went backwards: {now} < {self._history[-1][0]}")
+        if self._history:
+            reference_time, reference_bytes = self._reference(now)
+            elapsed = now - reference_time
+            if elapsed > 0:
+                self._rate = (total - reference_bytes) / elapsed
+        self._history.append((now, total))
+        cutoff = now - self._window
+        # Samples older than the one the next window starts from are not needed.
+        while len(self._history) > 1 and self._history[1][0] <= cutoff:
+            self._history.popleft()
+        return self._rate
+
+    def _reference(self, now: float) -> tuple[float, int]:
+        """The newest sample at least ``window`` old, else the oldest one kept."""
+        cutoff = now - self._window
+        reference = self._history[0]
+        for entry in self._history:
+            if entry[0] > cutoff:
+                break
+            reference = entry
+        return reference

@@ -140,6 +140,32 @@ class Stop(GameCommand, frozen=True, tag="stop"):
     """Close a game started with ``play``: asked first, forced after a grace period."""
 
 
+class ListDownloads(Command, frozen=True, tag="list-downloads"):
+    """Running and queued downloads in order, rates, who pulls from us, free space."""
+
+
+class Pause(GameCommand, frozen=True, tag="pause"):
+    """Pause a running or queued download, keeping its files; it waits for ``resume``."""
+
+
+class Resume(GameCommand, frozen=True, tag="resume"):
+    """Resume a paused download (queued behind the running ones when they are many)."""
+
+
+class PauseAll(Command, frozen=True, tag="pause-all"):
+    """Pause every running and queued download."""
+
+
+class ResumeAll(Command, frozen=True, tag="resume-all"):
+    """Resume every paused download."""
+
+
+class MoveDownload(GameCommand, frozen=True, tag="move-download"):
+    """Move a queued download up (``step`` -1) or down (``step`` 1) the queue."""
+
+    step: Annotated[int, msgspec.Meta(ge=-1, le=1)]
+
+
 AnyCommand = (
     Status
     | ListGames
@@ -160,6 +186,12 @@ AnyCommand = (
     | Play
     | Stop
     | Redownload
+    | ListDownloads
+    | Pause
+    | Resume
+    | PauseAll
+    | ResumeAll
+    | MoveDownload
 )
 
 
@@ -213,6 +245,12 @@ COMMANDS = _by_name(
     CommandSpec(Play),
     CommandSpec(Stop),
     CommandSpec(Redownload),
+    CommandSpec(ListDownloads),
+    CommandSpec(Pause),
+    CommandSpec(Resume),
+    CommandSpec(PauseAll),
+    CommandSpec(ResumeAll),
+    CommandSpec(MoveDownload),
 )
 """Every command by name, with the front ends that offer it."""
 

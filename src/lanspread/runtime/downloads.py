@@ -53,10 +53,16 @@ What the player sees of a download that is not running comes from
 ==============================  ==========  ===============  ===========================
 how it stopped                  state       reason           until
 ==============================  ==========  ===============  ===========================
-every source left or went mute  paused      all-peers-gone   the next download or cancel
-a journal found at start        paused      restart          likewise
-any failure                     failed      failed           likewise
+every source left or went mute  paused      all-peers-gone   the next download or cancel,
+                                                             or a source's return (the queue)
+a journal found at start        paused      restart          the next download or cancel
+the player paused it            paused      player           likewise (never by itself)
+waiting for a download slot     paused      queued           its turn in the queue
+any failure                     failed      failed           the next download or cancel
 ==============================  ==========  ===============  ===========================
+
+The message of an ``all-peers-gone`` pause names the source that left last and
+how far the download had got ("Alice left at 35%").
 
 A paused or failed download with a journal on disk is discardable: ``cancel``
 runs the same sweep as a cancelled download.
@@ -72,6 +78,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lanspread.core.conflict import ChoiceRefused, ContentChoices, ContentConflict
+from lanspread.core.download_queue import PLAYER, QUEUED, source_left_message, space_refusal
 from lanspread.core.engine import ALL_PEERS_GONE, DownloadEngine, End, Ending
 from lanspread.core.liars import LiarRecord
 from lanspread.core.library import FoundGame
@@ -88,17 +95,19 @@ from lanspread.errors import InvalidGameState, LanspreadError, StorageError
 from lanspread.files.ownership import claim_download, identify
 from lanspread.files.sentinel import begin_update, rollback
 from lanspread.install.sweep import discard_download
+from lanspread.platform.disk import free_bytes
 from lanspread.runtime.events import (
     DownloadAllPeersGone,
     DownloadCancelled,
     DownloadFailed,
     DownloadFinished,
+    DownloadPaused,
     Event,
     SourceRejected,
 )
 from lanspread.runtime.jobs import JobRunner
 from lanspread.runtime.options import InstallPolicy
-from lanspread.runtime.replies import FAILED, PAUSED, DownloadState
+from lanspread.runtime.replies import FAILED, PAUSED, DownloadState, download_bytes
 from lanspread.runtime.startup import (
     PartialDownload,
     catalog_roots,
@@ -128,6 +137,8 @@ RESTART = "restart"
 PAUSE_MESSAGES: Mapping[str, str] = {
     ALL_PEERS_GONE: "every source left or stopped answering",
     RESTART: "interrupted by a restart",
+    PLAYER: "paused by you",
+    QUEUED: "queued: waits for another download to finish",
 }
 
 
@@ -145,6 +156,10 @@ class _Active:
     game_id: str
     cancel: asyncio.Event = field(default_factory=asyncio.Event)
     run: DownloadRun | None = None
+    paused: bool = False
+    """The player paused it: the stop keeps the download, as a pause by the player."""
+    left: str | None = None
+    """The name of the last source that left while it ran."""
 
 
 class DownloadManager:
@@ -172,6 +187,8 @@ class DownloadManager:
         self._halts: dict[str, _Halt] = {}
         self._liars = LiarRecord()
         self._choices = ContentChoices()
+        self._names: dict[str, str] = {}
+        self._ended: list[Callable[[str], None]] = []
         network.add_peer_lost_listener(self._on_peer_lost)
         network.partials.add_listener(self._on_availability)
 
@@ -263,8 +280,10 @@ class DownloadManager:
 
     # -- commands ------------------------------------------------------------
 
-    def download(self, game_id: str, *, update: bool = False) -> None:
-        """Start (or resume) downloading ``game_id``; ``update`` fetches the newest version."""
+    def download(self, game_id: str, *, update: bool = False, queue: bool = False) -> None:
+        """Start (or resume) downloading ``game_id``; ``update`` fetches the newest version.
+
+        ``queue``: every check of a start, then the download waits, paused as queued."""
         self._lifecycle.require(game_id, Command.UPDATE if update else Command.DOWNLOAD)
         summary = self._local.library.get(game_id)
         latest, offering = self._network.sources_for(game_id)
@@ -276,12 +295,73 @@ class DownloadManager:
             trusted=bool(self._liars.exclude(game_id, offering)),
         )
         if refusal is not None:
-            raise refusal.error(game_id)
+            raise refusal.error(self.game_name(game_id))
+        self._check_space(game_id)
+        if queue:
+            self.hold(game_id, QUEUED)
+            return
         self._local.begin_operation(game_id, OperationKind.DOWNLOADING)
         active = _Active(game_id)
         self._active[game_id] = active
         self._halts.pop(game_id, None)
+        self._remember_names()
         self._jobs.spawn(lambda: self._run(active))
+
+    def require_known(self, game_id: str) -> None:
+        """:class:`UnknownGame` for an id not in the catalog."""
+        self._local.require_catalog_game(game_id)
+
+    def game_name(self, game_id: str) -> str:
+        """The catalog name of ``game_id`` (the id itself for a game not in it)."""
+        game = self._local.catalog.get(game_id)
+        return game.name if game is not None else game_id
+
+    def _check_space(self, game_id: str) -> None:
+        """Refuse a download the game folder's filesystem cannot hold (bytes still to get)."""
+        offer = self._network.remote_games().get(game_id)
+        partial = self._partials.get(game_id)
+        needed = download_bytes(None, offer) - (partial.done_bytes if partial is not None else 0)
+        try:
+            free = free_bytes(self._local.game_dir)
+        except OSError as exc:
+            log.warning("cannot read the free space of %s: %s", self._local.game_dir, exc)
+            return
+        refusal = space_refusal(self.game_name(game_id), max(0, needed), free)
+        if refusal is not None:
+            raise StorageError(refusal)
+
+    @property
+    def active_ids(self) -> tuple[str, ...]:
+        """The games downloading now, in the order they started."""
+        return tuple(self._active)
+
+    def add_ended_listener(self, listener: Callable[[str], None]) -> None:
+        """Call ``listener(game_id)`` after every download ends, whatever the ending."""
+        self._ended.append(listener)
+
+    def pause(self, game_id: str) -> bool:
+        """Stop a running download keeping what it has; False when none runs."""
+        active = self._active.get(game_id)
+        if active is None:
+            return False
+        active.paused = True
+        active.cancel.set()
+        return True
+
+    def hold(self, game_id: str, reason: str) -> None:
+        """Show a download that is not running as paused for ``reason`` (queued, player)."""
+        self._halts[game_id] = _paused(reason)
+        self._publish(DownloadPaused(game=game_id, reason=reason))
+
+    def release(self, game_id: str) -> None:
+        """Forget a queued download that never started (nothing of it on disk)."""
+        if game_id not in self._partials:
+            self._halts.pop(game_id, None)
+            self._publish(DownloadCancelled(game=game_id))
+
+    def _remember_names(self) -> None:
+        """Keep the peers' names: a source that leaves is named after it is gone."""
+        self._names.update({view.peer_id: view.name for view in self._network.peer_views()})
 
     def cancel(self, game_id: str) -> None:
         """Stop a running download, or discard a paused one."""
@@ -311,19 +391,32 @@ class DownloadManager:
             end, outcome = End(Ending.FAILED, str(exc) or type(exc).__name__), None
         finally:
             self._active.pop(game_id, None)
-        if end.ending is Ending.FINISHED and outcome is not None:
-            await self._finished(game_id, end, outcome)
-        else:
-            await self._stopped(game_id, end)
+        try:
+            if end.ending is Ending.FINISHED and outcome is not None:
+                await self._finished(game_id, end, outcome)
+            else:
+                await self._stopped(active, end)
+        finally:
+            for listener in self._ended:
+                listener(game_id)
 
-    async def _stopped(self, game_id: str, end: End) -> None:
+    async def _stopped(self, active: _Active, end: End) -> None:
         """Settle a download that did not finish, then say how it ended."""
-        if end.ending is Ending.CANCELLED:
+        game_id = active.game_id
+        if end.ending is Ending.CANCELLED and active.paused:
+            await self._settle(game_id, classify_partial, _paused(PLAYER))
+            self._publish(DownloadPaused(game=game_id, reason=PLAYER))
+        elif end.ending is Ending.CANCELLED:
             await self._settle(game_id, _discard, None)
             self._publish(DownloadCancelled(game=game_id))
         elif end.ending is Ending.PAUSED:
+            partial = self._partials.get(game_id)
             await self._settle(game_id, classify_partial, _paused(end.reason))
-            self._publish(DownloadAllPeersGone(game=game_id))
+            partial = self._partials.get(game_id, partial)
+            message = source_left_message(active.left, partial.percent if partial else 0.0)
+            if game_id in self._halts:
+                self._halts[game_id] = _Halt(PAUSED, end.reason, message)
+            self._publish(DownloadAllPeersGone(game=game_id, message=message))
         else:
             log.warning("download of %s failed: %s", game_id, end.reason)
             await self._settle(game_id, classify_partial, _Halt(FAILED, FAILED, end.reason))
@@ -397,6 +490,7 @@ class DownloadManager:
             depth=DEFAULT_PIPELINE_DEPTH,
             salt=self._network.peer_id,
             slow_depth=SLOW_PIPELINE_DEPTH,
+            name=self.game_name(game_id),
         )
         active.run = DownloadRun(
             engine,
@@ -468,6 +562,7 @@ class DownloadManager:
         return fresh, reused
 
     def _on_availability(self, game_id: str) -> None:
+        self._remember_names()
         active = self._active.get(game_id)
         if active is not None and active.run is not None:
             active.run.availability_changed()
@@ -475,6 +570,7 @@ class DownloadManager:
     def _on_peer_lost(self, peer_id: str) -> None:
         for active in list(self._active.values()):
             if active.run is not None:
+                active.left = self._names.get(peer_id, active.left)
                 active.run.source_lost(peer_id)
 
 

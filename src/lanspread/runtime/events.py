@@ -16,7 +16,7 @@ import msgspec
 
 from lanspread.core.library import GameSummary
 
-LostReason = Literal["goodbye", "timeout", "error"]
+LostReason = Literal["goodbye", "timeout", "error", "disconnected"]
 """Why a peer was dropped (:class:`PeerLost`)."""
 
 
@@ -78,7 +78,8 @@ class PeerDiscovered(PeerEvent, frozen=True, tag="peer-discovered"):
 
 class PeerLost(PeerEvent, frozen=True, tag="peer-lost"):
     reason: LostReason
-    """``goodbye`` (clean shutdown), ``timeout`` (stopped answering) or ``error``."""
+    """``goodbye`` (clean shutdown), ``timeout`` (stopped answering), ``error``, or
+    ``disconnected`` (its link to us closed and it did not answer at once)."""
 
 
 class PeerCountUpdated(Event, frozen=True, tag="peer-count-updated"):
@@ -116,9 +117,13 @@ class DownloadBegin(GameEvent, frozen=True, tag="download-begin"):
 
 class DownloadProgress(GameEvent, frozen=True, tag="download-progress"):
     downloaded_bytes: int
+    """Bytes of verified chunks."""
     total_bytes: int
     bytes_per_second: float
+    """Bytes a second on the wire, over a window long enough to stay steady on a slow link."""
     eta_seconds: float | None
+    in_flight_bytes: int = 0
+    """Bytes received of chunks not verified yet: progress before a chunk lands."""
 
 
 class ChunkFinished(GameEvent, frozen=True, tag="chunk-finished"):
@@ -142,6 +147,21 @@ class DownloadCancelled(GameEvent, frozen=True, tag="download-cancelled"):
 
 class DownloadAllPeersGone(GameEvent, frozen=True, tag="download-all-peers-gone"):
     """Every source vanished; the download is paused and can be resumed."""
+
+    message: str = ""
+    """Why, for the player: who left and how far the download had got."""
+
+
+class DownloadQueueChanged(Event, frozen=True, tag="download-queue-changed"):
+    """The downloads waiting for a slot, first first, after any change."""
+
+    queued: tuple[str, ...]
+
+
+class DownloadPaused(GameEvent, frozen=True, tag="download-paused"):
+    """The player paused the download, or it waits in the queue (``reason``)."""
+
+    reason: str
 
 
 class SourceRejected(GameEvent, frozen=True, tag="source-rejected"):

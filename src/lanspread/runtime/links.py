@@ -12,16 +12,45 @@ still open or closing at shutdown is closed by :meth:`LinkTable.close_all`.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Awaitable, Callable
+from typing import Literal
 
+from lanspread.errors import LanspreadError, PeerRefused
 from lanspread.net.connection import PeerConnection
 
 Job = Callable[[], Awaitable[None]]
 
+# A peer whose link to us closed answers a ping over ours within this, or it is
+# gone: a live peer answers in milliseconds on a LAN; one that died refuses the
+# dial at once, so the wait only bounds a peer that froze.
+PRESENCE_PROBE_TIMEOUT = 2.0
+# A peer shutting down stops serving before it says goodbye (within its goodbye
+# timeout): waiting this long first lets its goodbye, not the closed link, say why.
+PRESENCE_GRACE = 1.0
+
+
+Ping = Callable[[str], Awaitable[None]]
+Drop = Callable[[str, Literal["disconnected"]], Awaitable[None]]
+
+
+async def confirm_presence(peer_id: str, *, ping: Ping, drop: Drop) -> None:
+    """A link with ``peer_id`` closed: ping it now and drop it when it does not answer,
+    so a peer that quit shows offline at once, not after the liveness timeout. A peer
+    that only replaced its link answers and stays."""
+    await asyncio.sleep(PRESENCE_GRACE)
+    try:
+        async with asyncio.timeout(PRESENCE_PROBE_TIMEOUT):
+            await ping(peer_id)
+    except (LanspreadError, PeerRefused, OSError, TimeoutError):
+        await drop(peer_id, "disconnected")
+
 
 class LinkTable:
-    def __init__(self, spawn: Callable[[Job], None]) -> None:
+    def __init__(self, spawn: Callable[[Job], None], *, ping: Ping, drop: Drop) -> None:
         self._spawn = spawn
+        self._ping = ping
+        self._drop = drop
         self._links: dict[str, PeerConnection] = {}
         self._dialing: dict[str, asyncio.Future[PeerConnection]] = {}
         self._closing: set[PeerConnection] = set()
@@ -54,8 +83,20 @@ class LinkTable:
         """``connection`` is the link to ``peer_id`` now; an older one is closed."""
         old = self._links.pop(peer_id, None)
         self._links[peer_id] = connection
+        self._spawn(functools.partial(self._watch, peer_id, connection))
         if old is not None and old is not connection:
             await old.close()
+
+    def lost(self, peer_id: str) -> None:
+        """A link with ``peer_id`` closed from its side: find out at once whether it is gone."""
+        self._spawn(functools.partial(confirm_presence, peer_id, ping=self._ping, drop=self._drop))
+
+    async def _watch(self, peer_id: str, connection: PeerConnection) -> None:
+        """The current link closing by itself (not replaced, not dropped) is a loss."""
+        await connection.wait_closed()
+        if self._links.get(peer_id) is connection:
+            del self._links[peer_id]
+            self.lost(peer_id)
 
     def drop(self, peer_id: str) -> None:
         """Forget the link to ``peer_id`` and close it as a job.

@@ -125,7 +125,7 @@ class PeerNetwork:
         self.seeder = Seeder(options, self.partials)
         self._bound: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._jobs: asyncio.Queue[Job] = asyncio.Queue()
-        self._links = LinkTable(self._spawn)
+        self._links = LinkTable(self._spawn, ping=self._ping, drop=self._drop)
         self._push_locks: dict[str, asyncio.Lock] = {}
         self._sent_revision: dict[str, int] = {}
         # Unproven mDNS claims, dialled within a budget. A peer dropped after a
@@ -499,7 +499,7 @@ class PeerNetwork:
         if record is None:
             return
         log.info("peer %s (%s) lost: %s", record.name, peer_id, reason)
-        if reason == "timeout":
+        if reason in ("timeout", "disconnected"):
             # Its last proven address: dialled again (in the budget) until it answers.
             self._sightings.saw(
                 peer_id, record.address, asyncio.get_running_loop().time(), proven_peer=False
@@ -553,7 +553,8 @@ class PeerNetwork:
         raise LanspreadError(f"unhandled request {type(request).__name__}")
 
     async def on_disconnect(self, peer_id: str) -> None:
-        log.debug("inbound connection of peer %s ended", peer_id)
+        """Its link to us closed: it is dropped at once unless it still answers."""
+        self._links.lost(peer_id)
 
     def _apply_delta(self, peer_id: str, delta: LibraryDelta) -> Response:
         outcome = self._db.apply_library_delta(peer_id, delta, asyncio.get_running_loop().time())

@@ -137,6 +137,10 @@ class GameView(msgspec.Struct, frozen=True):
     conflict: ContentConflict | None = None
     """The peers offering its unpinned newest version disagree on the content: the
     sides, until the player chose one (``choose-content``)."""
+    download_bytes: int = 0
+    """The one size a front end shows: the bytes a download fetches (the newest version
+    peers offer), else those of the copy here; 0 when neither is known (then the
+    catalog's approximate size is all there is)."""
 
 
 class VerifyReply(msgspec.Struct, frozen=True):
@@ -272,6 +276,16 @@ def game_views(
                 launch_problem=plan.problem(game.name),
                 damaged=(damaged or {}).get(game.id),
                 conflict=conflicts.get(game.id),
+                download_bytes=download_bytes(summary, offer),
             )
         )
     return tuple(views)
+
+
+def download_bytes(summary: GameSummary | None, offer: RemoteGameView | None) -> int:
+    """What a download of the game fetches now, else the size of the copy here."""
+    if offer is not None:
+        sizes = [offer.peers[p].size_bytes for p in offer.sources_at_latest if p in offer.peers]
+        if sizes:
+            return max(sizes)
+    return summary.size_bytes if summary is not None else 0

@@ -29,6 +29,7 @@ from lanspread.core.gameroot import version_sort_key
 from lanspread.core.library import LibraryDelta
 from lanspread.core.uploads import PeerRates
 from lanspread.errors import ConfigError, LanspreadError
+from lanspread.platform.disk import free_bytes
 from lanspread.runtime.commands import (
     AnyCommand,
     Cancel,
@@ -37,12 +38,18 @@ from lanspread.runtime.commands import (
     Connect,
     Download,
     Install,
+    ListDownloads,
     ListGames,
     ListPeers,
+    MoveDownload,
+    Pause,
+    PauseAll,
     Play,
     Redownload,
     Remove,
     Repair,
+    Resume,
+    ResumeAll,
     SetGameDir,
     SetUploadLimit,
     Shutdown,
@@ -52,6 +59,7 @@ from lanspread.runtime.commands import (
     Update,
     Verify,
 )
+from lanspread.runtime.download_queue import DownloadQueue, DownloadsView
 from lanspread.runtime.downloads import DownloadManager
 from lanspread.runtime.eventbus import EventBus, Subscription
 from lanspread.runtime.events import ChunkFinished, Event, LocalReady
@@ -93,6 +101,7 @@ class PeerRuntime:
         self._jobs = JobRunner("operation")
         self._lifecycle: Lifecycle | None = None
         self._downloads: DownloadManager | None = None
+        self._queue: DownloadQueue | None = None
         self._states: GameStates | None = None
         self._manifests: ManifestCache | None = None
         self._hashing: HashingService | None = None
@@ -144,6 +153,7 @@ class PeerRuntime:
             manifests=self._manifests,
         )
         states.attach(running=lambda: lifecycle.running, downloads=downloads)
+        self._queue = DownloadQueue(downloads, network, publish=self._bus.publish)
         network.seeder.attach_uploads(
             gaming=lambda: bool(lifecycle.running),
             serves_others=lambda peer_id: self._offers_games(network, peer_id),
@@ -178,6 +188,7 @@ class PeerRuntime:
             Service("liveness", network.run_liveness, Policy.RESTART, restart),
             Service("local-monitor", local.run, Policy.BEST_EFFORT),
             Service("operations", self._jobs.run, Policy.REQUIRED),
+            Service("download-queue", self._run_queue, Policy.RESTART, restart),
         ]
         if self._hashing is not None:
             services.append(Service("hashing", self._hashing.run, Policy.RESTART, restart))
@@ -196,6 +207,9 @@ class PeerRuntime:
             finally:
                 self._bus.close()
                 self._stopped.set()
+
+    async def _run_queue(self) -> None:
+        await self.queue.run(self.subscribe)
 
     def _library_changed(self, network: PeerNetwork, delta: LibraryDelta) -> None:
         network.push_library_delta(delta)
@@ -279,6 +293,16 @@ class PeerRuntime:
         return self._downloads
 
     @property
+    def queue(self) -> DownloadQueue:
+        if self._queue is None:
+            raise ConfigError("runtime not started")
+        return self._queue
+
+    def downloads_view(self) -> DownloadsView:
+        """The Downloads view: downloads in order, rates, uploads, free space."""
+        return self.queue.view(lambda: free_bytes(self.game_dir))
+
+    @property
     def lifecycle(self) -> Lifecycle:
         if self._lifecycle is None:
             raise ConfigError("runtime not started")
@@ -313,17 +337,29 @@ class PeerRuntime:
             case Shutdown():
                 self.shutdown()
                 return None
-            case Download(game=game):
-                self.downloads.download(game)
-                return OperationStarted(game=game, operation="downloading")
+            case Download(game=game) | Resume(game=game):
+                return OperationStarted(game=game, operation=self.queue.download(game))
             case Update(game=game):
                 if self._install_downloaded_update(game):
                     return OperationStarted(game=game, operation="updating")
-                self.downloads.download(game, update=True)
-                return OperationStarted(game=game, operation="downloading")
+                return OperationStarted(game=game, operation=self.queue.download(game, update=True))
             case Cancel(game=game):
-                self.downloads.cancel(game)
+                self.queue.cancel(game)
                 return OperationStarted(game=game, operation="cancelling")
+            case ListDownloads():
+                return self.downloads_view()
+            case Pause(game=game):
+                self.queue.pause(game)
+                return OperationStarted(game=game, operation="pausing")
+            case PauseAll():
+                self.queue.pause_all()
+                return self.downloads_view()
+            case ResumeAll():
+                self.queue.resume_all()
+                return self.downloads_view()
+            case MoveDownload(game=game, step=step):
+                self.queue.move(game, step)
+                return self.downloads_view()
             case Install(game=game):
                 kind = self.lifecycle.install(game)
                 return OperationStarted(game=game, operation=kind.value)

@@ -70,6 +70,8 @@ class UploadStatus(msgspec.Struct, frozen=True):
     """Peers holding an upload slot now."""
     waiting: tuple[str, ...]
     """Peers waiting for an upload slot, first first."""
+    games: dict[str, str] = {}
+    """The game each known peer last asked a ticket for."""
 
 
 class Seeder:
@@ -78,6 +80,7 @@ class Seeder:
     def __init__(self, options: RuntimeOptions, partials: PartialProvider = NO_PARTIALS) -> None:
         self._options = options
         self._partials = partials
+        self._ticket_games: dict[str, str] = {}
         self._library: LocalLibraryService | None = None
         self._hashing: HashingService | None = None
         self._data: DataServer | None = None
@@ -127,6 +130,7 @@ class Seeder:
             rates={} if data is None else data.shaper.rates(),
             serving=() if data is None else tuple(sorted(data.shaper.serving)),
             waiting=() if data is None else data.shaper.waiting,
+            games=dict(self._ticket_games),
         )
 
     def attach_library(self, library: LocalLibraryService) -> None:
@@ -181,6 +185,7 @@ class Seeder:
     def forget_peer(self, peer_id: str) -> None:
         """``peer_id`` was dropped: its link address goes, and so do its tickets."""
         self._inbound_host.pop(peer_id, None)
+        self._ticket_games.pop(peer_id, None)
         if self._data is not None:
             self._data.tickets.revoke_peer(peer_id)
 
@@ -213,6 +218,7 @@ class Seeder:
         address = self._inbound_host.get(peer_id)
         if known_since is None or address is None:
             return ErrorResponse(code=ErrorCode.UNAUTHORIZED, message="unknown peer; say Hello")
+        self._ticket_games[peer_id] = game_id
         # PeerDB's times are the loop's clock, time.monotonic, which the data server
         # uses too: first_seen is comparable with its clock.
         return await answer_ticket_request(

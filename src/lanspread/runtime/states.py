@@ -110,7 +110,8 @@ class GameStates:
         state = state_of(facts)
         refusal = refusal_for(facts, command)
         if refusal is not None:
-            raise refusal.error(game_id, command, state)
+            game = self._local.catalog.get(game_id)
+            raise refusal.error(game.name if game is not None else game_id, command, state)
         return state
 
     def views(self) -> tuple[GameView, ...]:

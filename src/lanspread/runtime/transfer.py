@@ -74,11 +74,11 @@ from lanspread.net.wire import ErrorCode, Ticket
 from lanspread.runtime.events import (
     ChunkFinished,
     DownloadBegin,
-    DownloadProgress,
 )
 from lanspread.runtime.events import Event as RuntimeEvent
 from lanspread.runtime.sinks import FileSink, RequestQueue, ScratchFile
 from lanspread.runtime.swarming import PartialSharing, SwarmView
+from lanspread.runtime.wire import WireMeter
 
 log = logging.getLogger(__name__)
 
@@ -167,6 +167,7 @@ class DownloadRun:
         self._backlog: collections.deque[Event] = collections.deque()
         self._sharing = sharing
         self._swarm = SwarmView()
+        self._wire = WireMeter()
 
     # -- the loop -------------------------------------------------------------------------
 
@@ -414,6 +415,7 @@ class DownloadRun:
             raise
         try:
             self._feed(messages.ConnectionOpened(source))
+            self._wire.opened(connection)
             async with connection:
                 while connection.is_usable:
                     await queue.ready.wait()
@@ -423,6 +425,7 @@ class DownloadRun:
         except StorageError as exc:
             self._feed(messages.DiskFailed(str(exc)))
         finally:
+            self._wire.closed(connection)
             self._feed(messages.ConnectionClosed(source))
 
     async def _open(self, source: str) -> DataConnection:
@@ -520,16 +523,9 @@ class DownloadRun:
             self._feed(offer)
 
     def _report_progress(self, action: messages.ReportProgress) -> None:
-        snapshot = action.snapshot
-        self._publish(
-            DownloadProgress(
-                game=self._game_id,
-                downloaded_bytes=snapshot.downloaded_bytes,
-                total_bytes=snapshot.total_bytes,
-                bytes_per_second=snapshot.bytes_per_second,
-                eta_seconds=snapshot.eta_seconds,
-            )
-        )
+        verified = self._engine.tracker.transferred_bytes
+        now = self._loop.time()
+        self._publish(self._wire.progress(self._game_id, action.snapshot, verified, now))
 
     def _ended(self, action: End) -> None:
         self._stop_sharing()  # from the first moment of any ending, serve none of it

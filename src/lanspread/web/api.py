@@ -2,7 +2,7 @@
 
 Routes (all behind :func:`~lanspread.web.security.guard_middleware`)::
 
-    GET  /  /app.js  /app.css         the page (public: it holds no data)
+    GET  /  /app.js  /app.css  /downloads.js   the page (public: it holds no data)
     POST /api/session                 trade the launch token for the session cookie
     GET  /api/view                    the whole view model
     GET  /api/stream                  WebSocket: the view model on connect and on change
@@ -123,6 +123,7 @@ STATIC_FILES = {
     "/index.html": ("index.html", "text/html"),
     "/app.js": ("app.js", "text/javascript"),
     "/app.css": ("app.css", "text/css"),
+    "/downloads.js": ("downloads.js", "text/javascript"),
 }
 
 

@@ -35,7 +35,9 @@ from aiohttp.typedefs import Middleware
 
 TOKEN_BYTES = 32
 LOOPBACK_HOST = "127.0.0.1"
-PUBLIC_PATHS = frozenset({"/", "/index.html", "/app.js", "/app.css", "/api/session"})
+PUBLIC_PATHS = frozenset(
+    {"/", "/index.html", "/app.js", "/app.css", "/downloads.js", "/api/session"}
+)
 STREAM_PATH = "/api/stream"
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 

@@ -46,6 +46,7 @@ from lanspread.core.operations import OperationKind
 from lanspread.runtime.events import (
     ActiveOperationsChanged,
     ChunkFinished,
+    DownloadAllPeersGone,
     DownloadBegin,
     DownloadCancelled,
     DownloadFailed,
@@ -161,6 +162,12 @@ class UiState:
         self._notices.append(NoticeFacts(self._notice_seq, game_id, kept, renamed, uninstalled))
         del self._notices[:-MAX_NOTICES]
 
+    def tell(self, game_id: str, message: str, kind: str) -> None:
+        """News of a download for the page to toast (and notify) once."""
+        self._notice_seq += 1
+        self._notices.append(NoticeFacts(self._notice_seq, game_id, message=message, kind=kind))
+        del self._notices[:-MAX_NOTICES]
+
     def reset(self) -> None:
         """Forget everything: a new runtime starts from its own snapshots."""
         self._clear()
@@ -214,6 +221,7 @@ class UiState:
         average in time), and the ETA from that speed: a link that delivers in bursts
         reads as its rate, not as a number flickering with zero."""
         now = self._clock()
+        done = event.downloaded_bytes + event.in_flight_bytes  # moves before a chunk lands
         rate, eta = event.bytes_per_second, event.eta_seconds
         previous = self._download.get(event.game)
         at = self._sampled_at.get(event.game)
@@ -221,9 +229,9 @@ class UiState:
         if previous is not None and at is not None and now >= at:
             weight = 1.0 - math.exp(-(now - at) / SPEED_SMOOTHING_SECONDS)
             rate = previous.bytes_per_second + weight * (rate - previous.bytes_per_second)
-            left = max(event.total_bytes - event.downloaded_bytes, 0)
+            left = max(event.total_bytes - done, 0)
             eta = left / rate if rate > 0 else None
-        return DownloadSample(event.downloaded_bytes, event.total_bytes, rate, eta)
+        return DownloadSample(done, event.total_bytes, rate, eta)
 
     def apply(self, event: Event) -> bool:
         """Feed one runtime event; True when the view may have changed."""
@@ -237,11 +245,17 @@ class UiState:
                 self._sampled_at.pop(game, None)
             case DownloadProgress():
                 self._download[event.game] = self._smoothed(event)
-            case DownloadCancelled(game=game) | DownloadFinished(game=game):
+            case DownloadCancelled(game=game):
                 self._errors.pop(game, None)
-            case DownloadFailed(game=game):
+            case DownloadFinished(game=game):
+                self._errors.pop(game, None)
+                self.tell(game, "Download finished", "ok")
+            case DownloadFailed(game=game, reason=reason):
                 # The failure itself is in the game snapshot; only the click is answered.
                 self._pending.pop(game, None)
+                self.tell(game, _clip(f"Download failed: {reason}"), "error")
+            case DownloadAllPeersGone(game=game, message=message):
+                self.tell(game, f"Paused: {message or 'every source left'}", "warn")
             case InstallBegin(game=game):
                 self._install[game] = InstallSample(0, 0)
             case InstallProgress(game=game, extracted_bytes=done, total_bytes=total):

@@ -60,14 +60,16 @@ class DownloadEngine:
         max_attempts: int = MAX_CHUNK_ATTEMPTS,
         salt: str = "",
         slow_depth: int | None = None,
+        name: str | None = None,
     ) -> None:
         """``salt`` orders equally rare chunks for this download alone (``""``: file order);
-        ``slow_depth`` bounds the pipeline of slow sources (see :mod:`.swarm`)."""
+        ``slow_depth`` bounds slow sources' pipelines (:mod:`.swarm`); failures say ``name``."""
         if depth < 1:
             raise ValueError(f"depth must be at least 1, got {depth}")
         if max_attempts < 1:
             raise ValueError(f"max_attempts must be at least 1, got {max_attempts}")
         self.game_id = game_id
+        self.name = name or game_id
         self.phase = Phase.IDLE
         self._excluded = frozenset(excluded)
         self._depth = depth
@@ -155,7 +157,7 @@ class DownloadEngine:
         self._latest = event.latest
         usable = tuple(peer for peer in event.offering if peer not in self._excluded)
         if event.offering and not usable:
-            return self._end(Ending.FAILED, all_liars_message(self.game_id))
+            return self._end(Ending.FAILED, all_liars_message(self.name))
         if not usable:
             return self._end(Ending.PAUSED, ALL_PEERS_GONE)
         self._asked = usable
@@ -165,7 +167,7 @@ class DownloadEngine:
     def _on_manifests(self, event: messages.ManifestsAnswered, now: float) -> list[Action]:
         if self.phase is not Phase.AGREEING:
             return []
-        settled = settle_manifests(self.game_id, self._latest, self._asked, event)
+        settled = settle_manifests(self.game_id, self._latest, self._asked, event, self.name)
         if settled.agreement is None:
             self.phase = Phase.ENDED
             end = End(Ending.FAILED, settled.failure, conflict=settled.conflict)

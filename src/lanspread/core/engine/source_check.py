@@ -42,9 +42,15 @@ class Settled:
 
 
 def settle_manifests(
-    game_id: str, latest: str | None, asked: tuple[str, ...], event: ManifestsAnswered
+    game_id: str,
+    latest: str | None,
+    asked: tuple[str, ...],
+    event: ManifestsAnswered,
+    name: str | None = None,
 ) -> Settled:
-    """Apply the rules of the module docstring to ``event``'s answers."""
+    """Apply the rules of the module docstring to ``event``'s answers; failures name the
+    game ``name`` (its catalog name; the id when not given)."""
+    name = name or game_id
     out: list[RejectSource] = []
     manifests: dict[str, GameManifest] = {}
     answers = [event.answers.get(peer, ManifestUnavailable("no answer")) for peer in asked]
@@ -57,9 +63,9 @@ def settle_manifests(
             manifests[peer] = answer
     if not manifests:
         if answers and all(isinstance(a, ManifestUnavailable) and a.not_ready for a in answers):
-            reason = f"the peers are still preparing {game_id} for sharing; try again shortly"
+            reason = f"the peers are still preparing {name} for sharing; try again shortly"
         else:
-            reason = f"no peer could describe {game_id} right now"
+            reason = f"no peer could describe {name} right now"
         return Settled(tuple(out), None, failure=reason)
     for peer, offered in event.unpinned:
         out.append(RejectSource(peer, f"offers {offered}, which the party catalog does not pin"))
@@ -67,7 +73,7 @@ def settle_manifests(
         decision = check_pin(game_id, latest, event.pinned_digest, manifests)
         out.extend(RejectSource(r.source, r.reason) for r in decision.rejected)
         if not decision.usable:
-            failure = pinned_failure(game_id, latest, len(manifests))
+            failure = pinned_failure(name, latest, len(manifests))
             return Settled(tuple(out), None, failure=failure)
         manifests = dict(decision.usable)
     elif event.chosen_digest is not None and latest is not None:

@@ -36,6 +36,9 @@
     gear: svg('<circle cx="12" cy="12" r="3.5"/><path d="M12 2.5v3M12 18.5v3M2.5 12h3M18.5 12h3M5.3 5.3l2.1 2.1M16.6 16.6l2.1 2.1M5.3 18.7l2.1-2.1M16.6 7.4l2.1-2.1"/>'),
     cube: svg('<path d="M12 2.5 3.5 7v10l8.5 4.5 8.5-4.5V7z"/><path d="m3.5 7 8.5 4.5L20.5 7"/><path d="M12 11.5v10"/>'),
     controller: svg('<path d="M7 7h10a5 5 0 0 1 4.8 6.3l-1 3.6a2.6 2.6 0 0 1-4.4 1.1L14 15.5h-4L7.6 18a2.6 2.6 0 0 1-4.4-1.1l-1-3.6A5 5 0 0 1 7 7z"/><path d="M7.5 10v4M5.5 12h4"/><path d="M15.5 11h.01M17.5 13h.01"/>'),
+    pause: svg('<rect x="6" y="5" width="4" height="14" rx="1"/><rect x="14" y="5" width="4" height="14" rx="1"/>'),
+    up: svg('<path d="m6 15 6-6 6 6"/>'),
+    down: svg('<path d="m6 9 6 6 6-6"/>'),
     repair: svg('<path d="M14.7 6.3a4 4 0 0 0-5.4 5.2L3.5 17.3a1.8 1.8 0 0 0 2.6 2.6l5.8-5.8a4 4 0 0 0 5.2-5.4l-2.6 2.6-2.4-.6-.6-2.4z"/>'),
   };
   const ACTION_ICONS = {
@@ -199,7 +202,7 @@
   function showScreen(name) {
     for (const id of ["boot", "refused", "setup", "app"]) $(id).hidden = id !== name;
     if (name !== "app") {
-      for (const id of ["detail", "confirm", "settings", "picker"]) $(id).hidden = true;
+      for (const id of ["detail", "confirm", "settings", "picker", "downloads"]) $(id).hidden = true;
       dialogs.length = 0;
       syncModality();
     }
@@ -230,6 +233,7 @@
     applyFilters();
     if (state.detail) renderDetail();
     renderNotices(view.notices || []);
+    document.dispatchEvent(new CustomEvent("lanspread:view", { detail: view }));
   }
 
   function renderNotices(notices) {
@@ -239,7 +243,8 @@
     if (newest < state.noticeSeen) state.noticeSeen = 0;
     for (const notice of notices) {
       if (notice.id <= state.noticeSeen) continue;
-      toast(notice.text, "ok", notice.title, NOTICE_TOAST_MS);
+      toast(notice.text, notice.kind || "ok", notice.title, NOTICE_TOAST_MS);
+      document.dispatchEvent(new CustomEvent("lanspread:notice", { detail: notice }));
     }
     state.noticeSeen = Math.max(state.noticeSeen, newest);
     sessionStorage.setItem(NOTICE_KEY, String(state.noticeSeen));
@@ -1131,7 +1136,7 @@
     const top = dialogs.length ? dialogs[dialogs.length - 1].id : null;
     $("app").inert = offline || top !== null;
     $("setup").inert = top !== null;
-    for (const id of ["detail", "confirm", "settings", "picker"]) $(id).inert = offline || (top !== id);
+    for (const id of ["detail", "confirm", "settings", "picker", "downloads"]) $(id).inert = offline || (top !== id);
   }
 
   function trapTab(event) {
@@ -1232,6 +1237,7 @@
       if (top === "confirm") closeConfirm();
       else if (top === "settings") closeDialog("settings");
       else if (top === "picker") closePicker(false);
+      else if (top === "downloads") closeDialog("downloads");
       else closeDetail();
       return undefined;
     });
@@ -1253,6 +1259,9 @@
     connect();
     return undefined;
   }
+
+  // The Downloads panel (downloads.js) draws with these.
+  window.lanspreadPage = { post, toast, el, fillIcons, openDialog, closeDialog };
 
   boot();
 })();

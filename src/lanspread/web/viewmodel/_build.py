@@ -6,6 +6,7 @@ from collections.abc import Iterable, Mapping
 
 from lanspread.web.viewmodel._cards import card, shelf
 from lanspread.web.viewmodel._dialogs import notice_view
+from lanspread.web.viewmodel._downloads import downloads_panel
 from lanspread.web.viewmodel._facts import (
     PeerFacts,
     RuntimeFacts,
@@ -139,5 +140,6 @@ def build_view(facts: ViewInput) -> ViewModel:
         counts=_counts(cards),
         notices=tuple(notice_view(notice, names) for notice in facts.notices),
         transfer=None if facts.transfer is None else transfer_view(facts.transfer),
+        downloads=None if facts.downloads is None else downloads_panel(facts.downloads),
         guidance=guidance_view(facts),
     )

@@ -12,8 +12,10 @@ from collections.abc import Mapping
 
 import msgspec
 
+from lanspread.core.download_queue import QUEUED
 from lanspread.core.launching import play_time_label
 from lanspread.core.lifecycle import Command, GameState
+from lanspread.runtime.downloads import PAUSE_MESSAGES
 from lanspread.web.viewmodel._dialogs import uninstall_text
 from lanspread.web.viewmodel._facts import OPTIMISTIC_COMMANDS, GameFacts, SourceFacts
 from lanspread.web.viewmodel._labels import (
@@ -44,6 +46,8 @@ S = GameState
 _DOWNLOADING = frozenset({S.DOWNLOADING, S.UPDATE_DOWNLOADING})
 _EXTRACTING = frozenset({S.INSTALLING, S.UPDATING})
 _PAUSED = frozenset({S.PAUSED, S.UPDATE_PAUSED})
+# A download waiting in the queue is paused for the lifecycle; the card says what it waits for.
+QUEUED_NOTE = "Queued: starts when a running download finishes"
 _FOUND = frozenset({S.FOUND, S.FOUND_OFFERED})
 _FRESH = frozenset({S.NOT_DOWNLOADED, S.FOUND_OFFERED})  # a first download, not a retry
 
@@ -211,6 +215,8 @@ def status_of(facts: GameFacts, action: Action) -> StatusView:
         return StatusView("Failed", "error")
     if facts.state in _FOUND:
         return StatusView(FOUND_STATUS, "warn", facts.found_reason)
+    if facts.state in _PAUSED and facts.paused_reason == PAUSE_MESSAGES[QUEUED]:
+        return StatusView("Queued", "info")
     return _STATUS[facts.state]
 
 
@@ -222,6 +228,10 @@ def paused_note(facts: GameFacts) -> str | None:
         return reason[:1].upper() + reason[1:]
     if facts.paused_percent is None or facts.state.operation is not None:
         return None
+    if facts.paused_reason == PAUSE_MESSAGES[QUEUED]:
+        return QUEUED_NOTE
+    if facts.paused_reason and facts.paused_reason.endswith("%"):
+        return f"Paused: {facts.paused_reason}"  # it says how far itself ("Alice left at 35%")
     where = f"Paused at {format_percent(min(max(facts.paused_percent, 0.0), 100.0))}"
     return f"{where} — {facts.paused_reason}" if facts.paused_reason else where
 

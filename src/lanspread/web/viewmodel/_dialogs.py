@@ -149,6 +149,11 @@ def unrecorded_verify_view(game_id: str, name: str, *, repairable: bool) -> Veri
 
 def notice_view(notice: NoticeFacts, names: dict[str, str]) -> NoticeView:
     """ "Kept your 3 files; your changed q3config.cfg is kept as q3config.cfg.mine"."""
+    title = names.get(notice.game_id, notice.game_id)
+    if notice.message:
+        return NoticeView(
+            id=notice.id, title=title, text=notice.message, kind=notice.kind, download=True
+        )
     parts = []
     if notice.kept:
         where = " in its folder" if notice.uninstalled else ""
@@ -166,7 +171,7 @@ def notice_view(notice: NoticeFacts, names: dict[str, str]) -> NoticeView:
     text = "; ".join(parts)
     return NoticeView(
         id=notice.id,
-        title=names.get(notice.game_id, notice.game_id),
+        title=title,
         text=text[:1].upper() + text[1:],
     )
 

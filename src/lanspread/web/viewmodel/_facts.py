@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from lanspread.core.catalog import CatalogGame
 from lanspread.core.conflict import ContentConflict
 from lanspread.core.lifecycle import Command, GameState
+from lanspread.runtime.download_queue import DownloadsView
 
 OPTIMISTIC_COMMANDS = frozenset({Command.DOWNLOAD.value, Command.UPDATE.value})
 """Commands whose click shows "Checking peers" until a snapshot or the reply resolves it:
@@ -115,7 +116,8 @@ class GameFacts:
 
 @dataclass(frozen=True, slots=True)
 class NoticeFacts:
-    """An install, update, repair or uninstall that ended keeping the player's files."""
+    """An install, update, repair or uninstall that ended keeping the player's files, or
+    news of a download (finished, paused because its sources left, failed)."""
 
     id: int
     """Increases with every notice of this process: the page shows each id once."""
@@ -125,6 +127,10 @@ class NoticeFacts:
     renamed: tuple[tuple[str, str], ...] = ()
     """The player's changed copies of shipped files: (path, kept as)."""
     uninstalled: bool = False
+    message: str = ""
+    """News of a download in words ("Paused: Alice left at 35%"); set, it is the text."""
+    kind: str = "ok"
+    """How the page draws it: ``ok``, ``warn`` (paused) or ``error`` (failed)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,4 +207,6 @@ class ViewInput:
     notices: tuple[NoticeFacts, ...] = ()
     transfer: TransferFacts | None = None
     """Rates and upload limits; ``None`` while the runtime is not running."""
+    downloads: DownloadsView | None = None
+    """The runtime's Downloads view; ``None`` while the runtime is not running."""
     strays: tuple[StrayFacts, ...] = ()

@@ -7,25 +7,13 @@ import math
 import re
 from collections.abc import Iterable
 
+from lanspread.core.units import format_bytes as format_bytes
 from lanspread.web.viewmodel._views import Artwork
 
-_BYTE_UNITS = ("KB", "MB", "GB", "TB", "PB")
 _SECONDS_PER_MINUTE = 60
 _SECONDS_PER_HOUR = 3600
 # Beyond this an ETA is noise (a stalled or crawling link): say so instead of a number.
 MAX_ETA_HOURS = 99
-
-
-def format_bytes(count: int) -> str:
-    """Decimal units with at most three significant digits: ``"2.1 GB"``, ``"480 MB"``."""
-    if count < 1000:
-        return f"{max(count, 0)} B"
-    value = float(count)
-    for unit in _BYTE_UNITS:
-        value /= 1000
-        if value < 999.5 or unit == _BYTE_UNITS[-1]:
-            break
-    return f"{value:.1f} {unit}" if value < 99.95 else f"{value:.0f} {unit}"
 
 
 def format_speed(bytes_per_second: float) -> str:

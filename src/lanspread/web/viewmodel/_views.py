@@ -6,6 +6,7 @@ import enum
 
 import msgspec
 
+from lanspread.web.viewmodel._downloads_views import DownloadsPanel
 from lanspread.web.viewmodel._facts import SelfFacts
 from lanspread.web.viewmodel._guidance import GuidanceView
 
@@ -227,6 +228,9 @@ class NoticeView(msgspec.Struct, frozen=True):
     id: int
     title: str
     text: str
+    kind: str = "ok"
+    """``ok``, ``warn`` or ``error``; a download's notice also asks for a desktop notification."""
+    download: bool = False
 
 
 class FileListView(msgspec.Struct, frozen=True):
@@ -305,5 +309,7 @@ class ViewModel(msgspec.Struct, frozen=True):
     counts: FilterCounts
     notices: tuple[NoticeView, ...] = ()
     transfer: TransferView | None = None
+    downloads: DownloadsPanel | None = None
+    """The Downloads panel; ``None`` while the runtime is not running."""
     guidance: GuidanceView | None = None
     """What a player alone can do, and the folders that are not games here."""
