@@ -78,4 +78,4 @@ async def test_redownload_removes_the_damaged_copy_first(
     view = next(g for g in alpha.games() if g.id == "quake3")
     assert (view.downloaded, view.damaged) == (False, None)
     assert not (alpha.game_dir / "quake3").exists()
-    assert "downloading quake3 again after its removal: no peer offers quake3" in caplog.text
+    assert "downloading quake3 again after its removal: no peer offers Quake3" in caplog.text
