@@ -78,7 +78,7 @@ async def test_stop_closes_a_running_game(start_runtime: Start, tmp_path: Path) 
     exited = await events.first(GameExited)
     assert (exited.stopped, exited.message) == (True, None)
     assert next(g for g in alpha.games() if g.id == "quake3").state is GameState.INSTALLED
-    with pytest.raises(InvalidGameState, match=r"^quake3 is not running$"):
+    with pytest.raises(InvalidGameState, match=r"^Quake3 is not running$"):
         await alpha.execute(Stop(game="quake3"))
 
 
@@ -89,7 +89,7 @@ async def test_stop_of_a_game_that_is_not_running_is_refused(
     alpha = await installed(start_runtime, tmp_path)
     with pytest.raises(InvalidGameState) as caught:
         await alpha.execute(Stop(game="quake3"))
-    assert (str(caught.value), caught.value.reason) == ("quake3 is not running", "not-running")
+    assert (str(caught.value), caught.value.reason) == ("Quake3 is not running", "not-running")
     assert not isinstance(caught.value, OperationInProgress)
 
 
