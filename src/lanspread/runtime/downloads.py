@@ -18,7 +18,9 @@ One download is one job that owns its game root through the operation table::
       |          the way refuses the download; files/ownership.py)
     resume?      a journal with the same manifest digest: its done chunks count;
       |          another digest: the old partial is discarded, start over cleanly
-    update?      the existing version.ini is parked as .version.ini.discarded
+    update?      a game whose archives are here downloads beside them, into its
+      |          staged root (files/staging.py): the old version stays served and
+      |          playable; once verified and installed the staged files move in
     storage      prepare_game_storage (final sizes, stale archives it recorded
       |          removed), then the created names' identities are recorded;
       |          chunks already on disk with the right hash count as done
@@ -82,10 +84,19 @@ from lanspread.download.dataclient import DEFAULT_PIPELINE_DEPTH
 from lanspread.download.journal import DownloadJournal, JournalCorrupt
 from lanspread.download.journal import load as load_journal
 from lanspread.download.prepare import prepare_game_storage
-from lanspread.download.reuse import reusable_chunks
+from lanspread.download.reuse import copy_chunks, reusable_chunks
 from lanspread.errors import InvalidGameState, LanspreadError, StorageError
 from lanspread.files.ownership import claim_download, identify
 from lanspread.files.sentinel import begin_update, rollback
+from lanspread.files.staging import (
+    drop_staging,
+    game_root_of,
+    has_staging,
+    is_staged_root,
+    move_in,
+    open_staging,
+    staged_root,
+)
 from lanspread.install.sweep import discard_download
 from lanspread.runtime.events import (
     DownloadAllPeersGone,
@@ -98,6 +109,7 @@ from lanspread.runtime.events import (
 from lanspread.runtime.jobs import JobRunner
 from lanspread.runtime.options import InstallPolicy
 from lanspread.runtime.replies import FAILED, PAUSED, DownloadState
+from lanspread.runtime.staging import settle_staged
 from lanspread.runtime.startup import (
     PartialDownload,
     catalog_roots,
@@ -142,6 +154,8 @@ class _Halt:
 @dataclass
 class _Active:
     game_id: str
+    staged: bool = False
+    """An update downloading beside the old version (into its staged root)."""
     cancel: asyncio.Event = field(default_factory=asyncio.Event)
     run: DownloadRun | None = None
 
@@ -228,8 +242,9 @@ class DownloadManager:
         self._found.clear()
         for root in catalog_roots(game_dir or self._local.game_dir, self._local.catalog):
             try:
+                staged = settle_staged(root)  # first: a cut-short move leaves no sentinel
                 sweep_orphans(root)
-                partial = classify_partial(root)
+                partial = staged or classify_partial(root)
                 found = probe_found(root)
             except StorageError as exc:
                 log.warning("cannot inspect the download state of %s: %s", root, exc)
@@ -258,7 +273,9 @@ class DownloadManager:
         if refusal is not None:
             raise refusal.error(game_id)
         self._local.begin_operation(game_id, OperationKind.DOWNLOADING)
-        active = _Active(game_id)
+        active = _Active(game_id, staged=summary is not None and summary.downloaded)
+        if active.staged:
+            self._local.operations.beside(game_id)  # the old version stays served
         self._active[game_id] = active
         self._halts.pop(game_id, None)
         self._jobs.spawn(lambda: self._run(active))
@@ -274,7 +291,8 @@ class DownloadManager:
         self._jobs.spawn(lambda: self._discard_paused(game_id))
 
     async def _discard_paused(self, game_id: str) -> None:
-        await self._settle(game_id, _discard, None)
+        staged = await asyncio.to_thread(has_staging, self._root(game_id))
+        await self._settle(game_id, _discard, None, staged=staged)
         self._publish(DownloadCancelled(game=game_id))
 
     # -- the job ---------------------------------------------------------------
@@ -294,19 +312,20 @@ class DownloadManager:
         if end.ending is Ending.FINISHED and outcome is not None:
             await self._finished(game_id, end, outcome)
         else:
-            await self._stopped(game_id, end)
+            await self._stopped(game_id, end, staged=active.staged)
 
-    async def _stopped(self, game_id: str, end: End) -> None:
+    async def _stopped(self, game_id: str, end: End, *, staged: bool) -> None:
         """Settle a download that did not finish, then say how it ended."""
         if end.ending is Ending.CANCELLED:
-            await self._settle(game_id, _discard, None)
+            await self._settle(game_id, _discard, None, staged=staged)
             self._publish(DownloadCancelled(game=game_id))
         elif end.ending is Ending.PAUSED:
-            await self._settle(game_id, classify_partial, _paused(end.reason))
+            await self._settle(game_id, classify_partial, _paused(end.reason), staged=staged)
             self._publish(DownloadAllPeersGone(game=game_id))
         else:
             log.warning("download of %s failed: %s", game_id, end.reason)
-            await self._settle(game_id, classify_partial, _Halt(FAILED, FAILED, end.reason))
+            halt = _Halt(FAILED, FAILED, end.reason)
+            await self._settle(game_id, classify_partial, halt, staged=staged)
             self._publish(DownloadFailed(game=game_id, reason=end.reason))
 
     async def _finished(self, game_id: str, end: End, outcome: _Outcome) -> None:
@@ -314,6 +333,8 @@ class DownloadManager:
         self._partials.pop(game_id, None)
         self._halts.pop(game_id, None)
         installed = outcome.installed_before
+        if outcome.staged and not installed:
+            await self._move_in(game_id)  # nothing installed to keep playable: swap now
         # A cancel that arrived while the sentinel was being committed came too late to
         # stop the download, but it still says "do no more": the complete download stays
         # and nothing is installed on the player's behalf.
@@ -327,27 +348,40 @@ class DownloadManager:
         await self._local.end_operation(game_id)
         self._publish(DownloadFinished(game=game_id, version=outcome.version))
 
+    async def _move_in(self, game_id: str) -> None:
+        """Move a verified staged update into the root; on failure it stays staged (logged)."""
+        try:
+            await asyncio.to_thread(move_in, self._root(game_id))
+        except (StorageError, OSError) as exc:
+            log.warning("cannot move the update of %s into place: %s", game_id, exc)
+
     async def _settle(
         self,
         game_id: str,
         step: Callable[[Path], PartialDownload | None],
         halt: _Halt | None,
+        *,
+        staged: bool,
     ) -> None:
-        """Run an ending's disk step on the root, record the paused download it leaves
-        (if any) and how it ended (``halt``), then release the game whatever happened.
+        """Run an ending's disk step on the root (or its staged root), record the paused
+        download it leaves (if any) and how it ended (``halt``), then release the game
+        whatever happened.
 
         A paused ending that left no journal has nothing to resume: it shows as
         nothing at all. A failure shows with or without files on disk.
         """
         partial = found = None
         root = self._root(game_id)
+        target = staged_root(root) if staged else root
         try:
-            partial = await asyncio.to_thread(step, root)
+            partial = await asyncio.to_thread(step, target)
+            if staged and partial is None:
+                await asyncio.to_thread(drop_staging, root)
             found = await asyncio.to_thread(probe_found, root)
         except (StorageError, OSError) as exc:
             log.warning("cleaning up after the download of %s failed: %s", game_id, exc)
             # Whatever the step left is still the truth to show (and to discard again).
-            partial = await asyncio.to_thread(_classify_or_none, root)
+            partial = await asyncio.to_thread(_classify_or_none, target)
             if partial is not None and halt is None:
                 halt = _Halt(FAILED, FAILED, f"discarding the download failed: {exc}")
         finally:
@@ -370,6 +404,9 @@ class DownloadManager:
         game_id = active.game_id
         summary = self._local.library.get(game_id)
         installed_before = summary is not None and summary.installed
+        root = self._root(game_id)
+        if active.staged:
+            root = await asyncio.to_thread(open_staging, root)
         engine = DownloadEngine(
             game_id,
             excluded=self._liars.excluded(game_id),
@@ -379,16 +416,17 @@ class DownloadManager:
         )
         active.run = DownloadRun(
             engine,
-            root=self._root(game_id),
+            root=root,
             network=self._network,
             publish=self._publish,
             reject=self._reject,
             liars=self._liars,
             prepare=self._prepare,
-            adopt=summary is not None and summary.downloaded,
+            adopt=False,  # a downloaded game's update goes beside it, into a new folder
             cancel=active.cancel,
             depth=DEFAULT_PIPELINE_DEPTH,
             sharing=self._network.partials,
+            serve_partial=not active.staged,  # the old version is announced and served
         )
         end = await active.run.run()
         # The run stopped serving and announcing the partial at its end; the rescan
@@ -397,7 +435,8 @@ class DownloadManager:
         if end.ending is not Ending.FINISHED:
             return end, None
         await self._remember(engine.manifest)
-        return end, _Outcome(version=engine.manifest.version, installed_before=installed_before)
+        version = engine.manifest.version
+        return end, _Outcome(version, installed_before=installed_before, staged=active.staged)
 
     async def _remember(self, manifest: GameManifest) -> None:
         """Cache the manifest we just verified, so serving this game costs no hashing."""
@@ -441,6 +480,11 @@ class DownloadManager:
             prepare_game_storage(root, manifest, owned=record)
         finally:
             identify(root, record)  # releases the claims of names never made
+        if is_staged_root(root):  # the old version's unchanged bytes, copied, never moved
+            copied = copy_chunks(game_root_of(root), root, manifest, stopped) - reused
+            fresh.mark_done(copied)
+            fresh.commit_durable(sorted({path for path, _ in copied}))
+            reused |= copied
         return fresh, reused
 
     def _on_availability(self, game_id: str) -> None:
@@ -481,3 +525,4 @@ def _discard(root: Path) -> None:
 class _Outcome:
     version: str | None
     installed_before: bool
+    staged: bool = False

@@ -26,6 +26,7 @@ from lanspread.core.gameroot import INSTALL_RECORD_FILE, LOCAL_DIR
 from lanspread.core.lifecycle import Command, GameState, Refusal
 from lanspread.core.operations import OperationKind
 from lanspread.errors import LanspreadError, OperationError
+from lanspread.files.staging import move_in, staged_root, staged_version
 from lanspread.install.extract import ProgressCallback, extract, plan_extraction
 from lanspread.install.record import LocalInspection, inspect_local
 from lanspread.install.remove import remove_downloaded_game
@@ -58,6 +59,9 @@ from lanspread.runtime.replies import UninstallPlan, VerifyReply
 from lanspread.runtime.states import GameStates
 
 log = logging.getLogger(__name__)
+
+Transaction = Callable[..., InstallResult]
+"""``install_game`` or ``update_game``."""
 
 
 class Lifecycle:
@@ -114,14 +118,15 @@ class Lifecycle:
     def repair(self, game_id: str) -> None:
         """Re-extract an installed game from its archives, keeping the player's files."""
         self.require(game_id, Command.REPAIR)
-        self._start_update(game_id)
+        self._start_update(game_id, staged=False)
 
-    def _start_update(self, game_id: str) -> None:
+    def _start_update(self, game_id: str, *, staged: bool = True) -> None:
         self._local.begin_operation(game_id, OperationKind.UPDATING)
-        self._jobs.spawn(lambda: self.run_install(game_id, update=True))
+        self._jobs.spawn(lambda: self.run_install(game_id, update=True, staged=staged))
 
-    async def run_install(self, game_id: str, *, update: bool) -> None:
-        """Extract the game (its operation is already INSTALLING or UPDATING)."""
+    async def run_install(self, game_id: str, *, update: bool, staged: bool = True) -> None:
+        """Extract the game (its operation is already INSTALLING or UPDATING); with
+        ``staged``, from its verified staged update when there is one."""
 
         async def work() -> Event:
             self._publish(InstallBegin(game=game_id, update=update))
@@ -132,9 +137,8 @@ class Lifecycle:
                 loop.call_soon_threadsafe(self._publish, event)
 
             transaction = update_game if update else install_game
-            result = await asyncio.to_thread(
-                transaction, self._root(game_id), self._unpacker, progress=progress
-            )
+            root = self._root(game_id)
+            result = await asyncio.to_thread(self._install, transaction, root, progress, staged)
             return _finished(game_id, result)
 
         await self._operate(
@@ -143,6 +147,16 @@ class Lifecycle:
             work,
             lambda reason: InstallFailed(game=game_id, reason=reason),
         )
+
+    def _install(
+        self, transaction: Transaction, root: Path, progress: ProgressCallback, staged: bool
+    ) -> InstallResult:
+        """Install from a verified staged update if there is one, then move it in."""
+        archives = staged_root(root) if staged and staged_version(root) is not None else None
+        result = transaction(root, self._unpacker, progress=progress, archives=archives)
+        if archives is not None:
+            move_in(root)  # the old payload goes only now: the new version is installed
+        return result
 
     async def _operate(
         self,
