@@ -434,7 +434,8 @@ class DownloadManager:
         await self._local.refresh_game(game_id)
         if end.ending is not Ending.FINISHED:
             return end, None
-        await self._remember(engine.manifest)
+        if not active.staged:  # a staged version is not in the root (served) until moved in
+            await self._remember(engine.manifest)
         version = engine.manifest.version
         return end, _Outcome(version, installed_before=installed_before, staged=active.staged)
 
