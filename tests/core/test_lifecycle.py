@@ -126,6 +126,14 @@ for _command in (Command.UNINSTALL, Command.VERIFY):
     }
 
 
+SPEC[Command.ADOPT] = {
+    None: frozenset({S.FOUND_OFFERED}),
+    R.NO_SOURCE: frozenset({S.FOUND}),
+    R.NOT_FOUND: frozenset(GameState) - {S.FOUND, S.FOUND_OFFERED},
+}
+"""Adopt: only a folder lanspread found, and only while a peer offers the game."""
+
+
 def expected(state: GameState, command: Command) -> Refusal | None:
     (answer,) = [cell for cell, states in SPEC[command].items() if state in states]
     return answer
@@ -146,9 +154,9 @@ def test_every_state_and_command_pair(state: GameState, command: Command) -> Non
 
 
 def test_the_table_has_every_pair_and_nothing_else() -> None:
-    """One cell per state and command: 21 states by 9 commands, in column order."""
+    """One cell per state and command: 21 states by 10 commands, in column order."""
     assert set(TRANSITIONS) == set(itertools.product(GameState, Command))
-    assert len(TRANSITIONS) == len(GameState) * len(Command) == 21 * 9
+    assert len(TRANSITIONS) == len(GameState) * len(Command) == 21 * 10
     assert set(COLUMNS) == set(Command)
 
 

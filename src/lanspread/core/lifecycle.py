@@ -118,6 +118,8 @@ class Command(enum.Enum):
     VERIFY = "verify"
     REMOVE = "remove"
     PLAY = "play"
+    ADOPT = "adopt"
+    """Make a found folder a local copy when it holds exactly a version peers offer."""
 
     @property
     def verb(self) -> str:
@@ -135,6 +137,7 @@ _VERBS: Mapping[Command, str] = {
     Command.VERIFY: "verify",
     Command.REMOVE: "remove",
     Command.PLAY: "play",
+    Command.ADOPT: "adopt",
 }
 
 
@@ -171,6 +174,7 @@ class Refusal(enum.Enum):
     BUSY = "busy"
     RUNNING = "running"
     ALREADY_RUNNING = "already-running"
+    NOT_FOUND = "not-found"
 
     @property
     def busy(self) -> bool:
@@ -228,6 +232,7 @@ _WORDS: Mapping[Refusal, str] = {
     Refusal.BUSY: "{game} is busy: {operation}",
     Refusal.RUNNING: "cannot {verb} {game} while it is running",
     Refusal.ALREADY_RUNNING: "{game} is already running",
+    Refusal.NOT_FOUND: "{game} is not a folder lanspread found: nothing to adopt",
 }
 
 
@@ -363,6 +368,7 @@ COLUMNS: Final = (
     Command.VERIFY,
     Command.REMOVE,
     Command.PLAY,
+    Command.ADOPT,
 )
 
 
@@ -402,13 +408,18 @@ _GRID: Final[Mapping[GameState, tuple[Refusal | None, ...]]] = {
     S.RUNNING:                    (run,   run,   ok,    run,   run,   run,   run,   first, again),
 }
 # fmt: on
+
+# Adopt, apart: only a found folder may be adopted, and it needs a peer's manifest.
+_ADOPT: Final[Mapping[GameState, Refusal | None]] = {S.FOUND: nosrc, S.FOUND_OFFERED: ok}
 del S, ok, busy, run, again, nosrc, noupd, fresh, have, nodl, notdl, inst, notin, noarc, first
 
 TRANSITIONS: Final[Mapping[tuple[GameState, Command], Refusal | None]] = MappingProxyType(
     {
         (state, command): cell
         for state, cells in _GRID.items()
-        for command, cell in zip(COLUMNS, cells, strict=True)
+        for command, cell in zip(
+            COLUMNS, (*cells, _ADOPT.get(state, Refusal.NOT_FOUND)), strict=True
+        )
     }
 )
 """(state, command) -> ``None`` (allowed) or the refusal: the one table."""

@@ -122,6 +122,10 @@ class Play(GameCommand, frozen=True, tag="play"):
     """Start the installed game's executable."""
 
 
+class Adopt(GameCommand, frozen=True, tag="adopt"):
+    """Make a found folder a local copy if it holds exactly the version peers offer."""
+
+
 AnyCommand = (
     Status
     | ListGames
@@ -139,6 +143,7 @@ AnyCommand = (
     | Repair
     | Remove
     | Play
+    | Adopt
 )
 
 
@@ -189,6 +194,7 @@ COMMANDS = _by_name(
     CommandSpec(Repair),
     CommandSpec(Remove),
     CommandSpec(Play),
+    CommandSpec(Adopt),
 )
 """Every command by name, with the front ends that offer it."""
 

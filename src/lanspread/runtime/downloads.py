@@ -156,6 +156,8 @@ class _Active:
     game_id: str
     staged: bool = False
     """An update downloading beside the old version (into its staged root)."""
+    adopt: bool = False
+    """A found folder checked to hold exactly this version: its files are adopted."""
     cancel: asyncio.Event = field(default_factory=asyncio.Event)
     run: DownloadRun | None = None
 
@@ -258,8 +260,9 @@ class DownloadManager:
 
     # -- commands ------------------------------------------------------------
 
-    def download(self, game_id: str, *, update: bool = False) -> None:
-        """Start (or resume) downloading ``game_id``; ``update`` fetches the newest version."""
+    def download(self, game_id: str, *, update: bool = False, adopt: bool = False) -> None:
+        """Start (or resume) downloading ``game_id``; ``update`` fetches the newest version;
+        ``adopt``: a found folder compared equal to it (:mod:`lanspread.runtime.adoption`)."""
         self._lifecycle.require(game_id, Command.UPDATE if update else Command.DOWNLOAD)
         summary = self._local.library.get(game_id)
         latest, offering = self._network.sources_for(game_id)
@@ -273,7 +276,8 @@ class DownloadManager:
         if refusal is not None:
             raise refusal.error(game_id)
         self._local.begin_operation(game_id, OperationKind.DOWNLOADING)
-        active = _Active(game_id, staged=summary is not None and summary.downloaded)
+        staged = summary is not None and summary.downloaded
+        active = _Active(game_id, staged=staged, adopt=adopt and not staged)
         if active.staged:
             self._local.operations.beside(game_id)  # the old version stays served
         self._active[game_id] = active
@@ -332,6 +336,7 @@ class DownloadManager:
         """Hand a finished download to the installer when the policy (or an update) says so."""
         self._partials.pop(game_id, None)
         self._halts.pop(game_id, None)
+        self._found.pop(game_id, None)  # the sentinel is committed: lanspread's now
         installed = outcome.installed_before
         if outcome.staged and not installed:
             await self._move_in(game_id)  # nothing installed to keep playable: swap now
@@ -422,7 +427,7 @@ class DownloadManager:
             reject=self._reject,
             liars=self._liars,
             prepare=self._prepare,
-            adopt=False,  # a downloaded game's update goes beside it, into a new folder
+            adopt=active.adopt,  # a downloaded game's update goes beside it, into a new folder
             cancel=active.cancel,
             depth=DEFAULT_PIPELINE_DEPTH,
             sharing=self._network.partials,

@@ -141,6 +141,22 @@ class VerifyReply(msgspec.Struct, frozen=True):
     """Files the install record lists (what "all N game files are intact" counts)."""
 
 
+class AdoptReply(msgspec.Struct, frozen=True):
+    """How a found folder compares with the version peers offer (``adopt``)."""
+
+    game: str
+    version: str | None
+    """The version compared against (the newest a ready peer offers)."""
+    adopted: bool
+    """It holds exactly that version's files: a download now fetches only ``version.ini``
+    and records the player's files as the game's (rewritten if ever needed, never
+    deleted)."""
+    differs: tuple[str, ...] = ()
+    """Why not, one line a game file (``path: missing``, ``path: other content`` ...)."""
+    compared_files: int = 0
+    """Game files compared (the sentinel not counted)."""
+
+
 class UninstallPlan(msgspec.Struct, frozen=True):
     """What an uninstall would do (``dry_run``); nothing has been deleted."""
 

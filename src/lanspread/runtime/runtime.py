@@ -29,7 +29,9 @@ from lanspread.core.gameroot import version_sort_key
 from lanspread.core.library import LibraryDelta
 from lanspread.core.uploads import PeerRates
 from lanspread.errors import ConfigError, LanspreadError
+from lanspread.runtime.adoption import adopt
 from lanspread.runtime.commands import (
+    Adopt,
     AnyCommand,
     Cancel,
     Command,
@@ -331,6 +333,14 @@ class PeerRuntime:
             case Play(game=game):
                 pid = await self.lifecycle.play(game)
                 return Started(game=game, pid=pid)
+            case Adopt(game=game):
+                return await adopt(
+                    game,
+                    game_dir=local.game_dir,
+                    lifecycle=self.lifecycle,
+                    network=network,
+                    downloads=self.downloads,
+                )
             case _:
                 assert_never(command)
 
