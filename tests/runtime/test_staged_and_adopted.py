@@ -3,15 +3,19 @@ shareable), and a found folder that holds exactly an offered version is adopted.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from tests.runtime.test_downloads import WAIT, hashed, make_game, peers, tree_digest
 from tests.support.events import RuntimeEvents
+from tests.support.ownership import record_as_downloaded
 
 from lanspread.core.gameroot import UPDATE_DIR
+from lanspread.core.lifecycle import GameState
 from lanspread.files.ownership import load_record
+from lanspread.files.staging import open_staging
 from lanspread.runtime.commands import Adopt, Download, Install, Update
 from lanspread.runtime.events import (
     DownloadBegin,
@@ -20,7 +24,7 @@ from lanspread.runtime.events import (
     InstallFinished,
 )
 from lanspread.runtime.options import InstallPolicy
-from lanspread.runtime.replies import AdoptReply
+from lanspread.runtime.replies import AdoptReply, OperationStarted
 
 Start = Callable[..., Any]
 SKIP = ("local", ".lanspread.install.json", ".lanspread.files.json", UPDATE_DIR)
@@ -132,3 +136,37 @@ async def test_adopt_says_which_files_differ_and_changes_nothing(
     assert tree_digest(root) == before
     assert not (root / ".lanspread.files.json").exists()
     assert "quake3" in alpha.downloads.found
+
+
+async def test_a_verified_update_left_staged_is_installed_by_update_without_peers(
+    start_runtime: Start, tmp_path: Path
+) -> None:
+    """A verified 2.0 staged beside an installed 1.0 (a kill during its install) is found
+    at start as an update to install: ``update`` installs it from the staged copy with no
+    peer offering anything, then moves its archives in; the save is carried across."""
+    old = make_game(tmp_path / "alpha" / "games", version="1.0")
+    new = make_game(tmp_path / "source", version="2.0")
+    (alpha,) = await peers(start_runtime, "alpha")
+    events = RuntimeEvents(alpha)
+    await alpha.execute(Install(game="quake3"))
+    await events.first(InstallFinished)
+    save = old / "local" / "saves" / "slot1.sav"
+    save.parent.mkdir()
+    save.write_bytes(b"level 7")
+    staged = open_staging(old)
+    staged.mkdir()
+    for path in new.iterdir():
+        (staged / path.name).write_bytes(path.read_bytes())
+    record_as_downloaded(staged, root_created=True)
+    await asyncio.to_thread(alpha.downloads.recover)
+    assert alpha.downloads.staged_ready == {"quake3": "2.0"}
+    game = next(g for g in alpha.games() if g.id == "quake3")
+    assert (game.state, game.installed_version) == (GameState.UPDATE_STAGED, "1.0")
+
+    reply = await alpha.execute(Update(game="quake3"))
+    assert reply == OperationStarted(game="quake3", operation="updating")
+    finished = await events.first(InstallFinished, where=lambda e: e.version == "2.0")
+    assert finished.kept == ("saves/slot1.sav",)
+    assert tree_digest(old, skip=SKIP) == tree_digest(new, skip=SKIP)
+    assert not (old / UPDATE_DIR).exists()
+    assert save.read_bytes() == b"level 7"

@@ -278,6 +278,7 @@ def lifecycle_facts(
     discardable: bool = False,
     found: bool = False,
     playable: bool = True,
+    staged_version: str | None = None,
 ) -> LifecycleFacts:
     """The facts of a game from the runtime's sources: its library summary (``None``:
     neither downloaded nor installed), the newest version ``peer_count`` ready peers
@@ -300,6 +301,9 @@ def lifecycle_facts(
         installed=summary.installed,
         staged=local_update_pending(
             summary.installed, summary.downloaded, summary.installed_version, summary.version
+        )
+        or local_update_pending(
+            summary.installed, staged_version is not None, summary.installed_version, staged_version
         ),
         newer_offered=facts.offered
         and version_sort_key(latest) > version_sort_key(summary.version),

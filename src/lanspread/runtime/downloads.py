@@ -96,6 +96,7 @@ from lanspread.files.staging import (
     move_in,
     open_staging,
     staged_root,
+    staged_version,
 )
 from lanspread.install.sweep import discard_download
 from lanspread.runtime.events import (
@@ -185,6 +186,7 @@ class DownloadManager:
         self._partials: dict[str, PartialDownload] = {}
         self._found: dict[str, FoundGame] = {}
         self._halts: dict[str, _Halt] = {}
+        self._staged: dict[str, str] = {}
         self._liars = LiarRecord()
         network.add_peer_lost_listener(self._on_peer_lost)
         network.partials.add_listener(self._on_availability)
@@ -217,6 +219,12 @@ class DownloadManager:
         return self._local.game_dir / game_id
 
     @property
+    def staged_ready(self) -> Mapping[str, str]:
+        """Verified updates staged beside their game and not moved in yet, by game id (an
+        ``install`` or ``update`` installs one; the facts of the game say so)."""
+        return dict(self._staged)
+
+    @property
     def excluded(self) -> Mapping[str, tuple[str, ...]]:
         """Per game, the peers that sent corrupt bytes for it: no source of it until a
         restart (part of every game snapshot, so a front end can say why)."""
@@ -242,11 +250,13 @@ class DownloadManager:
         self._partials.clear()
         self._halts.clear()
         self._found.clear()
+        self._staged.clear()
         for root in catalog_roots(game_dir or self._local.game_dir, self._local.catalog):
             try:
                 staged = settle_staged(root)  # first: a cut-short move leaves no sentinel
                 sweep_orphans(root)
                 partial = staged or classify_partial(root)
+                ready = staged_version(root)
                 found = probe_found(root)
             except StorageError as exc:
                 log.warning("cannot inspect the download state of %s: %s", root, exc)
@@ -254,6 +264,8 @@ class DownloadManager:
             if partial is not None:
                 self._partials[root.name] = partial
                 self._halts[root.name] = _paused(RESTART)
+            if ready is not None:
+                self._staged[root.name] = ready
             if found is not None:
                 log.warning("%s: %s: %s", root, found.label, found.reason)
                 self._found[root.name] = found
@@ -280,6 +292,7 @@ class DownloadManager:
         active = _Active(game_id, staged=staged, adopt=adopt and not staged)
         if active.staged:
             self._local.operations.beside(game_id)  # the old version stays served
+            self._staged.pop(game_id, None)  # its staged copy is being rewritten
         self._active[game_id] = active
         self._halts.pop(game_id, None)
         self._jobs.spawn(lambda: self._run(active))
@@ -349,9 +362,22 @@ class DownloadManager:
             )
             self._publish(DownloadFinished(game=game_id, version=outcome.version))
             await self._lifecycle.run_install(game_id, update=installed)
+            await self.refresh_staged(game_id)
             return
         await self._local.end_operation(game_id)
         self._publish(DownloadFinished(game=game_id, version=outcome.version))
+
+    async def refresh_staged(self, game_id: str) -> None:
+        """Read again whether a verified update of ``game_id`` waits beside it."""
+        try:
+            ready = await asyncio.to_thread(staged_version, self._root(game_id))
+        except StorageError as exc:
+            log.warning("cannot read the staged update of %s: %s", game_id, exc)
+            ready = None
+        if ready is None:
+            self._staged.pop(game_id, None)
+        else:
+            self._staged[game_id] = ready
 
     async def _move_in(self, game_id: str) -> None:
         """Move a verified staged update into the root; on failure it stays staged (logged)."""
@@ -402,6 +428,8 @@ class DownloadManager:
                 self._halts.pop(game_id, None)
             else:
                 self._halts[game_id] = halt
+            if staged:
+                self._staged.pop(game_id, None)  # dropped, or a download's partial now
             await self._local.end_operation(game_id)
 
     async def _download(self, active: _Active) -> tuple[End, _Outcome | None]:

@@ -190,8 +190,10 @@ def game_facts(
     running: bool,
     halted: DownloadState | None,
     found: bool,
+    staged_version: str | None = None,
 ) -> LifecycleFacts:
-    """The lifecycle facts of one game from what the runtime's services report."""
+    """The lifecycle facts of one game from what the runtime's services report
+    (``staged_version``: a verified update staged beside the game, not installed yet)."""
     return lifecycle_facts(
         summary,
         latest=offer.latest_version if offer is not None else None,
@@ -202,6 +204,7 @@ def game_facts(
         discardable=halted is not None and halted.discardable,
         found=found,
         playable=game.executable is not None,
+        staged_version=staged_version,
     )
 
 
@@ -215,11 +218,13 @@ def game_views(
     found: Mapping[str, FoundGame] | None = None,
     halted: Mapping[str, DownloadState] | None = None,
     excluded: Mapping[str, tuple[str, ...]] | None = None,
+    staged: Mapping[str, str] | None = None,
 ) -> tuple[GameView, ...]:
     partials = partials or {}
     found = found or {}
     halted = halted or {}
     excluded = excluded or {}
+    staged = staged or {}
     mine = local.by_id()
     views = []
     for game in sorted(catalog, key=lambda g: g.id):
@@ -235,6 +240,7 @@ def game_views(
             running=game.id in running,
             halted=halted.get(game.id),
             found=game.id in found,
+            staged_version=staged.get(game.id),
         )
         views.append(
             GameView(

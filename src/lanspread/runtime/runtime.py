@@ -350,7 +350,9 @@ class PeerRuntime:
             return False
         summary = self.local.library.get(game_id)
         latest, _sources = self.network.sources_for(game_id)
-        downloaded = summary.version if summary is not None else None
+        downloaded = self.downloads.staged_ready.get(game_id) or (
+            summary.version if summary is not None else None
+        )
         if version_sort_key(latest) > version_sort_key(downloaded):
             return False
         self.lifecycle.install(game_id)

@@ -39,6 +39,9 @@ class DownloadFacts(Protocol):
     @property
     def excluded(self) -> Mapping[str, tuple[str, ...]]: ...
 
+    @property
+    def staged_ready(self) -> Mapping[str, str]: ...
+
 
 class _NoDownloads:
     """Before the download manager is attached: nothing stopped, found or excluded."""
@@ -47,6 +50,7 @@ class _NoDownloads:
     halted: Mapping[str, DownloadState] = {}
     found: Mapping[str, FoundGame] = {}
     excluded: Mapping[str, tuple[str, ...]] = {}
+    staged_ready: Mapping[str, str] = {}
 
 
 class GameStates:
@@ -72,6 +76,7 @@ class GameStates:
             running=game_id in self._running(),
             halted=self._downloads.halted.get(game_id),
             found=game_id in self._downloads.found,
+            staged_version=self._downloads.staged_ready.get(game_id),
         )
 
     def state(self, game_id: str) -> GameState:
@@ -100,4 +105,5 @@ class GameStates:
             downloads.found,
             downloads.halted,
             downloads.excluded,
+            downloads.staged_ready,
         )
