@@ -25,9 +25,20 @@ from lanspread.runtime.events import (
 )
 from lanspread.runtime.options import InstallPolicy
 from lanspread.runtime.replies import AdoptReply, OperationStarted
+from lanspread.runtime.runtime import PeerRuntime
 
 Start = Callable[..., Any]
 SKIP = ("local", ".lanspread.install.json", ".lanspread.files.json", UPDATE_DIR)
+
+
+async def installed_with_save(runtime: PeerRuntime, events: RuntimeEvents) -> Path:
+    """Install quake3, then a save appears in ``local/``: its path."""
+    await runtime.execute(Install(game="quake3"))
+    await events.first(InstallFinished)
+    save = runtime.game_dir / "quake3" / "local" / "saves" / "slot1.sav"
+    save.parent.mkdir()
+    save.write_bytes(b"level 7")
+    return save
 
 
 async def test_a_failed_update_leaves_the_old_version_playable_and_shareable(
@@ -42,11 +53,7 @@ async def test_a_failed_update_leaves_the_old_version_playable_and_shareable(
     (new / "game.eti").write_bytes(b"PK\x03\x04 not really an archive")
     alpha, bravo, charlie = await peers(start_runtime, "alpha", "bravo", "charlie")
     events = RuntimeEvents(alpha)
-    await alpha.execute(Install(game="quake3"))
-    await events.first(InstallFinished)
-    save = old / "local" / "saves" / "slot1.sav"
-    save.parent.mkdir()
-    save.write_bytes(b"level 7")
+    save = await installed_with_save(alpha, events)
     before = tree_digest(old, skip=SKIP)
     await hashed(bravo)
     await events.until(
@@ -148,11 +155,7 @@ async def test_a_verified_update_left_staged_is_installed_by_update_without_peer
     new = make_game(tmp_path / "source", version="2.0")
     (alpha,) = await peers(start_runtime, "alpha")
     events = RuntimeEvents(alpha)
-    await alpha.execute(Install(game="quake3"))
-    await events.first(InstallFinished)
-    save = old / "local" / "saves" / "slot1.sav"
-    save.parent.mkdir()
-    save.write_bytes(b"level 7")
+    save = await installed_with_save(alpha, events)
     staged = open_staging(old)
     staged.mkdir()
     for path in new.iterdir():
