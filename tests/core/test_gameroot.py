@@ -11,6 +11,7 @@ from lanspread.core.gameroot import (
     MAX_VERSION_LENGTH,
     OWNERSHIP_NAMES,
     RESERVED_NAMES,
+    STAGING_NAMES,
     TRANSIENT_NAMES,
     EntryKind,
     RootEntry,
@@ -28,9 +29,12 @@ def entry(name: str, kind: EntryKind = EntryKind.FILE) -> RootEntry:
 
 
 def test_reserved_names_cover_the_on_disk_contract() -> None:
-    """The reserved set is installer-owned, transient and ownership-record names, with every
-    contract name."""
-    assert RESERVED_NAMES == INSTALLER_OWNED_NAMES | TRANSIENT_NAMES | OWNERSHIP_NAMES
+    """The reserved set is installer-owned, transient, ownership-record and staged-update
+    names, with every contract name."""
+    assert RESERVED_NAMES == (
+        INSTALLER_OWNED_NAMES | TRANSIENT_NAMES | OWNERSHIP_NAMES | STAGING_NAMES
+    )
+    assert {".lanspread.update"} == STAGING_NAMES
     assert {".lanspread.files.json", ".lanspread.files.json.tmp"} == OWNERSHIP_NAMES
     assert {
         "local",

@@ -130,6 +130,14 @@ for _command in (Command.UNINSTALL, Command.VERIFY):
     }
 
 
+SPEC[Command.ADOPT] = {
+    None: frozenset({S.FOUND_OFFERED}),
+    R.NO_SOURCE: frozenset({S.FOUND}),
+    R.NOT_FOUND: frozenset(GameState) - {S.FOUND, S.FOUND_OFFERED},
+}
+"""Adopt: only a folder lanspread found, and only while a peer offers the game."""
+
+
 def expected(state: GameState, command: Command) -> Refusal | None:
     (answer,) = [cell for cell, states in SPEC[command].items() if state in states]
     return answer

@@ -131,3 +131,26 @@ def test_snapshot_is_a_frozen_copy() -> None:
     assert dict(snapshot) == {"a": OperationKind.REMOVING}
     with pytest.raises(TypeError):
         snapshot["c"] = OperationKind.UPDATING  # type: ignore[index]
+
+
+def test_an_update_downloading_beside_its_root_leaves_the_root_served_until_its_install() -> None:
+    """A download marked beside its root is not root-busy (the old version stays served);
+    the handoff to its install, or its end, makes the root the operation's again."""
+    table = OperationTable()
+    table.begin("quake3", OperationKind.DOWNLOADING)
+    table.begin("openttd", OperationKind.DOWNLOADING)
+    table.beside("quake3")
+    assert table.root_busy() == frozenset({"openttd"})
+    table.handoff("quake3", OperationKind.UPDATING)
+    assert table.root_busy() == frozenset({"openttd", "quake3"})
+    table.end("quake3")
+    table.begin("quake3", OperationKind.DOWNLOADING)
+    assert "quake3" in table.root_busy()  # a new operation starts root-busy
+
+
+def test_only_a_running_operation_can_run_beside_its_root() -> None:
+    """Marking an idle game is a bug, said plainly."""
+    table = OperationTable()
+    with pytest.raises(InvalidGameState) as caught:
+        table.beside("quake3")
+    assert str(caught.value) == "quake3 has no operation to run beside its files"

@@ -13,14 +13,19 @@ import pytest
 from lanspread.core.recovery import (
     RECORD_ROWS,
     RECOVERY_ROWS,
+    STAGE_ROWS,
     Dir,
     Intent,
     IntentLog,
     RecordedIntent,
     RecoveryOutcome,
     RecoveryRow,
+    Staged,
+    StageFacts,
+    StageStep,
     decide_record_steps,
     decide_recovery,
+    decide_stage,
     recovery_row,
 )
 
@@ -98,3 +103,51 @@ def test_the_record_table_answers_every_intent_and_outcome() -> None:
     """Every (intent, outcome) pair has a row."""
     for intent, outcome in itertools.product(INTENTS, RecoveryOutcome):
         assert any(intent in row.intents and outcome in row.outcomes for row in RECORD_ROWS)
+
+
+STAGE_FACTS = tuple(
+    StageFacts(staged, intent, installed, same)
+    for staged, intent, installed, same in itertools.product(
+        Staged, (False, True), (False, True), (False, True)
+    )
+)
+"""Every staged-update fact combination a start can meet."""
+
+
+def test_every_staged_update_matches_exactly_one_row_and_every_row_is_used() -> None:
+    """The staged-update table partitions its facts: one row each, no dead row."""
+    for facts in STAGE_FACTS:
+        matching = [row.name for row in STAGE_ROWS if row.matches(facts)]
+        assert len(matching) == 1, (facts, matching)
+    used = {row.name for row in STAGE_ROWS for facts in STAGE_FACTS if row.matches(facts)}
+    assert used == {row.name for row in STAGE_ROWS}
+
+
+def test_the_old_payload_goes_only_once_the_update_is_verified_and_installed() -> None:
+    """MOVE_IN (the only step that replaces the old payload) needs a complete staged copy,
+    no install in flight, and either nothing installed or the staged version installed: a
+    failed or killed update keeps the old version playable and shareable."""
+    for facts in STAGE_FACTS:
+        if decide_stage(facts) is StageStep.MOVE_IN:
+            assert facts.staged is Staged.COMPLETE
+            assert not facts.intent
+            assert not facts.installed or facts.installs_staged
+
+
+@pytest.mark.parametrize(
+    ("facts", "step"),
+    [
+        (StageFacts(Staged.NONE), StageStep.NOTHING),
+        (StageFacts(Staged.COMPLETE, intent=True, installed=True), StageStep.NOTHING),
+        (StageFacts(Staged.EMPTY), StageStep.DISCARD),
+        (StageFacts(Staged.DOWNLOADING, installed=True), StageStep.KEEP_PAUSED),
+        (StageFacts(Staged.COMPLETE), StageStep.MOVE_IN),
+        (StageFacts(Staged.COMPLETE, installed=True, installs_staged=True), StageStep.MOVE_IN),
+        (StageFacts(Staged.COMPLETE, installed=True), StageStep.KEEP_STAGED),
+        (StageFacts(Staged.ORPHAN, installed=True), StageStep.DISCARD),
+    ],
+)
+def test_each_staged_update_row_says_what_a_start_does(facts: StageFacts, step: StageStep) -> None:
+    """Row by row: a paused update resumes, a verified one waits for its install or is moved
+    in once installed, an interrupted move is finished, leftovers are swept by their record."""
+    assert decide_stage(facts) is step

@@ -6,12 +6,16 @@ import os
 from pathlib import Path
 
 import pytest
+from tests.support.download_roots import build_manifest, game_files
 from tests.support.install_roots import GAME_ID, make_root, snapshot
 from tests.support.ownership import record_as_downloaded
 from tests.support.trees import write_tree
 
 from lanspread.core.catalog import Catalog, CatalogGame
+from lanspread.core.gameroot import UPDATE_DIR
 from lanspread.errors import InvalidGameState, StorageError, UnknownGame
+from lanspread.files.ownership import claim_download
+from lanspread.files.staging import open_staging
 from lanspread.install.remove import remove_downloaded_game, remove_entry
 
 
@@ -69,6 +73,30 @@ def test_remove_keeps_the_players_files_and_links(game_dir: Path, tmp_path: Path
     assert (root / "nested" / "link").is_symlink()
     assert (root / "dirlink").is_symlink()
     assert outside.read_text() == "not ours"
+
+
+def test_remove_takes_a_staged_update_along_by_its_own_record(game_dir: Path) -> None:
+    """A paused update staged beside the removed game goes with it (its own record proves
+    its files), so nothing is left to resume into a game that is gone; a player's file put
+    in the staging folder keeps that folder and the root."""
+    root = make_root(game_dir)
+    record_as_downloaded(root, root_created=True)
+    staged = open_staging(root)
+    claim_download(staged, build_manifest(game_files()), adopt=False)
+    write_tree(staged, {"quake3.eti": b"part of 2.0"})
+    record_as_downloaded(staged, root_created=True)
+
+    remove_downloaded_game(game_dir, GAME_ID, CATALOG)
+    assert not os.path.lexists(root)
+
+    root = make_root(game_dir)
+    record_as_downloaded(root, root_created=True)
+    open_staging(root)
+    write_tree(root / UPDATE_DIR, {"notes.txt": b"the player's"})
+    remove_downloaded_game(game_dir, GAME_ID, CATALOG)
+    left = snapshot(root)
+    assert sorted(left) == [".lanspread.files.json", UPDATE_DIR, f"{UPDATE_DIR}/notes.txt"]
+    assert left[f"{UPDATE_DIR}/notes.txt"] == b"the player's"  # the record still names the folder
 
 
 def test_remove_refuses_a_root_lanspread_has_no_record_of(game_dir: Path) -> None:

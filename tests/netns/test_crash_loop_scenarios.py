@@ -382,7 +382,8 @@ class Loop:
         """
         local = (self.root / LOCAL_DIR).is_dir()
         if view["installed"]:
-            if view["downloaded"] and view["local_version"] != view["installed_version"]:
+            other = view["downloaded"] and view["local_version"] != view["installed_version"]
+            if other or view["state"] == "update-staged":  # e.g. verified beside, not installed
                 return "install", "update"  # the archives of an update wait to be installed
             if not view["downloaded"] or view["update_available"]:
                 return "update", "update"

@@ -31,7 +31,6 @@ from tests.netns.transfer_lan import (
     payload_manifest,
     sha256,
 )
-from tests.support.jsonl_process import CommandFailed
 from tests.support.waiting import wait_until
 
 
@@ -266,16 +265,15 @@ async def test_cancel_of_a_fresh_download_removes_its_root(build_lan: BuildLan) 
 
 
 async def test_cancel_of_an_update_keeps_the_installed_game(build_lan: BuildLan) -> None:
-    """S26: cancelling the update of an installed game leaves ``local/`` and its files intact.
+    """S26: cancelling the update of an installed game leaves 1.0 whole: archives and ``local/``.
 
     The receiver installed quake3 1.0 and wrote a save game into ``local/``; a
-    source offers 2.0 through a throttled link. ``update`` starts, ``cancel`` ends
-    it with ``download-cancelled``: the sentinel transaction is rolled back (a
-    cancelled update settles local-only), ``local/`` holds exactly the 1.0 install
-    plus the save game, and ``list-games`` shows the game installed, not
-    downloaded, with the update still available. The 1.0 archives were placed
-    by hand, not created by lanspread: the update adopted them (it may rewrite
-    them) but the cancel never deletes them.
+    source offers 2.0 through a throttled link. ``update`` starts (2.0 downloads
+    beside 1.0, into ``.lanspread.update/``), ``cancel`` ends it with
+    ``download-cancelled``: the staged files are discarded, the 1.0 archives and
+    ``version.ini`` are byte for byte what they were, ``local/`` holds exactly the
+    1.0 install plus the save game, and ``list-games`` shows the game installed
+    and downloaded, with the update still available.
     """
     lan = await build_lan(2)
     receiver, source = await lan.start([("h1", (QUAKE3,)), ("h2", (QUAKE3_V2,))])
@@ -302,10 +300,12 @@ async def test_cancel_of_an_update_keeps_the_installed_game(build_lan: BuildLan)
         "local",
         "maps.eti",
         "music.eti",
+        "version.ini",
     ]
+    assert payload_manifest(receiver.root("quake3")) == lan.cache.manifest(QUAKE3)
     assert local_manifest(receiver.root("quake3")) == installed
     view = (await receiver.games())["quake3"]
-    assert (view["installed"], view["downloaded"], view["update_available"]) == (True, False, True)
+    assert (view["installed"], view["downloaded"], view["update_available"]) == (True, True, True)
     assert (view["operation"], view["paused_bytes"]) == (None, 0)
 
 
@@ -401,17 +401,15 @@ async def test_two_games_download_concurrently_from_one_source(build_lan: BuildL
 
 
 async def test_busy_source_is_not_used_and_local_is_never_served(build_lan: BuildLan) -> None:
-    """S29: a source updating the game refuses to serve it; ``local/`` never crosses the wire.
+    """S29: a source updating the game keeps serving the old version; ``local/`` never crosses.
 
     h2 holds quake3 1.0 installed; h3 holds 2.0; h1 cannot reach h3 (prohibit
     routes both ways), so h2 is h1's only source. h2 updates from h3 through a
-    stalled link: while its update downloads (operation ``downloading``), h1's
-    ``download`` is refused (h2 announces a partial 2.0, not 1.0 ready) or, if that
-    announcement has not reached h1 yet, fails with "no peer could describe Fixture quake3
-    right now" (the serve gate refuses a game with an active operation).
-    The link is freed, h2 finishes the update and installs 2.0 (policy auto), a
-    file is written into h2's ``local/`` only, and h1 now downloads 2.0 from h2:
-    byte exact, no ``local/`` at all on h1.
+    stalled link: while its update downloads beside 1.0 (operation
+    ``downloading``), h2 still announces and serves 1.0, and h1 downloads 1.0 from
+    it byte for byte. The link is freed, h2 finishes the update and installs 2.0
+    (policy auto), a file is written into h2's ``local/`` only, and h1 now updates
+    to 2.0 from h2: byte exact, no ``local/`` at all on h1.
     """
     lan = await build_lan(3)
     h1, h2, h3 = lan.network.hosts
@@ -430,25 +428,11 @@ async def test_busy_source_is_not_used_and_local_is_never_served(build_lan: Buil
     await busy.command("update", "quake3")
     await busy.process.wait_for({"event": "download-begin", "game": "quake3"})
 
-    # h2 now announces a partial copy of 2.0, no longer 1.0 ready: h1 is refused at
-    # once when that announcement has reached it, and otherwise h2's serve gate
-    # refuses the game while its operation runs. Either way nothing comes from h2.
-    refused: CommandFailed | None = None
-    try:
-        await receiver.command("download", "quake3")
-    except CommandFailed as exc:
-        refused = exc
-    if refused is not None:
-        assert (refused.event["code"], refused.event["reason"]) == ("invalid-state", "no-source")
-    else:
-        # Accepted before the announcement arrived: h2 refuses to describe the game
-        # (failed), or its 1.0 goes away while the download asks (paused: no source).
-        ended = await receiver.outcome("quake3")
-        assert (ended["event"], ended.get("reason")) in {
-            ("download-failed", "no peer could describe Fixture quake3 right now"),
-            ("download-all-peers-gone", None),
-        }
-    assert not chunk_sources(receiver, "quake3")
+    # The update writes only into h2's staging folder: 1.0 stays announced and served.
+    await receiver.command("download", "quake3")
+    await receiver.finished("quake3")
+    assert payload_manifest(receiver.root("quake3")) == lan.cache.manifest(QUAKE3)
+    assert set(chunk_sources(receiver, "quake3").values()) == {busy.peer_id}
     assert not of_game(busy.process.events, "download-finished", "quake3")
     status = await busy.process.request({"cmd": "status"})
     assert status["data"]["operations"] == {"quake3": "downloading"}
@@ -460,8 +444,57 @@ async def test_busy_source_is_not_used_and_local_is_never_served(build_lan: Buil
     secret = busy.root("quake3") / "local" / "only-here.sav"
     secret.write_bytes(b"never served")
     await lan.ready_to_fetch(receiver, [busy], QUAKE3_V2)
-    await receiver.command("download", "quake3")
+    await receiver.command("update", "quake3")
     await receiver.finished("quake3")
     assert payload_manifest(receiver.root("quake3")) == lan.cache.manifest(QUAKE3_V2)
     assert not (receiver.root("quake3") / "local").exists()
     assert set(chunk_sources(receiver, "quake3").values()) == {busy.peer_id}
+
+
+async def test_a_failed_update_stays_playable_and_shareable(build_lan: BuildLan) -> None:
+    """S44: an update whose install fails leaves the old version playable and re-shareable.
+
+    h2 holds quake3 1.0 installed, with a save in ``local/``; h3 offers a 2.0 whose
+    ``game.eti`` is not an archive (its manifest is what h3 hashed, so the download
+    verifies); h1 cannot reach h3. h2's update downloads 2.0 beside 1.0 and its
+    install fails: h2's archives and ``version.ini`` are 1.0 byte for byte, ``local/``
+    is the 1.0 install plus the save, ``list-games`` says 1.0 installed and
+    downloaded. Then h1 downloads quake3 from h2: 1.0, byte exact, every chunk from h2.
+    """
+    lan = await build_lan(3)
+    h1, h2, h3 = lan.network.hosts
+    await lan.isolate(h1, h3)
+    broken = lan.base / "h3" / "games"
+    broken.mkdir(parents=True)
+    await asyncio.to_thread(lan.cache.place, broken, QUAKE3_V2)
+    (broken / "quake3" / "game.eti").write_bytes(b"PK\x03\x04 not an archive at all")
+    receiver, updater, upstream = await asyncio.gather(
+        lan.spawn(h1), lan.spawn(h2, (QUAKE3,)), lan.spawn(h3)
+    )
+    await asyncio.gather(receiver.started(), updater.started(), upstream.started())
+    await updater.command("install", "quake3")
+    assert (await updater.outcome("quake3", INSTALL_ENDINGS))["event"] == "install-finished"
+    root = updater.root("quake3")
+    save = root / "local" / "baseq3" / "save0.sav"
+    save.write_bytes(b"level 3, 99 health")
+    installed = local_manifest(root)
+    await lan.ready_to_fetch(updater, [upstream], QUAKE3_V2)
+
+    await updater.command("update", "quake3")
+    await updater.finished("quake3")
+    failed = await updater.outcome("quake3", INSTALL_ENDINGS)
+    assert failed["event"] == "install-failed", updater.process.report(str(failed))
+    assert payload_manifest(root) == lan.cache.manifest(QUAKE3)
+    assert local_manifest(root) == installed
+    view = (await updater.games())["quake3"]
+    assert (view["installed"], view["downloaded"], view["installed_version"]) == (
+        True,
+        True,
+        "1.0",
+    )
+
+    await lan.ready_to_fetch(receiver, [updater], QUAKE3)
+    await receiver.command("download", "quake3")
+    await receiver.finished("quake3")
+    assert payload_manifest(receiver.root("quake3")) == lan.cache.manifest(QUAKE3)
+    assert set(chunk_sources(receiver, "quake3").values()) == {updater.peer_id}

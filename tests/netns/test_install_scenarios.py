@@ -32,7 +32,16 @@ from tests.support.fixtures import ArchiveCache, InstallableGame
 from tests.support.platforms import make_fifo
 
 # Every game command of the peer CLI.
-GAME_COMMANDS = ("download", "cancel", "update", "install", "uninstall", "remove", "play")
+GAME_COMMANDS = (
+    "download",
+    "cancel",
+    "update",
+    "install",
+    "uninstall",
+    "remove",
+    "play",
+    "adopt",
+)
 # The exit status the test makes the game's start script return.
 GAME_EXIT_STATUS = 7
 
@@ -225,10 +234,10 @@ async def test_game_commands_are_refused_outside_the_catalog_and_in_the_wrong_st
 ) -> None:
     """S42-S43: every game command refuses a non-catalog id; wrong states are named.
 
-    Each of the seven game commands with ``doom`` (not in the catalog) or a path
+    Each of the eight game commands with ``doom`` (not in the catalog) or a path
     as its id answers ``unknown-game`` before touching anything. On a catalog
     game that is not here, ``install``, ``uninstall``, ``remove``, ``play``,
-    ``update``, ``cancel`` and ``download`` (nobody offers it) each answer
+    ``update``, ``cancel``, ``download`` (nobody offers it) and ``adopt`` each answer
     ``invalid-state`` with the reason; no operation was started and nothing was
     created in the game directory.
     """
@@ -248,6 +257,7 @@ async def test_game_commands_are_refused_outside_the_catalog_and_in_the_wrong_st
         "update": "Fixture quake3 is not here to update: download it",
         "cancel": "Fixture quake3 has no download to cancel",
         "download": "no peer offers Fixture quake3 right now",
+        "adopt": "Fixture quake3 is not a folder lanspread found: nothing to adopt",
     }
     for cmd, message in wrong_state.items():
         assert await peer.refused(cmd, "quake3") == ("invalid-state", message), cmd

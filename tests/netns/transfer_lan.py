@@ -42,7 +42,7 @@ from typing import Any
 
 import pytest
 
-from lanspread.core.gameroot import INSTALLER_OWNED_NAMES, OWNERSHIP_FILE
+from lanspread.core.gameroot import INSTALLER_OWNED_NAMES, OWNERSHIP_FILE, STAGING_NAMES
 from lanspread.download.journal import JournalCorrupt
 from lanspread.download.journal import load as load_journal
 from lanspread.seeding.manifests import ManifestCache
@@ -183,11 +183,12 @@ def of_game(events: Iterable[Event], name: str, game_id: str) -> list[Event]:
 
 def payload_manifest(root: Path) -> dict[str, str]:
     """SHA-256 per path of a game root, without installer-owned names (``local/``, the
-    install record) and the download's ownership record (its bytes hold inode numbers)."""
+    install record), a staged update and the download's ownership record (its bytes hold
+    inode numbers)."""
     return {
         path: digest
         for path, digest in manifest(root).items()
-        if path.split("/")[0] not in INSTALLER_OWNED_NAMES | {OWNERSHIP_FILE}
+        if path.split("/")[0] not in INSTALLER_OWNED_NAMES | STAGING_NAMES | {OWNERSHIP_FILE}
     }
 
 

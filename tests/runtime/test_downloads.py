@@ -259,21 +259,35 @@ async def test_cancel_fresh_download_leaves_nothing(start_runtime: Start, tmp_pa
 
 
 async def test_update_then_cancel_keeps_the_install(start_runtime: Start, tmp_path: Path) -> None:
-    """Cancelling an update of an installed game keeps local/ and settles as local-only."""
+    """Cancelling an update of an installed game keeps local/ and the old version's
+    archives byte for byte (the update downloaded beside them): still downloaded, and
+    served while the update ran."""
     root = make_game(tmp_path / "alpha" / "games", version="1.0", size=MiB)
     record_as_downloaded(root, root_created=True)
     (root / "local").mkdir()
     (root / "local" / "savegame.dat").write_bytes(b"my progress")
+    before = _tree(root)
     alpha, _bravo = await serving_pair(start_runtime, tmp_path, version="2.0", size=96 * MiB)
     events = RuntimeEvents(alpha)
     await alpha.execute(Update(game="quake3"))
     await events.first(ChunkFinished)
+    assert "quake3" not in alpha.local.operations.root_busy()  # 1.0 is still served
+    assert (root / ".lanspread.update" / "quake3").is_dir()
     await alpha.execute(Cancel(game="quake3"))
     await events.first(DownloadCancelled)
-    assert sorted(p.name for p in root.iterdir()) == ["local"]
-    assert (root / "local" / "savegame.dat").read_bytes() == b"my progress"
+    assert _tree(root) == before
+    assert not (root / ".lanspread.update").exists()
     view = next(g for g in alpha.games() if g.id == "quake3")
-    assert (view.installed, view.downloaded, view.update_available) == (True, False, True)
+    assert (view.installed, view.downloaded, view.update_available) == (True, True, True)
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    """Every file under ``root`` but the ownership record, by relative path."""
+    return {
+        path.relative_to(root).as_posix(): path.read_bytes()
+        for path in root.rglob("*")
+        if path.is_file() and path.name != OWNERSHIP_FILE
+    }
 
 
 async def test_update_installs_the_new_version_and_reuses_unchanged_bytes(

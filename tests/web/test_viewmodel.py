@@ -276,14 +276,15 @@ def test_a_found_folder_a_peer_offers_can_be_downloaded_into() -> None:
     assert view.explanation is not None
 
 
-def test_a_found_folder_offers_view_files_and_never_a_deletion() -> None:
-    """The only action on a found folder is View files, named with the game for a
-    screen reader; Remove, Uninstall and Discard never appear, with peers or without."""
-    for peers in (0, 2):
+def test_a_found_folder_offers_adopt_and_view_files_and_never_a_deletion() -> None:
+    """A found folder offers View files, and Adopt while a peer offers the game (its
+    manifest is what the folder is hashed against), each named with the game for a screen
+    reader; Remove, Uninstall and Discard never appear, with peers or without."""
+    adopt = ("adopt", "adopt", "Adopt as a local copy: Quake III Arena")
+    view_files = ("view-files", None, "View files: Quake III Arena")
+    for peers, expected in ((0, [view_files]), (2, [adopt, view_files])):
         view = card(facts(found_reason="no version.ini; left as it is", peer_count=peers))
-        assert [(a.id, a.command, a.aria_label) for a in view.actions] == [
-            ("view-files", None, "View files: Quake III Arena")
-        ]
+        assert [(a.id, a.command, a.aria_label) for a in view.actions] == expected
 
 
 def test_update_available() -> None:

@@ -14,6 +14,11 @@ A game root is ``<game_dir>/<game_id>/``. Its children fall in three groups:
 * the download **ownership record** ``.lanspread.files.json``
   (:mod:`lanspread.files.ownership`): what a download created, the only
   proof any sweep deletes by;
+* the **staged update** ``.lanspread.update/<game_id>/``: an update's download
+  beside the old payload, itself a game root with its own ownership record,
+  journal and sentinel (:mod:`lanspread.files.staging`), named in the root's
+  ownership record; the old version stays served and playable until the new
+  one is verified and installed, then the staged files are moved in;
 * everything else is **payload**, owned by the peer: the ``.eti`` archives, the
   root ``version.ini`` sentinel and any nested payload folders.
 
@@ -48,6 +53,8 @@ VERSION_DISCARDED_FILE = ".version.ini.discarded"
 DOWNLOAD_JOURNAL_FILE = ".lanspread.download.json"
 DOWNLOAD_JOURNAL_TMP_FILE = ".lanspread.download.json.tmp"
 """The download journal's atomic-write temp file; a crash may leave it behind."""
+UPDATE_DIR = ".lanspread.update"
+"""The staged update's folder; the staged download root is ``UPDATE_DIR/<game_id>``."""
 OWNED_MARKER = ".lanspread_owned"
 OWNERSHIP_FILE = ".lanspread.files.json"
 """The download ownership record: every name a download claimed before creating it."""
@@ -87,7 +94,10 @@ TRANSIENT_NAMES = frozenset(
 OWNERSHIP_NAMES = frozenset({OWNERSHIP_FILE, OWNERSHIP_TMP_FILE})
 """The ownership record and its temp file: lanspread's proof, never payload, never swept."""
 
-RESERVED_NAMES = INSTALLER_OWNED_NAMES | TRANSIENT_NAMES | OWNERSHIP_NAMES
+STAGING_NAMES = frozenset({UPDATE_DIR})
+"""The staged update: lanspread's while the root's ownership record names it."""
+
+RESERVED_NAMES = INSTALLER_OWNED_NAMES | TRANSIENT_NAMES | OWNERSHIP_NAMES | STAGING_NAMES
 """Children that are never payload: never served, never counted, never swept as payload."""
 
 

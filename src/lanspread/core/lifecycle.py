@@ -120,6 +120,8 @@ class Command(enum.Enum):
     PLAY = "play"
     STOP = "stop"
     """Close a game started with ``play`` (forced after a grace period)."""
+    ADOPT = "adopt"
+    """Make a found folder a local copy when it holds exactly a version peers offer."""
 
     @property
     def verb(self) -> str:
@@ -138,6 +140,7 @@ _VERBS: Mapping[Command, str] = {
     Command.REMOVE: "remove",
     Command.PLAY: "play",
     Command.STOP: "stop",
+    Command.ADOPT: "adopt",
 }
 
 
@@ -175,6 +178,7 @@ class Refusal(enum.Enum):
     RUNNING = "running"
     ALREADY_RUNNING = "already-running"
     NOT_RUNNING = "not-running"
+    NOT_FOUND = "not-found"
 
     @property
     def busy(self) -> bool:
@@ -233,6 +237,7 @@ _WORDS: Mapping[Refusal, str] = {
     Refusal.RUNNING: "cannot {verb} {game} while it is running",
     Refusal.ALREADY_RUNNING: "{game} is already running",
     Refusal.NOT_RUNNING: "{game} is not running",
+    Refusal.NOT_FOUND: "{game} is not a folder lanspread found: nothing to adopt",
 }
 
 
@@ -278,6 +283,7 @@ def lifecycle_facts(
     discardable: bool = False,
     found: bool = False,
     playable: bool = True,
+    staged_version: str | None = None,
 ) -> LifecycleFacts:
     """The facts of a game from the runtime's sources: its library summary (``None``:
     neither downloaded nor installed), the newest version ``peer_count`` ready peers
@@ -300,6 +306,9 @@ def lifecycle_facts(
         installed=summary.installed,
         staged=local_update_pending(
             summary.installed, summary.downloaded, summary.installed_version, summary.version
+        )
+        or local_update_pending(
+            summary.installed, staged_version is not None, summary.installed_version, staged_version
         ),
         newer_offered=facts.offered
         and version_sort_key(latest) > version_sort_key(summary.version),
@@ -369,6 +378,7 @@ COLUMNS: Final = (
     Command.REMOVE,
     Command.PLAY,
     Command.STOP,
+    Command.ADOPT,
 )
 
 
@@ -408,6 +418,9 @@ _GRID: Final[Mapping[GameState, tuple[Refusal | None, ...]]] = {
     S.RUNNING:                    (run,   run,   ok,    run,   run,   run,   run,   first, again),
 }
 # fmt: on
+
+# Adopt, apart: only a found folder may be adopted, and it needs a peer's manifest.
+_ADOPT: Final[Mapping[GameState, Refusal | None]] = {S.FOUND: nosrc, S.FOUND_OFFERED: ok}
 del S, ok, busy, run, again, nosrc, noupd, fresh, have, nodl, notdl, inst, notin, noarc, first
 
 # Stop is the grid's last column, written as its rule: allowed only while the game runs.
@@ -419,7 +432,11 @@ TRANSITIONS: Final[Mapping[tuple[GameState, Command], Refusal | None]] = Mapping
     {
         (state, command): cell
         for state, cells in _GRID.items()
-        for command, cell in zip(COLUMNS, (*cells, _STOP_COLUMN[state]), strict=True)
+        for command, cell in zip(
+            COLUMNS,
+            (*cells, _STOP_COLUMN[state], _ADOPT.get(state, Refusal.NOT_FOUND)),
+            strict=True,
+        )
     }
 )
 """(state, command) -> ``None`` (allowed) or the refusal: the one table."""

@@ -6,6 +6,11 @@ and a second command for the same game is refused with
 :class:`~lanspread.errors.OperationInProgress`. The only allowed change of kind
 is the download-to-install handoff (``DOWNLOADING`` to ``INSTALLING`` or
 ``UPDATING``), made explicitly with :meth:`OperationTable.handoff`.
+
+One operation leaves its root as it is: an update downloading *beside* the old
+version (into its staged root, :mod:`lanspread.files.staging`). Marked with
+:meth:`OperationTable.beside`, its game stays served (:meth:`OperationTable.root_busy`
+leaves it out) until the handoff to its install, which clears the mark.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ _HANDOFFS = {
 class OperationTable:
     def __init__(self) -> None:
         self._active: dict[str, OperationKind] = {}
+        self._beside: set[str] = set()
 
     def begin(self, game_id: str, kind: OperationKind) -> None:
         current = self._active.get(game_id)
@@ -46,9 +52,21 @@ class OperationTable:
             shown = current.value if current else "idle"
             raise InvalidGameState(f"{game_id} cannot go from {shown} to {to.value}")
         self._active[game_id] = to
+        self._beside.discard(game_id)
+
+    def beside(self, game_id: str) -> None:
+        """The game's running download writes beside its root, which stays served."""
+        if game_id not in self._active:
+            raise InvalidGameState(f"{game_id} has no operation to run beside its files")
+        self._beside.add(game_id)
+
+    def root_busy(self) -> frozenset[str]:
+        """The games whose root an operation owns now (the serve gate refuses them)."""
+        return frozenset(self._active) - self._beside
 
     def end(self, game_id: str) -> OperationKind | None:
         """Clear the game's operation; returns what it was (``None`` if idle)."""
+        self._beside.discard(game_id)
         return self._active.pop(game_id, None)
 
     def get(self, game_id: str) -> OperationKind | None:

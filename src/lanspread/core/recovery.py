@@ -339,3 +339,104 @@ def decide_record_steps(intent: RecordedIntent, outcome: RecoveryOutcome) -> Rec
     return next(
         row.steps for row in RECORD_ROWS if intent in row.intents and outcome in row.outcomes
     )
+
+
+# --- the staged update ---------------------------------------------------------------------
+#
+# An update downloads beside the old payload, into ``.lanspread.update/<game_id>/`` (its own
+# ownership record, journal and sentinel), so the old version stays playable and served.
+# Once the new one is verified *and* installed (or at once when nothing is installed) its
+# files are moved into the root: the old sentinel parked, the old payload the root's
+# ownership record proves ours deleted, the staged files renamed in, the staged sentinel
+# renamed in last. Every step is idempotent, so a start that finds the staged sentinel
+# still in place finishes the move; once that sentinel has moved, what is left of the
+# staged root is swept by its own record.
+
+
+class Staged(enum.Enum):
+    """The staged update of a root, as a start finds it (after its own settling)."""
+
+    NONE = "none"
+    """No ``.lanspread.update`` folder."""
+    EMPTY = "empty"
+    """The folder without a staged root in it (a kill around its creation or removal)."""
+    DOWNLOADING = "downloading"
+    """A staged root with a valid journal and no sentinel: a paused update download."""
+    COMPLETE = "complete"
+    """A staged root whose sentinel is committed: verified, waiting for its install or move."""
+    ORPHAN = "orphan"
+    """A staged root with neither: never journaled, or its files already moved in."""
+
+
+class StageStep(enum.Enum):
+    """What a start does with a staged update."""
+
+    NOTHING = "nothing"
+    KEEP_PAUSED = "keep-paused"
+    """Show the update as paused; a download resumes it."""
+    KEEP_STAGED = "keep-staged"
+    """Keep the verified update for its install (``update`` re-checks and installs it)."""
+    MOVE_IN = "move-in"
+    """Finish the move of the staged files into the root (idempotent)."""
+    DISCARD = "discard"
+    """Delete what the staged root's record proves ours, then the empty folders."""
+
+
+@dataclass(frozen=True, slots=True)
+class StageFacts:
+    staged: Staged
+    intent: bool = False
+    """An install intent is recorded (or unreadable): install recovery owns the root."""
+    installed: bool = False
+    """``local/`` is a real folder."""
+    installs_staged: bool = False
+    """The install record names the staged version: the update's install committed."""
+
+
+@dataclass(frozen=True, slots=True)
+class StageRow:
+    name: str
+    staged: Set[Staged]
+    intent: Set[bool]
+    installed: Set[bool]
+    installs_staged: Set[bool]
+    step: StageStep
+
+    def matches(self, facts: StageFacts) -> bool:
+        return (
+            facts.staged in self.staged
+            and facts.intent in self.intent
+            and facts.installed in self.installed
+            and facts.installs_staged in self.installs_staged
+        )
+
+
+_B = frozenset({False, True})
+_T, _F = frozenset({True}), frozenset({False})
+_STAGED = frozenset(Staged) - {Staged.NONE}
+
+# fmt: off
+_NONE, _EMPTY, _DL = {Staged.NONE}, {Staged.EMPTY}, {Staged.DOWNLOADING}
+_DONE, _ORPHAN = {Staged.COMPLETE}, {Staged.ORPHAN}
+STAGE_ROWS: Final[tuple[StageRow, ...]] = (
+    #         row                        staged   intent inst same  step
+    StageRow("no staged update",         _NONE,   _B, _B, _B, StageStep.NOTHING),
+    StageRow("install recovery's",       _STAGED, _T, _B, _B, StageStep.NOTHING),
+    StageRow("empty folder",             _EMPTY,  _F, _B, _B, StageStep.DISCARD),
+    StageRow("paused update",            _DL,     _F, _B, _B, StageStep.KEEP_PAUSED),
+    StageRow("nothing installed",        _DONE,   _F, _F, _B, StageStep.MOVE_IN),
+    StageRow("update installed",         _DONE,   _F, _T, _T, StageStep.MOVE_IN),
+    StageRow("update not installed yet", _DONE,   _F, _T, _F, StageStep.KEEP_STAGED),
+    StageRow("orphan",                   _ORPHAN, _F, _B, _B, StageStep.DISCARD),
+)
+# fmt: on
+"""The staged-update table: every root matches exactly one row. The old payload goes
+only with ``MOVE_IN``, after the new version is verified and (if anything is installed)
+installed; a failed or killed update leaves the old version whole."""
+
+del _B, _T, _F, _STAGED, _NONE, _EMPTY, _DL, _DONE, _ORPHAN
+
+
+def decide_stage(facts: StageFacts) -> StageStep:
+    """The step of the one row of :data:`STAGE_ROWS` that matches ``facts``."""
+    return next(row.step for row in STAGE_ROWS if row.matches(facts))

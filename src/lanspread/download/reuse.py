@@ -34,10 +34,11 @@ from pathlib import Path
 
 from lanspread.core.manifest import FileManifest, GameManifest
 from lanspread.core.planning import ChunkKey
-from lanspread.download.prepare import open_for_reading
+from lanspread.download.prepare import fsync_files, open_for_reading, open_for_writing, write_at
 from lanspread.errors import StorageError
 from lanspread.files.entries import require_dir_or_absent
-from lanspread.files.hashing import HASH_BLOCK_SIZE, hash_next
+from lanspread.files.hashing import HASH_BLOCK_SIZE, HashingStopped, hash_next
+from lanspread.platform import fileio
 
 # The same block as the payload hasher: one read per MiB keeps syscall cost far
 # below hashing cost while the buffer stays small.
@@ -107,4 +108,40 @@ def _digest_at(
     return hash_next(reader, length, buffer, should_stop, where)
 
 
-__all__ = ["REUSE_BLOCK_SIZE", "reusable_chunks"]
+def copy_chunks(
+    source: Path,
+    target: Path,
+    manifest: GameManifest,
+    should_stop: Callable[[], bool] | None = None,
+) -> set[ChunkKey]:
+    """Copy the chunks that already match under ``source`` into the prepared ``target``.
+
+    An update staged beside the old version (:mod:`lanspread.files.staging`) starts
+    from the old archives' unchanged bytes without touching them: they are read,
+    never moved or linked (a link would let the new download write into the old
+    version). The copied files are synced on return, so the keys returned may be
+    journaled at once. Raises like :func:`reusable_chunks`.
+    """
+    keys = reusable_chunks(source, manifest, should_stop)
+    stop = should_stop or _never
+    by_path = {file.path: file for file in manifest.files}
+    for path in sorted({path for path, _ in keys}):
+        chunks = [chunk for chunk in by_path[path].chunks if (path, chunk.offset) in keys]
+        reader = open_for_reading(source, path)
+        if reader is None:
+            continue
+        writer = open_for_writing(target, path)
+        try:
+            for chunk in chunks:
+                if stop():
+                    raise HashingStopped(f"copying {path} stopped")
+                data = fileio.pread(reader, chunk.length, chunk.offset)
+                write_at(writer, data, chunk.offset, name=path)
+        finally:
+            os.close(reader)
+            os.close(writer)
+    fsync_files(target, sorted({path for path, _ in keys}))
+    return keys
+
+
+__all__ = ["REUSE_BLOCK_SIZE", "copy_chunks", "reusable_chunks"]

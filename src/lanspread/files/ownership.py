@@ -200,6 +200,11 @@ def claim_download(root: Path, manifest: GameManifest, *, adopt: bool) -> Owners
     recorded, so never removed). Nothing is written into a root whose record is
     foreign.
     """
+    return claim_files(root, ((file.path, file.size) for file in manifest.files), adopt=adopt)
+
+
+def claim_files(root: Path, files: Iterable[tuple[str, int]], *, adopt: bool) -> OwnershipRecord:
+    """:func:`claim_download` for ``files`` given as (path, largest size) pairs."""
     existed = require_dir_or_absent(root, error=InTheWay)
     record = load_record(root) if existed else None
     if record is None:
@@ -210,11 +215,11 @@ def claim_download(root: Path, manifest: GameManifest, *, adopt: bool) -> Owners
             names=(),
         )
     wanted: dict[str, tuple[Kind, int]] = {}
-    for file in manifest.files:
-        parts = file.path.split("/")
+    for path, size in files:
+        parts = path.split("/")
         for depth in range(1, len(parts)):
             wanted.setdefault("/".join(parts[:depth]), ("dir", 0))
-        wanted[file.path] = ("file", file.size)
+        wanted[path] = ("file", size)
     for name, bound in TRANSIENT_BOUNDS.items():
         wanted[name] = ("file", bound)
     record = _drop_wrong_kinds(root, record, wanted)
@@ -514,6 +519,7 @@ __all__ = [
     "OwnershipRecord",
     "SweepReport",
     "claim_download",
+    "claim_files",
     "identify",
     "is_ours",
     "load_record",

@@ -24,11 +24,11 @@ Every step here writes or deletes only names the download claimed first in its
 ownership record (:func:`lanspread.files.ownership.claim_download`, which
 refuses to start over a player's file of such a name).
 
-Tradeoff, kept from the original: rollback does **not** restore the parked
-sentinel. A cancelled update of an installed game therefore *settles as
-local-only*: ``local/`` stays playable but the game is no longer flagged as
-downloaded. Restoring the old sentinel would have the peer keep advertising
-the old version as ready while its archives may already be half rewritten.
+Rollback does **not** restore a parked sentinel: a root whose archives were
+rewritten in place settles as not downloaded. An update of a game whose
+archives are here never gets there: it downloads into its own staged root
+(:mod:`lanspread.files.staging`), where this transaction runs unchanged, and the
+old root keeps its sentinel until the staged files move in.
 
 After a kill, startup recovery settles each window
 (:mod:`lanspread.runtime.startup`): parked but not journaled, the update is

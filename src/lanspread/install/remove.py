@@ -31,6 +31,7 @@ from lanspread.core.gameroot import (
 from lanspread.errors import InvalidGameState, StorageError, UnknownGame
 from lanspread.files.entries import mode_or_none
 from lanspread.files.ownership import InTheWay, SweepReport, load_record, sweep_owned
+from lanspread.files.staging import drop_staging
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +64,9 @@ def remove_downloaded_game(game_dir: Path, game_id: str, catalog: Catalog) -> Sw
     """Delete what lanspread downloaded into ``<game_dir>/<game_id>`` (never installed).
 
     Only names the root's ownership record proves lanspread created go
-    (:func:`lanspread.files.ownership.sweep_owned`); the player's own files
-    stay, and so does the root while it holds any.
+    (:func:`lanspread.files.ownership.sweep_owned`), a staged update's by its own
+    record first (:func:`lanspread.files.staging.drop_staging`); the player's own
+    files stay, and so does the root while it holds any.
 
     Raises :class:`UnknownGame` for an id that is not a catalog game or not one
     path component, :class:`InvalidGameState` when the root is not a plain
@@ -97,6 +99,8 @@ def remove_downloaded_game(game_dir: Path, game_id: str, catalog: Catalog) -> Sw
         raise InvalidGameState(
             f"{game_id} was not downloaded by lanspread (no {OWNERSHIP_FILE}); nothing was removed"
         )
+    drop_staging(root)  # a paused or verified update of it goes with it, by its own record
+    record = load_record(root) or record
     report = sweep_owned(root, record)
     if report.kept or not report.root_removed:
         log.info(

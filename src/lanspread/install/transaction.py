@@ -221,10 +221,13 @@ class _Paths:
     local: Path
     staging: Path
     backup: Path
+    archives: Path
+    """Where the archives to extract are: the root, or a staged update's root."""
 
     @classmethod
-    def of(cls, root: Path) -> _Paths:
-        return cls(root, root / LOCAL_DIR, root / INSTALLING_DIR, root / BACKUP_DIR)
+    def of(cls, root: Path, archives: Path | None = None) -> _Paths:
+        local, staging, backup = root / LOCAL_DIR, root / INSTALLING_DIR, root / BACKUP_DIR
+        return cls(root, local, staging, backup, archives or root)
 
     @property
     def game_id(self) -> str:
@@ -237,19 +240,20 @@ def install_game(
     *,
     progress: ProgressCallback = _no_progress,
     checkpoint: Checkpoint = _no_checkpoint,
+    archives: Path | None = None,
 ) -> InstallResult:
-    """Extract the downloaded archives of ``root`` into a new ``local/``.
+    """Extract the downloaded archives of ``root`` (or ``archives``) into a new ``local/``.
 
     A ``local/`` that holds only the files an uninstall kept is updated instead,
     so those files are carried into the new install.
     """
-    paths = _Paths.of(root)
+    paths = _Paths.of(root, archives)
     _require_settled(paths)
     if exists(paths.local):
         if is_real_dir(paths.local) and _holds_kept_files_only(paths):
             return _replace(paths, unpacker, progress, checkpoint, installed=True)
         raise InvalidGameState(f"{paths.game_id} is already installed")
-    version = archive_version(root)
+    version = archive_version(paths.archives)
     try:
         checkpoint(WRITE_INTENT)
         write_intent(root, Intent.INSTALLING)
@@ -270,12 +274,14 @@ def update_game(
     *,
     progress: ProgressCallback = _no_progress,
     checkpoint: Checkpoint = _no_checkpoint,
+    archives: Path | None = None,
 ) -> InstallResult:
-    """Replace ``local/`` with a fresh extraction, carrying the player's files across.
+    """Replace ``local/`` with a fresh extraction of the archives of ``root`` (or
+    ``archives``: a staged update), carrying the player's files across.
 
     Any failure before the swap keeps the old ``local/`` and its record.
     """
-    paths = _Paths.of(root)
+    paths = _Paths.of(root, archives)
     _require_settled(paths)
     _require_installed(paths)
     return _replace(paths, unpacker, progress, checkpoint, installed=True)
@@ -292,7 +298,7 @@ def _replace(
     """Swap ``local/`` for a new tree (extracted, or empty) plus the player's files."""
     root = paths.root
     old_record = _old_record(paths)
-    version = archive_version(root) if installed else None
+    version = archive_version(paths.archives) if installed else None
     moved = False
     try:
         _move_local_aside(paths, checkpoint, Intent.UPDATING)
@@ -424,7 +430,7 @@ def _extract(
     write_marker(paths.staging)
     checkpoint(UNPACK)
     try:
-        unpacker(paths.root, paths.staging, progress)
+        unpacker(paths.archives, paths.staging, progress)
     except OSError as exc:
         raise StorageError(f"cannot unpack into {paths.staging}: {exc.strerror or exc}") from exc
 

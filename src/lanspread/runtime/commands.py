@@ -166,6 +166,10 @@ class MoveDownload(GameCommand, frozen=True, tag="move-download"):
     step: Annotated[int, msgspec.Meta(ge=-1, le=1)]
 
 
+class Adopt(GameCommand, frozen=True, tag="adopt"):
+    """Make a found folder a local copy if it holds exactly the version peers offer."""
+
+
 AnyCommand = (
     Status
     | ListGames
@@ -192,6 +196,7 @@ AnyCommand = (
     | PauseAll
     | ResumeAll
     | MoveDownload
+    | Adopt
 )
 
 
@@ -251,6 +256,7 @@ COMMANDS = _by_name(
     CommandSpec(PauseAll),
     CommandSpec(ResumeAll),
     CommandSpec(MoveDownload),
+    CommandSpec(Adopt),
 )
 """Every command by name, with the front ends that offer it."""
 

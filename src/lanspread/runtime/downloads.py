@@ -18,7 +18,9 @@ One download is one job that owns its game root through the operation table::
       |          the way refuses the download; files/ownership.py)
     resume?      a journal with the same manifest digest: its done chunks count;
       |          another digest: the old partial is discarded, start over cleanly
-    update?      the existing version.ini is parked as .version.ini.discarded
+    update?      a game whose archives are here downloads beside them, into its
+      |          staged root (files/staging.py): the old version stays served and
+      |          playable; once verified and installed the staged files move in
     storage      prepare_game_storage (final sizes, stale archives it recorded
       |          removed), then the created names' identities are recorded;
       |          chunks already on disk with the right hash count as done
@@ -90,10 +92,20 @@ from lanspread.download.dataclient import DEFAULT_PIPELINE_DEPTH
 from lanspread.download.journal import DownloadJournal, JournalCorrupt
 from lanspread.download.journal import load as load_journal
 from lanspread.download.prepare import prepare_game_storage
-from lanspread.download.reuse import reusable_chunks
+from lanspread.download.reuse import copy_chunks, reusable_chunks
 from lanspread.errors import InvalidGameState, LanspreadError, StorageError
 from lanspread.files.ownership import claim_download, identify
 from lanspread.files.sentinel import begin_update, rollback
+from lanspread.files.staging import (
+    drop_staging,
+    game_root_of,
+    has_staging,
+    is_staged_root,
+    move_in,
+    open_staging,
+    staged_root,
+    staged_version,
+)
 from lanspread.install.sweep import discard_download
 from lanspread.platform.disk import free_bytes
 from lanspread.runtime.events import (
@@ -108,6 +120,7 @@ from lanspread.runtime.events import (
 from lanspread.runtime.jobs import JobRunner
 from lanspread.runtime.options import InstallPolicy
 from lanspread.runtime.replies import FAILED, PAUSED, DownloadState, download_bytes
+from lanspread.runtime.staging import settle_staged
 from lanspread.runtime.startup import (
     PartialDownload,
     catalog_roots,
@@ -154,6 +167,10 @@ class _Halt:
 @dataclass
 class _Active:
     game_id: str
+    staged: bool = False
+    """An update downloading beside the old version (into its staged root)."""
+    adopt: bool = False
+    """A found folder checked to hold exactly this version: its files are adopted."""
     cancel: asyncio.Event = field(default_factory=asyncio.Event)
     run: DownloadRun | None = None
     paused: bool = False
@@ -185,6 +202,7 @@ class DownloadManager:
         self._partials: dict[str, PartialDownload] = {}
         self._found: dict[str, FoundGame] = {}
         self._halts: dict[str, _Halt] = {}
+        self._staged: dict[str, str] = {}
         self._liars = LiarRecord()
         self._choices = ContentChoices()
         self._names: dict[str, str] = {}
@@ -218,6 +236,12 @@ class DownloadManager:
 
     def _root(self, game_id: str) -> Path:
         return self._local.game_dir / game_id
+
+    @property
+    def staged_ready(self) -> Mapping[str, str]:
+        """Verified updates staged beside their game and not moved in yet, by game id (an
+        ``install`` or ``update`` installs one; the facts of the game say so)."""
+        return dict(self._staged)
 
     @property
     def excluded(self) -> Mapping[str, tuple[str, ...]]:
@@ -263,10 +287,13 @@ class DownloadManager:
         self._partials.clear()
         self._halts.clear()
         self._found.clear()
+        self._staged.clear()
         for root in catalog_roots(game_dir or self._local.game_dir, self._local.catalog):
             try:
+                staged = settle_staged(root)  # first: a cut-short move leaves no sentinel
                 sweep_orphans(root)
-                partial = classify_partial(root)
+                partial = staged or classify_partial(root)
+                ready = staged_version(root)
                 found = probe_found(root)
             except StorageError as exc:
                 log.warning("cannot inspect the download state of %s: %s", root, exc)
@@ -274,16 +301,21 @@ class DownloadManager:
             if partial is not None:
                 self._partials[root.name] = partial
                 self._halts[root.name] = _paused(RESTART)
+            if ready is not None:
+                self._staged[root.name] = ready
             if found is not None:
                 log.warning("%s: %s: %s", root, found.label, found.reason)
                 self._found[root.name] = found
 
     # -- commands ------------------------------------------------------------
 
-    def download(self, game_id: str, *, update: bool = False, queue: bool = False) -> None:
+    def download(
+        self, game_id: str, *, update: bool = False, queue: bool = False, adopt: bool = False
+    ) -> None:
         """Start (or resume) downloading ``game_id``; ``update`` fetches the newest version.
 
-        ``queue``: every check of a start, then the download waits, paused as queued."""
+        ``queue``: every check of a start, then the download waits, paused as queued;
+        ``adopt``: a found folder compared equal to it (:mod:`lanspread.runtime.adoption`)."""
         self._lifecycle.require(game_id, Command.UPDATE if update else Command.DOWNLOAD)
         summary = self._local.library.get(game_id)
         latest, offering = self._network.sources_for(game_id)
@@ -301,7 +333,11 @@ class DownloadManager:
             self.hold(game_id, QUEUED)
             return
         self._local.begin_operation(game_id, OperationKind.DOWNLOADING)
-        active = _Active(game_id)
+        staged = summary is not None and summary.downloaded
+        active = _Active(game_id, staged=staged, adopt=adopt and not staged)
+        if active.staged:
+            self._local.operations.beside(game_id)  # the old version stays served
+            self._staged.pop(game_id, None)  # its staged copy is being rewritten
         self._active[game_id] = active
         self._halts.pop(game_id, None)
         self._remember_names()
@@ -374,7 +410,8 @@ class DownloadManager:
         self._jobs.spawn(lambda: self._discard_paused(game_id))
 
     async def _discard_paused(self, game_id: str) -> None:
-        await self._settle(game_id, _discard, None)
+        staged = await asyncio.to_thread(has_staging, self._root(game_id))
+        await self._settle(game_id, _discard, None, staged=staged)
         self._publish(DownloadCancelled(game=game_id))
 
     # -- the job ---------------------------------------------------------------
@@ -402,16 +439,16 @@ class DownloadManager:
 
     async def _stopped(self, active: _Active, end: End) -> None:
         """Settle a download that did not finish, then say how it ended."""
-        game_id = active.game_id
+        game_id, staged = active.game_id, active.staged
         if end.ending is Ending.CANCELLED and active.paused:
-            await self._settle(game_id, classify_partial, _paused(PLAYER))
+            await self._settle(game_id, classify_partial, _paused(PLAYER), staged=staged)
             self._publish(DownloadPaused(game=game_id, reason=PLAYER))
         elif end.ending is Ending.CANCELLED:
-            await self._settle(game_id, _discard, None)
+            await self._settle(game_id, _discard, None, staged=staged)
             self._publish(DownloadCancelled(game=game_id))
         elif end.ending is Ending.PAUSED:
             partial = self._partials.get(game_id)
-            await self._settle(game_id, classify_partial, _paused(end.reason))
+            await self._settle(game_id, classify_partial, _paused(end.reason), staged=staged)
             partial = self._partials.get(game_id, partial)
             message = source_left_message(active.left, partial.percent if partial else 0.0)
             if game_id in self._halts:
@@ -419,14 +456,18 @@ class DownloadManager:
             self._publish(DownloadAllPeersGone(game=game_id, message=message))
         else:
             log.warning("download of %s failed: %s", game_id, end.reason)
-            await self._settle(game_id, classify_partial, _Halt(FAILED, FAILED, end.reason))
+            halt = _Halt(FAILED, FAILED, end.reason)
+            await self._settle(game_id, classify_partial, halt, staged=staged)
             self._publish(DownloadFailed(game=game_id, reason=end.reason))
 
     async def _finished(self, game_id: str, end: End, outcome: _Outcome) -> None:
         """Hand a finished download to the installer when the policy (or an update) says so."""
         self._partials.pop(game_id, None)
         self._halts.pop(game_id, None)
+        self._found.pop(game_id, None)  # the sentinel is committed: lanspread's now
         installed = outcome.installed_before
+        if outcome.staged and not installed:
+            await self._move_in(game_id)  # nothing installed to keep playable: swap now
         # A cancel that arrived while the sentinel was being committed came too late to
         # stop the download, but it still says "do no more": the complete download stays
         # and nothing is installed on the player's behalf.
@@ -436,31 +477,57 @@ class DownloadManager:
             )
             self._publish(DownloadFinished(game=game_id, version=outcome.version))
             await self._lifecycle.run_install(game_id, update=installed)
+            await self.refresh_staged(game_id)
             return
         await self._local.end_operation(game_id)
         self._publish(DownloadFinished(game=game_id, version=outcome.version))
+
+    async def refresh_staged(self, game_id: str) -> None:
+        """Read again whether a verified update of ``game_id`` waits beside it."""
+        try:
+            ready = await asyncio.to_thread(staged_version, self._root(game_id))
+        except StorageError as exc:
+            log.warning("cannot read the staged update of %s: %s", game_id, exc)
+            ready = None
+        if ready is None:
+            self._staged.pop(game_id, None)
+        else:
+            self._staged[game_id] = ready
+
+    async def _move_in(self, game_id: str) -> None:
+        """Move a verified staged update into the root; on failure it stays staged (logged)."""
+        try:
+            await asyncio.to_thread(move_in, self._root(game_id))
+        except (StorageError, OSError) as exc:
+            log.warning("cannot move the update of %s into place: %s", game_id, exc)
 
     async def _settle(
         self,
         game_id: str,
         step: Callable[[Path], PartialDownload | None],
         halt: _Halt | None,
+        *,
+        staged: bool,
     ) -> None:
-        """Run an ending's disk step on the root, record the paused download it leaves
-        (if any) and how it ended (``halt``), then release the game whatever happened.
+        """Run an ending's disk step on the root (or its staged root), record the paused
+        download it leaves (if any) and how it ended (``halt``), then release the game
+        whatever happened.
 
         A paused ending that left no journal has nothing to resume: it shows as
         nothing at all. A failure shows with or without files on disk.
         """
         partial = found = None
         root = self._root(game_id)
+        target = staged_root(root) if staged else root
         try:
-            partial = await asyncio.to_thread(step, root)
+            partial = await asyncio.to_thread(step, target)
+            if staged and partial is None:
+                await asyncio.to_thread(drop_staging, root)
             found = await asyncio.to_thread(probe_found, root)
         except (StorageError, OSError) as exc:
             log.warning("cleaning up after the download of %s failed: %s", game_id, exc)
             # Whatever the step left is still the truth to show (and to discard again).
-            partial = await asyncio.to_thread(_classify_or_none, root)
+            partial = await asyncio.to_thread(_classify_or_none, target)
             if partial is not None and halt is None:
                 halt = _Halt(FAILED, FAILED, f"discarding the download failed: {exc}")
         finally:
@@ -476,6 +543,8 @@ class DownloadManager:
                 self._halts.pop(game_id, None)
             else:
                 self._halts[game_id] = halt
+            if staged:
+                self._staged.pop(game_id, None)  # dropped, or a download's partial now
             await self._local.end_operation(game_id)
 
     async def _download(self, active: _Active) -> tuple[End, _Outcome | None]:
@@ -484,6 +553,9 @@ class DownloadManager:
         self._choices.forget(game_id)  # this download finds its own sources' conflict, if any
         summary = self._local.library.get(game_id)
         installed_before = summary is not None and summary.installed
+        root = self._root(game_id)
+        if active.staged:
+            root = await asyncio.to_thread(open_staging, root)
         engine = DownloadEngine(
             game_id,
             excluded=self._liars.excluded(game_id),
@@ -494,17 +566,18 @@ class DownloadManager:
         )
         active.run = DownloadRun(
             engine,
-            root=self._root(game_id),
+            root=root,
             network=self._network,
             publish=self._publish,
             reject=self._reject,
             liars=self._liars,
             choices=self._choices,
             prepare=self._prepare,
-            adopt=summary is not None and summary.downloaded,
+            adopt=active.adopt,  # a downloaded game's update goes beside it, into a new folder
             cancel=active.cancel,
             depth=DEFAULT_PIPELINE_DEPTH,
             sharing=self._network.partials,
+            serve_partial=not active.staged,  # the old version is announced and served
         )
         end = await active.run.run()
         if end.conflict is not None:
@@ -514,8 +587,10 @@ class DownloadManager:
         await self._local.refresh_game(game_id)
         if end.ending is not Ending.FINISHED:
             return end, None
-        await self._remember(engine.manifest)
-        return end, _Outcome(version=engine.manifest.version, installed_before=installed_before)
+        if not active.staged:  # a staged version is not in the root (served) until moved in
+            await self._remember(engine.manifest)
+        version = engine.manifest.version
+        return end, _Outcome(version, installed_before=installed_before, staged=active.staged)
 
     async def _remember(self, manifest: GameManifest) -> None:
         """Cache the manifest we just verified, so serving this game costs no hashing."""
@@ -559,6 +634,11 @@ class DownloadManager:
             prepare_game_storage(root, manifest, owned=record)
         finally:
             identify(root, record)  # releases the claims of names never made
+        if is_staged_root(root):  # the old version's unchanged bytes, copied, never moved
+            copied = copy_chunks(game_root_of(root), root, manifest, stopped) - reused
+            fresh.mark_done(copied)
+            fresh.commit_durable(sorted({path for path, _ in copied}))
+            reused |= copied
         return fresh, reused
 
     def _on_availability(self, game_id: str) -> None:
@@ -601,3 +681,4 @@ def _discard(root: Path) -> None:
 class _Outcome:
     version: str | None
     installed_before: bool
+    staged: bool = False

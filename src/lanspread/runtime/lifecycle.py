@@ -28,6 +28,7 @@ from lanspread.core.launching import PlayTime, exit_message
 from lanspread.core.lifecycle import Command, GameState, Refusal
 from lanspread.core.operations import OperationKind
 from lanspread.errors import InvalidGameState, LanspreadError, OperationError
+from lanspread.files.staging import move_in, staged_root, staged_version
 from lanspread.install.archive_errors import CorruptArchive
 from lanspread.install.extract import ProgressCallback, extract, plan_extraction
 from lanspread.install.record import LocalInspection, inspect_local
@@ -52,6 +53,8 @@ log = logging.getLogger(__name__)
 
 GAME_LOG_FOLDER = "game-logs"
 """Where each game's output goes, one file per game, in the state directory."""
+Transaction = Callable[..., InstallResult]
+"""``install_game`` or ``update_game``."""
 
 
 class Lifecycle:
@@ -116,14 +119,15 @@ class Lifecycle:
     def repair(self, game_id: str) -> None:
         """Re-extract an installed game from its archives, keeping the player's files."""
         self.require(game_id, Command.REPAIR)
-        self._start_update(game_id)
+        self._start_update(game_id, staged=False)
 
-    def _start_update(self, game_id: str) -> None:
+    def _start_update(self, game_id: str, *, staged: bool = True) -> None:
         self._local.begin_operation(game_id, OperationKind.UPDATING)
-        self._jobs.spawn(lambda: self.run_install(game_id, update=True))
+        self._jobs.spawn(lambda: self.run_install(game_id, update=True, staged=staged))
 
-    async def run_install(self, game_id: str, *, update: bool) -> None:
-        """Extract the game (its operation is already INSTALLING or UPDATING)."""
+    async def run_install(self, game_id: str, *, update: bool, staged: bool = True) -> None:
+        """Extract the game (its operation is already INSTALLING or UPDATING); with
+        ``staged``, from its verified staged update when there is one."""
 
         async def work() -> Event:
             self._publish(events.InstallBegin(game=game_id, update=update))
@@ -136,10 +140,9 @@ class Lifecycle:
                 loop.call_soon_threadsafe(self._publish, event)
 
             transaction = update_game if update else install_game
+            root = self._root(game_id)
             try:
-                result = await asyncio.to_thread(
-                    transaction, self._root(game_id), self._unpacker, progress=progress
-                )
+                result = await asyncio.to_thread(self._install, transaction, root, progress, staged)
             except CorruptArchive as exc:
                 log.warning("installing %s failed: %s", game_id, exc)
                 sentence = damaged_archive_sentence(exc)
@@ -154,6 +157,16 @@ class Lifecycle:
             work,
             lambda reason: events.InstallFailed(game=game_id, reason=reason),
         )
+
+    def _install(
+        self, transaction: Transaction, root: Path, progress: ProgressCallback, staged: bool
+    ) -> InstallResult:
+        """Install from a verified staged update if there is one, then move it in."""
+        archives = staged_root(root) if staged and staged_version(root) is not None else None
+        result = transaction(root, self._unpacker, progress=progress, archives=archives)
+        if archives is not None:
+            move_in(root)  # the old payload goes only now: the new version is installed
+        return result
 
     async def _operate(
         self,

@@ -160,6 +160,22 @@ class VerifyReply(msgspec.Struct, frozen=True):
     """Files the install record lists (what "all N game files are intact" counts)."""
 
 
+class AdoptReply(msgspec.Struct, frozen=True):
+    """How a found folder compares with the version peers offer (``adopt``)."""
+
+    game: str
+    version: str | None
+    """The version compared against (the newest a ready peer offers)."""
+    adopted: bool
+    """It holds exactly that version's files: a download now fetches only ``version.ini``
+    and records the player's files as the game's (rewritten if ever needed, never
+    deleted)."""
+    differs: tuple[str, ...] = ()
+    """Why not, one line a game file (``path: missing``, ``path: other content`` ...)."""
+    compared_files: int = 0
+    """Game files compared (the sentinel not counted)."""
+
+
 class UninstallPlan(msgspec.Struct, frozen=True):
     """What an uninstall would do (``dry_run``); nothing has been deleted."""
 
@@ -194,8 +210,10 @@ def game_facts(
     halted: DownloadState | None,
     found: bool,
     plan: LaunchPlan | None = None,
+    staged_version: str | None = None,
 ) -> LifecycleFacts:
-    """The lifecycle facts of one game from what the runtime's services report."""
+    """The lifecycle facts of one game from what the runtime's services report
+    (``staged_version``: a verified update staged beside the game, not installed yet)."""
     return lifecycle_facts(
         summary,
         latest=offer.latest_version if offer is not None else None,
@@ -206,6 +224,7 @@ def game_facts(
         discardable=halted is not None and halted.discardable,
         found=found,
         playable=(plan or default_plan(game)).playable,
+        staged_version=staged_version,
     )
 
 
@@ -227,12 +246,14 @@ def game_views(
     plan_of: Callable[[CatalogGame], LaunchPlan] = default_plan,
     damaged: Mapping[str, str] | None = None,
     conflicts: Mapping[str, ContentConflict] | None = None,
+    staged: Mapping[str, str] | None = None,
 ) -> tuple[GameView, ...]:
     partials = partials or {}
     found = found or {}
     halted = halted or {}
     excluded = excluded or {}
     conflicts = conflicts or {}
+    staged = staged or {}
     mine = local.by_id()
     views = []
     for game in sorted(catalog, key=lambda g: g.id):
@@ -250,6 +271,7 @@ def game_views(
             halted=halted.get(game.id),
             found=game.id in found,
             plan=plan,
+            staged_version=staged.get(game.id),
         )
         views.append(
             GameView(

@@ -30,7 +30,9 @@ from lanspread.core.library import LibraryDelta
 from lanspread.core.uploads import PeerRates
 from lanspread.errors import ConfigError, LanspreadError
 from lanspread.platform.disk import free_bytes
+from lanspread.runtime.adoption import adopt
 from lanspread.runtime.commands import (
+    Adopt,
     AnyCommand,
     Cancel,
     ChooseContent,
@@ -388,6 +390,14 @@ class PeerRuntime:
             case Stop(game=game):
                 self.lifecycle.stop_game(game)
                 return OperationStarted(game=game, operation="stopping")
+            case Adopt(game=game):
+                return await adopt(
+                    game,
+                    game_dir=local.game_dir,
+                    lifecycle=self.lifecycle,
+                    network=network,
+                    downloads=self.downloads,
+                )
             case _:
                 assert_never(command)
 
@@ -397,7 +407,9 @@ class PeerRuntime:
             return False
         summary = self.local.library.get(game_id)
         latest, _sources = self.network.sources_for(game_id)
-        downloaded = summary.version if summary is not None else None
+        downloaded = self.downloads.staged_ready.get(game_id) or (
+            summary.version if summary is not None else None
+        )
         if version_sort_key(latest) > version_sort_key(downloaded):
             return False
         self.lifecycle.install(game_id)

@@ -172,7 +172,7 @@ class Seeder:
             game_dir=self._library.game_dir,
             gate_state=GateState(
                 catalog_ids=self._options.catalog.ids,
-                active_operations=frozenset(self._library.operations.snapshot()),
+                active_operations=self._library.operations.root_busy(),
                 withheld=frozenset(self._library.withheld),
             ),
             partials=self._partials,

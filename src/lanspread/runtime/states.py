@@ -46,6 +46,9 @@ class DownloadFacts(Protocol):
     @property
     def conflicts(self) -> Mapping[str, ContentConflict]: ...
 
+    @property
+    def staged_ready(self) -> Mapping[str, str]: ...
+
 
 class _NoDownloads:
     """Before the download manager is attached: nothing stopped, found or excluded."""
@@ -55,6 +58,7 @@ class _NoDownloads:
     found: Mapping[str, FoundGame] = {}
     excluded: Mapping[str, tuple[str, ...]] = {}
     conflicts: Mapping[str, ContentConflict] = {}
+    staged_ready: Mapping[str, str] = {}
 
 
 class GameStates:
@@ -98,6 +102,7 @@ class GameStates:
             halted=self._downloads.halted.get(game_id),
             found=game_id in self._downloads.found,
             plan=self._plan_of(game),
+            staged_version=self._downloads.staged_ready.get(game_id),
         )
 
     def state(self, game_id: str) -> GameState:
@@ -130,4 +135,5 @@ class GameStates:
             self._plan_of,
             self._local.withheld,
             downloads.conflicts,
+            downloads.staged_ready,
         )

@@ -135,6 +135,7 @@ class DownloadRun:
         cancel: asyncio.Event,
         depth: int,
         sharing: PartialSharing | None = None,
+        serve_partial: bool = True,
     ) -> None:
         self._engine = engine
         self._game_id = engine.game_id
@@ -166,6 +167,7 @@ class DownloadRun:
         self._closed = False
         self._backlog: collections.deque[Event] = collections.deque()
         self._sharing = sharing
+        self._serving = serve_partial  # False: an update beside the old version, served instead
         self._swarm = SwarmView()
         self._wire = WireMeter()
 
@@ -340,7 +342,7 @@ class DownloadRun:
 
         def prepared(result: tuple[DownloadJournal, set[ChunkKey]]) -> Event:
             self._journal, done = result
-            if self._sharing is not None:  # what the journal holds is durable: serve it
+            if self._sharing is not None and self._serving:  # durable in the journal: serve it
                 self._sharing.begin(action.manifest, self._journal.bitmap())
             return messages.Prepared(frozenset(done), self._network.known_peers())
 

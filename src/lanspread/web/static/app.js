@@ -47,7 +47,7 @@
   };
   const SECONDARY_ICONS = {
     cancel: "close", discard: "trash", uninstall: "uninstall", remove: "trash",
-    "view-files": "folder", play: "play", install: "install", update: "update", verify: "shield",
+    "view-files": "folder", adopt: "check", play: "play", install: "install", update: "update", verify: "shield",
   };
   const FILTER_TITLES = {
     all: "All games", installed: "Installed", downloadable: "Downloadable", updates: "Updates",
@@ -57,6 +57,9 @@
   const TOAST_MS = 6000;
   // A notice names files: give the player time to read it.
   const NOTICE_TOAST_MS = 12000;
+  // An adopt that found differences names the first few files; the list can be long.
+  const ADOPT_DIFFERS_SHOWN = 4;
+  const ADOPT_TOAST_MS = 15000;
   const NOTICE_KEY = "lanspread.notice";
   // A dropped stream usually comes back within a second (a restart of the page's
   // server): only a longer silence blocks the page with the reconnecting screen.
@@ -804,6 +807,7 @@
   function runSecondary(gameId, action) {
     if (action.id === "view-files") return openFolder(gameId);
     if (action.id === "verify") return runVerify(gameId);
+    if (action.id === "adopt") return runAdopt(gameId);
     if (action.id === "uninstall") return askUninstall(gameId);
     if (!action.command) return undefined;
     if (action.confirm) {
@@ -832,6 +836,25 @@
       row.append(avatar, text, have, el("span", "source-version", source.version_label));
       return row;
     }));
+  }
+
+  // -- adopt a found folder -------------------------------------------------------------------
+
+  // The folder is hashed against the version peers offer; the reply says whether it was
+  // adopted (only version.ini is then fetched) or which files differ.
+  async function runAdopt(gameId) {
+    const reply = await sendCommand("adopt", gameId);
+    if (!reply.ok) return;
+    const result = reply.data;
+    if (result.adopted) {
+      toast(`All ${result.compared_files} game files match ${result.version}: fetching version.ini only.`,
+        "ok", "Adopting your copy");
+      return;
+    }
+    const shown = result.differs.slice(0, ADOPT_DIFFERS_SHOWN).join("; ");
+    const more = result.differs.length > ADOPT_DIFFERS_SHOWN
+      ? `; and ${result.differs.length - ADOPT_DIFFERS_SHOWN} more` : "";
+    toast(`${shown}${more}. Nothing was changed.`, "", `Not the files of ${result.version}`, ADOPT_TOAST_MS);
   }
 
   // -- verify and repair ----------------------------------------------------------------------

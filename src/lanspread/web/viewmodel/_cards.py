@@ -387,6 +387,8 @@ def _idle_actions(facts: GameFacts, allowed: set[Command]) -> list[SecondaryActi
         )
     if Command.VERIFY in allowed:
         actions.append(SecondaryAction("verify", "Verify files", "verify"))
+    if Command.ADOPT in allowed:
+        actions.append(SecondaryAction("adopt", "Adopt as a local copy", "adopt"))
     return actions
 
 
