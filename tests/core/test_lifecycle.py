@@ -158,9 +158,9 @@ def test_every_state_and_command_pair(state: GameState, command: Command) -> Non
 
 
 def test_the_table_has_every_pair_and_nothing_else() -> None:
-    """One cell per state and command: 21 states by 10 commands, in column order."""
+    """One cell per state and command: 21 states by 11 commands, in column order."""
     assert set(TRANSITIONS) == set(itertools.product(GameState, Command))
-    assert len(TRANSITIONS) == len(GameState) * len(Command) == 21 * 10
+    assert len(TRANSITIONS) == len(GameState) * len(Command) == 21 * 11
     assert set(COLUMNS) == set(Command)
 
 

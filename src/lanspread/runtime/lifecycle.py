@@ -146,7 +146,10 @@ class Lifecycle:
             except CorruptArchive as exc:
                 log.warning("installing %s failed: %s", game_id, exc)
                 sentence = damaged_archive_sentence(exc)
-                self._local.withheld[game_id] = sentence
+                # A damaged staged update leaves the old payload as it was: still served.
+                staged_from = await asyncio.to_thread(staged_version, root) if staged else None
+                if staged_from is None:
+                    self._local.withheld[game_id] = sentence
                 raise OperationError(sentence) from exc
             self._local.withheld.pop(game_id, None)
             return _finished(game_id, result)
