@@ -9,7 +9,7 @@ One :class:`PartialSharing` per peer, owned by the network, holds both sides of
   journal is created or loaded (the library summary of the game becomes
   ``PARTIAL`` with the committed bitfield), :meth:`durable` after each journal
   commit (the provider serves those chunks at once; the batcher sends them as
-  have deltas, one per game a second, and refreshes the library summary now and
+  have deltas, one per game every HAVE_INTERVAL, and refreshes the library summary now and
   then), :meth:`end` the moment the download stops for any reason (the provider
   answers ``None`` from then on; the caller rescans the game so the summary loses
   its partial). One loop timer, armed at the batcher's next deadline, sends.

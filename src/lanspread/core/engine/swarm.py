@@ -51,9 +51,10 @@ from lanspread.core.planning import ChunkKey, ChunkTask
 
 # A complete source that steered a chunk away (``ChunkFault.STEERED``: other peers
 # hold it or are getting it) is not asked for it again for this long: enough for the
-# partial holders to serve it or for their announcements to arrive (a have interval
-# is one second), short enough that a chunk whose holders fail or leave comes back to
-# the seeder soon; the seeder serves it after a few steers anyway.
+# partial holders to serve it or for their announcements to arrive (a journal commit
+# a second, then a have interval of a quarter second), short enough that a chunk
+# whose holders fail or leave comes back to the seeder soon; the seeder serves it
+# after a few steers anyway.
 STEER_BACKOFF = 2.0
 
 # Steers taken from one complete source for one chunk before its next one counts as a
