@@ -274,13 +274,18 @@ class Swarm:
                 self.pending.discard(key)
                 self.done.add(key)
 
-    def add_source(self, name: str, paths: frozenset[str], has: frozenset[ChunkKey] | None) -> None:
+    def add_source(self, name: str, paths: frozenset[str], has: frozenset[ChunkKey] | None) -> bool:
+        """Add or update a source; True when a partial source turned complete (it finished
+        its own download): its connection was opened with a partial ticket, which its
+        server no longer honours, so the caller reopens it (a complete ticket next)."""
         existing = self.sources.get(name)
+        turned = existing is not None and existing.has is not None and has is None
         if existing is None:
             self.sources[name] = Source(name, paths, has)
         else:
             existing.paths, existing.has = paths, has
         self.reorder()
+        return turned
 
     def withdraw(self, source: Source, key: ChunkKey, now: float) -> bool:
         """``source`` sent us elsewhere for ``key``, uncounted: a partial source does not
