@@ -14,6 +14,13 @@ from lanspread.core.steering import (
 GAME = "quake3"
 
 
+def busy_rule() -> SteeringRule:
+    """A rule whose server is sending another game's chunk: its link is not idle."""
+    rule = SteeringRule()
+    rule.sending("delta", "unreal", 0, 0.0)
+    return rule
+
+
 def test_a_chunk_only_this_server_can_give_is_served() -> None:
     """Nobody else holds it, sends it or was sent it: served, however often asked."""
     rule = SteeringRule()
@@ -24,7 +31,7 @@ def test_a_chunk_only_this_server_can_give_is_served() -> None:
 def test_a_chunk_another_peer_announced_is_steered_away() -> None:
     """Another peer holds the chunk (the book says so): steered; the asker's own
     announcement does not count."""
-    rule = SteeringRule()
+    rule = busy_rule()
     assert rule.ask("alpha", GAME, 3, 10.0, holders={"bravo"}) is True
     assert rule.ask("alpha", GAME, 4, 10.0, holders={"alpha"}) is False
 
@@ -33,7 +40,7 @@ def test_after_max_steers_the_asker_is_served_whatever_others_hold() -> None:
     """The same peer is steered away from the same chunk at most MAX_STEERS times, so a
     peer whose other sources never deliver does not starve; another chunk or another
     peer has its own count."""
-    rule = SteeringRule()
+    rule = busy_rule()
     answers = [rule.ask("alpha", GAME, 3, 10.0 + i, holders={"bravo"}) for i in range(5)]
     assert answers == [True] * MAX_STEERS + [False] * (5 - MAX_STEERS)
     assert rule.ask("alpha", GAME, 4, 20.0, holders={"bravo"}) is True
@@ -90,7 +97,7 @@ def test_memory_is_bounded_by_count_and_by_age() -> None:
 def test_an_expired_steer_count_starts_over() -> None:
     """Refusal counts older than STEER_MEMORY_SECONDS are forgotten: the asker may be
     steered away again later in a long download."""
-    rule = SteeringRule()
+    rule = busy_rule()
     for i in range(MAX_STEERS):
         assert rule.ask("alpha", GAME, 3, 10.0 + i, holders={"bravo"}) is True
     later = 10.0 + MAX_STEERS + STEER_MEMORY_SECONDS
@@ -124,11 +131,11 @@ def test_an_idle_link_serves_what_others_hold() -> None:
     assert rule.ask("alpha", GAME, 4, idle + 1.0, holders={"bravo"}) is True
 
 
-def test_a_server_that_sent_nothing_yet_is_not_idle() -> None:
-    """At the start every downloader asks at once: a chunk another peer holds is steered
-    even though no send ran before."""
+def test_a_server_that_sent_nothing_yet_is_idle() -> None:
+    """A peer that just finished its own copy has sent nothing as a complete source: it
+    serves a straggler's chunk that others hold rather than steering it for seconds."""
     rule = SteeringRule()
-    assert rule.ask("alpha", GAME, 3, 100.0, holders={"bravo"}) is True
+    assert rule.ask("alpha", GAME, 3, 100.0, holders={"bravo"}) is False
 
 
 def test_an_abandoned_last_send_leaves_the_link_idle() -> None:

@@ -24,8 +24,9 @@ can give is always served, and one that others hold but somehow never reach the
 asker is served after a few refusals. The idle rule is what a swarm's end needs:
 once every chunk left this server, nobody asks it for a new one, and the last
 downloaders' last chunks come sooner from an idle link than from peers busy
-serving each other. A server that has sent nothing yet is not idle in this sense:
-at the start every downloader asks at once. The data server answers a steered
+serving each other. A server that has sent nothing yet is idle too: a downloader
+that just finished its copy serves the stragglers at once (at a swarm's start
+nobody holds a chunk, so there is nothing to steer anyway). The data server answers a steered
 request with a refusal status; the downloader's engine then leaves that chunk off
 this source for a short back-off (``core.engine.swarm.STEER_BACKOFF``).
 
@@ -45,6 +46,7 @@ the oldest going first, and expire with time.
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from collections.abc import Collection
 from typing import Final
@@ -101,8 +103,8 @@ class SteeringRule:
         """(chunk, peer) -> when its last full send ended, oldest first."""
         self._steered: OrderedDict[tuple[_Chunk, str], tuple[int, float]] = OrderedDict()
         """(chunk, peer) -> (refusals, when the last one was), oldest first."""
-        self._idle_since: float | None = None
-        """When the last send ended with none left running; ``None``: busy, or none yet."""
+        self._idle_since: float | None = -math.inf
+        """When the last send ended with none left running (-inf: none yet); ``None``: busy."""
 
     def ask(
         self, asker: str, game_id: str, index: int, now: float, holders: Collection[str]
@@ -158,7 +160,7 @@ class SteeringRule:
         return any(sent == chunk and peer != asker for (sent, peer) in self._recent)
 
     def _idle(self, now: float) -> bool:
-        """No send running for :data:`IDLE_SERVE_SECONDS` (after at least one)."""
+        """No send running for :data:`IDLE_SERVE_SECONDS` (or none ever)."""
         return self._idle_since is not None and now - self._idle_since >= IDLE_SERVE_SECONDS
 
     def _end(self, peer: str, chunk: _Chunk, now: float) -> None:
