@@ -1,7 +1,7 @@
 """Fan-out benchmark: one seeder, N downloaders on shaped links, measured against the swarm ideal.
 
 Usage (root, iproute2 with ``tc``): ``.venv/bin/python bench/fanout.py [--peers 4]
-[--size-mib 200] [--rate-mbit 100] [--late-joiner | --kill] [--at 0.5]``
+[--size-mib 200] [--rate-mbit 100] [--late-joiner | --kill] [--at 0.5] [--chunk-mib 16]``
 
 Every peer is a real ``lanspread peer-cli`` process in its own network namespace
 on one bridge (``tests/support/netns.py``): ``seed`` holds a generated catalog game
@@ -25,6 +25,9 @@ of the bytes each peer served (the ``bytes_served`` upload counter of its status
 reply); per peer the CPU time it used meanwhile (utime + stime from ``/proc``) and
 what its link carried each way (the bridge port's byte counters); and how busy
 the whole machine was, other people's work included.
+
+``--chunk-mib``: every peer hashes at this chunk size instead of the one the
+game's size calls for (``core.manifest.chunk_size_for``): to compare chunk sizes.
 
 ``--late-joiner``: one of the N downloaders gets its ``download`` command only when
 the others are ``--at`` of the way (the mean of what their links carried over the
@@ -60,6 +63,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from lanspread.core.manifest import MAX_CHUNK_SIZE, MIN_CHUNK_SIZE, chunk_size_for
 from lanspread.seeding.manifests import ManifestCache
 
 # The namespace harness and the game generator live with the tests; make the
@@ -142,6 +146,8 @@ class Config:
     at: float
     workdir: Path
     verify: bool
+    chunk_size: int | None = None
+    """Pinned on every peer; ``None``: the one the game's size calls for."""
 
     @property
     def downloaders(self) -> list[str]:
@@ -295,7 +301,16 @@ def parse_config(argv: Sequence[str] | None = None) -> Config:
     parser.add_argument(
         "--no-verify", action="store_true", help="skip the SHA-256 check of every copy"
     )
+    parser.add_argument(
+        "--chunk-mib", type=int, help="pin every peer's chunk size (default: by the game's size)"
+    )
     args = parser.parse_args(argv)
+    chunk_size = None if args.chunk_mib is None else args.chunk_mib * MiB
+    if chunk_size is not None and not MIN_CHUNK_SIZE <= chunk_size <= MAX_CHUNK_SIZE:
+        parser.error(
+            f"--chunk-mib must be {MIN_CHUNK_SIZE // MiB} to {MAX_CHUNK_SIZE // MiB},"
+            f" not {args.chunk_mib}"
+        )
     if not 1 <= args.peers <= MAX_PEERS:
         parser.error(f"--peers must be 1 to {MAX_PEERS}, not {args.peers}")
     if (args.late_joiner or args.kill) and args.peers < 2:
@@ -317,6 +332,7 @@ def parse_config(argv: Sequence[str] | None = None) -> Config:
         at=args.at,
         workdir=Path(args.workdir),
         verify=not args.no_verify,
+        chunk_size=chunk_size,
     )
 
 
@@ -449,7 +465,9 @@ def _ready_here(event: Event) -> bool:
     )
 
 
-async def spawn(net: Network, host: Host, folder: Path, catalog: Path) -> Peer:
+async def spawn(
+    net: Network, host: Host, folder: Path, catalog: Path, chunk_size: int | None
+) -> Peer:
     game_dir, state_dir = folder / "games", folder / "state"
     game_dir.mkdir(parents=True, exist_ok=True)
     argv = peer_cli_argv(
@@ -460,6 +478,7 @@ async def spawn(net: Network, host: Host, folder: Path, catalog: Path) -> Peer:
         listen=f"{host.address}:0",
         mdns_interfaces=[host.address],
         install_policy="manual",  # installing is not part of the fan-out
+        chunk_size=chunk_size,
     )
     process = await net.spawn(host, argv, name=host.name)
     return Peer(host.name, host, process, game_dir, state_dir)
@@ -475,11 +494,12 @@ async def poll(check: Callable[[], Awaitable[bool]], *, timeout: float, what: st
         raise RuntimeError(f"timed out after {timeout:g}s waiting until {what}") from None
 
 
-async def ready_to_fetch(seeder: Peer, downloaders: Sequence[Peer]) -> None:
+async def ready_to_fetch(seeder: Peer, downloaders: Sequence[Peer], chunk_size: int | None) -> None:
     """The seeder has hashed the game; every downloader knows every peer and sees the offer."""
 
     async def hashed() -> bool:
-        found = ManifestCache(seeder.state_dir).lookup(seeder.game_dir, GAME)
+        cache = ManifestCache(seeder.state_dir, chunk_size=chunk_size)
+        found = cache.lookup(seeder.game_dir, GAME)
         return found is not None and found.version == VERSION
 
     await poll(hashed, timeout=HASH_TIMEOUT, what="the seeder has hashed the game")
@@ -601,11 +621,12 @@ async def run_swarm(
                     net.host(name),
                     seeder_folder if name == SEEDER else run_dir / name,
                     catalog,
+                    config.chunk_size,
                 )
                 for name in names
             ]
             await asyncio.gather(*(peer.started() for peer in peers))
-            await ready_to_fetch(peers[0], peers[1:])
+            await ready_to_fetch(peers[0], peers[1:], config.chunk_size)
             links = Links(net)
             try:
                 return await Run(config, scenario, net, links, peers, label).timed()
@@ -875,10 +896,12 @@ async def bench(config: Config) -> None:
         game = fanout_game(config.size_bytes)
         await asyncio.to_thread(write_game, seeder_folder / "games", game)
         parts = len(game.archives)
+        chunk = config.chunk_size or chunk_size_for(game.size_bytes)
         print(
             f"fan-out: 1 seeder -> {config.peers} downloaders, game {mib(game.size_bytes)} MiB"
             f" in {parts} archive{'s' if parts > 1 else ''}, every link"
-            f" {config.rate_bps / 1e6:g} Mbit/s each way (tbf), scenario {config.scenario.value}"
+            f" {config.rate_bps / 1e6:g} Mbit/s each way (tbf), scenario {config.scenario.value},"
+            f" chunks of {mib(chunk)} MiB{' (pinned)' if config.chunk_size else ''}"
         )
         if config.scenario is Scenario.KILL:
             baseline = await run_swarm(config, Scenario.PLAIN, work, seeder_folder, "no kill")

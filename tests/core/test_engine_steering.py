@@ -121,3 +121,35 @@ def test_an_open_source_in_a_back_off_does_not_hold_the_others_back() -> None:
     actions = drive(ChunkVerified("bravo", third))
     assert fetched(actions) == {"bravo": [charlie_key]}
     assert of(End, drive.log) == []
+
+
+def test_a_partial_source_that_turns_complete_is_reconnected() -> None:
+    """A partial source that finished its own download is offered again as complete: its
+    open connection (a partial ticket, refused from now on) is closed, its chunk in
+    flight waits again, and the next connection asks it for any chunk, uncounted."""
+    drive = Drive(depth=1)
+    drive.to_fetching(chunks(4), ("bravo",))
+    key = ("a.eti", 3 * C)
+    drive(SourceOffered("charlie", frozenset({"a.eti"}), has=frozenset({key})))
+    actions = drive(ConnectionOpened("charlie"))
+    assert fetched(actions) == {"charlie": [key]}
+    actions = drive(SourceOffered("charlie", frozenset({"a.eti"})))
+    assert of(CloseConnection, actions) == [CloseConnection("charlie")]
+    actions = drive(ConnectionClosed("charlie"))
+    assert of(Connect, actions) == [Connect("charlie")]
+    assert drive.engine.swarm.attempts.get(key) is None
+    assert len(fetched(drive(ConnectionOpened("charlie")))["charlie"]) == 1
+
+
+def test_a_complete_source_offered_again_keeps_its_connection() -> None:
+    """Offering a complete source again (a rejoin) or a partial one with more chunks
+    closes nothing."""
+    drive = Drive(depth=1)
+    drive.to_fetching(chunks(4), ("bravo",))
+    assert of(CloseConnection, drive(SourceOffered("bravo", frozenset({"a.eti"})))) == []
+    drive(SourceOffered("charlie", frozenset({"a.eti"}), has=frozenset({("a.eti", 0)})))
+    drive(ConnectionOpened("charlie"))
+    more = frozenset({("a.eti", 0), ("a.eti", C)})
+    assert (
+        of(CloseConnection, drive(SourceOffered("charlie", frozenset({"a.eti"}), has=more))) == []
+    )

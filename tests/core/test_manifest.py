@@ -24,11 +24,13 @@ from lanspread.core.manifest import (
     MAX_MANIFEST_ENCODED_SIZE,
     MAX_PATH_BYTES,
     MIN_CHUNK_SIZE,
+    TARGET_CHUNKS,
     ChunkDigest,
     FileManifest,
     GameManifest,
     ManifestError,
     check_relative_path,
+    chunk_size_for,
     chunk_spans,
     decode_manifest,
     encode_manifest,
@@ -39,6 +41,7 @@ from lanspread.core.manifest import (
 from lanspread.errors import ProtocolError
 
 CHUNK = MIN_CHUNK_SIZE
+MIB = 1024 * 1024
 WHERE = "manifest of 'quake3'"
 
 
@@ -128,6 +131,61 @@ def test_chunk_size_bounds_are_ordered_and_hold_the_sentinel() -> None:
     """The default lies within bounds and the sentinel always fits one chunk."""
     assert MIN_CHUNK_SIZE <= DEFAULT_CHUNK_SIZE <= MAX_CHUNK_SIZE
     assert MAX_VERSION_FILE_SIZE <= MIN_CHUNK_SIZE
+
+
+@pytest.mark.parametrize(
+    ("total", "expected"),
+    [
+        (0, MIB),
+        (47 * MIB, MIB),
+        (128 * MIB - 1, MIB),
+        (128 * MIB, 2 * MIB),
+        (200 * MIB, 2 * MIB),
+        (256 * MIB, 4 * MIB),
+        (1024 * MIB, 16 * MIB),
+        (100 * 1024 * MIB, 16 * MIB),
+    ],
+)
+def test_chunk_size_for_cuts_a_payload_into_the_target_count(total: int, expected: int) -> None:
+    """A 200 MiB game gets 2 MiB chunks (100 of them), a 1 GiB one 16 MiB; never below
+    1 MiB, never above the default."""
+    assert chunk_size_for(total) == expected
+
+
+def test_chunk_size_for_never_exceeds_the_largest_given() -> None:
+    """A cache pinned small (the demo's 1 MiB) keeps its size for a large game too."""
+    assert chunk_size_for(1024 * MIB, MIN_CHUNK_SIZE) == MIN_CHUNK_SIZE
+    assert chunk_size_for(1024 * MIB, 4 * MIB) == 4 * MIB
+
+
+@given(st.integers(min_value=0, max_value=2**42))
+def test_chunk_size_for_is_the_largest_power_of_two_meeting_the_target(total: int) -> None:
+    """A power of two within bounds; at least TARGET_CHUNKS chunks unless at the minimum,
+    and twice the size would either miss the target or pass the default."""
+    size = chunk_size_for(total)
+    assert MIN_CHUNK_SIZE <= size <= DEFAULT_CHUNK_SIZE
+    assert size & (size - 1) == 0
+    assert size == MIN_CHUNK_SIZE or total >= size * TARGET_CHUNKS
+    assert size == DEFAULT_CHUNK_SIZE or total < 2 * size * TARGET_CHUNKS
+
+
+@pytest.mark.parametrize(
+    ("total", "largest", "message"),
+    [
+        (-1, DEFAULT_CHUNK_SIZE, "cannot choose a chunk size for -1 bytes"),
+        (
+            0,
+            MIN_CHUNK_SIZE - 1,
+            f"the largest chunk size must be between {MIN_CHUNK_SIZE} and {MAX_CHUNK_SIZE},"
+            f" got {MIN_CHUNK_SIZE - 1}",
+        ),
+    ],
+)
+def test_chunk_size_for_rejects_nonsense(total: int, largest: int, message: str) -> None:
+    """A negative size or a largest chunk outside the manifest bounds is a programming error."""
+    with pytest.raises(ValueError, match="chunk size") as caught:
+        chunk_size_for(total, largest)
+    assert str(caught.value) == message
 
 
 # --- validation ---------------------------------------------------------------------

@@ -19,6 +19,7 @@ from lanspread.core.manifest import (
     DEFAULT_CHUNK_SIZE,
     MAX_FILES_PER_GAME,
     MIN_CHUNK_SIZE,
+    TARGET_CHUNKS,
     ChunkDigest,
     FileManifest,
     GameManifest,
@@ -93,6 +94,34 @@ def test_chunk_size_that_is_not_a_block_multiple(game_root: Path) -> None:
 def test_default_chunk_size_is_used_when_not_given(game_root: Path) -> None:
     """Without a chunk size the manifest uses DEFAULT_CHUNK_SIZE."""
     assert hash_game_payload(game_root, "quake3", "1.0").chunk_size == DEFAULT_CHUNK_SIZE
+
+
+def sparse_payload(game_root: Path, size: int) -> None:
+    """A ``size``-byte archive of zeros that takes no disk space."""
+    with open(game_root / "big.eti", "wb") as archive:
+        archive.truncate(size)
+
+
+def test_no_chunk_size_means_the_one_the_payload_size_calls_for(game_root: Path) -> None:
+    """``None`` hashes at chunk_size_for of the payload: 2 MiB once it holds
+    TARGET_CHUNKS chunks of 2 MiB, as every peer computing it from the same files."""
+    sparse_payload(game_root, TARGET_CHUNKS * 2 * C)
+    manifest = hash_game_payload(game_root, "quake3", "1.0", None)
+    assert manifest.chunk_size == 2 * C
+    assert manifest.by_path()["big.eti"].chunks[1].offset == 2 * C
+    validate_manifest(manifest)
+
+
+def test_payload_that_changes_size_class_while_hashed_is_a_storage_error(
+    game_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When the files hashed no longer call for the chunk size their sizes called for
+    before (one grew in between), the manifest is refused rather than published."""
+    sparse_payload(game_root, TARGET_CHUNKS * 2 * C)
+    monkeypatch.setattr(hashing, "_payload_bytes", lambda root, paths: 0)
+    with pytest.raises(StorageError) as caught:
+        hash_game_payload(game_root, "quake3", "1.0", None)
+    assert str(caught.value) == f"the payload of {game_root} changed size while it was hashed"
 
 
 def test_reserved_root_names_are_not_payload(game_root: Path) -> None:

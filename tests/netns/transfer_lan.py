@@ -87,7 +87,9 @@ INSTALL_ENDINGS = frozenset({"install-finished", "install-failed"})
 
 KiB = 1024
 MiB = 1024 * KiB
-# The chunk size every peer-cli uses (core/manifest.py DEFAULT_CHUNK_SIZE).
+# The chunk size every peer-cli here pins (--chunk-size): the scenarios count and
+# place chunks of openttd's 47 MiB at 16 MiB (DEFAULT_CHUNK_SIZE), where a game's
+# size alone would cut it into 1 MiB chunks (core.manifest.chunk_size_for).
 CHUNK = 16 * MiB
 
 # The start program of quake3: it blocks reading a FIFO the test makes in local/
@@ -277,7 +279,7 @@ class Peer:
         """Wait until this peer's server would answer ``GetGame`` for ``game`` (hashed)."""
 
         def hashed() -> bool:
-            found = ManifestCache(self.state_dir).lookup(self.game_dir, game.id)
+            found = ManifestCache(self.state_dir, chunk_size=CHUNK).lookup(self.game_dir, game.id)
             return found is not None and found.version == game.version
 
         await wait_until(
@@ -350,6 +352,7 @@ class Lan:
             state_dir=state_dir,
             catalog=self.catalog,
             install_policy=install_policy,
+            chunk_size=CHUNK,
         )
         process = await self.network.spawn(host, argv, name=peer_name)
         peer = Peer(peer_name, host, process, game_dir, state_dir)

@@ -13,7 +13,13 @@ from lanspread.core.manifest import (
     manifest_digest,
 )
 from lanspread.core.partial import HaveDelta, partial_summary
-from lanspread.runtime.swarming import PartialSharing, SwarmView
+from lanspread.runtime.swarming import (
+    JOIN_ATTEMPTS,
+    JOIN_RETRY_SECONDS,
+    PartialSharing,
+    SwarmView,
+    join_complete,
+)
 
 CS = MIN_CHUNK_SIZE
 PEER = "p" * 64
@@ -138,3 +144,50 @@ def test_a_complete_peer_joins_once_its_manifest_is_the_agreed_one() -> None:
     assert view.new_complete([late]) == [late]
     assert view.complete_joined(late, ManifestUnavailable("timed out")) is None
     assert view.new_complete([late]) == [late]
+
+
+class Describer:
+    """A peer that answers "busy" ``busy`` times, then with ``manifest``; sleeps recorded."""
+
+    def __init__(self, busy: int, manifest: GameManifest) -> None:
+        self.busy = busy
+        self.manifest = manifest
+        self.asked = 0
+        self.slept: list[float] = []
+
+    async def describe(self, peer: str) -> GameManifest | ManifestUnavailable:
+        self.asked += 1
+        if self.asked <= self.busy:
+            return ManifestUnavailable(f"{peer} is busy here; retry later")
+        return self.manifest
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+
+
+async def test_a_peer_that_just_finished_is_asked_again_until_it_describes_the_game() -> None:
+    """A peer offering the game while still taking its own copy in answers "busy": it is
+    asked again every JOIN_RETRY_SECONDS and joins as a complete source once it answers."""
+    view = SwarmView()
+    view.start(MANIFEST, ["seeder"])
+    assert view.new_complete([PEER]) == [PEER]
+    peer = Describer(busy=3, manifest=MANIFEST)
+    offer = await join_complete(view, PEER, peer.describe, peer.sleep)
+    assert offer == SourceOffered(PEER, PATHS)
+    assert peer.asked == 4
+    assert peer.slept == [JOIN_RETRY_SECONDS] * 3
+
+
+async def test_a_peer_that_never_describes_the_game_is_given_up_after_the_attempts() -> None:
+    """After JOIN_ATTEMPTS answers without a manifest the peer is left until the next
+    change of availability (it may be asked again then); another manifest is no source."""
+    view = SwarmView()
+    view.start(MANIFEST, ["seeder"])
+    view.new_complete([PEER, OTHER])
+    silent = Describer(busy=JOIN_ATTEMPTS, manifest=MANIFEST)
+    assert await join_complete(view, PEER, silent.describe, silent.sleep) is None
+    assert silent.asked == JOIN_ATTEMPTS
+    assert view.new_complete([PEER]) == [PEER]
+    other = Describer(busy=0, manifest=manifest_of(salt=1))
+    assert await join_complete(view, OTHER, other.describe, other.sleep) is None
+    assert other.slept == []

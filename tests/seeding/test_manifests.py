@@ -53,8 +53,10 @@ def cache(tmp_path: Path) -> ManifestCache:
     return ManifestCache(tmp_path / "state", chunk_size=MIN_CHUNK_SIZE)
 
 
-def manifest_of(game_dir: Path, game_id: str = GAME) -> GameManifest:
-    return hash_game_payload(game_dir / game_id, game_id, "1.0", MIN_CHUNK_SIZE)
+def manifest_of(
+    game_dir: Path, game_id: str = GAME, chunk_size: int = MIN_CHUNK_SIZE
+) -> GameManifest:
+    return hash_game_payload(game_dir / game_id, game_id, "1.0", chunk_size)
 
 
 # --- the cache ------------------------------------------------------------------------------
@@ -154,6 +156,22 @@ def test_store_refuses_another_chunk_size(tmp_path: Path, game_dir: Path) -> Non
     """A manifest at another chunk size than the cache's is not cached (peers would disagree)."""
     other = ManifestCache(tmp_path / "state", chunk_size=2 * MIN_CHUNK_SIZE)
     assert not other.store(game_dir, manifest_of(game_dir))
+
+
+def test_cache_without_a_chunk_size_takes_what_the_payload_size_calls_for(
+    tmp_path: Path, game_dir: Path
+) -> None:
+    """A cache that pins no chunk size (every peer's) stores manifests at the game's own
+    size, refuses others, and keys its entries apart from a pinned cache's."""
+    auto = ManifestCache(tmp_path / "auto")
+    assert auto.chunk_size is None
+    assert not auto.store(game_dir, manifest_of(game_dir, chunk_size=2 * MIN_CHUNK_SIZE))
+    assert auto.store(game_dir, hash_game_payload(game_dir / GAME, GAME, "1.0", None))
+    found = auto.lookup(game_dir, GAME)
+    assert found is not None
+    assert found.chunk_size == MIN_CHUNK_SIZE
+    pinned = payload_fingerprint(game_dir / GAME, MIN_CHUNK_SIZE)
+    assert payload_fingerprint(game_dir / GAME, None) not in (None, pinned)
 
 
 def test_forget_and_bad_ids(cache: ManifestCache, game_dir: Path) -> None:

@@ -54,8 +54,10 @@ async def test_a_chunk_another_peer_holds_is_steered_then_served(
 ) -> None:
     """Chunk 0, held by alpha, is answered ELSEWHERE MAX_STEERS times (nothing sent, the
     connection usable), then served byte exact; chunk 1, held by nobody else, is served
-    at once, and a range that is not one whole chunk is never steered."""
+    at once, and a range that is not one whole chunk is never steered. (A send of another
+    game keeps the server's link busy: an idle one serves whatever is asked.)"""
     swarm, server, complete = seeder
+    server.steering_rule.sending("d" * 64, "unreal", 0, 0.0)
     ticket = await answer_ticket_request(
         server,
         PEER,

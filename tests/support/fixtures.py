@@ -209,8 +209,10 @@ def peer_cli_argv(
     log_level: str = "info",
     install_policy: str | None = None,
     party: str | None = None,
+    chunk_size: int | None = None,
 ) -> list[str]:
-    """argv of ``lanspread peer-cli`` run by the interpreter running the tests."""
+    """argv of ``lanspread peer-cli`` run by the interpreter running the tests;
+    ``chunk_size`` pins the manifests' chunk size (else a game's size sets it)."""
     argv = [
         sys.executable,
         "-m",
@@ -235,6 +237,8 @@ def peer_cli_argv(
         argv += ["--install-policy", install_policy]
     if party is not None:
         argv += ["--party", party]
+    if chunk_size is not None:
+        argv += ["--chunk-size", str(chunk_size)]
     return argv
 
 

@@ -24,7 +24,7 @@ import msgspec
 
 from lanspread.cli.paths import default_state_dir
 from lanspread.core.catalog import is_valid_game_id
-from lanspread.core.manifest import DEFAULT_CHUNK_SIZE, manifest_digest
+from lanspread.core.manifest import manifest_digest
 from lanspread.core.party import (
     Pin,
     check_catalog,
@@ -57,8 +57,8 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     pin.add_argument(
         "--from", dest="game_root", required=True, type=Path, help="the reference copy's folder"
     )
-    # Every peer hashes at the default chunk size; tests of small games pin smaller.
-    pin.add_argument("--chunk-size", type=int, default=DEFAULT_CHUNK_SIZE, help=argparse.SUPPRESS)
+    # Every peer hashes at the chunk size the game's size calls for; tests pin one.
+    pin.add_argument("--chunk-size", type=int, default=None, help=argparse.SUPPRESS)
     _state_dir_option(pin)
     sign = catalog_sub.add_parser("sign", help="sign the pins as the next catalog serial")
     _state_dir_option(sign)
@@ -97,7 +97,7 @@ def _run(args: argparse.Namespace, state_dir: Path) -> list[str]:
     return sign(state_dir)
 
 
-def pin_game(state_dir: Path, game_id: str, game_root: Path, chunk_size: int) -> list[str]:
+def pin_game(state_dir: Path, game_id: str, game_root: Path, chunk_size: int | None) -> list[str]:
     """Hash ``game_root`` as ``game_id`` and record its version's manifest digest."""
     if not is_valid_game_id(game_id):
         raise ConfigError(f"{game_id!r} is not a valid game id")

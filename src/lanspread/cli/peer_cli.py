@@ -44,6 +44,7 @@ from lanspread.cli.logs import (
 )
 from lanspread.cli.organizer import resolve_party_code
 from lanspread.cli.paths import default_log_dir
+from lanspread.core.manifest import MAX_CHUNK_SIZE, MIN_CHUNK_SIZE
 from lanspread.core.uploads import MAX_LIMIT, MIN_LIMIT, check_limit
 from lanspread.demo import DemoPeer, with_demo_games
 from lanspread.errors import (
@@ -298,6 +299,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="also start the local Demo peer with a few small games (see the demo-started event)",
     )
     add_upload_arguments(parser)
+    # Every peer hashes at the chunk size a game's size calls for; scenarios whose
+    # expectations count chunks of a fixed size pin one (every peer the same).
+    parser.add_argument("--chunk-size", type=_chunk_size, default=None, help=argparse.SUPPRESS)
+
+
+def _chunk_size(text: str) -> int:
+    value = int(text)
+    if not MIN_CHUNK_SIZE <= value <= MAX_CHUNK_SIZE:
+        raise argparse.ArgumentTypeError(
+            f"--chunk-size must be between {MIN_CHUNK_SIZE} and {MAX_CHUNK_SIZE} bytes"
+        )
+    return value
 
 
 def add_upload_arguments(parser: argparse.ArgumentParser, *, default: object = None) -> None:
@@ -361,6 +374,7 @@ def options_from_args(args: argparse.Namespace) -> RuntimeOptions:
         listen_port=port,
         mdns_interfaces=interfaces,
         install_policy=InstallPolicy(args.install_policy),
+        chunk_size=args.chunk_size,
     )
 
 

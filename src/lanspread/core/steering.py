@@ -17,9 +17,16 @@ fully in the last :data:`RECENT_SEND_SECONDS`. When a peer asks for a chunk,
   (its announcement is on the way),
 
 and the asker was not steered away from that chunk :data:`MAX_STEERS` times
-already. The last rule is what keeps anybody from starving: a chunk only this
-server can give is always served, and one that others hold but somehow never
-reach the asker is served after a few refusals. The data server answers a steered
+already, and this server's link is busy: a send runs (or waits for its upload
+turn), or the last one ended less than :data:`IDLE_SERVE_SECONDS` ago. The
+steer-count rule is what keeps anybody from starving: a chunk only this server
+can give is always served, and one that others hold but somehow never reach the
+asker is served after a few refusals. The idle rule is what a swarm's end needs:
+once every chunk left this server, nobody asks it for a new one, and the last
+downloaders' last chunks come sooner from an idle link than from peers busy
+serving each other. A server that has sent nothing yet is idle too: a downloader
+that just finished its copy serves the stragglers at once (at a swarm's start
+nobody holds a chunk, so there is nothing to steer anyway). The data server answers a steered
 request with a refusal status; the downloader's engine then leaves that chunk off
 this source for a short back-off (``core.engine.swarm.STEER_BACKOFF``).
 
@@ -39,6 +46,7 @@ the oldest going first, and expire with time.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Collection
 from typing import Final
 
@@ -53,6 +61,12 @@ RECENT_SEND_SECONDS: Final = 5.0
 # at 10 Mbit/s (one eighth of a 100 Mbit/s link split eight ways) takes 3.4 s. A send
 # older than this may be stuck behind a stalled receiver; asking peers are served.
 PROGRESS_SECONDS: Final = 10.0
+
+# A link with no send running for this long serves what others hold too. Mid-swarm a
+# downloader asks for its next chunk within a round trip of the last one's end, so a
+# seeder busy handing out new chunks is never idle this long; at the end nobody asks
+# for a new chunk, and a few tenths of a second of 100 Mbit/s are a chunk's worth.
+IDLE_SERVE_SECONDS: Final = 0.5
 
 # The same peer is steered away from the same chunk at most this often: then it is
 # served, whatever others hold (its other sources may be unreachable from it).
@@ -90,6 +104,8 @@ class SteeringRule:
             max_records
         )
         """(chunk, peer) -> (refusals, when the last one was), oldest first."""
+        self._idle_since: float | None = -math.inf
+        """When the last send ended with none left running (-inf: none yet); ``None``: busy."""
 
     def ask(
         self, asker: str, game_id: str, index: int, now: float, holders: Collection[str]
@@ -100,7 +116,7 @@ class SteeringRule:
         """
         self._expire(now)
         chunk = (game_id, index)
-        if not self._elsewhere(asker, chunk, now, holders):
+        if not self._elsewhere(asker, chunk, now, holders) or self._idle(now):
             return False
         count, _ = self._steered.get((chunk, asker)) or (0, now)
         steer = count < MAX_STEERS
@@ -112,17 +128,18 @@ class SteeringRule:
         peers = self._in_flight.setdefault((game_id, index), {})
         started, running = peers.get(peer, (now, 0))
         peers[peer] = (started, running + 1)
+        self._idle_since = None
 
     def sent(self, peer: str, game_id: str, index: int, now: float) -> None:
         """Every byte of chunk ``index`` went to ``peer``."""
-        self._end(peer, (game_id, index))
+        self._end(peer, (game_id, index), now)
         key = ((game_id, index), peer)
         self._recent.put(key, now)
         self._steered.pop(key)
 
-    def abandoned(self, peer: str, game_id: str, index: int) -> None:
+    def abandoned(self, peer: str, game_id: str, index: int, now: float) -> None:
         """The send of chunk ``index`` to ``peer`` failed before its last byte."""
-        self._end(peer, (game_id, index))
+        self._end(peer, (game_id, index), now)
 
     @property
     def remembered(self) -> int:
@@ -138,7 +155,11 @@ class SteeringRule:
                 return True
         return any(sent == chunk and peer != asker for (sent, peer) in self._recent)
 
-    def _end(self, peer: str, chunk: _Chunk) -> None:
+    def _idle(self, now: float) -> bool:
+        """No send running for :data:`IDLE_SERVE_SECONDS` (or none ever)."""
+        return self._idle_since is not None and now - self._idle_since >= IDLE_SERVE_SECONDS
+
+    def _end(self, peer: str, chunk: _Chunk, now: float) -> None:
         peers = self._in_flight.get(chunk)
         if peers is None or peer not in peers:
             return
@@ -149,6 +170,8 @@ class SteeringRule:
         del peers[peer]
         if not peers:
             del self._in_flight[chunk]
+        if not self._in_flight:
+            self._idle_since = now
 
     def _expire(self, now: float) -> None:
         self._recent.forget_oldest_while(lambda ended: now - ended >= RECENT_SEND_SECONDS)

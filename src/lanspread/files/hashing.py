@@ -31,6 +31,7 @@ from lanspread.core.manifest import (
     FileManifest,
     GameManifest,
     ManifestError,
+    chunk_size_for,
     chunk_spans,
     validate_manifest,
 )
@@ -66,11 +67,13 @@ def hash_game_payload(
     game_root: Path,
     game_id: str,
     version: str | None,
-    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    chunk_size: int | None = DEFAULT_CHUNK_SIZE,
     should_stop: Callable[[], bool] | None = None,
 ) -> GameManifest:
     """The manifest of every payload file under ``game_root``.
 
+    ``chunk_size`` ``None``: the one the payload's size calls for
+    (:func:`~lanspread.core.manifest.chunk_size_for`), what every peer uses.
     Raises :class:`StorageError` when the root is not a real folder, a file cannot
     be read, changes size while read, is a special file, or when the payload does
     not make a valid manifest (no root ``version.ini``, an unsafe name, too many
@@ -79,16 +82,27 @@ def hash_game_payload(
     _require_real_dir(game_root)
     stop = should_stop or _never
     buffer = bytearray(HASH_BLOCK_SIZE)
+    paths = sorted(_payload_paths(game_root))
+    size = chunk_size or chunk_size_for(_payload_bytes(game_root, paths))
     files = tuple(
-        _hash_file(game_root / relative, relative, chunk_size, buffer, stop)
-        for relative in sorted(_payload_paths(game_root))
+        _hash_file(game_root / relative, relative, size, buffer, stop) for relative in paths
     )
-    manifest = GameManifest(game_id=game_id, version=version, chunk_size=chunk_size, files=files)
+    manifest = GameManifest(game_id=game_id, version=version, chunk_size=size, files=files)
+    if chunk_size is None and chunk_size_for(manifest.total_bytes) != size:
+        raise StorageError(f"the payload of {game_root} changed size while it was hashed")
     try:
         validate_manifest(manifest)
     except ManifestError as exc:
         raise StorageError(f"cannot describe the payload of {game_root}: {exc}") from exc
     return manifest
+
+
+def _payload_bytes(game_root: Path, paths: list[str]) -> int:
+    """The payload's size by ``stat`` (symlinks not followed), before hashing it."""
+    try:
+        return sum((game_root / relative).lstat().st_size for relative in paths)
+    except OSError as exc:
+        raise StorageError(f"cannot read {game_root}: {exc.strerror or exc}") from exc
 
 
 def _never() -> bool:

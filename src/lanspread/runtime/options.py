@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lanspread.core.catalog import Catalog
-from lanspread.core.manifest import DEFAULT_CHUNK_SIZE
 from lanspread.core.uploads import DEFAULT_GAMING_CAP, UNLIMITED
 from lanspread.runtime.local_library import DEFAULT_FALLBACK_SCAN_INTERVAL
 
@@ -48,8 +47,9 @@ class RuntimeOptions:
     goodbye_timeout: float = 2.0
     restart_delay: float = 5.0
     install_policy: InstallPolicy = InstallPolicy.AUTO
-    chunk_size: int = DEFAULT_CHUNK_SIZE
-    """Chunk size of the manifests this peer computes for the games it serves."""
+    chunk_size: int | None = None
+    """Chunk size of the manifests this peer computes for the games it serves; ``None``:
+    the one each game's size calls for (``core.manifest.chunk_size_for``), as every peer."""
     party_code: str | None = None
     """The canonical party code (``core.party.parse_party_code``); ``None``: no party."""
     upload_limit: int = UNLIMITED

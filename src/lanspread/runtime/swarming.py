@@ -9,7 +9,7 @@ One :class:`PartialSharing` per peer, owned by the network, holds both sides of
   journal is created or loaded (the library summary of the game becomes
   ``PARTIAL`` with the committed bitfield), :meth:`durable` after each journal
   commit (the provider serves those chunks at once; the batcher sends them as
-  have deltas, one per game a second, and refreshes the library summary now and
+  have deltas, one per game every HAVE_INTERVAL, and refreshes the library summary now and
   then), :meth:`end` the moment the download stops for any reason (the provider
   answers ``None`` from then on; the caller rescans the game so the summary loses
   its partial). One loop timer, armed at the batcher's next deadline, sends.
@@ -46,6 +46,14 @@ from lanspread.errors import LanspreadError
 from lanspread.net.datawire import DataStatus
 
 log = logging.getLogger(__name__)
+
+# A peer that just finished its own download offers the game complete before it can
+# describe it (its library still takes the copy in: "busy here; retry later"). At a
+# swarm's end every other downloader finishes within a second or two and no change
+# of availability follows, so a straggler asks again on its own: this often, this many
+# times (ten seconds in all, far more than a loaded peer's rescan of a finished game).
+JOIN_RETRY_SECONDS = 0.5
+JOIN_ATTEMPTS = 20
 
 
 class PartialSharing:
@@ -249,6 +257,23 @@ class SwarmView:
             return None  # another manifest: stays "joining", never asked again
         self._complete.add(peer)
         return SourceOffered(peer, self._paths)
+
+
+async def join_complete(
+    view: SwarmView,
+    peer: str,
+    describe: Callable[[str], Awaitable[GameManifest | ManifestUnavailable]],
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> SourceOffered | None:
+    """Ask ``peer``, newly offering the agreed version, for its manifest until it
+    answers (at most :data:`JOIN_ATTEMPTS` times): a complete source iff it matches."""
+    answer = await describe(peer)
+    for _ in range(JOIN_ATTEMPTS - 1):
+        if not isinstance(answer, ManifestUnavailable):
+            break
+        await sleep(JOIN_RETRY_SECONDS)
+        answer = await describe(peer)
+    return view.complete_joined(peer, answer)
 
 
 class SeederSteering:

@@ -77,7 +77,7 @@ from lanspread.runtime.events import (
 )
 from lanspread.runtime.events import Event as RuntimeEvent
 from lanspread.runtime.sinks import FileSink, RequestQueue, ScratchFile
-from lanspread.runtime.swarming import PartialSharing, SwarmView
+from lanspread.runtime.swarming import PartialSharing, SwarmView, join_complete
 from lanspread.runtime.wire import WireMeter
 
 log = logging.getLogger(__name__)
@@ -519,8 +519,7 @@ class DownloadRun:
 
     async def _join_complete(self, peer: str) -> None:
         """A peer offering the agreed version joined: a source once its manifest matches."""
-        answer = await self._manifest_of(peer)
-        offer = self._swarm.complete_joined(peer, answer)
+        offer = await join_complete(self._swarm, peer, self._manifest_of)
         if offer is not None:
             self._feed(offer)
 

@@ -45,7 +45,8 @@ this server's manifests and the availability book), a request on a plain ticket
 for one whole chunk is first put to the server's
 :class:`~lanspread.core.steering.SteeringRule`; a steered request is answered
 ``DataStatus.ELSEWHERE`` (other peers hold the chunk or are getting it now), and
-every chunk sent is reported to the rule (started, sent, abandoned).
+every chunk sent is reported to the rule (promised before its upload turn, sent,
+abandoned).
 """
 
 from __future__ import annotations
@@ -396,8 +397,7 @@ class DataServer(AcceptingServer):
             if status is not DataStatus.OK:
                 await loop.sock_sendall(sock, encode_header(status))
                 return
-            async with self.shaper.turn(grant.peer_id):
-                await self._send(sock, grant, request, served, index)
+            await self._send(sock, grant, request, served, index)
 
     async def _send(
         self,
@@ -407,20 +407,23 @@ class DataServer(AcceptingServer):
         served: ServedFile,
         index: int | None,
     ) -> None:
-        """Send one chunk's OK header and bytes, reporting it to the steering rule."""
+        """Send one chunk's OK header and bytes in ``peer``'s upload turn, reporting it to
+        the steering rule from the moment it is promised: a second asker of the same chunk
+        while the first waits for its turn is steered to it, not sent a second copy."""
         rule, peer_id, game_id = self.steering_rule, grant.peer_id, grant.game_id
         if index is not None:
             rule.sending(peer_id, game_id, index, self._clock())
         try:
-            await asyncio.get_running_loop().sock_sendall(
-                sock, encode_header(DataStatus.OK, request.length)
-            )
-            self._bytes_sent += await self.shaper.send(
-                sock, served.fd, request.offset, request.length, peer_id
-            )
+            async with self.shaper.turn(peer_id):
+                await asyncio.get_running_loop().sock_sendall(
+                    sock, encode_header(DataStatus.OK, request.length)
+                )
+                self._bytes_sent += await self.shaper.send(
+                    sock, served.fd, request.offset, request.length, peer_id
+                )
         except BaseException:
             if index is not None:
-                rule.abandoned(peer_id, game_id, index)
+                rule.abandoned(peer_id, game_id, index, self._clock())
             raise
         if index is not None:
             rule.sent(peer_id, game_id, index, self._clock())

@@ -8,7 +8,8 @@ hashing, but a disk read first). So manifests are computed once and persisted
 per game in ``<state_dir>/manifests/<game_id>.mpk``, keyed by a **fingerprint**
 of the payload: the sorted ``(path, size, mtime_ns)`` of every payload file
 (the same walk as hashing: reserved root names skipped, symlinks never listed),
-plus :data:`CACHE_FORMAT_VERSION` and the chunk size. The root ``version.ini``
+plus :data:`CACHE_FORMAT_VERSION` and the chunk size (``0``: the one the
+payload's size calls for, ``core.manifest.chunk_size_for``). The root ``version.ini``
 is a payload file, so a new version is a new fingerprint.
 
 * :meth:`ManifestCache.lookup` only stats: it recomputes the fingerprint and
@@ -48,11 +49,11 @@ from lanspread.core.catalog import is_valid_game_id
 from lanspread.core.gameroot import is_reserved_name
 from lanspread.core.library import Availability, LibrarySnapshot
 from lanspread.core.manifest import (
-    DEFAULT_CHUNK_SIZE,
     MAX_FILES_PER_GAME,
     MAX_MANIFEST_ENCODED_SIZE,
     GameManifest,
     ManifestError,
+    chunk_size_for,
     validate_manifest,
 )
 from lanspread.errors import StorageError
@@ -63,7 +64,7 @@ from lanspread.files.version_ini import read_sentinel, version_from_sentinel
 
 log = logging.getLogger(__name__)
 
-CACHE_FORMAT_VERSION = 1
+CACHE_FORMAT_VERSION = 2
 """Bump when the fingerprint or the entry layout changes: older entries become misses."""
 MANIFEST_DIR = "manifests"
 CACHE_SUFFIX = ".mpk"
@@ -81,7 +82,7 @@ _ENCODER = msgspec.msgpack.Encoder()
 _DECODER = msgspec.msgpack.Decoder(_Entry)
 
 
-def payload_fingerprint(game_root: Path, chunk_size: int) -> str | None:
+def payload_fingerprint(game_root: Path, chunk_size: int | None) -> str | None:
     """Hex BLAKE3 of the payload's ``(path, size, mtime_ns)`` list; stats only.
 
     ``None`` when the root is not a real folder, holds a special file (hashing
@@ -94,7 +95,8 @@ def payload_fingerprint(game_root: Path, chunk_size: int) -> str | None:
     except (OSError, StorageError):
         return None
     files.sort()
-    return blake3.blake3(_ENCODER.encode([CACHE_FORMAT_VERSION, chunk_size, files])).hexdigest()
+    header = [CACHE_FORMAT_VERSION, chunk_size or 0]
+    return blake3.blake3(_ENCODER.encode([*header, files])).hexdigest()
 
 
 class _Unhashable(StorageError):
@@ -131,15 +133,16 @@ class ManifestCache:
     Every method blocks (stats, reads, writes): call through ``asyncio.to_thread``.
     """
 
-    def __init__(self, state_dir: Path, *, chunk_size: int = DEFAULT_CHUNK_SIZE) -> None:
+    def __init__(self, state_dir: Path, *, chunk_size: int | None = None) -> None:
         self._dir = state_dir / MANIFEST_DIR
         self._chunk_size = chunk_size
         self._memo: dict[str, _Entry] = {}
         self._lock = threading.Lock()
 
     @property
-    def chunk_size(self) -> int:
-        """The chunk size of the manifests this cache serves (and hashing computes)."""
+    def chunk_size(self) -> int | None:
+        """The chunk size of the manifests this cache serves (and hashing computes);
+        ``None``: the one each payload's size calls for."""
         return self._chunk_size
 
     def path_for(self, game_id: str) -> Path:
@@ -169,12 +172,13 @@ class ManifestCache:
         given and no longer current, nothing is stored (the payload changed).
         Raises :class:`StorageError` when the state directory refuses the write.
         """
-        if manifest.chunk_size != self._chunk_size:
+        expected = self._chunk_size or chunk_size_for(manifest.total_bytes)
+        if manifest.chunk_size != expected:
             log.info(
                 "not caching the manifest of %s: chunk size %d, this cache uses %d",
                 manifest.game_id,
                 manifest.chunk_size,
-                self._chunk_size,
+                expected,
             )
             return False
         current = self.fingerprint(game_dir, manifest.game_id)

@@ -216,12 +216,12 @@ class DownloadEngine:
         if self.phase is not Phase.FETCHING or event.source in self._excluded:
             return []
         existing = self.swarm.sources.get(event.source)
-        self.swarm.add_source(event.source, event.paths, event.has)
+        turned = self.swarm.add_source(event.source, event.paths, event.has)
         if existing is not None and existing.standing.may_return:
             existing.standing = Standing.USABLE
             existing.strikes = 0
             self.swarm.reorder()
-        return self._advance(now)
+        return (self._close(existing) if existing and turned else []) + self._advance(now)
 
     def _on_source_lost(self, event: messages.SourceLost, now: float) -> list[Action]:
         self._lost.add(event.source)

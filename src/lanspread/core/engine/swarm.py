@@ -51,9 +51,10 @@ from lanspread.core.planning import ChunkKey, ChunkTask
 
 # A complete source that steered a chunk away (``ChunkFault.STEERED``: other peers
 # hold it or are getting it) is not asked for it again for this long: enough for the
-# partial holders to serve it or for their announcements to arrive (a have interval
-# is one second), short enough that a chunk whose holders fail or leave comes back to
-# the seeder soon; the seeder serves it after a few steers anyway.
+# partial holders to serve it or for their announcements to arrive (a journal commit
+# a second, then a have interval of a quarter second), short enough that a chunk
+# whose holders fail or leave comes back to the seeder soon; the seeder serves it
+# after a few steers anyway.
 STEER_BACKOFF = 2.0
 
 # Steers taken from one complete source for one chunk before its next one counts as a
@@ -279,13 +280,18 @@ class Swarm:
                 self.pending.discard(key)
                 self.done.add(key)
 
-    def add_source(self, name: str, paths: frozenset[str], has: frozenset[ChunkKey] | None) -> None:
+    def add_source(self, name: str, paths: frozenset[str], has: frozenset[ChunkKey] | None) -> bool:
+        """Add or update a source; True when a partial source turned complete (it finished
+        its own download): its connection was opened with a partial ticket, which its
+        server no longer honours, so the caller reopens it (a complete ticket next)."""
         existing = self.sources.get(name)
+        turned = existing is not None and existing.has is not None and has is None
         if existing is None:
             self.sources[name] = Source(name, paths, has)
         else:
             existing.paths, existing.has = paths, has
         self.reorder()
+        return turned
 
     def withdraw(self, source: Source, key: ChunkKey, now: float) -> bool:
         """``source`` sent us elsewhere for ``key``, uncounted: a partial source does not
