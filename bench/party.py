@@ -16,9 +16,12 @@ established TCP connections in its namespace **connections per peer**. Last, one
 more peer joins: the **late joiner time** runs from its ``cli-started`` until it
 knows all K others.
 
-``--loss-peers``: one more run with that many peers where every bridge port drops
-``--loss`` of the multicast (mDNS) packets it sends to its host: a ``prio`` qdisc
-whose fourth band, fed by a ``u32`` filter on 224.0.0.0/4, is a ``netem loss``.
+``--loss-peers``: one more run with that many peers where every host misses about
+``--loss`` of the multicast (mDNS) sent to it. The development VM's kernel has no
+``netem`` (nor ``prio``, nor tc's ``drop`` action), so the loss is emulated on the
+bridge (``tests.support.netns.multicast_loss``): every 100 ms each port stops
+flooding multicast with probability ``--loss``. The loss lasts from the first
+start until the mesh is complete, then multicast flows again.
 
 Every figure is printed with the machine's load average (``/proc/loadavg``): the
 machine is shared, and a start of 48 interpreters is CPU-bound.
@@ -34,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import signal
 import statistics
@@ -48,13 +52,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.support.fixtures import FixtureGame, peer_cli_argv, sideload, write_catalog
 from tests.support.jsonl_process import JsonlProcess
-from tests.support.netns import Host, Network, open_proc_net_in
+from tests.support.netns import Host, Network, multicast_loss, open_proc_net_in
 
 from bench.fanout import (
     check_machine,
     claim_workdir,
     process_cpu_seconds,
-    run_tool,
     sweep_stale_workdirs,
 )
 
@@ -77,7 +80,6 @@ MESH_TIMEOUT = 120.0
 POLL = 0.05
 # After the mesh, the party settles (the last handshakes' pushes) before the idle window.
 SETTLE = 5.0
-MULTICAST = "224.0.0.0/4"
 TCP_ESTABLISHED = "01"
 
 
@@ -123,20 +125,6 @@ def established(namespace: str) -> int:
     return total
 
 
-async def drop_multicast(net: Network, loss: float) -> None:
-    """Every bridge port loses ``loss`` of the multicast packets it sends to its host."""
-    for host in net.hosts:
-        dev = ["-n", net.switch_namespace]
-        port = host.switch_port
-        await run_tool(["tc", *dev, "qdisc", "add", "dev", port, "root", "handle", "1:", "prio",
-                        "bands", "4"])  # fmt: skip
-        await run_tool(["tc", *dev, "qdisc", "add", "dev", port, "parent", "1:4", "handle",
-                        "40:", "netem", "loss", f"{loss * 100:g}%"])  # fmt: skip
-        await run_tool(["tc", *dev, "filter", "add", "dev", port, "parent", "1:", "protocol",
-                        "ip", "prio", "1", "u32", "match", "ip", "dst", MULTICAST,
-                        "flowid", "1:4"])  # fmt: skip
-
-
 async def spawn(net: Network, host: Host, work: Path, catalog: Path, games: int) -> Peer:
     folder = work / host.name
     game_dir = folder / "games"
@@ -172,6 +160,26 @@ async def until_known(peers: Sequence[Peer], want: int, timeout: float) -> float
     return None
 
 
+async def start_all(
+    config: argparse.Namespace,
+    net: Network,
+    hosts: dict[str, Host],
+    work: Path,
+    catalog: Path,
+    names: Sequence[str],
+) -> list[Peer]:
+    """Start the peers one after another (each once the previous one listens), or at once."""
+    peers: list[Peer] = []
+    for name in names:
+        peer = await spawn(net, hosts[name], work, catalog, config.games)
+        peers.append(peer)
+        if not config.burst:
+            await started(peer)
+    if config.burst:
+        await asyncio.gather(*(started(peer) for peer in peers))
+    return peers
+
+
 @dataclass
 class Figures:
     peers: int
@@ -194,20 +202,13 @@ async def run_party(config: argparse.Namespace, k: int, loss: float) -> Figures:
         ids = [f"{name}g{n}" for name in names for n in range(config.games)]
         catalog = write_catalog(work / "catalog.toml", ids)
         async with Network(names) as net:
-            if loss:
-                await drop_multicast(net, loss)
             hosts = {host.name: host for host in net.hosts}
-            peers: list[Peer] = []
-            for name in names[:-1]:
-                peer = await spawn(net, hosts[name], work, catalog, config.games)
-                peers.append(peer)
-                if not config.burst:
-                    await started(peer)
-            if config.burst:
-                await asyncio.gather(*(started(peer) for peer in peers))
-            last_start = max(peer.started_at for peer in peers)
-            waited = await until_known(peers, k - 1, MESH_TIMEOUT)
-            mesh = None if waited is None else time.monotonic() - last_start
+            loss_window = multicast_loss(net, loss) if loss else contextlib.nullcontext()
+            async with loss_window:
+                peers = await start_all(config, net, hosts, work, catalog, names[:-1])
+                last_start = max(peer.started_at for peer in peers)
+                waited = await until_known(peers, k - 1, MESH_TIMEOUT)
+                mesh = None if waited is None else time.monotonic() - last_start
             mesh_load = load()
             missing = sorted(k - 1 - peer.count() for peer in peers if peer.count() < k - 1)
             await asyncio.sleep(SETTLE)

@@ -38,6 +38,7 @@ from lanspread.core.exchange import (
 )
 from lanspread.core.peerdb import PeerDB
 from lanspread.core.sightings import Sighting, Sightings
+from lanspread.errors import LanspreadError
 from lanspread.net.connection import PeerConnection
 from lanspread.net.discovery import DiscoveredPeer, Discovery, host_ipv4_addresses
 from lanspread.net.wire import PROTOCOL_VERSION, PeerHint, Ping
@@ -190,7 +191,17 @@ class PeerExchange:
         """Dial a claimed address expecting its id; only success moves or adds the peer."""
         proven = False
         try:
-            await self._handshake(*sighting.address, sighting.peer_id)
+            try:
+                await self._handshake(*sighting.address, sighting.peer_id)
+            except (LanspreadError, OSError) as exc:
+                if sighting.hinted:
+                    log.info(
+                        "a hint put peer %s at %s; the dial there failed: %s",
+                        sighting.peer_id,
+                        format_addr(*sighting.address),
+                        exc,
+                    )
+                raise
             proven = True
             if sighting.proven_peer:
                 log.info(
@@ -199,15 +210,18 @@ class PeerExchange:
                     format_addr(*sighting.address),
                 )
         finally:
-            self.sightings.dialled(
-                sighting.peer_id, asyncio.get_running_loop().time(), proven=proven
-            )
+            # A hint about a peer proven meanwhile (by another route) is done either way.
+            done = proven or (sighting.hinted and sighting.peer_id in self._db)
+            self.sightings.dialled(sighting.peer_id, asyncio.get_running_loop().time(), proven=done)
             self.dial_due()
 
     def proven(self, peer_id: str, address: tuple[str, int]) -> None:
-        """A handshake proved ``peer_id`` at ``address``: its matching sighting is done."""
+        """A handshake proved ``peer_id`` at ``address``: its matching sighting is done, and
+        so is any hint about it (a hint never moves a proven peer)."""
         sighting = self.sightings.get(peer_id)
-        if sighting is not None and sighting.address == address and not sighting.dialling:
+        if sighting is None or sighting.dialling:
+            return
+        if sighting.address == address or sighting.hinted:
             self.sightings.forget(peer_id)
 
     def lost(self, peer_id: str, address: tuple[str, int]) -> None:
