@@ -81,6 +81,18 @@ POLL = 0.05
 # After the mesh, the party settles (the last handshakes' pushes) before the idle window.
 SETTLE = 5.0
 TCP_ESTABLISHED = "01"
+# The kernel's neighbour (ARP) table is shared by every namespace: its default hard
+# limit, 1,024 entries, is exceeded by 33 hosts that each know the 32 others, and
+# then ARP fails and connects time out. The benchmark raises the limits to this many
+# entries per host squared (never lowers them), as the issue allows.
+NEIGHBOUR_SYSCTL = Path("/proc/sys/net/ipv4/neigh/default")
+# gc_thresh1 (no collection below), gc_thresh2 (soft), gc_thresh3 (hard), as shares
+# of the hard limit (the kernel's defaults are 1/8 and 1/2 of it).
+NEIGHBOUR_SHARES = {"gc_thresh1": 8, "gc_thresh2": 2, "gc_thresh3": 1}
+# Room for everyone else's namespaces on the shared machine.
+NEIGHBOUR_HEADROOM = 4096
+# How much of a peer's log a failure report shows.
+LOG_TAIL_LINES = 40
 
 
 @dataclass
@@ -139,7 +151,7 @@ async def spawn(net: Network, host: Host, work: Path, catalog: Path, games: int)
         catalog=catalog,
         listen=f"{host.address}:0",
         mdns_interfaces=[host.address],
-        log_level="warning",
+        log_level="info",
     )
     return Peer(host.name, host, await net.spawn(host, argv, name=host.name))
 
@@ -201,6 +213,7 @@ async def run_party(config: argparse.Namespace, k: int, loss: float) -> Figures:
         names = [f"p{n}" for n in range(1, k + 1)] + ["late"]
         ids = [f"{name}g{n}" for name in names for n in range(config.games)]
         catalog = write_catalog(work / "catalog.toml", ids)
+        raise_neighbour_limits(len(names))
         async with Network(names) as net:
             hosts = {host.name: host for host in net.hosts}
             loss_window = multicast_loss(net, loss) if loss else contextlib.nullcontext()
@@ -224,12 +237,32 @@ async def run_party(config: argparse.Namespace, k: int, loss: float) -> Figures:
             late = await spawn(net, hosts["late"], work, catalog, config.games)
             await started(late)
             late_time = await until_known([late], k, MESH_TIMEOUT)
+            if late_time is None:
+                explain(late, work)
             return Figures(
                 k, loss, mesh, mesh_load, missing, cpu, idle_load, rss, connections, late_time,
                 load(),
             )  # fmt: skip
     finally:
         await asyncio.to_thread(_remove_work, work, lock)
+
+
+def raise_neighbour_limits(hosts: int) -> None:
+    """Let ``hosts`` namespaces that all know each other fit the shared ARP table."""
+    hard = hosts * hosts + NEIGHBOUR_HEADROOM
+    for name, share in NEIGHBOUR_SHARES.items():
+        path = NEIGHBOUR_SYSCTL / name
+        if int(path.read_text()) < hard // share:
+            path.write_text(f"{hard // share}\n")
+            print(f"  raised net.ipv4.neigh.default.{name} to {hard // share}")
+
+
+def explain(peer: Peer, work: Path) -> None:
+    """What a peer that did not get there saw: its events and the end of its log."""
+    print(peer.process.report(f"knows {peer.count()} peers"))
+    log = work / peer.name / "state" / "log" / "lanspread.log"
+    if log.is_file():
+        print("\n".join(log.read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:]))
 
 
 def _remove_work(work: Path, lock: int) -> None:
