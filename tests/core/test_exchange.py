@@ -9,8 +9,10 @@ from hypothesis import strategies as st
 from lanspread.core.exchange import (
     MAX_DIALLED_PEERS,
     MAX_PING_INTERVAL,
+    MAX_REQUERY_DELAY,
     MAX_SHARED_PEERS,
     PING_BUDGET,
+    REQUERY_BASE_DELAY,
     TIMEOUT_INTERVALS,
     ExchangeBook,
     Hint,
@@ -19,6 +21,7 @@ from lanspread.core.exchange import (
     peer_timeout_for,
     peers_to_ping,
     ping_interval_for,
+    requery_delay,
 )
 
 SELF = "self"
@@ -205,3 +208,12 @@ def test_only_idle_links_are_pinged() -> None:
     seen = {"b": 9.0, "a": 1.0, "c": 5.0}
     assert peers_to_ping(seen, 10.0, 5.0) == ["a", "c"]
     assert peers_to_ping(seen, 10.0, 10.0) == []
+
+
+def test_mdns_requeries_back_off_to_a_cap() -> None:
+    """Re-announcements start after REQUERY_BASE_DELAY, double, and stop at the cap."""
+    delays = [requery_delay(n) for n in range(8)]
+    assert delays[:3] == [REQUERY_BASE_DELAY, 2 * REQUERY_BASE_DELAY, 4 * REQUERY_BASE_DELAY]
+    assert delays[-1] == MAX_REQUERY_DELAY
+    assert delays == sorted(delays)
+    assert requery_delay(10_000) == MAX_REQUERY_DELAY

@@ -36,6 +36,10 @@ stretches with the party so a peer sends at most :data:`PING_BUDGET` pings a sec
 (:func:`ping_interval_for`), up to :data:`MAX_PING_INTERVAL`; the timeout that drops
 a silent peer stretches with it (:func:`peer_timeout_for`).
 
+**Discovery that recovers.** A hint that proves a peer mDNS never showed means
+multicast lost packets; mDNS then announces and browses again, backing off
+(:func:`requery_delay`).
+
 Nothing here reads a clock or does I/O.
 """
 
@@ -69,6 +73,12 @@ MAX_PING_INTERVAL = 10.0
 # A peer is dropped after missing this many stretched ping intervals: a loaded machine
 # may answer one ping late without being declared gone.
 TIMEOUT_INTERVALS = 3
+# When a hint proved a peer that mDNS never showed, mDNS lost packets: announce and
+# browse again, first after this (past the start-up burst that lost them), then at
+# doubling intervals up to MAX_REQUERY_DELAY, so a party that keeps losing multicast
+# sends one more burst per peer every ten minutes at most.
+REQUERY_BASE_DELAY = 30.0
+MAX_REQUERY_DELAY = 600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +179,11 @@ def ping_interval_for(peer_count: int, base: float) -> float:
 def peer_timeout_for(peer_count: int, base_interval: float, base_timeout: float) -> float:
     """How long a peer may stay silent: ``base_timeout``, or more when pings are stretched."""
     return max(base_timeout, TIMEOUT_INTERVALS * ping_interval_for(peer_count, base_interval))
+
+
+def requery_delay(requeries: int) -> float:
+    """How long after the last one the next re-announcement may go, after ``requeries``."""
+    return float(min(REQUERY_BASE_DELAY * 2 ** min(requeries, 32), MAX_REQUERY_DELAY))
 
 
 def peers_to_ping(last_seen: Mapping[str, float], now: float, interval: float) -> list[str]:

@@ -16,8 +16,10 @@ Theory of operation
   peers owed a peer exchange delta; a peer silent past the stretched timeout is
   dropped.
 * **Discovery that recovers.** mDNS runs until the host's IPv4 addresses change (a
-  cable plugged in, a Wi-Fi joined, DHCP renewed): then it restarts, which
-  announces this peer again and browses afresh on every interface.
+  cable plugged in, a Wi-Fi joined, DHCP renewed), or until a hint proved a peer
+  that no mDNS record showed (multicast lost packets) and the backoff
+  (``core.exchange.requery_delay``) allows: then it restarts, which announces this
+  peer again and browses afresh on every interface.
 """
 
 from __future__ import annotations
@@ -35,9 +37,10 @@ from lanspread.core.exchange import (
     peer_timeout_for,
     peers_to_ping,
     ping_interval_for,
+    requery_delay,
 )
 from lanspread.core.peerdb import PeerDB
-from lanspread.core.sightings import Sighting, Sightings
+from lanspread.core.sightings import MAX_SIGHTINGS, Sighting, Sightings
 from lanspread.errors import LanspreadError
 from lanspread.net.connection import PeerConnection
 from lanspread.net.discovery import DiscoveredPeer, Discovery, host_ipv4_addresses
@@ -85,6 +88,10 @@ class PeerExchange:
         self.sightings = Sightings()
         self._book = ExchangeBook()
         self._timer: asyncio.TimerHandle | None = None
+        self._advertised: set[str] = set()
+        """Ids an mDNS record named since discovery (re)started."""
+        self._missed_by_mdns = False
+        self._requeries = 0
 
     # -- what we tell ------------------------------------------------------------
 
@@ -133,6 +140,8 @@ class PeerExchange:
         """An mDNS record claims ``found.peer_id`` listens at its address: a hint to dial."""
         if found.peer_id == self._self_id:
             return
+        if len(self._advertised) < MAX_SIGHTINGS:
+            self._advertised.add(found.peer_id)
         address = (found.host, found.port)
         record = self._db.get(found.peer_id)
         if record is not None and record.address == address:
@@ -151,8 +160,10 @@ class PeerExchange:
             self.sightings.forget(peer_id)
 
     async def run_discovery(self, port: int) -> None:
-        """mDNS announce and browse, restarted whenever the host's addresses change."""
+        """mDNS announce and browse, restarted when the host's addresses change or mDNS
+        missed a peer that a hint proved."""
         interfaces = mdns_interfaces(self._options)
+        loop = asyncio.get_running_loop()
         while True:
             discovery = Discovery(
                 peer_id=self._self_id,
@@ -162,16 +173,35 @@ class PeerExchange:
                 interfaces=list(interfaces) if interfaces is not None else None,
             )
             addresses = await asyncio.to_thread(host_ipv4_addresses)
+            self._advertised.clear()
+            self._missed_by_mdns = False
+            requery_at = loop.time() + requery_delay(self._requeries)
             running = asyncio.create_task(
                 discovery.run(self.on_advertised, self.on_advertisement_gone)
             )
             try:
-                await _until_addresses_change(addresses, running)
+                why = await self._until_restart(addresses, running, requery_at)
             finally:
                 running.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await running
-            log.info("the host's addresses changed: announcing again and browsing afresh")
+            log.info("%s: announcing again and browsing afresh", why)
+
+    async def _until_restart(
+        self, addresses: set[str], running: asyncio.Task[None], requery_at: float
+    ) -> str:
+        """Why mDNS should restart, once it should; raise if mDNS failed."""
+        loop = asyncio.get_running_loop()
+        while True:
+            done, _ = await asyncio.wait({running}, timeout=INTERFACE_POLL_INTERVAL)
+            if done:
+                running.result()
+                return "mDNS stopped"
+            if await asyncio.to_thread(host_ipv4_addresses) != addresses:
+                return "the host's addresses changed"
+            if self._missed_by_mdns and loop.time() >= requery_at:
+                self._requeries += 1
+                return "a hint proved a peer mDNS never showed"
 
     # -- dials ----------------------------------------------------------------------
 
@@ -203,6 +233,8 @@ class PeerExchange:
                     )
                 raise
             proven = True
+            if sighting.hinted and sighting.peer_id not in self._advertised:
+                self._missed_by_mdns = True
             if sighting.proven_peer:
                 log.info(
                     "peer %s proved its new address %s",
@@ -259,17 +291,6 @@ class PeerExchange:
         connection = await self._link(peer_id)
         await connection.request(Ping(peers=self.delta(peer_id)), timeout=PING_TIMEOUT)
         self._db.mark_seen(peer_id, asyncio.get_running_loop().time())
-
-
-async def _until_addresses_change(addresses: set[str], running: asyncio.Task[None]) -> None:
-    """Return when the host's IPv4 addresses differ from ``addresses``; raise if mDNS fails."""
-    while True:
-        done, _ = await asyncio.wait({running}, timeout=INTERFACE_POLL_INTERVAL)
-        if done:
-            running.result()
-            return
-        if await asyncio.to_thread(host_ipv4_addresses) != addresses:
-            return
 
 
 def _to_wire(hints: Iterable[Hint]) -> tuple[PeerHint, ...]:
