@@ -57,11 +57,13 @@ Address = tuple[str, int]
 # is fully known after a few ping intervals), while a liar's message costs us at
 # most 64 sightings to weigh.
 MAX_SHARED_PEERS = 64
-# Each proven peer holds one outbound link and one inbound connection, and the peer
-# server admits 256 connections (``net.peer_server.MAX_CONNECTIONS``). Past this many
-# proven peers, hints are no longer dialled: the mesh of a bigger party is partial,
-# each peer linked to the 200 it met first (mDNS and manual connects still add peers),
-# which keeps room for handshakes, data connections and the web UI.
+# Each proven peer costs at most one outbound link and one inbound connection (an
+# idle one of the two is closed by the other side's idle timeout), and the peer server
+# admits 256 connections (``net.peer_server.MAX_CONNECTIONS``). Past this many proven
+# peers, hints are no longer dialled: the mesh of a bigger party is partial, each peer
+# linked to the ~200 it met first. mDNS records and manual connects still add peers
+# until the server's cap answers further inbound links ``Busy``. A peer one does not
+# know is not one's download source; the games it holds spread through those who do.
 MAX_DIALLED_PEERS = 200
 # Pings a peer sends a second, whatever the party's size: at 48 peers the interval
 # is ~10 s instead of 2 s. A ping costs a TLS record each way and a task; five a
