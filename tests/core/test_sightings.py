@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from lanspread.core.sightings import (
     DIAL_BURST,
     DIAL_RATE,
+    MAX_HINT_FAILURES,
     MAX_RETRY_DELAY,
     RETRY_BASE_DELAY,
     Sighting,
@@ -233,3 +234,20 @@ def test_next_due_names_the_next_moment_a_dial_can_go() -> None:
     table.saw("p2", B, 0.0, proven_peer=False)
     assert table.next_due(0.0) == 0.5
     assert table.next_due(3.0) == 3.0
+
+
+def test_a_hint_is_dropped_after_its_last_allowed_failure() -> None:
+    """Nothing ends a hint but a dial: after MAX_HINT_FAILURES failures it is gone."""
+    table = Sightings(dial_burst=1000.0)
+    table.saw("h1", A, 0.0, proven_peer=False, hinted=True)
+    table.saw("r1", B, 0.0, proven_peer=False)
+    now = 0.0
+    for _ in range(MAX_HINT_FAILURES):
+        assert "h1" in ids(table.claim_due(now))
+        table.dialled("h1", now, proven=False)
+        table.dialled("r1", now, proven=False)
+        now += MAX_RETRY_DELAY
+    assert "h1" not in table
+    entry = table.get("r1")
+    assert entry is not None
+    assert entry.failures == MAX_HINT_FAILURES

@@ -60,6 +60,11 @@ RETRY_BASE_DELAY = 2.0
 # rejoins in seconds), while a record that never answers costs one dial per this
 # much time; 256 of them ask 32 dials/s, which the dial budget caps anyway.
 MAX_RETRY_DELAY = 8.0
+# A hint whose dial failed this often is dropped (after ~22 s of backoff): unlike a
+# record, no advertisement going away ends it, and a peer that cannot be dialled (a
+# firewall, a liar's address) would otherwise cost every peer told of it a dial every
+# MAX_RETRY_DELAY for ever. Hearing the hint again starts over.
+MAX_HINT_FAILURES = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,11 +189,12 @@ class Sightings:
         return chosen
 
     def dialled(self, peer_id: str, now: float, *, proven: bool) -> None:
-        """The dial of ``peer_id`` ended: ``proven`` drops the sighting, else it backs off."""
+        """The dial of ``peer_id`` ended: ``proven`` drops the sighting, else it backs off
+        (a hint that failed :data:`MAX_HINT_FAILURES` times is dropped)."""
         entry = self._entries.get(peer_id)
         if entry is None:
             return
-        if proven:
+        if proven or (entry.hinted and entry.failures + 1 >= MAX_HINT_FAILURES):
             del self._entries[peer_id]
             return
         delay = min(self._retry_base * 2**entry.failures, self._retry_max)
