@@ -11,12 +11,14 @@ from lanspread.core.exchange import (
     MAX_PING_INTERVAL,
     MAX_REQUERY_DELAY,
     MAX_SHARED_PEERS,
+    MDNS_DEFER_DELAY,
     PING_BUDGET,
     REQUERY_BASE_DELAY,
     TIMEOUT_INTERVALS,
     ExchangeBook,
     Hint,
     admissible_hints,
+    first_dial_delay,
     is_dialable_host,
     peer_timeout_for,
     peers_to_ping,
@@ -217,3 +219,9 @@ def test_mdns_requeries_back_off_to_a_cap() -> None:
     assert delays[-1] == MAX_REQUERY_DELAY
     assert delays == sorted(delays)
     assert requery_delay(10_000) == MAX_REQUERY_DELAY
+
+
+def test_of_two_peers_seeing_each_other_the_smaller_id_dials_first() -> None:
+    """One handshake per pair: the larger id defers its first dial by MDNS_DEFER_DELAY."""
+    assert first_dial_delay("a" * 64, "b" * 64) == 0.0
+    assert first_dial_delay("b" * 64, "a" * 64) == MDNS_DEFER_DELAY

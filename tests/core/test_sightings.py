@@ -251,3 +251,13 @@ def test_a_hint_is_dropped_after_its_last_allowed_failure() -> None:
     entry = table.get("r1")
     assert entry is not None
     assert entry.failures == MAX_HINT_FAILURES
+
+
+def test_a_deferred_sighting_is_due_only_after_its_delay() -> None:
+    """A new sighting saw with a delay waits it out; a later claim does not shorten it."""
+    table = Sightings()
+    table.saw("p1", A, 0.0, proven_peer=False, delay=1.0)
+    assert table.claim_due(0.5) == []
+    assert table.next_due(0.5) == 1.0
+    table.saw("p1", B, 0.6, proven_peer=False)
+    assert ids(table.claim_due(1.0)) == ["p1"]

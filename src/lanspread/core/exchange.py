@@ -75,6 +75,12 @@ MAX_PING_INTERVAL = 10.0
 # A peer is dropped after missing this many stretched ping intervals: a loaded machine
 # may answer one ping late without being declared gone.
 TIMEOUT_INTERVALS = 3
+# Two peers that see each other's mDNS record would both dial; the one with the
+# smaller id dials at once and the other waits this long, so a newcomer meeting 48
+# peers costs one handshake per pair, not two. Its sighting ends when the other's
+# Hello proves the peer; if that dial never comes (the record was lost one way), it
+# dials itself after this, a second late.
+MDNS_DEFER_DELAY = 1.0
 # When a hint proved a peer that mDNS never showed, mDNS lost packets: announce and
 # browse again, first after this (past the start-up burst that lost them), then at
 # doubling intervals up to MAX_REQUERY_DELAY, so a party that keeps losing multicast
@@ -181,6 +187,11 @@ def ping_interval_for(peer_count: int, base: float) -> float:
 def peer_timeout_for(peer_count: int, base_interval: float, base_timeout: float) -> float:
     """How long a peer may stay silent: ``base_timeout``, or more when pings are stretched."""
     return max(base_timeout, TIMEOUT_INTERVALS * ping_interval_for(peer_count, base_interval))
+
+
+def first_dial_delay(self_id: str, other_id: str) -> float:
+    """How long to wait before dialling a peer first seen in an mDNS record."""
+    return MDNS_DEFER_DELAY if self_id > other_id else 0.0
 
 
 def requery_delay(requeries: int) -> float:

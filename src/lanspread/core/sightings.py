@@ -116,15 +116,23 @@ class Sightings:
         return self._entries.get(peer_id)
 
     def saw(
-        self, peer_id: str, address: Address, now: float, *, proven_peer: bool, hinted: bool = False
+        self,
+        peer_id: str,
+        address: Address,
+        now: float,
+        *,
+        proven_peer: bool,
+        hinted: bool = False,
+        delay: float = 0.0,
     ) -> str | None:
         """Record a claim; returns the peer id evicted to make room, if any.
 
         A claim for a sighting already held updates its address and kind but keeps
         its failures and backoff, so changing the advertised address does not buy a
-        spoofer an earlier dial. A record (not a hint) for a hinted sighting replaces
-        it afresh: the hint may have been a lie that earned the backoff; a hint never
-        changes a sighting that came from a record.
+        spoofer an earlier dial. A new sighting is first due after ``delay``. A record
+        (not a hint) for a hinted sighting replaces it afresh: the hint may have been a
+        lie that earned the backoff; a hint never changes a sighting that came from a
+        record.
         """
         old = self._entries.get(peer_id)
         if old is not None and old.hinted and not hinted and not old.dialling:
@@ -142,7 +150,7 @@ class Sightings:
             evicted = self._victim()
             del self._entries[evicted]
         self._entries[peer_id] = Sighting(
-            peer_id, address, proven_peer, first_seen=now, hinted=hinted
+            peer_id, address, proven_peer, first_seen=now, next_dial_at=now + delay, hinted=hinted
         )
         return evicted
 

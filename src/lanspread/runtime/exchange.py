@@ -34,6 +34,7 @@ from lanspread.core.exchange import (
     ExchangeBook,
     Hint,
     admissible_hints,
+    first_dial_delay,
     peer_timeout_for,
     peers_to_ping,
     ping_interval_for,
@@ -148,7 +149,10 @@ class PeerExchange:
             self.sightings.forget(found.peer_id)
             return
         now = asyncio.get_running_loop().time()
-        evicted = self.sightings.saw(found.peer_id, address, now, proven_peer=record is not None)
+        delay = 0.0 if record is not None else first_dial_delay(self._self_id, found.peer_id)
+        evicted = self.sightings.saw(
+            found.peer_id, address, now, proven_peer=record is not None, delay=delay
+        )
         if evicted is not None:
             log.debug("forgot the advertisement of %s to make room", evicted)
         self.dial_due()
