@@ -89,7 +89,7 @@ async def until_closed(stream: FramedStream) -> None:
 async def test_dialing_a_peer_of_another_version_raises_version_mismatch(
     alice: PeerIdentity, bob: PeerIdentity
 ) -> None:
-    """A listener announcing version 5 is refused by name; it receives our v2 preamble."""
+    """A listener announcing version 5 is refused by name; it receives our own preamble."""
     received: list[bytes] = []
     done = asyncio.Event()
 
