@@ -3,7 +3,7 @@
 #   make run   -- set up a virtual environment, install lanspread and start it
 #   make test  -- install everything the tests need and run the whole suite
 # Every other target is a step of those two, or a tool for the developers
-# (make lock, make bundle, make bench, make bench-fanout).
+# (make lock, make bundle, make bench, make bench-fanout, make bench-party).
 #
 # Python packages come only from the hashed lock files in requirements/
 # (`pip --require-hashes`); `make lock` is the one way to move a pin.
@@ -27,7 +27,7 @@ TEST_PACKAGES := $(RUN_PACKAGES) iproute2 chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run test run-deps test-deps apt-install python-check lock-check app-venv test-venv \
-	lint typecheck unit soak lock bundle bench bench-fanout clean
+	lint typecheck unit soak lock bundle bench bench-fanout bench-party clean
 
 run: python-check run-deps app-venv
 	$(BIN)/lanspread $(ARGS)
@@ -120,6 +120,13 @@ bench: test-venv
 bench-fanout: test-venv
 	@$(MAKE) --no-print-directory apt-install PACKAGES="iproute2"
 	$(BIN)/python bench/fanout.py $(ARGS)
+
+# K peers in namespaces on one bridge, found by mDNS and peer exchange alone: time to a
+# full mesh, idle CPU, RSS and connections per peer, a late joiner, and a run with 30%
+# multicast loss. Needs root; takes minutes. E.g. make bench-party ARGS="--peers 16 48".
+bench-party: test-venv
+	@$(MAKE) --no-print-directory apt-install PACKAGES="iproute2"
+	$(BIN)/python bench/party.py $(ARGS)
 
 # The offline bundle (dist/lanspread/, one folder to copy to a USB stick): lanspread,
 # a Python runtime and the system's libarchive with the libraries it needs. PyInstaller

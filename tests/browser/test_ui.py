@@ -162,6 +162,25 @@ async def test_peers_panel_lists_the_other_peer(lan: Lan) -> None:
     await expect(page.locator("#peer-count")).to_have_text("1")
 
 
+async def test_connect_to_address_beside_the_peer_list(lan: Lan) -> None:
+    """The Connect form sends ``connect``: a bad address is explained, a peer's is confirmed."""
+    page = await lan.page()
+    field = page.locator("#peer-connect-addr")
+    await field.fill("nonsense")
+    await page.locator("#peer-connect-submit").click()
+    await expect(page.locator(".toast-text").last).to_have_text(
+        "'nonsense' is not a HOST:PORT address"
+    )
+    await expect(field).to_have_value("nonsense")
+    await field.fill(lan.bravo.listen_addr)
+    await page.locator("#peer-connect-submit").click()
+    await expect(page.locator(".toast-text").last).to_have_text(
+        f"Jonas' Rig at {lan.bravo.listen_addr}"
+    )
+    await expect(field).to_have_value("")
+    await expect(page.locator("#peer-count")).to_have_text("1")
+
+
 async def test_stream_drop_reconnects_by_itself(lan: Lan) -> None:
     """When the server kills the stream, the page reconnects and follows new changes."""
     page = await lan.page()

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from lanspread.core.sightings import (
     DIAL_BURST,
     DIAL_RATE,
+    MAX_HINT_FAILURES,
     MAX_RETRY_DELAY,
     RETRY_BASE_DELAY,
     Sighting,
@@ -172,3 +173,91 @@ def test_bounds_hold_under_any_mix(ops: list[tuple[int, str]]) -> None:
             table.dialled(peer_id, now, proven=op == "ok")
         assert len(table) <= 8
         assert handed_out <= 3 + 2.0 * now
+
+
+def test_a_record_replaces_a_hint_afresh_and_a_hint_never_replaces_a_record() -> None:
+    """mDNS from the peer itself outweighs gossip: the hint's backoff goes, the record stays."""
+    table = Sightings()
+    table.saw("p1", A, 0.0, proven_peer=False, hinted=True)
+    table.claim_due(0.0)
+    table.dialled("p1", 0.0, proven=False)
+    table.saw("p1", B, 0.1, proven_peer=False)
+    entry = table.get("p1")
+    assert entry is not None
+    assert (entry.address, entry.failures, entry.hinted) == (B, 0, False)
+    table.saw("p1", A, 0.2, proven_peer=False, hinted=True)
+    entry = table.get("p1")
+    assert entry is not None
+    assert (entry.address, entry.hinted) == (B, False)
+
+
+def test_a_record_does_not_replace_a_hint_being_dialled() -> None:
+    """While a hinted dial runs the record only updates the address, as for any sighting."""
+    table = Sightings()
+    table.saw("p1", A, 0.0, proven_peer=False, hinted=True)
+    table.claim_due(0.0)
+    table.saw("p1", B, 0.1, proven_peer=False)
+    entry = table.get("p1")
+    assert entry is not None
+    assert (entry.address, entry.dialling, entry.hinted) == (B, True, True)
+
+
+def test_hints_are_evicted_before_records() -> None:
+    """A full table drops gossip first, however fresh, so records of peers themselves stay."""
+    table = Sightings(capacity=2)
+    table.saw("r1", A, 0.0, proven_peer=False)
+    table.saw("h1", A, 5.0, proven_peer=False, hinted=True)
+    assert table.saw("r2", B, 6.0, proven_peer=False) == "h1"
+    assert table.saw("h2", B, 7.0, proven_peer=False, hinted=True) == "r1"
+
+
+def test_untried_names_sightings_whose_address_has_not_failed() -> None:
+    """Waiting or dialling sightings are untried; a failed one may take a new address."""
+    table = Sightings()
+    for peer_id in ("p1", "p2", "p3"):
+        table.saw(peer_id, A, 0.0, proven_peer=False)
+    table.claim_due(0.0)
+    table.dialled("p1", 0.0, proven=False)
+    table.saw("p4", A, 0.0, proven_peer=False)
+    assert table.untried() == frozenset({"p2", "p3", "p4"})
+
+
+def test_next_due_names_the_next_moment_a_dial_can_go() -> None:
+    """Nothing waiting: None; a backed-off sighting: its time; no token: the refill time."""
+    table = Sightings(dial_rate=2.0, dial_burst=1.0)
+    assert table.next_due(0.0) is None
+    table.saw("p1", A, 0.0, proven_peer=False)
+    table.claim_due(0.0)
+    assert table.next_due(0.0) is None
+    table.dialled("p1", 0.0, proven=False)
+    assert table.next_due(0.0) == RETRY_BASE_DELAY
+    table.saw("p2", B, 0.0, proven_peer=False)
+    assert table.next_due(0.0) == 0.5
+    assert table.next_due(3.0) == 3.0
+
+
+def test_a_hint_is_dropped_after_its_last_allowed_failure() -> None:
+    """Nothing ends a hint but a dial: after MAX_HINT_FAILURES failures it is gone."""
+    table = Sightings(dial_burst=1000.0)
+    table.saw("h1", A, 0.0, proven_peer=False, hinted=True)
+    table.saw("r1", B, 0.0, proven_peer=False)
+    now = 0.0
+    for _ in range(MAX_HINT_FAILURES):
+        assert "h1" in ids(table.claim_due(now))
+        table.dialled("h1", now, proven=False)
+        table.dialled("r1", now, proven=False)
+        now += MAX_RETRY_DELAY
+    assert "h1" not in table
+    entry = table.get("r1")
+    assert entry is not None
+    assert entry.failures == MAX_HINT_FAILURES
+
+
+def test_a_deferred_sighting_is_due_only_after_its_delay() -> None:
+    """A new sighting saw with a delay waits it out; a later claim does not shorten it."""
+    table = Sightings()
+    table.saw("p1", A, 0.0, proven_peer=False, delay=1.0)
+    assert table.claim_due(0.5) == []
+    assert table.next_due(0.5) == 1.0
+    table.saw("p1", B, 0.6, proven_peer=False)
+    assert ids(table.claim_due(1.0)) == ["p1"]

@@ -89,12 +89,12 @@ async def until_closed(stream: FramedStream) -> None:
 async def test_dialing_a_peer_of_another_version_raises_version_mismatch(
     alice: PeerIdentity, bob: PeerIdentity
 ) -> None:
-    """A listener announcing version 3 is refused by name; it receives our v2 preamble."""
+    """A listener announcing version 5 is refused by name; it receives our own preamble."""
     received: list[bytes] = []
     done = asyncio.Event()
 
     async def other_version(stream: FramedStream) -> None:
-        await stream.send_bytes(encode_preamble(4))
+        await stream.send_bytes(encode_preamble(5))
         received.append(await read_until_eof(stream))
         done.set()
 
@@ -102,7 +102,7 @@ async def test_dialing_a_peer_of_another_version_raises_version_mismatch(
         with pytest.raises(VersionMismatch) as caught:
             await dial_to(port, bob)
         assert str(caught.value) == (
-            "the remote peer speaks protocol version 4, this peer speaks version 3"
+            "the remote peer speaks protocol version 5, this peer speaks version 4"
         )
         await asyncio.wait_for(done.wait(), WAIT)
     assert received == [encode_preamble(PROTOCOL_VERSION)]
@@ -271,7 +271,7 @@ async def test_a_dialer_of_another_version_is_told_our_version_and_dropped(
     async with PeerServer(alice, handler, host="127.0.0.1", port=0) as server:
         stream = await open_raw_client(server.port)
         try:
-            await stream.send_bytes(encode_preamble(4))
+            await stream.send_bytes(encode_preamble(5))
             assert await read_until_eof(stream) == encode_preamble(PROTOCOL_VERSION)
         finally:
             await stream.close()
@@ -279,8 +279,8 @@ async def test_a_dialer_of_another_version_is_told_our_version_and_dropped(
             assert await good.request(Ping()) == Pong()
     assert len(handler.hellos) == 1
     assert (
-        "closing a connection (peer unproven): the remote peer speaks protocol version 4, "
-        "this peer speaks version 3"
+        "closing a connection (peer unproven): the remote peer speaks protocol version 5, "
+        "this peer speaks version 4"
     ) in caplog.messages
 
 

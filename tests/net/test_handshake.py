@@ -89,11 +89,11 @@ def test_a_hello_of_another_version_is_refused_with_version_mismatch(
     """The Hello's own version field is checked too, naming both versions."""
     challenge = new_challenge(alice, NONCE)
     hello = msgspec.structs.replace(
-        build_hello(bob, challenge, alice.peer_id, announcement("bob")), protocol_version=4
+        build_hello(bob, challenge, alice.peer_id, announcement("bob")), protocol_version=5
     )
     assert verify_hello(hello, challenge) == ErrorResponse(
         code=ErrorCode.VERSION_MISMATCH,
-        message="hello declares protocol version 4, this peer speaks version 3",
+        message="hello declares protocol version 5, this peer speaks version 4",
     )
 
 
@@ -107,7 +107,7 @@ def test_a_challenge_from_someone_else_than_the_certificate_is_refused(
         f"challenge names peer {carol.peer_id} but the certificate proves peer {alice.peer_id}"
     )
     other_version = msgspec.structs.replace(new_challenge(alice, NONCE), protocol_version=9)
-    with pytest.raises(ProtocolError, match=r"^challenge declares protocol version 9, expected 3$"):
+    with pytest.raises(ProtocolError, match=r"^challenge declares protocol version 9, expected 4$"):
         check_challenge(other_version, alice.peer_id)
 
 
@@ -122,9 +122,9 @@ def test_a_hello_ack_must_come_from_the_pinned_peer(
         f"hello ack names peer {carol.peer_id} but the certificate proves peer {alice.peer_id}"
     )
     other_version = msgspec.structs.replace(
-        build_hello_ack(alice, announcement("alice")), protocol_version=4
+        build_hello_ack(alice, announcement("alice")), protocol_version=5
     )
-    with pytest.raises(ProtocolError, match=r"^hello ack declares protocol version 4, expected 3$"):
+    with pytest.raises(ProtocolError, match=r"^hello ack declares protocol version 5, expected 4$"):
         check_hello_ack(other_version, alice.peer_id)
 
 

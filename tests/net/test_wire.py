@@ -818,11 +818,11 @@ def test_preamble_round_trips() -> None:
 
 
 def test_preamble_of_another_version_is_a_version_mismatch_naming_both() -> None:
-    """A version-4 preamble raises VersionMismatch with both versions in the message."""
+    """A version-5 preamble raises VersionMismatch with both versions in the message."""
     with pytest.raises(VersionMismatch) as caught:
-        check_preamble(encode_preamble(4))
+        check_preamble(encode_preamble(5))
     assert str(caught.value) == (
-        "the remote peer speaks protocol version 4, this peer speaks version 3"
+        "the remote peer speaks protocol version 5, this peer speaks version 4"
     )
 
 

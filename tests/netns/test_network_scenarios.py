@@ -381,12 +381,12 @@ async def test_cold_start_race_ends_symmetric(scenario_factory: Any, tmp_path: P
 async def test_peer_of_another_protocol_version_is_ignored(
     scenario_factory: Any, tmp_path: Path
 ) -> None:
-    """S4: a proto=3 peer on the bridge is never listed; a connect to it names both versions.
+    """S4: a peer of the next version is never listed; a connect to it names both versions.
 
     The foreign peer advertises itself before the real peers start. Each real peer's
     discovery resolves the advertisement and rejects it (its debug log says why),
     the two real peers still find each other, nobody dials the foreign listener,
-    and an explicit ``connect`` stops at its version-2 preamble.
+    and an explicit ``connect`` stops at its preamble.
     """
     scenario = await scenario_factory(3)
     foreign_host = scenario.host("h3")
@@ -407,7 +407,10 @@ async def test_peer_of_another_protocol_version_is_ignored(
     peers = [await scenario.spawn(scenario.host(n), log_level="debug") for n in ("h1", "h2")]
     await asyncio.gather(*(peer.started() for peer in peers))
     await wait_for_mesh(peers)
-    rejection = f"ignoring {instance_name(ready['peer_id'])}: protocol version 4, we speak 3"
+    rejection = (
+        f"ignoring {instance_name(ready['peer_id'])}: "
+        f"protocol version {FOREIGN_PROTOCOL_VERSION}, we speak {PROTOCOL_VERSION}"
+    )
     for peer in peers:
         await wait_until(
             logged(peer, rejection), f"{peer.name} to log {rejection!r}", timeout=DISCOVERY_TIMEOUT
@@ -419,7 +422,8 @@ async def test_peer_of_another_protocol_version_is_ignored(
         await peers[0].process.request({"cmd": "connect", "addr": ready["listen_addr"]})
     assert failed.value.event["code"] == "protocol-error"
     assert failed.value.event["message"] == (
-        "the remote peer speaks protocol version 4, this peer speaks version 3"
+        f"the remote peer speaks protocol version {FOREIGN_PROTOCOL_VERSION}, "
+        f"this peer speaks version {PROTOCOL_VERSION}"
     )
     connection = await foreign.wait_for("connection")
     assert connection["preamble_version"] == PROTOCOL_VERSION

@@ -54,10 +54,10 @@ async def test_a_spoofed_record_never_moves_a_proven_peer(
     assert proven == parse_addr(bravo.listen_addr)
     link = await alpha.network.link(bravo.peer_id)
     for host, port in (parse_addr(mallory.listen_addr), ("127.0.0.1", closed_port())):
-        alpha.network.on_advertised(
+        alpha.network.exchange.on_advertised(
             DiscoveredPeer(peer_id=bravo.peer_id, name="bravo", host=host, port=port)
         )
-        sighting = alpha.network._sightings.get(bravo.peer_id)
+        sighting = alpha.network.exchange.sightings.get(bravo.peer_id)
         assert sighting is not None
         await wait_until(
             lambda: _failed(alpha, bravo), "the spoofed address to fail its dial", timeout=WAIT
@@ -66,11 +66,11 @@ async def test_a_spoofed_record_never_moves_a_proven_peer(
         assert await alpha.network.link(bravo.peer_id) is link
         manifest = await alpha.network.fetch_manifest(bravo.peer_id, "quake3")
         assert manifest.game_id == "quake3"
-        alpha.network.on_advertisement_gone(bravo.peer_id)
+        alpha.network.exchange.on_advertisement_gone(bravo.peer_id)
 
 
 def _failed(alpha: PeerRuntime, bravo: PeerRuntime) -> bool:
-    sighting = alpha.network._sightings.get(bravo.peer_id)
+    sighting = alpha.network.exchange.sightings.get(bravo.peer_id)
     return sighting is not None and sighting.failures >= 1
 
 
@@ -84,13 +84,13 @@ async def test_a_real_move_is_followed_once_the_handshake_proves_it(
     stale = ("127.0.0.1", closed_port())
     assert alpha.network._db.update_address(bravo.peer_id, stale)
     host, port = parse_addr(bravo.listen_addr)
-    alpha.network.on_advertised(
+    alpha.network.exchange.on_advertised(
         DiscoveredPeer(peer_id=bravo.peer_id, name="bravo", host=host, port=port)
     )
     await wait_until(
         lambda: address_of(alpha, bravo.peer_id) == (host, port), "bravo to move", timeout=WAIT
     )
-    assert bravo.peer_id not in alpha.network._sightings
+    assert bravo.peer_id not in alpha.network.exchange.sightings
 
 
 async def test_a_flood_of_fake_records_is_bounded_and_a_newcomer_still_gets_in(
@@ -102,12 +102,12 @@ async def test_a_flood_of_fake_records_is_bounded_and_a_newcomer_still_gets_in(
     watch = RuntimeEvents(alpha)
     dead = closed_port()
     for number in range(600):
-        alpha.network.on_advertised(
+        alpha.network.exchange.on_advertised(
             DiscoveredPeer(peer_id=f"{number:064x}", name="fake", host="127.0.0.1", port=dead)
         )
     assert alpha.network.sightings <= MAX_SIGHTINGS
     host, port = parse_addr(charlie.listen_addr)
-    alpha.network.on_advertised(
+    alpha.network.exchange.on_advertised(
         DiscoveredPeer(peer_id=charlie.peer_id, name="charlie", host=host, port=port)
     )
     await watch.first(Event, lambda _: charlie.peer_id in alpha.network.known_peers(), within=5.0)

@@ -8,7 +8,7 @@ speaks frames: a peer of the current version must stop at the preamble.
 
 Usage (inside a namespace, driven by ``JsonlProcess``)::
 
-    python foreign_peer.py --address 10.213.0.3 --state-dir DIR [--protocol-version 4]
+    python foreign_peer.py --address 10.213.0.3 --state-dir DIR [--protocol-version N]
 
 Events on stdout, one JSON object per line:
 
@@ -46,11 +46,12 @@ from lanspread.net.discovery import (
 )
 from lanspread.net.identity import load_or_create_identity
 from lanspread.net.tls import create_listener, server_context
-from lanspread.net.wire import PREAMBLE_MAGIC, PREAMBLE_SIZE, encode_preamble
+from lanspread.net.wire import PREAMBLE_MAGIC, PREAMBLE_SIZE, PROTOCOL_VERSION, encode_preamble
 
 log = logging.getLogger("foreign_peer")
 
-FOREIGN_PROTOCOL_VERSION = 4
+# The version after ours: a peer of a newer release, whatever version ours is.
+FOREIGN_PROTOCOL_VERSION = PROTOCOL_VERSION + 1
 # A dialer sends its preamble right after TLS; a LAN peer that needs longer is broken.
 PREAMBLE_TIMEOUT = 5.0
 # Bounds the TLS server handshake of one dialer, like the real server does.

@@ -63,11 +63,13 @@ namespace alive after ``close()``, so close every socket you open.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import errno
 import functools
 import json
 import os
+import random
 import re
 import secrets
 import shutil
@@ -75,7 +77,7 @@ import socket
 import struct
 import subprocess
 import tempfile
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -97,6 +99,10 @@ BRIDGE = "br0"
 HOST_INTERFACE = "eth0"
 SUBNET = "10.213.0"
 PREFIX_LENGTH = 24
+# Multicast loss is emulated in slots this long (see multicast_loss): short against
+# mDNS's probes and announcements (250 ms to 1 s apart), long enough that one ``ip``
+# call per slot costs the machine little.
+LOSS_SLOT = 0.1
 # Host N gets SUBNET.N; .0 and .255 are the network and broadcast addresses.
 MAX_HOSTS = 254
 # 24 random bits: two live runs colliding is a one-in-sixteen-million event,
@@ -561,6 +567,46 @@ def _host_lines(host: Host) -> list[str]:
         f"link set {HOST_INTERFACE} multicast on up",
         f"route add 224.0.0.0/4 dev {HOST_INTERFACE}",
     ]
+
+
+def multicast_flood_lines(ports: Mapping[str, bool]) -> list[str]:
+    """``ip -batch`` lines setting each bridge port's ``mcast_flood`` (False: the switch
+    no longer floods multicast, mDNS included, out of that port)."""
+    return [
+        f"link set dev {port} type bridge_slave mcast_flood {'on' if flood else 'off'}"
+        for port, flood in ports.items()
+    ]
+
+
+async def set_multicast_flood(network: Network, ports: Mapping[str, bool]) -> None:
+    await _ip_batch(["-n", network.switch_namespace], multicast_flood_lines(ports))
+
+
+@contextlib.asynccontextmanager
+async def multicast_loss(network: Network, share: float, seed: int = 0) -> AsyncIterator[None]:
+    """While inside, each host misses about ``share`` of the multicast sent to it.
+
+    This kernel has neither ``netem`` nor ``prio`` nor tc's ``drop`` action, so loss is
+    emulated on the bridge: every :data:`LOSS_SLOT` each port's ``mcast_flood`` is
+    turned off with probability ``share``, independently per port. Losses come in
+    bursts of whole slots, which is harsher than independent drops.
+    """
+    chooser = random.Random(seed)
+    ports = [host.switch_port for host in network.hosts]
+
+    async def flip() -> None:
+        while True:
+            await set_multicast_flood(network, {port: chooser.random() >= share for port in ports})
+            await asyncio.sleep(LOSS_SLOT)
+
+    task = asyncio.create_task(flip())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await set_multicast_flood(network, dict.fromkeys(ports, True))
 
 
 async def _ip(args: Sequence[str], stdin: str | None = None) -> str:

@@ -14,9 +14,13 @@ the Hello of that dial prove (or disprove) it:
   that succeeds moves it. Until then, and when the dial fails, the proven
   address stays, so a spoofed record cannot take a peer away from us.
 
+Peer exchange (``core.exchange``) adds **hinted** sightings: a peer's claim about
+a third peer, weaker than a record the named peer sent itself. An mDNS record
+for a hinted id replaces the hint (fresh, without its backoff).
+
 The table is bounded by :data:`MAX_SIGHTINGS`. A new sighting in a full table
-evicts another: sightings of unknown ids before move candidates, then the one
-whose dials failed most, then the oldest. Proven peers live in the peer
+evicts another: hints first, then sightings of unknown ids before move
+candidates, then the one whose dials failed most, then the oldest. Proven peers live in the peer
 database, not here, so nothing a flood of records does can displace them.
 
 Dials are rate-limited: a token bucket allows :data:`DIAL_RATE` per second (a
@@ -56,6 +60,11 @@ RETRY_BASE_DELAY = 2.0
 # rejoins in seconds), while a record that never answers costs one dial per this
 # much time; 256 of them ask 32 dials/s, which the dial budget caps anyway.
 MAX_RETRY_DELAY = 8.0
+# A hint whose dial failed this often is dropped (after ~22 s of backoff): unlike a
+# record, no advertisement going away ends it, and a peer that cannot be dialled (a
+# firewall, a liar's address) would otherwise cost every peer told of it a dial every
+# MAX_RETRY_DELAY for ever. Hearing the hint again starts over.
+MAX_HINT_FAILURES = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +79,8 @@ class Sighting:
     failures: int = 0
     next_dial_at: float = 0.0
     dialling: bool = False
+    hinted: bool = False
+    """Another peer named this id (peer exchange), not the id's own mDNS record."""
 
 
 class Sightings:
@@ -104,14 +115,31 @@ class Sightings:
     def get(self, peer_id: str) -> Sighting | None:
         return self._entries.get(peer_id)
 
-    def saw(self, peer_id: str, address: Address, now: float, *, proven_peer: bool) -> str | None:
+    def saw(
+        self,
+        peer_id: str,
+        address: Address,
+        now: float,
+        *,
+        proven_peer: bool,
+        hinted: bool = False,
+        delay: float = 0.0,
+    ) -> str | None:
         """Record a claim; returns the peer id evicted to make room, if any.
 
         A claim for a sighting already held updates its address and kind but keeps
         its failures and backoff, so changing the advertised address does not buy a
-        spoofer an earlier dial.
+        spoofer an earlier dial. A new sighting is first due after ``delay``. A record
+        (not a hint) for a hinted sighting replaces it afresh: the hint may have been a
+        lie that earned the backoff; a hint never changes a sighting that came from a
+        record.
         """
         old = self._entries.get(peer_id)
+        if old is not None and old.hinted and not hinted and not old.dialling:
+            self._entries[peer_id] = Sighting(peer_id, address, proven_peer, first_seen=now)
+            return None
+        if old is not None and hinted and not old.hinted:
+            return None  # a record the peer sent itself outweighs any hint
         if old is not None:
             self._entries[peer_id] = dataclasses.replace(
                 old, address=address, proven_peer=proven_peer
@@ -121,8 +149,27 @@ class Sightings:
         if len(self._entries) >= self._capacity:
             evicted = self._victim()
             del self._entries[evicted]
-        self._entries[peer_id] = Sighting(peer_id, address, proven_peer, first_seen=now)
+        self._entries[peer_id] = Sighting(
+            peer_id, address, proven_peer, first_seen=now, next_dial_at=now + delay, hinted=hinted
+        )
         return evicted
+
+    def untried(self) -> frozenset[str]:
+        """The ids being dialled or awaiting a first dial: their address has not failed."""
+        return frozenset(
+            entry.peer_id
+            for entry in self._entries.values()
+            if entry.dialling or not entry.failures
+        )
+
+    def next_due(self, now: float) -> float | None:
+        """When :meth:`claim_due` may next hand out a dial; ``None`` when nothing waits."""
+        waiting = [e.next_dial_at for e in self._entries.values() if not e.dialling]
+        if not waiting:
+            return None
+        self._refill(now)
+        token_at = now if self._tokens >= 1 else now + (1 - self._tokens) / self._rate
+        return max(min(waiting), token_at)
 
     def forget(self, peer_id: str) -> bool:
         """Drop the sighting of ``peer_id`` (its record went away or matched); False if none."""
@@ -150,11 +197,12 @@ class Sightings:
         return chosen
 
     def dialled(self, peer_id: str, now: float, *, proven: bool) -> None:
-        """The dial of ``peer_id`` ended: ``proven`` drops the sighting, else it backs off."""
+        """The dial of ``peer_id`` ended: ``proven`` drops the sighting, else it backs off
+        (a hint that failed :data:`MAX_HINT_FAILURES` times is dropped)."""
         entry = self._entries.get(peer_id)
         if entry is None:
             return
-        if proven:
+        if proven or (entry.hinted and entry.failures + 1 >= MAX_HINT_FAILURES):
             del self._entries[peer_id]
             return
         delay = min(self._retry_base * 2**entry.failures, self._retry_max)
@@ -172,8 +220,13 @@ class Sightings:
         self._refilled_at = max(self._refilled_at, now)
 
     def _victim(self) -> str:
-        """Unknown ids before move candidates, most failures first, then the oldest."""
+        """Hints, then unknown ids before move candidates, most failures, the oldest."""
         return min(
             self._entries.values(),
-            key=lambda entry: (entry.proven_peer, -entry.failures, entry.first_seen),
+            key=lambda entry: (
+                not entry.hinted,
+                entry.proven_peer,
+                -entry.failures,
+                entry.first_seen,
+            ),
         ).peer_id

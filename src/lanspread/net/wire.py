@@ -45,6 +45,7 @@ from typing import Annotated, Final, TypeAlias
 import msgspec
 
 from lanspread.core.bitfield import ManifestDigest
+from lanspread.core.exchange import MAX_SHARED_PEERS
 from lanspread.core.library import (
     GameId,
     LibraryDelta,
@@ -56,7 +57,7 @@ from lanspread.core.party import MAX_SERIAL, SignedCatalog
 from lanspread.core.tickets import TICKET_TTL, TOKEN_SIZE
 from lanspread.errors import FrameTooLarge, ProtocolError, VersionMismatch
 
-PROTOCOL_VERSION: Final = 3
+PROTOCOL_VERSION: Final = 4
 
 PREAMBLE_MAGIC: Final = b"LSPR"
 _PREAMBLE = struct.Struct(">4sI")
@@ -154,7 +155,18 @@ class _Message(_Struct, frozen=True, tag=True, tag_field="type"):
     """A frame's top-level value or a request/response body; tagged by class name."""
 
 
-class Announcement(_Struct, frozen=True):
+class PeerHint(_Struct, frozen=True):
+    """A peer the sender has proven, and where it listens: a hint to dial (``core.exchange``)."""
+
+    peer_id: PeerId
+    host: Host
+    port: Port
+
+
+PeerHints = Annotated[tuple[PeerHint, ...], msgspec.Meta(max_length=MAX_SHARED_PEERS)]
+
+
+class Announcement(_Struct, frozen=True, omit_defaults=True):
     """What a peer tells about itself in ``Hello`` and ``HelloAck``."""
 
     name: DisplayName
@@ -163,6 +175,8 @@ class Announcement(_Struct, frozen=True):
     listen_port: Port
     """The stable port of the peer's listener, never a connection's source port."""
     library: LibrarySnapshot
+    peers: PeerHints = ()
+    """Peers the sender has proven (peer exchange); hints, never proof."""
 
 
 # --- handshake -------------------------------------------------------------------
@@ -203,18 +217,28 @@ class HelloAck(_Message, frozen=True):
 # --- request bodies ----------------------------------------------------------------
 
 
-class Ping(_Message, frozen=True):
-    """Liveness probe; answered by :class:`Pong`."""
+class Ping(_Message, frozen=True, omit_defaults=True):
+    """Liveness probe; answered by :class:`Pong`.
+
+    Carries the proven peers the listener has not heard of from the dialer yet (a
+    batched delta of the peer exchange); empty, and omitted, once it knows them all.
+    """
+
+    peers: PeerHints = ()
 
 
 class Goodbye(_Message, frozen=True):
     """The dialer is leaving the network; answered by :class:`GoodbyeAck`."""
 
 
-class PushLibraryDelta(_Message, frozen=True):
-    """A change of the dialer's library; answered by an ack or :class:`ResyncRequired`."""
+class PushLibraryDelta(_Message, frozen=True, omit_defaults=True):
+    """A change of the dialer's library; answered by an ack or :class:`ResyncRequired`.
+
+    Carries the peer exchange's delta like :class:`Ping` does.
+    """
 
     delta: LibraryDelta
+    peers: PeerHints = ()
 
 
 class GetGame(_Message, frozen=True):

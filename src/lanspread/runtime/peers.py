@@ -15,23 +15,26 @@ Theory of operation
   changes are pushed as ``PushLibraryDelta`` over the link, in order per peer; a
   receiver that cannot apply a delta answers ``ResyncRequired`` and the sender
   re-handshakes (a new Hello carries the full snapshot).
-* **Liveness.** Every ``ping_interval`` each peer is pinged over its link; any
-  answer or request from a peer counts as a sign of life. A peer silent for
-  ``peer_timeout`` is dropped with ``PeerLost(timeout)``; a Goodbye drops it at once.
-* **mDNS is a hint, the handshake is proof.** Anyone can advertise any id at any
-  address, so an advertisement only ever causes a dial that expects the id it
-  names (``core/sightings``: bounded, rate-limited, backing off). A record for a
-  proven peer at another address never moves it by itself: the peer is dialled
-  there and moves only when that handshake proves its id; otherwise the proven
-  address and link stay.
-* **Party catalog.** A peer in a party links only with peers proving its party code in
-  the handshake (``net/handshake``), offers its signed catalog (``OfferCatalog``) to every
-  peer on first contact and to all whenever it adopts a newer one; the receiver checks it
-  (``runtime/party``). Views of a pinned game count only pinned versions.
-* **Seeding.** ``GetGame`` and ``GetTicket`` are answered, and the data server run, by the
-  :class:`~lanspread.runtime.seeding.Seeder`; a dropped peer's tickets are revoked.
-* **Ownership.** Short jobs (handshakes, pushes, pings) run in the task group of the
-  ``peers`` service; the server runs inside the ``server`` service. Nothing is detached.
+* **Liveness.** Idle links are pinged (``runtime/exchange``); any answer or
+  request from a peer counts as a sign of life. A silent peer is dropped with
+  ``PeerLost(timeout)``; a Goodbye drops it at once.
+* **mDNS and peer exchange are hints, the handshake is proof.** Anyone can
+  advertise any id at any address, and any peer can name any id in its hints, so
+  a claim only ever causes a dial that expects the id it names (``core/sightings``,
+  ``core/exchange``: bounded, rate-limited, backing off). A record for a proven
+  peer at another address never moves it by itself: the peer is dialled there and
+  moves only when that handshake proves its id; a hint never moves it at all.
+* **Party catalog.** A peer in a party links only with peers proving its party code
+  in the handshake (``net/handshake``), offers its signed catalog (``OfferCatalog``)
+  to every peer on first contact and to all peers whenever it adopts a newer one;
+  the receiver checks it (``runtime/party``). Views of a pinned game count only
+  pinned versions (``core.party.restrict_to_pins``).
+* **Seeding.** ``GetGame`` and ``GetTicket`` are answered, and the data server
+  run, by the :class:`~lanspread.runtime.seeding.Seeder`; a dropped peer's
+  tickets are revoked.
+* **Ownership.** Short jobs (handshakes, pushes, pings) run in the task group of
+  the ``peers`` service; the server runs inside the ``server`` service. Nothing is
+  detached.
 """
 
 from __future__ import annotations
@@ -51,7 +54,6 @@ from lanspread.core.partial import HaveDelta
 from lanspread.core.party import SignedCatalog, restrict_to_pins, unpinned_offers
 from lanspread.core.peerdb import PeerChange, PeerDB, PeerRecord, RemoteGameView, aggregate
 from lanspread.core.peerdb import ResyncNeeded as DbResyncNeeded
-from lanspread.core.sightings import Sighting, Sightings
 from lanspread.errors import (
     ConfigError,
     LanspreadError,
@@ -60,11 +62,9 @@ from lanspread.errors import (
     TransportError,
 )
 from lanspread.net.connection import PeerConnection, dial
-from lanspread.net.discovery import DiscoveredPeer, Discovery
 from lanspread.net.identity import PeerIdentity, load_or_create_identity
 from lanspread.net.peer_server import PeerServer
 from lanspread.net.wire import (
-    PROTOCOL_VERSION,
     Announcement,
     CatalogAck,
     ErrorCode,
@@ -86,7 +86,7 @@ from lanspread.net.wire import (
     ResyncRequired,
     Ticket,
 )
-from lanspread.runtime.addresses import format_addr, is_wildcard, mdns_interfaces, parse_addr
+from lanspread.runtime.addresses import format_addr, is_wildcard, parse_addr
 from lanspread.runtime.events import (
     Event,
     LostReason,
@@ -95,6 +95,7 @@ from lanspread.runtime.events import (
     PeerLost,
     RemoteGamesChanged,
 )
+from lanspread.runtime.exchange import PeerExchange
 from lanspread.runtime.links import Job, LinkTable
 from lanspread.runtime.options import RuntimeOptions
 from lanspread.runtime.replies import PeerView
@@ -106,9 +107,6 @@ if TYPE_CHECKING:
     from lanspread.runtime.party import PartyService
 
 log = logging.getLogger(__name__)
-
-# A ping is answered from memory; a peer that needs longer than this is not healthy.
-PING_TIMEOUT = 5.0
 
 
 class PeerNetwork:
@@ -125,13 +123,20 @@ class PeerNetwork:
         self.seeder = Seeder(options, self.partials)
         self._bound: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._jobs: asyncio.Queue[Job] = asyncio.Queue()
-        self._links = LinkTable(self._spawn, ping=self._ping, drop=self._drop)
+        self._links = LinkTable(
+            self._spawn, ping=lambda peer_id: self.exchange.ping(peer_id), drop=self._drop
+        )
         self._push_locks: dict[str, asyncio.Lock] = {}
         self._sent_revision: dict[str, int] = {}
-        # Unproven mDNS claims, dialled within a budget. A peer dropped after a
-        # timeout (a cut link) goes back here at its last proven address and is
-        # dialled again until it answers or its advertisement goes away.
-        self._sightings = Sightings()
+        self.exchange = PeerExchange(
+            options,
+            identity.peer_id,
+            self._db,
+            spawn=self._spawn,
+            handshake=self._dial_expecting,
+            link=self.link,
+            drop=self._drop,
+        )
         self._lost_listeners: list[Callable[[str], None]] = []
         self._last_announced_revision = 0
         """The library revision of the newest Hello we built (what a dialled peer got)."""
@@ -234,12 +239,13 @@ class PeerNetwork:
             raise ConfigError("the network has no local library attached")
         return self._library
 
-    def _announcement(self) -> Announcement:
+    def _announcement(self, recipient: str | None) -> Announcement:
         return Announcement(
             name=self._options.name,
             listen_host=self._options.listen_host,
             listen_port=self.listen_port,
             library=self._local().snapshot,
+            peers=self.exchange.snapshot(recipient),
         )
 
     # -- services ----------------------------------------------------------
@@ -284,76 +290,22 @@ class PeerNetwork:
         self._jobs.put_nowait(job)
 
     async def run_discovery(self) -> None:
-        """The ``discovery`` service: mDNS announce and browse."""
-        port = await self.wait_bound()
-        interfaces = mdns_interfaces(self._options)
-        discovery = Discovery(
-            peer_id=self.peer_id,
-            name=self._options.name,
-            port=port,
-            protocol_version=PROTOCOL_VERSION,
-            interfaces=list(interfaces) if interfaces is not None else None,
-        )
-        await discovery.run(self.on_advertised, self.on_advertisement_gone)
+        """The ``discovery`` service: mDNS announce and browse (``runtime/exchange``)."""
+        await self.exchange.run_discovery(await self.wait_bound())
 
     async def run_liveness(self) -> None:
-        """The ``liveness`` service: ping every peer, drop the silent ones."""
-        loop = asyncio.get_running_loop()
-        while True:
-            await asyncio.sleep(self._options.ping_interval)
-            for record in self._db.peers():
-                self._spawn(functools.partial(self._ping, record.peer_id))
-            for peer_id in self._db.expired(loop.time(), self._options.peer_timeout):
-                await self._drop(peer_id, "timeout")
-            self._dial_sightings()
-
-    # -- discovery and handshakes -----------------------------------------
-
-    def on_advertised(self, found: DiscoveredPeer) -> None:
-        """An mDNS record claims ``found.peer_id`` listens at its address: a hint to dial."""
-        if found.peer_id == self.peer_id:
-            return
-        address = (found.host, found.port)
-        record = self._db.get(found.peer_id)
-        if record is not None and record.address == address:
-            self._sightings.forget(found.peer_id)
-            return
-        now = asyncio.get_running_loop().time()
-        evicted = self._sightings.saw(found.peer_id, address, now, proven_peer=record is not None)
-        if evicted is not None:
-            log.debug("forgot the advertisement of %s to make room", evicted)
-        self._dial_sightings()
-
-    def on_advertisement_gone(self, peer_id: str) -> None:
-        """A record of ``peer_id`` went away: stop dialling it (liveness decides the rest)."""
-        self._sightings.forget(peer_id)
+        """The ``liveness`` service: ping idle links, drop the silent peers."""
+        await self.exchange.run_liveness()
 
     @property
     def sightings(self) -> int:
-        """Unproven advertisements held (bounded by ``core.sightings.MAX_SIGHTINGS``)."""
-        return len(self._sightings)
+        """Unproven claims held (bounded by ``core.sightings.MAX_SIGHTINGS``)."""
+        return len(self.exchange.sightings)
 
-    def _dial_sightings(self) -> None:
-        """Dial the advertisements that are due, within the dial budget."""
-        for sighting in self._sightings.claim_due(asyncio.get_running_loop().time()):
-            self._spawn(functools.partial(self._contact, sighting))
+    # -- handshakes ----------------------------------------------------------
 
-    async def _contact(self, sighting: Sighting) -> None:
-        """Dial an advertised address expecting its id; only success moves or adds the peer."""
-        proven = False
-        try:
-            await self._handshake(*sighting.address, expected_peer_id=sighting.peer_id)
-            proven = True
-            if sighting.proven_peer:
-                log.info(
-                    "peer %s proved its new address %s",
-                    sighting.peer_id,
-                    format_addr(*sighting.address),
-                )
-        finally:
-            self._sightings.dialled(
-                sighting.peer_id, asyncio.get_running_loop().time(), proven=proven
-            )
+    async def _dial_expecting(self, host: str, port: int, peer_id: str | None) -> PeerConnection:
+        return await self._handshake(host, port, expected_peer_id=peer_id)
 
     async def _handshake(
         self, host: str, port: int, *, expected_peer_id: str | None
@@ -364,7 +316,7 @@ class PeerNetwork:
             identity=self._identity,
             expected_peer_id=expected_peer_id,
             forbidden_peer_id=self.peer_id,
-            announce=self._announcement_with_revision,
+            announce=functools.partial(self._announcement_with_revision, expected_peer_id),
             party_code=self._options.party_code,
         )
         peer_id = connection.peer_id
@@ -372,10 +324,11 @@ class PeerNetwork:
         await self._links.replace(peer_id, connection)
         self._sent_revision[peer_id] = self._last_announced_revision
         self._record(peer_id, ack.name, (host, ack.listen_port), ack)
+        self.exchange.heard(peer_id, ack.peers)
         return connection
 
-    def _announcement_with_revision(self) -> Announcement:
-        announcement = self._announcement()
+    def _announcement_with_revision(self, recipient: str | None) -> Announcement:
+        announcement = self._announcement(recipient)
         self._last_announced_revision = announcement.library.revision
         return announcement
 
@@ -386,9 +339,7 @@ class PeerNetwork:
         change = self._db.upsert_from_handshake(peer_id, name, address, announcement.library, now)
         record = change.record
         self.partials.peer_library(peer_id, announcement.library.games, authoritative=True)
-        sighting = self._sightings.get(peer_id)
-        if sighting is not None and sighting.address == address and not sighting.dialling:
-            self._sightings.forget(peer_id)
+        self.exchange.proven(peer_id, address)
         if change.new:
             log.info("peer %s (%s) at %s", name, peer_id, format_addr(*address))
             self._publish(
@@ -448,7 +399,8 @@ class PeerNetwork:
             connection = await self.link(peer_id)
             if delta.revision <= self._sent_revision.get(peer_id, -1):
                 return  # dialling just now sent the snapshot with this change
-            answer = await connection.request(PushLibraryDelta(delta=delta))
+            hints = self.exchange.delta(peer_id)
+            answer = await connection.request(PushLibraryDelta(delta=delta, peers=hints))
             if isinstance(answer, ResyncRequired):
                 log.info("peer %s asked for a resync: %s", peer_id, answer.reason)
                 self._links.drop(peer_id)
@@ -489,21 +441,15 @@ class PeerNetwork:
 
     # -- liveness ---------------------------------------------------------------
 
-    async def _ping(self, peer_id: str) -> None:
-        connection = await self.link(peer_id)
-        await connection.request(Ping(), timeout=PING_TIMEOUT)
-        self._db.mark_seen(peer_id, asyncio.get_running_loop().time())
-
     async def _drop(self, peer_id: str, reason: LostReason) -> None:
         record = self._db.remove(peer_id)
         if record is None:
             return
         log.info("peer %s (%s) lost: %s", record.name, peer_id, reason)
         if reason in ("timeout", "disconnected"):
-            # Its last proven address: dialled again (in the budget) until it answers.
-            self._sightings.saw(
-                peer_id, record.address, asyncio.get_running_loop().time(), proven_peer=False
-            )
+            self.exchange.lost(peer_id, record.address)  # its last address: dialled again
+        else:
+            self.exchange.forget(peer_id)
         self.seeder.forget_peer(peer_id)
         self.partials.peer_lost(peer_id)
         self._links.drop(peer_id)
@@ -526,17 +472,20 @@ class PeerNetwork:
         host = transport_host if is_wildcard(announced.listen_host) else announced.listen_host
         self.seeder.inbound_link(hello.peer_id, transport_host)
         self._record(hello.peer_id, announced.name, (host, announced.listen_port), announced)
-        return self._announcement()
+        self.exchange.heard(hello.peer_id, announced.peers)
+        return self._announcement(hello.peer_id)
 
     async def on_request(self, peer_id: str, request: Request) -> Response:
         self._db.mark_seen(peer_id, asyncio.get_running_loop().time())
         match request:
-            case Ping():
+            case Ping(peers=hints):
+                self.exchange.heard(peer_id, hints)
                 return Pong()
             case Goodbye():
                 await self._drop(peer_id, "goodbye")
                 return GoodbyeAck()
-            case PushLibraryDelta(delta=delta):
+            case PushLibraryDelta(delta=delta, peers=hints):
+                self.exchange.heard(peer_id, hints)
                 return self._apply_delta(peer_id, delta)
             case PushHaveDelta(delta=have):
                 return HaveDeltaAck(accepted=self.partials.peer_have(peer_id, have) is None)

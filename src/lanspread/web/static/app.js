@@ -1201,6 +1201,21 @@
     }, OFFLINE_GRACE_MS);
   }
 
+  // Where multicast is blocked, one peer's address is enough: it names the others.
+  async function connectTo(event) {
+    event.preventDefault();
+    const field = $("peer-connect-addr");
+    const addr = field.value.trim();
+    if (!addr) return;
+    $("peer-connect-submit").disabled = true;
+    const reply = await sendCommand("connect", undefined, { addr });
+    $("peer-connect-submit").disabled = false;
+    if (reply.ok) {
+      field.value = "";
+      toast(`${reply.data.name} at ${reply.data.addr}`, "ok", "Connected");
+    }
+  }
+
   // -- wiring ------------------------------------------------------------------------------------
 
   function wire() {
@@ -1215,6 +1230,7 @@
       if (state.detail) sendCommand("cancel", state.detail);
     });
     $("detail-close").addEventListener("click", closeDetail);
+    $("peer-connect").addEventListener("submit", connectTo);
     $("verify-repair").addEventListener("click", askRepair);
     $("detail").addEventListener("click", (event) => { if (event.target === $("detail")) closeDetail(); });
     $("confirm-no").addEventListener("click", closeConfirm);
