@@ -116,8 +116,13 @@ class Peer:
 
 
 def load() -> str:
-    one, five, _ = os.getloadavg()
-    return f"load {one:.2f} (5 min {five:.2f})"
+    """The machine's load averages, printed with each figure (Linux only, like the bench)."""
+    if sys.platform == "win32":
+        said = "load unknown"
+    else:
+        one, five, _ = os.getloadavg()
+        said = f"load {one:.2f} (5 min {five:.2f})"
+    return said
 
 
 def rss_mib(pid: int) -> float:

@@ -46,8 +46,10 @@ def current_platform(platform: str = sys.platform) -> Platform:
 def runners_found(programs: Iterable[str]) -> frozenset[str]:
     """The runner programs (``wine``) found on this computer's ``PATH``; Windows needs none."""
     if sys.platform == "win32":
-        return frozenset()
-    return frozenset(program for program in programs if shutil.which(program) is not None)
+        found: frozenset[str] = frozenset()
+    else:
+        found = frozenset(program for program in programs if shutil.which(program) is not None)
+    return found
 
 
 def resolve_executable(local_dir: Path, relative: str, *, needs_exec_bit: bool = True) -> Path:
@@ -121,7 +123,7 @@ async def _ask(process: asyncio.subprocess.Process, *, force: bool) -> None:
         if force and process.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 process.kill()
-        return
-    # The game leads its own session (start_new_session): its group id is its pid.
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, signal.SIGKILL if force else signal.SIGTERM)
+    else:
+        # The game leads its own session (start_new_session): its group id is its pid.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL if force else signal.SIGTERM)
