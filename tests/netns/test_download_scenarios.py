@@ -181,8 +181,9 @@ async def test_losing_the_only_source_pauses_and_its_return_resumes(
     After the first 16 MiB chunk is in, the source goes away: the receiver reports
     ``download-all-peers-gone`` (no ``download-failed``), ``list-games`` shows the
     game paused with the journaled bytes and no operation. The source comes back
-    with the same folders; ``download`` resumes (``download-begin.resumed_bytes``
-    equals the paused bytes), fetches only the rest and ends byte exact.
+    with the same folders and the download resumes by itself, with no command
+    (``download-begin.resumed_bytes`` equals the paused bytes), fetches only the rest
+    and ends byte exact.
     """
     lan = await build_lan(2)
     receiver, source = await lan.start([("h1", ()), ("h2", (OPENTTD,))])
@@ -208,9 +209,8 @@ async def test_losing_the_only_source_pauses_and_its_return_resumes(
     )
 
     await lan.unthrottle(source)
-    back = await lan.restart(source)
-    await lan.ready_to_fetch(receiver, [back], OPENTTD)
-    await receiver.command("download", "openttd")
+    await lan.restart(source)
+    # No command: the source's return resumes the download by itself (auto-resume).
     await receiver.finished("openttd")
     begins = of_game(receiver.process.events, "download-begin", "openttd")
     assert begins[-1]["resumed_bytes"] == paused
