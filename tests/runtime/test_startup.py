@@ -90,8 +90,6 @@ def test_a_journaled_download_is_a_partial_download(root: Path) -> None:
         done_bytes=done_bytes,
         total_bytes=MANIFEST.total_bytes,
         manifest_digest=manifest_digest(MANIFEST),
-        started_at=STARTED_AT,
-        updated_at=STARTED_AT,
     )
     partial = classify_partial(root)
     assert partial is not None
@@ -100,7 +98,7 @@ def test_a_journaled_download_is_a_partial_download(root: Path) -> None:
 
 def test_percent_of_an_empty_download_is_zero() -> None:
     """A download with no bytes at all shows 0 %, not a division error."""
-    empty = PartialDownload(GAME_ID, None, 0, 0, "d", 0.0, 0.0)
+    empty = PartialDownload(GAME_ID, None, 0, 0, "d")
     assert empty.percent == 0.0
 
 

@@ -49,25 +49,7 @@ network or stopped answering: journal kept, resumable); **failed**
 (a reason; journal kept, resumable). Each ending refreshes the game while its
 operation is active, clears the operation, then publishes its event.
 
-What the player sees of a download that is not running comes from
-:attr:`DownloadManager.halted`, part of every game snapshot, never from events:
-
-==============================  ==========  ===============  ===========================
-how it stopped                  state       reason           until
-==============================  ==========  ===============  ===========================
-every source left or went mute  paused      all-peers-gone   the next download or cancel,
-                                                             or a source's return (the queue)
-a journal found at start        paused      restart          the next download or cancel
-the player paused it            paused      player           likewise (never by itself)
-waiting for a download slot     paused      queued           its turn in the queue
-any failure                     failed      failed           the next download or cancel
-==============================  ==========  ===============  ===========================
-
-The message of an ``all-peers-gone`` pause names the source that left last and
-how far the download had got ("Alice left at 35%").
-
-A paused or failed download with a journal on disk is discardable: ``cancel``
-runs the same sweep as a cancelled download.
+What the player sees of a download that is not running: :mod:`lanspread.runtime.download_halts`.
 """
 
 from __future__ import annotations
@@ -81,33 +63,31 @@ from typing import TYPE_CHECKING
 
 from lanspread.core.conflict import ChoiceRefused, ContentChoices, ContentConflict
 from lanspread.core.download_queue import PLAYER, QUEUED, source_left_message, space_refusal
-from lanspread.core.engine import ALL_PEERS_GONE, DownloadEngine, End, Ending
+from lanspread.core.engine import DownloadEngine, End, Ending
 from lanspread.core.liars import LiarRecord
 from lanspread.core.library import FoundGame
 from lanspread.core.lifecycle import Command, source_refusal
-from lanspread.core.manifest import GameManifest, manifest_digest
+from lanspread.core.manifest import GameManifest
 from lanspread.core.operations import OperationKind
-from lanspread.core.planning import ChunkKey
 from lanspread.download.dataclient import DEFAULT_PIPELINE_DEPTH
-from lanspread.download.journal import DownloadJournal, JournalCorrupt
-from lanspread.download.journal import load as load_journal
-from lanspread.download.prepare import prepare_game_storage
-from lanspread.download.reuse import copy_chunks, reusable_chunks
 from lanspread.errors import InvalidGameState, LanspreadError, StorageError
-from lanspread.files.ownership import claim_download, identify
-from lanspread.files.sentinel import begin_update, rollback
+from lanspread.files.sentinel import rollback
 from lanspread.files.staging import (
-    drop_staging,
-    game_root_of,
     has_staging,
-    is_staged_root,
     move_in,
     open_staging,
-    staged_root,
     staged_version,
 )
 from lanspread.install.sweep import discard_download
 from lanspread.platform.disk import free_bytes
+from lanspread.runtime.download_disk import (
+    RootState,
+    prepare_download,
+    recover_root,
+    settle_ending,
+)
+from lanspread.runtime.download_halts import PAUSE_MESSAGES as PAUSE_MESSAGES
+from lanspread.runtime.download_halts import RESTART, Halt, paused, put
 from lanspread.runtime.events import (
     DownloadAllPeersGone,
     DownloadCancelled,
@@ -120,13 +100,10 @@ from lanspread.runtime.events import (
 from lanspread.runtime.jobs import JobRunner
 from lanspread.runtime.options import InstallPolicy
 from lanspread.runtime.replies import FAILED, PAUSED, DownloadState, download_bytes
-from lanspread.runtime.staging import settle_staged
 from lanspread.runtime.startup import (
     PartialDownload,
     catalog_roots,
     classify_partial,
-    probe_found,
-    sweep_orphans,
 )
 from lanspread.runtime.transfer import DownloadRun
 from lanspread.seeding.manifests import ManifestCache
@@ -144,24 +121,6 @@ log = logging.getLogger(__name__)
 # verified it cannot deliver sooner: at 1 -> 4, 200 MiB, 100 Mbit/s, one measured
 # 0.55 of the swarming ideal against 0.39 with two.
 SLOW_PIPELINE_DEPTH = 1
-
-# Why a download is paused (DownloadState.reason), with the words the player reads.
-RESTART = "restart"
-PAUSE_MESSAGES: Mapping[str, str] = {
-    ALL_PEERS_GONE: "every source left or stopped answering",
-    RESTART: "interrupted by a restart",
-    PLAYER: "paused by you",
-    QUEUED: "queued: waits for another download to finish",
-}
-
-
-@dataclass(frozen=True, slots=True)
-class _Halt:
-    """How a download that is not running ended: paused or failed, and why."""
-
-    state: str
-    reason: str
-    message: str
 
 
 @dataclass
@@ -201,7 +160,7 @@ class DownloadManager:
         self._active: dict[str, _Active] = {}
         self._partials: dict[str, PartialDownload] = {}
         self._found: dict[str, FoundGame] = {}
-        self._halts: dict[str, _Halt] = {}
+        self._halts: dict[str, Halt] = {}
         self._staged: dict[str, str] = {}
         self._liars = LiarRecord()
         self._choices = ContentChoices()
@@ -223,7 +182,7 @@ class DownloadManager:
         result: dict[str, DownloadState] = {}
         for game_id in sorted(set(self._halts) | set(self._partials)):
             partial = self._partials.get(game_id)
-            halt = self._halts.get(game_id) or _paused(RESTART)
+            halt = self._halts.get(game_id) or paused(RESTART)
             result[game_id] = DownloadState(
                 state=halt.state,
                 reason=halt.reason,
@@ -290,22 +249,14 @@ class DownloadManager:
         self._staged.clear()
         for root in catalog_roots(game_dir or self._local.game_dir, self._local.catalog):
             try:
-                staged = settle_staged(root)  # first: a cut-short move leaves no sentinel
-                sweep_orphans(root)
-                partial = staged or classify_partial(root)
-                ready = staged_version(root)
-                found = probe_found(root)
+                state = recover_root(root)
             except StorageError as exc:
                 log.warning("cannot inspect the download state of %s: %s", root, exc)
                 continue
-            if partial is not None:
-                self._partials[root.name] = partial
-                self._halts[root.name] = _paused(RESTART)
-            if ready is not None:
-                self._staged[root.name] = ready
-            if found is not None:
-                log.warning("%s: %s: %s", root, found.label, found.reason)
-                self._found[root.name] = found
+            if state.found is not None:
+                log.warning("%s: %s: %s", root, state.found.label, state.found.reason)
+            self._keep(root.name, state, paused(RESTART) if state.partial is not None else None)
+            put(self._staged, root.name, state.ready)
 
     # -- commands ------------------------------------------------------------
 
@@ -386,7 +337,7 @@ class DownloadManager:
 
     def hold(self, game_id: str, reason: str) -> None:
         """Show a download that is not running as paused for ``reason`` (queued, player)."""
-        self._halts[game_id] = _paused(reason)
+        self._halts[game_id] = paused(reason)
         self._publish(DownloadPaused(game=game_id, reason=reason))
 
     def release(self, game_id: str) -> None:
@@ -441,22 +392,22 @@ class DownloadManager:
         """Settle a download that did not finish, then say how it ended."""
         game_id, staged = active.game_id, active.staged
         if end.ending is Ending.CANCELLED and active.paused:
-            await self._settle(game_id, classify_partial, _paused(PLAYER), staged=staged)
+            await self._settle(game_id, classify_partial, paused(PLAYER), staged=staged)
             self._publish(DownloadPaused(game=game_id, reason=PLAYER))
         elif end.ending is Ending.CANCELLED:
             await self._settle(game_id, _discard, None, staged=staged)
             self._publish(DownloadCancelled(game=game_id))
         elif end.ending is Ending.PAUSED:
             partial = self._partials.get(game_id)
-            await self._settle(game_id, classify_partial, _paused(end.reason), staged=staged)
+            await self._settle(game_id, classify_partial, paused(end.reason), staged=staged)
             partial = self._partials.get(game_id, partial)
             message = source_left_message(active.left, partial.percent if partial else 0.0)
             if game_id in self._halts:
-                self._halts[game_id] = _Halt(PAUSED, end.reason, message)
+                self._halts[game_id] = Halt(PAUSED, end.reason, message)
             self._publish(DownloadAllPeersGone(game=game_id, message=message))
         else:
             log.warning("download of %s failed: %s", game_id, end.reason)
-            halt = _Halt(FAILED, FAILED, end.reason)
+            halt = Halt(FAILED, FAILED, end.reason)
             await self._settle(game_id, classify_partial, halt, staged=staged)
             self._publish(DownloadFailed(game=game_id, reason=end.reason))
 
@@ -505,7 +456,7 @@ class DownloadManager:
         self,
         game_id: str,
         step: Callable[[Path], PartialDownload | None],
-        halt: _Halt | None,
+        halt: Halt | None,
         *,
         staged: bool,
     ) -> None:
@@ -516,36 +467,24 @@ class DownloadManager:
         A paused ending that left no journal has nothing to resume: it shows as
         nothing at all. A failure shows with or without files on disk.
         """
-        partial = found = None
-        root = self._root(game_id)
-        target = staged_root(root) if staged else root
+        state = RootState()
         try:
-            partial = await asyncio.to_thread(step, target)
-            if staged and partial is None:
-                await asyncio.to_thread(drop_staging, root)
-            found = await asyncio.to_thread(probe_found, root)
-        except (StorageError, OSError) as exc:
-            log.warning("cleaning up after the download of %s failed: %s", game_id, exc)
-            # Whatever the step left is still the truth to show (and to discard again).
-            partial = await asyncio.to_thread(_classify_or_none, target)
-            if partial is not None and halt is None:
-                halt = _Halt(FAILED, FAILED, f"discarding the download failed: {exc}")
+            state = await asyncio.to_thread(settle_ending, self._root(game_id), step, staged=staged)
+            if state.failure is not None and state.partial is not None and halt is None:
+                halt = Halt(FAILED, FAILED, f"discarding the download failed: {state.failure}")
         finally:
-            if partial is None:
-                self._partials.pop(game_id, None)
-            else:
-                self._partials[game_id] = partial
-            if found is None:
-                self._found.pop(game_id, None)
-            else:
-                self._found[game_id] = found
-            if halt is None or (partial is None and halt.state == PAUSED):
-                self._halts.pop(game_id, None)
-            else:
-                self._halts[game_id] = halt
+            if halt is not None and state.partial is None and halt.state == PAUSED:
+                halt = None  # nothing to resume: shows as nothing at all
+            self._keep(game_id, state, halt)
             if staged:
                 self._staged.pop(game_id, None)  # dropped, or a download's partial now
             await self._local.end_operation(game_id)
+
+    def _keep(self, game_id: str, state: RootState, halt: Halt | None) -> None:
+        """Remember what the disk holds of ``game_id``'s downloads and how the last one ended."""
+        put(self._partials, game_id, state.partial)
+        put(self._found, game_id, state.found)
+        put(self._halts, game_id, halt)
 
     async def _download(self, active: _Active) -> tuple[End, _Outcome | None]:
         """Run the download's engine through its shell; the outcome of a finished one."""
@@ -599,47 +538,11 @@ class DownloadManager:
         except StorageError as exc:
             log.warning("cannot cache the manifest of %s: %s", manifest.game_id, exc)
 
+    _prepare = staticmethod(prepare_download)  # a seam the failure tests replace
+
     def _reject(self, game_id: str, peer_id: str, reason: str) -> None:
         log.info("source %s not used for %s: %s", peer_id, game_id, reason)
         self._publish(SourceRejected(game=game_id, peer_id=peer_id, reason=reason))
-
-    def _prepare(
-        self, root: Path, manifest: GameManifest, stopped: Callable[[], bool], adopt: bool
-    ) -> tuple[DownloadJournal, set[ChunkKey]]:
-        """Resume from a matching journal, or start a new one; blocking.
-
-        Ownership first: every name the download creates is claimed durably
-        before anything is created (a player's file in the way refuses the
-        download), and identified once created, before the first payload byte.
-        """
-        record = claim_download(root, manifest, adopt=adopt)
-        try:
-            journal = load_journal(root)
-        except JournalCorrupt as exc:
-            log.warning("ignoring the download journal of %s: %s", root, exc)
-            journal = None
-        if journal is not None and journal.manifest_digest == manifest_digest(manifest):
-            try:
-                prepare_game_storage(root, manifest, owned=record)
-            finally:
-                identify(root, record)  # releases the claims of names never made
-            return journal, set(journal.done_keys)
-        # Journal first: a crash from here on leaves a paused download, not an orphan.
-        begin_update(root)
-        fresh = DownloadJournal.create(root, manifest)
-        reused = reusable_chunks(root, manifest, stopped)
-        fresh.mark_done(reused)
-        fresh.commit_durable(sorted({path for path, _ in reused}))
-        try:
-            prepare_game_storage(root, manifest, owned=record)
-        finally:
-            identify(root, record)  # releases the claims of names never made
-        if is_staged_root(root):  # the old version's unchanged bytes, copied, never moved
-            copied = copy_chunks(game_root_of(root), root, manifest, stopped) - reused
-            fresh.mark_done(copied)
-            fresh.commit_durable(sorted({path for path, _ in copied}))
-            reused |= copied
-        return fresh, reused
 
     def _on_availability(self, game_id: str) -> None:
         self._remember_names()
@@ -652,19 +555,6 @@ class DownloadManager:
             if active.run is not None:
                 active.left = self._names.get(peer_id, active.left)
                 active.run.source_lost(peer_id)
-
-
-def _paused(reason: str) -> _Halt:
-    return _Halt(PAUSED, reason, PAUSE_MESSAGES[reason])
-
-
-def _classify_or_none(root: Path) -> PartialDownload | None:
-    """The paused download of ``root``, or ``None`` when the disk refuses to tell."""
-    try:
-        return classify_partial(root)
-    except StorageError as exc:
-        log.warning("cannot inspect the download state of %s: %s", root, exc)
-        return None
 
 
 def _discard(root: Path) -> None:

@@ -77,8 +77,6 @@ class PartialDownload:
     """Every payload byte of the manifest, the sentinel included."""
     manifest_digest: str
     """Compare with the manifest peers agree on now to decide whether it can resume."""
-    started_at: float
-    updated_at: float
 
     @property
     def percent(self) -> float:
@@ -106,8 +104,6 @@ def classify_partial(root: Path) -> PartialDownload | None:
         done_bytes=journal.done_bytes,
         total_bytes=journal.total_bytes,
         manifest_digest=journal.manifest_digest,
-        started_at=journal.started_at,
-        updated_at=journal.updated_at,
     )
 
 

@@ -147,14 +147,7 @@ def resolve_for_serving(
     reason than the file not being there (permissions, I/O errors). Blocking: call
     it through ``asyncio.to_thread``.
     """
-    _refuse_if(
-        check_game_request(
-            game_id,
-            catalog_ids=gate_state.catalog_ids,
-            active_operations=gate_state.active_operations,
-            withheld=gate_state.withheld,
-        )
-    )
+    _check_request(game_id, gate_state)
     _refuse_if(check_relative_path(relative_path))
     with _open_root(game_dir, game_id) as root:
         _check_game_on_disk(root, game_id, gate_state)
@@ -172,14 +165,7 @@ def resolve_partial_for_serving(
     ``core.servegate.check_partial_game`` and ``check_partial_chunk`` first, which
     decide whether the bytes asked for may be served at all. Blocking.
     """
-    _refuse_if(
-        check_game_request(
-            game_id,
-            catalog_ids=gate_state.catalog_ids,
-            active_operations=(),
-            withheld=gate_state.withheld,
-        )
-    )
+    _check_request(game_id, gate_state, partial=True)
     _refuse_if(check_relative_path(relative_path))
     with _open_root(game_dir, game_id) as root:
         _refuse_if(check_game_root(root.kind))
@@ -214,17 +200,23 @@ def list_served_files(game_dir: Path, game_id: str, gate_state: GateState) -> li
     Reserved root names, symlinks, special files and names the path syntax refuses
     are left out, exactly as :func:`resolve_for_serving` would refuse them.
     """
+    _check_request(game_id, gate_state)
+    with _open_root(game_dir, game_id) as root:
+        _check_game_on_disk(root, game_id, gate_state)
+        return sorted(root.list_files())
+
+
+def _check_request(game_id: str, gate_state: GateState, *, partial: bool = False) -> None:
+    """Refuse a request for a game the gate does not serve; ``partial``: a copy being
+    downloaded here, whose own download is the active operation, so none counts."""
     _refuse_if(
         check_game_request(
             game_id,
             catalog_ids=gate_state.catalog_ids,
-            active_operations=gate_state.active_operations,
+            active_operations=() if partial else gate_state.active_operations,
             withheld=gate_state.withheld,
         )
     )
-    with _open_root(game_dir, game_id) as root:
-        _check_game_on_disk(root, game_id, gate_state)
-        return sorted(root.list_files())
 
 
 def _check_game_on_disk(root: _Root, game_id: str, gate_state: GateState) -> None:
