@@ -16,7 +16,8 @@ import msgspec
 from lanspread.core.catalog import MAX_CATALOG_GAMES
 from lanspread.core.launching import PlayTime
 from lanspread.errors import StorageError
-from lanspread.files.atomic import atomic_write_bytes, read_regular_bounded, sweep_temp
+from lanspread.files.atomic import atomic_write_bytes
+from lanspread.storage.statefile import load_state_file
 
 log = logging.getLogger(__name__)
 
@@ -61,17 +62,7 @@ class PlayTimeStore:
         return times[game_id]
 
     def _load(self) -> dict[str, PlayTime]:
-        try:
-            sweep_temp(self.path)
-            raw = read_regular_bounded(self.path, MAX_PLAYTIME_FILE_SIZE)
-        except (OSError, StorageError):
-            log.warning("cannot read the play time in %s", self.path, exc_info=True)
-            return {}
-        if raw is None:
-            return {}
-        try:
-            data = msgspec.json.decode(raw, type=_File)
-        except msgspec.DecodeError:
-            log.warning("%s is not a play time file; starting from zero", self.path)
+        data = load_state_file(self.path, MAX_PLAYTIME_FILE_SIZE, _File, what="the play time")
+        if data is None:
             return {}
         return {gid: PlayTime(e.total_seconds, e.last_played) for gid, e in data.games.items()}
