@@ -18,6 +18,7 @@ from lanspread.core.library import (
     LibraryDelta,
     LibrarySnapshot,
     LocalLibrary,
+    announced_games,
     apply_delta,
     diff_snapshots,
     library_digest,
@@ -326,3 +327,30 @@ def test_deltas_that_pile_up_partials_are_a_mismatch() -> None:
     with pytest.raises(DeltaMismatch) as caught:
         apply_delta(base, delta)
     assert str(caught.value) == "the delta leaves more than 4 partial games in the library"
+
+
+def test_announced_games_leave_out_only_the_withheld_ones() -> None:
+    """A withheld game is not announced; every other game is, in order and unchanged."""
+    games = [summary("aoe2"), summary("cs16"), summary("quake3")]
+    assert announced_games(games, {"cs16", "openttd"}) == (games[0], games[2])
+    assert announced_games(games, frozenset()) == tuple(games)
+
+
+def test_withholding_and_lifting_push_an_announced_delta() -> None:
+    """Announced as its own library, withholding a game is a removal delta with a new
+    revision, and lifting the mark upserts it again: a follower tracks both."""
+    local = LocalLibrary()
+    local.replace_all([summary("aoe2"), summary("quake3")])
+    announced = LocalLibrary()
+    announced.replace_all(announced_games(local.snapshot.games, frozenset()))
+    follower = announced.snapshot
+    withhold = announced.replace_all(announced_games(local.snapshot.games, {"quake3"}))
+    assert withhold is not None
+    assert (withhold.revision, withhold.upserts, withhold.removals) == (2, (), ("quake3",))
+    follower = apply_delta(follower, withhold)
+    lift = announced.replace_all(announced_games(local.snapshot.games, frozenset()))
+    assert lift is not None
+    assert (lift.revision, lift.upserts, lift.removals) == (3, (summary("quake3"),), ())
+    assert (
+        apply_delta(follower, lift) == announced.snapshot == make_snapshot(3, local.snapshot.games)
+    )

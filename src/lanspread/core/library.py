@@ -31,7 +31,7 @@ The bitfield in a summary is the one the peer last published in its library;
 from __future__ import annotations
 
 import enum
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Container, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -193,6 +193,18 @@ def apply_delta(snapshot: LibrarySnapshot, delta: LibraryDelta) -> LibrarySnapsh
     if result.digest != delta.digest:
         raise DeltaMismatch("library digest after applying the delta does not match")
     return result
+
+
+def announced_games(
+    games: Iterable[GameSummary], withheld: Container[str]
+) -> tuple[GameSummary, ...]:
+    """The summaries told to peers: every game but the ``withheld`` ones.
+
+    Pure. A copy whose install found a damaged archive is refused by the serve gate;
+    announcing it would only send peers to a source that turns them away, so it is
+    left out of what peers hear while the local library keeps showing it.
+    """
+    return tuple(game for game in games if game.id not in withheld)
 
 
 class LocalLibrary:

@@ -149,9 +149,9 @@ class Lifecycle:
                 # A damaged staged update leaves the old payload as it was: still served.
                 staged_from = await asyncio.to_thread(staged_version, root) if staged else None
                 if staged_from is None:
-                    self._local.withheld[game_id] = sentence
+                    await self._local.withhold(game_id, sentence)
                 raise OperationError(sentence) from exc
-            self._local.withheld.pop(game_id, None)
+            await self._local.release(game_id)
             return _finished(game_id, result)
 
         await self._operate(
@@ -283,7 +283,7 @@ class Lifecycle:
             await asyncio.to_thread(
                 remove_downloaded_game, self._local.game_dir, game_id, self._local.catalog
             )
-            self._local.withheld.pop(game_id, None)
+            await self._local.release(game_id)
             return events.RemoveFinished(game=game_id)
 
         ending = await self._operate(

@@ -17,21 +17,37 @@ overwrite a newer single-game result.
   never shows an idle game with stale files.
 
 Every library change publishes ``LocalLibraryChanged`` with the whole library and
-hands the delta to ``on_delta`` (the network pushes it to peers); every operation
-change publishes ``ActiveOperationsChanged`` with the whole table.
+hands the delta of the *announced* library to ``on_delta`` (the network pushes it to
+peers); every operation change publishes ``ActiveOperationsChanged`` with the whole
+table.
+
+Withheld copies
+---------------
+A game whose install found a damaged archive is *withheld*: the serve gate refuses
+it, and the announced library (:attr:`LocalLibraryService.announced`, what peers
+hear) leaves it out, with its own revisions, so peers stop listing this peer as its
+source. The local library still shows it (the player is offered Re-download and
+Remove). The marks are saved in the state directory (``storage.withheld``) and
+survive a restart; removing the files or a successful install lifts them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from lanspread.core.bitfield import PartialAvailability
 from lanspread.core.catalog import Catalog, CatalogGame
-from lanspread.core.library import GameSummary, LibraryDelta, LibrarySnapshot, LocalLibrary
+from lanspread.core.library import (
+    GameSummary,
+    LibraryDelta,
+    LibrarySnapshot,
+    LocalLibrary,
+    announced_games,
+)
 from lanspread.core.operations import OperationKind, OperationTable
 from lanspread.core.partial import partial_summary
 from lanspread.core.rescan_gate import RescanGate
@@ -42,6 +58,7 @@ from lanspread.storage.gamedir import prepare_game_dir
 from lanspread.storage.index import LibraryIndex
 from lanspread.storage.monitor import DirectoryMonitor
 from lanspread.storage.scanner import LibraryScanner
+from lanspread.storage.withheld import load_withheld, save_withheld
 
 log = logging.getLogger(__name__)
 
@@ -77,10 +94,8 @@ class LocalLibraryService:
         self.operations = OperationTable()
         self.strays: tuple[StrayFolder, ...] = ()
         """Folders in the game folder named like no catalog game (the last full scan's)."""
-        self.withheld: dict[str, str] = {}
-        """Games whose install failed on a damaged archive, with the player's sentence: not
-        served to peers until an install of it succeeds or its files are removed (kept in
-        memory: after a restart the copy is served until its install fails again)."""
+        self._announced = LocalLibrary()
+        self._withheld: dict[str, str] = load_withheld(state_dir, game_dir)
         self._gate = RescanGate()
         self._scan_lock = asyncio.Lock()
         self._requests: asyncio.Queue[str | _FullScan] = asyncio.Queue()
@@ -107,6 +122,36 @@ class LocalLibraryService:
     @property
     def snapshot(self) -> LibrarySnapshot:
         return self.library.snapshot
+
+    @property
+    def announced(self) -> LibrarySnapshot:
+        """The library peers are told: the local one without the withheld games."""
+        return self._announced.snapshot
+
+    @property
+    def withheld(self) -> Mapping[str, str]:
+        """Games whose install failed on a damaged archive, with the player's sentence:
+        neither served nor announced to peers until an install of it succeeds or its
+        files are removed."""
+        return self._withheld
+
+    async def withhold(self, game_id: str, sentence: str) -> None:
+        """Mark ``game_id``'s copy damaged: save the mark and stop announcing it."""
+        if self._withheld.get(game_id) == sentence:
+            return
+        self._withheld[game_id] = sentence
+        await self._save_withheld()
+
+    async def release(self, game_id: str) -> None:
+        """Lift ``game_id``'s mark (its files are gone or it installed): announce it again."""
+        if self._withheld.pop(game_id, None) is None:
+            return
+        await self._save_withheld()
+
+    async def _save_withheld(self) -> None:
+        marks = dict(self._withheld)
+        await asyncio.to_thread(save_withheld, self._state_dir, self._game_dir, marks)
+        self._announce(self._announced_delta())
 
     def require_catalog_game(self, game_id: str) -> CatalogGame:
         """The catalog entry of ``game_id``; :class:`UnknownGame` for any other id."""
@@ -172,9 +217,16 @@ class LocalLibraryService:
         if delta is None:
             return False
         self._publish_library()
-        if self._on_delta is not None:
-            self._on_delta(delta)
+        self._announce(self._announced_delta())
         return True
+
+    def _announced_delta(self) -> LibraryDelta | None:
+        games = announced_games(self.library.snapshot.games, self._withheld)
+        return self._announced.replace_all(games)
+
+    def _announce(self, delta: LibraryDelta | None) -> None:
+        if delta is not None and self._on_delta is not None:
+            self._on_delta(delta)
 
     def _publish_library(self) -> None:
         snapshot = self.library.snapshot
@@ -247,11 +299,12 @@ class LocalLibraryService:
                 if settle is not None:
                     await settle(new_dir)
                 self._game_dir = new_dir
-                self.withheld.clear()
+                self._withheld = await asyncio.to_thread(load_withheld, self._state_dir, new_dir)
                 self._scanner = self._make_scanner(new_dir)
                 if not await self._full_scan_locked():
                     # The UI needs the new path's library even when it equals the old one.
                     self._publish_library()
+                    self._announce(self._announced_delta())  # its own withheld marks
         finally:
             self._switching = False
         self._dir_changed.set()

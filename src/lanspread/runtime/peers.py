@@ -244,7 +244,7 @@ class PeerNetwork:
             name=self._options.name,
             listen_host=self._options.listen_host,
             listen_port=self.listen_port,
-            library=self._local().snapshot,
+            library=self._local().announced,
             peers=self.exchange.snapshot(recipient),
         )
 
