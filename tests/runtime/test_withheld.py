@@ -4,6 +4,7 @@ restart."""
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from lanspread.runtime.commands import Connect, Install, Redownload
 from lanspread.runtime.events import DownloadFinished, InstallFailed, PeerDiscovered
 from lanspread.runtime.options import InstallPolicy
 from lanspread.runtime.runtime import PeerRuntime
-from lanspread.storage.withheld import WITHHELD_FILE_NAME
+from lanspread.storage.withheld import WITHHELD_FILE_NAME, load_withheld
 
 Start = Callable[..., Any]
 SENTENCE = "data.eti is damaged or not a game archive; download it again"
@@ -95,3 +96,24 @@ async def test_the_mark_survives_a_restart(start_runtime: Start, tmp_path: Path)
     await connected(again, bravo)  # bravo has alpha's handshake library now
     assert again.peer_id in bravo.network.known_peers()
     assert bravo.network.sources_for("quake3") == (None, ())
+
+
+async def test_deleting_the_folder_by_hand_lifts_the_mark(
+    start_runtime: Start, tmp_path: Path
+) -> None:
+    """A player who deletes the damaged folder by hand lifts the mark (saved too), so
+    a copy put there later is announced as any other."""
+    damaged_copy(tmp_path, "alpha")
+    alpha = await start_runtime("alpha")
+    watch_alpha = RuntimeEvents(alpha)
+    await alpha.execute(Install(game="quake3"))
+    await watch_alpha.first(InstallFailed)
+    shutil.rmtree(alpha.game_dir / "quake3")
+    await watch_alpha.until(lambda: not alpha.local.withheld, "the mark is lifted")
+    sideload(alpha.game_dir, "quake3", payload=b"a copy put back")
+    await watch_alpha.until(
+        lambda: "quake3" in alpha.local.announced.by_id(), "quake3 is announced again"
+    )
+    # Scans run one at a time and the lift is saved inside the scan that saw the folder
+    # gone: the later scan that found the copy again came after the save.
+    assert load_withheld(alpha.local.state_dir, alpha.game_dir) == {}

@@ -419,6 +419,8 @@ class DownloadManager:
         installed = outcome.installed_before
         if outcome.staged and not installed:
             await self._move_in(game_id)  # nothing installed to keep playable: swap now
+        if not (outcome.staged and installed):
+            await self._local.release(game_id)  # the payload is the new, verified one
         # A cancel that arrived while the sentinel was being committed came too late to
         # stop the download, but it still says "do no more": the complete download stays
         # and nothing is installed on the player's behalf.

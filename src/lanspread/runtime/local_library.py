@@ -28,7 +28,8 @@ it, and the announced library (:attr:`LocalLibraryService.announced`, what peers
 hear) leaves it out, with its own revisions, so peers stop listing this peer as its
 source. The local library still shows it (the player is offered Re-download and
 Remove). The marks are saved in the state directory (``storage.withheld``) and
-survive a restart; removing the files or a successful install lifts them.
+survive a restart; removing the files (by lanspread or by hand), a finished
+download of the game or a successful install lifts them.
 """
 
 from __future__ import annotations
@@ -148,6 +149,19 @@ class LocalLibraryService:
             return
         await self._save_withheld()
 
+    async def _lift_gone(self) -> None:
+        """Lift the marks of games whose files are gone (a player deleted the folder):
+        a copy that comes back later is a new one."""
+        gone = [
+            game_id
+            for game_id in self._withheld
+            if self.library.get(game_id) is None and not self.operations.is_active(game_id)
+        ]
+        for game_id in gone:
+            del self._withheld[game_id]
+        if gone:
+            await self._save_withheld()
+
     async def _save_withheld(self) -> None:
         marks = dict(self._withheld)
         await asyncio.to_thread(save_withheld, self._state_dir, self._game_dir, marks)
@@ -188,6 +202,7 @@ class LocalLibraryService:
         games = {gid: summary for gid, summary in scanned.items() if gid not in frozen}
         games.update({gid: previous[gid] for gid in frozen if gid in previous})
         changed = self._commit(self.library.replace_all(games.values()))
+        await self._lift_gone()
         if strays_changed and not changed:
             self._publish_library()  # only the unknown folders changed: redraw the page
         self._sync_watches()
@@ -208,6 +223,7 @@ class LocalLibraryService:
         if not exempt and self.operations.is_active(game_id):
             return self.library.get(game_id)
         self._commit(self.library.update({game_id: summary}))
+        await self._lift_gone()
         if self._monitor is not None and self._monitor.sync_root_watch(game_id):
             self.notice(game_id)
         return summary
