@@ -13,7 +13,7 @@ from tests.support.events import RuntimeEvents
 from tests.support.ownership import record_as_downloaded
 from tests.support.peers import sideload
 
-from lanspread.runtime.commands import Connect, Install, Redownload
+from lanspread.runtime.commands import Connect, Install, Redownload, Update
 from lanspread.runtime.events import DownloadFinished, InstallFailed, PeerDiscovered
 from lanspread.runtime.options import InstallPolicy
 from lanspread.runtime.runtime import PeerRuntime
@@ -117,3 +117,26 @@ async def test_deleting_the_folder_by_hand_lifts_the_mark(
     # Scans run one at a time and the lift is saved inside the scan that saw the folder
     # gone: the later scan that found the copy again came after the save.
     assert load_withheld(alpha.local.state_dir, alpha.game_dir) == {}
+
+
+async def test_a_newer_version_downloaded_over_a_withheld_copy_lifts_the_mark(
+    start_runtime: Start, tmp_path: Path
+) -> None:
+    """Updating a withheld, never-installed copy to a newer version moves the new,
+    verified payload in: the mark is lifted and the game is announced again."""
+    damaged_copy(tmp_path, "alpha")
+    sideload(tmp_path / "bravo" / "games", "quake3", version="2.0", payload=b"a good copy")
+    alpha = await start_runtime("alpha", install_policy=InstallPolicy.MANUAL)
+    bravo = await start_runtime("bravo")
+    watch_alpha = RuntimeEvents(alpha)
+    watch_bravo = await connected(alpha, bravo)
+    await alpha.execute(Install(game="quake3"))
+    await watch_alpha.first(InstallFailed)
+    await alpha.execute(Update(game="quake3"))
+    await watch_alpha.first(DownloadFinished, lambda e: e.game == "quake3")
+    assert dict(alpha.local.withheld) == {}
+    assert load_withheld(alpha.local.state_dir, alpha.game_dir) == {}
+    await watch_bravo.until(
+        lambda: bravo.network.sources_for("quake3") == ("2.0", (alpha.peer_id,)),
+        "bravo lists alpha as a source of quake3 2.0",
+    )
