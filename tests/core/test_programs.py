@@ -8,17 +8,23 @@ QUESTION = (
     "This version of Quake III Arena was not pinned by the organizer and its program "
     "changed since you last played: run it?"
 )
+FIRST_QUESTION = (
+    "This version of Quake III Arena was not pinned by the organizer: its program "
+    "comes from other players and nobody vouched for it. Run it?"
+)
 
 
 def ask(record: ProgramRecord, digest: str, *, pinned: bool = False) -> str | None:
     return play_question("quake3", "Quake III Arena", digest, pinned=pinned, record=record)
 
 
-def test_a_first_run_is_trusted_and_a_changed_program_asks() -> None:
-    """The first program of a game runs and is remembered; another digest for that game
-    (an update or a peer's replacement) asks in the player's words."""
+def test_a_first_program_asks_and_a_changed_program_asks_again() -> None:
+    """An unpinned game's first program asks before it runs (nobody vouched for it, so
+    an attacker's first "update" does not run unasked); once run it is remembered, and
+    another digest for that game (an update or a peer's replacement) asks again."""
     record = ProgramRecord()
-    assert ask(record, "aa") is None
+    assert ask(record, "aa") == FIRST_QUESTION
+    assert ask(record, "aa", pinned=True) is None
     record.ran("quake3", "aa")
     assert ask(record, "aa") is None
     assert ask(record, "bb") == QUESTION

@@ -121,8 +121,17 @@ async def test_download_install_play_uninstall_remove(build_lan: BuildLan) -> No
     assert payload_manifest(root) == lan.cache.manifest(QUAKE3)
     await library_seen(source, player, [summary(player, QUAKE3, installed=True)])
 
+    # No organizer pinned this version: the first Play asks and starts nothing.
+    assert await player.refused("play", "quake3") == (
+        "program-changed",
+        "This version of Fixture quake3 was not pinned by the organizer: its program comes "
+        "from other players and nobody vouched for it. Run it?",
+    )
+    assert not of_game(player.process.events, "game-started", "quake3")
     with release_valve(root / "local") as valve:
-        started = await player.command("play", "quake3")
+        started = await player.process.request(
+            {"cmd": "play", "game": "quake3", "run_unpinned": True}
+        )
         pid = started["data"]["pid"]
         assert started["data"] == {"game": "quake3", "pid": pid}
         assert (await player.process.wait_for("game-started"))["pid"] == pid

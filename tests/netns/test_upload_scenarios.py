@@ -51,7 +51,7 @@ async def test_gaming_now_caps_a_sources_upload_while_its_game_runs(
     )
 
     with release_valve(source.root("quake3") / "local") as valve:
-        await source.command("play", "quake3")
+        await source.process.request({"cmd": "play", "game": "quake3", "run_unpinned": True})
         await source.process.wait_for("game-started")
         status = (await source.process.request({"cmd": "status"}))["data"]
         assert (status["gaming"], status["upload_limit"]) == (True, CAP)

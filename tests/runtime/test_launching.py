@@ -53,7 +53,7 @@ async def test_a_game_that_fails_at_once_says_so_with_its_log(
     alpha = await installed(start_runtime, tmp_path)
     script(alpha, "echo 'cannot open display' >&2\nexit 3\n")
     events = RuntimeEvents(alpha)
-    await alpha.execute(Play(game="quake3"))
+    await alpha.execute(Play(game="quake3", run_unpinned=True))
     exited = await events.first(GameExited)
     log = alpha.lifecycle.game_log("quake3")
     assert log == tmp_path / "alpha" / "state" / "game-logs" / "quake3.log"
@@ -72,7 +72,7 @@ async def test_stop_closes_a_running_game(start_runtime: Start, tmp_path: Path) 
     alpha = await installed(start_runtime, tmp_path)
     script(alpha, "sleep 600 &\nwait\n")
     events = RuntimeEvents(alpha)
-    await alpha.execute(Play(game="quake3"))
+    await alpha.execute(Play(game="quake3", run_unpinned=True))
     await events.first(GameStarted)
     await alpha.execute(Stop(game="quake3"))
     exited = await events.first(GameExited)
@@ -135,7 +135,7 @@ async def test_a_windows_game_starts_through_its_runner(
     view = next(g for g in alpha.games() if g.id == "quake3")
     assert (view.launch, view.launch_label) == (LaunchKind.RUNNER, None)
     events = RuntimeEvents(alpha)
-    await alpha.execute(Play(game="quake3"))
+    await alpha.execute(Play(game="quake3", run_unpinned=True))
     exited = await events.first(GameExited)
     assert exited.returncode == 0
     ran = alpha.game_dir / "quake3" / "local" / "ran.txt"

@@ -171,7 +171,7 @@ async def test_play_runs_in_local_and_blocks_uninstall(
     (local / "start.sh").write_bytes(
         b"#!/bin/sh\nread line < release\necho started > ran.txt\nexit 3\n"
     )
-    reply = await alpha.execute(Play(game="quake3"))
+    reply = await alpha.execute(Play(game="quake3", run_unpinned=True))
     assert isinstance(reply, Started)
     await events.first(GameStarted)
     with pytest.raises(OperationInProgress, match="cannot uninstall Quake3 while it is running"):
@@ -218,9 +218,10 @@ async def test_startup_recovers_an_interrupted_install(
 async def test_a_changed_program_of_an_unpinned_version_asks_before_play(
     start_runtime: Start, tmp_path: Path
 ) -> None:
-    """The first program runs and is remembered; once it changed (a peer's replacement)
-    Play refuses with the question and starts nothing; run_unpinned starts it and
-    remembers it, across a restart, so the next Play asks nothing."""
+    """An unpinned game's first program asks before it runs, and starts nothing until
+    the player says yes (run_unpinned), then is remembered; once it changed (a peer's
+    replacement) Play asks again and starts nothing; a yes starts it and remembers it,
+    across a restart, so the next Play asks nothing."""
     sideload_playable(tmp_path / "alpha" / "games")
     alpha = await start_runtime("alpha")
     events = RuntimeEvents(alpha)
@@ -228,12 +229,19 @@ async def test_a_changed_program_of_an_unpinned_version_asks_before_play(
     await events.first(InstallFinished)
     local = alpha.game_dir / "quake3" / "local"
     (local / "start.sh").write_bytes(b"#!/bin/sh\necho honest >> ran.txt\n")
-    await alpha.execute(Play(game="quake3"))
+    name = next(g.name for g in alpha.games() if g.id == "quake3")
+    with pytest.raises(ProgramChanged) as first:
+        await alpha.execute(Play(game="quake3"))
+    assert str(first.value) == (
+        f"This version of {name} was not pinned by the organizer: its program comes from "
+        "other players and nobody vouched for it. Run it?"
+    )
+    assert not (local / "ran.txt").exists()
+    await alpha.execute(Play(game="quake3", run_unpinned=True))
     await events.first(GameExited)
     (local / "start.sh").write_bytes(b"#!/bin/sh\necho replaced >> ran.txt\n")
     with pytest.raises(ProgramChanged) as caught:
         await alpha.execute(Play(game="quake3"))
-    name = next(g.name for g in alpha.games() if g.id == "quake3")
     assert str(caught.value) == (
         f"This version of {name} was not pinned by the organizer and its program changed "
         "since you last played: run it?"

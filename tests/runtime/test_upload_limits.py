@@ -69,7 +69,7 @@ async def test_a_running_game_caps_uploads_until_it_exits(
     local = alpha.game_dir / "quake3" / "local"
     make_fifo(local / "release")
     (local / "start.sh").write_bytes(b"#!/bin/sh\nread line < release\nexit 0\n")
-    await alpha.execute(Play(game="quake3"))
+    await alpha.execute(Play(game="quake3", run_unpinned=True))
     await events.first(GameStarted)
     status = alpha.status()
     assert (status.gaming, status.upload_limit) == (True, 8 * MIB)

@@ -69,7 +69,8 @@ async def play_a_demo_game(
         for name, size in archive.data_files:
             assert (local / name).stat().st_size == size, name
 
-    await cli.request({"cmd": "play", "game": DEMO_GAME_ID}, STEP_TIMEOUT)
+    # Demo games are not pinned by any organizer: the player says yes to running them.
+    await cli.request({"cmd": "play", "game": DEMO_GAME_ID, "run_unpinned": True}, STEP_TIMEOUT)
     started = await cli.wait_for({"event": "game-started", "game": DEMO_GAME_ID}, STEP_TIMEOUT)
     if on_game_started is not None:
         await on_game_started(started["pid"])

@@ -5,12 +5,13 @@ vouched for its content, the executable included. Any other version came from
 peers nobody vouches for (or from the player's own disk), so its program is
 remembered by digest (BLAKE3 of the executable) each time it runs:
 
-* the first run of a game's program is trusted on first use and remembered;
 * a program whose digest the player ran or accepted before runs at once;
-* a program that differs from the one last run for that game (an update, or a
-  peer's replacement) is not started: the player is asked
-  (:func:`play_question`), and a yes (``play`` with ``run_unpinned``) remembers
-  that digest as accepted.
+* any other program is not started: the player is asked (:func:`play_question`),
+  once for a game's first program (it came from peers, or a folder, nobody vouched
+  for: an attacker's "update" must not run just because it is the first seen) and
+  again whenever it differs from the one last run for that game (an update, or a
+  peer's replacement); a yes (``play`` with ``run_unpinned``) remembers that
+  digest as accepted.
 
 :class:`ProgramRecord` is that memory, bounded (peers announcing ever new
 versions cannot grow it without limit) and encoded for the state folder.
@@ -92,7 +93,10 @@ def play_question(
     if pinned or record.is_accepted(digest):
         return None
     if record.last_run(game_id) is None:
-        return None  # trusted on first use
+        return (
+            f"This version of {game_name} was not pinned by the organizer: its program "
+            "comes from other players and nobody vouched for it. Run it?"
+        )
     return (
         f"This version of {game_name} was not pinned by the organizer and its program "
         "changed since you last played: run it?"

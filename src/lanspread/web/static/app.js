@@ -139,7 +139,7 @@
   // play: the runtime's question; a yes starts it (and the runtime remembers it).
   function askProgramChanged(gameId, question) {
     const run = () => sendCommand("play", gameId, { run_unpinned: true });
-    askConfirm("Run it", question, run, "The game's program changed");
+    askConfirm("Run it", question, run, "Not pinned by the organizer");
   }
 
   async function openFolder(game) {
