@@ -259,12 +259,13 @@ async def test_the_merged_screens_pass_the_audit(screens_lan: Lan, axe_source: s
     events = RuntimeEvents(alpha)
     for game_id in ("factorio", "minecraft"):
         await alpha.execute(Download(game=game_id))
-    await events.first(DownloadProgress, where=lambda e: e.in_flight_bytes > 0)
+    await events.first(DownloadProgress, where=lambda e: e.downloaded_bytes > 0)
     await open_by_keyboard(page, page.locator("#open-downloads"), "downloads")
     await expect(page.locator("#dl-list .dl-row")).to_have_count(2)
     found += await audit_both(page, axe_source, "downloads-rows")
     await page.click("#dl-pause-all")
     await close_top(page, "downloads")
+    await page.evaluate("() => window.scrollTo(0, 0)")
     found += await audit_both(page, axe_source, "library-peers")
 
     bravo.shutdown()
