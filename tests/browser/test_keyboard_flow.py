@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Page, expect
 from tests.browser.conftest import shoot
-from tests.browser.test_accessibility import audit
+from tests.browser.test_accessibility import audit, audit_both
 from tests.browser.test_full_flow import (
     CHUNKS_BEFORE_CANCEL,
     GAME,
@@ -69,6 +69,11 @@ async def test_the_whole_flow_by_keyboard(demo_lan: DemoLan) -> None:  # noqa: F
         if axe is not None:
             found.extend(await audit(page, axe, screen))
 
+    async def check_both(screen: str) -> None:
+        """The audit at both review sizes, each saved for the design review."""
+        if axe is not None:
+            found.extend(await audit_both(page, axe, screen))
+
     button = f'[data-game="{GAME}"] .act'
     await expect(action(page)).to_have_attribute("aria-label", f"Download {NAME}")
 
@@ -115,7 +120,7 @@ async def test_the_whole_flow_by_keyboard(demo_lan: DemoLan) -> None:  # noqa: F
     await page.keyboard.press("Enter")
     await expect(page.locator("#detail .modal")).to_be_focused()
     await expect(page.locator("#detail-size-title")).to_have_text("Download size")
-    await check("detail downloading")
+    await check_both("detail-downloading")
     await shoot(page, "uxfront-keyboard-02-detail-downloading")
     await tab_to(page, "#progress-cancel")
     await expect(page.locator("#progress-cancel")).to_have_attribute(
@@ -142,7 +147,7 @@ async def test_the_whole_flow_by_keyboard(demo_lan: DemoLan) -> None:  # noqa: F
     await expect(page.locator("#detail-action")).to_have_attribute(
         "aria-label", f"Stop {NAME}, Running"
     )
-    await check("detail running")
+    await check_both("detail-running")
     await shoot(page, "uxfront-keyboard-03-running")
     await tab_to(page, "#detail-action")
     await page.keyboard.press("Enter")
