@@ -9,17 +9,32 @@ check that sorting is remembered and that cards never move under the pointer.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import re
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from playwright.async_api import Locator, Page, ViewportSize, expect
-from tests.browser.conftest import Lan, shoot
+from tests.browser.conftest import Lan, open_lan
+from tests.browser.test_downloads_view import SLOWER_UPLOAD, offer
+from tests.browser.test_ui import keeper_lan  # noqa: F401 (a fixture)
 from tests.conftest import IN_CI
+from tests.support.events import RuntimeEvents
 from tests.support.waiting import wait_until
 
-from lanspread.runtime.events import GameStarted, RuntimeFailed
+from lanspread.core.conflict import ContentConflict, ContentSide, conflict_failure
+from lanspread.runtime.commands import Download, Install, Play, SetUploadLimit
+from lanspread.runtime.events import (
+    DownloadFailed,
+    DownloadProgress,
+    GameExited,
+    GameStarted,
+    InstallFinished,
+    RuntimeFailed,
+)
 from lanspread.web import api
 
 pytestmark = pytest.mark.browser
@@ -32,6 +47,9 @@ VIEWPORTS = {"1920": {"width": 1920, "height": 1080}, "1280": {"width": 1280, "h
 WIDE = ViewportSize(width=1920, height=1080)
 # Tab presses that walk past every control of the detail dialog and wrap at least once.
 TAB_PRESSES = 30
+# Every screen of the merged UI at both sizes, for the design review.
+FINAL_SHOTS = Path("/work/notes/r3/shots/final")
+MiB = 1024 * 1024
 
 
 @pytest.fixture
@@ -61,6 +79,23 @@ async def audit(page: Page, axe_source: str, screen: str) -> list[str]:
     ]
 
 
+async def shoot_final(page: Page, name: str) -> None:
+    """The page as it is now, under FINAL_SHOTS."""
+    await asyncio.to_thread(FINAL_SHOTS.mkdir, parents=True, exist_ok=True)
+    await page.screenshot(path=str(FINAL_SHOTS / f"{name}.png"), animations="disabled")
+
+
+async def audit_both(page: Page, axe_source: str, screen: str) -> list[str]:
+    """The audit of the page as it is now at 1920x1080 and at 1280x720, each size
+    screenshotted under FINAL_SHOTS as ``screen-1920.png`` and ``screen-1280.png``."""
+    found: list[str] = []
+    for size, viewport in VIEWPORTS.items():
+        await page.set_viewport_size(viewport)  # type: ignore[arg-type]
+        found += await audit(page, axe_source, f"{screen}-{size}")
+        await shoot_final(page, f"{screen}-{size}")
+    return found
+
+
 def card(page: Page, game_id: str) -> Locator:
     return page.locator(f'[data-game="{game_id}"]')
 
@@ -88,7 +123,7 @@ async def test_every_screen_passes_the_audit(
 
     async def check(page: Page, screen: str) -> None:
         found.extend(await audit(page, axe_source, screen))
-        await shoot(page, f"uxfront-{screen}")
+        await shoot_final(page, screen)
 
     for size, viewport in VIEWPORTS.items():
         page = await lan.page(viewport=viewport)
@@ -119,18 +154,158 @@ async def test_every_screen_passes_the_audit(
         await expect(page.locator("#offline")).to_be_visible()
         await check(page, "offline-1280")
         await page.set_viewport_size(WIDE)
-        await shoot(page, "uxfront-offline-1920")
+        await shoot_final(page, "offline-1920")
     assert found == [], "\n".join(found)
 
 
 async def test_the_first_run_screen_passes_the_audit(first_run_lan: Lan, axe_source: str) -> None:
-    """The first-run form, at both sizes, has no serious or critical violation."""
+    """The first-run form and the folder picker it opens, at both sizes, have no serious
+    or critical violation; Escape gives the focus back to Browse."""
     found: list[str] = []
     for size, viewport in VIEWPORTS.items():
         page = await first_run_lan.page(viewport=viewport)
         await expect(page.locator("#setup")).to_be_visible()
         found += await audit(page, axe_source, f"first run {size}")
-        await shoot(page, f"uxfront-first-run-{size}")
+        await shoot_final(page, f"first-run-{size}")
+    await open_by_keyboard(page, page.locator('[data-browse="setup-dir"]'), "picker")
+    await expect(page.locator("#picker-free")).to_have_text(re.compile(r" free$"))
+    found += await audit_both(page, axe_source, "picker-first-run")
+    await page.keyboard.press("Escape")
+    await expect(page.locator('[data-browse="setup-dir"]')).to_be_focused()
+    assert found == [], "\n".join(found)
+
+
+@pytest.fixture
+async def screens_lan(tmp_path: Path, chromium_path: str) -> AsyncIterator[Lan]:
+    """The LAN, with a Quake III folder someone copied in by hand (found, and offered by
+    bravo, so it can be adopted)."""
+    found = tmp_path / "alpha" / "games" / "quake3"
+    found.mkdir(parents=True)
+    (found / "quake3.exe").write_bytes(b"from a USB stick")
+    async with open_lan(tmp_path, chromium_path, setup_needed=False) as lan:
+        yield lan
+
+
+async def open_detail(page: Page, game_id: str) -> None:
+    """The detail of ``game_id``, opened from its focused card with Enter."""
+    await open_by_keyboard(page, card(page, game_id), "detail")
+
+
+async def close_top(page: Page, dialog: str) -> None:
+    await page.keyboard.press("Escape")
+    await expect(page.locator(f"#{dialog}")).to_be_hidden()
+
+
+async def test_the_merged_screens_pass_the_audit(screens_lan: Lan, axe_source: str) -> None:
+    """The Downloads panel (empty and with rows), Adopt on a found folder, the conflict
+    panel, a damaged-archive card, the connect form's refusal, the folder picker from
+    Settings and the guidance when alone have no serious or critical violation."""
+    lan = screens_lan
+    alpha, bravo = lan.alpha.runtime, lan.bravo
+    found: list[str] = []
+    page = await lan.page(viewport=VIEWPORTS["1920"])
+    await expect(card(page, "openttd").locator(".peer-badge")).to_have_text("1 peer")
+
+    await open_by_keyboard(page, page.locator("#open-downloads"), "downloads")
+    found += await audit_both(page, axe_source, "downloads-empty")
+    await close_top(page, "downloads")
+
+    await open_detail(page, "quake3")
+    await expect(page.locator('#detail-secondary [data-action="adopt"]')).to_be_visible()
+    found += await audit_both(page, axe_source, "detail-found-adopt")
+    await close_top(page, "detail")
+
+    conflict = ContentConflict(
+        "openttd",
+        "1.2",
+        (ContentSide("a" * 64, (bravo.peer_id,)), ContentSide("b" * 64, ("f" * 64,))),
+    )
+    alpha.downloads.record_conflict(conflict)
+    alpha.publish(DownloadFailed(game="openttd", reason=conflict_failure(conflict)))
+    await open_detail(page, "openttd")
+    await expect(page.locator("#detail-conflict")).to_be_visible()
+    found += await audit_both(page, axe_source, "detail-conflict")
+    await close_top(page, "detail")
+
+    await card(page, "teeworlds").locator(".act").click()
+    await expect(card(page, "teeworlds").locator(".card-error")).to_have_text(
+        "Install failed: data.eti is damaged or not a game archive; download it again"
+    )
+    await card(page, "teeworlds").scroll_into_view_if_needed()
+    found += await audit_both(page, axe_source, "library-damaged-archive")
+    await open_detail(page, "teeworlds")
+    found += await audit_both(page, axe_source, "detail-damaged-archive")
+    await close_top(page, "detail")
+
+    await page.locator("#peer-connect-addr").fill("nonsense")
+    await page.locator("#peer-connect-addr").press("Enter")
+    await expect(page.locator(".toast-text").last).to_have_text(
+        "'nonsense' is not a HOST:PORT address"
+    )
+    found += await audit_both(page, axe_source, "connect-refused")
+    await page.locator("#peer-connect-addr").fill("")
+
+    await open_by_keyboard(page, page.locator("#open-settings"), "settings")
+    await open_by_keyboard(page, page.locator('[data-browse="settings-dir"]'), "picker")
+    await expect(page.locator("#picker-free")).to_have_text(re.compile(r" free$"))
+    found += await audit_both(page, axe_source, "picker-settings")
+    await close_top(page, "picker")
+    await close_top(page, "settings")
+
+    await bravo.execute(SetUploadLimit(upload_limit=SLOWER_UPLOAD))
+    for game_id, size in (("factorio", 40 * MiB), ("minecraft", MiB)):
+        await offer(bravo, alpha, game_id, size)
+    alpha.queue.limit = 1
+    events = RuntimeEvents(alpha)
+    for game_id in ("factorio", "minecraft"):
+        await alpha.execute(Download(game=game_id))
+    await events.first(DownloadProgress, where=lambda e: e.downloaded_bytes > 0)
+    await open_by_keyboard(page, page.locator("#open-downloads"), "downloads")
+    await expect(page.locator("#dl-list .dl-row")).to_have_count(2)
+    found += await audit_both(page, axe_source, "downloads-rows")
+    await page.click("#dl-pause-all")
+    await close_top(page, "downloads")
+    await page.evaluate("() => window.scrollTo(0, 0)")
+    found += await audit_both(page, axe_source, "library-peers")
+
+    bravo.shutdown()
+    await bravo.wait_stopped()
+    await expect(page.locator("#guidance-title")).to_have_text("No other players yet")
+    await page.evaluate("() => window.scrollTo(0, 0)")
+    found += await audit_both(page, axe_source, "library-alone")
+    assert found == [], "\n".join(found)
+
+
+async def test_the_program_changed_confirm_passes_the_audit(
+    keeper_lan: Lan,  # noqa: F811 (the fixture)
+    axe_source: str,
+) -> None:
+    """The question before Play of a game whose program changed, and the detail of an
+    installed game and of a found folder, have no serious or critical violation."""
+    lan = keeper_lan
+    runtime = lan.alpha.runtime
+    events = RuntimeEvents(runtime)
+    await runtime.execute(Install(game="factorio"))
+    await events.first(InstallFinished)
+    program = runtime.game_dir / "factorio" / "local" / "bin" / "x64" / "factorio"
+    program.write_bytes(b"#!/bin/sh\nexit 0\n")
+    program.chmod(0o755)
+    await runtime.execute(Play(game="factorio"))
+    await events.first(GameExited)
+    program.write_bytes(b"#!/bin/sh\nexit 1\n")
+    page = await lan.page(viewport=VIEWPORTS["1920"])
+    found: list[str] = []
+    await open_detail(page, "factorio")
+    await expect(page.locator("#detail-action")).to_have_attribute("data-kind", "play")
+    found += await audit_both(page, axe_source, "detail-installed")
+    await page.locator("#detail-action").focus()
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#confirm-title")).to_have_text("The game's program changed")
+    found += await audit_both(page, axe_source, "confirm-program-changed")
+    await close_top(page, "confirm")
+    await close_top(page, "detail")
+    await open_detail(page, "minecraft")
+    found += await audit_both(page, axe_source, "detail-found")
     assert found == [], "\n".join(found)
 
 
@@ -210,9 +385,9 @@ async def test_a_stopped_peer_leaves_nothing_stale_to_click(lan: Lan) -> None:
     await expect(page.locator("#peer-count")).to_have_text("0")
     await expect(card(page, "aoe2").locator(".act")).to_have_attribute("data-kind", "unavailable")
     assert await page.evaluate("() => document.getElementById('grid').inert")
-    await shoot(page, "uxfront-peer-stopped-1280")
+    await shoot_final(page, "peer-stopped-1280")
     await page.set_viewport_size(WIDE)
-    await shoot(page, "uxfront-peer-stopped-1920")
+    await shoot_final(page, "peer-stopped-1920")
     await open_by_keyboard(page, page.locator("#open-settings"), "settings")
     await expect(page.locator("#settings-name")).to_have_value("Frag Master")
     await page.keyboard.press("Escape")

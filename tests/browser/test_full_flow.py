@@ -16,6 +16,7 @@ every chunk until the test lets it through: two chunks of Tower Siege's five
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -100,17 +101,18 @@ class DemoLan:
             self.errors.append(message.text)
 
 
-@pytest.fixture
-async def demo_lan(
-    tmp_path: Path, chromium_path: str, monkeypatch: pytest.MonkeyPatch
+@contextlib.asynccontextmanager
+async def open_demo_lan(
+    base: Path, chromium_path: str, monkeypatch: pytest.MonkeyPatch, play_seconds: int
 ) -> AsyncIterator[DemoLan]:
-    """The user's UI linked to a demo peer whose chunks pass a valve, and a Chromium."""
-    catalog = with_demo_games(load_bundled_catalog(), play_seconds=PLAY_SECONDS)
+    """The user's UI linked to a demo peer whose games play ``play_seconds``, whose
+    chunks pass a valve, and a Chromium."""
+    catalog = with_demo_games(load_bundled_catalog(), play_seconds=play_seconds)
     valve = ChunkValve(send_file_range)
     monkeypatch.setattr(shaping, "send_file_range", valve.send_file_range)
     async with (
-        DemoPeer(catalog, play_seconds=PLAY_SECONDS, parent_dir=tmp_path) as demo,
-        running_ui(tmp_path, "alpha", serve=True, catalog=catalog, display_name="Newcomer") as ui,
+        DemoPeer(catalog, play_seconds=play_seconds, parent_dir=base) as demo,
+        running_ui(base, "alpha", serve=True, catalog=catalog, display_name="Newcomer") as ui,
         async_playwright() as playwright,
     ):
         assert await demo.link(lambda: ui.runtime)
@@ -124,6 +126,21 @@ async def demo_lan(
             await valve.open()
             await browser.close()
         assert lan.errors == []
+
+
+@pytest.fixture
+def demo_play_seconds() -> int:
+    """How long a demo game plays (a test module may override it)."""
+    return PLAY_SECONDS
+
+
+@pytest.fixture
+async def demo_lan(
+    tmp_path: Path, chromium_path: str, monkeypatch: pytest.MonkeyPatch, demo_play_seconds: int
+) -> AsyncIterator[DemoLan]:
+    """The user's UI linked to a demo peer whose chunks pass a valve, and a Chromium."""
+    async with open_demo_lan(tmp_path, chromium_path, monkeypatch, demo_play_seconds) as lan:
+        yield lan
 
 
 def card(page: Page, game_id: str = GAME) -> Locator:

@@ -61,7 +61,8 @@ async def launch_lan(
 
 async def test_a_game_that_fails_at_once_then_one_that_is_stopped(launch_lan: Lan) -> None:
     """Play of a launcher that exits with code 3 shows why on the card; a running game's
-    button is Stop, which ends it; the detail view shows the play time."""
+    button is Stop, which ends it (after the question a changed program asks); the detail
+    view shows the play time."""
     lan = launch_lan
     runtime = lan.alpha.runtime
     events = RuntimeEvents(runtime)
@@ -79,6 +80,9 @@ async def test_a_game_that_fails_at_once_then_one_that_is_stopped(launch_lan: La
     launcher = runtime.game_dir / "openttd" / "local" / "openttd"
     launcher.write_text("#!/bin/sh\nexec sleep 600\n")
     await card.locator(".act").click()
+    # OpenTTD is pinned by no organizer and its program changed since it last ran.
+    await expect(page.locator("#confirm-title")).to_have_text("The game's program changed")
+    await page.click("#confirm-yes")
     button = card.locator(".act")
     await expect(button).to_have_accessible_name(re.compile("Stop"))
     await expect(card.locator(".card-error")).to_be_hidden()

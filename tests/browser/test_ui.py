@@ -495,7 +495,7 @@ async def test_a_changed_program_of_an_unpinned_game_asks_before_play(keeper_lan
     await runtime.execute(Install(game="factorio"))
     await events.first(InstallFinished)
     local = runtime.game_dir / "factorio" / "local"
-    program = local / "bin" / "x64" / "factorio.exe"
+    program = local / "bin" / "x64" / "factorio"  # the Linux launcher named in the catalog
     program.write_bytes(b"#!/bin/sh\necho first >> ran.txt\n")
     program.chmod(0o755)
     await runtime.execute(Play(game="factorio"))

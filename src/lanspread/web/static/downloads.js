@@ -29,9 +29,10 @@
   function isOpen() { return !$("downloads").hidden; }
 
   // The page's dialog stack traps Tab, closes on Escape and gives the focus back.
+  // Drawn once it shows: render() skips a hidden panel, so drawing first drew nothing.
   function open() {
-    render();
     page().openDialog("downloads", $("downloads-close"));
+    render();
   }
 
   function close() {
