@@ -349,15 +349,7 @@ class DownloadRun:
         self._disk_step(prepare, prepared)
 
     def _begin(self, action: messages.Begin) -> None:
-        self._publish(
-            DownloadBegin(
-                game=self._game_id,
-                version=action.version,
-                total_bytes=action.total_bytes,
-                sources=action.sources,
-                resumed_bytes=action.resumed_bytes,
-            )
-        )
+        self._publish(DownloadBegin.of(self._game_id, action))
         self._swarm.start(self._engine.manifest, self._engine.sources)
         self.availability_changed()
 
@@ -436,18 +428,9 @@ class DownloadRun:
         return await DataConnection.open(host, ticket.data_port, ticket.token, depth=self._depth)
 
     def _chunk_done(self, action: messages.ChunkDone) -> None:
-        task = action.task
         assert self._journal is not None
-        self._journal.mark_done([task.key])
-        self._publish(
-            ChunkFinished(
-                game=self._game_id,
-                path=task.path,
-                offset=task.offset,
-                length=task.length,
-                peer_id=action.source,
-            )
-        )
+        self._journal.mark_done([action.task.key])
+        self._publish(ChunkFinished.of(self._game_id, action))
 
     def _commit_journal(self, action: messages.CommitJournal) -> None:
         journal, fds = self._journal, self._sink.fds
