@@ -42,20 +42,24 @@ _FRESH = frozenset({S.NOT_DOWNLOADED, S.FOUND_OFFERED})  # a first download, not
 
 # The button of a state that is not downloading or paused: (kind, label, command). The
 # command is sent only when the runtime lists it in the game's actions.
-_BUTTONS: Mapping[GameState, tuple[ActionKind, str, Command | None]] = {
+_Button = tuple[ActionKind, str, Command | None]
+_DOWNLOAD: _Button = (ActionKind.DOWNLOAD, "Download", Command.DOWNLOAD)
+_UPDATE: _Button = (ActionKind.UPDATE, "Update", Command.UPDATE)
+_RETRY_UPDATE: _Button = (ActionKind.FAILED, "Retry", Command.UPDATE)
+_BUTTONS: Mapping[GameState, _Button] = {
     S.UNAVAILABLE: (ActionKind.UNAVAILABLE, "Unavailable", None),
-    S.NOT_DOWNLOADED: (ActionKind.DOWNLOAD, "Download", Command.DOWNLOAD),
+    S.NOT_DOWNLOADED: _DOWNLOAD,
     S.FOUND: (ActionKind.FOUND, "Unavailable", None),
-    S.FOUND_OFFERED: (ActionKind.DOWNLOAD, "Download", Command.DOWNLOAD),
+    S.FOUND_OFFERED: _DOWNLOAD,
     S.FAILED: (ActionKind.FAILED, "Retry", Command.DOWNLOAD),
     S.DOWNLOADED: (ActionKind.INSTALL, "Install", Command.INSTALL),
-    S.DOWNLOADED_UPDATE_AVAILABLE: (ActionKind.UPDATE, "Update", Command.UPDATE),
-    S.DOWNLOADED_UPDATE_FAILED: (ActionKind.FAILED, "Retry", Command.UPDATE),
+    S.DOWNLOADED_UPDATE_AVAILABLE: _UPDATE,
+    S.DOWNLOADED_UPDATE_FAILED: _RETRY_UPDATE,
     S.INSTALLING: (ActionKind.INSTALLING, "Installing", None),
     S.INSTALLED: (ActionKind.PLAY, "Play", Command.PLAY),
-    S.UPDATE_AVAILABLE: (ActionKind.UPDATE, "Update", Command.UPDATE),
-    S.UPDATE_STAGED: (ActionKind.UPDATE, "Update", Command.UPDATE),
-    S.UPDATE_FAILED: (ActionKind.FAILED, "Retry", Command.UPDATE),
+    S.UPDATE_AVAILABLE: _UPDATE,
+    S.UPDATE_STAGED: _UPDATE,
+    S.UPDATE_FAILED: _RETRY_UPDATE,
     S.UPDATING: (ActionKind.UPDATING, "Updating", None),
     S.UNINSTALLING: (ActionKind.UNINSTALLING, "Uninstalling", None),
     S.REMOVING: (ActionKind.REMOVING, "Removing files", None),
