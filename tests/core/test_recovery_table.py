@@ -23,6 +23,7 @@ from lanspread.core.recovery import (
     Staged,
     StageFacts,
     StageStep,
+    Step,
     decide_record_steps,
     decide_recovery,
     decide_stage,
@@ -69,8 +70,8 @@ def test_each_row_decides_every_root_it_matches(row: RecoveryRow) -> None:
 def test_no_row_touches_a_local_or_an_unreadable_log(row: RecoveryRow) -> None:
     """No row has a step for ``local/`` itself, and no row clears a log it cannot read."""
     if row.intent is IntentLog.UNREADABLE:
-        assert not row.action.clear_intent
-    if row.action.restore_backup:
+        assert Step.CLEAR_INTENT not in row.action.steps
+    if Step.RESTORE_BACKUP in row.action.steps:
         assert row.local == {False}
 
 

@@ -14,6 +14,7 @@ from lanspread.core.recovery import (
     RecordedIntent,
     RecoveryAction,
     RecoveryOutcome,
+    Step,
     decide_recovery,
 )
 
@@ -60,17 +61,17 @@ def facts(intent: RecordedIntent, dirs: str = "") -> Facts:
     )
 
 
-_STEP_FIELDS = {
-    "rm-staging": "remove_staging",
-    "drop": "drop_backup",
-    "restore": "restore_backup",
-    "fallback": "restore_if_drop_fails",
-    "clear": "clear_intent",
+_STEPS = {
+    "rm-staging": Step.REMOVE_STAGING,
+    "drop": Step.DROP_BACKUP,
+    "restore": Step.RESTORE_BACKUP,
+    "fallback": Step.RESTORE_IF_DROP_FAILS,
+    "clear": Step.CLEAR_INTENT,
 }
 
 
 def act(outcome: RecoveryOutcome, *steps: str) -> RecoveryAction:
-    return RecoveryAction(outcome, **{_STEP_FIELDS[step]: True for step in steps})
+    return RecoveryAction(outcome, frozenset(_STEPS[step] for step in steps))
 
 
 # The intent-driven rows of the module docstring. Reserved directories carry no
@@ -208,13 +209,13 @@ class Disk:
 def _apply(f: Facts, action: RecoveryAction) -> Disk:
     """What the root looks like after the shell carries ``action`` out (no step failing)."""
     local, staging, backup = f.local, f.staging, f.backup
-    if action.remove_staging:
+    if Step.REMOVE_STAGING in action.steps:
         staging = False
-    if action.drop_backup:
+    if Step.DROP_BACKUP in action.steps:
         backup = False
-    if action.restore_backup:
+    if Step.RESTORE_BACKUP in action.steps:
         local, backup = True, False
-    intent = NONE if action.clear_intent else f.intent
+    intent = NONE if Step.CLEAR_INTENT in action.steps else f.intent
     return Disk(intent, local, staging, staging and f.staging_owned, backup, f.backup_owned)
 
 
@@ -222,10 +223,10 @@ def _apply(f: Facts, action: RecoveryAction) -> Disk:
 def test_never_touches_what_it_cannot_prove_is_ours(f: Facts) -> None:
     """Staging and backup are deleted or moved only when the intent or a marker owns them."""
     action = f.decide()
-    if action.remove_staging:
+    if Step.REMOVE_STAGING in action.steps:
         assert f.staging
         assert _owns_staging(f)
-    if action.drop_backup or action.restore_backup:
+    if Step.DROP_BACKUP in action.steps or Step.RESTORE_BACKUP in action.steps:
         assert f.backup
         assert _owns_backup(f)
 
@@ -234,12 +235,12 @@ def test_never_touches_what_it_cannot_prove_is_ours(f: Facts) -> None:
 def test_an_install_is_never_lost(f: Facts) -> None:
     """A backup is dropped only when an install stays in ``local/``, or when uninstall finishes."""
     action = f.decide()
-    assert not (action.drop_backup and action.restore_backup)
-    if action.restore_backup:
+    assert not {Step.DROP_BACKUP, Step.RESTORE_BACKUP} <= action.steps
+    if Step.RESTORE_BACKUP in action.steps:
         assert not f.local
-    if action.drop_backup and not f.local:
+    if Step.DROP_BACKUP in action.steps and not f.local:
         assert f.intent is UNINST
-        assert action.restore_if_drop_fails
+        assert Step.RESTORE_IF_DROP_FAILS in action.steps
 
 
 @given(facts_strategy)
@@ -249,7 +250,7 @@ def test_intent_is_cleared_exactly_when_a_record_exists_and_the_root_is_settled(
     action = f.decide()
     foreign_local = f.intent is UPD and f.local and f.staging and f.backup
     expected = f.intent is not NONE and f.intent is not BAD and not foreign_local
-    assert action.clear_intent == expected
+    assert (Step.CLEAR_INTENT in action.steps) == expected
 
 
 @given(facts_strategy)

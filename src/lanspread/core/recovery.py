@@ -123,22 +123,28 @@ class RecoveryOutcome(enum.Enum):
     nothing moves until the player moves it out."""
 
 
+class Step(enum.Enum):
+    """One step of a recovery action; an action carries them out in this order."""
+
+    REMOVE_STAGING = "remove_staging"
+    DROP_BACKUP = "drop_backup"
+    RESTORE_BACKUP = "restore_backup"
+    """Strip the backup's marker and rename it to ``local/``."""
+    RESTORE_IF_DROP_FAILS = "restore_if_drop_fails"
+    """When dropping the backup fails, put what is left of it back as ``local/``."""
+    CLEAR_INTENT = "clear_intent"
+
+
 @dataclass(frozen=True, slots=True)
 class RecoveryAction:
-    """The steps to carry out, in field order, and what they amount to."""
+    """The steps to carry out, in :class:`Step` order, and what they amount to."""
 
     outcome: RecoveryOutcome
-    remove_staging: bool = False
-    drop_backup: bool = False
-    restore_backup: bool = False
-    """Strip the backup's marker and rename it to ``local/``."""
-    restore_if_drop_fails: bool = False
-    """When dropping the backup fails, put what is left of it back as ``local/``."""
-    clear_intent: bool = False
+    steps: frozenset[Step] = frozenset()
 
     @property
     def changes_anything(self) -> bool:
-        return self.remove_staging or self.drop_backup or self.restore_backup or self.clear_intent
+        return bool(self.steps - {Step.RESTORE_IF_DROP_FAILS})
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,14 +174,6 @@ class Dir(enum.Enum):
         return cls.MARKED if owned else cls.UNMARKED
 
 
-class Step(enum.Enum):
-    REMOVE_STAGING = "remove_staging"
-    DROP_BACKUP = "drop_backup"
-    RESTORE_BACKUP = "restore_backup"
-    RESTORE_IF_DROP_FAILS = "restore_if_drop_fails"
-    CLEAR_INTENT = "clear_intent"
-
-
 @dataclass(frozen=True, slots=True)
 class RecoveryRow:
     """One row of the recovery table: the facts it matches and what recovery does."""
@@ -198,7 +196,7 @@ class RecoveryRow:
 
 
 def _act(outcome: RecoveryOutcome, *steps: Step) -> RecoveryAction:
-    return RecoveryAction(outcome, **{step.value: True for step in steps})
+    return RecoveryAction(outcome, frozenset(steps))
 
 
 def _row(

@@ -40,6 +40,7 @@ from lanspread.core.recovery import (
     RecordedIntent,
     RecoveryAction,
     RecoveryOutcome,
+    Step,
     decide_record_steps,
     decide_recovery,
 )
@@ -142,23 +143,23 @@ def _carry_out(
     outcome = action.outcome
     if outcome is RecoveryOutcome.NEEDS_ATTENTION and intent is Intent.UPDATING:
         problems.append(foreign_local_problem(root))
-    if action.remove_staging:
+    if Step.REMOVE_STAGING in action.steps:
         remove_entry(root / INSTALLING_DIR)
         fsync_dir(root)
-    if action.drop_backup:
+    if Step.DROP_BACKUP in action.steps:
         try:
             remove_entry(root / BACKUP_DIR)
             fsync_dir(root)
         except StorageError as exc:
-            if not action.restore_if_drop_fails:
+            if Step.RESTORE_IF_DROP_FAILS not in action.steps:
                 raise
             problems.append(str(exc))
             restore_backup(root)
             outcome = RecoveryOutcome.ROLLED_BACK
-    if action.restore_backup:
+    if Step.RESTORE_BACKUP in action.steps:
         restore_backup(root)
     _settle_record(root, intent, outcome)
-    if action.clear_intent:
+    if Step.CLEAR_INTENT in action.steps:
         clear_intent(root)
     return outcome
 

@@ -105,7 +105,7 @@ from lanspread.runtime.startup import (
     catalog_roots,
     classify_partial,
 )
-from lanspread.runtime.transfer import DownloadRun
+from lanspread.runtime.transfer import DownloadRun, RunShared
 from lanspread.seeding.manifests import ManifestCache
 
 if TYPE_CHECKING:
@@ -164,6 +164,7 @@ class DownloadManager:
         self._staged: dict[str, str] = {}
         self._liars = LiarRecord()
         self._choices = ContentChoices()
+        self._shared = RunShared(network, publish, self._reject, self._liars, self._choices)
         self._names: dict[str, str] = {}
         self._ended: list[Callable[[str], None]] = []
         network.add_peer_lost_listener(self._on_peer_lost)
@@ -507,12 +508,8 @@ class DownloadManager:
         )
         active.run = DownloadRun(
             engine,
+            self._shared,
             root=root,
-            network=self._network,
-            publish=self._publish,
-            reject=self._reject,
-            liars=self._liars,
-            choices=self._choices,
             prepare=self._prepare,
             adopt=active.adopt,  # a downloaded game's update goes beside it, into a new folder
             cancel=active.cancel,

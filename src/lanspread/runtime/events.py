@@ -14,6 +14,7 @@ from typing import Literal
 
 import msgspec
 
+from lanspread.core.engine import messages
 from lanspread.core.library import GameSummary
 
 LostReason = Literal["goodbye", "timeout", "error", "disconnected"]
@@ -114,6 +115,11 @@ class DownloadBegin(GameEvent, frozen=True, tag="download-begin"):
     resumed_bytes: int
     """Bytes already complete from an earlier, interrupted download or reused on disk."""
 
+    @classmethod
+    def of(cls, game: str, begin: messages.Begin) -> DownloadBegin:
+        """The event for the engine's ``begin`` of ``game``'s download."""
+        return cls(game, begin.version, begin.total_bytes, begin.sources, begin.resumed_bytes)
+
 
 class DownloadProgress(GameEvent, frozen=True, tag="download-progress"):
     downloaded_bytes: int
@@ -131,6 +137,12 @@ class ChunkFinished(GameEvent, frozen=True, tag="chunk-finished"):
     offset: int
     length: int
     peer_id: str
+
+    @classmethod
+    def of(cls, game: str, done: messages.ChunkDone) -> ChunkFinished:
+        """The event for the engine's ``done`` chunk of ``game``, with the peer it came from."""
+        task = done.task
+        return cls(game, task.path, task.offset, task.length, done.source)
 
 
 class DownloadFinished(GameEvent, frozen=True, tag="download-finished"):

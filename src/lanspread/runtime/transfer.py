@@ -56,6 +56,7 @@ import collections
 import contextlib
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -117,19 +118,27 @@ class Network(Protocol):
     ) -> tuple[str, Ticket]: ...
 
 
+@dataclass(frozen=True, slots=True)
+class RunShared:
+    """What every download run of one manager shares, for the manager's lifetime."""
+
+    network: Network
+    publish: Callable[[RuntimeEvent], None]
+    reject: Callable[[str, str, str], None]
+    """(game id, peer id, reason): a source is not used; the manager logs and reports it."""
+    liars: LiarRecord
+    choices: ContentChoices
+
+
 class DownloadRun:
     """Performs one download's engine actions until its :class:`End`; see the module doc."""
 
     def __init__(
         self,
         engine: DownloadEngine,
+        shared: RunShared,
         *,
         root: Path,
-        network: Network,
-        publish: Callable[[RuntimeEvent], None],
-        reject: Callable[[str, str, str], None],
-        liars: LiarRecord,
-        choices: ContentChoices,
         prepare: Prepare_,
         adopt: bool,
         cancel: asyncio.Event,
@@ -140,11 +149,11 @@ class DownloadRun:
         self._engine = engine
         self._game_id = engine.game_id
         self._root = root
-        self._network = network
-        self._publish = publish
-        self._reject = reject
-        self._liars = liars
-        self._choices = choices
+        self._network = shared.network
+        self._publish = shared.publish
+        self._reject = shared.reject
+        self._liars = shared.liars
+        self._choices = shared.choices
         self._prepare = prepare
         self._adopt = adopt
         self._cancel = cancel
@@ -349,15 +358,7 @@ class DownloadRun:
         self._disk_step(prepare, prepared)
 
     def _begin(self, action: messages.Begin) -> None:
-        self._publish(
-            DownloadBegin(
-                game=self._game_id,
-                version=action.version,
-                total_bytes=action.total_bytes,
-                sources=action.sources,
-                resumed_bytes=action.resumed_bytes,
-            )
-        )
+        self._publish(DownloadBegin.of(self._game_id, action))
         self._swarm.start(self._engine.manifest, self._engine.sources)
         self.availability_changed()
 
@@ -436,18 +437,9 @@ class DownloadRun:
         return await DataConnection.open(host, ticket.data_port, ticket.token, depth=self._depth)
 
     def _chunk_done(self, action: messages.ChunkDone) -> None:
-        task = action.task
         assert self._journal is not None
-        self._journal.mark_done([task.key])
-        self._publish(
-            ChunkFinished(
-                game=self._game_id,
-                path=task.path,
-                offset=task.offset,
-                length=task.length,
-                peer_id=action.source,
-            )
-        )
+        self._journal.mark_done([action.task.key])
+        self._publish(ChunkFinished.of(self._game_id, action))
 
     def _commit_journal(self, action: messages.CommitJournal) -> None:
         journal, fds = self._journal, self._sink.fds

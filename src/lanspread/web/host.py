@@ -32,19 +32,8 @@ from lanspread.runtime.events import Event, RuntimeFailed
 from lanspread.runtime.options import RuntimeOptions
 from lanspread.runtime.replies import FAILED, PAUSED, GameView
 from lanspread.runtime.runtime import PeerRuntime
+from lanspread.web import viewmodel
 from lanspread.web.state import GameOverlay, UiState
-from lanspread.web.viewmodel import (
-    GameFacts,
-    PeerFacts,
-    RuntimeFacts,
-    RuntimeState,
-    SelfFacts,
-    SourceFacts,
-    StrayFacts,
-    TransferFacts,
-    ViewInput,
-    percent_of,
-)
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +58,7 @@ class RuntimeHost:
         self._runtime: PeerRuntime | None = None
         self.demo_peer_id: str | None = None
         """The Demo peer of ``lanspread demo``: always labelled as the demo it is."""
-        self._state = RuntimeFacts(RuntimeState.STARTING)
+        self._state = viewmodel.RuntimeFacts(viewmodel.RuntimeState.STARTING)
         self._wake = asyncio.Event()
         self._restart_requested = False
         self._stop_requested = False
@@ -77,17 +66,17 @@ class RuntimeHost:
     # -- state -------------------------------------------------------------------------
 
     @property
-    def state(self) -> RuntimeFacts:
+    def state(self) -> viewmodel.RuntimeFacts:
         return self._state
 
     @property
     def runtime(self) -> PeerRuntime:
         """The running runtime; :class:`RuntimeUnavailable` otherwise."""
-        if self._runtime is None or self._state.state is not RuntimeState.RUNNING:
+        if self._runtime is None or self._state.state is not viewmodel.RuntimeState.RUNNING:
             raise RuntimeUnavailable(f"the lanspread peer is {self._state.state.value}")
         return self._runtime
 
-    def _set_state(self, facts: RuntimeFacts) -> None:
+    def _set_state(self, facts: viewmodel.RuntimeFacts) -> None:
         self._state = facts
         self._on_change()
 
@@ -103,18 +92,20 @@ class RuntimeHost:
                 self._restart_requested = False
                 continue
             if failure is None:
-                self._set_state(RuntimeFacts(RuntimeState.STOPPED))
+                self._set_state(viewmodel.RuntimeFacts(viewmodel.RuntimeState.STOPPED))
                 return
-            self._set_state(RuntimeFacts(RuntimeState.FAILED, failure[0], failure[1]))
+            self._set_state(
+                viewmodel.RuntimeFacts(viewmodel.RuntimeState.FAILED, failure[0], failure[1])
+            )
             await self._wait_for_restart()
-        self._set_state(RuntimeFacts(RuntimeState.STOPPED))
+        self._set_state(viewmodel.RuntimeFacts(viewmodel.RuntimeState.STOPPED))
 
     def _stopping(self) -> bool:
         return self._stop_requested
 
     async def _run_once(self) -> tuple[str, str] | None:
         """Start one runtime and follow it to its end; the failure, if it failed."""
-        self._set_state(RuntimeFacts(RuntimeState.STARTING))
+        self._set_state(viewmodel.RuntimeFacts(viewmodel.RuntimeState.STARTING))
         runtime = self._factory(self.options)
         events = runtime.subscribe()
         try:
@@ -125,7 +116,7 @@ class RuntimeHost:
             return ("start", str(exc))
         self._store.reset()
         self._runtime = runtime
-        self._set_state(RuntimeFacts(RuntimeState.RUNNING))
+        self._set_state(viewmodel.RuntimeFacts(viewmodel.RuntimeState.RUNNING))
         if self._stop_requested or self._restart_requested:
             runtime.shutdown()
         failure: tuple[str, str] | None = None
@@ -151,10 +142,10 @@ class RuntimeHost:
 
         Refused with :class:`OperationInProgress` while the running one has operations.
         """
-        if self._state.state is RuntimeState.STARTING:
+        if self._state.state is viewmodel.RuntimeState.STARTING:
             raise RuntimeUnavailable("the lanspread peer is starting; try again in a moment")
         runtime = self._runtime
-        if runtime is not None and self._state.state is RuntimeState.RUNNING:
+        if runtime is not None and self._state.state is viewmodel.RuntimeState.RUNNING:
             busy = sorted(runtime.local.operations.snapshot())
             if busy:
                 raise OperationInProgress(f"cannot restart while busy: {', '.join(busy)}")
@@ -185,21 +176,21 @@ class RuntimeHost:
             return
         self._store.reconcile({view.id: view.operation for view in runtime.games()})
 
-    def view_input(self, *, setup_needed: bool) -> ViewInput:
+    def view_input(self, *, setup_needed: bool) -> viewmodel.ViewInput:
         """The facts the view model is built from; changes nothing."""
         runtime = self._runtime
-        if runtime is None or self._state.state is not RuntimeState.RUNNING:
+        if runtime is None or self._state.state is not viewmodel.RuntimeState.RUNNING:
             # No peer runs: nothing is offered and nothing can be played (a stopped
             # runtime's last snapshot would show stale peers and Play buttons).
-            return ViewInput(
-                games=tuple(GameFacts(game=game) for game in self.options.catalog),
+            return viewmodel.ViewInput(
+                games=tuple(viewmodel.GameFacts(game=game) for game in self.options.catalog),
                 runtime=self._state,
                 setup_needed=setup_needed,
                 setup_game_dir=str(self.options.game_dir),
                 setup_name=self.options.name,
                 notices=self._store.notices,
             )
-        me = SelfFacts(
+        me = viewmodel.SelfFacts(
             name=runtime.name,
             peer_id=runtime.peer_id,
             listen_addr=shown_addr(runtime.listen_addr),
@@ -208,11 +199,11 @@ class RuntimeHost:
         games = self._games(runtime)
         uploads = runtime.uploads()
         downloads = runtime.download_rates()
-        return ViewInput(
+        return viewmodel.ViewInput(
             games=games,
             runtime=self._state,
             peers=tuple(
-                PeerFacts(
+                viewmodel.PeerFacts(
                     peer.peer_id,
                     peer.name,
                     peer.addr,
@@ -224,7 +215,7 @@ class RuntimeHost:
                 )
                 for peer in runtime.network.peer_views()
             ),
-            transfer=TransferFacts(
+            transfer=viewmodel.TransferFacts(
                 upload_rate=sum(uploads.rates.values()),
                 download_rate=runtime.queue.download_rate(),
                 upload_limit=uploads.upload_limit,
@@ -243,18 +234,20 @@ class RuntimeHost:
         )
 
     @staticmethod
-    def _strays(runtime: PeerRuntime) -> tuple[StrayFacts, ...]:
+    def _strays(runtime: PeerRuntime) -> tuple[viewmodel.StrayFacts, ...]:
         """The game folder's unknown folders, with the catalog game each may be."""
         catalog = runtime.local.catalog
         facts = []
         for stray in runtime.local.strays:
             game = catalog.get(stray.suggestion) if stray.suggestion is not None else None
             facts.append(
-                StrayFacts(stray.name, game.id if game else None, game.name if game else None)
+                viewmodel.StrayFacts(
+                    stray.name, game.id if game else None, game.name if game else None
+                )
             )
         return tuple(facts)
 
-    def _games(self, runtime: PeerRuntime) -> tuple[GameFacts, ...]:
+    def _games(self, runtime: PeerRuntime) -> tuple[viewmodel.GameFacts, ...]:
         """The runtime's game views (authoritative) joined with the store's overlays."""
         views = runtime.games()
         sources = self._sources(runtime)
@@ -264,10 +257,10 @@ class RuntimeHost:
         )
 
     @staticmethod
-    def _sources(runtime: PeerRuntime) -> dict[str, tuple[SourceFacts, ...]]:
+    def _sources(runtime: PeerRuntime) -> dict[str, tuple[viewmodel.SourceFacts, ...]]:
         network = runtime.network
         peers = {record.peer_id: record for record in network.peer_records()}
-        result: dict[str, tuple[SourceFacts, ...]] = {}
+        result: dict[str, tuple[viewmodel.SourceFacts, ...]] = {}
         for game_id, remote in network.remote_games().items():
             facts = []
             for peer_id, summary in remote.peers.items():
@@ -275,7 +268,7 @@ class RuntimeHost:
                 if record is None:
                     continue
                 facts.append(
-                    SourceFacts(
+                    viewmodel.SourceFacts(
                         peer_id=peer_id,
                         name=record.name,
                         addr=format_addr(*record.address),
@@ -291,9 +284,9 @@ class RuntimeHost:
 def game_facts(
     view: GameView,
     overlay: GameOverlay,
-    sources: tuple[SourceFacts, ...],
+    sources: tuple[viewmodel.SourceFacts, ...],
     runtime: PeerRuntime,
-) -> GameFacts:
+) -> viewmodel.GameFacts:
     """One game's facts: the runtime's view plus the store's overlays.
 
     A paused or failed download is the runtime's own fact (``download_state``);
@@ -306,7 +299,7 @@ def game_facts(
     game = catalog.get(view.id)
     if game is None:
         raise ConfigError(f"{view.id!r} is not a game of the catalog")
-    return GameFacts(
+    return viewmodel.GameFacts(
         game=game,
         downloaded=view.downloaded,
         installed=view.installed,
@@ -322,7 +315,7 @@ def game_facts(
         download=overlay.download,
         install=overlay.install,
         paused_percent=(
-            percent_of(stopped.done_bytes, stopped.total_bytes)
+            viewmodel.percent_of(stopped.done_bytes, stopped.total_bytes)
             if stopped is not None and paused
             else None
         ),
@@ -351,7 +344,7 @@ def _have_percent(summary: GameSummary) -> float | None:
     if summary.partial is None:
         return None
     have = int.from_bytes(summary.partial.bitfield, "big").bit_count()
-    return percent_of(have, summary.partial.chunk_count)
+    return viewmodel.percent_of(have, summary.partial.chunk_count)
 
 
 def _latest(*moments: float | None) -> float | None:

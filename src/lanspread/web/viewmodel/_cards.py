@@ -16,20 +16,9 @@ from lanspread.core.download_queue import QUEUED
 from lanspread.core.launching import play_time_label
 from lanspread.core.lifecycle import Command, GameState
 from lanspread.runtime.downloads import PAUSE_MESSAGES
+from lanspread.web.viewmodel import _labels
 from lanspread.web.viewmodel._dialogs import uninstall_text
 from lanspread.web.viewmodel._facts import OPTIMISTIC_COMMANDS, GameFacts, SourceFacts
-from lanspread.web.viewmodel._labels import (
-    ArtSlot,
-    artwork,
-    avatar_color,
-    count_label,
-    format_bytes,
-    format_eta,
-    format_percent,
-    format_speed,
-    monogram,
-    percent_of,
-)
 from lanspread.web.viewmodel._views import (
     Action,
     ActionKind,
@@ -53,20 +42,24 @@ _FRESH = frozenset({S.NOT_DOWNLOADED, S.FOUND_OFFERED})  # a first download, not
 
 # The button of a state that is not downloading or paused: (kind, label, command). The
 # command is sent only when the runtime lists it in the game's actions.
-_BUTTONS: Mapping[GameState, tuple[ActionKind, str, Command | None]] = {
+_Button = tuple[ActionKind, str, Command | None]
+_DOWNLOAD: _Button = (ActionKind.DOWNLOAD, "Download", Command.DOWNLOAD)
+_UPDATE: _Button = (ActionKind.UPDATE, "Update", Command.UPDATE)
+_RETRY_UPDATE: _Button = (ActionKind.FAILED, "Retry", Command.UPDATE)
+_BUTTONS: Mapping[GameState, _Button] = {
     S.UNAVAILABLE: (ActionKind.UNAVAILABLE, "Unavailable", None),
-    S.NOT_DOWNLOADED: (ActionKind.DOWNLOAD, "Download", Command.DOWNLOAD),
+    S.NOT_DOWNLOADED: _DOWNLOAD,
     S.FOUND: (ActionKind.FOUND, "Unavailable", None),
-    S.FOUND_OFFERED: (ActionKind.DOWNLOAD, "Download", Command.DOWNLOAD),
+    S.FOUND_OFFERED: _DOWNLOAD,
     S.FAILED: (ActionKind.FAILED, "Retry", Command.DOWNLOAD),
     S.DOWNLOADED: (ActionKind.INSTALL, "Install", Command.INSTALL),
-    S.DOWNLOADED_UPDATE_AVAILABLE: (ActionKind.UPDATE, "Update", Command.UPDATE),
-    S.DOWNLOADED_UPDATE_FAILED: (ActionKind.FAILED, "Retry", Command.UPDATE),
+    S.DOWNLOADED_UPDATE_AVAILABLE: _UPDATE,
+    S.DOWNLOADED_UPDATE_FAILED: _RETRY_UPDATE,
     S.INSTALLING: (ActionKind.INSTALLING, "Installing", None),
     S.INSTALLED: (ActionKind.PLAY, "Play", Command.PLAY),
-    S.UPDATE_AVAILABLE: (ActionKind.UPDATE, "Update", Command.UPDATE),
-    S.UPDATE_STAGED: (ActionKind.UPDATE, "Update", Command.UPDATE),
-    S.UPDATE_FAILED: (ActionKind.FAILED, "Retry", Command.UPDATE),
+    S.UPDATE_AVAILABLE: _UPDATE,
+    S.UPDATE_STAGED: _UPDATE,
+    S.UPDATE_FAILED: _RETRY_UPDATE,
     S.UPDATING: (ActionKind.UPDATING, "Updating", None),
     S.UNINSTALLING: (ActionKind.UNINSTALLING, "Uninstalling", None),
     S.REMOVING: (ActionKind.REMOVING, "Removing files", None),
@@ -104,14 +97,14 @@ def download_percent(facts: GameFacts) -> float | None:
     """Download progress, drawn only while the game is downloading."""
     if facts.state not in _DOWNLOADING or facts.download is None:
         return None
-    return percent_of(facts.download.downloaded_bytes, facts.download.total_bytes)
+    return _labels.percent_of(facts.download.downloaded_bytes, facts.download.total_bytes)
 
 
 def install_percent(facts: GameFacts) -> float | None:
     """Extraction progress, drawn only while the game installs or updates."""
     if facts.state not in _EXTRACTING or facts.install is None:
         return None
-    return percent_of(facts.install.extracted_bytes, facts.install.total_bytes)
+    return _labels.percent_of(facts.install.extracted_bytes, facts.install.total_bytes)
 
 
 def primary_action(facts: GameFacts) -> Action:
@@ -122,7 +115,7 @@ def primary_action(facts: GameFacts) -> Action:
     if state in _BUSY:
         kind, label, _command = _BUTTONS[state]
         percent = install_percent(facts)
-        detail = format_percent(percent) if percent is not None else None
+        detail = _labels.format_percent(percent) if percent is not None else None
         return Action(kind.value, label, None, busy=True, percent=percent, detail=detail)
     if state is S.RUNNING and Command.STOP in facts.actions:
         return Action(ActionKind.RUNNING.value, "Stop", Command.STOP.value, False, None, "Running")
@@ -132,7 +125,12 @@ def primary_action(facts: GameFacts) -> Action:
         percent = min(max(facts.paused_percent or 0.0, 0.0), 100.0)
         command = _offered(facts, Command.DOWNLOAD)
         return Action(
-            ActionKind.PAUSED.value, "Resume", command, False, percent, format_percent(percent)
+            ActionKind.PAUSED.value,
+            "Resume",
+            command,
+            False,
+            percent,
+            _labels.format_percent(percent),
         )
     if facts.damaged is not None and Command.REMOVE in facts.actions:
         return damaged_action(facts)
@@ -155,7 +153,7 @@ def primary_action(facts: GameFacts) -> Action:
 def damaged_action(facts: GameFacts) -> Action:
     """A copy whose install found a damaged archive: Re-download when a peer offers the
     game (its files are removed first), else Remove; both ask first."""
-    size = format_bytes(facts.game.size_bytes)
+    size = _labels.format_bytes(facts.game.size_bytes)
     if facts.peer_count > 0:
         return Action(
             ActionKind.FAILED.value,
@@ -187,7 +185,7 @@ REDOWNLOAD = "redownload"
 
 def download_warning(facts: GameFacts) -> str:
     """The question asked before downloading a game that cannot start on this computer."""
-    size = format_bytes(facts.game.size_bytes)
+    size = _labels.format_bytes(facts.game.size_bytes)
     return f"{facts.launch_problem}. Download {size} anyway?"
 
 
@@ -201,8 +199,10 @@ def _downloading_action(facts: GameFacts) -> Action:
     percent = download_percent(facts)
     if percent is None or facts.download is None:
         return Action(ActionKind.DOWNLOADING.value, "Downloading", None, busy=True, percent=0.0)
-    speed = format_speed(facts.download.bytes_per_second)
-    return Action(ActionKind.DOWNLOADING.value, format_percent(percent), None, True, percent, speed)
+    speed = _labels.format_speed(facts.download.bytes_per_second)
+    return Action(
+        ActionKind.DOWNLOADING.value, _labels.format_percent(percent), None, True, percent, speed
+    )
 
 
 def status_of(facts: GameFacts, action: Action) -> StatusView:
@@ -232,7 +232,7 @@ def paused_note(facts: GameFacts) -> str | None:
         return QUEUED_NOTE
     if facts.paused_reason and facts.paused_reason.endswith("%"):
         return f"Paused: {facts.paused_reason}"  # it says how far itself ("Alice left at 35%")
-    where = f"Paused at {format_percent(min(max(facts.paused_percent, 0.0), 100.0))}"
+    where = f"Paused at {_labels.format_percent(min(max(facts.paused_percent, 0.0), 100.0))}"
     return f"{where} — {facts.paused_reason}" if facts.paused_reason else where
 
 
@@ -267,7 +267,7 @@ def conflict_view(facts: GameFacts) -> ConflictView | None:
             "organizer did not pin it. Choose the one you trust:"
         ),
         sides=sides,
-        more_label=f"and {count_label(conflict.more_sides, 'other', 'others')}"
+        more_label=f"and {_labels.count_label(conflict.more_sides, 'other', 'others')}"
         if conflict.more_sides
         else "",
     )
@@ -292,8 +292,8 @@ def progress_of(facts: GameFacts) -> ProgressView | None:
             percent,
             download.downloaded_bytes,
             download.total_bytes,
-            speed_label=format_speed(download.bytes_per_second),
-            eta_label=format_eta(download.eta_seconds),
+            speed_label=_labels.format_speed(download.bytes_per_second),
+            eta_label=_labels.format_eta(download.eta_seconds),
             can_cancel=Command.CANCEL in facts.actions,
         )
     percent = install_percent(facts)
@@ -315,8 +315,8 @@ def _progress(
     return ProgressView(
         kind=kind,
         percent=percent,
-        percent_label=format_percent(percent),
-        done_label=f"{format_bytes(done)} of {format_bytes(total)}",
+        percent_label=_labels.format_percent(percent),
+        done_label=f"{_labels.format_bytes(done)} of {_labels.format_bytes(total)}",
         speed_label=speed_label,
         eta_label=eta_label,
         can_cancel=can_cancel,
@@ -364,7 +364,7 @@ def _idle_actions(facts: GameFacts, allowed: set[Command]) -> list[SecondaryActi
                 danger=True,
                 confirm=(
                     f"Remove the downloaded files of {name}? Getting them back means "
-                    f"downloading {format_bytes(size_of(facts)[0])} from peers again, "
+                    f"downloading {_labels.format_bytes(size_of(facts)[0])} from peers again, "
                     "which can take a long time."
                 ),
             ),
@@ -417,14 +417,14 @@ def _source_view(source: SourceFacts) -> SourceView:
     elif source.have_percent >= 100:
         have = "Complete"
     else:
-        have = f"Has {format_percent(source.have_percent)}"
+        have = f"Has {_labels.format_percent(source.have_percent)}"
     if not source.ready and source.have_percent is None:
         version += " · installed only"
     return SourceView(
         name=source.name,
         addr=source.addr,
-        initials=monogram(source.name),
-        color=avatar_color(source.peer_id),
+        initials=_labels.monogram(source.name),
+        color=_labels.avatar_color(source.peer_id),
         version_label=version,
         ready=source.ready,
         have_label=have,
@@ -447,7 +447,9 @@ def size_of(facts: GameFacts) -> tuple[int, str]:
 
 
 def _size_label(size: int, caption: str) -> str:
-    return format_bytes(size) if caption == DOWNLOAD_SIZE else f"~{format_bytes(size)}"
+    return (
+        _labels.format_bytes(size) if caption == DOWNLOAD_SIZE else f"~{_labels.format_bytes(size)}"
+    )
 
 
 def primary_aria_label(action: Action, name: str) -> str:
@@ -462,7 +464,7 @@ def primary_aria_label(action: Action, name: str) -> str:
     return f"{spoken}, {action.detail}" if action.detail else spoken
 
 
-def card(facts: GameFacts, art_slot: ArtSlot | None = None) -> CardView:
+def card(facts: GameFacts, art_slot: _labels.ArtSlot | None = None) -> CardView:
     game = facts.game
     action = primary_action(facts)
     action = msgspec.structs.replace(action, aria_label=primary_aria_label(action, game.name))
@@ -486,13 +488,13 @@ def card(facts: GameFacts, art_slot: ArtSlot | None = None) -> CardView:
         size_caption=size_caption,
         size_bytes=size,
         max_players=game.max_players,
-        players_label=f"Up to {count_label(game.max_players, 'player', 'players')}",
+        players_label=f"Up to {_labels.count_label(game.max_players, 'player', 'players')}",
         peer_count=facts.peer_count,
-        peers_label=count_label(facts.peer_count, "peer", "peers")
+        peers_label=_labels.count_label(facts.peer_count, "peer", "peers")
         if facts.peer_count
         else "No peers",
         version_label=_version_label(facts),
-        art=artwork(
+        art=_labels.artwork(
             game.id,
             game.name,
             f"/api/covers/{game.id}" if facts.has_cover else None,
