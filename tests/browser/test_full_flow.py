@@ -211,8 +211,11 @@ async def test_download_cancel_install_play_uninstall_remove(demo_lan: DemoLan) 
     assert (local / "play.sh").stat().st_mode & 0o111
     await shoot(page, "flow-05-installed")
 
-    # Play: Running while the launcher runs, Play again once it exits (0).
+    # Play: nobody pinned the demo game, so its first program asks once; then Running
+    # while the launcher runs, Play again once it exits (0).
     await action(page).click()
+    await expect(page.locator("#confirm-title")).to_have_text("Not pinned by the organizer")
+    await page.click("#confirm-yes")
     await expect(action(page)).to_have_attribute("data-kind", "running")
     await expect(card(page).locator(".pill")).to_have_text("Running")
     await shoot(page, "flow-06-running")

@@ -140,8 +140,13 @@ async def test_the_whole_flow_by_keyboard(demo_lan: DemoLan) -> None:  # noqa: F
     await expect(page.locator("#detail-action")).to_have_attribute("aria-label", f"Play {NAME}")
     await check("detail installed")
 
-    # Play: Stop while the launcher runs; Enter on it ends the game, Play is back.
+    # Play: nobody pinned the demo game, so its first program asks once (yes, by
+    # keyboard); Stop while the launcher runs; Enter on it ends the game, Play is back.
     await tab_to(page, "#detail-action")
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#confirm-title")).to_have_text("Not pinned by the organizer")
+    await check("confirm not pinned")
+    await tab_to(page, "#confirm-yes")
     await page.keyboard.press("Enter")
     await expect(page.locator("#detail-action")).to_have_attribute("data-kind", "running")
     await expect(page.locator("#detail-action")).to_have_attribute(

@@ -17,7 +17,7 @@ from tests.support.waiting import wait_until
 
 from lanspread.core.conflict import ContentConflict, ContentSide, conflict_failure
 from lanspread.core.operations import OperationKind
-from lanspread.runtime.commands import Install, Play
+from lanspread.runtime.commands import Install
 from lanspread.runtime.events import (
     DownloadFailed,
     DownloadProgress,
@@ -487,8 +487,9 @@ async def test_a_found_folder_is_left_alone(keeper_lan: Lan) -> None:
 
 
 async def test_a_changed_program_of_an_unpinned_game_asks_before_play(keeper_lan: Lan) -> None:
-    """Play of Factorio, not pinned by any organizer, whose program changed since it last
-    ran: the page asks the runtime's question; Cancel starts nothing, Run it starts it."""
+    """Play of Factorio, not pinned by any organizer: its first program asks once (a yes
+    is remembered), and once the program changed the page asks the runtime's question
+    again; Cancel starts nothing, Run it starts it."""
     lan = keeper_lan
     runtime = lan.alpha.runtime
     events = RuntimeEvents(runtime)
@@ -498,14 +499,22 @@ async def test_a_changed_program_of_an_unpinned_game_asks_before_play(keeper_lan
     program = local / "bin" / "x64" / "factorio"  # the Linux launcher named in the catalog
     program.write_bytes(b"#!/bin/sh\necho first >> ran.txt\n")
     program.chmod(0o755)
-    await runtime.execute(Play(game="factorio"))
-    await events.first(GameExited)
-    program.write_bytes(b"#!/bin/sh\necho replaced >> ran.txt\n")
     page = await lan.page()
     play = page.locator('[data-game="factorio"] .act')
     await expect(play).to_have_attribute("data-kind", "play")
     await play.click()
-    await expect(page.locator("#confirm-title")).to_have_text("The game's program changed")
+    await expect(page.locator("#confirm-title")).to_have_text("Not pinned by the organizer")
+    await expect(page.locator("#confirm-text")).to_have_text(
+        "This version of Factorio was not pinned by the organizer: its program comes from "
+        "other players and nobody vouched for it. Run it?"
+    )
+    await page.click("#confirm-yes")
+    await events.first(GameExited)
+    assert (local / "ran.txt").read_text() == "first\n"
+    program.write_bytes(b"#!/bin/sh\necho replaced >> ran.txt\n")
+    await expect(play).to_have_attribute("data-kind", "play")
+    await play.click()
+    await expect(page.locator("#confirm-title")).to_have_text("Not pinned by the organizer")
     await expect(page.locator("#confirm-text")).to_have_text(
         "This version of Factorio was not pinned by the organizer and its program changed "
         "since you last played: run it?"
