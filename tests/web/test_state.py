@@ -130,6 +130,30 @@ def test_a_download_failure_is_no_overlay() -> None:
     assert store.overlay("quake3") == GameOverlay()
 
 
+def test_a_content_conflict_is_told_in_a_sentence_not_in_digests() -> None:
+    """A download stopped on a content conflict tells the player where to choose, in
+    words, not the runtime's reason full of peer ids and digests; other failures keep
+    their reason."""
+    store = UiState()
+    store.apply(
+        DownloadFailed(
+            game="quake3",
+            reason="the peers offering quake3 1.0 disagree on its content (ab offers content cd)",
+            conflict=True,
+        )
+    )
+    store.apply(DownloadFailed(game="doom", reason="no peer has it"))
+    assert [(n.game_id, n.message, n.kind) for n in store.notices] == [
+        (
+            "quake3",
+            "Download stopped: the players offering it disagree on its content. "
+            "Open the game to choose whose copy to trust.",
+            "error",
+        ),
+        ("doom", "Download failed: no peer has it", "error"),
+    ]
+
+
 def test_error_stays_while_same_operation_continues() -> None:
     """An operation already running when the failure arrived does not clear it again."""
     store = UiState()

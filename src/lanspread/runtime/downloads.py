@@ -410,7 +410,8 @@ class DownloadManager:
             log.warning("download of %s failed: %s", game_id, end.reason)
             halt = Halt(FAILED, FAILED, end.reason)
             await self._settle(game_id, classify_partial, halt, staged=staged)
-            self._publish(DownloadFailed(game=game_id, reason=end.reason))
+            conflict = end.conflict is not None
+            self._publish(DownloadFailed(game=game_id, reason=end.reason, conflict=conflict))
 
     async def _finished(self, game_id: str, end: End, outcome: _Outcome) -> None:
         """Hand a finished download to the installer when the policy (or an update) says so."""

@@ -152,6 +152,9 @@ class DownloadFinished(GameEvent, frozen=True, tag="download-finished"):
 class DownloadFailed(GameFailure, frozen=True, tag="download-failed"):
     """The download stopped for good (the game snapshot says why, and what is left)."""
 
+    conflict: bool = False
+    """It stopped on a content conflict: the player chooses a side in the game's details."""
+
 
 class DownloadCancelled(GameEvent, frozen=True, tag="download-cancelled"):
     """The download was cancelled (a paused one's files discarded)."""

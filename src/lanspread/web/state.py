@@ -85,6 +85,12 @@ SPEED_SMOOTHING_SECONDS = 3.0
 MAX_ERROR_LENGTH = 300
 # Toasts a page that was closed for a while catches up on: more would bury the screen.
 MAX_NOTICES = 8
+# A download stopped on a content conflict: the toast sends the player to the sides,
+# which the detail view lists by peer name (the runtime's reason names peer ids).
+CONFLICT_TOLD = (
+    "Download stopped: the players offering it disagree on its content. "
+    "Open the game to choose whose copy to trust."
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,6 +256,10 @@ class UiState:
             case DownloadFinished(game=game):
                 self._errors.pop(game, None)
                 self.tell(game, "Download finished", "ok")
+            case DownloadFailed(game=game, conflict=True):
+                # The sides (peers and digests) are in the detail view, by name.
+                self._pending.pop(game, None)
+                self.tell(game, CONFLICT_TOLD, "error")
             case DownloadFailed(game=game, reason=reason):
                 # The failure itself is in the game snapshot; only the click is answered.
                 self._pending.pop(game, None)
