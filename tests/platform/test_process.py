@@ -8,13 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from tests.support.platforms import make_fifo
+from tests.support.platforms import KILLED_RETURNCODE, make_fifo
 
 from lanspread.core.launching import Platform
 from lanspread.platform.process import current_platform, launch, stop_process
-
-# SIGKILL's number on every POSIX system (``signal`` has no SIGKILL on Windows).
-SIGKILL = 9
 
 
 @pytest.mark.parametrize(
@@ -59,7 +56,7 @@ async def test_stop_forces_a_game_that_ignores_the_request(tmp_path: Path) -> No
     process = await launch(game, tmp_path)
     assert await asyncio.to_thread(ready.read_text) == "go\n"
     assert await stop_process(process, grace=0.05) is True
-    assert process.returncode == -SIGKILL
+    assert process.returncode == KILLED_RETURNCODE
 
 
 async def test_stop_of_an_ended_game_does_nothing(tmp_path: Path) -> None:
