@@ -521,6 +521,9 @@ class DownloadManager:
         end = await active.run.run()
         if end.conflict is not None:
             self.record_conflict(end.conflict)
+        if end.ending is Ending.PAUSED and active.left is None and len(engine.sources) == 1:
+            # Its data link closed before the control link's loss arrived: the one source.
+            active.left = self._names.get(engine.sources[0])
         # The run stopped serving and announcing the partial at its end; the rescan
         # replaces the summary that still announces it (before any install starts).
         await self._local.refresh_game(game_id)
