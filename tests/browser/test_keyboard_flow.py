@@ -97,6 +97,8 @@ async def test_the_whole_flow_by_keyboard(demo_lan: DemoLan) -> None:  # noqa: F
     await tab_to(page, browse)
     await page.keyboard.press("Enter")
     await expect(page.locator("#picker")).to_be_visible()
+    # The subfolders arrive from the peer after the picker opens: Tab once they are there.
+    await expect(page.locator(".picker-folder").first).to_be_visible()
     await tab_to(page, ".picker-folder")
     await page.keyboard.press("Enter")
     await expect(page.locator("#picker-path")).to_have_value(str(game_dir / "Big Drive"))
