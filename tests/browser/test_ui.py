@@ -509,10 +509,12 @@ async def test_a_changed_program_of_an_unpinned_game_asks_before_play(keeper_lan
         "other players and nobody vouched for it. Run it?"
     )
     await page.click("#confirm-yes")
+    await expect(page.locator("#confirm")).to_be_hidden()
     await events.first(GameExited)
     assert (local / "ran.txt").read_text() == "first\n"
     program.write_bytes(b"#!/bin/sh\necho replaced >> ran.txt\n")
     await expect(play).to_have_attribute("data-kind", "play")
+    await expect(play).to_be_enabled()
     await play.click()
     await expect(page.locator("#confirm-title")).to_have_text("Not pinned by the organizer")
     await expect(page.locator("#confirm-text")).to_have_text(
