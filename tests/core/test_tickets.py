@@ -279,7 +279,8 @@ def test_the_new_bounds_must_be_sensible(per_address: int, fresh: int, fresh_age
 def test_every_bound_holds_under_any_mix(
     ops: list[tuple[int, int, int, bool, float]],
 ) -> None:
-    """Per-peer, per-address, fresh-pool and total bounds all hold after any issue/admit mix."""
+    """Per-peer, per-address, fresh-pool and total bounds all hold after any issue/admit mix,
+    and :meth:`TicketBook.refusal` always foretells what issuing does."""
     book = TicketBook(
         TicketLimits(
             ttl=4.0,
@@ -300,11 +301,15 @@ def test_every_bound_holds_under_any_mix(
         address = f"10.0.0.{host}"
         since = first_seen.setdefault(peer_id, now)
         if is_issue:
+            predicted = book.refusal(peer_id, now, address=address, known_since=since)
             outcome = book.issue(
                 token(number), peer_id, "g", now, address=address, known_since=since
             )
             if isinstance(outcome, IssuedTicket):
+                assert predicted is None
                 issued[token(number)] = (peer_id, address, now - since < 2.0, now)
+            elif outcome.reason is not TicketRefusalReason.DUPLICATE_TOKEN:
+                assert outcome.reason is predicted  # the query says what issuing does
         elif isinstance(book.admit(token(number), now, address=address), TicketGrant):
             assert issued[token(number)][1] == address
         live = {

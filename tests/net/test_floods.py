@@ -17,6 +17,7 @@ import ssl
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from tests.net.helpers import WAIT, RecordingHandler, announcement
@@ -49,13 +50,23 @@ from lanspread.net.tls import (
     open_tls_connection,
     server_context,
 )
-from lanspread.net.wire import MAX_HANDSHAKE_FRAME_SIZE, Challenge, Ping, Pong
+from lanspread.net.wire import (
+    MAX_HANDSHAKE_FRAME_SIZE,
+    Challenge,
+    ErrorCode,
+    ErrorResponse,
+    Ping,
+    Pong,
+    Ticket,
+)
+from lanspread.seeding import dataserver
 from lanspread.seeding.dataserver import (
     MAX_UNADMITTED,
     MAX_UNADMITTED_PER_ADDRESS,
     DataServer,
     ServeScope,
     TicketUnavailable,
+    answer_ticket_request,
 )
 
 GAME = "quake3"
@@ -432,6 +443,41 @@ async def test_sybil_identities_cannot_starve_a_known_peer_of_tickets(
         assert refused == 255 * 16
         outcomes = await honest_download(server, manifest, tmp_path / "down")
         assert outcomes == [ChunkOutcome.OK] * len(manifest_tasks(manifest))
+
+
+async def test_a_ticket_request_the_book_refuses_never_reaches_the_disk(
+    game: tuple[ServeScope, GameManifest], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Sybil swarm's refused ticket requests cost no serve-gate check on disk.
+
+    The check runs in a worker thread that competes with the sends for the
+    interpreter; under bench/flood.py's swarm it took a sixth of the attacked peer.
+    """
+    scope, _ = game
+    disk_checks = 0
+    resolve = dataserver._resolve
+
+    async def counting(*args: Any, **kwargs: Any) -> Any:
+        nonlocal disk_checks
+        disk_checks += 1
+        return await resolve(*args, **kwargs)
+
+    monkeypatch.setattr(dataserver, "_resolve", counting)
+    async with DataServer(lambda: scope, host=HONEST, port=0) as server:
+        now = time.monotonic()
+        answers = [
+            await answer_ticket_request(
+                server, f"{n:064x}", GAME, scope, address="127.0.7.7", known_since=now
+            )
+            for n in range(64)
+        ]
+    granted = [answer for answer in answers if isinstance(answer, Ticket)]
+    assert len(granted) == MAX_FRESH_TICKETS_PER_ADDRESS
+    assert all(
+        isinstance(answer, ErrorResponse) and answer.code is ErrorCode.BUSY
+        for answer in answers[len(granted) :]
+    )
+    assert disk_checks == len(granted)
 
 
 async def test_cutting_a_handshake_mid_tls_never_confuses_the_next_socket(

@@ -186,7 +186,7 @@ class TicketBook:
             return Refused(TicketRefusalReason.DUPLICATE_TOKEN)
         address = normalize_address(address)
         fresh = now - known_since < self._limits.fresh_age
-        held = [key for key, entry in self._entries.items() if entry.grant.peer_id == peer_id]
+        held = self._held_by(peer_id)
         if len(held) >= self._limits.max_per_peer:
             # Replacing the peer's own oldest ticket takes nothing from anybody else.
             del self._entries[held[0]]
@@ -198,6 +198,25 @@ class TicketBook:
         entry = _Entry(grant, address, fresh, now + self._limits.ttl)
         self._entries[token] = entry
         return IssuedTicket(token, entry.expires_at)
+
+    def refusal(
+        self, peer_id: str, now: float, *, address: str, known_since: float
+    ) -> TicketRefusalReason | None:
+        """Why :meth:`issue` would refuse ``peer_id`` at ``address`` now, else ``None``.
+
+        Asked before anything costly is done for a ticket request, so a swarm of
+        identities that gets no tickets costs no more than this. Prunes expired
+        tickets and changes nothing else.
+        """
+        self.prune(now)
+        if len(self._held_by(peer_id)) >= self._limits.max_per_peer:
+            return None  # it would replace its own oldest ticket
+        fresh = now - known_since < self._limits.fresh_age
+        return self._room_for(normalize_address(address), fresh)
+
+    def _held_by(self, peer_id: str) -> list[bytes]:
+        """The tokens ``peer_id`` holds, oldest first."""
+        return [key for key, entry in self._entries.items() if entry.grant.peer_id == peer_id]
 
     def _room_for(self, address: str, fresh: bool) -> TicketRefusalReason | None:
         entries = self._entries.values()

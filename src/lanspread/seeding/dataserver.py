@@ -286,6 +286,17 @@ class DataServer(AcceptingServer):
             raise TicketUnavailable(f"no ticket for {game_id}: {outcome.reason.value}")
         return outcome
 
+    def ticket_refusal(
+        self, peer_id: str, game_id: str, *, address: str, known_since: float
+    ) -> TicketUnavailable | None:
+        """What :meth:`issue_ticket` would raise for ``peer_id`` now, else ``None``."""
+        reason = self.tickets.refusal(
+            peer_id, self._clock(), address=address, known_since=known_since
+        )
+        if reason is None:
+            return None
+        return TicketUnavailable(f"no ticket for {game_id}: {reason.value}")
+
     async def __aenter__(self) -> DataServer:
         listener = create_listener(self._host, self._requested_port)
         tune_data_socket(listener, nodelay=False)
@@ -538,6 +549,12 @@ async def answer_ticket_request(
     was first seen (the data server's clock). ``manifest_digest`` (the request's)
     asks for the partial copy of that manifest: see the module docstring.
     """
+    # The book is asked first: a swarm of identities it refuses never reaches the
+    # disk check, a trip to a worker thread that competes with the sends for the
+    # interpreter. It is asked again when issuing: the disk check waits.
+    unavailable = server.ticket_refusal(peer_id, game_id, address=address, known_since=known_since)
+    if unavailable is not None:
+        return _busy(unavailable)
     if manifest_digest is None:
         refusal = await check_servable(scope, game_id)
     else:
@@ -553,9 +570,13 @@ async def answer_ticket_request(
             manifest_digest=manifest_digest,
         )
     except TicketUnavailable as exc:
-        log.info("%s", exc)
-        return ErrorResponse(code=ErrorCode.BUSY, message="too many tickets outstanding; retry")
+        return _busy(exc)
     return Ticket(token=issued.token, data_port=server.port, ttl_seconds=server.tickets.ttl)
+
+
+def _busy(unavailable: TicketUnavailable) -> ErrorResponse:
+    log.info("%s", unavailable)
+    return ErrorResponse(code=ErrorCode.BUSY, message="too many tickets outstanding; retry")
 
 
 _REFUSALS: dict[ServeErrorCode, Callable[[str], str]] = {
