@@ -17,6 +17,7 @@ from lanspread.core.engine import (
     ENDGAME_CHUNKS,
     MAX_CHUNK_ATTEMPTS,
     MAX_SOURCE_STRIKES,
+    UNMEASURED_GRACE,
     Action,
     AskManifests,
     Begin,
@@ -112,8 +113,17 @@ def fetched(actions: Iterable[Action]) -> dict[str, list[ChunkKey]]:
 class Drive:
     """An engine and its clock: feed events, keep every action."""
 
-    def __init__(self, depth: int = 2, *, endgame: bool = False, excluded: Sequence[str] = ()):
-        self.engine = DownloadEngine("quake3", excluded=excluded, depth=depth, endgame=endgame)
+    def __init__(
+        self,
+        depth: int = 2,
+        *,
+        endgame: bool = False,
+        excluded: Sequence[str] = (),
+        slow_depth: int | None = None,
+    ):
+        self.engine = DownloadEngine(
+            "quake3", excluded=excluded, depth=depth, endgame=endgame, slow_depth=slow_depth
+        )
         self.now = 100.0
         self.log: list[Action] = []
 
@@ -880,6 +890,31 @@ def test_the_tail_of_a_small_game_is_shared_until_the_sources_are_measured() -> 
         "charlie": 2,
         "delta": 1,
     }
+
+
+def test_a_trickle_holds_the_others_back_only_until_its_grace_and_its_chunk_is_copied() -> None:
+    """A source that never finishes its first chunk (a trickle) holds the tail's round
+    robin back for UNMEASURED_GRACE only: then the measured source takes every chunk
+    left, and the endgame copies the one the trickle holds, which wins."""
+    drive = Drive(depth=4, endgame=True, slow_depth=1)
+    drive.to_fetching(chunks(6), ("bravo", "trickle"))
+    [stuck] = drive.engine.swarm.sources["trickle"].in_flight
+    bravo = drive.engine.swarm.sources["bravo"]
+    while bravo.in_flight:
+        for key in list(bravo.in_flight):
+            drive(ChunkVerified("bravo", key), at=100.1)
+    left = set(drive.engine.swarm.pending)
+    assert left, "the round robin held nothing back: the test proves nothing"
+    assert fetched(drive(Tick(), at=100.0 + UNMEASURED_GRACE / 2)) == {}
+    actions = drive(Tick(), at=100.0 + UNMEASURED_GRACE)
+    assert set(fetched(actions)["bravo"]) == left
+    for key in left:
+        actions = drive(ChunkVerified("bravo", key), at=100.0 + UNMEASURED_GRACE)
+    [copy] = [f for f in of(Fetch, actions) if f.scratch]
+    assert (copy.source, [task.key for task in copy.tasks]) == ("bravo", [stuck])
+    assert CloseConnection("trickle") in drive(ChunkVerified("bravo", stuck))
+    actions = drive(ConnectionClosed("trickle"))
+    assert [(p.source, p.task.key) for p in of(PlaceCopy, actions)] == [("bravo", stuck)]
 
 
 # --- partial sources --------------------------------------------------------------------

@@ -87,6 +87,8 @@ INSTALL_ENDINGS = frozenset({"install-finished", "install-failed"})
 
 KiB = 1024
 MiB = 1024 * KiB
+# A real peer-cli whose data server lies (corrupt bytes or a trickle).
+PATCHED_PEER = Path(__file__).resolve().parents[1] / "support" / "patched_peer.py"
 # The chunk size every peer-cli here pins (--chunk-size): the scenarios count and
 # place chunks of openttd's 47 MiB at 16 MiB (DEFAULT_CHUNK_SIZE), where a game's
 # size alone would cut it into 1 MiB chunks (core.manifest.chunk_size_for).
@@ -338,8 +340,13 @@ class Lan:
         *,
         name: str | None = None,
         install_policy: str = "manual",
+        lie: str | None = None,
     ) -> Peer:
-        """Copy ``games`` into a fresh game dir (kept if it exists) and start a peer."""
+        """Copy ``games`` into a fresh game dir (kept if it exists) and start a peer.
+
+        With ``lie`` (``corrupt`` or ``trickle``) the peer's data server lies that way
+        (``tests/support/patched_peer.py``); everything else is the real peer.
+        """
         peer_name = name or host.name
         game_dir = self.base / peer_name / "games"
         state_dir = self.base / peer_name / "state"
@@ -354,6 +361,8 @@ class Lan:
             install_policy=install_policy,
             chunk_size=CHUNK,
         )
+        if lie is not None:  # argv runs "python -m lanspread peer-cli ..."
+            argv[1:3] = [str(PATCHED_PEER), "--lie", lie]
         process = await self.network.spawn(host, argv, name=peer_name)
         peer = Peer(peer_name, host, process, game_dir, state_dir)
         self.peers.append(peer)

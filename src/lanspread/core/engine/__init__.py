@@ -120,6 +120,7 @@ from lanspread.core.engine.swarm import (
     RATE_SMOOTHING,
     STEER_BACKOFF,
     TAIL_CONNECT_GRACE,
+    UNMEASURED_GRACE,
     Link,
     Standing,
 )
@@ -137,6 +138,7 @@ __all__ = [
     "RATE_SMOOTHING",
     "STEER_BACKOFF",
     "TAIL_CONNECT_GRACE",
+    "UNMEASURED_GRACE",
     "Action",
     "AskManifests",
     "Begin",

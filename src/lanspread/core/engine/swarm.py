@@ -28,7 +28,9 @@ Choice, in the order the engine applies it (:meth:`Swarm.assign`):
    rates: the slow source does not get the last chunks just because it is idle.
    While some connected source is not measured yet, the tail is dealt round
    robin: no source gets a chunk ahead of another open or opening source that
-   has work, so the first connection of a small game does not take it all.
+   has work, so the first connection of a small game does not take it all. A
+   source whose first chunk has been in flight for :data:`UNMEASURED_GRACE`
+   holds no one back any more: a trickle never stalls the others.
 4. **Endgame.** Once nothing is left unassigned and at most
    :data:`ENDGAME_CHUNKS` chunks are in flight, an idle source may ask for one of
    them too (at most :data:`MAX_COPIES` holders a chunk); the first verified copy
@@ -80,6 +82,14 @@ MAX_SOURCE_STRIKES = 3
 # peers; five cover that, and a source that never opens costs at most five seconds
 # on the last few chunks (one that fails to connect stops holding back at once).
 TAIL_CONNECT_GRACE = 5.0
+
+# A source whose first chunk is still in flight this long after it was asked for no
+# longer holds the others back in the tail's round robin: the round robin only spreads
+# a small game's last chunks over sources that open together, and on a LAN such a
+# chunk lands in milliseconds. A source this slow is a trickle (the reported one sent
+# 2 KiB/s and kept a download at 46% for 150 s); the others take the chunks left by
+# their measured rates, and the endgame copies the one it holds.
+UNMEASURED_GRACE = 1.0
 
 # Weight of the newest chunk in a source's measured rate: a third follows a source
 # slowing down within a few chunks without jumping at every scheduling hiccup.
@@ -432,14 +442,26 @@ class Swarm:
         with work (the first connection would otherwise take a small game's every chunk,
         one after the other, while the others are still opening). A connection still
         opening after :data:`TAIL_CONNECT_GRACE` no longer holds the others back."""
-        if all(s.rate is not None for s in active):
+        if all(s.rate is not None or self._overdue(s, now) for s in active):
             return False
         others = [
             other.assigned
             for other in active
-            if other is not source and (other.in_flight or self._opening_with_work(other, now))
+            if other is not source
+            and (
+                (other.in_flight and not self._overdue(other, now))
+                or self._opening_with_work(other, now)
+            )
         ]
         return bool(others) and source.assigned > min(others)
+
+    def _overdue(self, source: Source, now: float) -> bool:
+        """Not measured yet, its first chunk asked for :data:`UNMEASURED_GRACE` ago or more."""
+        return (
+            source.rate is None
+            and source.busy_since is not None
+            and now - source.busy_since >= UNMEASURED_GRACE
+        )
 
     def _opening_with_work(self, source: Source, now: float) -> bool:
         """Still opening (for less than :data:`TAIL_CONNECT_GRACE`) and holding a waiting

@@ -1,0 +1,94 @@
+"""Lying peer processes against an honest download (S91-S92).
+
+The liar is a real peer-cli in its own namespace whose data server is patched
+(``tests/support/patched_peer.py``): it announces, hands out manifests and
+tickets and passes the serve gate like anyone, and only the bytes it sends lie.
+cs16 is four archives, one chunk each, and the planner gives each source at
+least one of them, so the liar is always asked for something; its
+``lie-served`` events say what. Scenario ids: ``SCENARIOS.md``.
+"""
+
+from __future__ import annotations
+
+import time
+
+from tests.netns.transfer_lan import CS16, BuildLan, Lan, Peer, of_game, payload_manifest
+from tests.support.patched_peer import TRICKLE_RATE
+
+# The whole download with a trickler among the sources. The honest source alone
+# takes about a second here; any archive chunk the trickler is asked for (256 KiB
+# or more) would take it over two minutes at TRICKLE_RATE.
+TRICKLE_BOUND = 15.0
+REMOVE_ENDINGS = frozenset({"remove-finished", "remove-failed"})
+
+
+def lies(peer: Peer) -> list[dict[str, object]]:
+    """The chunks the lying ``peer`` started to serve, oldest first."""
+    return [event for event in peer.process.events if event.get("event") == "lie-served"]
+
+
+async def honest_and_liar(lan: Lan, lie: str) -> tuple[Peer, Peer, Peer]:
+    """A receiver, an honest source of cs16 and a lying one, the receiver seeing both."""
+    receiver, honest = await lan.start([("h1", ()), ("h2", (CS16,))])
+    liar = await lan.spawn(lan.host("h3"), (CS16,), name="liar", lie=lie)
+    await liar.started()
+    await lan.ready_to_fetch(receiver, [honest, liar], CS16)
+    return receiver, honest, liar
+
+
+async def test_a_peer_serving_corrupt_bytes_is_caught_and_never_asked_again(
+    build_lan: BuildLan,
+) -> None:
+    """S91: a peer whose sender flips a byte of every chunk is excluded for the game.
+
+    The download ends byte exact from the honest source, ``source-rejected`` names
+    the liar, and the game view lists it as excluded. The files are removed and the
+    game downloaded again: the liar is no source of it (``download-begin`` names the
+    honest peer only) and is asked for no chunk.
+    """
+    lan = await build_lan(3)
+    receiver, honest, liar = await honest_and_liar(lan, "corrupt")
+    await receiver.command("download", "cs16")
+    await receiver.finished("cs16")
+    assert payload_manifest(receiver.root("cs16")) == lan.cache.manifest(CS16)
+    told = lies(liar)
+    assert told, "the liar was asked for no chunk: the scenario proved nothing"
+    rejected = of_game(receiver.process.events, "source-rejected", "cs16")
+    assert {event["peer_id"] for event in rejected} == {liar.peer_id}
+    assert all(str(event["reason"]).startswith("sent corrupt bytes for ") for event in rejected)
+    assert (await receiver.games())["cs16"]["excluded_peers"] == [liar.peer_id]
+
+    await receiver.command("remove", "cs16")
+    await receiver.outcome("cs16", REMOVE_ENDINGS)
+    began_again = len(receiver.process.events)
+    await receiver.command("download", "cs16")
+    await receiver.finished("cs16")
+    again = receiver.process.events[began_again:]
+    [begin] = of_game(again, "download-begin", "cs16")
+    assert begin["sources"] == [honest.peer_id]
+    assert lies(liar) == told
+    assert payload_manifest(receiver.root("cs16")) == lan.cache.manifest(CS16)
+
+
+async def test_a_trickling_source_never_holds_a_download_back(build_lan: BuildLan) -> None:
+    """S92: a source sending the right bytes at 2 KiB/s does not stall the download.
+
+    The trickler is asked for at least one chunk (its first, unmeasured); the
+    download still ends byte exact within TRICKLE_BOUND: once the trickler's first
+    chunk is overdue (``UNMEASURED_GRACE``) it holds the honest source back no more,
+    and the endgame asks the honest source for the chunk the trickler holds.
+    (Before, the tail's round robin waited for the trickler's first chunk and the
+    download stalled at 45%, as reported.)
+    """
+    lan = await build_lan(3)
+    receiver, _, trickler = await honest_and_liar(lan, "trickle")
+    began = time.monotonic()
+    await receiver.command("download", "cs16")
+    await receiver.finished("cs16")
+    took = time.monotonic() - began
+    asked = lies(trickler)
+    assert asked, "the trickler was asked for no chunk: the scenario proved nothing"
+    alone = max(int(str(event["length"])) for event in asked) / TRICKLE_RATE
+    print(f"\ndownload with a trickler took {took:.2f}s; the trickle alone: {alone:.0f}s")
+    assert took < TRICKLE_BOUND
+    assert payload_manifest(receiver.root("cs16")) == lan.cache.manifest(CS16)
