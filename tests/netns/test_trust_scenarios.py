@@ -1,18 +1,39 @@
-"""Lying peer processes against an honest download (S91-S92).
+"""Lying peer processes against an honest download (S91-S93).
 
 The liar is a real peer-cli in its own namespace whose data server is patched
 (``tests/support/patched_peer.py``): it announces, hands out manifests and
 tickets and passes the serve gate like anyone, and only the bytes it sends lie.
 cs16 is four archives, one chunk each, and the planner gives each source at
 least one of them, so the liar is always asked for something; its
-``lie-served`` events say what. Scenario ids: ``SCENARIOS.md``.
+``lie-served`` events say what. In S93 the liar is an unpatched peer offering a
+"newer version" of its own making at a party whose organizer pinned the real one.
+Scenario ids: ``SCENARIOS.md``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
+from pathlib import Path
 
-from tests.netns.transfer_lan import CS16, BuildLan, Lan, Peer, of_game, payload_manifest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from lanspread.core.manifest import manifest_digest
+from lanspread.core.party import PartyCatalog, Pin, party_code, public_key_bytes, sign_catalog
+from lanspread.files.hashing import hash_game_payload
+from lanspread.storage import party_files
+from tests.netns.transfer_lan import (
+    CHUNK,
+    CS16,
+    QUAKE3,
+    BuildLan,
+    Lan,
+    Peer,
+    of_game,
+    payload_manifest,
+)
+from tests.support.archives import ArchiveFormat
+from tests.support.fixtures import ArchiveSpec
 from tests.support.patched_peer import TRICKLE_RATE
 
 # The whole download with a trickler among the sources. The honest source alone
@@ -20,6 +41,19 @@ from tests.support.patched_peer import TRICKLE_RATE
 # or more) would take it over two minutes at TRICKLE_RATE.
 TRICKLE_BOUND = 15.0
 REMOVE_ENDINGS = frozenset({"remove-finished", "remove-failed"})
+KiB = 1024
+# What the liar of S93 announces: a valid, installable quake3 "9.9", newer than
+# anything the organizer pinned, with a program of its own.
+FAKE_QUAKE3 = QUAKE3.with_version(
+    "9.9",
+    ArchiveSpec(
+        "game.eti",
+        ArchiveFormat.TAR,
+        (("baseq3/pak0.pk3", 256 * KiB),),
+        programs=(("quake3.exe", b"#!/bin/sh\necho owned\n"),),
+        seed="liar",
+    ),
+)
 
 
 def lies(peer: Peer) -> list[dict[str, object]]:
@@ -92,3 +126,49 @@ async def test_a_trickling_source_never_holds_a_download_back(build_lan: BuildLa
     print(f"\ndownload with a trickler took {took:.2f}s; the trickle alone: {alone:.0f}s")
     assert took < TRICKLE_BOUND
     assert payload_manifest(receiver.root("cs16")) == lan.cache.manifest(CS16)
+
+
+def organize(state_dir: Path, root: Path) -> str:
+    """Sign a catalog pinning ``root``'s quake3 1.0 into the organizer's ``state_dir``
+    (what ``party init``, ``catalog pin`` and ``catalog sign`` leave); the party code."""
+    key = Ed25519PrivateKey.generate()
+    manifest = hash_game_payload(root, QUAKE3.id, QUAKE3.version, CHUNK)
+    pin = Pin(game_id=QUAKE3.id, version=QUAKE3.version, digest=manifest_digest(manifest))
+    party_files.save_signed(state_dir, sign_catalog(key, PartyCatalog(pins=(pin,)), 1))
+    return party_code(public_key_bytes(key))
+
+
+async def test_a_liars_newer_version_is_no_source_and_no_update_at_a_party(
+    build_lan: BuildLan,
+) -> None:
+    """S93: at a party pinning quake3 1.0, a peer announcing its own quake3 9.9 loses.
+
+    The receiver downloads quake3: 1.0, byte exact, from the honest organizer's peer;
+    ``source-rejected`` says the liar offers a version the catalog does not pin. With
+    1.0 on its disk the receiver sees no update (``update_available`` false), an
+    ``update`` is refused as up to date, and its files stay as they were.
+    """
+    lan = await build_lan(3)
+    honest_games, liar_games = lan.base / "h2" / "games", lan.base / "liar" / "games"
+    await asyncio.to_thread(lan.cache.place, honest_games, QUAKE3)
+    await asyncio.to_thread(lan.cache.place, liar_games, FAKE_QUAKE3)
+    code = await asyncio.to_thread(organize, lan.base / "h2" / "state", honest_games / "quake3")
+    receiver, honest = await lan.start([("h1", ()), ("h2", ())], party=code)
+    liar = await lan.spawn(lan.host("h3"), name="liar", party=code)
+    await liar.started()
+    await lan.ready_to_fetch(receiver, [honest], QUAKE3)
+    await lan.ready_to_fetch(receiver, [liar], FAKE_QUAKE3)
+    await receiver.command("download", "quake3")
+    finished = await receiver.finished("quake3")
+    assert finished["version"] == QUAKE3.version
+    assert payload_manifest(receiver.root("quake3")) == lan.cache.manifest(QUAKE3)
+    chunks = of_game(receiver.process.events, "chunk-finished", "quake3")
+    assert {event["peer_id"] for event in chunks} == {honest.peer_id}
+    rejected = of_game(receiver.process.events, "source-rejected", "quake3")
+    assert [(event["peer_id"], event["reason"]) for event in rejected] == [
+        (liar.peer_id, f"offers {FAKE_QUAKE3.version}, which the party catalog does not pin")
+    ]
+    assert (await receiver.games())["quake3"]["update_available"] is False
+    code_, message = await receiver.refused("update", "quake3")
+    assert message.endswith("is up to date"), (code_, message)
+    assert payload_manifest(receiver.root("quake3")) == lan.cache.manifest(QUAKE3)

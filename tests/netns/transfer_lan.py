@@ -341,11 +341,13 @@ class Lan:
         name: str | None = None,
         install_policy: str = "manual",
         lie: str | None = None,
+        party: str | None = None,
     ) -> Peer:
         """Copy ``games`` into a fresh game dir (kept if it exists) and start a peer.
 
         With ``lie`` (``corrupt`` or ``trickle``) the peer's data server lies that way
         (``tests/support/patched_peer.py``); everything else is the real peer.
+        With ``party`` (a party code) the peer joins that party.
         """
         peer_name = name or host.name
         game_dir = self.base / peer_name / "games"
@@ -360,6 +362,7 @@ class Lan:
             catalog=self.catalog,
             install_policy=install_policy,
             chunk_size=CHUNK,
+            party=party,
         )
         if lie is not None:  # argv runs "python -m lanspread peer-cli ..."
             argv[1:3] = [str(PATCHED_PEER), "--lie", lie]
