@@ -167,6 +167,8 @@ async def test_a_peer_whose_name_is_squatted_registers_another_and_is_found(
     )
     await lan.ready_to_fetch(receiver, [again], QUAKE3)
     print(f"\nthe receiver saw the restarted source {time.monotonic() - restarted_at:.2f}s after")
+    # On its old port the receiver's re-dial of the last proven address would have
+    # found it without mDNS; a fresh port (the kernel's pick) leaves mDNS the only way.
     assert again.port != source.port
     await receiver.command("download", "quake3")
     await receiver.finished("quake3")
