@@ -58,7 +58,8 @@ ANNOUNCE_BATCH = 100
 DECOY_TIMEOUT = 5.0
 # The withdrawal of every record (three goodbye packets) on a busy runner.
 GOODBYE_TIMEOUT = 5.0
-# The decoy reads at most this much from one dialer before hanging up.
+# One read of what a dialer sends after TLS: nothing is expected (it hangs up when
+# its pin fails) and nothing is kept, so a small buffer does.
 DECOY_READ_BYTES = 4096
 
 
