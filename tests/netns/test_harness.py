@@ -17,6 +17,7 @@ from tests.support.netns import (
     NetnsError,
     Network,
     NetworkFactory,
+    deafen_to_mdns,
     list_namespaces,
     namespace_identity,
     pids_in,
@@ -154,6 +155,33 @@ async def test_mdns_service_is_discovered_across_the_bridge(
     assert (found["addresses"], found["port"]) == ([alpha.address], 4000)
     assert await advertiser.close() == 0
     assert await browser.close() == 0
+
+
+async def test_a_deafened_host_is_heard_but_hears_no_mdns(network_factory: NetworkFactory) -> None:
+    """deafen_to_mdns drops every mDNS packet to a host, unicast answers too, and nothing else.
+
+    bravo is deafened and browses first, alpha and charlie after it. Both find the
+    two others' services (bravo's announcements and answers still go out); bravo,
+    whose queries had longer to be answered than charlie's, has found no other's,
+    and it still answers pings.
+    """
+    network = await network_factory(["alpha", "bravo", "charlie"])
+    alpha, bravo, charlie = network.hosts
+    await deafen_to_mdns(network, bravo)
+    probes = [await start_probe(network, host) for host in network.hosts]
+    for host, probe in zip(network.hosts, probes, strict=True):
+        await probe.request(
+            {"cmd": "register", "name": host.name, "address": host.address, "port": 4000}
+        )
+    deaf = probes[1]
+    for probe in (deaf, probes[0], probes[2]):
+        await probe.request({"cmd": "browse"})
+    for probe, others in ((probes[0], (bravo, charlie)), (probes[2], (alpha, bravo))):
+        for other in others:
+            await probe.wait_for({"event": "service-found", "name": f"{other.name}.{SERVICE_TYPE}"})
+    heard = {event["name"] for event in deaf.events if event["event"] == "service-found"}
+    assert heard <= {f"bravo.{SERVICE_TYPE}"}  # its own service, from its own cache
+    assert await network.ping(bravo, {alpha.address}) == {alpha.address}
 
 
 async def test_cut_link_isolates_a_host_until_restored(network_factory: NetworkFactory) -> None:

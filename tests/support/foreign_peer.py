@@ -146,10 +146,17 @@ async def run(address: str, state_dir: Path, version: int) -> None:
         await zeroconf.async_close()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def listener_parser(doc: str) -> argparse.ArgumentParser:
+    """The options of a child that listens and announces itself: ``--address`` and
+    ``--state-dir`` (its identity); the first line of ``doc`` describes it."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--address", required=True, help="IPv4 address to listen and announce on")
     parser.add_argument("--state-dir", required=True, type=Path, help="folder for the identity")
+    return parser
+
+
+def main() -> None:
+    parser = listener_parser(__doc__)
     parser.add_argument("--protocol-version", type=int, default=FOREIGN_PROTOCOL_VERSION)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, stream=sys.stderr)

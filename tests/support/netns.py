@@ -103,6 +103,8 @@ PREFIX_LENGTH = 24
 # mDNS's probes and announcements (250 ms to 1 s apart), long enough that one ``ip``
 # call per slot costs the machine little.
 LOSS_SLOT = 0.1
+# Where every mDNS packet goes, multicast or unicast (RFC 6762).
+MDNS_PORT = 5353
 # Host N gets SUBNET.N; .0 and .255 are the network and broadcast addresses.
 MAX_HOSTS = 254
 # 24 random bits: two live runs colliding is a one-in-sixteen-million event,
@@ -580,6 +582,34 @@ def multicast_flood_lines(ports: Mapping[str, bool]) -> list[str]:
 
 async def set_multicast_flood(network: Network, ports: Mapping[str, bool]) -> None:
     await _ip_batch(["-n", network.switch_namespace], multicast_flood_lines(ports))
+
+
+def mdns_drop_lines(port: str) -> list[str]:
+    """``tc -batch`` lines that make bridge port ``port`` drop every mDNS packet it would
+    send its host (UDP to port 5353, multicast or unicast) and pass everything else.
+
+    The kernel here has neither ``prio`` nor a drop action, so an ``htb`` root sends
+    everything to a full-speed class and a ``u32`` filter sends mDNS to a class whose
+    queue holds nothing (``pfifo limit 0``).
+    """
+    return [
+        f"qdisc add dev {port} root handle 1: htb default 1",
+        f"class add dev {port} parent 1: classid 1:1 htb rate 10gbit",
+        f"class add dev {port} parent 1: classid 1:2 htb rate 1mbit",
+        f"qdisc add dev {port} parent 1:2 pfifo limit 0",
+        f"filter add dev {port} parent 1: protocol ip u32"
+        f" match ip protocol 17 0xff match ip dport {MDNS_PORT} 0xffff flowid 1:2",
+    ]
+
+
+async def deafen_to_mdns(network: Network, host: Host) -> None:
+    """``host`` hears no mDNS at all from now on; what it sends still goes out.
+
+    Unlike :func:`set_multicast_flood` this also drops the unicast answers a responder
+    sends straight to a query that asks for one (zeroconf's first query does).
+    """
+    lines = "".join(f"{line}\n" for line in mdns_drop_lines(host.switch_port))
+    await _ip(["netns", "exec", network.switch_namespace, "tc", "-batch", "-"], lines)
 
 
 @contextlib.asynccontextmanager
