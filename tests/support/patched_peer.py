@@ -39,6 +39,16 @@ TRICKLE_PIECE = TRICKLE_RATE // 8
 FLIPPED_BYTE = 0
 
 
+def read_at(fd: int, offset: int, length: int) -> bytes:
+    """``length`` bytes of ``fd`` from ``offset``."""
+    if sys.platform == "win32":  # no pread there
+        os.lseek(fd, offset, os.SEEK_SET)
+        data = os.read(fd, length)
+    else:
+        data = os.pread(fd, length, offset)
+    return data
+
+
 def emit(event: str, **fields: object) -> None:
     sys.stdout.write(json.dumps({"event": event, **fields}) + "\n")
     sys.stdout.flush()
@@ -48,7 +58,7 @@ async def send_corrupt(
     self: UploadShaper, sock: socket.socket, fd: int, offset: int, length: int, peer_id: str
 ) -> int:
     emit("lie-served", lie="corrupt", peer_id=peer_id, offset=offset, length=length)
-    data = bytearray(os.pread(fd, length, offset))
+    data = bytearray(read_at(fd, offset, length))
     if data:
         data[FLIPPED_BYTE] ^= 0xFF
     await asyncio.get_running_loop().sock_sendall(sock, bytes(data))
@@ -62,7 +72,7 @@ async def send_trickle(
     loop = asyncio.get_running_loop()
     end = offset + length
     while offset < end:
-        piece = os.pread(fd, min(TRICKLE_PIECE, end - offset), offset)
+        piece = read_at(fd, offset, min(TRICKLE_PIECE, end - offset))
         await loop.sock_sendall(sock, piece)
         offset += len(piece)
         await asyncio.sleep(len(piece) / TRICKLE_RATE)
