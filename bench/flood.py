@@ -1,6 +1,6 @@
 """Flood benchmark: an honest download from a peer under a stranger's flood, on loopback.
 
-Usage: ``.venv/bin/python bench/flood.py [--mib 256] [--rounds 3]``
+Usage: ``.venv/bin/python bench/flood.py [--mib 256] [--rounds 3] [--share-cores]``
 
 The attacked peer runs in a child process (so its RSS is its own): a
 ``PeerServer`` and a ``DataServer`` whose handler answers pings and
@@ -20,6 +20,13 @@ other source addresses).
 
 and prints both speeds, their ratio, the attacked peer's RSS before, its peak
 (``VmHWM``) growth, and what the Sybils got.
+
+At a party the stranger floods from a machine of its own: its CPU is not the
+attacked peer's. Here all three share one machine, so by default the stranger
+gets the last core to itself and the honest pair the others, in both phases: the
+ratio then measures what the flood costs the attacked peer, not what the
+stranger's own process takes from the others. ``--share-cores`` lets the three
+share every core (on a 2-core machine, a far harsher test).
 """
 
 from __future__ import annotations
@@ -174,7 +181,18 @@ async def keep_pinging(link: PeerConnection) -> None:
 # --- driver -----------------------------------------------------------------------------------
 
 
-async def bench(mib: int, rounds: int) -> None:
+def split_cores(share: bool) -> tuple[set[int], set[int]] | None:
+    """The cores of the honest pair and the stranger's own; None when they share."""
+    cores = sorted(os.sched_getaffinity(0))
+    if share or len(cores) < 2:
+        return None
+    return set(cores[:-1]), {cores[-1]}
+
+
+async def bench(mib: int, rounds: int, share_cores: bool) -> None:
+    cores = split_cores(share_cores)
+    if cores is not None:
+        os.sched_setaffinity(0, cores[0])  # the attacked peer, a child, inherits it
     with tempfile.TemporaryDirectory(prefix="lanspread-flood-") as tmp:
         base = Path(tmp)
         root = base / "games" / GAME
@@ -187,7 +205,7 @@ async def bench(mib: int, rounds: int) -> None:
         manifest = await asyncio.to_thread(hash_game_payload, root, GAME, "1.0")
         async with child("--victim", str(base / "games"), str(base / "victim")) as victim:
             hello = await victim.read()
-            await measure(victim, hello["control"], manifest, base, rounds)
+            await measure(victim, hello["control"], manifest, base, rounds, cores)
 
 
 class Child:
@@ -227,7 +245,12 @@ async def child(*args: str, script: Path = Path(__file__)) -> AsyncIterator[Chil
 
 
 async def measure(
-    victim: Child, control: int, manifest: GameManifest, base: Path, rounds: int
+    victim: Child,
+    control: int,
+    manifest: GameManifest,
+    base: Path,
+    rounds: int,
+    cores: tuple[set[int], set[int]] | None,
 ) -> None:
     honest = await asyncio.to_thread(load_or_create_identity, base / "honest")
     link = await dial(
@@ -252,6 +275,8 @@ async def measure(
             GAME,
         )
         async with child(*stranger_args, script=STRANGER) as attacker:
+            if cores is not None:
+                os.sched_setaffinity(attacker.pid, cores[1])
             assert (await attacker.read())["data_port"] == data_port
             await asyncio.sleep(max(0.0, first_hello + FRESH_PEER_AGE + 1 - time.monotonic()))
             await asyncio.sleep(3.0)  # let the flood reach its steady state
@@ -263,6 +288,10 @@ async def measure(
         pinger.cancel()
     quiet_speed, flood_speed = statistics.median(quiet), statistics.median(flooded)
     print(f"game: {manifest.total_bytes / 2**20:.0f} MiB, {rounds} rounds, one data connection")
+    if cores is None:
+        print("cores: shared by the stranger, the attacked peer and the honest peer")
+    else:
+        print(f"cores: honest pair {sorted(cores[0])}, stranger {sorted(cores[1])}")
     print(f"unflooded: {quiet_speed:8.1f} MiB/s  (rounds: {_rounds(quiet)})")
     print(f"flooded:   {flood_speed:8.1f} MiB/s  (rounds: {_rounds(flooded)})")
     print(f"ratio:     {flood_speed / quiet_speed:8.2f}")
@@ -283,12 +312,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mib", type=int, default=256)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--share-cores", action="store_true", help="do not give the stranger a core of its own"
+    )
     parser.add_argument("--victim", nargs=2, metavar=("GAME_DIR", "STATE_DIR"), help="internal")
     args = parser.parse_args()
     if args.victim:
         asyncio.run(run_victim(Path(args.victim[0]), Path(args.victim[1])))
         return
-    asyncio.run(bench(args.mib, args.rounds))
+    asyncio.run(bench(args.mib, args.rounds, args.share_cores))
 
 
 if __name__ == "__main__":
