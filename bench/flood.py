@@ -183,16 +183,24 @@ async def keep_pinging(link: PeerConnection) -> None:
 
 def split_cores(share: bool) -> tuple[set[int], set[int]] | None:
     """The cores of the honest pair and the stranger's own; None when they share."""
-    cores = sorted(os.sched_getaffinity(0))
-    if share or len(cores) < 2:
-        return None
-    return set(cores[:-1]), {cores[-1]}
+    split: tuple[set[int], set[int]] | None = None
+    if sys.platform == "linux":  # CPU affinity is Linux's; elsewhere the three share
+        cores = sorted(os.sched_getaffinity(0))
+        if not share and len(cores) >= 2:
+            split = set(cores[:-1]), {cores[-1]}
+    return split
+
+
+def pin(pid: int, cores: set[int]) -> None:
+    """Run process ``pid`` (0: this one) on ``cores`` only."""
+    if sys.platform == "linux":
+        os.sched_setaffinity(pid, cores)
 
 
 async def bench(mib: int, rounds: int, share_cores: bool) -> None:
     cores = split_cores(share_cores)
     if cores is not None:
-        os.sched_setaffinity(0, cores[0])  # the attacked peer, a child, inherits it
+        pin(0, cores[0])  # the attacked peer, a child, inherits it
     with tempfile.TemporaryDirectory(prefix="lanspread-flood-") as tmp:
         base = Path(tmp)
         root = base / "games" / GAME
@@ -276,7 +284,7 @@ async def measure(
         )
         async with child(*stranger_args, script=STRANGER) as attacker:
             if cores is not None:
-                os.sched_setaffinity(attacker.pid, cores[1])
+                pin(attacker.pid, cores[1])
             assert (await attacker.read())["data_port"] == data_port
             await asyncio.sleep(max(0.0, first_hello + FRESH_PEER_AGE + 1 - time.monotonic()))
             await asyncio.sleep(3.0)  # let the flood reach its steady state
