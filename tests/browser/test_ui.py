@@ -497,7 +497,12 @@ async def test_a_changed_program_of_an_unpinned_game_asks_before_play(keeper_lan
     await events.first(InstallFinished)
     local = runtime.game_dir / "factorio" / "local"
     program = local / "bin" / "x64" / "factorio"  # the Linux launcher named in the catalog
-    program.write_bytes(b"#!/bin/sh\necho first >> ran.txt\n")
+    # The first program runs until the test lets it end, so the page is seen showing
+    # it running and then playable again: a click before the page took in the exit
+    # would land on the running game's button.
+    program.write_bytes(
+        b"#!/bin/sh\necho first >> ran.txt\nwhile [ ! -e quit ]; do sleep 0.05; done\n"
+    )
     program.chmod(0o755)
     page = await lan.page()
     play = page.locator('[data-game="factorio"] .act')
@@ -510,12 +515,15 @@ async def test_a_changed_program_of_an_unpinned_game_asks_before_play(keeper_lan
     )
     await page.click("#confirm-yes")
     await expect(page.locator("#confirm")).to_be_hidden()
+    await expect(play).to_have_attribute("data-kind", "running")
+    (local / "quit").touch()
     await events.first(GameExited)
     assert (local / "ran.txt").read_text() == "first\n"
     program.write_bytes(b"#!/bin/sh\necho replaced >> ran.txt\n")
     await expect(play).to_have_attribute("data-kind", "play")
     await expect(play).to_be_enabled()
     await play.click()
+    await expect(page.locator("#confirm")).to_be_visible()
     await expect(page.locator("#confirm-title")).to_have_text("Not pinned by the organizer")
     await expect(page.locator("#confirm-text")).to_have_text(
         "This version of Factorio was not pinned by the organizer and its program changed "
