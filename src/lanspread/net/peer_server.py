@@ -317,11 +317,13 @@ class PeerServer(AcceptingServer):
         """Make ``task`` the one link of ``peer_id``; an older one is cut.
 
         A link admitted over a cap (see :meth:`_may_take_over`) takes the old link's
-        slot, so a peer re-dialling never needs a second one. The old link's
-        connection is aborted rather than its task cancelled: it then ends like a
-        link whose peer went away, and a cancelled task would keep its
-        ``CancelledError``, whose traceback runs through the request task group
-        that names the task, a cycle only a full collection frees.
+        slot, so a peer re-dialling never needs a second one. The old link is
+        closed gracefully, not cut: answers it already wrote still reach the peer
+        (it may have asked on it an instant before its new link was proven). Its
+        task is not cancelled either: it ends when the connection has closed, like a
+        link whose peer went away, while a cancelled one would keep its
+        ``CancelledError``, whose traceback runs through the request task group that
+        names the task, a cycle only a full collection frees.
         """
         old = self._link_of_peer.get(peer_id)
         self._link_of_peer[peer_id] = task
@@ -332,8 +334,9 @@ class PeerServer(AcceptingServer):
             if task not in self._link_slots and old in self._link_slots:
                 self._link_slots[task] = self._link_slots.pop(old)
             old_stream = self._link_streams.pop(old, None)
-            if old_stream is not None:
-                old_stream.abort()
+            if old_stream is not None and self._task_group is not None:
+                # Bounded: FramedStream.close aborts after CLOSE_TIMEOUT.
+                self._task_group.create_task(old_stream.close(), name="lanspread-link-close")
             else:
                 old.cancel()
 
