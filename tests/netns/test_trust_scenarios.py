@@ -1,4 +1,4 @@
-"""Lying peer processes against an honest download (S91-S93).
+"""Lying peer processes against an honest download (S91-S94).
 
 The liar is a real peer-cli in its own namespace whose data server is patched
 (``tests/support/patched_peer.py``): it announces, hands out manifests and
@@ -6,7 +6,8 @@ tickets and passes the serve gate like anyone, and only the bytes it sends lie.
 cs16 is four archives, one chunk each, and the planner gives each source at
 least one of them, so the liar is always asked for something; its
 ``lie-served`` events say what. In S93 the liar is an unpatched peer offering a
-"newer version" of its own making at a party whose organizer pinned the real one.
+"newer version" of its own making at a party whose organizer pinned the real one;
+in S94 two of them offer a 1.0 of their own and outnumber the honest peer.
 Scenario ids: ``SCENARIOS.md``.
 """
 
@@ -44,16 +45,16 @@ REMOVE_ENDINGS = frozenset({"remove-finished", "remove-failed"})
 KiB = 1024
 # What the liar of S93 announces: a valid, installable quake3 "9.9", newer than
 # anything the organizer pinned, with a program of its own.
-FAKE_QUAKE3 = QUAKE3.with_version(
-    "9.9",
-    ArchiveSpec(
-        "game.eti",
-        ArchiveFormat.TAR,
-        (("baseq3/pak0.pk3", 256 * KiB),),
-        programs=(("quake3.exe", b"#!/bin/sh\necho owned\n"),),
-        seed="liar",
-    ),
+LIARS_GAME = ArchiveSpec(
+    "game.eti",
+    ArchiveFormat.TAR,
+    (("baseq3/pak0.pk3", 256 * KiB),),
+    programs=(("quake3.exe", b"#!/bin/sh\necho owned\n"),),
+    seed="liar",
 )
+FAKE_QUAKE3 = QUAKE3.with_version("9.9", LIARS_GAME)
+# What the Sybils of S94 offer: quake3 1.0, the pinned version, with the liar's archive.
+SYBIL_QUAKE3 = QUAKE3.with_version(QUAKE3.version, LIARS_GAME)
 
 
 def lies(peer: Peer) -> list[dict[str, object]]:
@@ -172,3 +173,38 @@ async def test_a_liars_newer_version_is_no_source_and_no_update_at_a_party(
     code_, message = await receiver.refused("update", "quake3")
     assert message.endswith("is up to date"), (code_, message)
     assert payload_manifest(receiver.root("quake3")) == lan.cache.manifest(QUAKE3)
+
+
+async def test_two_sybils_outnumbering_the_honest_peer_lose_to_the_pin(
+    build_lan: BuildLan,
+) -> None:
+    """S94: at a party pinning quake3 1.0, two members offer a 1.0 of their own.
+
+    They outnumber the honest organizer's peer two to one, and lose: the receiver
+    downloads the pinned content byte exact, every chunk from the honest peer, and
+    ``source-rejected`` names both Sybils as differing from the pin.
+    """
+    lan = await build_lan(4)
+    honest_games = lan.base / "h2" / "games"
+    await asyncio.to_thread(lan.cache.place, honest_games, QUAKE3)
+    for name in ("sybil1", "sybil2"):
+        await asyncio.to_thread(lan.cache.place, lan.base / name / "games", SYBIL_QUAKE3)
+    code = await asyncio.to_thread(organize, lan.base / "h2" / "state", honest_games / "quake3")
+    receiver, honest = await lan.start([("h1", ()), ("h2", ())], party=code)
+    sybils = [
+        await lan.spawn(lan.host(host), name=name, party=code)
+        for host, name in (("h3", "sybil1"), ("h4", "sybil2"))
+    ]
+    for sybil in sybils:
+        await sybil.started()
+    await lan.ready_to_fetch(receiver, [honest, *sybils], QUAKE3)
+    await receiver.command("download", "quake3")
+    await receiver.finished("quake3")
+    assert payload_manifest(receiver.root("quake3")) == lan.cache.manifest(QUAKE3)
+    chunks = of_game(receiver.process.events, "chunk-finished", "quake3")
+    assert {event["peer_id"] for event in chunks} == {honest.peer_id}
+    rejected = of_game(receiver.process.events, "source-rejected", "quake3")
+    assert sorted((event["peer_id"], event["reason"]) for event in rejected) == sorted(
+        (sybil.peer_id, "its quake3 1.0 differs from the content the party catalog pins")
+        for sybil in sybils
+    )
