@@ -58,7 +58,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -963,12 +963,17 @@ def check_machine(platform: str) -> None:
             raise SystemExit(f"the fan-out benchmark needs {tool} (Debian package iproute2)")
 
 
-if __name__ == "__main__":
-    parsed = parse_config()
-    check_machine(sys.platform)
+def run_to_the_end(benchmark: Coroutine[Any, Any, None]) -> None:
+    """Run ``benchmark``; an interrupt exits with a word that its cleanup ran."""
     try:
-        asyncio.run(main(parsed))
+        asyncio.run(benchmark)
     except (KeyboardInterrupt, asyncio.CancelledError):
         raise SystemExit(
             "interrupted: the namespaces, peers and files of the run are removed"
         ) from None
+
+
+if __name__ == "__main__":
+    parsed = parse_config()
+    check_machine(sys.platform)
+    run_to_the_end(main(parsed))

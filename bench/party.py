@@ -58,6 +58,7 @@ from bench.fanout import (
     check_machine,
     claim_workdir,
     process_cpu_seconds,
+    run_to_the_end,
     sweep_stale_workdirs,
 )
 
@@ -335,9 +336,4 @@ async def main(config: argparse.Namespace) -> None:
 if __name__ == "__main__":
     parsed = parse_config()
     check_machine(sys.platform)
-    try:
-        asyncio.run(main(parsed))
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        raise SystemExit(
-            "interrupted: the namespaces, peers and files of the run are removed"
-        ) from None
+    run_to_the_end(main(parsed))
